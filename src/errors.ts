@@ -1,0 +1,100 @@
+/**
+ * The error catalogue: every failure matview raises on purpose has a class here with a stable
+ * `code` (never reused), a `retriable` flag and the context needed to act on it.
+ * Modelled on fastify `lib/errors.js` (codes as data, tested against docs/errors.md) and
+ * kafkajs `src/errors.js` (`retriable`, `cause`, predicates instead of string matching).
+ */
+
+export interface MatviewErrorOptions {
+  readonly cause?: unknown;
+  readonly retriable?: boolean;
+}
+
+export class MatviewError extends Error {
+  readonly code: string;
+  readonly retriable: boolean;
+
+  constructor(code: string, message: string, options: MatviewErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** A configuration value is missing or malformed; the message names the variable and the fix. */
+export class ConfigError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_CONFIG_INVALID', message, options);
+  }
+}
+
+/** Codes attached to invalid changelog records (they travel in the DLQ `matview.error.code` header). */
+export const RecordErrorCode = {
+  /** Key missing, empty, not UTF-8 or longer than 512 bytes. */
+  KeyInvalid: 'MV_ERR_RECORD_KEY_INVALID',
+  /** Value is not valid UTF-8 JSON. */
+  JsonInvalid: 'MV_ERR_RECORD_JSON_INVALID',
+  /** Value is JSON but not an object. */
+  NotObject: 'MV_ERR_RECORD_NOT_OBJECT',
+  /** A required field is absent or null. */
+  FieldMissing: 'MV_ERR_RECORD_FIELD_MISSING',
+  /** A field has the wrong JSON type (ids must be non-empty strings). */
+  FieldType: 'MV_ERR_RECORD_FIELD_TYPE',
+  /** The key field inside the value differs from the record key. */
+  KeyMismatch: 'MV_ERR_RECORD_KEY_MISMATCH',
+  /** A date-time field is neither ISO-8601 nor the `Tue Jan 22 15:14:44 +0000 2008` form. */
+  DateInvalid: 'MV_ERR_RECORD_DATE_INVALID',
+} as const;
+export type RecordErrorCode = (typeof RecordErrorCode)[keyof typeof RecordErrorCode];
+
+/** A changelog record that cannot be applied; it goes to the dead-letter topic. */
+export class InvalidRecordError extends MatviewError {
+  constructor(code: RecordErrorCode, message: string, options?: MatviewErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** The dead-letter topic could not be written; the feed pauses and retries rather than dropping. */
+export class DeadLetterWriteError extends MatviewError {
+  constructor(readonly topic: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_DLQ_WRITE', `Could not write to dead-letter topic "${topic}"`, { retriable: true, ...options });
+  }
+}
+
+/** LMDB refused a write (map full, disk error). Nothing after the last commit was applied. */
+export class StoreWriteError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_STORE_WRITE', message, options);
+  }
+}
+
+/** The data directory cannot be created or written. */
+export class DataDirError extends MatviewError {
+  constructor(readonly dir: string, reason: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_DATA_DIR', `DATA_DIR "${dir}" is not usable: ${reason}`, options);
+  }
+}
+
+/** The Kafka consumer crashed and will not recover by itself; the process exits so a supervisor restarts it. */
+export class FeedCrashError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_FEED_CRASH', message, options);
+  }
+}
+
+/** A "can't happen" state: always a bug in matview. */
+export class InvariantError extends MatviewError {
+  constructor(message: string) {
+    super('MV_ERR_INVARIANT', `Invariant violated: ${message}. This is likely a bug in matview and should be reported.`);
+  }
+}
+
+/** Asserts a condition that only a bug can break (graphql-js `jsutils/invariant.ts`). */
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new InvariantError(message);
+}
+
+export const isMatviewError = (e: unknown): e is MatviewError => e instanceof MatviewError;
+export const isRetriable = (e: unknown): boolean => isMatviewError(e) && e.retriable;
+export const isInvalidRecord = (e: unknown): e is InvalidRecordError => e instanceof InvalidRecordError;
