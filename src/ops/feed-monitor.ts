@@ -1,0 +1,40 @@
+/**
+ * What the API may ask about the feed: readiness, liveness and a status snapshot for `feedStatus`.
+ * Implemented by the serve runtime (src/ops/runtime.ts); the API only reads it.
+ */
+import type { FeedState } from '../feed/types.js';
+
+export interface PartitionStatus {
+  readonly topic: string;
+  readonly partition: number;
+  /** Next offset to apply (stored in LMDB). */
+  readonly next: string;
+  /** Latest high watermark seen, or null if not known yet. */
+  readonly highWatermark: string | null;
+  /** highWatermark - next (never negative), or null if unknown. */
+  readonly lag: string | null;
+}
+
+export interface FeedStatusSnapshot {
+  /** True once every partition reached the end offsets seen at start. */
+  readonly ready: boolean;
+  readonly source: 'kafka' | 'embedded';
+  readonly state: FeedState;
+  readonly reason: string | null;
+  readonly partitions: readonly PartitionStatus[];
+  /** Seconds since the Kafka timestamp of the newest applied record; null before the first. */
+  readonly newestEventAgeSeconds: number | null;
+  /** Last store commit sequence (uint64 decimal). */
+  readonly sequence: string;
+  /** Version of the UserInformation view definition being served. */
+  readonly viewVersion: number;
+}
+
+export interface FeedMonitor {
+  ready(): boolean;
+  /** The feed loop is alive (not crashed, not stalled). */
+  live(): boolean;
+  /** Readable reason when not ready / not live. */
+  reason(): string | null;
+  snapshot(): FeedStatusSnapshot;
+}
