@@ -1,0 +1,38 @@
+/**
+ * Date-time normalization (CONTRACT.md section 1): ISO-8601, or the Twitter API form from seed 002
+ * (`Tue Jan 22 15:14:44 +0000 2008`), normalized to ISO-8601 UTC. Anything else is invalid.
+ */
+
+const MONTHS: Record<string, string> = {
+  Jan: '01', Feb: '02', Mar: '03', Apr: '04', May: '05', Jun: '06',
+  Jul: '07', Aug: '08', Sep: '09', Oct: '10', Nov: '11', Dec: '12',
+};
+
+// 2008-01-22, 2008-01-22T15:14:44, 2008-01-22T15:14:44.123Z, 2008-01-22 15:14:44+01:00 …
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+// Tue Jan 22 15:14:44 +0000 2008
+const TWITTER = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{2}) (\d{2}):(\d{2}):(\d{2}) ([+-]\d{4}) (\d{4})$/;
+
+/** Returns the ISO-8601 UTC form, or undefined when the string is not a valid date-time. */
+export function normalizeDateTime(input: string): string | undefined {
+  let y: string, mo: string, d: string, h: string, mi: string, s: string, frac: string, zone: string;
+  const iso = ISO.exec(input);
+  if (iso) {
+    [, y = '', mo = '', d = '', h = '00', mi = '00', s = '00', frac = '', zone = 'Z'] = iso;
+    if (zone !== 'Z' && zone.length === 3) zone += ':00';
+    else if (zone !== 'Z' && !zone.includes(':')) zone = `${zone.slice(0, 3)}:${zone.slice(3)}`;
+    frac = frac.slice(0, 4); // milliseconds: JS dates have no finer resolution
+  } else {
+    const tw = TWITTER.exec(input);
+    if (!tw) return undefined;
+    const [, mon = '', day = '', hh = '', mm = '', ss = '', off = '', year = ''] = tw;
+    [y, mo, d, h, mi, s, frac] = [year, MONTHS[mon] ?? '', day, hh, mm, ss, ''];
+    zone = `${off.slice(0, 3)}:${off.slice(3)}`;
+  }
+  const ms = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}${frac}${zone}`);
+  if (Number.isNaN(ms)) return undefined;
+  // Date.parse rolls 2008-02-30 over to March; a calendar-invalid date is invalid input, not a different day.
+  const local = new Date(Date.UTC(+y, +mo - 1, +d));
+  if (local.getUTCMonth() !== +mo - 1 || local.getUTCDate() !== +d || +h > 23 || +mi > 59 || +s > 59) return undefined;
+  return new Date(ms).toISOString();
+}
