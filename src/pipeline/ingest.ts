@@ -1,0 +1,100 @@
+/**
+ * The ingest handler: turns a feed batch into one durable store commit.
+ *
+ * 1. Records below the stored next offset are redeliveries: skipped (counted).
+ * 2. Each record is decoded for its topic's table; invalid ones go to the dead-letter topic first
+ *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
+ * 3. Valid changes, and the batch's new offsets, commit in one LMDB transaction.
+ * Offsets are stored only after the batch is durable (kafkajs runner.js: commit what succeeded).
+ */
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
+import type { Change } from '../materializer/materialize.js';
+import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
+import { decodeRecord } from '../views/decode.js';
+import type { Table } from '../views/user-information.js';
+
+export interface DeadLetter {
+  readonly record: FeedRecord;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface DeadLetterSink {
+  send(entries: readonly DeadLetter[]): Promise<void>;
+}
+
+export interface IngestOptions {
+  readonly store: LmdbStore;
+  /** Topic name → table. */
+  readonly tables: ReadonlyMap<string, Table>;
+  readonly deadLetters: DeadLetterSink;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Called after each commit (readiness, lag). */
+  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined) => void;
+}
+
+export function createIngestHandler(options: IngestOptions): FeedHandler {
+  const { store, tables, deadLetters, metrics, logger } = options;
+  return async (batch) => {
+    const table = tables.get(batch.topic);
+    if (table === undefined) throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
+    const stored = store.position(batch.topic, batch.partition);
+    const started = performance.now();
+    const changes: Change[] = [];
+    const invalid: DeadLetter[] = [];
+    let skipped = 0;
+    let last: FeedRecord | undefined;
+    for (const record of batch.records) {
+      if (stored !== undefined && compareOffsets(record.offset, stored) < 0) {
+        skipped++;
+        continue;
+      }
+      last = record;
+      const decoded = decodeRecord(table, record.key, record.value);
+      if (decoded.ok) {
+        changes.push({
+          table,
+          key: decoded.key,
+          row: decoded.row,
+          position: { topic: record.topic, partition: record.partition, offset: record.offset },
+          timestamp: record.timestamp,
+        });
+      } else {
+        invalid.push({ record, code: decoded.code, message: decoded.message });
+      }
+    }
+    if (skipped > 0) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
+    if (last === undefined) {
+      options.onApplied?.(batch, undefined);
+      return;
+    }
+    if (invalid.length > 0) {
+      await deadLetters.send(invalid);
+      for (const d of invalid) {
+        metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
+        logger.warn(
+          { topic: d.record.topic, partition: d.record.partition, offset: d.record.offset, code: d.code, reason: d.message },
+          'invalid record sent to dead-letter topic',
+        );
+      }
+    }
+    const next = (BigInt(last.offset) + 1n).toString();
+    let result: BatchResult;
+    try {
+      result = await store.applyBatch({ changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] });
+    } catch (e) {
+      metrics.storeErrors.inc();
+      logger.error({ err: e, topic: batch.topic, partition: batch.partition }, 'store commit failed; batch will be retried');
+      throw e;
+    }
+    metrics.storeCommits.inc();
+    metrics.recordsApplied.inc({ topic: batch.topic }, changes.length);
+    metrics.batchSize.observe(changes.length + invalid.length);
+    metrics.applySeconds.observe((performance.now() - started) / 1000);
+    for (const c of changes) metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - Number(c.timestamp)) / 1000));
+    options.onApplied?.(batch, result);
+  };
+}

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { RecordErrorCode } from '../../src/errors.js';
+import type { FeedBatch, FeedRecord } from '../../src/feed/types.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { createMetrics } from '../../src/ops/metrics.js';
+import { createIngestHandler, type DeadLetter } from '../../src/pipeline/ingest.js';
+import { openStore } from '../../src/store/lmdb-store.js';
+import type { Table } from '../../src/views/user-information.js';
+import { tempDir } from '../utils/tmp.js';
+
+const tables = new Map<string, Table>([
+  ['users', 'users'],
+  ['tweets', 'tweets'],
+  ['follows', 'follows'],
+  ['likes', 'likes'],
+]);
+
+function batch(topic: string, records: [key: string | Buffer | null, value: string | Buffer | null][], first = 0): FeedBatch {
+  return {
+    topic,
+    partition: 0,
+    highWatermark: String(first + records.length),
+    records: records.map(
+      ([k, v], i): FeedRecord => ({
+        topic,
+        partition: 0,
+        offset: String(first + i),
+        timestamp: '1700000000000',
+        key: k === null ? null : Buffer.from(k),
+        value: v === null ? null : Buffer.from(v),
+        headers: { trace: Buffer.from('abc') },
+      }),
+    ),
+  };
+}
+
+function setup(send: (entries: readonly DeadLetter[]) => Promise<void> = async () => {}) {
+  const store = openStore({ path: tempDir(), viewVersion: 1 });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const dead: DeadLetter[] = [];
+  const handler = createIngestHandler({
+    store,
+    tables,
+    metrics,
+    logger: silentLogger,
+    deadLetters: {
+      send: async (entries) => {
+        await send(entries);
+        dead.push(...entries);
+      },
+    },
+  });
+  return { store, metrics, dead, handler };
+}
+
+describe('ingest', () => {
+  it('should send every kind of invalid record to the dead-letter sink and apply the records after it', async () => {
+    const { store, dead, handler } = setup();
+    await handler(batch('users', [['u1', JSON.stringify({ userId: 'u1', username: 'ok' })]]));
+    await handler(
+      batch(
+        'tweets',
+        [
+          ['t1', '{not json'],
+          ['t2', '[1,2]'],
+          ['t3', JSON.stringify({ tweetId: 't3' })],
+          ['t4', JSON.stringify({ tweetId: 't4', userId: 42 })],
+          ['t5', JSON.stringify({ tweetId: 'other', userId: 'u1' })],
+          ['', JSON.stringify({ userId: 'u1' })],
+          [null, JSON.stringify({ userId: 'u1' })],
+          ['k'.repeat(513), JSON.stringify({ userId: 'u1' })],
+          [Buffer.from([0xff, 0xfe]), JSON.stringify({ userId: 'u1' })],
+          ['t6', JSON.stringify({ tweetId: 't6', userId: 'u1', createdAt: 'yesterday' })],
+          [Buffer.from('t7'), Buffer.from([0xc3, 0x28])],
+          ['t8', JSON.stringify({ tweetId: 't8', userId: 'u1', createdAt: 'Tue Jan 22 15:14:44 +0000 2008', extra: { x: 1 } })],
+        ],
+      ),
+    );
+    expect(dead.map((d) => [d.record.offset, d.code])).toEqual([
+      ['0', RecordErrorCode.JsonInvalid],
+      ['1', RecordErrorCode.NotObject],
+      ['2', RecordErrorCode.FieldMissing],
+      ['3', RecordErrorCode.FieldType],
+      ['4', RecordErrorCode.KeyMismatch],
+      ['5', RecordErrorCode.KeyInvalid],
+      ['6', RecordErrorCode.KeyInvalid],
+      ['7', RecordErrorCode.KeyInvalid],
+      ['8', RecordErrorCode.KeyInvalid],
+      ['9', RecordErrorCode.DateInvalid],
+      ['10', RecordErrorCode.JsonInvalid],
+    ]);
+    expect(dead[0]!.record.headers['trace']?.toString()).toBe('abc');
+    expect({ tweets: store.getUser('u1')?.tweetCount, next: store.position('tweets', 0) }).toEqual({ tweets: 1, next: '12' });
+    await store.close();
+  });
+
+  it('should skip records below the stored offset so a redelivered batch counts nothing twice', async () => {
+    const { store, metrics, handler } = setup();
+    const b = batch('tweets', [
+      ['t1', JSON.stringify({ userId: 'u1' })],
+      ['t2', JSON.stringify({ userId: 'u1' })],
+    ]);
+    await handler(b);
+    await handler(b);
+    await handler(batch('tweets', [['t2', JSON.stringify({ userId: 'u1' })], ['t3', JSON.stringify({ userId: 'u1' })]], 1));
+    await handler(batch('users', [['u1', JSON.stringify({ username: 'a' })]]));
+    expect(store.getUser('u1')?.tweetCount).toBe(3);
+    expect((await metrics.recordsSkipped.get()).values.map((v) => v.value)).toEqual([3]);
+    await store.close();
+  });
+
+  it('should apply nothing and store no offset when the dead-letter topic cannot be written', async () => {
+    let dlqUp = false;
+    const { store, handler } = setup(async () => {
+      if (!dlqUp) throw new Error('DLQ down');
+    });
+    const b = batch('tweets', [
+      ['t1', JSON.stringify({ userId: 'u1' })],
+      ['t2', 'garbage'],
+      ['t3', JSON.stringify({ userId: 'u1' })],
+    ]);
+    await expect(handler(b)).rejects.toThrow('DLQ down');
+    expect({ next: store.position('tweets', 0), seq: store.sequence() }).toEqual({ next: undefined, seq: 0n });
+    dlqUp = true;
+    await handler(b);
+    await handler(batch('users', [['u1', JSON.stringify({ username: 'a' })]]));
+    expect({ next: store.position('tweets', 0), tweets: store.getUser('u1')?.tweetCount }).toEqual({ next: '3', tweets: 2 });
+    await store.close();
+  });
+});
