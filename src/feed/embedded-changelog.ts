@@ -1,0 +1,527 @@
+/**
+ * The embedded changelog: an in-process, persistent stand-in for Kafka changelog topics, so `npm start`
+ * serves live data with nothing else installed (CONTRACT.md section 5, no `KAFKA_BROKERS`).
+ *
+ * It is both ends of a topic: a {@link ChangelogWriter} (the demo generator and the DLQ append to it) and a
+ * {@link FeedSource} (the materializer consumes it), with Kafka's record semantics so the rest of matview
+ * cannot tell the difference:
+ * - per topic-partition offsets start at 0 and grow by one per record;
+ * - keyed records land on `murmur2(key) % partitions` (Kafka's default partitioner), null keys round-robin;
+ * - tombstones (`value: null`), headers and record timestamps are kept;
+ * - topics are created on first use with a fixed partition count that never changes afterwards.
+ *
+ * It is a log on disk, not in memory, in its own LMDB environment: the view store keeps offsets into it,
+ * and a log that restarted at offset 0 would make those offsets skip every new record.
+ *
+ * Layout (sub-databases of the environment at `dir`):
+ * - `topics`: topic name → `{ partitions }`;
+ * - `records`: `[topic, partition, offset]` → one encoded record (see {@link encodeRecord}).
+ * High watermarks are not stored: they are the last offset of each partition + 1, found once at open.
+ */
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { DataDirError, FeedCrashError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import { partitionForKey, toPositive } from './partitioner.js';
+import type {
+  ChangelogWriter,
+  FeedBatch,
+  FeedRecord,
+  FeedSource,
+  FeedStartOptions,
+  FeedState,
+  FeedStatus,
+  OutgoingMessage,
+  PartitionPosition,
+} from './types.js';
+
+export interface EmbeddedChangelogOptions {
+  /** Directory of the log's own LMDB environment (created if missing). Not the view store's directory. */
+  readonly dir: string;
+  /** Partition count of topics created from now on (existing topics keep theirs, as in Kafka). Default 4. */
+  readonly partitions?: number;
+  readonly logger: Logger;
+  /**
+   * How often an idle consumer re-reads the log even without a wake-up (ms, default 1000). In-process appends
+   * wake it at once; this only refreshes `lastActivityAt` for liveness and bounds the delay if a wake-up were missed.
+   */
+  readonly pollIntervalMs?: number;
+  /** Most records per delivered batch (default 1000), like a fetch's max bytes in Kafka. */
+  readonly maxBatchRecords?: number;
+  /** First delay before redelivering a batch the handler rejected (ms, default 100); doubles up to `retryMaxMs`. */
+  readonly retryInitialMs?: number;
+  /** Longest delay between redeliveries of a rejected batch (ms, default 5000). */
+  readonly retryMaxMs?: number;
+}
+
+/**
+ * An embedded changelog: write with `send`, consume with `start`. `stop()` ends consumption only; `close()`
+ * stops it too, waits for pending appends and closes the LMDB environment (nothing works afterwards).
+ */
+export interface EmbeddedChangelog extends FeedSource, ChangelogWriter {
+  readonly kind: 'embedded';
+  /** The directory of the log's LMDB environment. */
+  readonly dir: string;
+  /** Names of the topics that exist, sorted. For diagnostics and the CLI. */
+  topics(): string[];
+}
+
+/** Kafka's legal topic names (the broker rejects others); enforcing them keeps embedded and Kafka setups portable. */
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+const RECORD_FORMAT_VERSION = 1;
+const NULL_LENGTH = -1;
+
+type RecordKey = [string, number, number];
+
+interface TopicMeta {
+  readonly partitions: number;
+  /** High watermark per partition: the offset the next record gets. Updated only after its commit. */
+  readonly next: number[];
+  /** Round-robin counter for records without key or explicit partition. */
+  roundRobin: number;
+}
+
+interface Cursor {
+  readonly topic: string;
+  readonly partition: number;
+  next: number;
+}
+
+interface Waiter {
+  readonly wakeOnAppend: boolean;
+  readonly done: () => void;
+}
+
+/**
+ * Opens (or creates) the embedded changelog at `dir`. Async because opening a log is I/O and callers should not
+ * depend on it being synchronous; throws {@link DataDirError} when the directory is unusable.
+ */
+export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): Promise<EmbeddedChangelog> {
+  const partitions = options.partitions ?? 4;
+  if (!Number.isInteger(partitions) || partitions < 1) {
+    throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
+  }
+  try {
+    mkdirSync(options.dir, { recursive: true });
+  } catch (error) {
+    throw new DataDirError(options.dir, (error as Error).message, { cause: error });
+  }
+  let env: RootDatabase;
+  try {
+    env = open({ path: options.dir, maxDbs: 4 });
+  } catch (error) {
+    throw new DataDirError(options.dir, `cannot open the embedded changelog: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return new Changelog(env, { ...options, partitions });
+}
+
+class Changelog implements EmbeddedChangelog {
+  readonly kind = 'embedded' as const;
+  readonly dir: string;
+
+  private readonly env: RootDatabase;
+  private readonly topicsDb: Database<{ partitions: number }, string>;
+  private readonly records: Database<Buffer, RecordKey>;
+  private readonly meta = new Map<string, TopicMeta>();
+  private readonly defaultPartitions: number;
+  private readonly logger: Logger;
+  private readonly pollIntervalMs: number;
+  private readonly maxBatchRecords: number;
+  private readonly retryInitialMs: number;
+  private readonly retryMaxMs: number;
+
+  /** Appends run one after another so offsets are assigned in commit order and a failed commit leaves no gap. */
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private readonly waiters = new Set<Waiter>();
+  private closed = false;
+
+  private state: FeedState = 'starting';
+  private reason: string | undefined;
+  private lastActivityAt = Date.now();
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(env: RootDatabase, options: EmbeddedChangelogOptions & { partitions: number }) {
+    this.env = env;
+    this.dir = options.dir;
+    this.defaultPartitions = options.partitions;
+    this.logger = options.logger;
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.maxBatchRecords = options.maxBatchRecords ?? 1000;
+    this.retryInitialMs = options.retryInitialMs ?? 100;
+    this.retryMaxMs = options.retryMaxMs ?? 5000;
+    this.topicsDb = env.openDB<{ partitions: number }, string>({ name: 'topics', encoding: 'json' });
+    this.records = env.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
+    this.loadTopics();
+  }
+
+  // ---------------------------------------------------------------------------------------------- writer
+
+  async send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    this.assertOpen();
+    assertTopicName(topic);
+    const result = this.writeChain.then(() => this.append(topic, messages));
+    this.writeChain = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.stop();
+    this.closed = true;
+    await this.writeChain;
+    await this.env.close();
+    this.logger.debug({ dir: this.dir }, 'embedded changelog closed');
+  }
+
+  private async append(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    this.assertOpen();
+    const meta = await this.ensureTopic(topic);
+    if (messages.length === 0) return;
+    // Work on copies: the in-memory high watermarks move only once the records are committed and readable.
+    const next = meta.next.slice();
+    let roundRobin = meta.roundRobin;
+    const timestamp = Date.now();
+    const entries: [RecordKey, Buffer][] = [];
+    for (const message of messages) {
+      let partition: number;
+      if (message.partition !== undefined) {
+        partition = message.partition;
+        if (!Number.isInteger(partition) || partition < 0 || partition >= meta.partitions) {
+          throw new RangeError(
+            `Partition ${partition} does not exist in topic "${topic}" (partitions 0..${meta.partitions - 1})`,
+          );
+        }
+      } else if (message.key !== null) {
+        partition = partitionForKey(message.key, meta.partitions);
+      } else {
+        partition = toPositive(roundRobin++) % meta.partitions;
+      }
+      const offset = next[partition]!;
+      next[partition] = offset + 1;
+      entries.push([[topic, partition, offset], encodeRecord(timestamp, message)]);
+    }
+    await this.env.transaction(() => {
+      for (const [key, value] of entries) void this.records.put(key, value);
+    });
+    for (let p = 0; p < meta.partitions; p++) meta.next[p] = next[p]!;
+    meta.roundRobin = roundRobin;
+    this.notifyAppend();
+  }
+
+  // ---------------------------------------------------------------------------------------------- source
+
+  async endOffsets(topics: readonly string[]): Promise<PartitionPosition[]> {
+    this.assertOpen();
+    const positions: PartitionPosition[] = [];
+    for (const topic of topics) {
+      assertTopicName(topic);
+      const meta = await this.ensureTopic(topic);
+      for (let partition = 0; partition < meta.partitions; partition++) {
+        positions.push({ topic, partition, next: String(meta.next[partition]) });
+      }
+    }
+    return positions;
+  }
+
+  async start(options: FeedStartOptions): Promise<void> {
+    this.assertOpen();
+    if (this.running || this.loop !== undefined)
+      throw new Error('The embedded changelog consumer is already started');
+    this.state = 'starting';
+    this.reason = undefined;
+    const cursors: Cursor[] = [];
+    for (const topic of options.topics) {
+      assertTopicName(topic);
+      const meta = await this.ensureTopic(topic);
+      for (let partition = 0; partition < meta.partitions; partition++) {
+        const stored = options.resumeFrom(topic, partition);
+        const hw = meta.next[partition]!;
+        let next = 0;
+        if (stored !== undefined) {
+          if (!/^\d+$/.test(stored) || !Number.isSafeInteger(Number(stored))) {
+            throw this.crash(`Stored offset "${stored}" for ${topic}[${partition}] is not a valid offset`);
+          }
+          next = Number(stored);
+          // Kafka would reset to the earliest offset; replaying into a view that is ahead of the log would leave
+          // it wrong, so refuse: the log was deleted or replaced under the view store.
+          if (next > hw) {
+            throw this.crash(
+              `The view store has consumed ${topic}[${partition}] up to offset ${next}, but the embedded changelog ` +
+                `in "${this.dir}" ends at ${hw}: it was deleted or replaced. Delete the view store's data directory ` +
+                `to rebuild the view from this log.`,
+            );
+          }
+        }
+        cursors.push({ topic, partition, next });
+      }
+    }
+    this.running = true;
+    this.state = 'running';
+    this.lastActivityAt = Date.now();
+    this.logger.info(
+      { dir: this.dir, topics: options.topics, partitions: cursors.length },
+      'embedded changelog consumer started',
+    );
+    this.loop = this.consume(cursors, options).catch((error: unknown) => {
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.running = false;
+      this.state = 'crashed';
+      this.reason = err.message;
+      this.logger.error({ err }, 'embedded changelog consumer crashed');
+      options.onFatal(err);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const waiter of [...this.waiters]) waiter.done();
+    const loop = this.loop;
+    this.loop = undefined;
+    if (loop !== undefined) await loop;
+    if (this.state !== 'crashed') {
+      this.state = 'stopped';
+      this.reason = undefined;
+    }
+  }
+
+  status(): FeedStatus {
+    return this.reason === undefined
+      ? { state: this.state, lastActivityAt: this.lastActivityAt }
+      : { state: this.state, reason: this.reason, lastActivityAt: this.lastActivityAt };
+  }
+
+  topics(): string[] {
+    return [...this.meta.keys()].sort();
+  }
+
+  // ---------------------------------------------------------------------------------------------- internals
+
+  /** Delivers batches round-robin over the partitions (one batch each per round, like a fair fetch) until stopped. */
+  private async consume(cursors: readonly Cursor[], options: FeedStartOptions): Promise<void> {
+    while (this.running) {
+      let delivered = false;
+      for (const cursor of cursors) {
+        if (!this.running) return;
+        const records = this.read(cursor);
+        if (records.length === 0) continue;
+        const batch: FeedBatch = {
+          topic: cursor.topic,
+          partition: cursor.partition,
+          records,
+          highWatermark: String(
+            this.meta.get(cursor.topic)?.next[cursor.partition] ?? cursor.next + records.length,
+          ),
+        };
+        if (!(await this.deliver(batch, options))) return;
+        cursor.next += records.length;
+        delivered = true;
+      }
+      this.lastActivityAt = Date.now();
+      // Nothing new anywhere: sleep until an append (or the poll interval, for liveness). The scan above was
+      // synchronous when it found nothing, so no append can have slipped in between it and this wait.
+      if (!delivered && this.running) await this.wait(this.pollIntervalMs, true);
+    }
+  }
+
+  /** Calls the handler until it accepts the batch (true) or the consumer is stopped (false). */
+  private async deliver(batch: FeedBatch, options: FeedStartOptions): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await options.handler(batch);
+        this.lastActivityAt = Date.now();
+        if (this.state === 'retrying') {
+          this.state = 'running';
+          this.reason = undefined;
+          this.logger.info(
+            { topic: batch.topic, partition: batch.partition },
+            'batch accepted after retries',
+          );
+        }
+        return true;
+      } catch (error) {
+        this.lastActivityAt = Date.now();
+        const first = batch.records[0]?.offset;
+        const delayMs = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** Math.min(attempt - 1, 20));
+        const message = error instanceof Error ? error.message : String(error);
+        this.state = 'retrying';
+        this.reason = `Handler rejected ${batch.topic}[${batch.partition}] at offset ${first}: ${message}`;
+        this.logger.warn(
+          { err: error, topic: batch.topic, partition: batch.partition, offset: first, attempt, delayMs },
+          'handler rejected batch; redelivering it',
+        );
+        if (!this.running) return false;
+        await this.wait(delayMs, false);
+        if (!this.running) return false;
+      }
+    }
+  }
+
+  private read(cursor: Cursor): FeedRecord[] {
+    const records: FeedRecord[] = [];
+    const range = this.records.getRange({
+      start: [cursor.topic, cursor.partition, cursor.next],
+      end: [cursor.topic, cursor.partition, Number.MAX_SAFE_INTEGER],
+      limit: this.maxBatchRecords,
+    });
+    for (const { key, value } of range) {
+      records.push(decodeRecord(cursor.topic, cursor.partition, key[2], value));
+    }
+    return records;
+  }
+
+  /** Resolves after `ms`, on stop, or (when `wakeOnAppend`) on the next append. */
+  private wait(ms: number, wakeOnAppend: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        wakeOnAppend,
+        done: () => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.done, ms);
+      this.waiters.add(waiter);
+    });
+  }
+
+  private notifyAppend(): void {
+    for (const waiter of [...this.waiters]) if (waiter.wakeOnAppend) waiter.done();
+  }
+
+  private async ensureTopic(topic: string): Promise<TopicMeta> {
+    const existing = this.meta.get(topic);
+    if (existing !== undefined) return existing;
+    const meta: TopicMeta = {
+      partitions: this.defaultPartitions,
+      next: new Array<number>(this.defaultPartitions).fill(0),
+      roundRobin: 0,
+    };
+    // Registered before the put commits so concurrent callers share it; appends commit after this put.
+    this.meta.set(topic, meta);
+    await this.topicsDb.put(topic, { partitions: meta.partitions });
+    this.logger.info({ topic, partitions: meta.partitions }, 'embedded changelog topic created');
+    return meta;
+  }
+
+  private loadTopics(): void {
+    for (const { key: topic, value } of this.topicsDb.getRange()) {
+      const next: number[] = [];
+      for (let partition = 0; partition < value.partitions; partition++) {
+        let last = -1;
+        for (const key of this.records.getKeys({
+          start: [topic, partition, Number.MAX_SAFE_INTEGER],
+          end: [topic, partition, -1],
+          reverse: true,
+          limit: 1,
+        })) {
+          last = key[2];
+        }
+        next.push(last + 1);
+      }
+      this.meta.set(topic, { partitions: value.partitions, next, roundRobin: 0 });
+    }
+    this.logger.info(
+      {
+        dir: this.dir,
+        topics: Object.fromEntries([...this.meta].map(([t, m]) => [t, m.next.reduce((a, b) => a + b, 0)])),
+      },
+      'embedded changelog opened',
+    );
+  }
+
+  private crash(message: string): FeedCrashError {
+    const error = new FeedCrashError(message);
+    this.state = 'crashed';
+    this.reason = message;
+    return error;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`The embedded changelog in "${this.dir}" is closed`);
+  }
+}
+
+function assertTopicName(topic: string): void {
+  if (!TOPIC_NAME.test(topic)) {
+    throw new RangeError(
+      `Invalid topic name ${JSON.stringify(topic)}: use 1-249 letters, digits, ".", "_" or "-"`,
+    );
+  }
+}
+
+const toBuffer = (data: string | Buffer): Buffer =>
+  typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+
+/**
+ * One record as bytes: version u8, timestamp f64, key (i32 length, -1 = null, then bytes), value (same),
+ * header count u16, then per header name (u16 length, UTF-8) and value (i32 length, bytes). A hand-rolled
+ * format rather than msgpack: records are appended by the hundred thousand and null vs. empty must survive.
+ */
+function encodeRecord(timestamp: number, message: OutgoingMessage): Buffer {
+  const key = message.key === null ? null : toBuffer(message.key);
+  const value = message.value === null ? null : toBuffer(message.value);
+  const headers: [Buffer, Buffer][] = [];
+  for (const [name, v] of Object.entries(message.headers ?? {})) {
+    // Headers typed as present may still be undefined at runtime (optional record fields); drop those.
+    if ((v as string | Buffer | undefined) === undefined) continue;
+    headers.push([Buffer.from(name, 'utf8'), toBuffer(v)]);
+  }
+  if (headers.length > 0xffff) throw new RangeError('A record may carry at most 65535 headers');
+  let size = 1 + 8 + 4 + (key?.length ?? 0) + 4 + (value?.length ?? 0) + 2;
+  for (const [name, v] of headers) size += 2 + name.length + 4 + v.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.writeUInt8(RECORD_FORMAT_VERSION, 0);
+  at = out.writeDoubleLE(timestamp, at);
+  at = writeBytes(out, at, key);
+  at = writeBytes(out, at, value);
+  at = out.writeUInt16LE(headers.length, at);
+  for (const [name, v] of headers) {
+    if (name.length > 0xffff) throw new RangeError('A header name may be at most 65535 bytes');
+    at = out.writeUInt16LE(name.length, at);
+    at += name.copy(out, at);
+    at = writeBytes(out, at, v);
+  }
+  return out;
+}
+
+function writeBytes(out: Buffer, at: number, bytes: Buffer | null): number {
+  if (bytes === null) return out.writeInt32LE(NULL_LENGTH, at);
+  const end = out.writeInt32LE(bytes.length, at);
+  return end + bytes.copy(out, end);
+}
+
+/** The inverse of {@link encodeRecord}; `data` must be a private copy (the returned buffers are views into it). */
+function decodeRecord(topic: string, partition: number, offset: number, data: Uint8Array): FeedRecord {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const version = buf.readUInt8(0);
+  if (version !== RECORD_FORMAT_VERSION) {
+    throw new Error(`Unknown embedded record format ${version} at ${topic}[${partition}]@${offset}`);
+  }
+  const timestamp = buf.readDoubleLE(1);
+  let at = 9;
+  const readBytes = (): Buffer | null => {
+    const length = buf.readInt32LE(at);
+    at += 4;
+    if (length === NULL_LENGTH) return null;
+    const bytes = buf.subarray(at, at + length);
+    at += length;
+    return bytes;
+  };
+  const key = readBytes();
+  const value = readBytes();
+  const count = buf.readUInt16LE(at);
+  at += 2;
+  const headers: Record<string, Buffer> = {};
+  for (let i = 0; i < count; i++) {
+    const nameLength = buf.readUInt16LE(at);
+    at += 2;
+    const name = buf.toString('utf8', at, at + nameLength);
+    at += nameLength;
+    headers[name] = readBytes() ?? Buffer.alloc(0);
+  }
+  return { topic, partition, offset: String(offset), timestamp: String(timestamp), key, value, headers };
+}
