@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/ops/config.js';
+import { tempDir } from '../utils/tmp.js';
+
+describe('loadConfig', () => {
+  it('should apply the documented defaults and freeze the result', () => {
+    const c = loadConfig({});
+    expect({ port: c.port, kafka: c.kafka, dataDir: c.dataDir, topics: c.topics, dlq: c.dlqSuffix }).toEqual({
+      port: 4000,
+      kafka: undefined,
+      dataDir: './data',
+      topics: { users: 'users', tweets: 'tweets', follows: 'follows', likes: 'likes' },
+      dlq: '.dlq',
+    });
+    expect(Object.isFrozen(c) && Object.isFrozen(c.topics) && Object.isFrozen(c.limits)).toBe(true);
+  });
+
+  it('should parse a broker list and topic names', () => {
+    const c = loadConfig({ KAFKA_BROKERS: 'a:9092, b:9093', TOPIC_USERS: 'db.users', PORT: '4100' });
+    expect({ brokers: c.kafka?.brokers, users: c.topics.users, port: c.port }).toEqual({ brokers: ['a:9092', 'b:9093'], users: 'db.users', port: 4100 });
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'Invalid configuration: PORT="abc" must be a number'],
+    [{ PORT: '70000' }, 'Invalid configuration: PORT="70000" must be between 0 and 65535'],
+    [{ KAFKA_BROKERS: '' }, 'Invalid configuration: KAFKA_BROKERS="" must be a non-empty comma-separated list'],
+    [{ KAFKA_BROKERS: 'localhost' }, 'Invalid configuration: KAFKA_BROKERS="localhost" every entry must be host:port, e.g. "localhost:9092"'],
+    [{ TOPIC_USERS: 'a b' }, 'Invalid configuration: TOPIC_USERS="a b" must be a Kafka topic name (letters, digits, ".", "_", "-"; 1-200 chars)'],
+    [{ TOPIC_LIKES: 'users' }, 'Invalid configuration: TOPIC_USERS/TWEETS/FOLLOWS/LIKES must be four different topics, got users, tweets, follows, users'],
+    [{ PORT: 'x', DATA_DIR: '' }, 'Invalid configuration: PORT="x" must be a number; DATA_DIR="" must not be empty'],
+  ])('should reject %j with a message naming the variable and what is allowed', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
+
+describe('matview serve with bad configuration', () => {
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['bin/matview.js', 'serve'], {
+      env: { PATH: process.env['PATH'] ?? '', DEMO: 'false', PORT: '0', ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { status: r.status, stderr: r.stderr.trim() };
+  };
+  const file = join(tempDir(), 'not-a-dir');
+  writeFileSync(file, '');
+
+  it.each([
+    [{ PORT: 'http' }, 'matview: Invalid configuration: PORT="http" must be a number'],
+    [{ KAFKA_BROKERS: '' }, 'matview: Invalid configuration: KAFKA_BROKERS="" must be a non-empty comma-separated list'],
+    [{ DATA_DIR: join(file, 'data') }, `matview: DATA_DIR "${join(file, 'data')}" is not usable:`],
+  ])('should exit 1 with one line for %j', (env, start) => {
+    const r = run(env);
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n')).toHaveLength(1);
+    expect(r.stderr.startsWith(start)).toBe(true);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
