@@ -15,8 +15,11 @@
  *
  * Layout (sub-databases of the environment at `dir`):
  * - `topics`: topic name → `{ partitions }`;
- * - `records`: `[topic, partition, offset]` → one encoded record (see {@link encodeRecord}).
- * High watermarks are not stored: they are the last offset of each partition + 1, found once at open.
+ * - `records`: `[topic, partition, offset]` → one encoded record (see `encodeRecord`).
+ * High watermarks are not stored: a partition's is its last offset + 1, read from `records`. Offsets are
+ * assigned inside the LMDB write transaction, which LMDB serializes across processes, so a second process
+ * appending to the same log (`matview demo` next to a server) cannot reuse an offset; a consumer in another
+ * process sees its appends within `pollIntervalMs`.
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -73,14 +76,6 @@ const NULL_LENGTH = -1;
 
 type RecordKey = [string, number, number];
 
-interface TopicMeta {
-  readonly partitions: number;
-  /** High watermark per partition: the offset the next record gets. Updated only after its commit. */
-  readonly next: number[];
-  /** Round-robin counter for records without key or explicit partition. */
-  roundRobin: number;
-}
-
 interface Cursor {
   readonly topic: string;
   readonly partition: number;
@@ -124,7 +119,10 @@ class Changelog implements EmbeddedChangelog {
   private readonly env: RootDatabase;
   private readonly topicsDb: Database<{ partitions: number }, string>;
   private readonly records: Database<Buffer, RecordKey>;
-  private readonly meta = new Map<string, TopicMeta>();
+  /** Partition counts of topics known to exist (a topic's count never changes, so caching is safe). */
+  private readonly partitionCounts = new Map<string, number>();
+  /** Round-robin counters for records without key or explicit partition. */
+  private readonly roundRobin = new Map<string, number>();
   private readonly defaultPartitions: number;
   private readonly logger: Logger;
   private readonly pollIntervalMs: number;
@@ -154,7 +152,10 @@ class Changelog implements EmbeddedChangelog {
     this.retryMaxMs = options.retryMaxMs ?? 5000;
     this.topicsDb = env.openDB<{ partitions: number }, string>({ name: 'topics', encoding: 'json' });
     this.records = env.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
-    this.loadTopics();
+    this.logger.info(
+      { dir: this.dir, topics: Object.fromEntries(this.topics().map((t) => [t, this.recordCount(t)])) },
+      'embedded changelog opened',
+    );
   }
 
   // ---------------------------------------------------------------------------------------------- writer
@@ -169,6 +170,7 @@ class Changelog implements EmbeddedChangelog {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Stop first: the handler in flight may still append (DLQ copies) and must be allowed to finish.
     await this.stop();
     this.closed = true;
     await this.writeChain;
@@ -177,37 +179,43 @@ class Changelog implements EmbeddedChangelog {
   }
 
   private async append(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    this.assertOpen();
-    const meta = await this.ensureTopic(topic);
-    if (messages.length === 0) return;
-    // Work on copies: the in-memory high watermarks move only once the records are committed and readable.
-    const next = meta.next.slice();
-    let roundRobin = meta.roundRobin;
+    if (messages.length === 0) {
+      await this.ensureTopic(topic);
+      return;
+    }
+    // Encoding needs no state: done before the write transaction to keep it short.
     const timestamp = Date.now();
-    const entries: [RecordKey, Buffer][] = [];
-    for (const message of messages) {
-      let partition: number;
-      if (message.partition !== undefined) {
-        partition = message.partition;
-        if (!Number.isInteger(partition) || partition < 0 || partition >= meta.partitions) {
+    const encoded = messages.map((message) => encodeRecord(timestamp, message));
+    let roundRobin = this.roundRobin.get(topic) ?? 0;
+    const partitions = await this.env.transaction(() => {
+      // Inside the write transaction: reads see every committed append, from any process.
+      const existing = this.topicsDb.get(topic)?.partitions;
+      const count = existing ?? this.defaultPartitions;
+      // Every check that can throw runs before the first put: an async LMDB transaction cannot be aborted.
+      const assigned = messages.map((message) => {
+        if (message.partition === undefined) {
+          return message.key !== null
+            ? partitionForKey(message.key, count)
+            : toPositive(roundRobin++) % count;
+        }
+        if (!Number.isInteger(message.partition) || message.partition < 0 || message.partition >= count) {
           throw new RangeError(
-            `Partition ${partition} does not exist in topic "${topic}" (partitions 0..${meta.partitions - 1})`,
+            `Partition ${message.partition} does not exist in topic "${topic}" (partitions 0..${count - 1})`,
           );
         }
-      } else if (message.key !== null) {
-        partition = partitionForKey(message.key, meta.partitions);
-      } else {
-        partition = toPositive(roundRobin++) % meta.partitions;
+        return message.partition;
+      });
+      if (existing === undefined) void this.topicsDb.put(topic, { partitions: count });
+      const next = new Map<number, number>();
+      for (const [i, partition] of assigned.entries()) {
+        const offset = next.get(partition) ?? this.endOffset(topic, partition);
+        next.set(partition, offset + 1);
+        void this.records.put([topic, partition, offset], encoded[i]!);
       }
-      const offset = next[partition]!;
-      next[partition] = offset + 1;
-      entries.push([[topic, partition, offset], encodeRecord(timestamp, message)]);
-    }
-    await this.env.transaction(() => {
-      for (const [key, value] of entries) void this.records.put(key, value);
+      return count;
     });
-    for (let p = 0; p < meta.partitions; p++) meta.next[p] = next[p]!;
-    meta.roundRobin = roundRobin;
+    this.partitionCounts.set(topic, partitions);
+    this.roundRobin.set(topic, roundRobin);
     this.notifyAppend();
   }
 
@@ -218,9 +226,9 @@ class Changelog implements EmbeddedChangelog {
     const positions: PartitionPosition[] = [];
     for (const topic of topics) {
       assertTopicName(topic);
-      const meta = await this.ensureTopic(topic);
-      for (let partition = 0; partition < meta.partitions; partition++) {
-        positions.push({ topic, partition, next: String(meta.next[partition]) });
+      const partitions = await this.ensureTopic(topic);
+      for (let partition = 0; partition < partitions; partition++) {
+        positions.push({ topic, partition, next: String(this.endOffset(topic, partition)) });
       }
     }
     return positions;
@@ -235,10 +243,10 @@ class Changelog implements EmbeddedChangelog {
     const cursors: Cursor[] = [];
     for (const topic of options.topics) {
       assertTopicName(topic);
-      const meta = await this.ensureTopic(topic);
-      for (let partition = 0; partition < meta.partitions; partition++) {
+      const partitions = await this.ensureTopic(topic);
+      for (let partition = 0; partition < partitions; partition++) {
         const stored = options.resumeFrom(topic, partition);
-        const hw = meta.next[partition]!;
+        const hw = this.endOffset(topic, partition);
         let next = 0;
         if (stored !== undefined) {
           if (!/^\d+$/.test(stored) || !Number.isSafeInteger(Number(stored))) {
@@ -294,7 +302,7 @@ class Changelog implements EmbeddedChangelog {
   }
 
   topics(): string[] {
-    return [...this.meta.keys()].sort();
+    return [...this.topicsDb.getKeys()].sort();
   }
 
   // ---------------------------------------------------------------------------------------------- internals
@@ -311,9 +319,7 @@ class Changelog implements EmbeddedChangelog {
           topic: cursor.topic,
           partition: cursor.partition,
           records,
-          highWatermark: String(
-            this.meta.get(cursor.topic)?.next[cursor.partition] ?? cursor.next + records.length,
-          ),
+          highWatermark: String(this.endOffset(cursor.topic, cursor.partition)),
         };
         if (!(await this.deliver(batch, options))) return;
         cursor.next += records.length;
@@ -392,45 +398,42 @@ class Changelog implements EmbeddedChangelog {
     for (const waiter of [...this.waiters]) if (waiter.wakeOnAppend) waiter.done();
   }
 
-  private async ensureTopic(topic: string): Promise<TopicMeta> {
-    const existing = this.meta.get(topic);
-    if (existing !== undefined) return existing;
-    const meta: TopicMeta = {
-      partitions: this.defaultPartitions,
-      next: new Array<number>(this.defaultPartitions).fill(0),
-      roundRobin: 0,
-    };
-    // Registered before the put commits so concurrent callers share it; appends commit after this put.
-    this.meta.set(topic, meta);
-    await this.topicsDb.put(topic, { partitions: meta.partitions });
-    this.logger.info({ topic, partitions: meta.partitions }, 'embedded changelog topic created');
-    return meta;
+  /** The partition count of a topic, creating it (empty, with the default count) when it does not exist yet. */
+  private async ensureTopic(topic: string): Promise<number> {
+    const cached = this.partitionCounts.get(topic) ?? this.topicsDb.get(topic)?.partitions;
+    if (cached !== undefined) {
+      this.partitionCounts.set(topic, cached);
+      return cached;
+    }
+    const { partitions, created } = await this.env.transaction(() => {
+      const existing = this.topicsDb.get(topic)?.partitions;
+      if (existing !== undefined) return { partitions: existing, created: false };
+      void this.topicsDb.put(topic, { partitions: this.defaultPartitions });
+      return { partitions: this.defaultPartitions, created: true };
+    });
+    if (created) this.logger.info({ topic, partitions }, 'embedded changelog topic created');
+    this.partitionCounts.set(topic, partitions);
+    return partitions;
   }
 
-  private loadTopics(): void {
-    for (const { key: topic, value } of this.topicsDb.getRange()) {
-      const next: number[] = [];
-      for (let partition = 0; partition < value.partitions; partition++) {
-        let last = -1;
-        for (const key of this.records.getKeys({
-          start: [topic, partition, Number.MAX_SAFE_INTEGER],
-          end: [topic, partition, -1],
-          reverse: true,
-          limit: 1,
-        })) {
-          last = key[2];
-        }
-        next.push(last + 1);
-      }
-      this.meta.set(topic, { partitions: value.partitions, next, roundRobin: 0 });
+  /** High watermark of a partition: its last offset + 1 (0 when empty). Reads the write transaction inside one. */
+  private endOffset(topic: string, partition: number): number {
+    for (const key of this.records.getKeys({
+      start: [topic, partition, Number.MAX_SAFE_INTEGER],
+      end: [topic, partition, -1],
+      reverse: true,
+      limit: 1,
+    })) {
+      return key[2] + 1;
     }
-    this.logger.info(
-      {
-        dir: this.dir,
-        topics: Object.fromEntries([...this.meta].map(([t, m]) => [t, m.next.reduce((a, b) => a + b, 0)])),
-      },
-      'embedded changelog opened',
-    );
+    return 0;
+  }
+
+  private recordCount(topic: string): number {
+    const partitions = this.topicsDb.get(topic)?.partitions ?? 0;
+    let total = 0;
+    for (let partition = 0; partition < partitions; partition++) total += this.endOffset(topic, partition);
+    return total;
   }
 
   private crash(message: string): FeedCrashError {

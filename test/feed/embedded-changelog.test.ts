@@ -1,7 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openEmbeddedChangelog, type EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { murmur2, partitionForKey, toPositive } from '../../src/feed/partitioner.js';
@@ -474,5 +476,54 @@ describe('embedded changelog', () => {
     await closeLog(log);
     await expect(log.send('users', [{ key: 'a', value: '1' }])).rejects.toThrow(/closed/);
     await expect(log.endOffsets(['users'])).rejects.toThrow(/closed/);
+  });
+
+  it('never reuses an offset when another process appends to the same log', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    const c = collector();
+    await log.start({
+      topics: ['users'],
+      resumeFrom: () => undefined,
+      handler: c.handler,
+      onFatal: failOnFatal,
+    });
+
+    // The child is a real second process (what `matview demo` next to a running server is).
+    const script = join(dir, '..', `${dir.split('/').pop()}-child.mts`);
+    dirs.push(script);
+    const module = resolve('src/feed/embedded-changelog.ts');
+    const logger = resolve('src/ops/logger.ts');
+    writeFileSync(
+      script,
+      `import { openEmbeddedChangelog } from ${JSON.stringify(module)};
+import { silentLogger } from ${JSON.stringify(logger)};
+const [dir, count] = process.argv.slice(2);
+const log = await openEmbeddedChangelog({ dir, logger: silentLogger });
+for (let i = 0; i < Number(count); i++) await log.send('users', [{ key: 'child-' + i, value: 'c' }]);
+await log.close();
+`,
+    );
+    let childDone = false;
+    const child = promisify(execFile)(process.execPath, ['--import', 'tsx', script, dir, '300']).finally(
+      () => (childDone = true),
+    );
+    let parentSent = 0;
+    while (!childDone || parentSent < 50) {
+      await log.send('users', [{ key: `parent-${parentSent++}`, value: 'p' }]);
+      if (parentSent % 20 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await child;
+    const total = parentSent + 300;
+    expect(sumNext(await log.endOffsets(['users']))).toBe(total);
+    // The consumer sees the child's appends too (through polling: there is no cross-process wake-up).
+    await pollUntil(() => c.records().length >= total, 'every record of both processes');
+    await log.stop();
+    const all = c.records();
+    expect(new Set(all.map((r) => str(r.key))).size).toBe(total);
+    for (const partition of [0, 1, 2, 3]) {
+      const offsets = all.filter((r) => r.partition === partition).map((r) => Number(r.offset));
+      expect(offsets).toEqual(offsets.map((_, i) => i));
+    }
   });
 });
