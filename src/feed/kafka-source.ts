@@ -1,0 +1,436 @@
+/**
+ * The Kafka feed source: reads every partition of the changelog topics with kafkajs and hands
+ * ordered batches to the materializer. Positions live in the store, not in Kafka: on every group
+ * assignment each partition is sought to the store's next offset, so the consumer group's own
+ * commits are informational only (they keep external lag tools such as kafka-consumer-groups
+ * meaningful).
+ */
+import kafkajs from 'kafkajs';
+import type {
+  Admin,
+  Consumer,
+  EachBatchPayload,
+  KafkaMessage,
+  LogEntry,
+  Kafka as KafkaClient,
+  logCreator as LogCreator,
+  RetryOptions,
+} from 'kafkajs';
+import { ConfigError, FeedCrashError, InvariantError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import { registerCodecs } from './codecs.js';
+import type {
+  FeedBatch,
+  FeedRecord,
+  FeedSource,
+  FeedStartOptions,
+  FeedState,
+  FeedStatus,
+  Headers,
+  PartitionPosition,
+} from './types.js';
+
+// kafkajs is CommonJS; only some of its exports are visible as ESM named exports (see codecs.ts).
+const { Kafka, logLevel } = kafkajs;
+
+/** kafkajs' special "earliest" offset for `consumer.seek` (kafkajs `src/constants.js` EARLIEST_OFFSET). */
+const EARLIEST_OFFSET = '-2';
+
+/** Connection settings shared by the source and the writer. */
+export interface KafkaClientOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  /** TCP connect timeout per broker (kafkajs `connectionTimeout`). */
+  readonly connectionTimeoutMs: number;
+  /** Where kafkajs' own warnings and errors go (as JSON through pino). */
+  readonly logger: Logger;
+  /**
+   * Overrides kafkajs' retry/backoff (kafkajs `retry`: initialRetryTime, retries, maxRetryTime…).
+   * Tests shorten it; production keeps kafkajs' defaults.
+   */
+  readonly retry?: RetryOptions;
+}
+
+export interface KafkaSourceOptions extends KafkaClientOptions {
+  /** One consumer group per matview instance: every instance must read all partitions. */
+  readonly groupId: string;
+  /**
+   * Fetch `maxWaitTimeInMs`. Keep it short: it bounds how stale a quiet partition's data can be
+   * and, on the librdkafka mock cluster, a waiting fetch is not woken up by newly produced records.
+   */
+  readonly fetchMaxWaitMs: number;
+  readonly sessionTimeoutMs: number;
+}
+
+const PINO_LEVEL = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+  [logLevel.NOTHING]: 'silent',
+} as const;
+
+/**
+ * Maps kafkajs log entries onto pino so every line stays JSON with our `service` binding.
+ * kafkajs passes errors as `error` (string or Error) plus `stack`; they become pino's `err`.
+ */
+export function kafkaLogCreator(logger: Logger, onEntry?: (entry: LogEntry) => void): LogCreator {
+  const base = logger.child({ component: 'kafkajs' });
+  return () => (entry: LogEntry) => {
+    onEntry?.(entry);
+    const { namespace, level, log } = entry;
+    const { message, timestamp: _timestamp, error, stack, ...extra } = log;
+    const method = PINO_LEVEL[level];
+    if (method === 'silent') return;
+    const fields: Record<string, unknown> = { namespace, ...extra };
+    if (error !== undefined)
+      fields['err'] = error instanceof Error ? error : { message: String(error), stack };
+    base[method](fields, message);
+  };
+}
+
+/**
+ * A kafkajs client wired the way matview wants it: codecs registered, kafkajs logs at warn+ into
+ * pino (kafkajs' info level logs every join/commit, too chatty for "one line per lifecycle event").
+ */
+export function createKafkaClient(
+  options: KafkaClientOptions,
+  onLogEntry?: (entry: LogEntry) => void,
+): KafkaClient {
+  registerCodecs();
+  return new Kafka({
+    brokers: [...options.brokers],
+    clientId: options.clientId,
+    connectionTimeout: options.connectionTimeoutMs,
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator(options.logger, onLogEntry),
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+  });
+}
+
+/** kafkajs header values are Buffers on the way in, or arrays of them when a key repeats. */
+function toHeaders(headers: KafkaMessage['headers']): Headers {
+  const out: Record<string, Buffer | undefined> = {};
+  if (headers === undefined) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    // A repeated header key keeps its last value, like Java's `Headers.lastHeader(key)`.
+    const last = Array.isArray(value) ? value[value.length - 1] : value;
+    out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
+  }
+  return out;
+}
+
+/** Converts one kafkajs batch into the contract's FeedBatch. Exported for unit tests. */
+export function toFeedBatch(batch: EachBatchPayload['batch']): FeedBatch {
+  const { topic, partition } = batch;
+  const records = batch.messages.map((m): FeedRecord => ({
+    topic,
+    partition,
+    offset: m.offset,
+    timestamp: m.timestamp,
+    key: m.key ?? null,
+    value: m.value ?? null,
+    headers: toHeaders(m.headers),
+  }));
+  return { topic, partition, records, highWatermark: batch.highWatermark };
+}
+
+/** The root cause kafkajs wraps (KafkaJSNumberOfRetriesExceeded → … → the original error). */
+function rootCause(error: unknown): unknown {
+  let e = error;
+  for (let depth = 0; depth < 10 && e instanceof Error && e.cause !== undefined; depth++) e = e.cause;
+  return e;
+}
+
+const describe = (error: unknown): string => {
+  const root = rootCause(error);
+  const top = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  if (root === error || !(root instanceof Error)) return top;
+  return `${top} (caused by ${root.name}: ${root.message})`;
+};
+
+/**
+ * Whether kafkajs itself would retry/restart after this error: its consumer restarts on
+ * KafkaJSNumberOfRetriesExceeded or when the root cause is `retriable === true`
+ * (kafkajs `src/consumer/index.js` onCrash). Used for our own start-up retries.
+ */
+function isRetriableKafkaError(error: unknown): boolean {
+  if (error instanceof Error && error.name === 'KafkaJSNumberOfRetriesExceeded') return true;
+  const root = rootCause(error);
+  return typeof root === 'object' && root !== null && (root as { retriable?: unknown }).retriable === true;
+}
+
+const isUnknownTopic = (error: unknown): boolean => {
+  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if ((e as { type?: unknown }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return true;
+  }
+  return false;
+};
+
+/** kafkajs log namespaces whose errors mean the brokers are unreachable (kafkajs `src/network/connection.js`, `src/cluster/brokerPool.js`). */
+const CONNECTIVITY_NAMESPACES = new Set(['Connection', 'BrokerPool']);
+
+/** Start-up retry backoff when the cluster is unreachable: 0.5 s doubling to 30 s, forever. */
+const startBackoffMs = (attempt: number): number => Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+
+/**
+ * Creates the Kafka source. Nothing connects until `start()` / `endOffsets()`.
+ *
+ * Delivery: one batch at a time (`partitionsConsumedConcurrently: 1`), per partition in offset
+ * order. A batch's offsets are resolved only after `handler` resolved; when it rejects, the error
+ * is rethrown into kafkajs, which re-fetches from the last resolved offset, so the same records
+ * come again (at-least-once; the store's positions make replays no-ops). kafkajs decides whether
+ * to retry from the error's `retriable` flag: a MatviewError with `retriable: false` (e.g.
+ * StoreWriteError) or a TypeError crashes the consumer for good → `onFatal`; anything else is
+ * retried with backoff and, after kafkajs' retries are exhausted, the consumer restarts, re-joins
+ * and seeks back to the store's positions.
+ */
+export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
+  const log = options.logger.child({ component: 'kafka-source', groupId: options.groupId });
+  let state: FeedState = 'starting';
+  let reason: string | undefined;
+  let lastActivityAt = Date.now();
+  let consumer: Consumer | undefined;
+  let admin: Admin | undefined;
+  let adminConnecting: Promise<Admin> | undefined;
+  let inFlight: Promise<unknown> | undefined;
+  let stopping = false;
+  let started = false;
+  let startRetryTimer: NodeJS.Timeout | undefined;
+
+  /** Logs transitions only: while retrying, the reason is refreshed silently (kafkajs logs each error). */
+  const setState = (next: FeedState, why?: string): void => {
+    if (state === 'stopped' || (state === 'crashed' && next !== 'stopped')) return;
+    const previous = state;
+    state = next;
+    reason = why;
+    if (previous === next) return;
+    if (next === 'retrying' || next === 'crashed')
+      log.warn({ state: next, previous, reason: why }, 'Kafka feed state');
+    else log.info({ state: next, previous }, 'Kafka feed state');
+  };
+
+  // kafkajs has no instrumentation event for "cannot reach the brokers": while its internal
+  // retries run (tens of seconds before a CRASH) the only signal is its error log, so watch it.
+  const kafka = createKafkaClient(options, (entry) => {
+    if (entry.level === logLevel.ERROR && CONNECTIVITY_NAMESPACES.has(entry.namespace) && !stopping) {
+      setState('retrying', entry.log.message);
+    }
+  });
+
+  const touch = (): void => {
+    lastActivityAt = Date.now();
+  };
+
+  async function connectAdmin(): Promise<Admin> {
+    if (admin !== undefined) return admin;
+    adminConnecting ??= (async () => {
+      const a = kafka.admin();
+      try {
+        await a.connect();
+      } catch (error) {
+        adminConnecting = undefined;
+        throw error;
+      }
+      admin = a;
+      return a;
+    })();
+    return adminConnecting;
+  }
+
+  /** Drops the admin client: kafkajs keeps a failed topic in its metadata target list forever. */
+  async function resetAdmin(): Promise<void> {
+    const a = admin;
+    admin = undefined;
+    adminConnecting = undefined;
+    await a?.disconnect().catch(() => undefined);
+  }
+
+  function buildConsumer(start: FeedStartOptions): Consumer {
+    const c = kafka.consumer({
+      groupId: options.groupId,
+      retry: {
+        ...options.retry,
+        // kafkajs keeps restarting a crashed consumer even after disconnect() when the crash
+        // happens while it is still reconnecting (its restart timer is armed after the CRASH
+        // event); refusing the restart once we are stopping ends that loop.
+        restartOnFailure: async () => !stopping,
+      },
+      sessionTimeout: options.sessionTimeoutMs,
+      // kafkajs requires heartbeatInterval < sessionTimeout; a third is the usual recommendation.
+      heartbeatInterval: Math.max(100, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
+      maxWaitTimeInMs: options.fetchMaxWaitMs,
+    });
+    const { GROUP_JOIN, FETCH, CRASH, CONNECT, HEARTBEAT, REBALANCING } = c.events;
+
+    c.on(GROUP_JOIN, ({ payload }) => {
+      // Runs synchronously inside kafkajs' joinAndSync, before the first fetch of this
+      // generation: the pending seeks are applied by ConsumerGroup.fetch → seekOffsets, so the
+      // first fetch already starts at the store's positions. A batch fetched by the previous
+      // generation may still be handed over after a rebalance (isStale() guards most of them);
+      // the caller skips records at or below its stored position.
+      const seeks: { topic: string; partition: number; offset: string }[] = [];
+      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+        for (const partition of partitions) {
+          const offset = start.resumeFrom(topic, partition) ?? EARLIEST_OFFSET;
+          c.seek({ topic, partition, offset });
+          seeks.push({ topic, partition, offset });
+        }
+      }
+      log.info(
+        { memberId: payload.memberId, seeks },
+        'Joined consumer group; resuming from stored positions',
+      );
+      touch();
+      setState('running');
+    });
+    c.on(FETCH, () => {
+      touch();
+    });
+    c.on(HEARTBEAT, () => {
+      // A heartbeat answered by the coordinator: the cluster is reachable again.
+      touch();
+      if (state === 'retrying') setState('running');
+    });
+    c.on(REBALANCING, () => {
+      log.info('Consumer group is rebalancing');
+    });
+    c.on(CONNECT, () => {
+      touch();
+    });
+    c.on(CRASH, ({ payload }) => {
+      if (stopping) return;
+      const why = describe(payload.error);
+      if (payload.restart) {
+        // kafkajs restarts the whole consumer after its backoff; GROUP_JOIN sets 'running' again.
+        setState('retrying', why);
+        return;
+      }
+      setState('crashed', why);
+      start.onFatal(
+        new FeedCrashError(`Kafka consumer crashed and will not restart: ${why}`, { cause: payload.error }),
+      );
+    });
+    return c;
+  }
+
+  async function eachBatch(
+    start: FeedStartOptions,
+    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
+  ): Promise<void> {
+    // Not resolving anything here means kafkajs fetches these records again.
+    if (batch.isEmpty() || !isRunning() || isStale() || stopping) return;
+    const feedBatch = toFeedBatch(batch);
+    const call = start.handler(feedBatch);
+    inFlight = call.catch(() => undefined);
+    try {
+      await call;
+    } finally {
+      inFlight = undefined;
+    }
+    touch();
+    setState('running');
+    const last = feedBatch.records[feedBatch.records.length - 1];
+    if (last !== undefined) resolveOffset(last.offset);
+    await heartbeat();
+  }
+
+  async function runOnce(start: FeedStartOptions): Promise<void> {
+    const c = buildConsumer(start);
+    consumer = c;
+    await c.connect();
+    // fromBeginning: when a partition has no valid position at all (e.g. the earliest seek raced
+    // a retention cleanup), kafkajs falls back to earliest rather than latest.
+    await c.subscribe({ topics: [...start.topics], fromBeginning: true });
+    await c.run({
+      autoCommit: true,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => eachBatch(start, payload),
+    });
+  }
+
+  /**
+   * The initial connect/subscribe is outside kafkajs' crash-restart loop, so retry it here:
+   * a cluster that is not up yet must not kill the process (status says 'retrying').
+   */
+  async function startWithRetry(start: FeedStartOptions, attempt: number): Promise<void> {
+    try {
+      await runOnce(start);
+    } catch (error) {
+      const c = consumer;
+      consumer = undefined;
+      await c?.disconnect().catch(() => undefined);
+      if (stopping) return;
+      if (!isRetriableKafkaError(error)) {
+        setState('crashed', describe(error));
+        throw new FeedCrashError(`Kafka consumer could not start: ${describe(error)}`, { cause: error });
+      }
+      const delay = startBackoffMs(attempt);
+      setState('retrying', `${describe(error)}; retrying in ${delay} ms`);
+      startRetryTimer = setTimeout(() => {
+        startRetryTimer = undefined;
+        startWithRetry(start, attempt + 1).catch((e: unknown) =>
+          start.onFatal(e instanceof Error ? e : new FeedCrashError(String(e))),
+        );
+      }, delay);
+    }
+  }
+
+  async function endOffsets(topics: readonly string[]): Promise<PartitionPosition[]> {
+    const positions: PartitionPosition[] = [];
+    for (const topic of topics) {
+      const a = await connectAdmin();
+      try {
+        // On clusters with auto.create.topics.enable (and on the librdkafka mock, where
+        // auto-created topics get 4 partitions) this metadata request creates the topic.
+        const offsets = await a.fetchTopicOffsets(topic);
+        for (const { partition, high } of offsets) positions.push({ topic, partition, next: high });
+      } catch (error) {
+        if (!isUnknownTopic(error)) throw error;
+        // The topic does not exist and will not be auto-created: nothing to catch up on. kafkajs
+        // keeps the unknown topic in the admin's metadata targets, which would fail every later
+        // call, so start over with a fresh admin client.
+        log.warn({ topic }, 'Topic does not exist; treating it as empty');
+        await resetAdmin();
+      }
+    }
+    return positions.sort((x, y) =>
+      x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1,
+    );
+  }
+
+  return {
+    kind: 'kafka',
+
+    /**
+     * Resolves once the consumer is connected, subscribed and has joined the group. If the
+     * cluster is unreachable it resolves anyway after the first failed attempt, keeps retrying in
+     * the background (status 'retrying') and never calls onFatal for that. Rejects only for
+     * errors kafkajs considers non-retriable (e.g. an invalid topic name).
+     */
+    async start(start: FeedStartOptions): Promise<void> {
+      if (started) throw new InvariantError('KafkaSource.start() called twice');
+      started = true;
+      if (start.topics.length === 0) throw new ConfigError('Kafka source needs at least one topic');
+      await startWithRetry(start, 0);
+    },
+
+    endOffsets,
+
+    status(): FeedStatus {
+      return reason === undefined ? { state, lastActivityAt } : { state, reason, lastActivityAt };
+    },
+
+    async stop(): Promise<void> {
+      stopping = true;
+      if (startRetryTimer !== undefined) clearTimeout(startRetryTimer);
+      const pending = inFlight;
+      const c = consumer;
+      consumer = undefined;
+      await Promise.allSettled([c?.disconnect(), resetAdmin()]);
+      await pending;
+      setState('stopped');
+    },
+  };
+}
