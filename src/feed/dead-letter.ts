@@ -1,0 +1,84 @@
+/**
+ * The dead-letter sink (CONTRACT.md §1 "Invalid record"): an invalid record is copied, byte for
+ * byte, to `<topic><suffix>` with headers saying where it came from and why it was rejected, so
+ * it can be inspected and replayed. Works over any ChangelogWriter (Kafka or the embedded log).
+ */
+import { DeadLetterWriteError } from '../errors.js';
+import type { ChangelogWriter, FeedRecord, OutgoingMessage } from './types.js';
+
+/** Header names added to every dead-lettered record. Fixed: operators' tooling filters on them. */
+export const DeadLetterHeader = {
+  SourceTopic: 'matview.source.topic',
+  SourcePartition: 'matview.source.partition',
+  SourceOffset: 'matview.source.offset',
+  ErrorCode: 'matview.error.code',
+  ErrorMessage: 'matview.error.message',
+} as const;
+
+/** One rejected record and why (code: a RecordErrorCode from src/errors.ts). */
+export interface DeadLetterEntry {
+  readonly record: FeedRecord;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface DeadLetterSink {
+  /**
+   * Writes all entries; resolves when every one is acknowledged. Rejects with
+   * DeadLetterWriteError (retriable) if any write failed: the caller must not consider the source
+   * batch consumed then (some entries may already be written; a retry duplicates them, which is
+   * acceptable for a DLQ and better than losing them).
+   */
+  send(entries: readonly DeadLetterEntry[]): Promise<void>;
+}
+
+/** Error messages can echo user data; keep the header bounded. */
+const MAX_MESSAGE_CHARS = 2_000;
+
+/**
+ * The DLQ copy of one record: original key, value (null stays null, empty stays empty) and
+ * headers, plus the matview.* headers, which win over same-named original headers (a record
+ * replayed from a DLQ and rejected again describes its latest rejection).
+ */
+export function toDeadLetterMessage(entry: DeadLetterEntry): OutgoingMessage {
+  const { record } = entry;
+  const headers: Record<string, Buffer | string> = {};
+  for (const [name, value] of Object.entries(record.headers)) if (value !== undefined) headers[name] = value;
+  headers[DeadLetterHeader.SourceTopic] = record.topic;
+  headers[DeadLetterHeader.SourcePartition] = String(record.partition);
+  headers[DeadLetterHeader.SourceOffset] = record.offset;
+  headers[DeadLetterHeader.ErrorCode] = entry.code;
+  headers[DeadLetterHeader.ErrorMessage] =
+    entry.message.length > MAX_MESSAGE_CHARS
+      ? `${entry.message.slice(0, MAX_MESSAGE_CHARS)}…`
+      : entry.message;
+  // No explicit partition: the DLQ topic may have a different partition count than the source,
+  // so the key hash chooses (records with the same key stay together and in order); the source
+  // partition travels in a header.
+  return { key: record.key, value: record.value, headers };
+}
+
+/**
+ * Creates a sink writing to `<record.topic><suffix>` (suffix from config DLQ_SUFFIX, e.g. `.dlq`).
+ * Entries are grouped per DLQ topic, keeping their order, and written one topic after another.
+ */
+export function createDeadLetterSink(writer: ChangelogWriter, suffix: string): DeadLetterSink {
+  return {
+    async send(entries) {
+      const byTopic = new Map<string, OutgoingMessage[]>();
+      for (const entry of entries) {
+        const topic = `${entry.record.topic}${suffix}`;
+        let list = byTopic.get(topic);
+        if (list === undefined) byTopic.set(topic, (list = []));
+        list.push(toDeadLetterMessage(entry));
+      }
+      for (const [topic, messages] of byTopic) {
+        try {
+          await writer.send(topic, messages);
+        } catch (cause) {
+          throw new DeadLetterWriteError(topic, { cause });
+        }
+      }
+    },
+  };
+}
