@@ -4,7 +4,7 @@
  */
 import kafkajs from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
-import { MatviewError } from '../errors.js';
+import { InvariantError } from '../errors.js';
 import { createKafkaClient, type KafkaClientOptions } from './kafka-source.js';
 import type { ChangelogWriter, OutgoingMessage } from './types.js';
 
@@ -26,13 +26,6 @@ export interface KafkaWriterOptions extends KafkaClientOptions {
 export interface KafkaWriter extends ChangelogWriter {
   /** Connects now. Optional: `send` connects lazily on first use. Safe to call repeatedly. */
   connect(): Promise<void>;
-}
-
-/** `send` after `close` is a programming error in the caller's shutdown order. */
-export class WriterClosedError extends MatviewError {
-  constructor() {
-    super('MV_ERR_WRITER_CLOSED', 'The Kafka changelog writer is closed');
-  }
 }
 
 const toKafkaMessage = (m: OutgoingMessage): Message => ({
@@ -58,7 +51,8 @@ export function createKafkaWriter(options: KafkaWriterOptions): KafkaWriter {
   let closed = false;
 
   function connect(): Promise<Producer> {
-    if (closed) return Promise.reject(new WriterClosedError());
+    // send() after close() is a bug in the caller's shutdown order.
+    if (closed) return Promise.reject(new InvariantError('KafkaWriter.send() called after close()'));
     connecting ??= (async () => {
       const p = kafka.producer({
         createPartitioner: Partitioners.DefaultPartitioner,
