@@ -140,6 +140,8 @@ class Changelog implements EmbeddedChangelog {
   private lastActivityAt = Date.now();
   private running = false;
   private loop: Promise<void> | undefined;
+  /** Bumped by stop(): a start() still awaiting topic creation when stop() ran must not begin consuming. */
+  private generation = 0;
 
   constructor(env: RootDatabase, options: EmbeddedChangelogOptions & { partitions: number }) {
     this.env = env;
@@ -240,6 +242,7 @@ class Changelog implements EmbeddedChangelog {
       throw new Error('The embedded changelog consumer is already started');
     this.state = 'starting';
     this.reason = undefined;
+    const generation = this.generation;
     const cursors: Cursor[] = [];
     for (const topic of options.topics) {
       assertTopicName(topic);
@@ -266,6 +269,7 @@ class Changelog implements EmbeddedChangelog {
         cursors.push({ topic, partition, next });
       }
     }
+    if (generation !== this.generation) return;
     this.running = true;
     this.state = 'running';
     this.lastActivityAt = Date.now();
@@ -284,6 +288,7 @@ class Changelog implements EmbeddedChangelog {
   }
 
   async stop(): Promise<void> {
+    this.generation++;
     this.running = false;
     for (const waiter of [...this.waiters]) waiter.done();
     const loop = this.loop;

@@ -416,6 +416,28 @@ describe('embedded changelog', () => {
     expect(log.status().state).toBe('stopped');
   });
 
+  it('does not begin consuming when stop() runs while start() is still setting up', async () => {
+    const log = await openLog();
+    await log.send('users', [{ key: 'u1', value: '{}' }]);
+    let calls = 0;
+    const starting = log.start({
+      topics: ['users', 'created-by-start'],
+      resumeFrom: () => undefined,
+      handler: () => {
+        calls++;
+        return Promise.resolve();
+      },
+      onFatal: failOnFatal,
+    });
+    await log.stop();
+    await starting;
+    expect(log.status().state).toBe('stopped');
+    // Appends after the stop must not reach a consumer either.
+    await log.send('users', [{ key: 'u2', value: '{}' }]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toBe(0);
+  });
+
   it('reports high watermarks of existing topics and creates missing ones empty', async () => {
     const log = await openLog();
     await log.send('users', [
