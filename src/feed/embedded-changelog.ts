@@ -23,7 +23,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { DataDirError, FeedCrashError } from '../errors.js';
+import { DataDirError, FeedCrashError, InvariantError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { partitionForKey, toPositive } from './partitioner.js';
 import type {
@@ -448,8 +448,10 @@ class Changelog implements EmbeddedChangelog {
     return error;
   }
 
+  /** Use after close() is a caller bug (like KafkaWriter.send() after close()), not an operational error. */
   private assertOpen(): void {
-    if (this.closed) throw new Error(`The embedded changelog in "${this.dir}" is closed`);
+    if (this.closed)
+      throw new InvariantError(`the embedded changelog in "${this.dir}" was used after close()`);
   }
 }
 

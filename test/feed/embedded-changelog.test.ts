@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openEmbeddedChangelog, type EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { murmur2, partitionForKey, toPositive } from '../../src/feed/partitioner.js';
 import type { FeedBatch, FeedHandler, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
-import { FeedCrashError } from '../../src/errors.js';
+import { FeedCrashError, InvariantError } from '../../src/errors.js';
 import { silentLogger } from '../../src/ops/logger.js';
 
 const require = createRequire(import.meta.url);
@@ -496,8 +496,8 @@ describe('embedded changelog', () => {
   it('refuses to be used after close', async () => {
     const log = await openLog();
     await closeLog(log);
-    await expect(log.send('users', [{ key: 'a', value: '1' }])).rejects.toThrow(/closed/);
-    await expect(log.endOffsets(['users'])).rejects.toThrow(/closed/);
+    await expect(log.send('users', [{ key: 'a', value: '1' }])).rejects.toBeInstanceOf(InvariantError);
+    await expect(log.endOffsets(['users'])).rejects.toThrow(/after close\(\)/);
   });
 
   it('never reuses an offset when another process appends to the same log', async () => {
