@@ -45,8 +45,9 @@ export interface EmbeddedChangelogOptions {
   readonly partitions?: number;
   readonly logger: Logger;
   /**
-   * How often an idle consumer re-reads the log even without a wake-up (ms, default 1000). In-process appends
-   * wake it at once; this only refreshes `lastActivityAt` for liveness and bounds the delay if a wake-up were missed.
+   * How often an idle consumer re-reads the log without a wake-up (ms, default 1000). Appends in this process wake
+   * it at once; appends by another process (`matview demo` next to a server) are seen at the next poll. Each poll
+   * also refreshes `lastActivityAt`, so an idle feed still looks alive.
    */
   readonly pollIntervalMs?: number;
   /** Most records per delivered batch (default 1000), like a fetch's max bytes in Kafka. */
