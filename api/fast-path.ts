@@ -1,0 +1,79 @@
+/**
+ * The fast read path for POST /graphql (DESIGN.md "api"; the hard performance goal of issue 4).
+ * A bounded LRU keyed by the query text remembers, per document, what the first sight found out:
+ * parsed with the token limit, validated with the same rules as Apollo (api/limits.ts), and — for a plain
+ * query over `user`/`users` — compiled into a plan that reads the store synchronously and writes the
+ * response JSON itself (fast-path/compile.ts). Everything else (and every request a plan cannot answer
+ * exactly) goes through Apollo; the cache then just says "not ours" without parsing again.
+ */
+import { parse, type DocumentNode, type GraphQLSchema } from 'graphql';
+import type { ViewReader } from '../src/store/types.js';
+import { compileFastPlan, type FastPlan, type Variables } from './fast-path/compile.js';
+import { LruMap } from './fast-path/lru.js';
+import type { ValidateOperation } from './limits.js';
+
+export type { FastPlan, Variables } from './fast-path/compile.js';
+
+/** Cache bounds: distinct documents remembered, and the longest query text worth remembering. */
+const CACHE_ENTRIES = 1000;
+const MAX_QUERY_LENGTH = 4096;
+/** Marks a document the fast path does not serve (invalid, or not a plain user/users query). */
+const NOT_OURS = null;
+
+export interface FastPathOptions {
+  readonly schema: GraphQLSchema;
+  readonly reader: ViewReader;
+  readonly validate: ValidateOperation;
+  readonly maxTokens: number;
+  readonly maxIds: number;
+}
+
+export interface FastPath {
+  /**
+   * The plan for this request's query and operationName, or undefined when Apollo must answer.
+   * The caller still checks the plan's `run` result, which is undefined when Apollo must answer after all.
+   */
+  planFor(query: string, operationName: unknown): FastPlan | undefined;
+}
+
+/** Builds the fast path of one server (plans are bound to its reader). */
+export function createFastPath(options: FastPathOptions): FastPath {
+  const { schema, reader, validate, maxTokens, maxIds } = options;
+  const plans = new LruMap<string, FastPlan | typeof NOT_OURS>(CACHE_ENTRIES);
+
+  const firstSight = (query: string): FastPlan | typeof NOT_OURS => {
+    let document: DocumentNode;
+    try {
+      document = parse(query, { maxTokens, noLocation: true });
+    } catch {
+      return NOT_OURS;
+    }
+    if (validate(document).length > 0) return NOT_OURS;
+    return compileFastPlan(schema, document, reader, maxIds) ?? NOT_OURS;
+  };
+
+  return {
+    planFor(query, operationName) {
+      if (query.length > MAX_QUERY_LENGTH) return undefined;
+      let plan = plans.get(query);
+      if (plan === undefined) {
+        plan = firstSight(query);
+        plans.set(query, plan);
+      }
+      if (plan === NOT_OURS) return undefined;
+      // graphql-js GetOperation: a given name must match the (single) operation's name.
+      if (operationName !== undefined && operationName !== null && operationName !== plan.operationName)
+        return undefined;
+      return plan;
+    },
+  };
+}
+
+/** True when `variables` is what Apollo accepts for a POST body: absent, null or a plain object. */
+export function isVariablesRecord(variables: unknown): variables is Variables | null | undefined {
+  return (
+    variables === undefined ||
+    variables === null ||
+    (typeof variables === 'object' && !Array.isArray(variables))
+  );
+}

@@ -1,0 +1,323 @@
+/**
+ * Compiles a validated query over `user` / `users` into a function that reads the store synchronously and
+ * writes the response JSON directly — the same bytes Apollo + graphql-js would send (GraphQL spec §6
+ * "Execution": CollectFields merges fields by response key in document order; §7.1 serialized map order
+ * follows it). Anything this compiler does not handle makes it return undefined, and at run time any value
+ * that would produce a GraphQL error makes the plan return undefined: Apollo then answers, errors and all.
+ *
+ * Handled: one query operation; root fields `user`, `users`, `__typename`; aliases; named and inline
+ * fragments (type conditions resolved like graphql-js `doesFragmentConditionMatch`); id arguments as
+ * literals, variables (with defaults) or lists of those. Not handled: directives anywhere, other root
+ * fields, ids that graphql-js would coerce (numbers, a single id for a list).
+ */
+import {
+  Kind,
+  isAbstractType,
+  isInputType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  isScalarType,
+  typeFromAST,
+  valueFromAST,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLObjectType,
+  type GraphQLOutputType,
+  type GraphQLSchema,
+  type NamedTypeNode,
+  type SelectionSetNode,
+  type ValueNode,
+} from 'graphql';
+import type { ViewReader } from '../../src/store/types.js';
+import type { UserInformation } from '../../src/views/user-information.js';
+import {
+  writeBoolean,
+  writeDateTime,
+  writeFloat,
+  writeInt,
+  writeString,
+  type LeafWriter,
+} from './serialize.js';
+
+/** Variables of one request, as sent. */
+export type Variables = Readonly<Record<string, unknown>>;
+
+/** A compiled operation. */
+export interface FastPlan {
+  /** The operation's name, or undefined when anonymous. */
+  readonly operationName: string | undefined;
+  /** The whole response body (`{"data":…}` and Apollo's trailing newline), or undefined: ask Apollo. */
+  run(variables: Variables | undefined): string | undefined;
+}
+
+/** Writes one value; handles null itself (nullable → `null`, non-null → give up). */
+type ValueWriter = (value: unknown) => string | undefined;
+
+/** Object types whose fields are all plain property reads (type-graphql default resolvers). */
+const FAST_TYPES: ReadonlySet<string> = new Set(['User', 'ViewVersion', 'SourcePosition']);
+
+const LEAVES: Readonly<Record<string, LeafWriter>> = {
+  String: writeString,
+  ID: writeString,
+  Int: writeInt,
+  Float: writeFloat,
+  Boolean: writeBoolean,
+  DateTime: writeDateTime,
+};
+
+interface Context {
+  readonly schema: GraphQLSchema;
+  readonly fragments: ReadonlyMap<string, FragmentDefinitionNode>;
+}
+
+/** Compiles `document` (already valid for `schema`) or returns undefined when it is not fast-path material. */
+export function compileFastPlan(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  reader: ViewReader,
+  maxIds: number,
+): FastPlan | undefined {
+  const operations = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
+  const operation = operations[0];
+  if (operations.length !== 1 || operation === undefined || operation.operation !== 'query') return undefined;
+  if (operation.directives !== undefined && operation.directives.length > 0) return undefined;
+  const queryType = schema.getQueryType();
+  const userType = schema.getType('User');
+  if (queryType === null || queryType === undefined || !isObjectType(userType)) return undefined;
+
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const d of document.definitions)
+    if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+  const ctx: Context = { schema, fragments };
+
+  const defaults = new Map<string, unknown>();
+  for (const definition of operation.variableDefinitions ?? []) {
+    if (definition.directives !== undefined && definition.directives.length > 0) return undefined;
+    if (definition.defaultValue !== undefined) {
+      const type = typeFromAST(schema, definition.type);
+      if (!isInputType(type)) return undefined;
+      defaults.set(definition.variable.name.value, valueFromAST(definition.defaultValue, type));
+    }
+  }
+
+  const grouped = collectFields(ctx, queryType, [operation.selectionSet]);
+  if (grouped === undefined) return undefined;
+  const prefixes: string[] = [];
+  const steps: ((variables: Variables | undefined) => string | undefined)[] = [];
+  for (const [key, nodes] of grouped) {
+    const field = nodes[0] as FieldNode;
+    prefixes.push(`${steps.length === 0 ? '' : ','}${JSON.stringify(key)}:`);
+    const name = field.name.value;
+    if (name === '__typename') {
+      const typename = JSON.stringify(queryType.name);
+      steps.push(() => typename);
+      continue;
+    }
+    if (name !== 'user' && name !== 'users') return undefined;
+    const writeUser = compileObject(ctx, userType, nodes);
+    if (writeUser === undefined) return undefined;
+    const argument = field.arguments?.find((a) => a.name.value === (name === 'user' ? 'id' : 'ids'));
+    if (argument === undefined) return undefined;
+    if (name === 'user') {
+      const readId = compileId(argument.value, defaults);
+      if (readId === undefined) return undefined;
+      steps.push((variables) => {
+        const id = readId(variables);
+        if (id === undefined) return undefined;
+        const user = reader.getUser(id);
+        return user === undefined ? 'null' : writeUser(user);
+      });
+    } else {
+      const readIds = compileIds(argument.value, defaults);
+      if (readIds === undefined) return undefined;
+      steps.push((variables) => {
+        const ids = readIds(variables);
+        if (ids === undefined || ids.length > maxIds) return undefined;
+        return writeUserList(reader.getUsers(ids), writeUser);
+      });
+    }
+  }
+  return {
+    operationName: operation.name?.value,
+    run(variables) {
+      let out = '{"data":{';
+      for (let i = 0; i < steps.length; i++) {
+        const part = (steps[i] as (typeof steps)[number])(variables);
+        if (part === undefined) return undefined;
+        out += (prefixes[i] as string) + part;
+      }
+      return `${out}}}\n`;
+    },
+  };
+}
+
+function writeUserList(
+  users: readonly (UserInformation | undefined)[],
+  writeUser: ValueWriter,
+): string | undefined {
+  let out = '[';
+  for (let i = 0; i < users.length; i++) {
+    const user = users[i];
+    const part = user === undefined ? 'null' : writeUser(user);
+    if (part === undefined) return undefined;
+    out += i === 0 ? part : `,${part}`;
+  }
+  return `${out}]`;
+}
+
+/** GraphQL spec §6.3.2 CollectFields for one object type, without directives. */
+function collectFields(
+  ctx: Context,
+  type: GraphQLObjectType,
+  selectionSets: readonly SelectionSetNode[],
+): Map<string, FieldNode[]> | undefined {
+  const grouped = new Map<string, FieldNode[]>();
+  const visited = new Set<string>();
+  const visit = (set: SelectionSetNode): boolean => {
+    for (const selection of set.selections) {
+      if (selection.directives !== undefined && selection.directives.length > 0) return false;
+      if (selection.kind === Kind.FIELD) {
+        const key = selection.alias?.value ?? selection.name.value;
+        const list = grouped.get(key);
+        if (list === undefined) grouped.set(key, [selection]);
+        else list.push(selection);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        if (applies(ctx, selection.typeCondition, type) && !visit(selection.selectionSet)) return false;
+      } else {
+        const name = selection.name.value;
+        if (visited.has(name)) continue;
+        visited.add(name);
+        const fragment = ctx.fragments.get(name);
+        if (fragment === undefined) return false;
+        if (fragment.directives !== undefined && fragment.directives.length > 0) return false;
+        if (applies(ctx, fragment.typeCondition, type) && !visit(fragment.selectionSet)) return false;
+      }
+    }
+    return true;
+  };
+  for (const set of selectionSets) if (!visit(set)) return undefined;
+  return grouped;
+}
+
+function applies(ctx: Context, condition: NamedTypeNode | undefined, type: GraphQLObjectType): boolean {
+  if (condition === undefined) return true;
+  const conditionType = ctx.schema.getType(condition.name.value);
+  if (conditionType === type) return true;
+  return isAbstractType(conditionType) && ctx.schema.isSubType(conditionType, type);
+}
+
+/** Writer for an object of `type` with the merged sub-selections of `nodes`. */
+function compileObject(
+  ctx: Context,
+  type: GraphQLObjectType,
+  nodes: readonly FieldNode[],
+): ValueWriter | undefined {
+  if (!FAST_TYPES.has(type.name)) return undefined;
+  const sets: SelectionSetNode[] = [];
+  for (const node of nodes) if (node.selectionSet !== undefined) sets.push(node.selectionSet);
+  const grouped = collectFields(ctx, type, sets);
+  if (grouped === undefined) return undefined;
+  const prefixes: string[] = [];
+  const names: string[] = [];
+  const writers: ValueWriter[] = [];
+  const fields = type.getFields();
+  for (const [key, fieldNodes] of grouped) {
+    const name = (fieldNodes[0] as FieldNode).name.value;
+    prefixes.push(`${writers.length === 0 ? '' : ','}${JSON.stringify(key)}:`);
+    names.push(name);
+    if (name === '__typename') {
+      const typename = JSON.stringify(type.name);
+      writers.push(() => typename);
+      continue;
+    }
+    const field = fields[name];
+    if (field === undefined || field.args.length > 0) return undefined;
+    const writer = compileValue(ctx, field.type, fieldNodes);
+    if (writer === undefined) return undefined;
+    writers.push(writer);
+  }
+  const count = writers.length;
+  return (value) => {
+    if (typeof value !== 'object' || value === null) return undefined;
+    const source = value as Readonly<Record<string, unknown>>;
+    let out = '{';
+    for (let i = 0; i < count; i++) {
+      const part = (writers[i] as ValueWriter)(source[names[i] as string]);
+      if (part === undefined) return undefined;
+      out += (prefixes[i] as string) + part;
+    }
+    return `${out}}`;
+  };
+}
+
+function compileValue(
+  ctx: Context,
+  type: GraphQLOutputType,
+  nodes: readonly FieldNode[],
+): ValueWriter | undefined {
+  const nonNull = isNonNullType(type);
+  const inner = isNonNullType(type) ? type.ofType : type;
+  if (isListType(inner)) return undefined;
+  let write: ValueWriter | undefined;
+  if (isScalarType(inner)) write = LEAVES[inner.name];
+  else if (isObjectType(inner)) write = compileObject(ctx, inner, nodes);
+  if (write === undefined) return undefined;
+  const present = write;
+  // graphql-js CompleteValue: null on a non-null field is an error (Apollo answers it); else `null`.
+  return nonNull
+    ? (v) => (v === null || v === undefined ? undefined : present(v))
+    : (v) => (v === null || v === undefined ? 'null' : present(v));
+}
+
+/** `ID!` argument: a literal is fixed at compile time; a variable must be a string (else Apollo coerces). */
+function compileId(
+  node: ValueNode,
+  defaults: ReadonlyMap<string, unknown>,
+): ((variables: Variables | undefined) => string | undefined) | undefined {
+  if (node.kind === Kind.STRING || node.kind === Kind.INT) {
+    const id = node.value;
+    return () => id;
+  }
+  if (node.kind !== Kind.VARIABLE) return undefined;
+  const name = node.name.value;
+  const fallback = defaults.get(name);
+  return (variables) => {
+    const v = variables?.[name];
+    if (v === undefined) return typeof fallback === 'string' ? fallback : undefined;
+    return typeof v === 'string' ? v : undefined;
+  };
+}
+
+/** `[ID!]!` argument: a list literal of ids or variables, or one variable holding an array of strings. */
+function compileIds(
+  node: ValueNode,
+  defaults: ReadonlyMap<string, unknown>,
+): ((variables: Variables | undefined) => readonly string[] | undefined) | undefined {
+  if (node.kind === Kind.LIST) {
+    const items = node.values.map((item) => compileId(item, defaults));
+    if (items.some((item) => item === undefined)) return undefined;
+    const readers = items as ((variables: Variables | undefined) => string | undefined)[];
+    return (variables) => {
+      const ids = new Array<string>(readers.length);
+      for (let i = 0; i < readers.length; i++) {
+        const id = (readers[i] as (typeof readers)[number])(variables);
+        if (id === undefined) return undefined;
+        ids[i] = id;
+      }
+      return ids;
+    };
+  }
+  if (node.kind !== Kind.VARIABLE) return undefined;
+  const name = node.name.value;
+  const fallback = defaults.get(name);
+  return (variables) => {
+    const given = variables?.[name];
+    // An explicit null is not "absent": graphql-js rejects it for a non-null argument.
+    const v = given === undefined ? fallback : given;
+    if (!Array.isArray(v)) return undefined;
+    for (const id of v) if (typeof id !== 'string') return undefined;
+    return v as string[];
+  };
+}

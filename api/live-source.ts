@@ -1,0 +1,26 @@
+/**
+ * The seam between the GraphQL subscriptions and the live layer (src/live). The API only needs "give me
+ * the changes of these users, first the current state"; how commits are fanned out and how slow readers
+ * are conflated is the live layer's business (CONTRACT.md §3 "Subscription promises").
+ */
+import type { UserInformation } from '../src/views/user-information.js';
+
+/** What a subscription event says happened to a user (GraphQL enum `ChangeKind`). */
+export type ChangeKindValue = 'SNAPSHOT' | 'UPDATED' | 'DELETED';
+
+/** One event of `userChanged` / `usersChanged`. `user` is null when the users row does not exist. */
+export interface LiveUserChange {
+  readonly userId: string;
+  readonly kind: ChangeKindValue;
+  readonly user: UserInformation | null;
+}
+
+/**
+ * Source of subscription events, injected into `createApiServer({ live })`. Contract for implementers:
+ * the first event per id is a SNAPSHOT of the current state; later events arrive in commit order per user
+ * and may skip intermediate versions but never the latest; `return()` on the iterator releases the
+ * subscription (graphql-js calls it when the client unsubscribes or disconnects).
+ */
+export interface LiveSource {
+  subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange>;
+}

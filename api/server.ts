@@ -1,0 +1,143 @@
+/**
+ * The API server: GraphQL (fast path + Apollo), REST, health and metrics on one `http.Server`
+ * (CONTRACT.md §3). The WebSocket transport attaches later to the same server and path `/graphql`
+ * using `server`, `schema`, `createContext` and `validateOperation` from the returned object (see the
+ * `ApiServer` docs); nothing here needs to change for it.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { GraphQLSchema } from 'graphql';
+import type { Config } from '../src/ops/config.js';
+import type { FeedMonitor } from '../src/ops/feed-monitor.js';
+import type { Logger } from '../src/ops/logger.js';
+import type { Metrics } from '../src/ops/metrics.js';
+import type { ViewReader } from '../src/store/types.js';
+import { createApollo } from './apollo.js';
+import { createFastPath } from './fast-path.js';
+import { createLiveRoute, createMetricsRoute, createReadyRoute } from './health.js';
+import { createGraphqlRoute } from './http/graphql-route.js';
+import { createRequestTimer } from './http/observe.js';
+import { createRouter } from './http/router.js';
+import { createOperationValidator, type ValidateOperation } from './limits.js';
+import type { LiveSource } from './live-source.js';
+import { createUserRoute, USERS_PREFIX } from './rest.js';
+import { buildApiSchema } from './schema/build.js';
+import { createContextFactory, type ApiContext } from './schema/context.js';
+
+/** The path of GraphQL over HTTP and, later, over WebSocket (graphql-transport-ws). */
+export const GRAPHQL_PATH = '/graphql';
+
+export interface ApiServerOptions {
+  readonly config: Config;
+  readonly reader: ViewReader;
+  readonly feed: FeedMonitor;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Source of subscription events; without it subscriptions answer SUBSCRIPTIONS_UNAVAILABLE. */
+  readonly live?: LiveSource;
+  /** false: every GraphQL request goes through Apollo (tests use it to compare both paths). */
+  readonly fastPath?: boolean;
+}
+
+export interface ApiServer {
+  /** The one HTTP server. Attach graphql-ws with `new WebSocketServer({ server, path: GRAPHQL_PATH })`. */
+  readonly server: Server;
+  /** The executable subgraph schema (also what the WebSocket layer executes against). */
+  readonly schema: GraphQLSchema;
+  /** A fresh per-operation context (own DataLoader); call it once per subscription. */
+  readonly createContext: () => ApiContext;
+  /** The HTTP endpoint's validation (spec rules + limits + ids variables), for graphql-ws `onSubscribe`. */
+  readonly validateOperation: ValidateOperation;
+  /** Starts Apollo and listens on `config.port`/`config.host` (port 0: any free port). */
+  listen(): Promise<{ port: number }>;
+  /** Runs `hook` during `close()`, before the HTTP server closes (e.g. closing the WebSocket server). */
+  onClose(hook: () => Promise<void>): void;
+  /** Stops accepting, runs close hooks, lets in-flight requests finish (up to the shutdown timeout), stops Apollo. */
+  close(): Promise<void>;
+}
+
+/** Builds the API server; nothing listens until `listen()`. */
+export function createApiServer(options: ApiServerOptions): ApiServer {
+  const { config, reader, feed, metrics } = options;
+  const logger = options.logger.child({ component: 'api' });
+  const schema = buildApiSchema();
+  const createContext = createContextFactory({ reader, feed, live: options.live });
+  const validateOperation = createOperationValidator(schema, config);
+  const apollo = createApollo(schema, config, logger);
+  const fastPath =
+    options.fastPath === false
+      ? undefined
+      : createFastPath({
+          schema,
+          reader,
+          validate: validateOperation,
+          maxTokens: config.limits.maxTokens,
+          maxIds: config.limits.maxIds,
+        });
+  const graphql = createGraphqlRoute({
+    apollo,
+    createContext,
+    fastPath,
+    limits: config.limits,
+    timer: createRequestTimer(metrics.graphqlSeconds),
+    logger,
+  });
+  const user = createUserRoute(reader);
+  const live = createLiveRoute(feed);
+  const ready = createReadyRoute(feed);
+  const prometheus = createMetricsRoute(metrics, logger);
+  const router = createRouter(
+    {
+      exact: {
+        [GRAPHQL_PATH]: { GET: graphql.get, POST: graphql.post },
+        '/health/live': { GET: live, HEAD: live },
+        '/health/ready': { GET: ready, HEAD: ready },
+        '/metrics': { GET: prometheus, HEAD: prometheus },
+      },
+      prefixed: { prefix: USERS_PREFIX, route: { GET: user, HEAD: user } },
+    },
+    logger,
+  );
+  const server = createServer(router);
+  const closeHooks: (() => Promise<void>)[] = [];
+  let started: Promise<void> | undefined;
+
+  return {
+    server,
+    schema,
+    createContext,
+    validateOperation,
+    async listen() {
+      started ??= apollo.start();
+      await started;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const { port } = server.address() as AddressInfo;
+      logger.info({ port, host: config.host }, 'API listening');
+      return { port };
+    },
+    onClose(hook) {
+      closeHooks.push(hook);
+    },
+    async close() {
+      const closed = server.listening
+        ? new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())))
+        : Promise.resolve();
+      for (const hook of closeHooks) await hook();
+      // In-flight requests may finish within the shutdown budget; then every connection is cut.
+      const cut = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs);
+      cut.unref();
+      try {
+        await closed;
+      } finally {
+        clearTimeout(cut);
+      }
+      if (started !== undefined) await apollo.stop();
+    },
+  };
+}
