@@ -1,6 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // graphql 16 ships index.js (CJS) and index.mjs ("module"). Node loads the CJS one for every package
+  // (type-graphql, @apollo/*), but Vite would hand our sources the .mjs one: two graphql instances, and
+  // graphql-js refuses schemas from "another realm". Pin the bare import to the file Node picks.
+  resolve: { alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }] },
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/utils/setup.ts'],
