@@ -1,0 +1,419 @@
+/**
+ * The Kafka source against a real Kafka protocol endpoint (the librdkafka mock cluster, or
+ * KAFKA_BROKERS). Each test uses fresh topics and consumer groups; nothing asserts on timing:
+ * waits poll a condition under a generous deadline.
+ *
+ * Note: on the mock every new consumer group waits ~3 s before the first assignment (its initial
+ * rebalance delay), so each started source costs a few seconds.
+ */
+import kafkajs from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerCodecs, type KafkaCodec } from '../../src/feed/codecs.js';
+import { createKafkaSource, toFeedBatch } from '../../src/feed/kafka-source.js';
+import type {
+  FeedBatch,
+  FeedHandler,
+  FeedRecord,
+  FeedSource,
+  FeedStartOptions,
+} from '../../src/feed/types.js';
+import { FeedCrashError, StoreWriteError } from '../../src/errors.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { kcatProduce } from '../utils/kcat.js';
+
+const { CompressionCodecs, CompressionTypes } = kafkajs;
+
+let kafka: KafkaHandle;
+const sources: FeedSource[] = [];
+
+// Count real decompressions per codec, to prove each compressed path was exercised (librdkafka
+// silently sends uncompressed when compression does not pay off, so payloads are compressible).
+const decompressions = { gzip: 0, snappy: 0, lz4: 0, zstd: 0 };
+const originalCodecs = new Map<number, () => unknown>();
+
+beforeAll(async () => {
+  registerCodecs();
+  const types = {
+    gzip: CompressionTypes.GZIP,
+    snappy: CompressionTypes.Snappy,
+    lz4: CompressionTypes.LZ4,
+    zstd: CompressionTypes.ZSTD,
+  } as const;
+  const table = CompressionCodecs as unknown as Record<number, () => KafkaCodec>;
+  for (const [name, type] of Object.entries(types) as [keyof typeof decompressions, number][]) {
+    const original = table[type];
+    if (original === undefined) throw new Error(`no codec registered for ${name}`);
+    originalCodecs.set(type, original);
+    table[type] = () => {
+      const codec = original();
+      return {
+        compress: (encoder) => codec.compress(encoder),
+        decompress: (buffer) => {
+          decompressions[name]++;
+          return codec.decompress(buffer);
+        },
+      };
+    };
+  }
+  kafka = await startKafka();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(sources.map((s) => s.stop()));
+  const table = CompressionCodecs as unknown as Record<number, () => unknown>;
+  for (const [type, factory] of originalCodecs) table[type] = factory;
+  await kafka?.stop();
+});
+
+function newSource(): FeedSource {
+  const source = createKafkaSource({
+    brokers: kafka.brokers,
+    clientId: 'matview-test',
+    groupId: uniqueTopic('matview-test-group'),
+    fetchMaxWaitMs: 50,
+    sessionTimeoutMs: 10_000,
+    connectionTimeoutMs: 2_000,
+    logger: silentLogger,
+    retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 },
+  });
+  sources.push(source);
+  return source;
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+async function eventually<T>(
+  what: string,
+  check: () => T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface Seen {
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+}
+
+const seen = (r: FeedRecord): Seen => ({
+  partition: r.partition,
+  offset: r.offset,
+  key: r.key === null ? null : r.key.toString('utf8'),
+  value: r.value === null ? null : r.value.toString('utf8'),
+  headers: Object.fromEntries(
+    Object.entries(r.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, v.toString('latin1')]])),
+  ),
+});
+
+/** Collects batches; `handle` is overridable per test. */
+function collector(handle?: (batch: FeedBatch, call: number) => Promise<void>) {
+  const batches: FeedBatch[] = [];
+  const failures: FeedBatch[] = [];
+  let calls = 0;
+  const handler: FeedHandler = async (batch) => {
+    calls++;
+    try {
+      await handle?.(batch, calls);
+    } catch (e) {
+      failures.push(batch);
+      throw e;
+    }
+    batches.push(batch);
+  };
+  const records = () => batches.flatMap((b) => b.records);
+  return { handler, batches, failures, records };
+}
+
+function startOptions(
+  topics: string[],
+  handler: FeedHandler,
+  over: Partial<FeedStartOptions> = {},
+): FeedStartOptions & { fatal: Error[] } {
+  const fatal: Error[] = [];
+  return {
+    topics,
+    handler,
+    resumeFrom: () => undefined,
+    onFatal: (e) => fatal.push(e),
+    fatal,
+    ...over,
+  };
+}
+
+const json = (o: unknown) => JSON.stringify(o);
+/** Compressible, so librdkafka really compresses it. */
+const row = (id: string) => json({ tweetId: id, userId: 'u1', text: `hello ${'lorem ipsum '.repeat(20)}` });
+
+describe('toFeedBatch', () => {
+  it('should keep the last value of a repeated header and normalise missing key/value to null', () => {
+    const batch = toFeedBatch({
+      topic: 't',
+      partition: 3,
+      highWatermark: '8',
+      messages: [
+        {
+          offset: '7',
+          timestamp: '1700000000000',
+          key: null,
+          value: null,
+          attributes: 0,
+          headers: { dup: [Buffer.from('a'), Buffer.from('b')], one: Buffer.from('x'), str: 'y' },
+        },
+      ],
+      isEmpty: () => false,
+      firstOffset: () => '7',
+      lastOffset: () => '7',
+      offsetLag: () => '0',
+      offsetLagLow: () => '0',
+    });
+    expect(batch).toMatchObject({ topic: 't', partition: 3, highWatermark: '8' });
+    expect(batch.records.map(seen)).toEqual([
+      { partition: 3, offset: '7', key: null, value: null, headers: { dup: 'b', one: 'x', str: 'y' } },
+    ]);
+  });
+});
+
+describe('Kafka source', () => {
+  it('should deliver records from kafkajs and from kcat with every codec, exactly as written', async () => {
+    const topic = uniqueTopic('feed-codecs');
+    const expected: Seen[] = [];
+    const next = [0, 0, 0, 0];
+    const expect_ = (
+      partition: number,
+      key: string,
+      value: string | null,
+      headers: Record<string, string> = {},
+    ) => expected.push({ partition, offset: String(next[partition]!++), key, value, headers });
+
+    // kafkajs, uncompressed then gzip, with a binary header and a tombstone.
+    await produce(kafka.brokers, topic, [
+      {
+        key: 'k1',
+        value: row('k1'),
+        headers: { trace: 'abc', bin: Buffer.from([0, 255, 10]) },
+        partition: 0,
+      },
+      { key: 'k1', value: null, partition: 0 },
+    ]);
+    expect_(0, 'k1', row('k1'), { trace: 'abc', bin: Buffer.from([0, 255, 10]).toString('latin1') });
+    expect_(0, 'k1', null);
+    await produce(
+      kafka.brokers,
+      topic,
+      [1, 2, 3].map((i) => ({ key: `gz${i}`, value: row(`gz${i}`), partition: 0 })),
+      { compression: CompressionTypes.GZIP },
+    );
+    for (const i of [1, 2, 3]) expect_(0, `gz${i}`, row(`gz${i}`));
+
+    // kcat (librdkafka): one codec per partition; headers, a tombstone, then a header-less record.
+    const codecs = ['gzip', 'snappy', 'lz4', 'zstd'] as const;
+    for (const [partition, codec] of codecs.entries()) {
+      const records = [
+        { key: `${codec}-a`, value: row(`${codec}-a`), headers: { codec, 'x-n': '1' } },
+        { key: `${codec}-b`, value: row(`${codec}-b`), headers: { codec, 'x-n': '1' } },
+        { key: `${codec}-a`, value: null, headers: { codec, 'x-n': '1' } },
+        { key: `${codec}-c`, value: row(`${codec}-c`) },
+        { key: `${codec}-d`, value: row(`${codec}-d`) },
+      ];
+      await kcatProduce(kafka.brokers, topic, records, { compression: codec, partition });
+      for (const r of records) expect_(partition, r.key, r.value, r.headers);
+    }
+    const before = { ...decompressions };
+
+    const c = collector();
+    const source = newSource();
+    const options = startOptions([topic], c.handler);
+    await source.start(options);
+    await eventually('every record', () => c.records().length >= expected.length);
+
+    const byPosition = (a: Seen, b: Seen) => a.partition - b.partition || Number(a.offset) - Number(b.offset);
+    expect(c.records().map(seen).sort(byPosition)).toEqual(expected.sort(byPosition));
+    for (const batch of c.batches) {
+      const offsets = batch.records.map((r) => BigInt(r.offset));
+      expect(offsets).toEqual([...offsets].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      expect(batch.records.every((r) => r.topic === topic && r.partition === batch.partition)).toBe(true);
+      expect(batch.records.every((r) => /^\d+$/.test(r.timestamp))).toBe(true);
+      expect(BigInt(batch.highWatermark)).toBeGreaterThan(offsets[offsets.length - 1]!);
+    }
+    for (const codec of codecs) expect(decompressions[codec] - before[codec], codec).toBeGreaterThan(0);
+    expect(source.status().state).toBe('running');
+    expect(options.fatal).toEqual([]);
+    await source.stop();
+    expect(source.status().state).toBe('stopped');
+  });
+
+  it('should start each partition at resumeFrom (or earliest), ignoring the group committed offsets', async () => {
+    const topic = uniqueTopic('feed-resume');
+    await produce(
+      kafka.brokers,
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ key: `a${i}`, value: `v${i}`, partition: 0 })),
+    );
+    await produce(
+      kafka.brokers,
+      topic,
+      [0, 1, 2].map((i) => ({ key: `b${i}`, value: `w${i}`, partition: 1 })),
+    );
+    const firstOffset = (c: ReturnType<typeof collector>, partition: number) =>
+      c.records().find((r) => r.partition === partition)?.offset;
+
+    // A fresh group with a stored position of 6 on partition 0: not from 0, not from the end.
+    const fresh = collector();
+    const a = newSource();
+    await a.start(
+      startOptions([topic], fresh.handler, { resumeFrom: (_t, p) => (p === 0 ? '6' : undefined) }),
+    );
+    await eventually('partition 0 up to its end', () =>
+      fresh.records().some((r) => r.partition === 0 && r.offset === '9'),
+    );
+    await eventually('partition 1 from the beginning', () => firstOffset(fresh, 1));
+    expect(BigInt(firstOffset(fresh, 0)!)).toBeGreaterThanOrEqual(6n);
+    expect(firstOffset(fresh, 1)).toBe('0');
+    await a.stop();
+
+    // Same group again: its Kafka-committed offsets are now at the end (10 and 3), but the store
+    // says 3 for partition 0 and nothing for partition 1, so both are read again from there.
+    const groupId = uniqueTopic('matview-test-group');
+    const consumeWith = async (
+      resumeFrom: FeedStartOptions['resumeFrom'],
+      until: (c: ReturnType<typeof collector>) => boolean,
+    ) => {
+      const c = collector();
+      const source = createKafkaSource({
+        brokers: kafka.brokers,
+        clientId: 'matview-test',
+        groupId,
+        fetchMaxWaitMs: 50,
+        sessionTimeoutMs: 10_000,
+        connectionTimeoutMs: 2_000,
+        logger: silentLogger,
+      });
+      sources.push(source);
+      await source.start(startOptions([topic], c.handler, { resumeFrom }));
+      await eventually('the records', () => until(c));
+      await source.stop();
+      return c;
+    };
+    await consumeWith(
+      () => undefined,
+      (c) => c.records().length >= 13,
+    );
+    const again = await consumeWith(
+      (_t, p) => (p === 0 ? '3' : undefined),
+      (c) =>
+        c.records().some((r) => r.partition === 0 && r.offset === '9') && firstOffset(c, 1) !== undefined,
+    );
+    expect(firstOffset(again, 0)).toBe('3');
+    expect(firstOffset(again, 1)).toBe('0');
+  });
+
+  it('should deliver the same records again after the handler rejected, and never skip', async () => {
+    const topic = uniqueTopic('feed-redeliver');
+    await produce(
+      kafka.brokers,
+      topic,
+      Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: 2 })),
+    );
+    let failed = false;
+    const c = collector(async () => {
+      if (!failed) {
+        failed = true;
+        throw new Error('store busy, try again');
+      }
+    });
+    const source = newSource();
+    const options = startOptions([topic], c.handler);
+    await source.start(options);
+    await eventually('all 5 records applied', () => c.records().length >= 5);
+
+    const [rejected] = c.failures;
+    const [retried] = c.batches;
+    expect(rejected?.records.length).toBeGreaterThan(0);
+    expect(retried?.records[0]?.offset).toBe(rejected?.records[0]?.offset);
+    expect(retried?.records.map(seen).slice(0, rejected?.records.length)).toEqual(
+      rejected?.records.map(seen),
+    );
+    expect(c.records().map((r) => r.offset)).toEqual(['0', '1', '2', '3', '4']);
+    expect(options.fatal).toEqual([]);
+  });
+
+  it('should call onFatal when the handler fails with a non-retriable error', async () => {
+    const topic = uniqueTopic('feed-fatal');
+    await produce(kafka.brokers, topic, [{ key: 'k', value: 'v', partition: 0 }]);
+    const c = collector(async () => {
+      throw new StoreWriteError('MDB_MAP_FULL');
+    });
+    const source = newSource();
+    const options = startOptions([topic], c.handler);
+    await source.start(options);
+    const [fatal] = await eventually('onFatal', () => (options.fatal.length > 0 ? options.fatal : undefined));
+    expect(fatal).toBeInstanceOf(FeedCrashError);
+    expect(fatal?.message).toMatch(/MDB_MAP_FULL/);
+    expect(source.status()).toMatchObject({
+      state: 'crashed',
+      reason: expect.stringMatching(/MDB_MAP_FULL/),
+    });
+    expect(c.batches).toEqual([]);
+  });
+
+  it('should let the handler call in progress finish before stop() resolves', async () => {
+    const topic = uniqueTopic('feed-stop');
+    await produce(kafka.brokers, topic, [{ key: 'k', value: 'v', partition: 0 }]);
+    const order: string[] = [];
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const source = newSource();
+    await source.start(
+      startOptions([topic], async () => {
+        entered();
+        await gate;
+        order.push('handler finished');
+      }),
+    );
+    await inHandler;
+    const stopped = source.stop().then(() => order.push('stopped'));
+    setTimeout(release, 200);
+    await stopped;
+    expect(order).toEqual(['handler finished', 'stopped']);
+  });
+
+  it('should report the high watermark of every partition, creating missing topics on the mock', async () => {
+    const topic = uniqueTopic('feed-end');
+    const counts = [3, 0, 2, 1];
+    for (const [partition, n] of counts.entries()) {
+      if (n > 0)
+        await produce(
+          kafka.brokers,
+          topic,
+          Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: 'v', partition })),
+        );
+    }
+    const empty = uniqueTopic('feed-end-empty');
+    const source = newSource();
+    const ends = await source.endOffsets([topic, empty]);
+    const expected = [
+      ...counts.map((n, partition) => ({ topic, partition, next: String(n) })),
+      ...(process.env['KAFKA_BROKERS'] === undefined
+        ? [0, 1, 2, 3].map((partition) => ({ topic: empty, partition, next: '0' }))
+        : []),
+    ];
+    const sortKey = (p: { topic: string; partition: number }) => `${p.topic}/${p.partition}`;
+    expect(
+      ends
+        .filter((e) => process.env['KAFKA_BROKERS'] === undefined || e.topic === topic)
+        .sort((x, y) => sortKey(x).localeCompare(sortKey(y))),
+    ).toEqual(expected.sort((x, y) => sortKey(x).localeCompare(sortKey(y))));
+    await source.stop();
+  });
+});
