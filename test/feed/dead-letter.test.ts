@@ -1,8 +1,14 @@
-/** The DLQ sink against a fake ChangelogWriter: what is written where, and failure mapping. */
-import { describe, expect, it } from 'vitest';
+/**
+ * The DLQ sink against a fake ChangelogWriter (what is written where, failure mapping), then
+ * end to end through the kafkajs writer to the mock cluster and read back.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
 import { DeadLetterHeader, createDeadLetterSink } from '../../src/feed/dead-letter.js';
+import { createKafkaWriter } from '../../src/feed/kafka-writer.js';
 import type { ChangelogWriter, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
-import { DeadLetterWriteError, RecordErrorCode, isRetriable } from '../../src/errors.js';
+import { DeadLetterWriteError, InvariantError, RecordErrorCode, isRetriable } from '../../src/errors.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { consumeAll, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 
 class FakeWriter implements ChangelogWriter {
   readonly sent: { topic: string; messages: readonly OutgoingMessage[] }[] = [];
@@ -116,5 +122,76 @@ describe('createDeadLetterSink', () => {
     expect(isRetriable(error)).toBe(true);
     expect((error as DeadLetterWriteError).topic).toBe('tweets.dlq');
     expect(((error as Error).cause as Error).message).toBe('broker said no to tweets.dlq');
+  });
+});
+
+describe('dead letters through the Kafka writer', () => {
+  let kafka: KafkaHandle | undefined;
+  afterAll(async () => {
+    await kafka?.stop();
+  });
+
+  it('should land on <topic>.dlq with original bytes and headers, readable by a consumer', async () => {
+    kafka = await startKafka();
+    const writer = createKafkaWriter({
+      brokers: kafka.brokers,
+      clientId: 'matview-test-dlq',
+      connectionTimeoutMs: 2_000,
+      logger: silentLogger,
+      compression: 'gzip',
+    });
+    const source = uniqueTopic('tweets');
+    const bad = [
+      record({
+        topic: source,
+        partition: 1,
+        offset: '5',
+        key: Buffer.from('t1'),
+        value: Buffer.from('{nope'),
+      }),
+      record({ topic: source, partition: 3, offset: '9', key: Buffer.from('t2'), value: null, headers: {} }),
+    ];
+    await createDeadLetterSink(writer, '.dlq').send([
+      { record: bad[0]!, code: RecordErrorCode.JsonInvalid, message: 'bad JSON' },
+      { record: bad[1]!, code: RecordErrorCode.FieldMissing, message: 'userId is required' },
+    ]);
+    await writer.close();
+    await expect(writer.send('x', [{ key: 'k', value: 'v' }])).rejects.toBeInstanceOf(InvariantError);
+
+    const got = await consumeAll(kafka.brokers, `${source}.dlq`, 2);
+    const text = (b: Buffer | null | undefined) => (b == null ? null : b.toString());
+    expect(
+      got
+        .map((r) => ({
+          key: text(r.key),
+          value: text(r.value),
+          headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, text(v)])),
+        }))
+        .sort((a, b) => String(a.key).localeCompare(String(b.key))),
+    ).toEqual([
+      {
+        key: 't1',
+        value: '{nope',
+        headers: {
+          'trace-id': 'abc',
+          [DeadLetterHeader.SourceTopic]: source,
+          [DeadLetterHeader.SourcePartition]: '1',
+          [DeadLetterHeader.SourceOffset]: '5',
+          [DeadLetterHeader.ErrorCode]: 'MV_ERR_RECORD_JSON_INVALID',
+          [DeadLetterHeader.ErrorMessage]: 'bad JSON',
+        },
+      },
+      {
+        key: 't2',
+        value: null,
+        headers: {
+          [DeadLetterHeader.SourceTopic]: source,
+          [DeadLetterHeader.SourcePartition]: '3',
+          [DeadLetterHeader.SourceOffset]: '9',
+          [DeadLetterHeader.ErrorCode]: 'MV_ERR_RECORD_FIELD_MISSING',
+          [DeadLetterHeader.ErrorMessage]: 'userId is required',
+        },
+      },
+    ]);
   });
 });
