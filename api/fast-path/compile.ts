@@ -8,7 +8,7 @@
  * Handled: one query operation; root fields `user`, `users`, `__typename`; aliases; named and inline
  * fragments (type conditions resolved like graphql-js `doesFragmentConditionMatch`); id arguments as
  * literals, variables (with defaults) or lists of those. Not handled: directives anywhere, other root
- * fields, ids that graphql-js would coerce (numbers, a single id for a list).
+ * fields, ids that graphql-js would coerce from a variable (numbers, one id for a list).
  */
 import {
   Kind,
@@ -104,15 +104,13 @@ export function compileFastPlan(
 
   const grouped = collectFields(ctx, queryType, [operation.selectionSet]);
   if (grouped === undefined) return undefined;
-  const prefixes: string[] = [];
-  const steps: ((variables: Variables | undefined) => string | undefined)[] = [];
+  const steps: RootStep[] = [];
   for (const [key, nodes] of grouped) {
     const field = nodes[0] as FieldNode;
-    prefixes.push(`${steps.length === 0 ? '' : ','}${JSON.stringify(key)}:`);
+    const prefix = `${steps.length === 0 ? '' : ','}${JSON.stringify(key)}:`;
     const name = field.name.value;
     if (name === '__typename') {
-      const typename = JSON.stringify(queryType.name);
-      steps.push(() => typename);
+      steps.push({ kind: 'typename', prefix, text: JSON.stringify(queryType.name) });
       continue;
     }
     if (name !== 'user' && name !== 'users') return undefined;
@@ -123,46 +121,105 @@ export function compileFastPlan(
     if (name === 'user') {
       const readId = compileId(argument.value, defaults);
       if (readId === undefined) return undefined;
-      steps.push((variables) => {
-        const id = readId(variables);
-        if (id === undefined) return undefined;
-        const user = reader.getUser(id);
-        return user === undefined ? 'null' : writeUser(user);
-      });
+      steps.push({ kind: 'user', prefix, readId, writeUser });
     } else {
       const readIds = compileIds(argument.value, defaults);
       if (readIds === undefined) return undefined;
-      steps.push((variables) => {
-        const ids = readIds(variables);
-        if (ids === undefined || ids.length > maxIds) return undefined;
-        return writeUserList(reader.getUsers(ids), writeUser);
-      });
+      steps.push({ kind: 'users', prefix, readIds, writeUser });
     }
   }
+  const only = steps.length === 1 ? steps[0] : undefined;
   return {
     operationName: operation.name?.value,
-    run(variables) {
-      let out = '{"data":{';
-      for (let i = 0; i < steps.length; i++) {
-        const part = (steps[i] as (typeof steps)[number])(variables);
-        if (part === undefined) return undefined;
-        out += (prefixes[i] as string) + part;
-      }
-      return `${out}}}\n`;
-    },
+    // The common `{ user(id) {…} }` is one getUser; anything else reads every id with ONE getUsers,
+    // like the DataLoader does for Apollo.
+    run:
+      only?.kind === 'user'
+        ? (variables) => runSingle(only, reader, variables)
+        : (variables) => runBatched(steps, reader, maxIds, variables),
   };
+}
+
+type RootStep =
+  | { readonly kind: 'typename'; readonly prefix: string; readonly text: string }
+  | {
+      readonly kind: 'user';
+      readonly prefix: string;
+      readonly readId: (variables: Variables | undefined) => string | undefined;
+      readonly writeUser: ValueWriter;
+    }
+  | {
+      readonly kind: 'users';
+      readonly prefix: string;
+      readonly readIds: (variables: Variables | undefined) => readonly string[] | undefined;
+      readonly writeUser: ValueWriter;
+    };
+
+function runSingle(
+  step: Extract<RootStep, { kind: 'user' }>,
+  reader: ViewReader,
+  variables: Variables | undefined,
+): string | undefined {
+  const id = step.readId(variables);
+  if (id === undefined) return undefined;
+  const user = reader.getUser(id);
+  const part = user === undefined ? 'null' : step.writeUser(user);
+  return part === undefined ? undefined : `{"data":{${step.prefix}${part}}}\n`;
+}
+
+function runBatched(
+  steps: readonly RootStep[],
+  reader: ViewReader,
+  maxIds: number,
+  variables: Variables | undefined,
+): string | undefined {
+  const ids: string[] = [];
+  const counts: number[] = [];
+  for (const step of steps) {
+    if (step.kind === 'user') {
+      const id = step.readId(variables);
+      if (id === undefined) return undefined;
+      ids.push(id);
+    } else if (step.kind === 'users') {
+      const list = step.readIds(variables);
+      if (list === undefined || list.length > maxIds) return undefined;
+      for (const id of list) ids.push(id);
+      counts.push(list.length);
+    }
+  }
+  const found = ids.length === 0 ? [] : reader.getUsers(ids);
+  let at = 0;
+  let list = 0;
+  let out = '{"data":{';
+  for (const step of steps) {
+    let part: string | undefined;
+    if (step.kind === 'typename') part = step.text;
+    else if (step.kind === 'user') {
+      const user = found[at++];
+      part = user === undefined ? 'null' : step.writeUser(user);
+    } else {
+      const count = counts[list++] as number;
+      part = writeUserList(found, at, at + count, step.writeUser);
+      at += count;
+    }
+    if (part === undefined) return undefined;
+    out += step.prefix + part;
+  }
+  return `${out}}}\n`;
 }
 
 function writeUserList(
   users: readonly (UserInformation | undefined)[],
+  from: number,
+  to: number,
   writeUser: ValueWriter,
 ): string | undefined {
   let out = '[';
-  for (let i = 0; i < users.length; i++) {
+  for (let i = from; i < to; i++) {
     const user = users[i];
     const part = user === undefined ? 'null' : writeUser(user);
     if (part === undefined) return undefined;
-    out += i === 0 ? part : `,${part}`;
+    out += i === from ? part : `,${part}`;
   }
   return `${out}]`;
 }
@@ -308,6 +365,11 @@ function compileIds(
       }
       return ids;
     };
+  }
+  if (node.kind === Kind.STRING || node.kind === Kind.INT) {
+    // Input coercion (GraphQL spec §3.11): a single value for a list type is a list of one.
+    const one = [node.value];
+    return () => one;
   }
   if (node.kind !== Kind.VARIABLE) return undefined;
   const name = node.name.value;

@@ -18,11 +18,17 @@ export const MASKED_MESSAGE = 'Unexpected error.';
 
 type FormatError = NonNullable<ApolloServerOptions<BaseContext>['formatError']>;
 
-/** Our own code somewhere in the chain: Apollo re-labels validation errors GRAPHQL_VALIDATION_FAILED. */
+/** Codes Apollo puts on the errors it wraps, hiding a more specific code underneath. */
+const WRAPPER_CODES: ReadonlySet<unknown> = new Set([
+  ApiErrorCode.GraphqlValidationFailed,
+  ApiErrorCode.GraphqlParseFailed,
+]);
+
+/** Our own specific code somewhere in the chain (Apollo re-labels validation errors). */
 function ownCode(error: GraphQLError): ApiErrorCode | undefined {
   for (let e: unknown = error; e instanceof GraphQLError; e = e.originalError) {
     const code = e.extensions['code'];
-    if (isApiErrorCode(code) && code !== ApiErrorCode.GraphqlValidationFailed) return code;
+    if (isApiErrorCode(code) && !WRAPPER_CODES.has(code)) return code;
   }
   return undefined;
 }

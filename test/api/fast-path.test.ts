@@ -1,0 +1,203 @@
+/**
+ * The fast path must be invisible: for every query it serves, the bytes equal what Apollo + graphql-js
+ * send for the same query over the same data, and whatever it cannot reproduce exactly it leaves to Apollo.
+ */
+import { describe, expect, it } from 'vitest';
+import { createFastPath, type Variables } from '../../api/fast-path.js';
+import { knownResultType } from '../../api/http/negotiate.js';
+import { createOperationValidator } from '../../api/limits.js';
+import { buildApiSchema } from '../../api/schema/build.js';
+import type { UserInformation } from '../../src/views/user-information.js';
+import { FakeViewReader, gql, makeUser, seededRandom, testConfig, useTestApi } from '../utils/testkit.js';
+
+const random = seededRandom(2);
+const users: UserInformation[] = [
+  ...Array.from({ length: 20 }, (_, i) => makeUser(i + 1, random)),
+  makeUser(21, undefined, { joinedDate: '2008-01-22T15:14:44Z', name: 'non-canonical date' }),
+  makeUser(22, undefined, { joinedDate: '2008-01-22T16:14:44+01:00' }),
+];
+/** Values graphql-js turns into errors; the fast path must hand these to Apollo. */
+const broken: UserInformation[] = [
+  makeUser(90, undefined, { tweetCount: 2 ** 40 }),
+  makeUser(91, undefined, { username: null as unknown as string }),
+  makeUser(92, undefined, { joinedDate: 'not a date' }),
+];
+
+const ALL_FIELDS = `userId username name description location webPageUrl joinedDate profileImageUrl
+  backgroundImageUrl tweetCount followingCount followerCount likeCount
+  version { sequence appliedAt eventTime source { topic partition offset } }`;
+
+const FAST_QUERIES: [string, string, Variables?][] = [
+  ['all fields', `{ user(id: "1") { ${ALL_FIELDS} } }`],
+  [
+    'every user, all fields',
+    `query($ids: [ID!]!) { users(ids: $ids) { ${ALL_FIELDS} } }`,
+    { ids: users.map((u) => u.userId) },
+  ],
+  ['unknown user', '{ user(id: "nope") { userId } }'],
+  ['field order as asked', '{ user(id: "2") { likeCount userId version { source { offset } sequence } } }'],
+  [
+    'aliases',
+    '{ a: user(id: "1") { id: userId n: name } b: user(id: "2") { userId } c: user(id: "x") { userId } }',
+  ],
+  [
+    'named fragments',
+    `query Q { user(id: "3") { ...F version { ...V } } }
+     fragment F on User { userId ... on User { username } }
+     fragment V on ViewVersion { sequence source { ...S } }
+     fragment S on SourcePosition { offset }`,
+  ],
+  [
+    'merged selections',
+    '{ user(id: "1") { userId version { sequence } } user(id: "1") { username version { appliedAt } } }',
+  ],
+  [
+    '__typename everywhere',
+    '{ __typename user(id: "4") { __typename version { __typename source { __typename } } } }',
+  ],
+  ['variable', 'query One($id: ID!) { user(id: $id) { userId name } }', { id: '5' }],
+  ['default variable', 'query($id: ID! = "6") { user(id: $id) { userId } }'],
+  ['mixed id list', 'query($x: ID!) { users(ids: ["1", $x, "nope", "1"]) { userId name } }', { x: '7' }],
+  ['empty list', '{ users(ids: []) { userId } }'],
+  ['int id literal', '{ user(id: 8) { userId } }'],
+  ['single id for a list', '{ users(ids: "9") { userId } }'],
+  ['union condition', '{ user(id: "1") { ... on _Entity { ... on User { userId } } } }'],
+  ['non-canonical dates', '{ users(ids: ["21", "22"]) { joinedDate name } }'],
+  [
+    'nullable fields',
+    '{ users(ids: ["10", "11", "12", "13"]) { name description location webPageUrl joinedDate version { eventTime } } }',
+  ],
+];
+
+/** Queries (or variables) the fast path declines; Apollo answers them, usually with errors. */
+const APOLLO_QUERIES: [string, string, Variables?][] = [
+  ['Int overflow', '{ user(id: "90") { tweetCount } }'],
+  ['null in a non-null field', '{ user(id: "91") { userId username } }'],
+  ['invalid stored date', '{ user(id: "92") { joinedDate } }'],
+  ['directive', '{ user(id: "1") { userId name @include(if: false) } }'],
+  ['other root field', '{ user(id: "1") { userId } feedStatus { ready } }'],
+  ['numeric variable', 'query($id: ID!) { user(id: $id) { userId } }', { id: 5 }],
+  ['missing variable', 'query($id: ID!) { user(id: $id) { userId } }'],
+  ['null variable', 'query($ids: [ID!]) { users(ids: $ids) { userId } }', { ids: null }],
+  ['two operations', 'query A { user(id: "1") { userId } } query B { user(id: "2") { userId } }'],
+  ['unknown field', '{ user(id: "1") { nope } }'],
+];
+
+const config = testConfig();
+const schema = buildApiSchema();
+const reader = new FakeViewReader([...users, ...broken]);
+const fastPath = createFastPath({
+  schema,
+  reader,
+  validate: createOperationValidator(schema, config),
+  maxTokens: config.limits.maxTokens,
+  maxIds: config.limits.maxIds,
+});
+
+describe('fast path vs Apollo', () => {
+  const apollo = useTestApi({ users: [...users, ...broken], fastPath: false });
+
+  it.each(FAST_QUERIES)('%s: same bytes', async (_name, query, variables) => {
+    const plan = fastPath.planFor(query, undefined);
+    expect(plan, 'the fast path should serve this query').toBeDefined();
+    const fast = plan?.run(variables);
+    expect(fast).toBeDefined();
+    const res = await gql(apollo.url, variables === undefined ? { query } : { query, variables });
+    expect(res.status).toBe(200);
+    expect(fast).toBe(res.text);
+  });
+
+  it.each(APOLLO_QUERIES)('%s: left to Apollo', (_name, query, variables) => {
+    expect(fastPath.planFor(query, undefined)?.run(variables)).toBeUndefined();
+  });
+
+  it('declines an operationName that does not match', () => {
+    expect(fastPath.planFor('query A { user(id: "1") { userId } }', 'B')).toBeUndefined();
+    expect(fastPath.planFor('query A { user(id: "1") { userId } }', 'A')).toBeDefined();
+    expect(fastPath.planFor('{ user(id: "1") { userId } }', 'A')).toBeUndefined();
+  });
+
+  it('declines documents past the limits', () => {
+    const deep = fastPath.planFor('{ user(id: "1") { version { source { offset } } } }', undefined);
+    expect(deep).toBeDefined();
+    const many = Array.from(
+      { length: config.limits.maxAliases + 1 },
+      (_, i) => `a${i}: user(id: "1") { userId }`,
+    );
+    expect(fastPath.planFor(`{ ${many.join(' ')} }`, undefined)).toBeUndefined();
+    const ids = Array.from({ length: config.limits.maxIds + 1 }, (_, i) => String(i));
+    expect(
+      fastPath.planFor('query($ids: [ID!]!) { users(ids: $ids) { userId } }', undefined)?.run({ ids }),
+    ).toBeUndefined();
+  });
+});
+
+describe('fast path over HTTP', () => {
+  const fast = useTestApi({ users });
+  const apollo = useTestApi({ users, fastPath: false });
+  const query = '{ user(id: "1") { userId name joinedDate } }';
+  const accepts = [
+    undefined,
+    '*/*',
+    'application/json',
+    'application/graphql-response+json',
+    'application/graphql-response+json, application/json',
+    'application/graphql-response+json, application/json;q=0.9',
+    'application/graphql-response+json;charset=utf-8, application/json;charset=utf-8;q=0.9',
+    'application/json, application/graphql-response+json',
+    'application/json, text/plain, */*',
+    'text/html, application/json;q=0.5',
+    'text/html',
+  ];
+
+  it.each(accepts.map((a) => [a ?? '(none)', a]))(
+    'Accept %s: same status, type and body',
+    async (_label, accept) => {
+      const headers = accept === undefined ? {} : { accept };
+      fast.reader.resetCalls();
+      const [a, b] = await Promise.all([
+        gql(fast.url, { query }, headers),
+        gql(apollo.url, { query }, headers),
+      ]);
+      expect({ status: a.status, type: a.headers.get('content-type'), body: a.text }).toEqual({
+        status: b.status,
+        type: b.headers.get('content-type'),
+        body: b.text,
+      });
+      // The fast path reads one user with getUser; Apollo goes through the DataLoader's getUsers.
+      const served = knownResultType(accept) !== undefined;
+      expect(fast.reader.calls.getUser).toBe(served ? 1 : 0);
+    },
+  );
+
+  it('serves POST with variables and operationName', async () => {
+    fast.reader.resetCalls();
+    const res = await gql(fast.url, {
+      query: 'query Get($id: ID!) { user(id: $id) { userId } }',
+      variables: { id: '2' },
+      operationName: 'Get',
+    });
+    expect(res.json()).toEqual({ data: { user: { userId: '2' } } });
+    expect(fast.reader.calls.getUser).toBe(1);
+  });
+
+  it('falls back to Apollo when the store throws, and masks the error', async () => {
+    fast.reader.failWith = new Error('disk on fire');
+    try {
+      const res = await gql(fast.url, { query });
+      expect(res.json()).toEqual({
+        data: { user: null },
+        errors: [
+          {
+            message: 'Unexpected error.',
+            locations: [{ line: 1, column: 3 }],
+            path: ['user'],
+            extensions: { code: 'INTERNAL_SERVER_ERROR' },
+          },
+        ],
+      });
+    } finally {
+      fast.reader.failWith = undefined;
+    }
+  });
+});
