@@ -12,6 +12,7 @@ import { limitRules } from './limits.js';
 import { useIdsVariableLimit } from './plugins/use-limits.js';
 import { useLeanApollo } from './plugins/use-lean-apollo.js';
 import { createFormatError } from './plugins/use-masked-errors.js';
+import { useNoHttpSubscriptions } from './plugins/use-no-http-subscriptions.js';
 import type { ApiContext } from './schema/context.js';
 
 /** Builds (but does not start) the Apollo Server for `schema`. */
@@ -34,6 +35,6 @@ export function createApollo(
     // Automatic persisted queries would add a second cache keyed by client-chosen hashes; not needed.
     persistedQueries: false,
     stopOnTerminationSignals: false,
-    plugins: [...useLeanApollo(development), useIdsVariableLimit(limits.maxIds)],
+    plugins: [...useLeanApollo(development), useIdsVariableLimit(limits.maxIds), useNoHttpSubscriptions()],
   });
 }

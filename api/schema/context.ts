@@ -34,10 +34,15 @@ export function createContextFactory(deps: ContextDependencies): () => ApiContex
   const { reader, feed } = deps;
   const live = deps.live;
   const batch = (ids: readonly string[]): Promise<(UserInformation | null)[]> => {
-    const found = reader.getUsers(ids);
-    const out = new Array<UserInformation | null>(ids.length);
-    for (let i = 0; i < ids.length; i++) out[i] = found[i] ?? null;
-    return Promise.resolve(out);
+    try {
+      const found = reader.getUsers(ids);
+      const out = new Array<UserInformation | null>(ids.length);
+      for (let i = 0; i < ids.length; i++) out[i] = found[i] ?? null;
+      return Promise.resolve(out);
+    } catch (error) {
+      // Rejecting (instead of throwing) hands every load the store's own error, not DataLoader's wrapper.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   };
   return () => ({ reader, feed, live, users: new DataLoader(batch) });
 }
