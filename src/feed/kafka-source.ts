@@ -272,8 +272,17 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       const seeks: { topic: string; partition: number; offset: string }[] = [];
       for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
         for (const partition of partitions) {
-          const offset = start.resumeFrom(topic, partition) ?? EARLIEST_OFFSET;
-          c.seek({ topic, partition, offset });
+          let offset: string;
+          try {
+            offset = start.resumeFrom(topic, partition) ?? EARLIEST_OFFSET;
+            c.seek({ topic, partition, offset });
+          } catch (cause) {
+            // Thrown into kafkajs' joinAndSync, which bails: the consumer crashes without restart
+            // and onFatal fires. Reading from a wrong position is worse than stopping.
+            throw new FeedCrashError(`Could not seek ${topic}[${partition}] to the stored position`, {
+              cause,
+            });
+          }
           seeks.push({ topic, partition, offset });
         }
       }

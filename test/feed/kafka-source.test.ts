@@ -4,7 +4,8 @@
  * waits poll a condition under a generous deadline.
  *
  * Note: on the mock every new consumer group waits ~3 s before the first assignment (its initial
- * rebalance delay), so each started source costs a few seconds.
+ * rebalance delay), and after a member leaves, the next join waits about the session timeout
+ * (hence the short 6 s session here), so each started source costs a few seconds.
  */
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +73,7 @@ function newSource(): FeedSource {
     clientId: 'matview-test',
     groupId: uniqueTopic('matview-test-group'),
     fetchMaxWaitMs: 50,
-    sessionTimeoutMs: 10_000,
+    sessionTimeoutMs: 6_000,
     connectionTimeoutMs: 2_000,
     logger: silentLogger,
     retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 },
@@ -293,7 +294,7 @@ describe('Kafka source', () => {
         clientId: 'matview-test',
         groupId,
         fetchMaxWaitMs: 50,
-        sessionTimeoutMs: 10_000,
+        sessionTimeoutMs: 6_000,
         connectionTimeoutMs: 2_000,
         logger: silentLogger,
       });
@@ -362,6 +363,19 @@ describe('Kafka source', () => {
       state: 'crashed',
       reason: expect.stringMatching(/MDB_MAP_FULL/),
     });
+    expect(c.batches).toEqual([]);
+  });
+
+  it('should call onFatal rather than read from a wrong place when the stored position is unusable', async () => {
+    const topic = uniqueTopic('feed-bad-position');
+    await produce(kafka.brokers, topic, [{ key: 'k', value: 'v', partition: 0 }]);
+    const c = collector();
+    const source = newSource();
+    const options = startOptions([topic], c.handler, { resumeFrom: () => 'not-an-offset' });
+    await source.start(options);
+    const [fatal] = await eventually('onFatal', () => (options.fatal.length > 0 ? options.fatal : undefined));
+    expect(fatal).toBeInstanceOf(FeedCrashError);
+    expect(fatal?.message).toMatch(/stored position/);
     expect(c.batches).toEqual([]);
   });
 
