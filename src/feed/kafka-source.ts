@@ -46,7 +46,8 @@ export interface KafkaClientOptions {
   readonly logger: Logger;
   /**
    * Overrides kafkajs' retry/backoff (kafkajs `retry`: initialRetryTime, retries, maxRetryTime…).
-   * Tests shorten it; production keeps kafkajs' defaults.
+   * Tests shorten it; production keeps kafkajs' defaults (note kafkajs silently switches to much
+   * faster defaults when NODE_ENV=test: kafkajs `src/retry/index.js`).
    */
   readonly retry?: RetryOptions;
 }
@@ -142,7 +143,7 @@ function rootCause(error: unknown): unknown {
   return e;
 }
 
-const describe = (error: unknown): string => {
+const describeError = (error: unknown): string => {
   const root = rootCause(error);
   const top = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   if (root === error || !(root instanceof Error)) return top;
@@ -269,6 +270,9 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       // first fetch already starts at the store's positions. A batch fetched by the previous
       // generation may still be handed over after a rebalance (isStale() guards most of them);
       // the caller skips records at or below its stored position.
+      // With autoCommit, kafkajs implements seek as an OffsetCommit of that offset, so an
+      // "earliest" seek shows up as a committed offset of -2 in external lag tools until the
+      // first batch of that partition is committed.
       const seeks: { topic: string; partition: number; offset: string }[] = [];
       for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
         for (const partition of partitions) {
@@ -309,7 +313,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     });
     c.on(CRASH, ({ payload }) => {
       if (stopping) return;
-      const why = describe(payload.error);
+      const why = describeError(payload.error);
       if (payload.restart) {
         // kafkajs restarts the whole consumer after its backoff; GROUP_JOIN sets 'running' again.
         setState('retrying', why);
@@ -372,11 +376,11 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       await c?.disconnect().catch(() => undefined);
       if (stopping) return;
       if (!isRetriableKafkaError(error)) {
-        setState('crashed', describe(error));
-        throw new FeedCrashError(`Kafka consumer could not start: ${describe(error)}`, { cause: error });
+        setState('crashed', describeError(error));
+        throw new FeedCrashError(`Kafka consumer could not start: ${describeError(error)}`, { cause: error });
       }
       const delay = startBackoffMs(attempt);
-      setState('retrying', `${describe(error)}; retrying in ${delay} ms`);
+      setState('retrying', `${describeError(error)}; retrying in ${delay} ms`);
       startRetryTimer = setTimeout(() => {
         startRetryTimer = undefined;
         startWithRetry(start, attempt + 1).catch((e: unknown) =>
