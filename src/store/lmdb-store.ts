@@ -124,6 +124,14 @@ export class LmdbStore implements ViewReader {
     return this.seq;
   }
 
+  /**
+   * Forgets the stored position of a partition, so the next start reads it again from the earliest
+   * offset. Safe at any time: rows remember their origin, so re-read records are no-ops.
+   */
+  async forgetPosition(topic: string, partition: number): Promise<void> {
+    await this.offsets.remove(offsetKey(topic, partition));
+  }
+
   /** Raw state for verification tools and tests. */
   stateReader(): StateReader {
     return { row: (t: Table, k: string) => this.rows.get(rowKey(t, k)), user: (id: string) => this.users.get(id) };
