@@ -1,0 +1,149 @@
+/**
+ * The live hub: turns store commits into subscription events (DESIGN.md "live"). It keeps an index
+ * userId → subscriptions watching it; each commit wakes only the subscriptions indexed under the users it
+ * changed. No polling, and no per-commit scan of every subscription.
+ *
+ * Snapshot without a gap — why registering first and reading second is enough:
+ * 1. `subscribeUsers` registers the subscription in the index and reads the snapshot in ONE synchronous
+ *    block (no `await` between them), and `LmdbStore` calls commit listeners synchronously, in commit order,
+ *    right after it bumps `sequence()`. JavaScript runs one block at a time, so every commit is either
+ *    published entirely before the block (its effects are in the snapshot and `sequence()` counts it) or
+ *    entirely after it (the subscription is already indexed and receives it). None is missed.
+ * 2. One window remains: lmdb-js commits off the main thread, so a read may already see commit N while its
+ *    listener has not run yet (`sequence()` still says N-1). The snapshot of a user changed by N then carries
+ *    `version.sequence` N, and the later delta N is dropped as "not newer" by the subscription. That is the
+ *    issue's rule "drop deltas whose sequence ≤ the snapshot's sequence", with the snapshot's sequence taken
+ *    per user as max(view.version.sequence, sequence()).
+ * 3. A user deleted by N inside that window reads as absent with sequence N-1, so the client gets a
+ *    SNAPSHOT with `user: null` followed by a DELETED: the same state twice, never a wrong or older one.
+ * Per user, deltas then arrive in commit order because `publish` is called in commit order and the
+ * subscription drops anything not newer than what it already holds.
+ */
+import type { LiveSource, LiveUserChange } from '../../api/live-source.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
+import { UserSubscription, type SubscriptionStats } from './subscription.js';
+
+/** What the hub needs of the store: synchronous reads plus the commit feed (`LmdbStore` has both). */
+export interface LiveStore extends Pick<ViewReader, 'getUser' | 'sequence'> {
+  /** Subscribe to commits; returns the unsubscribe. Called synchronously after each commit, in order. */
+  onCommit(listener: CommitListener): () => void;
+}
+
+/** Options of {@link createLiveHub}. */
+export interface LiveHubOptions {
+  readonly store: LiveStore;
+  /** The two live metrics; omitted in pure unit tests. */
+  readonly metrics?: Pick<Metrics, 'subscriptionsActive' | 'conflatedEvents'>;
+}
+
+/** Index and mailbox sizes, for tests (index cleanup, memory bound) and diagnostics. */
+export interface LiveHubStats {
+  /** Open subscriptions. */
+  readonly subscriptions: number;
+  /** Distinct users with at least one subscription (keys of the index). */
+  readonly indexedUsers: number;
+  /** (user, subscription) pairs in the index. */
+  readonly indexEntries: number;
+  /** Unread changes over all subscriptions. */
+  readonly pending: number;
+  /** Per open subscription, in opening order. */
+  readonly perSubscription: readonly SubscriptionStats[];
+}
+
+/** The live layer as the runtime and the API see it. */
+export interface LiveHub extends LiveSource {
+  /** Delivers one commit to the subscriptions indexed under its changed users. Wired to `store.onCommit`. */
+  publish(event: CommitEvent): void;
+  /** Counters; cheap enough for tests to poll. */
+  stats(): LiveHubStats;
+  /** Ends every subscription (each iterator completes) and stops listening to the store. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Creates the hub and attaches it to the store's commit feed. It implements the API's `LiveSource` seam
+ * (api/live-source.ts), so `createApiServer({ live: hub })` serves subscriptions from it.
+ */
+export function createLiveHub(options: LiveHubOptions): LiveHub {
+  const { store, metrics } = options;
+  const index = new Map<string, Set<UserSubscription>>();
+  const open = new Set<UserSubscription>();
+  let closed = false;
+
+  const unregister = (subscription: UserSubscription): void => {
+    if (!open.delete(subscription)) return;
+    metrics?.subscriptionsActive.dec();
+    for (const userId of subscription.userIds) {
+      const watchers = index.get(userId);
+      if (watchers === undefined) continue;
+      watchers.delete(subscription);
+      if (watchers.size === 0) index.delete(userId);
+    }
+  };
+  const hooks = { onConflated: () => metrics?.conflatedEvents.inc(), onClose: unregister };
+
+  /** Creates, indexes and snapshots one subscription: all synchronous (see the module comment). */
+  const start = (ids: readonly string[]): UserSubscription => {
+    const subscription = new UserSubscription(ids, hooks);
+    if (closed) {
+      subscription.close();
+      return subscription;
+    }
+    open.add(subscription);
+    metrics?.subscriptionsActive.inc();
+    for (const userId of subscription.userIds) {
+      let watchers = index.get(userId);
+      if (watchers === undefined) index.set(userId, (watchers = new Set()));
+      watchers.add(subscription);
+    }
+    const committed = store.sequence();
+    for (const userId of subscription.userIds) {
+      const user = store.getUser(userId) ?? null;
+      const seen = user === null ? committed : BigInt(user.version.sequence);
+      subscription.snapshot(userId, user, seen > committed ? seen : committed);
+    }
+    return subscription;
+  };
+
+  const publish = (event: CommitEvent): void => {
+    // Walk the smaller side: a big batch against few watched users, or many watchers against a small commit.
+    if (event.changes.size <= index.size) {
+      for (const [userId, user] of event.changes) {
+        const watchers = index.get(userId);
+        if (watchers !== undefined) for (const s of watchers) s.offer(userId, event.sequence, user);
+      }
+    } else {
+      for (const [userId, watchers] of index) {
+        const user = event.changes.get(userId);
+        if (user !== undefined || event.changes.has(userId)) {
+          for (const s of watchers) s.offer(userId, event.sequence, user ?? null);
+        }
+      }
+    }
+  };
+
+  const unsubscribeStore = store.onCommit(publish);
+
+  return {
+    subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange> {
+      // Each iteration is its own subscription, started when graphql-js asks for the iterator (it does so
+      // immediately after the resolver returns), so a never-iterated iterable holds nothing.
+      return { [Symbol.asyncIterator]: () => start(ids) };
+    },
+    publish,
+    stats() {
+      let indexEntries = 0;
+      for (const watchers of index.values()) indexEntries += watchers.size;
+      const perSubscription = [...open].map((s) => s.stats());
+      const pending = perSubscription.reduce((n, s) => n + s.pending, 0);
+      return { subscriptions: open.size, indexedUsers: index.size, indexEntries, pending, perSubscription };
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      unsubscribeStore();
+      for (const subscription of [...open]) subscription.close();
+    },
+  };
+}

@@ -1,0 +1,307 @@
+/**
+ * The live hub alone, fed with fake commits and a fake reader (no LMDB, no sockets): per-user commit
+ * order, the snapshot/delta race, conflation of unread changes, and index cleanup.
+ */
+import { describe, expect, it } from 'vitest';
+import type { LiveUserChange } from '../../api/live-source.js';
+import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
+import { createMetrics } from '../../src/ops/metrics.js';
+import type { CommitListener } from '../../src/store/types.js';
+import type { UserInformation } from '../../src/views/user-information.js';
+
+/** A store stand-in: views in a Map, a commit sequence, listeners called synchronously like LmdbStore. */
+class FakeStore {
+  readonly views = new Map<string, UserInformation>();
+  private seq = 0n;
+  private readonly listeners = new Set<CommitListener>();
+
+  getUser(userId: string): UserInformation | undefined {
+    return this.views.get(userId);
+  }
+  sequence(): bigint {
+    return this.seq;
+  }
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  /** Commits new tweet counts (null: delete the users row) and publishes, as LmdbStore.applyBatch does. */
+  commit(changes: Record<string, number | null>): bigint {
+    const publish = this.write(changes);
+    publish();
+    return this.seq;
+  }
+
+  /**
+   * The lmdb-js window: the data of the next commit is already readable, but `sequence()` and the listeners
+   * have not caught up. Returns the function that finishes the commit.
+   */
+  write(changes: Record<string, number | null>): () => void {
+    const sequence = this.seq + 1n;
+    const event = new Map<string, UserInformation | null>();
+    for (const [userId, tweets] of Object.entries(changes)) {
+      if (tweets === null) this.views.delete(userId);
+      else this.views.set(userId, view(userId, tweets, sequence));
+      event.set(userId, tweets === null ? null : view(userId, tweets, sequence));
+    }
+    return () => {
+      this.seq = sequence;
+      for (const l of this.listeners) l({ sequence, changes: event });
+    };
+  }
+}
+
+function view(userId: string, tweetCount: number, sequence: bigint): UserInformation {
+  return {
+    userId,
+    username: `user-${userId}`,
+    name: null,
+    description: null,
+    location: null,
+    webPageUrl: null,
+    joinedDate: null,
+    profileImageUrl: null,
+    backgroundImageUrl: null,
+    tweetCount,
+    followingCount: 0,
+    followerCount: 0,
+    likeCount: 0,
+    version: {
+      sequence: sequence.toString(),
+      appliedAt: '2024-01-01T00:00:00.000Z',
+      eventTime: null,
+      source: { topic: 'tweets', partition: 0, offset: sequence.toString() },
+    },
+  };
+}
+
+/** A compact form of an event for whole-result assertions. */
+const brief = (c: LiveUserChange) => ({
+  userId: c.userId,
+  kind: c.kind,
+  tweets: c.user?.tweetCount ?? null,
+  seq: c.user?.version.sequence ?? null,
+});
+
+/**
+ * Reads a subscription like graphql-js does (one `next()` at a time) and keeps the read that found nothing
+ * outstanding, so a later commit settles it. `available()` returns what is readable without a new commit:
+ * a `next()` that is already settled wins the race against `setImmediate` (microtasks run first).
+ */
+class Reader {
+  readonly iterator: AsyncIterator<LiveUserChange>;
+  private waiting: Promise<IteratorResult<LiveUserChange>> | undefined;
+  constructor(hub: LiveHub, ids: readonly string[]) {
+    this.iterator = hub.subscribeUsers(ids)[Symbol.asyncIterator]();
+  }
+  /** The next event, waiting for a commit if needed; undefined when the subscription ended. */
+  async one(): Promise<LiveUserChange | undefined> {
+    const read = this.waiting ?? this.iterator.next();
+    this.waiting = undefined;
+    const result = await read;
+    return result.done === true ? undefined : result.value;
+  }
+  async available(): Promise<LiveUserChange[]> {
+    const out: LiveUserChange[] = [];
+    for (;;) {
+      const read = this.waiting ?? this.iterator.next();
+      this.waiting = undefined;
+      const result = await Promise.race([read, new Promise<'idle'>((r) => setImmediate(() => r('idle')))]);
+      if (result === 'idle') {
+        this.waiting = read;
+        return out;
+      }
+      if (result.done === true) return out;
+      out.push(result.value);
+    }
+  }
+  /** The read left outstanding by `available()`, to observe it settling. */
+  takeWaiting(): Promise<IteratorResult<LiveUserChange>> | undefined {
+    const w = this.waiting;
+    this.waiting = undefined;
+    return w;
+  }
+  async briefs(): Promise<ReturnType<typeof brief>[]> {
+    return (await this.available()).map(brief);
+  }
+  async return(): Promise<void> {
+    await this.iterator.return?.();
+  }
+}
+
+function setup(): { store: FakeStore; hub: LiveHub; metrics: ReturnType<typeof createMetrics> } {
+  const store = new FakeStore();
+  const metrics = createMetrics({ defaultMetrics: false });
+  return { store, hub: createLiveHub({ store, metrics }), metrics };
+}
+
+const gauge = async (m: ReturnType<typeof createMetrics>) =>
+  (await m.subscriptionsActive.get()).values[0]?.value;
+const conflated = async (m: ReturnType<typeof createMetrics>) =>
+  (await m.conflatedEvents.get()).values[0]?.value;
+
+describe('live hub', () => {
+  it('should start with a snapshot per user (null when absent) and then deliver every commit in order', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1 });
+    const r = new Reader(hub, ['a', 'b', 'a']);
+    expect(await r.briefs()).toEqual([
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
+      { userId: 'b', kind: 'SNAPSHOT', tweets: null, seq: null },
+    ]);
+    store.commit({ a: 2, c: 9 });
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'UPDATED', tweets: 2, seq: '2' }]);
+    store.commit({ b: 5 });
+    store.commit({ a: null });
+    expect(await r.briefs()).toEqual([
+      { userId: 'b', kind: 'UPDATED', tweets: 5, seq: '3' },
+      { userId: 'a', kind: 'DELETED', tweets: null, seq: null },
+    ]);
+    store.commit({ a: 4 });
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'UPDATED', tweets: 4, seq: '5' }]);
+    await r.return();
+  });
+
+  it('should wake a reader waiting for a change when a commit for its user arrives, and no other', async () => {
+    const { store, hub } = setup();
+    const r = new Reader(hub, ['a']);
+    await r.one(); // snapshot
+    const next = r.one();
+    store.commit({ z: 1 }); // nobody watches z
+    store.commit({ a: 7 });
+    expect(brief((await next)!)).toEqual({ userId: 'a', kind: 'UPDATED', tweets: 7, seq: '2' });
+    await r.return();
+  });
+
+  it('should not deliver a commit twice when the snapshot already saw it (readable before its listener ran)', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1, b: 1 });
+    const finish = store.write({ a: 2 }); // commit 2 is readable, its listener has not run yet
+    const r = new Reader(hub, ['a', 'b']);
+    expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: 2, seq: '2' });
+    finish();
+    store.commit({ a: 3 });
+    expect(await r.briefs()).toEqual([
+      { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
+      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '3' },
+    ]);
+    await r.return();
+  });
+
+  it('should turn changes committed before the snapshot is read into a newer SNAPSHOT, never an extra event', async () => {
+    const { store, hub, metrics } = setup();
+    store.commit({ a: 1 });
+    const r = new Reader(hub, ['a']);
+    store.commit({ a: 2 });
+    store.commit({ a: 3 });
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'SNAPSHOT', tweets: 3, seq: '3' }]);
+    expect(await conflated(metrics)).toBe(2);
+    await r.return();
+  });
+
+  it('should report a user deleted inside the window as a null snapshot then DELETED, never as the old state', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1 });
+    const finish = store.write({ a: null });
+    const r = new Reader(hub, ['a']);
+    expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: null, seq: null });
+    finish();
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'DELETED', tweets: null, seq: null }]);
+    await r.return();
+  });
+
+  it('should conflate unread changes to the latest state per user, bounded by the number of watched users', async () => {
+    const { store, hub, metrics } = setup();
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const r = new Reader(hub, ids);
+    expect(await r.available()).toHaveLength(5); // snapshots
+    // The reader now stalls: 200 commits, each to one of the users, round robin in the order c, e, b, d, a.
+    const order = ['c', 'e', 'b', 'd', 'a'];
+    const latest = new Map<string, number>();
+    for (let i = 0; i < 200; i++) {
+      const id = order[i % order.length]!;
+      store.commit({ [id]: i });
+      latest.set(id, i);
+      expect(hub.stats().pending).toBeLessThanOrEqual(ids.length);
+    }
+    // The read that was waiting took the very first change (c); then one event per user, the latest, in the
+    // order their first unread change arrived: c's next change came after everyone else's first.
+    expect(brief((await r.takeWaiting()!).value as LiveUserChange)).toEqual({
+      userId: 'c',
+      kind: 'UPDATED',
+      tweets: 0,
+      seq: '1',
+    });
+    expect(await r.briefs()).toEqual(
+      ['e', 'b', 'd', 'a', 'c'].map((id) => ({
+        userId: id,
+        kind: 'UPDATED',
+        tweets: latest.get(id)!,
+        seq: String(latest.get(id)! + 1),
+      })),
+    );
+    const skipped = 200 - 1 - ids.length; // one read at once, five delivered after the stall
+    expect(hub.stats().perSubscription).toEqual([
+      { users: 5, pending: 0, peakPending: 5, conflated: skipped, delivered: 11 },
+    ]);
+    expect(await conflated(metrics)).toBe(skipped);
+    await r.return();
+  });
+
+  it('should remove every index entry on return(), throw() and hub close, and settle a read that is waiting', async () => {
+    const { store, hub, metrics } = setup();
+    const one = new Reader(hub, ['a', 'b']);
+    const two = new Reader(hub, ['b', 'c']);
+    const three = new Reader(hub, ['c']);
+    expect(hub.stats()).toMatchObject({ subscriptions: 3, indexedUsers: 3, indexEntries: 5 });
+    expect(await gauge(metrics)).toBe(3);
+
+    await one.available();
+    const waiting = one.takeWaiting()!;
+    await one.return();
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    expect(await one.one()).toBeUndefined();
+    expect(hub.stats()).toMatchObject({ subscriptions: 2, indexedUsers: 2, indexEntries: 3 });
+
+    await two.iterator.throw?.(new Error('aborted'));
+    expect(hub.stats()).toMatchObject({ subscriptions: 1, indexedUsers: 1, indexEntries: 1 });
+
+    hub.close();
+    expect(await three.one()).toBeUndefined(); // unread snapshot dropped: the subscription is over
+    expect(hub.stats()).toEqual({
+      subscriptions: 0,
+      indexedUsers: 0,
+      indexEntries: 0,
+      pending: 0,
+      perSubscription: [],
+    });
+    expect(await gauge(metrics)).toBe(0);
+    expect(store.listenerCount).toBe(0);
+    expect(await new Reader(hub, ['a']).one()).toBeUndefined(); // a closed hub starts nothing
+    expect(hub.stats().subscriptions).toBe(0);
+  });
+
+  it('should complete at once when asked to watch no users', async () => {
+    const { hub } = setup();
+    expect(await new Reader(hub, []).one()).toBeUndefined();
+    expect(hub.stats().subscriptions).toBe(0);
+  });
+
+  it('should wake only subscriptions of changed users, whichever side of the commit is smaller', async () => {
+    const { store, hub } = setup();
+    const readers = Array.from({ length: 20 }, (_, i) => new Reader(hub, [`w${i}`]));
+    for (const r of readers) await r.one();
+    store.commit({ w3: 1, nobody: 1 }); // small commit, big index
+    const big: Record<string, number> = { w4: 2 };
+    for (let i = 0; i < 100; i++) big[`x${i}`] = i;
+    store.commit(big); // big commit, small index
+    expect(hub.stats().perSubscription.map((s) => s.pending)).toEqual(
+      readers.map((_, i) => (i === 3 || i === 4 ? 1 : 0)),
+    );
+    hub.close();
+  });
+});
