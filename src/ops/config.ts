@@ -25,6 +25,13 @@ const brokers = z
     'every entry must be host:port, e.g. "localhost:9092"',
   );
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const tokenList = z
+  .string()
+  .transform((s) => s.split(',').map((t) => t.trim()))
+  .refine(
+    (list) => list.every((t) => /^[\x21-\x7e]{16,}$/.test(t)),
+    'must be a comma-separated list of tokens, each at least 16 visible ASCII characters without spaces',
+  );
 
 /** Each entry: environment variable → schema with its default. Documented in README "Configuration". */
 const schema = z.object({
@@ -57,9 +64,18 @@ const schema = z.object({
   MAX_BATCH_OPERATIONS: nonNegative.int().default(10),
   INTROSPECTION: bool.optional(),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+  WS_INIT_TIMEOUT_MS: positiveInt.max(60_000, 'must be <= 60000').default(3_000),
+  WS_KEEPALIVE_MS: nonNegative.int('must be an integer').max(600_000, 'must be <= 600000').default(12_000),
+  WS_MAX_SUBSCRIPTIONS: positiveInt.max(10_000, 'must be <= 10000').default(100),
+  WS_MAX_PAYLOAD_BYTES: positiveInt.default(100_000),
+  WS_BACKPRESSURE_BYTES: positiveInt.default(262_144),
+  WS_AUTH_TOKENS: tokenList.optional(),
 });
 
 type Env = z.infer<typeof schema>;
+
+/** Variables whose values are secrets: validation messages name them without their value. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['WS_AUTH_TOKENS']);
 
 export interface Topics {
   readonly users: string;
@@ -100,6 +116,45 @@ export interface Config {
   };
   readonly introspection: boolean;
   readonly shutdownTimeoutMs: number;
+  /** GraphQL subscriptions over WebSocket (graphql-transport-ws on `/graphql`; api/ws.ts, src/live). */
+  readonly live: {
+    /**
+     * `WS_INIT_TIMEOUT_MS` (default 3000): how long a new socket may stay silent before `connection_init`;
+     * after that it is closed with 4408, so idle half-open sockets cannot pile up (graphql-ws
+     * `connectionInitWaitTimeout`).
+     */
+    readonly initTimeoutMs: number;
+    /**
+     * `WS_KEEPALIVE_MS` (default 12000, 0 = off): interval of WebSocket pings; a client that has not answered
+     * the previous ping by the next one is dropped, so dead peers free their subscriptions. Keep it below
+     * proxy idle timeouts (often 30-60 s).
+     */
+    readonly keepAliveMs: number;
+    /**
+     * `WS_MAX_SUBSCRIPTIONS` (default 100): operations one connection may have running at once; the next
+     * `subscribe` gets an error message TOO_MANY_SUBSCRIPTIONS (the socket stays open). The number of ids of
+     * one `usersChanged` is bounded by `MAX_IDS`, as for `users`.
+     */
+    readonly maxSubscriptionsPerConnection: number;
+    /**
+     * `WS_MAX_PAYLOAD_BYTES` (default 100000): largest incoming WebSocket message; a bigger one closes the
+     * socket with 1009 before it is buffered whole (`ws` `maxPayload`). The WebSocket twin of MAX_BODY_BYTES.
+     */
+    readonly maxPayloadBytes: number;
+    /**
+     * `WS_BACKPRESSURE_BYTES` (default 262144): when more than this many bytes wait unsent on a socket, its
+     * subscriptions stop taking events until it drains; meanwhile each keeps only the latest state per
+     * watched user (conflation). Bounds the memory a slow client costs. Effective minimum: the socket's
+     * 16 KiB write high-water mark.
+     */
+    readonly backpressureBytes: number;
+    /**
+     * `WS_AUTH_TOKENS` (default unset = no auth): comma-separated bearer tokens (each >= 16 characters). When
+     * set, `connection_init` must carry `{ authorization: "Bearer <token>" }` with one of them, else the
+     * socket is closed with 4403. Applies to the WebSocket transport only, not to HTTP requests.
+     */
+    readonly authTokens: readonly string[];
+  };
 }
 
 /** Parses and validates the environment. Throws one ConfigError listing every bad variable. */
@@ -116,7 +171,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0]);
       // One reason per variable: the first failed rule is the one to fix first.
-      if (!byKey.has(key)) byKey.set(key, `${key}=${JSON.stringify(input[key] ?? '')} ${issue.message}`);
+      // Secrets are named, never echoed: the message ends up in logs.
+      const shown = SECRET_KEYS.has(key) ? '<redacted>' : JSON.stringify(input[key] ?? '');
+      if (!byKey.has(key)) byKey.set(key, `${key}=${shown} ${issue.message}`);
     }
     const problems = [...byKey.values()];
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
@@ -159,6 +216,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     introspection: e.INTROSPECTION ?? development,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    live: {
+      initTimeoutMs: e.WS_INIT_TIMEOUT_MS,
+      keepAliveMs: e.WS_KEEPALIVE_MS,
+      maxSubscriptionsPerConnection: e.WS_MAX_SUBSCRIPTIONS,
+      maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      backpressureBytes: e.WS_BACKPRESSURE_BYTES,
+      authTokens: e.WS_AUTH_TOKENS ?? [],
+    },
   });
 }
 
