@@ -1,0 +1,226 @@
+/**
+ * GraphQL over WebSocket: the graphql-transport-ws protocol (graphql-ws v6 `useServer`) on the API's HTTP
+ * server and path (`/graphql`, CONTRACT.md §3). Events come from the injected `LiveSource` through the
+ * schema's subscription resolvers; this adapter only adds what is about sockets:
+ *
+ * - limits: `connection_init` timeout (4408), operations per connection, `maxPayload`, keep-alive pings, and
+ *   every subscribe document validated exactly like an HTTP request (`validateOperation`: spec rules, depth,
+ *   aliases, tokens, `ids` length), as DESIGN.md asks ("apply the same rules to subscriptions");
+ * - optional bearer-token auth in `connection_init` (4403);
+ * - backpressure: a subscription stops pulling events while the socket's buffer is full (src/live/backpressure);
+ * - the same error masking as HTTP (`createFormatError`).
+ *
+ * Protocol violations (garbage frames 4400, subscribe before ack 4401, duplicate id 4409, second init 4429)
+ * are graphql-ws's own checks; the codes are listed in src/live/close-codes.ts.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  GraphQLError,
+  parse,
+  type DocumentNode,
+  type ExecutionArgs,
+  type FormattedExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+} from 'graphql';
+import type { ConnectionInitMessage } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { createTokenCheck } from '../src/live/auth.js';
+import { gateAsyncIterator, socketFlowControl } from '../src/live/backpressure.js';
+import { LiveCloseCode } from '../src/live/close-codes.js';
+import type { Config } from '../src/ops/config.js';
+import type { Logger } from '../src/ops/logger.js';
+import { ApiErrorCode } from './codes.js';
+import type { ValidateOperation } from './limits.js';
+import { createFormatError } from './plugins/use-masked-errors.js';
+
+/**
+ * `extensions.code` of the error a `subscribe` gets when its connection already runs `WS_MAX_SUBSCRIPTIONS`
+ * operations. The socket stays open; the client may complete another operation and retry.
+ */
+export const TOO_MANY_SUBSCRIPTIONS = 'TOO_MANY_SUBSCRIPTIONS';
+
+/** Close reason for a refused token: says what to send, never which tokens exist (max 123 bytes, RFC 6455). */
+const FORBIDDEN_REASON = 'Forbidden: connection_init needs connectionParams.authorization "Bearer <token>"';
+
+/** How long `close()` lets clients answer the 1001 close frame before cutting their sockets. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** What the adapter needs of the API server (`createApiServer`'s result has all of it). */
+export interface WebSocketApi {
+  readonly server: Server;
+  readonly schema: GraphQLSchema;
+  readonly createContext: () => object;
+  readonly validateOperation: ValidateOperation;
+}
+
+/** Options of {@link attachLiveWebSocket}. */
+export interface LiveWebSocketOptions {
+  readonly api: WebSocketApi;
+  readonly config: Pick<Config, 'live' | 'limits' | 'development'>;
+  readonly logger: Logger;
+  /** Default `/graphql`, the HTTP endpoint's path. */
+  readonly path?: string;
+}
+
+/** Counters of the WebSocket endpoint, for tests and diagnostics. */
+export interface LiveWebSocketStats {
+  /** Open WebSocket connections. */
+  readonly connections: number;
+  /** Times a subscription stopped pulling events because its socket's buffer was over WS_BACKPRESSURE_BYTES. */
+  readonly backpressureWaits: number;
+}
+
+/** The attached WebSocket endpoint. */
+export interface LiveWebSocket {
+  stats(): LiveWebSocketStats;
+  /** Stops accepting upgrades, closes every socket with 1001 (cut after a short grace). Idempotent. */
+  close(): Promise<void>;
+}
+
+type InitPayload = NonNullable<ConnectionInitMessage['payload']>;
+
+/** Attaches graphql-ws to the API's HTTP server. Call `close()` before the HTTP server closes. */
+export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocket {
+  const { api, config } = options;
+  const path = options.path ?? '/graphql';
+  const logger = options.logger.child({ component: 'ws' });
+  const live = config.live;
+  const formatError = createFormatError({
+    logger,
+    development: config.development,
+    maxTokens: config.limits.maxTokens,
+  });
+  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
+    errors.map((e) => formatError(e.toJSON(), e));
+  const checkToken = createTokenCheck(live.authTokens);
+  let backpressureWaits = 0;
+  const onWait = (): void => {
+    backpressureWaits++;
+  };
+
+  // `noServer`: we route upgrades ourselves, so only `/graphql` is ever handed to ws (others get a 404).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: live.maxPayloadBytes,
+    perMessageDeflate: false,
+  });
+
+  const disposable = useServer<InitPayload>(
+    {
+      schema: api.schema,
+      connectionInitWaitTimeout: live.initTimeoutMs,
+      onConnect: (ctx) => {
+        if (checkToken === undefined || checkToken(ctx.connectionParams)) return true;
+        // graphql-ws would close with a bare "Forbidden"; close first with a reason that says what to send.
+        ctx.extra.socket.close(LiveCloseCode.Forbidden, FORBIDDEN_REASON);
+        return false;
+      },
+      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+        // graphql-ws registers the operation before calling us, so the count includes this one.
+        const running = Object.keys(ctx.subscriptions).length;
+        if (running > live.maxSubscriptionsPerConnection) {
+          const message = `Too many operations on this connection: at most ${live.maxSubscriptionsPerConnection} may run at once; complete one first.`;
+          return [new GraphQLError(message, { extensions: { code: TOO_MANY_SUBSCRIPTIONS } })];
+        }
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query, { maxTokens: config.limits.maxTokens });
+        } catch (error) {
+          if (error instanceof GraphQLError) return [withCode(error, ApiErrorCode.GraphqlParseFailed)];
+          throw error;
+        }
+        const variables = payload.variables ?? null;
+        const errors = api.validateOperation(document, variables);
+        if (errors.length > 0) return errors.map((e) => withCode(e, ApiErrorCode.GraphqlValidationFailed));
+        return {
+          schema: api.schema,
+          document,
+          operationName: payload.operationName ?? null,
+          variableValues: variables,
+          contextValue: api.createContext(),
+        };
+      },
+      onOperation: (ctx, _id, _payload, _args, result) => {
+        if (!isAsyncIterable(result)) return undefined;
+        const flow = socketFlowControl(ctx.extra.socket, ctx.extra.request.socket, live.backpressureBytes);
+        return gateAsyncIterator(result[Symbol.asyncIterator](), flow, onWait);
+      },
+      onNext: (_ctx, _id, _payload, _args, result): FormattedExecutionResult | undefined => {
+        if (result.errors === undefined) return undefined;
+        return { ...result, errors: format(result.errors) } as FormattedExecutionResult;
+      },
+      onError: (_ctx, _id, _payload, errors) => format(errors),
+    },
+    wss,
+    live.keepAliveMs,
+  );
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    if ((q === -1 ? url : url.slice(0, q)) !== path) {
+      socket.once('error', () => socket.destroy());
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      wss.emit('connection', ws, req);
+      // graphql-ws `useServer` just added a socket 'error' listener that console.errors "Internal error" and
+      // closes with 4500. Errors `ws` raises for a client's bad frames (code WS_ERR_*: too big, bad UTF-8,
+      // unmasked…) are not ours: ws already closes with the right status (1009, 1007, 1002), so log them quietly.
+      ws.removeAllListeners('error');
+      ws.on('error', (err: Error & { code?: string }) => {
+        if (err.code?.startsWith('WS_ERR_') === true) {
+          logger.debug({ code: err.code, message: err.message }, 'WebSocket client protocol error');
+          return;
+        }
+        logger.error({ err }, 'WebSocket error');
+        ws.close(LiveCloseCode.InternalServerError, 'Internal server error');
+      });
+    });
+  };
+  api.server.on('upgrade', onUpgrade);
+
+  let closing: Promise<void> | undefined;
+  return {
+    stats: () => ({ connections: wss.clients.size, backpressureWaits }),
+    close: () =>
+      (closing ??= (async () => {
+        api.server.off('upgrade', onUpgrade);
+        const clients = [...wss.clients];
+        const closed = Promise.all(
+          clients.map(
+            (c) =>
+              new Promise<void>((resolve) =>
+                c.readyState === c.CLOSED ? resolve() : c.once('close', () => resolve()),
+              ),
+          ),
+        );
+        await disposable.dispose(); // 1001 Going away to every client
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)));
+        await Promise.race([closed, grace]);
+        clearTimeout(timer);
+        for (const c of clients) if (c.readyState !== c.CLOSED) c.terminate();
+      })()),
+  };
+}
+
+/** The error with `code` in its extensions unless it already has one (Apollo labels HTTP errors the same way). */
+function withCode(error: GraphQLError, code: ApiErrorCode): GraphQLError {
+  if (error.extensions['code'] !== undefined) return error;
+  return new GraphQLError(error.message, {
+    ...(error.nodes === undefined ? {} : { nodes: error.nodes }),
+    ...(error.source === undefined ? {} : { source: error.source }),
+    ...(error.positions === undefined ? {} : { positions: error.positions }),
+    ...(error.path === undefined ? {} : { path: error.path }),
+    extensions: { ...error.extensions, code },
+  });
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
