@@ -6,6 +6,7 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createApiServer } from '../../api/server.js';
+import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
 import { DataDirError } from '../errors.js';
 import { createDeadLetterSink } from '../feed/dead-letter.js';
 import { startDemoGenerator, type DemoGenerator } from '../feed/demo-generator.js';
@@ -13,6 +14,7 @@ import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
 import { createKafkaSource } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource } from '../feed/types.js';
+import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
@@ -30,6 +32,10 @@ export interface Running {
   /** The embedded changelog's writer, or the Kafka DLQ writer. */
   readonly writer: ChangelogWriter;
   readonly demo: DemoGenerator | undefined;
+  /** The live hub behind GraphQL subscriptions (its `stats()` is what the live tests inspect). */
+  readonly live: LiveHub;
+  /** GraphQL over WebSocket on the API port (`stats()`: connections, backpressure waits). */
+  readonly websocket: LiveWebSocket;
   /** Resolves when the feed failed for good (the caller exits non-zero). */
   readonly fatal: Promise<Error>;
   close(): Promise<void>;
@@ -95,7 +101,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     },
   });
 
-  const api = createApiServer({ config, reader: store, feed: tracker, metrics, logger });
+  // Subscribed to the store before the feed starts, so no commit is published without it.
+  const live = createLiveHub({ store, metrics });
+  const api = createApiServer({ config, reader: store, feed: tracker, metrics, logger, live });
+  const websocket = attachLiveWebSocket({ api, config, logger });
+  api.onClose(() => websocket.close());
   const { port } = await api.listen();
   const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
   refresh.unref();
@@ -135,9 +145,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await demo?.stop();
       await source.stop();
       await api.close();
+      live.close();
       await writer.close();
       await store.close();
       logger.info('matview stopped');
     })());
-  return { port, store, source, tracker, metrics, writer, demo, fatal, close };
+  return { port, store, source, tracker, metrics, writer, demo, live, websocket, fatal, close };
 }
