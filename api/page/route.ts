@@ -1,0 +1,62 @@
+/**
+ * `GET /`: the live page (api/page/index.html), so a person sees the product working after `npm start`.
+ * A static file read once at start; no build step. Its inline script and style are allowed by hash in a
+ * Content-Security-Policy that permits nothing else (CSP Level 3 `'sha256-…'` sources), and `connect-src
+ * 'self'` covers the same-origin WebSocket.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { send } from '../http/respond.js';
+
+const PAGE_URL = new URL('./index.html', import.meta.url);
+
+/** CSP source for the body of every `<tag>…</tag>` in `html`. */
+function inlineHashes(html: string, tag: 'script' | 'style'): string {
+  const sources: string[] = [];
+  for (const m of html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))) {
+    sources.push(
+      `'sha256-${createHash('sha256')
+        .update(m[1] ?? '', 'utf8')
+        .digest('base64')}'`,
+    );
+  }
+  return sources.join(' ');
+}
+
+/** Builds the `GET`/`HEAD /` handler. Reads the page now, so a missing file fails at start, not per request. */
+export function createPageRoute(): (req: IncomingMessage, res: ServerResponse) => void {
+  const html = readFileSync(PAGE_URL, 'utf8');
+  const body = Buffer.from(html, 'utf8');
+  const csp = [
+    "default-src 'none'",
+    `script-src ${inlineHashes(html, 'script')}`,
+    `style-src ${inlineHashes(html, 'style')}`,
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+  const headers = [
+    'content-security-policy',
+    csp,
+    'cache-control',
+    'no-cache',
+    'x-content-type-options',
+    'nosniff',
+  ];
+  return (req, res) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, [
+        'content-type',
+        'text/html; charset=utf-8',
+        'content-length',
+        String(body.length),
+        ...headers,
+      ]);
+      res.end();
+      return;
+    }
+    send(res, 200, 'text/html; charset=utf-8', body, headers);
+  };
+}
