@@ -22,6 +22,12 @@ const TOOLS = [
     // kcat-producer tests, which will report it themselves.
     skip: () => (process.env.KAFKA_BROKERS ? 'KAFKA_BROKERS is set' : undefined),
   },
+  {
+    binary: 'chromium',
+    debianPackage: 'chromium',
+    // test/live/page.test.ts launches /usr/bin/chromium through playwright-core (no bundled browser download).
+    neededFor: 'the browser test of the live page at / (test/live/page.test.ts)',
+  },
 ];
 
 /** @param {string} binary */
