@@ -53,7 +53,10 @@ export interface LiveHubStats {
 
 /** The live layer as the runtime and the API see it. */
 export interface LiveHub extends LiveSource {
-  /** Delivers one commit to the subscriptions indexed under its changed users. Wired to `store.onCommit`. */
+  /**
+   * Delivers one commit to the subscriptions indexed under its changed users. `createLiveHub` already listens
+   * to `store.onCommit` with it; exposed for tests. Publishing a commit twice is harmless (not newer: dropped).
+   */
   publish(event: CommitEvent): void;
   /** Counters; cheap enough for tests to poll. */
   stats(): LiveHubStats;
