@@ -111,6 +111,9 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
   const disposable = useServer<InitPayload>(
     {
       schema: api.schema,
+      // From the validated config, not graphql-ws's own NODE_ENV check: internal error close reasons carry
+      // the error message only in development (CONTRACT.md §4).
+      isProd: !config.development,
       connectionInitWaitTimeout: live.initTimeoutMs,
       onConnect: (ctx) => {
         if (checkToken === undefined || checkToken(ctx.connectionParams)) return true;
