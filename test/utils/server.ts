@@ -41,6 +41,8 @@ export async function startTestServer(options: {
     TOPIC_FOLLOWS: options.topics.follows,
     TOPIC_LIKES: options.topics.likes,
     KAFKA_FETCH_MAX_WAIT_MS: '50',
+    // A restarted instance rejoins its group only after the old session expires (mock and real brokers alike).
+    KAFKA_SESSION_TIMEOUT_MS: '6000',
     DEMO: 'false',
     ...(options.brokers ? { KAFKA_BROKERS: options.brokers.join(',') } : {}),
     ...options.env,
