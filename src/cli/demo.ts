@@ -16,7 +16,7 @@ export async function runDemo(config: Config, args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel, { command: 'demo' });
   const useKafka = args.includes('--kafka');
   let writer: ChangelogWriter;
-  let alreadySeeded = false;
+  let alreadySeeded: boolean;
   if (useKafka) {
     if (!config.kafka) throw new ConfigError('matview demo --kafka needs KAFKA_BROKERS (e.g. KAFKA_BROKERS=localhost:9092)');
     writer = createKafkaWriter({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-demo`, connectionTimeoutMs: config.kafka.connectionTimeoutMs, logger });
