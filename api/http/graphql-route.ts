@@ -66,7 +66,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     res: ServerResponse,
     body: unknown,
     label: unknown,
-    started: bigint,
+    started: number,
   ) => {
     runApollo(apollo, createContext, req, res, body).then(
       () => timer.observe(label, started),
@@ -79,7 +79,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     );
   };
 
-  const onBody = (req: IncomingMessage, res: ServerResponse, raw: Buffer, started: bigint): void => {
+  const onBody = (req: IncomingMessage, res: ServerResponse, raw: Buffer, started: number): void => {
     const contentType = req.headers['content-type'];
     if (!isJson(contentType)) {
       // Apollo answers: CSRF prevention for simple content types, else 400 "invalid Content-Type".
@@ -142,7 +142,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
 
   return {
     post(req, res) {
-      const started = process.hrtime.bigint();
+      const started = performance.now();
       if (declaresTooLarge(req, maxBodyBytes)) {
         drainRefused(req);
         refuseTooLarge(req, res);
@@ -156,7 +156,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
       );
     },
     get(req, res) {
-      const started = process.hrtime.bigint();
+      const started = performance.now();
       viaApollo(req, res, undefined, undefined, started);
     },
   };
