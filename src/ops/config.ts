@@ -77,6 +77,9 @@ type Env = z.infer<typeof schema>;
 /** Variables whose values are secrets: validation messages name them without their value. */
 const SECRET_KEYS: ReadonlySet<string> = new Set(['WS_AUTH_TOKENS']);
 
+/** Every environment variable matview reads (the README's configuration table lists each). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.shape));
+
 export interface Topics {
   readonly users: string;
   readonly tweets: string;
