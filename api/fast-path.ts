@@ -1,6 +1,6 @@
 /**
  * The fast read path for POST /graphql (DESIGN.md "api"; the hard performance goal of issue 4).
- * A bounded LRU keyed by the query text remembers, per document, what the first sight found out:
+ * A bounded cache (approximate LRU) keyed by the query text remembers, per document, what the first sight found out:
  * parsed with the token limit, validated with the same rules as Apollo (api/limits.ts), and — for a plain
  * query over `user`/`users` — compiled into a plan that reads the store synchronously and writes the
  * response JSON itself (fast-path/compile.ts). Everything else (and every request a plan cannot answer
@@ -9,7 +9,7 @@
 import { parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { ViewReader } from '../src/store/types.js';
 import { compileFastPlan, type FastPlan, type Variables } from './fast-path/compile.js';
-import { LruMap } from './fast-path/lru.js';
+import { ClockCache } from './fast-path/clock-cache.js';
 import type { ValidateOperation } from './limits.js';
 
 export type { FastPlan, Variables } from './fast-path/compile.js';
@@ -39,7 +39,7 @@ export interface FastPath {
 /** Builds the fast path of one server (plans are bound to its reader). */
 export function createFastPath(options: FastPathOptions): FastPath {
   const { schema, reader, validate, maxTokens, maxIds } = options;
-  const plans = new LruMap<string, FastPlan | typeof NOT_OURS>(CACHE_ENTRIES);
+  const plans = new ClockCache<string, FastPlan | typeof NOT_OURS>(CACHE_ENTRIES);
 
   const firstSight = (query: string): FastPlan | typeof NOT_OURS => {
     let document: DocumentNode;

@@ -110,15 +110,24 @@ async function serve(): Promise<void> {
   });
   await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DEMO: 'false', LOG_LEVEL: 'silent' });
-  const api = createApiServer({
-    config,
-    reader: memoryReader(USERS),
-    feed,
-    metrics: createMetrics({ defaultMetrics: false }),
-    logger: silentLogger,
-  });
-  const { port } = await api.listen();
-  const ports = { bare: (bare.address() as AddressInfo).port, api: port };
+  const reader = memoryReader(USERS);
+  const start = async (fastPath: boolean) => {
+    const server = createApiServer({
+      config,
+      reader,
+      feed,
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: silentLogger,
+      fastPath,
+    });
+    return (await server.listen()).port;
+  };
+  // The second API server has the fast path off: the same request through Apollo, for reference.
+  const ports = {
+    bare: (bare.address() as AddressInfo).port,
+    api: await start(true),
+    apollo: await start(false),
+  };
   // Exit normally on Ctrl-C / kill so `--cpu-prof` gets to write its profile.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(0));
   if (process.send) {
@@ -166,7 +175,9 @@ async function main(): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ['--serve', '--users', String(USERS)], {
     execArgv: ['--import', 'tsx'],
   });
-  const ports = await new Promise<{ bare: number; api: number }>((resolve) => child.once('message', resolve));
+  const ports = await new Promise<{ bare: number; api: number; apollo: number }>((resolve) =>
+    child.once('message', resolve),
+  );
   // Requests are built up front (1000 random ids, cycled) so the client spends the same little work on
   // every target; bare node:http gets the very same requests as the API.
   let n = 0;
@@ -186,6 +197,7 @@ async function main(): Promise<void> {
     ['bare node:http GET', { ...common, url: bare, requests: gets }],
     ['bare node:http POST', { ...common, url: bare, requests: posts }],
     ['POST /graphql user(id)', { ...common, url: api, requests: posts }],
+    ['  same, fast path off', { ...common, url: `http://127.0.0.1:${ports.apollo}`, requests: posts }],
     ['GET /users/:id', { ...common, url: api, requests: gets }],
   ];
   try {
