@@ -20,6 +20,7 @@ const MAX_QUERY_LENGTH = 4096;
 /** Marks a document the fast path does not serve (invalid, or not a plain user/users query). */
 const NOT_OURS = null;
 
+/** What the fast path needs: the schema and validation Apollo uses, and the store it reads. */
 export interface FastPathOptions {
   readonly schema: GraphQLSchema;
   readonly reader: ViewReader;
@@ -28,6 +29,7 @@ export interface FastPathOptions {
   readonly maxIds: number;
 }
 
+/** The fast path of one server; `createGraphqlRoute` asks it first for every plain JSON POST. */
 export interface FastPath {
   /**
    * The plan for this request's query and operationName, or undefined when Apollo must answer.

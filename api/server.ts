@@ -28,6 +28,7 @@ import { createContextFactory, type ApiContext } from './schema/context.js';
 /** The path of GraphQL over HTTP and, later, over WebSocket (graphql-transport-ws). */
 export const GRAPHQL_PATH = '/graphql';
 
+/** Everything the API needs from the rest of matview; the runtime (src/ops/runtime.ts) builds these. */
 export interface ApiServerOptions {
   readonly config: Config;
   readonly reader: ViewReader;
@@ -40,6 +41,7 @@ export interface ApiServerOptions {
   readonly fastPath?: boolean;
 }
 
+/** The running API and the hooks the WebSocket layer attaches with. */
 export interface ApiServer {
   /** The one HTTP server. Attach graphql-ws with `new WebSocketServer({ server, path: GRAPHQL_PATH })`. */
   readonly server: Server;

@@ -9,6 +9,7 @@ interface Slot<V> {
   used: boolean;
 }
 
+/** Bounded key → value cache with CLOCK eviction (see the module note). */
 export class ClockCache<K, V> {
   readonly #slots = new Map<K, Slot<V>>();
 

@@ -17,6 +17,7 @@ import { knownResultType } from './negotiate.js';
 import type { RequestTimer } from './observe.js';
 import { send, sendGraphQLError } from './respond.js';
 
+/** Collaborators of the `/graphql` route, all built once per server. */
 export interface GraphqlRouteOptions {
   readonly apollo: ApolloServer<ApiContext>;
   readonly createContext: () => ApiContext;
@@ -27,6 +28,7 @@ export interface GraphqlRouteOptions {
   readonly logger: Logger;
 }
 
+/** Handlers per method; the router maps GET and POST `/graphql` to them. */
 export interface GraphqlRoute {
   post(req: IncomingMessage, res: ServerResponse): void;
   get(req: IncomingMessage, res: ServerResponse): void;
@@ -47,6 +49,7 @@ function isJson(contentType: string | undefined): boolean {
   );
 }
 
+/** Builds the `/graphql` handlers: body cap, batch cap, fast path, then Apollo. */
 export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
   const { apollo, createContext, fastPath, limits, timer, logger } = options;
   const { maxBodyBytes, maxBatchOperations } = limits;

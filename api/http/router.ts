@@ -15,6 +15,7 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: str
 /** One path: handlers by method. */
 export type Route = Readonly<Partial<Record<'GET' | 'HEAD' | 'POST', RouteHandler>>>;
 
+/** The routes of the one port: exact paths and one prefix route (`/users/:userId`). */
 export interface RouteTable {
   /** Exact paths. */
   readonly exact: Readonly<Record<string, Route>>;

@@ -13,6 +13,7 @@ export interface Measure {
   combine(a: number, b: number): number;
 }
 
+/** Folds `measure` over a selection set, through fragments, memoized per fragment. */
 export function measureSelections(
   selectionSet: SelectionSetNode,
   fragments: (name: string) => FragmentDefinitionNode | null | undefined,
