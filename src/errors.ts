@@ -83,6 +83,31 @@ export class FeedCrashError extends MatviewError {
   }
 }
 
+/** A CLI tool was pointed at a directory that holds no matview store. */
+export class StoreMissingError extends MatviewError {
+  constructor(readonly path: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_STORE_MISSING', `No matview store in "${path}": check DATA_DIR (the store lives in DATA_DIR/view)`, options);
+  }
+}
+
+/**
+ * A stored position is outside the records the source still holds: retention removed records the view
+ * has not applied yet, or the topic was deleted and recreated. Raised with `OFFSET_RESET_POLICY=fail`;
+ * with `rebuild` the view is rebuilt from the earliest offset instead. Never skipped silently.
+ */
+export class OffsetOutOfRangeError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_OFFSET_OUT_OF_RANGE', message, options);
+  }
+}
+
+/** `matview snapshot` / `matview restore` refused or failed (target exists, not a snapshot, copy failed). */
+export class SnapshotError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_SNAPSHOT', message, options);
+  }
+}
+
 /** A "can't happen" state: always a bug in matview. */
 export class InvariantError extends MatviewError {
   constructor(message: string) {

@@ -6,11 +6,17 @@
  *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
  * 3. Valid changes, and the batch's new offsets, commit in one LMDB transaction.
  * Offsets are stored only after the batch is durable (kafkajs runner.js: commit what succeeded).
+ *
+ * A handler either feeds the active generation (`role: 'live'`, the default) or a shadow generation being
+ * rebuilt (`role: 'rebuild'`). A rebuild re-reads history the live feed already handled, so it sends
+ * nothing to the dead-letter topic (those records are there already) and counts into the rebuild metrics,
+ * leaving the freshness and per-topic metrics to the live feed.
  */
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
 import type { Change } from '../materializer/materialize.js';
+import type { Generation } from '../store/generation.js';
 import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import { decodeRecord } from '../views/decode.js';
 import type { Table } from '../views/user-information.js';
@@ -34,14 +40,22 @@ export interface IngestOptions {
   readonly logger: Logger;
   /** Called after each commit (readiness, lag). */
   readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined) => void;
+  /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`: the active generation. */
+  readonly role?: 'live' | 'rebuild';
+  /** The shadow generation a `rebuild` handler writes to. */
+  readonly generation?: Generation;
 }
 
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { store, tables, deadLetters, metrics, logger } = options;
+  const rebuild = options.role === 'rebuild';
+  const target = options.generation ?? 'active';
+  if (rebuild && options.generation === undefined) throw new Error('a rebuild ingest handler needs its generation');
   return async (batch) => {
     const table = tables.get(batch.topic);
     if (table === undefined) throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
-    const stored = store.position(batch.topic, batch.partition);
+    const stored =
+      target === 'active' ? store.position(batch.topic, batch.partition) : store.position(batch.topic, batch.partition, target);
     const started = performance.now();
     const changes: Change[] = [];
     const invalid: DeadLetter[] = [];
@@ -66,12 +80,14 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         invalid.push({ record, code: decoded.code, message: decoded.message });
       }
     }
-    if (skipped > 0) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
+    if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
     if (last === undefined) {
       options.onApplied?.(batch, undefined);
       return;
     }
-    if (invalid.length > 0) {
+    if (invalid.length > 0 && rebuild) {
+      logger.debug({ topic: batch.topic, partition: batch.partition, invalid: invalid.length }, 'rebuild skipped invalid records');
+    } else if (invalid.length > 0) {
       await deadLetters.send(invalid);
       for (const d of invalid) {
         metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
@@ -84,13 +100,18 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const next = (BigInt(last.offset) + 1n).toString();
     let result: BatchResult;
     try {
-      result = await store.applyBatch({ changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] });
+      result = await store.applyBatch({ changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] }, target);
     } catch (e) {
       metrics.storeErrors.inc();
       logger.error({ err: e, topic: batch.topic, partition: batch.partition }, 'store commit failed; batch will be retried');
       throw e;
     }
     metrics.storeCommits.inc();
+    if (rebuild) {
+      metrics.rebuildRecordsApplied.inc(changes.length);
+      options.onApplied?.(batch, result);
+      return;
+    }
     metrics.recordsApplied.inc({ topic: batch.topic }, changes.length);
     metrics.batchSize.observe(changes.length + invalid.length);
     metrics.applySeconds.observe((performance.now() - started) / 1000);

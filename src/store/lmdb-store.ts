@@ -1,30 +1,51 @@
 /**
- * The store: one LMDB environment per instance (DATA_DIR), with named sub-databases for source
- * rows, user states, ready-to-send views, consumed offsets and metadata.
+ * The store: one LMDB environment per instance (DATA_DIR), holding one or two generations of the
+ * materialized state (see generation.ts) plus a `meta` sub-database.
  *
  * A batch's row writes, view writes and consumed offsets commit in ONE write transaction, so after
- * a crash at any point the store is exactly some prefix of the feed and restart resumes from the
+ * a crash at any point each generation is exactly some prefix of the feed and restart resumes from the
  * stored offsets. LMDB's copy-on-write B-tree with two meta pages makes a killed process (even
  * mid-commit) reopen at the last committed transaction; we keep lmdb-js's default durable commits
  * (no `noSync`, no `writeMap`), so a commit has reached the OS before its promise resolves.
- * Reads are synchronous `get`s from the memory map.
+ *
+ * Readers always see the active generation: reads are synchronous `get`s from the memory map through a
+ * pointer to the active generation's handles. A rebuild fills a shadow generation while the active one
+ * keeps serving (and keeps being fed); `trySwap` makes the shadow active in one transaction once it has
+ * caught up, so no reader ever sees a half-built view.
+ *
+ * Meta keys: `instanceId`, `sequence` (commit counter shared by all generations, so it only grows across
+ * swaps), `activeGeneration`, `shadowGeneration`, `nextGeneration`, `generation:<id>` (GenerationInfo),
+ * `viewVersion` (the active generation's, kept for stores written before generations), `rebuildRequested`
+ * (set by `matview rebuild`), `owner` (the serving process).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { StoreWriteError, isMatviewError } from '../errors.js';
+import { StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { materialize, rowKey, type Change, type StateReader } from '../materializer/materialize.js';
 import { decodeView, encodeView, restJsonOf } from '../views/codec.js';
 import type { StoredRow, Table, UserInformation, UserState } from '../views/user-information.js';
+import { GenerationDiff } from './generation-diff.js';
+import { Generation, generationOfDb, type GenerationInfo } from './generation.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
 
 export interface StoreOptions {
   readonly path: string;
   /** Initial map size in bytes; lmdb-js grows it when it fills. */
   readonly mapSize?: number;
-  /** Version of the view definition; a store holding another version is cleared and rebuilt from the feed. */
+  /**
+   * Version of the code's view definition. A new store's first generation is built with it; an existing
+   * store whose active generation has another version keeps serving it and reports `needsRebuild()`.
+   */
   readonly viewVersion: number;
+  /**
+   * false: open an existing store only (CLI tools: verify, snapshot, rebuild) and write nothing at open;
+   * throws {@link StoreMissingError} when `path` holds no store. Default true.
+   */
+  readonly create?: boolean;
   /** Called when a commit listener throws; the commit itself stands and other listeners still run. */
   readonly onListenerError?: (error: unknown) => void;
 }
@@ -42,58 +63,127 @@ export interface BatchResult {
   /** Users whose visible view changed. */
   readonly changed: number;
   readonly noops: number;
+  /** Generation the batch was written to. */
+  readonly generation: number;
+  /** True when that generation was the active one (readers and subscribers see the batch). */
+  readonly visible: boolean;
+}
+
+/** Where a batch goes: the active generation (resolved at commit time) or a given one (a shadow). */
+export type BatchTarget = 'active' | Generation;
+
+export interface SwapResult {
+  readonly swapped: boolean;
+  /** Partitions where the shadow is still behind the required offsets (empty when swapped). */
+  readonly behind: readonly { topic: string; partition: number; next: string; required: string }[];
+  /** Sequence of the swap commit (when swapped). */
+  readonly sequence?: bigint;
+  readonly from?: GenerationInfo;
+  readonly to?: GenerationInfo;
+}
+
+/** The process serving a store (`meta.owner`), so CLI tools can tell whether a server is running. */
+export interface StoreOwner {
+  readonly pid: number;
+  readonly hostname: string;
+  readonly startedAt: string;
+}
+
+export interface RebuildRequest {
+  readonly requestedAt: string;
+  readonly reason: string;
 }
 
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+const genKey = (id: number): string => `generation:${id}`;
+/** lmdb-js only opens this many named databases per environment: 2 generations × 4 + meta, with room to spare. */
+const MAX_DBS = 64;
+
+/** Path of an environment's data file (lmdb-js opens an extension-less path as a directory). */
+export const dataFileOf = (path: string): string => join(path, 'data.mdb');
 
 export class LmdbStore implements ViewReader {
   readonly instanceId: string;
-  /** True when the store was cleared at open because the stored view version differed. */
-  readonly rebuilt: boolean;
+  readonly path: string;
   private readonly env: RootDatabase;
-  private readonly rows: Database<StoredRow, string>;
-  private readonly users: Database<UserState, string>;
-  private readonly views: Database<Buffer, string>;
-  private readonly offsets: Database<string, string>;
   private readonly meta: Database<string, string>;
+  private active: Generation;
+  private shadowGen: Generation | undefined;
   private readonly listeners = new Set<CommitListener>();
   private readonly onListenerError: (error: unknown) => void;
+  private readonly codeViewVersion: number;
   private seq: bigint;
   private closed = false;
 
   constructor(options: StoreOptions) {
+    this.path = options.path;
+    this.codeViewVersion = options.viewVersion;
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
+    const create = options.create ?? true;
+    if (!create && !existsSync(dataFileOf(options.path))) throw new StoreMissingError(options.path);
     mkdirSync(options.path, { recursive: true });
-    this.env = open({ path: options.path, maxDbs: 8, mapSize: options.mapSize ?? 1024 * 1024 * 1024 });
-    this.rows = this.env.openDB<StoredRow, string>({ name: 'rows' });
-    this.users = this.env.openDB<UserState, string>({ name: 'users' });
-    this.views = this.env.openDB<Buffer, string>({ name: 'views', encoding: 'binary' });
-    this.offsets = this.env.openDB<string, string>({ name: 'offsets', encoding: 'string' });
+    this.env = open({ path: options.path, maxDbs: MAX_DBS, mapSize: options.mapSize ?? 1024 * 1024 * 1024 });
     this.meta = this.env.openDB<string, string>({ name: 'meta', encoding: 'string' });
-
-    const stored = this.meta.get('viewVersion');
-    this.rebuilt = stored !== undefined && stored !== String(options.viewVersion);
-    this.env.transactionSync(() => {
-      if (this.rebuilt) {
-        // The view's definition changed: start over from the feed (an online shadow rebuild is issue #6).
-        for (const db of [this.rows, this.users, this.views, this.offsets]) db.clearSync();
-      }
-      if (this.meta.get('instanceId') === undefined) this.meta.putSync('instanceId', randomUUID());
-      this.meta.putSync('viewVersion', String(options.viewVersion));
-    });
+    if (create) this.initialize(options.viewVersion);
+    else if (this.meta.get('instanceId') === undefined) {
+      void this.env.close();
+      throw new StoreMissingError(options.path);
+    }
     this.instanceId = this.meta.get('instanceId') ?? '';
     this.seq = BigInt(this.meta.get('sequence') ?? '0');
+    this.active = new Generation(
+      this.env,
+      this.generationInfo(Number(this.meta.get('activeGeneration') ?? '0')),
+    );
+    const shadowId = this.meta.get('shadowGeneration');
+    this.shadowGen =
+      shadowId === undefined ? undefined : new Generation(this.env, this.generationInfo(Number(shadowId)));
   }
 
-  // ---- reads (ViewReader) ----
+  /** First open of a store (or of one written before generations existed): record generation 0. */
+  private initialize(viewVersion: number): void {
+    this.env.transactionSync(() => {
+      if (this.meta.get('instanceId') === undefined) this.meta.putSync('instanceId', randomUUID());
+      if (this.meta.get('activeGeneration') === undefined) {
+        // A store from before generations has `viewVersion` and the unsuffixed dbs: that is generation 0.
+        const legacy = this.meta.get('viewVersion');
+        const info: GenerationInfo = {
+          id: 0,
+          viewVersion: legacy === undefined ? viewVersion : Number(legacy),
+          state: 'active',
+          createdAt: new Date().toISOString(),
+          reason: 'initial',
+        };
+        this.meta.putSync(genKey(0), JSON.stringify(info));
+        this.meta.putSync('activeGeneration', '0');
+        this.meta.putSync('nextGeneration', '1');
+        this.meta.putSync('viewVersion', String(info.viewVersion));
+      }
+    });
+  }
+
+  private generationInfo(id: number): GenerationInfo {
+    const raw = this.meta.get(genKey(id));
+    if (raw !== undefined) return JSON.parse(raw) as GenerationInfo;
+    // Only a store whose meta was written before generations reaches here with create: false.
+    return {
+      id,
+      viewVersion: Number(this.meta.get('viewVersion') ?? '0'),
+      state: 'active',
+      createdAt: '',
+      reason: 'initial',
+    };
+  }
+
+  // ---- reads (ViewReader): always the active generation ----
 
   getUser(userId: string): UserInformation | undefined {
-    const bytes = this.views.getBinaryFast(userId);
+    const bytes = this.active.views.getBinaryFast(userId);
     return bytes === undefined ? undefined : decodeView(bytes);
   }
 
   getUserJson(userId: string): Buffer | undefined {
-    const bytes = this.views.getBinary(userId);
+    const bytes = this.active.views.getBinary(userId);
     return bytes === undefined ? undefined : restJsonOf(bytes);
   }
 
@@ -103,12 +193,13 @@ export class LmdbStore implements ViewReader {
 
   /** Stored view bytes (rest JSON + version), for callers that serialize themselves. */
   getViewBytes(userId: string): Buffer | undefined {
-    return this.views.getBinary(userId);
+    return this.active.views.getBinary(userId);
   }
 
-  positions(): PartitionPosition[] {
+  /** Stored next offset of every partition of a generation (default: the active one). */
+  positions(generation: Generation = this.active): PartitionPosition[] {
     const out: PartitionPosition[] = [];
-    for (const { key, value } of this.offsets.getRange()) {
+    for (const { key, value } of generation.offsets.getRange()) {
       const [topic = '', partition = '0'] = key.split('\u0000');
       out.push({ topic, partition: Number(partition), next: value });
     }
@@ -116,12 +207,32 @@ export class LmdbStore implements ViewReader {
   }
 
   /** Next offset to read for a partition, or undefined when nothing of it was applied yet. */
-  position(topic: string, partition: number): string | undefined {
-    return this.offsets.get(offsetKey(topic, partition));
+  position(topic: string, partition: number, generation: Generation = this.active): string | undefined {
+    return generation.offsets.get(offsetKey(topic, partition));
   }
 
   sequence(): bigint {
     return this.seq;
+  }
+
+  /** The generation readers see. */
+  activeGeneration(): Generation {
+    return this.active;
+  }
+
+  /** The generation being rebuilt, if any. */
+  shadowGeneration(): Generation | undefined {
+    return this.shadowGen;
+  }
+
+  /** Version of the view definition being served (the active generation's). */
+  get viewVersion(): number {
+    return this.active.viewVersion;
+  }
+
+  /** True when the active generation was built with another view version than the code's. */
+  needsRebuild(): boolean {
+    return this.active.viewVersion !== this.codeViewVersion;
   }
 
   /**
@@ -129,69 +240,310 @@ export class LmdbStore implements ViewReader {
    * offset. Safe at any time: rows remember their origin, so re-read records are no-ops.
    */
   async forgetPosition(topic: string, partition: number): Promise<void> {
-    await this.offsets.remove(offsetKey(topic, partition));
+    await this.active.offsets.remove(offsetKey(topic, partition));
   }
 
-  /** Raw state for verification tools and tests. */
-  stateReader(): StateReader {
-    return { row: (t: Table, k: string) => this.rows.get(rowKey(t, k)), user: (id: string) => this.users.get(id) };
+  /** Raw state of a generation (default: active), for verification tools and tests. */
+  stateReader(generation: Generation = this.active): StateReader {
+    return {
+      row: (t: Table, k: string) => generation.rows.get(rowKey(t, k)),
+      user: (id: string) => generation.users.get(id),
+    };
   }
 
   /** Every user state, for verification (`matview verify`) and tests. */
-  *allUserStates(): Generator<[string, UserState]> {
-    for (const { key, value } of this.users.getRange()) yield [key, value];
+  *allUserStates(generation: Generation = this.active): Generator<[string, UserState]> {
+    for (const { key, value } of generation.users.getRange()) yield [key, value];
+  }
+
+  /** Every stored view, decoded. */
+  *allViews(generation: Generation = this.active): Generator<[string, UserInformation]> {
+    for (const { key, value } of generation.views.getRange()) yield [key, decodeView(value)];
   }
 
   /** Every stored row of a table, for verification. */
-  *allRows(table: Table): Generator<[string, StoredRow]> {
+  *allRows(table: Table, generation: Generation = this.active): Generator<[string, StoredRow]> {
     const prefix = rowKey(table, '');
-    for (const { key, value } of this.rows.getRange({ start: prefix })) {
+    for (const { key, value } of generation.rows.getRange({ start: prefix })) {
       if (!key.startsWith(prefix)) break;
       yield [key.slice(prefix.length), value];
     }
   }
 
+  /** Bytes of the environment in use (pages up to the last used one), for `matview_lmdb_size_bytes`. */
+  sizeBytes(): number {
+    const stats = this.env.getStats() as { pageSize?: number; lastPageNumber?: number };
+    return ((stats.lastPageNumber ?? 0) + 1) * (stats.pageSize ?? 4096);
+  }
+
   // ---- writes ----
 
   /**
-   * Materializes a batch and commits rows, user states, views, offsets and the new sequence in one
-   * write transaction, then notifies commit listeners (in commit order).
+   * Materializes a batch into `target` (default: whichever generation is active when the transaction
+   * runs) and commits rows, user states, views, offsets and the new sequence in one write transaction.
+   * Commit listeners are notified (in commit order) only when the target was the active generation.
+   * Offsets only move forward: a batch that is behind the stored position (a consumer that kept running
+   * across a swap) cannot move it back, and its records are no-ops by their row origins.
    */
-  async applyBatch(input: BatchInput): Promise<BatchResult> {
-    const sequence = this.seq + 1n;
+  async applyBatch(input: BatchInput, target: BatchTarget = 'active'): Promise<BatchResult> {
     const appliedAt = Date.now();
-    let result: { changed: number; noops: number; event: CommitEvent } | undefined;
+    let result:
+      | { changed: number; noops: number; event: CommitEvent; generation: number; visible: boolean }
+      | undefined;
     try {
       await this.env.transaction(() => {
-        const writes = materialize(this.stateReader(), input.changes, {
+        // Inside the transaction: the active generation and the sequence are read where commits serialize.
+        const generation = target === 'active' ? this.active : target;
+        const sequence = BigInt(this.meta.get('sequence') ?? '0') + 1n;
+        const writes = materialize(this.stateReader(generation), input.changes, {
           sequence,
           appliedAt: new Date(appliedAt).toISOString(),
         });
-        for (const [k, w] of writes.rows) this.rows.put(k, w.stored);
-        for (const [id, s] of writes.users) this.users.put(id, s);
+        for (const [k, w] of writes.rows) generation.rows.put(k, w.stored);
+        for (const [id, s] of writes.users) generation.users.put(id, s);
         for (const [id, v] of writes.views) {
-          if (v === null) this.views.remove(id);
-          else this.views.put(id, encodeView(v));
+          if (v === null) generation.views.remove(id);
+          else generation.views.put(id, encodeView(v));
         }
-        for (const p of input.positions) this.offsets.put(offsetKey(p.topic, p.partition), p.next);
+        for (const p of input.positions) {
+          const k = offsetKey(p.topic, p.partition);
+          const stored = generation.offsets.get(k);
+          if (stored === undefined || BigInt(p.next) > BigInt(stored)) generation.offsets.put(k, p.next);
+        }
         this.meta.put('sequence', sequence.toString());
-        result = { changed: writes.views.size, noops: writes.noops, event: { sequence, changes: writes.views } };
+        result = {
+          changed: writes.views.size,
+          noops: writes.noops,
+          event: { sequence, changes: writes.views },
+          generation: generation.id,
+          visible: generation === this.active,
+        };
       });
     } catch (e) {
       if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(`LMDB write failed, nothing of the batch was applied: ${(e as Error).message}`, { cause: e });
+      throw new StoreWriteError(
+        `LMDB write failed, nothing of the batch was applied: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
-    this.seq = sequence;
+    const { event } = result;
+    if (event.sequence > this.seq) this.seq = event.sequence;
+    if (result.visible) this.publish(event);
+    return {
+      sequence: event.sequence,
+      appliedAt,
+      changed: result.changed,
+      noops: result.noops,
+      generation: result.generation,
+      visible: result.visible,
+    };
+  }
+
+  private publish(event: CommitEvent): void {
     for (const listener of this.listeners) {
       try {
-        listener(result.event);
+        listener(event);
       } catch (e) {
         this.onListenerError(e);
       }
     }
-    return { sequence, appliedAt, changed: result.changed, noops: result.noops };
   }
+
+  /**
+   * Starts (or resumes) a shadow generation for `viewVersion`. An existing shadow of the same version is
+   * resumed where it stands; one of another version is dropped first. Clears a pending rebuild request in
+   * the same transaction, so a request is served by exactly one rebuild.
+   */
+  async beginShadow(
+    viewVersion: number,
+    reason: string,
+  ): Promise<{ generation: Generation; resumed: boolean }> {
+    const existing = this.shadowGen;
+    if (existing !== undefined && existing.viewVersion === viewVersion && reason !== 'offset-out-of-range') {
+      if (this.rebuildRequest() !== undefined) await this.meta.remove('rebuildRequested');
+      return { generation: existing, resumed: true };
+    }
+    if (existing !== undefined) await this.abandonShadow();
+    let info: GenerationInfo | undefined;
+    await this.env.transaction(() => {
+      const id = Number(this.meta.get('nextGeneration') ?? '1');
+      info = { id, viewVersion, state: 'building', createdAt: new Date().toISOString(), reason };
+      this.meta.put('nextGeneration', String(id + 1));
+      this.meta.put(genKey(id), JSON.stringify(info));
+      this.meta.put('shadowGeneration', String(id));
+      this.meta.remove('rebuildRequested');
+    });
+    if (info === undefined) throw new StoreWriteError('LMDB transaction did not run');
+    const generation = new Generation(this.env, info);
+    this.shadowGen = generation;
+    return { generation, resumed: false };
+  }
+
+  /** Drops the shadow generation (a rebuild that is no longer wanted). */
+  async abandonShadow(): Promise<void> {
+    const shadow = this.shadowGen;
+    if (shadow === undefined) return;
+    this.shadowGen = undefined;
+    await this.env.transaction(() => {
+      this.meta.remove('shadowGeneration');
+      this.meta.remove(genKey(shadow.id));
+    });
+    await shadow.drop();
+  }
+
+  /**
+   * Makes `shadow` the active generation, in one write transaction, if for every partition in `required`
+   * its stored position has reached `next` (typically the live end offsets). Readers switch generations
+   * between two transactions: before the swap they read the complete old view, after it the complete new
+   * one. Subscribers get one commit event naming every user whose view differs. The old generation is
+   * dropped afterwards.
+   */
+  async trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
+    if (this.shadowGen !== shadow) return { swapped: false, behind: [] };
+    const before = this.active;
+    let outcome: SwapResult | undefined;
+    await this.env
+      .transaction(() => {
+        const behind: SwapResult['behind'][number][] = [];
+        for (const r of required) {
+          if (r.next === '0') continue;
+          const at = shadow.offsets.get(offsetKey(r.topic, r.partition)) ?? '0';
+          if (BigInt(at) < BigInt(r.next))
+            behind.push({ topic: r.topic, partition: r.partition, next: at, required: r.next });
+        }
+        if (behind.length > 0) {
+          outcome = { swapped: false, behind };
+          return;
+        }
+        const sequence = BigInt(this.meta.get('sequence') ?? '0') + 1n;
+        const to: GenerationInfo = { ...shadow.info, state: 'active' };
+        this.meta.put(genKey(shadow.id), JSON.stringify(to));
+        this.meta.put('activeGeneration', String(shadow.id));
+        this.meta.put('viewVersion', String(shadow.viewVersion));
+        this.meta.remove('shadowGeneration');
+        this.meta.remove(genKey(before.id));
+        this.meta.put('sequence', sequence.toString());
+        // Switch readers here, not after the commit resolves: a live batch queued behind this transaction
+        // may run in the same LMDB commit and must land in the new generation. Readers between this line
+        // and the commit read the last committed snapshot, in which the shadow is already complete.
+        this.active = shadow;
+        this.shadowGen = undefined;
+        shadow.info = to;
+        outcome = { swapped: true, behind: [], sequence, from: before.info, to };
+      })
+      .catch((e: unknown) => {
+        if (this.active === shadow) {
+          this.active = before;
+          this.shadowGen = shadow;
+          shadow.info = { ...shadow.info, state: 'building' };
+        }
+        throw new StoreWriteError(
+          `LMDB write failed, the generation swap did not happen: ${(e as Error).message}`,
+          { cause: e },
+        );
+      });
+    if (outcome === undefined) throw new StoreWriteError('LMDB transaction did not run');
+    if (!outcome.swapped || outcome.sequence === undefined) return outcome;
+    if (outcome.sequence > this.seq) this.seq = outcome.sequence;
+    this.publish({ sequence: outcome.sequence, changes: new GenerationDiff(before, this.active) });
+    await before.drop();
+    return outcome;
+  }
+
+  /**
+   * Drops sub-databases of generations that are neither active nor shadow (left by a crash between a
+   * swap and the drop of the old generation). Only the serving process calls it.
+   */
+  async collectGarbage(): Promise<number[]> {
+    const keep = new Set([this.active.id, ...(this.shadowGen === undefined ? [] : [this.shadowGen.id])]);
+    const orphans = new Set<number>();
+    for (const name of this.env.getKeys()) {
+      if (typeof name !== 'string') continue;
+      const id = generationOfDb(name);
+      if (id !== undefined && !keep.has(id)) orphans.add(id);
+    }
+    for (const id of orphans) {
+      await new Generation(this.env, {
+        id,
+        viewVersion: 0,
+        state: 'building',
+        createdAt: '',
+        reason: 'orphan',
+      }).drop();
+      await this.meta.remove(genKey(id));
+    }
+    return [...orphans];
+  }
+
+  // ---- operator requests and ownership (cross-process, through meta) ----
+
+  /** Records a request to rebuild the view (`matview rebuild`); the serving process picks it up. */
+  async requestRebuild(reason: string): Promise<RebuildRequest> {
+    const request: RebuildRequest = { requestedAt: new Date().toISOString(), reason };
+    await this.meta.put('rebuildRequested', JSON.stringify(request));
+    return request;
+  }
+
+  /** Drops a pending rebuild request (one already under way serves it). */
+  async clearRebuildRequest(): Promise<void> {
+    await this.meta.remove('rebuildRequested');
+  }
+
+  /** The pending rebuild request, if any (reads the latest committed state, from any process). */
+  rebuildRequest(): RebuildRequest | undefined {
+    const raw = this.meta.get('rebuildRequested');
+    return raw === undefined ? undefined : (JSON.parse(raw) as RebuildRequest);
+  }
+
+  /** Marks this process as the one serving the store. */
+  async claimOwner(): Promise<void> {
+    const owner: StoreOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
+    await this.meta.put('owner', JSON.stringify(owner));
+  }
+
+  async releaseOwner(): Promise<void> {
+    const raw = this.meta.get('owner');
+    if (raw !== undefined && (JSON.parse(raw) as StoreOwner).pid === process.pid)
+      await this.meta.remove('owner');
+  }
+
+  /** The serving process recorded in the store, if it is still alive on this host. */
+  liveOwner(): StoreOwner | undefined {
+    const raw = this.meta.get('owner');
+    if (raw === undefined) return undefined;
+    const owner = JSON.parse(raw) as StoreOwner;
+    if (owner.hostname !== hostname()) return owner;
+    try {
+      process.kill(owner.pid, 0);
+      return owner;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM' ? owner : undefined;
+    }
+  }
+
+  /** Gives a restored copy its own identity (so it joins its own consumer group) and no owner. */
+  async resetIdentity(): Promise<string> {
+    const id = randomUUID();
+    await this.env.transaction(() => {
+      this.meta.put('instanceId', id);
+      this.meta.remove('owner');
+    });
+    return id;
+  }
+
+  /**
+   * Writes a consistent, compacted copy of the whole environment (every generation, offsets and meta)
+   * into directory `dir` as `dir/data.mdb` (LMDB `mdb_env_copy2` with `MDB_CP_COMPACT`, in a read
+   * transaction: safe while another process writes).
+   */
+  async backup(dir: string): Promise<void> {
+    // The environment is a directory, so LMDB appends `/data.mdb` to the target itself.
+    mkdirSync(dir, { recursive: true });
+    await this.env.backup(dir, true);
+  }
+
+  // ---- lifecycle ----
 
   /** Listen to commits: called synchronously after each commit, in commit order. Returns an unsubscribe. */
   onCommit(listener: CommitListener): () => void {

@@ -1,0 +1,69 @@
+/**
+ * A generation: one complete copy of the materialized state (source rows, user states, views and the
+ * offsets they reflect) in its own named sub-databases of the store's LMDB environment.
+ *
+ * Two generations exist at most: the active one (what readers see) and, during a rebuild, a shadow one
+ * being filled from the feed. Generation 0 uses the unsuffixed names a store had before generations
+ * existed (`rows`, `users`, `views`, `offsets`), so old data directories open unchanged; generation N > 0
+ * uses `rows@N`… Ids only grow and are never reused, so a dropped generation's names are never reopened.
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { StoredRow, UserState } from '../views/user-information.js';
+
+/** The four sub-databases of a generation, by their base name. */
+export const GENERATION_DBS = ['rows', 'users', 'views', 'offsets'] as const;
+export type GenerationDb = (typeof GENERATION_DBS)[number];
+
+/** The LMDB sub-database name of `base` in generation `id` (generation 0 keeps the historical names). */
+export const dbName = (base: GenerationDb, id: number): string => (id === 0 ? base : `${base}@${id}`);
+
+/** Parses a sub-database name back into its generation, or undefined when it is not a generation db. */
+export function generationOfDb(name: string): number | undefined {
+  const m = /^(rows|users|views|offsets)(?:@(\d+))?$/.exec(name);
+  if (m === null) return undefined;
+  return m[2] === undefined ? 0 : Number(m[2]);
+}
+
+/** What the store's meta records about a generation (`generation:<id>`, JSON). */
+export interface GenerationInfo {
+  readonly id: number;
+  /** Version of the view definition this generation was (or is being) built with. */
+  readonly viewVersion: number;
+  readonly state: 'active' | 'building';
+  /** ISO-8601 time the generation was created. */
+  readonly createdAt: string;
+  /** Why it was created: `initial`, `view-version`, `requested`, `offset-out-of-range`… */
+  readonly reason: string;
+}
+
+/** Open handles onto one generation's sub-databases. */
+export class Generation {
+  readonly rows: Database<StoredRow, string>;
+  readonly users: Database<UserState, string>;
+  readonly views: Database<Buffer, string>;
+  readonly offsets: Database<string, string>;
+
+  /** Replaced (not mutated) when the generation becomes active. */
+  info: GenerationInfo;
+
+  constructor(env: RootDatabase, info: GenerationInfo) {
+    this.info = info;
+    this.rows = env.openDB<StoredRow, string>({ name: dbName('rows', info.id) });
+    this.users = env.openDB<UserState, string>({ name: dbName('users', info.id) });
+    this.views = env.openDB<Buffer, string>({ name: dbName('views', info.id), encoding: 'binary' });
+    this.offsets = env.openDB<string, string>({ name: dbName('offsets', info.id), encoding: 'string' });
+  }
+
+  get id(): number {
+    return this.info.id;
+  }
+
+  get viewVersion(): number {
+    return this.info.viewVersion;
+  }
+
+  /** Deletes the generation's sub-databases (asynchronously, in lmdb-js' write queue). */
+  async drop(): Promise<void> {
+    await Promise.all([this.rows.drop(), this.users.drop(), this.views.drop(), this.offsets.drop()]);
+  }
+}

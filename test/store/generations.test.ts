@@ -1,0 +1,273 @@
+/**
+ * Store generations: a shadow is filled without readers or subscribers seeing it, swaps in only once it
+ * reached the required offsets, in one transaction, and survives reopening; orphans are collected.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { describe, expect, it } from 'vitest';
+import type { Change } from '../../src/materializer/materialize.js';
+import { dbName } from '../../src/store/generation.js';
+import { openStore } from '../../src/store/lmdb-store.js';
+import type { CommitEvent } from '../../src/store/types.js';
+import type { Row } from '../../src/views/user-information.js';
+import { tempDir } from '../utils/tmp.js';
+
+const user = (username: string): Row => ({
+  table: 'users',
+  username,
+  name: null,
+  description: null,
+  location: null,
+  webPageUrl: null,
+  joinedDate: null,
+  profileImageUrl: null,
+  backgroundImageUrl: null,
+});
+const change = (table: Change['table'], key: string, row: Row | null, offset: number): Change => ({
+  table,
+  key,
+  row,
+  position: { topic: table, partition: 0, offset: String(offset) },
+  timestamp: '1700000000000',
+});
+const tweet = (key: string, userId: string, offset: number) =>
+  change('tweets', key, { table: 'tweets', userId }, offset);
+
+/** The same feed: users u1, u2 then three tweets of u1 and one of u2. */
+const USERS = [change('users', 'u1', user('one'), 0), change('users', 'u2', user('two'), 1)];
+const TWEETS = [tweet('t1', 'u1', 0), tweet('t2', 'u1', 1), tweet('t3', 'u1', 2), tweet('t4', 'u2', 3)];
+
+describe('store generations', () => {
+  it('should fill a shadow invisibly, refuse to swap while it is behind, then swap atomically and drop the old one', async () => {
+    const path = tempDir();
+    const v1 = openStore({ path, viewVersion: 1 });
+    await v1.applyBatch({ changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] });
+    await v1.applyBatch({ changes: TWEETS, positions: [{ topic: 'tweets', partition: 0, next: '4' }] });
+    await v1.close();
+    const store = openStore({ path, viewVersion: 2 });
+    const old = store.getUser('u1');
+    // Summarized inside the listener: a swap's event reads both generations and is valid only during the call.
+    const events: [bigint, string[], number | undefined][] = [];
+    store.onCommit((e: CommitEvent) =>
+      events.push([e.sequence, [...e.changes.keys()].sort(), e.changes.get('u1')?.tweetCount]),
+    );
+
+    const { generation, resumed } = await store.beginShadow(2, 'view-version');
+    expect({ resumed, id: generation.id, shadow: store.shadowGeneration()?.id }).toEqual({
+      resumed: false,
+      id: 1,
+      shadow: 1,
+    });
+    const applied = await store.applyBatch(
+      { changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] },
+      generation,
+    );
+    expect({ visible: applied.visible, events: events.length, read: store.getUser('u1') }).toEqual({
+      visible: false,
+      events: 0,
+      read: old,
+    });
+
+    const required = [
+      { topic: 'users', partition: 0, next: '2' },
+      { topic: 'tweets', partition: 0, next: '4' },
+    ];
+    const refused = await store.trySwap(generation, required);
+    expect(refused).toEqual({
+      swapped: false,
+      behind: [{ topic: 'tweets', partition: 0, next: '0', required: '4' }],
+    });
+    expect({ active: store.activeGeneration().id, read: store.getUser('u1') }).toEqual({
+      active: 0,
+      read: old,
+    });
+
+    await store.applyBatch(
+      { changes: TWEETS.slice(0, 2), positions: [{ topic: 'tweets', partition: 0, next: '2' }] },
+      generation,
+    );
+    expect((await store.trySwap(generation, required)).swapped).toBe(false);
+    await store.applyBatch(
+      { changes: TWEETS.slice(2), positions: [{ topic: 'tweets', partition: 0, next: '4' }] },
+      generation,
+    );
+    const before = store.sequence();
+    const swap = await store.trySwap(generation, required);
+    expect({
+      swapped: swap.swapped,
+      from: swap.from?.id,
+      to: swap.to?.id,
+      sequence: swap.sequence! > before,
+    }).toEqual({
+      swapped: true,
+      from: 0,
+      to: 1,
+      sequence: true,
+    });
+    // Same counts, produced by the shadow's own commits.
+    expect({ ...store.getUser('u1'), version: undefined }).toEqual({ ...old, version: undefined });
+    expect(BigInt(store.getUser('u1')!.version.sequence) > BigInt(old!.version.sequence)).toBe(true);
+    expect({
+      active: store.activeGeneration().id,
+      viewVersion: store.viewVersion,
+      needsRebuild: store.needsRebuild(),
+      shadow: store.shadowGeneration(),
+    }).toEqual({
+      active: 1,
+      viewVersion: 2,
+      needsRebuild: false,
+      shadow: undefined,
+    });
+    // One event: every user whose view bytes differ (here both, their versions changed), at the swap's sequence.
+    expect(events).toEqual([[swap.sequence, ['u1', 'u2'], 3]]);
+    await store.close();
+
+    const env = open({ path, maxDbs: 64 });
+    const names = [...env.getKeys()].sort();
+    await env.close();
+    expect(names).toEqual(
+      ['meta', dbName('offsets', 1), dbName('rows', 1), dbName('users', 1), dbName('views', 1)].sort(),
+    );
+
+    const again = openStore({ path, viewVersion: 2 });
+    expect({
+      active: again.activeGeneration().id,
+      u1: again.getUser('u1')?.tweetCount,
+      pos: again.positions().length,
+    }).toEqual({
+      active: 1,
+      u1: 3,
+      pos: 2,
+    });
+    await again.close();
+  });
+
+  it('should write live batches to whichever generation is active when they commit, and never move offsets back', async () => {
+    const store = openStore({ path: tempDir(), viewVersion: 1 });
+    await store.applyBatch({ changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] });
+    const { generation } = await store.beginShadow(1, 'requested');
+    await store.applyBatch(
+      {
+        changes: [...USERS, ...TWEETS],
+        positions: [
+          { topic: 'users', partition: 0, next: '2' },
+          { topic: 'tweets', partition: 0, next: '4' },
+        ],
+      },
+      generation,
+    );
+    expect((await store.trySwap(generation, [{ topic: 'users', partition: 0, next: '2' }])).swapped).toBe(
+      true,
+    );
+    // A live consumer that was behind the shadow re-delivers old records: no-ops, and the offset stays.
+    const replay = await store.applyBatch({
+      changes: TWEETS.slice(0, 1),
+      positions: [{ topic: 'tweets', partition: 0, next: '1' }],
+    });
+    expect({
+      generation: replay.generation,
+      visible: replay.visible,
+      noops: replay.noops,
+      pos: store.position('tweets', 0),
+      tweets: store.getUser('u1')?.tweetCount,
+    }).toEqual({
+      generation: 1,
+      visible: true,
+      noops: 1,
+      pos: '4',
+      tweets: 3,
+    });
+    await store.close();
+  });
+
+  it('should resume a shadow of the same version after reopening and replace one of another version', async () => {
+    const path = tempDir();
+    const store = openStore({ path, viewVersion: 1 });
+    const first = await store.beginShadow(2, 'view-version');
+    await store.applyBatch(
+      { changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] },
+      first.generation,
+    );
+    await store.close();
+
+    const reopened = openStore({ path, viewVersion: 2 });
+    const resumed = await reopened.beginShadow(2, 'resume');
+    expect({
+      resumed: resumed.resumed,
+      id: resumed.generation.id,
+      pos: reopened.position('users', 0, resumed.generation),
+    }).toEqual({
+      resumed: true,
+      id: 1,
+      pos: '2',
+    });
+    const replaced = await reopened.beginShadow(3, 'view-version');
+    expect({
+      resumed: replaced.resumed,
+      id: replaced.generation.id,
+      pos: reopened.position('users', 0, replaced.generation),
+    }).toEqual({
+      resumed: false,
+      id: 2,
+      pos: undefined,
+    });
+    await reopened.close();
+  });
+
+  it('should record rebuild requests and the owning process across handles, and drop orphaned generations', async () => {
+    const path = tempDir();
+    const server = openStore({ path, viewVersion: 1 });
+    await server.claimOwner();
+    const tool = openStore({ path, viewVersion: 1, create: false });
+    expect(tool.liveOwner()?.pid).toBe(process.pid);
+    await tool.requestRebuild('test');
+    await tool.close();
+    await new Promise((r) => setTimeout(r, 5)); // next event turn: lmdb-js renews its read snapshot
+    expect(server.rebuildRequest()?.reason).toBe('test');
+    const { generation } = await server.beginShadow(1, 'requested');
+    expect(server.rebuildRequest()).toBeUndefined();
+    await server.releaseOwner();
+    expect(server.liveOwner()).toBeUndefined();
+    await server.close();
+
+    // Simulate a crash that left the shadow's dbs but no meta pointing at them.
+    const env = open({ path, maxDbs: 64 });
+    const meta = env.openDB<string, string>({ name: 'meta', encoding: 'string' });
+    await meta.remove('shadowGeneration');
+    await env.close();
+    const reopened = openStore({ path, viewVersion: 1 });
+    expect(await reopened.collectGarbage()).toEqual([generation.id]);
+    await reopened.close();
+  });
+
+  it('should refuse to open a missing store without creating one', () => {
+    const path = join(tempDir(), 'nothing');
+    expect(() => openStore({ path, viewVersion: 1, create: false })).toThrow(/No matview store/);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('should back up a consistent copy with its offsets', async () => {
+    const store = openStore({ path: tempDir(), viewVersion: 1 });
+    await store.applyBatch({
+      changes: [...USERS, ...TWEETS],
+      positions: [{ topic: 'tweets', partition: 0, next: '4' }],
+    });
+    const dir = join(tempDir(), 'copy');
+    await store.backup(dir);
+    const copy = openStore({ path: dir, viewVersion: 1, create: false });
+    expect({
+      id: copy.instanceId,
+      u1: copy.getUser('u1'),
+      pos: copy.positions(),
+      seq: copy.sequence(),
+    }).toEqual({
+      id: store.instanceId,
+      u1: store.getUser('u1'),
+      pos: store.positions(),
+      seq: store.sequence(),
+    });
+    await copy.close();
+    await store.close();
+  });
+});
