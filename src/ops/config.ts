@@ -70,6 +70,11 @@ const schema = z.object({
   WS_MAX_PAYLOAD_BYTES: positiveInt.default(100_000),
   WS_BACKPRESSURE_BYTES: positiveInt.default(262_144),
   WS_AUTH_TOKENS: tokenList.optional(),
+  READY_MAX_LAG: nonNegative.int('must be an integer').default(10_000),
+  READY_LAG_GRACE_MS: nonNegative.int('must be an integer').default(30_000),
+  LIVE_STALL_MS: positiveInt.default(60_000),
+  LAG_REFRESH_MS: positiveInt.max(600_000, 'must be <= 600000').default(5_000),
+  OFFSET_RESET_POLICY: z.enum(['rebuild', 'fail'], { error: 'must be "rebuild" or "fail"' }).default('rebuild'),
 });
 
 type Env = z.infer<typeof schema>;
@@ -158,6 +163,31 @@ export interface Config {
      */
     readonly authTokens: readonly string[];
   };
+  /** Readiness, liveness and recovery (src/ops/feed-tracker.ts, src/ops/rebuild.ts). */
+  readonly ops: {
+    /**
+     * `READY_MAX_LAG` (default 10000): once ready, `/health/ready` drops back to 503 when the total lag (records
+     * behind the high watermarks, all partitions) stays above this for `READY_LAG_GRACE_MS`; ready again once
+     * it is back under. Keeps a replica that fell far behind out of the load balancer.
+     */
+    readonly readyMaxLag: number;
+    /** `READY_LAG_GRACE_MS` (default 30000): how long the lag may exceed `READY_MAX_LAG` before readiness drops. */
+    readonly readyLagGraceMs: number;
+    /**
+     * `LIVE_STALL_MS` (default 60000): `/health/live` answers 503 when records are waiting (lag > 0) and the feed
+     * has not handled a batch for this long: a stalled loop the orchestrator should restart.
+     */
+    readonly liveStallMs: number;
+    /** `LAG_REFRESH_MS` (default 5000): how often high watermarks are fetched, so lag is seen even when nothing is consumed. */
+    readonly lagRefreshMs: number;
+    /**
+     * `OFFSET_RESET_POLICY` (default `rebuild`): what to do when a stored position is outside the records the topic
+     * still holds (retention removed records the view needs, or the topic was recreated). `rebuild`: rebuild the
+     * view from the earliest offset in a shadow generation while the old one serves (not ready until swapped);
+     * `fail`: stop with MV_ERR_OFFSET_OUT_OF_RANGE. Records are never skipped silently.
+     */
+    readonly offsetResetPolicy: 'rebuild' | 'fail';
+  };
 }
 
 /** Parses and validates the environment. Throws one ConfigError listing every bad variable. */
@@ -226,6 +256,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
       backpressureBytes: e.WS_BACKPRESSURE_BYTES,
       authTokens: e.WS_AUTH_TOKENS ?? [],
+    },
+    ops: {
+      readyMaxLag: e.READY_MAX_LAG,
+      readyLagGraceMs: e.READY_LAG_GRACE_MS,
+      liveStallMs: e.LIVE_STALL_MS,
+      lagRefreshMs: e.LAG_REFRESH_MS,
+      offsetResetPolicy: e.OFFSET_RESET_POLICY,
     },
   });
 }

@@ -1,28 +1,70 @@
 /**
- * Tracks where the feed stands against the store: readiness (caught up with the end offsets seen
- * at start), per-partition lag, and freshness. Implements the API's FeedMonitor.
+ * Tracks where the feed stands against the store and answers the health probes (implements the API's
+ * FeedMonitor):
+ * - ready: every partition reached the end offsets seen at start; afterwards it drops back to not ready
+ *   while the total lag stays above READY_MAX_LAG for READY_LAG_GRACE_MS, and while a recovery rebuild
+ *   (offset out of range) has not swapped in yet;
+ * - live: the feed loop is not crashed and not stalled (records waiting, no batch handled for LIVE_STALL_MS);
+ * - lag per partition (high watermark − next offset) and freshness, exported as metrics.
+ * High watermarks come from every fetched batch and from a periodic `endOffsets`, so lag is visible even
+ * when the consumer fetches nothing.
  */
 import type { FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { LmdbStore } from '../store/lmdb-store.js';
 import type { FeedMonitor, FeedStatusSnapshot, PartitionStatus } from './feed-monitor.js';
+import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
+export interface FeedTrackerOptions {
+  readonly store: LmdbStore;
+  readonly source: FeedSource;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Topics whose high watermarks `refreshHighWatermarks` fetches. */
+  readonly topics: readonly string[];
+  /** READY_MAX_LAG: total lag above which readiness drops after the grace period. */
+  readonly maxLag: number;
+  /** READY_LAG_GRACE_MS. */
+  readonly lagGraceMs: number;
+  /** LIVE_STALL_MS: no batch handled for this long while lag > 0 means stalled. */
+  readonly stallMs: number;
+  /** Clock, injectable for tests. */
+  readonly now?: () => number;
+}
+
 export class FeedTracker implements FeedMonitor {
   private readonly targets = new Map<string, PartitionPosition>();
   private readonly highWatermarks = new Map<string, string>();
+  private readonly store: LmdbStore;
+  private readonly source: FeedSource;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly now: () => number;
   private caughtUp = false;
   private targetsKnown = false;
   private newestEventMs: number | undefined;
+  private lastProgressAt: number;
+  /** Since when the total lag has been above maxLag (undefined: it is not). */
+  private lagAboveSince: number | undefined;
+  /** Since when records have been waiting (total lag > 0), undefined while caught up. */
+  private waitingSince: number | undefined;
+  private lagging = false;
+  private stalled = false;
+  private blockedBy: string | undefined;
 
-  constructor(
-    private readonly store: LmdbStore,
-    private readonly source: FeedSource,
-    private readonly metrics: Metrics,
-    private readonly viewVersion: number,
-    private readonly onCaughtUp: () => void = () => {},
-  ) {}
+  constructor(private readonly options: FeedTrackerOptions) {
+    this.store = options.store;
+    this.source = options.source;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.lastProgressAt = this.now();
+    this.metrics.ready.set(0);
+    this.metrics.live.set(1);
+    this.metrics.lastProgressSeconds.set(this.lastProgressAt / 1000);
+  }
 
   /** The end offsets seen at start: ready once every partition reached them. */
   setTargets(ends: readonly PartitionPosition[]): void {
@@ -31,17 +73,43 @@ export class FeedTracker implements FeedMonitor {
       this.observeHighWatermark(e.topic, e.partition, e.next);
     }
     this.targetsKnown = true;
-    this.check();
+    this.evaluate();
   }
 
-  /** Called after every handled batch (committed or all-skipped). */
+  /** Called after every handled batch of the live feed (committed or all-skipped). */
   applied(batch: FeedBatch, newestTimestampMs: number | undefined): void {
     this.observeHighWatermark(batch.topic, batch.partition, batch.highWatermark);
-    if (newestTimestampMs !== undefined && (this.newestEventMs === undefined || newestTimestampMs > this.newestEventMs)) {
+    if (
+      newestTimestampMs !== undefined &&
+      (this.newestEventMs === undefined || newestTimestampMs > this.newestEventMs)
+    ) {
       this.newestEventMs = newestTimestampMs;
     }
+    this.lastProgressAt = this.now();
+    this.metrics.lastProgressSeconds.set(this.lastProgressAt / 1000);
+    this.refreshLag();
+  }
+
+  /** Keeps readiness at 503 with `reason` (a recovery rebuild whose old view is known to be incomplete). */
+  block(reason: string): void {
+    this.blockedBy = reason;
+    this.evaluate();
+  }
+
+  unblock(): void {
+    this.blockedBy = undefined;
+    this.evaluate();
+  }
+
+  /** Fetches the current high watermarks, so lag shows even while nothing is fetched. Never throws. */
+  async refreshHighWatermarks(): Promise<void> {
+    try {
+      for (const e of await this.source.endOffsets(this.options.topics))
+        this.observeHighWatermark(e.topic, e.partition, e.next);
+    } catch (err) {
+      this.logger.debug({ err }, 'could not refresh high watermarks');
+    }
     this.refreshMetrics();
-    this.check();
   }
 
   private observeHighWatermark(topic: string, partition: number, hw: string): void {
@@ -50,44 +118,101 @@ export class FeedTracker implements FeedMonitor {
     if (prev === undefined || BigInt(hw) > BigInt(prev)) this.highWatermarks.set(k, hw);
   }
 
-  private check(): void {
-    if (this.caughtUp || !this.targetsKnown) return;
+  /** Re-derives caught-up, lagging and stalled from the current positions; logs and exports transitions. */
+  private evaluate(partitions: readonly PartitionStatus[] = this.partitions()): void {
+    const now = this.now();
+    if (!this.caughtUp && this.targetsKnown && this.reachedTargets()) {
+      this.caughtUp = true;
+      this.logger.info({ sequence: this.store.sequence().toString() }, 'caught up: ready');
+    }
+    const totalLag = partitions.reduce((n, p) => n + (p.lag === null ? 0n : BigInt(p.lag)), 0n);
+    if (totalLag > BigInt(this.options.maxLag)) this.lagAboveSince ??= now;
+    else this.lagAboveSince = undefined;
+    const lagging =
+      this.caughtUp &&
+      this.lagAboveSince !== undefined &&
+      now - this.lagAboveSince >= this.options.lagGraceMs;
+    if (lagging !== this.lagging) {
+      this.lagging = lagging;
+      if (lagging)
+        this.logger.warn(
+          { lag: totalLag.toString(), maxLag: this.options.maxLag },
+          'lag above READY_MAX_LAG: not ready',
+        );
+      else this.logger.info({ lag: totalLag.toString() }, 'lag back within READY_MAX_LAG: ready');
+    }
+    // Stalled: records waiting and no batch handled for stallMs, counted from when they started waiting
+    // (an idle feed has nothing to handle; that is not a stall).
+    if (totalLag > 0n) this.waitingSince ??= now;
+    else this.waitingSince = undefined;
+    const stalled =
+      this.waitingSince !== undefined &&
+      now - Math.max(this.lastProgressAt, this.waitingSince) > this.options.stallMs;
+    if (stalled !== this.stalled) {
+      this.stalled = stalled;
+      if (stalled)
+        this.logger.error(
+          { lag: totalLag.toString(), sinceMs: now - this.lastProgressAt },
+          'feed stalled: not live',
+        );
+      else this.logger.info('feed progressing again: live');
+    }
+    this.metrics.ready.set(this.ready() ? 1 : 0);
+    this.metrics.live.set(this.live() ? 1 : 0);
+  }
+
+  private reachedTargets(): boolean {
     for (const t of this.targets.values()) {
       if (t.next === '0') continue;
       const at = this.store.position(t.topic, t.partition);
-      if (at === undefined || BigInt(at) < BigInt(t.next)) return;
+      if (at === undefined || BigInt(at) < BigInt(t.next)) return false;
     }
-    this.caughtUp = true;
-    this.metrics.ready.set(1);
-    this.onCaughtUp();
+    return true;
   }
 
+  /** Updates lag, freshness, store size and generation gauges and re-evaluates health; the runtime calls it every second. */
   refreshMetrics(): void {
-    for (const p of this.partitions()) {
-      if (p.lag !== null) this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
-    }
     const age = this.newestEventAgeSeconds();
     if (age !== null) this.metrics.newestEventAgeSeconds.set(age);
+    this.metrics.lmdbSizeBytes.set(this.store.sizeBytes());
+    this.metrics.viewGeneration.set(this.store.activeGeneration().id);
+    this.metrics.viewVersion.set(this.store.viewVersion);
+    this.refreshLag();
+  }
+
+  private refreshLag(): void {
+    const partitions = this.partitions();
+    for (const p of partitions) {
+      if (p.lag !== null)
+        this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
+    }
+    this.evaluate(partitions);
   }
 
   ready(): boolean {
-    return this.caughtUp;
+    return this.caughtUp && !this.lagging && this.blockedBy === undefined;
   }
 
   live(): boolean {
-    return this.source.status().state !== 'crashed';
+    return this.source.status().state !== 'crashed' && !this.stalled;
   }
 
   reason(): string | null {
     const status = this.source.status();
-    if (status.state === 'crashed' || status.state === 'retrying') return `feed ${status.state}: ${status.reason ?? 'unknown'}`;
+    if (status.state === 'crashed' || status.state === 'retrying')
+      return `feed ${status.state}: ${status.reason ?? 'unknown'}`;
+    if (this.stalled)
+      return `feed stalled: records are waiting and no batch was handled for ${this.options.stallMs} ms`;
+    if (this.blockedBy !== undefined) return this.blockedBy;
     if (!this.targetsKnown) return 'waiting for the end offsets of the source topics';
     if (!this.caughtUp) return 'catching up with the end offsets seen at start';
+    if (this.lagging)
+      return `lag above READY_MAX_LAG (${this.options.maxLag} records) for ${this.options.lagGraceMs} ms`;
     return null;
   }
 
   private newestEventAgeSeconds(): number | null {
-    return this.newestEventMs === undefined ? null : Math.max(0, (Date.now() - this.newestEventMs) / 1000);
+    return this.newestEventMs === undefined ? null : Math.max(0, (this.now() - this.newestEventMs) / 1000);
   }
 
   private partitions(): PartitionStatus[] {
@@ -98,7 +223,8 @@ export class FeedTracker implements FeedMonitor {
       const [topic = '', partition = '0'] = k.split('\u0000');
       const next = stored.get(k)?.next ?? '0';
       const hw = this.highWatermarks.get(k) ?? null;
-      const lag = hw === null ? null : (BigInt(hw) > BigInt(next) ? BigInt(hw) - BigInt(next) : 0n).toString();
+      const lag =
+        hw === null ? null : (BigInt(hw) > BigInt(next) ? BigInt(hw) - BigInt(next) : 0n).toString();
       return { topic, partition: Number(partition), next, highWatermark: hw, lag };
     });
   }
@@ -106,14 +232,14 @@ export class FeedTracker implements FeedMonitor {
   snapshot(): FeedStatusSnapshot {
     const status = this.source.status();
     return {
-      ready: this.caughtUp,
+      ready: this.ready(),
       source: this.source.kind,
       state: status.state,
       reason: this.reason(),
       partitions: this.partitions(),
       newestEventAgeSeconds: this.newestEventAgeSeconds(),
       sequence: this.store.sequence().toString(),
-      viewVersion: this.viewVersion,
+      viewVersion: this.store.viewVersion,
     };
   }
 }

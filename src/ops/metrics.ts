@@ -59,7 +59,44 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     storeCommits: new Counter({ name: 'matview_store_commits_total', help: 'LMDB write transactions committed', registers }),
     storeErrors: new Counter({ name: 'matview_store_errors_total', help: 'LMDB write failures', registers }),
-    ready: new Gauge({ name: 'matview_ready', help: '1 when the view has caught up with the end offsets seen at start', registers }),
+    ready: new Gauge({
+      name: 'matview_ready',
+      help: '1 while /health/ready answers 200: caught up with the end offsets seen at start, lag within READY_MAX_LAG, no blocking rebuild',
+      registers,
+    }),
+    live: new Gauge({
+      name: 'matview_live',
+      help: '1 while /health/live answers 200: the feed loop is neither crashed nor stalled (lag > 0 without progress for LIVE_STALL_MS)',
+      registers,
+    }),
+    lastProgressSeconds: new Gauge({
+      name: 'matview_feed_last_progress_timestamp_seconds',
+      help: 'Unix time the live feed last handled a batch (or started); stalls show as time() minus this',
+      registers,
+    }),
+    lmdbSizeBytes: new Gauge({
+      name: 'matview_lmdb_size_bytes',
+      help: 'Bytes of the LMDB environment in use (up to its last used page), all generations included',
+      registers,
+    }),
+    viewGeneration: new Gauge({ name: 'matview_view_generation', help: 'Id of the active store generation (grows by one per rebuild)', registers }),
+    viewVersion: new Gauge({ name: 'matview_view_version', help: 'Version of the view definition being served', registers }),
+    rebuildInProgress: new Gauge({
+      name: 'matview_rebuild_in_progress',
+      help: '1 while a shadow generation is being rebuilt from the feed',
+      registers,
+    }),
+    rebuildRecordsApplied: new Counter({
+      name: 'matview_rebuild_records_applied_total',
+      help: 'Changelog records applied to a shadow generation by rebuilds',
+      registers,
+    }),
+    swaps: new Counter({
+      name: 'matview_view_swaps_total',
+      help: 'Completed rebuilds: shadow generations swapped in, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     graphqlSeconds: new Histogram({
       name: 'matview_graphql_request_seconds',
       help: 'GraphQL request duration by operation name',

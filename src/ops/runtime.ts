@@ -2,6 +2,10 @@
  * `matview serve`: opens the store, picks the source (Kafka when KAFKA_BROKERS is set, else the
  * embedded changelog with the demo generator), wires ingest → store → API, and shuts down in
  * order on SIGTERM/SIGINT: stop consuming, let the open transaction finish, close the store.
+ *
+ * Before consuming it checks the stored positions against what the topics still hold (OFFSET_RESET_POLICY)
+ * and starts an online rebuild when the active generation's view version differs from the code's, when a
+ * rebuild was left half done, or when `matview rebuild` asked for one (polled every second).
  */
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,15 +17,27 @@ import { startDemoGenerator, type DemoGenerator } from '../feed/demo-generator.j
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
 import { createKafkaSource } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
-import type { ChangelogWriter, FeedSource } from '../feed/types.js';
+import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
+import type { Generation } from '../store/generation.js';
 import type { Config } from './config.js';
 import { FeedTracker } from './feed-tracker.js';
+import { HandoffGate } from './handoff-gate.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import {
+  describeOutOfRange,
+  findOutOfRange,
+  fromEndOffsets,
+  kafkaOffsetRanges,
+  offsetOutOfRangeError,
+  type OffsetRangeReader,
+  type OutOfRange,
+} from './offset-ranges.js';
+import { RebuildController, type RebuildSource } from './rebuild.js';
 
 export interface Running {
   readonly port: number;
@@ -32,6 +48,8 @@ export interface Running {
   /** The embedded changelog's writer, or the Kafka DLQ writer. */
   readonly writer: ChangelogWriter;
   readonly demo: DemoGenerator | undefined;
+  /** Online rebuilds (shadow generation + swap). */
+  readonly rebuild: RebuildController;
   /** The live hub behind GraphQL subscriptions (its `stats()` is what the live tests inspect). */
   readonly live: LiveHub;
   /** GraphQL over WebSocket on the API port (`stats()`: connections, backpressure waits). */
@@ -41,6 +59,17 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/** What tests (and embedders) may change besides the configuration. */
+export interface StartOptions {
+  /** Version of the view definition (default USER_INFORMATION_VERSION): tests change it to force a rebuild. */
+  readonly viewVersion?: number;
+  /** Awaited before each rebuild handoff; tests use it to read while a complete shadow waits to be swapped. */
+  readonly beforeSwap?: (generation: Generation) => Promise<void>;
+}
+
+/** Where the view store lives inside DATA_DIR. */
+export const storePathOf = (dataDir: string): string => join(resolve(dataDir), 'view');
+
 /** Creates the data directory if needed and proves it is writable, with a one-line reason when not. */
 export function ensureDataDir(dir: string): string {
   const abs = resolve(dir);
@@ -48,56 +77,130 @@ export function ensureDataDir(dir: string): string {
     mkdirSync(abs, { recursive: true });
     accessSync(abs, constants.W_OK);
   } catch (e) {
-    throw new DataDirError(abs, (e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message, { cause: e });
+    throw new DataDirError(
+      abs,
+      (e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message,
+      { cause: e },
+    );
   }
   return abs;
 }
 
-export async function startServer(config: Config, logger: Logger): Promise<Running> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<Running> {
   const dataDir = ensureDataDir(config.dataDir);
+  const viewVersion = options.viewVersion ?? USER_INFORMATION_VERSION;
   const metrics = createMetrics();
   const store = openStore({
-    path: join(dataDir, 'view'),
+    path: storePathOf(dataDir),
     mapSize: config.lmdbMapSizeBytes,
-    viewVersion: USER_INFORMATION_VERSION,
+    viewVersion,
     onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
   });
-  if (store.rebuilt) logger.warn({ viewVersion: USER_INFORMATION_VERSION }, 'view version changed: rebuilding the view from the feed');
+  await store.claimOwner();
+  const dropped = await store.collectGarbage();
+  if (dropped.length > 0)
+    logger.info({ generations: dropped }, 'dropped generations left over by an interrupted swap');
 
   const tables = new Map<string, Table>(TABLES.map((t) => [config.topics[t], t]));
   const topics = [...tables.keys()];
   let source: FeedSource;
   let writer: ChangelogWriter;
   let demo: DemoGenerator | undefined;
+  let ranges: OffsetRangeReader;
+  let openRebuildSource: (generation: Generation) => Promise<RebuildSource>;
   if (config.kafka) {
-    const client = { brokers: config.kafka.brokers, clientId: config.kafka.clientId, connectionTimeoutMs: config.kafka.connectionTimeoutMs, logger };
+    const kafka = config.kafka;
+    const client = {
+      brokers: kafka.brokers,
+      clientId: kafka.clientId,
+      connectionTimeoutMs: kafka.connectionTimeoutMs,
+      logger,
+    };
+    const groupId = kafka.groupId ?? `matview-${store.instanceId}`;
     source = createKafkaSource({
       ...client,
-      groupId: config.kafka.groupId ?? `matview-${store.instanceId}`,
-      fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
-      sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+      groupId,
+      fetchMaxWaitMs: kafka.fetchMaxWaitMs,
+      sessionTimeoutMs: kafka.sessionTimeoutMs,
     });
     writer = createKafkaWriter(client);
+    ranges = kafkaOffsetRanges(client);
+    openRebuildSource = async (generation) => ({
+      // Its own group, new per run: a restarted process need not wait for a dead member's session to expire.
+      source: createKafkaSource({
+        ...client,
+        groupId: `${groupId}-rebuild-${generation.id}-${Date.now().toString(36)}`,
+        fetchMaxWaitMs: kafka.fetchMaxWaitMs,
+        sessionTimeoutMs: kafka.sessionTimeoutMs,
+      }),
+      close: async () => undefined,
+    });
   } else {
-    const changelog = await openEmbeddedChangelog({ dir: join(dataDir, 'changelog'), logger });
+    const dir = join(dataDir, 'changelog');
+    const changelog = await openEmbeddedChangelog({ dir, logger });
     source = changelog;
     writer = changelog;
+    ranges = fromEndOffsets(changelog);
+    openRebuildSource = async () => {
+      // A second handle on the same log: its own cursors, and it sees the writer's appends by polling.
+      const log = await openEmbeddedChangelog({
+        dir,
+        logger: logger.child({ component: 'rebuild-log' }),
+        pollIntervalMs: 100,
+      });
+      return { source: log, close: () => log.close() };
+    };
   }
 
   let resolveFatal: (e: Error) => void = () => {};
   const fatal = new Promise<Error>((r) => (resolveFatal = r));
-  const tracker = new FeedTracker(store, source, metrics, USER_INFORMATION_VERSION, () =>
-    logger.info({ sequence: store.sequence().toString() }, 'caught up: ready'),
-  );
-  const handler = createIngestHandler({
+  const tracker = new FeedTracker({
     store,
+    source,
+    metrics,
+    logger,
+    topics,
+    maxLag: config.ops.readyMaxLag,
+    lagGraceMs: config.ops.readyLagGraceMs,
+    stallMs: config.ops.liveStallMs,
+  });
+  const gate = new HandoffGate();
+  const deadLetters = createDeadLetterSink(writer, config.dlqSuffix);
+  const handler = gate.wrap(
+    createIngestHandler({
+      store,
+      tables,
+      metrics,
+      logger,
+      deadLetters,
+      onApplied: (batch) => {
+        const last = batch.records[batch.records.length - 1];
+        tracker.applied(batch, last === undefined ? undefined : Number(last.timestamp));
+      },
+    }),
+  );
+  const rebuild = new RebuildController({
+    store,
+    topics,
     tables,
     metrics,
     logger,
-    deadLetters: createDeadLetterSink(writer, config.dlqSuffix),
-    onApplied: (batch) => {
-      const last = batch.records[batch.records.length - 1];
-      tracker.applied(batch, last === undefined ? undefined : Number(last.timestamp));
+    viewVersion,
+    gate,
+    openSource: openRebuildSource,
+    endOffsets: () => source.endOffsets(topics),
+    ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),
+    onSwapped: () => {
+      tracker.unblock();
+      tracker.refreshMetrics();
+    },
+    onFatal: (err) => {
+      logger.fatal({ err }, 'rebuild feed crashed');
+      resolveFatal(err);
     },
   });
 
@@ -107,12 +210,38 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const websocket = attachLiveWebSocket({ api, config, logger });
   api.onClose(() => websocket.close());
   const { port } = await api.listen();
-  const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
-  refresh.unref();
 
-  const ends = await source.endOffsets(topics);
+  let closing: Promise<void> | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  const close = () =>
+    (closing ??= (async () => {
+      for (const timer of timers) clearInterval(timer);
+      await rebuild.stop();
+      await demo?.stop();
+      await source.stop();
+      await api.close();
+      live.close();
+      await writer.close();
+      await store.releaseOwner();
+      await store.close();
+      logger.info('matview stopped');
+    })());
+
+  let ends: PartitionPosition[];
+  let broken: OutOfRange[];
+  try {
+    ends = await source.endOffsets(topics);
+    broken = await checkPositions(store, ranges, topics, config, logger);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const brokenKeys = new Set(broken.map((b) => `${b.topic}\u0000${b.partition}`));
+
   if (!config.kafka && config.demo.enabled) {
-    const usersEnd = ends.filter((e) => e.topic === config.topics.users).reduce((n, e) => n + BigInt(e.next), 0n);
+    const usersEnd = ends
+      .filter((e) => e.topic === config.topics.users)
+      .reduce((n, e) => n + BigInt(e.next), 0n);
     demo = startDemoGenerator({
       writer,
       topics: config.topics,
@@ -124,9 +253,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     });
   }
   tracker.setTargets(ends);
+  tracker.refreshMetrics();
   await source.start({
     topics,
-    resumeFrom: (topic, partition) => store.position(topic, partition),
+    // A broken position is not used: the live feed reads such a partition from the earliest offset, where
+    // every record is a no-op for the old generation (rows remember their origin), until the rebuild swaps.
+    resumeFrom: (topic, partition) =>
+      brokenKeys.has(`${topic}\u0000${partition}`) ? undefined : store.position(topic, partition),
     handler,
     onFatal: (err) => {
       logger.fatal({ err }, 'feed crashed');
@@ -134,21 +267,101 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     },
   });
   logger.info(
-    { port, source: source.kind, dataDir, topics, sequence: store.sequence().toString(), instanceId: store.instanceId },
+    {
+      port,
+      source: source.kind,
+      dataDir,
+      topics,
+      sequence: store.sequence().toString(),
+      instanceId: store.instanceId,
+      generation: store.activeGeneration().id,
+      viewVersion: store.viewVersion,
+    },
     'matview started',
   );
 
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      clearInterval(refresh);
-      await demo?.stop();
-      await source.stop();
-      await api.close();
-      live.close();
-      await writer.close();
-      await store.close();
-      logger.info('matview stopped');
-    })());
-  return { port, store, source, tracker, metrics, writer, demo, live, websocket, fatal, close };
+  const reason =
+    broken.length > 0
+      ? 'offset-out-of-range'
+      : store.needsRebuild()
+        ? 'view-version'
+        : store.rebuildRequest() !== undefined
+          ? 'requested'
+          : store.shadowGeneration() !== undefined
+            ? 'resume'
+            : undefined;
+  if (reason === 'offset-out-of-range')
+    tracker.block('rebuilding the view: stored positions were out of range (OFFSET_RESET_POLICY=rebuild)');
+  if (reason !== undefined) await rebuild.start(reason);
+  else if (store.shadowGeneration() !== undefined) await store.abandonShadow();
+
+  const refresh = setInterval(() => {
+    tracker.refreshMetrics();
+    if (store.rebuildRequest() === undefined) return;
+    if (rebuild.state() === 'idle') {
+      rebuild
+        .start('requested')
+        .catch((err: unknown) => logger.error({ err }, 'requested rebuild could not start'));
+    } else {
+      // The rebuild under way reads the whole feed again anyway: it serves this request too.
+      logger.info('rebuild requested while one is in progress; the current one serves it');
+      void store.clearRebuildRequest();
+    }
+  }, 1000);
+  const lagRefresh = setInterval(() => void tracker.refreshHighWatermarks(), config.ops.lagRefreshMs);
+  for (const timer of [refresh, lagRefresh]) {
+    timer.unref();
+    timers.push(timer);
+  }
+
+  return {
+    port,
+    store,
+    source,
+    tracker,
+    metrics,
+    writer,
+    demo,
+    rebuild,
+    live,
+    websocket,
+    fatal,
+    close,
+  };
+}
+
+/**
+ * Checks the active generation's positions against the offsets the topics still hold. Under
+ * OFFSET_RESET_POLICY=fail an out-of-range position throws OffsetOutOfRangeError; under `rebuild` the
+ * partitions are returned (and logged) for a rebuild from the earliest offsets.
+ */
+async function checkPositions(
+  store: LmdbStore,
+  ranges: OffsetRangeReader,
+  topics: readonly string[],
+  config: Config,
+  logger: Logger,
+): Promise<OutOfRange[]> {
+  const positions = store.positions().filter((p) => topics.includes(p.topic));
+  const shadow = store.shadowGeneration();
+  const shadowPositions =
+    shadow === undefined ? [] : store.positions(shadow).filter((p) => topics.includes(p.topic));
+  if (positions.length === 0 && shadowPositions.length === 0) return [];
+  const current = await ranges(topics);
+  if (shadow !== undefined && findOutOfRange(shadowPositions, current).length > 0) {
+    // A half-built shadow that can no longer be resumed is not serving anyone: start it over.
+    logger.warn(
+      { generation: shadow.id },
+      'the interrupted rebuild cannot resume (positions out of range); starting it over',
+    );
+    await store.abandonShadow();
+  }
+  const broken = findOutOfRange(positions, current);
+  if (broken.length === 0) return [];
+  if (config.ops.offsetResetPolicy === 'fail') throw offsetOutOfRangeError(broken);
+  logger.warn(
+    { partitions: broken, policy: 'rebuild' },
+    `stored positions out of range, rebuilding the view from the earliest offsets: ${describeOutOfRange(broken)}`,
+  );
+  return broken;
 }

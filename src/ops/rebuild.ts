@@ -1,0 +1,277 @@
+/**
+ * Online rebuilds: fills a shadow generation from the feed with its own consumer while the active
+ * generation keeps serving (and keeps being fed by the live consumer), then swaps it in atomically.
+ *
+ * 1. `start(reason)`: the store begins (or resumes) a shadow generation; a second source reads every
+ *    topic from the shadow's stored positions (earliest for a new shadow) through a `rebuild` ingest
+ *    handler.
+ * 2. Once the shadow reached the end offsets seen when the rebuild started, a handoff begins: the live
+ *    feed is held (HandoffGate) after its batch in flight, the current end offsets are fetched, and the
+ *    store swaps generations in one transaction as soon as the shadow reached them. The hold is bounded
+ *    (`handoffTimeoutMs`); a handoff that runs out releases the live feed and is tried again.
+ * 3. After the swap the shadow's consumer stops; the live consumer carries on in the new generation (its
+ *    positions are at or behind the shadow's, so what it reads again is skipped as already applied).
+ * The rebuild's own consumer failing for good is fatal for the process: a restart resumes the shadow
+ * from its stored positions.
+ */
+import type { FeedSource, PartitionPosition } from '../feed/types.js';
+import { createIngestHandler } from '../pipeline/ingest.js';
+import type { Generation } from '../store/generation.js';
+import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
+import type { Table } from '../views/user-information.js';
+import type { HandoffGate } from './handoff-gate.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+/** A source opened for one rebuild, and how to release it afterwards. */
+export interface RebuildSource {
+  readonly source: FeedSource;
+  /** Releases what `openSource` opened beyond the source itself (called after `source.stop()`). */
+  close(): Promise<void>;
+}
+
+export interface RebuildControllerOptions {
+  readonly store: LmdbStore;
+  readonly topics: readonly string[];
+  /** Topic name → table. */
+  readonly tables: ReadonlyMap<string, Table>;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** The code's view version: the version a shadow is built with. */
+  readonly viewVersion: number;
+  /** Opens a fresh source for a shadow (its own consumer group, or its own handle on the embedded log). */
+  readonly openSource: (generation: Generation) => Promise<RebuildSource>;
+  /** Current end offsets (high watermarks) of the topics. */
+  readonly endOffsets: () => Promise<PartitionPosition[]>;
+  /** Wraps the live handler; held during the handoff. */
+  readonly gate: HandoffGate;
+  /** Longest the live feed is held during one handoff attempt (default 2000 ms). */
+  readonly handoffTimeoutMs?: number;
+  /** How often an idle shadow is checked for having caught up (default 250 ms). */
+  readonly checkIntervalMs?: number;
+  /** Awaited before each handoff (tests hold a complete-but-not-swapped shadow with it). */
+  readonly beforeSwap?: (generation: Generation) => Promise<void>;
+  /** Called after a swap committed. */
+  readonly onSwapped?: (result: SwapResult, reason: string) => void;
+  /** The rebuild's consumer failed for good. */
+  readonly onFatal: (error: Error) => void;
+}
+
+export type RebuildState = 'idle' | 'building' | 'handoff';
+
+interface Running {
+  readonly generation: Generation;
+  readonly reason: string;
+  readonly startedAt: number;
+  readonly targets: readonly PartitionPosition[];
+  readonly opened: RebuildSource;
+  readonly timer: NodeJS.Timeout;
+  readonly appliedBefore: number;
+}
+
+export class RebuildController {
+  private current: Running | undefined;
+  private starting: Promise<void> | undefined;
+  private handoff: Promise<void> | undefined;
+  private progressWaiters: (() => void)[] = [];
+  private stopped = false;
+  private readonly handoffTimeoutMs: number;
+  private readonly checkIntervalMs: number;
+  private readonly log: Logger;
+
+  constructor(private readonly options: RebuildControllerOptions) {
+    this.handoffTimeoutMs = options.handoffTimeoutMs ?? 2000;
+    this.checkIntervalMs = options.checkIntervalMs ?? 250;
+    this.log = options.logger.child({ component: 'rebuild' });
+  }
+
+  state(): RebuildState {
+    if (this.current === undefined && this.starting === undefined) return 'idle';
+    return this.handoff === undefined ? 'building' : 'handoff';
+  }
+
+  /** The generation being built, if any. */
+  generation(): Generation | undefined {
+    return this.current?.generation;
+  }
+
+  /**
+   * Starts a rebuild (or resumes the store's shadow of the same version). Resolves once the shadow's
+   * consumer runs; a rebuild already under way is kept (the call is a no-op).
+   */
+  start(reason: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.current !== undefined || this.starting !== undefined) {
+      this.log.info({ reason, generation: this.current?.generation.id }, 'rebuild already in progress');
+      return this.starting ?? Promise.resolve();
+    }
+    this.starting = this.begin(reason).finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async begin(reason: string): Promise<void> {
+    const { store, metrics } = this.options;
+    const { generation, resumed } = await store.beginShadow(this.options.viewVersion, reason);
+    const targets = await this.options.endOffsets();
+    const opened = await this.options.openSource(generation);
+    const handler = createIngestHandler({
+      store,
+      tables: this.options.tables,
+      metrics,
+      logger: this.log,
+      role: 'rebuild',
+      generation,
+      // A rebuild never writes the DLQ: the live feed already sent those records there.
+      deadLetters: { send: async () => undefined },
+      onApplied: () => this.poke(),
+    });
+    const timer = setInterval(() => this.poke(), this.checkIntervalMs);
+    timer.unref();
+    this.current = {
+      generation,
+      reason,
+      startedAt: Date.now(),
+      targets,
+      opened,
+      timer,
+      appliedBefore: (await metrics.rebuildRecordsApplied.get()).values[0]?.value ?? 0,
+    };
+    metrics.rebuildInProgress.set(1);
+    this.log.info(
+      {
+        generation: generation.id,
+        viewVersion: generation.viewVersion,
+        activeGeneration: store.activeGeneration().id,
+        activeViewVersion: store.viewVersion,
+        reason,
+        resumed,
+        targetRecords: targets.reduce((n, t) => n + BigInt(t.next), 0n).toString(),
+      },
+      'rebuild started',
+    );
+    try {
+      await opened.source.start({
+        topics: this.options.topics,
+        resumeFrom: (topic, partition) => store.position(topic, partition, generation),
+        handler,
+        onFatal: (err) => this.fail(err),
+      });
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** After each shadow batch and on a timer: wake a waiting handoff, or start one once caught up. */
+  private poke(): void {
+    for (const w of this.progressWaiters.splice(0)) w();
+    const run = this.current;
+    if (run === undefined || this.handoff !== undefined || this.stopped) return;
+    if (!this.reached(run.generation, run.targets)) return;
+    this.handoff = this.attemptSwap(run).finally(() => {
+      this.handoff = undefined;
+    });
+  }
+
+  private reached(generation: Generation, targets: readonly PartitionPosition[]): boolean {
+    return targets.every((t) => {
+      if (t.next === '0') return true;
+      const at = this.options.store.position(t.topic, t.partition, generation);
+      return at !== undefined && BigInt(at) >= BigInt(t.next);
+    });
+  }
+
+  private async attemptSwap(run: Running): Promise<void> {
+    try {
+      await this.options.beforeSwap?.(run.generation);
+      if (this.current !== run || this.stopped) return;
+      const release = await this.options.gate.hold();
+      let result: SwapResult | undefined;
+      try {
+        const required = await this.options.endOffsets();
+        const deadline = Date.now() + this.handoffTimeoutMs;
+        for (;;) {
+          result = await this.options.store.trySwap(run.generation, required);
+          if (result.swapped || Date.now() >= deadline || this.current !== run) break;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, 50);
+            this.progressWaiters.push(() => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+        }
+      } finally {
+        release();
+      }
+      if (result?.swapped === true) await this.finish(run, result);
+      else
+        this.log.debug(
+          { behind: result?.behind.length },
+          'handoff timed out; the shadow is still behind, trying again',
+        );
+    } catch (err) {
+      this.log.error({ err, generation: run.generation.id }, 'rebuild handoff failed; trying again');
+    }
+  }
+
+  private async finish(run: Running, result: SwapResult): Promise<void> {
+    const { metrics } = this.options;
+    this.current = undefined;
+    clearInterval(run.timer);
+    metrics.rebuildInProgress.set(0);
+    metrics.swaps.inc({ reason: run.reason });
+    this.log.info(
+      {
+        from: result.from?.id,
+        to: result.to?.id,
+        viewVersion: result.to?.viewVersion,
+        sequence: result.sequence?.toString(),
+      },
+      'view swapped',
+    );
+    this.options.onSwapped?.(result, run.reason);
+    await this.release(run);
+    const applied = ((await metrics.rebuildRecordsApplied.get()).values[0]?.value ?? 0) - run.appliedBefore;
+    this.log.info(
+      {
+        generation: run.generation.id,
+        reason: run.reason,
+        recordsApplied: applied,
+        durationMs: Date.now() - run.startedAt,
+      },
+      'rebuild finished',
+    );
+  }
+
+  private async release(run: Running): Promise<void> {
+    await run.opened.source.stop();
+    await run.opened.close();
+  }
+
+  private fail(error: Error): void {
+    const run = this.current;
+    if (run === undefined || this.stopped) return;
+    this.current = undefined;
+    clearInterval(run.timer);
+    this.options.metrics.rebuildInProgress.set(0);
+    this.log.error({ err: error, generation: run.generation.id }, 'rebuild failed');
+    void this.release(run).catch(() => undefined);
+    this.options.onFatal(error);
+  }
+
+  /** Stops the rebuild's consumer (shutdown). The shadow stays in the store and is resumed on the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.starting?.catch(() => undefined);
+    for (const w of this.progressWaiters.splice(0)) w();
+    await this.handoff;
+    const run = this.current;
+    this.current = undefined;
+    if (run === undefined) return;
+    clearInterval(run.timer);
+    this.options.metrics.rebuildInProgress.set(0);
+    await this.release(run);
+  }
+}
