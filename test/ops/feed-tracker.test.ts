@@ -1,0 +1,129 @@
+/**
+ * Readiness and liveness rules of the FeedTracker, driven by a fake clock and a fake source over a real
+ * store: catch-up to the start targets, the READY_MAX_LAG bound with its grace period, recovery blocks, and
+ * stall detection (lag > 0 without progress for LIVE_STALL_MS).
+ */
+import { describe, expect, it } from 'vitest';
+import type { FeedBatch, FeedSource, FeedStatus, PartitionPosition } from '../../src/feed/types.js';
+import { FeedTracker } from '../../src/ops/feed-tracker.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { createMetrics } from '../../src/ops/metrics.js';
+import { openStore } from '../../src/store/lmdb-store.js';
+import { tempDir } from '../utils/tmp.js';
+
+function setup() {
+  let now = 1_000_000;
+  let ends: PartitionPosition[] = [{ topic: 't', partition: 0, next: '100' }];
+  const status: FeedStatus = { state: 'running', lastActivityAt: 0 };
+  const source: FeedSource = {
+    kind: 'kafka',
+    start: async () => undefined,
+    stop: async () => undefined,
+    endOffsets: async () => ends,
+    status: () => status,
+  };
+  const store = openStore({ path: tempDir(), viewVersion: 1 });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const tracker = new FeedTracker({
+    store,
+    source,
+    metrics,
+    logger: silentLogger,
+    topics: ['t'],
+    maxLag: 10,
+    lagGraceMs: 5_000,
+    stallMs: 30_000,
+    now: () => now,
+  });
+  const applyTo = async (next: number) => {
+    await store.applyBatch({ changes: [], positions: [{ topic: 't', partition: 0, next: String(next) }] });
+    const batch: FeedBatch = { topic: 't', partition: 0, records: [], highWatermark: ends[0]!.next };
+    tracker.applied(batch, now);
+  };
+  return {
+    store,
+    metrics,
+    tracker,
+    applyTo,
+    advance: (ms: number) => (now += ms),
+    setEnd: (next: number) => (ends = [{ topic: 't', partition: 0, next: String(next) }]),
+  };
+}
+
+describe('FeedTracker', () => {
+  it('should be ready once the start targets are reached, and not ready while the lag stays above the bound past the grace period', async () => {
+    const t = setup();
+    t.tracker.setTargets([{ topic: 't', partition: 0, next: '100' }]);
+    expect({ ready: t.tracker.ready(), reason: t.tracker.reason() }).toEqual({
+      ready: false,
+      reason: 'catching up with the end offsets seen at start',
+    });
+    await t.applyTo(100);
+    expect({ ready: t.tracker.ready(), gauge: (await t.metrics.ready.get()).values[0]?.value }).toEqual({
+      ready: true,
+      gauge: 1,
+    });
+
+    // 50 records behind: above the bound, but within the grace period.
+    t.setEnd(150);
+    await t.tracker.refreshHighWatermarks();
+    t.advance(4_000);
+    t.tracker.refreshMetrics();
+    expect(t.tracker.ready()).toBe(true);
+    t.advance(1_000);
+    t.tracker.refreshMetrics();
+    expect({
+      ready: t.tracker.ready(),
+      reason: t.tracker.reason(),
+      gauge: (await t.metrics.ready.get()).values[0]?.value,
+    }).toEqual({
+      ready: false,
+      reason: 'lag above READY_MAX_LAG (10 records) for 5000 ms',
+      gauge: 0,
+    });
+    // Back within the bound: ready again at once.
+    await t.applyTo(145);
+    expect(t.tracker.ready()).toBe(true);
+    await t.store.close();
+  });
+
+  it('should stay not ready while blocked by a recovery rebuild', async () => {
+    const t = setup();
+    t.tracker.setTargets([]);
+    expect(t.tracker.ready()).toBe(true);
+    t.tracker.block('rebuilding');
+    expect({ ready: t.tracker.ready(), reason: t.tracker.reason() }).toEqual({
+      ready: false,
+      reason: 'rebuilding',
+    });
+    t.tracker.unblock();
+    expect(t.tracker.ready()).toBe(true);
+    await t.store.close();
+  });
+
+  it('should report a stall only while records are waiting and no batch was handled for LIVE_STALL_MS', async () => {
+    const t = setup();
+    t.tracker.setTargets([{ topic: 't', partition: 0, next: '100' }]);
+    await t.applyTo(100);
+    // Idle and caught up: never stalled, however long.
+    t.advance(120_000);
+    t.tracker.refreshMetrics();
+    expect(t.tracker.live()).toBe(true);
+    // Records arrive, nothing is handled.
+    t.setEnd(120);
+    await t.tracker.refreshHighWatermarks();
+    t.advance(30_000);
+    t.tracker.refreshMetrics();
+    expect(t.tracker.live()).toBe(true);
+    t.advance(1);
+    t.tracker.refreshMetrics();
+    expect({ live: t.tracker.live(), gauge: (await t.metrics.live.get()).values[0]?.value }).toEqual({
+      live: false,
+      gauge: 0,
+    });
+    expect(t.tracker.reason()).toMatch(/^feed stalled/);
+    await t.applyTo(110);
+    expect(t.tracker.live()).toBe(true);
+    await t.store.close();
+  });
+});
