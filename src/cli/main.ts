@@ -7,16 +7,36 @@ import { isMatviewError } from '../errors.js';
 import { loadConfig } from '../ops/config.js';
 import { createLogger } from '../ops/logger.js';
 import { startServer } from '../ops/runtime.js';
+import { ExitCode, UsageError, type Print } from './args.js';
 import { runDemo } from './demo.js';
+import { runRebuild } from './rebuild.js';
+import { runRestore, runSnapshot } from './snapshot.js';
+import { runVerify } from './verify.js';
 
 const USAGE = `Usage: matview <command>
 
 Commands:
-  serve          consume the changelog topics and serve the view (what \`npm start\` runs)
-  demo [--kafka] write demo users/tweets/follows/likes traffic (to KAFKA_BROKERS with --kafka)
-  print-schema   print the GraphQL SDL (schema/schema.graphql)
+  serve                     consume the changelog topics and serve the view (what \`npm start\` runs)
+  demo [--kafka]            write demo users/tweets/follows/likes traffic (to KAFKA_BROKERS with --kafka)
+  rebuild [--wait] [--timeout-ms N]
+                            rebuild the view from the feed in a shadow, swapped in when caught up
+  verify [--shadow]         recompute every view from the stored rows; exit 1 naming each user that differs
+  snapshot <file> [--force] write a consistent, compacted copy of the store and its offsets (safe while serving)
+  restore <file> [--force]  start DATA_DIR from a snapshot; \`serve\` then resumes from its offsets
+  print-schema              print the GraphQL SDL (schema/schema.graphql)
 
+Exit codes: 0 ok, 1 failure (verify: a view differs from its rows), 2 bad usage.
 Configuration is read from the environment; see README.md "Configuration".`;
+
+const print: Print = (line) => process.stdout.write(`${line}\n`);
+
+/** Runs an operator command and sets the exit code without cutting stdout short (process.exit could). */
+async function tool(
+  run: (config: ReturnType<typeof loadConfig>, args: string[], out: Print) => Promise<ExitCode>,
+  args: string[],
+) {
+  process.exitCode = await run(loadConfig(), args, print);
+}
 
 async function serve(): Promise<void> {
   const config = loadConfig();
@@ -52,6 +72,14 @@ async function main(argv: string[]): Promise<void> {
       return serve();
     case 'demo':
       return runDemo(loadConfig(), rest);
+    case 'rebuild':
+      return tool(runRebuild, rest);
+    case 'verify':
+      return tool(runVerify, rest);
+    case 'snapshot':
+      return tool(runSnapshot, rest);
+    case 'restore':
+      return tool(runRestore, rest);
     case 'print-schema': {
       const { printSchemaSdl } = await import('../../api/schema/print.js');
       process.stdout.write(printSchemaSdl());
@@ -65,11 +93,15 @@ async function main(argv: string[]): Promise<void> {
       return;
     default:
       console.error(`matview: unknown command "${command}"\n\n${USAGE}`);
-      process.exit(2);
+      process.exit(ExitCode.Usage);
   }
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof UsageError) {
+    console.error(`${e.message}\n\n${USAGE}`);
+    process.exit(ExitCode.Usage);
+  }
   // Expected failures (bad config, unusable data dir) get one line; anything else is a bug: show it.
   if (isMatviewError(e)) console.error(`matview: ${e.message}`);
   else console.error('matview: unexpected error', e);

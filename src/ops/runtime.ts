@@ -7,11 +7,9 @@
  * and starts an online rebuild when the active generation's view version differs from the code's, when a
  * rebuild was left half done, or when `matview rebuild` asked for one (polled every second).
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createApiServer } from '../../api/server.js';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
-import { DataDirError } from '../errors.js';
 import { createDeadLetterSink } from '../feed/dead-letter.js';
 import { startDemoGenerator, type DemoGenerator } from '../feed/demo-generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
@@ -24,6 +22,7 @@ import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
 import type { Generation } from '../store/generation.js';
 import type { Config } from './config.js';
+import { ensureDataDir, storePathOf } from './data-dir.js';
 import { FeedTracker } from './feed-tracker.js';
 import { HandoffGate } from './handoff-gate.js';
 import type { Logger } from './logger.js';
@@ -38,6 +37,8 @@ import {
   type OutOfRange,
 } from './offset-ranges.js';
 import { RebuildController, type RebuildSource } from './rebuild.js';
+
+export { ensureDataDir, storePathOf };
 
 export interface Running {
   readonly port: number;
@@ -65,25 +66,6 @@ export interface StartOptions {
   readonly viewVersion?: number;
   /** Awaited before each rebuild handoff; tests use it to read while a complete shadow waits to be swapped. */
   readonly beforeSwap?: (generation: Generation) => Promise<void>;
-}
-
-/** Where the view store lives inside DATA_DIR. */
-export const storePathOf = (dataDir: string): string => join(resolve(dataDir), 'view');
-
-/** Creates the data directory if needed and proves it is writable, with a one-line reason when not. */
-export function ensureDataDir(dir: string): string {
-  const abs = resolve(dir);
-  try {
-    mkdirSync(abs, { recursive: true });
-    accessSync(abs, constants.W_OK);
-  } catch (e) {
-    throw new DataDirError(
-      abs,
-      (e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message,
-      { cause: e },
-    );
-  }
-  return abs;
 }
 
 export async function startServer(

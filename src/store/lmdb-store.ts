@@ -122,7 +122,13 @@ export class LmdbStore implements ViewReader {
     const create = options.create ?? true;
     if (!create && !existsSync(dataFileOf(options.path))) throw new StoreMissingError(options.path);
     mkdirSync(options.path, { recursive: true });
-    this.env = open({ path: options.path, maxDbs: MAX_DBS, mapSize: options.mapSize ?? 1024 * 1024 * 1024 });
+    // Always a directory (data.mdb + lock.mdb): lmdb-js would treat a path with a dot (`view.restore-1`) as a file.
+    this.env = open({
+      path: options.path,
+      noSubdir: false,
+      maxDbs: MAX_DBS,
+      mapSize: options.mapSize ?? 1024 * 1024 * 1024,
+    });
     this.meta = this.env.openDB<string, string>({ name: 'meta', encoding: 'string' });
     if (create) this.initialize(options.viewVersion);
     else if (this.meta.get('instanceId') === undefined) {
@@ -218,6 +224,11 @@ export class LmdbStore implements ViewReader {
   /** The generation readers see. */
   activeGeneration(): Generation {
     return this.active;
+  }
+
+  /** The active generation's id as committed right now (another process may have swapped since this one opened). */
+  storedActiveGeneration(): number {
+    return Number(this.meta.get('activeGeneration') ?? '0');
   }
 
   /** The generation being rebuilt, if any. */

@@ -1,0 +1,64 @@
+/**
+ * `matview rebuild [--wait] [--timeout-ms N]`: asks for the view to be rebuilt from the feed (into a shadow
+ * generation, swapped in when caught up, the current view serving meanwhile). The request is recorded in
+ * the store; the server running on DATA_DIR picks it up within a second, and a stopped one at its next
+ * start. With `--wait` the command returns when the new generation is active (a server must be running).
+ * Exit 0: requested (and, with --wait, swapped in); 1: no store, no server to wait for, or timed out.
+ */
+import type { Config } from '../ops/config.js';
+import { storePathOf } from '../ops/data-dir.js';
+import { openStore } from '../store/lmdb-store.js';
+import { USER_INFORMATION_VERSION } from '../views/user-information.js';
+import { ExitCode, millis, parse, type Print } from './args.js';
+
+const POLL_MS = 200;
+
+export async function runRebuild(config: Config, args: readonly string[], print: Print): Promise<ExitCode> {
+  const { values } = parse(
+    'rebuild',
+    args,
+    { wait: { type: 'boolean' }, 'timeout-ms': { type: 'string' } },
+    0,
+  );
+  const timeoutMs = millis('rebuild', 'timeout-ms', values['timeout-ms'], 10 * 60_000);
+  const store = openStore({
+    path: storePathOf(config.dataDir),
+    viewVersion: USER_INFORMATION_VERSION,
+    create: false,
+  });
+  try {
+    const from = store.storedActiveGeneration();
+    await store.requestRebuild('matview rebuild');
+    const owner = store.liveOwner();
+    if (owner === undefined) {
+      print(
+        'rebuild: requested; no server is running on DATA_DIR, the next `matview serve` rebuilds the view (serving the current one meanwhile)',
+      );
+      if (values.wait === true) {
+        print('rebuild: --wait needs a running server');
+        return ExitCode.Failed;
+      }
+      return ExitCode.Ok;
+    }
+    print(
+      `rebuild: requested; the server (pid ${owner.pid}) starts it within a second and keeps serving generation ${from} meanwhile`,
+    );
+    if (values.wait !== true) return ExitCode.Ok;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      // Between event turns lmdb-js renews its read snapshot, so each poll sees the server's commits.
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      const now = store.storedActiveGeneration();
+      if (now !== from) {
+        print(`rebuild: done: generation ${now} is active (was ${from})`);
+        return ExitCode.Ok;
+      }
+    }
+    print(
+      `rebuild: not swapped in within ${timeoutMs} ms; it goes on in the server (see matview_rebuild_in_progress)`,
+    );
+    return ExitCode.Failed;
+  } finally {
+    await store.close();
+  }
+}

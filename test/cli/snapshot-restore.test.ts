@@ -1,0 +1,167 @@
+/**
+ * Issue 6, acceptance 4: `matview snapshot` of a store a server is using, then `matview restore` into a
+ * fresh data dir: the restored instance starts from the snapshot's offsets, consumes only the records
+ * written after them, and becomes ready with the same view as a full replay would give.
+ * Also `matview rebuild`: requested against a running server (and waited for), and without one.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/lmdb-store.js';
+import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { eventually, freshTopics, graphql } from '../utils/server.js';
+import { tempDir } from '../utils/tmp.js';
+import { scrape, startOpsServer, type OpsServer } from '../ops/helpers.js';
+import { runCli } from './run-cli.js';
+
+let kafka: KafkaHandle;
+const servers: OpsServer[] = [];
+beforeAll(async () => {
+  kafka = await startKafka();
+});
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  await kafka?.stop();
+});
+
+const json = (o: object) => JSON.stringify(o);
+const USERS = ['s0', 's1', 's2', 's3', 's4'];
+const QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId username tweetCount likeCount } }`;
+const tweets = (from: number, to: number) =>
+  Array.from({ length: to - from }, (_, k) => ({
+    key: `t${from + k}`,
+    value: json({ userId: USERS[(from + k) % 5] }),
+  }));
+const expected = (n: number) =>
+  USERS.map((u, i) => ({
+    userId: u,
+    username: u.toUpperCase(),
+    tweetCount: Array.from({ length: n }, (_, k) => k).filter((k) => k % 5 === i).length,
+    likeCount: 1,
+  }));
+
+async function viewOf(server: OpsServer, n: number) {
+  return eventually(
+    async () => {
+      const r = await graphql<{ users: unknown[] }>(server.url, QUERY, { ids: USERS });
+      return JSON.stringify(r.data?.users) === JSON.stringify(expected(n)) ? r.data!.users : undefined;
+    },
+    45_000,
+    `the view of ${n} tweets`,
+  );
+}
+
+describe('snapshot and restore', () => {
+  it('should restore a snapshot taken while serving and consume only the records after its offsets', async () => {
+    const topics = freshTopics();
+    await produce(
+      kafka.brokers,
+      topics.users,
+      USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })),
+    );
+    await produce(
+      kafka.brokers,
+      topics.likes,
+      USERS.map((u, i) => ({ key: `l${i}`, value: json({ userId: u, tweetId: 'x' }) })),
+    );
+    await produce(kafka.brokers, topics.tweets, tweets(0, 300));
+    const a = await startOpsServer({ brokers: kafka.brokers, topics });
+    servers.push(a);
+    await viewOf(a, 300);
+    const atSnapshot = a.running.store.positions();
+
+    const file = join(tempDir(), 'matview.snapshot');
+    const snap = await runCli(['snapshot', file], { DATA_DIR: a.config.dataDir });
+    expect({ code: snap.code, stderr: snap.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(snap.stdout).toMatch(
+      /^snapshot: wrote .*matview\.snapshot \(\d+ bytes\): generation 0, view version 1, sequence \d+, instance /,
+    );
+    expect(existsSync(`${file}.tmp-${process.pid}`)).toBe(false);
+    // Refuses to overwrite without --force.
+    expect((await runCli(['snapshot', file], { DATA_DIR: a.config.dataDir })).code).toBe(1);
+
+    await produce(kafka.brokers, topics.tweets, tweets(300, 340));
+
+    const dataDir = tempDir();
+    const restore = await runCli(['restore', file], {
+      DATA_DIR: dataDir,
+      KAFKA_BROKERS: kafka.brokers.join(','),
+    });
+    expect({
+      code: restore.code,
+      stderr: restore.stderr,
+      last: restore.stdout.trim().split('\n').pop(),
+    }).toEqual({
+      code: 0,
+      stderr: '',
+      last: 'restore: `matview serve` resumes the feed from these offsets',
+    });
+    const restored = openStore({ path: join(dataDir, 'view'), viewVersion: 1, create: false });
+    const identity = { positions: restored.positions(), instanceId: restored.instanceId };
+    await restored.close();
+    expect(identity.positions).toEqual(atSnapshot);
+    expect(identity.instanceId).not.toBe(a.running.store.instanceId);
+    // Restoring over an existing store needs --force.
+    expect((await runCli(['restore', file], { DATA_DIR: dataDir })).code).toBe(1);
+
+    // A runs on, in its own consumer group; B joins its own (new identity) and reads only the 40 new tweets.
+    const b = await startOpsServer({ brokers: kafka.brokers, topics, dataDir });
+    servers.push(b);
+    await eventually(
+      async () => ((await fetch(`${b.url}/health/ready`)).status === 200 ? true : undefined),
+      45_000,
+      'B ready',
+    );
+    await viewOf(b, 340);
+    const metrics = await scrape(b.url);
+    expect({
+      applied: metrics.sum('matview_records_applied_total'),
+      skipped: metrics.sum('matview_records_skipped_total'),
+      appliedUsers: metrics.sum('matview_records_applied_total', { topic: topics.users }),
+    }).toEqual({ applied: 40, skipped: 0, appliedUsers: 0 });
+  });
+
+  it('should hand a rebuild request to the running server, and record one for the next start without a server', async () => {
+    const topics = freshTopics();
+    await produce(
+      kafka.brokers,
+      topics.users,
+      USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })),
+    );
+    await produce(
+      kafka.brokers,
+      topics.likes,
+      USERS.map((u, i) => ({ key: `l${i}`, value: json({ userId: u, tweetId: 'x' }) })),
+    );
+    await produce(kafka.brokers, topics.tweets, tweets(0, 50));
+    const server = await startOpsServer({ brokers: kafka.brokers, topics });
+    servers.push(server);
+    await viewOf(server, 50);
+
+    const waited = await runCli(['rebuild', '--wait', '--timeout-ms', '45000'], {
+      DATA_DIR: server.config.dataDir,
+    });
+    expect({
+      code: waited.code,
+      stderr: waited.stderr,
+      last: waited.stdout.trim().split('\n').pop(),
+    }).toEqual({
+      code: 0,
+      stderr: '',
+      last: 'rebuild: done: generation 1 is active (was 0)',
+    });
+    expect(server.running.store.activeGeneration().id).toBe(1);
+    await viewOf(server, 50);
+    const metrics = await scrape(server.url);
+    expect(metrics.sum('matview_view_swaps_total', { reason: 'requested' })).toBe(1);
+    await server.close();
+
+    const offline = await runCli(['rebuild'], { DATA_DIR: server.config.dataDir });
+    expect({ code: offline.code, out: offline.stdout.trim() }).toEqual({
+      code: 0,
+      out: 'rebuild: requested; no server is running on DATA_DIR, the next `matview serve` rebuilds the view (serving the current one meanwhile)',
+    });
+    const noServer = await runCli(['rebuild', '--wait'], { DATA_DIR: server.config.dataDir });
+    expect(noServer.code).toBe(1);
+  });
+});

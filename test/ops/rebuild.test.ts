@@ -1,0 +1,200 @@
+/**
+ * Issue 6, acceptance 3: a server started with another view version against a populated store rebuilds
+ * the view in a shadow generation while it keeps answering the old one, then swaps atomically.
+ *
+ * A reader hammers `users(ids)` for the whole rebuild: no error, no null, and never fewer counts than the
+ * complete view had (a half-built shadow would show fewer). The swap hook holds the fully built shadow
+ * until the test has seen reads of the old generation and produced more records, so "during the rebuild"
+ * is a state the test controls, not a timing guess.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { eventually, freshTopics, graphql } from '../utils/server.js';
+import { tempDir } from '../utils/tmp.js';
+import { scrape, startOpsServer, type OpsServer } from './helpers.js';
+
+let kafka: KafkaHandle;
+const servers: OpsServer[] = [];
+beforeAll(async () => {
+  kafka = await startKafka();
+});
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  await kafka?.stop();
+});
+
+const json = (o: object) => JSON.stringify(o);
+const USERS = Array.from({ length: 20 }, (_, i) => `v${i}`);
+const QUERY = `query Read($ids: [ID!]!) { users(ids: $ids) { userId tweetCount followerCount version { sequence } } }`;
+const STATUS = `{ feedStatus { viewVersion } }`;
+
+interface Read {
+  userId: string;
+  tweetCount: number;
+  followerCount: number;
+  version: { sequence: string };
+}
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** tweets [from, to): tweet i belongs to user i % 20; follows i: user i % 20 follows user (i + 3) % 20. */
+async function produceRange(
+  brokers: readonly string[],
+  topics: ReturnType<typeof freshTopics>,
+  from: number,
+  to: number,
+) {
+  const ids = Array.from({ length: to - from }, (_, k) => from + k);
+  await produce(
+    brokers,
+    topics.tweets,
+    ids.map((i) => ({ key: `t${i}`, value: json({ userId: USERS[i % 20] }) })),
+  );
+  await produce(
+    brokers,
+    topics.follows,
+    ids.map((i) => ({
+      key: `f${i}`,
+      value: json({ followerId: USERS[i % 20], followeeId: USERS[(i + 3) % 20] }),
+    })),
+  );
+}
+
+const expected = (n: number) =>
+  USERS.map((u, idx) => ({
+    userId: u,
+    tweetCount: Array.from({ length: n }, (_, i) => i).filter((i) => i % 20 === idx).length,
+    followerCount: Array.from({ length: n }, (_, i) => i).filter((i) => (i + 3) % 20 === idx).length,
+  }));
+
+describe('view version change on a running server', () => {
+  it('should keep answering the old view during the rebuild, then swap to the new one atomically', async () => {
+    const topics = freshTopics();
+    const dataDir = tempDir();
+    await produce(
+      kafka.brokers,
+      topics.users,
+      USERS.map((u) => ({ key: u, value: json({ username: u }) })),
+    );
+    await produceRange(kafka.brokers, topics, 0, 2000);
+
+    const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir }, { viewVersion: 1 });
+    servers.push(v1);
+    const counts = (r: Read[]) =>
+      r.map(({ userId, tweetCount, followerCount }) => ({ userId, tweetCount, followerCount }));
+    const before = await eventually(
+      async () => {
+        const r = await graphql<{ users: Read[] }>(v1.url, QUERY, { ids: USERS });
+        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(2000))
+          ? r.data!.users
+          : undefined;
+      },
+      45_000,
+      'the v1 view',
+    );
+    const v1MaxSequence = before.reduce(
+      (m, u) => (BigInt(u.version.sequence) > m ? BigInt(u.version.sequence) : m),
+      0n,
+    );
+    await v1.close();
+
+    const shadowComplete = deferred();
+    const allowSwap = deferred();
+    const v2 = await startOpsServer(
+      { brokers: kafka.brokers, topics, dataDir },
+      {
+        viewVersion: 2,
+        beforeSwap: async () => {
+          shadowComplete.resolve();
+          await allowSwap.promise;
+        },
+      },
+    );
+    servers.push(v2);
+
+    // The reader: every answer complete (at least the v1 counts), never an error or a null.
+    const problems: string[] = [];
+    const seen = { old: 0, new: 0 };
+    let reading = true;
+    const reader = (async () => {
+      while (reading) {
+        const r = await graphql<{ users: (Read | null)[] }>(v2.url, QUERY, { ids: USERS });
+        if (r.errors !== undefined || r.data === undefined)
+          problems.push(`errors: ${JSON.stringify(r.errors)}`);
+        for (const [i, u] of (r.data?.users ?? []).entries()) {
+          const floor = expected(2000)[i]!;
+          if (u === null) problems.push(`${USERS[i]} read as null`);
+          else if (u.tweetCount < floor.tweetCount || u.followerCount < floor.followerCount)
+            problems.push(`${u.userId} read a partial view: ${JSON.stringify(u)}`);
+          else if (BigInt(u.version.sequence) <= v1MaxSequence) seen.old++;
+          else seen.new++;
+        }
+      }
+    })();
+
+    await shadowComplete.promise;
+    // The shadow is complete but not swapped: readers still see generation 0 with view version 1.
+    expect(
+      (await graphql<{ feedStatus: { viewVersion: number } }>(v2.url, STATUS)).data?.feedStatus.viewVersion,
+    ).toBe(1);
+    await eventually(
+      () => (seen.old > 0 ? true : undefined),
+      30_000,
+      'reads of the old view during the rebuild',
+    );
+    // Records that arrive during the rebuild reach the old view now and the new one before it is swapped in.
+    await produceRange(kafka.brokers, topics, 2000, 2100);
+    await eventually(
+      async () => {
+        const r = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
+        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(2100))
+          ? true
+          : undefined;
+      },
+      30_000,
+      'live records applied to the old view',
+    );
+    allowSwap.resolve();
+
+    await eventually(
+      async () => {
+        const r = await graphql<{ feedStatus: { viewVersion: number } }>(v2.url, STATUS);
+        return r.data?.feedStatus.viewVersion === 2 ? true : undefined;
+      },
+      30_000,
+      'the swap',
+    );
+    const after = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
+    reading = false;
+    await reader;
+
+    expect(problems).toEqual([]);
+    expect(counts(after.data!.users)).toEqual(expected(2100));
+    expect(after.data!.users.every((u) => BigInt(u.version.sequence) > v1MaxSequence)).toBe(true);
+    const metrics = await scrape(v2.url);
+    expect({
+      swaps: metrics.sum('matview_view_swaps_total', { reason: 'view-version' }),
+      generation: metrics.sum('matview_view_generation'),
+      rebuilding: metrics.sum('matview_rebuild_in_progress'),
+      rebuilt: metrics.sum('matview_rebuild_records_applied_total') >= 20 + 4000,
+      store: v2.running.store.shadowGeneration(),
+    }).toEqual({ swaps: 1, generation: 1, rebuilding: 0, rebuilt: true, store: undefined });
+
+    // The live feed carries on in the new generation.
+    await produceRange(kafka.brokers, topics, 2100, 2120);
+    await eventually(
+      async () => {
+        const r = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
+        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(2120))
+          ? true
+          : undefined;
+      },
+      30_000,
+      'records after the swap',
+    );
+  });
+});
