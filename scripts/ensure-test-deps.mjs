@@ -28,6 +28,12 @@ const TOOLS = [
     // test/live/page.test.ts launches /usr/bin/chromium through playwright-core (no bundled browser download).
     neededFor: 'the browser test of the live page at / (test/live/page.test.ts)',
   },
+  {
+    binary: 'promtool',
+    debianPackage: 'prometheus',
+    // test/ops/deploy.test.ts runs `promtool check rules` and `promtool test rules` on deploy/prometheus/.
+    neededFor: 'checking and unit-testing the alerting rules in deploy/prometheus (test/ops/deploy.test.ts)',
+  },
 ];
 
 /** @param {string} binary */
