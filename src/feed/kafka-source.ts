@@ -3,7 +3,8 @@
  * ordered batches to the materializer. Positions live in the store, not in Kafka: on every group
  * assignment each partition is sought to the store's next offset, so the consumer group's own
  * commits are informational only (they keep external lag tools such as kafka-consumer-groups
- * meaningful).
+ * meaningful). That is why the consumer runs with `autoCommit: false`: with autoCommit, kafkajs
+ * turns a seek into an OffsetCommit and lets the group's committed offset decide (see `runOnce`).
  */
 import kafkajs from 'kafkajs';
 import type {
@@ -33,8 +34,15 @@ import type {
 // kafkajs is CommonJS; only some of its exports are visible as ESM named exports (see codecs.ts).
 const { Kafka, logLevel } = kafkajs;
 
-/** kafkajs' special "earliest" offset for `consumer.seek` (kafkajs `src/constants.js` EARLIEST_OFFSET). */
-const EARLIEST_OFFSET = '-2';
+/**
+ * Where a partition the store has no position for starts: its first possible offset, so nothing is
+ * skipped. A concrete offset rather than kafkajs' EARLIEST (-2): with autoCommit off a seek only
+ * sets kafkajs' local next offset, and kafkajs would read -2 as "invalid, use 0" anyway
+ * (`src/consumer/offsetManager/index.js` nextOffset). When retention already deleted offset 0, the
+ * fetch gets OFFSET_OUT_OF_RANGE and kafkajs moves to the earliest offset still there, because we
+ * subscribe with `fromBeginning` (`src/consumer/consumerGroup.js` recoverFromOffsetOutOfRange).
+ */
+const FIRST_OFFSET = '0';
 
 /** Connection settings shared by the source and the writer. */
 export interface KafkaClientOptions {
@@ -265,20 +273,21 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     const { GROUP_JOIN, FETCH, CRASH, CONNECT, HEARTBEAT, REBALANCING } = c.events;
 
     c.on(GROUP_JOIN, ({ payload }) => {
-      // Runs synchronously inside kafkajs' joinAndSync, before the first fetch of this
-      // generation: the pending seeks are applied by ConsumerGroup.fetch → seekOffsets, so the
-      // first fetch already starts at the store's positions. A batch fetched by the previous
+      // Runs synchronously inside kafkajs' joinAndSync (a listener that throws here makes it
+      // bail), after the generation's OffsetManager exists and before its first fetch. Every
+      // join, rebalances and kafkajs' crash-restarts included, re-seeks every assigned partition:
+      // each generation gets a fresh OffsetManager that knows nothing of earlier seeks. They are
+      // applied by ConsumerGroup.fetch → seekOffsets before that fetch builds its request, and
+      // with autoCommit off OffsetManager.seek just sets the local next offset, which wins over
+      // the group's committed offset (OffsetManager.nextOffset). A batch fetched by the previous
       // generation may still be handed over after a rebalance (isStale() guards most of them);
       // the caller skips records at or below its stored position.
-      // With autoCommit, kafkajs implements seek as an OffsetCommit of that offset, so an
-      // "earliest" seek shows up as a committed offset of -2 in external lag tools until the
-      // first batch of that partition is committed.
       const seeks: { topic: string; partition: number; offset: string }[] = [];
       for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
         for (const partition of partitions) {
           let offset: string;
           try {
-            offset = start.resumeFrom(topic, partition) ?? EARLIEST_OFFSET;
+            offset = start.resumeFrom(topic, partition) ?? FIRST_OFFSET;
             c.seek({ topic, partition, offset });
           } catch (cause) {
             // Thrown into kafkajs' joinAndSync, which bails: the consumer crashes without restart
@@ -329,7 +338,15 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
 
   async function eachBatch(
     start: FeedStartOptions,
-    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
+    {
+      batch,
+      resolveOffset,
+      heartbeat,
+      isRunning,
+      isStale,
+      commitOffsetsIfNecessary,
+      uncommittedOffsets,
+    }: EachBatchPayload,
   ): Promise<void> {
     // Not resolving anything here means kafkajs fetches these records again.
     if (batch.isEmpty() || !isRunning() || isStale() || stopping) return;
@@ -345,6 +362,13 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     setState('running');
     const last = feedBatch.records[feedBatch.records.length - 1];
     if (last !== undefined) resolveOffset(last.offset);
+    // Informational commit (autoCommit is off, see runOnce) so lag tools stay meaningful: the
+    // group's offsets follow kafkajs' next offset of every assigned partition, the store's seek
+    // positions included. kafkajs takes no position from them while our seeks are in place
+    // (OffsetManager.nextOffset prefers the resolved offset). Same commit and same error
+    // handling as kafkajs' autoCommit after each batch (runner.js autoCommitOffsets): e.g. a
+    // rebalance error makes kafkajs re-join, which seeks to the store's positions again.
+    await commitOffsetsIfNecessary(uncommittedOffsets());
     await heartbeat();
   }
 
@@ -356,7 +380,19 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     // a retention cleanup), kafkajs falls back to earliest rather than latest.
     await c.subscribe({ topics: [...start.topics], fromBeginning: true });
     await c.run({
-      autoCommit: true,
+      // Not autoCommit: with it, kafkajs implements seek as an OffsetCommit of the sought offset
+      // followed by clearing its cached committed offset, and the next fetch reads the group's
+      // offsets back (src/consumer/offsetManager/index.js seek, resolveOffsets). kafkajs runs one
+      // fetcher per broker, each applying the seeks of its own partitions then OffsetFetching
+      // every partition without a cached offset; a fetcher whose OffsetFetch left before another
+      // fetcher's seek commit landed gets the group's old offset for that partition and, after
+      // its ListOffsets round trip, writes it over the cache the seek had just cleared. The
+      // partition is then fetched from the group's old offset instead of the store's: with the
+      // group at the end and the store without a position, its records were never read again.
+      // Without autoCommit a seek only sets kafkajs' local next offset, synchronously, and that
+      // offset beats the group's (OffsetManager.nextOffset). See also kafkajs issues #585
+      // (committed vs resolved offsets) and #1363 (seek not taking effect).
+      autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => eachBatch(start, payload),

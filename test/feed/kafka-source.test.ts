@@ -67,11 +67,11 @@ afterAll(async () => {
   await kafka?.stop();
 });
 
-function newSource(): FeedSource {
+function newSource(groupId = uniqueTopic('matview-test-group')): FeedSource {
   const source = createKafkaSource({
     brokers: kafka.brokers,
     clientId: 'matview-test',
-    groupId: uniqueTopic('matview-test-group'),
+    groupId,
     fetchMaxWaitMs: 50,
     sessionTimeoutMs: 6_000,
     connectionTimeoutMs: 2_000,
@@ -316,6 +316,77 @@ describe('Kafka source', () => {
     expect(firstOffset(again, 0)).toBe('3');
     expect(firstOffset(again, 1)).toBe('0');
   });
+
+  it('should read partitions without a stored position again from 0 when the group committed their end', async () => {
+    // kafkajs runs one fetcher per broker, and with autoCommit its seek was an OffsetCommit that
+    // raced the other fetchers' OffsetFetch of the group's offsets: now and then a partition kept
+    // the group's end offset and was never read again. The race needs many partitions per broker
+    // to show up often, hence several auto-created 4-partition topics at once, and several starts.
+    const topics = Array.from({ length: 8 }, (_, i) => uniqueTopic(`feed-replay-${i}`));
+    const perPartition = 3;
+    for (const topic of topics) {
+      await produce(
+        kafka.brokers,
+        topic,
+        Array.from({ length: 4 * perPartition }, (_, i) => ({
+          key: `k${i}`,
+          value: `v${i}`,
+          partition: i % 4,
+        })),
+      );
+    }
+    const expected = topics.flatMap((topic) =>
+      [0, 1, 2, 3].map((partition) => ({
+        topic,
+        partition,
+        offsets: Array.from({ length: perPartition }, (_, i) => String(i)),
+      })),
+    );
+    const delivered = (c: ReturnType<typeof collector>) =>
+      expected.map(({ topic, partition }) => ({
+        topic,
+        partition,
+        offsets: c
+          .records()
+          .filter((r) => r.topic === topic && r.partition === partition)
+          .map((r) => r.offset),
+      }));
+    const groupId = uniqueTopic('matview-test-group');
+    const readAll = async () => {
+      const c = collector();
+      const source = newSource(groupId);
+      const options = startOptions(topics, c.handler);
+      await source.start(options);
+      await eventually('every partition read from 0 to its end', () =>
+        delivered(c).every((d, i) => d.offsets.length >= expected[i]!.offsets.length),
+      );
+      await source.stop();
+      expect(options.fatal).toEqual([]);
+      return delivered(c);
+    };
+
+    expect(await readAll()).toEqual(expected);
+    // The group's own commits are informational but kept up to date: they now sit at the end.
+    const admin = new kafkajs.Kafka({ brokers: kafka.brokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const committed = await admin.fetchOffsets({ groupId, topics });
+      expect(committed.flatMap(({ topic, partitions }) => partitions.map((p) => ({ topic, ...p })))).toEqual(
+        expect.arrayContaining(
+          expected.map(({ topic, partition }) =>
+            expect.objectContaining({ topic, partition, offset: String(perPartition) }),
+          ),
+        ),
+      );
+    } finally {
+      await admin.disconnect();
+    }
+
+    // Same group, still no stored positions: every partition is read again from offset 0. Each
+    // start is a fresh roll of the race that used to lose a partition, so roll it a few times.
+    for (let replay = 1; replay <= 3; replay++) expect(await readAll(), `replay ${replay}`).toEqual(expected);
+    // Four starts of one group, each waiting for the mock's join delay: more than the default budget.
+  }, 120_000);
 
   it('should deliver the same records again after the handler rejected, and never skip', async () => {
     const topic = uniqueTopic('feed-redeliver');
