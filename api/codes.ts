@@ -29,6 +29,8 @@ export enum ApiErrorCode {
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
   /** A batched (array) body has more operations than `MAX_BATCH_OPERATIONS`, or batching is off (0). HTTP 400. */
   BatchTooLarge = 'BATCH_TOO_LARGE',
+  /** A WebSocket `subscribe` while the connection already runs `WS_MAX_SUBSCRIPTIONS` operations; the socket stays open. */
+  TooManySubscriptions = 'TOO_MANY_SUBSCRIPTIONS',
   /** Subscriptions need the WebSocket transport (not HTTP) and a live source on the server. HTTP 400. */
   SubscriptionsUnavailable = 'SUBSCRIPTIONS_UNAVAILABLE',
   /** Something failed that the client cannot fix; the details are only in the server log. HTTP 500. */

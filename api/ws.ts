@@ -40,7 +40,7 @@ import { createFormatError } from './plugins/use-masked-errors.js';
  * `extensions.code` of the error a `subscribe` gets when its connection already runs `WS_MAX_SUBSCRIPTIONS`
  * operations. The socket stays open; the client may complete another operation and retry.
  */
-export const TOO_MANY_SUBSCRIPTIONS = 'TOO_MANY_SUBSCRIPTIONS';
+export const TOO_MANY_SUBSCRIPTIONS = ApiErrorCode.TooManySubscriptions;
 
 /** Close reason for a refused token: says what to send, never which tokens exist (max 123 bytes, RFC 6455). */
 const FORBIDDEN_REASON = 'Forbidden: connection_init needs connectionParams.authorization "Bearer <token>"';
