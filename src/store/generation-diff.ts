@@ -7,14 +7,15 @@
  * Valid only while both generations exist: the store publishes it synchronously right after the swap
  * commits and drops the old generation afterwards, so listeners must not keep it.
  */
-import { decodeView } from '../views/codec.js';
 import type { UserInformation } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 
 export class GenerationDiff implements ReadonlyMap<string, UserInformation | null> {
+  /** `decode` reads a view of `after` as readers see it (LmdbStore applies the swap's version floor). */
   constructor(
     private readonly before: Generation,
     private readonly after: Generation,
+    private readonly decode: (bytes: Buffer) => UserInformation,
   ) {}
 
   /**
@@ -36,7 +37,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   get(userId: string): UserInformation | null | undefined {
     if (!this.has(userId)) return undefined;
     const bytes = this.after.views.getBinary(userId);
-    return bytes === undefined ? null : decodeView(bytes);
+    return bytes === undefined ? null : this.decode(bytes);
   }
 
   forEach(
@@ -52,7 +53,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   *entries(): MapIterator<[string, UserInformation | null]> {
     for (const userId of this.keys()) {
       const bytes = this.after.views.getBinary(userId);
-      yield [userId, bytes === undefined ? null : decodeView(bytes)];
+      yield [userId, bytes === undefined ? null : this.decode(bytes)];
     }
   }
 

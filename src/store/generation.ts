@@ -34,6 +34,10 @@ export interface GenerationInfo {
   readonly createdAt: string;
   /** Why it was created: `initial`, `view-version`, `requested`, `offset-out-of-range`… */
   readonly reason: string;
+  /** Sequence of the commit that swapped it in (absent for a store's first generation). */
+  readonly activatedSequence?: string;
+  /** ISO-8601 time of that commit. */
+  readonly activatedAt?: string;
 }
 
 /** Open handles onto one generation's sub-databases. */
@@ -43,8 +47,8 @@ export class Generation {
   readonly views: Database<Buffer, string>;
   readonly offsets: Database<string, string>;
 
-  /** Replaced (not mutated) when the generation becomes active. */
-  info: GenerationInfo;
+  private current!: GenerationInfo;
+  private floorSequence: bigint | undefined;
 
   constructor(env: RootDatabase, info: GenerationInfo) {
     this.info = info;
@@ -54,12 +58,31 @@ export class Generation {
     this.offsets = env.openDB<string, string>({ name: dbName('offsets', info.id), encoding: 'string' });
   }
 
+  /** Replaced (not mutated) when the generation becomes active. */
+  get info(): GenerationInfo {
+    return this.current;
+  }
+
+  set info(info: GenerationInfo) {
+    this.current = info;
+    this.floorSequence = info.activatedSequence === undefined ? undefined : BigInt(info.activatedSequence);
+  }
+
   get id(): number {
     return this.info.id;
   }
 
   get viewVersion(): number {
     return this.info.viewVersion;
+  }
+
+  /**
+   * The swap commit's sequence: a view written before it reads as changed by it (see LmdbStore.getUser), so
+   * a user's `version.sequence` never steps back across a swap even when the shadow applied a record before
+   * the old generation did.
+   */
+  get floor(): bigint | undefined {
+    return this.floorSequence;
   }
 
   /** Deletes the generation's sub-databases (asynchronously, in lmdb-js' write queue). */

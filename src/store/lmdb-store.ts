@@ -185,7 +185,26 @@ export class LmdbStore implements ViewReader {
 
   getUser(userId: string): UserInformation | undefined {
     const bytes = this.active.views.getBinaryFast(userId);
-    return bytes === undefined ? undefined : decodeView(bytes);
+    return bytes === undefined ? undefined : this.decode(bytes);
+  }
+
+  /**
+   * Decodes a view of the active generation. A view last written before the generation was swapped in
+   * reports the swap commit as its version: that commit is what made it visible, and it keeps every
+   * user's `version.sequence` increasing across a swap (the sequence subscriptions order events by).
+   */
+  private decode(bytes: Buffer): UserInformation {
+    const view = decodeView(bytes);
+    const floor = this.active.floor;
+    if (floor === undefined || BigInt(view.version.sequence) >= floor) return view;
+    return {
+      ...view,
+      version: {
+        ...view.version,
+        sequence: floor.toString(),
+        appliedAt: this.active.info.activatedAt ?? view.version.appliedAt,
+      },
+    };
   }
 
   getUserJson(userId: string): Buffer | undefined {
@@ -413,6 +432,7 @@ export class LmdbStore implements ViewReader {
   async trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
     if (this.shadowGen !== shadow) return { swapped: false, behind: [] };
     const before = this.active;
+    const shadowInfo = shadow.info;
     let outcome: SwapResult | undefined;
     await this.env
       .transaction(() => {
@@ -428,7 +448,12 @@ export class LmdbStore implements ViewReader {
           return;
         }
         const sequence = BigInt(this.meta.get('sequence') ?? '0') + 1n;
-        const to: GenerationInfo = { ...shadow.info, state: 'active' };
+        const to: GenerationInfo = {
+          ...shadow.info,
+          state: 'active',
+          activatedSequence: sequence.toString(),
+          activatedAt: new Date().toISOString(),
+        };
         this.meta.put(genKey(shadow.id), JSON.stringify(to));
         this.meta.put('activeGeneration', String(shadow.id));
         this.meta.put('viewVersion', String(shadow.viewVersion));
@@ -447,7 +472,7 @@ export class LmdbStore implements ViewReader {
         if (this.active === shadow) {
           this.active = before;
           this.shadowGen = shadow;
-          shadow.info = { ...shadow.info, state: 'building' };
+          shadow.info = shadowInfo;
         }
         throw new StoreWriteError(
           `LMDB write failed, the generation swap did not happen: ${(e as Error).message}`,
@@ -457,7 +482,10 @@ export class LmdbStore implements ViewReader {
     if (outcome === undefined) throw new StoreWriteError('LMDB transaction did not run');
     if (!outcome.swapped || outcome.sequence === undefined) return outcome;
     if (outcome.sequence > this.seq) this.seq = outcome.sequence;
-    this.publish({ sequence: outcome.sequence, changes: new GenerationDiff(before, this.active) });
+    this.publish({
+      sequence: outcome.sequence,
+      changes: new GenerationDiff(before, this.active, (b) => this.decode(b)),
+    });
     await before.drop();
     return outcome;
   }

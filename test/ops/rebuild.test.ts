@@ -8,6 +8,7 @@
  * is a state the test controls, not a timing guess.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastOf, orderProblem, record, USERS_CHANGED, wsClient } from '../live/helpers.js';
 import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
@@ -116,6 +117,10 @@ describe('view version change on a running server', () => {
     );
     servers.push(v2);
 
+    // A subscriber across the swap: events in commit order (sequences never step back), ending at the new view.
+    const client = wsClient(v2.url);
+    const subscription = record(client, USERS_CHANGED, { ids: USERS.slice(0, 3) });
+
     // The reader: every answer complete (at least the v1 counts), never an error or a null.
     const problems: string[] = [];
     const seen = { old: 0, new: 0 };
@@ -174,6 +179,25 @@ describe('view version change on a running server', () => {
 
     expect(problems).toEqual([]);
     expect(counts(after.data!.users)).toEqual(expected(2100));
+    await eventually(
+      () =>
+        lastOf(USERS[0]!, subscription.events)?.user?.version.sequence ===
+        after.data!.users[0]!.version.sequence
+          ? true
+          : undefined,
+      30_000,
+      'the subscriber to see the swapped-in view',
+    );
+    subscription.stop();
+    await client.dispose();
+    expect(USERS.slice(0, 3).map((u) => orderProblem(u, subscription.events))).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(lastOf(USERS[0]!, subscription.events)?.user).toMatchObject({
+      tweetCount: expected(2100)[0]!.tweetCount,
+    });
     expect(after.data!.users.every((u) => BigInt(u.version.sequence) > v1MaxSequence)).toBe(true);
     const metrics = await scrape(v2.url);
     expect({
