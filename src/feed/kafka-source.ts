@@ -179,6 +179,9 @@ const isUnknownTopic = (error: unknown): boolean => {
 /** kafkajs log namespaces whose errors mean the brokers are unreachable (kafkajs `src/network/connection.js`, `src/cluster/brokerPool.js`). */
 const CONNECTIVITY_NAMESPACES = new Set(['Connection', 'BrokerPool']);
 
+/** kafkajs' log line when a fetch got OFFSET_OUT_OF_RANGE (`src/consumer/consumerGroup.js`, kafkajs 2.2). */
+const OFFSET_RESET_LOG = 'Offset out of range, resetting to default offset';
+
 /** Start-up retry backoff when the cluster is unreachable: 0.5 s doubling to 30 s, forever. */
 const startBackoffMs = (attempt: number): number => Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
 
@@ -221,9 +224,16 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
 
   // kafkajs has no instrumentation event for "cannot reach the brokers": while its internal
   // retries run (tens of seconds before a CRASH) the only signal is its error log, so watch it.
+  let startOptions: FeedStartOptions | undefined;
   const kafka = createKafkaClient(options, (entry) => {
     if (entry.level === logLevel.ERROR && CONNECTIVITY_NAMESPACES.has(entry.namespace) && !stopping) {
       setState('retrying', entry.log.message);
+    }
+    // Nor is there one for an offset reset: ConsumerGroup.recoverFromOffsetOutOfRange only logs this
+    // line, then moves the partition to its default offset (earliest, as we subscribe fromBeginning).
+    if (entry.namespace === 'ConsumerGroup' && entry.log.message === OFFSET_RESET_LOG) {
+      const { topic, partition } = entry.log as { topic?: unknown; partition?: unknown };
+      if (typeof topic === 'string' && typeof partition === 'number') startOptions?.onOffsetOutOfRange?.(topic, partition);
     }
   });
 
@@ -462,6 +472,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       if (started) throw new InvariantError('KafkaSource.start() called twice');
       started = true;
       if (start.topics.length === 0) throw new ConfigError('Kafka source needs at least one topic');
+      startOptions = start;
       await startWithRetry(start, 0);
     },
 

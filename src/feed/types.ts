@@ -58,6 +58,12 @@ export interface FeedStartOptions {
   readonly handler: FeedHandler;
   /** The source failed for good (kafkajs CRASH without restart); the process should exit non-zero. */
   readonly onFatal: (error: Error) => void;
+  /**
+   * The broker answered OFFSET_OUT_OF_RANGE for a partition (retention removed the records at its position,
+   * or the topic was recreated) and the source moved it to the earliest offset. The caller decides what that
+   * means for the positions it gave (OFFSET_RESET_POLICY); records are never skipped without this call.
+   */
+  readonly onOffsetOutOfRange?: (topic: string, partition: number) => void;
 }
 
 export interface FeedSource {

@@ -102,3 +102,12 @@ export function fromEndOffsets(source: Pick<FeedSource, 'endOffsets'>): OffsetRa
       high: e.next,
     }));
 }
+
+/** The error for a reset the source reported while running (the broker's current range is not known here). */
+export function offsetResetError(topic: string, partition: number, stored: string): OffsetOutOfRangeError {
+  return new OffsetOutOfRangeError(
+    `Kafka answered OFFSET_OUT_OF_RANGE for ${topic}[${partition}] at the stored position ${stored}: retention removed ` +
+      'records the view has not applied, or the topic was recreated. Set OFFSET_RESET_POLICY=rebuild to rebuild the view ' +
+      'from the earliest offsets, or restore a newer snapshot (matview restore).',
+  );
+}

@@ -22,6 +22,7 @@ import type { Table } from '../views/user-information.js';
 import type { HandoffGate } from './handoff-gate.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { offsetResetError } from './offset-ranges.js';
 
 /** A source opened for one rebuild, and how to release it afterwards. */
 export interface RebuildSource {
@@ -157,6 +158,12 @@ export class RebuildController {
         resumeFrom: (topic, partition) => store.position(topic, partition, generation),
         handler,
         onFatal: (err) => this.fail(err),
+        onOffsetOutOfRange: (topic, partition) => {
+          // A shadow that lost records cannot be swapped in. Stopping is explicit: the restart finds the
+          // shadow's positions out of range and starts it over from the earliest offsets.
+          const at = store.position(topic, partition, generation);
+          if (at !== undefined) this.fail(offsetResetError(topic, partition, at));
+        },
       });
     } catch (err) {
       this.fail(err instanceof Error ? err : new Error(String(err)));

@@ -33,6 +33,7 @@ import {
   fromEndOffsets,
   kafkaOffsetRanges,
   offsetOutOfRangeError,
+  offsetResetError,
   type OffsetRangeReader,
   type OutOfRange,
 } from './offset-ranges.js';
@@ -246,6 +247,29 @@ export async function startServer(
     onFatal: (err) => {
       logger.fatal({ err }, 'feed crashed');
       resolveFatal(err);
+    },
+    onOffsetOutOfRange: (topic, partition) => {
+      const stored = store.position(topic, partition);
+      // No stored position (or one already known broken): reading from the earliest offset is what was asked.
+      if (stored === undefined || brokenKeys.has(`${topic}\u0000${partition}`)) return;
+      const err = offsetResetError(topic, partition, stored);
+      if (config.ops.offsetResetPolicy === 'fail') {
+        logger.fatal(
+          { err, topic, partition, stored },
+          'stored position out of range (OFFSET_RESET_POLICY=fail)',
+        );
+        resolveFatal(err);
+        return;
+      }
+      logger.warn(
+        { topic, partition, stored, policy: 'rebuild' },
+        'stored position out of range while running; rebuilding the view',
+      );
+      tracker.block('rebuilding the view: a stored position went out of range (OFFSET_RESET_POLICY=rebuild)');
+      rebuild.start('offset-out-of-range').catch((e: unknown) => {
+        logger.fatal({ err: e }, 'rebuild after an offset reset could not start');
+        resolveFatal(e instanceof Error ? e : new Error(String(e)));
+      });
     },
   });
   logger.info(

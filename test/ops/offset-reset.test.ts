@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OffsetOutOfRangeError } from '../../src/errors.js';
 import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
+import { createKafkaSource } from '../../src/feed/kafka-source.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/ops/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import type { Row } from '../../src/views/user-information.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, testConfig, type OpsServer } from './helpers.js';
@@ -197,5 +198,37 @@ describe('OFFSET_RESET_POLICY', () => {
       30_000,
       'a record after the swap',
     );
+  });
+
+  it('Kafka source: should report a stored position the broker answers OFFSET_OUT_OF_RANGE for (kafkajs only logs it)', async () => {
+    const topics = freshTopics();
+    await produce(
+      kafka.brokers,
+      topics.tweets,
+      [0, 1, 2].map((i) => ({ key: `t${i}`, value: json({ userId: 'x' }), partition: 0 })),
+    );
+    const source = createKafkaSource({
+      brokers: kafka.brokers,
+      clientId: 'matview-test',
+      connectionTimeoutMs: 3000,
+      logger: silentLogger,
+      groupId: uniqueTopic('reset'),
+      fetchMaxWaitMs: 50,
+      sessionTimeoutMs: 6000,
+    });
+    const reported: string[] = [];
+    try {
+      await source.start({
+        topics: [topics.tweets],
+        resumeFrom: (_topic, partition) => (partition === 0 ? '1000' : undefined),
+        handler: async () => undefined,
+        onFatal: () => undefined,
+        onOffsetOutOfRange: (topic, partition) => reported.push(`${topic}[${partition}]`),
+      });
+      await eventually(() => (reported.length > 0 ? true : undefined), 30_000, 'the reset to be reported');
+    } finally {
+      await source.stop();
+    }
+    expect(reported[0]).toBe(`${topics.tweets}[0]`);
   });
 });
