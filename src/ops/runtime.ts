@@ -221,10 +221,12 @@ export async function startServer(
   }
   const brokenKeys = new Set(broken.map((b) => `${b.topic}\u0000${b.partition}`));
 
+  let demoSeeded = true;
   if (!config.kafka && config.demo.enabled) {
     const usersEnd = ends
       .filter((e) => e.topic === config.topics.users)
       .reduce((n, e) => n + BigInt(e.next), 0n);
+    demoSeeded = usersEnd > 0n;
     demo = startDemoGenerator({
       writer,
       topics: config.topics,
@@ -232,10 +234,27 @@ export async function startServer(
       users: config.demo.users,
       ...(config.demo.seed === undefined ? {} : { seed: config.demo.seed }),
       logger,
-      alreadySeeded: usersEnd > 0n,
+      alreadySeeded: demoSeeded,
     });
   }
-  tracker.setTargets(ends);
+  if (demo !== undefined && !demoSeeded) {
+    // A fresh demo: "caught up with the end offsets at start" would hold before the seed users exist.
+    // Ready means serving them, so the targets are the end offsets once the seed is written.
+    demo.seeded
+      .then(() => source.endOffsets(topics))
+      .then(
+        (seeded) => tracker.setTargets(seeded),
+        (err: unknown) => {
+          logger.warn(
+            { err },
+            'could not read the end offsets after the demo seed; readiness uses those at start',
+          );
+          tracker.setTargets(ends);
+        },
+      );
+  } else {
+    tracker.setTargets(ends);
+  }
   tracker.refreshMetrics();
   await source.start({
     topics,
