@@ -1,0 +1,184 @@
+/**
+ * Load generation for the read targets: autocannon with prebuilt requests (the same for every target), every
+ * response time recorded at full precision (autocannon's own histogram has 1 ms resolution), and the server
+ * child's CPU time around each measurement.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { Agent, request as httpRequest } from 'node:http';
+import autocannon from 'autocannon';
+import { distribution, ROOT } from './common.js';
+import type { ServeOptions, TargetKind } from './serve.js';
+
+export interface TargetProcess {
+  readonly kind: TargetKind;
+  readonly url: string;
+  readonly child: ChildProcess;
+  cpu(): Promise<number>;
+  rss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+interface Usage {
+  cpu: NodeJS.CpuUsage;
+  rss: number;
+}
+
+export async function startTarget(
+  kind: TargetKind,
+  options: ServeOptions,
+  execArgv: readonly string[] = [],
+): Promise<TargetProcess> {
+  const child = fork(`${ROOT}/bench/lib/serve.ts`, [kind, JSON.stringify(options)], {
+    execArgv: ['--max-old-space-size=4096', ...execArgv, '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${String(code)} before listening`)));
+  });
+  const usage = () =>
+    new Promise<Usage>((resolve) => {
+      child.once('message', (m: Usage) => resolve(m));
+      child.send('usage');
+    });
+  return {
+    kind,
+    url: `http://127.0.0.1:${port}`,
+    child,
+    cpu: async () => {
+      const u = await usage();
+      return u.cpu.user + u.cpu.system;
+    },
+    rss: async () => (await usage()).rss,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export interface LoadResult {
+  readonly rps: number;
+  readonly total: number;
+  readonly errors: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+  /** Server process CPU µs per request (user + system). */
+  readonly cpuPerRequest: number;
+}
+
+export type Request = autocannon.Request;
+
+export async function runLoad(
+  target: TargetProcess,
+  requests: readonly Request[],
+  options: { duration: number; connections: number; rate?: number },
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const before = await target.cpu();
+  // Without a callback autocannon returns the instance (an EventEmitter) that is also a promise of the result.
+  const instance = autocannon({
+    url: target.url,
+    requests: [...requests],
+    connections: options.connections,
+    pipelining: 1,
+    duration: options.duration,
+    ...(options.rate === undefined ? {} : { overallRate: options.rate }),
+  }) as unknown as Promise<autocannon.Result> & autocannon.Instance;
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+    if (latencies.length < 5_000_000) latencies.push(responseTime);
+  });
+  const r = await instance;
+  const cpu = (await target.cpu()) - before;
+  const d = distribution(latencies);
+  return {
+    rps: r.requests.total / options.duration,
+    total: r.requests.total,
+    errors: r.errors + r.timeouts + r.non2xx,
+    p50: d.p50,
+    p95: d.p95,
+    p99: d.p99,
+    max: d.max,
+    cpuPerRequest: cpu / Math.max(1, r.requests.total),
+  };
+}
+
+/**
+ * Open-loop load at a fixed rate: request i is due at start + i/rate and its latency counts from that due
+ * time (so a stalled server is charged for the requests it delayed: no coordinated omission). autocannon's
+ * `overallRate` instead sends each connection's quota in a burst at the start of every second, which
+ * measures short bursts at saturation rather than a steady 1,000 req/s.
+ */
+export async function runFixedRate(
+  target: TargetProcess,
+  requests: readonly Request[],
+  options: { duration: number; rate: number; sockets?: number },
+): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.sockets ?? 64 });
+  const url = new URL(target.url);
+  const total = Math.round(options.duration * options.rate);
+  const latencies = new Float64Array(total);
+  let done = 0;
+  let errors = 0;
+  const before = await target.cpu();
+  const start = performance.now();
+  const send = (i: number, due: number) =>
+    new Promise<void>((resolve) => {
+      const r = requests[i % requests.length]!;
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          agent,
+          method: r.method ?? 'GET',
+          path: r.path ?? '/',
+          headers: r.headers ?? {},
+        },
+        (res) => {
+          if (res.statusCode !== 200) errors++;
+          res.on('data', () => undefined);
+          res.on('end', () => {
+            latencies[i] = performance.now() - due;
+            done++;
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        errors++;
+        latencies[i] = performance.now() - due;
+        done++;
+        resolve();
+      });
+      req.end(r.body);
+    });
+  const inflight: Promise<void>[] = [];
+  let next = 0;
+  while (next < total) {
+    const now = performance.now();
+    while (next < total && start + (next * 1000) / options.rate <= now) {
+      inflight.push(send(next, start + (next * 1000) / options.rate));
+      next++;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu = (await target.cpu()) - before;
+  agent.destroy();
+  const d = distribution(latencies.subarray(0, done));
+  return {
+    rps: done / elapsed,
+    total: done,
+    errors,
+    p50: d.p50,
+    p95: d.p95,
+    p99: d.p99,
+    max: d.max,
+    cpuPerRequest: cpu / Math.max(1, done),
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Changelog workloads: a deterministic mix of records over a set of users, as raw Kafka messages (for the
+ * end-to-end scenarios) or as decoded `Change`s (for the materializer and the store alone), plus Kafka
+ * helpers (mock cluster, fast producer, a matview server process).
+ *
+ * Mix after the users are created: 40 % new tweets, 30 % new follows, 20 % new likes, 10 % profile updates.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import kafkajs from 'kafkajs';
+import type { Change } from '../../src/materializer/materialize.js';
+import type { Row, Table } from '../../src/views/user-information.js';
+import { prng, ROOT, waitFor } from './common.js';
+import { profileOf } from './dataset.js';
+
+const { Kafka, logLevel } = kafkajs;
+
+export interface RawRecord {
+  readonly table: Table;
+  readonly key: string;
+  readonly value: string;
+}
+
+/** Record i of a workload over `users` users (the first `users` records create them). */
+export function recordAt(i: number, users: number, random: () => number): { table: Table; key: string; row: Row } {
+  if (i < users) return { table: 'users', key: String(i), row: { table: 'users', ...profileOf(i) } };
+  const u = String(Math.floor(random() * users));
+  const r = random();
+  if (r < 0.4) return { table: 'tweets', key: `t${i}`, row: { table: 'tweets', userId: u } };
+  if (r < 0.7) {
+    return { table: 'follows', key: `f${i}`, row: { table: 'follows', followerId: u, followeeId: String(Math.floor(random() * users)) } };
+  }
+  if (r < 0.9) return { table: 'likes', key: `l${i}`, row: { table: 'likes', userId: u } };
+  const k = Number(u);
+  return { table: 'users', key: u, row: { table: 'users', ...profileOf(k), description: `edit ${i}` } };
+}
+
+/** The row as its source table would publish it (JSON value). */
+export function valueOf(key: string, row: Row): string {
+  switch (row.table) {
+    case 'users': {
+      const { table: _t, ...profile } = row;
+      return JSON.stringify({ userId: key, ...profile });
+    }
+    case 'tweets':
+      return JSON.stringify({ tweetId: key, userId: row.userId, text: 'just setting up my twttr' });
+    case 'follows':
+      return JSON.stringify({ followId: key, followerId: row.followerId, followeeId: row.followeeId });
+    case 'likes':
+      return JSON.stringify({ likeId: key, userId: row.userId, tweetId: 't1' });
+  }
+}
+
+/** Decoded changes [from, to) of a workload, positions on one partition per table. */
+export function changes(from: number, to: number, users: number, random: () => number): Change[] {
+  const out: Change[] = [];
+  const now = String(Date.now());
+  for (let i = from; i < to; i++) {
+    const r = recordAt(i, users, random);
+    out.push({ table: r.table, key: r.key, row: r.row, position: { topic: r.table, partition: 0, offset: String(i) }, timestamp: now });
+  }
+  return out;
+}
+
+export { prng };
+
+// ---- Kafka ----
+
+export const quietKafka = (brokers: readonly string[]) =>
+  new Kafka({ brokers: [...brokers], clientId: 'matview-bench', logLevel: logLevel.NOTHING });
+
+export interface Topics {
+  readonly users: string;
+  readonly tweets: string;
+  readonly follows: string;
+  readonly likes: string;
+}
+
+export function freshTopics(prefix: string): Topics {
+  const tag = `${prefix}-${Date.now().toString(36)}`;
+  return { users: `users-${tag}`, tweets: `tweets-${tag}`, follows: `follows-${tag}`, likes: `likes-${tag}` };
+}
+
+/** Produces records i in [from, to) of a workload, in big batches; returns the time it took (ms). */
+export async function produceWorkload(
+  brokers: readonly string[],
+  topics: Topics,
+  from: number,
+  to: number,
+  users: number,
+  seed: number,
+): Promise<number> {
+  const producer = quietKafka(brokers).producer({ allowAutoTopicCreation: true });
+  await producer.connect();
+  const random = prng(seed);
+  const t0 = performance.now();
+  try {
+    const CHUNK = 20_000;
+    const pending: Promise<unknown>[] = [];
+    for (let start = from; start < to; start += CHUNK) {
+      const byTopic = new Map<string, { key: string; value: string }[]>();
+      for (let i = start; i < Math.min(to, start + CHUNK); i++) {
+        const r = recordAt(i, users, random);
+        const topic = topics[r.table];
+        let list = byTopic.get(topic);
+        if (list === undefined) byTopic.set(topic, (list = []));
+        list.push({ key: r.key, value: valueOf(r.key, r.row) });
+      }
+      pending.push(producer.sendBatch({ acks: 1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }));
+      if (pending.length >= 4) await pending.shift();
+    }
+    await Promise.all(pending);
+  } finally {
+    await producer.disconnect();
+  }
+  return performance.now() - t0;
+}
+
+/** Sum of the high watermarks of the topics. */
+export async function endOffsetsTotal(brokers: readonly string[], topics: readonly string[]): Promise<bigint> {
+  const admin = quietKafka(brokers).admin();
+  await admin.connect();
+  try {
+    let total = 0n;
+    for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) total += BigInt(p.high);
+    return total;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+// ---- a matview server process ----
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** `node bin/matview.js serve` (as an operator runs it) with the given environment; port 0. */
+export async function startMatviewProcess(env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, `${ROOT}/bin/matview.js`, 'serve'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DEMO: 'false', LOG_LEVEL: 'info', NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === 'API listening' && entry.port !== undefined) resolve(entry.port);
+      } catch {
+        /* not a log line */
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`matview serve exited with ${String(code)}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? 0,
+    child,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      if (!(await waitFor(() => child.exitCode !== null || child.signalCode !== null, 15_000, 50))) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Resident memory of a process in bytes, from /proc. */
+export function rssOf(pid: number, read: (path: string) => string): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(read(`/proc/${pid}/status`));
+  return m?.[1] === undefined ? NaN : Number(m[1]) * 1024;
+}

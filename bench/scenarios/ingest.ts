@@ -1,0 +1,108 @@
+/**
+ * Scenario 2, ingest:
+ * - end to end: a mixed workload is produced into the librdkafka mock cluster first; then `startServer`
+ *   (the runtime of `matview serve`, in this process) consumes it, and we time until the stored positions
+ *   reach the end offsets: fetch, decode, materialize, LMDB commit with offsets, commit listeners.
+ * - the materializer alone: `materialize` over in-memory batches of decoded changes, with state in Maps.
+ */
+import { startKafka } from '../../test/utils/kafka-mock.js';
+import { materialize, type StateReader } from '../../src/materializer/materialize.js';
+import { loadConfig } from '../../src/ops/config.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { startServer } from '../../src/ops/runtime.js';
+import type { StoredRow, Table, UserState } from '../../src/views/user-information.js';
+import { prng, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
+import { changes, endOffsetsTotal, freshTopics, produceWorkload } from '../lib/records.js';
+
+async function endToEnd(ctx: ScenarioContext, records: number, users: number): Promise<number> {
+  const kafka = await startKafka();
+  ctx.defer(() => kafka.stop());
+  const topics = freshTopics('ingest');
+  const produceMs = await produceWorkload(kafka.brokers, topics, 0, records, users, 11);
+  const topicNames = Object.values(topics);
+  const end = await endOffsetsTotal(kafka.brokers, topicNames);
+  ctx.log(`produced ${records} records in ${(produceMs / 1000).toFixed(1)} s (end offsets total ${end})`);
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: `${ctx.tmp}/ingest-data`,
+    KAFKA_BROKERS: kafka.brokers.join(','),
+    TOPIC_USERS: topics.users,
+    TOPIC_TWEETS: topics.tweets,
+    TOPIC_FOLLOWS: topics.follows,
+    TOPIC_LIKES: topics.likes,
+    KAFKA_FETCH_MAX_WAIT_MS: '50',
+    DEMO: 'false',
+    LOG_LEVEL: 'silent',
+  });
+  const t0 = performance.now();
+  const running = await startServer(config, silentLogger);
+  ctx.defer(() => running.close());
+  const started = performance.now();
+  const position = () => running.store.positions().reduce((n, p) => n + BigInt(p.next), 0n);
+  let firstAt: number | undefined;
+  const deadline = t0 + (ctx.quick ? 60_000 : 300_000);
+  let at = 0n;
+  while (performance.now() < deadline) {
+    at = position();
+    if (at > 0n && firstAt === undefined) firstAt = performance.now();
+    if (at >= end) break;
+    await sleep(20);
+  }
+  const t1 = performance.now();
+  const applied = Number(at);
+  const seconds = (t1 - t0) / 1000;
+  const rate = applied / seconds;
+  const steady = firstAt === undefined ? NaN : applied / ((t1 - firstAt) / 1000);
+  if (at < end) ctx.note(`ingest: only ${applied} of ${end} records applied before the time limit`);
+  ctx.row('end to end (kcat mock → LMDB)', {
+    records: applied,
+    users,
+    seconds: round(seconds, 1),
+    'records/s': round(rate, 0),
+    'records/s after 1st commit': round(steady, 0),
+    'startServer ms': round(started - t0, 0),
+    'produce records/s': round(records / (produceMs / 1000), 0),
+  });
+  await running.close();
+  await kafka.stop();
+  return rate;
+}
+
+function materializerAlone(ctx: ScenarioContext, records: number, users: number): number {
+  const rows = new Map<string, StoredRow>();
+  const states = new Map<string, UserState>();
+  const reader: StateReader = {
+    row: (t: Table, k: string) => rows.get(`${t}\u0000${k}`),
+    user: (id: string) => states.get(id),
+  };
+  const random = prng(13);
+  const BATCH = 5_000;
+  // Decoding is not part of this figure: the batches are built first.
+  const batches = [];
+  for (let from = 0; from < records; from += BATCH) batches.push(changes(from, Math.min(records, from + BATCH), users, random));
+  const t0 = performance.now();
+  let seq = 0n;
+  for (const batch of batches) {
+    const w = materialize(reader, batch, { sequence: ++seq, appliedAt: new Date().toISOString() });
+    for (const [k, r] of w.rows) rows.set(k, r.stored);
+    for (const [id, s] of w.users) states.set(id, s);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const rate = records / seconds;
+  ctx.row('materializer alone (in memory)', { records, users, seconds: round(seconds, 2), 'records/s': round(rate, 0), batch: BATCH });
+  return rate;
+}
+
+export const ingest: Scenario = {
+  name: 'ingest',
+  description: 'records/s from Kafka (kcat mock) into LMDB end to end, and the materializer alone',
+  async run(ctx) {
+    const records = ctx.quick ? 100_000 : Number(process.env['BENCH_INGEST_RECORDS'] ?? 2_000_000);
+    const users = ctx.quick ? 10_000 : 100_000;
+    const alone = materializerAlone(ctx, ctx.quick ? 200_000 : 2_000_000, users);
+    ctx.check('materializer alone >= 1M records/s', `${round(alone, 0)} records/s`, alone >= 1_000_000);
+    const e2e = await endToEnd(ctx, records, users);
+    ctx.check('ingest end to end >= 100k records/s', `${round(e2e, 0)} records/s`, e2e >= 100_000);
+  },
+};
