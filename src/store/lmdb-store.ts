@@ -128,6 +128,10 @@ export class LmdbStore implements ViewReader {
       noSubdir: false,
       maxDbs: MAX_DBS,
       mapSize: options.mapSize ?? 1024 * 1024 * 1024,
+      // Every write here is an explicit transaction already. With event-turn batching lmdb-js adds an
+      // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
+      // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
+      eventTurnBatching: false,
     });
     this.meta = this.env.openDB<string, string>({ name: 'meta', encoding: 'string' });
     if (create) this.initialize(options.viewVersion);
@@ -352,7 +356,7 @@ export class LmdbStore implements ViewReader {
     } catch (e) {
       if (isMatviewError(e)) throw e;
       throw new StoreWriteError(
-        `LMDB write failed, nothing of the batch was applied: ${(e as Error).message}`,
+        `LMDB write failed, nothing of the batch was applied: ${await commitFailure(e)}`,
         { cause: e },
       );
     }
@@ -595,6 +599,22 @@ export class LmdbStore implements ViewReader {
     this.closed = true;
     await this.env.close();
   }
+}
+
+/**
+ * The reason a commit failed. lmdb-js rejects with a generic "Commit failed (see commitError for details)"
+ * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
+ * a message that says what happened and because left alone it is an unhandled rejection.
+ */
+async function commitFailure(error: unknown): Promise<string> {
+  const message = error instanceof Error ? error.message : String(error);
+  const commitError = (error as { commitError?: unknown } | null)?.commitError;
+  if (!(commitError instanceof Promise)) return message;
+  const cause: unknown = await commitError.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  return cause instanceof Error ? cause.message : message;
 }
 
 export function openStore(options: StoreOptions): LmdbStore {
