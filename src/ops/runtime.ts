@@ -95,6 +95,7 @@ export async function startServer(
   let demo: DemoGenerator | undefined;
   let ranges: OffsetRangeReader;
   let openRebuildSource: (generation: Generation) => Promise<RebuildSource>;
+  let closeExtra: () => Promise<void> = async () => undefined;
   if (config.kafka) {
     const kafka = config.kafka;
     const client = {
@@ -128,15 +129,17 @@ export async function startServer(
     source = changelog;
     writer = changelog;
     ranges = fromEndOffsets(changelog);
-    openRebuildSource = async () => {
-      // A second handle on the same log: its own cursors, and it sees the writer's appends by polling.
-      const log = await openEmbeddedChangelog({
-        dir,
-        logger: logger.child({ component: 'rebuild-log' }),
-        pollIntervalMs: 100,
-      });
-      return { source: log, close: () => log.close() };
-    };
+    // The rebuild reads the log through a second handle: its own cursors; it sees the writer's appends by
+    // polling. Opened now, before anything writes: lmdb-js deadlocks when a second handle on a path is
+    // opened while the first one has an asynchronous write in flight (the demo writes continuously).
+    // Stopped after each rebuild and started again by the next one; closed at shutdown.
+    const rebuildLog = await openEmbeddedChangelog({
+      dir,
+      logger: logger.child({ component: 'rebuild-log' }),
+      pollIntervalMs: 100,
+    });
+    closeExtra = () => rebuildLog.close();
+    openRebuildSource = async () => ({ source: rebuildLog, close: async () => undefined });
   }
 
   let resolveFatal: (e: Error) => void = () => {};
@@ -205,6 +208,8 @@ export async function startServer(
       await api.close();
       live.close();
       await writer.close();
+      // After the writer: closing a second handle on the log while it writes is what lmdb-js must not see.
+      await closeExtra();
       await store.releaseOwner();
       await store.close();
       logger.info('matview stopped');
