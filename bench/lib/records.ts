@@ -141,7 +141,8 @@ export interface ServerProcess {
 /** `node bin/matview.js serve` (as an operator runs it) with the given environment; port 0. */
 export async function startMatviewProcess(env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...nodeArgs, `${ROOT}/bin/matview.js`, 'serve'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DEMO: 'false', LOG_LEVEL: 'info', NODE_ENV: 'production', ...env },
+    // LOG_LEVEL info: the port comes from the `API listening` line.
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DEMO: 'false', NODE_ENV: 'production', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   process.once('exit', () => child.kill('SIGKILL'));
@@ -156,6 +157,7 @@ export async function startMatviewProcess(env: Record<string, string>, nodeArgs:
       }
     });
     child.once('exit', (code) => reject(new Error(`matview serve exited with ${String(code)}`)));
+    setTimeout(() => reject(new Error('matview serve did not listen within 60 s')), 60_000).unref();
   });
   return {
     url: `http://127.0.0.1:${port}`,

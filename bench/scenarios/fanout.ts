@@ -90,7 +90,7 @@ export const fanout: Scenario = {
       await producer.send({
         topic: topics.tweets,
         acks: 1,
-        messages: [{ key: `hot-${r}-${Date.now()}`, value: JSON.stringify({ tweetId: `hot-${r}`, userId: hot }) }],
+        messages: [{ key: `hot-${r}`, value: JSON.stringify({ tweetId: `hot-${r}`, userId: hot }) }],
       });
       const complete = await waitFor(() => arrivals.length >= total, 30_000, 5);
       if (!complete) incomplete++;

@@ -78,17 +78,18 @@ function materializerAlone(ctx: ScenarioContext, records: number, users: number)
   };
   const random = prng(13);
   const BATCH = 5_000;
-  // Decoding is not part of this figure: the batches are built first.
-  const batches = [];
-  for (let from = 0; from < records; from += BATCH) batches.push(changes(from, Math.min(records, from + BATCH), users, random));
-  const t0 = performance.now();
+  // Building the decoded batches is not part of this figure (nor is keeping them all alive: built lazily).
+  let ms = 0;
   let seq = 0n;
-  for (const batch of batches) {
+  for (let from = 0; from < records; from += BATCH) {
+    const batch = changes(from, Math.min(records, from + BATCH), users, random);
+    const t0 = performance.now();
     const w = materialize(reader, batch, { sequence: ++seq, appliedAt: new Date().toISOString() });
     for (const [k, r] of w.rows) rows.set(k, r.stored);
     for (const [id, s] of w.users) states.set(id, s);
+    ms += performance.now() - t0;
   }
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = ms / 1000;
   const rate = records / seconds;
   ctx.row('materializer alone (in memory)', { records, users, seconds: round(seconds, 2), 'records/s': round(rate, 0), batch: BATCH });
   return rate;
@@ -98,10 +99,11 @@ export const ingest: Scenario = {
   name: 'ingest',
   description: 'records/s from Kafka (kcat mock) into LMDB end to end, and the materializer alone',
   async run(ctx) {
-    const records = ctx.quick ? 100_000 : Number(process.env['BENCH_INGEST_RECORDS'] ?? 2_000_000);
+    const records = ctx.quick ? 100_000 : Number(process.env['BENCH_INGEST_RECORDS'] ?? 500_000);
     const users = ctx.quick ? 10_000 : 100_000;
     const alone = materializerAlone(ctx, ctx.quick ? 200_000 : 2_000_000, users);
     ctx.check('materializer alone >= 1M records/s', `${round(alone, 0)} records/s`, alone >= 1_000_000);
+    if (records < 2_000_000) ctx.note(`ingest: end to end scaled down from 2M to ${records} records (about 13k records/s on this box would take minutes for 2M; set BENCH_INGEST_RECORDS)`);
     const e2e = await endToEnd(ctx, records, users);
     ctx.check('ingest end to end >= 100k records/s', `${round(e2e, 0)} records/s`, e2e >= 100_000);
   },
