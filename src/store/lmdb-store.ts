@@ -313,6 +313,19 @@ export class LmdbStore implements ViewReader {
   // ---- writes ----
 
   /**
+   * Runs one write transaction; a failed commit becomes a StoreWriteError naming the real cause (and
+   * lmdb-js' `commitError` promise is consumed, so it cannot surface as an unhandled rejection).
+   */
+  private async commit<T>(what: string, action: () => T): Promise<T> {
+    try {
+      return await this.env.transaction(action);
+    } catch (e) {
+      if (isMatviewError(e)) throw e;
+      throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
+    }
+  }
+
+  /**
    * Materializes a batch into `target` (default: whichever generation is active when the transaction
    * runs) and commits rows, user states, views, offsets and the new sequence in one write transaction.
    * Commit listeners are notified (in commit order) only when the target was the active generation.
@@ -395,12 +408,13 @@ export class LmdbStore implements ViewReader {
   ): Promise<{ generation: Generation; resumed: boolean }> {
     const existing = this.shadowGen;
     if (existing !== undefined && existing.viewVersion === viewVersion && reason !== 'offset-out-of-range') {
-      if (this.rebuildRequest() !== undefined) await this.meta.remove('rebuildRequested');
+      if (this.rebuildRequest() !== undefined)
+        await this.commit('clear the rebuild request', () => void this.meta.remove('rebuildRequested'));
       return { generation: existing, resumed: true };
     }
     if (existing !== undefined) await this.abandonShadow();
     let info: GenerationInfo | undefined;
-    await this.env.transaction(() => {
+    await this.commit('begin a shadow generation', () => {
       const id = Number(this.meta.get('nextGeneration') ?? '1');
       info = { id, viewVersion, state: 'building', createdAt: new Date().toISOString(), reason };
       this.meta.put('nextGeneration', String(id + 1));
@@ -419,7 +433,7 @@ export class LmdbStore implements ViewReader {
     const shadow = this.shadowGen;
     if (shadow === undefined) return;
     this.shadowGen = undefined;
-    await this.env.transaction(() => {
+    await this.commit('abandon the shadow generation', () => {
       this.meta.remove('shadowGeneration');
       this.meta.remove(genKey(shadow.id));
     });
@@ -472,14 +486,14 @@ export class LmdbStore implements ViewReader {
         shadow.info = to;
         outcome = { swapped: true, behind: [], sequence, from: before.info, to };
       })
-      .catch((e: unknown) => {
+      .catch(async (e: unknown) => {
         if (this.active === shadow) {
           this.active = before;
           this.shadowGen = shadow;
           shadow.info = shadowInfo;
         }
         throw new StoreWriteError(
-          `LMDB write failed, the generation swap did not happen: ${(e as Error).message}`,
+          `LMDB write failed, the generation swap did not happen: ${await commitFailure(e)}`,
           { cause: e },
         );
       });
@@ -514,7 +528,7 @@ export class LmdbStore implements ViewReader {
         createdAt: '',
         reason: 'orphan',
       }).drop();
-      await this.meta.remove(genKey(id));
+      await this.commit('forget an orphaned generation', () => void this.meta.remove(genKey(id)));
     }
     return [...orphans];
   }
@@ -524,13 +538,15 @@ export class LmdbStore implements ViewReader {
   /** Records a request to rebuild the view (`matview rebuild`); the serving process picks it up. */
   async requestRebuild(reason: string): Promise<RebuildRequest> {
     const request: RebuildRequest = { requestedAt: new Date().toISOString(), reason };
-    await this.meta.put('rebuildRequested', JSON.stringify(request));
+    await this.commit('record the rebuild request', () => {
+      void this.meta.put('rebuildRequested', JSON.stringify(request));
+    });
     return request;
   }
 
   /** Drops a pending rebuild request (one already under way serves it). */
   async clearRebuildRequest(): Promise<void> {
-    await this.meta.remove('rebuildRequested');
+    await this.commit('clear the rebuild request', () => void this.meta.remove('rebuildRequested'));
   }
 
   /** The pending rebuild request, if any (reads the latest committed state, from any process). */
@@ -542,13 +558,13 @@ export class LmdbStore implements ViewReader {
   /** Marks this process as the one serving the store. */
   async claimOwner(): Promise<void> {
     const owner: StoreOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
-    await this.meta.put('owner', JSON.stringify(owner));
+    await this.commit('record the owner', () => void this.meta.put('owner', JSON.stringify(owner)));
   }
 
   async releaseOwner(): Promise<void> {
     const raw = this.meta.get('owner');
     if (raw !== undefined && (JSON.parse(raw) as StoreOwner).pid === process.pid)
-      await this.meta.remove('owner');
+      await this.commit('release the owner', () => void this.meta.remove('owner'));
   }
 
   /** The serving process recorded in the store, if it is still alive on this host. */
@@ -568,7 +584,7 @@ export class LmdbStore implements ViewReader {
   /** Gives a restored copy its own identity (so it joins its own consumer group) and no owner. */
   async resetIdentity(): Promise<string> {
     const id = randomUUID();
-    await this.env.transaction(() => {
+    await this.commit('reset the identity', () => {
       this.meta.put('instanceId', id);
       this.meta.remove('owner');
     });
