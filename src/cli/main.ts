@@ -102,8 +102,21 @@ main(process.argv.slice(2)).catch((e: unknown) => {
     console.error(`${e.message}\n\n${USAGE}`);
     process.exit(ExitCode.Usage);
   }
-  // Expected failures (bad config, unusable data dir) get one line; anything else is a bug: show it.
+  // Expected failures (bad config, unusable data dir, port taken) get one line; anything else is a bug: show it.
+  const listenProblem = describeListenError(e);
   if (isMatviewError(e)) console.error(`matview: ${e.message}`);
+  else if (listenProblem !== undefined) console.error(`matview: ${listenProblem}`);
   else console.error('matview: unexpected error', e);
   process.exit(1);
 });
+
+/** The operator can fix these from configuration, so they get a sentence rather than a stack trace. */
+function describeListenError(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err?.syscall !== 'listen') return undefined;
+  const where = `${err.address ?? '?'}:${err.port ?? '?'}`;
+  if (err.code === 'EADDRINUSE') return `cannot listen on ${where}: address already in use (set PORT to a free port)`;
+  if (err.code === 'EACCES') return `cannot listen on ${where}: permission denied (use a PORT above 1023)`;
+  if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: address not available (check HOST)`;
+  return `cannot listen on ${where}: ${err.code ?? err.message}`;
+}

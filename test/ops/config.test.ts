@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,5 +59,27 @@ describe('matview serve with bad configuration', () => {
     expect(r.stderr.split('\n')).toHaveLength(1);
     expect(r.stderr.startsWith(start)).toBe(true);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('matview serve on a port already in use', () => {
+  it('should exit 1 with one line naming the address', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const { port } = blocker.address() as { port: number };
+    try {
+      const child = spawn(process.execPath, ['bin/matview.js', 'serve'], {
+        env: { PATH: process.env['PATH'] ?? '', DEMO: 'false', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: tempDir(), LOG_LEVEL: 'silent' },
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const status = await new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      expect({ status, stderr: stderr.trim() }).toEqual({
+        status: 1,
+        stderr: `matview: cannot listen on 127.0.0.1:${port}: address already in use (set PORT to a free port)`,
+      });
+    } finally {
+      blocker.close();
+    }
   });
 });
