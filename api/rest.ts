@@ -14,8 +14,16 @@ export const USERS_PREFIX = '/users/';
 /** Handles `GET|HEAD /users/:userId`; `path` is the request path without the query string. */
 export function createUserRoute(
   reader: ViewReader,
+  latency?: { observe(seconds: number): void },
 ): (req: IncomingMessage, res: ServerResponse, path: string) => void {
   return (_req, res, path) => {
+    if (latency === undefined) return handle(res, path);
+    const started = performance.now();
+    handle(res, path);
+    latency.observe((performance.now() - started) / 1000);
+  };
+
+  function handle(res: ServerResponse, path: string): void {
     let userId = path.slice(USERS_PREFIX.length);
     if (userId.includes('%')) {
       try {
@@ -31,5 +39,5 @@ export function createUserRoute(
       return;
     }
     send(res, 200, APPLICATION_JSON, json);
-  };
+  }
 }

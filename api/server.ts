@@ -85,7 +85,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     timer: createRequestTimer(metrics.graphqlSeconds),
     logger,
   });
-  const user = createUserRoute(reader);
+  const user = createUserRoute(reader, metrics.restSeconds);
   const live = createLiveRoute(feed);
   const ready = createReadyRoute(feed);
   const prometheus = createMetricsRoute(metrics, logger);

@@ -104,6 +104,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
       registers,
     }),
+    restSeconds: new Histogram({
+      name: 'matview_rest_request_seconds',
+      help: 'GET /users/:userId handling time (seed 002 read SLA)',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+      registers,
+    }),
     subscriptionsActive: new Gauge({ name: 'matview_subscriptions_active', help: 'Open GraphQL subscriptions', registers }),
     conflatedEvents: new Counter({
       name: 'matview_subscription_conflated_total',
