@@ -33,8 +33,16 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** `userCount` user ids `u0`…; the returned function yields the next record each call. */
-export function changeStream(seed: number, userCount: number): () => ChangeRecord {
+/**
+ * `userCount` user ids `u0`…; the returned function yields the next record each call. With
+ * `deleteUsers: false` users rows are only ever upserted (a load test that reads `/users/:id` expects 200).
+ */
+export function changeStream(
+  seed: number,
+  userCount: number,
+  options: { deleteUsers?: boolean } = {},
+): () => ChangeRecord {
+  const deleteUsers = options.deleteUsers ?? true;
   const random = prng(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
   const users = Array.from({ length: userCount }, (_, i) => `u${i}`);
@@ -63,7 +71,7 @@ export function changeStream(seed: number, userCount: number): () => ChangeRecor
     const r = random();
     if (r < 0.1) {
       const userId = pick(users);
-      if (random() < 0.15) return { table: 'users', key: userId, value: null };
+      if (random() < 0.15 && deleteUsers) return { table: 'users', key: userId, value: null };
       return {
         table: 'users',
         key: userId,

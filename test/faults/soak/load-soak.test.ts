@@ -1,0 +1,249 @@
+/**
+ * Issue 8.6, load soak (`npm run test:soak`, not in CI: it saturates a 2-core machine for minutes).
+ *
+ * A real `matview serve` consumes the mock cluster while, for SOAK_SECONDS (default 60):
+ * - autocannon sends mixed reads at SOAK_RATE req/s (default 2,000): `user(id)` with every field,
+ *   `users(ids)` of 20 ids, `GET /users/:id`, `feedStatus`;
+ * - a producer writes SOAK_INGEST records/s (default 5,000) to the four topics;
+ * - 1,000 subscriptions (`userChanged`, 10 per WebSocket over 100 sockets) are open and read.
+ *
+ * Asserted: zero HTTP errors (non-2xx, socket errors, timeouts), zero subscription errors, the server's
+ * heap does not trend upwards (the last samples' median stays within SOAK_HEAP_SLACK_MB of the first
+ * samples'), and afterwards the view equals the reference read back from the topics and every
+ * subscription's last event equals the final view of its user (slow readers may skip states, never the
+ * last one). Throughput is reported, never asserted: on a loaded 2-core machine the rates are targets.
+ */
+import autocannon from 'autocannon';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isReady, startChildServer, type ChildServer } from '../../utils/child-server.js';
+import { produce, startKafka, type KafkaHandle } from '../../utils/kafka-mock.js';
+import { eventually, freshTopics } from '../../utils/server.js';
+import { tempDir } from '../../utils/tmp.js';
+import {
+  computeReference,
+  expectServedViewEquals,
+  feedStatus,
+  readTopics,
+  waitCaughtUp,
+} from '../support/reference.js';
+import { changeStream, produceContinuously } from '../support/workload.js';
+
+const SECONDS = Number(process.env['SOAK_SECONDS'] ?? 60);
+const RATE = Number(process.env['SOAK_RATE'] ?? 2_000);
+const INGEST = Number(process.env['SOAK_INGEST'] ?? 5_000);
+const HEAP_SLACK_MB = Number(process.env['SOAK_HEAP_SLACK_MB'] ?? 64);
+const USERS = 100;
+const SUBSCRIPTIONS = 1_000;
+const PER_SOCKET = 10;
+
+let kafka: KafkaHandle;
+let child: ChildServer | undefined;
+const clients: Client[] = [];
+beforeAll(async () => {
+  kafka = await startKafka();
+});
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.dispose()));
+  await child?.kill();
+  await kafka?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mb = (b: number) => Math.round(b / 1024 / 1024);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+async function heapUsed(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^matview_process_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN);
+}
+
+interface Latest {
+  tweetCount: number;
+  followingCount: number;
+  followerCount: number;
+  likeCount: number;
+}
+
+describe('load soak', () => {
+  it(`should serve ${RATE} req/s of reads and ${SUBSCRIPTIONS} subscriptions while ingesting ${INGEST} records/s for ${SECONDS} s, without an error`, async () => {
+    const topics = freshTopics();
+    const ids = Array.from({ length: USERS }, (_, i) => `u${i}`);
+    // Every users row exists before the load, and none is deleted: GET /users/:id must answer 200.
+    await produce(
+      kafka.brokers,
+      topics.users,
+      ids.map((id) => ({ key: id, value: JSON.stringify({ userId: id, username: id }) })),
+    );
+    child = await startChildServer({
+      dataDir: tempDir(),
+      brokers: kafka.brokers,
+      topics,
+      env: { KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_FETCH_MAX_WAIT_MS: '50', LOG_LEVEL: 'info' },
+    });
+    const url = child.url();
+    await eventually(() => isReady(child!).then((ok) => ok || undefined), 60_000, 'ready');
+
+    // 1,000 subscriptions, each remembering the last state it was sent.
+    const latest = new Map<string, Latest | null>();
+    const subscriptionErrors: string[] = [];
+    let events = 0;
+    for (let s = 0; s < SUBSCRIPTIONS / PER_SOCKET; s++) {
+      const client = createClient({
+        url: `${url.replace('http', 'ws')}/graphql`,
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        lazy: false,
+      });
+      clients.push(client);
+      for (let k = 0; k < PER_SOCKET; k++) {
+        const n = s * PER_SOCKET + k;
+        const id = ids[n % USERS]!;
+        const key = `${n}/${id}`;
+        client.subscribe<{ userChanged: { user: Latest | null } }>(
+          {
+            query: `subscription($id: ID!) { userChanged(id: $id) { kind user { tweetCount followingCount followerCount likeCount } } }`,
+            variables: { id },
+          },
+          {
+            next: (r) => {
+              events++;
+              if (r.errors !== undefined) subscriptionErrors.push(JSON.stringify(r.errors));
+              latest.set(key, r.data?.userChanged.user ?? null);
+            },
+            error: (e) => subscriptionErrors.push(`${key}: ${JSON.stringify(e)}`),
+            complete: () => subscriptionErrors.push(`${key}: completed by the server`),
+          },
+        );
+      }
+    }
+    await eventually(
+      () => (latest.size === SUBSCRIPTIONS ? true : undefined),
+      60_000,
+      'every subscription snapshot',
+    );
+
+    const heap: number[] = [];
+    const rss: number[] = [];
+    const sampler = setInterval(() => {
+      void heapUsed(url).then(
+        (h) => heap.push(h),
+        () => undefined,
+      );
+      rss.push(child!.rssBytes());
+    }, 2_000);
+    const body = (query: string, variables?: object) => JSON.stringify({ query, variables });
+    const post = (b: string) => ({
+      method: 'POST' as const,
+      path: '/graphql',
+      headers: { 'content-type': 'application/json' },
+      body: b,
+    });
+    const requests: autocannon.Request[] = [];
+    for (let i = 0; i < 20; i++) {
+      const id = ids[(i * 7) % USERS]!;
+      requests.push(
+        post(
+          body(
+            `{ user(id: "${id}") { userId username name description location webPageUrl joinedDate profileImageUrl backgroundImageUrl tweetCount followingCount followerCount likeCount version { sequence appliedAt eventTime source { topic partition offset } } } }`,
+          ),
+        ),
+      );
+      requests.push(
+        post(
+          body('query($ids: [ID!]!) { users(ids: $ids) { userId tweetCount followerCount } }', {
+            ids: ids.slice(i * 5, i * 5 + 20),
+          }),
+        ),
+      );
+      requests.push({ method: 'GET', path: `/users/${id}` });
+      if (i % 5 === 0)
+        requests.push(post(body('{ feedStatus { ready state sequence newestEventAgeSeconds } }')));
+    }
+
+    const positions = async () => (await feedStatus(url)).partitions.reduce((n, p) => n + Number(p.next), 0);
+    const appliedBefore = await positions();
+    const producing = produceContinuously(
+      kafka.brokers,
+      topics,
+      changeStream(8_6, USERS, { deleteUsers: false }),
+      {
+        perChunk: Math.max(1, Math.round(INGEST / 4)),
+        pauseMs: 250,
+        maxRecords: INGEST * SECONDS * 2,
+        maxMs: SECONDS * 1000,
+      },
+    );
+    const started = Date.now();
+    let result: autocannon.Result;
+    try {
+      result = await (autocannon({
+        url,
+        requests,
+        connections: 50,
+        duration: SECONDS,
+        overallRate: RATE,
+        timeout: 30,
+      }) as unknown as Promise<autocannon.Result>);
+    } finally {
+      await producing.stop();
+      clearInterval(sampler);
+    }
+    const elapsed = (Date.now() - started) / 1000;
+    const appliedDuring = (await positions()) - appliedBefore;
+    await waitCaughtUp(url, kafka.brokers, topics, 300_000);
+    const caughtUpAfter = (Date.now() - started) / 1000;
+
+    const report = {
+      seconds: Math.round(elapsed),
+      readsPerSecond: Math.round(result.requests.total / elapsed),
+      readTarget: RATE,
+      p99Ms: result.latency.p99,
+      producedPerSecond: Math.round(producing.produced() / elapsed),
+      appliedPerSecondDuringLoad: Math.round(appliedDuring / elapsed),
+      ingestTarget: INGEST,
+      caughtUpAfterSeconds: Math.round(caughtUpAfter),
+      subscriptionEvents: events,
+      heapMb: { first: heap.slice(0, 3).map(mb), last: heap.slice(-3).map(mb) },
+      rssMb: { first: mb(rss[0] ?? 0), peak: mb(Math.max(...rss)), last: mb(rss[rss.length - 1] ?? 0) },
+    };
+    console.log('load soak:', report);
+
+    expect({ errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx }).toEqual({
+      errors: 0,
+      timeouts: 0,
+      non2xx: 0,
+    });
+    expect(subscriptionErrors).toEqual([]);
+    const third = Math.max(1, Math.floor(heap.length / 3));
+    expect(median(heap.slice(-third)) - median(heap.slice(0, third))).toBeLessThan(
+      HEAP_SLACK_MB * 1024 * 1024,
+    );
+
+    const reference = computeReference(await readTopics(kafka.brokers, topics));
+    await expectServedViewEquals(url, reference);
+    // Every subscription ends on its user's final state.
+    await eventually(
+      () => {
+        for (const [key, got] of latest) {
+          const want = reference.users.get(key.split('/')[1]!);
+          const counts =
+            want === null || want === undefined
+              ? null
+              : {
+                  tweetCount: want.tweetCount,
+                  followingCount: want.followingCount,
+                  followerCount: want.followerCount,
+                  likeCount: want.likeCount,
+                };
+          if (JSON.stringify(got) !== JSON.stringify(counts)) return undefined;
+        }
+        return true;
+      },
+      60_000,
+      'every subscription to end on the final view',
+    );
+    await sleep(0);
+  }, 600_000);
+});
