@@ -69,6 +69,13 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
    */
   readonly fetchMaxWaitMs: number;
   readonly sessionTimeoutMs: number;
+  /**
+   * Silence after which a running consumer is reported as `retrying` (no fetch answered and no
+   * heartbeat while no batch is being handled). Default: the larger of 5 s and 20 fetch waits.
+   * kafkajs itself only notices a frozen cluster when a request times out (30 s), and the lag
+   * refresh cannot see it either, so without this a frozen cluster looks healthy.
+   */
+  readonly silenceMs?: number;
 }
 
 const PINO_LEVEL = {
@@ -209,6 +216,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   let stopping = false;
   let started = false;
   let startRetryTimer: NodeJS.Timeout | undefined;
+  const silenceMs = options.silenceMs ?? Math.max(5_000, 20 * options.fetchMaxWaitMs);
 
   /** Logs transitions only: while retrying, the reason is refreshed silently (kafkajs logs each error). */
   const setState = (next: FeedState, why?: string): void => {
@@ -479,6 +487,11 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     endOffsets,
 
     status(): FeedStatus {
+      const silentFor = Date.now() - lastActivityAt;
+      if (state === 'running' && inFlight === undefined && silentFor > silenceMs) {
+        const why = `no answer from the Kafka cluster for ${Math.round(silentFor / 1000)} s (no fetch or heartbeat)`;
+        return { state: 'retrying', reason: why, lastActivityAt };
+      }
       return reason === undefined ? { state, lastActivityAt } : { state, reason, lastActivityAt };
     },
 

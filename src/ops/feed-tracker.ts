@@ -189,8 +189,10 @@ export class FeedTracker implements FeedMonitor {
     this.evaluate(partitions);
   }
 
+  /** Caught up, not lagging, not blocked, and the source is answering (a frozen cluster means stale reads). */
   ready(): boolean {
-    return this.caughtUp && !this.lagging && this.blockedBy === undefined;
+    const state = this.source.status().state;
+    return this.caughtUp && !this.lagging && this.blockedBy === undefined && state !== 'retrying' && state !== 'crashed';
   }
 
   live(): boolean {
