@@ -99,17 +99,10 @@ export const median = (xs: readonly number[]): number => {
 export const round = (x: number, digits = 2): number =>
   Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
 
-/** Deterministic PRNG (mulberry32), so every run draws the same ids. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
+import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
+
+export { prng };
 
 /**
  * Zipf sampler over ranks 0..n-1 (P(rank k) ∝ 1/(k+1)^s), by inverse CDF with binary search. Ranks are

@@ -182,17 +182,10 @@ export class RawSocket {
 // ---------------------------------------------------------------------------------------------------------
 // Workload
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
+import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
+
+export { prng };
 
 export interface WorkloadRecord {
   readonly table: keyof TestTopics;

@@ -3,6 +3,7 @@
  * reference model that evaluates CONTRACT.md section 2's SQL over the latest row per key.
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
 import { materialize, type Change } from '../../src/materializer/materialize.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import type { Counts, Profile, Table } from '../../src/views/user-information.js';
@@ -18,16 +19,6 @@ interface Rec {
   offset: number;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One random changelog: per topic a stream of inserts, owner-changing updates, tombstones (known and unknown keys). */
 function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {

@@ -14,17 +14,10 @@ import type { ViewReader } from '../../src/store/types.js';
 import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
 import { createApiServer, type ApiServer, type ApiServerOptions } from '../../api/server.js';
 
-/** Deterministic PRNG (mulberry32) so "random" fixtures are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
+import { mulberry32 as seededRandom } from '../../src/feed/demo-generator.js';
+
+export { seededRandom };
 
 const AWKWARD = [
   'Zach "zcox" Cox',
