@@ -103,7 +103,17 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     },
     logger,
   );
-  const server = createServer(router);
+  // Node's defaults let one client hold a socket for minutes (headersTimeout 60 s, requestTimeout 300 s,
+  // no connection cap): bound them so slow or idle clients cannot starve good ones (SECURITY.md).
+  const server = createServer(
+    {
+      headersTimeout: config.limits.headersTimeoutMs,
+      requestTimeout: config.limits.requestTimeoutMs,
+      keepAliveTimeout: config.limits.keepAliveTimeoutMs,
+    },
+    router,
+  );
+  if (config.limits.maxConnections > 0) server.maxConnections = config.limits.maxConnections;
   const closeHooks: (() => Promise<void>)[] = [];
   let started: Promise<void> | undefined;
 

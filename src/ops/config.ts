@@ -63,6 +63,10 @@ const schema = z.object({
   MAX_IDS: positiveInt.default(500),
   MAX_BATCH_OPERATIONS: nonNegative.int().default(10),
   INTROSPECTION: bool.optional(),
+  HTTP_HEADERS_TIMEOUT_MS: positiveInt.default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt.default(30_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveInt.default(5_000),
+  HTTP_MAX_CONNECTIONS: nonNegative.int('must be an integer').default(10_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   WS_INIT_TIMEOUT_MS: positiveInt.max(60_000, 'must be <= 60000').default(3_000),
   WS_KEEPALIVE_MS: nonNegative.int('must be an integer').max(600_000, 'must be <= 600000').default(12_000),
@@ -121,6 +125,11 @@ export interface Config {
     readonly maxTokens: number;
     readonly maxIds: number;
     readonly maxBatchOperations: number;
+    /** Slowloris guards (node:http): time to receive the headers / the whole request; idle keep-alive; open sockets (0 = no cap). */
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly maxConnections: number;
   };
   readonly introspection: boolean;
   readonly shutdownTimeoutMs: number;
@@ -246,6 +255,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxTokens: e.MAX_TOKENS,
       maxIds: e.MAX_IDS,
       maxBatchOperations: e.MAX_BATCH_OPERATIONS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
     introspection: e.INTROSPECTION ?? development,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
