@@ -8,7 +8,19 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly', fetch: 'readonly', performance: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        URL: 'readonly',
+        fetch: 'readonly',
+        performance: 'readonly',
+      },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -23,7 +35,21 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['kafkajs', 'lmdb', 'graphql', '@apollo/*', 'ws', 'graphql-ws', '**/store/**', '**/feed/**', '**/api/**', 'node:fs', 'node:net'] },
+        {
+          patterns: [
+            'kafkajs',
+            'lmdb',
+            'graphql',
+            '@apollo/*',
+            'ws',
+            'graphql-ws',
+            '**/store/**',
+            '**/feed/**',
+            '**/api/**',
+            'node:fs',
+            'node:net',
+          ],
+        },
       ],
     },
   },

@@ -46,7 +46,9 @@ interface ScenarioResult {
 
 function versionOf(pkg: string): string {
   try {
-    const json = JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string };
+    const json = JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as {
+      version: string;
+    };
     return json.version;
   } catch {
     return '?';
@@ -55,14 +57,22 @@ function versionOf(pkg: string): string {
 
 function commandOutput(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return '?';
   }
 }
 
 const cell = (v: number | string | null | undefined): string =>
-  v === null || v === undefined ? '' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v;
+  v === null || v === undefined
+    ? ''
+    : typeof v === 'number'
+      ? Number.isInteger(v)
+        ? String(v)
+        : v.toFixed(2)
+      : v;
 
 /** Rows of one scenario as aligned text columns (or markdown when `md`). */
 function table(rows: readonly Row[], md: boolean): string {
@@ -75,7 +85,8 @@ function table(rows: readonly Row[], md: boolean): string {
     return [line(header), line(header.map(() => '---')), ...body.map(line)].join('\n');
   }
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const fmt = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [fmt(header), ...body.map(fmt)].join('\n');
 }
 
@@ -85,7 +96,9 @@ async function main(): Promise<void> {
   const names = args.filter((a) => !a.startsWith('--'));
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length > 0) {
-    console.error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+    console.error(
+      `unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    );
     process.exit(2);
   }
   const selected = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
@@ -101,7 +114,9 @@ async function main(): Promise<void> {
 
   const started = new Date();
   const loadAtStart = load();
-  console.log(`matview bench: ${selected.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}; load average ${loadAtStart}`);
+  console.log(
+    `matview bench: ${selected.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}; load average ${loadAtStart}`,
+  );
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
     const result: ScenarioResult = {
@@ -121,7 +136,8 @@ async function main(): Promise<void> {
       quick,
       log: (m) => console.log(`[${scenario.name}] ${m}`),
       row: (name, values) => result.rows.push({ scenario: scenario.name, name, values }),
-      check: (target, measured, met) => result.checks.push({ scenario: scenario.name, target, measured, met }),
+      check: (target, measured, met) =>
+        result.checks.push({ scenario: scenario.name, target, measured, met }),
       note: (m) => {
         console.log(`[${scenario.name}] note: ${m}`);
         result.notes.push(m);
@@ -149,7 +165,8 @@ async function main(): Promise<void> {
     result.loadEnd = load();
     results.push(result);
     console.log(`\n${table(result.rows, false)}\n`);
-    for (const c of result.checks) console.log(`${c.met === null ? '  ?' : c.met ? ' ok' : 'MISS'}  ${c.target}: ${c.measured}`);
+    for (const c of result.checks)
+      console.log(`${c.met === null ? '  ?' : c.met ? ' ok' : 'MISS'}  ${c.target}: ${c.measured}`);
   }
   removeDir(tmp);
 
@@ -188,7 +205,9 @@ async function main(): Promise<void> {
     `${report.date}, ${report.durationSeconds} s${full ? '' : ' (partial run)'}. Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ` +
       `${report.machine.memoryGiB} GiB, ${report.machine.os}. Load average (1/5/15 min) at start ${report.loadAverage.start}, at end ${report.loadAverage.end}.`,
     '',
-    `Versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    `Versions: ${Object.entries(report.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
     '',
     'How to read these: see bench/README.md. Compare ratios within this file only (one run, one machine).',
     '',
@@ -196,7 +215,12 @@ async function main(): Promise<void> {
     '',
     '| scenario | target | measured | met |',
     '| --- | --- | --- | --- |',
-    ...results.flatMap((r) => r.checks.map((c) => `| ${r.name} | ${c.target} | ${c.measured} | ${c.met === null ? '?' : c.met ? 'yes' : '**no**'} |`)),
+    ...results.flatMap((r) =>
+      r.checks.map(
+        (c) =>
+          `| ${r.name} | ${c.target} | ${c.measured} | ${c.met === null ? '?' : c.met ? 'yes' : '**no**'} |`,
+      ),
+    ),
     '',
     ...results.flatMap((r) => [
       `## ${r.name}`,

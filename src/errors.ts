@@ -57,8 +57,14 @@ export class InvalidRecordError extends MatviewError {
 
 /** The dead-letter topic could not be written; the feed pauses and retries rather than dropping. */
 export class DeadLetterWriteError extends MatviewError {
-  constructor(readonly topic: string, options?: MatviewErrorOptions) {
-    super('MV_ERR_DLQ_WRITE', `Could not write to dead-letter topic "${topic}"`, { retriable: true, ...options });
+  constructor(
+    readonly topic: string,
+    options?: MatviewErrorOptions,
+  ) {
+    super('MV_ERR_DLQ_WRITE', `Could not write to dead-letter topic "${topic}"`, {
+      retriable: true,
+      ...options,
+    });
   }
 }
 
@@ -71,7 +77,11 @@ export class StoreWriteError extends MatviewError {
 
 /** The data directory cannot be created or written. */
 export class DataDirError extends MatviewError {
-  constructor(readonly dir: string, reason: string, options?: MatviewErrorOptions) {
+  constructor(
+    readonly dir: string,
+    reason: string,
+    options?: MatviewErrorOptions,
+  ) {
     super('MV_ERR_DATA_DIR', `DATA_DIR "${dir}" is not usable: ${reason}`, options);
   }
 }
@@ -85,8 +95,15 @@ export class FeedCrashError extends MatviewError {
 
 /** A CLI tool was pointed at a directory that holds no matview store. */
 export class StoreMissingError extends MatviewError {
-  constructor(readonly path: string, options?: MatviewErrorOptions) {
-    super('MV_ERR_STORE_MISSING', `No matview store in "${path}": check DATA_DIR (the store lives in DATA_DIR/view)`, options);
+  constructor(
+    readonly path: string,
+    options?: MatviewErrorOptions,
+  ) {
+    super(
+      'MV_ERR_STORE_MISSING',
+      `No matview store in "${path}": check DATA_DIR (the store lives in DATA_DIR/view)`,
+      options,
+    );
   }
 }
 
@@ -111,7 +128,10 @@ export class SnapshotError extends MatviewError {
 /** A "can't happen" state: always a bug in matview. */
 export class InvariantError extends MatviewError {
   constructor(message: string) {
-    super('MV_ERR_INVARIANT', `Invariant violated: ${message}. This is likely a bug in matview and should be reported.`);
+    super(
+      'MV_ERR_INVARIANT',
+      `Invariant violated: ${message}. This is likely a bug in matview and should be reported.`,
+    );
   }
 }
 

@@ -8,7 +8,11 @@ const readme = readFileSync('README.md', 'utf8');
 
 describe('README', () => {
   it('should document every configuration variable in its table', () => {
-    const documented = new Set([...readme.matchAll(/^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)*/gm)].flatMap((m) => [...m[0].matchAll(/`([A-Z_]+)`/g)].map((x) => x[1]!)));
+    const documented = new Set(
+      [...readme.matchAll(/^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)*/gm)].flatMap((m) =>
+        [...m[0].matchAll(/`([A-Z_]+)`/g)].map((x) => x[1]!),
+      ),
+    );
     expect(CONFIG_VARIABLES.filter((v) => !documented.has(v))).toEqual([]);
   });
 
@@ -21,7 +25,10 @@ describe('README', () => {
 describe('docker-compose.yml', () => {
   it('should be valid YAML describing Kafka in KRaft mode, matview pointed at it, and the demo producer', () => {
     const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as {
-      services: Record<string, { image?: string; command?: string[]; environment?: Record<string, unknown>; depends_on?: unknown }>;
+      services: Record<
+        string,
+        { image?: string; command?: string[]; environment?: Record<string, unknown>; depends_on?: unknown }
+      >;
     };
     const { kafka, matview, demo } = compose.services;
     expect(kafka?.image).toMatch(/^apache\/kafka:/);

@@ -13,7 +13,9 @@ function sources(dir: string): string[] {
 
 describe('error catalogue', () => {
   const codesInCode = new Set(
-    [...sources('src'), ...sources('api')].flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/'(MV_ERR_[A-Z_]+)'/g)].map((m) => m[1]!)),
+    [...sources('src'), ...sources('api')].flatMap((f) =>
+      [...readFileSync(f, 'utf8').matchAll(/'(MV_ERR_[A-Z_]+)'/g)].map((m) => m[1]!),
+    ),
   );
   const doc = readFileSync('docs/errors.md', 'utf8');
   const codesInDoc = new Set([...doc.matchAll(/^\| `(MV_ERR_[A-Z_]+)`/gm)].map((m) => m[1]!));

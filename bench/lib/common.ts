@@ -59,7 +59,10 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+export const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 /** Percentile of sorted numbers (nearest rank). */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
@@ -96,8 +99,7 @@ export const median = (xs: readonly number[]): number => {
   return s[Math.floor(s.length / 2)] ?? NaN;
 };
 
-export const round = (x: number, digits = 2): number =>
-  Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
+export const round = (x: number, digits = 2): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
 /** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
 import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
@@ -130,7 +132,11 @@ export function zipf(n: number, s: number, random: () => number): () => number {
 }
 
 /** Polls `check` until it returns true, at most `timeoutMs`; returns whether it did. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 20,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;

@@ -34,7 +34,9 @@ export async function startTarget(
   });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve(m.port));
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${String(code)} before listening`)));
+    child.once('exit', (code) =>
+      reject(new Error(`${kind} server exited with ${String(code)} before listening`)),
+    );
   });
   const usage = () =>
     new Promise<Usage>((resolve) => {

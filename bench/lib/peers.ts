@@ -45,7 +45,8 @@ export async function buildView(cache: string, n: number, log: (m: string) => vo
   const followers = followerCounts(n);
   for (let from = 0; from < n; from += 100_000) {
     await views.transaction(() => {
-      for (let k = from; k < Math.min(n, from + 100_000); k++) views.put(String(k), encodeView(viewOf(k, followers)));
+      for (let k = from; k < Math.min(n, from + 100_000); k++)
+        views.put(String(k), encodeView(viewOf(k, followers)));
     });
   }
   await store.close();
@@ -89,7 +90,8 @@ export async function startPostgres(
   if (bin === undefined && aptInstall('postgresql', log)) bin = pgBin();
   if (bin === undefined) throw new Error('PostgreSQL is not installed and apt-get could not install it');
   const root = process.getuid?.() === 0;
-  const asPg = (cmd: string, args: string[]) => (root ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const : [cmd, args] as const);
+  const asPg = (cmd: string, args: string[]) =>
+    root ? (['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const) : ([cmd, args] as const);
   const run = (cmd: string, args: string[]) => {
     const [c, a] = asPg(cmd, args);
     execFileSync(c, [...a], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -119,7 +121,18 @@ export async function startPostgres(
     '-c synchronous_commit=off',
     '-c full_page_writes=off',
   ].join(' ');
-  run(join(bin, 'pg_ctl'), ['-D', data, '-o', options, '-l', join(data, 'server.log'), '-w', '-t', '60', 'start']);
+  run(join(bin, 'pg_ctl'), [
+    '-D',
+    data,
+    '-o',
+    options,
+    '-l',
+    join(data, 'server.log'),
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ]);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const stop = async () => {
     try {
@@ -131,7 +144,8 @@ export async function startPostgres(
   const client = new pg.Client({ connectionString: url });
   try {
     await client.connect();
-    const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?';
+    const version =
+      (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?';
     if (fresh) {
       const started = Date.now();
       log(`loading Postgres with ${n} users (seed 002 tables)`);
@@ -153,7 +167,9 @@ export async function startPostgres(
         FROM generate_series(0, ${n - 1}) g, generate_series(1, g % 3) j`);
       await client.query(`INSERT INTO follows (follower_id, followee_id) SELECT g, ${HEAVY_USER}
         FROM generate_series(0, ${n - 1}) g WHERE g <> ${HEAVY_USER}`);
-      await client.query(`INSERT INTO likes (user_id, tweet_id) SELECT g, g FROM generate_series(0, ${n - 1}) g WHERE g % 2 = 1`);
+      await client.query(
+        `INSERT INTO likes (user_id, tweet_id) SELECT g, g FROM generate_series(0, ${n - 1}) g WHERE g % 2 = 1`,
+      );
       // The foreign-key indexes a team would add for these queries.
       await client.query(`
         CREATE INDEX tweets_user_id ON tweets (user_id);
@@ -196,7 +212,18 @@ export async function startRedis(n: number, log: (m: string) => void): Promise<R
   const port = await freePort();
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'yes',
+    ],
     { stdio: 'ignore' },
   );
   const stop = async () => {
@@ -225,7 +252,10 @@ export async function startRedis(n: number, log: (m: string) => void): Promise<R
     for (let from = 0; from < n; from += 10_000) {
       const pipeline = redis.pipeline();
       for (let k = from; k < Math.min(n, from + 10_000); k++) {
-        const u = { userId: String(k), ...profileOf(k), ...countsOf(k, followers) } as Record<string, unknown>;
+        const u = { userId: String(k), ...profileOf(k), ...countsOf(k, followers) } as Record<
+          string,
+          unknown
+        >;
         const fields: string[] = [];
         for (const f of REST_FIELDS) if (u[f] !== null) fields.push(f, String(u[f]));
         pipeline.hset(`user:${k}`, ...fields);

@@ -22,13 +22,21 @@ export interface RawRecord {
 }
 
 /** Record i of a workload over `users` users (the first `users` records create them). */
-export function recordAt(i: number, users: number, random: () => number): { table: Table; key: string; row: Row } {
+export function recordAt(
+  i: number,
+  users: number,
+  random: () => number,
+): { table: Table; key: string; row: Row } {
   if (i < users) return { table: 'users', key: String(i), row: { table: 'users', ...profileOf(i) } };
   const u = String(Math.floor(random() * users));
   const r = random();
   if (r < 0.4) return { table: 'tweets', key: `t${i}`, row: { table: 'tweets', userId: u } };
   if (r < 0.7) {
-    return { table: 'follows', key: `f${i}`, row: { table: 'follows', followerId: u, followeeId: String(Math.floor(random() * users)) } };
+    return {
+      table: 'follows',
+      key: `f${i}`,
+      row: { table: 'follows', followerId: u, followeeId: String(Math.floor(random() * users)) },
+    };
   }
   if (r < 0.9) return { table: 'likes', key: `l${i}`, row: { table: 'likes', userId: u } };
   const k = Number(u);
@@ -57,7 +65,13 @@ export function changes(from: number, to: number, users: number, random: () => n
   const now = String(Date.now());
   for (let i = from; i < to; i++) {
     const r = recordAt(i, users, random);
-    out.push({ table: r.table, key: r.key, row: r.row, position: { topic: r.table, partition: 0, offset: String(i) }, timestamp: now });
+    out.push({
+      table: r.table,
+      key: r.key,
+      row: r.row,
+      position: { topic: r.table, partition: 0, offset: String(i) },
+      timestamp: now,
+    });
   }
   return out;
 }
@@ -106,7 +120,12 @@ export async function produceWorkload(
         if (list === undefined) byTopic.set(topic, (list = []));
         list.push({ key: r.key, value: valueOf(r.key, r.row) });
       }
-      pending.push(producer.sendBatch({ acks: 1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }));
+      pending.push(
+        producer.sendBatch({
+          acks: 1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        }),
+      );
       if (pending.length >= 4) await pending.shift();
     }
     await Promise.all(pending);
@@ -117,7 +136,10 @@ export async function produceWorkload(
 }
 
 /** Sum of the high watermarks of the topics. */
-export async function endOffsetsTotal(brokers: readonly string[], topics: readonly string[]): Promise<bigint> {
+export async function endOffsetsTotal(
+  brokers: readonly string[],
+  topics: readonly string[],
+): Promise<bigint> {
   const admin = quietKafka(brokers).admin();
   await admin.connect();
   try {
@@ -139,10 +161,21 @@ export interface ServerProcess {
 }
 
 /** `node bin/matview.js serve` (as an operator runs it) with the given environment; port 0. */
-export async function startMatviewProcess(env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+export async function startMatviewProcess(
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...nodeArgs, `${ROOT}/bin/matview.js`, 'serve'], {
     // LOG_LEVEL info: the port comes from the `API listening` line.
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DEMO: 'false', NODE_ENV: 'production', ...env, LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DEMO: 'false',
+      NODE_ENV: 'production',
+      ...env,
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   process.once('exit', () => child.kill('SIGKILL'));
@@ -166,7 +199,8 @@ export async function startMatviewProcess(env: Record<string, string>, nodeArgs:
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
-      if (!(await waitFor(() => child.exitCode !== null || child.signalCode !== null, 15_000, 50))) child.kill('SIGKILL');
+      if (!(await waitFor(() => child.exitCode !== null || child.signalCode !== null, 15_000, 50)))
+        child.kill('SIGKILL');
     },
   };
 }

@@ -21,7 +21,11 @@ import type { FeedMonitor } from '../../src/ops/feed-monitor.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { REST_FIELDS, USER_INFORMATION_VERSION, type UserInformation } from '../../src/views/user-information.js';
+import {
+  REST_FIELDS,
+  USER_INFORMATION_VERSION,
+  type UserInformation,
+} from '../../src/views/user-information.js';
 import { followerCounts, viewOf } from './dataset.js';
 
 export interface ServeOptions {
@@ -70,7 +74,9 @@ const feed: FeedMonitor = {
 };
 
 const listen = (server: ReturnType<typeof createServer>): Promise<number> =>
-  new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
 
 async function limit(): Promise<number> {
   const followers = followerCounts(10);

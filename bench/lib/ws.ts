@@ -24,10 +24,12 @@ export class LiveSocket {
       this.ws.on('message', (raw: Buffer) => {
         const at = performance.timeOrigin + performance.now();
         const text = raw.toString();
-        if (text.startsWith('{"type":"connection_ack"') || text.includes('"connection_ack"')) return resolve();
+        if (text.startsWith('{"type":"connection_ack"') || text.includes('"connection_ack"'))
+          return resolve();
         if (text.includes('"type":"ping"')) return this.ws.send('{"type":"pong"}');
         const m = /"id":"(\d+)"/.exec(text);
-        if (text.includes('"type":"next"') && m?.[1] !== undefined) onNext({ at, subscription: Number(m[1]), data: text });
+        if (text.includes('"type":"next"') && m?.[1] !== undefined)
+          onNext({ at, subscription: Number(m[1]), data: text });
       });
     });
   }

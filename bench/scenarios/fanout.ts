@@ -22,7 +22,11 @@ export async function heapUsed(url: string): Promise<number> {
 }
 
 export async function waitReady(url: string, timeoutMs: number): Promise<boolean> {
-  return waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => undefined))?.status === 200, timeoutMs, 100);
+  return waitFor(
+    async () => (await fetch(`${url}/health/ready`).catch(() => undefined))?.status === 200,
+    timeoutMs,
+    100,
+  );
 }
 
 export const fanout: Scenario = {
@@ -98,7 +102,9 @@ export const fanout: Scenario = {
       firsts.push(Math.min(...arrivals.map((a) => a.at - sentAt)));
       medians.push(d.p50);
       lasts.push(d.max);
-      ctx.log(`change ${r + 1}: ${arrivals.length}/${total} delivered, first ${firsts.at(-1)?.toFixed(1)} ms, last ${d.max.toFixed(1)} ms`);
+      ctx.log(
+        `change ${r + 1}: ${arrivals.length}/${total} delivered, first ${firsts.at(-1)?.toFixed(1)} ms, last ${d.max.toFixed(1)} ms`,
+      );
       await sleep(500);
     }
     const last = distribution(lasts);
@@ -115,9 +121,19 @@ export const fanout: Scenario = {
       changes: repeats,
       incomplete,
     });
-    ctx.note('fanout: latency is from the producer send to the arrival at the client (includes the Kafka hop: mock broker, 20 ms max fetch wait); the client is one process with raw sockets');
-    ctx.check(`hot-user change delivered to all ${total} subscriptions in <= 200 ms`, `${last.p50.toFixed(0)} ms median, ${last.max.toFixed(0)} ms worst of ${repeats}`, last.max <= 200 && incomplete === 0);
+    ctx.note(
+      'fanout: latency is from the producer send to the arrival at the client (includes the Kafka hop: mock broker, 20 ms max fetch wait); the client is one process with raw sockets',
+    );
+    ctx.check(
+      `hot-user change delivered to all ${total} subscriptions in <= 200 ms`,
+      `${last.p50.toFixed(0)} ms median, ${last.max.toFixed(0)} ms worst of ${repeats}`,
+      last.max <= 200 && incomplete === 0,
+    );
     const each = Math.max(rssEach, heapEach) / 1024;
-    ctx.check('<= 20 KB memory per subscription', `${(rssEach / 1024).toFixed(1)} KB RSS, ${(heapEach / 1024).toFixed(1)} KB heap`, each <= 20);
+    ctx.check(
+      '<= 20 KB memory per subscription',
+      `${(rssEach / 1024).toFixed(1)} KB RSS, ${(heapEach / 1024).toFixed(1)} KB heap`,
+      each <= 20,
+    );
   },
 };

@@ -74,7 +74,11 @@ export const freshness: Scenario = {
           const messages = Array.from({ length: n }, () => {
             const id = serial++;
             const user = String(id % watched);
-            return { key: `fresh-${id}`, value: JSON.stringify({ tweetId: `fresh-${id}`, userId: user }), timestamp: now };
+            return {
+              key: `fresh-${id}`,
+              value: JSON.stringify({ tweetId: `fresh-${id}`, userId: user }),
+              timestamp: now,
+            };
           });
           sends.push(producer.send({ topic: topics.tweets, acks: 1, messages }));
           sent += n;
@@ -99,9 +103,12 @@ export const freshness: Scenario = {
         'p99 ms': round(d.p99, 1),
         'max ms': round(d.max, 1),
       });
-      if (rate === 5000) ctx.check('freshness p99 <= 50 ms at 5k records/s', `${d.p99.toFixed(1)} ms`, d.p99 <= 50);
+      if (rate === 5000)
+        ctx.check('freshness p99 <= 50 ms at 5k records/s', `${d.p99.toFixed(1)} ms`, d.p99 <= 50);
       await sleep(1000);
     }
-    ctx.note('freshness: the kcat mock broker does not wake a waiting fetch when records arrive, so KAFKA_FETCH_MAX_WAIT_MS=20 bounds the extra wait (a real broker answers at once); Kafka timestamps have 1 ms resolution');
+    ctx.note(
+      'freshness: the kcat mock broker does not wake a waiting fetch when records arrive, so KAFKA_FETCH_MAX_WAIT_MS=20 bounds the extra wait (a real broker answers at once); Kafka timestamps have 1 ms resolution',
+    );
   },
 };

@@ -91,7 +91,13 @@ function materializerAlone(ctx: ScenarioContext, records: number, users: number)
   }
   const seconds = ms / 1000;
   const rate = records / seconds;
-  ctx.row('materializer alone (in memory)', { records, users, seconds: round(seconds, 2), 'records/s': round(rate, 0), batch: BATCH });
+  ctx.row('materializer alone (in memory)', {
+    records,
+    users,
+    seconds: round(seconds, 2),
+    'records/s': round(rate, 0),
+    batch: BATCH,
+  });
   return rate;
 }
 
@@ -103,7 +109,10 @@ export const ingest: Scenario = {
     const users = ctx.quick ? 10_000 : 100_000;
     const alone = materializerAlone(ctx, ctx.quick ? 200_000 : 2_000_000, users);
     ctx.check('materializer alone >= 1M records/s', `${round(alone, 0)} records/s`, alone >= 1_000_000);
-    if (records < 2_000_000) ctx.note(`ingest: end to end scaled down from 2M to ${records} records (about 13k records/s on this box would take minutes for 2M; set BENCH_INGEST_RECORDS)`);
+    if (records < 2_000_000)
+      ctx.note(
+        `ingest: end to end scaled down from 2M to ${records} records (about 13k records/s on this box would take minutes for 2M; set BENCH_INGEST_RECORDS)`,
+      );
     const e2e = await endToEnd(ctx, records, users);
     ctx.check('ingest end to end >= 100k records/s', `${round(e2e, 0)} records/s`, e2e >= 100_000);
   },

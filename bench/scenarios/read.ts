@@ -12,9 +12,24 @@
  *   and redis-view it leaves out the database's own CPU.
  * - Heavy user: only the user with ~1M followers, for postgres-direct against matview.
  */
-import { distribution, median, prng, round, zipf, type Scenario, type ScenarioContext } from '../lib/common.js';
+import {
+  distribution,
+  median,
+  prng,
+  round,
+  zipf,
+  type Scenario,
+  type ScenarioContext,
+} from '../lib/common.js';
 import { HEAVY_USER } from '../lib/dataset.js';
-import { runFixedRate, runLoad, startTarget, type LoadResult, type Request, type TargetProcess } from '../lib/load.js';
+import {
+  runFixedRate,
+  runLoad,
+  startTarget,
+  type LoadResult,
+  type Request,
+  type TargetProcess,
+} from '../lib/load.js';
 import { buildView, startPostgres, startRedis } from '../lib/peers.js';
 import type { TargetKind } from '../lib/serve.js';
 
@@ -114,7 +129,9 @@ export const read: Scenario = {
     for (const t of targets) {
       const r = await runFixedRate(proc(t), requests[t.method], { duration: fixedDuration, rate: 1000 });
       fixed.set(t.name, r);
-      ctx.log(`  1000 req/s ${t.name}: p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ${r.errors} errors`);
+      ctx.log(
+        `  1000 req/s ${t.name}: p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ${r.errors} errors`,
+      );
     }
 
     // Saturation, interleaved rounds.
@@ -162,7 +179,9 @@ export const read: Scenario = {
     }
 
     // Heavy user: the ~1M-follower user only.
-    const heavyTargets = targets.filter((t) => ['postgres-direct', 'matview-rest', 'matview-graphql'].includes(t.name));
+    const heavyTargets = targets.filter((t) =>
+      ['postgres-direct', 'matview-rest', 'matview-graphql'].includes(t.name),
+    );
     const heavyRps = new Map<string, number>();
     for (const t of heavyTargets) {
       const r = await runLoad(proc(t), heavy[t.method], { duration, connections });
@@ -186,14 +205,19 @@ export const read: Scenario = {
         single.push(performance.now() - t0);
       }
       const d = distribution(single);
-      ctx.row('postgres-direct heavy user, one at a time', { 'p50 ms': round(d.p50), 'max ms': round(d.max) });
+      ctx.row('postgres-direct heavy user, one at a time', {
+        'p50 ms': round(d.p50),
+        'max ms': round(d.max),
+      });
     }
 
     // Targets.
     const rest = summary.get('matview-rest');
     const gql = summary.get('matview-graphql');
-    if (rest) ctx.check('matview-rest >= 0.8x limit throughput', `${rest.ratio.toFixed(2)}x`, rest.ratio >= 0.8);
-    if (gql) ctx.check('matview-graphql >= 0.5x limit throughput', `${gql.ratio.toFixed(2)}x`, gql.ratio >= 0.5);
+    if (rest)
+      ctx.check('matview-rest >= 0.8x limit throughput', `${rest.ratio.toFixed(2)}x`, rest.ratio >= 0.8);
+    if (gql)
+      ctx.check('matview-graphql >= 0.5x limit throughput', `${gql.ratio.toFixed(2)}x`, gql.ratio >= 0.5);
     for (const name of ['matview-rest', 'matview-graphql']) {
       const f = fixed.get(name);
       if (f) ctx.check(`${name} p99 <= 2 ms at 1,000 req/s`, `${f.p99.toFixed(2)} ms`, f.p99 <= 2);
@@ -202,12 +226,17 @@ export const read: Scenario = {
     for (const name of ['matview-rest', 'matview-graphql']) {
       const mv = heavyRps.get(name);
       if (pgHeavy !== undefined && mv !== undefined) {
-        ctx.check(`${name} >= 20x postgres-direct on the heavy user`, `${(mv / pgHeavy).toFixed(1)}x`, mv / pgHeavy >= 20);
+        ctx.check(
+          `${name} >= 20x postgres-direct on the heavy user`,
+          `${(mv / pgHeavy).toFixed(1)}x`,
+          mv / pgHeavy >= 20,
+        );
       }
     }
     for (const peer of ['redis-view', 'apollo-default']) {
       const p = summary.get(peer);
-      if (p && gql) ctx.check(`matview-graphql ahead of ${peer}`, `${(gql.rps / p.rps).toFixed(2)}x`, gql.rps > p.rps);
+      if (p && gql)
+        ctx.check(`matview-graphql ahead of ${peer}`, `${(gql.rps / p.rps).toFixed(2)}x`, gql.rps > p.rps);
     }
   },
 };

@@ -18,7 +18,11 @@ import { changes, prng, startMatviewProcess } from '../lib/records.js';
 import { waitReady } from './fanout.js';
 
 async function replay(ctx: ScenarioContext, records: number, users: number): Promise<number> {
-  const store = openStore({ path: join(ctx.tmp, 'rebuild'), viewVersion: USER_INFORMATION_VERSION, mapSize: 8 * 1024 ** 3 });
+  const store = openStore({
+    path: join(ctx.tmp, 'rebuild'),
+    viewVersion: USER_INFORMATION_VERSION,
+    mapSize: 8 * 1024 ** 3,
+  });
   ctx.defer(() => store.close());
   const random = prng(17);
   const BATCH = 10_000;
@@ -29,10 +33,15 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
     const g = performance.now();
     const batch = changes(from, Math.min(records, from + BATCH), users, random);
     generateMs += performance.now() - g;
-    await store.applyBatch({ changes: batch, positions: [{ topic: 'tweets', partition: 0, next: String(from + batch.length) }] });
+    await store.applyBatch({
+      changes: batch,
+      positions: [{ topic: 'tweets', partition: 0, next: String(from + batch.length) }],
+    });
     if (performance.now() - last > 10_000) {
       last = performance.now();
-      ctx.log(`  rebuild: ${from + batch.length} records, ${(((from + batch.length) / (last - t0)) * 1000).toFixed(0)} records/s`);
+      ctx.log(
+        `  rebuild: ${from + batch.length} records, ${(((from + batch.length) / (last - t0)) * 1000).toFixed(0)} records/s`,
+      );
     }
   }
   const seconds = (performance.now() - t0 - generateMs) / 1000;
@@ -61,7 +70,10 @@ async function fromSnapshot(ctx: ScenarioContext, users: number): Promise<number
   const dataDir = join(ctx.tmp, 'restored');
   const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn', DEMO: 'false' };
   const t0 = performance.now();
-  const restore = spawnSync(process.execPath, [`${ROOT}/bin/matview.js`, 'restore', file], { env, encoding: 'utf8' });
+  const restore = spawnSync(process.execPath, [`${ROOT}/bin/matview.js`, 'restore', file], {
+    env,
+    encoding: 'utf8',
+  });
   const restoreMs = performance.now() - t0;
   if (restore.status !== 0) throw new Error(`matview restore failed: ${restore.stderr}${restore.stdout}`);
   const server = await startMatviewProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
@@ -69,8 +81,11 @@ async function fromSnapshot(ctx: ScenarioContext, users: number): Promise<number
   const listeningMs = performance.now() - t0 - restoreMs;
   const ready = await waitReady(server.url, 60_000);
   const totalMs = performance.now() - t0;
-  const probe = await (await fetch(`${server.url}/users/${users - 1}`)).json().catch(() => null) as { userId?: string } | null;
-  if (!ready || probe?.userId !== String(users - 1)) throw new Error('restored server not ready or not serving the view');
+  const probe = (await (await fetch(`${server.url}/users/${users - 1}`)).json().catch(() => null)) as {
+    userId?: string;
+  } | null;
+  if (!ready || probe?.userId !== String(users - 1))
+    throw new Error('restored server not ready or not serving the view');
   ctx.row(`ready from a snapshot of ${users} users`, {
     'snapshot MB': round(statSync(file).size / 1024 ** 2, 0),
     'snapshot ms': round(snapshotMs, 0),
@@ -89,10 +104,19 @@ export const rebuild: Scenario = {
     const records = ctx.quick ? 200_000 : Number(process.env['BENCH_REBUILD_RECORDS'] ?? 300_000);
     const users = ctx.quick ? 100_000 : 1_000_000;
     const readyMs = await fromSnapshot(ctx, users);
-    ctx.check(`ready from a ${users}-user snapshot <= 3 s`, `${(readyMs / 1000).toFixed(2)} s`, readyMs <= 3000);
-    if (records < 10_000_000) ctx.note(`rebuild: scaled down from 10M to ${records} records to fit the time budget (set BENCH_REBUILD_RECORDS)`);
+    ctx.check(
+      `ready from a ${users}-user snapshot <= 3 s`,
+      `${(readyMs / 1000).toFixed(2)} s`,
+      readyMs <= 3000,
+    );
+    if (records < 10_000_000)
+      ctx.note(
+        `rebuild: scaled down from 10M to ${records} records to fit the time budget (set BENCH_REBUILD_RECORDS)`,
+      );
     const rate = await replay(ctx, records, users);
     ctx.check('rebuild >= 200k records/s', `${round(rate, 0)} records/s`, rate >= 200_000);
-    ctx.note('rebuild: measured as a replay of decoded records through materialize + applyBatch into a fresh store (what `matview rebuild` does per batch), without the Kafka fetch and decode; workload: users first, then 40% tweets, 30% follows, 20% likes, 10% profile edits');
+    ctx.note(
+      'rebuild: measured as a replay of decoded records through materialize + applyBatch into a fresh store (what `matview rebuild` does per batch), without the Kafka fetch and decode; workload: users first, then 40% tweets, 30% follows, 20% likes, 10% profile edits',
+    );
   },
 };

@@ -18,11 +18,20 @@ export async function runDemo(config: Config, args: string[]): Promise<void> {
   let writer: ChangelogWriter;
   let alreadySeeded: boolean;
   if (useKafka) {
-    if (!config.kafka) throw new ConfigError('matview demo --kafka needs KAFKA_BROKERS (e.g. KAFKA_BROKERS=localhost:9092)');
-    writer = createKafkaWriter({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-demo`, connectionTimeoutMs: config.kafka.connectionTimeoutMs, logger });
+    if (!config.kafka)
+      throw new ConfigError('matview demo --kafka needs KAFKA_BROKERS (e.g. KAFKA_BROKERS=localhost:9092)');
+    writer = createKafkaWriter({
+      brokers: config.kafka.brokers,
+      clientId: `${config.kafka.clientId}-demo`,
+      connectionTimeoutMs: config.kafka.connectionTimeoutMs,
+      logger,
+    });
     alreadySeeded = args.includes('--no-seed');
   } else {
-    const log = await openEmbeddedChangelog({ dir: join(ensureDataDir(config.dataDir), 'changelog'), logger });
+    const log = await openEmbeddedChangelog({
+      dir: join(ensureDataDir(config.dataDir), 'changelog'),
+      logger,
+    });
     const ends = await (log as FeedSource).endOffsets([config.topics.users]);
     alreadySeeded = ends.some((e) => e.next !== '0');
     writer = log;

@@ -115,7 +115,8 @@ function describeListenError(e: unknown): string | undefined {
   const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
   if (err?.syscall !== 'listen') return undefined;
   const where = `${err.address ?? '?'}:${err.port ?? '?'}`;
-  if (err.code === 'EADDRINUSE') return `cannot listen on ${where}: address already in use (set PORT to a free port)`;
+  if (err.code === 'EADDRINUSE')
+    return `cannot listen on ${where}: address already in use (set PORT to a free port)`;
   if (err.code === 'EACCES') return `cannot listen on ${where}: permission denied (use a PORT above 1023)`;
   if (err.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: address not available (check HOST)`;
   return `cannot listen on ${where}: ${err.code ?? err.message}`;

@@ -241,7 +241,8 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     // line, then moves the partition to its default offset (earliest, as we subscribe fromBeginning).
     if (entry.namespace === 'ConsumerGroup' && entry.log.message === OFFSET_RESET_LOG) {
       const { topic, partition } = entry.log as { topic?: unknown; partition?: unknown };
-      if (typeof topic === 'string' && typeof partition === 'number') startOptions?.onOffsetOutOfRange?.(topic, partition);
+      if (typeof topic === 'string' && typeof partition === 'number')
+        startOptions?.onOffsetOutOfRange?.(topic, partition);
     }
   });
 

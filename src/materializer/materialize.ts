@@ -113,7 +113,12 @@ export function profileOf(row: Row | null | undefined): Profile | null {
 }
 
 /** Builds the served view (field order = seed 002's JSON, then version). */
-export function buildView(userId: string, profile: Profile, counts: Counts, version: ViewVersion): UserInformation {
+export function buildView(
+  userId: string,
+  profile: Profile,
+  counts: Counts,
+  version: ViewVersion,
+): UserInformation {
   return {
     userId,
     username: profile.username,
@@ -145,7 +150,8 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
     rows.get(rowKey(table, key))?.stored ?? reader.row(table, key);
   const currentUser = (userId: string): UserState | undefined => users.get(userId) ?? reader.user(userId);
   const touch = (userId: string): void => {
-    if (!visibleBefore.has(userId)) visibleBefore.set(userId, profileOf(currentRow('users', userId)?.row) !== null);
+    if (!visibleBefore.has(userId))
+      visibleBefore.set(userId, profileOf(currentRow('users', userId)?.row) !== null);
   };
 
   const pairs: [string, CountField][] = [];
@@ -200,7 +206,10 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
     rows.set(rowKey(change.table, change.key), {
       table: change.table,
       key: change.key,
-      stored: { row: change.row, origin: { partition: change.position.partition, offset: change.position.offset } },
+      stored: {
+        row: change.row,
+        origin: { partition: change.position.partition, offset: change.position.offset },
+      },
     });
   }
 
@@ -208,13 +217,19 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
   for (const [userId, wasVisible] of visibleBefore) {
     const profile = profileOf(currentRow('users', userId)?.row);
     const state = users.get(userId);
-    if (profile !== null && state !== undefined) views.set(userId, buildView(userId, profile, state.counts, state.version));
+    if (profile !== null && state !== undefined)
+      views.set(userId, buildView(userId, profile, state.counts, state.version));
     else if (wasVisible) views.set(userId, null);
   }
   return { rows, users, views, noops };
 }
 
-function bump(deltas: Map<string, Map<CountField, number>>, userId: string, field: CountField, by: number): void {
+function bump(
+  deltas: Map<string, Map<CountField, number>>,
+  userId: string,
+  field: CountField,
+  by: number,
+): void {
   let fields = deltas.get(userId);
   if (!fields) deltas.set(userId, (fields = new Map()));
   fields.set(field, (fields.get(field) ?? 0) + by);

@@ -11,15 +11,24 @@ const port = z.coerce
   .int('must be an integer')
   .min(0, 'must be between 0 and 65535')
   .max(65535, 'must be between 0 and 65535');
-const positiveInt = z.coerce.number({ error: 'must be a number' }).int('must be an integer').positive('must be > 0');
+const positiveInt = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be an integer')
+  .positive('must be > 0');
 const nonNegative = z.coerce.number({ error: 'must be a number' }).min(0, 'must be >= 0');
 const topic = z
   .string()
-  .regex(/^[a-zA-Z0-9._-]{1,200}$/, 'must be a Kafka topic name (letters, digits, ".", "_", "-"; 1-200 chars)');
+  .regex(
+    /^[a-zA-Z0-9._-]{1,200}$/,
+    'must be a Kafka topic name (letters, digits, ".", "_", "-"; 1-200 chars)',
+  );
 const brokers = z
   .string()
   .transform((s) => s.split(',').map((b) => b.trim()))
-  .refine((list) => list.length > 0 && list.every((b) => b.length > 0), 'must be a non-empty comma-separated list')
+  .refine(
+    (list) => list.length > 0 && list.every((b) => b.length > 0),
+    'must be a non-empty comma-separated list',
+  )
   .refine(
     (list) => list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)),
     'every entry must be host:port, e.g. "localhost:9092"',
@@ -49,7 +58,10 @@ const schema = z.object({
   TOPIC_TWEETS: topic.default('tweets'),
   TOPIC_FOLLOWS: topic.default('follows'),
   TOPIC_LIKES: topic.default('likes'),
-  DLQ_SUFFIX: z.string().regex(/^[a-zA-Z0-9._-]{1,40}$/, 'must be 1-40 topic-name characters').default('.dlq'),
+  DLQ_SUFFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]{1,40}$/, 'must be 1-40 topic-name characters')
+    .default('.dlq'),
   DEMO: bool.default(true),
   DEMO_RATE: nonNegative.max(100_000, 'must be <= 100000').default(20),
   DEMO_USERS: positiveInt.max(10_000_000).default(200),
@@ -78,7 +90,9 @@ const schema = z.object({
   READY_LAG_GRACE_MS: nonNegative.int('must be an integer').default(30_000),
   LIVE_STALL_MS: positiveInt.default(60_000),
   LAG_REFRESH_MS: positiveInt.max(600_000, 'must be <= 600000').default(5_000),
-  OFFSET_RESET_POLICY: z.enum(['rebuild', 'fail'], { error: 'must be "rebuild" or "fail"' }).default('rebuild'),
+  OFFSET_RESET_POLICY: z
+    .enum(['rebuild', 'fail'], { error: 'must be "rebuild" or "fail"' })
+    .default('rebuild'),
 });
 
 type Env = z.infer<typeof schema>;
@@ -115,7 +129,12 @@ export interface Config {
   readonly lmdbMapSizeBytes: number;
   readonly topics: Topics;
   readonly dlqSuffix: string;
-  readonly demo: { readonly enabled: boolean; readonly rate: number; readonly users: number; readonly seed: number | undefined };
+  readonly demo: {
+    readonly enabled: boolean;
+    readonly rate: number;
+    readonly users: number;
+    readonly seed: number | undefined;
+  };
   readonly logLevel: Env['LOG_LEVEL'];
   readonly development: boolean;
   readonly limits: {
@@ -205,7 +224,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const key of Object.keys(schema.shape)) {
     const v = env[key];
     // An empty string means "unset" for optional settings, except where emptiness is itself an error.
-    if (v !== undefined && (v !== '' || key === 'KAFKA_BROKERS' || key === 'DATA_DIR' || key === 'PORT')) input[key] = v;
+    if (v !== undefined && (v !== '' || key === 'KAFKA_BROKERS' || key === 'DATA_DIR' || key === 'PORT'))
+      input[key] = v;
   }
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
@@ -221,10 +241,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
-  const topics = { users: e.TOPIC_USERS, tweets: e.TOPIC_TWEETS, follows: e.TOPIC_FOLLOWS, likes: e.TOPIC_LIKES };
+  const topics = {
+    users: e.TOPIC_USERS,
+    tweets: e.TOPIC_TWEETS,
+    follows: e.TOPIC_FOLLOWS,
+    likes: e.TOPIC_LIKES,
+  };
   const names = Object.values(topics);
   if (new Set(names).size !== names.length) {
-    throw new ConfigError(`Invalid configuration: TOPIC_USERS/TWEETS/FOLLOWS/LIKES must be four different topics, got ${names.join(', ')}`);
+    throw new ConfigError(
+      `Invalid configuration: TOPIC_USERS/TWEETS/FOLLOWS/LIKES must be four different topics, got ${names.join(', ')}`,
+    );
   }
   const development = e.NODE_ENV === 'development';
   return deepFreeze({

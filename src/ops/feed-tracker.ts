@@ -192,7 +192,13 @@ export class FeedTracker implements FeedMonitor {
   /** Caught up, not lagging, not blocked, and the source is answering (a frozen cluster means stale reads). */
   ready(): boolean {
     const state = this.source.status().state;
-    return this.caughtUp && !this.lagging && this.blockedBy === undefined && state !== 'retrying' && state !== 'crashed';
+    return (
+      this.caughtUp &&
+      !this.lagging &&
+      this.blockedBy === undefined &&
+      state !== 'retrying' &&
+      state !== 'crashed'
+    );
   }
 
   live(): boolean {

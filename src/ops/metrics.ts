@@ -6,7 +6,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'matview_process_' });
+  if (options.defaultMetrics ?? true)
+    collectDefaultMetrics({ register: registry, prefix: 'matview_process_' });
   const registers = [registry];
   return {
     registry,
@@ -57,7 +58,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['topic', 'partition'] as const,
       registers,
     }),
-    storeCommits: new Counter({ name: 'matview_store_commits_total', help: 'LMDB write transactions committed', registers }),
+    storeCommits: new Counter({
+      name: 'matview_store_commits_total',
+      help: 'LMDB write transactions committed',
+      registers,
+    }),
     storeErrors: new Counter({ name: 'matview_store_errors_total', help: 'LMDB write failures', registers }),
     ready: new Gauge({
       name: 'matview_ready',
@@ -79,8 +84,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Bytes of the LMDB environment in use (up to its last used page), all generations included',
       registers,
     }),
-    viewGeneration: new Gauge({ name: 'matview_view_generation', help: 'Id of the active store generation (grows by one per rebuild)', registers }),
-    viewVersion: new Gauge({ name: 'matview_view_version', help: 'Version of the view definition being served', registers }),
+    viewGeneration: new Gauge({
+      name: 'matview_view_generation',
+      help: 'Id of the active store generation (grows by one per rebuild)',
+      registers,
+    }),
+    viewVersion: new Gauge({
+      name: 'matview_view_version',
+      help: 'Version of the view definition being served',
+      registers,
+    }),
     rebuildInProgress: new Gauge({
       name: 'matview_rebuild_in_progress',
       help: '1 while a shadow generation is being rebuilt from the feed',
@@ -110,7 +123,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
       registers,
     }),
-    subscriptionsActive: new Gauge({ name: 'matview_subscriptions_active', help: 'Open GraphQL subscriptions', registers }),
+    subscriptionsActive: new Gauge({
+      name: 'matview_subscriptions_active',
+      help: 'Open GraphQL subscriptions',
+      registers,
+    }),
     conflatedEvents: new Counter({
       name: 'matview_subscription_conflated_total',
       help: 'Subscription events skipped because a newer state replaced them before the client read them',

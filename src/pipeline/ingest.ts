@@ -50,12 +50,15 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { store, tables, deadLetters, metrics, logger } = options;
   const rebuild = options.role === 'rebuild';
   const target = options.generation ?? 'active';
-  if (rebuild && options.generation === undefined) throw new Error('a rebuild ingest handler needs its generation');
+  if (rebuild && options.generation === undefined)
+    throw new Error('a rebuild ingest handler needs its generation');
   return async (batch) => {
     const table = tables.get(batch.topic);
     if (table === undefined) throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
     const stored =
-      target === 'active' ? store.position(batch.topic, batch.partition) : store.position(batch.topic, batch.partition, target);
+      target === 'active'
+        ? store.position(batch.topic, batch.partition)
+        : store.position(batch.topic, batch.partition, target);
     const started = performance.now();
     const changes: Change[] = [];
     const invalid: DeadLetter[] = [];
@@ -86,13 +89,22 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       return;
     }
     if (invalid.length > 0 && rebuild) {
-      logger.debug({ topic: batch.topic, partition: batch.partition, invalid: invalid.length }, 'rebuild skipped invalid records');
+      logger.debug(
+        { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
+        'rebuild skipped invalid records',
+      );
     } else if (invalid.length > 0) {
       await deadLetters.send(invalid);
       for (const d of invalid) {
         metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
         logger.warn(
-          { topic: d.record.topic, partition: d.record.partition, offset: d.record.offset, code: d.code, reason: d.message },
+          {
+            topic: d.record.topic,
+            partition: d.record.partition,
+            offset: d.record.offset,
+            code: d.code,
+            reason: d.message,
+          },
           'invalid record sent to dead-letter topic',
         );
       }
@@ -100,10 +112,16 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const next = (BigInt(last.offset) + 1n).toString();
     let result: BatchResult;
     try {
-      result = await store.applyBatch({ changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] }, target);
+      result = await store.applyBatch(
+        { changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] },
+        target,
+      );
     } catch (e) {
       metrics.storeErrors.inc();
-      logger.error({ err: e, topic: batch.topic, partition: batch.partition }, 'store commit failed; batch will be retried');
+      logger.error(
+        { err: e, topic: batch.topic, partition: batch.partition },
+        'store commit failed; batch will be retried',
+      );
       throw e;
     }
     metrics.storeCommits.inc();
@@ -115,7 +133,8 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     metrics.recordsApplied.inc({ topic: batch.topic }, changes.length);
     metrics.batchSize.observe(changes.length + invalid.length);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
-    for (const c of changes) metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - Number(c.timestamp)) / 1000));
+    for (const c of changes)
+      metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - Number(c.timestamp)) / 1000));
     options.onApplied?.(batch, result);
   };
 }

@@ -14,7 +14,12 @@ export type Decoded =
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-const KEY_FIELD: Record<Table, string> = { users: 'userId', tweets: 'tweetId', follows: 'followId', likes: 'likeId' };
+const KEY_FIELD: Record<Table, string> = {
+  users: 'userId',
+  tweets: 'tweetId',
+  follows: 'followId',
+  likes: 'likeId',
+};
 
 const PROFILE_OPTIONAL = [
   'name',
@@ -38,7 +43,8 @@ function fail(code: RecordErrorCode, message: string): never {
 
 function requiredId(o: Record<string, unknown>, field: string): string {
   const v = o[field];
-  if (v === undefined || v === null) fail(RecordErrorCode.FieldMissing, `required field "${field}" is missing`);
+  if (v === undefined || v === null)
+    fail(RecordErrorCode.FieldMissing, `required field "${field}" is missing`);
   if (typeof v !== 'string' || v.length === 0) {
     fail(RecordErrorCode.FieldType, `field "${field}" must be a non-empty string, got ${describe(v)}`);
   }
@@ -48,7 +54,8 @@ function requiredId(o: Record<string, unknown>, field: string): string {
 function optionalString(o: Record<string, unknown>, field: string): string | null {
   const v = o[field];
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string') fail(RecordErrorCode.FieldType, `field "${field}" must be a string or null, got ${describe(v)}`);
+  if (typeof v !== 'string')
+    fail(RecordErrorCode.FieldType, `field "${field}" must be a string or null, got ${describe(v)}`);
   return v;
 }
 
@@ -56,7 +63,11 @@ function optionalDate(o: Record<string, unknown>, field: string): string | null 
   const v = optionalString(o, field);
   if (v === null) return null;
   const iso = normalizeDateTime(v);
-  if (iso === undefined) fail(RecordErrorCode.DateInvalid, `field "${field}" is not a date-time: ${JSON.stringify(v.slice(0, 64))}`);
+  if (iso === undefined)
+    fail(
+      RecordErrorCode.DateInvalid,
+      `field "${field}" is not a date-time: ${JSON.stringify(v.slice(0, 64))}`,
+    );
   return iso;
 }
 
@@ -69,7 +80,8 @@ function describe(v: unknown): string {
 
 function decodeKey(key: Buffer | null): string {
   if (key === null || key.length === 0) fail(RecordErrorCode.KeyInvalid, 'record key is missing or empty');
-  if (key.length > MAX_KEY_BYTES) fail(RecordErrorCode.KeyInvalid, `record key is ${key.length} bytes, more than ${MAX_KEY_BYTES}`);
+  if (key.length > MAX_KEY_BYTES)
+    fail(RecordErrorCode.KeyInvalid, `record key is ${key.length} bytes, more than ${MAX_KEY_BYTES}`);
   try {
     return utf8.decode(key);
   } catch {
@@ -82,7 +94,10 @@ function parseObject(value: Buffer): Record<string, unknown> {
   try {
     parsed = JSON.parse(utf8.decode(value));
   } catch (e) {
-    return fail(RecordErrorCode.JsonInvalid, `value is not UTF-8 JSON: ${(e as Error).message.slice(0, 120)}`);
+    return fail(
+      RecordErrorCode.JsonInvalid,
+      `value is not UTF-8 JSON: ${(e as Error).message.slice(0, 120)}`,
+    );
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     fail(RecordErrorCode.NotObject, `value must be a JSON object, got ${describe(parsed)}`);
@@ -94,14 +109,21 @@ function rowOf(table: Table, key: string, o: Record<string, unknown>): Row {
   const keyField = KEY_FIELD[table];
   const own = o[keyField];
   if (own !== undefined && own !== null) {
-    if (typeof own !== 'string') fail(RecordErrorCode.FieldType, `field "${keyField}" must be a string, got ${describe(own)}`);
-    if (own !== key) fail(RecordErrorCode.KeyMismatch, `field "${keyField}" is ${JSON.stringify(own.slice(0, 64))} but the record key is ${JSON.stringify(key.slice(0, 64))}`);
+    if (typeof own !== 'string')
+      fail(RecordErrorCode.FieldType, `field "${keyField}" must be a string, got ${describe(own)}`);
+    if (own !== key)
+      fail(
+        RecordErrorCode.KeyMismatch,
+        `field "${keyField}" is ${JSON.stringify(own.slice(0, 64))} but the record key is ${JSON.stringify(key.slice(0, 64))}`,
+      );
   }
   switch (table) {
     case 'users': {
       const username = o['username'];
-      if (username === undefined || username === null) fail(RecordErrorCode.FieldMissing, 'required field "username" is missing');
-      if (typeof username !== 'string') fail(RecordErrorCode.FieldType, `field "username" must be a string, got ${describe(username)}`);
+      if (username === undefined || username === null)
+        fail(RecordErrorCode.FieldMissing, 'required field "username" is missing');
+      if (typeof username !== 'string')
+        fail(RecordErrorCode.FieldType, `field "username" must be a string, got ${describe(username)}`);
       const profile: Record<string, string | null> = { username };
       for (const f of PROFILE_OPTIONAL) profile[f] = optionalString(o, f);
       profile['joinedDate'] = optionalDate(o, 'joinedDate');

@@ -87,7 +87,12 @@ export interface UserInformation extends Profile, Counts {
   readonly version: ViewVersion;
 }
 
-export const ZERO_COUNTS: Counts = Object.freeze({ tweetCount: 0, followingCount: 0, followerCount: 0, likeCount: 0 });
+export const ZERO_COUNTS: Counts = Object.freeze({
+  tweetCount: 0,
+  followingCount: 0,
+  followerCount: 0,
+  likeCount: 0,
+});
 
 /** Field order of seed 002's JSON object (`GET /users/:userId`). */
 export const REST_FIELDS = [

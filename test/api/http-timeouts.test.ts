@@ -6,7 +6,12 @@ describe('HTTP connection limits', () => {
   it.each([
     [{}, { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, maxConnections: 10_000 }],
     [
-      { HTTP_HEADERS_TIMEOUT_MS: '2000', HTTP_REQUEST_TIMEOUT_MS: '4000', HTTP_KEEP_ALIVE_TIMEOUT_MS: '1000', HTTP_MAX_CONNECTIONS: '50' },
+      {
+        HTTP_HEADERS_TIMEOUT_MS: '2000',
+        HTTP_REQUEST_TIMEOUT_MS: '4000',
+        HTTP_KEEP_ALIVE_TIMEOUT_MS: '1000',
+        HTTP_MAX_CONNECTIONS: '50',
+      },
       { headersTimeout: 2_000, requestTimeout: 4_000, keepAliveTimeout: 1_000, maxConnections: 50 },
     ],
   ])('should apply %j to the server', async (env, expected) => {

@@ -28,25 +28,47 @@ describe('dead-letter topic', () => {
     const invalid: { key: string | Buffer | null; value: string | Buffer; code: string }[] = [
       { key: 'bad-json', value: '{"userId": "u1",', code: RecordErrorCode.JsonInvalid },
       { key: 'not-object', value: '"u1"', code: RecordErrorCode.NotObject },
-      { key: 'missing', value: json({ tweetId: 'missing', text: 'no owner' }), code: RecordErrorCode.FieldMissing },
+      {
+        key: 'missing',
+        value: json({ tweetId: 'missing', text: 'no owner' }),
+        code: RecordErrorCode.FieldMissing,
+      },
       { key: 'mistyped', value: json({ userId: 7 }), code: RecordErrorCode.FieldType },
       { key: 'mismatch', value: json({ tweetId: 'other', userId: 'u1' }), code: RecordErrorCode.KeyMismatch },
       { key: null, value: json({ userId: 'u1' }), code: RecordErrorCode.KeyInvalid },
       { key: 'x'.repeat(600), value: json({ userId: 'u1' }), code: RecordErrorCode.KeyInvalid },
-      { key: 'bad-date', value: json({ userId: 'u1', createdAt: '22/01/2008' }), code: RecordErrorCode.DateInvalid },
+      {
+        key: 'bad-date',
+        value: json({ userId: 'u1', createdAt: '22/01/2008' }),
+        code: RecordErrorCode.DateInvalid,
+      },
     ];
     // One partition so "the records after it" have a defined order.
-    await produce(kafka.brokers, topics.users, [{ key: 'u1', value: json({ username: 'zcox' }), partition: 0 }]);
+    await produce(kafka.brokers, topics.users, [
+      { key: 'u1', value: json({ username: 'zcox' }), partition: 0 },
+    ]);
     await produce(kafka.brokers, topics.tweets, [
       { key: 'ok-1', value: json({ userId: 'u1' }), partition: 0 },
-      ...invalid.map((r) => ({ key: r.key, value: r.value, headers: { 'trace-id': `trace-${r.code}` }, partition: 0 })),
+      ...invalid.map((r) => ({
+        key: r.key,
+        value: r.value,
+        headers: { 'trace-id': `trace-${r.code}` },
+        partition: 0,
+      })),
       { key: 'ok-2', value: json({ userId: 'u1' }), partition: 0 },
     ]);
 
-    await eventually(async () => {
-      const r = await graphql<{ user: { tweetCount: number } | null }>(server.url, '{ user(id: "u1") { tweetCount } }');
-      return r.data?.user?.tweetCount === 2 ? true : undefined;
-    }, 30_000, 'valid tweets applied');
+    await eventually(
+      async () => {
+        const r = await graphql<{ user: { tweetCount: number } | null }>(
+          server.url,
+          '{ user(id: "u1") { tweetCount } }',
+        );
+        return r.data?.user?.tweetCount === 2 ? true : undefined;
+      },
+      30_000,
+      'valid tweets applied',
+    );
 
     const dlq = await consumeAll(kafka.brokers, `${topics.tweets}.dlq`, invalid.length, 30_000);
     const got = dlq
@@ -74,6 +96,8 @@ describe('dead-letter topic', () => {
       })),
     );
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toContain(`matview_records_invalid_total{topic="${topics.tweets}",code="${RecordErrorCode.KeyInvalid}"} 2`);
+    expect(metrics).toContain(
+      `matview_records_invalid_total{topic="${topics.tweets}",code="${RecordErrorCode.KeyInvalid}"} 2`,
+    );
   });
 });

@@ -25,12 +25,21 @@ afterAll(() => {
 
 describe('npm start without Kafka', () => {
   it('should serve demo users and show their counts changing, then stop cleanly on SIGTERM', async () => {
-    const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts
+      .start;
     const [bin, ...args] = start.split(' ');
     expect(bin).toBe('node');
     const port = await freePort();
     const proc = spawn(process.execPath, args, {
-      env: { PATH: process.env['PATH'] ?? '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: tempDir(), DEMO_RATE: '200', DEMO_USERS: '50', LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: tempDir(),
+        DEMO_RATE: '200',
+        DEMO_USERS: '50',
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
@@ -39,20 +48,31 @@ describe('npm start without Kafka', () => {
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
     const url = `http://127.0.0.1:${port}`;
 
-    await eventually(async () => ((await fetch(`${url}/health/ready`)).status === 200 ? true : undefined), 60_000, 'ready');
+    await eventually(
+      async () => ((await fetch(`${url}/health/ready`)).status === 200 ? true : undefined),
+      60_000,
+      'ready',
+    );
     const ids = Array.from({ length: 50 }, (_, i) => String(10_000_000 + i));
     const query = `query($ids: [ID!]!) { users(ids: $ids) { userId username tweetCount followingCount followerCount likeCount } }`;
     type Users = { users: ({ userId: string; username: string; tweetCount: number } | null)[] };
     const first = await graphql<Users>(url, query, { ids });
     expect(first.errors).toBeUndefined();
     expect(first.data?.users.filter((u) => u !== null).length).toBeGreaterThan(0);
-    const one = await graphql<{ user: { userId: string } | null }>(url, `{ user(id: "${ids[0]}") { userId } }`);
+    const one = await graphql<{ user: { userId: string } | null }>(
+      url,
+      `{ user(id: "${ids[0]}") { userId } }`,
+    );
     expect(one).toEqual({ data: { user: { userId: ids[0] } } });
 
-    await eventually(async () => {
-      const now = await graphql<Users>(url, query, { ids });
-      return JSON.stringify(now.data) !== JSON.stringify(first.data) ? true : undefined;
-    }, 30_000, 'counts to change');
+    await eventually(
+      async () => {
+        const now = await graphql<Users>(url, query, { ids });
+        return JSON.stringify(now.data) !== JSON.stringify(first.data) ? true : undefined;
+      },
+      30_000,
+      'counts to change',
+    );
 
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -24,11 +24,36 @@ const json = (o: object) => JSON.stringify(o);
 
 /** Tweets i in [from, to): tweet i belongs to user i % 5; follows i: user i%5 → user (i+1)%5, then moved to `movedTo(i)` when i is odd. */
 const movedTo = (i: number) => (i % 5 === 0 ? 1 : 0);
-async function produceRange(brokers: readonly string[], topics: ReturnType<typeof freshTopics>, from: number, to: number) {
+async function produceRange(
+  brokers: readonly string[],
+  topics: ReturnType<typeof freshTopics>,
+  from: number,
+  to: number,
+) {
   const range = Array.from({ length: to - from }, (_, k) => from + k);
-  await produce(brokers, topics.tweets, range.map((i) => ({ key: `t${i}`, value: json({ userId: USERS[i % 5] }) })));
-  await produce(brokers, topics.follows, range.map((i) => ({ key: `f${i}`, value: json({ followerId: USERS[i % 5], followeeId: USERS[(i + 1) % 5] }) })));
-  await produce(brokers, topics.follows, range.filter((i) => i % 2 === 1).map((i) => ({ key: `f${i}`, value: json({ followerId: USERS[i % 5], followeeId: USERS[movedTo(i)] }) })));
+  await produce(
+    brokers,
+    topics.tweets,
+    range.map((i) => ({ key: `t${i}`, value: json({ userId: USERS[i % 5] }) })),
+  );
+  await produce(
+    brokers,
+    topics.follows,
+    range.map((i) => ({
+      key: `f${i}`,
+      value: json({ followerId: USERS[i % 5], followeeId: USERS[(i + 1) % 5] }),
+    })),
+  );
+  await produce(
+    brokers,
+    topics.follows,
+    range
+      .filter((i) => i % 2 === 1)
+      .map((i) => ({
+        key: `f${i}`,
+        value: json({ followerId: USERS[i % 5], followeeId: USERS[movedTo(i)] }),
+      })),
+  );
 }
 
 function reference(n: number) {
@@ -49,16 +74,32 @@ const VERSIONED = `query($ids: [ID!]!) { users(ids: $ids) { userId tweetCount fo
 /** Waits until every produced record was consumed (positions) and the view equals the reference. */
 async function caughtUp(server: TestServer, topics: ReturnType<typeof freshTopics>, n: number) {
   const want = JSON.stringify({ users: reference(n) });
-  const produced = { [topics.users]: USERS.length, [topics.tweets]: n, [topics.follows]: n + Math.floor(n / 2) };
-  await eventually(() => {
-    const consumed: Record<string, number> = {};
-    for (const p of server.running.store.positions()) consumed[p.topic] = (consumed[p.topic] ?? 0) + Number(p.next);
-    return JSON.stringify(consumed, Object.keys(produced).sort()) === JSON.stringify(produced, Object.keys(produced).sort()) ? true : undefined;
-  }, 45_000, `all ${n} records consumed`);
-  return eventually(async () => {
-    const r = await graphql(server.url, QUERY, { ids: USERS });
-    return JSON.stringify(r.data) === want ? r.data : undefined;
-  }, 45_000, `view of ${n} tweets/follows`);
+  const produced = {
+    [topics.users]: USERS.length,
+    [topics.tweets]: n,
+    [topics.follows]: n + Math.floor(n / 2),
+  };
+  await eventually(
+    () => {
+      const consumed: Record<string, number> = {};
+      for (const p of server.running.store.positions())
+        consumed[p.topic] = (consumed[p.topic] ?? 0) + Number(p.next);
+      return JSON.stringify(consumed, Object.keys(produced).sort()) ===
+        JSON.stringify(produced, Object.keys(produced).sort())
+        ? true
+        : undefined;
+    },
+    45_000,
+    `all ${n} records consumed`,
+  );
+  return eventually(
+    async () => {
+      const r = await graphql(server.url, QUERY, { ids: USERS });
+      return JSON.stringify(r.data) === want ? r.data : undefined;
+    },
+    45_000,
+    `view of ${n} tweets/follows`,
+  );
 }
 
 const sum = async (counter: { get(): Promise<{ values: { value: number }[] }> }) =>
@@ -68,7 +109,11 @@ describe('restart and replay', () => {
   it('should resume from the stored offsets after a restart, without re-reading or double counting', async () => {
     const topics = freshTopics();
     const dataDir = tempDir();
-    await produce(kafka.brokers, topics.users, USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })));
+    await produce(
+      kafka.brokers,
+      topics.users,
+      USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })),
+    );
     await produceRange(kafka.brokers, topics, 0, 60);
     const first = await startTestServer({ brokers: kafka.brokers, topics, dataDir });
     await caughtUp(first, topics, 60);
@@ -83,15 +128,22 @@ describe('restart and replay', () => {
       applied: await sum(second.running.metrics.recordsApplied),
       skipped: await sum(second.running.metrics.recordsSkipped),
     }).toEqual({ applied: 100, skipped: 0 });
-    const after = new Map(second.running.store.positions().map((p) => [`${p.topic}/${p.partition}`, BigInt(p.next)]));
-    for (const p of positionsBefore) expect(after.get(`${p.topic}/${p.partition}`)! >= BigInt(p.next)).toBe(true);
+    const after = new Map(
+      second.running.store.positions().map((p) => [`${p.topic}/${p.partition}`, BigInt(p.next)]),
+    );
+    for (const p of positionsBefore)
+      expect(after.get(`${p.topic}/${p.partition}`)! >= BigInt(p.next)).toBe(true);
     await second.close();
   });
 
   it('should change nothing when a whole partition is replayed from offset 0 into an existing store', async () => {
     const topics = freshTopics();
     const dataDir = tempDir();
-    await produce(kafka.brokers, topics.users, USERS.map((u) => ({ key: u, value: json({ username: u }) })));
+    await produce(
+      kafka.brokers,
+      topics.users,
+      USERS.map((u) => ({ key: u, value: json({ username: u }) })),
+    );
     await produceRange(kafka.brokers, topics, 0, 80);
     const first = await startTestServer({ brokers: kafka.brokers, topics, dataDir });
     await caughtUp(first, topics, 80);
@@ -105,11 +157,17 @@ describe('restart and replay', () => {
     await store.close();
 
     const second = await startTestServer({ brokers: kafka.brokers, topics, dataDir });
-    await eventually(() => {
-      const now = second.running.store.positions().filter((p) => p.topic === topics.follows);
-      return JSON.stringify(now) === JSON.stringify(replayed) ? true : undefined;
-    }, 45_000, 'follows partitions read again to their end');
-    expect(await sum(second.running.metrics.recordsApplied)).toBe(replayed.reduce((n, p) => n + Number(p.next), 0));
+    await eventually(
+      () => {
+        const now = second.running.store.positions().filter((p) => p.topic === topics.follows);
+        return JSON.stringify(now) === JSON.stringify(replayed) ? true : undefined;
+      },
+      45_000,
+      'follows partitions read again to their end',
+    );
+    expect(await sum(second.running.metrics.recordsApplied)).toBe(
+      replayed.reduce((n, p) => n + Number(p.next), 0),
+    );
     expect(await graphql(second.url, VERSIONED, { ids: USERS })).toEqual(before);
     await second.close();
   });

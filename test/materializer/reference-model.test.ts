@@ -19,7 +19,6 @@ interface Rec {
   offset: number;
 }
 
-
 /** One random changelog: per topic a stream of inserts, owner-changing updates, tombstones (known and unknown keys). */
 function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
   const rnd = prng(seed);
@@ -40,11 +39,21 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
   const rowFor = (table: Table, key: string): Record<string, unknown> => {
     switch (table) {
       case 'users':
-        return { userId: key, username: `name-${Math.floor(rnd() * 3)}`, location: rnd() < 0.5 ? null : 'Chicago, IL', joinedDate: rnd() < 0.5 ? undefined : 'Tue Jan 22 15:14:44 +0000 2008' };
+        return {
+          userId: key,
+          username: `name-${Math.floor(rnd() * 3)}`,
+          location: rnd() < 0.5 ? null : 'Chicago, IL',
+          joinedDate: rnd() < 0.5 ? undefined : 'Tue Jan 22 15:14:44 +0000 2008',
+        };
       case 'tweets':
         return { tweetId: key, userId: pick(userIds), text: `t${Math.floor(rnd() * 2)}` };
       case 'follows':
-        return { followId: key, followerId: pick(userIds), followeeId: pick(userIds), createdAt: '2020-01-01T00:00:00Z' };
+        return {
+          followId: key,
+          followerId: pick(userIds),
+          followeeId: pick(userIds),
+          createdAt: '2020-01-01T00:00:00Z',
+        };
       case 'likes':
         return { likeId: key, userId: pick(userIds), tweetId: `t${Math.floor(rnd() * 5)}` };
     }
@@ -88,12 +97,14 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
 function reference(records: Rec[]): Map<string, (Profile & Counts) | null> {
   const latest = new Map<string, Rec>();
   for (const r of records) latest.set(`${r.table}/${r.key}`, r); // records are in per-partition order per key
-  const rows = (t: Table) => [...latest.values()].filter((r) => r.table === t && r.value !== null).map((r) => r.value!);
+  const rows = (t: Table) =>
+    [...latest.values()].filter((r) => r.table === t && r.value !== null).map((r) => r.value!);
   const count = (t: Table, field: string, id: string) => rows(t).filter((v) => v[field] === id).length;
   const ids = new Set<string>();
   for (const r of records) {
     if (r.value === null) continue;
-    for (const f of ['userId', 'followerId', 'followeeId']) if (typeof r.value[f] === 'string') ids.add(r.value[f] as string);
+    for (const f of ['userId', 'followerId', 'followeeId'])
+      if (typeof r.value[f] === 'string') ids.add(r.value[f] as string);
   }
   const out = new Map<string, (Profile & Counts) | null>();
   for (const id of ids) {
@@ -122,7 +133,11 @@ function reference(records: Rec[]): Map<string, (Profile & Counts) | null> {
 }
 
 function toChange(r: Rec): Change {
-  const decoded = decodeRecord(r.table, Buffer.from(r.key), r.value === null ? null : Buffer.from(JSON.stringify(r.value)));
+  const decoded = decodeRecord(
+    r.table,
+    Buffer.from(r.key),
+    r.value === null ? null : Buffer.from(JSON.stringify(r.value)),
+  );
   if (!decoded.ok) throw new Error(`generator produced an invalid record: ${decoded.message}`);
   return {
     table: r.table,
@@ -135,7 +150,7 @@ function toChange(r: Rec): Change {
 
 function run(state: MemoryState, deliveries: Rec[], rnd: () => number, firstSequence: bigint): bigint {
   let sequence = firstSequence;
-  for (let i = 0; i < deliveries.length; ) {
+  for (let i = 0; i < deliveries.length;) {
     const size = 1 + Math.floor(rnd() * 12);
     const batch = deliveries.slice(i, i + size).map(toChange);
     i += size;
@@ -181,10 +196,19 @@ describe('materializer against the reference model', () => {
       const rnd = prng(seed);
       const sequence = run(state, deliveries, rnd, 0n);
       const before = structuredClone([...state.views]);
-      const partition = records.filter((r) => r.table === records[0]!.table && r.partition === records[0]!.partition);
+      const partition = records.filter(
+        (r) => r.table === records[0]!.table && r.partition === records[0]!.partition,
+      );
       const prefix = partition.slice(0, 1 + Math.floor(rnd() * partition.length));
-      const writes = materialize(state, prefix.map(toChange), { sequence: sequence + 1n, appliedAt: new Date(1).toISOString() });
-      expect({ rows: writes.rows.size, users: writes.users.size, views: writes.views.size }).toEqual({ rows: 0, users: 0, views: 0 });
+      const writes = materialize(state, prefix.map(toChange), {
+        sequence: sequence + 1n,
+        appliedAt: new Date(1).toISOString(),
+      });
+      expect({ rows: writes.rows.size, users: writes.users.size, views: writes.views.size }).toEqual({
+        rows: 0,
+        users: 0,
+        views: 0,
+      });
       expect(writes.noops).toBe(prefix.length);
       expect([...state.views]).toEqual(before);
     }
@@ -193,8 +217,12 @@ describe('materializer against the reference model', () => {
 
 describe('materializer semantics', () => {
   const at = (offset: number, partition = 0) => ({ partition, offset: String(offset) });
-  const change = (table: Table, key: string, value: Record<string, unknown> | null, pos: { partition: number; offset: string }): Change =>
-    toChange({ table, key, value, partition: pos.partition, offset: Number(pos.offset) });
+  const change = (
+    table: Table,
+    key: string,
+    value: Record<string, unknown> | null,
+    pos: { partition: number; offset: string },
+  ): Change => toChange({ table, key, value, partition: pos.partition, offset: Number(pos.offset) });
   const apply = (state: MemoryState, seq: bigint, ...changes: Change[]) => {
     const w = materialize(state, changes, { sequence: seq, appliedAt: '2026-01-01T00:00:00.000Z' });
     state.apply(w);
@@ -203,17 +231,33 @@ describe('materializer semantics', () => {
 
   it('should count before the users row exists and show the user with those counts when it arrives', () => {
     const s = new MemoryState();
-    const w1 = apply(s, 1n, change('tweets', 't1', { userId: 'u1' }, at(0)), change('likes', 'l1', { userId: 'u1', tweetId: 't9' }, at(0)));
+    const w1 = apply(
+      s,
+      1n,
+      change('tweets', 't1', { userId: 'u1' }, at(0)),
+      change('likes', 'l1', { userId: 'u1', tweetId: 't9' }, at(0)),
+    );
     expect(w1.views.size).toBe(0);
     expect(s.views.get('u1')).toBeUndefined();
     const w2 = apply(s, 2n, change('users', 'u1', { userId: 'u1', username: 'zcox' }, at(0)));
     expect([...w2.views.keys()]).toEqual(['u1']);
-    expect(s.views.get('u1')).toMatchObject({ userId: 'u1', username: 'zcox', tweetCount: 1, likeCount: 1, version: { sequence: '2', source: { topic: 'users', partition: 0, offset: '0' } } });
+    expect(s.views.get('u1')).toMatchObject({
+      userId: 'u1',
+      username: 'zcox',
+      tweetCount: 1,
+      likeCount: 1,
+      version: { sequence: '2', source: { topic: 'users', partition: 0, offset: '0' } },
+    });
   });
 
   it('should hide a deleted user but keep the counts for when the user comes back', () => {
     const s = new MemoryState();
-    apply(s, 1n, change('users', 'u1', { username: 'a' }, at(0)), change('tweets', 't1', { userId: 'u1' }, at(0)));
+    apply(
+      s,
+      1n,
+      change('users', 'u1', { username: 'a' }, at(0)),
+      change('tweets', 't1', { userId: 'u1' }, at(0)),
+    );
     const w = apply(s, 2n, change('users', 'u1', null, at(1)));
     expect(w.views.get('u1')).toBeNull();
     expect(s.views.has('u1')).toBe(false);
@@ -226,7 +270,11 @@ describe('materializer semantics', () => {
     for (const u of ['a', 'b', 'c']) apply(s, 1n, change('users', u, { username: u }, at(u.charCodeAt(0))));
     apply(s, 2n, change('follows', 'f1', { followerId: 'a', followeeId: 'b' }, at(0)));
     apply(s, 3n, change('follows', 'f1', { followerId: 'a', followeeId: 'c' }, at(1)));
-    expect([s.views.get('b')!.followerCount, s.views.get('c')!.followerCount, s.views.get('a')!.followingCount]).toEqual([0, 1, 1]);
+    expect([
+      s.views.get('b')!.followerCount,
+      s.views.get('c')!.followerCount,
+      s.views.get('a')!.followingCount,
+    ]).toEqual([0, 1, 1]);
     apply(s, 4n, change('follows', 'f1', null, at(2)));
     const second = apply(s, 5n, change('follows', 'f1', null, at(3)));
     expect(second.views.size).toBe(0);
@@ -235,8 +283,18 @@ describe('materializer semantics', () => {
 
   it('should not publish a change for an update that leaves the view as it was', () => {
     const s = new MemoryState();
-    apply(s, 1n, change('users', 'u1', { username: 'a' }, at(0)), change('tweets', 't1', { userId: 'u1', text: 'x' }, at(0)));
-    const w = apply(s, 2n, change('tweets', 't1', { userId: 'u1', text: 'edited' }, at(1)), change('tweets', 'nope', null, at(2)));
+    apply(
+      s,
+      1n,
+      change('users', 'u1', { username: 'a' }, at(0)),
+      change('tweets', 't1', { userId: 'u1', text: 'x' }, at(0)),
+    );
+    const w = apply(
+      s,
+      2n,
+      change('tweets', 't1', { userId: 'u1', text: 'edited' }, at(1)),
+      change('tweets', 'nope', null, at(2)),
+    );
     expect({ views: w.views.size, users: w.users.size }).toEqual({ views: 0, users: 0 });
   });
 });

@@ -21,17 +21,36 @@ describe('loadConfig', () => {
 
   it('should parse a broker list and topic names', () => {
     const c = loadConfig({ KAFKA_BROKERS: 'a:9092, b:9093', TOPIC_USERS: 'db.users', PORT: '4100' });
-    expect({ brokers: c.kafka?.brokers, users: c.topics.users, port: c.port }).toEqual({ brokers: ['a:9092', 'b:9093'], users: 'db.users', port: 4100 });
+    expect({ brokers: c.kafka?.brokers, users: c.topics.users, port: c.port }).toEqual({
+      brokers: ['a:9092', 'b:9093'],
+      users: 'db.users',
+      port: 4100,
+    });
   });
 
   it.each([
     [{ PORT: 'abc' }, 'Invalid configuration: PORT="abc" must be a number'],
     [{ PORT: '70000' }, 'Invalid configuration: PORT="70000" must be between 0 and 65535'],
-    [{ KAFKA_BROKERS: '' }, 'Invalid configuration: KAFKA_BROKERS="" must be a non-empty comma-separated list'],
-    [{ KAFKA_BROKERS: 'localhost' }, 'Invalid configuration: KAFKA_BROKERS="localhost" every entry must be host:port, e.g. "localhost:9092"'],
-    [{ TOPIC_USERS: 'a b' }, 'Invalid configuration: TOPIC_USERS="a b" must be a Kafka topic name (letters, digits, ".", "_", "-"; 1-200 chars)'],
-    [{ TOPIC_LIKES: 'users' }, 'Invalid configuration: TOPIC_USERS/TWEETS/FOLLOWS/LIKES must be four different topics, got users, tweets, follows, users'],
-    [{ PORT: 'x', DATA_DIR: '' }, 'Invalid configuration: PORT="x" must be a number; DATA_DIR="" must not be empty'],
+    [
+      { KAFKA_BROKERS: '' },
+      'Invalid configuration: KAFKA_BROKERS="" must be a non-empty comma-separated list',
+    ],
+    [
+      { KAFKA_BROKERS: 'localhost' },
+      'Invalid configuration: KAFKA_BROKERS="localhost" every entry must be host:port, e.g. "localhost:9092"',
+    ],
+    [
+      { TOPIC_USERS: 'a b' },
+      'Invalid configuration: TOPIC_USERS="a b" must be a Kafka topic name (letters, digits, ".", "_", "-"; 1-200 chars)',
+    ],
+    [
+      { TOPIC_LIKES: 'users' },
+      'Invalid configuration: TOPIC_USERS/TWEETS/FOLLOWS/LIKES must be four different topics, got users, tweets, follows, users',
+    ],
+    [
+      { PORT: 'x', DATA_DIR: '' },
+      'Invalid configuration: PORT="x" must be a number; DATA_DIR="" must not be empty',
+    ],
   ])('should reject %j with a message naming the variable and what is allowed', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
@@ -51,7 +70,10 @@ describe('matview serve with bad configuration', () => {
 
   it.each([
     [{ PORT: 'http' }, 'matview: Invalid configuration: PORT="http" must be a number'],
-    [{ KAFKA_BROKERS: '' }, 'matview: Invalid configuration: KAFKA_BROKERS="" must be a non-empty comma-separated list'],
+    [
+      { KAFKA_BROKERS: '' },
+      'matview: Invalid configuration: KAFKA_BROKERS="" must be a non-empty comma-separated list',
+    ],
     [{ DATA_DIR: join(file, 'data') }, `matview: DATA_DIR "${join(file, 'data')}" is not usable:`],
   ])('should exit 1 with one line for %j', (env, start) => {
     const r = run(env);
@@ -69,7 +91,14 @@ describe('matview serve on a port already in use', () => {
     const { port } = blocker.address() as { port: number };
     try {
       const child = spawn(process.execPath, ['bin/matview.js', 'serve'], {
-        env: { PATH: process.env['PATH'] ?? '', DEMO: 'false', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: tempDir(), LOG_LEVEL: 'silent' },
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          DEMO: 'false',
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          DATA_DIR: tempDir(),
+          LOG_LEVEL: 'silent',
+        },
       });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

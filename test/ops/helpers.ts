@@ -111,7 +111,8 @@ export async function scrape(url: string): Promise<Scrape> {
 /** `| `name` | type | `a`, `b` | meaning |` rows of docs/metrics.md. */
 export function documentedMetrics(): { name: string; type: string; labels: string[] }[] {
   const doc = readFileSync('docs/metrics.md', 'utf8');
-  return [...doc.matchAll(/^\| `(matview_[a-z_]+)` \| (\w+) \|([^|]*)\|/gm)].map((m) => ({
+  // Cells may be padded (prettier aligns markdown tables).
+  return [...doc.matchAll(/^\| `(matview_[a-z_]+)`\s*\| (\w+)\s*\|([^|]*)\|/gm)].map((m) => ({
     name: m[1]!,
     type: m[2]!,
     labels: [...m[3]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1]!),

@@ -15,22 +15,24 @@ const tables = new Map<string, Table>([
   ['likes', 'likes'],
 ]);
 
-function batch(topic: string, records: [key: string | Buffer | null, value: string | Buffer | null][], first = 0): FeedBatch {
+function batch(
+  topic: string,
+  records: [key: string | Buffer | null, value: string | Buffer | null][],
+  first = 0,
+): FeedBatch {
   return {
     topic,
     partition: 0,
     highWatermark: String(first + records.length),
-    records: records.map(
-      ([k, v], i): FeedRecord => ({
-        topic,
-        partition: 0,
-        offset: String(first + i),
-        timestamp: '1700000000000',
-        key: k === null ? null : Buffer.from(k),
-        value: v === null ? null : Buffer.from(v),
-        headers: { trace: Buffer.from('abc') },
-      }),
-    ),
+    records: records.map(([k, v], i): FeedRecord => ({
+      topic,
+      partition: 0,
+      offset: String(first + i),
+      timestamp: '1700000000000',
+      key: k === null ? null : Buffer.from(k),
+      value: v === null ? null : Buffer.from(v),
+      headers: { trace: Buffer.from('abc') },
+    })),
   };
 }
 
@@ -58,23 +60,28 @@ describe('ingest', () => {
     const { store, dead, handler } = setup();
     await handler(batch('users', [['u1', JSON.stringify({ userId: 'u1', username: 'ok' })]]));
     await handler(
-      batch(
-        'tweets',
+      batch('tweets', [
+        ['t1', '{not json'],
+        ['t2', '[1,2]'],
+        ['t3', JSON.stringify({ tweetId: 't3' })],
+        ['t4', JSON.stringify({ tweetId: 't4', userId: 42 })],
+        ['t5', JSON.stringify({ tweetId: 'other', userId: 'u1' })],
+        ['', JSON.stringify({ userId: 'u1' })],
+        [null, JSON.stringify({ userId: 'u1' })],
+        ['k'.repeat(513), JSON.stringify({ userId: 'u1' })],
+        [Buffer.from([0xff, 0xfe]), JSON.stringify({ userId: 'u1' })],
+        ['t6', JSON.stringify({ tweetId: 't6', userId: 'u1', createdAt: 'yesterday' })],
+        [Buffer.from('t7'), Buffer.from([0xc3, 0x28])],
         [
-          ['t1', '{not json'],
-          ['t2', '[1,2]'],
-          ['t3', JSON.stringify({ tweetId: 't3' })],
-          ['t4', JSON.stringify({ tweetId: 't4', userId: 42 })],
-          ['t5', JSON.stringify({ tweetId: 'other', userId: 'u1' })],
-          ['', JSON.stringify({ userId: 'u1' })],
-          [null, JSON.stringify({ userId: 'u1' })],
-          ['k'.repeat(513), JSON.stringify({ userId: 'u1' })],
-          [Buffer.from([0xff, 0xfe]), JSON.stringify({ userId: 'u1' })],
-          ['t6', JSON.stringify({ tweetId: 't6', userId: 'u1', createdAt: 'yesterday' })],
-          [Buffer.from('t7'), Buffer.from([0xc3, 0x28])],
-          ['t8', JSON.stringify({ tweetId: 't8', userId: 'u1', createdAt: 'Tue Jan 22 15:14:44 +0000 2008', extra: { x: 1 } })],
+          't8',
+          JSON.stringify({
+            tweetId: 't8',
+            userId: 'u1',
+            createdAt: 'Tue Jan 22 15:14:44 +0000 2008',
+            extra: { x: 1 },
+          }),
         ],
-      ),
+      ]),
     );
     expect(dead.map((d) => [d.record.offset, d.code])).toEqual([
       ['0', RecordErrorCode.JsonInvalid],
@@ -90,7 +97,10 @@ describe('ingest', () => {
       ['10', RecordErrorCode.JsonInvalid],
     ]);
     expect(dead[0]!.record.headers['trace']?.toString()).toBe('abc');
-    expect({ tweets: store.getUser('u1')?.tweetCount, next: store.position('tweets', 0) }).toEqual({ tweets: 1, next: '12' });
+    expect({ tweets: store.getUser('u1')?.tweetCount, next: store.position('tweets', 0) }).toEqual({
+      tweets: 1,
+      next: '12',
+    });
     await store.close();
   });
 
@@ -102,7 +112,16 @@ describe('ingest', () => {
     ]);
     await handler(b);
     await handler(b);
-    await handler(batch('tweets', [['t2', JSON.stringify({ userId: 'u1' })], ['t3', JSON.stringify({ userId: 'u1' })]], 1));
+    await handler(
+      batch(
+        'tweets',
+        [
+          ['t2', JSON.stringify({ userId: 'u1' })],
+          ['t3', JSON.stringify({ userId: 'u1' })],
+        ],
+        1,
+      ),
+    );
     await handler(batch('users', [['u1', JSON.stringify({ username: 'a' })]]));
     expect(store.getUser('u1')?.tweetCount).toBe(3);
     expect((await metrics.recordsSkipped.get()).values.map((v) => v.value)).toEqual([3]);
@@ -120,11 +139,17 @@ describe('ingest', () => {
       ['t3', JSON.stringify({ userId: 'u1' })],
     ]);
     await expect(handler(b)).rejects.toThrow('DLQ down');
-    expect({ next: store.position('tweets', 0), seq: store.sequence() }).toEqual({ next: undefined, seq: 0n });
+    expect({ next: store.position('tweets', 0), seq: store.sequence() }).toEqual({
+      next: undefined,
+      seq: 0n,
+    });
     dlqUp = true;
     await handler(b);
     await handler(batch('users', [['u1', JSON.stringify({ username: 'a' })]]));
-    expect({ next: store.position('tweets', 0), tweets: store.getUser('u1')?.tweetCount }).toEqual({ next: '3', tweets: 2 });
+    expect({ next: store.position('tweets', 0), tweets: store.getUser('u1')?.tweetCount }).toEqual({
+      next: '3',
+      tweets: 2,
+    });
     await store.close();
   });
 });

@@ -33,10 +33,18 @@ describe('LmdbStore', () => {
     const events: CommitEvent[] = [];
     store.onCommit((e) => events.push(e));
     await store.applyBatch({
-      changes: [change('users', 'u1', profile('zcox'), 0), change('tweets', 't1', { table: 'tweets', userId: 'u1' }, 0)],
+      changes: [
+        change('users', 'u1', profile('zcox'), 0),
+        change('tweets', 't1', { table: 'tweets', userId: 'u1' }, 0),
+      ],
       positions: [{ topic: 'users', partition: 0, next: '1' }],
     });
-    expect(store.getUser('u1')).toMatchObject({ userId: 'u1', username: 'zcox', tweetCount: 1, version: { sequence: '1' } });
+    expect(store.getUser('u1')).toMatchObject({
+      userId: 'u1',
+      username: 'zcox',
+      tweetCount: 1,
+      version: { sequence: '1' },
+    });
     expect(JSON.parse(store.getUserJson('u1')!.toString())).toEqual({
       userId: 'u1',
       username: 'zcox',
@@ -57,7 +65,12 @@ describe('LmdbStore', () => {
     await store.close();
 
     const again = openStore({ path, viewVersion: 1 });
-    expect({ seq: again.sequence(), pos: again.positions(), id: again.instanceId, tweets: again.getUser('u1')?.tweetCount }).toEqual({
+    expect({
+      seq: again.sequence(),
+      pos: again.positions(),
+      id: again.instanceId,
+      tweets: again.getUser('u1')?.tweetCount,
+    }).toEqual({
       seq: 1n,
       pos: [{ topic: 'users', partition: 0, next: '1' }],
       id: instanceId,
@@ -70,7 +83,10 @@ describe('LmdbStore', () => {
   it('should keep serving the stored view when the code has another view version, and say a rebuild is needed', async () => {
     const path = tempDir();
     const store = openStore({ path, viewVersion: 1 });
-    await store.applyBatch({ changes: [change('users', 'u1', profile('a'), 0)], positions: [{ topic: 'users', partition: 0, next: '1' }] });
+    await store.applyBatch({
+      changes: [change('users', 'u1', profile('a'), 0)],
+      positions: [{ topic: 'users', partition: 0, next: '1' }],
+    });
     await store.close();
     const next = openStore({ path, viewVersion: 2 });
     expect({
@@ -78,7 +94,12 @@ describe('LmdbStore', () => {
       viewVersion: next.viewVersion,
       user: next.getUser('u1')?.username,
       positions: next.positions(),
-    }).toEqual({ needsRebuild: true, viewVersion: 1, user: 'a', positions: [{ topic: 'users', partition: 0, next: '1' }] });
+    }).toEqual({
+      needsRebuild: true,
+      viewVersion: 1,
+      user: 'a',
+      positions: [{ topic: 'users', partition: 0, next: '1' }],
+    });
     await next.close();
   });
 
@@ -90,7 +111,11 @@ describe('LmdbStore', () => {
     });
     await store.applyBatch({ changes: [change('users', 'u1', profile('a'), 0)], positions: [] });
     await store.applyBatch({ changes: [change('users', 'u2', profile('b'), 1)], positions: [] });
-    expect({ errors: errors.length, seq: store.sequence(), u2: store.getUser('u2')?.username }).toEqual({ errors: 2, seq: 2n, u2: 'b' });
+    expect({ errors: errors.length, seq: store.sequence(), u2: store.getUser('u2')?.username }).toEqual({
+      errors: 2,
+      seq: 2n,
+      u2: 'b',
+    });
     await store.close();
   });
 });
@@ -111,7 +136,12 @@ describe('view codec', () => {
       followingCount: 1096,
       followerCount: 887,
       likeCount: 203,
-      version: { sequence: '18446744073709551615', appliedAt: '2026-01-01T00:00:00.000Z', eventTime: null, source: { topic: 'users', partition: 3, offset: '42' } },
+      version: {
+        sequence: '18446744073709551615',
+        appliedAt: '2026-01-01T00:00:00.000Z',
+        eventTime: null,
+        source: { topic: 'users', partition: 3, offset: '42' },
+      },
     };
     const bytes = encodeView(view);
     expect(decodeView(bytes)).toEqual(view);

@@ -16,7 +16,12 @@ export interface TestTopics {
 }
 
 export function freshTopics(): TestTopics {
-  return { users: uniqueTopic('users'), tweets: uniqueTopic('tweets'), follows: uniqueTopic('follows'), likes: uniqueTopic('likes') };
+  return {
+    users: uniqueTopic('users'),
+    tweets: uniqueTopic('tweets'),
+    follows: uniqueTopic('follows'),
+    likes: uniqueTopic('likes'),
+  };
 }
 
 export interface TestServer {
@@ -52,7 +57,11 @@ export async function startTestServer(options: {
 }
 
 /** POST /graphql and return the parsed body. */
-export async function graphql<T = unknown>(url: string, query: string, variables?: Record<string, unknown>): Promise<{ data?: T; errors?: unknown[] }> {
+export async function graphql<T = unknown>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<{ data?: T; errors?: unknown[] }> {
   const res = await fetch(`${url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -62,7 +71,11 @@ export async function graphql<T = unknown>(url: string, query: string, variables
 }
 
 /** Polls `check` until it returns a value other than undefined, or rejects with the last state after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -72,7 +85,8 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
