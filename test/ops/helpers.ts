@@ -4,57 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { loadConfig, type Config } from '../../src/ops/config.js';
-import { silentLogger } from '../../src/ops/logger.js';
-import { startServer, type Running, type StartOptions } from '../../src/ops/runtime.js';
-import type { TestTopics } from '../utils/server.js';
-import { tempDir } from '../utils/tmp.js';
 
-export interface OpsServer {
-  readonly url: string;
-  readonly config: Config;
-  readonly running: Running;
-  close(): Promise<void>;
-}
-
-/** The environment startTestServer uses, plus `env`. */
-export function testConfig(options: {
-  brokers?: readonly string[];
-  topics: TestTopics;
-  dataDir?: string;
-  port?: number;
-  env?: Record<string, string>;
-}): Config {
-  return loadConfig({
-    PORT: String(options.port ?? 0),
-    HOST: '127.0.0.1',
-    DATA_DIR: options.dataDir ?? tempDir(),
-    TOPIC_USERS: options.topics.users,
-    TOPIC_TWEETS: options.topics.tweets,
-    TOPIC_FOLLOWS: options.topics.follows,
-    TOPIC_LIKES: options.topics.likes,
-    KAFKA_FETCH_MAX_WAIT_MS: '50',
-    KAFKA_SESSION_TIMEOUT_MS: '6000',
-    DEMO: 'false',
-    ...(options.brokers ? { KAFKA_BROKERS: options.brokers.join(',') } : {}),
-    ...options.env,
-  });
-}
-
-export async function startOpsServer(
-  options: {
-    brokers?: readonly string[];
-    topics: TestTopics;
-    dataDir?: string;
-    port?: number;
-    env?: Record<string, string>;
-  },
-  start: StartOptions = {},
-): Promise<OpsServer> {
-  const config = testConfig(options);
-  const running = await startServer(config, silentLogger, start);
-  return { url: `http://127.0.0.1:${running.port}`, config, running, close: () => running.close() };
-}
+export type { TestServer as OpsServer } from '../utils/server.js';
+/** The ops tests share the integration tests' server: same configuration, StartOptions passed through. */
+export { startTestServer as startOpsServer, testServerConfig as testConfig } from '../utils/server.js';
 
 export async function freePort(): Promise<number> {
   const srv = createServer();

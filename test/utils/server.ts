@@ -4,7 +4,7 @@
  */
 import { loadConfig, type Config } from '../../src/ops/config.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { startServer, type Running } from '../../src/ops/runtime.js';
+import { startServer, type Running, type StartOptions } from '../../src/ops/runtime.js';
 import { uniqueTopic } from './kafka-mock.js';
 import { tempDir } from './tmp.js';
 
@@ -31,14 +31,19 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: {
-  brokers?: readonly string[];
-  topics: TestTopics;
-  dataDir?: string;
-  env?: Record<string, string>;
-}): Promise<TestServer> {
-  const config = loadConfig({
-    PORT: '0',
+export interface TestServerOptions {
+  readonly brokers?: readonly string[];
+  readonly topics: TestTopics;
+  readonly dataDir?: string;
+  /** Default 0 (any free port); the ops tests pick one up front so a probe can run before the server. */
+  readonly port?: number;
+  readonly env?: Record<string, string>;
+}
+
+/** The configuration every in-process test server uses: loopback, fresh data dir, short fetch wait and session. */
+export function testServerConfig(options: TestServerOptions): Config {
+  return loadConfig({
+    PORT: String(options.port ?? 0),
     HOST: '127.0.0.1',
     DATA_DIR: options.dataDir ?? tempDir(),
     TOPIC_USERS: options.topics.users,
@@ -52,7 +57,15 @@ export async function startTestServer(options: {
     ...(options.brokers ? { KAFKA_BROKERS: options.brokers.join(',') } : {}),
     ...options.env,
   });
-  const running = await startServer(config, silentLogger);
+}
+
+/** Starts `matview serve` in-process; `start` passes StartOptions (view version, swap hook) through. */
+export async function startTestServer(
+  options: TestServerOptions,
+  start: StartOptions = {},
+): Promise<TestServer> {
+  const config = testServerConfig(options);
+  const running = await startServer(config, silentLogger, start);
   return { url: `http://127.0.0.1:${running.port}`, config, running, close: () => running.close() };
 }
 
