@@ -217,6 +217,8 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   let started = false;
   let startRetryTimer: NodeJS.Timeout | undefined;
   const silenceMs = options.silenceMs ?? Math.max(5_000, 20 * options.fetchMaxWaitMs);
+  /** Why the last handler call failed, until a batch succeeds (e.g. the DLQ cannot be written). */
+  let handlerFailure: string | undefined;
 
   /** Logs transitions only: while retrying, the reason is refreshed silently (kafkajs logs each error). */
   const setState = (next: FeedState, why?: string): void => {
@@ -374,9 +376,17 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     inFlight = call.catch(() => undefined);
     try {
       await call;
+    } catch (error) {
+      // Say so at once: kafkajs only crashes (and we only hear of it) after its retries run out, and
+      // every consumer restart re-joins and heartbeats, which would otherwise read as healthy.
+      if (handlerFailure === undefined)
+        log.warn({ err: error, topic: batch.topic, partition: batch.partition }, 'batch failed; retrying');
+      handlerFailure = `applying ${batch.topic}[${batch.partition}] failed: ${describeError(error)}`;
+      throw error;
     } finally {
       inFlight = undefined;
     }
+    handlerFailure = undefined;
     touch();
     setState('running');
     const last = feedBatch.records[feedBatch.records.length - 1];
@@ -488,6 +498,9 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     endOffsets,
 
     status(): FeedStatus {
+      if (state === 'running' && handlerFailure !== undefined) {
+        return { state: 'retrying', reason: handlerFailure, lastActivityAt };
+      }
       const silentFor = Date.now() - lastActivityAt;
       if (state === 'running' && inFlight === undefined && silentFor > silenceMs) {
         const why = `no answer from the Kafka cluster for ${Math.round(silentFor / 1000)} s (no fetch or heartbeat)`;

@@ -396,11 +396,14 @@ describe('Kafka source', () => {
       Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: 2 })),
     );
     let failed = false;
+    let statusOnRedelivery: { state: string; reason?: string } | undefined;
     const c = collector(async () => {
       if (!failed) {
         failed = true;
         throw new Error('store busy, try again');
       }
+      // Until a batch succeeds the feed reports the failure, whatever kafkajs' joins and heartbeats say.
+      statusOnRedelivery ??= source.status();
     });
     const source = newSource();
     const options = startOptions([topic], c.handler);
@@ -416,6 +419,11 @@ describe('Kafka source', () => {
     );
     expect(c.records().map((r) => r.offset)).toEqual(['0', '1', '2', '3', '4']);
     expect(options.fatal).toEqual([]);
+    expect({ state: statusOnRedelivery?.state, reason: statusOnRedelivery?.reason }).toEqual({
+      state: 'retrying',
+      reason: `applying ${topic}[2] failed: Error: store busy, try again`,
+    });
+    expect(source.status().state).toBe('running');
   });
 
   it('should call onFatal when the handler fails with a non-retriable error', async () => {
