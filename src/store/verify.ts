@@ -7,7 +7,15 @@
  * turns): consistent even while a server commits to the same store.
  */
 import { profileOf } from '../materializer/materialize.js';
-import { TABLES, ZERO_COUNTS, type Counts, type Profile, type Table } from '../views/user-information.js';
+import {
+  COUNT_FIELDS,
+  PROFILE_FIELDS,
+  TABLES,
+  ZERO_COUNTS,
+  type Counts,
+  type Profile,
+  type Table,
+} from '../views/user-information.js';
 import type { Generation } from './generation.js';
 import type { LmdbStore } from './lmdb-store.js';
 
@@ -27,18 +35,6 @@ export interface VerifyReport {
   /** Users whose state or view differs from the rows, sorted by id. */
   readonly differences: readonly UserDifference[];
 }
-
-const COUNT_FIELDS = ['tweetCount', 'followingCount', 'followerCount', 'likeCount'] as const;
-const PROFILE_FIELDS = [
-  'username',
-  'name',
-  'description',
-  'location',
-  'webPageUrl',
-  'joinedDate',
-  'profileImageUrl',
-  'backgroundImageUrl',
-] as const satisfies readonly (keyof Profile)[];
 
 /** Recomputes the view of `generation` (default: the active one) from its rows and reports every difference. */
 export function verifyStore(

@@ -94,9 +94,8 @@ export const ZERO_COUNTS: Counts = Object.freeze({
   likeCount: 0,
 });
 
-/** Field order of seed 002's JSON object (`GET /users/:userId`). */
-export const REST_FIELDS = [
-  'userId',
+/** The profile fields, in seed 002's order. */
+export const PROFILE_FIELDS = [
   'username',
   'name',
   'description',
@@ -105,10 +104,21 @@ export const REST_FIELDS = [
   'joinedDate',
   'profileImageUrl',
   'backgroundImageUrl',
+] as const satisfies readonly (keyof Profile)[];
+
+/** The four counts, in seed 002's order. */
+export const COUNT_FIELDS = [
   'tweetCount',
   'followingCount',
   'followerCount',
   'likeCount',
+] as const satisfies readonly (keyof Counts)[];
+
+/** Field order of seed 002's JSON object (`GET /users/:userId`). */
+export const REST_FIELDS = [
+  'userId',
+  ...PROFILE_FIELDS,
+  ...COUNT_FIELDS,
 ] as const satisfies readonly (keyof UserInformation)[];
 
 /** Bump when the view's definition changes: a stored view of another version is rebuilt. */
