@@ -44,5 +44,16 @@ export function createContextFactory(deps: ContextDependencies): () => ApiContex
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   };
-  return () => ({ reader, feed, live, users: new DataLoader(batch) });
+  // The loader is made on first use: subscriptions never load through it.
+  return () => {
+    let users: DataLoader<string, UserInformation | null> | undefined;
+    return {
+      reader,
+      feed,
+      live,
+      get users() {
+        return (users ??= new DataLoader(batch));
+      },
+    };
+  };
 }

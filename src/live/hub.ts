@@ -22,6 +22,7 @@
 import type { LiveSource, LiveUserChange } from '../../api/live-source.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
+import type { UserInformation } from '../views/user-information.js';
 import { UserSubscription, type SubscriptionStats } from './subscription.js';
 
 /** What the hub needs of the store: synchronous reads plus the commit feed (`LmdbStore` has both). */
@@ -110,18 +111,22 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
   };
 
   const publish = (event: CommitEvent): void => {
+    // One change object per changed user, shared by every watcher: the API executes a subscription's
+    // selection once per (change, document) and sends those bytes to all of them (api/ws/shared-results.ts).
+    const deliver = (userId: string, user: UserInformation | null, watchers: Set<UserSubscription>): void => {
+      const change: LiveUserChange = { userId, kind: user === null ? 'DELETED' : 'UPDATED', user };
+      for (const s of watchers) s.offer(change, event.sequence);
+    };
     // Walk the smaller side: a big batch against few watched users, or many watchers against a small commit.
     if (event.changes.size <= index.size) {
       for (const [userId, user] of event.changes) {
         const watchers = index.get(userId);
-        if (watchers !== undefined) for (const s of watchers) s.offer(userId, event.sequence, user);
+        if (watchers !== undefined) deliver(userId, user, watchers);
       }
     } else {
       for (const [userId, watchers] of index) {
         const user = event.changes.get(userId);
-        if (user !== undefined || event.changes.has(userId)) {
-          for (const s of watchers) s.offer(userId, event.sequence, user ?? null);
-        }
+        if (user !== undefined || event.changes.has(userId)) deliver(userId, user ?? null, watchers);
       }
     }
   };

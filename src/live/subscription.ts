@@ -74,22 +74,26 @@ export class UserSubscription implements AsyncIterableIterator<LiveUserChange> {
   }
 
   /**
-   * A commit changed a watched user. Dropped when the state already queued or delivered is as new (the
-   * snapshot raced with this commit); otherwise it replaces any unread change of that user. An unread
-   * SNAPSHOT stays a SNAPSHOT, with the newer state: the first event is always the current state.
+   * A commit changed a watched user (`change.kind` is UPDATED or DELETED; the hub shares one change object
+   * among all watchers). Dropped when the state already queued or delivered is as new (the snapshot raced
+   * with this commit); otherwise it replaces any unread change of that user. An unread SNAPSHOT stays a
+   * SNAPSHOT, with the newer state: the first event is always the current state.
    */
-  offer(userId: string, sequence: bigint, user: UserInformation | null): void {
+  offer(change: LiveUserChange, sequence: bigint): void {
     if (this.closed) return;
+    const { userId } = change;
     const newest = this.newest.get(userId);
     if (newest !== undefined && sequence <= newest) return;
     this.newest.set(userId, sequence);
     const queued = this.pending.get(userId);
-    const kind = queued?.kind === 'SNAPSHOT' ? 'SNAPSHOT' : user === null ? 'DELETED' : 'UPDATED';
     if (queued !== undefined) {
       this.conflatedCount++;
       this.hooks.onConflated();
     }
-    this.enqueue(userId, { userId, kind, user });
+    this.enqueue(
+      userId,
+      queued?.kind === 'SNAPSHOT' ? { userId, kind: 'SNAPSHOT', user: change.user } : change,
+    );
   }
 
   /** Counters for tests and diagnostics. */
