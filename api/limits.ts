@@ -46,8 +46,12 @@ export function createOperationValidator(
     ...limitRules(config.limits),
     ...(config.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
   ];
+  // Validation depends on the document alone: callers that reuse parsed documents (the WebSocket layer's
+  // cache) validate each one once. Keyed weakly, so a forgotten document takes its entry with it.
+  const validated = new WeakMap<DocumentNode, readonly GraphQLError[]>();
   return (document, variables) => {
-    const errors = validate(schema, document, rules);
+    let errors = validated.get(document);
+    if (errors === undefined) validated.set(document, (errors = validate(schema, document, rules)));
     if (errors.length > 0) return [...errors];
     const idsError = checkIdsVariables(document, variables, config.limits.maxIds);
     return idsError === undefined ? [] : [idsError];

@@ -26,15 +26,18 @@ import {
 } from 'graphql';
 import type { ConnectionInitMessage } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { createTokenCheck } from '../src/live/auth.js';
 import { gateAsyncIterator, socketFlowControl } from '../src/live/backpressure.js';
 import { LiveCloseCode } from '../src/live/close-codes.js';
 import type { Config } from '../src/ops/config.js';
 import type { Logger } from '../src/ops/logger.js';
 import { ApiErrorCode } from './codes.js';
+import { ClockCache } from './fast-path/clock-cache.js';
 import type { ValidateOperation } from './limits.js';
 import { createFormatError } from './plugins/use-masked-errors.js';
+import { createSharedSubscribe } from './shared-results.js';
+import { createFrameSerializer, type FrameSerializer } from './ws-frames.js';
 
 /**
  * `extensions.code` of the error a `subscribe` gets when its connection already runs `WS_MAX_SUBSCRIPTIONS`
@@ -44,6 +47,10 @@ export const TOO_MANY_SUBSCRIPTIONS = ApiErrorCode.TooManySubscriptions;
 
 /** Close reason for a refused token: says what to send, never which tokens exist (max 123 bytes, RFC 6455). */
 const FORBIDDEN_REASON = 'Forbidden: connection_init needs connectionParams.authorization "Bearer <token>"';
+
+/** Parsed subscription documents remembered (by query text), and the longest text worth remembering. */
+const DOCUMENT_CACHE_ENTRIES = 1000;
+const MAX_CACHED_QUERY_LENGTH = 4096;
 
 /** How long `close()` lets clients answer the 1001 close frame before cutting their sockets. */
 const CLOSE_GRACE_MS = 1_000;
@@ -108,9 +115,24 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
     perMessageDeflate: false,
   });
 
+  // Every client of a dashboard sends the same subscription text: parse it once (validation is then
+  // memoized per document by validateOperation) and let all of them share one DocumentNode, which is what
+  // lets `subscribe` execute each event once per document instead of once per subscription.
+  const documents = new ClockCache<string, DocumentNode>(DOCUMENT_CACHE_ENTRIES);
+  const frames = createFrameSerializer();
+  const parseCached = (query: string): DocumentNode => {
+    let document = documents.get(query);
+    if (document === undefined) {
+      document = parse(query, { maxTokens: config.limits.maxTokens });
+      if (query.length <= MAX_CACHED_QUERY_LENGTH) documents.set(query, document);
+    }
+    return document;
+  };
+
   const disposable = useServer<InitPayload>(
     {
       schema: api.schema,
+      subscribe: createSharedSubscribe(),
       // From the validated config, not graphql-ws's own NODE_ENV check: internal error close reasons carry
       // the error message only in development (CONTRACT.md §4).
       isProd: !config.development,
@@ -130,7 +152,7 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
         }
         let document: DocumentNode;
         try {
-          document = parse(payload.query, { maxTokens: config.limits.maxTokens });
+          document = parseCached(payload.query);
         } catch (error) {
           if (error instanceof GraphQLError) return [withCode(error, ApiErrorCode.GraphqlParseFailed)];
           throw error;
@@ -151,8 +173,8 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
         const flow = socketFlowControl(ctx.extra.socket, ctx.extra.request.socket, live.backpressureBytes);
         return gateAsyncIterator(result[Symbol.asyncIterator](), flow, onWait);
       },
-      onNext: (_ctx, _id, _payload, _args, result): FormattedExecutionResult | undefined => {
-        if (result.errors === undefined) return undefined;
+      onNext: (ctx, _id, _payload, _args, result): FormattedExecutionResult | undefined => {
+        if (result.errors === undefined) return frames.payloadFor(ctx.extra.socket, result);
         return { ...result, errors: format(result.errors) } as FormattedExecutionResult;
       },
       onError: (_ctx, _id, _payload, errors) => format(errors),
@@ -170,6 +192,7 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      coalesceWrites(ws, socket, frames);
       wss.emit('connection', ws, req);
       // graphql-ws `useServer` just added a socket 'error' listener that console.errors "Internal error" and
       // closes with 4500. Errors `ws` raises for a client's bad frames (code WS_ERR_*: too big, bad UTF-8,
@@ -210,6 +233,31 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
         for (const c of clients) if (c.readyState !== c.CLOSED) c.terminate();
       })()),
   };
+}
+
+/**
+ * The connection's `send`, wrapped for fan-out:
+ * - sends made in one turn of the event loop leave in one `writev`. A commit wakes every subscription of a
+ *   connection within the same turn, and `ws` otherwise writes each frame with its own system call. The
+ *   socket is corked at the first send of a turn and uncorked once the turn's callbacks have run
+ *   (`setImmediate`); `ws`'s own cork/uncork around each frame nests inside;
+ * - a `next` frame carrying a token gets its result's JSON (api/ws-frames.ts).
+ */
+function coalesceWrites(ws: WebSocket, raw: Duplex, frames: FrameSerializer): void {
+  const send = ws.send;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    raw.uncork();
+  };
+  ws.send = function (this: WebSocket, data: unknown, ...rest: unknown[]): void {
+    if (!corked && !raw.destroyed) {
+      corked = true;
+      raw.cork();
+      setImmediate(uncork);
+    }
+    (send as (...args: unknown[]) => void).call(this, frames.expand(this, data), ...rest);
+  } as WebSocket['send'];
 }
 
 /** The error with `code` in its extensions unless it already has one (Apollo labels HTTP errors the same way). */
