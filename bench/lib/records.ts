@@ -160,12 +160,18 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** `node bin/matview.js serve` (as an operator runs it) with the given environment; port 0. */
+/** V8 flags matview ships with (the Docker image's NODE_OPTIONS and `npm start`). */
+export const SHIPPED_NODE_ARGS: readonly string[] = ['--max-semi-space-size=64'];
+
+/** `node bin/matview.js serve` (as an operator runs it, with SHIPPED_NODE_ARGS) with the given environment; port 0. */
 export async function startMatviewProcess(
   env: Record<string, string>,
   nodeArgs: readonly string[] = [],
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, `${ROOT}/bin/matview.js`, 'serve'], {
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server processes.
+  const extra = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const args = [...SHIPPED_NODE_ARGS, ...extra, ...nodeArgs, `${ROOT}/bin/matview.js`, 'serve'];
+  const child = spawn(process.execPath, args, {
     // LOG_LEVEL info: the port comes from the `API listening` line.
     env: {
       ...process.env,
