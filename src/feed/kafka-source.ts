@@ -44,6 +44,9 @@ const { Kafka, logLevel } = kafkajs;
  */
 const FIRST_OFFSET = '0';
 
+/** How long `stop()` waits for the last informational offset commit. */
+const FINAL_COMMIT_WAIT_MS = 1_000;
+
 /** Connection settings shared by the source and the writer. */
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
@@ -76,6 +79,18 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
    * refresh cannot see it either, so without this a frozen cluster looks healthy.
    */
   readonly silenceMs?: number;
+  /**
+   * Shortest interval between the group's offset commits (default 1 s; 0: after every batch). They are
+   * informational (positions live in the store, see eachBatch), for lag tools; one OffsetCommit round
+   * trip per batch capped throughput when batches are small. The newest offsets are committed by a
+   * timer when no later batch comes.
+   */
+  readonly commitIntervalMs?: number;
+  /**
+   * Batches of different partitions handled at once (kafkajs `partitionsConsumedConcurrently`, default 1).
+   * Each partition stays in offset order; concurrent batches commit together in one LMDB write.
+   */
+  readonly concurrentPartitions?: number;
 }
 
 const PINO_LEVEL = {
@@ -195,8 +210,7 @@ const startBackoffMs = (attempt: number): number => Math.min(30_000, 500 * 2 ** 
 /**
  * Creates the Kafka source. Nothing connects until `start()` / `endOffsets()`.
  *
- * Delivery: one batch at a time (`partitionsConsumedConcurrently: 1`), per partition in offset
- * order. A batch's offsets are resolved only after `handler` resolved; when it rejects, the error
+ * Delivery: per partition in offset order, up to `concurrentPartitions` partitions at once. A batch's offsets are resolved only after `handler` resolved; when it rejects, the error
  * is rethrown into kafkajs, which re-fetches from the last resolved offset, so the same records
  * come again (at-least-once; the store's positions make replays no-ops). kafkajs decides whether
  * to retry from the error's `retriable` flag: a MatviewError with `retriable: false` (e.g.
@@ -212,7 +226,13 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   let consumer: Consumer | undefined;
   let admin: Admin | undefined;
   let adminConnecting: Promise<Admin> | undefined;
-  let inFlight: Promise<unknown> | undefined;
+  /** Handler calls in progress (one per partition at most). */
+  const inFlight = new Set<Promise<unknown>>();
+  const commitIntervalMs = options.commitIntervalMs ?? 1_000;
+  let lastCommitAt = 0;
+  /** Commits what the last batch resolved, when no later batch did so within `commitIntervalMs`. */
+  let trailingCommit: NodeJS.Timeout | undefined;
+  let owedCommit: (() => Promise<void>) | undefined;
   let stopping = false;
   let started = false;
   let startRetryTimer: NodeJS.Timeout | undefined;
@@ -373,7 +393,8 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     if (batch.isEmpty() || !isRunning() || isStale() || stopping) return;
     const feedBatch = toFeedBatch(batch);
     const call = start.handler(feedBatch);
-    inFlight = call.catch(() => undefined);
+    const tracked = call.catch(() => undefined);
+    inFlight.add(tracked);
     try {
       await call;
     } catch (error) {
@@ -384,7 +405,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       handlerFailure = `applying ${batch.topic}[${batch.partition}] failed: ${describeError(error)}`;
       throw error;
     } finally {
-      inFlight = undefined;
+      inFlight.delete(tracked);
     }
     handlerFailure = undefined;
     touch();
@@ -396,8 +417,28 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     // positions included. kafkajs takes no position from them while our seeks are in place
     // (OffsetManager.nextOffset prefers the resolved offset). Same commit and same error
     // handling as kafkajs' autoCommit after each batch (runner.js autoCommitOffsets): e.g. a
-    // rebalance error makes kafkajs re-join, which seeks to the store's positions again.
-    await commitOffsetsIfNecessary(uncommittedOffsets());
+    // rebalance error makes kafkajs re-join, which seeks to the store's positions again. At most one
+    // commit per `commitIntervalMs`; a timer commits the rest when no later batch comes.
+    const commit = (): Promise<void> => {
+      lastCommitAt = Date.now();
+      return commitOffsetsIfNecessary(uncommittedOffsets());
+    };
+    clearTimeout(trailingCommit);
+    trailingCommit = undefined;
+    owedCommit = undefined;
+    if (Date.now() - lastCommitAt >= commitIntervalMs) {
+      await commit();
+    } else if (!stopping) {
+      const owed = async (): Promise<void> => {
+        if (owedCommit !== owed) return;
+        owedCommit = undefined;
+        if (isRunning() && !isStale())
+          await commit().catch((err: unknown) => log.debug({ err }, 'informational offset commit failed'));
+      };
+      owedCommit = owed;
+      trailingCommit = setTimeout(() => void owed(), commitIntervalMs);
+      trailingCommit.unref();
+    }
     await heartbeat();
   }
 
@@ -423,7 +464,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       // (committed vs resolved offsets) and #1363 (seek not taking effect).
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: options.concurrentPartitions ?? 1,
       eachBatch: (payload) => eachBatch(start, payload),
     });
   }
@@ -502,7 +543,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         return { state: 'retrying', reason: handlerFailure, lastActivityAt };
       }
       const silentFor = Date.now() - lastActivityAt;
-      if (state === 'running' && inFlight === undefined && silentFor > silenceMs) {
+      if (state === 'running' && inFlight.size === 0 && silentFor > silenceMs) {
         const why = `no answer from the Kafka cluster for ${Math.round(silentFor / 1000)} s (no fetch or heartbeat)`;
         return { state: 'retrying', reason: why, lastActivityAt };
       }
@@ -512,7 +553,19 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     async stop(): Promise<void> {
       stopping = true;
       if (startRetryTimer !== undefined) clearTimeout(startRetryTimer);
-      const pending = inFlight;
+      clearTimeout(trailingCommit);
+      // The group's offsets catch up with the last batch before we leave it: informational, so never
+      // fatal and never waited for long (a frozen cluster would hold the shutdown for a request timeout).
+      const owed = owedCommit?.();
+      if (owed !== undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          owed,
+          new Promise((resolve) => (timer = setTimeout(resolve, FINAL_COMMIT_WAIT_MS))),
+        ]);
+        clearTimeout(timer);
+      }
+      const pending = Promise.all(inFlight);
       const c = consumer;
       consumer = undefined;
       await Promise.allSettled([c?.disconnect(), resetAdmin()]);

@@ -51,6 +51,11 @@ const schema = z.object({
   KAFKA_GROUP_ID: z.string().min(1).optional(),
   KAFKA_FETCH_MAX_WAIT_MS: positiveInt.max(30_000, 'must be <= 30000').default(100),
   KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
+  KAFKA_COMMIT_INTERVAL_MS: nonNegative
+    .int('must be an integer')
+    .max(60_000, 'must be <= 60000')
+    .default(1_000),
+  KAFKA_CONCURRENT_PARTITIONS: positiveInt.max(64, 'must be <= 64').default(4),
   KAFKA_CONNECTION_TIMEOUT_MS: positiveInt.default(3_000),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   LMDB_MAP_SIZE_MB: positiveInt.default(1024),
@@ -123,6 +128,10 @@ export interface Config {
         readonly fetchMaxWaitMs: number;
         readonly sessionTimeoutMs: number;
         readonly connectionTimeoutMs: number;
+        /** Shortest interval between the consumer group's (informational) offset commits; 0: every batch. */
+        readonly commitIntervalMs: number;
+        /** Partitions whose batches are applied at once (kafkajs partitionsConsumedConcurrently). */
+        readonly concurrentPartitions: number;
       }
     | undefined;
   readonly dataDir: string;
@@ -267,6 +276,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             fetchMaxWaitMs: e.KAFKA_FETCH_MAX_WAIT_MS,
             sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
             connectionTimeoutMs: e.KAFKA_CONNECTION_TIMEOUT_MS,
+            commitIntervalMs: e.KAFKA_COMMIT_INTERVAL_MS,
+            concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
           },
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,

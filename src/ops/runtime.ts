@@ -110,6 +110,8 @@ export async function startServer(
       groupId,
       fetchMaxWaitMs: kafka.fetchMaxWaitMs,
       sessionTimeoutMs: kafka.sessionTimeoutMs,
+      commitIntervalMs: kafka.commitIntervalMs,
+      concurrentPartitions: kafka.concurrentPartitions,
     });
     writer = createKafkaWriter(client);
     ranges = kafkaOffsetRanges(client);
@@ -120,6 +122,8 @@ export async function startServer(
         groupId: `${groupId}-rebuild-${generation.id}-${Date.now().toString(36)}`,
         fetchMaxWaitMs: kafka.fetchMaxWaitMs,
         sessionTimeoutMs: kafka.sessionTimeoutMs,
+        commitIntervalMs: kafka.commitIntervalMs,
+        concurrentPartitions: kafka.concurrentPartitions,
       }),
       close: async () => undefined,
     });

@@ -338,7 +338,12 @@ export class LmdbStore implements ViewReader {
       | { changed: number; noops: number; event: CommitEvent; generation: number; visible: boolean }
       | undefined;
     try {
-      await this.env.transaction(() => {
+      // Batches applied concurrently (one per partition) are queued by lmdb-js into the same write
+      // transaction and run one after the other, so each reads the sequence its predecessor wrote, and
+      // their promises resolve in that order, which is the order `publish` below runs in. A child
+      // transaction each: one that throws is rolled back alone instead of leaving half its writes in the
+      // shared commit.
+      await this.env.childTransaction(() => {
         // Inside the transaction: the active generation and the sequence are read where commits serialize.
         const generation = target === 'active' ? this.active : target;
         const sequence = BigInt(this.meta.get('sequence') ?? '0') + 1n;

@@ -67,7 +67,10 @@ afterAll(async () => {
   await kafka?.stop();
 });
 
-function newSource(groupId = uniqueTopic('matview-test-group')): FeedSource {
+function newSource(
+  groupId = uniqueTopic('matview-test-group'),
+  over: Partial<Parameters<typeof createKafkaSource>[0]> = {},
+): FeedSource {
   const source = createKafkaSource({
     brokers: kafka.brokers,
     clientId: 'matview-test',
@@ -77,6 +80,7 @@ function newSource(groupId = uniqueTopic('matview-test-group')): FeedSource {
     connectionTimeoutMs: 2_000,
     logger: silentLogger,
     retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 },
+    ...over,
   });
   sources.push(source);
   return source;
@@ -372,8 +376,8 @@ describe('Kafka source', () => {
       await eventually('every partition read from 0 to its end', () =>
         delivered(c).every((d, i) => d.offsets.length >= expected[i]!.offsets.length),
       );
-      // The group's own commits are informational, sent after each handled batch: wait for the last
-      // ones before stopping, so the group's offsets sit at the end for the replays below.
+      // The group's own commits are informational, sent at most once per commit interval: wait for the
+      // last ones before stopping, so the group's offsets sit at the end for the replays below.
       if (waitForCommits) {
         await eventually(
           'the group committed every partition at its end',
@@ -392,6 +396,39 @@ describe('Kafka source', () => {
     for (let replay = 1; replay <= 3; replay++) expect(await readAll(), `replay ${replay}`).toEqual(expected);
     // Four starts of one group, each waiting for the mock's join delay: more than the default budget.
   }, 120_000);
+
+  it('should commit the group offsets at most once per commit interval, and the newest ones when stopping', async () => {
+    // Informational commits (positions live in the store) used to cost an OffsetCommit round trip per
+    // batch, which capped throughput when batches are small.
+    const topic = uniqueTopic('feed-commits');
+    const groupId = uniqueTopic('matview-test-group');
+    await produce(kafka.brokers, topic, [{ key: 'a', value: '1', partition: 0 }]);
+    const committed = async () => {
+      const admin = new kafkajs.Kafka({ brokers: kafka.brokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+      await admin.connect();
+      try {
+        const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return (offsets?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    const c = collector();
+    const source = newSource(groupId, { commitIntervalMs: 60_000 });
+    const options = startOptions([topic], c.handler);
+    await source.start(options);
+    await eventually('the first record', () => c.records().length === 1);
+    await eventually('the first batch committed at once', async () => (await committed()) === 1);
+    await produce(kafka.brokers, topic, [
+      { key: 'b', value: '2', partition: 1 },
+      { key: 'c', value: '3', partition: 2 },
+    ]);
+    await eventually('all three records', () => c.records().length === 3);
+    expect(await committed()).toBe(1);
+    await source.stop();
+    expect(await committed()).toBe(3);
+    expect(options.fatal).toEqual([]);
+  });
 
   it('should deliver the same records again after the handler rejected, and never skip', async () => {
     const topic = uniqueTopic('feed-redeliver');
