@@ -8,10 +8,13 @@
  *   next to the target and renamed into place: a crash never leaves a half-written snapshot at `<file>`.
  * - restore copies the file into DATA_DIR/view through a staging directory, checks it is a matview store,
  *   and gives it a new instance id: its default consumer group (`matview-<instanceId>`) must not be the
- *   one of the instance the snapshot came from, or both would split the partitions between them.
+ *   one of the instance the snapshot came from, or both would split the partitions between them. The copy
+ *   is a reflink where the filesystem has them (btrfs, XFS: instant, no extra space). `--move` renames the
+ *   file instead (same filesystem only): instant everywhere, for a snapshot fetched just to be restored;
+ *   the file is gone afterwards (moved back if the restore fails before the swap).
  * Exit 0 on success, 1 on failure (with one readable line), 2 on bad usage.
  */
-import { copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SnapshotError, isMatviewError } from '../errors.js';
 import type { Config } from '../ops/config.js';
@@ -64,7 +67,13 @@ export async function runSnapshot(config: Config, args: readonly string[], print
 }
 
 export async function runRestore(config: Config, args: readonly string[], print: Print): Promise<ExitCode> {
-  const { values, positionals } = parse('restore', args, { force: { type: 'boolean' } }, 1);
+  const { values, positionals } = parse(
+    'restore',
+    args,
+    { force: { type: 'boolean' }, move: { type: 'boolean' } },
+    1,
+  );
+  const move = values.move === true;
   const file = resolve(positionals[0]!);
   if (!existsSync(file) || !statSync(file).isFile()) throw new SnapshotError(`${file} is not a file`);
   const target = storePathOf(ensureDataDir(config.dataDir));
@@ -84,10 +93,27 @@ export async function runRestore(config: Config, args: readonly string[], print:
     }
   }
   const staging = `${target}.restore-${process.pid}`;
+  const staged = dataFileOf(staging);
   rmSync(staging, { recursive: true, force: true });
+  let swapped = false;
   try {
     ensureDataDir(staging);
-    copyFileSync(file, dataFileOf(staging));
+    if (move) {
+      try {
+        renameSync(file, staged);
+      } catch (e) {
+        const why =
+          (e as NodeJS.ErrnoException).code === 'EXDEV'
+            ? 'it is on another filesystem than DATA_DIR'
+            : (e as Error).message;
+        throw new SnapshotError(
+          `could not move ${file} into ${staging}: ${why}; restore without --move copies it`,
+          { cause: e },
+        );
+      }
+    } else {
+      copyFileSync(file, staged, constants.COPYFILE_FICLONE);
+    }
     let copy: LmdbStore;
     try {
       copy = open(staging);
@@ -105,7 +131,10 @@ export async function runRestore(config: Config, args: readonly string[], print:
     await copy.close();
     rmSync(target, { recursive: true, force: true });
     renameSync(staging, target);
-    print(`restore: ${target} from ${file} (instance ${previous} → new identity): ${summary}`);
+    swapped = true;
+    print(
+      `restore: ${target} from ${file}${move ? ' (moved)' : ''} (instance ${previous} → new identity): ${summary}`,
+    );
     print('restore: `matview serve` resumes the feed from these offsets');
     if (config.kafka === undefined) {
       print(
@@ -114,6 +143,8 @@ export async function runRestore(config: Config, args: readonly string[], print:
     }
     return ExitCode.Ok;
   } finally {
+    // A failed --move gives the file back (its identity may have been reset: still the same snapshot data).
+    if (move && !swapped && existsSync(staged) && !existsSync(file)) renameSync(staged, file);
     rmSync(staging, { recursive: true, force: true });
   }
 }

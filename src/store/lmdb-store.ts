@@ -19,11 +19,11 @@
  * (set by `matview rebuild`), `owner` (the serving process).
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
+import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { materialize, rowKey, type Change, type StateReader } from '../materializer/materialize.js';
 import { decodeView, encodeView, restJsonOf } from '../views/codec.js';
@@ -102,6 +102,27 @@ const MAX_DBS = 64;
 /** Path of an environment's data file (lmdb-js opens an extension-less path as a directory). */
 export const dataFileOf = (path: string): string => join(path, 'data.mdb');
 
+/** LMDB's meta-page magic (`MDB_MAGIC`), little-endian, after the page header of the first page. */
+const LMDB_MAGIC = 0xbeefc0de;
+
+/**
+ * True when `file` starts with an LMDB meta page. The page header is 16 bytes in LMDB 0.9 and 24 in the
+ * LMDB 1.0 that lmdb-js embeds; an empty file is one LMDB would initialize.
+ */
+export function isLmdbDataFile(file: string): boolean {
+  const head = Buffer.alloc(32);
+  const fd = openSync(file, 'r');
+  try {
+    const n = readSync(fd, head, 0, head.length, 0);
+    if (n === 0) return true;
+    return (
+      n === head.length && (head.readUInt32LE(16) === LMDB_MAGIC || head.readUInt32LE(24) === LMDB_MAGIC)
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class LmdbStore implements ViewReader {
   readonly instanceId: string;
   readonly path: string;
@@ -121,6 +142,9 @@ export class LmdbStore implements ViewReader {
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
     const create = options.create ?? true;
     if (!create && !existsSync(dataFileOf(options.path))) throw new StoreMissingError(options.path);
+    // lmdb-js crashes the process (SIGSEGV) on a file that is not LMDB: refuse it with a readable error.
+    if (existsSync(dataFileOf(options.path)) && !isLmdbDataFile(dataFileOf(options.path)))
+      throw new DataDirError(options.path, 'data.mdb is not an LMDB file (damaged, or not a matview store)');
     mkdirSync(options.path, { recursive: true });
     // Always a directory (data.mdb + lock.mdb): lmdb-js would treat a path with a dot (`view.restore-1`) as a file.
     this.env = open({

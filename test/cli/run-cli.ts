@@ -1,5 +1,12 @@
-/** Runs `matview <args>` as a child process, the way an operator would, and collects its output. */
+/**
+ * Runs `matview <args>` as a child process, the way an operator would (`bin/matview.js`, from a directory
+ * that is not the project's), and collects its output.
+ */
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/matview.js', import.meta.url));
 
 export interface CliResult {
   readonly code: number | null;
@@ -13,7 +20,8 @@ export function runCli(
   timeoutMs = 60_000,
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: tmpdir(),
       env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

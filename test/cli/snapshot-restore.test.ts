@@ -4,7 +4,7 @@
  * written after them, and becomes ready with the same view as a full replay would give.
  * Also `matview rebuild`: requested against a running server (and waited for), and without one.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
@@ -119,6 +119,34 @@ describe('snapshot and restore', () => {
       skipped: metrics.sum('matview_records_skipped_total'),
       appliedUsers: metrics.sum('matview_records_applied_total', { topic: topics.users }),
     }).toEqual({ applied: 40, skipped: 0, appliedUsers: 0 });
+  });
+
+  it('should move the snapshot in with --move, and give back a file that is not a snapshot', async () => {
+    const source = tempDir();
+    const store = openStore({ path: join(source, 'view'), viewVersion: 1 });
+    const instanceId = store.instanceId;
+    await store.close();
+    const file = join(tempDir(), 'moved.mdb');
+    expect((await runCli(['snapshot', file], { DATA_DIR: source })).code).toBe(0);
+
+    const target = tempDir();
+    const moved = await runCli(['restore', '--move', file], { DATA_DIR: target });
+    expect({ code: moved.code, stderr: moved.stderr, fileLeft: existsSync(file) }).toEqual({
+      code: 0,
+      stderr: '',
+      fileLeft: false,
+    });
+    const restored = openStore({ path: join(target, 'view'), viewVersion: 1, create: false });
+    const restoredId = restored.instanceId;
+    await restored.close();
+    expect(restoredId).not.toBe(instanceId);
+
+    const bogus = join(tempDir(), 'bogus.mdb');
+    writeFileSync(bogus, 'not an LMDB file'.repeat(1000));
+    const refused = await runCli(['restore', '--move', bogus], { DATA_DIR: tempDir() });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('is not a matview snapshot');
+    expect(readFileSync(bogus, 'utf8')).toBe('not an LMDB file'.repeat(1000));
   });
 
   it('should hand a rebuild request to the running server, and record one for the next start without a server', async () => {
