@@ -11,6 +11,9 @@ COPY src ./src
 COPY api ./api
 COPY schema ./schema
 COPY tsconfig.json ./
+COPY scripts/build.mjs ./scripts/
+# The bundle bin/matview.js runs (the image's files are read-only to the node user, so build it now).
+RUN node scripts/build.mjs
 USER node
 EXPOSE 4000
 ENTRYPOINT ["node", "bin/matview.js"]
