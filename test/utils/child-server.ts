@@ -39,6 +39,8 @@ export interface ChildServerOptions {
   readonly topics?: TestTopics;
   /** Any further configuration (README "Configuration"); wins over the defaults below. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Node flags before `bin/matview.js` (e.g. `--max-semi-space-size=64`, `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface ChildServer {
@@ -107,7 +109,8 @@ export function spawnChildServer(options: ChildServerOptions): ChildServer {
         }),
     ...options.env,
   };
-  const proc = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [...(options.nodeArgs ?? []), BIN, 'serve'];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = proc.pid;
   if (pid === undefined) throw new Error('could not spawn matview serve');
   const watchdog = spawn('sh', ['-c', 'read _; kill -9 "$1" 2>/dev/null', 'sh', String(pid)], {

@@ -80,7 +80,16 @@ describe('load soak', () => {
       dataDir: tempDir(),
       brokers: kafka.brokers,
       topics,
-      env: { KAFKA_SESSION_TIMEOUT_MS: '6000', KAFKA_FETCH_MAX_WAIT_MS: '50', LOG_LEVEL: 'info' },
+      env: {
+        KAFKA_SESSION_TIMEOUT_MS: '6000',
+        KAFKA_FETCH_MAX_WAIT_MS: '50',
+        LOG_LEVEL: 'info',
+      },
+      // The flags matview ships with (npm start, Docker), plus e.g. "--cpu-prof --cpu-prof-dir=…" to profile.
+      nodeArgs: [
+        '--max-semi-space-size=64',
+        ...(process.env['SOAK_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
+      ],
     });
     const url = child.url();
     await eventually(() => isReady(child!).then((ok) => ok || undefined), 60_000, 'ready');
@@ -171,11 +180,14 @@ describe('load soak', () => {
       {
         perChunk: Math.max(1, Math.round(INGEST / 4)),
         pauseMs: 250,
+        fixedRate: true,
         maxRecords: INGEST * SECONDS * 2,
         maxMs: SECONDS * 1000,
       },
     );
     const started = Date.now();
+    const serverCpuBefore = child.cpuSeconds();
+    const ownCpuBefore = process.cpuUsage();
     let result: autocannon.Result;
     try {
       result = await (autocannon({
@@ -191,6 +203,9 @@ describe('load soak', () => {
       clearInterval(sampler);
     }
     const elapsed = (Date.now() - started) / 1000;
+    const serverCores = (child.cpuSeconds() - serverCpuBefore) / elapsed;
+    const ownCpu = process.cpuUsage(ownCpuBefore);
+    const loadCores = (ownCpu.user + ownCpu.system) / 1e6 / elapsed;
     const appliedDuring = (await positions()) - appliedBefore;
     await waitCaughtUp(url, kafka.brokers, topics, 300_000);
     const caughtUpAfter = (Date.now() - started) / 1000;
@@ -205,6 +220,12 @@ describe('load soak', () => {
       ingestTarget: INGEST,
       caughtUpAfterSeconds: Math.round(caughtUpAfter),
       subscriptionEvents: events,
+      // Cores used during the load: the server, and this process (autocannon, producer, 100 WebSocket
+      // clients). On a 2-core machine they compete; the rates above are then the box's, not the server's.
+      cores: {
+        server: Math.round(serverCores * 100) / 100,
+        loadGenerators: Math.round(loadCores * 100) / 100,
+      },
       heapMb: { first: heap.slice(0, 3).map(mb), last: heap.slice(-3).map(mb) },
       rssMb: { first: mb(rss[0] ?? 0), peak: mb(Math.max(...rss)), last: mb(rss[rss.length - 1] ?? 0) },
     };

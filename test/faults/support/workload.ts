@@ -113,6 +113,11 @@ export interface ProduceOptions {
   readonly perChunk: number;
   /** Pause between chunks. */
   readonly pauseMs: number;
+  /**
+   * Pace at perChunk per pauseMs, counting the send time in: a chunk starts when it is due rather than
+   * pauseMs after the previous one ended (which falls short of the rate by the time sends take).
+   */
+  readonly fixedRate?: boolean;
   /** Hard bound on records, whatever happens. */
   readonly maxRecords: number;
   /** Hard bound on time, whatever happens. */
@@ -146,6 +151,7 @@ export function produceContinuously(
 
   const loop = (async () => {
     await producer.connect();
+    const startedAt = Date.now();
     let chunk: ChangeRecord[] = [];
     while (!stopping && Date.now() < deadline && produced < options.maxRecords) {
       if (chunk.length === 0) {
@@ -166,7 +172,8 @@ export function produceContinuously(
         });
         produced += chunk.length;
         chunk = [];
-        await sleep(options.pauseMs);
+        const due = startedAt + (produced / options.perChunk) * options.pauseMs;
+        await sleep(options.fixedRate === true ? Math.max(0, due - Date.now()) : options.pauseMs);
       } catch {
         failures++;
         await sleep(500);
