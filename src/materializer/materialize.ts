@@ -102,14 +102,22 @@ function isReplay(stored: StoredRow | undefined, position: SourcePosition): bool
   return (
     stored !== undefined &&
     stored.origin.partition === position.partition &&
-    BigInt(stored.origin.offset) >= BigInt(position.offset)
+    offsetAtOrAfter(stored.origin.offset, position.offset)
   );
 }
 
+/**
+ * `a >= b` for Kafka offsets as decimal strings (no sign, no leading zeros): a longer string is larger,
+ * equal lengths compare like text. No BigInt per record.
+ */
+function offsetAtOrAfter(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a >= b;
+}
+
+/** The profile fields of a users row (the row itself: buildView reads the profile fields by name). */
 export function profileOf(row: Row | null | undefined): Profile | null {
   if (!row || row.table !== 'users') return null;
-  const { table: _table, ...profile } = row;
-  return profile;
+  return row;
 }
 
 /** Builds the served view (field order = seed 002's JSON, then version). */
@@ -145,6 +153,9 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
   const visibleBefore = new Map<string, boolean>();
   const sequence = commit.sequence.toString();
   let noops = 0;
+  // Records of one batch mostly share a timestamp (producers batch): format it once.
+  let lastTimestamp: string | undefined;
+  let lastEventTime = '';
 
   const currentRow = (table: Table, key: string): StoredRow | undefined =>
     rows.get(rowKey(table, key))?.stored ?? reader.row(table, key);
@@ -168,10 +179,14 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
       noops++;
       continue;
     }
+    if (change.timestamp !== lastTimestamp) {
+      lastTimestamp = change.timestamp;
+      lastEventTime = new Date(Number(change.timestamp)).toISOString();
+    }
     const version: ViewVersion = {
       sequence,
       appliedAt: commit.appliedAt,
-      eventTime: new Date(Number(change.timestamp)).toISOString(),
+      eventTime: lastEventTime,
       source: change.position,
     };
 
