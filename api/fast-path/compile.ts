@@ -32,6 +32,7 @@ import {
 } from 'graphql';
 import type { ViewReader } from '../../src/store/types.js';
 import type { UserInformation } from '../../src/views/user-information.js';
+import { isSpliceable, selectsRestFields } from './splice.js';
 import {
   writeBoolean,
   writeDateTime,
@@ -121,7 +122,8 @@ export function compileFastPlan(
     if (name === 'user') {
       const readId = compileId(argument.value, defaults);
       if (readId === undefined) return undefined;
-      steps.push({ kind: 'user', prefix, readId, writeUser });
+      const rest = selectsRestFields(selectionOf(ctx, userType, nodes) ?? []);
+      steps.push({ kind: 'user', prefix, readId, writeUser, rest });
     } else {
       const readIds = compileIds(argument.value, defaults);
       if (readIds === undefined) return undefined;
@@ -147,6 +149,8 @@ type RootStep =
       readonly prefix: string;
       readonly readId: (variables: Variables | undefined) => string | undefined;
       readonly writeUser: ValueWriter;
+      /** The selection is exactly the REST object's fields: the stored bytes can be sent (splice.ts). */
+      readonly rest: boolean;
     }
   | {
       readonly kind: 'users';
@@ -162,6 +166,12 @@ function runSingle(
 ): string | undefined {
   const id = step.readId(variables);
   if (id === undefined) return undefined;
+  if (step.rest) {
+    const bytes = reader.getUserJson(id);
+    if (bytes === undefined) return `{"data":{${step.prefix}null}}\n`;
+    const json = bytes.toString();
+    if (isSpliceable(json)) return `{"data":{${step.prefix}${json}}}\n`;
+  }
   const user = reader.getUser(id);
   const part = user === undefined ? 'null' : step.writeUser(user);
   return part === undefined ? undefined : `{"data":{${step.prefix}${part}}}\n`;
@@ -263,6 +273,23 @@ function applies(ctx: Context, condition: NamedTypeNode | undefined, type: Graph
   const conditionType = ctx.schema.getType(condition.name.value);
   if (conditionType === type) return true;
   return isAbstractType(conditionType) && ctx.schema.isSubType(conditionType, type);
+}
+
+/** The merged sub-selection of `nodes` on `type`: response key, field name and whether it is a leaf. */
+function selectionOf(
+  ctx: Context,
+  type: GraphQLObjectType,
+  nodes: readonly FieldNode[],
+): { key: string; name: string; leaf: boolean }[] | undefined {
+  const sets: SelectionSetNode[] = [];
+  for (const node of nodes) if (node.selectionSet !== undefined) sets.push(node.selectionSet);
+  const grouped = collectFields(ctx, type, sets);
+  if (grouped === undefined) return undefined;
+  return [...grouped].map(([key, fieldNodes]) => ({
+    key,
+    name: (fieldNodes[0] as FieldNode).name.value,
+    leaf: fieldNodes.every((n) => n.selectionSet === undefined),
+  }));
 }
 
 /** Writer for an object of `type` with the merged sub-selections of `nodes`. */
