@@ -1,8 +1,8 @@
 /**
- * The fault-injection suite (issue 8): the second half of `npm test` (alone: `npm run test:faults`;
+ * The fault-injection suite (issue 8): the second part of `npm test` (alone: `npm run test:faults`;
  * everything else alone: `npm run test:fast`). A separate run because it takes minutes and its files
  * each bring server processes: 20 SIGKILLed servers, a 30 s broker freeze, hostile clients. The load
- * soak (`test/faults/soak`) is a load run, not a check, and has its own `npm run test:soak`.
+ * soak (`test/faults/soak`) needs the machine to itself and is the third part (vitest.soak.config.ts).
  */
 import { configDefaults, defineConfig } from 'vitest/config';
 import base from './vitest.config.js';

@@ -1,6 +1,6 @@
 /**
- * The load soak (issue 8.6): `npm run test:soak`. Minutes of sustained load that saturate a 2-core
- * machine, so it is in neither `npm test` nor CI; run it before a release or after performance work.
+ * The load soak (issue 8.6): the last part of `npm test` (alone: `npm run test:soak`). 60 s of load
+ * that saturates a 2-core machine, so it runs by itself, after the other suites.
  */
 import { configDefaults, defineConfig } from 'vitest/config';
 import base from './vitest.config.js';

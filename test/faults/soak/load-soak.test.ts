@@ -1,5 +1,6 @@
 /**
- * Issue 8.6, load soak (`npm run test:soak`, not in CI: it saturates a 2-core machine for minutes).
+ * Issue 8.6, load soak: the last part of `npm test` (alone: `npm run test:soak`); it saturates a 2-core
+ * machine for a minute, so it runs after the other suites, by itself.
  *
  * A real `matview serve` consumes the mock cluster while, for SOAK_SECONDS (default 60):
  * - autocannon sends mixed reads at SOAK_RATE req/s (default 2,000): `user(id)` with every field,
