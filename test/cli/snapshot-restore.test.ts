@@ -51,23 +51,29 @@ async function viewOf(server: OpsServer, n: number) {
   );
 }
 
+/** Fresh topics with the five users, a like each and `n` tweets, served by a new server once it shows them. */
+async function serveUsersWithTweets(n: number) {
+  const topics = freshTopics();
+  await produce(
+    kafka.brokers,
+    topics.users,
+    USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })),
+  );
+  await produce(
+    kafka.brokers,
+    topics.likes,
+    USERS.map((u, i) => ({ key: `l${i}`, value: json({ userId: u, tweetId: 'x' }) })),
+  );
+  await produce(kafka.brokers, topics.tweets, tweets(0, n));
+  const server = await startOpsServer({ brokers: kafka.brokers, topics });
+  servers.push(server);
+  await viewOf(server, n);
+  return { topics, server };
+}
+
 describe('snapshot and restore', () => {
   it('should restore a snapshot taken while serving and consume only the records after its offsets', async () => {
-    const topics = freshTopics();
-    await produce(
-      kafka.brokers,
-      topics.users,
-      USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })),
-    );
-    await produce(
-      kafka.brokers,
-      topics.likes,
-      USERS.map((u, i) => ({ key: `l${i}`, value: json({ userId: u, tweetId: 'x' }) })),
-    );
-    await produce(kafka.brokers, topics.tweets, tweets(0, 300));
-    const a = await startOpsServer({ brokers: kafka.brokers, topics });
-    servers.push(a);
-    await viewOf(a, 300);
+    const { topics, server: a } = await serveUsersWithTweets(300);
     const atSnapshot = a.running.store.positions();
 
     const file = join(tempDir(), 'matview.snapshot');
@@ -150,21 +156,7 @@ describe('snapshot and restore', () => {
   });
 
   it('should hand a rebuild request to the running server, and record one for the next start without a server', async () => {
-    const topics = freshTopics();
-    await produce(
-      kafka.brokers,
-      topics.users,
-      USERS.map((u) => ({ key: u, value: json({ username: u.toUpperCase() }) })),
-    );
-    await produce(
-      kafka.brokers,
-      topics.likes,
-      USERS.map((u, i) => ({ key: `l${i}`, value: json({ userId: u, tweetId: 'x' }) })),
-    );
-    await produce(kafka.brokers, topics.tweets, tweets(0, 50));
-    const server = await startOpsServer({ brokers: kafka.brokers, topics });
-    servers.push(server);
-    await viewOf(server, 50);
+    const { server } = await serveUsersWithTweets(50);
 
     const waited = await runCli(['rebuild', '--wait', '--timeout-ms', '45000'], {
       DATA_DIR: server.config.dataDir,
