@@ -14,9 +14,12 @@ import type { ValidateOperation } from './limits.js';
 
 export type { FastPlan, Variables } from './fast-path/compile.js';
 
-/** Cache bounds: distinct documents remembered, and the longest query text worth remembering. */
-const CACHE_ENTRIES = 1000;
-const MAX_QUERY_LENGTH = 4096;
+/**
+ * Bounds of a cache of documents keyed by query text (the fast path's plans, the WebSocket layer's parsed
+ * subscriptions): distinct documents remembered, and the longest query text worth remembering.
+ */
+export const DOCUMENT_CACHE_ENTRIES = 1000;
+export const MAX_CACHED_QUERY_LENGTH = 4096;
 /** Marks a document the fast path does not serve (invalid, or not a plain user/users query). */
 const NOT_OURS = null;
 
@@ -41,7 +44,7 @@ export interface FastPath {
 /** Builds the fast path of one server (plans are bound to its reader). */
 export function createFastPath(options: FastPathOptions): FastPath {
   const { schema, reader, validate, maxTokens, maxIds } = options;
-  const plans = new ClockCache<string, FastPlan | typeof NOT_OURS>(CACHE_ENTRIES);
+  const plans = new ClockCache<string, FastPlan | typeof NOT_OURS>(DOCUMENT_CACHE_ENTRIES);
 
   const firstSight = (query: string): FastPlan | typeof NOT_OURS => {
     let document: DocumentNode;
@@ -56,7 +59,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
 
   return {
     planFor(query, operationName) {
-      if (query.length > MAX_QUERY_LENGTH) return undefined;
+      if (query.length > MAX_CACHED_QUERY_LENGTH) return undefined;
       let plan = plans.get(query);
       if (plan === undefined) {
         plan = firstSight(query);

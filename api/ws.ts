@@ -33,6 +33,7 @@ import { LiveCloseCode } from '../src/live/close-codes.js';
 import type { Config } from '../src/ops/config.js';
 import type { Logger } from '../src/ops/logger.js';
 import { ApiErrorCode } from './codes.js';
+import { DOCUMENT_CACHE_ENTRIES, MAX_CACHED_QUERY_LENGTH } from './fast-path.js';
 import { ClockCache } from './fast-path/clock-cache.js';
 import type { ValidateOperation } from './limits.js';
 import { createFormatError } from './plugins/use-masked-errors.js';
@@ -47,10 +48,6 @@ export const TOO_MANY_SUBSCRIPTIONS = ApiErrorCode.TooManySubscriptions;
 
 /** Close reason for a refused token: says what to send, never which tokens exist (max 123 bytes, RFC 6455). */
 const FORBIDDEN_REASON = 'Forbidden: connection_init needs connectionParams.authorization "Bearer <token>"';
-
-/** Parsed subscription documents remembered (by query text), and the longest text worth remembering. */
-const DOCUMENT_CACHE_ENTRIES = 1000;
-const MAX_CACHED_QUERY_LENGTH = 4096;
 
 /** How long `close()` lets clients answer the 1001 close frame before cutting their sockets. */
 const CLOSE_GRACE_MS = 1_000;

@@ -275,15 +275,24 @@ function applies(ctx: Context, condition: NamedTypeNode | undefined, type: Graph
   return isAbstractType(conditionType) && ctx.schema.isSubType(conditionType, type);
 }
 
+/** CollectFields over the merged sub-selections of `nodes` (the fields selected on one object value). */
+function collectSubfields(
+  ctx: Context,
+  type: GraphQLObjectType,
+  nodes: readonly FieldNode[],
+): Map<string, FieldNode[]> | undefined {
+  const sets: SelectionSetNode[] = [];
+  for (const node of nodes) if (node.selectionSet !== undefined) sets.push(node.selectionSet);
+  return collectFields(ctx, type, sets);
+}
+
 /** The merged sub-selection of `nodes` on `type`: response key, field name and whether it is a leaf. */
 function selectionOf(
   ctx: Context,
   type: GraphQLObjectType,
   nodes: readonly FieldNode[],
 ): { key: string; name: string; leaf: boolean }[] | undefined {
-  const sets: SelectionSetNode[] = [];
-  for (const node of nodes) if (node.selectionSet !== undefined) sets.push(node.selectionSet);
-  const grouped = collectFields(ctx, type, sets);
+  const grouped = collectSubfields(ctx, type, nodes);
   if (grouped === undefined) return undefined;
   return [...grouped].map(([key, fieldNodes]) => ({
     key,
@@ -299,9 +308,7 @@ function compileObject(
   nodes: readonly FieldNode[],
 ): ValueWriter | undefined {
   if (!FAST_TYPES.has(type.name)) return undefined;
-  const sets: SelectionSetNode[] = [];
-  for (const node of nodes) if (node.selectionSet !== undefined) sets.push(node.selectionSet);
-  const grouped = collectFields(ctx, type, sets);
+  const grouped = collectSubfields(ctx, type, nodes);
   if (grouped === undefined) return undefined;
   const prefixes: string[] = [];
   const names: string[] = [];
