@@ -1,9 +1,9 @@
 // Bundles matview's TypeScript sources into dist/matview.mjs (npm packages stay external) with esbuild,
 // the compiler tsx runs on every import. Loading one bundle instead of ~150 modules through tsx's loader
-// hooks takes a process from ~2.1 s to ~0.7 s to start, which is what restarts, restores and CLI tools wait
+// hooks takes a process from ~2.1 s to ~1.0 s to start, which is what restarts, restores and CLI tools wait
 // for. `bin/matview.js` calls `ensureBuilt()`, so the bundle is never older than the sources; run
 // `node scripts/build.mjs` to build explicitly (the Docker image does, at build time).
-import { copyFileSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,7 +54,6 @@ export async function build() {
   for (const [, to] of ASSETS) renameSync(join(staging, to), join(ROOT, 'dist', to));
   renameSync(join(staging, 'matview.mjs.map'), `${BUNDLE}.map`);
   renameSync(join(staging, 'matview.mjs'), BUNDLE);
-  const { rmSync } = await import('node:fs');
   rmSync(staging, { recursive: true, force: true });
 }
 

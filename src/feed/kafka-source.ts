@@ -210,7 +210,8 @@ const startBackoffMs = (attempt: number): number => Math.min(30_000, 500 * 2 ** 
 /**
  * Creates the Kafka source. Nothing connects until `start()` / `endOffsets()`.
  *
- * Delivery: per partition in offset order, up to `concurrentPartitions` partitions at once. A batch's offsets are resolved only after `handler` resolved; when it rejects, the error
+ * Delivery: per partition in offset order, up to `concurrentPartitions` partitions at once. A
+ * batch's offsets are resolved only after `handler` resolved; when it rejects, the error
  * is rethrown into kafkajs, which re-fetches from the last resolved offset, so the same records
  * come again (at-least-once; the store's positions make replays no-ops). kafkajs decides whether
  * to retry from the error's `retriable` flag: a MatviewError with `retriable: false` (e.g.

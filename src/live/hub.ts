@@ -112,7 +112,7 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
 
   const publish = (event: CommitEvent): void => {
     // One change object per changed user, shared by every watcher: the API executes a subscription's
-    // selection once per (change, document) and sends those bytes to all of them (api/ws/shared-results.ts).
+    // selection once per (change, document) and sends those bytes to all of them (api/shared-results.ts).
     const deliver = (userId: string, user: UserInformation | null, watchers: Set<UserSubscription>): void => {
       const change: LiveUserChange = { userId, kind: user === null ? 'DELETED' : 'UPDATED', user };
       for (const s of watchers) s.offer(change, event.sequence);

@@ -141,9 +141,11 @@ export class LmdbStore implements ViewReader {
     this.codeViewVersion = options.viewVersion;
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
     const create = options.create ?? true;
-    if (!create && !existsSync(dataFileOf(options.path))) throw new StoreMissingError(options.path);
+    const dataFile = dataFileOf(options.path);
+    const exists = existsSync(dataFile);
+    if (!create && !exists) throw new StoreMissingError(options.path);
     // lmdb-js crashes the process (SIGSEGV) on a file that is not LMDB: refuse it with a readable error.
-    if (existsSync(dataFileOf(options.path)) && !isLmdbDataFile(dataFileOf(options.path)))
+    if (exists && !isLmdbDataFile(dataFile))
       throw new DataDirError(options.path, 'data.mdb is not an LMDB file (damaged, or not a matview store)');
     mkdirSync(options.path, { recursive: true });
     // Always a directory (data.mdb + lock.mdb): lmdb-js would treat a path with a dot (`view.restore-1`) as a file.
