@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { FeedRecord } from '../../../src/feed/types.js';
 import { openStore } from '../../../src/store/lmdb-store.js';
-import { USER_INFORMATION_VERSION, type Table } from '../../../src/views/user-information.js';
+import { PROFILE_FIELDS, USER_INFORMATION_VERSION, type Table } from '../../../src/views/user-information.js';
 import { consumeAll } from '../../utils/kafka-mock.js';
 import { eventually, graphql, type TestTopics } from '../../utils/server.js';
 
@@ -82,17 +82,6 @@ export async function readTopics(
   return Object.fromEntries(TABLE_LIST.map((table, i) => [table, read[i]!])) as Record<Table, FeedRecord[]>;
 }
 
-const PROFILE = [
-  'username',
-  'name',
-  'description',
-  'location',
-  'webPageUrl',
-  'joinedDate',
-  'profileImageUrl',
-  'backgroundImageUrl',
-];
-
 /**
  * The reference view. `valid(table, record)` says which records to apply (default: all). Values are
  * parsed with JSON.parse; the tests only produce canonical ISO dates, so no date normalization is needed.
@@ -149,7 +138,7 @@ export function computeReference(
       continue;
     }
     const profile: Record<string, unknown> = {};
-    for (const f of PROFILE) profile[f] = row[f] ?? null;
+    for (const f of PROFILE_FIELDS) profile[f] = row[f] ?? null;
     users.set(id, { userId: id, ...profile, ...c });
   }
   const liveKeys = {} as Record<Table, Set<string>>;
@@ -158,7 +147,7 @@ export function computeReference(
   return { userIds, users, counts, liveKeys, recordCount };
 }
 
-const USERS_QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId ${PROFILE.join(' ')} tweetCount followingCount followerCount likeCount } }`;
+const USERS_QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId ${PROFILE_FIELDS.join(' ')} tweetCount followingCount followerCount likeCount } }`;
 
 /** What the server serves for `ids`, through `users(ids)` in chunks the default MAX_IDS allows. */
 export async function servedView(url: string, ids: readonly string[]): Promise<Map<string, unknown>> {
