@@ -14,14 +14,18 @@ import { InvariantError } from '../errors.js';
 import {
   ZERO_COUNTS,
   type Counts,
+  type FollowRow,
+  type LikeRow,
   type Profile,
   type Row,
   type SourcePosition,
   type StoredRow,
   type Table,
+  type TweetRow,
   type UserInformation,
   type UserState,
   type ViewVersion,
+  TABLES,
 } from '../views/user-information.js';
 
 export interface StateReader {
@@ -53,8 +57,8 @@ export interface RowWrite {
 }
 
 export interface Writes {
-  /** Latest stored row per changed (table, key). */
-  readonly rows: Map<string, RowWrite>;
+  /** Latest stored row per changed (table, key), each (table, key) once. */
+  readonly rows: readonly RowWrite[];
   /** New state of every user whose counts or profile changed. */
   readonly users: Map<string, UserState>;
   /** Users whose visible view changed: the new view, or null when the users row is gone. */
@@ -65,22 +69,17 @@ export interface Writes {
 
 type CountField = keyof Counts;
 
-/** The (user, count) pairs a row adds 1 to. */
-function contributions(row: Row | null, out: [string, CountField][]): void {
-  if (row === null) return;
-  switch (row.table) {
-    case 'tweets':
-      out.push([row.userId, 'tweetCount']);
-      return;
-    case 'follows':
-      out.push([row.followerId, 'followingCount'], [row.followeeId, 'followerCount']);
-      return;
-    case 'likes':
-      out.push([row.userId, 'likeCount']);
-      return;
-    case 'users':
-      return;
-  }
+/** A user touched by the batch: mutable counts (a copy), the change that last moved it, and its visibility before the batch. */
+interface Touched {
+  readonly visibleBefore: boolean;
+  tweetCount: number;
+  followingCount: number;
+  followerCount: number;
+  likeCount: number;
+  /** The last change of the batch that moved this user's counts or profile. */
+  last: Change;
+  /** ISO form of `last.timestamp`. */
+  eventTime: string;
 }
 
 /** Equality in the fields the view uses (rows are normalized by decode, so field-wise is exact). */
@@ -145,107 +144,142 @@ export function buildView(
   };
 }
 
-/** Computes the writes for one batch. `changes` are applied in order; later ones see earlier ones. */
+/**
+ * Computes the writes for one batch. `changes` are applied in order; later ones see earlier ones.
+ *
+ * Hot path of ingest and rebuild: per change one overlay lookup plus one store read of the row, and per
+ * moved user one lookup in the batch's users (the store is read at the first touch only). Counts are
+ * mutated in a per-batch copy; versions and stored user states are built once per user at the end.
+ */
 export function materialize(reader: StateReader, changes: Iterable<Change>, commit: CommitInfo): Writes {
-  const rows = new Map<string, RowWrite>();
-  const users = new Map<string, UserState>();
-  /** Users touched in this batch → was their view visible before the batch? */
-  const visibleBefore = new Map<string, boolean>();
-  const sequence = commit.sequence.toString();
+  /** The batch's latest row per key, one map per table (keyed by the record key: no composite string). */
+  const overlay: Record<Table, Map<string, RowWrite>> = {
+    users: new Map(),
+    tweets: new Map(),
+    follows: new Map(),
+    likes: new Map(),
+  };
+  const latest = (table: Table, key: string): StoredRow | undefined =>
+    overlay[table].get(key)?.stored ?? reader.row(table, key);
+  /** Users touched in this batch, in order of first touch (the order of `views`). */
+  const touched = new Map<string, Touched>();
   let noops = 0;
   // Records of one batch mostly share a timestamp (producers batch): format it once.
   let lastTimestamp: string | undefined;
-  let lastEventTime = '';
+  let eventTime = '';
 
-  const currentRow = (table: Table, key: string): StoredRow | undefined =>
-    rows.get(rowKey(table, key))?.stored ?? reader.row(table, key);
-  const currentUser = (userId: string): UserState | undefined => users.get(userId) ?? reader.user(userId);
-  const touch = (userId: string): void => {
-    if (!visibleBefore.has(userId))
-      visibleBefore.set(userId, profileOf(currentRow('users', userId)?.row) !== null);
+  const usersRow = (userId: string): Row | null => latest('users', userId)?.row ?? null;
+  /** The batch's entry for a user, created from the store at its first touch. */
+  const touch = (userId: string, change: Change): Touched => {
+    let t = touched.get(userId);
+    if (t === undefined) {
+      const counts = reader.user(userId)?.counts ?? ZERO_COUNTS;
+      t = {
+        // The users row is read before this change is in the overlay: as it was before the batch.
+        visibleBefore: profileOf(usersRow(userId)) !== null,
+        tweetCount: counts.tweetCount,
+        followingCount: counts.followingCount,
+        followerCount: counts.followerCount,
+        likeCount: counts.likeCount,
+        last: change,
+        eventTime,
+      };
+      touched.set(userId, t);
+    } else {
+      t.last = change;
+      t.eventTime = eventTime;
+    }
+    return t;
+  };
+  const move = (userId: string, field: CountField, by: 1 | -1, change: Change): void => {
+    const t = touch(userId, change);
+    const next = t[field] + by;
+    if (next < 0) throw new InvariantError(`${field} of user ${userId} would become negative`);
+    t[field] = next;
   };
 
-  const pairs: [string, CountField][] = [];
-  const deltas = new Map<string, Map<CountField, number>>();
-
   for (const change of changes) {
-    const previous = currentRow(change.table, change.key);
+    const previous = latest(change.table, change.key);
     if (isReplay(previous, change.position)) {
       noops++;
       continue;
     }
     const before = previous?.row ?? null;
-    if (sameRow(before, change.row)) {
+    const after = change.row;
+    if (sameRow(before, after)) {
       noops++;
       continue;
     }
     if (change.timestamp !== lastTimestamp) {
       lastTimestamp = change.timestamp;
-      lastEventTime = new Date(Number(change.timestamp)).toISOString();
+      eventTime = new Date(Number(change.timestamp)).toISOString();
     }
-    const version: ViewVersion = {
-      sequence,
-      appliedAt: commit.appliedAt,
-      eventTime: lastEventTime,
-      source: change.position,
-    };
 
-    // Net count deltas of this one change, per user (a follow a→b updated to b→a touches both).
-    deltas.clear();
-    pairs.length = 0;
-    contributions(before, pairs);
-    for (const [userId, field] of pairs) bump(deltas, userId, field, -1);
-    pairs.length = 0;
-    contributions(change.row, pairs);
-    for (const [userId, field] of pairs) bump(deltas, userId, field, +1);
-
-    for (const [userId, fields] of deltas) {
-      let counts = (currentUser(userId) ?? { counts: ZERO_COUNTS }).counts;
-      let moved = false;
-      for (const [field, delta] of fields) {
-        if (delta === 0) continue;
-        const next = counts[field] + delta;
-        if (next < 0) throw new InvariantError(`${field} of user ${userId} would become negative`);
-        counts = { ...counts, [field]: next };
-        moved = true;
+    // The old row's contribution out, the new row's in; a user whose count would move by -1 and +1 in the
+    // same field (a follow a→b updated to a→c keeps a's followingCount) is not moved at all.
+    switch (change.table) {
+      case 'tweets':
+      case 'likes': {
+        const field: CountField = change.table === 'tweets' ? 'tweetCount' : 'likeCount';
+        const from = (before as TweetRow | LikeRow | null)?.userId;
+        const to = (after as TweetRow | LikeRow | null)?.userId;
+        if (from !== to) {
+          if (from !== undefined) move(from, field, -1, change);
+          if (to !== undefined) move(to, field, +1, change);
+        }
+        break;
       }
-      if (!moved) continue;
-      touch(userId);
-      users.set(userId, { counts, version });
+      case 'follows': {
+        const b = before as FollowRow | null;
+        const a = after as FollowRow | null;
+        const sameFollower = b?.followerId === a?.followerId;
+        const sameFollowee = b?.followeeId === a?.followeeId;
+        if (b !== null) {
+          if (!sameFollower) move(b.followerId, 'followingCount', -1, change);
+          if (!sameFollowee) move(b.followeeId, 'followerCount', -1, change);
+        }
+        if (a !== null) {
+          if (!sameFollower) move(a.followerId, 'followingCount', +1, change);
+          if (!sameFollowee) move(a.followeeId, 'followerCount', +1, change);
+        }
+        break;
+      }
+      case 'users':
+        touch(change.key, change);
+        break;
     }
-
-    if (change.table === 'users') {
-      touch(change.key);
-      users.set(change.key, { counts: (currentUser(change.key) ?? { counts: ZERO_COUNTS }).counts, version });
-    }
-    rows.set(rowKey(change.table, change.key), {
+    overlay[change.table].set(change.key, {
       table: change.table,
       key: change.key,
       stored: {
-        row: change.row,
+        row: after,
         origin: { partition: change.position.partition, offset: change.position.offset },
       },
     });
   }
 
+  const sequence = commit.sequence.toString();
+  const users = new Map<string, UserState>();
   const views = new Map<string, UserInformation | null>();
-  for (const [userId, wasVisible] of visibleBefore) {
-    const profile = profileOf(currentRow('users', userId)?.row);
-    const state = users.get(userId);
-    if (profile !== null && state !== undefined)
-      views.set(userId, buildView(userId, profile, state.counts, state.version));
-    else if (wasVisible) views.set(userId, null);
+  for (const [userId, t] of touched) {
+    const counts: Counts = {
+      tweetCount: t.tweetCount,
+      followingCount: t.followingCount,
+      followerCount: t.followerCount,
+      likeCount: t.likeCount,
+    };
+    const version: ViewVersion = {
+      sequence,
+      appliedAt: commit.appliedAt,
+      eventTime: t.eventTime,
+      source: t.last.position,
+    };
+    users.set(userId, { counts, version });
+    const profile = profileOf(usersRow(userId));
+    if (profile !== null) views.set(userId, buildView(userId, profile, counts, version));
+    else if (t.visibleBefore) views.set(userId, null);
   }
+  const rows: RowWrite[] = [];
+  for (const table of TABLES) for (const w of overlay[table].values()) rows.push(w);
   return { rows, users, views, noops };
-}
-
-function bump(
-  deltas: Map<string, Map<CountField, number>>,
-  userId: string,
-  field: CountField,
-  by: number,
-): void {
-  let fields = deltas.get(userId);
-  if (!fields) deltas.set(userId, (fields = new Map()));
-  fields.set(field, (fields.get(field) ?? 0) + by);
 }

@@ -377,7 +377,7 @@ export class LmdbStore implements ViewReader {
           sequence,
           appliedAt: new Date(appliedAt).toISOString(),
         });
-        for (const [k, w] of writes.rows) generation.rows.put(k, w.stored);
+        for (const w of writes.rows) generation.rows.put(rowKey(w.table, w.key), w.stored);
         for (const [id, s] of writes.users) generation.users.put(id, s);
         for (const [id, v] of writes.views) {
           if (v === null) generation.views.remove(id);

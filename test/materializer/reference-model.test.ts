@@ -204,7 +204,7 @@ describe('materializer against the reference model', () => {
         sequence: sequence + 1n,
         appliedAt: new Date(1).toISOString(),
       });
-      expect({ rows: writes.rows.size, users: writes.users.size, views: writes.views.size }).toEqual({
+      expect({ rows: writes.rows.length, users: writes.users.size, views: writes.views.size }).toEqual({
         rows: 0,
         users: 0,
         views: 0,

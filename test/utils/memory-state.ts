@@ -16,7 +16,7 @@ export class MemoryState implements StateReader {
   }
 
   apply(writes: Writes): void {
-    for (const [k, w] of writes.rows) this.rows.set(k, w.stored);
+    for (const w of writes.rows) this.rows.set(rowKey(w.table, w.key), w.stored);
     for (const [id, s] of writes.users) this.users.set(id, s);
     for (const [id, v] of writes.views) {
       if (v === null) this.views.delete(id);
