@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { startKafka } from '../../test/utils/kafka-mock.js';
 import { distribution, round, sleep, waitFor, type Scenario } from '../lib/common.js';
 import { freshTopics, produceWorkload, quietKafka, rssOf, startMatviewProcess } from '../lib/records.js';
-import { LiveSocket, type Arrival } from '../lib/ws.js';
+import { LiveSocket, type Arrival } from '../../test/utils/live-socket.js';
 
 export const HOT_QUERY =
   'subscription Hot($id: ID!) { userChanged(id: $id) { userId kind user { userId username name tweetCount ' +

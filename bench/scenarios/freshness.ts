@@ -8,7 +8,7 @@
 import { startKafka } from '../../test/utils/kafka-mock.js';
 import { distribution, round, sleep, waitFor, type Scenario } from '../lib/common.js';
 import { freshTopics, produceWorkload, quietKafka, startMatviewProcess } from '../lib/records.js';
-import { LiveSocket, type Arrival } from '../lib/ws.js';
+import { LiveSocket, type Arrival } from '../../test/utils/live-socket.js';
 import { waitReady } from './fanout.js';
 
 const QUERY =

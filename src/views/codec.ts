@@ -4,17 +4,32 @@
  *
  *   [u32 LE length of rest JSON][rest JSON: seed 002's object][version JSON]
  */
-import { REST_FIELDS, type UserInformation, type ViewVersion } from './user-information.js';
+import type { REST_FIELDS, UserInformation, ViewVersion } from './user-information.js';
 
 export function encodeView(view: UserInformation): Buffer {
-  const rest: Record<string, unknown> = {};
-  for (const f of REST_FIELDS) rest[f] = view[f];
-  const restJson = Buffer.from(JSON.stringify(rest));
-  const versionJson = Buffer.from(JSON.stringify(view.version));
-  const out = Buffer.allocUnsafe(4 + restJson.length + versionJson.length);
-  out.writeUInt32LE(restJson.length, 0);
-  restJson.copy(out, 4);
-  versionJson.copy(out, 4 + restJson.length);
+  // An object literal in REST_FIELDS order (one hidden class, JSON.stringify's fast path), and both JSON
+  // texts written straight into one buffer: this runs for every changed user of every batch.
+  const rest = JSON.stringify({
+    userId: view.userId,
+    username: view.username,
+    name: view.name,
+    description: view.description,
+    location: view.location,
+    webPageUrl: view.webPageUrl,
+    joinedDate: view.joinedDate,
+    profileImageUrl: view.profileImageUrl,
+    backgroundImageUrl: view.backgroundImageUrl,
+    tweetCount: view.tweetCount,
+    followingCount: view.followingCount,
+    followerCount: view.followerCount,
+    likeCount: view.likeCount,
+  } satisfies Record<(typeof REST_FIELDS)[number], unknown>);
+  const version = JSON.stringify(view.version);
+  const restBytes = Buffer.byteLength(rest);
+  const out = Buffer.allocUnsafe(4 + restBytes + Buffer.byteLength(version));
+  out.writeUInt32LE(restBytes, 0);
+  out.write(rest, 4);
+  out.write(version, 4 + restBytes);
   return out;
 }
 

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { decodeView, encodeView, restJsonOf } from '../../src/views/codec.js';
+import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
+
+const view: UserInformation = {
+  userId: 'u-ü1',
+  username: 'zoë',
+  name: 'Zoë "Z" Ünal',
+  description: 'línea\nnueva 🚀',
+  location: null,
+  webPageUrl: 'https://example.com/zoë',
+  joinedDate: '2020-01-02T03:04:05.000Z',
+  profileImageUrl: null,
+  backgroundImageUrl: null,
+  tweetCount: 3,
+  followingCount: 0,
+  followerCount: 1_000_000,
+  likeCount: 7,
+  version: {
+    sequence: '18446744073709551615',
+    appliedAt: '2026-01-01T00:00:00.000Z',
+    eventTime: null,
+    source: { topic: 'tweets', partition: 3, offset: '42' },
+  },
+};
+
+describe('stored view codec', () => {
+  it("should store seed 002's object in REST_FIELDS order, byte for byte, then the version", () => {
+    const bytes = encodeView(view);
+    const rest = Object.fromEntries(REST_FIELDS.map((f) => [f, view[f]]));
+    expect(restJsonOf(bytes).toString('utf8')).toBe(JSON.stringify(rest));
+    expect(bytes.subarray(4 + bytes.readUInt32LE(0)).toString('utf8')).toBe(JSON.stringify(view.version));
+    expect(bytes.length).toBe(
+      4 + Buffer.byteLength(JSON.stringify(rest)) + Buffer.byteLength(JSON.stringify(view.version)),
+    );
+  });
+
+  it('should decode to the same view, multi-byte characters included', () => {
+    expect(decodeView(encodeView(view))).toEqual(view);
+  });
+});
