@@ -88,7 +88,7 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   readonly commitIntervalMs?: number;
   /**
    * Batches of different partitions handled at once (kafkajs `partitionsConsumedConcurrently`, default 1).
-   * Each partition stays in offset order; concurrent batches commit together in one LMDB write.
+   * Each partition stays in offset order; concurrent batches share LMDB write transactions.
    */
   readonly concurrentPartitions?: number;
 }

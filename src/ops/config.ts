@@ -55,10 +55,11 @@ const schema = z.object({
     .int('must be an integer')
     .max(60_000, 'must be <= 60000')
     .default(1_000),
-  KAFKA_CONCURRENT_PARTITIONS: positiveInt.max(64, 'must be <= 64').default(4),
+  KAFKA_CONCURRENT_PARTITIONS: positiveInt.max(64, 'must be <= 64').default(16),
   KAFKA_CONNECTION_TIMEOUT_MS: positiveInt.default(3_000),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   LMDB_MAP_SIZE_MB: positiveInt.default(1024),
+  MAX_RECORDS_PER_COMMIT: positiveInt.max(1_000_000, 'must be <= 1000000').default(2_000),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
   TOPIC_FOLLOWS: topic.default('follows'),
@@ -136,6 +137,8 @@ export interface Config {
     | undefined;
   readonly dataDir: string;
   readonly lmdbMapSizeBytes: number;
+  /** Records materialized in one LMDB write transaction at most (bounds event-loop pauses while catching up). */
+  readonly maxRecordsPerCommit: number;
   readonly topics: Topics;
   readonly dlqSuffix: string;
   readonly demo: {
@@ -281,6 +284,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           },
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
+    maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT,
     topics,
     dlqSuffix: e.DLQ_SUFFIX,
     demo: { enabled: e.DEMO, rate: e.DEMO_RATE, users: e.DEMO_USERS, seed: e.DEMO_SEED },

@@ -48,6 +48,8 @@ export interface RebuildControllerOptions {
   readonly gate: HandoffGate;
   /** Longest the live feed is held during one handoff attempt (default 2000 ms). */
   readonly handoffTimeoutMs?: number;
+  /** Records in one LMDB write transaction of the shadow at most (see IngestOptions.maxRecordsPerCommit). */
+  readonly maxRecordsPerCommit?: number;
   /** How often an idle shadow is checked for having caught up (default 250 ms). */
   readonly checkIntervalMs?: number;
   /** Awaited before each handoff (tests hold a complete-but-not-swapped shadow with it). */
@@ -126,6 +128,9 @@ export class RebuildController {
       generation,
       // A rebuild never writes the DLQ: the live feed already sent those records there.
       deadLetters: { send: async () => undefined },
+      ...(this.options.maxRecordsPerCommit === undefined
+        ? {}
+        : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),
       onApplied: () => this.poke(),
     });
     const timer = setInterval(() => this.poke(), this.checkIntervalMs);

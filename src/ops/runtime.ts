@@ -167,6 +167,7 @@ export async function startServer(
       metrics,
       logger,
       deadLetters,
+      maxRecordsPerCommit: config.maxRecordsPerCommit,
       onApplied: (batch) => {
         const last = batch.records[batch.records.length - 1];
         tracker.applied(batch, last === undefined ? undefined : Number(last.timestamp));
@@ -181,6 +182,7 @@ export async function startServer(
     logger,
     viewVersion,
     gate,
+    maxRecordsPerCommit: config.maxRecordsPerCommit,
     openSource: openRebuildSource,
     endOffsets: () => source.endOffsets(topics),
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),

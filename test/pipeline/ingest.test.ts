@@ -36,7 +36,10 @@ function batch(
   };
 }
 
-function setup(send: (entries: readonly DeadLetter[]) => Promise<void> = async () => {}) {
+function setup(
+  send: (entries: readonly DeadLetter[]) => Promise<void> = async () => {},
+  maxRecordsPerCommit?: number,
+) {
   const store = openStore({ path: tempDir(), viewVersion: 1 });
   const metrics = createMetrics({ defaultMetrics: false });
   const dead: DeadLetter[] = [];
@@ -51,6 +54,7 @@ function setup(send: (entries: readonly DeadLetter[]) => Promise<void> = async (
         dead.push(...entries);
       },
     },
+    ...(maxRecordsPerCommit === undefined ? {} : { maxRecordsPerCommit }),
   });
   return { store, metrics, dead, handler };
 }
@@ -151,5 +155,93 @@ describe('ingest', () => {
       tweets: 2,
     });
     await store.close();
+  });
+
+  describe('records per commit', () => {
+    const tweets = (n: number, partition = 0, first = 0): FeedBatch => {
+      const b = batch(
+        'tweets',
+        Array.from({ length: n }, (_, i): [string, string] => [
+          `t${partition}-${first + i}`,
+          JSON.stringify({ userId: `u${i % 7}` }),
+        ]),
+        first,
+      );
+      return { ...b, partition, records: b.records.map((r) => ({ ...r, partition })) };
+    };
+    /** Spies on applyBatch: records handed over and not yet committed, at most, and the size of each call. */
+    function watch(store: ReturnType<typeof setup>['store'], failCall?: number) {
+      const apply = store.applyBatch.bind(store);
+      const seen = { calls: [] as number[], pending: 0, maxPending: 0 };
+      store.applyBatch = async (input, target) => {
+        seen.calls.push(input.changes.length);
+        if (seen.calls.length === failCall) throw new Error('disk on fire');
+        seen.pending += input.changes.length;
+        seen.maxPending = Math.max(seen.maxPending, seen.pending);
+        try {
+          return await apply(input, target);
+        } finally {
+          seen.pending -= input.changes.length;
+        }
+      };
+      return seen;
+    }
+    const tweetCounts = (store: ReturnType<typeof setup>['store']) =>
+      Array.from({ length: 7 }, (_, i) => store.stateReader().user(`u${i}`)?.counts.tweetCount ?? 0);
+
+    it('should apply a batch bigger than the limit in chunks, storing the offset after each', async () => {
+      const { store, handler } = setup(undefined, 100);
+      const seen = watch(store);
+      await handler(tweets(230));
+      expect(seen.calls).toEqual([50, 50, 50, 50, 30]);
+      expect(store.position('tweets', 0)).toBe('230');
+      expect(tweetCounts(store).reduce((a, b) => a + b, 0)).toBe(230);
+      await store.close();
+    });
+
+    it('should never hand the store more than the limit at once across partitions', async () => {
+      const { store, handler } = setup(undefined, 100);
+      const seen = watch(store);
+      await Promise.all([0, 1, 2, 3].map((p) => handler(tweets(180, p))));
+      expect(seen.maxPending).toBeLessThanOrEqual(100);
+      expect(seen.maxPending).toBeGreaterThan(50);
+      expect([0, 1, 2, 3].map((p) => store.position('tweets', p))).toEqual(['180', '180', '180', '180']);
+      expect(tweetCounts(store).reduce((a, b) => a + b, 0)).toBe(720);
+      await store.close();
+    });
+
+    it('should keep the chunks committed before a failed one and apply the rest exactly once on redelivery', async () => {
+      const { store, handler } = setup(undefined, 100);
+      const seen = watch(store, 3);
+      const b = tweets(230);
+      await expect(handler(b)).rejects.toThrow('disk on fire');
+      expect(store.position('tweets', 0)).toBe('100');
+      await handler(b);
+      expect(seen.calls).toEqual([50, 50, 50, 50, 50, 30]);
+      expect(store.position('tweets', 0)).toBe('230');
+      expect(tweetCounts(store)).toEqual(
+        Array.from(
+          { length: 7 },
+          (_, u) => Array.from({ length: 230 }, (_, i) => i % 7).filter((x) => x === u).length,
+        ),
+      );
+      await store.close();
+    });
+
+    it('should store the offset of trailing invalid records with the last chunk', async () => {
+      const { store, handler, dead } = setup(undefined, 4);
+      const b = batch('tweets', [
+        ['t1', JSON.stringify({ userId: 'u1' })],
+        ['t2', JSON.stringify({ userId: 'u1' })],
+        ['t3', JSON.stringify({ userId: 'u1' })],
+        ['t4', 'garbage'],
+        ['t5', 'garbage'],
+      ]);
+      await handler(b);
+      expect(dead.map((d) => d.record.offset)).toEqual(['3', '4']);
+      expect(store.position('tweets', 0)).toBe('5');
+      expect(store.stateReader().user('u1')?.counts.tweetCount).toBe(3);
+      await store.close();
+    });
   });
 });
