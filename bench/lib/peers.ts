@@ -233,6 +233,9 @@ export async function startRedis(n: number, log: (m: string) => void): Promise<R
   };
   process.once('exit', () => child.kill('SIGKILL'));
   const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  // Refused connects while redis-server starts reject `connect()` below; without a listener ioredis also
+  // prints each as an "Unhandled error event".
+  redis.on('error', () => undefined);
   try {
     let connected = false;
     for (let i = 0; i < 50 && !connected; i++) {
