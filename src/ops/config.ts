@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../pipeline/ingest.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })
@@ -59,7 +60,9 @@ const schema = z.object({
   KAFKA_CONNECTION_TIMEOUT_MS: positiveInt.default(3_000),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   LMDB_MAP_SIZE_MB: positiveInt.default(1024),
-  MAX_RECORDS_PER_COMMIT: positiveInt.max(1_000_000, 'must be <= 1000000').default(2_000),
+  MAX_RECORDS_PER_COMMIT: positiveInt
+    .max(1_000_000, 'must be <= 1000000')
+    .default(DEFAULT_MAX_RECORDS_PER_COMMIT),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
   TOPIC_FOLLOWS: topic.default('follows'),

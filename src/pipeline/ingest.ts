@@ -22,8 +22,8 @@ import type { Change } from '../materializer/materialize.js';
 import type { Generation } from '../store/generation.js';
 import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import { decodeRecord } from '../views/decode.js';
-import { RecordBudget } from './record-budget.js';
 import type { Table } from '../views/user-information.js';
+import { RecordBudget } from './record-budget.js';
 
 export interface DeadLetter {
   readonly record: FeedRecord;
@@ -72,7 +72,8 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     changes: readonly Change[],
     lastOffset: string,
   ): Promise<BatchResult> => {
-    await budget.take(Math.max(1, changes.length));
+    const records = Math.max(1, changes.length); // a chunk of only invalid records still commits its offset
+    await budget.take(records);
     try {
       const next = (BigInt(lastOffset) + 1n).toString();
       return await store.applyBatch(
@@ -87,7 +88,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       );
       throw e;
     } finally {
-      budget.give(Math.max(1, changes.length));
+      budget.give(records);
     }
   };
   return async (batch) => {
@@ -99,8 +100,6 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         : store.position(batch.topic, batch.partition, target);
     const started = performance.now();
     const changes: Change[] = [];
-    /** Offset of the record each change came from (chunks end at a record's offset). */
-    const offsets: string[] = [];
     const invalid: DeadLetter[] = [];
     let skipped = 0;
     let last: FeedRecord | undefined;
@@ -119,7 +118,6 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
           position: { topic: record.topic, partition: record.partition, offset: record.offset },
           timestamp: record.timestamp,
         });
-        offsets.push(record.offset);
       } else {
         invalid.push({ record, code: decoded.code, message: decoded.message });
       }
@@ -155,7 +153,8 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     for (let from = 0; from < changes.length || result === undefined; from += budget.chunk) {
       const to = Math.min(changes.length, from + budget.chunk);
       const final = to >= changes.length;
-      result = await commitChunk(batch, changes.slice(from, to), final ? last.offset : offsets[to - 1]!);
+      const lastOffset = final ? last.offset : changes[to - 1]!.position.offset;
+      result = await commitChunk(batch, changes.slice(from, to), lastOffset);
       metrics.storeCommits.inc();
     }
     if (rebuild) {
