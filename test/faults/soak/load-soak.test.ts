@@ -221,6 +221,8 @@ describe('load soak', () => {
       seconds: Math.round(elapsed),
       readsPerSecond: Math.round(result.requests.total / elapsed),
       readTarget: RATE,
+      // Answered of the RATE × SECONDS that autocannon offers (it waits for each answer on a connection).
+      readsServedOfOffered: Math.round((result.requests.total / (RATE * SECONDS)) * 1000) / 1000,
       p99Ms: result.latency.p99,
       producedPerSecond: Math.round(producing.produced() / elapsed),
       appliedPerSecondDuringLoad: Math.round(appliedDuring / elapsed),
