@@ -69,9 +69,10 @@ export interface Writes {
 
 type CountField = keyof Counts;
 
-/** A user touched by the batch: mutable counts (a copy), the change that last moved it, and its visibility before the batch. */
+/** A user touched by the batch: mutable counts (a copy), the change that last moved it, and its profile before the batch. */
 interface Touched {
-  readonly visibleBefore: boolean;
+  /** The user's profile before the batch (null: no users row, the view was not visible). */
+  readonly profileBefore: Profile | null;
   tweetCount: number;
   followingCount: number;
   followerCount: number;
@@ -168,15 +169,15 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
   let lastTimestamp: string | undefined;
   let eventTime = '';
 
-  const usersRow = (userId: string): Row | null => latest('users', userId)?.row ?? null;
   /** The batch's entry for a user, created from the store at its first touch. */
   const touch = (userId: string, change: Change): Touched => {
     let t = touched.get(userId);
     if (t === undefined) {
       const counts = reader.user(userId)?.counts ?? ZERO_COUNTS;
       t = {
-        // The users row is read before this change is in the overlay: as it was before the batch.
-        visibleBefore: profileOf(usersRow(userId)) !== null,
+        // Read before this change is in the overlay, and no earlier change of the batch touched the
+        // user (a users row change touches it): the profile as it was before the batch.
+        profileBefore: profileOf(latest('users', userId)?.row),
         tweetCount: counts.tweetCount,
         followingCount: counts.followingCount,
         followerCount: counts.followerCount,
@@ -275,9 +276,11 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
       source: t.last.position,
     };
     users.set(userId, { counts, version });
-    const profile = profileOf(usersRow(userId));
+    // The profile after the batch: the batch's own users row if it has one, else the one read at first touch.
+    const written = overlay.users.get(userId);
+    const profile = written === undefined ? t.profileBefore : profileOf(written.stored.row);
     if (profile !== null) views.set(userId, buildView(userId, profile, counts, version));
-    else if (t.visibleBefore) views.set(userId, null);
+    else if (t.profileBefore !== null) views.set(userId, null);
   }
   const rows: RowWrite[] = [];
   for (const table of TABLES) for (const w of overlay[table].values()) rows.push(w);
