@@ -36,7 +36,17 @@ export interface LiveHubOptions {
   readonly store: LiveStore;
   /** The two live metrics; omitted in pure unit tests. */
   readonly metrics?: Pick<Metrics, 'subscriptionsActive' | 'conflatedEvents'>;
+  /**
+   * Waiting reads handed a change per event-loop turn at most (default {@link DELIVERY_SLICE}). Each
+   * hand-over runs the subscription's selection and writes a frame (tens of µs), all before the event loop
+   * reads the next request; a commit that wakes 10,000 watchers is therefore delivered in slices, with
+   * HTTP requests and socket reads served in between, instead of in one pause of a few hundred ms.
+   */
+  readonly deliverySlice?: number;
 }
+
+/** About 5 ms of subscription work on a slow 2-core box: the longest pause a fan-out adds to a read. */
+export const DELIVERY_SLICE = 256;
 
 /** Index and mailbox sizes, for tests (index cleanup, memory bound) and diagnostics. */
 export interface LiveHubStats {
@@ -75,6 +85,46 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
   const open = new Set<UserSubscription>();
   let closed = false;
 
+  // Fan-out in slices: `budget` hand-overs are left in this turn; the rest wait in `ready`, in the order
+  // they became ready, and a `setImmediate` (after the I/O of this loop iteration) hands over the next slice.
+  // A subscription waiting in `ready` keeps conflating: it gets its users' latest state when its turn comes.
+  const slice = Math.max(1, options.deliverySlice ?? DELIVERY_SLICE);
+  let budget = slice;
+  let turnScheduled = false;
+  const ready: UserSubscription[] = [];
+  const queued = new Set<UserSubscription>();
+  const nextTurn = (): void => {
+    turnScheduled = false;
+    budget = slice;
+    let n = 0;
+    for (; n < ready.length && budget > 0; n++) {
+      const subscription = ready[n]!;
+      queued.delete(subscription);
+      budget--;
+      subscription.flush();
+    }
+    ready.splice(0, n);
+    if (ready.length > 0 || budget < slice) scheduleTurn();
+  };
+  const scheduleTurn = (): void => {
+    if (turnScheduled) return;
+    turnScheduled = true;
+    setImmediate(nextTurn);
+  };
+  const admit = (subscription: UserSubscription): boolean => {
+    if (budget > 0 && ready.length === 0) {
+      budget--;
+      scheduleTurn(); // gives the budget back next turn
+      return true;
+    }
+    if (!queued.has(subscription)) {
+      queued.add(subscription);
+      ready.push(subscription);
+    }
+    scheduleTurn();
+    return false;
+  };
+
   const unregister = (subscription: UserSubscription): void => {
     if (!open.delete(subscription)) return;
     metrics?.subscriptionsActive.dec();
@@ -85,7 +135,7 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
       if (watchers.size === 0) index.delete(userId);
     }
   };
-  const hooks = { onConflated: () => metrics?.conflatedEvents.inc(), onClose: unregister };
+  const hooks = { onConflated: () => metrics?.conflatedEvents.inc(), onClose: unregister, admit };
 
   /** Creates, indexes and snapshots one subscription: all synchronous (see the module comment). */
   const start = (ids: readonly string[]): UserSubscription => {
@@ -151,6 +201,8 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
       if (closed) return;
       closed = true;
       unsubscribeStore();
+      ready.length = 0;
+      queued.clear();
       for (const subscription of [...open]) subscription.close();
     },
   };

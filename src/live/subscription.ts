@@ -14,6 +14,12 @@ export interface SubscriptionHooks {
   onConflated(): void;
   /** Called exactly once, when the subscription ends for any reason. */
   onClose(subscription: UserSubscription): void;
+  /**
+   * A read is waiting and a change just arrived for it. Return true to hand it over now; false when the
+   * hub will call {@link UserSubscription.flush} later (it spreads a big fan-out over event-loop turns).
+   * Absent: always now.
+   */
+  admit?(subscription: UserSubscription): boolean;
 }
 
 /** Counters of one subscription, for the hub's `stats()` and the slow-consumer tests. */
@@ -113,9 +119,18 @@ export class UserSubscription implements AsyncIterableIterator<LiveUserChange> {
       this.close();
       return Promise.resolve(DONE);
     }
-    const change = this.take();
+    // A read already waiting (its change may be queued for a later turn by the hub) goes first.
+    const change = this.waiters.length === 0 ? this.take() : undefined;
     if (change !== undefined) return Promise.resolve({ value: change, done: false });
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Hands pending changes to the reads waiting for them (the hub calls it for a deferred hand-over). */
+  flush(): void {
+    while (this.waiters.length > 0 && this.pending.size > 0) {
+      const resolve = this.waiters.shift()!;
+      resolve({ value: this.take()!, done: false });
+    }
   }
 
   /** Unsubscribe (client `complete`, disconnect, or graphql-js cleanup): frees everything at once. */
@@ -147,10 +162,8 @@ export class UserSubscription implements AsyncIterableIterator<LiveUserChange> {
   private enqueue(userId: string, change: LiveUserChange): void {
     this.pending.set(userId, change);
     if (this.pending.size > this.peak) this.peak = this.pending.size;
-    const resolve = this.waiters.shift();
-    if (resolve === undefined) return;
-    const next = this.take();
-    if (next !== undefined) resolve({ value: next, done: false });
+    if (this.waiters.length === 0) return;
+    if (this.hooks.admit === undefined || this.hooks.admit(this)) this.flush();
   }
 
   private take(): LiveUserChange | undefined {

@@ -133,11 +133,23 @@ class Reader {
   }
 }
 
-function setup(): { store: FakeStore; hub: LiveHub; metrics: ReturnType<typeof createMetrics> } {
+function setup(deliverySlice?: number): {
+  store: FakeStore;
+  hub: LiveHub;
+  metrics: ReturnType<typeof createMetrics>;
+} {
   const store = new FakeStore();
   const metrics = createMetrics({ defaultMetrics: false });
-  return { store, hub: createLiveHub({ store, metrics }), metrics };
+  const hub = createLiveHub({ store, metrics, ...(deliverySlice === undefined ? {} : { deliverySlice }) });
+  return { store, hub, metrics };
 }
+
+/** One turn of the event loop: what a `setImmediate` scheduled before this call has run by then. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Lets promise callbacks already due run, without giving the event loop a turn. */
+const microtasks = async () => {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+};
 
 const gauge = async (m: ReturnType<typeof createMetrics>) =>
   (await m.subscriptionsActive.get()).values[0]?.value;
@@ -250,6 +262,27 @@ describe('live hub', () => {
     ]);
     expect(await conflated(metrics)).toBe(skipped);
     await r.return();
+  });
+
+  it('should hand a big fan-out over in slices, one per event-loop turn, in the order readers became ready', async () => {
+    const { store, hub } = setup(2);
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const readers = ids.map((id) => new Reader(hub, [id]));
+    for (const r of readers) await r.one(); // snapshots
+    const got: string[] = [];
+    const waits = readers.map((r) => r.one().then((c) => got.push(`${c!.userId}${c!.user!.tweetCount}`)));
+    await turn(); // the slice budget of the reads above is back
+    store.commit({ e: 1, d: 1, c: 1, b: 1, a: 1 });
+    await microtasks();
+    expect(got).toEqual(['e1', 'd1']); // this turn's slice
+    store.commit({ a: 2, c: 2 }); // readers still queued get the newer state when their turn comes
+    await turn();
+    expect(got).toEqual(['e1', 'd1', 'c2', 'b1']);
+    await turn();
+    expect(got).toEqual(['e1', 'd1', 'c2', 'b1', 'a2']);
+    await Promise.all(waits);
+    expect(hub.stats().pending).toBe(0);
+    hub.close();
   });
 
   it('should remove every index entry on return(), throw() and hub close, and settle a read that is waiting', async () => {
