@@ -2,11 +2,12 @@
  * The fast read path for POST /graphql (DESIGN.md "api"; the hard performance goal of issue 4).
  * A bounded cache (approximate LRU) keyed by the query text remembers, per document, what the first sight found out:
  * parsed with the token limit, validated with the same rules as Apollo (api/limits.ts), and — for a plain
- * query over `user`/`users` — compiled into a plan that reads the store synchronously and writes the
+ * query over `user`/`users`/`feedStatus` — compiled into a plan that reads the store synchronously and writes the
  * response JSON itself (fast-path/compile.ts). Everything else (and every request a plan cannot answer
  * exactly) goes through Apollo; the cache then just says "not ours" without parsing again.
  */
 import { parse, type DocumentNode, type GraphQLSchema } from 'graphql';
+import type { FeedMonitor } from '../src/ops/feed-monitor.js';
 import type { ViewReader } from '../src/store/types.js';
 import { compileFastPlan, type FastPlan, type Variables } from './fast-path/compile.js';
 import { ClockCache } from './fast-path/clock-cache.js';
@@ -20,13 +21,15 @@ export type { FastPlan, Variables } from './fast-path/compile.js';
  */
 export const DOCUMENT_CACHE_ENTRIES = 1000;
 export const MAX_CACHED_QUERY_LENGTH = 4096;
-/** Marks a document the fast path does not serve (invalid, or not a plain user/users query). */
+/** Marks a document the fast path does not serve (invalid, or not a plain user/users/feedStatus query). */
 const NOT_OURS = null;
 
 /** What the fast path needs: the schema and validation Apollo uses, and the store it reads. */
 export interface FastPathOptions {
   readonly schema: GraphQLSchema;
   readonly reader: ViewReader;
+  /** Answers `feedStatus`; without it that field goes through Apollo. */
+  readonly feed?: Pick<FeedMonitor, 'snapshot'>;
   readonly validate: ValidateOperation;
   readonly maxTokens: number;
   readonly maxIds: number;
@@ -54,7 +57,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
       return NOT_OURS;
     }
     if (validate(document).length > 0) return NOT_OURS;
-    return compileFastPlan(schema, document, reader, maxIds) ?? NOT_OURS;
+    return compileFastPlan(schema, document, reader, maxIds, options.feed) ?? NOT_OURS;
   };
 
   return {

@@ -73,6 +73,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       : createFastPath({
           schema,
           reader,
+          feed,
           validate: validateOperation,
           maxTokens: config.limits.maxTokens,
           maxIds: config.limits.maxIds,

@@ -5,14 +5,16 @@
  * follows it). Anything this compiler does not handle makes it return undefined, and at run time any value
  * that would produce a GraphQL error makes the plan return undefined: Apollo then answers, errors and all.
  *
- * Handled: one query operation; root fields `user`, `users`, `__typename`; aliases; named and inline
- * fragments (type conditions resolved like graphql-js `doesFragmentConditionMatch`); id arguments as
- * literals, variables (with defaults) or lists of those. Not handled: directives anywhere, other root
- * fields, ids that graphql-js would coerce from a variable (numbers, one id for a list).
+ * Handled: one query operation; root fields `user`, `users`, `feedStatus`, `__typename`; aliases; named
+ * and inline fragments (type conditions resolved like graphql-js `doesFragmentConditionMatch`); id
+ * arguments as literals, variables (with defaults) or lists of those; enum and list fields. Not handled:
+ * directives anywhere, other root fields, ids that graphql-js would coerce from a variable (numbers, one id
+ * for a list).
  */
 import {
   Kind,
   isAbstractType,
+  isEnumType,
   isInputType,
   isListType,
   isNonNullType,
@@ -30,6 +32,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
+import type { FeedMonitor } from '../../src/ops/feed-monitor.js';
 import type { ViewReader } from '../../src/store/types.js';
 import type { UserInformation } from '../../src/views/user-information.js';
 import { isSpliceable, selectsRestFields } from './splice.js';
@@ -56,8 +59,17 @@ export interface FastPlan {
 /** Writes one value; handles null itself (nullable → `null`, non-null → give up). */
 type ValueWriter = (value: unknown) => string | undefined;
 
-/** Object types whose fields are all plain property reads (type-graphql default resolvers). */
-const FAST_TYPES: ReadonlySet<string> = new Set(['User', 'ViewVersion', 'SourcePosition']);
+/**
+ * Object types whose fields are all plain property reads (type-graphql default resolvers); `FeedStatus` is
+ * `FeedMonitor.snapshot()` as is (api/schema/feed-status-resolver.ts).
+ */
+const FAST_TYPES: ReadonlySet<string> = new Set([
+  'User',
+  'ViewVersion',
+  'SourcePosition',
+  'FeedStatus',
+  'PartitionStatus',
+]);
 
 const LEAVES: Readonly<Record<string, LeafWriter>> = {
   String: writeString,
@@ -79,6 +91,7 @@ export function compileFastPlan(
   document: DocumentNode,
   reader: ViewReader,
   maxIds: number,
+  feed?: Pick<FeedMonitor, 'snapshot'>,
 ): FastPlan | undefined {
   const operations = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
   const operation = operations[0];
@@ -114,6 +127,13 @@ export function compileFastPlan(
       steps.push({ kind: 'typename', prefix, text: JSON.stringify(queryType.name) });
       continue;
     }
+    if (name === 'feedStatus') {
+      const type = queryType.getFields()[name]?.type;
+      const write = feed === undefined || type === undefined ? undefined : compileValue(ctx, type, nodes);
+      if (feed === undefined || write === undefined) return undefined;
+      steps.push({ kind: 'value', prefix, read: () => feed.snapshot(), write });
+      continue;
+    }
     if (name !== 'user' && name !== 'users') return undefined;
     const writeUser = compileObject(ctx, userType, nodes);
     if (writeUser === undefined) return undefined;
@@ -144,6 +164,12 @@ export function compileFastPlan(
 
 type RootStep =
   | { readonly kind: 'typename'; readonly prefix: string; readonly text: string }
+  | {
+      readonly kind: 'value';
+      readonly prefix: string;
+      readonly read: () => unknown;
+      readonly write: ValueWriter;
+    }
   | {
       readonly kind: 'user';
       readonly prefix: string;
@@ -204,6 +230,7 @@ function runBatched(
   for (const step of steps) {
     let part: string | undefined;
     if (step.kind === 'typename') part = step.text;
+    else if (step.kind === 'value') part = step.write(step.read());
     else if (step.kind === 'user') {
       const user = found[at++];
       part = user === undefined ? 'null' : step.writeUser(user);
@@ -350,16 +377,35 @@ function compileValue(
 ): ValueWriter | undefined {
   const nonNull = isNonNullType(type);
   const inner = isNonNullType(type) ? type.ofType : type;
-  if (isListType(inner)) return undefined;
   let write: ValueWriter | undefined;
-  if (isScalarType(inner)) write = LEAVES[inner.name];
-  else if (isObjectType(inner)) write = compileObject(ctx, inner, nodes);
+  if (isListType(inner)) write = compileList(compileValue(ctx, inner.ofType, nodes));
+  else if (isScalarType(inner)) write = LEAVES[inner.name];
+  else if (isEnumType(inner)) {
+    // graphql-js serializes an enum by its internal value; anything else is an error Apollo reports.
+    const names = new Map(inner.getValues().map((v) => [v.value as unknown, JSON.stringify(v.name)]));
+    write = (v) => names.get(v);
+  } else if (isObjectType(inner)) write = compileObject(ctx, inner, nodes);
   if (write === undefined) return undefined;
   const present = write;
   // graphql-js CompleteValue: null on a non-null field is an error (Apollo answers it); else `null`.
   return nonNull
     ? (v) => (v === null || v === undefined ? undefined : present(v))
     : (v) => (v === null || v === undefined ? 'null' : present(v));
+}
+
+/** A list of `item`s: graphql-js CompleteListValue over an array (other iterables: Apollo). */
+function compileList(item: ValueWriter | undefined): ValueWriter | undefined {
+  if (item === undefined) return undefined;
+  return (value) => {
+    if (!Array.isArray(value)) return undefined;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const part = item(value[i]);
+      if (part === undefined) return undefined;
+      out += i === 0 ? part : `,${part}`;
+    }
+    return `${out}]`;
+  };
 }
 
 /** `ID!` argument: a literal is fixed at compile time; a variable must be a string (else Apollo coerces). */

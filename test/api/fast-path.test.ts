@@ -8,7 +8,16 @@ import { knownResultType } from '../../api/http/negotiate.js';
 import { createOperationValidator } from '../../api/limits.js';
 import { buildApiSchema } from '../../api/schema/build.js';
 import type { UserInformation } from '../../src/views/user-information.js';
-import { FakeViewReader, gql, makeUser, seededRandom, testConfig, useTestApi } from '../utils/testkit.js';
+import type { FeedStatusSnapshot } from '../../src/ops/feed-monitor.js';
+import {
+  FakeFeedMonitor,
+  FakeViewReader,
+  gql,
+  makeUser,
+  seededRandom,
+  testConfig,
+  useTestApi,
+} from '../utils/testkit.js';
 
 const random = seededRandom(2);
 const users: UserInformation[] = [
@@ -78,6 +87,15 @@ const FAST_QUERIES: [string, string, Variables?][] = [
   ['union condition', '{ user(id: "1") { ... on _Entity { ... on User { userId } } } }'],
   ['non-canonical dates', '{ users(ids: ["21", "22"]) { joinedDate name } }'],
   [
+    'feed status, every field',
+    `{ feedStatus { __typename ready source state reason newestEventAgeSeconds sequence viewVersion
+        partitions { __typename topic partition next highWatermark lag } } }`,
+  ],
+  [
+    'feed status next to users, aliased',
+    '{ u: user(id: "1") { userId } s: feedStatus { state p: partitions { lag } } users(ids: ["2"]) { userId } }',
+  ],
+  [
     'nullable fields',
     '{ users(ids: ["10", "11", "12", "13"]) { name description location webPageUrl joinedDate version { eventTime } } }',
   ],
@@ -92,7 +110,7 @@ const APOLLO_QUERIES: [string, string, Variables?][] = [
   ['null in a non-null field', '{ user(id: "91") { userId username } }'],
   ['invalid stored date', '{ user(id: "92") { joinedDate } }'],
   ['directive', '{ user(id: "1") { userId name @include(if: false) } }'],
-  ['other root field', '{ user(id: "1") { userId } feedStatus { ready } }'],
+  ['other root field', '{ user(id: "1") { userId } _service { sdl } }'],
   ['numeric variable', 'query($id: ID!) { user(id: $id) { userId } }', { id: 5 }],
   ['missing variable', 'query($id: ID!) { user(id: $id) { userId } }'],
   ['null variable', 'query($ids: [ID!]) { users(ids: $ids) { userId } }', { ids: null }],
@@ -103,9 +121,11 @@ const APOLLO_QUERIES: [string, string, Variables?][] = [
 const config = testConfig();
 const schema = buildApiSchema();
 const reader = new FakeViewReader([...users, ...broken]);
+const feed = new FakeFeedMonitor();
 const fastPath = createFastPath({
   schema,
   reader,
+  feed,
   validate: createOperationValidator(schema, config),
   maxTokens: config.limits.maxTokens,
   maxIds: config.limits.maxIds,
@@ -139,6 +159,34 @@ describe('fast path vs Apollo', () => {
 
   it.each(APOLLO_QUERIES)('%s: left to Apollo', (_name, query, variables) => {
     expect(fastPath.planFor(query, undefined)?.run(variables)).toBeUndefined();
+  });
+
+  it.each<[string, Partial<FeedStatusSnapshot>]>([
+    ['not ready, retrying', { ready: false, state: 'retrying', reason: 'broker down: ECONNREFUSED "x"' }],
+    ['before the first record', { newestEventAgeSeconds: null, partitions: [] }],
+    ['a fractional age', { newestEventAgeSeconds: 1234.000001, state: 'crashed', source: 'kafka' }],
+  ])('feed status %s: same bytes as Apollo', async (_name, status) => {
+    const query =
+      '{ feedStatus { ready source state reason newestEventAgeSeconds partitions { next lag } } }';
+    feed.status = { ...feed.status, ...status };
+    apollo.feed.status = feed.status;
+    feed.isReady = apollo.feed.isReady = feed.status.ready;
+    feed.why = apollo.feed.why = feed.status.reason;
+    const fast = fastPath.planFor(query, undefined)?.run(undefined);
+    const res = await gql(apollo.url, { query });
+    expect(fast).toBeDefined();
+    expect(fast).toBe(res.text);
+  });
+
+  it('leaves a feed status it cannot serialize exactly to Apollo', async () => {
+    feed.status = { ...feed.status, state: 'paused' as FeedStatusSnapshot['state'] };
+    expect(fastPath.planFor('{ feedStatus { state } }', undefined)?.run(undefined)).toBeUndefined();
+    feed.status = { ...feed.status, state: 'running', newestEventAgeSeconds: Number.NaN };
+    expect(fastPath.planFor('{ feedStatus { ready } }', undefined)?.run(undefined)).toBeDefined();
+    expect(
+      fastPath.planFor('{ feedStatus { newestEventAgeSeconds } }', undefined)?.run(undefined),
+    ).toBeUndefined();
+    feed.status = new FakeFeedMonitor().status;
   });
 
   it('declines an operationName that does not match', () => {

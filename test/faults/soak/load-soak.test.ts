@@ -94,6 +94,13 @@ describe('load soak', () => {
         KAFKA_SESSION_TIMEOUT_MS: '6000',
         KAFKA_FETCH_MAX_WAIT_MS: '50',
         LOG_LEVEL: 'info',
+        // e.g. SOAK_SERVER_ENV="MAX_RECORDS_PER_COMMIT=500" to compare server settings under the same load.
+        ...Object.fromEntries(
+          (process.env['SOAK_SERVER_ENV'] ?? '')
+            .split(' ')
+            .filter(Boolean)
+            .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        ),
       },
       // The flags matview ships with (npm start, Docker), plus e.g. "--cpu-prof --cpu-prof-dir=…" to profile.
       nodeArgs: [
