@@ -226,6 +226,9 @@ class Changelog implements EmbeddedChangelog {
 
   async endOffsets(topics: readonly string[]): Promise<PartitionPosition[]> {
     this.assertOpen();
+    // As committed now, another process's appends included: lmdb-js keeps a thread's read snapshot until
+    // this thread commits or resets it.
+    this.env.resetReadTxn();
     const positions: PartitionPosition[] = [];
     for (const topic of topics) {
       assertTopicName(topic);
