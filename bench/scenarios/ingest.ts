@@ -34,10 +34,13 @@ async function endToEnd(ctx: ScenarioContext, records: number, users: number): P
     KAFKA_FETCH_MAX_WAIT_MS: '50',
     DEMO: 'false',
     LOG_LEVEL: 'silent',
-    // The commit cap is the server's trade between throughput and the pause a commit adds to reads.
-    ...(process.env['MAX_RECORDS_PER_COMMIT'] === undefined
-      ? {}
-      : { MAX_RECORDS_PER_COMMIT: process.env['MAX_RECORDS_PER_COMMIT'] }),
+    // Server settings that trade throughput against read latency, to compare them under the same workload.
+    ...Object.fromEntries(
+      ['MAX_RECORDS_PER_COMMIT', 'WRITER_THREAD'].flatMap((name) => {
+        const value = process.env[name];
+        return value === undefined ? [] : [[name, value]];
+      }),
+    ),
   });
   const t0 = performance.now();
   const running = await startServer(config, silentLogger);

@@ -63,6 +63,7 @@ const schema = z.object({
   MAX_RECORDS_PER_COMMIT: positiveInt
     .max(1_000_000, 'must be <= 1000000')
     .default(DEFAULT_MAX_RECORDS_PER_COMMIT),
+  WRITER_THREAD: bool.default(true),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
   TOPIC_FOLLOWS: topic.default('follows'),
@@ -142,6 +143,8 @@ export interface Config {
   readonly lmdbMapSizeBytes: number;
   /** Records materialized in one LMDB write transaction at most (bounds event-loop pauses while catching up). */
   readonly maxRecordsPerCommit: number;
+  /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */
+  readonly writerThread: boolean;
   readonly topics: Topics;
   readonly dlqSuffix: string;
   readonly demo: {
@@ -288,6 +291,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT,
+    writerThread: e.WRITER_THREAD,
     topics,
     dlqSuffix: e.DLQ_SUFFIX,
     demo: { enabled: e.DEMO, rate: e.DEMO_RATE, users: e.DEMO_USERS, seed: e.DEMO_SEED },

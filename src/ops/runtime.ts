@@ -81,6 +81,7 @@ export async function startServer(
     path: storePathOf(dataDir),
     mapSize: config.lmdbMapSizeBytes,
     viewVersion,
+    writerThread: config.writerThread,
     onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
   });
   await store.claimOwner();

@@ -6,7 +6,8 @@
  *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
  * 3. Valid changes, and the batch's new offsets, commit in LMDB transactions of at most
  *    `maxRecordsPerCommit` records across all partitions (a big batch is applied in chunks, each with the
- *    offset after its last record), so catching up never holds the event loop for long.
+ *    offset after its last record), so catching up never holds a transaction (and, without the store's
+ *    writer thread, the event loop) for long.
  * Offsets are stored only after the records before them are durable (kafkajs runner.js: commit what
  * succeeded); after a failed chunk the batch is redelivered and its committed chunks are skipped (1.).
  *
@@ -50,8 +51,9 @@ export interface IngestOptions {
   readonly generation?: Generation;
   /**
    * Records materialized in one LMDB write transaction at most, over all partitions of this feed (default
-   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}). Materializing runs on the event loop: this bounds the pause
-   * readers and subscribers see while a backlog is applied.
+   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}). It bounds how long one transaction runs: on the store's writer
+   * thread (WRITER_THREAD), or else on the event loop, where it is the pause readers and subscribers see
+   * while a backlog is applied.
    */
   readonly maxRecordsPerCommit?: number;
 }

@@ -31,6 +31,7 @@ import type { StoredRow, Table, UserInformation, UserState } from '../views/user
 import { GenerationDiff } from './generation-diff.js';
 import { Generation, generationOfDb, type GenerationInfo } from './generation.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
+import { WriterThread } from './writer-thread.js';
 
 export interface StoreOptions {
   readonly path: string;
@@ -48,6 +49,12 @@ export interface StoreOptions {
   readonly create?: boolean;
   /** Called when a commit listener throws; the commit itself stands and other listeners still run. */
   readonly onListenerError?: (error: unknown) => void;
+  /**
+   * Materialize and commit `applyBatch` on a worker thread (src/store/writer-thread.ts), so the event loop
+   * that serves reads never runs a batch. Default false (CLI tools, unit tests); `matview serve` turns it on
+   * (WRITER_THREAD).
+   */
+  readonly writerThread?: boolean;
 }
 
 export interface BatchInput {
@@ -135,6 +142,8 @@ export class LmdbStore implements ViewReader {
   private readonly codeViewVersion: number;
   private seq: bigint;
   private closed = false;
+  /** The writer thread, when `writerThread` is on. */
+  private readonly writer: WriterThread | undefined;
 
   constructor(options: StoreOptions) {
     this.path = options.path;
@@ -148,18 +157,8 @@ export class LmdbStore implements ViewReader {
     if (exists && !isLmdbDataFile(dataFile))
       throw new DataDirError(options.path, 'data.mdb is not an LMDB file (damaged, or not a matview store)');
     mkdirSync(options.path, { recursive: true });
-    // Always a directory (data.mdb + lock.mdb): lmdb-js would treat a path with a dot (`view.restore-1`) as a file.
-    this.env = open({
-      path: options.path,
-      noSubdir: false,
-      maxDbs: MAX_DBS,
-      mapSize: options.mapSize ?? 1024 * 1024 * 1024,
-      // Every write here is an explicit transaction already. With event-turn batching lmdb-js adds an
-      // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
-      // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
-      eventTurnBatching: false,
-    });
-    this.meta = this.env.openDB<string, string>({ name: 'meta', encoding: 'string' });
+    this.env = openEnvironment(options.path, options.mapSize);
+    this.meta = metaOf(this.env);
     if (create) this.initialize(options.viewVersion);
     else if (this.meta.get('instanceId') === undefined) {
       void this.env.close();
@@ -174,6 +173,10 @@ export class LmdbStore implements ViewReader {
     const shadowId = this.meta.get('shadowGeneration');
     this.shadowGen =
       shadowId === undefined ? undefined : new Generation(this.env, this.generationInfo(Number(shadowId)));
+    this.writer =
+      options.writerThread === true
+        ? new WriterThread({ path: options.path, mapSize: options.mapSize }, () => this.env.resetReadTxn())
+        : undefined;
   }
 
   /** First open of a store (or of one written before generations existed): record generation 0. */
@@ -199,16 +202,7 @@ export class LmdbStore implements ViewReader {
   }
 
   private generationInfo(id: number): GenerationInfo {
-    const raw = this.meta.get(genKey(id));
-    if (raw !== undefined) return JSON.parse(raw) as GenerationInfo;
-    // Only a store whose meta was written before generations reaches here with create: false.
-    return {
-      id,
-      viewVersion: Number(this.meta.get('viewVersion') ?? '0'),
-      state: 'active',
-      createdAt: '',
-      reason: 'initial',
-    };
+    return readGenerationInfo(this.meta, id);
   }
 
   // ---- reads (ViewReader): always the active generation ----
@@ -305,10 +299,7 @@ export class LmdbStore implements ViewReader {
 
   /** Raw state of a generation (default: active), for verification tools and tests. */
   stateReader(generation: Generation = this.active): StateReader {
-    return {
-      row: (t: Table, k: string) => generation.rows.get(rowKey(t, k)),
-      user: (id: string) => generation.users.get(id),
-    };
+    return stateReaderOf(generation);
   }
 
   /** Every user state, for verification (`matview verify`) and tests. */
@@ -360,49 +351,30 @@ export class LmdbStore implements ViewReader {
    */
   async applyBatch(input: BatchInput, target: BatchTarget = 'active'): Promise<BatchResult> {
     const appliedAt = Date.now();
-    let result:
-      | { changed: number; noops: number; event: CommitEvent; generation: number; visible: boolean }
-      | undefined;
-    try {
-      // Batches applied concurrently (one per partition) are queued by lmdb-js into the same write
-      // transaction and run one after the other, so each reads the sequence its predecessor wrote, and
-      // their promises resolve in that order, which is the order `publish` below runs in. A child
-      // transaction each: one that throws is rolled back alone instead of leaving half its writes in the
-      // shared commit.
-      await this.env.childTransaction(() => {
-        // Inside the transaction: the active generation and the sequence are read where commits serialize.
-        const generation = target === 'active' ? this.active : target;
-        const sequence = BigInt(this.meta.get('sequence') ?? '0') + 1n;
-        const writes = materialize(this.stateReader(generation), input.changes, {
-          sequence,
-          appliedAt: new Date(appliedAt).toISOString(),
+    let result: WrittenBatch | undefined;
+    if (this.writer !== undefined) {
+      // On the writer thread: the same transaction, resolving 'active' from the committed meta where its
+      // commits serialize with this thread's (a swap). Its commit is readable here once the reply arrives.
+      result = await this.writer.apply(input, target === 'active' ? 'active' : target.id, appliedAt);
+    } else {
+      try {
+        // Batches applied concurrently (one per partition) are queued by lmdb-js into the same write
+        // transaction and run one after the other, so each reads the sequence its predecessor wrote, and
+        // their promises resolve in that order, which is the order `publish` below runs in. A child
+        // transaction each: one that throws is rolled back alone instead of leaving half its writes in
+        // the shared commit.
+        await this.env.childTransaction(() => {
+          // Inside the transaction: the active generation and the sequence are read where commits serialize.
+          const generation = target === 'active' ? this.active : target;
+          result = writeBatch(this.meta, generation, input, appliedAt, generation === this.active);
         });
-        for (const w of writes.rows) generation.rows.put(rowKey(w.table, w.key), w.stored);
-        for (const [id, s] of writes.users) generation.users.put(id, s);
-        for (const [id, v] of writes.views) {
-          if (v === null) generation.views.remove(id);
-          else generation.views.put(id, encodeView(v));
-        }
-        for (const p of input.positions) {
-          const k = offsetKey(p.topic, p.partition);
-          const stored = generation.offsets.get(k);
-          if (stored === undefined || BigInt(p.next) > BigInt(stored)) generation.offsets.put(k, p.next);
-        }
-        this.meta.put('sequence', sequence.toString());
-        result = {
-          changed: writes.views.size,
-          noops: writes.noops,
-          event: { sequence, changes: writes.views },
-          generation: generation.id,
-          visible: generation === this.active,
-        };
-      });
-    } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(
-        `LMDB write failed, nothing of the batch was applied: ${await commitFailure(e)}`,
-        { cause: e },
-      );
+      } catch (e) {
+        if (isMatviewError(e)) throw e;
+        throw new StoreWriteError(
+          `LMDB write failed, nothing of the batch was applied: ${await commitFailure(e)}`,
+          { cause: e },
+        );
+      }
     }
     if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
     const { event } = result;
@@ -582,6 +554,10 @@ export class LmdbStore implements ViewReader {
 
   /** The pending rebuild request, if any (reads the latest committed state, from any process). */
   rebuildRequest(): RebuildRequest | undefined {
+    // Written by another process (`matview rebuild`): read what is committed now, not this thread's
+    // snapshot (lmdb-js renews it only when this thread commits or resets it; with the writer thread on,
+    // this thread rarely commits).
+    this.env.resetReadTxn();
     const raw = this.meta.get('rebuildRequested');
     return raw === undefined ? undefined : (JSON.parse(raw) as RebuildRequest);
   }
@@ -644,8 +620,101 @@ export class LmdbStore implements ViewReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.writer?.close();
     await this.env.close();
   }
+}
+
+/** What a batch's transaction produced (on this thread or the writer thread). */
+export interface WrittenBatch {
+  readonly changed: number;
+  readonly noops: number;
+  readonly event: CommitEvent;
+  readonly generation: number;
+  readonly visible: boolean;
+}
+
+/**
+ * Opens the environment of a store (this thread's handle; the writer thread opens its own on the same
+ * path, and LMDB serializes their write transactions). Always a directory (data.mdb + lock.mdb): lmdb-js
+ * would treat a path with a dot (`view.restore-1`) as a file.
+ */
+export function openEnvironment(path: string, mapSize: number | undefined): RootDatabase {
+  return open({
+    path,
+    noSubdir: false,
+    maxDbs: MAX_DBS,
+    mapSize: mapSize ?? 1024 * 1024 * 1024,
+    // Every write here is an explicit transaction already. With event-turn batching lmdb-js adds an
+    // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
+    // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
+    eventTurnBatching: false,
+  });
+}
+
+export const metaOf = (env: RootDatabase): Database<string, string> =>
+  env.openDB<string, string>({ name: 'meta', encoding: 'string' });
+
+/** A generation's record in meta (a store written before generations: generation 0 from `viewVersion`). */
+export function readGenerationInfo(meta: Database<string, string>, id: number): GenerationInfo {
+  const raw = meta.get(genKey(id));
+  if (raw !== undefined) return JSON.parse(raw) as GenerationInfo;
+  // Only a store whose meta was written before generations reaches here with create: false.
+  return {
+    id,
+    viewVersion: Number(meta.get('viewVersion') ?? '0'),
+    state: 'active',
+    createdAt: '',
+    reason: 'initial',
+  };
+}
+
+/** The id of the generation readers see, as committed (read inside a write transaction: where swaps serialize). */
+export const committedActiveGeneration = (meta: Database<string, string>): number =>
+  Number(meta.get('activeGeneration') ?? '0');
+
+/**
+ * The body of a batch's write transaction: materializes `input` into `generation` and writes rows, user
+ * states, views, offsets and the next sequence. Offsets only move forward.
+ */
+export function writeBatch(
+  meta: Database<string, string>,
+  generation: Generation,
+  input: BatchInput,
+  appliedAt: number,
+  visible: boolean,
+): WrittenBatch {
+  const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
+  const writes = materialize(stateReaderOf(generation), input.changes, {
+    sequence,
+    appliedAt: new Date(appliedAt).toISOString(),
+  });
+  for (const w of writes.rows) generation.rows.put(rowKey(w.table, w.key), w.stored);
+  for (const [id, s] of writes.users) generation.users.put(id, s);
+  for (const [id, v] of writes.views) {
+    if (v === null) generation.views.remove(id);
+    else generation.views.put(id, encodeView(v));
+  }
+  for (const p of input.positions) {
+    const k = offsetKey(p.topic, p.partition);
+    const stored = generation.offsets.get(k);
+    if (stored === undefined || BigInt(p.next) > BigInt(stored)) generation.offsets.put(k, p.next);
+  }
+  meta.put('sequence', sequence.toString());
+  return {
+    changed: writes.views.size,
+    noops: writes.noops,
+    event: { sequence, changes: writes.views },
+    generation: generation.id,
+    visible,
+  };
+}
+
+function stateReaderOf(generation: Generation): StateReader {
+  return {
+    row: (t: Table, k: string) => generation.rows.get(rowKey(t, k)),
+    user: (id: string) => generation.users.get(id),
+  };
 }
 
 /**
@@ -653,7 +722,7 @@ export class LmdbStore implements ViewReader {
  * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
  * a message that says what happened and because left alone it is an unhandled rejection.
  */
-async function commitFailure(error: unknown): Promise<string> {
+export async function commitFailure(error: unknown): Promise<string> {
   const message = error instanceof Error ? error.message : String(error);
   const commitError = (error as { commitError?: unknown } | null)?.commitError;
   if (!(commitError instanceof Promise)) return message;

@@ -38,14 +38,15 @@ const tweet = (key: string, userId: string, offset: number) =>
 const USERS = [change('users', 'u1', user('one'), 0), change('users', 'u2', user('two'), 1)];
 const TWEETS = [tweet('t1', 'u1', 0), tweet('t2', 'u1', 1), tweet('t3', 'u1', 2), tweet('t4', 'u2', 3)];
 
-describe('store generations', () => {
+// Every case on both write paths: batches committed on this thread, and on the writer thread.
+describe.each([{ writerThread: false }, { writerThread: true }])('store generations (%o)', (mode) => {
   it('should fill a shadow invisibly, refuse to swap while it is behind, then swap atomically and drop the old one', async () => {
     const path = tempDir();
-    const v1 = openStore({ path, viewVersion: 1 });
+    const v1 = openStore({ ...mode, path, viewVersion: 1 });
     await v1.applyBatch({ changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] });
     await v1.applyBatch({ changes: TWEETS, positions: [{ topic: 'tweets', partition: 0, next: '4' }] });
     await v1.close();
-    const store = openStore({ path, viewVersion: 2 });
+    const store = openStore({ ...mode, path, viewVersion: 2 });
     const old = store.getUser('u1');
     // Summarized inside the listener: a swap's event reads both generations and is valid only during the call.
     const events: [bigint, string[], number | undefined][] = [];
@@ -136,7 +137,7 @@ describe('store generations', () => {
       ['meta', dbName('offsets', 1), dbName('rows', 1), dbName('users', 1), dbName('views', 1)].sort(),
     );
 
-    const again = openStore({ path, viewVersion: 2 });
+    const again = openStore({ ...mode, path, viewVersion: 2 });
     expect({
       active: again.activeGeneration().id,
       u1: again.getUser('u1')?.tweetCount,
@@ -150,7 +151,7 @@ describe('store generations', () => {
   });
 
   it('should write live batches to whichever generation is active when they commit, and never move offsets back', async () => {
-    const store = openStore({ path: tempDir(), viewVersion: 1 });
+    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
     await store.applyBatch({ changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] });
     const { generation } = await store.beginShadow(1, 'requested');
     await store.applyBatch(
@@ -189,7 +190,7 @@ describe('store generations', () => {
 
   it('should resume a shadow of the same version after reopening and replace one of another version', async () => {
     const path = tempDir();
-    const store = openStore({ path, viewVersion: 1 });
+    const store = openStore({ ...mode, path, viewVersion: 1 });
     const first = await store.beginShadow(2, 'view-version');
     await store.applyBatch(
       { changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] },
@@ -197,7 +198,7 @@ describe('store generations', () => {
     );
     await store.close();
 
-    const reopened = openStore({ path, viewVersion: 2 });
+    const reopened = openStore({ ...mode, path, viewVersion: 2 });
     const resumed = await reopened.beginShadow(2, 'resume');
     expect({
       resumed: resumed.resumed,
@@ -223,9 +224,9 @@ describe('store generations', () => {
 
   it('should record rebuild requests and the owning process across handles, and drop orphaned generations', async () => {
     const path = tempDir();
-    const server = openStore({ path, viewVersion: 1 });
+    const server = openStore({ ...mode, path, viewVersion: 1 });
     await server.claimOwner();
-    const tool = openStore({ path, viewVersion: 1, create: false });
+    const tool = openStore({ ...mode, path, viewVersion: 1, create: false });
     expect(tool.liveOwner()?.pid).toBe(process.pid);
     await tool.requestRebuild('test');
     await tool.close();
@@ -242,26 +243,26 @@ describe('store generations', () => {
     const meta = env.openDB<string, string>({ name: 'meta', encoding: 'string' });
     await meta.remove('shadowGeneration');
     await env.close();
-    const reopened = openStore({ path, viewVersion: 1 });
+    const reopened = openStore({ ...mode, path, viewVersion: 1 });
     expect(await reopened.collectGarbage()).toEqual([generation.id]);
     await reopened.close();
   });
 
   it('should refuse to open a missing store without creating one', () => {
     const path = join(tempDir(), 'nothing');
-    expect(() => openStore({ path, viewVersion: 1, create: false })).toThrow(/No matview store/);
+    expect(() => openStore({ ...mode, path, viewVersion: 1, create: false })).toThrow(/No matview store/);
     expect(existsSync(path)).toBe(false);
   });
 
   it('should back up a consistent copy with its offsets', async () => {
-    const store = openStore({ path: tempDir(), viewVersion: 1 });
+    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
     await store.applyBatch({
       changes: [...USERS, ...TWEETS],
       positions: [{ topic: 'tweets', partition: 0, next: '4' }],
     });
     const dir = join(tempDir(), 'copy');
     await store.backup(dir);
-    const copy = openStore({ path: dir, viewVersion: 1, create: false });
+    const copy = openStore({ ...mode, path: dir, viewVersion: 1, create: false });
     expect({
       id: copy.instanceId,
       u1: copy.getUser('u1'),

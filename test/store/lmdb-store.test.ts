@@ -26,10 +26,11 @@ const profile = (username: string) =>
     backgroundImageUrl: null,
   }) as const;
 
-describe('LmdbStore', () => {
+// Every case on both write paths: batches committed on this thread, and on the writer thread.
+describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)', (mode) => {
   it('should commit rows, views, offsets and sequence together and keep them across reopen', async () => {
     const path = tempDir();
-    const store = openStore({ path, viewVersion: 1 });
+    const store = openStore({ ...mode, path, viewVersion: 1 });
     const events: CommitEvent[] = [];
     store.onCommit((e) => events.push(e));
     await store.applyBatch({
@@ -64,7 +65,7 @@ describe('LmdbStore', () => {
     const instanceId = store.instanceId;
     await store.close();
 
-    const again = openStore({ path, viewVersion: 1 });
+    const again = openStore({ ...mode, path, viewVersion: 1 });
     expect({
       seq: again.sequence(),
       pos: again.positions(),
@@ -82,13 +83,13 @@ describe('LmdbStore', () => {
 
   it('should keep serving the stored view when the code has another view version, and say a rebuild is needed', async () => {
     const path = tempDir();
-    const store = openStore({ path, viewVersion: 1 });
+    const store = openStore({ ...mode, path, viewVersion: 1 });
     await store.applyBatch({
       changes: [change('users', 'u1', profile('a'), 0)],
       positions: [{ topic: 'users', partition: 0, next: '1' }],
     });
     await store.close();
-    const next = openStore({ path, viewVersion: 2 });
+    const next = openStore({ ...mode, path, viewVersion: 2 });
     expect({
       needsRebuild: next.needsRebuild(),
       viewVersion: next.viewVersion,
@@ -105,7 +106,12 @@ describe('LmdbStore', () => {
 
   it('should keep committing when a commit listener throws', async () => {
     const errors: unknown[] = [];
-    const store = openStore({ path: tempDir(), viewVersion: 1, onListenerError: (e) => errors.push(e) });
+    const store = openStore({
+      ...mode,
+      path: tempDir(),
+      viewVersion: 1,
+      onListenerError: (e) => errors.push(e),
+    });
     store.onCommit(() => {
       throw new Error('listener bug');
     });

@@ -1,0 +1,168 @@
+/**
+ * The writer thread (WRITER_THREAD, on in `matview serve`): `LmdbStore.applyBatch` runs its write
+ * transaction (materialize, rows, states, views, offsets, sequence) on a worker thread with its own handle on
+ * the same LMDB environment, so the event loop that answers reads and feeds subscriptions never spends a
+ * batch's tens of milliseconds on it. Everything else stays where it was: the caller still decodes records
+ * and publishes the commit event (in commit order: replies arrive in the order the worker's commits
+ * resolved), and the rare writes (swap, shadow, owner) run on the caller's thread, where LMDB serializes
+ * them with the worker's transactions.
+ *
+ * The worker resolves "the active generation" from the committed meta inside its transaction, so a batch
+ * committed after a swap lands in the new generation, as it does on one thread. When a reply arrives the
+ * caller renews its read snapshot (lmdb-js keeps a thread's read transaction until told otherwise), so the
+ * commit is readable before its event is published.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { MatviewError, StoreWriteError } from '../errors.js';
+import type { BatchInput, WrittenBatch } from './lmdb-store.js';
+
+/** What the worker is started with. */
+export interface WriterData {
+  readonly path: string;
+  readonly mapSize: number | undefined;
+}
+
+/** Caller → worker. */
+export type WriterRequest =
+  | {
+      readonly kind: 'apply';
+      readonly id: number;
+      readonly input: BatchInput;
+      /** A generation id, or the one active when the transaction runs. */
+      readonly target: 'active' | number;
+      readonly appliedAt: number;
+    }
+  | { readonly kind: 'close' };
+
+/** Worker → caller. */
+export type WriterReply =
+  | { readonly id: number; readonly ok: true; readonly result: WrittenBatch }
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly message: string;
+      /** The MatviewError code thrown inside the transaction, if one was (else a StoreWriteError). */
+      readonly code: string | undefined;
+      readonly retriable: boolean;
+    };
+
+const STORE_WRITE_CODE = new StoreWriteError('').code;
+
+interface Pending {
+  readonly resolve: (result: WrittenBatch) => void;
+  readonly reject: (error: Error) => void;
+}
+
+export class WriterThread {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private closing: Promise<void> | undefined;
+
+  /** `onCommitted` runs before a reply settles its promise (the caller renews its read snapshot there). */
+  constructor(
+    private readonly data: WriterData,
+    private readonly onCommitted: () => void,
+  ) {
+    // Started now, so it has loaded by the first batch.
+    this.worker = this.spawn();
+  }
+
+  /** Runs one batch's transaction on the worker. Rejects with a StoreWriteError when it did not commit. */
+  apply(input: BatchInput, target: 'active' | number, appliedAt: number): Promise<WrittenBatch> {
+    if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
+    const worker = (this.worker ??= this.spawn());
+    const id = this.nextId++;
+    return new Promise<WrittenBatch>((resolve, reject) => {
+      if (this.pending.size === 0) worker.ref();
+      this.pending.set(id, { resolve, reject });
+      const request: WriterRequest = { kind: 'apply', id, input, target, appliedAt };
+      worker.postMessage(request);
+    });
+  }
+
+  /** Lets the worker finish what it was sent, close its handle and exit. */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      const worker = this.worker;
+      if (worker === undefined) return;
+      worker.ref();
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      const request: WriterRequest = { kind: 'close' };
+      worker.postMessage(request);
+      await exited;
+    })());
+  }
+
+  private spawn(): Worker {
+    const entry = writerEntry();
+    const options = { workerData: this.data satisfies WriterData };
+    const worker =
+      'url' in entry
+        ? new Worker(entry.url, options)
+        : new Worker(entry.bootstrap, { ...options, eval: true });
+    worker.unref(); // referenced only while a batch is in flight (or while closing)
+    worker.on('message', (reply: WriterReply) => {
+      const waiting = this.pending.get(reply.id);
+      if (waiting === undefined) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0 && this.closing === undefined) worker.unref();
+      if (reply.ok) {
+        this.onCommitted();
+        waiting.resolve(reply.result);
+      } else {
+        // A failed transaction may still have let other batches commit (each is a child transaction).
+        this.onCommitted();
+        waiting.reject(
+          reply.code === undefined || reply.code === STORE_WRITE_CODE
+            ? new StoreWriteError(reply.message)
+            : new MatviewError(reply.code, reply.message, { retriable: reply.retriable }),
+        );
+      }
+    });
+    worker.on('error', (error) => {
+      this.failAll(
+        new StoreWriteError(`the store's writer thread failed: ${error.message}`, { cause: error }),
+      );
+    });
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = undefined; // the next batch starts a new one
+      this.failAll(new StoreWriteError(`the store's writer thread exited (code ${code}) during a commit`));
+    });
+    return worker;
+  }
+
+  private failAll(error: StoreWriteError): void {
+    if (this.pending.size === 0) return;
+    // Whether those batches committed is unknown here: the caller renews its snapshot, and the feed
+    // re-reads from the stored offsets (a committed batch is then skipped as already applied).
+    this.onCommitted();
+    for (const waiting of this.pending.values()) waiting.reject(error);
+    this.pending.clear();
+  }
+}
+
+/**
+ * How to start the worker: from the bundle (`dist/batch-writer.mjs` next to `dist/matview.mjs`, see
+ * scripts/build.mjs), or from the TypeScript source through tsx's loader (tests, `tsx`, the CLI's fallback).
+ */
+function writerEntry(): { url: URL } | { bootstrap: string } {
+  const here = import.meta.url;
+  if (here.endsWith('.mjs')) return { url: new URL('./batch-writer.mjs', here) };
+  const source = new URL('./batch-writer.ts', here).href;
+  // Loader hooks are per thread in Node 20: the worker registers tsx itself, then imports the source.
+  const manifest = createRequire(here).resolve('tsx/package.json');
+  const exportsOf = (JSON.parse(readFileSync(manifest, 'utf8')) as TsxManifest).exports;
+  const api = pathToFileURL(join(dirname(manifest), exportsOf['./esm/api'].import.default)).href;
+  return {
+    bootstrap: `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); });`,
+  };
+}
+
+interface TsxManifest {
+  readonly exports: { readonly './esm/api': { readonly import: { readonly default: string } } };
+}
