@@ -34,7 +34,6 @@ import {
 } from 'graphql';
 import type { FeedMonitor } from '../../src/ops/feed-monitor.js';
 import type { ViewReader } from '../../src/store/types.js';
-import type { UserInformation } from '../../src/views/user-information.js';
 import { isSpliceable, selectsRestFields } from './splice.js';
 import {
   writeBoolean,
@@ -139,18 +138,22 @@ export function compileFastPlan(
     if (writeUser === undefined) return undefined;
     const argument = field.arguments?.find((a) => a.name.value === (name === 'user' ? 'id' : 'ids'));
     if (argument === undefined) return undefined;
+    const selection = selectionOf(ctx, userType, nodes) ?? [];
+    // Without `version` in the selection the reads skip parsing it (about half of decoding a view).
+    const versioned = selection.some((f) => f.name === 'version');
     if (name === 'user') {
       const readId = compileId(argument.value, defaults);
       if (readId === undefined) return undefined;
-      const rest = selectsRestFields(selectionOf(ctx, userType, nodes) ?? []);
-      steps.push({ kind: 'user', prefix, readId, writeUser, rest });
+      const rest = selectsRestFields(selection);
+      steps.push({ kind: 'user', prefix, readId, writeUser, rest, versioned });
     } else {
       const readIds = compileIds(argument.value, defaults);
       if (readIds === undefined) return undefined;
-      steps.push({ kind: 'users', prefix, readIds, writeUser });
+      steps.push({ kind: 'users', prefix, readIds, writeUser, versioned });
     }
   }
   const only = steps.length === 1 ? steps[0] : undefined;
+  const versioned = steps.some((s) => (s.kind === 'user' || s.kind === 'users') && s.versioned);
   return {
     operationName: operation.name?.value,
     // The common `{ user(id) {…} }` is one getUser; anything else reads every id with ONE getUsers,
@@ -158,7 +161,7 @@ export function compileFastPlan(
     run:
       only?.kind === 'user'
         ? (variables) => runSingle(only, reader, variables)
-        : (variables) => runBatched(steps, reader, maxIds, variables),
+        : (variables) => runBatched(steps, reader, maxIds, variables, versioned),
   };
 }
 
@@ -177,12 +180,15 @@ type RootStep =
       readonly writeUser: ValueWriter;
       /** The selection is exactly the REST object's fields: the stored bytes can be sent (splice.ts). */
       readonly rest: boolean;
+      /** The selection asks for `version`. */
+      readonly versioned: boolean;
     }
   | {
       readonly kind: 'users';
       readonly prefix: string;
       readonly readIds: (variables: Variables | undefined) => readonly string[] | undefined;
       readonly writeUser: ValueWriter;
+      readonly versioned: boolean;
     };
 
 function runSingle(
@@ -198,7 +204,7 @@ function runSingle(
     const json = bytes.toString();
     if (isSpliceable(json)) return `{"data":{${step.prefix}${json}}}\n`;
   }
-  const user = reader.getUser(id);
+  const user = step.versioned ? reader.getUser(id) : reader.getUsersUnversioned([id])[0];
   const part = user === undefined ? 'null' : step.writeUser(user);
   return part === undefined ? undefined : `{"data":{${step.prefix}${part}}}\n`;
 }
@@ -208,6 +214,7 @@ function runBatched(
   reader: ViewReader,
   maxIds: number,
   variables: Variables | undefined,
+  versioned: boolean,
 ): string | undefined {
   const ids: string[] = [];
   const counts: number[] = [];
@@ -223,7 +230,8 @@ function runBatched(
       counts.push(list.length);
     }
   }
-  const found = ids.length === 0 ? [] : reader.getUsers(ids);
+  const found: readonly (object | undefined)[] =
+    ids.length === 0 ? [] : versioned ? reader.getUsers(ids) : reader.getUsersUnversioned(ids);
   let at = 0;
   let list = 0;
   let out = '{"data":{';
@@ -246,7 +254,7 @@ function runBatched(
 }
 
 function writeUserList(
-  users: readonly (UserInformation | undefined)[],
+  users: readonly (object | undefined)[],
   from: number,
   to: number,
   writeUser: ValueWriter,

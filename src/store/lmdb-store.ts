@@ -26,8 +26,15 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { materialize, rowKey, type Change, type StateReader } from '../materializer/materialize.js';
-import { decodeView, encodeView, restJsonOf } from '../views/codec.js';
-import type { StoredRow, Table, UserInformation, UserState } from '../views/user-information.js';
+import { decodeUnversioned, decodeView, encodeView, restJsonOf } from '../views/codec.js';
+import type {
+  Counts,
+  Profile,
+  StoredRow,
+  Table,
+  UserInformation,
+  UserState,
+} from '../views/user-information.js';
 import { GenerationDiff } from './generation-diff.js';
 import { Generation, generationOfDb, type GenerationInfo } from './generation.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
@@ -238,6 +245,14 @@ export class LmdbStore implements ViewReader {
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
     return userIds.map((id) => this.getUser(id));
+  }
+
+  getUsersUnversioned(userIds: readonly string[]): ((Profile & Counts) | undefined)[] {
+    const views = this.active.views;
+    return userIds.map((id) => {
+      const bytes = views.getBinaryFast(id);
+      return bytes === undefined ? undefined : decodeUnversioned(bytes);
+    });
   }
 
   /** Stored view bytes (rest JSON + version), for callers that serialize themselves. */

@@ -4,7 +4,7 @@
  *
  *   [u32 LE length of rest JSON][rest JSON: seed 002's object][version JSON]
  */
-import type { REST_FIELDS, UserInformation, ViewVersion } from './user-information.js';
+import type { Counts, Profile, REST_FIELDS, UserInformation, ViewVersion } from './user-information.js';
 
 export function encodeView(view: UserInformation): Buffer {
   // An object literal in REST_FIELDS order (one hidden class, JSON.stringify's fast path), and both JSON
@@ -36,6 +36,11 @@ export function encodeView(view: UserInformation): Buffer {
 /** Seed 002's JSON object (no version), as a view onto `bytes`. */
 export function restJsonOf(bytes: Buffer): Buffer {
   return bytes.subarray(4, 4 + bytes.readUInt32LE(0));
+}
+
+/** Profile and counts of a stored view, without parsing its version. */
+export function decodeUnversioned(bytes: Buffer): Profile & Counts {
+  return JSON.parse(bytes.toString('utf8', 4, 4 + bytes.readUInt32LE(0))) as Profile & Counts;
 }
 
 export function decodeView(bytes: Buffer): UserInformation {

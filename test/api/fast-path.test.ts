@@ -151,10 +151,32 @@ describe('fast path vs Apollo', () => {
     expect([reader.calls.getUser - before.getUser, reader.calls.getUserJson - before.getUserJson]).toEqual([
       0, 2,
     ]);
-    // A non-canonical stored date takes the general plan (the DateTime scalar re-formats it).
+    // A non-canonical stored date takes the general plan (the DateTime scalar re-formats it), reading
+    // the view without its version, which the selection does not ask for.
     const general = plan?.run({ id: '21' });
-    expect(reader.calls.getUser - before.getUser).toBe(1);
+    expect(reader.calls.getUsersUnversioned - before.getUsersUnversioned).toBe(1);
+    expect(reader.calls.getUser - before.getUser).toBe(0);
     expect(general).toContain('"joinedDate":"2008-01-22T15:14:44.000Z"');
+  });
+
+  it('reads versions only for selections that ask for them', () => {
+    const reads = (query: string) => {
+      const before = { ...reader.calls };
+      expect(fastPath.planFor(query, undefined)?.run(undefined)).toBeDefined();
+      return {
+        versioned: reader.calls.getUser - before.getUser + reader.calls.getUsers - before.getUsers,
+        unversioned: reader.calls.getUsersUnversioned - before.getUsersUnversioned,
+      };
+    };
+    expect(reads('{ user(id: "1") { userId tweetCount } }')).toEqual({ versioned: 0, unversioned: 1 });
+    expect(reads('{ user(id: "1") { userId version { sequence } } }')).toEqual({
+      versioned: 1,
+      unversioned: 0,
+    });
+    expect(reads('{ users(ids: ["1", "2"]) { userId } }')).toEqual({ versioned: 0, unversioned: 1 });
+    expect(
+      reads('{ a: users(ids: ["1"]) { userId } b: user(id: "2") { ... on User { version { sequence } } } }'),
+    ).toEqual({ versioned: 1, unversioned: 0 });
   });
 
   it.each(APOLLO_QUERIES)('%s: left to Apollo', (_name, query, variables) => {
@@ -242,9 +264,11 @@ describe('fast path over HTTP', () => {
         type: b.headers.get('content-type'),
         body: b.text,
       });
-      // The fast path reads one user with getUser; Apollo goes through the DataLoader's getUsers.
+      // The fast path reads one user, without its version (not selected); Apollo goes through the
+      // DataLoader's getUsers.
       const served = knownResultType(accept) !== undefined;
-      expect(fast.reader.calls.getUser).toBe(served ? 1 : 0);
+      expect(fast.reader.calls.getUsersUnversioned).toBe(served ? 1 : 0);
+      expect(fast.reader.calls.getUsers).toBe(served ? 0 : 1);
     },
   );
 
@@ -256,7 +280,7 @@ describe('fast path over HTTP', () => {
       operationName: 'Get',
     });
     expect(res.json()).toEqual({ data: { user: { userId: '2' } } });
-    expect(fast.reader.calls.getUser).toBe(1);
+    expect(fast.reader.calls.getUsersUnversioned).toBe(1);
   });
 
   it('falls back to Apollo when the store throws, and masks the error', async () => {

@@ -61,6 +61,9 @@ describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)
       followerCount: 0,
       likeCount: 0,
     });
+    // The same view without its version, for reads that do not select it; unknown ids stay undefined.
+    const { version: _version, ...unversioned } = store.getUser('u1')!;
+    expect(store.getUsersUnversioned(['nope', 'u1'])).toEqual([undefined, unversioned]);
     expect(events.map((e) => [e.sequence, [...e.changes.keys()]])).toEqual([[1n, ['u1']]]);
     const instanceId = store.instanceId;
     await store.close();

@@ -79,7 +79,13 @@ export function restJson(user: UserInformation): string {
 /** In-memory `ViewReader` that counts calls (spies for batching tests). */
 export class FakeViewReader implements ViewReader {
   readonly users = new Map<string, UserInformation>();
-  readonly calls = { getUser: 0, getUserJson: 0, getUsers: 0, getUsersIds: [] as (readonly string[])[] };
+  readonly calls = {
+    getUser: 0,
+    getUserJson: 0,
+    getUsers: 0,
+    getUsersIds: [] as (readonly string[])[],
+    getUsersUnversioned: 0,
+  };
   readonly #json = new Map<string, Buffer>();
   #sequence = 0n;
   #positions: PartitionPosition[] = [];
@@ -111,6 +117,7 @@ export class FakeViewReader implements ViewReader {
     this.calls.getUserJson = 0;
     this.calls.getUsers = 0;
     this.calls.getUsersIds = [];
+    this.calls.getUsersUnversioned = 0;
   }
 
   getUser(userId: string): UserInformation | undefined {
@@ -130,6 +137,17 @@ export class FakeViewReader implements ViewReader {
     this.calls.getUsersIds.push([...userIds]);
     if (this.failWith !== undefined) throw this.failWith;
     return userIds.map((id) => this.users.get(id));
+  }
+
+  getUsersUnversioned(userIds: readonly string[]): (Omit<UserInformation, 'version'> | undefined)[] {
+    this.calls.getUsersUnversioned++;
+    if (this.failWith !== undefined) throw this.failWith;
+    return userIds.map((id) => {
+      const user = this.users.get(id);
+      if (user === undefined) return undefined;
+      const { version: _version, ...rest } = user;
+      return rest;
+    });
   }
 
   positions(): PartitionPosition[] {
