@@ -15,6 +15,7 @@
  * subscription's last event equals the final view of its user (slow readers may skip states, never the
  * last one). Throughput is reported, never asserted: on a loaded 2-core machine the rates are targets.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isReady, startChildServer, type ChildServer } from '../../utils/child-server.js';
@@ -200,6 +201,10 @@ describe('load soak', () => {
       },
     );
     const started = Date.now();
+    // This process's own event-loop delay: autocannon, the producer and the 100 sockets share it, so a
+    // delay here is time the load generator itself was late.
+    const ownLoop = monitorEventLoopDelay({ resolution: 10 });
+    ownLoop.enable();
     const serverCpuBefore = child.cpuSeconds();
     const ownCpuBefore = process.cpuUsage();
     let result: autocannon.Result;
@@ -213,6 +218,7 @@ describe('load soak', () => {
         timeout: 30,
       }) as unknown as Promise<autocannon.Result>);
     } finally {
+      ownLoop.disable();
       await producing.stop();
       clearInterval(sampler);
     }
@@ -246,6 +252,10 @@ describe('load soak', () => {
       serverLoopDelayMs: {
         p99Median: Math.round(median(lagP99) * 1000),
         max: Math.round(Math.max(...lagMax) * 1000),
+      },
+      loadGeneratorLoopDelayMs: {
+        p99: Math.round(ownLoop.percentile(99) / 1e6),
+        max: Math.round(ownLoop.max / 1e6),
       },
       heapMb: { first: heap.slice(0, 3).map(mb), last: heap.slice(-3).map(mb) },
       rssMb: { first: mb(rss[0] ?? 0), peak: mb(Math.max(...rss)), last: mb(rss[rss.length - 1] ?? 0) },
