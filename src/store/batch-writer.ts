@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isMatviewError } from '../errors.js';
 import { Generation } from './generation.js';
 import {
-  commitFailure,
+  batchFailure,
   committedActiveGeneration,
   metaOf,
   openEnvironment,
@@ -71,8 +71,7 @@ port.on('message', (request: WriterRequest) => {
           reply({ id, ok: false, message: e.message, code: e.code, retriable: e.retriable });
           return;
         }
-        const message = `LMDB write failed, nothing of the batch was applied: ${await commitFailure(e)}`;
-        reply({ id, ok: false, message, code: undefined, retriable: false });
+        reply({ id, ok: false, message: await batchFailure(e), code: undefined, retriable: false });
       },
     );
 });

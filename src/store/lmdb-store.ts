@@ -385,10 +385,7 @@ export class LmdbStore implements ViewReader {
         });
       } catch (e) {
         if (isMatviewError(e)) throw e;
-        throw new StoreWriteError(
-          `LMDB write failed, nothing of the batch was applied: ${await commitFailure(e)}`,
-          { cause: e },
-        );
+        throw new StoreWriteError(await batchFailure(e), { cause: e });
       }
     }
     if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
@@ -737,7 +734,7 @@ function stateReaderOf(generation: Generation): StateReader {
  * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
  * a message that says what happened and because left alone it is an unhandled rejection.
  */
-export async function commitFailure(error: unknown): Promise<string> {
+async function commitFailure(error: unknown): Promise<string> {
   const message = error instanceof Error ? error.message : String(error);
   const commitError = (error as { commitError?: unknown } | null)?.commitError;
   if (!(commitError instanceof Promise)) return message;
@@ -746,6 +743,11 @@ export async function commitFailure(error: unknown): Promise<string> {
     (reason: unknown) => reason,
   );
   return cause instanceof Error ? cause.message : message;
+}
+
+/** The message of a failed batch transaction (on either thread). */
+export async function batchFailure(error: unknown): Promise<string> {
+  return `LMDB write failed, nothing of the batch was applied: ${await commitFailure(error)}`;
 }
 
 export function openStore(options: StoreOptions): LmdbStore {
