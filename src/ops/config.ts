@@ -141,7 +141,7 @@ export interface Config {
     | undefined;
   readonly dataDir: string;
   readonly lmdbMapSizeBytes: number;
-  /** Records materialized in one LMDB write transaction at most (bounds event-loop pauses while catching up). */
+  /** Records materialized in one LMDB write transaction at most (bounds how long one transaction runs). */
   readonly maxRecordsPerCommit: number;
   /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */
   readonly writerThread: boolean;

@@ -2,8 +2,8 @@
  * A budget of records shared by the batches being applied at once (one per partition): a batch takes
  * its chunk's records before handing them to the store and gives them back once they are committed.
  * Everything in one LMDB write transaction was handed over while uncommitted, so no transaction holds
- * more than `limit` records, and materializing them (synchronous, on the event loop readers and
- * subscribers share) is bounded in time. Waiters are served in order; a chunk of at most `limit` records
+ * more than `limit` records, and materializing them (synchronous: on the store's writer thread, or on the
+ * event loop readers and subscribers share when WRITER_THREAD is off) is bounded in time. Waiters are served in order; a chunk of at most `limit` records
  * always fits once the others have committed.
  */
 export class RecordBudget {

@@ -111,12 +111,12 @@ export class WriterThread {
       if (waiting === undefined) return;
       this.pending.delete(reply.id);
       if (this.pending.size === 0 && this.closing === undefined) worker.unref();
+      // Before settling either way: a failed transaction may still have let other batches commit (each is
+      // a child transaction).
+      this.onCommitted();
       if (reply.ok) {
-        this.onCommitted();
         waiting.resolve(reply.result);
       } else {
-        // A failed transaction may still have let other batches commit (each is a child transaction).
-        this.onCommitted();
         waiting.reject(
           reply.code === undefined || reply.code === STORE_WRITE_CODE
             ? new StoreWriteError(reply.message)
