@@ -7,7 +7,7 @@
  * exactly) goes through Apollo; the cache then just says "not ours" without parsing again.
  */
 import { parse, type DocumentNode, type GraphQLSchema } from 'graphql';
-import type { FeedMonitor } from '../src/ops/feed-monitor.js';
+import type { FeedMonitor } from './feed-monitor.js';
 import type { ViewReader } from '../src/store/types.js';
 import { compileFastPlan, type FastPlan, type Variables } from './fast-path/compile.js';
 import { ClockCache } from './fast-path/clock-cache.js';

@@ -4,7 +4,7 @@
  * the view caught up with the end offsets seen at start), `/metrics` the registry in text format.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FeedMonitor } from '../src/ops/feed-monitor.js';
+import type { FeedMonitor } from './feed-monitor.js';
 import type { Logger } from '../src/ops/logger.js';
 import type { Metrics } from '../src/ops/metrics.js';
 import { ApiErrorCode } from './codes.js';

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GraphQLSchema } from 'graphql';
 import type { Config } from '../src/ops/config.js';
-import type { FeedMonitor } from '../src/ops/feed-monitor.js';
+import type { FeedMonitor } from './feed-monitor.js';
 import type { Logger } from '../src/ops/logger.js';
 import type { Metrics } from '../src/ops/metrics.js';
 import type { ViewReader } from '../src/store/types.js';
@@ -19,7 +19,7 @@ import { createGraphqlRoute } from './http/graphql-route.js';
 import { createRequestTimer } from './http/observe.js';
 import { createRouter } from './http/router.js';
 import { createOperationValidator, type ValidateOperation } from './limits.js';
-import type { LiveSource } from './live-source.js';
+import type { LiveSource } from '../src/live/types.js';
 import { createPageRoute } from './page/route.js';
 import { createUserRoute, USERS_PREFIX } from './rest.js';
 import { buildApiSchema } from './schema/build.js';
@@ -28,7 +28,7 @@ import { createContextFactory, type ApiContext } from './schema/context.js';
 /** The path of GraphQL over HTTP and, later, over WebSocket (graphql-transport-ws). */
 export const GRAPHQL_PATH = '/graphql';
 
-/** Everything the API needs from the rest of matview; the runtime (src/ops/runtime.ts) builds these. */
+/** Everything the API needs from the rest of matview; the wiring (src/wiring/runtime.ts) builds these. */
 export interface ApiServerOptions {
   readonly config: Config;
   readonly reader: ViewReader;

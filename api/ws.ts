@@ -7,11 +7,11 @@
  *   every subscribe document validated exactly like an HTTP request (`validateOperation`: spec rules, depth,
  *   aliases, tokens, `ids` length), as DESIGN.md asks ("apply the same rules to subscriptions");
  * - optional bearer-token auth in `connection_init` (4403);
- * - backpressure: a subscription stops pulling events while the socket's buffer is full (src/live/backpressure);
+ * - backpressure: a subscription stops pulling events while the socket's buffer is full (api/ws/backpressure.ts);
  * - the same error masking as HTTP (`createFormatError`).
  *
  * Protocol violations (garbage frames 4400, subscribe before ack 4401, duplicate id 4409, second init 4429)
- * are graphql-ws's own checks; the codes are listed in src/live/close-codes.ts.
+ * are graphql-ws's own checks; the codes are listed in api/ws/close-codes.ts.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -27,9 +27,9 @@ import {
 import type { ConnectionInitMessage } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createTokenCheck } from '../src/live/auth.js';
-import { gateAsyncIterator, socketFlowControl } from '../src/live/backpressure.js';
-import { LiveCloseCode } from '../src/live/close-codes.js';
+import { createTokenCheck } from './ws/auth.js';
+import { gateAsyncIterator, socketFlowControl } from './ws/backpressure.js';
+import { LiveCloseCode } from './ws/close-codes.js';
 import type { Config } from '../src/ops/config.js';
 import type { Logger } from '../src/ops/logger.js';
 import { ApiErrorCode } from './codes.js';

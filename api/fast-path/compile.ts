@@ -32,7 +32,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
-import type { FeedMonitor } from '../../src/ops/feed-monitor.js';
+import type { FeedMonitor } from '../feed-monitor.js';
 import type { ViewReader } from '../../src/store/types.js';
 import { isSpliceable, selectsRestFields } from './splice.js';
 import {

@@ -5,9 +5,9 @@
  */
 import DataLoader from 'dataloader';
 import type { ViewReader } from '../../src/store/types.js';
-import type { FeedMonitor } from '../../src/ops/feed-monitor.js';
+import type { FeedMonitor } from '../feed-monitor.js';
 import type { UserInformation } from '../../src/views/user-information.js';
-import type { LiveSource } from '../live-source.js';
+import type { LiveSource } from '../../src/live/types.js';
 
 /** What resolvers may use. Built by `createContextFactory` once per HTTP operation or subscription. */
 export interface ApiContext {

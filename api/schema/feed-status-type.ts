@@ -1,5 +1,5 @@
 /**
- * `FeedStatus`: the GraphQL face of `FeedMonitor.snapshot()` (src/ops/feed-monitor.ts). Offsets, lag and
+ * `FeedStatus`: the GraphQL face of `FeedMonitor.snapshot()` (api/feed-monitor.ts). Offsets, lag and
  * the commit sequence are 64-bit, so they travel as decimal strings like `SourcePosition.offset`.
  * Enum members keep GraphQL's upper-case convention; their internal values are the snapshot's strings,
  * so the resolver returns the snapshot untouched.

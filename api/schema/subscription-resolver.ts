@@ -1,13 +1,13 @@
 /**
  * `Subscription.userChanged` / `usersChanged`. The event source is the injected `LiveSource`
- * (api/live-source.ts); without one, subscribing fails with SUBSCRIPTIONS_UNAVAILABLE instead of
+ * (src/live/types.ts); without one, subscribing fails with SUBSCRIPTIONS_UNAVAILABLE instead of
  * hanging. Limits (`ids` length, depth…) are checked before subscribing by `validateOperation`.
  */
 import 'reflect-metadata';
 import { Arg, ID, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import { ApiErrorCode } from '../codes.js';
 import { apiError } from '../errors.js';
-import type { LiveUserChange } from '../live-source.js';
+import type { LiveUserChange } from '../../src/live/types.js';
 import type { ApiContext } from './context.js';
 import { UserChange } from './user-change-type.js';
 

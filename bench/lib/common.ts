@@ -102,7 +102,7 @@ export const median = (xs: readonly number[]): number => {
 export const round = (x: number, digits = 2): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
 /** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
-import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 
 export { prng };
 

@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createApiServer } from '../../api/server.js';
 import { loadConfig } from '../../src/ops/config.js';
-import type { FeedMonitor } from '../../src/ops/feed-monitor.js';
+import type { FeedMonitor } from '../../api/feed-monitor.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/lmdb-store.js';

@@ -9,7 +9,7 @@ import { startKafka } from '../../test/utils/kafka-mock.js';
 import { materialize, type StateReader } from '../../src/materializer/materialize.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { startServer } from '../../src/ops/runtime.js';
+import { startServer } from '../../src/wiring/runtime.js';
 import { TABLES, type StoredRow, type Table, type UserState } from '../../src/views/user-information.js';
 import { prng, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { changes, endOffsetsTotal, freshTopics, produceWorkload } from '../lib/records.js';

@@ -4,13 +4,13 @@
  */
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { startDemoGenerator } from '../feed/demo-generator.js';
+import { startDemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource } from '../feed/types.js';
 import type { Config } from '../ops/config.js';
 import { createLogger } from '../ops/logger.js';
-import { ensureDataDir } from '../ops/runtime.js';
+import { ensureDataDir } from '../wiring/runtime.js';
 
 export async function runDemo(config: Config, args: string[]): Promise<void> {
   const logger = createLogger(config.logLevel, { command: 'demo' });

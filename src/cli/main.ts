@@ -6,7 +6,7 @@ import 'reflect-metadata';
 import { isMatviewError } from '../errors.js';
 import { loadConfig } from '../ops/config.js';
 import { createLogger } from '../ops/logger.js';
-import { startServer } from '../ops/runtime.js';
+import { startServer } from '../wiring/runtime.js';
 import { ExitCode, UsageError, type Print } from './args.js';
 import { runDemo } from './demo.js';
 import { runRebuild } from './rebuild.js';

@@ -6,7 +6,7 @@
  * Exit 0: requested (and, with --wait, swapped in); 1: no store, no server to wait for, or timed out.
  */
 import type { Config } from '../ops/config.js';
-import { storePathOf } from '../ops/data-dir.js';
+import { storePathOf } from '../store/data-dir.js';
 import { openStore } from '../store/lmdb-store.js';
 import { USER_INFORMATION_VERSION } from '../views/user-information.js';
 import { ExitCode, millis, parse, type Print } from './args.js';

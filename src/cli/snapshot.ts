@@ -18,7 +18,7 @@ import { constants, copyFileSync, existsSync, renameSync, rmSync, statSync } fro
 import { dirname, resolve } from 'node:path';
 import { SnapshotError, isMatviewError } from '../errors.js';
 import type { Config } from '../ops/config.js';
-import { ensureDataDir, storePathOf } from '../ops/data-dir.js';
+import { ensureDataDir, storePathOf } from '../store/data-dir.js';
 import { dataFileOf, openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { USER_INFORMATION_VERSION } from '../views/user-information.js';
 import { ExitCode, parse, type Print } from './args.js';

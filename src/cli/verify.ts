@@ -4,7 +4,7 @@
  * server runs on the same DATA_DIR.
  */
 import type { Config } from '../ops/config.js';
-import { storePathOf } from '../ops/data-dir.js';
+import { storePathOf } from '../store/data-dir.js';
 import { openStore } from '../store/lmdb-store.js';
 import { verifyStore } from '../store/verify.js';
 import { USER_INFORMATION_VERSION } from '../views/user-information.js';

@@ -19,7 +19,7 @@
  * Per user, deltas then arrive in commit order because `publish` is called in commit order and the
  * subscription drops anything not newer than what it already holds.
  */
-import type { LiveSource, LiveUserChange } from '../../api/live-source.js';
+import type { LiveSource, LiveUserChange } from './types.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
 import type { UserInformation } from '../views/user-information.js';
@@ -77,7 +77,7 @@ export interface LiveHub extends LiveSource {
 
 /**
  * Creates the hub and attaches it to the store's commit feed. It implements the API's `LiveSource` seam
- * (api/live-source.ts), so `createApiServer({ live: hub })` serves subscriptions from it.
+ * (src/live/types.ts), so `createApiServer({ live: hub })` serves subscriptions from it.
  */
 export function createLiveHub(options: LiveHubOptions): LiveHub {
   const { store, metrics } = options;

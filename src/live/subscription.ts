@@ -5,7 +5,7 @@
  * (CONTRACT.md §3: "a client that reads slower than changes arrive gets the latest state, not a growing
  * queue"). Pure: no store, no socket; the hub feeds it.
  */
-import type { LiveUserChange } from '../../api/live-source.js';
+import type { LiveUserChange } from './types.js';
 import type { UserInformation } from '../views/user-information.js';
 
 /** Callbacks into the hub: counting skipped versions and unregistering on close. */

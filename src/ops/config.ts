@@ -209,7 +209,7 @@ export interface Config {
      */
     readonly authTokens: readonly string[];
   };
-  /** Readiness, liveness and recovery (src/ops/feed-tracker.ts, src/ops/rebuild.ts). */
+  /** Readiness, liveness and recovery (src/wiring/feed-tracker.ts, src/wiring/rebuild.ts). */
   readonly ops: {
     /**
      * `READY_MAX_LAG` (default 10000): once ready, `/health/ready` drops back to 503 when the total lag (records

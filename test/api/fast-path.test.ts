@@ -8,7 +8,7 @@ import { knownResultType } from '../../api/http/negotiate.js';
 import { createOperationValidator } from '../../api/limits.js';
 import { buildApiSchema } from '../../api/schema/build.js';
 import type { UserInformation } from '../../src/views/user-information.js';
-import type { FeedStatusSnapshot } from '../../src/ops/feed-monitor.js';
+import type { FeedStatusSnapshot } from '../../api/feed-monitor.js';
 import {
   FakeFeedMonitor,
   FakeViewReader,

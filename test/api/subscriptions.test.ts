@@ -5,7 +5,7 @@
  */
 import { parse, subscribe, type ExecutionResult } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import type { LiveSource, LiveUserChange } from '../../api/live-source.js';
+import type { LiveSource, LiveUserChange } from '../../src/live/types.js';
 import { buildApiSchema } from '../../api/schema/build.js';
 import { createContextFactory } from '../../api/schema/context.js';
 import { FakeFeedMonitor, FakeViewReader, makeUser } from '../utils/testkit.js';

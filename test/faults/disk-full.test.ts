@@ -20,7 +20,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FeedRecord } from '../../src/feed/types.js';
 import { loadConfig } from '../../src/ops/config.js';
-import { startServer, type Running } from '../../src/ops/runtime.js';
+import { startServer, type Running } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';

@@ -9,7 +9,7 @@ import {
   startDemoGenerator,
   type DemoGenerator,
   type DemoGeneratorOptions,
-} from '../../src/feed/demo-generator.js';
+} from '../../src/demo/generator.js';
 import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import type { ChangelogWriter, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
 import type { Topics } from '../../src/ops/config.js';

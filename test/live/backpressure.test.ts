@@ -5,7 +5,7 @@
  */
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { gateAsyncIterator, socketFlowControl, type FlowControl } from '../../src/live/backpressure.js';
+import { gateAsyncIterator, socketFlowControl, type FlowControl } from '../../api/ws/backpressure.js';
 
 /** A duplex whose writes stay buffered until `flush()`: a socket whose peer stopped reading. */
 function stalledSocket(highWaterMark: number) {

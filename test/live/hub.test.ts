@@ -3,7 +3,7 @@
  * order, the snapshot/delta race, conflation of unread changes, and index cleanup.
  */
 import { describe, expect, it } from 'vitest';
-import type { LiveUserChange } from '../../api/live-source.js';
+import type { LiveUserChange } from '../../src/live/types.js';
 import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import type { CommitListener } from '../../src/store/types.js';

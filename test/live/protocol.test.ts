@@ -6,7 +6,7 @@
  */
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LiveCloseCode } from '../../src/live/close-codes.js';
+import { LiveCloseCode } from '../../api/ws/close-codes.js';
 import { eventually, freshTopics, startTestServer, type TestServer } from '../utils/server.js';
 import {
   RawSocket,

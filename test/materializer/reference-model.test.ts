@@ -3,7 +3,7 @@
  * reference model that evaluates CONTRACT.md section 2's SQL over the latest row per key.
  */
 import { describe, expect, it } from 'vitest';
-import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { materialize, type Change } from '../../src/materializer/materialize.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import type { Counts, Profile, Table } from '../../src/views/user-information.js';

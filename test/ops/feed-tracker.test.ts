@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { FeedBatch, FeedSource, FeedStatus, PartitionPosition } from '../../src/feed/types.js';
-import { FeedTracker } from '../../src/ops/feed-tracker.js';
+import { FeedTracker } from '../../src/wiring/feed-tracker.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/lmdb-store.js';

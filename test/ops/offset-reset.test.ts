@@ -11,7 +11,7 @@ import { OffsetOutOfRangeError } from '../../src/errors.js';
 import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { createKafkaSource } from '../../src/feed/kafka-source.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { startServer } from '../../src/ops/runtime.js';
+import { startServer } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import type { Row } from '../../src/views/user-information.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';

@@ -4,7 +4,7 @@
  * the caller as soon as `applyBatch` resolves, with failures reported the same way.
  */
 import { describe, expect, it } from 'vitest';
-import { mulberry32 as prng } from '../../src/feed/demo-generator.js';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import type { Change } from '../../src/materializer/materialize.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { UserInformation, Table, Row } from '../../src/views/user-information.js';

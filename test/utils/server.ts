@@ -4,7 +4,7 @@
  */
 import { loadConfig, type Config } from '../../src/ops/config.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { startServer, type Running, type StartOptions } from '../../src/ops/runtime.js';
+import { startServer, type Running, type StartOptions } from '../../src/wiring/runtime.js';
 import { uniqueTopic } from './kafka-mock.js';
 import { tempDir } from './tmp.js';
 

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import type { PartitionPosition } from '../../src/feed/types.js';
 import { loadConfig, type Config } from '../../src/ops/config.js';
-import type { FeedMonitor, FeedStatusSnapshot } from '../../src/ops/feed-monitor.js';
+import type { FeedMonitor, FeedStatusSnapshot } from '../../api/feed-monitor.js';
 import { silentLogger, type Logger } from '../../src/ops/logger.js';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.js';
 import type { ViewReader } from '../../src/store/types.js';
@@ -15,7 +15,7 @@ import { REST_FIELDS, type UserInformation } from '../../src/views/user-informat
 import { createApiServer, type ApiServer, type ApiServerOptions } from '../../api/server.js';
 
 /** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
-import { mulberry32 as seededRandom } from '../../src/feed/demo-generator.js';
+import { mulberry32 as seededRandom } from '../../src/demo/generator.js';
 
 export { seededRandom };
 

@@ -22,7 +22,7 @@ export interface ChangeRecord {
 }
 
 /** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
-import { mulberry32 as prng } from '../../../src/feed/demo-generator.js';
+import { mulberry32 as prng } from '../../../src/demo/generator.js';
 
 export { prng };
 

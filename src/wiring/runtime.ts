@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createApiServer } from '../../api/server.js';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
 import { createDeadLetterSink } from '../feed/dead-letter.js';
-import { startDemoGenerator, type DemoGenerator } from '../feed/demo-generator.js';
+import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
 import { createKafkaSource } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
@@ -21,12 +21,12 @@ import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
 import type { Generation } from '../store/generation.js';
-import type { Config } from './config.js';
-import { ensureDataDir, storePathOf } from './data-dir.js';
+import type { Config } from '../ops/config.js';
+import { ensureDataDir, storePathOf } from '../store/data-dir.js';
 import { FeedTracker } from './feed-tracker.js';
 import { HandoffGate } from './handoff-gate.js';
-import type { Logger } from './logger.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import type { Logger } from '../ops/logger.js';
+import { createMetrics, type Metrics } from '../ops/metrics.js';
 import {
   describeOutOfRange,
   findOutOfRange,

@@ -19,8 +19,8 @@
  */
 import type { Topics } from '../ops/config.js';
 import type { Logger } from '../ops/logger.js';
-import { murmur2 } from './partitioner.js';
-import type { ChangelogWriter, OutgoingMessage } from './types.js';
+import { murmur2 } from '../feed/partitioner.js';
+import type { ChangelogWriter, OutgoingMessage } from '../feed/types.js';
 
 export interface DemoGeneratorOptions {
   readonly writer: ChangelogWriter;

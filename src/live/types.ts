@@ -3,7 +3,7 @@
  * the changes of these users, first the current state"; how commits are fanned out and how slow readers
  * are conflated is the live layer's business (CONTRACT.md §3 "Subscription promises").
  */
-import type { UserInformation } from '../src/views/user-information.js';
+import type { UserInformation } from '../views/user-information.js';
 
 /** What a subscription event says happened to a user (GraphQL enum `ChangeKind`). */
 export type ChangeKindValue = 'SNAPSHOT' | 'UPDATED' | 'DELETED';

@@ -1,8 +1,8 @@
 /**
  * What the API may ask about the feed: readiness, liveness and a status snapshot for `feedStatus`.
- * Implemented by the serve runtime (src/ops/runtime.ts); the API only reads it.
+ * Implemented by the serve wiring (src/wiring/feed-tracker.ts); the API only reads it.
  */
-import type { FeedState } from '../feed/types.js';
+import type { FeedState } from '../src/feed/types.js';
 
 export interface PartitionStatus {
   readonly topic: string;

@@ -20,8 +20,8 @@ import type { Generation } from '../store/generation.js';
 import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
 import type { Table } from '../views/user-information.js';
 import type { HandoffGate } from './handoff-gate.js';
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
 import { offsetResetError } from './offset-ranges.js';
 
 /** A source opened for one rebuild, and how to release it afterwards. */

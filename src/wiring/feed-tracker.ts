@@ -11,9 +11,9 @@
  */
 import type { FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { LmdbStore } from '../store/lmdb-store.js';
-import type { FeedMonitor, FeedStatusSnapshot, PartitionStatus } from './feed-monitor.js';
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import type { FeedMonitor, FeedStatusSnapshot, PartitionStatus } from '../../api/feed-monitor.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
