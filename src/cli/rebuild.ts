@@ -8,7 +8,6 @@
 import type { Config } from '../ops/config.js';
 import { storePathOf } from '../store/data-dir.js';
 import { openStore } from '../store/lmdb-store.js';
-import { USER_INFORMATION_VERSION } from '../views/user-information.js';
 import { ExitCode, millis, parse, type Print } from './args.js';
 
 const POLL_MS = 200;
@@ -23,7 +22,6 @@ export async function runRebuild(config: Config, args: readonly string[], print:
   const timeoutMs = millis('rebuild', 'timeout-ms', values['timeout-ms'], 10 * 60_000);
   const store = openStore({
     path: storePathOf(config.dataDir),
-    viewVersion: USER_INFORMATION_VERSION,
     create: false,
   });
   try {

@@ -20,7 +20,6 @@ import { SnapshotError, isMatviewError } from '../errors.js';
 import type { Config } from '../ops/config.js';
 import { ensureDataDir, storePathOf } from '../store/data-dir.js';
 import { dataFileOf, openStore, type LmdbStore } from '../store/lmdb-store.js';
-import { USER_INFORMATION_VERSION } from '../views/user-information.js';
 import { ExitCode, parse, type Print } from './args.js';
 
 /** One line describing what a store holds: generation, view version, sequence and positions. */
@@ -30,12 +29,17 @@ export function describeStore(store: LmdbStore): string {
     .map((p) => `${p.topic}[${p.partition}]=${p.next}`)
     .join(' ');
   return (
-    `generation ${store.activeGeneration().id}, view version ${store.viewVersion}, sequence ${store.sequence()}, ` +
+    `generation ${store.activeGeneration().id}, views ${describeViews(store.viewVersions())}, sequence ${store.sequence()}, ` +
     `instance ${store.instanceId}, next offsets: ${positions === '' ? '(none)' : positions}`
   );
 }
 
-const open = (path: string) => openStore({ path, viewVersion: USER_INFORMATION_VERSION, create: false });
+const describeViews = (versions: Record<string, number>): string =>
+  Object.entries(versions)
+    .map(([v, n]) => `${v}@${n}`)
+    .join(' ');
+
+const open = (path: string) => openStore({ path, create: false });
 
 export async function runSnapshot(config: Config, args: readonly string[], print: Print): Promise<ExitCode> {
   const { values, positionals } = parse('snapshot', args, { force: { type: 'boolean' } }, 1);

@@ -1,32 +1,42 @@
 /**
  * The live hub: turns store commits into subscription events (DESIGN.md "live"). It keeps an index
- * userId → subscriptions watching it; each commit wakes only the subscriptions indexed under the users it
- * changed. No polling, and no per-commit scan of every subscription.
+ * (view, key) → subscriptions watching it; each commit wakes only the subscriptions indexed under the keys
+ * it changed, view by view. No polling, and no per-commit scan of every subscription.
+ *
+ * Two kinds of subscription:
+ * - user subscriptions (`userChanged`, `usersChanged`): a conflating mailbox per watched user, fed with the
+ *   new view the commit carries (subscription.ts);
+ * - state subscriptions (`topUsersChanged`, `totalsChanged`): woken by a commit that changed a key they
+ *   depend on, they read the current value when their reader is ready and send it if it differs from the
+ *   last one sent (state-subscription.ts).
  *
  * Snapshot without a gap — why registering first and reading second is enough:
- * 1. `subscribeUsers` registers the subscription in the index and reads the snapshot in ONE synchronous
- *    block (no `await` between them), and `LmdbStore` calls commit listeners synchronously, in commit order,
- *    right after it bumps `sequence()`. JavaScript runs one block at a time, so every commit is either
- *    published entirely before the block (its effects are in the snapshot and `sequence()` counts it) or
- *    entirely after it (the subscription is already indexed and receives it). None is missed.
- * 2. One window remains: lmdb-js commits off the main thread, so a read may already see commit N while its
- *    listener has not run yet (`sequence()` still says N-1). The snapshot of a user changed by N then carries
- *    `version.sequence` N, and the later delta N is dropped as "not newer" by the subscription. That is the
- *    issue's rule "drop deltas whose sequence ≤ the snapshot's sequence", with the snapshot's sequence taken
- *    per user as max(view.version.sequence, sequence()).
+ * 1. A subscription is registered in the index and reads its first state in ONE synchronous block (no
+ *    `await` between them), and `LmdbStore` calls commit listeners synchronously, in commit order, right
+ *    after it bumps `sequence()`. JavaScript runs one block at a time, so every commit is either published
+ *    entirely before the block (its effects are in the snapshot and `sequence()` counts it) or entirely
+ *    after it (the subscription is already indexed and receives it). None is missed.
+ * 2. One window remains: a commit may be readable before its listener ran (`sequence()` still says N-1 while
+ *    the memory map shows N). A user's snapshot then carries `version.sequence` N, and the later delta N is
+ *    dropped as "not newer" by the subscription: the snapshot's sequence is taken per user as
+ *    max(view.version.sequence, sequence()). A state subscription reads again when N's event wakes it and
+ *    sends nothing when the value is the one it already sent.
  * 3. A user deleted by N inside that window reads as absent with sequence N-1, so the client gets a
  *    SNAPSHOT with `user: null` followed by a DELETED: the same state twice, never a wrong or older one.
  * Per user, deltas then arrive in commit order because `publish` is called in commit order and the
  * subscription drops anything not newer than what it already holds.
  */
-import type { LiveSource, LiveUserChange } from './types.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
-import type { UserInformation } from '../views/user-information.js';
+import { MAX_TOP_LIMIT, TOP_USERS, type Ranking } from '../views/top-users.js';
+import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
+import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
+import { StateSubscription, dependency, type Dependency, type StateHooks } from './state-subscription.js';
 import { UserSubscription, type SubscriptionStats } from './subscription.js';
+import type { LiveSource, LiveUserChange } from './types.js';
 
 /** What the hub needs of the store: synchronous reads plus the commit feed (`LmdbStore` has both). */
-export interface LiveStore extends Pick<ViewReader, 'getUser' | 'sequence'> {
+export interface LiveStore extends Pick<ViewReader, 'getUser' | 'getUsers' | 'sequence' | 'topUserIds' | 'totals'> {
   /** Subscribe to commits; returns the unsubscribe. Called synchronously after each commit, in order. */
   onCommit(listener: CommitListener): () => void;
 }
@@ -52,20 +62,20 @@ export const DELIVERY_SLICE = 256;
 export interface LiveHubStats {
   /** Open subscriptions. */
   readonly subscriptions: number;
-  /** Distinct users with at least one subscription (keys of the index). */
+  /** Distinct users with at least one user subscription. */
   readonly indexedUsers: number;
-  /** (user, subscription) pairs in the index. */
+  /** (key, subscription) pairs in the index, over every view. */
   readonly indexEntries: number;
-  /** Unread changes over all subscriptions. */
+  /** Unread changes over all user subscriptions. */
   readonly pending: number;
-  /** Per open subscription, in opening order. */
+  /** Per open user subscription, in opening order. */
   readonly perSubscription: readonly SubscriptionStats[];
 }
 
 /** The live layer as the runtime and the API see it. */
 export interface LiveHub extends LiveSource {
   /**
-   * Delivers one commit to the subscriptions indexed under its changed users. `createLiveHub` already listens
+   * Delivers one commit to the subscriptions indexed under its changed keys. `createLiveHub` already listens
    * to `store.onCommit` with it; exposed for tests. Publishing a commit twice is harmless (not newer: dropped).
    */
   publish(event: CommitEvent): void;
@@ -75,24 +85,27 @@ export interface LiveHub extends LiveSource {
   close(): void;
 }
 
+type Subscription = UserSubscription | StateSubscription<unknown>;
+
 /**
  * Creates the hub and attaches it to the store's commit feed. It implements the API's `LiveSource` seam
  * (src/live/types.ts), so `createApiServer({ live: hub })` serves subscriptions from it.
  */
 export function createLiveHub(options: LiveHubOptions): LiveHub {
   const { store, metrics } = options;
-  const index = new Map<string, Set<UserSubscription>>();
-  const open = new Set<UserSubscription>();
+  /** view → key → subscriptions. */
+  const index = new Map<string, Map<string, Set<Subscription>>>();
+  const open = new Set<Subscription>();
   let closed = false;
 
   // Fan-out in slices: `budget` hand-overs are left in this turn; the rest wait in `ready`, in the order
   // they became ready, and a `setImmediate` (after the I/O of this loop iteration) hands over the next slice.
-  // A subscription waiting in `ready` keeps conflating: it gets its users' latest state when its turn comes.
+  // A subscription waiting in `ready` keeps conflating: it gets the latest state when its turn comes.
   const slice = Math.max(1, options.deliverySlice ?? DELIVERY_SLICE);
   let budget = slice;
   let turnScheduled = false;
-  const ready: UserSubscription[] = [];
-  const queued = new Set<UserSubscription>();
+  const ready: Subscription[] = [];
+  const queued = new Set<Subscription>();
   const nextTurn = (): void => {
     turnScheduled = false;
     budget = slice;
@@ -111,7 +124,7 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     turnScheduled = true;
     setImmediate(nextTurn);
   };
-  const admit = (subscription: UserSubscription): boolean => {
+  const admit = (subscription: Subscription): boolean => {
     if (budget > 0 && ready.length === 0) {
       budget--;
       scheduleTurn(); // gives the budget back next turn
@@ -125,32 +138,57 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     return false;
   };
 
-  const unregister = (subscription: UserSubscription): void => {
+  const add = (view: string, key: string, s: Subscription): void => {
+    let byKey = index.get(view);
+    if (byKey === undefined) index.set(view, (byKey = new Map()));
+    let watchers = byKey.get(key);
+    if (watchers === undefined) byKey.set(key, (watchers = new Set()));
+    watchers.add(s);
+  };
+  const remove = (view: string, key: string, s: Subscription): void => {
+    const byKey = index.get(view);
+    const watchers = byKey?.get(key);
+    if (byKey === undefined || watchers === undefined) return;
+    watchers.delete(s);
+    if (watchers.size === 0) byKey.delete(key);
+  };
+  const split = (d: Dependency): [string, string] => {
+    const at = d.indexOf('\u0000');
+    return [d.slice(0, at), d.slice(at + 1)];
+  };
+
+  const unregister = (subscription: Subscription): void => {
     if (!open.delete(subscription)) return;
     metrics?.subscriptionsActive.dec();
-    for (const userId of subscription.userIds) {
-      const watchers = index.get(userId);
-      if (watchers === undefined) continue;
-      watchers.delete(subscription);
-      if (watchers.size === 0) index.delete(userId);
+    if (subscription instanceof UserSubscription) {
+      for (const userId of subscription.userIds) remove(USER_INFORMATION, userId, subscription);
+    } else {
+      for (const d of subscription.dependencies) remove(...split(d), subscription);
     }
   };
-  const hooks = { onConflated: () => metrics?.conflatedEvents.inc(), onClose: unregister, admit };
+  const onConflated = () => metrics?.conflatedEvents.inc();
+  const userHooks = { onConflated, onClose: unregister, admit };
+  const stateHooks: StateHooks = {
+    onConflated,
+    onClose: unregister,
+    admit,
+    reindex(subscription, before) {
+      if (!open.has(subscription)) return;
+      for (const d of before) remove(...split(d), subscription);
+      for (const d of subscription.dependencies) add(...split(d), subscription);
+    },
+  };
 
-  /** Creates, indexes and snapshots one subscription: all synchronous (see the module comment). */
-  const start = (ids: readonly string[]): UserSubscription => {
-    const subscription = new UserSubscription(ids, hooks);
+  /** Creates, indexes and snapshots one user subscription: all synchronous (see the module comment). */
+  const startUsers = (ids: readonly string[]): UserSubscription => {
+    const subscription = new UserSubscription(ids, userHooks);
     if (closed) {
       subscription.close();
       return subscription;
     }
     open.add(subscription);
     metrics?.subscriptionsActive.inc();
-    for (const userId of subscription.userIds) {
-      let watchers = index.get(userId);
-      if (watchers === undefined) index.set(userId, (watchers = new Set()));
-      watchers.add(subscription);
-    }
+    for (const userId of subscription.userIds) add(USER_INFORMATION, userId, subscription);
     const committed = store.sequence();
     for (const userId of subscription.userIds) {
       const user = store.getUser(userId) ?? null;
@@ -160,23 +198,49 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     return subscription;
   };
 
+  /** Creates, indexes and reads one state subscription: all synchronous (see the module comment). */
+  const startState = <T>(
+    read: () => { value: T; dependencies: readonly Dependency[] },
+    fingerprint: (value: T) => string,
+  ): StateSubscription<T> => {
+    const subscription = new StateSubscription<T>(read, fingerprint, stateHooks);
+    if (closed) {
+      subscription.close();
+      return subscription;
+    }
+    open.add(subscription as StateSubscription<unknown>);
+    metrics?.subscriptionsActive.inc();
+    subscription.start();
+    return subscription;
+  };
+
   const publish = (event: CommitEvent): void => {
-    // One change object per changed user, shared by every watcher: the API executes a subscription's
-    // selection once per (change, document) and sends those bytes to all of them (api/shared-results.ts).
-    const deliver = (userId: string, user: UserInformation | null, watchers: Set<UserSubscription>): void => {
-      const change: LiveUserChange = { userId, kind: user === null ? 'DELETED' : 'UPDATED', user };
-      for (const s of watchers) s.offer(change, event.sequence);
-    };
-    // Walk the smaller side: a big batch against few watched users, or many watchers against a small commit.
-    if (event.changes.size <= index.size) {
-      for (const [userId, user] of event.changes) {
-        const watchers = index.get(userId);
-        if (watchers !== undefined) deliver(userId, user, watchers);
-      }
-    } else {
-      for (const [userId, watchers] of index) {
-        const user = event.changes.get(userId);
-        if (user !== undefined || event.changes.has(userId)) deliver(userId, user ?? null, watchers);
+    for (const [view, changes] of event.views) {
+      const byKey = index.get(view);
+      if (byKey === undefined || byKey.size === 0) continue;
+      // One change object per changed user, shared by every watcher: the API executes a subscription's
+      // selection once per (change, document) and sends those bytes to all of them (api/shared-results.ts).
+      const deliver = (key: string, value: unknown, watchers: Set<Subscription>): void => {
+        let change: LiveUserChange | undefined;
+        for (const s of watchers) {
+          if (s instanceof UserSubscription) {
+            const user = value as UserInformation | null;
+            change ??= { userId: key, kind: user === null ? 'DELETED' : 'UPDATED', user };
+            s.offer(change, event.sequence);
+          } else s.wake();
+        }
+      };
+      // Walk the smaller side: a big commit against few watched keys, or many watchers against a small commit.
+      if (changes.size <= byKey.size) {
+        for (const [key, value] of changes) {
+          const watchers = byKey.get(key);
+          if (watchers !== undefined) deliver(key, value, watchers);
+        }
+      } else {
+        for (const [key, watchers] of [...byKey]) {
+          const value = changes.get(key);
+          if (value !== undefined || changes.has(key)) deliver(key, value ?? null, watchers);
+        }
       }
     }
   };
@@ -187,15 +251,45 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange> {
       // Each iteration is its own subscription, started when graphql-js asks for the iterator (it does so
       // immediately after the resolver returns), so a never-iterated iterable holds nothing.
-      return { [Symbol.asyncIterator]: () => start(ids) };
+      return { [Symbol.asyncIterator]: () => startUsers(ids) };
+    },
+    subscribeTopUsers(ranking: Ranking, limit: number, fingerprint) {
+      const n = Math.min(limit, MAX_TOP_LIMIT);
+      const read = () => {
+        const ids = store.topUserIds(ranking, n);
+        const users = store.getUsers(ids).filter((u): u is UserInformation => u !== undefined);
+        return {
+          value: users as readonly UserInformation[],
+          dependencies: [dependency(TOP_USERS, ranking), ...ids.map((id) => dependency(USER_INFORMATION, id))],
+        };
+      };
+      return { [Symbol.asyncIterator]: () => startState(read, fingerprint) };
+    },
+    subscribeTotals(fingerprint) {
+      const read = () => ({
+        value: store.totals() ?? null,
+        dependencies: [dependency(TOTALS, TOTALS_KEY)],
+      });
+      return {
+        [Symbol.asyncIterator]: () => startState<TotalsValue | null>(read, fingerprint),
+      };
     },
     publish,
     stats() {
       let indexEntries = 0;
-      for (const watchers of index.values()) indexEntries += watchers.size;
-      const perSubscription = [...open].map((s) => s.stats());
+      for (const byKey of index.values()) for (const watchers of byKey.values()) indexEntries += watchers.size;
+      const users = [...open].filter((s): s is UserSubscription => s instanceof UserSubscription);
+      const perSubscription = users.map((s) => s.stats());
       const pending = perSubscription.reduce((n, s) => n + s.pending, 0);
-      return { subscriptions: open.size, indexedUsers: index.size, indexEntries, pending, perSubscription };
+      return {
+        subscriptions: open.size,
+        indexedUsers: [...(index.get(USER_INFORMATION)?.values() ?? [])].filter((w) =>
+          [...w].some((s) => s instanceof UserSubscription),
+        ).length,
+        indexEntries,
+        pending,
+        perSubscription,
+      };
     },
     close() {
       if (closed) return;

@@ -3,6 +3,8 @@
  * the changes of these users, first the current state"; how commits are fanned out and how slow readers
  * are conflated is the live layer's business (CONTRACT.md §3 "Subscription promises").
  */
+import type { Ranking } from '../views/top-users.js';
+import type { TotalsValue } from '../views/totals.js';
 import type { UserInformation } from '../views/user-information.js';
 
 /** What a subscription event says happened to a user (GraphQL enum `ChangeKind`). */
@@ -23,4 +25,17 @@ export interface LiveUserChange {
  */
 export interface LiveSource {
   subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange>;
+  /**
+   * The first `limit` users of a ranking: the current list first, then the list again whenever its
+   * members, their order, or what `fingerprint` prints of them changed (the API prints the fields the
+   * client selected, so a change nobody selected sends nothing). State-based: a slow reader gets the
+   * latest list.
+   */
+  subscribeTopUsers(
+    ranking: Ranking,
+    limit: number,
+    fingerprint: (users: readonly UserInformation[]) => string,
+  ): AsyncIterable<readonly UserInformation[]>;
+  /** The totals first (null before the first row), then whenever what `fingerprint` prints of them changed. */
+  subscribeTotals(fingerprint: (totals: TotalsValue | null) => string): AsyncIterable<TotalsValue | null>;
 }

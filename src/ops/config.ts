@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../pipeline/ingest.js';
+import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })

@@ -91,7 +91,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     viewVersion: new Gauge({
       name: 'matview_view_version',
-      help: 'Version of the view definition being served',
+      help: 'Version of each registered view being served',
+      labelNames: ['view'] as const,
       registers,
     }),
     rebuildInProgress: new Gauge({

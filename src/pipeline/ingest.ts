@@ -1,15 +1,16 @@
 /**
- * The ingest handler: turns a feed batch into one durable store commit.
+ * The ingest handler: turns a feed batch into durable store commits.
  *
- * 1. Records below the stored next offset are redeliveries: skipped (counted).
+ * 1. Records below the stored next offset are redeliveries: skipped (counted). The commit checks again
+ *    inside its transaction, so a record is never applied twice whatever this early check saw.
  * 2. Each record is decoded for its topic's table; invalid ones go to the dead-letter topic first
  *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
- * 3. Valid changes, and the batch's new offsets, commit in LMDB transactions of at most
- *    `maxRecordsPerCommit` records across all partitions (a big batch is applied in chunks, each with the
- *    offset after its last record), so catching up never holds a transaction (and, without the store's
- *    writer thread, the event loop) for long.
- * Offsets are stored only after the records before them are durable (kafkajs runner.js: commit what
- * succeeded); after a failed chunk the batch is redelivered and its committed chunks are skipped (1.).
+ * 3. The valid changes, in columns, and the batch's new offset go to the store, which commits them together
+ *    with whatever other batches arrived meanwhile (group commit: large commits while catching up, one
+ *    batch per commit once caught up). A batch larger than the store's commit budget goes in chunks, each
+ *    with the offset after its last record.
+ * Offsets are stored only with the records before them (kafkajs runner.js: commit what succeeded); after
+ * a failed chunk the batch is redelivered and its committed chunks are skipped (1.).
  *
  * A handler either feeds the active generation (`role: 'live'`, the default) or a shadow generation being
  * rebuilt (`role: 'rebuild'`). A rebuild re-reads history the live feed already handled, so it sends
@@ -19,12 +20,12 @@
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
-import type { Change } from '../materializer/materialize.js';
+import { ChangeBatch } from '../materializer/change-batch.js';
 import type { Generation } from '../store/generation.js';
+import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import { decodeRecord } from '../views/decode.js';
-import type { Table } from '../views/user-information.js';
-import { RecordBudget } from './record-budget.js';
+import type { Table } from '../views/source.js';
 
 export interface DeadLetter {
   readonly record: FeedRecord;
@@ -43,23 +44,18 @@ export interface IngestOptions {
   readonly deadLetters: DeadLetterSink;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Called after each commit (readiness, lag). */
+  /** Called after each batch is durable (readiness, lag). */
   readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined) => void;
   /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`: the active generation. */
   readonly role?: 'live' | 'rebuild';
   /** The shadow generation a `rebuild` handler writes to. */
   readonly generation?: Generation;
   /**
-   * Records materialized in one LMDB write transaction at most, over all partitions of this feed (default
-   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}). It bounds how long one transaction runs: on the store's writer
-   * thread (WRITER_THREAD), or else on the event loop, where it is the pause readers and subscribers see
-   * while a backlog is applied.
+   * Records of one batch handed to the store at once at most (default: the store's commit budget,
+   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}): a bigger batch goes in chunks, each committed with its offset.
    */
   readonly maxRecordsPerCommit?: number;
 }
-
-/** About 60 ms of materializing on a slow 2-core box (about 30 µs a record), far less on a fast one. */
-export const DEFAULT_MAX_RECORDS_PER_COMMIT = 2_000;
 
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { store, tables, deadLetters, metrics, logger } = options;
@@ -67,21 +63,22 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   const target = options.generation ?? 'active';
   if (rebuild && options.generation === undefined)
     throw new Error('a rebuild ingest handler needs its generation');
-  const budget = new RecordBudget(options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
-  /** Commits one chunk of a batch: its changes, and the offset after `lastOffset` (its last record). */
-  const commitChunk = async (
-    batch: FeedBatch,
-    changes: readonly Change[],
-    lastOffset: string,
-  ): Promise<BatchResult> => {
-    const records = Math.max(1, changes.length); // a chunk of only invalid records still commits its offset
-    await budget.take(records);
+  const chunk = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
+  /** The last commit counted in `storeCommits` (several batches share one commit). */
+  let counted = 0n;
+
+  const commit = async (batch: FeedBatch, changes: ChangeBatch, lastOffset: string): Promise<BatchResult> => {
     try {
       const next = (BigInt(lastOffset) + 1n).toString();
-      return await store.applyBatch(
-        { changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] },
+      const result = await store.applyBatch(
+        { changes: changes.columns(), positions: [{ topic: batch.topic, partition: batch.partition, next }] },
         target,
       );
+      if (result.sequence > counted) {
+        counted = result.sequence;
+        metrics.storeCommits.inc();
+      }
+      return result;
     } catch (e) {
       metrics.storeErrors.inc();
       logger.error(
@@ -89,10 +86,9 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         'store commit failed; batch will be retried',
       );
       throw e;
-    } finally {
-      budget.give(records);
     }
   };
+
   return async (batch) => {
     const table = tables.get(batch.topic);
     if (table === undefined) throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
@@ -101,9 +97,11 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         ? store.position(batch.topic, batch.partition)
         : store.position(batch.topic, batch.partition, target);
     const started = performance.now();
-    const changes: Change[] = [];
+    let changes = new ChangeBatch();
+    const chunks: { changes: ChangeBatch; lastOffset: string }[] = [];
     const invalid: DeadLetter[] = [];
     let skipped = 0;
+    let valid = 0;
     let last: FeedRecord | undefined;
     for (const record of batch.records) {
       if (stored !== undefined && compareOffsets(record.offset, stored) < 0) {
@@ -112,16 +110,23 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       }
       last = record;
       const decoded = decodeRecord(table, record.key, record.value);
-      if (decoded.ok) {
-        changes.push({
-          table,
-          key: decoded.key,
-          row: decoded.row,
-          position: { topic: record.topic, partition: record.partition, offset: record.offset },
-          timestamp: record.timestamp,
-        });
-      } else {
+      if (!decoded.ok) {
         invalid.push({ record, code: decoded.code, message: decoded.message });
+        continue;
+      }
+      changes.push(
+        table,
+        decoded.key,
+        decoded.row,
+        record.topic,
+        record.partition,
+        record.offset,
+        Number(record.timestamp),
+      );
+      valid++;
+      if (changes.length >= chunk) {
+        chunks.push({ changes, lastOffset: record.offset });
+        changes = new ChangeBatch();
       }
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
@@ -129,6 +134,10 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       options.onApplied?.(batch, undefined);
       return;
     }
+    // The last chunk also carries the offsets of trailing invalid records.
+    if (changes.length > 0 || chunks.length === 0) chunks.push({ changes, lastOffset: last.offset });
+    else chunks[chunks.length - 1] = { changes: chunks[chunks.length - 1]!.changes, lastOffset: last.offset };
+
     if (invalid.length > 0 && rebuild) {
       logger.debug(
         { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
@@ -150,25 +159,20 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         );
       }
     }
-    // Chunks of the budget's size; the last one also carries the offsets of trailing invalid records.
     let result: BatchResult | undefined;
-    for (let from = 0; from < changes.length || result === undefined; from += budget.chunk) {
-      const to = Math.min(changes.length, from + budget.chunk);
-      const final = to >= changes.length;
-      const lastOffset = final ? last.offset : changes[to - 1]!.position.offset;
-      result = await commitChunk(batch, changes.slice(from, to), lastOffset);
-      metrics.storeCommits.inc();
-    }
+    for (const c of chunks) result = await commit(batch, c.changes, c.lastOffset);
+    if (result === undefined) return;
     if (rebuild) {
-      metrics.rebuildRecordsApplied.inc(changes.length);
+      metrics.rebuildRecordsApplied.inc(valid);
       options.onApplied?.(batch, result);
       return;
     }
-    metrics.recordsApplied.inc({ topic: batch.topic }, changes.length);
-    metrics.batchSize.observe(changes.length + invalid.length);
+    metrics.recordsApplied.inc({ topic: batch.topic }, valid);
+    metrics.batchSize.observe(valid + invalid.length);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
-    for (const c of changes)
-      metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - Number(c.timestamp)) / 1000));
+    for (const c of chunks)
+      for (const t of c.changes.eventTime)
+        metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - t) / 1000));
     options.onApplied?.(batch, result);
   };
 }

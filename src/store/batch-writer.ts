@@ -1,36 +1,48 @@
 /**
- * The writer thread's entry (see writer-thread.ts): one handle on the store's environment, one write
- * transaction per batch, replies in commit order.
+ * The writer thread's entry (see writer-thread.ts): one handle on the store's environment, commits
+ * grouped by commit-queue.ts, one reply per commit naming the requests it carried, replies in commit order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isMatviewError } from '../errors.js';
-import { Generation } from './generation.js';
+import { commitPlan } from '../materializer/commit.js';
+import { createRegistry } from '../views/registry.js';
+import { CommitQueue } from './commit-queue.js';
+import { batchFailure, metaOf, openEnvironment } from './environment.js';
 import {
-  batchFailure,
   committedActiveGeneration,
-  metaOf,
-  openEnvironment,
-  readGenerationInfo,
-  writeBatch,
-  type WrittenBatch,
-} from './lmdb-store.js';
+  GenerationHandles,
+  writeCommit,
+  type WrittenCommit,
+} from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
-const { path, mapSize } = workerData as WriterData;
+const { path, mapSize, maxRecordsPerCommit } = workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
-/** Handles by generation id (ids are never reused, so a handle never points at another generation). */
-const generations = new Map<number, Generation>();
-const generation = (id: number): Generation => {
-  let g = generations.get(id);
-  if (g === undefined) generations.set(id, (g = new Generation(env, readGenerationInfo(meta, id))));
-  return g;
-};
+// The worker always serves the built-in registry (custom views run with the writer thread off).
+const registry = createRegistry();
+const plan = commitPlan(registry);
+const generations = new GenerationHandles(env, meta, registry);
 
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
+
+const queue = new CommitQueue<{ readonly ids: number[]; readonly result: WrittenCommit }>(
+  async (input, target, ids) => {
+    let result: WrittenCommit | undefined;
+    await env.transaction(() => {
+      // Resolved inside the transaction, where commits serialize with a swap on the caller's thread.
+      const active = committedActiveGeneration(meta);
+      const into = target === 'active' ? active : target;
+      result = writeCommit(meta, generations.get(into), plan, input, Date.now(), into === active, ids.length);
+    });
+    if (result === undefined) throw new Error('LMDB transaction did not run');
+    return { ids, result };
+  },
+  maxRecordsPerCommit,
+);
 
 const reply = (message: WriterReply): void => port.postMessage(message);
 
@@ -44,34 +56,18 @@ port.on('message', (request: WriterRequest) => {
     void Promise.race([env.close(), grace]).finally(() => process.exit(0));
     return;
   }
-  const { id, input, target, appliedAt } = request;
-  let result: WrittenBatch | undefined;
-  // As on the caller's thread: concurrent batches share lmdb-js' write transaction, one child each, and
-  // their promises resolve in commit order, which is the order of the replies.
-  env
-    .childTransaction(() => {
-      const active = committedActiveGeneration(meta);
-      const into = target === 'active' ? active : target;
-      result = writeBatch(meta, generation(into), input, appliedAt, into === active);
-    })
-    .then(
-      () => {
-        if (result === undefined)
-          reply({
-            id,
-            ok: false,
-            message: 'LMDB transaction did not run',
-            code: undefined,
-            retriable: false,
-          });
-        else reply({ id, ok: true, result });
-      },
-      async (e: unknown) => {
-        if (isMatviewError(e)) {
-          reply({ id, ok: false, message: e.message, code: e.code, retriable: e.retriable });
-          return;
-        }
-        reply({ id, ok: false, message: await batchFailure(e), code: undefined, retriable: false });
-      },
-    );
+  const { id, input, target } = request;
+  queue.submit({ input, target, id }).then(
+    ({ ids, result }) => {
+      // Every request of a commit settles with the same result: the first one replies for all of them.
+      if (ids[0] === id) reply({ ids, ok: true, result });
+    },
+    async (e: unknown) => {
+      if (isMatviewError(e)) {
+        reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: e.retriable });
+        return;
+      }
+      reply({ ids: [id], ok: false, message: await batchFailure(e), code: undefined, retriable: false });
+    },
+  );
 });

@@ -1,34 +1,47 @@
 /**
- * The commit event of a generation swap: every user whose visible view differs between the old and the
- * new generation. Built lazily over the two generations' `views` databases instead of as a Map, because a
- * swap can change every user of the store: the live hub only asks about the users someone watches
- * (`has`/`get`, walking its own index when `size` is larger), so the cost is per watched user, not per user.
+ * The commit event of a generation swap: per view, every key whose value differs between the old and the
+ * new generation.
+ *
+ * UserInformation's is built lazily over the two generations' `views` databases instead of as a Map,
+ * because a swap can change every user of the store: the live hub only asks about the users someone
+ * watches (`has`/`get`, walking its own index when `size` is larger), so the cost is per watched user, not
+ * per user. The other views say what changed themselves (`ViewModule.swapEvent`).
  *
  * Valid only while both generations exist: the store publishes it synchronously right after the swap
  * commits and drops the old generation afterwards, so listeners must not keep it.
  */
-import type { UserInformation } from '../views/user-information.js';
+import type { Registry } from '../views/registry.js';
+import type { KvSpace, Spaces, ViewModule } from '../views/types.js';
+import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 
 export class GenerationDiff implements ReadonlyMap<string, UserInformation | null> {
-  /** `decode` reads a view of `after` as readers see it (LmdbStore applies the swap's version floor). */
+  /** `decode` reads a view of `after` as readers see it (the reads apply the swap's version floor). */
   constructor(
     private readonly before: Generation,
     private readonly after: Generation,
     private readonly decode: (bytes: Buffer) => UserInformation,
   ) {}
 
+  private get a() {
+    return this.before.db(USER_INFORMATION, 'views');
+  }
+
+  private get b() {
+    return this.after.db(USER_INFORMATION, 'views');
+  }
+
   /**
    * An upper bound of the changed users (users with a view in either generation), not the exact count:
    * counting exactly would read every view. Consumers use it only to pick which side to walk.
    */
   get size(): number {
-    return this.before.views.getCount() + this.after.views.getCount();
+    return this.a.getCount() + this.b.getCount();
   }
 
   has(userId: string): boolean {
-    const a = this.before.views.getBinary(userId);
-    const b = this.after.views.getBinary(userId);
+    const a = this.a.getBinary(userId);
+    const b = this.b.getBinary(userId);
     if (a === undefined || b === undefined) return a !== b;
     return !a.equals(b);
   }
@@ -36,7 +49,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   /** The new view, null when the user has no view any more, undefined when nothing changed. */
   get(userId: string): UserInformation | null | undefined {
     if (!this.has(userId)) return undefined;
-    const bytes = this.after.views.getBinary(userId);
+    const bytes = this.b.getBinary(userId);
     return bytes === undefined ? null : this.decode(bytes);
   }
 
@@ -52,14 +65,14 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
 
   *entries(): MapIterator<[string, UserInformation | null]> {
     for (const userId of this.keys()) {
-      const bytes = this.after.views.getBinary(userId);
+      const bytes = this.b.getBinary(userId);
       yield [userId, bytes === undefined ? null : this.decode(bytes)];
     }
   }
 
   *keys(): MapIterator<string> {
     const seen = new Set<string>();
-    for (const db of [this.after.views, this.before.views]) {
+    for (const db of [this.b, this.a]) {
       for (const userId of db.getKeys()) {
         if (seen.has(userId)) continue;
         seen.add(userId);
@@ -75,4 +88,40 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   [Symbol.iterator](): MapIterator<[string, UserInformation | null]> {
     return this.entries();
   }
+}
+
+/**
+ * Every view's part of a swap's commit event: UserInformation's lazily (above), the others through their
+ * module's `swapEvent`, or by comparing every entry of their KV spaces.
+ */
+export function swapEvents(
+  registry: Registry,
+  before: Generation,
+  after: Generation,
+  decode: (bytes: Buffer) => UserInformation,
+): Map<string, ReadonlyMap<string, unknown>> {
+  const events = new Map<string, ReadonlyMap<string, unknown>>();
+  for (const view of registry.views) {
+    const event =
+      view.name === USER_INFORMATION
+        ? new GenerationDiff(before, after, decode)
+        : view.swapEvent !== undefined
+          ? view.swapEvent(before.spaces(view.name), after.spaces(view.name))
+          : compareKvSpaces(view, before.spaces(view.name), after.spaces(view.name));
+    if (event !== undefined) events.set(view.name, event);
+  }
+  return events;
+}
+
+function compareKvSpaces(view: ViewModule, before: Spaces, after: Spaces): Map<string, unknown> | undefined {
+  const event = new Map<string, unknown>();
+  for (const [name, spec] of Object.entries(view.spaces)) {
+    if (spec.kind !== 'kv') continue;
+    const a = before[name] as KvSpace<unknown>;
+    const b = after[name] as KvSpace<unknown>;
+    for (const [key, value] of b.entries())
+      if (JSON.stringify(a.get(key)) !== JSON.stringify(value)) event.set(key, value);
+    for (const [key] of a.entries()) if (b.get(key) === undefined) event.set(key, null);
+  }
+  return event.size === 0 ? undefined : event;
 }

@@ -1,64 +1,192 @@
 /**
- * A generation: one complete copy of the materialized state (source rows, user states, views and the
- * offsets they reflect) in its own named sub-databases of the store's LMDB environment.
+ * A generation: one complete copy of the materialized state in its own named sub-databases of the
+ * store's LMDB environment: the source rows, the offsets they reflect, and every registered view's spaces.
  *
- * Two generations exist at most: the active one (what readers see) and, during a rebuild, a shadow one
- * being filled from the feed. Generation 0 uses the unsuffixed names a store had before generations
- * existed (`rows`, `users`, `views`, `offsets`), so old data directories open unchanged; generation N > 0
- * uses `rows@N`… Ids only grow and are never reused, so a dropped generation's names are never reopened.
+ * Two generations exist at most: the active one (what readers see) and, during a rebuild from the feed, a
+ * shadow one being filled. Database names carry the generation id and, for a view's space, the view's
+ * build: `g<id>/rows`, `g<id>/offsets`, `g<id>/<view>#<build>/<space>`. A view rebuilt from the rows (its
+ * version bumped) is filled under a new build while the old one serves, and the generation's info switches
+ * builds in one transaction. Ids and builds are never reused.
  */
 import type { Database, RootDatabase } from 'lmdb';
-import type { StoredRow, UserState } from '../views/user-information.js';
+import type { GenerationState, RowOrigin, RowStore } from '../materializer/commit.js';
+import type { Registry } from '../views/registry.js';
+import { TABLES, type Row, type Table } from '../views/source.js';
+import type { IndexSpace, KvSpace, SpaceSpec, Spaces, ValueCodec, ViewModule } from '../views/types.js';
+import { decodeRow, decodeStoredRow, encodeRow, type StoredRow } from './row-codec.js';
 
-/** The four sub-databases of a generation, by their base name. */
-export const GENERATION_DBS = ['rows', 'users', 'views', 'offsets'] as const;
-export type GenerationDb = (typeof GENERATION_DBS)[number];
-
-/** The LMDB sub-database name of `base` in generation `id` (generation 0 keeps the historical names). */
-export const dbName = (base: GenerationDb, id: number): string => (id === 0 ? base : `${base}@${id}`);
-
-/** Parses a sub-database name back into its generation, or undefined when it is not a generation db. */
-export function generationOfDb(name: string): number | undefined {
-  const m = /^(rows|users|views|offsets)(?:@(\d+))?$/.exec(name);
-  if (m === null) return undefined;
-  return m[2] === undefined ? 0 : Number(m[2]);
-}
+/** The store layout these names and encodings belong to (meta `generation:<id>`.format). */
+export const STORE_FORMAT = 2;
 
 /** What the store's meta records about a generation (`generation:<id>`, JSON). */
 export interface GenerationInfo {
   readonly id: number;
-  /** Version of the view definition this generation was (or is being) built with. */
-  readonly viewVersion: number;
+  readonly format: typeof STORE_FORMAT;
   readonly state: 'active' | 'building';
   /** ISO-8601 time the generation was created. */
   readonly createdAt: string;
-  /** Why it was created: `initial`, `view-version`, `requested`, `offset-out-of-range`… */
+  /** Why it was created: `initial`, `requested`, `offset-out-of-range`, `source-fields`… */
   readonly reason: string;
   /** Sequence of the commit that swapped it in (absent for a store's first generation). */
   readonly activatedSequence?: string;
   /** ISO-8601 time of that commit. */
   readonly activatedAt?: string;
+  /** Per table, the fields its stored rows keep (the registry's `storedFields` when it was created). */
+  readonly rowFields: Readonly<Record<Table, readonly string[]>>;
+  /** Per view, the version its spaces hold and the build (the database names) holding it. */
+  readonly views: Readonly<Record<string, ViewBuild>>;
+}
+
+/** Which build of a view a generation serves; a view rebuilt from the rows gets a new build number. */
+export interface ViewBuild {
+  readonly version: number;
+  readonly build: number;
+}
+
+export const rowsDbName = (id: number): string => `g${id}/rows`;
+export const offsetsDbName = (id: number): string => `g${id}/offsets`;
+export const spaceDbName = (id: number, view: string, build: number, space: string): string =>
+  `g${id}/${view}#${build}/${space}`;
+
+/** The view and build a space database belongs to (`g<id>/<view>#<build>/<space>`), if it is one. */
+export function viewBuildOfDb(name: string): { generation: number; view: string; build: number } | undefined {
+  const m = /^g(\d+)\/([a-z][a-z0-9-]*)#(\d+)\//.exec(name);
+  return m === null ? undefined : { generation: Number(m[1]), view: m[2]!, build: Number(m[3]) };
+}
+
+/** The generation a database name belongs to, or undefined for names that are not a generation's. */
+export function generationOfDb(name: string): number | undefined {
+  const m = /^g(\d+)\//.exec(name);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/** A key-value space of a view in LMDB: string keys, values through the view's codec. */
+class LmdbKv implements KvSpace<unknown> {
+  constructor(
+    readonly db: Database<Buffer, string>,
+    private readonly codec: ValueCodec<unknown>,
+  ) {}
+  get(key: string): unknown {
+    const bytes = this.db.getBinaryFast(key);
+    return bytes === undefined ? undefined : this.codec.decode(bytes);
+  }
+  put(key: string, value: unknown): void {
+    void this.db.put(key, this.codec.encode(value));
+  }
+  remove(key: string): void {
+    void this.db.remove(key);
+  }
+  *entries(): Iterable<[string, unknown]> {
+    for (const { key, value } of this.db.getRange()) yield [key, this.codec.decode(value)];
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** An ordered set of keys in LMDB (UTF-8 byte order = Unicode code point order). */
+class LmdbIndex implements IndexSpace {
+  constructor(readonly db: Database<Buffer, string>) {}
+  add(key: string): void {
+    void this.db.put(key, EMPTY);
+  }
+  remove(key: string): void {
+    void this.db.remove(key);
+  }
+  first(prefix: string, limit: number): string[] {
+    const out: string[] = [];
+    for (const key of this.db.getKeys({ start: prefix, limit })) {
+      if (!key.startsWith(prefix)) break;
+      out.push(key);
+    }
+    return out;
+  }
+  all(): Iterable<string> {
+    return this.db.getKeys();
+  }
+}
+
+const rowKey = (table: Table, key: string): string => `${table}\u0000${key}`;
+const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** The source rows of a generation. */
+export class LmdbRows implements RowStore {
+  constructor(
+    readonly db: Database<Buffer, string>,
+    private readonly fields: Readonly<Record<Table, readonly string[]>>,
+  ) {}
+  row(table: Table, key: string): Row | undefined {
+    const bytes = this.db.getBinaryFast(rowKey(table, key));
+    return bytes === undefined ? undefined : decodeRow(table, this.fields[table], bytes);
+  }
+  *keys(table: Table): Iterable<string> {
+    const prefix = rowKey(table, '');
+    for (const key of this.db.getKeys({ start: prefix })) {
+      if (!key.startsWith(prefix)) break;
+      yield key.slice(prefix.length);
+    }
+  }
+  put(table: Table, key: string, row: Row, origin: RowOrigin): void {
+    void this.db.put(rowKey(table, key), encodeRow(this.fields[table], row, origin));
+  }
+  remove(table: Table, key: string): void {
+    void this.db.remove(rowKey(table, key));
+  }
+  /** Every stored row of a table, with its origin, in key order. */
+  *all(table: Table): Iterable<[string, StoredRow]> {
+    const prefix = rowKey(table, '');
+    for (const { key, value } of this.db.getRange({ start: prefix })) {
+      if (!key.startsWith(prefix)) break;
+      yield [key.slice(prefix.length), decodeStoredRow(table, this.fields[table], value)];
+    }
+  }
+  /**
+   * Up to `limit` stored rows of a table after key `after` (exclusive; undefined: from the first), read
+   * completely before returning, so the caller may write between pages.
+   */
+  page(table: Table, after: string | undefined, limit: number): [string, StoredRow][] {
+    const prefix = rowKey(table, '');
+    const out: [string, StoredRow][] = [];
+    const start = after === undefined ? prefix : rowKey(table, after);
+    for (const { key, value } of this.db.getRange({ start, limit: limit + 1 })) {
+      if (!key.startsWith(prefix)) break;
+      const k = key.slice(prefix.length);
+      if (k === after) continue;
+      out.push([k, decodeStoredRow(table, this.fields[table], value)]);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Stored rows per table (counts every entry: verification and tests). */
+  count(table: Table): number {
+    let n = 0;
+    for (const _ of this.keys(table)) n++;
+    return n;
+  }
 }
 
 /** Open handles onto one generation's sub-databases. */
-export class Generation {
-  readonly rows: Database<StoredRow, string>;
-  readonly users: Database<UserState, string>;
-  readonly views: Database<Buffer, string>;
+export class Generation implements GenerationState {
+  readonly rows: LmdbRows;
   readonly offsets: Database<string, string>;
-
   private current!: GenerationInfo;
   private floorSequence: bigint | undefined;
+  private readonly views = new Map<string, { build: number; spaces: Spaces }>();
 
-  constructor(env: RootDatabase, info: GenerationInfo) {
+  constructor(
+    private readonly env: RootDatabase,
+    info: GenerationInfo,
+    private readonly registry: Registry,
+  ) {
     this.info = info;
-    this.rows = env.openDB<StoredRow, string>({ name: dbName('rows', info.id) });
-    this.users = env.openDB<UserState, string>({ name: dbName('users', info.id) });
-    this.views = env.openDB<Buffer, string>({ name: dbName('views', info.id), encoding: 'binary' });
-    this.offsets = env.openDB<string, string>({ name: dbName('offsets', info.id), encoding: 'string' });
+    this.rows = new LmdbRows(
+      env.openDB<Buffer, string>({ name: rowsDbName(info.id), encoding: 'binary' }),
+      info.rowFields,
+    );
+    this.offsets = env.openDB<string, string>({ name: offsetsDbName(info.id), encoding: 'string' });
   }
 
-  /** Replaced (not mutated) when the generation becomes active. */
+  /** Replaced (not mutated) when the generation becomes active or a view is rebuilt. */
   get info(): GenerationInfo {
     return this.current;
   }
@@ -72,21 +200,99 @@ export class Generation {
     return this.info.id;
   }
 
-  get viewVersion(): number {
-    return this.info.viewVersion;
-  }
-
   /**
-   * The swap commit's sequence: a view written before it reads as changed by it (see LmdbStore.getUser), so
-   * a user's `version.sequence` never steps back across a swap even when the shadow applied a record before
-   * the old generation did.
+   * The swap commit's sequence: a view written before it reads as changed by it, so a user's
+   * `version.sequence` never steps back across a swap even when the shadow applied a record before the old
+   * generation did.
    */
   get floor(): bigint | undefined {
     return this.floorSequence;
   }
 
-  /** Deletes the generation's sub-databases (asynchronously, in lmdb-js' write queue). */
-  async drop(): Promise<void> {
-    await Promise.all([this.rows.drop(), this.users.drop(), this.views.drop(), this.offsets.drop()]);
+  // ---- GenerationState (the commit body's view of it) ----
+
+  position(topic: string, partition: number): string | undefined {
+    return this.offsets.get(offsetKey(topic, partition));
   }
+
+  setPosition(topic: string, partition: number, next: string): void {
+    void this.offsets.put(offsetKey(topic, partition), next);
+  }
+
+  /** The spaces of a view at the build the generation serves. */
+  spaces(view: string): Spaces {
+    const held = this.info.views[view];
+    if (held === undefined) throw new Error(`generation ${this.id} holds no view "${view}"`);
+    const open = this.views.get(view);
+    if (open !== undefined && open.build === held.build) return open.spaces;
+    const spaces = this.openSpaces(this.module(view), held.build);
+    this.views.set(view, { build: held.build, spaces });
+    return spaces;
+  }
+
+  private module(view: string): ViewModule {
+    const module = this.registry.byName(view);
+    if (module === undefined) throw new Error(`view "${view}" is not registered`);
+    return module;
+  }
+
+  /** The LMDB database behind one space of a view (readers that serve stored bytes as they are). */
+  db(view: string, space: string): Database<Buffer, string> {
+    const s = this.spaces(view)[space];
+    if (s === undefined) throw new Error(`view "${view}" has no space "${space}"`);
+    return (s as LmdbKv | LmdbIndex).db;
+  }
+
+  /** Opens (creating) the spaces of one build of `view` (a rebuild fills a new build beside the old). */
+  openSpaces(view: ViewModule, build: number): Spaces {
+    const out: Record<string, KvSpace<unknown> | IndexSpace> = {};
+    for (const [name, spec] of Object.entries(view.spaces) as [string, SpaceSpec][]) {
+      const db = this.env.openDB<Buffer, string>({
+        name: spaceDbName(this.id, view.name, build, name),
+        encoding: 'binary',
+      });
+      out[name] = spec.kind === 'kv' ? new LmdbKv(db, spec.codec) : new LmdbIndex(db);
+    }
+    return out;
+  }
+
+  /** Every stored next offset. */
+  *positions(): Iterable<{ topic: string; partition: number; next: string }> {
+    for (const { key, value } of this.offsets.getRange()) {
+      const [topic = '', partition = '0'] = key.split('\u0000');
+      yield { topic, partition: Number(partition), next: value };
+    }
+  }
+
+  /** Deletes the sub-databases of one build of a view (after a view rebuild switched away from it). */
+  async dropBuild(view: ViewModule, build: number): Promise<void> {
+    const spaces = this.openSpaces(view, build);
+    await Promise.all(Object.values(spaces).map((s) => (s as LmdbKv | LmdbIndex).db.drop()));
+  }
+
+  /** Deletes every sub-database of the generation (asynchronously, in lmdb-js' write queue). */
+  async drop(): Promise<void> {
+    await dropGenerationDbs(this.env, this.id);
+  }
+}
+
+/** Drops every database whose name belongs to generation `id` (the generation's own, and any left behind). */
+export async function dropGenerationDbs(env: RootDatabase, id: number): Promise<void> {
+  const names: string[] = [];
+  for (const name of env.getKeys()) if (typeof name === 'string' && generationOfDb(name) === id) names.push(name);
+  await Promise.all(names.map((name) => env.openDB({ name }).drop()));
+}
+
+/** The info of a new generation built with `registry`. */
+export function newGenerationInfo(
+  id: number,
+  registry: Registry,
+  state: GenerationInfo['state'],
+  reason: string,
+): GenerationInfo {
+  const views: Record<string, ViewBuild> = {};
+  for (const v of registry.views) views[v.name] = { version: v.version, build: 1 };
+  const rowFields = {} as Record<Table, readonly string[]>;
+  for (const t of TABLES) rowFields[t] = registry.storedFields[t];
+  return { id, format: STORE_FORMAT, state, createdAt: new Date().toISOString(), reason, rowFields, views };
 }

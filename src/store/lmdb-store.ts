@@ -1,54 +1,60 @@
 /**
- * The store: one LMDB environment per instance (DATA_DIR), holding one or two generations of the
- * materialized state (see generation.ts) plus a `meta` sub-database.
+ * The store: one LMDB environment per instance (DATA_DIR/view), holding one or two generations of the
+ * materialized state (generation.ts) plus a `meta` sub-database (write.ts lists its keys).
  *
- * A batch's row writes, view writes and consumed offsets commit in ONE write transaction, so after
+ * A commit's row writes, every view's writes and the consumed offsets are ONE write transaction, so after
  * a crash at any point each generation is exactly some prefix of the feed and restart resumes from the
- * stored offsets. LMDB's copy-on-write B-tree with two meta pages makes a killed process (even
- * mid-commit) reopen at the last committed transaction; we keep lmdb-js's default durable commits
- * (no `noSync`, no `writeMap`), so a commit has reached the OS before its promise resolves.
+ * stored offsets. Batches that arrive while a commit is written are committed together (commit-queue.ts):
+ * large commits while catching up, one batch per commit once caught up.
  *
- * Readers always see the active generation: reads are synchronous `get`s from the memory map through a
- * pointer to the active generation's handles. A rebuild fills a shadow generation while the active one
- * keeps serving (and keeps being fed); `trySwap` makes the shadow active in one transaction once it has
- * caught up, so no reader ever sees a half-built view.
+ * Readers always see the active generation (reads.ts). A rebuild from the feed fills a shadow generation
+ * while the active one keeps serving (and keeps being fed); `trySwap` makes the shadow active in one
+ * transaction once it has caught up (generations.ts). A view whose version changed is rebuilt alone from the
+ * stored rows (view-rebuild.ts).
  *
- * Meta keys: `instanceId`, `sequence` (commit counter shared by all generations, so it only grows across
- * swaps), `activeGeneration`, `shadowGeneration`, `nextGeneration`, `generation:<id>` (GenerationInfo),
- * `viewVersion` (the active generation's, kept for stores written before generations), `rebuildRequested`
- * (set by `matview rebuild`), `owner` (the serving process).
+ * This file puts those parts together: opening and checking, reads, commits and their events, lifecycle.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { Database, RootDatabase } from 'lmdb';
 import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
-import { materialize, rowKey, type Change, type StateReader } from '../materializer/materialize.js';
-import { decodeUnversioned, decodeView, encodeView, restJsonOf } from '../views/codec.js';
-import type {
-  Counts,
-  Profile,
-  StoredRow,
-  Table,
-  UserInformation,
-  UserState,
-} from '../views/user-information.js';
-import { GenerationDiff } from './generation-diff.js';
-import { Generation, generationOfDb, type GenerationInfo } from './generation.js';
+import type { CommitInput } from '../materializer/change-batch.js';
+import { commitPlan, type CommitPlan } from '../materializer/commit.js';
+import { createRegistry, VIEWS, type Registry } from '../views/registry.js';
+import type { Table } from '../views/source.js';
+import type { ViewModule } from '../views/types.js';
+import type { Counts, Profile, UserInformation } from '../views/user-information.js';
+import type { TotalsValue } from '../views/totals.js';
+import type { Ranking } from '../views/top-users.js';
+import { CommitQueue, DEFAULT_MAX_RECORDS_PER_COMMIT } from './commit-queue.js';
+import { batchFailure, commitFailure, dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
+import { Generation, STORE_FORMAT, type GenerationInfo } from './generation.js';
+import { Generations, type SwapResult } from './generations.js';
+import { StoreReads } from './reads.js';
+import { StoreRequests } from './requests.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
+import { rebuildViewsFromRows, type ViewRebuildResult } from './view-rebuild.js';
+import {
+  committedActiveGeneration,
+  genKey,
+  GenerationHandles,
+  readGenerationInfo,
+  writeCommit,
+  type WrittenCommit,
+} from './write.js';
 import { WriterThread } from './writer-thread.js';
+
+export { dataFileOf, isLmdbDataFile } from './environment.js';
+export type { SwapResult } from './generations.js';
+export type { RebuildRequest, StoreOwner } from './requests.js';
+
+export { DEFAULT_MAX_RECORDS_PER_COMMIT } from './commit-queue.js';
 
 export interface StoreOptions {
   readonly path: string;
   /** Initial map size in bytes; lmdb-js grows it when it fills. */
   readonly mapSize?: number;
-  /**
-   * Version of the code's view definition. A new store's first generation is built with it; an existing
-   * store whose active generation has another version keeps serving it and reports `needsRebuild()`.
-   */
-  readonly viewVersion: number;
   /**
    * false: open an existing store only (CLI tools: verify, snapshot, rebuild) and write nothing at open;
    * throws {@link StoreMissingError} when `path` holds no store. Default true.
@@ -57,105 +63,70 @@ export interface StoreOptions {
   /** Called when a commit listener throws; the commit itself stands and other listeners still run. */
   readonly onListenerError?: (error: unknown) => void;
   /**
-   * Materialize and commit `applyBatch` on a worker thread (src/store/writer-thread.ts), so the event loop
-   * that serves reads never runs a batch. Default false (CLI tools, unit tests); `matview serve` turns it on
-   * (WRITER_THREAD).
+   * Commit on a worker thread (writer-thread.ts), so the event loop that serves reads never runs a commit.
+   * Default false (CLI tools, unit tests); `matview serve` turns it on (WRITER_THREAD).
    */
   readonly writerThread?: boolean;
-}
-
-export interface BatchInput {
-  /** Valid changes to materialize, in order. */
-  readonly changes: readonly Change[];
-  /** New next offset of each partition the batch covered (valid, invalid and skipped records alike). */
-  readonly positions: readonly PartitionPosition[];
+  /** The views to maintain (default: the registry's VIEWS). Other views need `writerThread: false`. */
+  readonly views?: readonly ViewModule[];
+  /** Records merged into one commit at most (default {@link DEFAULT_MAX_RECORDS_PER_COMMIT}). */
+  readonly maxRecordsPerCommit?: number;
 }
 
 export interface BatchResult {
   readonly sequence: bigint;
   readonly appliedAt: number;
-  /** Users whose visible view changed. */
-  readonly changed: number;
-  readonly noops: number;
   /** Generation the batch was written to. */
   readonly generation: number;
   /** True when that generation was the active one (readers and subscribers see the batch). */
   readonly visible: boolean;
+  /** Users whose visible view changed in the commit. */
+  readonly changed: number;
+  /** Records of the commit (all merged batches) applied, skipped as already applied, changing nothing. */
+  readonly accepted: number;
+  readonly skipped: number;
+  readonly noops: number;
+  /** Feed batches the commit carried. */
+  readonly batches: number;
 }
 
 /** Where a batch goes: the active generation (resolved at commit time) or a given one (a shadow). */
 export type BatchTarget = 'active' | Generation;
 
-export interface SwapResult {
-  readonly swapped: boolean;
-  /** Partitions where the shadow is still behind the required offsets (empty when swapped). */
-  readonly behind: readonly { topic: string; partition: number; next: string; required: string }[];
-  /** Sequence of the swap commit (when swapped). */
-  readonly sequence?: bigint;
-  readonly from?: GenerationInfo;
-  readonly to?: GenerationInfo;
-}
-
-/** The process serving a store (`meta.owner`), so CLI tools can tell whether a server is running. */
-export interface StoreOwner {
-  readonly pid: number;
-  readonly hostname: string;
-  readonly startedAt: string;
-}
-
-export interface RebuildRequest {
-  readonly requestedAt: string;
-  readonly reason: string;
-}
-
-const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
-const genKey = (id: number): string => `generation:${id}`;
-/** lmdb-js only opens this many named databases per environment: 2 generations × 4 + meta, with room to spare. */
-const MAX_DBS = 64;
-
-/** Path of an environment's data file (lmdb-js opens an extension-less path as a directory). */
-export const dataFileOf = (path: string): string => join(path, 'data.mdb');
-
-/** LMDB's meta-page magic (`MDB_MAGIC`), little-endian, after the page header of the first page. */
-const LMDB_MAGIC = 0xbeefc0de;
-
-/**
- * True when `file` starts with an LMDB meta page. The page header is 16 bytes in LMDB 0.9 and 24 in the
- * LMDB 1.0 that lmdb-js embeds; an empty file is one LMDB would initialize.
- */
-export function isLmdbDataFile(file: string): boolean {
-  const head = Buffer.alloc(32);
-  const fd = openSync(file, 'r');
-  try {
-    const n = readSync(fd, head, 0, head.length, 0);
-    if (n === 0) return true;
-    return (
-      n === head.length && (head.readUInt32LE(16) === LMDB_MAGIC || head.readUInt32LE(24) === LMDB_MAGIC)
-    );
-  } finally {
-    closeSync(fd);
-  }
-}
+/** Why the active generation cannot serve the code's views and must be rebuilt from the feed. */
+export type FullRebuildReason = 'source-fields';
 
 export class LmdbStore implements ViewReader {
   readonly instanceId: string;
   readonly path: string;
+  readonly registry: Registry;
+  /** Set when the directory held a store of an older format, replaced at open by an empty one. */
+  readonly upgradedFrom: number | undefined;
+  readonly reads: StoreReads;
   private readonly env: RootDatabase;
   private readonly meta: Database<string, string>;
-  private active: Generation;
-  private shadowGen: Generation | undefined;
+  private readonly plan: CommitPlan;
+  private readonly generations: Generations;
+  private readonly requests: StoreRequests;
   private readonly listeners = new Set<CommitListener>();
   private readonly onListenerError: (error: unknown) => void;
-  private readonly codeViewVersion: number;
   private seq: bigint;
+  private published = 0n;
   private closed = false;
-  /** The writer thread, when `writerThread` is on. */
+  /** The writer thread, when `writerThread` is on; else commits are grouped on this thread. */
   private readonly writer: WriterThread | undefined;
+  private readonly queue: CommitQueue<WrittenCommit> | undefined;
+  private readonly handles: GenerationHandles;
+  private nextRequest = 0;
 
   constructor(options: StoreOptions) {
     this.path = options.path;
-    this.codeViewVersion = options.viewVersion;
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
+    const views = options.views ?? VIEWS;
+    if (options.writerThread === true && views !== VIEWS)
+      throw new Error('a store with other views than the registry VIEWS must run with writerThread: false');
+    this.registry = createRegistry(views);
+    this.plan = commitPlan(this.registry);
     const create = options.create ?? true;
     const dataFile = dataFileOf(options.path);
     const exists = existsSync(dataFile);
@@ -166,113 +137,111 @@ export class LmdbStore implements ViewReader {
     mkdirSync(options.path, { recursive: true });
     this.env = openEnvironment(options.path, options.mapSize);
     this.meta = metaOf(this.env);
-    if (create) this.initialize(options.viewVersion);
-    else if (this.meta.get('instanceId') === undefined) {
+    this.upgradedFrom = create ? this.initialize() : undefined;
+    if (this.meta.get('instanceId') === undefined || this.activeInfo() === undefined) {
       void this.env.close();
       throw new StoreMissingError(options.path);
     }
     this.instanceId = this.meta.get('instanceId') ?? '';
     this.seq = BigInt(this.meta.get('sequence') ?? '0');
-    this.active = new Generation(
-      this.env,
-      this.generationInfo(Number(this.meta.get('activeGeneration') ?? '0')),
-    );
+    this.published = this.seq;
+    this.handles = new GenerationHandles(this.env, this.meta, this.registry);
     const shadowId = this.meta.get('shadowGeneration');
-    this.shadowGen =
-      shadowId === undefined ? undefined : new Generation(this.env, this.generationInfo(Number(shadowId)));
+    this.generations = new Generations({
+      env: this.env,
+      meta: this.meta,
+      registry: this.registry,
+      active: this.handles.get(committedActiveGeneration(this.meta)),
+      shadow: shadowId === undefined ? undefined : this.handles.get(Number(shadowId)),
+      handles: this.handles,
+      publish: (event) => this.publish(event),
+      decode: (bytes) => this.reads.decode(bytes),
+    });
+    this.reads = new StoreReads(() => this.generations.active);
+    this.requests = new StoreRequests(this.env, this.meta);
+    const maxRecords = options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
     this.writer =
       options.writerThread === true
-        ? new WriterThread({ path: options.path, mapSize: options.mapSize }, () => this.env.resetReadTxn())
+        ? new WriterThread({ path: options.path, mapSize: options.mapSize, maxRecordsPerCommit: maxRecords }, () =>
+            this.env.resetReadTxn(),
+          )
+        : undefined;
+    this.queue =
+      this.writer === undefined
+        ? new CommitQueue<WrittenCommit>((input, target, ids) => this.writeHere(input, target, ids.length), maxRecords)
         : undefined;
   }
 
-  /** First open of a store (or of one written before generations existed): record generation 0. */
-  private initialize(viewVersion: number): void {
-    this.env.transactionSync(() => {
-      if (this.meta.get('instanceId') === undefined) this.meta.putSync('instanceId', randomUUID());
-      if (this.meta.get('activeGeneration') === undefined) {
-        // A store from before generations has `viewVersion` and the unsuffixed dbs: that is generation 0.
-        const legacy = this.meta.get('viewVersion');
-        const info: GenerationInfo = {
-          id: 0,
-          viewVersion: legacy === undefined ? viewVersion : Number(legacy),
-          state: 'active',
-          createdAt: new Date().toISOString(),
-          reason: 'initial',
-        };
-        this.meta.putSync(genKey(0), JSON.stringify(info));
-        this.meta.putSync('activeGeneration', '0');
-        this.meta.putSync('nextGeneration', '1');
-        this.meta.putSync('viewVersion', String(info.viewVersion));
-      }
-    });
+  private activeInfo(): GenerationInfo | undefined {
+    return readGenerationInfo(this.meta, committedActiveGeneration(this.meta));
   }
 
-  private generationInfo(id: number): GenerationInfo {
-    return readGenerationInfo(this.meta, id);
+  /**
+   * First open of a store: records the instance id and generation 1. A store of an older format (no
+   * `format` in its generation info) cannot be read by this code: its databases are dropped and it starts
+   * empty, so the feed is read again from the earliest offsets (returns the old format).
+   */
+  private initialize(): number | undefined {
+    let upgradedFrom: number | undefined;
+    const info = this.activeInfo();
+    if (info !== undefined && info.format === STORE_FORMAT) return undefined;
+    const legacy = info !== undefined || this.meta.get('activeGeneration') !== undefined;
+    if (legacy) {
+      upgradedFrom = 1;
+      for (const name of [...this.env.getKeys()])
+        if (typeof name === 'string' && name !== 'meta') void this.env.openDB({ name }).drop();
+    }
+    this.env.transactionSync(() => {
+      if (this.meta.get('instanceId') === undefined) this.meta.putSync('instanceId', randomUUID());
+      const id = Number(this.meta.get('nextGeneration') ?? '1');
+      const first = Generations.newInfo(id, this.registry, 'active', legacy ? 'store-format' : 'initial');
+      for (const key of ['shadowGeneration', 'viewVersion', ...(legacy ? ['sequence'] : [])]) this.meta.removeSync(key);
+      if (legacy) for (let g = 0; g < id; g++) this.meta.removeSync(genKey(g));
+      this.meta.putSync(genKey(id), JSON.stringify(first));
+      this.meta.putSync('activeGeneration', String(id));
+      this.meta.putSync('nextGeneration', String(id + 1));
+    });
+    return upgradedFrom;
   }
 
   // ---- reads (ViewReader): always the active generation ----
 
   getUser(userId: string): UserInformation | undefined {
-    const bytes = this.active.views.getBinaryFast(userId);
-    return bytes === undefined ? undefined : this.decode(bytes);
-  }
-
-  /**
-   * Decodes a view of the active generation. A view last written before the generation was swapped in
-   * reports the swap commit as its version: that commit is what made it visible, and it keeps every
-   * user's `version.sequence` increasing across a swap (the sequence subscriptions order events by).
-   */
-  private decode(bytes: Buffer): UserInformation {
-    const view = decodeView(bytes);
-    const floor = this.active.floor;
-    if (floor === undefined || BigInt(view.version.sequence) >= floor) return view;
-    return {
-      ...view,
-      version: {
-        ...view.version,
-        sequence: floor.toString(),
-        appliedAt: this.active.info.activatedAt ?? view.version.appliedAt,
-      },
-    };
+    return this.reads.getUser(userId);
   }
 
   getUserJson(userId: string): Buffer | undefined {
-    const bytes = this.active.views.getBinary(userId);
-    return bytes === undefined ? undefined : restJsonOf(bytes);
+    return this.reads.getUserJson(userId);
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
-    return userIds.map((id) => this.getUser(id));
+    return this.reads.getUsers(userIds);
   }
 
   getUsersUnversioned(userIds: readonly string[]): ((Profile & Counts) | undefined)[] {
-    const views = this.active.views;
-    return userIds.map((id) => {
-      const bytes = views.getBinaryFast(id);
-      return bytes === undefined ? undefined : decodeUnversioned(bytes);
-    });
+    return this.reads.getUsersUnversioned(userIds);
   }
 
-  /** Stored view bytes (rest JSON + version), for callers that serialize themselves. */
   getViewBytes(userId: string): Buffer | undefined {
-    return this.active.views.getBinary(userId);
+    return this.reads.getViewBytes(userId);
+  }
+
+  topUserIds(ranking: Ranking, limit: number): string[] {
+    return this.reads.topUserIds(ranking, limit);
+  }
+
+  totals(): TotalsValue | undefined {
+    return this.reads.totals();
   }
 
   /** Stored next offset of every partition of a generation (default: the active one). */
-  positions(generation: Generation = this.active): PartitionPosition[] {
-    const out: PartitionPosition[] = [];
-    for (const { key, value } of generation.offsets.getRange()) {
-      const [topic = '', partition = '0'] = key.split('\u0000');
-      out.push({ topic, partition: Number(partition), next: value });
-    }
-    return out;
+  positions(generation: Generation = this.generations.active): PartitionPosition[] {
+    return [...generation.positions()];
   }
 
   /** Next offset to read for a partition, or undefined when nothing of it was applied yet. */
-  position(topic: string, partition: number, generation: Generation = this.active): string | undefined {
-    return generation.offsets.get(offsetKey(topic, partition));
+  position(topic: string, partition: number, generation: Generation = this.generations.active): string | undefined {
+    return generation.position(topic, partition);
   }
 
   sequence(): bigint {
@@ -281,59 +250,40 @@ export class LmdbStore implements ViewReader {
 
   /** The generation readers see. */
   activeGeneration(): Generation {
-    return this.active;
+    return this.generations.active;
   }
 
   /** The active generation's id as committed right now (another process may have swapped since this one opened). */
   storedActiveGeneration(): number {
-    return Number(this.meta.get('activeGeneration') ?? '0');
+    this.env.resetReadTxn();
+    return committedActiveGeneration(this.meta);
   }
 
   /** The generation being rebuilt, if any. */
   shadowGeneration(): Generation | undefined {
-    return this.shadowGen;
+    return this.generations.shadow;
   }
 
-  /** Version of the view definition being served (the active generation's). */
-  get viewVersion(): number {
-    return this.active.viewVersion;
+  /** The version each view of the active generation serves. */
+  viewVersions(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.generations.active.info.views).map(([k, v]) => [k, v.version]));
   }
 
-  /** True when the active generation was built with another view version than the code's. */
-  needsRebuild(): boolean {
-    return this.active.viewVersion !== this.codeViewVersion;
+  /** Why the active generation must be rebuilt from the feed, if it must (its rows lack fields a view reads). */
+  fullRebuildReason(): FullRebuildReason | undefined {
+    const held = this.generations.active.info.rowFields;
+    for (const [table, fields] of Object.entries(this.registry.storedFields) as [Table, readonly string[]][])
+      if (fields.some((f) => !held[table].includes(f))) return 'source-fields';
+    return undefined;
   }
 
-  /**
-   * Forgets the stored position of a partition, so the next start reads it again from the earliest
-   * offset. Safe at any time: rows remember their origin, so re-read records are no-ops.
-   */
-  async forgetPosition(topic: string, partition: number): Promise<void> {
-    await this.active.offsets.remove(offsetKey(topic, partition));
-  }
-
-  /** Raw state of a generation (default: active), for verification tools and tests. */
-  stateReader(generation: Generation = this.active): StateReader {
-    return stateReaderOf(generation);
-  }
-
-  /** Every user state, for verification (`matview verify`) and tests. */
-  *allUserStates(generation: Generation = this.active): Generator<[string, UserState]> {
-    for (const { key, value } of generation.users.getRange()) yield [key, value];
-  }
-
-  /** Every stored view, decoded. */
-  *allViews(generation: Generation = this.active): Generator<[string, UserInformation]> {
-    for (const { key, value } of generation.views.getRange()) yield [key, decodeView(value)];
-  }
-
-  /** Every stored row of a table, for verification. */
-  *allRows(table: Table, generation: Generation = this.active): Generator<[string, StoredRow]> {
-    const prefix = rowKey(table, '');
-    for (const { key, value } of generation.rows.getRange({ start: prefix })) {
-      if (!key.startsWith(prefix)) break;
-      yield [key.slice(prefix.length), value];
-    }
+  /** Registered views the active generation holds at another version (or not at all): rebuilt from the rows. */
+  staleViews(): string[] {
+    const held = this.generations.active.info.views;
+    const stale = this.registry.views.filter((v) => held[v.name]?.version !== v.version).map((v) => v.name);
+    const dropped = Object.keys(held).some((name) => this.registry.byName(name) === undefined);
+    // A view no longer registered is dropped by the same switch that rebuilds nothing else.
+    return stale.length === 0 && dropped ? [] : stale;
   }
 
   /** Bytes of the environment in use (pages up to the last used one), for `matview_lmdb_size_bytes`. */
@@ -345,64 +295,55 @@ export class LmdbStore implements ViewReader {
   // ---- writes ----
 
   /**
-   * Runs one write transaction; a failed commit becomes a StoreWriteError naming the real cause (and
-   * lmdb-js' `commitError` promise is consumed, so it cannot surface as an unhandled rejection).
+   * Commits a batch into `target` (default: whichever generation is active when the transaction runs),
+   * possibly together with batches submitted at the same time. Commit listeners are notified (in commit
+   * order, once per commit) only when the target was the active generation. Resolves once durable.
    */
-  private async commit<T>(what: string, action: () => T): Promise<T> {
-    try {
-      return await this.env.transaction(action);
-    } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
-    }
-  }
-
-  /**
-   * Materializes a batch into `target` (default: whichever generation is active when the transaction
-   * runs) and commits rows, user states, views, offsets and the new sequence in one write transaction.
-   * Commit listeners are notified (in commit order) only when the target was the active generation.
-   * Offsets only move forward: a batch that is behind the stored position (a consumer that kept running
-   * across a swap) cannot move it back, and its records are no-ops by their row origins.
-   */
-  async applyBatch(input: BatchInput, target: BatchTarget = 'active'): Promise<BatchResult> {
-    const appliedAt = Date.now();
-    let result: WrittenBatch | undefined;
+  async applyBatch(input: CommitInput, target: BatchTarget = 'active'): Promise<BatchResult> {
+    const into = target === 'active' ? 'active' : target.id;
+    let written: WrittenCommit;
     if (this.writer !== undefined) {
-      // On the writer thread: the same transaction, resolving 'active' from the committed meta where its
-      // commits serialize with this thread's (a swap). Its commit is readable here once the reply arrives.
-      result = await this.writer.apply(input, target === 'active' ? 'active' : target.id, appliedAt);
+      written = await this.writer.apply(input, into);
     } else {
-      try {
-        // Batches applied concurrently (one per partition) are queued by lmdb-js into the same write
-        // transaction and run one after the other, so each reads the sequence its predecessor wrote, and
-        // their promises resolve in that order, which is the order `publish` below runs in. A child
-        // transaction each: one that throws is rolled back alone instead of leaving half its writes in
-        // the shared commit.
-        await this.env.childTransaction(() => {
-          // Inside the transaction: the active generation and the sequence are read where commits serialize.
-          const generation = target === 'active' ? this.active : target;
-          result = writeBatch(this.meta, generation, input, appliedAt, generation === this.active);
-        });
-      } catch (e) {
-        if (isMatviewError(e)) throw e;
-        throw new StoreWriteError(await batchFailure(e), { cause: e });
-      }
+      written = await this.queue!.submit({ input, target: into, id: this.nextRequest++ });
     }
-    if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
-    const { event } = result;
-    if (event.sequence > this.seq) this.seq = event.sequence;
-    if (result.visible) this.publish(event);
+    if (written.sequence > this.seq) this.seq = written.sequence;
+    if (written.visible && written.sequence > this.published) {
+      this.published = written.sequence;
+      this.publish({ sequence: written.sequence, views: written.events });
+    }
     return {
-      sequence: event.sequence,
-      appliedAt,
-      changed: result.changed,
-      noops: result.noops,
-      generation: result.generation,
-      visible: result.visible,
+      sequence: written.sequence,
+      appliedAt: written.appliedAt,
+      generation: written.generation,
+      visible: written.visible,
+      changed: written.events.get('user-information')?.size ?? 0,
+      accepted: written.accepted,
+      skipped: written.skipped,
+      noops: written.noops,
+      batches: written.batches,
     };
   }
 
+  /** One commit on this thread (the writer thread off). */
+  private async writeHere(input: CommitInput, target: 'active' | number, batches: number): Promise<WrittenCommit> {
+    let result: WrittenCommit | undefined;
+    try {
+      await this.env.transaction(() => {
+        const active = committedActiveGeneration(this.meta);
+        const into = target === 'active' ? active : target;
+        result = writeCommit(this.meta, this.handles.get(into), this.plan, input, Date.now(), into === active, batches);
+      });
+    } catch (e) {
+      if (isMatviewError(e)) throw e;
+      throw new StoreWriteError(await batchFailure(e), { cause: e });
+    }
+    if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
+    return result;
+  }
+
   private publish(event: CommitEvent): void {
+    if (event.sequence > this.seq) this.seq = event.sequence;
     for (const listener of this.listeners) {
       try {
         listener(event);
@@ -413,217 +354,95 @@ export class LmdbStore implements ViewReader {
   }
 
   /**
-   * Starts (or resumes) a shadow generation for `viewVersion`. An existing shadow of the same version is
-   * resumed where it stands; one of another version is dropped first. Clears a pending rebuild request in
-   * the same transaction, so a request is served by exactly one rebuild.
+   * Rebuilds the views whose version changed (`staleViews()`) from the stored rows, alone, then tells
+   * subscribers what changed. Call before the feed starts: nothing else may commit meanwhile.
    */
-  async beginShadow(
-    viewVersion: number,
-    reason: string,
-  ): Promise<{ generation: Generation; resumed: boolean }> {
-    const existing = this.shadowGen;
-    if (existing !== undefined && existing.viewVersion === viewVersion && reason !== 'offset-out-of-range') {
-      if (this.rebuildRequest() !== undefined)
-        await this.commit('clear the rebuild request', () => void this.meta.remove('rebuildRequested'));
-      return { generation: existing, resumed: true };
+  async rebuildStaleViews(
+    topicOf: (table: Table) => string,
+    onProgress?: (rows: number) => void,
+  ): Promise<ViewRebuildResult | undefined> {
+    const stale = this.staleViews();
+    const held = this.generations.active.info.views;
+    const dropped = Object.keys(held).filter((name) => this.registry.byName(name) === undefined);
+    if (stale.length === 0 && dropped.length === 0) return undefined;
+    const active = this.generations.active;
+    const before = new Map(Object.entries(active.info.views));
+    let result: ViewRebuildResult;
+    try {
+      result = await rebuildViewsFromRows({
+        env: this.env,
+        meta: this.meta,
+        registry: this.registry,
+        generation: active,
+        views: stale,
+        topicOf,
+        ...(onProgress === undefined ? {} : { onProgress }),
+      });
+    } catch (e) {
+      if (isMatviewError(e)) throw e;
+      throw new StoreWriteError(`LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`, {
+        cause: e,
+      });
     }
-    if (existing !== undefined) await this.abandonShadow();
-    let info: GenerationInfo | undefined;
-    await this.commit('begin a shadow generation', () => {
-      const id = Number(this.meta.get('nextGeneration') ?? '1');
-      info = { id, viewVersion, state: 'building', createdAt: new Date().toISOString(), reason };
-      this.meta.put('nextGeneration', String(id + 1));
-      this.meta.put(genKey(id), JSON.stringify(info));
-      this.meta.put('shadowGeneration', String(id));
-      this.meta.remove('rebuildRequested');
-    });
-    if (info === undefined) throw new StoreWriteError('LMDB transaction did not run');
-    const generation = new Generation(this.env, info);
-    this.shadowGen = generation;
-    return { generation, resumed: false };
+    this.seq = result.sequence;
+    this.published = result.sequence;
+    this.publish({ sequence: result.sequence, views: this.generations.buildEvents(active, before, result.rebuilt) });
+    await this.generations.dropBuilds(active, before, [...result.rebuilt, ...dropped]);
+    return result;
+  }
+
+  // ---- generations (rebuilds from the feed) ----
+
+  /** Starts (or resumes) a shadow generation built with the code's views (generations.ts). */
+  beginShadow(reason: string): Promise<{ generation: Generation; resumed: boolean }> {
+    return this.generations.beginShadow(reason, () => this.requests.clearRebuildRequestIn());
   }
 
   /** Drops the shadow generation (a rebuild that is no longer wanted). */
-  async abandonShadow(): Promise<void> {
-    const shadow = this.shadowGen;
-    if (shadow === undefined) return;
-    this.shadowGen = undefined;
-    await this.commit('abandon the shadow generation', () => {
-      this.meta.remove('shadowGeneration');
-      this.meta.remove(genKey(shadow.id));
-    });
-    await shadow.drop();
+  abandonShadow(): Promise<void> {
+    return this.generations.abandonShadow();
   }
 
-  /**
-   * Makes `shadow` the active generation, in one write transaction, if for every partition in `required`
-   * its stored position has reached `next` (typically the live end offsets). Readers switch generations
-   * between two transactions: before the swap they read the complete old view, after it the complete new
-   * one. Subscribers get one commit event naming every user whose view differs. The old generation is
-   * dropped afterwards.
-   */
-  async trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
-    if (this.shadowGen !== shadow) return { swapped: false, behind: [] };
-    const before = this.active;
-    const shadowInfo = shadow.info;
-    let outcome: SwapResult | undefined;
-    await this.env
-      .transaction(() => {
-        const behind: SwapResult['behind'][number][] = [];
-        for (const r of required) {
-          if (r.next === '0') continue;
-          const at = shadow.offsets.get(offsetKey(r.topic, r.partition)) ?? '0';
-          if (BigInt(at) < BigInt(r.next))
-            behind.push({ topic: r.topic, partition: r.partition, next: at, required: r.next });
-        }
-        if (behind.length > 0) {
-          outcome = { swapped: false, behind };
-          return;
-        }
-        const sequence = BigInt(this.meta.get('sequence') ?? '0') + 1n;
-        const to: GenerationInfo = {
-          ...shadow.info,
-          state: 'active',
-          activatedSequence: sequence.toString(),
-          activatedAt: new Date().toISOString(),
-        };
-        this.meta.put(genKey(shadow.id), JSON.stringify(to));
-        this.meta.put('activeGeneration', String(shadow.id));
-        this.meta.put('viewVersion', String(shadow.viewVersion));
-        this.meta.remove('shadowGeneration');
-        this.meta.remove(genKey(before.id));
-        this.meta.put('sequence', sequence.toString());
-        // Switch readers here, not after the commit resolves: a live batch queued behind this transaction
-        // may run in the same LMDB commit and must land in the new generation. Readers between this line
-        // and the commit read the last committed snapshot, in which the shadow is already complete.
-        this.active = shadow;
-        this.shadowGen = undefined;
-        shadow.info = to;
-        outcome = { swapped: true, behind: [], sequence, from: before.info, to };
-      })
-      .catch(async (e: unknown) => {
-        if (this.active === shadow) {
-          this.active = before;
-          this.shadowGen = shadow;
-          shadow.info = shadowInfo;
-        }
-        throw new StoreWriteError(
-          `LMDB write failed, the generation swap did not happen: ${await commitFailure(e)}`,
-          { cause: e },
-        );
-      });
-    if (outcome === undefined) throw new StoreWriteError('LMDB transaction did not run');
-    if (!outcome.swapped || outcome.sequence === undefined) return outcome;
-    if (outcome.sequence > this.seq) this.seq = outcome.sequence;
-    this.publish({
-      sequence: outcome.sequence,
-      changes: new GenerationDiff(before, this.active, (b) => this.decode(b)),
-    });
-    await before.drop();
-    return outcome;
+  /** Makes `shadow` the active generation once it reached `required` (generations.ts). */
+  trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
+    return this.generations.trySwap(shadow, required);
   }
 
-  /**
-   * Drops sub-databases of generations that are neither active nor shadow (left by a crash between a
-   * swap and the drop of the old generation). Only the serving process calls it.
-   */
-  async collectGarbage(): Promise<number[]> {
-    const keep = new Set([this.active.id, ...(this.shadowGen === undefined ? [] : [this.shadowGen.id])]);
-    const orphans = new Set<number>();
-    for (const name of this.env.getKeys()) {
-      if (typeof name !== 'string') continue;
-      const id = generationOfDb(name);
-      if (id !== undefined && !keep.has(id)) orphans.add(id);
-    }
-    for (const id of orphans) {
-      await new Generation(this.env, {
-        id,
-        viewVersion: 0,
-        state: 'building',
-        createdAt: '',
-        reason: 'orphan',
-      }).drop();
-      await this.commit('forget an orphaned generation', () => void this.meta.remove(genKey(id)));
-    }
-    return [...orphans];
+  /** Drops databases of generations and view builds nothing refers to (left by a crash). */
+  collectGarbage(): Promise<number[]> {
+    return this.generations.collectGarbage();
   }
 
-  // ---- operator requests and ownership (cross-process, through meta) ----
+  // ---- operator requests and ownership (requests.ts) ----
 
-  /** Records a request to rebuild the view (`matview rebuild`); the serving process picks it up. */
-  async requestRebuild(reason: string): Promise<RebuildRequest> {
-    const request: RebuildRequest = { requestedAt: new Date().toISOString(), reason };
-    await this.commit('record the rebuild request', () => {
-      void this.meta.put('rebuildRequested', JSON.stringify(request));
-    });
-    return request;
+  requestRebuild(reason: string): ReturnType<StoreRequests['requestRebuild']> {
+    return this.requests.requestRebuild(reason);
   }
-
-  /** Drops a pending rebuild request (one already under way serves it). */
-  async clearRebuildRequest(): Promise<void> {
-    await this.commit('clear the rebuild request', () => void this.meta.remove('rebuildRequested'));
+  clearRebuildRequest(): Promise<void> {
+    return this.requests.clearRebuildRequest();
   }
-
-  /** The pending rebuild request, if any (reads the latest committed state, from any process). */
-  rebuildRequest(): RebuildRequest | undefined {
-    // Written by another process (`matview rebuild`): read what is committed now, not this thread's
-    // snapshot (lmdb-js renews it only when this thread commits or resets it; with the writer thread on,
-    // this thread rarely commits).
-    this.env.resetReadTxn();
-    const raw = this.meta.get('rebuildRequested');
-    return raw === undefined ? undefined : (JSON.parse(raw) as RebuildRequest);
+  rebuildRequest(): ReturnType<StoreRequests['rebuildRequest']> {
+    return this.requests.rebuildRequest();
   }
-
-  /** Marks this process as the one serving the store. */
-  async claimOwner(): Promise<void> {
-    const owner: StoreOwner = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
-    await this.commit('record the owner', () => void this.meta.put('owner', JSON.stringify(owner)));
+  claimOwner(): Promise<void> {
+    return this.requests.claimOwner();
   }
-
-  async releaseOwner(): Promise<void> {
-    const raw = this.meta.get('owner');
-    if (raw !== undefined && (JSON.parse(raw) as StoreOwner).pid === process.pid)
-      await this.commit('release the owner', () => void this.meta.remove('owner'));
+  releaseOwner(): Promise<void> {
+    return this.requests.releaseOwner();
   }
-
-  /** The serving process recorded in the store, if it is still alive on this host. */
-  liveOwner(): StoreOwner | undefined {
-    const raw = this.meta.get('owner');
-    if (raw === undefined) return undefined;
-    const owner = JSON.parse(raw) as StoreOwner;
-    if (owner.hostname !== hostname()) return owner;
-    try {
-      process.kill(owner.pid, 0);
-      return owner;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM' ? owner : undefined;
-    }
+  liveOwner(): ReturnType<StoreRequests['liveOwner']> {
+    return this.requests.liveOwner();
   }
-
-  /** Gives a restored copy its own identity (so it joins its own consumer group) and no owner. */
-  async resetIdentity(): Promise<string> {
-    const id = randomUUID();
-    await this.commit('reset the identity', () => {
-      this.meta.put('instanceId', id);
-      this.meta.remove('owner');
-    });
-    return id;
+  resetIdentity(): Promise<string> {
+    return this.requests.resetIdentity();
   }
-
-  /**
-   * Writes a consistent, compacted copy of the whole environment (every generation, offsets and meta)
-   * into directory `dir` as `dir/data.mdb` (LMDB `mdb_env_copy2` with `MDB_CP_COMPACT`, in a read
-   * transaction: safe while another process writes).
-   */
-  async backup(dir: string): Promise<void> {
-    // The environment is a directory, so LMDB appends `/data.mdb` to the target itself.
-    mkdirSync(dir, { recursive: true });
-    await this.env.backup(dir, true);
+  backup(dir: string): Promise<void> {
+    return this.requests.backup(dir);
   }
 
   // ---- lifecycle ----
 
-  /** Listen to commits: called synchronously after each commit, in commit order. Returns an unsubscribe. */
+  /** Listen to commits: called synchronously after each visible commit, in commit order. Returns an unsubscribe. */
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -635,119 +454,6 @@ export class LmdbStore implements ViewReader {
     await this.writer?.close();
     await this.env.close();
   }
-}
-
-/** What a batch's transaction produced (on this thread or the writer thread). */
-export interface WrittenBatch {
-  readonly changed: number;
-  readonly noops: number;
-  readonly event: CommitEvent;
-  readonly generation: number;
-  readonly visible: boolean;
-}
-
-/**
- * Opens the environment of a store (this thread's handle; the writer thread opens its own on the same
- * path, and LMDB serializes their write transactions). Always a directory (data.mdb + lock.mdb): lmdb-js
- * would treat a path with a dot (`view.restore-1`) as a file.
- */
-export function openEnvironment(path: string, mapSize: number | undefined): RootDatabase {
-  return open({
-    path,
-    noSubdir: false,
-    maxDbs: MAX_DBS,
-    mapSize: mapSize ?? 1024 * 1024 * 1024,
-    // Every write here is an explicit transaction already. With event-turn batching lmdb-js adds an
-    // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
-    // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
-    eventTurnBatching: false,
-  });
-}
-
-export const metaOf = (env: RootDatabase): Database<string, string> =>
-  env.openDB<string, string>({ name: 'meta', encoding: 'string' });
-
-/** A generation's record in meta (a store written before generations: generation 0 from `viewVersion`). */
-export function readGenerationInfo(meta: Database<string, string>, id: number): GenerationInfo {
-  const raw = meta.get(genKey(id));
-  if (raw !== undefined) return JSON.parse(raw) as GenerationInfo;
-  // Only a store whose meta was written before generations reaches here with create: false.
-  return {
-    id,
-    viewVersion: Number(meta.get('viewVersion') ?? '0'),
-    state: 'active',
-    createdAt: '',
-    reason: 'initial',
-  };
-}
-
-/** The id of the generation readers see, as committed (read inside a write transaction: where swaps serialize). */
-export const committedActiveGeneration = (meta: Database<string, string>): number =>
-  Number(meta.get('activeGeneration') ?? '0');
-
-/**
- * The body of a batch's write transaction: materializes `input` into `generation` and writes rows, user
- * states, views, offsets and the next sequence. Offsets only move forward.
- */
-export function writeBatch(
-  meta: Database<string, string>,
-  generation: Generation,
-  input: BatchInput,
-  appliedAt: number,
-  visible: boolean,
-): WrittenBatch {
-  const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
-  const writes = materialize(stateReaderOf(generation), input.changes, {
-    sequence,
-    appliedAt: new Date(appliedAt).toISOString(),
-  });
-  for (const w of writes.rows) generation.rows.put(rowKey(w.table, w.key), w.stored);
-  for (const [id, s] of writes.users) generation.users.put(id, s);
-  for (const [id, v] of writes.views) {
-    if (v === null) generation.views.remove(id);
-    else generation.views.put(id, encodeView(v));
-  }
-  for (const p of input.positions) {
-    const k = offsetKey(p.topic, p.partition);
-    const stored = generation.offsets.get(k);
-    if (stored === undefined || BigInt(p.next) > BigInt(stored)) generation.offsets.put(k, p.next);
-  }
-  meta.put('sequence', sequence.toString());
-  return {
-    changed: writes.views.size,
-    noops: writes.noops,
-    event: { sequence, changes: writes.views },
-    generation: generation.id,
-    visible,
-  };
-}
-
-function stateReaderOf(generation: Generation): StateReader {
-  return {
-    row: (t: Table, k: string) => generation.rows.get(rowKey(t, k)),
-    user: (id: string) => generation.users.get(id),
-  };
-}
-
-/**
- * The reason a commit failed. lmdb-js rejects with a generic "Commit failed (see commitError for details)"
- * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
- * a message that says what happened and because left alone it is an unhandled rejection.
- */
-async function commitFailure(error: unknown): Promise<string> {
-  const message = error instanceof Error ? error.message : String(error);
-  const commitError = (error as { commitError?: unknown } | null)?.commitError;
-  if (!(commitError instanceof Promise)) return message;
-  const cause: unknown = await commitError.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  return cause instanceof Error ? cause.message : message;
-}
-
-/** The message of a failed batch transaction (on either thread). */
-export async function batchFailure(error: unknown): Promise<string> {
-  return `LMDB write failed, nothing of the batch was applied: ${await commitFailure(error)}`;
 }
 
 export function openStore(options: StoreOptions): LmdbStore {

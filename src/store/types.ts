@@ -1,32 +1,32 @@
 /**
- * What the read side (api, live) may use of the store: synchronous reads from the memory map.
+ * What the read side (api, live) may use of the store: synchronous reads from the memory map, and the
+ * commit events.
  */
 import type { PartitionPosition } from '../feed/types.js';
-import type { Counts, Profile, UserInformation } from '../views/user-information.js';
+import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
+import type { DashboardReader, UserReader } from './reads.js';
 
-export interface ViewReader {
-  /** The view of one user, or undefined when there is no users row. */
-  getUser(userId: string): UserInformation | undefined;
-  /** Seed 002's JSON object for `GET /users/:id`, ready to send (UTF-8 bytes), or undefined. */
-  getUserJson(userId: string): Buffer | undefined;
-  /** One batched read for many ids; same order, undefined for unknown ids. */
-  getUsers(userIds: readonly string[]): (UserInformation | undefined)[];
-  /**
-   * Like `getUsers` without the `version` (about half the decoding): for selections that do not ask for it
-   * (the fast path's compiled plans).
-   */
-  getUsersUnversioned(userIds: readonly string[]): ((Profile & Counts) | undefined)[];
+export type { DashboardReader, UserReader } from './reads.js';
+
+/** The reads the API serves: every registered view's reader, plus where the feed stands. */
+export interface ViewReader extends UserReader, DashboardReader {
   /** Stored next offset of every partition applied so far. */
   positions(): PartitionPosition[];
   /** Sequence of the last commit (0 before the first). */
   sequence(): bigint;
 }
 
-/** Published right after each store commit, in commit order. */
+/** Published right after each store commit that readers can see, in commit order. */
 export interface CommitEvent {
   readonly sequence: bigint;
-  /** Users whose visible view changed in this commit, with the new view (null: users row deleted). */
-  readonly changes: ReadonlyMap<string, UserInformation | null>;
+  /** Per view (registry name), the keys whose value changed in this commit: key → new value (null: gone). */
+  readonly views: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
 }
 
 export type CommitListener = (event: CommitEvent) => void;
+
+const NONE: ReadonlyMap<string, UserInformation | null> = new Map<string, UserInformation | null>();
+
+/** UserInformation's part of a commit event: userId → new view (null: users row deleted). */
+export const userChanges = (event: CommitEvent): ReadonlyMap<string, UserInformation | null> =>
+  (event.views.get(USER_INFORMATION) as ReadonlyMap<string, UserInformation | null> | undefined) ?? NONE;

@@ -1,111 +1,106 @@
 /**
- * `matview verify`: recomputes every user's view from the stored source rows (the SQL of CONTRACT.md §2
- * over the latest row per key) and compares it with the stored user states and views. It catches a
- * corrupted or hand-edited entry and any materializer bug that let counts drift from the rows.
+ * `matview verify`: recomputes every registered view from the stored source rows (the same `apply` each
+ * view runs on every commit, fed all rows as inserts, into memory) and compares it with what the store
+ * holds, key by key. It catches a corrupted or hand-edited entry, and any view bug that let a value drift
+ * from the rows.
  *
  * Reads are synchronous, so the whole check runs in one lmdb-js read snapshot (renewed only between event
  * turns): consistent even while a server commits to the same store.
  */
-import { profileOf } from '../materializer/materialize.js';
-import {
-  COUNT_FIELDS,
-  PROFILE_FIELDS,
-  TABLES,
-  ZERO_COUNTS,
-  type Counts,
-  type Profile,
-  type Table,
-} from '../views/user-information.js';
+import { memorySpaces } from '../materializer/memory-state.js';
+import type { Registry } from '../views/registry.js';
+import { TABLES, type Table } from '../views/source.js';
+import type { CommitInfo, IndexSpace, KvSpace, Spaces, ViewModule } from '../views/types.js';
 import type { Generation } from './generation.js';
-import type { LmdbStore } from './lmdb-store.js';
+import { applyRows, originsOfRows } from './view-rebuild.js';
 
-/** What is wrong with one user, one readable line per field. */
-export interface UserDifference {
-  readonly userId: string;
+/** What is wrong with one key of one view, one readable line per problem. */
+export interface Difference {
+  readonly view: string;
+  readonly key: string;
   readonly problems: readonly string[];
 }
 
 export interface VerifyReport {
   readonly generation: number;
-  readonly viewVersion: number;
-  /** Users checked (with a row, a state or a view). */
-  readonly users: number;
-  /** Live (non-deleted) rows per table. */
+  /** Keys checked per view. */
+  readonly keys: Readonly<Record<string, number>>;
+  /** Stored rows per table. */
   readonly rows: Readonly<Record<Table, number>>;
-  /** Users whose state or view differs from the rows, sorted by id. */
-  readonly differences: readonly UserDifference[];
+  /** Keys whose stored value differs from the rows, by view then key. */
+  readonly differences: readonly Difference[];
 }
 
-/** Recomputes the view of `generation` (default: the active one) from its rows and reports every difference. */
-export function verifyStore(
-  store: LmdbStore,
-  generation: Generation = store.activeGeneration(),
-): VerifyReport {
-  const rows = { users: 0, tweets: 0, follows: 0, likes: 0 } satisfies Record<Table, number>;
-  const profiles = new Map<string, Profile>();
-  const counts = new Map<string, Counts>();
-  const bump = (userId: string, field: keyof Counts) => {
-    const c = counts.get(userId) ?? ZERO_COUNTS;
-    counts.set(userId, { ...c, [field]: c[field] + 1 });
-  };
-  for (const table of TABLES) {
-    for (const [key, stored] of store.allRows(table, generation)) {
-      const row = stored.row;
-      if (row === null) continue;
-      rows[table]++;
-      if (row.table === 'users') {
-        const profile = profileOf(row);
-        if (profile !== null) profiles.set(key, profile);
-      } else if (row.table === 'tweets') bump(row.userId, 'tweetCount');
-      else if (row.table === 'likes') bump(row.userId, 'likeCount');
-      else {
-        bump(row.followerId, 'followingCount');
-        bump(row.followeeId, 'followerCount');
-      }
-    }
-  }
-  const states = new Map(store.allUserStates(generation));
-  const views = new Map(store.allViews(generation));
-  const ids = new Set([...profiles.keys(), ...counts.keys(), ...states.keys(), ...views.keys()]);
+const PAGE = 10_000;
 
-  const differences: UserDifference[] = [];
-  for (const userId of [...ids].sort()) {
-    const problems: string[] = [];
-    const want = counts.get(userId) ?? ZERO_COUNTS;
-    const state = states.get(userId);
-    const profile = profiles.get(userId);
-    const view = views.get(userId);
-    if (state === undefined) {
-      if (profile !== undefined || COUNT_FIELDS.some((f) => want[f] !== 0))
-        problems.push('no stored user state');
-    } else {
-      for (const f of COUNT_FIELDS) {
-        if (state.counts[f] !== want[f])
-          problems.push(`state ${f} is ${state.counts[f]}, rows say ${want[f]}`);
-      }
+/** Recomputes every view of `generation` from its rows and reports every difference. */
+export function verifyGeneration(registry: Registry, generation: Generation): VerifyReport {
+  const expected = memorySpaces(registry);
+  const rows = { users: 0, tweets: 0, follows: 0, likes: 0 } satisfies Record<Table, number>;
+  const commit = (table: Table, page: Parameters<typeof originsOfRows>[1]): CommitInfo => ({
+    sequence: 0n,
+    sequenceText: '0',
+    appliedAt: new Date(0).toISOString(),
+    records: originsOfRows(table, page, () => table),
+  });
+  for (const table of TABLES) {
+    let after: string | undefined;
+    for (;;) {
+      const page = generation.rows.page(table, after, PAGE);
+      if (page.length === 0) break;
+      after = page[page.length - 1]![0];
+      rows[table] += page.length;
+      applyRows(registry.views, (v) => expected.get(v)!, generation.rows, table, page, commit(table, page));
     }
-    if (profile === undefined) {
-      if (view !== undefined) problems.push('has a view but no users row');
-    } else if (view === undefined) {
-      problems.push('has a users row but no view');
-    } else {
-      if (view.userId !== userId) problems.push(`view userId is ${JSON.stringify(view.userId)}`);
-      for (const f of COUNT_FIELDS)
-        if (view[f] !== want[f]) problems.push(`view ${f} is ${view[f]}, rows say ${want[f]}`);
-      for (const f of PROFILE_FIELDS) {
-        if (view[f] !== profile[f])
-          problems.push(
-            `view ${f} is ${JSON.stringify(view[f])}, users row says ${JSON.stringify(profile[f])}`,
-          );
-      }
-    }
-    if (problems.length > 0) differences.push({ userId, problems });
   }
-  return {
-    generation: generation.id,
-    viewVersion: generation.viewVersion,
-    users: ids.size,
-    rows,
-    differences,
+  const differences: Difference[] = [];
+  const keys: Record<string, number> = {};
+  for (const view of registry.views) {
+    const found = compareView(view, expected.get(view.name)!, generation.spaces(view.name));
+    keys[view.name] = found.keys;
+    differences.push(...found.differences);
+  }
+  return { generation: generation.id, keys, rows, differences };
+}
+
+function compareView(view: ViewModule, expected: Spaces, stored: Spaces): { keys: number; differences: Difference[] } {
+  const byKey = new Map<string, string[]>();
+  const note = (key: string, problems: readonly string[]) => {
+    if (problems.length === 0) return;
+    byKey.set(key, [...(byKey.get(key) ?? []), ...problems]);
   };
+  const seen = new Set<string>();
+  for (const [name, spec] of Object.entries(view.spaces)) {
+    if (spec.kind === 'index') {
+      const want = new Set((expected[name] as IndexSpace).all());
+      const have = new Set((stored[name] as IndexSpace).all());
+      for (const k of have) if (!want.has(k)) note(k, [`${name}: stored entry the rows do not give`]);
+      for (const k of want) if (!have.has(k)) note(k, [`${name}: entry missing`]);
+      for (const k of [...want, ...have]) seen.add(k);
+      continue;
+    }
+    const want = expected[name] as KvSpace<unknown>;
+    const have = stored[name] as KvSpace<unknown>;
+    const ids = new Set<string>();
+    for (const [k] of want.entries()) ids.add(k);
+    for (const [k] of have.entries()) ids.add(k);
+    for (const key of ids) {
+      seen.add(key);
+      const e = want.get(key);
+      const a = have.get(key);
+      note(key, view.differences?.(name, e, a) ?? genericDifferences(name, e, a));
+    }
+  }
+  const differences = [...byKey.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, problems]) => ({ view: view.name, key, problems }));
+  return { keys: seen.size, differences };
+}
+
+function genericDifferences(space: string, expected: unknown, actual: unknown): string[] {
+  const strip = (v: unknown): string =>
+    JSON.stringify(v, (k, x: unknown) => (k === 'version' ? undefined : x)) ?? 'nothing';
+  const e = strip(expected);
+  const a = strip(actual);
+  return e === a ? [] : [`${space} is ${a}, rows say ${e}`];
 }

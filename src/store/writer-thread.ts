@@ -1,11 +1,12 @@
 /**
  * The writer thread (WRITER_THREAD, on in `matview serve`): `LmdbStore.applyBatch` runs its write
- * transaction (materialize, rows, states, views, offsets, sequence) on a worker thread with its own handle on
- * the same LMDB environment, so the event loop that answers reads and feeds subscriptions never spends a
- * batch's tens of milliseconds on it. Everything else stays where it was: the caller still decodes records
+ * transaction (rows, every view, offsets, sequence) on a worker thread with its own handle on the same LMDB
+ * environment, so the event loop that answers reads and feeds subscriptions never spends a commit's tens of
+ * milliseconds on it. The worker group-commits (commit-queue.ts): batches that arrive while it writes go
+ * into its next transaction together. Everything else stays where it was: the caller still decodes records
  * and publishes the commit event (in commit order: replies arrive in the order the worker's commits
- * resolved), and the rare writes (swap, shadow, owner) run on the caller's thread, where LMDB serializes
- * them with the worker's transactions.
+ * resolved), and the rare writes (swap, shadow, owner, view rebuilds) run on the caller's thread, where
+ * LMDB serializes them with the worker's transactions.
  *
  * The worker resolves "the active generation" from the committed meta inside its transaction, so a batch
  * committed after a swap lands in the new generation, as it does on one thread. When a reply arrives the
@@ -18,12 +19,15 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreWriteError } from '../errors.js';
-import type { BatchInput, WrittenBatch } from './lmdb-store.js';
+import type { CommitInput } from '../materializer/change-batch.js';
+import type { WrittenCommit } from './write.js';
 
 /** What the worker is started with. */
 export interface WriterData {
   readonly path: string;
   readonly mapSize: number | undefined;
+  /** Records merged into one commit at most (group commit). */
+  readonly maxRecordsPerCommit: number;
 }
 
 /** Caller → worker. */
@@ -31,18 +35,17 @@ export type WriterRequest =
   | {
       readonly kind: 'apply';
       readonly id: number;
-      readonly input: BatchInput;
+      readonly input: CommitInput;
       /** A generation id, or the one active when the transaction runs. */
       readonly target: 'active' | number;
-      readonly appliedAt: number;
     }
   | { readonly kind: 'close' };
 
-/** Worker → caller. */
+/** Worker → caller: one reply per commit, naming every request merged into it. */
 export type WriterReply =
-  | { readonly id: number; readonly ok: true; readonly result: WrittenBatch }
+  | { readonly ids: readonly number[]; readonly ok: true; readonly result: WrittenCommit }
   | {
-      readonly id: number;
+      readonly ids: readonly number[];
       readonly ok: false;
       readonly message: string;
       /** The MatviewError code thrown inside the transaction, if one was (else a StoreWriteError). */
@@ -53,7 +56,7 @@ export type WriterReply =
 const STORE_WRITE_CODE = new StoreWriteError('').code;
 
 interface Pending {
-  readonly resolve: (result: WrittenBatch) => void;
+  readonly resolve: (result: WrittenCommit) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -72,15 +75,18 @@ export class WriterThread {
     this.worker = this.spawn();
   }
 
-  /** Runs one batch's transaction on the worker. Rejects with a StoreWriteError when it did not commit. */
-  apply(input: BatchInput, target: 'active' | number, appliedAt: number): Promise<WrittenBatch> {
+  /**
+   * Commits `input` on the worker (possibly together with other batches). Rejects with a StoreWriteError
+   * when it did not commit.
+   */
+  apply(input: CommitInput, target: 'active' | number): Promise<WrittenCommit> {
     if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
     const worker = (this.worker ??= this.spawn());
     const id = this.nextId++;
-    return new Promise<WrittenBatch>((resolve, reject) => {
+    return new Promise<WrittenCommit>((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      const request: WriterRequest = { kind: 'apply', id, input, target, appliedAt };
+      const request: WriterRequest = { kind: 'apply', id, input, target };
       worker.postMessage(request);
     });
   }
@@ -107,22 +113,23 @@ export class WriterThread {
         : new Worker(entry.bootstrap, { ...options, eval: true });
     worker.unref(); // referenced only while a batch is in flight (or while closing)
     worker.on('message', (reply: WriterReply) => {
-      const waiting = this.pending.get(reply.id);
-      if (waiting === undefined) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0 && this.closing === undefined) worker.unref();
-      // Before settling either way: a failed transaction may still have let other batches commit (each is
-      // a child transaction).
+      // Before settling either way: the commit is readable here once this thread renews its snapshot.
       this.onCommitted();
-      if (reply.ok) {
-        waiting.resolve(reply.result);
-      } else {
-        waiting.reject(
-          reply.code === undefined || reply.code === STORE_WRITE_CODE
-            ? new StoreWriteError(reply.message)
-            : new MatviewError(reply.code, reply.message, { retriable: reply.retriable }),
-        );
+      for (const id of reply.ids) {
+        const waiting = this.pending.get(id);
+        if (waiting === undefined) continue;
+        this.pending.delete(id);
+        if (reply.ok) {
+          waiting.resolve(reply.result);
+        } else {
+          waiting.reject(
+            reply.code === undefined || reply.code === STORE_WRITE_CODE
+              ? new StoreWriteError(reply.message)
+              : new MatviewError(reply.code, reply.message, { retriable: reply.retriable }),
+          );
+        }
       }
+      if (this.pending.size === 0 && this.closing === undefined) worker.unref();
     });
     worker.on('error', (error) => {
       this.failAll(

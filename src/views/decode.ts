@@ -4,7 +4,7 @@
  */
 import { RecordErrorCode } from '../errors.js';
 import { normalizeDateTime } from './dates.js';
-import type { Profile, Row, Table } from './user-information.js';
+import { KEY_FIELD, type Profile, type Row, type Table } from './source.js';
 
 export const MAX_KEY_BYTES = 512;
 
@@ -13,13 +13,6 @@ export type Decoded =
   | { readonly ok: false; readonly code: RecordErrorCode; readonly message: string };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-const KEY_FIELD: Record<Table, string> = {
-  users: 'userId',
-  tweets: 'tweetId',
-  follows: 'followId',
-  likes: 'likeId',
-};
 
 const PROFILE_OPTIONAL = [
   'name',
@@ -131,21 +124,21 @@ function rowOf(table: Table, key: string, o: Record<string, unknown>): Row {
     }
     case 'tweets': {
       const userId = requiredId(o, 'userId');
-      optionalDate(o, 'createdAt');
-      optionalString(o, 'text');
-      return { table, userId };
+      const createdAt = optionalDate(o, 'createdAt');
+      const text = optionalString(o, 'text');
+      return { table, userId, text, createdAt };
     }
     case 'follows': {
       const followerId = requiredId(o, 'followerId');
       const followeeId = requiredId(o, 'followeeId');
-      optionalDate(o, 'createdAt');
-      return { table, followerId, followeeId };
+      const createdAt = optionalDate(o, 'createdAt');
+      return { table, followerId, followeeId, createdAt };
     }
     case 'likes': {
       const userId = requiredId(o, 'userId');
-      requiredId(o, 'tweetId');
-      optionalDate(o, 'createdAt');
-      return { table, userId };
+      const tweetId = requiredId(o, 'tweetId');
+      const createdAt = optionalDate(o, 'createdAt');
+      return { table, userId, tweetId, createdAt };
     }
   }
 }

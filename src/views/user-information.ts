@@ -1,57 +1,24 @@
 /**
- * The UserInformation view (CONTRACT.md section 2): profile fields from the `users` row plus four
- * counts, each equal to `SELECT COUNT(*)` over the current rows of one topic.
+ * The UserInformation view (CONTRACT.md section 2): for every userId, the profile fields of its `users`
+ * row plus four counts, each equal to `SELECT COUNT(*)` over the current rows of one table.
  *
- * Terminology:
- * - record: one changelog message (key = primary key, value = full row or null for a delete).
- * - row: the latest value per key per topic; we keep only the fields the view needs.
- * - user state: the four counts of a userId and the version of its last change; exists before the users row does.
- * - view: what readers see; present only while the users row exists.
- * - sequence: the store commit number that last changed a user (one commit per applied batch).
+ * Spaces:
+ * - `counts`: userId → the four counts, for every user some row counts (a user's counts exist before its
+ *   users row does, and survive its deletion); removed when all four fall to zero.
+ * - `views`: userId → the served view (codec.ts: seed 002's JSON ready to send, then the version), present
+ *   only while the users row exists.
+ *
+ * Every count moves with row transitions (the old row's contribution out, the new row's in), so the view is
+ * a function of the current rows whatever the order, replays and redeliveries of the records. A user is
+ * rewritten (and its `version` moves) only when its profile or one of its counts really changed: a follow
+ * created and deleted in one commit, or a tweet moved away and another moved in, leaves it alone.
  */
+import { InvariantError } from '../errors.js';
+import { decodeView, encodeView } from './codec.js';
+import type { FollowRow, LikeRow, Profile, Row, TweetRow } from './source.js';
+import type { Applied, ApplyInput, CommitInfo, KvSpace, Spaces, ValueCodec, ViewModule } from './types.js';
 
-export const TABLES = ['users', 'tweets', 'follows', 'likes'] as const;
-export type Table = (typeof TABLES)[number];
-
-export interface Profile {
-  readonly username: string;
-  readonly name: string | null;
-  readonly description: string | null;
-  readonly location: string | null;
-  readonly webPageUrl: string | null;
-  /** ISO-8601 UTC. */
-  readonly joinedDate: string | null;
-  readonly profileImageUrl: string | null;
-  readonly backgroundImageUrl: string | null;
-}
-
-/** Where a row came from; replays of a position at or before it are no-ops. */
-export interface RowOrigin {
-  readonly partition: number;
-  readonly offset: string;
-}
-
-export type UserRow = { readonly table: 'users' } & Profile;
-export interface TweetRow {
-  readonly table: 'tweets';
-  readonly userId: string;
-}
-export interface FollowRow {
-  readonly table: 'follows';
-  readonly followerId: string;
-  readonly followeeId: string;
-}
-export interface LikeRow {
-  readonly table: 'likes';
-  readonly userId: string;
-}
-export type Row = UserRow | TweetRow | FollowRow | LikeRow;
-
-/** A row as stored: the row (null after a tombstone, kept so older replays stay no-ops) and its origin. */
-export interface StoredRow {
-  readonly row: Row | null;
-  readonly origin: RowOrigin;
-}
+export type { Profile } from './source.js';
 
 export interface SourcePosition {
   readonly topic: string;
@@ -64,7 +31,7 @@ export interface ViewVersion {
   readonly sequence: string;
   /** ISO-8601 time that commit was applied here. */
   readonly appliedAt: string;
-  /** ISO-8601 Kafka timestamp of the record that last changed this user. */
+  /** ISO-8601 time of the record that last changed this user (Kafka timestamp or the CDC commit time). */
   readonly eventTime: string | null;
   readonly source: SourcePosition;
 }
@@ -74,11 +41,6 @@ export interface Counts {
   readonly followingCount: number;
   readonly followerCount: number;
   readonly likeCount: number;
-}
-
-export interface UserState {
-  readonly counts: Counts;
-  readonly version: ViewVersion;
 }
 
 /** The view served by `user(id)` and `GET /users/:id` (plus `version`, GraphQL only). */
@@ -121,5 +83,257 @@ export const REST_FIELDS = [
   ...COUNT_FIELDS,
 ] as const satisfies readonly (keyof UserInformation)[];
 
-/** Bump when the view's definition changes: a stored view of another version is rebuilt. */
+/** Bump when the view's definition or stored form changes: this view alone is rebuilt from the rows. */
 export const USER_INFORMATION_VERSION = 1;
+
+export const USER_INFORMATION = 'user-information';
+
+/**
+ * What UserInformation passes downstream (to the rankings): every user whose counts or visibility changed
+ * in the commit, with its counts before and after (null: no users row, not ranked).
+ */
+export interface UserMove {
+  readonly userId: string;
+  readonly before: Counts | null;
+  readonly after: Counts | null;
+}
+
+/** Counts as 4 × uint32 LE: 16 bytes, no per-read parsing beyond four integer loads. */
+export const countsCodec: ValueCodec<Counts> = {
+  encode(c) {
+    const out = Buffer.allocUnsafe(16);
+    out.writeUInt32LE(c.tweetCount, 0);
+    out.writeUInt32LE(c.followingCount, 4);
+    out.writeUInt32LE(c.followerCount, 8);
+    out.writeUInt32LE(c.likeCount, 12);
+    return out;
+  },
+  decode(b) {
+    return {
+      tweetCount: b.readUInt32LE(0),
+      followingCount: b.readUInt32LE(4),
+      followerCount: b.readUInt32LE(8),
+      likeCount: b.readUInt32LE(12),
+    };
+  },
+};
+
+/** The stored view bytes (codec.ts); the in-memory spaces keep the decoded view. */
+export const viewCodec: ValueCodec<UserInformation> = { encode: encodeView, decode: decodeView };
+
+/** Builds the served view (field order = seed 002's JSON, then version). */
+export function buildView(
+  userId: string,
+  profile: Profile,
+  counts: Counts,
+  version: ViewVersion,
+): UserInformation {
+  return {
+    userId,
+    username: profile.username,
+    name: profile.name,
+    description: profile.description,
+    location: profile.location,
+    webPageUrl: profile.webPageUrl,
+    joinedDate: profile.joinedDate,
+    profileImageUrl: profile.profileImageUrl,
+    backgroundImageUrl: profile.backgroundImageUrl,
+    tweetCount: counts.tweetCount,
+    followingCount: counts.followingCount,
+    followerCount: counts.followerCount,
+    likeCount: counts.likeCount,
+    version,
+  };
+}
+
+/** The version a commit gives to what record `record` changed. */
+export function versionOf(commit: CommitInfo, record: number): ViewVersion {
+  const { records } = commit;
+  return {
+    sequence: commit.sequenceText,
+    appliedAt: commit.appliedAt,
+    eventTime: isoOf(records.eventTime(record)),
+    source: { topic: records.topic(record), partition: records.partition(record), offset: records.offset(record) },
+  };
+}
+
+/** Records of a commit mostly share their timestamp: format each distinct one once. */
+let lastMs = Number.NaN;
+let lastIso = '';
+function isoOf(ms: number): string | null {
+  if (!Number.isFinite(ms)) return null;
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+/**
+ * Per-user accumulation of one commit, in columns indexed by a small integer per touched user (no object
+ * per user until the view is built).
+ */
+class Touched {
+  readonly ids: string[] = [];
+  readonly slot = new Map<string, number>();
+  readonly tweets: number[] = [];
+  readonly following: number[] = [];
+  readonly followers: number[] = [];
+  readonly likes: number[] = [];
+  /** The users-row transition's index, or -1. */
+  readonly profile: number[] = [];
+  /** The latest record that moved the user. */
+  readonly last: number[] = [];
+
+  at(userId: string, record: number): number {
+    let s = this.slot.get(userId);
+    if (s === undefined) {
+      s = this.ids.length;
+      this.slot.set(userId, s);
+      this.ids.push(userId);
+      this.tweets.push(0);
+      this.following.push(0);
+      this.followers.push(0);
+      this.likes.push(0);
+      this.profile.push(-1);
+      this.last.push(record);
+    } else if (record > this.last[s]!) this.last[s] = record;
+    return s;
+  }
+}
+
+const add = (column: number[], s: number, by: number): void => {
+  column[s] = column[s]! + by;
+};
+
+function applyUserInformation(input: ApplyInput, spaces: Spaces): Applied {
+  const counts = spaces['counts'] as KvSpace<Counts>;
+  const views = spaces['views'] as KvSpace<UserInformation>;
+  const { transitions: tx, commit, rows } = input;
+  const t = new Touched();
+
+  for (let i = 0; i < tx.length; i++) {
+    const last = tx.last[i]!;
+    const before = tx.before[i]!;
+    const after = tx.after[i]!;
+    switch (tx.table[i]!) {
+      case 'tweets':
+      case 'likes': {
+        const column = tx.table[i] === 'tweets' ? t.tweets : t.likes;
+        const from = (before as TweetRow | LikeRow | null)?.userId;
+        const to = (after as TweetRow | LikeRow | null)?.userId;
+        if (from === to) break;
+        if (from !== undefined) add(column, t.at(from, last), -1);
+        if (to !== undefined) add(column, t.at(to, last), +1);
+        break;
+      }
+      case 'follows': {
+        const b = before as FollowRow | null;
+        const a = after as FollowRow | null;
+        if (b?.followerId !== a?.followerId) {
+          if (b !== null) add(t.following, t.at(b.followerId, last), -1);
+          if (a !== null) add(t.following, t.at(a.followerId, last), +1);
+        }
+        if (b?.followeeId !== a?.followeeId) {
+          if (b !== null) add(t.followers, t.at(b.followeeId, last), -1);
+          if (a !== null) add(t.followers, t.at(a.followeeId, last), +1);
+        }
+        break;
+      }
+      case 'users':
+        t.profile[t.at(tx.key[i]!, last)] = i;
+        break;
+    }
+  }
+
+  let event: Map<string, UserInformation | null> | undefined;
+  const moves: UserMove[] = [];
+  for (let s = 0; s < t.ids.length; s++) {
+    const userId = t.ids[s]!;
+    const profileAt = t.profile[s]!;
+    const moved =
+      t.tweets[s] !== 0 || t.following[s] !== 0 || t.followers[s] !== 0 || t.likes[s] !== 0;
+    // Moves that cancel out (a follow created and deleted in one commit) leave the user as it was.
+    if (!moved && profileAt === -1) continue;
+    const old = counts.get(userId) ?? ZERO_COUNTS;
+    const next: Counts = moved
+      ? {
+          tweetCount: old.tweetCount + t.tweets[s]!,
+          followingCount: old.followingCount + t.following[s]!,
+          followerCount: old.followerCount + t.followers[s]!,
+          likeCount: old.likeCount + t.likes[s]!,
+        }
+      : old;
+    if (moved) {
+      if (next.tweetCount < 0 || next.followingCount < 0 || next.followerCount < 0 || next.likeCount < 0)
+        throw new InvariantError(`a count of user ${userId} would become negative`);
+      if (next.tweetCount + next.followingCount + next.followerCount + next.likeCount === 0)
+        counts.remove(userId);
+      else counts.put(userId, next);
+    }
+    const profileBefore = profileAt === -1 ? profileOf(rows.row('users', userId)) : profileOf(tx.before[profileAt]!);
+    const profileAfter = profileAt === -1 ? profileBefore : profileOf(tx.after[profileAt]!);
+    if (profileAfter !== null) {
+      const view = buildView(userId, profileAfter, next, versionOf(commit, t.last[s]!));
+      views.put(userId, view);
+      (event ??= new Map()).set(userId, view);
+    } else if (profileBefore !== null) {
+      views.remove(userId);
+      (event ??= new Map()).set(userId, null);
+    }
+    const ranked = profileBefore !== null || profileAfter !== null;
+    if (ranked && (moved || (profileBefore === null) !== (profileAfter === null)))
+      moves.push({
+        userId,
+        before: profileBefore === null ? null : old,
+        after: profileAfter === null ? null : next,
+      });
+  }
+  return {
+    ...(event === undefined ? {} : { event }),
+    ...(moves.length === 0 ? {} : { downstream: moves }),
+  };
+}
+
+/** The profile of a users row (the row itself carries the profile fields), or null. */
+export function profileOf(row: Row | null | undefined): Profile | null {
+  if (row === null || row === undefined || row.table !== 'users') return null;
+  return row;
+}
+
+export const userInformation: ViewModule = {
+  name: USER_INFORMATION,
+  version: USER_INFORMATION_VERSION,
+  reads: {
+    users: PROFILE_FIELDS,
+    tweets: ['userId'],
+    follows: ['followerId', 'followeeId'],
+    likes: ['userId'],
+  },
+  dependsOn: [],
+  spaces: {
+    counts: { kind: 'kv', codec: countsCodec as ValueCodec<unknown> },
+    views: { kind: 'kv', codec: viewCodec as ValueCodec<unknown> },
+  },
+  apply: applyUserInformation,
+  differences(space, expected, actual) {
+    if (space === 'counts') {
+      const want = (expected as Counts | undefined) ?? ZERO_COUNTS;
+      const have = (actual as Counts | undefined) ?? ZERO_COUNTS;
+      return COUNT_FIELDS.filter((f) => want[f] !== have[f]).map(
+        (f) => `stored ${f} is ${have[f]}, rows say ${want[f]}`,
+      );
+    }
+    const want = expected as UserInformation | undefined;
+    const have = actual as UserInformation | undefined;
+    if (want === undefined) return have === undefined ? [] : ['has a view but no users row'];
+    if (have === undefined) return ['has a users row but no view'];
+    const out: string[] = [];
+    if (have.userId !== want.userId) out.push(`view userId is ${JSON.stringify(have.userId)}`);
+    for (const f of COUNT_FIELDS) if (have[f] !== want[f]) out.push(`view ${f} is ${have[f]}, rows say ${want[f]}`);
+    for (const f of PROFILE_FIELDS)
+      if (have[f] !== want[f])
+        out.push(`view ${f} is ${JSON.stringify(have[f])}, users row says ${JSON.stringify(want[f])}`);
+    return out;
+  },
+};

@@ -11,6 +11,7 @@
  */
 import type { FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { LmdbStore } from '../store/lmdb-store.js';
+import { USER_INFORMATION } from '../views/user-information.js';
 import type { FeedMonitor, FeedStatusSnapshot, PartitionStatus } from '../../api/feed-monitor.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -176,7 +177,8 @@ export class FeedTracker implements FeedMonitor {
     if (age !== null) this.metrics.newestEventAgeSeconds.set(age);
     this.metrics.lmdbSizeBytes.set(this.store.sizeBytes());
     this.metrics.viewGeneration.set(this.store.activeGeneration().id);
-    this.metrics.viewVersion.set(this.store.viewVersion);
+    for (const [view, version] of Object.entries(this.store.viewVersions()))
+      this.metrics.viewVersion.set({ view }, version);
     this.refreshLag();
   }
 
@@ -247,7 +249,7 @@ export class FeedTracker implements FeedMonitor {
       partitions: this.partitions(),
       newestEventAgeSeconds: this.newestEventAgeSeconds(),
       sequence: this.store.sequence().toString(),
-      viewVersion: this.store.viewVersion,
+      viewVersion: this.store.viewVersions()[USER_INFORMATION] ?? 0,
     };
   }
 }

@@ -18,7 +18,7 @@ import type { FeedSource, PartitionPosition } from '../feed/types.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import type { Generation } from '../store/generation.js';
 import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
-import type { Table } from '../views/user-information.js';
+import type { Table } from '../views/source.js';
 import type { HandoffGate } from './handoff-gate.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -38,8 +38,6 @@ export interface RebuildControllerOptions {
   readonly tables: ReadonlyMap<string, Table>;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** The code's view version: the version a shadow is built with. */
-  readonly viewVersion: number;
   /** Opens a fresh source for a shadow (its own consumer group, or its own handle on the embedded log). */
   readonly openSource: (generation: Generation) => Promise<RebuildSource>;
   /** Current end offsets (high watermarks) of the topics. */
@@ -116,7 +114,7 @@ export class RebuildController {
 
   private async begin(reason: string): Promise<void> {
     const { store, metrics } = this.options;
-    const { generation, resumed } = await store.beginShadow(this.options.viewVersion, reason);
+    const { generation, resumed } = await store.beginShadow(reason);
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
     const handler = createIngestHandler({
@@ -148,9 +146,8 @@ export class RebuildController {
     this.log.info(
       {
         generation: generation.id,
-        viewVersion: generation.viewVersion,
+        views: generation.info.views,
         activeGeneration: store.activeGeneration().id,
-        activeViewVersion: store.viewVersion,
         reason,
         resumed,
         targetRecords: targets.reduce((n, t) => n + BigInt(t.next), 0n).toString(),
@@ -238,7 +235,7 @@ export class RebuildController {
       {
         from: result.from?.id,
         to: result.to?.id,
-        viewVersion: result.to?.viewVersion,
+        views: result.to?.views,
         sequence: result.sequence?.toString(),
       },
       'view swapped',

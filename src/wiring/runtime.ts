@@ -19,7 +19,8 @@ import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/typ
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
-import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
+import { TABLES, type Table } from '../views/source.js';
+import type { ViewModule } from '../views/types.js';
 import type { Generation } from '../store/generation.js';
 import type { Config } from '../ops/config.js';
 import { ensureDataDir, storePathOf } from '../store/data-dir.js';
@@ -63,8 +64,11 @@ export interface Running {
 
 /** What tests (and embedders) may change besides the configuration. */
 export interface StartOptions {
-  /** Version of the view definition (default USER_INFORMATION_VERSION): tests change it to force a rebuild. */
-  readonly viewVersion?: number;
+  /**
+   * The views to maintain (default: the registry's VIEWS). Tests register a throwaway view or bump a
+   * version with it; other views than VIEWS need WRITER_THREAD=false.
+   */
+  readonly views?: readonly ViewModule[];
   /** Awaited before each rebuild handoff; tests use it to read while a complete shadow waits to be swapped. */
   readonly beforeSwap?: (generation: Generation) => Promise<void>;
 }
@@ -75,15 +79,20 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<Running> {
   const dataDir = ensureDataDir(config.dataDir);
-  const viewVersion = options.viewVersion ?? USER_INFORMATION_VERSION;
   const metrics = createMetrics();
   const store = openStore({
     path: storePathOf(dataDir),
     mapSize: config.lmdbMapSizeBytes,
-    viewVersion,
     writerThread: config.writerThread,
+    maxRecordsPerCommit: config.maxRecordsPerCommit,
+    ...(options.views === undefined ? {} : { views: options.views }),
     onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
   });
+  if (store.upgradedFrom !== undefined)
+    logger.warn(
+      { format: store.upgradedFrom },
+      'the data directory held a store of an older format: it starts empty and the view is rebuilt from the topics',
+    );
   await store.claimOwner();
   const dropped = await store.collectGarbage();
   if (dropped.length > 0)
@@ -181,7 +190,6 @@ export async function startServer(
     tables,
     metrics,
     logger,
-    viewVersion,
     gate,
     maxRecordsPerCommit: config.maxRecordsPerCommit,
     openSource: openRebuildSource,
@@ -268,10 +276,24 @@ export async function startServer(
     tracker.setTargets(ends);
   }
   tracker.refreshMetrics();
+  // A view whose version changed is rebuilt alone from the stored rows, before anything else commits.
+  // Readers keep the old build meanwhile; readiness waits for it like for any catch-up.
+  const stale = store.fullRebuildReason() === undefined ? store.staleViews() : [];
+  if (stale.length > 0) {
+    const topicOf = (table: Table) => config.topics[table];
+    logger.info({ views: stale }, 'rebuilding views from the stored rows');
+    tracker.block(`rebuilding views from the stored rows: ${stale.join(', ')}`);
+    const rebuilt = await store.rebuildStaleViews(topicOf);
+    tracker.unblock();
+    logger.info(
+      { views: rebuilt?.rebuilt, rows: rebuilt?.rows, sequence: rebuilt?.sequence.toString() },
+      'views rebuilt from the stored rows',
+    );
+  }
   await source.start({
     topics,
-    // A broken position is not used: the live feed reads such a partition from the earliest offset, where
-    // every record is a no-op for the old generation (rows remember their origin), until the rebuild swaps.
+    // A broken position is not used: the live feed reads such a partition from the earliest offset; the
+    // commit skips what is below the old generation's stored position, until the rebuild swaps.
     resumeFrom: (topic, partition) =>
       brokenKeys.has(`${topic}\u0000${partition}`) ? undefined : store.position(topic, partition),
     handler,
@@ -312,7 +334,7 @@ export async function startServer(
       sequence: store.sequence().toString(),
       instanceId: store.instanceId,
       generation: store.activeGeneration().id,
-      viewVersion: store.viewVersion,
+      views: store.viewVersions(),
     },
     'matview started',
   );
@@ -320,8 +342,8 @@ export async function startServer(
   const reason =
     broken.length > 0
       ? 'offset-out-of-range'
-      : store.needsRebuild()
-        ? 'view-version'
+      : store.fullRebuildReason() !== undefined
+        ? store.fullRebuildReason()!
         : store.rebuildRequest() !== undefined
           ? 'requested'
           : store.shadowGeneration() !== undefined

@@ -1,20 +1,28 @@
 /**
- * Acceptance (issue 3, point 1): on hundreds of random changelogs the materializer agrees with a
- * reference model that evaluates CONTRACT.md section 2's SQL over the latest row per key.
+ * Acceptance (issue 3, point 1; issue 16): on hundreds of random changelogs the commit body (resolve + every
+ * registered view) agrees with the reference model (test/utils/reference.ts): CONTRACT.md section 2's SQL
+ * over the latest row per key, the rankings and the totals, exact after every delivery, with duplicates,
+ * moves, tombstones, deletes that carry only the key, and truncates.
  */
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
-import { materialize, type Change } from '../../src/materializer/materialize.js';
+import { commitBatch, commitPlan } from '../../src/materializer/commit.js';
+import { MemoryState } from '../../src/materializer/memory-state.js';
 import { decodeRecord } from '../../src/views/decode.js';
-import type { Counts, Profile, Table } from '../../src/views/user-information.js';
-import { MemoryState } from '../utils/memory-state.js';
+import { createRegistry } from '../../src/views/registry.js';
+import type { Table } from '../../src/views/source.js';
+import { RANKINGS, topOf } from '../../src/views/top-users.js';
+import type { TotalsValue } from '../../src/views/totals.js';
+import type { IndexSpace } from '../../src/views/types.js';
+import { commitInput, type TestRecord } from '../utils/changes.js';
+import { computeReference, type RefRecord } from '../utils/reference.js';
 
 const PARTITIONS = 3;
 
 interface Rec {
   table: Table;
   key: string;
-  value: Record<string, unknown> | null;
+  value: Record<string, unknown> | null | 'truncate';
   partition: number;
   offset: number;
 }
@@ -28,13 +36,13 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
   const records: Rec[] = [];
   const keysOf: Record<Table, string[]> = { users: [], tweets: [], follows: [], likes: [] };
   const partitionOf = (key: string) => [...key].reduce((h, c) => h * 31 + c.charCodeAt(0), 7) % PARTITIONS;
-  const emit = (table: Table, key: string, value: Record<string, unknown> | null) => {
-    const partition = partitionOf(key);
+  const emit = (table: Table, key: string, value: Record<string, unknown> | null | 'truncate') => {
+    const partition = value === 'truncate' ? 0 : partitionOf(key);
     const pos = `${table}/${partition}`;
     const offset = offsets.get(pos) ?? 0;
     offsets.set(pos, offset + 1);
     records.push({ table, key, value, partition, offset });
-    if (!keysOf[table].includes(key)) keysOf[table].push(key);
+    if (value !== 'truncate' && !keysOf[table].includes(key)) keysOf[table].push(key);
   };
   const rowFor = (table: Table, key: string): Record<string, unknown> => {
     switch (table) {
@@ -66,6 +74,9 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
     if (table === 'users') {
       const key = pick(userIds);
       emit(table, key, r < 0.2 ? null : rowFor(table, key));
+    } else if (r < 0.01) {
+      // Debezium `op: t`: the whole table emptied.
+      emit(table, '', 'truncate');
     } else if (r < 0.15) {
       // tombstone of a known key, or of a key never seen
       emit(table, known.length > 0 && rnd() < 0.7 ? pick(known) : `${table}-unknown-${i}`, null);
@@ -93,46 +104,22 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
   return { records, deliveries };
 }
 
-/** The reference: latest row per key, then the contract's SQL. */
-function reference(records: Rec[]): Map<string, (Profile & Counts) | null> {
-  const latest = new Map<string, Rec>();
-  for (const r of records) latest.set(`${r.table}/${r.key}`, r); // records are in per-partition order per key
-  const rows = (t: Table) =>
-    [...latest.values()].filter((r) => r.table === t && r.value !== null).map((r) => r.value!);
-  const count = (t: Table, field: string, id: string) => rows(t).filter((v) => v[field] === id).length;
-  const ids = new Set<string>();
-  for (const r of records) {
-    if (r.value === null) continue;
-    for (const f of ['userId', 'followerId', 'followeeId'])
-      if (typeof r.value[f] === 'string') ids.add(r.value[f] as string);
-  }
-  const out = new Map<string, (Profile & Counts) | null>();
-  for (const id of ids) {
-    const user = latest.get(`users/${id}`)?.value;
-    out.set(
-      id,
-      user
-        ? {
-            username: user['username'] as string,
-            name: null,
-            description: null,
-            location: (user['location'] as string | null) ?? null,
-            webPageUrl: null,
-            joinedDate: user['joinedDate'] ? '2008-01-22T15:14:44.000Z' : null,
-            profileImageUrl: null,
-            backgroundImageUrl: null,
-            tweetCount: count('tweets', 'userId', id),
-            followingCount: count('follows', 'followerId', id),
-            followerCount: count('follows', 'followeeId', id),
-            likeCount: count('likes', 'userId', id),
-          }
-        : null,
-    );
+/** The deliveries without duplicates, in delivery order: what the reference evaluates. */
+function firstDeliveries(deliveries: readonly Rec[]): RefRecord[] {
+  const seen = new Set<string>();
+  const out: RefRecord[] = [];
+  for (const r of deliveries) {
+    const id = `${r.table}/${r.partition}/${r.offset}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push({ table: r.table, key: r.key, value: r.value });
   }
   return out;
 }
 
-function toChange(r: Rec): Change {
+function toRecord(r: Rec): TestRecord {
+  if (r.value === 'truncate')
+    return { table: r.table, key: '', row: 'truncate', partition: r.partition, offset: r.offset };
   const decoded = decodeRecord(
     r.table,
     Buffer.from(r.key),
@@ -143,105 +130,138 @@ function toChange(r: Rec): Change {
     table: r.table,
     key: decoded.key,
     row: decoded.row,
-    position: { topic: r.table, partition: r.partition, offset: String(r.offset) },
-    timestamp: String(1_700_000_000_000 + r.offset),
+    partition: r.partition,
+    offset: r.offset,
+    eventTime: 1_700_000_000_000 + r.offset,
   };
 }
 
-function run(state: MemoryState, deliveries: Rec[], rnd: () => number, firstSequence: bigint): bigint {
+const registry = createRegistry();
+const plan = commitPlan(registry);
+
+/** Delivers in random batches; returns the last sequence and, per batch, what the reference said after it. */
+function run(
+  state: MemoryState,
+  deliveries: readonly Rec[],
+  rnd: () => number,
+  firstSequence: bigint,
+  check?: (delivered: readonly Rec[]) => void,
+): bigint {
   let sequence = firstSequence;
   for (let i = 0; i < deliveries.length;) {
     const size = 1 + Math.floor(rnd() * 12);
-    const batch = deliveries.slice(i, i + size).map(toChange);
+    const batch = deliveries.slice(i, i + size);
     i += size;
     sequence++;
-    state.apply(materialize(state, batch, { sequence, appliedAt: new Date(0).toISOString() }));
+    commitBatch(state, plan, commitInput(batch.map(toRecord)), sequence, 0);
+    check?.(deliveries.slice(0, i));
   }
   return sequence;
 }
 
 function viewOf(state: MemoryState, id: string) {
-  const v = state.views.get(id);
+  const v = state.kv<Record<string, unknown>>('user-information', 'views').get(id);
   if (!v) return null;
-  const { userId: _u, version: _v, ...rest } = v;
+  const { version: _v, ...rest } = v;
   return rest;
 }
 
-describe('materializer against the reference model', () => {
-  it('should agree with the SQL definition on 300 random changelogs with duplicates, moves and tombstones', () => {
-    let checkedUsers = 0;
+/** Everything the state serves, in the reference's terms. */
+function served(state: MemoryState, ids: readonly string[]) {
+  const rank = state.spaces('top-users')['rank'] as IndexSpace;
+  const totals = state.kv<TotalsValue>('totals', 'totals').get('totals');
+  return {
+    users: Object.fromEntries(ids.map((id) => [id, viewOf(state, id)])),
+    top: Object.fromEntries(RANKINGS.map((r) => [r, topOf(rank, r, 100)])),
+    totals:
+      totals === undefined
+        ? { users: 0, tweets: 0, follows: 0, likes: 0 }
+        : { users: totals.users, tweets: totals.tweets, follows: totals.follows, likes: totals.likes },
+  };
+}
+
+function expected(delivered: readonly Rec[]) {
+  const ref = computeReference(firstDeliveries(delivered));
+  return {
+    ids: ref.userIds,
+    view: {
+      users: Object.fromEntries(ref.userIds.map((id) => [id, ref.users.get(id) ?? null])),
+      top: Object.fromEntries(RANKINGS.map((r) => [r, ref.top(r, 100)])),
+      totals: ref.totals,
+    },
+  };
+}
+
+describe('commit body against the reference model', () => {
+  it('should agree with the SQL definition after every batch of 300 random changelogs with duplicates, moves, tombstones and truncates', () => {
+    let checks = 0;
     for (let seed = 1; seed <= 300; seed++) {
-      const { records, deliveries } = randomChangelog(seed);
-      const state = new MemoryState();
-      run(state, deliveries, prng(seed * 7919), 0n);
-      const expected = reference(records);
-      for (const [id, want] of expected) {
-        expect({ seed, id, view: viewOf(state, id) }).toEqual({ seed, id, view: want });
-        if (want === null) {
-          const counts = state.users.get(id)?.counts;
-          if (counts) for (const c of Object.values(counts)) expect(c).toBeGreaterThanOrEqual(0);
-        }
-        checkedUsers++;
-      }
-      // No view for an id the reference does not know.
-      for (const id of state.views.keys()) expect(expected.has(id)).toBe(true);
+      const { deliveries } = randomChangelog(seed);
+      const state = new MemoryState(registry);
+      run(state, deliveries, prng(seed * 7919), 0n, (delivered) => {
+        const want = expected(delivered);
+        expect({ seed, at: delivered.length, ...served(state, want.ids) }).toEqual({
+          seed,
+          at: delivered.length,
+          ...want.view,
+        });
+        checks++;
+      });
+      // No view for an id the reference does not know, and no count below zero.
+      const known = new Set(expected(deliveries).ids);
+      for (const id of state.kv('user-information', 'views').keys()) expect(known.has(id)).toBe(true);
+      for (const c of state.kv<Record<string, number>>('user-information', 'counts').values())
+        for (const n of Object.values(c)) expect(n).toBeGreaterThanOrEqual(0);
     }
-    expect(checkedUsers).toBeGreaterThan(1000);
+    expect(checks).toBeGreaterThan(3000);
   });
 
   it('should change nothing when any prefix of a partition is replayed into the final state', () => {
     for (let seed = 1; seed <= 100; seed++) {
       const { records, deliveries } = randomChangelog(seed);
-      const state = new MemoryState();
+      const state = new MemoryState(registry);
       const rnd = prng(seed);
       const sequence = run(state, deliveries, rnd, 0n);
-      const before = structuredClone([...state.views]);
+      const before = structuredClone([...state.views].map(([v, spaces]) => [v, Object.keys(spaces)]));
+      const snapshot = JSON.stringify(served(state, expected(deliveries).ids));
       const partition = records.filter(
         (r) => r.table === records[0]!.table && r.partition === records[0]!.partition,
       );
       const prefix = partition.slice(0, 1 + Math.floor(rnd() * partition.length));
-      const writes = materialize(state, prefix.map(toChange), {
-        sequence: sequence + 1n,
-        appliedAt: new Date(1).toISOString(),
-      });
-      expect({ rows: writes.rows.length, users: writes.users.size, views: writes.views.size }).toEqual({
-        rows: 0,
-        users: 0,
-        views: 0,
-      });
-      expect(writes.noops).toBe(prefix.length);
-      expect([...state.views]).toEqual(before);
+      const outcome = commitBatch(state, plan, commitInput(prefix.map(toRecord), []), sequence + 1n, 1);
+      expect({ accepted: outcome.accepted, events: outcome.events.size }).toEqual({ accepted: 0, events: 0 });
+      expect(outcome.skipped).toBe(prefix.length);
+      expect(JSON.stringify(served(state, expected(deliveries).ids))).toBe(snapshot);
+      expect([...state.views].map(([v, spaces]) => [v, Object.keys(spaces)])).toEqual(before);
     }
   });
 });
 
-describe('materializer semantics', () => {
-  const at = (offset: number, partition = 0) => ({ partition, offset: String(offset) });
-  const change = (
+describe('commit semantics', () => {
+  const rec = (
     table: Table,
     key: string,
     value: Record<string, unknown> | null,
-    pos: { partition: number; offset: string },
-  ): Change => toChange({ table, key, value, partition: pos.partition, offset: Number(pos.offset) });
-  const apply = (state: MemoryState, seq: bigint, ...changes: Change[]) => {
-    const w = materialize(state, changes, { sequence: seq, appliedAt: '2026-01-01T00:00:00.000Z' });
-    state.apply(w);
-    return w;
-  };
+    offset: number,
+    partition = 0,
+  ): Rec => ({ table, key, value, partition, offset });
+  const apply = (state: MemoryState, seq: bigint, ...records: Rec[]) =>
+    commitBatch(state, plan, commitInput(records.map(toRecord)), seq, 0).events.get('user-information') ??
+    new Map<string, unknown>();
 
   it('should count before the users row exists and show the user with those counts when it arrives', () => {
-    const s = new MemoryState();
-    const w1 = apply(
+    const s = new MemoryState(registry);
+    const e1 = apply(
       s,
       1n,
-      change('tweets', 't1', { userId: 'u1' }, at(0)),
-      change('likes', 'l1', { userId: 'u1', tweetId: 't9' }, at(0)),
+      rec('tweets', 't1', { userId: 'u1' }, 0),
+      rec('likes', 'l1', { userId: 'u1', tweetId: 't9' }, 0),
     );
-    expect(w1.views.size).toBe(0);
-    expect(s.views.get('u1')).toBeUndefined();
-    const w2 = apply(s, 2n, change('users', 'u1', { userId: 'u1', username: 'zcox' }, at(0)));
-    expect([...w2.views.keys()]).toEqual(['u1']);
-    expect(s.views.get('u1')).toMatchObject({
+    expect(e1.size).toBe(0);
+    expect(viewOf(s, 'u1')).toBeNull();
+    const e2 = apply(s, 2n, rec('users', 'u1', { userId: 'u1', username: 'zcox' }, 0));
+    expect([...e2.keys()]).toEqual(['u1']);
+    expect(s.kv('user-information', 'views').get('u1')).toMatchObject({
       userId: 'u1',
       username: 'zcox',
       tweetCount: 1,
@@ -251,50 +271,86 @@ describe('materializer semantics', () => {
   });
 
   it('should hide a deleted user but keep the counts for when the user comes back', () => {
-    const s = new MemoryState();
+    const s = new MemoryState(registry);
+    apply(s, 1n, rec('users', 'u1', { username: 'a' }, 0), rec('tweets', 't1', { userId: 'u1' }, 0));
+    const e = apply(s, 2n, rec('users', 'u1', null, 1));
+    expect(e.get('u1')).toBeNull();
+    expect(viewOf(s, 'u1')).toBeNull();
+    apply(s, 3n, rec('users', 'u1', { username: 'b' }, 2));
+    expect(viewOf(s, 'u1')).toMatchObject({ username: 'b', tweetCount: 1 });
+  });
+
+  it('should move a follow between users on update and decrement exactly once on repeated deletes', () => {
+    const s = new MemoryState(registry);
     apply(
       s,
       1n,
-      change('users', 'u1', { username: 'a' }, at(0)),
-      change('tweets', 't1', { userId: 'u1' }, at(0)),
+      rec('users', 'a', { username: 'a' }, 0),
+      rec('users', 'b', { username: 'b' }, 1),
+      rec('users', 'c', { username: 'c' }, 2),
     );
-    const w = apply(s, 2n, change('users', 'u1', null, at(1)));
-    expect(w.views.get('u1')).toBeNull();
-    expect(s.views.has('u1')).toBe(false);
-    apply(s, 3n, change('users', 'u1', { username: 'b' }, at(2)));
-    expect(s.views.get('u1')).toMatchObject({ username: 'b', tweetCount: 1 });
+    apply(s, 2n, rec('follows', 'f1', { followerId: 'a', followeeId: 'b' }, 0));
+    apply(s, 3n, rec('follows', 'f1', { followerId: 'a', followeeId: 'c' }, 1));
+    const counts = () => [
+      viewOf(s, 'b')!['followerCount'],
+      viewOf(s, 'c')!['followerCount'],
+      viewOf(s, 'a')!['followingCount'],
+    ];
+    expect(counts()).toEqual([0, 1, 1]);
+    apply(s, 4n, rec('follows', 'f1', null, 2));
+    const second = apply(s, 5n, rec('follows', 'f1', null, 3));
+    expect(second.size).toBe(0);
+    expect(counts()).toEqual([0, 0, 0]);
   });
 
-  it('should move a follow between users on update and decrement exactly once on repeated tombstones', () => {
-    const s = new MemoryState();
-    for (const u of ['a', 'b', 'c']) apply(s, 1n, change('users', u, { username: u }, at(u.charCodeAt(0))));
-    apply(s, 2n, change('follows', 'f1', { followerId: 'a', followeeId: 'b' }, at(0)));
-    apply(s, 3n, change('follows', 'f1', { followerId: 'a', followeeId: 'c' }, at(1)));
-    expect([
-      s.views.get('b')!.followerCount,
-      s.views.get('c')!.followerCount,
-      s.views.get('a')!.followingCount,
-    ]).toEqual([0, 1, 1]);
-    apply(s, 4n, change('follows', 'f1', null, at(2)));
-    const second = apply(s, 5n, change('follows', 'f1', null, at(3)));
-    expect(second.views.size).toBe(0);
-    expect([s.views.get('c')!.followerCount, s.views.get('a')!.followingCount]).toEqual([0, 0]);
-  });
-
-  it('should not publish a change for an update that leaves the view as it was', () => {
-    const s = new MemoryState();
+  it('should neither write nor publish a user whose view a commit leaves as it was', () => {
+    const s = new MemoryState(registry);
     apply(
       s,
       1n,
-      change('users', 'u1', { username: 'a' }, at(0)),
-      change('tweets', 't1', { userId: 'u1', text: 'x' }, at(0)),
+      rec('users', 'u1', { username: 'a' }, 0),
+      rec('users', 'u2', { username: 'b' }, 1),
+      rec('tweets', 't1', { userId: 'u1', text: 'x' }, 0),
     );
-    const w = apply(
+    const before = structuredClone(s.kv('user-information', 'views').get('u1'));
+    // An edit of a field no view reads, a delete of an unknown row, a follow created and deleted, and a
+    // tweet moved away while another moves in: nothing visible changes for anyone.
+    const e = apply(
       s,
       2n,
-      change('tweets', 't1', { userId: 'u1', text: 'edited' }, at(1)),
-      change('tweets', 'nope', null, at(2)),
+      rec('tweets', 't1', { userId: 'u1', text: 'edited' }, 1),
+      rec('tweets', 'nope', null, 2),
+      rec('follows', 'f9', { followerId: 'u1', followeeId: 'u2' }, 0),
+      rec('follows', 'f9', null, 1),
+      rec('tweets', 't1', { userId: 'u2' }, 3),
+      rec('tweets', 't2', { userId: 'u1' }, 4),
     );
-    expect({ views: w.views.size, users: w.users.size }).toEqual({ views: 0, users: 0 });
+    expect([...e.keys()]).toEqual(['u2']);
+    expect(s.kv('user-information', 'views').get('u1')).toEqual(before);
+  });
+
+  it('should empty a table on truncate, so the counts it fed fall to zero, and apply later records of the same commit', () => {
+    const s = new MemoryState(registry);
+    apply(
+      s,
+      1n,
+      rec('users', 'u1', { username: 'a' }, 0),
+      rec('tweets', 't1', { userId: 'u1' }, 0),
+      rec('tweets', 't2', { userId: 'u1' }, 1),
+    );
+    const e = commitBatch(
+      s,
+      plan,
+      commitInput([
+        { table: 'tweets', key: '', row: 'truncate', partition: 1, offset: 0 },
+        { table: 'tweets', key: 't3', row: { table: 'tweets', userId: 'u1' }, partition: 1, offset: 1 },
+      ]),
+      2n,
+      0,
+    );
+    expect(viewOf(s, 'u1')).toMatchObject({ tweetCount: 1 });
+    expect([...s.rows.tables.tweets.keys()]).toEqual(['t3']);
+    expect(s.kv<TotalsValue>('totals', 'totals').get('totals')).toMatchObject({ users: 1, tweets: 1 });
+    expect(e.events.get('user-information')?.has('u1')).toBe(true);
   });
 });

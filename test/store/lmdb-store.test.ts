@@ -1,45 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import type { Change } from '../../src/materializer/materialize.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import type { CommitEvent } from '../../src/store/types.js';
+import { userChanges, type CommitEvent } from '../../src/store/types.js';
 import { decodeView, encodeView, restJsonOf } from '../../src/views/codec.js';
-import type { Row } from '../../src/views/user-information.js';
+import { commitInput, profile as user, sequential, tweet } from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
 
-const change = (table: Change['table'], key: string, row: Row | null, offset: number): Change => ({
-  table,
-  key,
-  row,
-  position: { topic: table, partition: 0, offset: String(offset) },
-  timestamp: '1700000000000',
-});
 const profile = (username: string) =>
-  ({
-    table: 'users',
-    username,
-    name: 'Zach Cox',
-    description: null,
-    location: 'Chicago, IL',
-    webPageUrl: null,
-    joinedDate: '2008-01-22T15:14:44.000Z',
-    profileImageUrl: null,
-    backgroundImageUrl: null,
-  }) as const;
+  user(username, { name: 'Zach Cox', location: 'Chicago, IL', joinedDate: '2008-01-22T15:14:44.000Z' });
 
-// Every case on both write paths: batches committed on this thread, and on the writer thread.
+// Every case on both write paths: commits on this thread, and on the writer thread.
 describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)', (mode) => {
   it('should commit rows, views, offsets and sequence together and keep them across reopen', async () => {
     const path = tempDir();
-    const store = openStore({ ...mode, path, viewVersion: 1 });
+    const store = openStore({ ...mode, path });
     const events: CommitEvent[] = [];
     store.onCommit((e) => events.push(e));
-    await store.applyBatch({
-      changes: [
-        change('users', 'u1', profile('zcox'), 0),
-        change('tweets', 't1', { table: 'tweets', userId: 'u1' }, 0),
-      ],
-      positions: [{ topic: 'users', partition: 0, next: '1' }],
-    });
+    await store.applyBatch(
+      commitInput([
+        { table: 'users', key: 'u1', row: profile('zcox'), offset: 0 },
+        { table: 'tweets', key: 't1', row: tweet('u1'), offset: 0 },
+      ]),
+    );
     expect(store.getUser('u1')).toMatchObject({
       userId: 'u1',
       username: 'zcox',
@@ -64,62 +45,104 @@ describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)
     // The same view without its version, for reads that do not select it; unknown ids stay undefined.
     const { version: _version, ...unversioned } = store.getUser('u1')!;
     expect(store.getUsersUnversioned(['nope', 'u1'])).toEqual([undefined, unversioned]);
-    expect(events.map((e) => [e.sequence, [...e.changes.keys()]])).toEqual([[1n, ['u1']]]);
+    expect(events.map((e) => [e.sequence, [...userChanges(e).keys()], [...e.views.keys()]])).toEqual([
+      [1n, ['u1'], ['user-information', 'top-users', 'totals']],
+    ]);
+    expect({ top: store.topUserIds('TWEETS', 10), totals: store.totals() }).toMatchObject({
+      top: ['u1'],
+      totals: { users: 1, tweets: 1, follows: 0, likes: 0, version: { sequence: '1' } },
+    });
     const instanceId = store.instanceId;
     await store.close();
 
-    const again = openStore({ ...mode, path, viewVersion: 1 });
+    const again = openStore({ ...mode, path });
     expect({
       seq: again.sequence(),
       pos: again.positions(),
       id: again.instanceId,
       tweets: again.getUser('u1')?.tweetCount,
+      stale: again.staleViews(),
     }).toEqual({
       seq: 1n,
-      pos: [{ topic: 'users', partition: 0, next: '1' }],
+      pos: [
+        { topic: 'tweets', partition: 0, next: '1' },
+        { topic: 'users', partition: 0, next: '1' },
+      ],
       id: instanceId,
       tweets: 1,
+      stale: [],
     });
     expect(again.getUsers(['nobody', 'u1']).map((u) => u?.userId)).toEqual([undefined, 'u1']);
     await again.close();
   });
 
-  it('should keep serving the stored view when the code has another view version, and say a rebuild is needed', async () => {
-    const path = tempDir();
-    const store = openStore({ ...mode, path, viewVersion: 1 });
-    await store.applyBatch({
-      changes: [change('users', 'u1', profile('a'), 0)],
-      positions: [{ topic: 'users', partition: 0, next: '1' }],
-    });
-    await store.close();
-    const next = openStore({ ...mode, path, viewVersion: 2 });
+  it('should apply a record at most once, whatever delivers it again', async () => {
+    const store = openStore({ ...mode, path: tempDir() });
+    const first = sequential([
+      ['users', 'u1', profile('a')],
+      ['tweets', 't1', tweet('u1')],
+      ['tweets', 't2', tweet('u1')],
+    ]);
+    await store.applyBatch(commitInput(first));
+    // A redelivered batch, a prefix of it, and a batch that repeats a record inside itself.
+    const again = await store.applyBatch(commitInput(first));
+    const prefix = await store.applyBatch(commitInput(first.slice(0, 2)));
+    const inside = await store.applyBatch(
+      commitInput([
+        { table: 'tweets', key: 't3', row: tweet('u1'), offset: 3 },
+        { table: 'tweets', key: 't3', row: tweet('u1'), offset: 3 },
+        { table: 'tweets', key: 't9', row: tweet('u1'), offset: 2 },
+      ]),
+    );
     expect({
-      needsRebuild: next.needsRebuild(),
-      viewVersion: next.viewVersion,
-      user: next.getUser('u1')?.username,
-      positions: next.positions(),
-    }).toEqual({
-      needsRebuild: true,
-      viewVersion: 1,
-      user: 'a',
-      positions: [{ topic: 'users', partition: 0, next: '1' }],
-    });
-    await next.close();
+      again: [again.accepted, again.skipped],
+      prefix: [prefix.accepted, prefix.skipped],
+      inside: [inside.accepted, inside.skipped],
+      tweets: store.getUser('u1')?.tweetCount,
+    }).toEqual({ again: [0, 3], prefix: [0, 2], inside: [1, 2], tweets: 3 });
+    await store.close();
+  });
+
+  it('should commit batches that arrive together in one transaction, each partition in order', async () => {
+    const store = openStore({ ...mode, path: tempDir() });
+    const events: CommitEvent[] = [];
+    store.onCommit((e) => events.push(e));
+    // Submitted in one turn: the first commits alone, the other three wait for it and go in together.
+    const results = await Promise.all([
+      store.applyBatch(commitInput([{ table: 'users', key: 'u1', row: profile('a'), offset: 0 }])),
+      store.applyBatch(
+        commitInput([{ table: 'tweets', key: 't1', row: tweet('u1'), partition: 1, offset: 0 }]),
+      ),
+      store.applyBatch(
+        commitInput([{ table: 'tweets', key: 't2', row: tweet('u1'), partition: 2, offset: 0 }]),
+      ),
+      store.applyBatch(
+        commitInput([{ table: 'users', key: 'u1', row: profile('b'), partition: 1, offset: 0 }]),
+      ),
+    ]);
+    expect(results.map((r) => [r.sequence, r.batches])).toEqual([
+      [1n, 1],
+      [2n, 3],
+      [2n, 3],
+      [2n, 3],
+    ]);
+    // One event per commit; u1 changed by three batches of commit 2 is one change with its final state.
+    expect(events.map((e) => [e.sequence, userChanges(e).get('u1')?.tweetCount])).toEqual([
+      [1n, 0],
+      [2n, 2],
+    ]);
+    expect(store.getUser('u1')).toMatchObject({ username: 'b', tweetCount: 2 });
+    await store.close();
   });
 
   it('should keep committing when a commit listener throws', async () => {
     const errors: unknown[] = [];
-    const store = openStore({
-      ...mode,
-      path: tempDir(),
-      viewVersion: 1,
-      onListenerError: (e) => errors.push(e),
-    });
+    const store = openStore({ ...mode, path: tempDir(), onListenerError: (e) => errors.push(e) });
     store.onCommit(() => {
       throw new Error('listener bug');
     });
-    await store.applyBatch({ changes: [change('users', 'u1', profile('a'), 0)], positions: [] });
-    await store.applyBatch({ changes: [change('users', 'u2', profile('b'), 1)], positions: [] });
+    await store.applyBatch(commitInput([{ table: 'users', key: 'u1', row: profile('a'), offset: 0 }]));
+    await store.applyBatch(commitInput([{ table: 'users', key: 'u2', row: profile('b'), offset: 1 }]));
     expect({ errors: errors.length, seq: store.sequence(), u2: store.getUser('u2')?.username }).toEqual({
       errors: 2,
       seq: 2n,

@@ -1,0 +1,109 @@
+/**
+ * The decoded records of one commit, in columns: what the ingest builds from feed batches and the commit
+ * body consumes. Columns instead of one object per record keep the hot path free of per-record wrappers
+ * (the row itself is the only object a record brings), and the batch crosses to the writer thread as a
+ * handful of arrays.
+ */
+import type { PartitionPosition } from '../feed/types.js';
+import type { Row, Table } from '../views/source.js';
+import type { RecordOrigins } from '../views/types.js';
+
+/** The row value of a truncate record: every row of its table is deleted (Debezium `op: t`). */
+export const TRUNCATE = 'truncate' as const;
+
+export interface ChangeColumns {
+  readonly table: Table[];
+  readonly key: string[];
+  /** The row after the record; null: deleted (tombstone); TRUNCATE: the whole table emptied. */
+  readonly row: (Row | null | typeof TRUNCATE)[];
+  readonly topic: string[];
+  readonly partition: number[];
+  /** Kafka offset, decimal (no sign, no leading zeros). */
+  readonly offset: string[];
+  /** When the change happened at the source, ms since the epoch (Kafka timestamp or CDC commit time). */
+  readonly eventTime: number[];
+}
+
+/** A commit's input: its records in feed order (each partition in offset order) and the positions it reaches. */
+export interface CommitInput {
+  readonly changes: ChangeColumns;
+  /** New next offset of each partition the records came from (valid, invalid and skipped records alike). */
+  readonly positions: readonly PartitionPosition[];
+}
+
+export class ChangeBatch implements ChangeColumns {
+  readonly table: Table[] = [];
+  readonly key: string[] = [];
+  readonly row: (Row | null | typeof TRUNCATE)[] = [];
+  readonly topic: string[] = [];
+  readonly partition: number[] = [];
+  readonly offset: string[] = [];
+  readonly eventTime: number[] = [];
+
+  get length(): number {
+    return this.key.length;
+  }
+
+  push(
+    table: Table,
+    key: string,
+    row: Row | null | typeof TRUNCATE,
+    topic: string,
+    partition: number,
+    offset: string,
+    eventTime: number,
+  ): void {
+    this.table.push(table);
+    this.key.push(key);
+    this.row.push(row);
+    this.topic.push(topic);
+    this.partition.push(partition);
+    this.offset.push(offset);
+    this.eventTime.push(eventTime);
+  }
+
+  /** Plain columns (structured-cloneable). */
+  columns(): ChangeColumns {
+    return {
+      table: this.table,
+      key: this.key,
+      row: this.row,
+      topic: this.topic,
+      partition: this.partition,
+      offset: this.offset,
+      eventTime: this.eventTime,
+    };
+  }
+}
+
+/** Concatenates commit inputs in order (the group commit of several feed batches). */
+export function concatInputs(inputs: readonly CommitInput[]): CommitInput {
+  if (inputs.length === 1) return inputs[0]!;
+  const out = new ChangeBatch();
+  const positions: PartitionPosition[] = [];
+  for (const input of inputs) {
+    const c = input.changes;
+    for (let i = 0; i < c.key.length; i++)
+      out.push(c.table[i]!, c.key[i]!, c.row[i]!, c.topic[i]!, c.partition[i]!, c.offset[i]!, c.eventTime[i]!);
+    positions.push(...input.positions);
+  }
+  return { changes: out.columns(), positions };
+}
+
+/**
+ * `a < b` for Kafka offsets as decimal strings (no sign, no leading zeros): a shorter string is smaller,
+ * equal lengths compare like text. No BigInt per record.
+ */
+export function offsetBefore(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+
+/** The origins view of plain columns. */
+export function originsOf(c: ChangeColumns): RecordOrigins {
+  return {
+    topic: (i) => c.topic[i]!,
+    partition: (i) => c.partition[i]!,
+    offset: (i) => c.offset[i]!,
+    eventTime: (i) => c.eventTime[i]!,
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * The body of one store commit, over any state (the LMDB transaction in src/store, Maps in tests and
+ * benchmarks): which records apply, what they do to the rows, and what every registered view does with
+ * that, in one pass.
+ *
+ * 1. A record applies only when its offset is at or after its partition's stored next offset and after
+ *    every record of that partition already accepted in this commit. The positions move in this same
+ *    transaction, so replaying any record or any prefix of a partition changes nothing, whatever delivered
+ *    it (a redelivered batch, a consumer that kept running across a swap, a duplicate inside one commit).
+ * 2. The accepted records resolve into net row transitions (resolve.ts): each row read once.
+ * 3. Each view, in dependency order, applies the transitions to its own spaces and says what changed.
+ * 4. Rows are written in key order (pages fill together instead of one random page per row), and the
+ *    positions move forward (never back).
+ */
+import type { PartitionPosition } from '../feed/types.js';
+import type { Registry } from '../views/registry.js';
+import type { Row, Table } from '../views/source.js';
+import type { CommitInfo, Spaces } from '../views/types.js';
+import { offsetBefore, originsOf, type CommitInput } from './change-batch.js';
+import { resolve, rowEqualities, type RowEquality, type RowSource } from './resolve.js';
+
+/** Where a stored row came from: the newest record that set it. */
+export interface RowOrigin {
+  readonly partition: number;
+  readonly offset: string;
+  /** ms since the epoch. */
+  readonly eventTime: number;
+}
+
+export interface RowStore extends RowSource {
+  put(table: Table, key: string, row: Row, origin: RowOrigin): void;
+  remove(table: Table, key: string): void;
+}
+
+/** One generation's state as a commit sees it. */
+export interface GenerationState {
+  /** Stored next offset of a partition (undefined: nothing of it applied yet). */
+  position(topic: string, partition: number): string | undefined;
+  setPosition(topic: string, partition: number, next: string): void;
+  readonly rows: RowStore;
+  /** The spaces of a registered view. */
+  spaces(view: string): Spaces;
+}
+
+export interface CommitOutcome {
+  /** Per view, what subscribers see (views the commit left unchanged are absent). */
+  readonly events: Map<string, ReadonlyMap<string, unknown>>;
+  /** Records applied (not skipped as already applied). */
+  readonly accepted: number;
+  /** Records skipped: at or before their partition's position. */
+  readonly skipped: number;
+  /** Accepted records that changed no row. */
+  readonly noops: number;
+  /** Rows that changed. */
+  readonly transitions: number;
+}
+
+/** What one registry needs prepared for commits (built once). */
+export interface CommitPlan {
+  readonly registry: Registry;
+  readonly equal: Readonly<Record<Table, RowEquality>>;
+}
+
+export function commitPlan(registry: Registry): CommitPlan {
+  return { registry, equal: rowEqualities(registry.storedFields) };
+}
+
+/** Applies `input` to `state` as commit `sequence`. Throws only on a broken invariant (nothing is kept then). */
+export function commitBatch(
+  state: GenerationState,
+  plan: CommitPlan,
+  input: CommitInput,
+  sequence: bigint,
+  appliedAt: number,
+): CommitOutcome {
+  const { changes } = input;
+  const { accepted, reached } = acceptedRecords(state, changes);
+  const tx = resolve(changes, accepted, state.rows, plan.equal);
+  const commit: CommitInfo = {
+    sequence,
+    sequenceText: sequence.toString(),
+    appliedAt: new Date(appliedAt).toISOString(),
+    records: originsOf(changes),
+  };
+  const events = new Map<string, ReadonlyMap<string, unknown>>();
+  const downstream = new Map<string, unknown>();
+  for (const view of plan.registry.views) {
+    const applied = view.apply(
+      { transitions: tx, commit, rows: state.rows, upstream: (name) => downstream.get(name) },
+      state.spaces(view.name),
+    );
+    if (applied.event !== undefined && applied.event.size > 0) events.set(view.name, applied.event);
+    if (applied.downstream !== undefined) downstream.set(view.name, applied.downstream);
+  }
+  writeRows(state, tx, changes);
+  advancePositions(state, input.positions);
+  advancePositions(state, reached);
+  return {
+    events,
+    accepted: accepted.length,
+    skipped: changes.key.length - accepted.length,
+    noops: tx.noops,
+    transitions: tx.length,
+  };
+}
+
+/**
+ * Indices of the records that apply (see the module comment, 1.), and the next offset each partition
+ * reaches through them (positions never fall behind an applied record, whatever the caller says).
+ */
+function acceptedRecords(
+  state: GenerationState,
+  changes: CommitInput['changes'],
+): { accepted: number[]; reached: PartitionPosition[] } {
+  const accepted: number[] = [];
+  /** Per partition: the stored next offset, and the last offset accepted in this commit. */
+  const marks = new Map<string, Map<number, { stored: string | undefined; last: string | undefined }>>();
+  let topic = '';
+  let partition = -1;
+  let mark: { stored: string | undefined; last: string | undefined } | undefined;
+  for (let i = 0; i < changes.key.length; i++) {
+    const t = changes.topic[i]!;
+    const p = changes.partition[i]!;
+    if (mark === undefined || t !== topic || p !== partition) {
+      topic = t;
+      partition = p;
+      let byPartition = marks.get(t);
+      if (byPartition === undefined) marks.set(t, (byPartition = new Map()));
+      mark = byPartition.get(p);
+      if (mark === undefined) byPartition.set(p, (mark = { stored: state.position(t, p), last: undefined }));
+    }
+    const offset = changes.offset[i]!;
+    if (mark.stored !== undefined && offsetBefore(offset, mark.stored)) continue;
+    if (mark.last !== undefined && !offsetBefore(mark.last, offset)) continue;
+    mark.last = offset;
+    accepted.push(i);
+  }
+  const reached: PartitionPosition[] = [];
+  for (const [t, byPartition] of marks)
+    for (const [p, m] of byPartition)
+      if (m.last !== undefined) reached.push({ topic: t, partition: p, next: (BigInt(m.last) + 1n).toString() });
+  return { accepted, reached };
+}
+
+function writeRows(state: GenerationState, tx: ReturnType<typeof resolve>, changes: CommitInput['changes']): void {
+  const order = Array.from({ length: tx.length }, (_, i) => i);
+  if (tx.length > 1)
+    order.sort((a, b) => {
+      const ta = tx.table[a]!;
+      const tb = tx.table[b]!;
+      if (ta !== tb) return ta < tb ? -1 : 1;
+      const ka = tx.key[a]!;
+      const kb = tx.key[b]!;
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+  for (const i of order) {
+    const row = tx.after[i]!;
+    if (row === null) {
+      state.rows.remove(tx.table[i]!, tx.key[i]!);
+      continue;
+    }
+    const r = tx.last[i]!;
+    state.rows.put(tx.table[i]!, tx.key[i]!, row, {
+      partition: changes.partition[r]!,
+      offset: changes.offset[r]!,
+      eventTime: changes.eventTime[r]!,
+    });
+  }
+}
+
+/** Positions only move forward: a late batch cannot move a partition back. */
+function advancePositions(state: GenerationState, positions: readonly PartitionPosition[]): void {
+  for (const p of positions) {
+    const stored = state.position(p.topic, p.partition);
+    if (stored === undefined || offsetBefore(stored, p.next)) state.setPosition(p.topic, p.partition, p.next);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Group commit: feed batches that arrive while a commit is being written wait, and then go into ONE
+ * transaction together (up to a record budget). When the instance is far behind, every partition has a
+ * batch waiting, so commits grow to the budget and each user, row and page is written once per commit
+ * instead of once per batch: that is the catch-up mode. When it is caught up, a batch finds nothing in
+ * flight and commits alone at once, so freshness is what it was. No mode switch, no timer.
+ *
+ * Runs wherever the commit runs: on the writer thread (batch-writer.ts) or on the caller's thread.
+ * Requests for different generations (the active one, a shadow being rebuilt) never share a commit.
+ * Each partition's batches arrive in offset order (a source hands out one batch per partition at a
+ * time), and concatenation keeps that order.
+ */
+import { concatInputs, type CommitInput } from '../materializer/change-batch.js';
+
+/**
+ * Records merged into one commit at most, by default (MAX_RECORDS_PER_COMMIT). Large enough that catching up
+ * writes each user and page once per tens of thousands of records; small enough that one commit (on the
+ * writer thread, not the event loop) stays well under a second on a slow box.
+ */
+export const DEFAULT_MAX_RECORDS_PER_COMMIT = 50_000;
+
+export interface CommitRequest {
+  readonly input: CommitInput;
+  /** A generation id, or the one active when the transaction runs. */
+  readonly target: 'active' | number;
+  /** The caller's tag for the request (the writer thread's request id). */
+  readonly id: number;
+}
+
+interface Waiting<R> {
+  readonly request: CommitRequest;
+  readonly resolve: (result: R) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class CommitQueue<R> {
+  private readonly waiting: Waiting<R>[] = [];
+  private running = false;
+
+  /**
+   * `write` runs one transaction for the merged input (and resolves with its result once durable); every
+   * request merged into it (`ids`, in order) gets that result. `maxRecords` caps the records merged into
+   * one commit (one request bigger than that still commits alone).
+   */
+  constructor(
+    private readonly write: (input: CommitInput, target: 'active' | number, ids: number[]) => Promise<R>,
+    private readonly maxRecords: number,
+  ) {}
+
+  submit(request: CommitRequest): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ request, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  /** Requests waiting for the commit in flight. */
+  get backlog(): number {
+    return this.waiting.length;
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length > 0) {
+        const group = this.take();
+        const target = group[0]!.request.target;
+        try {
+          const result = await this.write(
+            concatInputs(group.map((w) => w.request.input)),
+            target,
+            group.map((w) => w.request.id),
+          );
+          for (const w of group) w.resolve(result);
+        } catch (e) {
+          for (const w of group) w.reject(e);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** The oldest request and every later one for the same target, within the record budget. */
+  private take(): Waiting<R>[] {
+    const first = this.waiting[0]!;
+    const target = first.request.target;
+    const group: Waiting<R>[] = [];
+    let records = 0;
+    for (let i = 0; i < this.waiting.length; ) {
+      const w = this.waiting[i]!;
+      const n = w.request.input.changes.key.length;
+      if (w.request.target !== target) {
+        i++;
+        continue;
+      }
+      // Stop at the first that does not fit: later requests never overtake earlier ones of their target.
+      if (group.length > 0 && records + n > this.maxRecords) break;
+      group.push(w);
+      records += n;
+      this.waiting.splice(i, 1);
+    }
+    return group;
+  }
+}

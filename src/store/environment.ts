@@ -1,0 +1,83 @@
+/**
+ * Opening a store's LMDB environment and checking what is there: one environment per instance
+ * (DATA_DIR/view: data.mdb + lock.mdb), a `meta` sub-database, and the sub-databases of its generations.
+ *
+ * We keep lmdb-js's default durable commits (no `noSync`, no `writeMap`): a commit has reached the OS
+ * before its promise resolves, and LMDB's copy-on-write B-tree with two meta pages makes a killed process
+ * (even mid-commit) reopen at the last committed transaction.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+/**
+ * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
+ * view spaces, a view rebuilt beside its old version, and meta, with room for more views.
+ */
+const MAX_DBS = 128;
+
+/** Path of an environment's data file (lmdb-js opens an extension-less path as a directory). */
+export const dataFileOf = (path: string): string => join(path, 'data.mdb');
+
+/** LMDB's meta-page magic (`MDB_MAGIC`), little-endian, after the page header of the first page. */
+const LMDB_MAGIC = 0xbeefc0de;
+
+/**
+ * True when `file` starts with an LMDB meta page. The page header is 16 bytes in LMDB 0.9 and 24 in the
+ * LMDB 1.0 that lmdb-js embeds; an empty file is one LMDB would initialize.
+ */
+export function isLmdbDataFile(file: string): boolean {
+  const head = Buffer.alloc(32);
+  const fd = openSync(file, 'r');
+  try {
+    const n = readSync(fd, head, 0, head.length, 0);
+    if (n === 0) return true;
+    return (
+      n === head.length && (head.readUInt32LE(16) === LMDB_MAGIC || head.readUInt32LE(24) === LMDB_MAGIC)
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens the environment of a store (this thread's handle; the writer thread opens its own on the same
+ * path, and LMDB serializes their write transactions). Always a directory (data.mdb + lock.mdb): lmdb-js
+ * would treat a path with a dot (`view.restore-1`) as a file.
+ */
+export function openEnvironment(path: string, mapSize: number | undefined): RootDatabase {
+  return open({
+    path,
+    noSubdir: false,
+    maxDbs: MAX_DBS,
+    mapSize: mapSize ?? 1024 * 1024 * 1024,
+    // Every write here is an explicit transaction already. With event-turn batching lmdb-js adds an
+    // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
+    // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
+    eventTurnBatching: false,
+  });
+}
+
+export const metaOf = (env: RootDatabase): Database<string, string> =>
+  env.openDB<string, string>({ name: 'meta', encoding: 'string' });
+
+/**
+ * The reason a commit failed. lmdb-js rejects with a generic "Commit failed (see commitError for details)"
+ * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
+ * a message that says what happened and because left alone it is an unhandled rejection.
+ */
+export async function commitFailure(error: unknown): Promise<string> {
+  const message = error instanceof Error ? error.message : String(error);
+  const commitError = (error as { commitError?: unknown } | null)?.commitError;
+  if (!(commitError instanceof Promise)) return message;
+  const cause: unknown = await commitError.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  return cause instanceof Error ? cause.message : message;
+}
+
+/** The message of a failed batch transaction (on either thread). */
+export async function batchFailure(error: unknown): Promise<string> {
+  return `LMDB write failed, nothing of the batch was applied: ${await commitFailure(error)}`;
+}

@@ -1,0 +1,243 @@
+/**
+ * The generations' lifecycle: a shadow generation rebuilt from the feed while the active one serves, the
+ * swap that makes it active in one transaction, and the clean-up of what a crash left behind.
+ *
+ * Readers switch generations between two transactions: before the swap they read the complete old
+ * generation, after it the complete new one. Subscribers get one commit event naming every key whose value
+ * differs (generation-diff.ts). The old generation is dropped afterwards.
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import { StoreWriteError } from '../errors.js';
+import type { PartitionPosition } from '../feed/types.js';
+import { offsetBefore } from '../materializer/change-batch.js';
+import type { Registry } from '../views/registry.js';
+import type { UserInformation } from '../views/user-information.js';
+import { commitFailure } from './environment.js';
+import { swapEvents } from './generation-diff.js';
+import {
+  Generation,
+  dropGenerationDbs,
+  generationOfDb,
+  newGenerationInfo,
+  viewBuildOfDb,
+  type GenerationInfo,
+  type ViewBuild,
+} from './generation.js';
+import type { CommitEvent } from './types.js';
+import { genKey, type GenerationHandles } from './write.js';
+
+export interface SwapResult {
+  readonly swapped: boolean;
+  /** Partitions where the shadow is still behind the required offsets (empty when swapped). */
+  readonly behind: readonly { topic: string; partition: number; next: string; required: string }[];
+  /** Sequence of the swap commit (when swapped). */
+  readonly sequence?: bigint;
+  readonly from?: GenerationInfo;
+  readonly to?: GenerationInfo;
+}
+
+export interface GenerationsOptions {
+  readonly env: RootDatabase;
+  readonly meta: Database<string, string>;
+  readonly registry: Registry;
+  readonly active: Generation;
+  readonly shadow: Generation | undefined;
+  readonly handles: GenerationHandles;
+  readonly publish: (event: CommitEvent) => void;
+  /** Reads a view as readers see it (the version floor of a swapped-in generation). */
+  readonly decode: (bytes: Buffer) => UserInformation;
+}
+
+export class Generations {
+  active: Generation;
+  shadow: Generation | undefined;
+
+  constructor(private readonly o: GenerationsOptions) {
+    this.active = o.active;
+    this.shadow = o.shadow;
+  }
+
+  static newInfo = newGenerationInfo;
+
+  private async commit<T>(what: string, action: () => T): Promise<T> {
+    try {
+      return await this.o.env.transaction(action);
+    } catch (e) {
+      throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
+    }
+  }
+
+  /**
+   * Starts (or resumes) a shadow generation built with the code's views. An existing shadow built with the
+   * same views is resumed where it stands (not for an offset reset); another one is dropped first.
+   * `inTransaction` runs in the same transaction (clearing the pending rebuild request, so a request is
+   * served by exactly one rebuild).
+   */
+  async beginShadow(
+    reason: string,
+    inTransaction: () => void,
+  ): Promise<{ generation: Generation; resumed: boolean }> {
+    const { meta, registry } = this.o;
+    const existing = this.shadow;
+    const fresh = newGenerationInfo(0, registry, 'building', reason);
+    const sameViews =
+      existing !== undefined &&
+      JSON.stringify(versionsOf(existing.info)) === JSON.stringify(versionsOf(fresh)) &&
+      JSON.stringify(existing.info.rowFields) === JSON.stringify(fresh.rowFields);
+    if (existing !== undefined && sameViews && reason !== 'offset-out-of-range') {
+      await this.commit('clear the rebuild request', inTransaction);
+      return { generation: existing, resumed: true };
+    }
+    if (existing !== undefined) await this.abandonShadow();
+    let info: GenerationInfo | undefined;
+    await this.commit('begin a shadow generation', () => {
+      const id = Number(meta.get('nextGeneration') ?? '1');
+      info = newGenerationInfo(id, registry, 'building', reason);
+      meta.put('nextGeneration', String(id + 1));
+      meta.put(genKey(id), JSON.stringify(info));
+      meta.put('shadowGeneration', String(id));
+      inTransaction();
+    });
+    if (info === undefined) throw new StoreWriteError('LMDB transaction did not run');
+    const generation = this.o.handles.get(info.id);
+    this.shadow = generation;
+    return { generation, resumed: false };
+  }
+
+  /** Drops the shadow generation (a rebuild that is no longer wanted). */
+  async abandonShadow(): Promise<void> {
+    const shadow = this.shadow;
+    if (shadow === undefined) return;
+    this.shadow = undefined;
+    await this.commit('abandon the shadow generation', () => {
+      this.o.meta.remove('shadowGeneration');
+      this.o.meta.remove(genKey(shadow.id));
+    });
+    await shadow.drop();
+  }
+
+  /**
+   * Makes `shadow` the active generation, in one write transaction, if for every partition in `required`
+   * its stored position has reached `next` (typically the live end offsets).
+   */
+  async trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
+    if (this.shadow !== shadow) return { swapped: false, behind: [] };
+    const { meta } = this.o;
+    const before = this.active;
+    const shadowInfo = shadow.info;
+    let outcome: SwapResult | undefined;
+    await this.o.env
+      .transaction(() => {
+        const behind: SwapResult['behind'][number][] = [];
+        for (const r of required) {
+          if (r.next === '0') continue;
+          const at = shadow.position(r.topic, r.partition) ?? '0';
+          if (offsetBefore(at, r.next))
+            behind.push({ topic: r.topic, partition: r.partition, next: at, required: r.next });
+        }
+        if (behind.length > 0) {
+          outcome = { swapped: false, behind };
+          return;
+        }
+        const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
+        const to: GenerationInfo = {
+          ...shadow.info,
+          state: 'active',
+          activatedSequence: sequence.toString(),
+          activatedAt: new Date().toISOString(),
+        };
+        meta.put(genKey(shadow.id), JSON.stringify(to));
+        meta.put('activeGeneration', String(shadow.id));
+        meta.remove('shadowGeneration');
+        meta.remove(genKey(before.id));
+        meta.put('sequence', sequence.toString());
+        // Switch readers here, not after the commit resolves: readers between this line and the commit
+        // read the last committed snapshot, in which the shadow is already complete.
+        this.active = shadow;
+        this.shadow = undefined;
+        shadow.info = to;
+        outcome = { swapped: true, behind: [], sequence, from: before.info, to };
+      })
+      .catch(async (e: unknown) => {
+        if (this.active === shadow) {
+          this.active = before;
+          this.shadow = shadow;
+          shadow.info = shadowInfo;
+        }
+        throw new StoreWriteError(
+          `LMDB write failed, the generation swap did not happen: ${await commitFailure(e)}`,
+          { cause: e },
+        );
+      });
+    if (outcome === undefined) throw new StoreWriteError('LMDB transaction did not run');
+    if (!outcome.swapped || outcome.sequence === undefined) return outcome;
+    this.o.publish({
+      sequence: outcome.sequence,
+      views: swapEvents(this.o.registry, before, this.active, this.o.decode),
+    });
+    await before.drop();
+    return outcome;
+  }
+
+  /**
+   * What subscribers see after views of `generation` were rebuilt from its rows: per rebuilt view, the keys
+   * that differ between the builds in `before` and the ones it serves now.
+   */
+  buildEvents(
+    generation: Generation,
+    before: ReadonlyMap<string, ViewBuild>,
+    rebuilt: readonly string[],
+  ): Map<string, ReadonlyMap<string, unknown>> {
+    const old = new Generation(this.o.env, { ...generation.info, views: Object.fromEntries(before) }, this.o.registry);
+    const events = swapEvents(this.o.registry, old, generation, this.o.decode);
+    for (const name of [...events.keys()]) if (!rebuilt.includes(name)) events.delete(name);
+    // The lazy UserInformation diff reads both builds: materialize it before the old one is dropped.
+    for (const [name, event] of events) events.set(name, new Map(event));
+    return events;
+  }
+
+  /** Drops the builds `before` held for `views` (after a view rebuild switched away from them). */
+  async dropBuilds(generation: Generation, before: ReadonlyMap<string, ViewBuild>, views: readonly string[]): Promise<void> {
+    for (const name of views) {
+      const build = before.get(name);
+      if (build === undefined) continue;
+      const prefix = `g${generation.id}/${name}#${build.build}/`;
+      await this.dropNames((n) => n.startsWith(prefix));
+    }
+  }
+
+  /**
+   * Drops databases of generations that are neither active nor shadow (left by a crash between a swap and
+   * the drop of the old generation), and view builds their generation does not serve (a crash during a
+   * view rebuild). Only the serving process calls it. Returns the orphaned generations.
+   */
+  async collectGarbage(): Promise<number[]> {
+    const keep = [this.active, ...(this.shadow === undefined ? [] : [this.shadow])];
+    const orphans = new Set<number>();
+    for (const name of this.o.env.getKeys()) {
+      if (typeof name !== 'string') continue;
+      const id = generationOfDb(name);
+      if (id !== undefined && !keep.some((g) => g.id === id)) orphans.add(id);
+    }
+    for (const id of orphans) {
+      await dropGenerationDbs(this.o.env, id);
+      await this.commit('forget an orphaned generation', () => void this.o.meta.remove(genKey(id)));
+    }
+    await this.dropNames((name) => {
+      const b = viewBuildOfDb(name);
+      if (b === undefined) return false;
+      const g = keep.find((k) => k.id === b.generation);
+      return g !== undefined && g.info.views[b.view]?.build !== b.build;
+    });
+    return [...orphans];
+  }
+
+  private async dropNames(match: (name: string) => boolean): Promise<void> {
+    const names: string[] = [];
+    for (const name of this.o.env.getKeys()) if (typeof name === 'string' && match(name)) names.push(name);
+    await Promise.all(names.map((name) => this.o.env.openDB({ name }).drop()));
+  }
+}
+
+const versionsOf = (info: GenerationInfo): Record<string, number> =>
+  Object.fromEntries(Object.entries(info.views).map(([k, v]) => [k, v.version]));

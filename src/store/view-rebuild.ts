@@ -1,0 +1,188 @@
+/**
+ * Rebuilding views from the stored rows, without reading the feed again: what a bumped (or new) view
+ * version gets. Only those views, and the views that depend on them, are rebuilt; every other view, the
+ * rows and the offsets are left exactly as they are.
+ *
+ * 1. Each view to rebuild gets a new build (new databases) beside the one serving; views upstream of it
+ *    that are not rebuilt get a scratch build, dropped afterwards (they only feed the rebuild).
+ * 2. The stored rows are replayed as inserts, table by table in TABLES order (users first: a view may read
+ *    a users row of any user while it applies other tables, and by then every users row has been
+ *    replayed), in chunks of one write transaction each, through the views' own `apply`.
+ * 3. One transaction switches the generation's info to the new builds and takes the commit sequence the
+ *    rebuilt values carry; the old builds are dropped afterwards. Readers see the old build until that
+ *    commit and the new one from it.
+ *
+ * A value rebuilt this way names, as its `version.source`, a current row that moved it in the replay (rows
+ * keep the offset and time of the newest record that set them), and the switch commit as its sequence.
+ *
+ * Runs while nothing else commits (at start, before the feed); a crash in between leaves the old builds
+ * serving and unreferenced new databases that the next start drops.
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { Registry } from '../views/registry.js';
+import { TABLES, type Table } from '../views/source.js';
+import type {
+  CommitInfo,
+  RecordOrigins,
+  RowReader,
+  Spaces,
+  Transitions,
+  ViewModule,
+} from '../views/types.js';
+import type { Generation, GenerationInfo, ViewBuild } from './generation.js';
+import type { StoredRow } from './row-codec.js';
+import { genKey } from './write.js';
+
+export interface ViewRebuildOptions {
+  readonly env: RootDatabase;
+  readonly meta: Database<string, string>;
+  readonly registry: Registry;
+  /** The generation whose views are rebuilt (the active one). */
+  readonly generation: Generation;
+  /** Views whose version changed (or that are new); their dependents are rebuilt too. */
+  readonly views: readonly string[];
+  /** The topic each table is read from (a rebuilt value's `version.source.topic`). */
+  readonly topicOf: (table: Table) => string;
+  /** Rows per write transaction. */
+  readonly chunkRows?: number;
+  /** Progress, after each chunk. */
+  readonly onProgress?: (rows: number) => void;
+}
+
+export interface ViewRebuildResult {
+  /** The views rebuilt (the ones asked for and their dependents), in apply order. */
+  readonly rebuilt: readonly string[];
+  /** The switch commit's sequence. */
+  readonly sequence: bigint;
+  /** The rows replayed. */
+  readonly rows: number;
+  /** The builds replaced: the caller compares them with the new ones for subscribers, then drops them. */
+  readonly replaced: ReadonlyMap<string, ViewBuild | undefined>;
+}
+
+const DEFAULT_CHUNK_ROWS = 20_000;
+
+/** The views to rebuild (asked + dependents) and the upstream views that only feed them, in apply order. */
+export function rebuildPlan(
+  registry: Registry,
+  asked: readonly string[],
+): { rebuild: ViewModule[]; feed: ViewModule[] } {
+  const rebuild = new Set(asked);
+  for (const v of registry.views) if (v.dependsOn.some((d) => rebuild.has(d))) rebuild.add(v.name);
+  const needed = new Set(rebuild);
+  for (const v of [...registry.views].reverse())
+    if (needed.has(v.name)) for (const d of v.dependsOn) needed.add(d);
+  return {
+    rebuild: registry.views.filter((v) => rebuild.has(v.name)),
+    feed: registry.views.filter((v) => needed.has(v.name) && !rebuild.has(v.name)),
+  };
+}
+
+export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise<ViewRebuildResult> {
+  const { env, meta, registry, generation } = options;
+  const plan = rebuildPlan(registry, options.views);
+  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
+  const info = generation.info;
+  const builds = new Map<string, number>();
+  const spaces = new Map<string, Spaces>();
+  for (const v of [...plan.feed, ...plan.rebuild]) {
+    const build = nextBuild(env, generation.id, v.name);
+    builds.set(v.name, build);
+    spaces.set(v.name, generation.openSpaces(v, build));
+  }
+  const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
+  const appliedAt = new Date().toISOString();
+  const order = registry.views.filter((v) => spaces.has(v.name));
+
+  let replayed = 0;
+  for (const table of TABLES) {
+    let after: string | undefined;
+    for (;;) {
+      // A page read completely, then written: no cursor stays open across a write transaction.
+      const page = generation.rows.page(table, after, chunkRows);
+      if (page.length === 0) break;
+      after = page[page.length - 1]![0];
+      const commit: CommitInfo = {
+        sequence,
+        sequenceText: sequence.toString(),
+        appliedAt,
+        records: originsOfRows(table, page, options.topicOf),
+      };
+      await env.transaction(() =>
+        applyRows(order, (v) => spaces.get(v)!, generation.rows, table, page, commit),
+      );
+      replayed += page.length;
+      options.onProgress?.(replayed);
+    }
+  }
+
+  const replaced = new Map<string, ViewBuild | undefined>();
+  const views: Record<string, ViewBuild> = { ...info.views };
+  for (const v of plan.rebuild) {
+    replaced.set(v.name, info.views[v.name]);
+    views[v.name] = { version: v.version, build: builds.get(v.name)! };
+  }
+  // Views no longer registered: dropped from the generation with the switch.
+  for (const name of Object.keys(views)) if (registry.byName(name) === undefined) delete views[name];
+  const next: GenerationInfo = { ...info, views };
+  await env.transaction(() => {
+    meta.put(genKey(info.id), JSON.stringify(next));
+    meta.put('sequence', sequence.toString());
+  });
+  generation.info = next;
+  for (const v of plan.feed) await generation.dropBuild(v, builds.get(v.name)!);
+  return { rebuilt: plan.rebuild.map((v) => v.name), sequence, rows: replayed, replaced };
+}
+
+/** The origins of replayed rows: each row's newest record, read from the topic its table comes from. */
+export function originsOfRows(
+  table: Table,
+  page: readonly (readonly [string, StoredRow])[],
+  topicOf: (table: Table) => string,
+): RecordOrigins {
+  return {
+    topic: () => topicOf(table),
+    partition: (i) => page[i]![1].origin.partition,
+    offset: (i) => page[i]![1].origin.offset,
+    eventTime: (i) => page[i]![1].origin.eventTime,
+  };
+}
+
+/** Applies stored rows of one table, as inserts, to `views` (in apply order) in one commit. */
+export function applyRows(
+  views: readonly ViewModule[],
+  spacesOf: (view: string) => Spaces,
+  rows: RowReader,
+  table: Table,
+  page: readonly (readonly [string, StoredRow])[],
+  commit: CommitInfo,
+): void {
+  const tx: Transitions = {
+    length: page.length,
+    table: page.map(() => table),
+    key: page.map(([key]) => key),
+    before: page.map(() => null),
+    after: page.map(([, stored]) => stored.row),
+    last: page.map((_, i) => i),
+  };
+  const downstream = new Map<string, unknown>();
+  for (const v of views) {
+    const applied = v.apply(
+      { transitions: tx, commit, rows, upstream: (name) => downstream.get(name) },
+      spacesOf(v.name),
+    );
+    if (applied.downstream !== undefined) downstream.set(v.name, applied.downstream);
+  }
+}
+
+/** A build number above every existing one of this view in this generation. */
+function nextBuild(env: RootDatabase, generation: number, view: string): number {
+  let max = 0;
+  const prefix = `g${generation}/${view}#`;
+  for (const name of env.getKeys()) {
+    if (typeof name !== 'string' || !name.startsWith(prefix)) continue;
+    const build = Number(name.slice(prefix.length).split('/')[0]);
+    if (build > max) max = build;
+  }
+  return max + 1;
+}

@@ -1,0 +1,90 @@
+/**
+ * The write side shared by both threads: the body of a commit's LMDB transaction, and the store's meta
+ * records it reads there (the sequence, the active generation, each generation's info).
+ *
+ * Meta keys: `instanceId`, `sequence` (commit counter shared by all generations, so it only grows across
+ * swaps), `activeGeneration`, `shadowGeneration`, `nextGeneration`, `generation:<id>` (GenerationInfo),
+ * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { CommitInput } from '../materializer/change-batch.js';
+import { commitBatch, type CommitPlan } from '../materializer/commit.js';
+import type { Registry } from '../views/registry.js';
+import { Generation, type GenerationInfo } from './generation.js';
+
+export const genKey = (id: number): string => `generation:${id}`;
+
+/** A generation's record in meta, or undefined when there is none (or it is from another store format). */
+export function readGenerationInfo(meta: Database<string, string>, id: number): GenerationInfo | undefined {
+  const raw = meta.get(genKey(id));
+  return raw === undefined ? undefined : (JSON.parse(raw) as GenerationInfo);
+}
+
+/** The id of the generation readers see, as committed (read inside a write transaction: where swaps serialize). */
+export const committedActiveGeneration = (meta: Database<string, string>): number =>
+  Number(meta.get('activeGeneration') ?? '0');
+
+/** What one commit wrote, as the caller publishes it. Structured-cloneable (it crosses from the writer thread). */
+export interface WrittenCommit {
+  readonly sequence: bigint;
+  /** ms since the epoch. */
+  readonly appliedAt: number;
+  /** The generation written to. */
+  readonly generation: number;
+  /** True when that generation was the active one (readers and subscribers see the commit). */
+  readonly visible: boolean;
+  /** Per view, what changed (the commit event). */
+  readonly events: Map<string, ReadonlyMap<string, unknown>>;
+  /** Records applied, skipped as already applied, and applied without changing a row. */
+  readonly accepted: number;
+  readonly skipped: number;
+  readonly noops: number;
+  /** Feed batches merged into this commit. */
+  readonly batches: number;
+}
+
+/** The body of a commit's write transaction: the commit body on `generation`, then the next sequence. */
+export function writeCommit(
+  meta: Database<string, string>,
+  generation: Generation,
+  plan: CommitPlan,
+  input: CommitInput,
+  appliedAt: number,
+  visible: boolean,
+  batches: number,
+): WrittenCommit {
+  const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
+  const outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+  meta.put('sequence', sequence.toString());
+  return {
+    sequence,
+    appliedAt,
+    generation: generation.id,
+    visible,
+    events: outcome.events,
+    accepted: outcome.accepted,
+    skipped: outcome.skipped,
+    noops: outcome.noops,
+    batches,
+  };
+}
+
+/** Generation handles by id, opened on first use (ids are never reused, so a handle never goes stale). */
+export class GenerationHandles {
+  private readonly open = new Map<number, Generation>();
+  constructor(
+    private readonly env: RootDatabase,
+    private readonly meta: Database<string, string>,
+    private readonly registry: Registry,
+  ) {}
+
+  get(id: number): Generation {
+    let g = this.open.get(id);
+    const info = readGenerationInfo(this.meta, id);
+    if (info === undefined) throw new Error(`the store has no generation ${id}`);
+    if (g === undefined) this.open.set(id, (g = new Generation(this.env, info, this.registry)));
+    // A view rebuilt (or a swap) since it was opened: the record in meta is the truth.
+    else g.info = info;
+    return g;
+  }
+}

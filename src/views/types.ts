@@ -1,0 +1,133 @@
+/**
+ * What a view is (DESIGN.md "views"): one module under src/views that declares its name, its version,
+ * the source fields it reads, the storage it owns, and how one commit's row transitions move it. The
+ * store, the live hub and the API are generic over the registered views (registry.ts); adding a view is
+ * that module plus one line in the registry.
+ *
+ * A view's `apply` is pure apart from the storage handed to it: it reads and writes its own spaces
+ * (inside the commit's transaction in LMDB, or Maps in tests and benchmarks), never anything else.
+ * See source.ts for the terminology (record, row, transition, sequence).
+ */
+import type { FieldsByTable, Row, Table } from './source.js';
+
+/**
+ * One commit's net row transitions, in columns (no object per transition on the hot path): entry `i` is
+ * the row `key[i]` of `table[i]` before the commit (`before[i]`, null when absent) and after it
+ * (`after[i]`, null when deleted). Rows equal in every stored field are not transitions.
+ */
+export interface Transitions {
+  readonly length: number;
+  readonly table: readonly Table[];
+  readonly key: readonly string[];
+  readonly before: readonly (Row | null)[];
+  readonly after: readonly (Row | null)[];
+  /** Index, among the commit's records, of the record that last set the row. */
+  readonly last: readonly number[];
+}
+
+/** Where the commit's records came from: what a view's version names. */
+export interface RecordOrigins {
+  topic(record: number): string;
+  partition(record: number): number;
+  /** Kafka offset, decimal. */
+  offset(record: number): string;
+  /** When the change happened at the source (Kafka timestamp, or the CDC source's commit time), ms. */
+  eventTime(record: number): number;
+}
+
+/** The commit a view is moved by. */
+export interface CommitInfo {
+  /** The store commit sequence (uint64). */
+  readonly sequence: bigint;
+  /** Its decimal form, computed once per commit. */
+  readonly sequenceText: string;
+  /** ISO-8601 time the commit is applied. */
+  readonly appliedAt: string;
+  readonly records: RecordOrigins;
+}
+
+/** A key-value space of a view: string keys, values the view's own type (encoded by the store). */
+export interface KvSpace<V> {
+  get(key: string): V | undefined;
+  put(key: string, value: V): void;
+  remove(key: string): void;
+  /** Every entry, in key order (verification and rebuilds only: never on the commit path). */
+  entries(): Iterable<[string, V]>;
+}
+
+/** An ordered set of string keys (an index), compared by Unicode code point (UTF-8 byte order). */
+export interface IndexSpace {
+  add(key: string): void;
+  remove(key: string): void;
+  /** Keys starting with `prefix`, in order, at most `limit` of them. */
+  first(prefix: string, limit: number): string[];
+  /** Every key, in order (verification and rebuilds only). */
+  all(): Iterable<string>;
+}
+
+/** Encodes a KV space's values for LMDB (the in-memory spaces keep values as they are). */
+export interface ValueCodec<V> {
+  encode(value: V): Buffer;
+  decode(bytes: Buffer): V;
+}
+
+export type SpaceSpec =
+  | { readonly kind: 'kv'; readonly codec: ValueCodec<unknown> }
+  | { readonly kind: 'index' };
+
+/** Reads of the current source rows (inside the commit: the rows as of before this commit's writes). */
+export interface RowReader {
+  row(table: Table, key: string): Row | undefined;
+}
+
+/** What `apply` gets besides its own spaces. */
+export interface ApplyInput {
+  readonly transitions: Transitions;
+  readonly commit: CommitInfo;
+  /** Rows before this commit (the transitions say what the commit changes). */
+  readonly rows: RowReader;
+  /** What a view listed in `dependsOn` passed downstream in this same commit (undefined: it did not change). */
+  upstream(view: string): unknown;
+}
+
+/** What one commit did to a view. */
+export interface Applied {
+  /**
+   * What subscribers and view topics see: key → new value (null: the key's value is gone). Only keys whose
+   * value actually changed; a commit that leaves the view as it was returns no event at all.
+   */
+  readonly event?: ReadonlyMap<string, unknown>;
+  /** What dependent views receive through `upstream` (structured-cloneable is not required). */
+  readonly downstream?: unknown;
+}
+
+export interface ViewModule {
+  /** Stable name: storage names and subscriptions use it. Lowercase with dashes. */
+  readonly name: string;
+  /** Bump when the view's definition or stored form changes: that view alone is rebuilt from the rows. */
+  readonly version: number;
+  /** Source fields read from each table's rows (the store keeps the union over the registry). */
+  readonly reads: FieldsByTable;
+  /** Views whose `downstream` this one consumes; they are applied first in every commit. */
+  readonly dependsOn: readonly string[];
+  /** The spaces it owns, by name. */
+  readonly spaces: Readonly<Record<string, SpaceSpec>>;
+  /** Moves the view by one commit. Throws only on a broken invariant (a bug): the commit is rolled back. */
+  apply(input: ApplyInput, spaces: Spaces): Applied;
+  /**
+   * What subscribers see when a rebuilt generation replaces the active one: the keys whose value differs
+   * between `before` and `after`, with the new value. Without it the store compares every entry of the
+   * view's KV spaces (fine for small views).
+   */
+  swapEvent?(before: Spaces, after: Spaces): ReadonlyMap<string, unknown> | undefined;
+  /**
+   * `matview verify`: what differs between a stored value (`actual`, undefined when missing) and the value
+   * recomputed from the rows (`expected`, undefined when there should be none), one readable line each;
+   * empty when they agree. Versions are not compared (a recomputed value has no history). Without it,
+   * values are compared as JSON without their `version`.
+   */
+  differences?(space: string, expected: unknown, actual: unknown): string[];
+}
+
+/** A view's spaces as `apply` sees them (typed by the view itself). */
+export type Spaces = Readonly<Record<string, KvSpace<unknown> | IndexSpace>>;

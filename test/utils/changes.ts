@@ -1,0 +1,68 @@
+/**
+ * Commit inputs for store and materializer tests, written the way tests think: one record per entry, with
+ * its table, key, row (null: delete) and position, and the next offsets the batch reaches.
+ */
+import { ChangeBatch, TRUNCATE, type CommitInput } from '../../src/materializer/change-batch.js';
+import type { PartitionPosition } from '../../src/feed/types.js';
+import type { Profile, Row, Table } from '../../src/views/source.js';
+
+export interface TestRecord {
+  readonly table: Table;
+  readonly key: string;
+  /** null: a delete; 'truncate': the whole table emptied. */
+  readonly row: Row | null | typeof TRUNCATE;
+  /** Default: the table's name. */
+  readonly topic?: string;
+  readonly partition?: number;
+  readonly offset: number | string;
+  /** ms; default 1_700_000_000_000. */
+  readonly eventTime?: number;
+}
+
+/**
+ * A commit input for `records`. Positions: each (topic, partition) reaches its last record's offset + 1,
+ * unless `positions` says otherwise.
+ */
+export function commitInput(
+  records: readonly TestRecord[],
+  positions?: readonly PartitionPosition[],
+): CommitInput {
+  const batch = new ChangeBatch();
+  const next = new Map<string, PartitionPosition>();
+  for (const r of records) {
+    const topic = r.topic ?? r.table;
+    const partition = r.partition ?? 0;
+    const offset = String(r.offset);
+    batch.push(r.table, r.key, r.row, topic, partition, offset, r.eventTime ?? 1_700_000_000_000);
+    const key = `${topic}\u0000${partition}`;
+    const reached = BigInt(offset) + 1n;
+    if (BigInt(next.get(key)?.next ?? '0') < reached) next.set(key, { topic, partition, next: String(reached) });
+  }
+  return { changes: batch.columns(), positions: positions ?? [...next.values()] };
+}
+
+/** Records numbered in order from `start` on partition 0 of each table's topic. */
+export function sequential(entries: readonly [Table, string, Row | null][], start = 0): TestRecord[] {
+  let offset = start;
+  return entries.map(([table, key, row]) => ({ table, key, row, offset: offset++ }));
+}
+
+export const profile = (username: string, extra: Partial<Profile> = {}): Row => ({
+  table: 'users',
+  username,
+  name: null,
+  description: null,
+  location: null,
+  webPageUrl: null,
+  joinedDate: null,
+  profileImageUrl: null,
+  backgroundImageUrl: null,
+  ...extra,
+});
+export const tweet = (userId: string): Row => ({ table: 'tweets', userId });
+export const follow = (followerId: string, followeeId: string): Row => ({
+  table: 'follows',
+  followerId,
+  followeeId,
+});
+export const like = (userId: string, tweetId = 't'): Row => ({ table: 'likes', userId, tweetId });
