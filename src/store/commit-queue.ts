@@ -8,7 +8,8 @@
  * Runs wherever the commit runs: on the writer thread (batch-writer.ts) or on the caller's thread.
  * Requests for different generations (the active one, a shadow being rebuilt) never share a commit.
  * Each partition's batches arrive in offset order (a source hands out one batch per partition at a
- * time), and concatenation keeps that order.
+ * time), and concatenation keeps that order. A merged commit that fails is retried batch by batch, so only
+ * the batch that fails alone is rejected (and redelivered by its source).
  */
 import { concatInputs, type CommitInput } from '../materializer/change-batch.js';
 
@@ -73,7 +74,19 @@ export class CommitQueue<R> {
           );
           for (const w of group) w.resolve(result);
         } catch (e) {
-          for (const w of group) w.reject(e);
+          if (group.length === 1) {
+            group[0]!.reject(e);
+            continue;
+          }
+          // One batch's failure must not fail the others merged with it (they would be retried together
+          // again and again): each commits alone, and only what fails alone is rejected.
+          for (const w of group) {
+            try {
+              w.resolve(await this.write(w.request.input, target, [w.request.id]));
+            } catch (alone) {
+              w.reject(alone);
+            }
+          }
         }
       }
     } finally {

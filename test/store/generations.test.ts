@@ -6,30 +6,18 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import type { Change } from '../../src/materializer/materialize.js';
-import { dbName } from '../../src/store/generation.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import type { CommitEvent } from '../../src/store/types.js';
-import type { Row } from '../../src/views/user-information.js';
+import { userChanges, type CommitEvent } from '../../src/store/types.js';
+import { VIEWS } from '../../src/views/registry.js';
+import type { Row, Table } from '../../src/views/source.js';
+import { commitInput, profile as user, type TestRecord } from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
 
-const user = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: null,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
-const change = (table: Change['table'], key: string, row: Row | null, offset: number): Change => ({
+const change = (table: Table, key: string, row: Row | null, offset: number): TestRecord => ({
   table,
   key,
   row,
-  position: { topic: table, partition: 0, offset: String(offset) },
-  timestamp: '1700000000000',
+  offset,
 });
 const tweet = (key: string, userId: string, offset: number) =>
   change('tweets', key, { table: 'tweets', userId }, offset);
@@ -42,26 +30,26 @@ const TWEETS = [tweet('t1', 'u1', 0), tweet('t2', 'u1', 1), tweet('t3', 'u1', 2)
 describe.each([{ writerThread: false }, { writerThread: true }])('store generations (%o)', (mode) => {
   it('should fill a shadow invisibly, refuse to swap while it is behind, then swap atomically and drop the old one', async () => {
     const path = tempDir();
-    const v1 = openStore({ ...mode, path, viewVersion: 1 });
-    await v1.applyBatch({ changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] });
-    await v1.applyBatch({ changes: TWEETS, positions: [{ topic: 'tweets', partition: 0, next: '4' }] });
+    const v1 = openStore({ ...mode, path });
+    await v1.applyBatch(commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]));
+    await v1.applyBatch(commitInput(TWEETS, [{ topic: 'tweets', partition: 0, next: '4' }]));
     await v1.close();
-    const store = openStore({ ...mode, path, viewVersion: 2 });
+    const store = openStore({ ...mode, path });
     const old = store.getUser('u1');
     // Summarized inside the listener: a swap's event reads both generations and is valid only during the call.
     const events: [bigint, string[], number | undefined][] = [];
     store.onCommit((e: CommitEvent) =>
-      events.push([e.sequence, [...e.changes.keys()].sort(), e.changes.get('u1')?.tweetCount]),
+      events.push([e.sequence, [...userChanges(e).keys()].sort(), userChanges(e).get('u1')?.tweetCount]),
     );
 
-    const { generation, resumed } = await store.beginShadow(2, 'view-version');
+    const { generation, resumed } = await store.beginShadow('requested');
     expect({ resumed, id: generation.id, shadow: store.shadowGeneration()?.id }).toEqual({
       resumed: false,
-      id: 1,
-      shadow: 1,
+      id: 2,
+      shadow: 2,
     });
     const applied = await store.applyBatch(
-      { changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] },
+      commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]),
       generation,
     );
     expect({ visible: applied.visible, events: events.length, read: store.getUser('u1') }).toEqual({
@@ -80,17 +68,17 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       behind: [{ topic: 'tweets', partition: 0, next: '0', required: '4' }],
     });
     expect({ active: store.activeGeneration().id, read: store.getUser('u1') }).toEqual({
-      active: 0,
+      active: 1,
       read: old,
     });
 
     await store.applyBatch(
-      { changes: TWEETS.slice(0, 2), positions: [{ topic: 'tweets', partition: 0, next: '2' }] },
+      commitInput(TWEETS.slice(0, 2), [{ topic: 'tweets', partition: 0, next: '2' }]),
       generation,
     );
     expect((await store.trySwap(generation, required)).swapped).toBe(false);
     await store.applyBatch(
-      { changes: TWEETS.slice(2), positions: [{ topic: 'tweets', partition: 0, next: '4' }] },
+      commitInput(TWEETS.slice(2), [{ topic: 'tweets', partition: 0, next: '4' }]),
       generation,
     );
     const before = store.sequence();
@@ -102,25 +90,25 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       sequence: swap.sequence! > before,
     }).toEqual({
       swapped: true,
-      from: 0,
-      to: 1,
+      from: 1,
+      to: 2,
       sequence: true,
     });
     // Same counts, produced by the shadow's own commits.
     expect({ ...store.getUser('u1'), version: undefined }).toEqual({ ...old, version: undefined });
     // Views written before the swap read as changed by it: sequences never step back across a swap.
     expect(store.getUser('u1')!.version.sequence).toBe(String(swap.sequence));
-    const later = await store.applyBatch({ changes: [tweet('t5', 'u1', 4)], positions: [] });
+    const later = await store.applyBatch(commitInput([tweet('t5', 'u1', 4)], []));
     expect(store.getUser('u1')!.version.sequence).toBe(String(later.sequence));
     expect({
       active: store.activeGeneration().id,
-      viewVersion: store.viewVersion,
-      needsRebuild: store.needsRebuild(),
+      stale: store.staleViews(),
+      full: store.fullRebuildReason(),
       shadow: store.shadowGeneration(),
     }).toEqual({
-      active: 1,
-      viewVersion: 2,
-      needsRebuild: false,
+      active: 2,
+      stale: [],
+      full: undefined,
       shadow: undefined,
     });
     // One event: every user whose view bytes differ (here both, their versions changed), at the swap's sequence.
@@ -134,16 +122,24 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     const names = [...env.getKeys()].sort();
     await env.close();
     expect(names).toEqual(
-      ['meta', dbName('offsets', 1), dbName('rows', 1), dbName('users', 1), dbName('views', 1)].sort(),
+      [
+        'meta',
+        'g2/offsets',
+        'g2/rows',
+        'g2/top-users#1/rank',
+        'g2/totals#1/totals',
+        'g2/user-information#1/counts',
+        'g2/user-information#1/views',
+      ].sort(),
     );
 
-    const again = openStore({ ...mode, path, viewVersion: 2 });
+    const again = openStore({ ...mode, path });
     expect({
       active: again.activeGeneration().id,
       u1: again.getUser('u1')?.tweetCount,
       pos: again.positions().length,
     }).toEqual({
-      active: 1,
+      active: 2,
       u1: 4,
       pos: 2,
     });
@@ -151,37 +147,36 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
   });
 
   it('should write live batches to whichever generation is active when they commit, and never move offsets back', async () => {
-    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
-    await store.applyBatch({ changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] });
-    const { generation } = await store.beginShadow(1, 'requested');
+    const store = openStore({ ...mode, path: tempDir() });
+    await store.applyBatch(commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]));
+    const { generation } = await store.beginShadow('requested');
     await store.applyBatch(
-      {
-        changes: [...USERS, ...TWEETS],
-        positions: [
+      commitInput(
+        [...USERS, ...TWEETS],
+        [
           { topic: 'users', partition: 0, next: '2' },
           { topic: 'tweets', partition: 0, next: '4' },
         ],
-      },
+      ),
       generation,
     );
     expect((await store.trySwap(generation, [{ topic: 'users', partition: 0, next: '2' }])).swapped).toBe(
       true,
     );
-    // A live consumer that was behind the shadow re-delivers old records: no-ops, and the offset stays.
-    const replay = await store.applyBatch({
-      changes: TWEETS.slice(0, 1),
-      positions: [{ topic: 'tweets', partition: 0, next: '1' }],
-    });
+    // A live consumer that was behind the shadow re-delivers old records: skipped, and the offset stays.
+    const replay = await store.applyBatch(
+      commitInput(TWEETS.slice(0, 1), [{ topic: 'tweets', partition: 0, next: '1' }]),
+    );
     expect({
       generation: replay.generation,
       visible: replay.visible,
-      noops: replay.noops,
+      skipped: replay.skipped,
       pos: store.position('tweets', 0),
       tweets: store.getUser('u1')?.tweetCount,
     }).toEqual({
-      generation: 1,
+      generation: 2,
       visible: true,
-      noops: 1,
+      skipped: 1,
       pos: '4',
       tweets: 3,
     });
@@ -190,49 +185,53 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
 
   it('should resume a shadow of the same version after reopening and replace one of another version', async () => {
     const path = tempDir();
-    const store = openStore({ ...mode, path, viewVersion: 1 });
-    const first = await store.beginShadow(2, 'view-version');
+    const store = openStore({ ...mode, path });
+    const first = await store.beginShadow('requested');
     await store.applyBatch(
-      { changes: USERS, positions: [{ topic: 'users', partition: 0, next: '2' }] },
+      commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]),
       first.generation,
     );
     await store.close();
 
-    const reopened = openStore({ ...mode, path, viewVersion: 2 });
-    const resumed = await reopened.beginShadow(2, 'resume');
+    const reopened = openStore({ ...mode, path });
+    const resumed = await reopened.beginShadow('resume');
     expect({
       resumed: resumed.resumed,
       id: resumed.generation.id,
       pos: reopened.position('users', 0, resumed.generation),
     }).toEqual({
       resumed: true,
-      id: 1,
+      id: 2,
       pos: '2',
     });
-    const replaced = await reopened.beginShadow(3, 'view-version');
+    await reopened.close();
+    // The code's views changed (a version bumped): the shadow built for the old ones is dropped.
+    const bumped = VIEWS.map((v) => (v.name === 'totals' ? { ...v, version: v.version + 1 } : v));
+    const next = openStore({ ...mode, writerThread: false, path, views: bumped });
+    const replaced = await next.beginShadow('resume');
     expect({
       resumed: replaced.resumed,
       id: replaced.generation.id,
-      pos: reopened.position('users', 0, replaced.generation),
+      pos: next.position('users', 0, replaced.generation),
     }).toEqual({
       resumed: false,
-      id: 2,
+      id: 3,
       pos: undefined,
     });
-    await reopened.close();
+    await next.close();
   });
 
   it('should record rebuild requests and the owning process across handles, and drop orphaned generations', async () => {
     const path = tempDir();
-    const server = openStore({ ...mode, path, viewVersion: 1 });
+    const server = openStore({ ...mode, path });
     await server.claimOwner();
-    const tool = openStore({ ...mode, path, viewVersion: 1, create: false });
+    const tool = openStore({ ...mode, path, create: false });
     expect(tool.liveOwner()?.pid).toBe(process.pid);
     await tool.requestRebuild('test');
     await tool.close();
     await new Promise((r) => setTimeout(r, 5)); // next event turn: lmdb-js renews its read snapshot
     expect(server.rebuildRequest()?.reason).toBe('test');
-    const { generation } = await server.beginShadow(1, 'requested');
+    const { generation } = await server.beginShadow('requested');
     expect(server.rebuildRequest()).toBeUndefined();
     await server.releaseOwner();
     expect(server.liveOwner()).toBeUndefined();
@@ -243,26 +242,25 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     const meta = env.openDB<string, string>({ name: 'meta', encoding: 'string' });
     await meta.remove('shadowGeneration');
     await env.close();
-    const reopened = openStore({ ...mode, path, viewVersion: 1 });
+    const reopened = openStore({ ...mode, path });
     expect(await reopened.collectGarbage()).toEqual([generation.id]);
     await reopened.close();
   });
 
   it('should refuse to open a missing store without creating one', () => {
     const path = join(tempDir(), 'nothing');
-    expect(() => openStore({ ...mode, path, viewVersion: 1, create: false })).toThrow(/No matview store/);
+    expect(() => openStore({ ...mode, path, create: false })).toThrow(/No matview store/);
     expect(existsSync(path)).toBe(false);
   });
 
   it('should back up a consistent copy with its offsets', async () => {
-    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
-    await store.applyBatch({
-      changes: [...USERS, ...TWEETS],
-      positions: [{ topic: 'tweets', partition: 0, next: '4' }],
-    });
+    const store = openStore({ ...mode, path: tempDir() });
+    await store.applyBatch(
+      commitInput([...USERS, ...TWEETS], [{ topic: 'tweets', partition: 0, next: '4' }]),
+    );
     const dir = join(tempDir(), 'copy');
     await store.backup(dir);
-    const copy = openStore({ ...mode, path: dir, viewVersion: 1, create: false });
+    const copy = openStore({ ...mode, path: dir, create: false });
     expect({
       id: copy.instanceId,
       u1: copy.getUser('u1'),

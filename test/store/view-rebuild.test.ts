@@ -1,0 +1,131 @@
+/**
+ * Issue 16, point 2: a version per view. Bumping one view's version rebuilds that view (and the views that
+ * depend on it) alone, from the stored rows; every other view, the rows and the offsets stay byte for byte
+ * what they were.
+ */
+import { open } from 'lmdb';
+import { describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/lmdb-store.js';
+import { userChanges, type CommitEvent } from '../../src/store/types.js';
+import { verifyGeneration } from '../../src/store/verify.js';
+import { VIEWS } from '../../src/views/registry.js';
+import type { Table } from '../../src/views/source.js';
+import { RANKINGS } from '../../src/views/top-users.js';
+import { commitInput, follow, like, profile, sequential, tweet } from '../utils/changes.js';
+import { tempDir } from '../utils/tmp.js';
+
+const bump = (name: string) => VIEWS.map((v) => (v.name === name ? { ...v, version: v.version + 1 } : v));
+const topicOf = (table: Table) => `${table}-topic`;
+
+/** Every database of the store, name → every (key, value) as hex. */
+async function dump(path: string): Promise<Map<string, string>> {
+  const env = open({ path, maxDbs: 128 });
+  const out = new Map<string, string>();
+  for (const name of [...env.getKeys()] as string[]) {
+    const db = env.openDB<Buffer, string>({ name, encoding: 'binary', keyEncoding: 'binary' });
+    const entries: string[] = [];
+    for (const { key, value } of db.getRange())
+      entries.push(
+        `${Buffer.from(key as unknown as Buffer).toString('hex')}=${Buffer.from(value).toString('hex')}`,
+      );
+    out.set(name, entries.join(','));
+  }
+  await env.close();
+  return out;
+}
+
+async function seeded(): Promise<string> {
+  const path = tempDir();
+  const store = openStore({ path });
+  await store.applyBatch(
+    commitInput(
+      sequential([
+        ['users', 'a', profile('alice')],
+        ['users', 'b', profile('bob')],
+        ['users', 'c', profile('carol')],
+        ['tweets', 't1', tweet('a')],
+        ['tweets', 't2', tweet('b')],
+        ['tweets', 't3', tweet('b')],
+        ['follows', 'f1', follow('a', 'b')],
+        ['follows', 'f2', follow('c', 'b')],
+        ['follows', 'f3', follow('b', 'c')],
+        ['likes', 'l1', like('c')],
+        ['tweets', 't4', tweet('ghost')],
+      ]),
+    ),
+  );
+  await store.close();
+  return path;
+}
+
+describe('a view version bump', () => {
+  it('should rebuild that view alone from the rows and leave everything else byte for byte as it was', async () => {
+    const path = await seeded();
+    const before = await dump(path);
+
+    const store = openStore({ path, views: bump('top-users') });
+    const events: CommitEvent[] = [];
+    store.onCommit((e) => events.push(e));
+    expect({ stale: store.staleViews(), full: store.fullRebuildReason() }).toEqual({
+      stale: ['top-users'],
+      full: undefined,
+    });
+    const top = Object.fromEntries(RANKINGS.map((r) => [r, store.topUserIds(r, 10)]));
+    const result = await store.rebuildStaleViews(topicOf);
+    expect({ rebuilt: result?.rebuilt, rows: result?.rows, sequence: result?.sequence }).toEqual({
+      rebuilt: ['top-users'],
+      rows: 11,
+      sequence: 2n,
+    });
+    // The same rankings, from the new build; nobody's list changed, so no event names the view.
+    expect(Object.fromEntries(RANKINGS.map((r) => [r, store.topUserIds(r, 10)]))).toEqual(top);
+    expect(top['FOLLOWERS']).toEqual(['b', 'c', 'a']);
+    expect(events.map((e) => [e.sequence, [...e.views.keys()]])).toEqual([[2n, []]]);
+    expect({ stale: store.staleViews(), versions: store.viewVersions() }).toEqual({
+      stale: [],
+      versions: { 'user-information': 1, 'top-users': 2, totals: 1 },
+    });
+    expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
+    await store.close();
+
+    const after = await dump(path);
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter(
+      (n) => before.get(n) !== after.get(n),
+    );
+    // Only the ranking's databases (old build dropped, new one written) and meta (generation info, sequence).
+    expect(changed.sort()).toEqual(['g1/top-users#1/rank', 'g1/top-users#2/rank', 'meta']);
+    expect(after.has('g1/top-users#1/rank')).toBe(false);
+  });
+
+  it('should rebuild the views that depend on a rebuilt view, and give rebuilt values the rebuild commit', async () => {
+    const path = await seeded();
+    const before = await dump(path);
+    const old = openStore({ path });
+    const views = Object.fromEntries(['a', 'b', 'c'].map((id) => [id, old.getUser(id)]));
+    await old.close();
+
+    const store = openStore({ path, views: bump('user-information') });
+    const events: CommitEvent[] = [];
+    store.onCommit((e) => events.push(e));
+    const result = await store.rebuildStaleViews(topicOf);
+    expect(result?.rebuilt).toEqual(['user-information', 'top-users']);
+    for (const id of ['a', 'b', 'c']) {
+      const { version, ...rest } = store.getUser(id)!;
+      const { version: _old, ...was } = views[id]!;
+      expect(rest).toEqual(was);
+      // The rebuild commit, and a current row that moved the user in the replay.
+      expect(version.sequence).toBe('2');
+      expect(version.source.topic).toMatch(/-topic$/);
+    }
+    // Every user's bytes changed (their version did): one event names them all.
+    expect(events.map((e) => [e.sequence, [...userChanges(e).keys()].sort()])).toEqual([
+      [2n, ['a', 'b', 'c']],
+    ]);
+    expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
+    await store.close();
+
+    const after = await dump(path);
+    for (const name of ['g1/rows', 'g1/offsets', 'g1/totals#1/totals'])
+      expect(after.get(name)).toBe(before.get(name));
+  });
+});

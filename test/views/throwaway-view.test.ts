@@ -1,0 +1,122 @@
+/**
+ * Issue 16, point 1: a new view is one module plus registration. This view exists only in this test
+ * (likes per tweet); nothing else in matview knows it. Registered, it is committed with every batch, kept
+ * exact, verified, and published in the commit events the live hub indexes by (view, key), with no other
+ * change anywhere.
+ */
+import { describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/lmdb-store.js';
+import type { CommitEvent } from '../../src/store/types.js';
+import { verifyGeneration } from '../../src/store/verify.js';
+import { VIEWS } from '../../src/views/registry.js';
+import type { LikeRow } from '../../src/views/source.js';
+import type { KvSpace, ValueCodec, ViewModule } from '../../src/views/types.js';
+import { commitInput, like, profile, sequential } from '../utils/changes.js';
+import { tempDir } from '../utils/tmp.js';
+
+const number: ValueCodec<number> = {
+  encode: (n) => Buffer.from(String(n)),
+  decode: (b) => Number(b.toString()),
+};
+
+/** `SELECT tweetId, COUNT(*) FROM likes GROUP BY tweetId`. */
+const likesPerTweet: ViewModule = {
+  name: 'likes-per-tweet',
+  version: 1,
+  reads: { likes: ['tweetId'] },
+  dependsOn: [],
+  spaces: { count: { kind: 'kv', codec: number as ValueCodec<unknown> } },
+  apply({ transitions: tx }, spaces) {
+    const count = spaces['count'] as KvSpace<number>;
+    const event = new Map<string, number | null>();
+    const move = (tweetId: string | undefined, by: number) => {
+      if (tweetId === undefined) return;
+      const n = (count.get(tweetId) ?? 0) + by;
+      if (n === 0) count.remove(tweetId);
+      else count.put(tweetId, n);
+      event.set(tweetId, n === 0 ? null : n);
+    };
+    for (let i = 0; i < tx.length; i++) {
+      if (tx.table[i] !== 'likes') continue;
+      const from = (tx.before[i] as LikeRow | null)?.tweetId;
+      const to = (tx.after[i] as LikeRow | null)?.tweetId;
+      if (from === to) continue;
+      move(from, -1);
+      move(to, +1);
+    }
+    return event.size === 0 ? {} : { event };
+  },
+};
+
+describe('a view registered through the registry alone', () => {
+  it('should be committed, kept exact, verified and published with every batch', async () => {
+    const store = openStore({ path: tempDir(), views: [...VIEWS, likesPerTweet] });
+    const events: CommitEvent[] = [];
+    store.onCommit((e) => events.push(e));
+    await store.applyBatch(
+      commitInput(
+        sequential([
+          ['users', 'u1', profile('one')],
+          ['likes', 'l1', like('u1', 'tA')],
+          ['likes', 'l2', like('u1', 'tA')],
+          ['likes', 'l3', like('u1', 'tB')],
+        ]),
+      ),
+    );
+    await store.applyBatch(
+      commitInput(
+        sequential(
+          [
+            ['likes', 'l2', like('u1', 'tB')],
+            ['likes', 'l3', null],
+          ],
+          4,
+        ),
+      ),
+    );
+    const count = store.activeGeneration().spaces('likes-per-tweet')['count'] as KvSpace<number>;
+    expect([...count.entries()]).toEqual([
+      ['tA', 1],
+      ['tB', 1],
+    ]);
+    expect(events.map((e) => [e.sequence, [...(e.views.get('likes-per-tweet') ?? [])]])).toEqual([
+      [
+        1n,
+        [
+          ['tA', 2],
+          ['tB', 1],
+        ],
+      ],
+      [
+        2n,
+        [
+          ['tA', 1],
+          ['tB', 1],
+        ],
+      ],
+    ]);
+    expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
+    // A corrupted entry is named by verify.
+    await store.activeGeneration().rows.db.transaction(() => count.put('tA', 7));
+    expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([
+      { view: 'likes-per-tweet', key: 'tA', problems: ['count is 7, rows say 1'] },
+    ]);
+    await store.close();
+  });
+
+  it('should make the store rebuild from the feed when its rows lack a field the new view reads', async () => {
+    const path = tempDir();
+    const before = openStore({ path });
+    await before.applyBatch(commitInput(sequential([['likes', 'l1', like('u1', 'tA')]])));
+    await before.close();
+    // likes.tweetId was not stored (no registered view read it): the rows cannot give it.
+    const after = openStore({ path, views: [...VIEWS, likesPerTweet] });
+    expect({ full: after.fullRebuildReason(), stale: after.staleViews() }).toEqual({
+      full: 'source-fields',
+      stale: ['likes-per-tweet'],
+    });
+    const { generation } = await after.beginShadow('source-fields');
+    expect(generation.info.rowFields.likes).toEqual(['userId', 'tweetId']);
+    await after.close();
+  });
+});
