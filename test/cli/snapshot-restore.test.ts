@@ -80,7 +80,7 @@ describe('snapshot and restore', () => {
     const snap = await runCli(['snapshot', file], { DATA_DIR: a.config.dataDir });
     expect({ code: snap.code, stderr: snap.stderr }).toEqual({ code: 0, stderr: '' });
     expect(snap.stdout).toMatch(
-      /^snapshot: wrote .*matview\.snapshot \(\d+ bytes\): generation 0, view version 1, sequence \d+, instance /,
+      /^snapshot: wrote .*matview\.snapshot \(\d+ bytes\): generation 1, views user-information@1 top-users@1 totals@1, sequence \d+, instance /,
     );
     expect(existsSync(`${file}.tmp-${process.pid}`)).toBe(false);
     // Refuses to overwrite without --force.
@@ -102,7 +102,7 @@ describe('snapshot and restore', () => {
       stderr: '',
       last: 'restore: `matview serve` resumes the feed from these offsets',
     });
-    const restored = openStore({ path: join(dataDir, 'view'), viewVersion: 1, create: false });
+    const restored = openStore({ path: join(dataDir, 'view'), create: false });
     const identity = { positions: restored.positions(), instanceId: restored.instanceId };
     await restored.close();
     expect(identity.positions).toEqual(atSnapshot);
@@ -129,7 +129,7 @@ describe('snapshot and restore', () => {
 
   it('should move the snapshot in with --move, and give back a file that is not a snapshot', async () => {
     const source = tempDir();
-    const store = openStore({ path: join(source, 'view'), viewVersion: 1 });
+    const store = openStore({ path: join(source, 'view') });
     const instanceId = store.instanceId;
     await store.close();
     const file = join(tempDir(), 'moved.mdb');
@@ -142,7 +142,7 @@ describe('snapshot and restore', () => {
       stderr: '',
       fileLeft: false,
     });
-    const restored = openStore({ path: join(target, 'view'), viewVersion: 1, create: false });
+    const restored = openStore({ path: join(target, 'view'), create: false });
     const restoredId = restored.instanceId;
     await restored.close();
     expect(restoredId).not.toBe(instanceId);
@@ -168,9 +168,9 @@ describe('snapshot and restore', () => {
     }).toEqual({
       code: 0,
       stderr: '',
-      last: 'rebuild: done: generation 1 is active (was 0)',
+      last: 'rebuild: done: generation 2 is active (was 1)',
     });
-    expect(server.running.store.activeGeneration().id).toBe(1);
+    expect(server.running.store.activeGeneration().id).toBe(2);
     await viewOf(server, 50);
     const metrics = await scrape(server.url);
     expect(metrics.sum('matview_view_swaps_total', { reason: 'requested' })).toBe(1);

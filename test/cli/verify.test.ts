@@ -5,40 +5,31 @@
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import type { Change } from '../../src/materializer/materialize.js';
-import { dbName } from '../../src/store/generation.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { decodeView, encodeView } from '../../src/views/codec.js';
-import type { Row, UserState } from '../../src/views/user-information.js';
+import type { Row, Table } from '../../src/views/source.js';
+import { countsCodec } from '../../src/views/user-information.js';
+import { commitInput, profile, type TestRecord } from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
 import { runCli } from './run-cli.js';
 
-const user = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: 'Name',
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
+const user = (username: string): Row => profile(username, { name: 'Name' });
 let offset = 0;
-const change = (table: Change['table'], key: string, row: Row | null): Change => ({
+const change = (table: Table, key: string, row: Row | null): TestRecord => ({
   table,
   key,
   row,
-  position: { topic: table, partition: 0, offset: String(offset++) },
-  timestamp: '1700000000000',
+  offset: offset++,
 });
+const VIEWS_DB = 'g1/user-information#1/views';
+const COUNTS_DB = 'g1/user-information#1/counts';
 
 /** A store with three users and a mix of tweets, follows, likes, an update that moves a tweet and a delete. */
 async function healthyStore(): Promise<string> {
   const dataDir = tempDir();
-  const store = openStore({ path: join(dataDir, 'view'), viewVersion: 1 });
-  await store.applyBatch({
-    changes: [
+  const store = openStore({ path: join(dataDir, 'view') });
+  await store.applyBatch(
+    commitInput([
       change('users', 'alice', user('alice')),
       change('users', 'bob', user('bob')),
       change('users', 'carol', user('carol')),
@@ -47,18 +38,16 @@ async function healthyStore(): Promise<string> {
       change('tweets', 't3', { table: 'tweets', userId: 'bob' }),
       change('follows', 'f1', { table: 'follows', followerId: 'bob', followeeId: 'alice' }),
       change('follows', 'f2', { table: 'follows', followerId: 'carol', followeeId: 'alice' }),
-      change('likes', 'l1', { table: 'likes', userId: 'carol' }),
-    ],
-    positions: [],
-  });
-  await store.applyBatch({
-    changes: [
+      change('likes', 'l1', { table: 'likes', userId: 'carol', tweetId: 't1' }),
+    ]),
+  );
+  await store.applyBatch(
+    commitInput([
       change('tweets', 't2', { table: 'tweets', userId: 'bob' }),
       change('follows', 'f2', null),
       change('users', 'ghost', user('ghost')),
-    ],
-    positions: [],
-  });
+    ]),
+  );
   await store.close();
   return dataDir;
 }
@@ -70,13 +59,13 @@ describe('matview verify', () => {
     expect({ code: ok.code, stdout: ok.stdout, stderr: ok.stderr }).toEqual({
       code: 0,
       stdout:
-        'verify: OK: every view matches its rows; generation 0 (view version 1), 4 users, rows: 4 users, 3 tweets, 1 follows, 1 likes\n',
+        'verify: OK: every view matches its rows; generation 1; views: user-information 4 keys, top-users 16 keys, totals 1 keys; rows: 4 users, 3 tweets, 1 follows, 1 likes\n',
       stderr: '',
     });
 
     // Corrupt bob's stored view: one tweet too many.
-    const env = open({ path: join(dataDir, 'view'), maxDbs: 64 });
-    const views = env.openDB<Buffer, string>({ name: dbName('views', 0), encoding: 'binary' });
+    const env = open({ path: join(dataDir, 'view'), maxDbs: 128 });
+    const views = env.openDB<Buffer, string>({ name: VIEWS_DB, encoding: 'binary' });
     const bob = decodeView(views.getBinary('bob')!);
     await views.put('bob', encodeView({ ...bob, tweetCount: bob.tweetCount + 1 }));
     await env.close();
@@ -85,25 +74,28 @@ describe('matview verify', () => {
     expect({ code: bad.code, lines: bad.stdout.trim().split('\n') }).toEqual({
       code: 1,
       lines: [
-        'user bob: view tweetCount is 3, rows say 2',
-        'verify: FAILED: 1 of 4 users differ from their rows; generation 0 (view version 1), 4 users, rows: 4 users, 3 tweets, 1 follows, 1 likes',
+        'user-information bob: view tweetCount is 3, rows say 2',
+        'verify: FAILED: 1 keys differ from the rows; generation 1; views: user-information 4 keys, top-users 16 keys, totals 1 keys; rows: 4 users, 3 tweets, 1 follows, 1 likes',
       ],
     });
   });
 
   it('should name users whose stored state drifted or whose view is missing', async () => {
     const dataDir = await healthyStore();
-    const env = open({ path: join(dataDir, 'view'), maxDbs: 64 });
-    const users = env.openDB<UserState, string>({ name: dbName('users', 0) });
-    const alice = users.get('alice')!;
-    await users.put('alice', { ...alice, counts: { ...alice.counts, followerCount: 7 } });
-    await env.openDB<Buffer, string>({ name: dbName('views', 0), encoding: 'binary' }).remove('carol');
+    const env = open({ path: join(dataDir, 'view'), maxDbs: 128 });
+    const counts = env.openDB<Buffer, string>({ name: COUNTS_DB, encoding: 'binary' });
+    const alice = countsCodec.decode(counts.getBinary('alice')!);
+    await counts.put('alice', countsCodec.encode({ ...alice, followerCount: 7 }));
+    await env.openDB<Buffer, string>({ name: VIEWS_DB, encoding: 'binary' }).remove('carol');
     await env.close();
 
     const bad = await runCli(['verify'], { DATA_DIR: dataDir });
     expect({ code: bad.code, lines: bad.stdout.trim().split('\n').slice(0, 2) }).toEqual({
       code: 1,
-      lines: ['user alice: state followerCount is 7, rows say 1', 'user carol: has a users row but no view'],
+      lines: [
+        'user-information alice: stored followerCount is 7, rows say 1',
+        'user-information carol: has a users row but no view',
+      ],
     });
   });
 
