@@ -3,7 +3,7 @@
  * generation's `rowFields`), in the table's contract order. Binary and flat: no msgpack, no field names.
  *
  *   [u32 partition][u8 n][n ASCII digits: offset][f64 eventTime ms]
- *   then per stored field: [u16 byte length, 0xffff = null][UTF-8 bytes]
+ *   then per stored field: [u32 byte length, 0xffffffff = null][UTF-8 bytes]
  *
  * The origin (the newest record that set the row) is what a view rebuilt from the rows names as the
  * source of a value; the fields are what views read back.
@@ -11,7 +11,7 @@
 import type { RowOrigin } from '../materializer/commit.js';
 import { fieldOf, type Row, type Table } from '../views/source.js';
 
-const NULL = 0xffff;
+const NULL = 0xffffffff;
 
 export interface StoredRow {
   readonly row: Row;
@@ -24,7 +24,7 @@ export function encodeRow(fields: readonly string[], row: Row, origin: RowOrigin
   for (const f of fields) {
     const v = fieldOf(row, f);
     values.push(v);
-    size += 2 + (v === null ? 0 : Buffer.byteLength(v));
+    size += 4 + (v === null ? 0 : Buffer.byteLength(v));
   }
   const out = Buffer.allocUnsafe(size);
   out.writeUInt32LE(origin.partition, 0);
@@ -35,14 +35,13 @@ export function encodeRow(fields: readonly string[], row: Row, origin: RowOrigin
   at += 8;
   for (const v of values) {
     if (v === null) {
-      out.writeUInt16LE(NULL, at);
-      at += 2;
+      out.writeUInt32LE(NULL, at);
+      at += 4;
       continue;
     }
-    const n = out.write(v, at + 2, 'utf8');
-    if (n >= NULL) throw new RangeError(`a field of ${row.table} is ${n} bytes, more than a stored row holds`);
-    out.writeUInt16LE(n, at);
-    at += 2 + n;
+    const n = out.write(v, at + 4, 'utf8');
+    out.writeUInt32LE(n, at);
+    at += 4 + n;
   }
   return out;
 }
@@ -52,8 +51,8 @@ export function decodeRow(table: Table, fields: readonly string[], bytes: Buffer
   let at = 5 + bytes[4]! + 8;
   const out: Record<string, string | null> = { table };
   for (const f of fields) {
-    const n = bytes.readUInt16LE(at);
-    at += 2;
+    const n = bytes.readUInt32LE(at);
+    at += 4;
     if (n === NULL) {
       out[f] = null;
       continue;

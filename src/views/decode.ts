@@ -41,6 +41,9 @@ function requiredId(o: Record<string, unknown>, field: string): string {
   if (typeof v !== 'string' || v.length === 0) {
     fail(RecordErrorCode.FieldType, `field "${field}" must be a non-empty string, got ${describe(v)}`);
   }
+  // Ids are keys of the views (a userId keys a user's counts): the same bound as a record key.
+  if (Buffer.byteLength(v) > MAX_KEY_BYTES)
+    fail(RecordErrorCode.FieldType, `field "${field}" is longer than ${MAX_KEY_BYTES} bytes`);
   return v;
 }
 

@@ -29,6 +29,12 @@ function scriptedLive(events: LiveUserChange[]) {
         },
       };
     },
+    subscribeTopUsers: () => ({
+      [Symbol.asyncIterator]: () => ({ next: async () => ({ value: undefined, done: true }) }),
+    }),
+    subscribeTotals: () => ({
+      [Symbol.asyncIterator]: () => ({ next: async () => ({ value: undefined, done: true }) }),
+    }),
   };
   return { live, asked, released: () => released };
 }

@@ -22,7 +22,7 @@ import type { FeedRecord } from '../../src/feed/types.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { startServer, type Running } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
+import { commitInput, profile } from '../utils/changes.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
@@ -113,34 +113,20 @@ const bigUsers = (from: number, n: number, kb: number) =>
 
 describe('store errors', () => {
   it('should grow the LMDB map by itself past LMDB_MAP_SIZE_MB', async () => {
-    const store = openStore({
-      path: join(tempDir(), 'view'),
-      mapSize: 1024 * 1024,
-      viewVersion: USER_INFORMATION_VERSION,
-    });
+    const store = openStore({ path: join(tempDir(), 'view'), mapSize: 1024 * 1024 });
     try {
       const description = 'x'.repeat(16 * 1024);
       for (let b = 0; b < 16; b++) {
-        await store.applyBatch({
-          changes: Array.from({ length: 16 }, (_, i) => ({
-            table: 'users' as const,
-            key: `u${b}-${i}`,
-            row: {
+        await store.applyBatch(
+          commitInput(
+            Array.from({ length: 16 }, (_, i) => ({
               table: 'users' as const,
-              username: 'n',
-              name: null,
-              description,
-              location: null,
-              webPageUrl: null,
-              joinedDate: null,
-              profileImageUrl: null,
-              backgroundImageUrl: null,
-            },
-            position: { topic: 'users', partition: 0, offset: String(b * 16 + i) },
-            timestamp: '0',
-          })),
-          positions: [{ topic: 'users', partition: 0, next: String(b * 16 + 16) }],
-        });
+              key: `u${b}-${i}`,
+              row: profile('n', { description }),
+              offset: b * 16 + i,
+            })),
+          ),
+        );
       }
       expect(store.sizeBytes()).toBeGreaterThan(4 * 1024 * 1024);
       expect(store.getUser('u15-15')?.description).toBe(description);

@@ -7,6 +7,8 @@ import type { LiveUserChange } from '../../src/live/types.js';
 import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import type { CommitListener } from '../../src/store/types.js';
+import type { Ranking } from '../../src/views/top-users.js';
+import type { TotalsValue } from '../../src/views/totals.js';
 import type { UserInformation } from '../../src/views/user-information.js';
 
 /** A store stand-in: views in a Map, a commit sequence, listeners called synchronously like LmdbStore. */
@@ -17,6 +19,20 @@ class FakeStore {
 
   getUser(userId: string): UserInformation | undefined {
     return this.views.get(userId);
+  }
+  getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
+    return userIds.map((id) => this.views.get(id));
+  }
+  /** Ranked by tweetCount (whatever the ranking), then userId: enough for the state subscriptions' tests. */
+  topUserIds(_ranking: Ranking, limit: number): string[] {
+    return [...this.views.values()]
+      .sort((a, b) => b.tweetCount - a.tweetCount || (a.userId < b.userId ? -1 : 1))
+      .slice(0, limit)
+      .map((u) => u.userId);
+  }
+  totalsValue: TotalsValue | undefined;
+  totals(): TotalsValue | undefined {
+    return this.totalsValue;
   }
   sequence(): bigint {
     return this.seq;
@@ -50,7 +66,7 @@ class FakeStore {
     }
     return () => {
       this.seq = sequence;
-      for (const l of this.listeners) l({ sequence, changes: event });
+      for (const l of this.listeners) l({ sequence, views: new Map([['user-information', event]]) });
     };
   }
 }

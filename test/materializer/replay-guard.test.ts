@@ -1,24 +1,36 @@
 /**
- * The replay guard compares Kafka offsets as decimal strings (no BigInt per record): a change at or
- * before a row's origin on the same partition is a no-op, across digit-count boundaries too.
+ * The replay guard: a record applies only at or after its partition's stored next offset (and after every
+ * record of that partition already accepted in the same commit). Offsets are compared as decimal strings
+ * (no BigInt per record), across digit-count boundaries too.
  */
 import { describe, expect, it } from 'vitest';
-import { materialize, type Change } from '../../src/materializer/materialize.js';
-import { MemoryState } from '../utils/memory-state.js';
+import { offsetBefore } from '../../src/materializer/change-batch.js';
+import { commitBatch, commitPlan } from '../../src/materializer/commit.js';
+import { MemoryState } from '../../src/materializer/memory-state.js';
+import { createRegistry } from '../../src/views/registry.js';
+import { commitInput, tweet } from '../utils/changes.js';
 
-const tweet = (offset: string, partition = 0): Change => ({
-  table: 'tweets',
-  key: 't1',
-  row: { table: 'tweets', userId: `u${offset}` },
-  position: { topic: 'tweets', partition, offset },
-  timestamp: '1700000000000',
-});
+const registry = createRegistry();
+const plan = commitPlan(registry);
 
-/** Applies `origin`, then `next`; returns whether `next` was applied (not a no-op). */
-function applied(origin: Change, next: Change): boolean {
-  const state = new MemoryState();
-  state.apply(materialize(state, [origin], { sequence: 1n, appliedAt: '2026-01-01T00:00:00.000Z' }));
-  return materialize(state, [next], { sequence: 2n, appliedAt: '2026-01-01T00:00:00.000Z' }).noops === 0;
+/** Applies a tweet at `first`, then one at `next` (same or other partition); returns whether the second applied. */
+function applied(first: string, next: string, partition = 0): boolean {
+  const state = new MemoryState(registry);
+  commitBatch(
+    state,
+    plan,
+    commitInput([{ table: 'tweets', key: 't1', row: tweet('u1'), offset: first }]),
+    1n,
+    0,
+  );
+  const outcome = commitBatch(
+    state,
+    plan,
+    commitInput([{ table: 'tweets', key: 't1', row: tweet(`u${next}`), partition, offset: next }]),
+    2n,
+    0,
+  );
+  return outcome.accepted === 1;
 }
 
 describe('replay guard', () => {
@@ -32,11 +44,21 @@ describe('replay guard', () => {
     ['12345678901234567889', '12345678901234567890', true],
     ['0', '0', false],
     ['0', '1', true],
-  ])('origin %s, change at %s: applied %s', (origin, at, expected) => {
-    expect(applied(tweet(origin), tweet(at))).toBe(expected);
+  ])('first at %s, then at %s: applied %s', (first, at, expected) => {
+    expect(applied(first, at)).toBe(expected);
   });
 
   it('never treats another partition as a replay', () => {
-    expect(applied(tweet('10', 0), tweet('9', 1))).toBe(true);
+    expect(applied('10', '9', 1)).toBe(true);
+  });
+
+  it('compares offsets like integers', () => {
+    const pairs: [string, string][] = [
+      ['9', '10'],
+      ['10', '9'],
+      ['5', '5'],
+      ['18446744073709551615', '18446744073709551616'],
+    ];
+    expect(pairs.map(([a, b]) => offsetBefore(a, b))).toEqual(pairs.map(([a, b]) => BigInt(a) < BigInt(b)));
   });
 });

@@ -8,6 +8,7 @@ import type { FeedBatch, FeedSource, FeedStatus, PartitionPosition } from '../..
 import { FeedTracker } from '../../src/wiring/feed-tracker.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
+import { commitInput } from '../utils/changes.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -22,7 +23,7 @@ function setup() {
     endOffsets: async () => ends,
     status: () => status,
   };
-  const store = openStore({ path: tempDir(), viewVersion: 1 });
+  const store = openStore({ path: tempDir() });
   const metrics = createMetrics({ defaultMetrics: false });
   const tracker = new FeedTracker({
     store,
@@ -36,7 +37,7 @@ function setup() {
     now: () => now,
   });
   const applyTo = async (next: number) => {
-    await store.applyBatch({ changes: [], positions: [{ topic: 't', partition: 0, next: String(next) }] });
+    await store.applyBatch(commitInput([], [{ topic: 't', partition: 0, next: String(next) }]));
     const batch: FeedBatch = { topic: 't', partition: 0, records: [], highWatermark: ends[0]!.next };
     tracker.applied(batch, now);
   };

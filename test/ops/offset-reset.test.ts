@@ -13,7 +13,8 @@ import { createKafkaSource } from '../../src/feed/kafka-source.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import type { Row } from '../../src/views/user-information.js';
+import type { Row } from '../../src/views/source.js';
+import { commitInput } from '../utils/changes.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
@@ -46,19 +47,16 @@ const ghost: Row = {
 
 /** A store that claims to have consumed tweets[0] up to offset 5000 and holds a user the log does not have. */
 async function storeAheadOfTheLog(dataDir: string, topics: TestTopics): Promise<void> {
-  const store = openStore({ path: join(dataDir, 'view'), viewVersion: 1 });
-  await store.applyBatch({
-    changes: [
-      {
-        table: 'users',
-        key: 'ghost',
-        row: ghost,
-        position: { topic: topics.users, partition: 0, offset: '0' },
-        timestamp: '0',
-      },
-    ],
-    positions: [{ topic: topics.tweets, partition: 0, next: '5000' }],
-  });
+  const store = openStore({ path: join(dataDir, 'view') });
+  await store.applyBatch(
+    commitInput(
+      [{ table: 'users', key: 'ghost', row: ghost, topic: topics.users, offset: 0 }],
+      [
+        { topic: topics.users, partition: 0, next: '1' },
+        { topic: topics.tweets, partition: 0, next: '5000' },
+      ],
+    ),
+  );
   await store.close();
 }
 
@@ -109,7 +107,7 @@ describe('OFFSET_RESET_POLICY', () => {
         'earliest offsets, or restore a newer snapshot (matview restore).',
     );
     // Nothing was changed and the store is released: it opens again.
-    const store = openStore({ path: join(dataDir, 'view'), viewVersion: 1, create: false });
+    const store = openStore({ path: join(dataDir, 'view'), create: false });
     expect({ pos: store.position(topics.tweets, 0), owner: store.liveOwner() }).toEqual({
       pos: '5000',
       owner: undefined,

@@ -1,13 +1,18 @@
 /**
- * Issue 6, acceptance 3: a server started with another view version against a populated store rebuilds
- * the view in a shadow generation while it keeps answering the old one, then swaps atomically.
+ * Issue 6, acceptance 3: a server asked to rebuild (`matview rebuild`) against a populated store rebuilds
+ * the view from the feed in a shadow generation while it keeps answering the old one, then swaps
+ * atomically. Issue 16: a server started with a bumped view version rebuilds that view alone from the
+ * stored rows before it consumes.
  *
  * A reader hammers `users(ids)` for the whole rebuild: no error, no null, and never fewer counts than the
  * complete view had (a half-built shadow would show fewer). The swap hook holds the fully built shadow
  * until the test has seen reads of the old generation and produced more records, so "during the rebuild"
  * is a state the test controls, not a timing guess.
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/lmdb-store.js';
+import { VIEWS } from '../../src/views/registry.js';
 import { lastOf, orderProblem, record, USERS_CHANGED, wsClient } from '../live/helpers.js';
 import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
@@ -27,7 +32,6 @@ afterAll(async () => {
 const json = (o: object) => JSON.stringify(o);
 const USERS = Array.from({ length: 20 }, (_, i) => `v${i}`);
 const QUERY = `query Read($ids: [ID!]!) { users(ids: $ids) { userId tweetCount followerCount version { sequence } } }`;
-const STATUS = `{ feedStatus { viewVersion } }`;
 
 interface Read {
   userId: string;
@@ -65,6 +69,9 @@ async function produceRange(
   );
 }
 
+const counts = (r: Read[]) =>
+  r.map(({ userId, tweetCount, followerCount }) => ({ userId, tweetCount, followerCount }));
+
 const expected = (n: number) =>
   USERS.map((u, idx) => ({
     userId: u,
@@ -72,8 +79,8 @@ const expected = (n: number) =>
     followerCount: Array.from({ length: n }, (_, i) => i).filter((i) => (i + 3) % 20 === idx).length,
   }));
 
-describe('view version change on a running server', () => {
-  it('should keep answering the old view during the rebuild, then swap to the new one atomically', async () => {
+describe('rebuilds on a running server', () => {
+  it('should keep answering the old view during a rebuild from the feed, then swap to the new one atomically', async () => {
     const topics = freshTopics();
     const dataDir = tempDir();
     await produce(
@@ -83,10 +90,8 @@ describe('view version change on a running server', () => {
     );
     await produceRange(kafka.brokers, topics, 0, 2000);
 
-    const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir }, { viewVersion: 1 });
+    const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir });
     servers.push(v1);
-    const counts = (r: Read[]) =>
-      r.map(({ userId, tweetCount, followerCount }) => ({ userId, tweetCount, followerCount }));
     const before = await eventually(
       async () => {
         const r = await graphql<{ users: Read[] }>(v1.url, QUERY, { ids: USERS });
@@ -102,13 +107,16 @@ describe('view version change on a running server', () => {
       0n,
     );
     await v1.close();
+    // What `matview rebuild` records for the next start when no server runs.
+    const tool = openStore({ path: join(dataDir, 'view'), create: false });
+    await tool.requestRebuild('test');
+    await tool.close();
 
     const shadowComplete = deferred();
     const allowSwap = deferred();
     const v2 = await startOpsServer(
       { brokers: kafka.brokers, topics, dataDir },
       {
-        viewVersion: 2,
         beforeSwap: async () => {
           shadowComplete.resolve();
           await allowSwap.promise;
@@ -142,10 +150,8 @@ describe('view version change on a running server', () => {
     })();
 
     await shadowComplete.promise;
-    // The shadow is complete but not swapped: readers still see generation 0 with view version 1.
-    expect(
-      (await graphql<{ feedStatus: { viewVersion: number } }>(v2.url, STATUS)).data?.feedStatus.viewVersion,
-    ).toBe(1);
+    // The shadow is complete but not swapped: readers still see generation 1.
+    expect((await scrape(v2.url)).sum('matview_view_generation')).toBe(1);
     await eventually(
       () => (seen.old > 0 ? true : undefined),
       30_000,
@@ -166,10 +172,7 @@ describe('view version change on a running server', () => {
     allowSwap.resolve();
 
     await eventually(
-      async () => {
-        const r = await graphql<{ feedStatus: { viewVersion: number } }>(v2.url, STATUS);
-        return r.data?.feedStatus.viewVersion === 2 ? true : undefined;
-      },
+      async () => ((await scrape(v2.url)).sum('matview_view_generation') === 2 ? true : undefined),
       30_000,
       'the swap',
     );
@@ -201,12 +204,12 @@ describe('view version change on a running server', () => {
     expect(after.data!.users.every((u) => BigInt(u.version.sequence) > v1MaxSequence)).toBe(true);
     const metrics = await scrape(v2.url);
     expect({
-      swaps: metrics.sum('matview_view_swaps_total', { reason: 'view-version' }),
+      swaps: metrics.sum('matview_view_swaps_total', { reason: 'requested' }),
       generation: metrics.sum('matview_view_generation'),
       rebuilding: metrics.sum('matview_rebuild_in_progress'),
       rebuilt: metrics.sum('matview_rebuild_records_applied_total') >= 20 + 4000,
       store: v2.running.store.shadowGeneration(),
-    }).toEqual({ swaps: 1, generation: 1, rebuilding: 0, rebuilt: true, store: undefined });
+    }).toEqual({ swaps: 1, generation: 2, rebuilding: 0, rebuilt: true, store: undefined });
 
     // The live feed carries on in the new generation.
     await produceRange(kafka.brokers, topics, 2100, 2120);
@@ -219,6 +222,56 @@ describe('view version change on a running server', () => {
       },
       30_000,
       'records after the swap',
+    );
+  });
+
+  it('should rebuild a view whose version was bumped from the stored rows before consuming, and go on', async () => {
+    const topics = freshTopics();
+    const dataDir = tempDir();
+    await produce(
+      kafka.brokers,
+      topics.users,
+      USERS.map((u) => ({ key: u, value: json({ username: u }) })),
+    );
+    await produceRange(kafka.brokers, topics, 0, 200);
+    const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir });
+    servers.push(v1);
+    await eventually(
+      async () => {
+        const r = await graphql<{ users: Read[] }>(v1.url, QUERY, { ids: USERS });
+        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(200))
+          ? true
+          : undefined;
+      },
+      45_000,
+      'the first view',
+    );
+    const sequence = v1.running.store.sequence();
+    await v1.close();
+
+    // A code change bumped UserInformation's version: a view module other than VIEWS runs without the
+    // writer thread (the worker serves the built-in registry).
+    const bumped = VIEWS.map((v) => (v.name === 'user-information' ? { ...v, version: v.version + 1 } : v));
+    const v2 = await startOpsServer(
+      { brokers: kafka.brokers, topics, dataDir, env: { WRITER_THREAD: 'false' } },
+      { views: bumped },
+    );
+    servers.push(v2);
+    const rebuilt = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
+    expect(counts(rebuilt.data!.users)).toEqual(expected(200));
+    // Rebuilt from the rows in one switch commit, right after the last commit of the first run.
+    expect(rebuilt.data!.users.every((u) => u.version.sequence === String(sequence + 1n))).toBe(true);
+    expect(v2.running.store.viewVersions()).toEqual({ 'user-information': 2, 'top-users': 1, totals: 1 });
+    await produceRange(kafka.brokers, topics, 200, 220);
+    await eventually(
+      async () => {
+        const r = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
+        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(220))
+          ? true
+          : undefined;
+      },
+      30_000,
+      'records after the view rebuild',
     );
   });
 });

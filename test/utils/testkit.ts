@@ -12,6 +12,10 @@ import { silentLogger, type Logger } from '../../src/ops/logger.js';
 import { createMetrics, type Metrics } from '../../src/ops/metrics.js';
 import type { ViewReader } from '../../src/store/types.js';
 import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
+import { encodeView } from '../../src/views/codec.js';
+import { compareCodePoints } from '../../src/materializer/memory-state.js';
+import { RANKED_BY, type Ranking } from '../../src/views/top-users.js';
+import type { TotalsValue } from '../../src/views/totals.js';
 import { createApiServer, type ApiServer, type ApiServerOptions } from '../../api/server.js';
 
 /** Seeded PRNG (mulberry32), shared with the demo generator, so a run can be replayed from its seed. */
@@ -148,6 +152,27 @@ export class FakeViewReader implements ViewReader {
       const { version: _version, ...rest } = user;
       return rest;
     });
+  }
+
+  getViewBytes(userId: string): Buffer | undefined {
+    const user = this.users.get(userId);
+    return user === undefined ? undefined : encodeView(user);
+  }
+
+  /** The rankings by the SQL definition over the users held (count desc, userId asc). */
+  topUserIds(ranking: Ranking, limit: number): string[] {
+    const field = RANKED_BY[ranking];
+    return [...this.users.values()]
+      .sort((a, b) => b[field] - a[field] || compareCodePoints(a.userId, b.userId))
+      .slice(0, limit)
+      .map((u) => u.userId);
+  }
+
+  /** Set by tests of the totals. */
+  totalsValue: TotalsValue | undefined;
+
+  totals(): TotalsValue | undefined {
+    return this.totalsValue;
   }
 
   positions(): PartitionPosition[] {

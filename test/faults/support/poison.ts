@@ -6,7 +6,7 @@
  * CONTRACT.md §1 — not by asking matview's decoder.
  */
 import { RecordErrorCode } from '../../../src/errors.js';
-import type { Table } from '../../../src/views/user-information.js';
+import type { Table } from '../../../src/views/source.js';
 import { prng } from './workload.js';
 
 export const FUZZ_ID = 'fuzz-id';

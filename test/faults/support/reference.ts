@@ -1,7 +1,8 @@
 /**
  * The verifier of the fault tests, modelled on Kafka's exactly-once system test: after the faults, read
- * every source topic back from the cluster, recompute the view from scratch with CONTRACT.md §2's SQL
- * over the latest row per key, and diff it against what the server serves and what its store holds.
+ * every source topic back from the cluster, recompute the view from scratch with the reference model
+ * (test/utils/reference.ts: CONTRACT.md §2's SQL over the latest row per key), and diff it against what
+ * the server serves and what its store holds.
  *
  * Deliberately independent of matview's code: it neither decodes with src/views nor materializes with
  * src/materializer. Records the caller knows to be invalid (poison tests) are excluded by a predicate.
@@ -11,37 +12,23 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { FeedRecord } from '../../../src/feed/types.js';
 import { openStore } from '../../../src/store/lmdb-store.js';
-import { PROFILE_FIELDS, USER_INFORMATION_VERSION, type Table } from '../../../src/views/user-information.js';
+import type { KvSpace } from '../../../src/views/types.js';
 import { consumeAll } from '../../utils/kafka-mock.js';
+import {
+  PROFILE,
+  REFERENCE_TABLES,
+  computeReference as evaluate,
+  type RefCounts,
+  type RefTable,
+  type Reference,
+} from '../../utils/reference.js';
 import { eventually, graphql, type TestTopics } from '../../utils/server.js';
 
 const { Kafka, logLevel } = kafkajs;
 
-export const TABLE_LIST: readonly Table[] = ['users', 'tweets', 'follows', 'likes'];
-
-/** Counts of one user: `SELECT COUNT(*)` over the current rows (CONTRACT.md §2). */
-export interface Counts {
-  tweetCount: number;
-  followingCount: number;
-  followerCount: number;
-  likeCount: number;
-}
-
-/** What `users(ids)` must return for one id: null without a users row. */
-export type ExpectedUser = (Record<string, unknown> & Counts & { userId: string }) | null;
-
-export interface Reference {
-  /** Every userId ever mentioned (users keys, tweets/likes userId, follows both ends). */
-  readonly userIds: readonly string[];
-  /** The served view per userId. */
-  readonly users: ReadonlyMap<string, ExpectedUser>;
-  /** Counts per userId, also for users without a users row (the store keeps them). */
-  readonly counts: ReadonlyMap<string, Counts>;
-  /** Keys with a current (non-deleted) row, per table. */
-  readonly liveKeys: Readonly<Record<Table, ReadonlySet<string>>>;
-  /** Records per topic that were read back. */
-  readonly recordCount: number;
-}
+type Table = RefTable;
+export const TABLE_LIST: readonly Table[] = REFERENCE_TABLES;
+export type { Reference } from '../../utils/reference.js';
 
 /** High watermark of every partition of `topic`. */
 export async function endOffsets(
@@ -83,71 +70,29 @@ export async function readTopics(
 }
 
 /**
- * The reference view. `valid(table, record)` says which records to apply (default: all). Values are
- * parsed with JSON.parse; the tests only produce canonical ISO dates, so no date normalization is needed.
+ * The reference view of what was read back. `valid(table, record)` says which records to apply (default:
+ * all). Records arrive sorted by partition then offset, and a key always lives in one partition.
  */
 export function computeReference(
   records: Readonly<Record<Table, readonly FeedRecord[]>>,
   valid: (table: Table, record: FeedRecord) => boolean = () => true,
-): Reference {
-  const latest = {} as Record<Table, Map<string, Record<string, unknown> | null>>;
-  const ids = new Set<string>();
+): Reference & { readonly recordCount: number } {
   let recordCount = 0;
-  for (const table of TABLE_LIST) {
-    const rows = (latest[table] = new Map());
-    // Records arrive sorted by partition then offset, and a key always lives in one partition.
+  const all: { table: Table; key: string; value: Record<string, unknown> | null }[] = [];
+  for (const table of TABLE_LIST)
     for (const r of records[table]) {
       recordCount++;
       if (!valid(table, r)) continue;
-      const key = r.key!.toString('utf8');
       const value =
         r.value === null || r.value.length === 0
           ? null
           : (JSON.parse(r.value.toString('utf8')) as Record<string, unknown>);
-      rows.set(key, value);
-      if (table === 'users') ids.add(key);
-      for (const f of ['userId', 'followerId', 'followeeId'])
-        if (typeof value?.[f] === 'string') ids.add(value[f] as string);
+      all.push({ table, key: r.key!.toString('utf8'), value });
     }
-  }
-  const current = (t: Table) =>
-    [...latest[t].values()].filter((v): v is Record<string, unknown> => v !== null);
-  const countBy = (t: Table, field: string): Map<string, number> => {
-    const m = new Map<string, number>();
-    for (const v of current(t)) m.set(v[field] as string, (m.get(v[field] as string) ?? 0) + 1);
-    return m;
-  };
-  const tweets = countBy('tweets', 'userId');
-  const following = countBy('follows', 'followerId');
-  const followers = countBy('follows', 'followeeId');
-  const likes = countBy('likes', 'userId');
-  const counts = new Map<string, Counts>();
-  const users = new Map<string, ExpectedUser>();
-  const userIds = [...ids].sort();
-  for (const id of userIds) {
-    const c: Counts = {
-      tweetCount: tweets.get(id) ?? 0,
-      followingCount: following.get(id) ?? 0,
-      followerCount: followers.get(id) ?? 0,
-      likeCount: likes.get(id) ?? 0,
-    };
-    counts.set(id, c);
-    const row = latest.users.get(id);
-    if (row === undefined || row === null) {
-      users.set(id, null);
-      continue;
-    }
-    const profile: Record<string, unknown> = {};
-    for (const f of PROFILE_FIELDS) profile[f] = row[f] ?? null;
-    users.set(id, { userId: id, ...profile, ...c });
-  }
-  const liveKeys = {} as Record<Table, Set<string>>;
-  for (const table of TABLE_LIST)
-    liveKeys[table] = new Set([...latest[table]].filter(([, v]) => v !== null).map(([k]) => k));
-  return { userIds, users, counts, liveKeys, recordCount };
+  return Object.assign(evaluate(all), { recordCount });
 }
 
-const USERS_QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId ${PROFILE_FIELDS.join(' ')} tweetCount followingCount followerCount likeCount } }`;
+const USERS_QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId ${PROFILE.join(' ')} tweetCount followingCount followerCount likeCount } }`;
 
 /** What the server serves for `ids`, through `users(ids)` in chunks the default MAX_IDS allows. */
 export async function servedView(url: string, ids: readonly string[]): Promise<Map<string, unknown>> {
@@ -221,18 +166,20 @@ export async function expectServedViewEquals(url: string, reference: Reference):
 
 /**
  * Opens the (stopped) instance's LMDB store and asserts it holds exactly the reference: counts of every
- * user (also those without a users row), never negative, and the set of current rows of every table.
+ * user (also those without a users row), never negative, the set of current rows of every table, the totals
+ * and the rankings.
  */
 export async function expectStoreEquals(
   dataDir: string,
   topics: TestTopics,
   reference: Reference,
 ): Promise<void> {
-  const store = openStore({ path: join(dataDir, 'view'), viewVersion: USER_INFORMATION_VERSION });
+  const store = openStore({ path: join(dataDir, 'view') });
   try {
-    const zero: Counts = { tweetCount: 0, followingCount: 0, followerCount: 0, likeCount: 0 };
-    const stored = new Map<string, Counts>();
-    for (const [id, state] of store.allUserStates()) stored.set(id, { ...state.counts });
+    const zero: RefCounts = { tweetCount: 0, followingCount: 0, followerCount: 0, likeCount: 0 };
+    const stored = new Map<string, RefCounts>();
+    const counts = store.activeGeneration().spaces('user-information')['counts'] as KvSpace<RefCounts>;
+    for (const [id, c] of counts.entries()) stored.set(id, { ...c });
     const diff: string[] = [];
     for (const id of new Set([...stored.keys(), ...reference.counts.keys()])) {
       const got = stored.get(id) ?? zero;
@@ -241,14 +188,16 @@ export async function expectStoreEquals(
       if (JSON.stringify(got) !== JSON.stringify(want))
         diff.push(`${id}: stored ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`);
     }
-    expect(diff.slice(0, 20), `${diff.length} user states differ`).toEqual([]);
+    expect(diff.slice(0, 20), `${diff.length} user counts differ`).toEqual([]);
     for (const table of TABLE_LIST) {
-      const live = new Set<string>();
-      for (const [key, row] of store.allRows(table)) if (row.row !== null) live.add(key);
-      expect([...live].sort(), `current ${table} rows (topic ${topics[table]})`).toEqual(
+      const live = [...store.activeGeneration().rows.keys(table)];
+      expect(live.sort(), `current ${table} rows (topic ${topics[table]})`).toEqual(
         [...reference.liveKeys[table]].sort(),
       );
     }
+    expect(store.totals() ?? { users: 0, tweets: 0, follows: 0, likes: 0 }).toMatchObject(reference.totals);
+    for (const ranking of ['FOLLOWERS', 'TWEETS', 'LIKES', 'FOLLOWING'] as const)
+      expect(store.topUserIds(ranking, 100), `top users by ${ranking}`).toEqual(reference.top(ranking, 100));
   } finally {
     await store.close();
   }

@@ -9,7 +9,7 @@
  */
 import kafkajs from 'kafkajs';
 import type { Producer } from 'kafkajs';
-import type { Table } from '../../../src/views/user-information.js';
+import type { Table } from '../../../src/views/source.js';
 import type { TestTopics } from '../../utils/server.js';
 
 const { Kafka, logLevel } = kafkajs;
