@@ -184,6 +184,9 @@ export class Generation implements GenerationState {
       info.rowFields,
     );
     this.offsets = env.openDB<string, string>({ name: offsetsDbName(info.id), encoding: 'string' });
+    // Every space now, not at first use: lmdb-js renews a thread's read snapshot when it opens a database,
+    // which in the middle of a multi-read request (or `matview verify`) would mix two snapshots.
+    for (const view of Object.keys(info.views)) if (registry.byName(view) !== undefined) this.spaces(view);
   }
 
   /** Replaced (not mutated) when the generation becomes active or a view is rebuilt. */

@@ -35,6 +35,9 @@ const PAGE = 10_000;
 
 /** Recomputes every view of `generation` from its rows and reports every difference. */
 export function verifyGeneration(registry: Registry, generation: Generation): VerifyReport {
+  // Open every view's databases before reading anything: lmdb-js renews the read snapshot when a database
+  // is opened, and rows read before that would not match spaces read after it while a server writes.
+  const stored = new Map(registry.views.map((v) => [v.name, generation.spaces(v.name)]));
   const expected = memorySpaces(registry);
   const rows = { users: 0, tweets: 0, follows: 0, likes: 0 } satisfies Record<Table, number>;
   const commit = (table: Table, page: Parameters<typeof originsOfRows>[1]): CommitInfo => ({
@@ -56,7 +59,7 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
   const differences: Difference[] = [];
   const keys: Record<string, number> = {};
   for (const view of registry.views) {
-    const found = compareView(view, expected.get(view.name)!, generation.spaces(view.name));
+    const found = compareView(view, expected.get(view.name)!, stored.get(view.name)!);
     keys[view.name] = found.keys;
     differences.push(...found.differences);
   }
