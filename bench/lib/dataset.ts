@@ -8,7 +8,7 @@
  * Postgres builds the same rows with generate_series (see peers.ts); the LMDB view and Redis are written
  * from `viewOf`, whose counts are the COUNT(*)s of those rows.
  */
-import { buildView } from '../../src/materializer/materialize.js';
+import { buildView } from '../../src/views/user-information.js';
 import type { Counts, Profile, UserInformation } from '../../src/views/user-information.js';
 
 export const HEAVY_USER = 0;

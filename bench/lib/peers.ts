@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { encodeView } from '../../src/views/codec.js';
-import { REST_FIELDS, USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
+import { REST_FIELDS } from '../../src/views/user-information.js';
 import { countsOf, followerCounts, profileOf, viewOf, HEAVY_USER } from './dataset.js';
 import { sleep, waitFor } from './common.js';
 
@@ -40,8 +40,9 @@ export async function buildView(cache: string, n: number, log: (m: string) => vo
   if (existsSync(join(path, 'complete'))) return path;
   const started = Date.now();
   execFileSync('rm', ['-rf', path]);
-  const store = openStore({ path, viewVersion: USER_INFORMATION_VERSION, mapSize: 4 * 1024 ** 3 });
-  const views = store.activeGeneration().views;
+  const store = openStore({ path, mapSize: 4 * 1024 ** 3 });
+  // The served views only (what the read scenarios and a restored snapshot read).
+  const views = store.activeGeneration().db('user-information', 'views');
   const followers = followerCounts(n);
   for (let from = 0; from < n; from += 100_000) {
     await views.transaction(() => {

@@ -1,6 +1,6 @@
 /**
  * Changelog workloads: a deterministic mix of records over a set of users, as raw Kafka messages (for the
- * end-to-end scenarios) or as decoded `Change`s (for the materializer and the store alone), plus Kafka
+ * end-to-end scenarios) or as decoded commit inputs (for the materializer and the store alone), plus Kafka
  * helpers (mock cluster, fast producer, a matview server process).
  *
  * Mix after the users are created: 40 % new tweets, 30 % new follows, 20 % new likes, 10 % profile updates.
@@ -8,8 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import kafkajs from 'kafkajs';
-import type { Change } from '../../src/materializer/materialize.js';
-import type { Row, Table } from '../../src/views/user-information.js';
+import { ChangeBatch, type CommitInput } from '../../src/materializer/change-batch.js';
+import type { Row, Table } from '../../src/views/source.js';
 import { prng, ROOT, waitFor } from './common.js';
 import { profileOf } from './dataset.js';
 
@@ -38,7 +38,7 @@ export function recordAt(
       row: { table: 'follows', followerId: u, followeeId: String(Math.floor(random() * users)) },
     };
   }
-  if (r < 0.9) return { table: 'likes', key: `l${i}`, row: { table: 'likes', userId: u } };
+  if (r < 0.9) return { table: 'likes', key: `l${i}`, row: { table: 'likes', userId: u, tweetId: 't1' } };
   const k = Number(u);
   return { table: 'users', key: u, row: { table: 'users', ...profileOf(k), description: `edit ${i}` } };
 }
@@ -60,20 +60,20 @@ export function valueOf(key: string, row: Row): string {
 }
 
 /** Decoded changes [from, to) of a workload, positions on one partition per table. */
-export function changes(from: number, to: number, users: number, random: () => number): Change[] {
-  const out: Change[] = [];
-  const now = String(Date.now());
+/** Records [from, to) as one commit input (decoded, in columns), all on partition 0 of their table's topic. */
+export function changes(from: number, to: number, users: number, random: () => number): CommitInput {
+  const batch = new ChangeBatch();
+  const now = Date.now();
+  const next = new Map<Table, number>();
   for (let i = from; i < to; i++) {
     const r = recordAt(i, users, random);
-    out.push({
-      table: r.table,
-      key: r.key,
-      row: r.row,
-      position: { topic: r.table, partition: 0, offset: String(i) },
-      timestamp: now,
-    });
+    batch.push(r.table, r.key, r.row, r.table, 0, String(i), now);
+    next.set(r.table, i + 1);
   }
-  return out;
+  return {
+    changes: batch.columns(),
+    positions: [...next].map(([topic, n]) => ({ topic, partition: 0, next: String(n) })),
+  };
 }
 
 export { prng };

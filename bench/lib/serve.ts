@@ -21,11 +21,7 @@ import type { FeedMonitor } from '../../api/feed-monitor.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import {
-  REST_FIELDS,
-  USER_INFORMATION_VERSION,
-  type UserInformation,
-} from '../../src/views/user-information.js';
+import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
 import { followerCounts, viewOf } from './dataset.js';
 
 export interface ServeOptions {
@@ -100,7 +96,7 @@ async function limit(): Promise<number> {
 
 async function matview(o: ServeOptions): Promise<number> {
   if (o.viewPath === undefined) throw new Error('matview needs viewPath');
-  const store = openStore({ path: o.viewPath, viewVersion: USER_INFORMATION_VERSION, create: false });
+  const store = openStore({ path: o.viewPath, create: false });
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DEMO: 'false', LOG_LEVEL: 'silent' });
   const api = createApiServer({
     config,

@@ -3,14 +3,16 @@
  * - end to end: a mixed workload is produced into the librdkafka mock cluster first; then `startServer`
  *   (the runtime of `matview serve`, in this process) consumes it, and we time until the stored positions
  *   reach the end offsets: fetch, decode, materialize, LMDB commit with offsets, commit listeners.
- * - the materializer alone: `materialize` over in-memory batches of decoded changes, with state in Maps.
+ * - the materializer alone: the commit body (resolve + every registered view) over in-memory batches of
+ *   decoded records, with the state in memory (src/materializer/memory-state.ts): no LMDB, no Kafka.
  */
 import { startKafka } from '../../test/utils/kafka-mock.js';
-import { materialize, type StateReader } from '../../src/materializer/materialize.js';
+import { commitBatch, commitPlan } from '../../src/materializer/commit.js';
+import { MemoryState } from '../../src/materializer/memory-state.js';
+import { createRegistry } from '../../src/views/registry.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/wiring/runtime.js';
-import { TABLES, type StoredRow, type Table, type UserState } from '../../src/views/user-information.js';
 import { prng, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { changes, endOffsetsTotal, freshTopics, produceWorkload } from '../lib/records.js';
 
@@ -77,13 +79,9 @@ async function endToEnd(ctx: ScenarioContext, records: number, users: number): P
 }
 
 function materializerAlone(ctx: ScenarioContext, records: number, users: number): number {
-  // State in one Map per table keyed by the record key (Map lookups over millions of keys dominate here).
-  const rows = new Map(TABLES.map((t) => [t, new Map<string, StoredRow>()]));
-  const states = new Map<string, UserState>();
-  const reader: StateReader = {
-    row: (t: Table, k: string) => rows.get(t)!.get(k),
-    user: (id: string) => states.get(id),
-  };
+  const registry = createRegistry();
+  const plan = commitPlan(registry);
+  const state = new MemoryState(registry);
   const random = prng(13);
   const BATCH = 5_000;
   // Building the decoded batches is not part of this figure (nor is keeping them all alive: built lazily).
@@ -92,9 +90,7 @@ function materializerAlone(ctx: ScenarioContext, records: number, users: number)
   for (let from = 0; from < records; from += BATCH) {
     const batch = changes(from, Math.min(records, from + BATCH), users, random);
     const t0 = performance.now();
-    const w = materialize(reader, batch, { sequence: ++seq, appliedAt: new Date().toISOString() });
-    for (const r of w.rows) rows.get(r.table)!.set(r.key, r.stored);
-    for (const [id, s] of w.users) states.set(id, s);
+    commitBatch(state, plan, batch, ++seq, Date.now());
     ms += performance.now() - t0;
   }
   const seconds = ms / 1000;

@@ -11,18 +11,13 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
 import { ROOT, round, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { buildView } from '../lib/peers.js';
 import { changes, prng, startMatviewProcess } from '../lib/records.js';
 import { waitReady } from './fanout.js';
 
 async function replay(ctx: ScenarioContext, records: number, users: number): Promise<number> {
-  const store = openStore({
-    path: join(ctx.tmp, 'rebuild'),
-    viewVersion: USER_INFORMATION_VERSION,
-    mapSize: 32 * 1024 ** 3,
-  });
+  const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3 });
   ctx.defer(() => store.close());
   const random = prng(17);
   const BATCH = 10_000;
@@ -33,14 +28,11 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
     const g = performance.now();
     const batch = changes(from, Math.min(records, from + BATCH), users, random);
     generateMs += performance.now() - g;
-    await store.applyBatch({
-      changes: batch,
-      positions: [{ topic: 'tweets', partition: 0, next: String(from + batch.length) }],
-    });
+    await store.applyBatch(batch);
     if (performance.now() - last > 10_000) {
       last = performance.now();
       ctx.log(
-        `  rebuild: ${from + batch.length} records, ${(((from + batch.length) / (last - t0)) * 1000).toFixed(0)} records/s`,
+        `  rebuild: ${from + batch.changes.key.length} records, ${(((from + batch.changes.key.length) / (last - t0)) * 1000).toFixed(0)} records/s`,
       );
     }
   }
@@ -66,7 +58,7 @@ async function fromSnapshot(ctx: ScenarioContext, users: number, move: boolean):
   const viewPath = await buildView(ctx.cache, users, ctx.log);
   const label = move ? 'move' : 'copy';
   const snapDir = join(ctx.tmp, `snap-${label}`);
-  const source = openStore({ path: viewPath, viewVersion: USER_INFORMATION_VERSION, create: false });
+  const source = openStore({ path: viewPath, create: false });
   const s0 = performance.now();
   await source.backup(snapDir);
   const snapshotMs = performance.now() - s0;

@@ -22,7 +22,8 @@ export async function runVerify(config: Config, args: readonly string[], print: 
       return ExitCode.Failed;
     }
     const report = verifyGeneration(store.registry, generation);
-    for (const d of report.differences.slice(0, MAX_LISTED)) print(`${d.view} ${d.key}: ${d.problems.join('; ')}`);
+    for (const d of report.differences.slice(0, MAX_LISTED))
+      print(`${d.view} ${d.key}: ${d.problems.join('; ')}`);
     if (report.differences.length > MAX_LISTED)
       print(`… and ${report.differences.length - MAX_LISTED} more keys`);
     const rows = Object.entries(report.rows)

@@ -36,7 +36,10 @@ import { UserSubscription, type SubscriptionStats } from './subscription.js';
 import type { LiveSource, LiveUserChange } from './types.js';
 
 /** What the hub needs of the store: synchronous reads plus the commit feed (`LmdbStore` has both). */
-export interface LiveStore extends Pick<ViewReader, 'getUser' | 'getUsers' | 'sequence' | 'topUserIds' | 'totals'> {
+export interface LiveStore extends Pick<
+  ViewReader,
+  'getUser' | 'getUsers' | 'sequence' | 'topUserIds' | 'totals'
+> {
   /** Subscribe to commits; returns the unsubscribe. Called synchronously after each commit, in order. */
   onCommit(listener: CommitListener): () => void;
 }
@@ -260,7 +263,10 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
         const users = store.getUsers(ids).filter((u): u is UserInformation => u !== undefined);
         return {
           value: users as readonly UserInformation[],
-          dependencies: [dependency(TOP_USERS, ranking), ...ids.map((id) => dependency(USER_INFORMATION, id))],
+          dependencies: [
+            dependency(TOP_USERS, ranking),
+            ...ids.map((id) => dependency(USER_INFORMATION, id)),
+          ],
         };
       };
       return { [Symbol.asyncIterator]: () => startState(read, fingerprint) };
@@ -277,7 +283,8 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     publish,
     stats() {
       let indexEntries = 0;
-      for (const byKey of index.values()) for (const watchers of byKey.values()) indexEntries += watchers.size;
+      for (const byKey of index.values())
+        for (const watchers of byKey.values()) indexEntries += watchers.size;
       const users = [...open].filter((s): s is UserSubscription => s instanceof UserSubscription);
       const perSubscription = users.map((s) => s.stats());
       const pending = perSubscription.reduce((n, s) => n + s.pending, 0);

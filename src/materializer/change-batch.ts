@@ -4,9 +4,18 @@
  * (the row itself is the only object a record brings), and the batch crosses to the writer thread as a
  * handful of arrays.
  */
-import type { PartitionPosition } from '../feed/types.js';
 import type { Row, Table } from '../views/source.js';
 import type { RecordOrigins } from '../views/types.js';
+
+/**
+ * Where a partition stands: `next` is the next offset to read (last applied + 1). The same shape as the
+ * feed's `PartitionPosition`, declared here so the pure core imports nothing from an adapter.
+ */
+export interface PartitionPosition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly next: string;
+}
 
 /** The row value of a truncate record: every row of its table is deleted (Debezium `op: t`). */
 export const TRUNCATE = 'truncate' as const;
@@ -84,7 +93,15 @@ export function concatInputs(inputs: readonly CommitInput[]): CommitInput {
   for (const input of inputs) {
     const c = input.changes;
     for (let i = 0; i < c.key.length; i++)
-      out.push(c.table[i]!, c.key[i]!, c.row[i]!, c.topic[i]!, c.partition[i]!, c.offset[i]!, c.eventTime[i]!);
+      out.push(
+        c.table[i]!,
+        c.key[i]!,
+        c.row[i]!,
+        c.topic[i]!,
+        c.partition[i]!,
+        c.offset[i]!,
+        c.eventTime[i]!,
+      );
     positions.push(...input.positions);
   }
   return { changes: out.columns(), positions };

@@ -12,11 +12,10 @@
  * 4. Rows are written in key order (pages fill together instead of one random page per row), and the
  *    positions move forward (never back).
  */
-import type { PartitionPosition } from '../feed/types.js';
 import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
 import type { CommitInfo, Spaces } from '../views/types.js';
-import { offsetBefore, originsOf, type CommitInput } from './change-batch.js';
+import { offsetBefore, originsOf, type CommitInput, type PartitionPosition } from './change-batch.js';
 import { resolve, rowEqualities, type RowEquality, type RowSource } from './resolve.js';
 
 /** Where a stored row came from: the newest record that set it. */
@@ -138,11 +137,16 @@ function acceptedRecords(
   const reached: PartitionPosition[] = [];
   for (const [t, byPartition] of marks)
     for (const [p, m] of byPartition)
-      if (m.last !== undefined) reached.push({ topic: t, partition: p, next: (BigInt(m.last) + 1n).toString() });
+      if (m.last !== undefined)
+        reached.push({ topic: t, partition: p, next: (BigInt(m.last) + 1n).toString() });
   return { accepted, reached };
 }
 
-function writeRows(state: GenerationState, tx: ReturnType<typeof resolve>, changes: CommitInput['changes']): void {
+function writeRows(
+  state: GenerationState,
+  tx: ReturnType<typeof resolve>,
+  changes: CommitInput['changes'],
+): void {
   const order = Array.from({ length: tx.length }, (_, i) => i);
   if (tx.length > 1)
     order.sort((a, b) => {

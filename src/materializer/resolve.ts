@@ -27,7 +27,9 @@ export interface Resolved extends Transitions {
 export type RowEquality = (a: Row, b: Row) => boolean;
 
 /** One equality per table over the fields the store keeps (registry `storedFields`). */
-export function rowEqualities(storedFields: Readonly<Record<Table, readonly string[]>>): Record<Table, RowEquality> {
+export function rowEqualities(
+  storedFields: Readonly<Record<Table, readonly string[]>>,
+): Record<Table, RowEquality> {
   const out = {} as Record<Table, RowEquality>;
   for (const table of TABLES) {
     const fields = storedFields[table];

@@ -8,12 +8,7 @@ import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { CommitQueue } from './commit-queue.js';
 import { batchFailure, metaOf, openEnvironment } from './environment.js';
-import {
-  committedActiveGeneration,
-  GenerationHandles,
-  writeCommit,
-  type WrittenCommit,
-} from './write.js';
+import { committedActiveGeneration, GenerationHandles, writeCommit, type WrittenCommit } from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;

@@ -100,7 +100,7 @@ export class CommitQueue<R> {
     const target = first.request.target;
     const group: Waiting<R>[] = [];
     let records = 0;
-    for (let i = 0; i < this.waiting.length; ) {
+    for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i]!;
       const n = w.request.input.changes.key.length;
       if (w.request.target !== target) {

@@ -282,7 +282,8 @@ export class Generation implements GenerationState {
 /** Drops every database whose name belongs to generation `id` (the generation's own, and any left behind). */
 export async function dropGenerationDbs(env: RootDatabase, id: number): Promise<void> {
   const names: string[] = [];
-  for (const name of env.getKeys()) if (typeof name === 'string' && generationOfDb(name) === id) names.push(name);
+  for (const name of env.getKeys())
+    if (typeof name === 'string' && generationOfDb(name) === id) names.push(name);
   await Promise.all(names.map((name) => env.openDB({ name }).drop()));
 }
 

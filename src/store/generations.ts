@@ -188,7 +188,11 @@ export class Generations {
     before: ReadonlyMap<string, ViewBuild>,
     rebuilt: readonly string[],
   ): Map<string, ReadonlyMap<string, unknown>> {
-    const old = new Generation(this.o.env, { ...generation.info, views: Object.fromEntries(before) }, this.o.registry);
+    const old = new Generation(
+      this.o.env,
+      { ...generation.info, views: Object.fromEntries(before) },
+      this.o.registry,
+    );
     const events = swapEvents(this.o.registry, old, generation, this.o.decode);
     for (const name of [...events.keys()]) if (!rebuilt.includes(name)) events.delete(name);
     // The lazy UserInformation diff reads both builds: materialize it before the old one is dropped.
@@ -197,7 +201,11 @@ export class Generations {
   }
 
   /** Drops the builds `before` held for `views` (after a view rebuild switched away from them). */
-  async dropBuilds(generation: Generation, before: ReadonlyMap<string, ViewBuild>, views: readonly string[]): Promise<void> {
+  async dropBuilds(
+    generation: Generation,
+    before: ReadonlyMap<string, ViewBuild>,
+    views: readonly string[],
+  ): Promise<void> {
     for (const name of views) {
       const build = before.get(name);
       if (build === undefined) continue;

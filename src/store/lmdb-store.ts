@@ -28,8 +28,16 @@ import type { Counts, Profile, UserInformation } from '../views/user-information
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
 import { CommitQueue, DEFAULT_MAX_RECORDS_PER_COMMIT } from './commit-queue.js';
-import { batchFailure, commitFailure, dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
-import { Generation, STORE_FORMAT, type GenerationInfo } from './generation.js';
+import {
+  batchFailure,
+  commitFailure,
+  dataFileOf,
+  isLmdbDataFile,
+  metaOf,
+  openEnvironment,
+} from './environment.js';
+import type { Generation } from './generation.js';
+import { STORE_FORMAT, type GenerationInfo } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
 import { StoreReads } from './reads.js';
 import { StoreRequests } from './requests.js';
@@ -162,13 +170,17 @@ export class LmdbStore implements ViewReader {
     const maxRecords = options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
     this.writer =
       options.writerThread === true
-        ? new WriterThread({ path: options.path, mapSize: options.mapSize, maxRecordsPerCommit: maxRecords }, () =>
-            this.env.resetReadTxn(),
+        ? new WriterThread(
+            { path: options.path, mapSize: options.mapSize, maxRecordsPerCommit: maxRecords },
+            () => this.env.resetReadTxn(),
           )
         : undefined;
     this.queue =
       this.writer === undefined
-        ? new CommitQueue<WrittenCommit>((input, target, ids) => this.writeHere(input, target, ids.length), maxRecords)
+        ? new CommitQueue<WrittenCommit>(
+            (input, target, ids) => this.writeHere(input, target, ids.length),
+            maxRecords,
+          )
         : undefined;
   }
 
@@ -195,7 +207,8 @@ export class LmdbStore implements ViewReader {
       if (this.meta.get('instanceId') === undefined) this.meta.putSync('instanceId', randomUUID());
       const id = Number(this.meta.get('nextGeneration') ?? '1');
       const first = Generations.newInfo(id, this.registry, 'active', legacy ? 'store-format' : 'initial');
-      for (const key of ['shadowGeneration', 'viewVersion', ...(legacy ? ['sequence'] : [])]) this.meta.removeSync(key);
+      for (const key of ['shadowGeneration', 'viewVersion', ...(legacy ? ['sequence'] : [])])
+        this.meta.removeSync(key);
       if (legacy) for (let g = 0; g < id; g++) this.meta.removeSync(genKey(g));
       this.meta.putSync(genKey(id), JSON.stringify(first));
       this.meta.putSync('activeGeneration', String(id));
@@ -240,7 +253,11 @@ export class LmdbStore implements ViewReader {
   }
 
   /** Next offset to read for a partition, or undefined when nothing of it was applied yet. */
-  position(topic: string, partition: number, generation: Generation = this.generations.active): string | undefined {
+  position(
+    topic: string,
+    partition: number,
+    generation: Generation = this.generations.active,
+  ): string | undefined {
     return generation.position(topic, partition);
   }
 
@@ -266,7 +283,9 @@ export class LmdbStore implements ViewReader {
 
   /** The version each view of the active generation serves. */
   viewVersions(): Record<string, number> {
-    return Object.fromEntries(Object.entries(this.generations.active.info.views).map(([k, v]) => [k, v.version]));
+    return Object.fromEntries(
+      Object.entries(this.generations.active.info.views).map(([k, v]) => [k, v.version]),
+    );
   }
 
   /** Why the active generation must be rebuilt from the feed, if it must (its rows lack fields a view reads). */
@@ -326,13 +345,25 @@ export class LmdbStore implements ViewReader {
   }
 
   /** One commit on this thread (the writer thread off). */
-  private async writeHere(input: CommitInput, target: 'active' | number, batches: number): Promise<WrittenCommit> {
+  private async writeHere(
+    input: CommitInput,
+    target: 'active' | number,
+    batches: number,
+  ): Promise<WrittenCommit> {
     let result: WrittenCommit | undefined;
     try {
       await this.env.transaction(() => {
         const active = committedActiveGeneration(this.meta);
         const into = target === 'active' ? active : target;
-        result = writeCommit(this.meta, this.handles.get(into), this.plan, input, Date.now(), into === active, batches);
+        result = writeCommit(
+          this.meta,
+          this.handles.get(into),
+          this.plan,
+          input,
+          Date.now(),
+          into === active,
+          batches,
+        );
       });
     } catch (e) {
       if (isMatviewError(e)) throw e;
@@ -380,13 +411,19 @@ export class LmdbStore implements ViewReader {
       });
     } catch (e) {
       if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(`LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`, {
-        cause: e,
-      });
+      throw new StoreWriteError(
+        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
     this.seq = result.sequence;
     this.published = result.sequence;
-    this.publish({ sequence: result.sequence, views: this.generations.buildEvents(active, before, result.rebuilt) });
+    this.publish({
+      sequence: result.sequence,
+      views: this.generations.buildEvents(active, before, result.rebuilt),
+    });
     await this.generations.dropBuilds(active, before, [...result.rebuilt, ...dropped]);
     return result;
   }

@@ -8,7 +8,12 @@ import { restJsonOf, decodeUnversioned, decodeView } from '../views/codec.js';
 import { topOf, type Ranking } from '../views/top-users.js';
 import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
 import type { IndexSpace, KvSpace } from '../views/types.js';
-import { USER_INFORMATION, type Counts, type Profile, type UserInformation } from '../views/user-information.js';
+import {
+  USER_INFORMATION,
+  type Counts,
+  type Profile,
+  type UserInformation,
+} from '../views/user-information.js';
 import type { Generation } from './generation.js';
 import { TOP_USERS } from '../views/top-users.js';
 

@@ -66,7 +66,11 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
   return { generation: generation.id, keys, rows, differences };
 }
 
-function compareView(view: ViewModule, expected: Spaces, stored: Spaces): { keys: number; differences: Difference[] } {
+function compareView(
+  view: ViewModule,
+  expected: Spaces,
+  stored: Spaces,
+): { keys: number; differences: Difference[] } {
   const byKey = new Map<string, string[]>();
   const note = (key: string, problems: readonly string[]) => {
     if (problems.length === 0) return;

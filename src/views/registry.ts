@@ -28,9 +28,11 @@ export interface Registry {
 export function createRegistry(views: readonly ViewModule[] = VIEWS): Registry {
   const byName = new Map<string, ViewModule>();
   for (const v of views) {
-    if (!/^[a-z][a-z0-9-]{0,40}$/.test(v.name)) throw new Error(`view name "${v.name}" is not lowercase-dashed`);
+    if (!/^[a-z][a-z0-9-]{0,40}$/.test(v.name))
+      throw new Error(`view name "${v.name}" is not lowercase-dashed`);
     if (byName.has(v.name)) throw new Error(`two views are named "${v.name}"`);
-    if (!Number.isInteger(v.version) || v.version < 1) throw new Error(`view ${v.name} has version ${v.version}`);
+    if (!Number.isInteger(v.version) || v.version < 1)
+      throw new Error(`view ${v.name} has version ${v.version}`);
     byName.set(v.name, v);
   }
   const ordered: ViewModule[] = [];
@@ -38,7 +40,8 @@ export function createRegistry(views: readonly ViewModule[] = VIEWS): Registry {
   const visit = (v: ViewModule, path: readonly string[]): void => {
     const s = state.get(v.name);
     if (s === 'done') return;
-    if (s === 'visiting') throw new Error(`views depend on each other in a cycle: ${[...path, v.name].join(' → ')}`);
+    if (s === 'visiting')
+      throw new Error(`views depend on each other in a cycle: ${[...path, v.name].join(' → ')}`);
     state.set(v.name, 'visiting');
     for (const dep of v.dependsOn) {
       const d = byName.get(dep);

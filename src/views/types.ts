@@ -72,8 +72,7 @@ export interface ValueCodec<V> {
 }
 
 export type SpaceSpec =
-  | { readonly kind: 'kv'; readonly codec: ValueCodec<unknown> }
-  | { readonly kind: 'index' };
+  { readonly kind: 'kv'; readonly codec: ValueCodec<unknown> } | { readonly kind: 'index' };
 
 /** Reads of the current source rows (inside the commit: the rows as of before this commit's writes). */
 export interface RowReader {

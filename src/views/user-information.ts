@@ -153,7 +153,11 @@ export function versionOf(commit: CommitInfo, record: number): ViewVersion {
     sequence: commit.sequenceText,
     appliedAt: commit.appliedAt,
     eventTime: isoOf(records.eventTime(record)),
-    source: { topic: records.topic(record), partition: records.partition(record), offset: records.offset(record) },
+    source: {
+      topic: records.topic(record),
+      partition: records.partition(record),
+      offset: records.offset(record),
+    },
   };
 }
 
@@ -251,8 +255,7 @@ function applyUserInformation(input: ApplyInput, spaces: Spaces): Applied {
   for (let s = 0; s < t.ids.length; s++) {
     const userId = t.ids[s]!;
     const profileAt = t.profile[s]!;
-    const moved =
-      t.tweets[s] !== 0 || t.following[s] !== 0 || t.followers[s] !== 0 || t.likes[s] !== 0;
+    const moved = t.tweets[s] !== 0 || t.following[s] !== 0 || t.followers[s] !== 0 || t.likes[s] !== 0;
     // Moves that cancel out (a follow created and deleted in one commit) leave the user as it was.
     if (!moved && profileAt === -1) continue;
     const old = counts.get(userId) ?? ZERO_COUNTS;
@@ -271,7 +274,8 @@ function applyUserInformation(input: ApplyInput, spaces: Spaces): Applied {
         counts.remove(userId);
       else counts.put(userId, next);
     }
-    const profileBefore = profileAt === -1 ? profileOf(rows.row('users', userId)) : profileOf(tx.before[profileAt]!);
+    const profileBefore =
+      profileAt === -1 ? profileOf(rows.row('users', userId)) : profileOf(tx.before[profileAt]!);
     const profileAfter = profileAt === -1 ? profileBefore : profileOf(tx.after[profileAt]!);
     if (profileAfter !== null) {
       const view = buildView(userId, profileAfter, next, versionOf(commit, t.last[s]!));
@@ -330,7 +334,8 @@ export const userInformation: ViewModule = {
     if (have === undefined) return ['has a users row but no view'];
     const out: string[] = [];
     if (have.userId !== want.userId) out.push(`view userId is ${JSON.stringify(have.userId)}`);
-    for (const f of COUNT_FIELDS) if (have[f] !== want[f]) out.push(`view ${f} is ${have[f]}, rows say ${want[f]}`);
+    for (const f of COUNT_FIELDS)
+      if (have[f] !== want[f]) out.push(`view ${f} is ${have[f]}, rows say ${want[f]}`);
     for (const f of PROFILE_FIELDS)
       if (have[f] !== want[f])
         out.push(`view ${f} is ${JSON.stringify(have[f])}, users row says ${JSON.stringify(want[f])}`);

@@ -2,7 +2,8 @@
  * Commit inputs for store and materializer tests, written the way tests think: one record per entry, with
  * its table, key, row (null: delete) and position, and the next offsets the batch reaches.
  */
-import { ChangeBatch, TRUNCATE, type CommitInput } from '../../src/materializer/change-batch.js';
+import type { TRUNCATE } from '../../src/materializer/change-batch.js';
+import { ChangeBatch, type CommitInput } from '../../src/materializer/change-batch.js';
 import type { PartitionPosition } from '../../src/feed/types.js';
 import type { Profile, Row, Table } from '../../src/views/source.js';
 
@@ -36,7 +37,8 @@ export function commitInput(
     batch.push(r.table, r.key, r.row, topic, partition, offset, r.eventTime ?? 1_700_000_000_000);
     const key = `${topic}\u0000${partition}`;
     const reached = BigInt(offset) + 1n;
-    if (BigInt(next.get(key)?.next ?? '0') < reached) next.set(key, { topic, partition, next: String(reached) });
+    if (BigInt(next.get(key)?.next ?? '0') < reached)
+      next.set(key, { topic, partition, next: String(reached) });
   }
   return { changes: batch.columns(), positions: positions ?? [...next.values()] };
 }
