@@ -83,6 +83,8 @@ function materializerAlone(ctx: ScenarioContext, records: number, users: number)
   const reader: StateReader = {
     row: (t: Table, k: string) => rows.get(t)!.get(k),
     user: (id: string) => states.get(id),
+    keys: (t: Table) => rows.get(t)!.keys(),
+    truncation: () => undefined, // the generated changelog has no truncates
   };
   const random = prng(13);
   const BATCH = 5_000;

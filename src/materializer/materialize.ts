@@ -7,7 +7,11 @@
  * - a row remembers its origin (partition, offset); a change at or before it is a replay and a no-op;
  * - an identical row (in the fields the view uses) is a no-op;
  * - a tombstone removes the row's contribution once; the second finds no row and does nothing;
- * - an update that changes userId / followerId / followeeId moves the count between users.
+ * - an update that changes userId / followerId / followeeId moves the count between users;
+ * - a truncate (a source `TRUNCATE`, Debezium `op: "t"`) deletes every current row of its table, each
+ *   exactly as a tombstone of its key would, and keeps each row's origin, so a replay of a record that row
+ *   came from stays a no-op. The truncate itself is remembered per (table, partition) like a row origin, so a
+ *   replay of it is a no-op too, and never deletes rows written after it.
  * No I/O: the caller reads state through `StateReader` (inside the store's write transaction).
  */
 import { InvariantError } from '../errors.js';
@@ -18,6 +22,7 @@ import {
   type LikeRow,
   type Profile,
   type Row,
+  type RowOrigin,
   type SourcePosition,
   type StoredRow,
   type Table,
@@ -31,18 +36,34 @@ import {
 export interface StateReader {
   row(table: Table, key: string): StoredRow | undefined;
   user(userId: string): UserState | undefined;
+  /** Keys of every stored row of `table`, deleted ones included (read by truncates only). */
+  keys(table: Table): Iterable<string>;
+  /** Where the last truncate of `table` applied from `partition` came from (truncates only). */
+  truncation(table: Table, partition: number): RowOrigin | undefined;
 }
 
-/** One valid record, decoded. */
-export interface Change {
+/** One valid record, decoded: an upsert, or a tombstone (row null) of one key. */
+export interface RowChange {
   readonly table: Table;
   readonly key: string;
   /** null: tombstone. */
   readonly row: Row | null;
   readonly position: SourcePosition;
-  /** Kafka timestamp, ms since epoch (decimal string). */
+  /** Event time, ms since epoch (decimal string): the source commit time when the format has it, else the Kafka timestamp. */
   readonly timestamp: string;
 }
+
+/** A truncate of `table` at the source: every current row of the table is deleted. */
+export interface TruncateChange {
+  readonly table: Table;
+  readonly truncate: true;
+  readonly position: SourcePosition;
+  readonly timestamp: string;
+}
+
+export type Change = RowChange | TruncateChange;
+
+export const isTruncate = (change: Change): change is TruncateChange => 'truncate' in change;
 
 export interface CommitInfo {
   readonly sequence: bigint;
@@ -65,6 +86,8 @@ export interface Writes {
   readonly views: Map<string, UserInformation | null>;
   /** Changes that were replays or identical rows (already reflected in the view). */
   readonly noops: number;
+  /** Truncates applied: the new truncation origin of each (table, partition), written with the rows. */
+  readonly truncations: readonly { readonly table: Table; readonly origin: RowOrigin }[];
 }
 
 type CountField = keyof Counts;
@@ -96,6 +119,13 @@ export function sameRow(a: Row | null, b: Row | null): boolean {
 }
 
 export const rowKey = (table: Table, key: string): string => `${table}\u0000${key}`;
+
+/**
+ * Where the truncation origin of (table, partition) is stored, next to the rows: `\u0001` instead of the
+ * rows' `\u0000` after the table name, so it is never a row key and never inside a table's row range.
+ */
+export const truncationKey = (table: Table, partition: number): string =>
+  `${table}\u0001truncate\u0000${partition}`;
 
 /** True when `position` is at or before the origin of the stored row (same partition): a replay. */
 function isReplay(stored: StoredRow | undefined, position: SourcePosition): boolean {
@@ -199,18 +229,19 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
     t[field] = next;
   };
 
-  for (const change of changes) {
-    const previous = latest(change.table, change.key);
-    if (isReplay(previous, change.position)) {
-      noops++;
-      continue;
-    }
-    const before = previous?.row ?? null;
-    const after = change.row;
-    if (sameRow(before, after)) {
-      noops++;
-      continue;
-    }
+  /**
+   * Moves the view from the row `before` to the row `after` of (table, key) because of `change`, and stores
+   * `after` with `origin`. False when the rows are the same to the view (a no-op, nothing stored).
+   */
+  const transition = (
+    table: Table,
+    key: string,
+    before: Row | null,
+    after: Row | null,
+    change: Change,
+    origin: RowOrigin,
+  ): boolean => {
+    if (sameRow(before, after)) return false;
     if (change.timestamp !== lastTimestamp) {
       lastTimestamp = change.timestamp;
       eventTime = new Date(Number(change.timestamp)).toISOString();
@@ -218,10 +249,10 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
 
     // The old row's contribution out, the new row's in; a user whose count would move by -1 and +1 in the
     // same field (a follow a→b updated to a→c keeps a's followingCount) is not moved at all.
-    switch (change.table) {
+    switch (table) {
       case 'tweets':
       case 'likes': {
-        const field: CountField = change.table === 'tweets' ? 'tweetCount' : 'likeCount';
+        const field: CountField = table === 'tweets' ? 'tweetCount' : 'likeCount';
         const from = (before as TweetRow | LikeRow | null)?.userId;
         const to = (after as TweetRow | LikeRow | null)?.userId;
         if (from !== to) {
@@ -246,17 +277,46 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
         break;
       }
       case 'users':
-        touch(change.key, change);
+        touch(key, change);
         break;
     }
-    overlay[change.table].set(change.key, {
-      table: change.table,
-      key: change.key,
-      stored: {
-        row: after,
-        origin: { partition: change.position.partition, offset: change.position.offset },
-      },
-    });
+    overlay[table].set(key, { table, key, stored: { row: after, origin } });
+    return true;
+  };
+
+  /** The batch's truncation origins, by table and partition. */
+  const truncations = new Map<string, { table: Table; origin: RowOrigin }>();
+  const truncate = (change: TruncateChange): void => {
+    const { table, position } = change;
+    const at = `${table}\u0000${position.partition}`;
+    const previous = truncations.get(at)?.origin ?? reader.truncation(table, position.partition);
+    if (previous !== undefined && offsetAtOrAfter(previous.offset, position.offset)) {
+      noops++;
+      return;
+    }
+    const keys = new Set(reader.keys(table));
+    for (const key of overlay[table].keys()) keys.add(key);
+    for (const key of keys) {
+      const stored = latest(table, key);
+      // Each row keeps its origin: a replay of the record it came from must stay a no-op.
+      if (stored !== undefined && stored.row !== null)
+        transition(table, key, stored.row, null, change, stored.origin);
+    }
+    truncations.set(at, { table, origin: { partition: position.partition, offset: position.offset } });
+  };
+
+  for (const change of changes) {
+    if (isTruncate(change)) {
+      truncate(change);
+      continue;
+    }
+    const previous = latest(change.table, change.key);
+    if (isReplay(previous, change.position)) {
+      noops++;
+      continue;
+    }
+    const origin = { partition: change.position.partition, offset: change.position.offset };
+    if (!transition(change.table, change.key, previous?.row ?? null, change.row, change, origin)) noops++;
   }
 
   const sequence = commit.sequence.toString();
@@ -284,5 +344,5 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
   }
   const rows: RowWrite[] = [];
   for (const table of TABLES) for (const w of overlay[table].values()) rows.push(w);
-  return { rows, users, views, noops };
+  return { rows, users, views, noops, truncations: [...truncations.values()] };
 }

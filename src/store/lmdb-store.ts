@@ -25,7 +25,13 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
-import { materialize, rowKey, type Change, type StateReader } from '../materializer/materialize.js';
+import {
+  materialize,
+  rowKey,
+  truncationKey,
+  type Change,
+  type StateReader,
+} from '../materializer/materialize.js';
 import { decodeUnversioned, decodeView, encodeView, restJsonOf } from '../views/codec.js';
 import type {
   Counts,
@@ -702,6 +708,8 @@ export function writeBatch(
     appliedAt: new Date(appliedAt).toISOString(),
   });
   for (const w of writes.rows) generation.rows.put(rowKey(w.table, w.key), w.stored);
+  for (const t of writes.truncations)
+    generation.rows.put(truncationKey(t.table, t.origin.partition), { row: null, origin: t.origin });
   for (const [id, s] of writes.users) generation.users.put(id, s);
   for (const [id, v] of writes.views) {
     if (v === null) generation.views.remove(id);
@@ -726,6 +734,14 @@ function stateReaderOf(generation: Generation): StateReader {
   return {
     row: (t: Table, k: string) => generation.rows.get(rowKey(t, k)),
     user: (id: string) => generation.users.get(id),
+    *keys(t: Table) {
+      const prefix = rowKey(t, '');
+      for (const key of generation.rows.getKeys({ start: prefix })) {
+        if (typeof key !== 'string' || !key.startsWith(prefix)) return;
+        yield key.slice(prefix.length);
+      }
+    },
+    truncation: (t: Table, partition: number) => generation.rows.get(truncationKey(t, partition))?.origin,
   };
 }
 
