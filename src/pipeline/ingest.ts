@@ -2,8 +2,10 @@
  * The ingest handler: turns a feed batch into one durable store commit.
  *
  * 1. Records below the stored next offset are redeliveries: skipped (counted).
- * 2. Each record is decoded for its topic's table; invalid ones go to the dead-letter topic first
- *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
+ * 2. Each record is decoded by its topic's format (src/formats: json, Debezium, Avro; `prepare` first loads what
+ *    the records need, e.g. schemas, and a registry outage fails the batch so it is redelivered); invalid
+ *    ones go to the dead-letter topic first (awaited: if the DLQ cannot be written the whole batch fails and
+ *    is redelivered, never dropped). A truncate record becomes a truncate change of its table (logged).
  * 3. Valid changes, and the batch's new offsets, commit in LMDB transactions of at most
  *    `maxRecordsPerCommit` records across all partitions (a big batch is applied in chunks, each with the
  *    offset after its last record), so catching up never holds a transaction (and, without the store's
@@ -19,10 +21,11 @@
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
+import { jsonDecoder } from '../formats/json.js';
+import type { FormatDecoder } from '../formats/types.js';
 import type { Change } from '../materializer/materialize.js';
 import type { Generation } from '../store/generation.js';
 import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
-import { decodeRecord } from '../views/decode.js';
 import type { Table } from '../views/user-information.js';
 import { RecordBudget } from './record-budget.js';
 
@@ -30,6 +33,8 @@ export interface DeadLetter {
   readonly record: FeedRecord;
   readonly code: string;
   readonly message: string;
+  /** The Confluent schema id of the part that failed to decode, when it had one. */
+  readonly schemaId?: number;
 }
 
 export interface DeadLetterSink {
@@ -40,11 +45,16 @@ export interface IngestOptions {
   readonly store: LmdbStore;
   /** Topic name → table. */
   readonly tables: ReadonlyMap<string, Table>;
+  /** Topic name → format decoder (src/formats). Default: the `json` format for every topic of `tables`. */
+  readonly decoders?: ReadonlyMap<string, FormatDecoder>;
   readonly deadLetters: DeadLetterSink;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Called after each commit (readiness, lag). */
-  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined) => void;
+  /**
+   * Called after each commit (readiness, lag). `newestEventMs`: the newest source commit time among the
+   * batch's changes, when its format carries one (Debezium `source.ts_ms`).
+   */
+  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
   /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`: the active generation. */
   readonly role?: 'live' | 'rebuild';
   /** The shadow generation a `rebuild` handler writes to. */
@@ -63,6 +73,8 @@ export const DEFAULT_MAX_RECORDS_PER_COMMIT = 2_000;
 
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { store, tables, deadLetters, metrics, logger } = options;
+  const decoders =
+    options.decoders ?? new Map([...tables].map(([topic, table]) => [topic, jsonDecoder(table)] as const));
   const rebuild = options.role === 'rebuild';
   const target = options.generation ?? 'active';
   if (rebuild && options.generation === undefined)
@@ -95,7 +107,9 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   };
   return async (batch) => {
     const table = tables.get(batch.topic);
-    if (table === undefined) throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
+    const decoder = decoders.get(batch.topic);
+    if (table === undefined || decoder === undefined)
+      throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
     const stored =
       target === 'active'
         ? store.position(batch.topic, batch.partition)
@@ -103,30 +117,41 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const started = performance.now();
     const changes: Change[] = [];
     const invalid: DeadLetter[] = [];
-    let skipped = 0;
-    let last: FeedRecord | undefined;
-    for (const record of batch.records) {
-      if (stored !== undefined && compareOffsets(record.offset, stored) < 0) {
-        skipped++;
+    const truncates: FeedRecord[] = [];
+    let newestEventMs: number | undefined;
+    const fresh =
+      stored === undefined
+        ? batch.records
+        : batch.records.filter((record) => compareOffsets(record.offset, stored) >= 0);
+    const skipped = batch.records.length - fresh.length;
+    const last: FeedRecord | undefined = fresh[fresh.length - 1];
+    if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
+    for (const record of fresh) {
+      const decoded = decoder.decode(record);
+      if (!decoded.ok) {
+        invalid.push({
+          record,
+          code: decoded.code,
+          message: decoded.message,
+          ...(decoded.schemaId === undefined ? {} : { schemaId: decoded.schemaId }),
+        });
         continue;
       }
-      last = record;
-      const decoded = decodeRecord(table, record.key, record.value);
-      if (decoded.ok) {
-        changes.push({
-          table,
-          key: decoded.key,
-          row: decoded.row,
-          position: { topic: record.topic, partition: record.partition, offset: record.offset },
-          timestamp: record.timestamp,
-        });
-      } else {
-        invalid.push({ record, code: decoded.code, message: decoded.message });
+      const position = { topic: record.topic, partition: record.partition, offset: record.offset };
+      // Freshness from the source's commit time when the format has it (seed 004), else the Kafka timestamp.
+      let timestamp = record.timestamp;
+      if (decoded.eventTime !== undefined) {
+        timestamp = String(decoded.eventTime);
+        newestEventMs = Math.max(newestEventMs ?? 0, decoded.eventTime);
       }
+      if ('truncate' in decoded) {
+        changes.push({ table, truncate: true, position, timestamp });
+        truncates.push(record);
+      } else changes.push({ table, key: decoded.key, row: decoded.row, position, timestamp });
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
     if (last === undefined) {
-      options.onApplied?.(batch, undefined);
+      options.onApplied?.(batch, undefined, newestEventMs);
       return;
     }
     if (invalid.length > 0 && rebuild) {
@@ -145,6 +170,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
             offset: d.record.offset,
             code: d.code,
             reason: d.message,
+            ...(d.schemaId === undefined ? {} : { schemaId: d.schemaId }),
           },
           'invalid record sent to dead-letter topic',
         );
@@ -161,14 +187,19 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     }
     if (rebuild) {
       metrics.rebuildRecordsApplied.inc(changes.length);
-      options.onApplied?.(batch, result);
+      options.onApplied?.(batch, result, newestEventMs);
       return;
     }
+    for (const r of truncates)
+      logger.warn(
+        { topic: r.topic, partition: r.partition, offset: r.offset, table },
+        'source table truncated: every row of the table was deleted',
+      );
     metrics.recordsApplied.inc({ topic: batch.topic }, changes.length);
     metrics.batchSize.observe(changes.length + invalid.length);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
     for (const c of changes)
       metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - Number(c.timestamp)) / 1000));
-    options.onApplied?.(batch, result);
+    options.onApplied?.(batch, result, newestEventMs);
   };
 }
