@@ -49,10 +49,22 @@ export const BIGINT_LONG = avro.types.LongType.__with({
   compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
 });
 
-/** Parses an Avro schema with bigint longs. Throws on a schema avsc rejects. */
+/** True for a `long` schema, bare (`"long"`) or with attributes (`{"type":"long","connect.name":…}`). */
+const isLong = (schema: unknown): boolean =>
+  schema === 'long' ||
+  (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long');
+
+/**
+ * Parses an Avro schema with bigint longs. Throws on a schema avsc rejects. The registry entry covers bare
+ * `"long"`; the hook covers longs with attributes, as the AvroConverter writes every Connect-named type
+ * (`io.debezium.time.NanoTimestamp`, whose values pass 2^53), which avsc would otherwise read as numbers.
+ */
 export function avroType(schema: unknown): avro.Type {
   // A fresh registry each time: avsc adds every named type it defines to it.
-  return avro.Type.forSchema(schema as avro.Schema, { registry: { long: BIGINT_LONG } });
+  return avro.Type.forSchema(schema as avro.Schema, {
+    registry: { long: BIGINT_LONG },
+    typeHook: (s) => (isLong(s) ? BIGINT_LONG : undefined),
+  });
 }
 
 export type SchemaEntry =
