@@ -11,7 +11,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import { createServer as createHttps, type ServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface RegistryDouble {
@@ -28,8 +28,8 @@ export interface RegistryDouble {
 export interface RegistryDoubleOptions {
   /** Require `Authorization: Basic` with this `user:password`. */
   readonly userInfo?: string;
-  /** Serve HTTPS with this key and certificate (PEM). */
-  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+  /** Serve HTTPS with these options (key, cert; `ca` + `requestCert` for mutual TLS). */
+  readonly tls?: ServerOptions;
 }
 
 export async function startRegistry(options: RegistryDoubleOptions = {}): Promise<RegistryDouble> {
