@@ -5,7 +5,7 @@
  * Every count is derived from row transitions (old row's contribution out, new row's in), never a
  * blind increment, so the view is a function of the latest row per key:
  * - a row remembers its origin (partition, offset); a change at or before it is a replay and a no-op;
- * - an identical row (in the fields the view uses) is a no-op;
+ * - an identical row (in the fields the view uses) is a no-op for the view; it still moves the row's origin;
  * - a tombstone removes the row's contribution once; the second finds no row and does nothing;
  * - an update that changes userId / followerId / followeeId moves the count between users;
  * - a truncate (a source `TRUNCATE`, Debezium `op: "t"`) deletes every current row of its table, each
@@ -316,7 +316,17 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
       continue;
     }
     const origin = { partition: change.position.partition, offset: change.position.offset };
-    if (!transition(change.table, change.key, previous?.row ?? null, change.row, change, origin)) noops++;
+    if (!transition(change.table, change.key, previous?.row ?? null, change.row, change, origin)) {
+      noops++;
+      // The view does not move, but the key's origin does: a truncate keeps each row's origin, and a replay
+      // of this record after a truncate must be a no-op (not a row come back). Unknown keys stay unstored.
+      if (previous !== undefined)
+        overlay[change.table].set(change.key, {
+          table: change.table,
+          key: change.key,
+          stored: { row: change.row, origin },
+        });
+    }
   }
 
   const sequence = commit.sequence.toString();

@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { materialize, type Change } from '../../src/materializer/materialize.js';
+import { createDecoders } from '../../src/formats/index.js';
+import { parseSources } from '../../src/formats/sources.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import type { Counts, Profile, Table } from '../../src/views/user-information.js';
 import { MemoryState } from '../utils/memory-state.js';
@@ -76,13 +78,21 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
       emit(table, `${table}-${i}`, rowFor(table, `${table}-${i}`));
     }
   }
-  // Deliveries: topics interleaved at random but each partition in order, plus duplicates of earlier records.
-  const queues = new Map<string, Rec[]>();
+  return { records, deliveries: deliver(records, rnd) };
+}
+
+/** Deliveries: topics interleaved at random but each partition in order, plus duplicates of earlier records. */
+function deliver<R extends { table: Table; partition: number }>(
+  records: readonly R[],
+  rnd: () => number,
+): R[] {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+  const queues = new Map<string, R[]>();
   for (const rec of records) {
     const q = `${rec.table}/${rec.partition}`;
     queues.set(q, [...(queues.get(q) ?? []), rec]);
   }
-  const deliveries: Rec[] = [];
+  const deliveries: R[] = [];
   while (queues.size > 0) {
     const q = pick([...queues.keys()]);
     const queue = queues.get(q)!;
@@ -90,13 +100,21 @@ function randomChangelog(seed: number): { records: Rec[]; deliveries: Rec[] } {
     if (queue.length === 0) queues.delete(q);
     if (rnd() < 0.15) deliveries.push(pick(deliveries)); // duplicate delivery of anything seen so far
   }
-  return { records, deliveries };
+  return deliveries;
 }
 
 /** The reference: latest row per key, then the contract's SQL. */
 function reference(records: Rec[]): Map<string, (Profile & Counts) | null> {
   const latest = new Map<string, Rec>();
   for (const r of records) latest.set(`${r.table}/${r.key}`, r); // records are in per-partition order per key
+  return sqlOver(latest, records);
+}
+
+/** The contract's SQL over the latest row per key (`latest`), for every id any record named. */
+function sqlOver(
+  latest: ReadonlyMap<string, Pick<Rec, 'table' | 'value'>>,
+  records: readonly Pick<Rec, 'value'>[],
+): Map<string, (Profile & Counts) | null> {
   const rows = (t: Table) =>
     [...latest.values()].filter((r) => r.table === t && r.value !== null).map((r) => r.value!);
   const count = (t: Table, field: string, id: string) => rows(t).filter((v) => v[field] === id).length;
@@ -296,5 +314,140 @@ describe('materializer semantics', () => {
       change('tweets', 'nope', null, at(2)),
     );
     expect({ views: w.views.size, users: w.users.size }).toEqual({ views: 0, users: 0 });
+  });
+});
+
+/**
+ * Issue 15: the same property with Debezium's change events: a delete is an envelope whose `before` holds
+ * only the key (Postgres' default replica identity) followed by its tombstone, and truncates of any table
+ * land on random partitions (Kafka Connect writes them without a key). Truncates are ordered only by
+ * delivery, so the reference replays the first delivery of each record in delivery order: a truncate
+ * empties its table at the point it was delivered.
+ */
+describe('materializer against the reference model, Debezium deletes and truncates', () => {
+  interface Event {
+    table: Table;
+    partition: number;
+    offset: number;
+    key: string | null;
+    value: string | null;
+    /** What the event means to the reference: a row (upsert), null (delete by key), or 'truncate'. */
+    effect: Record<string, unknown> | null | 'truncate';
+  }
+  const KEY_FIELD: Record<Table, string> = {
+    users: 'userId',
+    tweets: 'tweetId',
+    follows: 'followId',
+    likes: 'likeId',
+  };
+  const sources = parseSources('reference', { format: 'debezium-json', topics: {} });
+  const decoders = createDecoders(sources, {
+    users: 'users',
+    tweets: 'tweets',
+    follows: 'follows',
+    likes: 'likes',
+  });
+
+  /** The records of `randomChangelog` as Debezium writes them, plus random truncates. */
+  function debeziumChangelog(seed: number): Event[] {
+    const rnd = prng(seed * 31);
+    const { records } = randomChangelog(seed);
+    const offsets = new Map<string, number>();
+    const out: Event[] = [];
+    const emit = (
+      table: Table,
+      partition: number,
+      key: string | null,
+      value: string | null,
+      effect: Event['effect'],
+    ) => {
+      const at = `${table}/${partition}`;
+      const offset = offsets.get(at) ?? 0;
+      offsets.set(at, offset + 1);
+      out.push({ table, partition, offset, key, value, effect });
+    };
+    for (const r of records) {
+      const key = JSON.stringify({ [KEY_FIELD[r.table]]: r.key });
+      const source = { connector: 'postgresql', ts_ms: 1_700_000_000_000 + out.length };
+      if (r.value !== null) {
+        const after = { [KEY_FIELD[r.table]]: r.key, ...r.value };
+        emit(r.table, r.partition, key, JSON.stringify({ before: null, after, source, op: 'c' }), r.value);
+      } else {
+        const before = { [KEY_FIELD[r.table]]: r.key };
+        emit(r.table, r.partition, key, JSON.stringify({ before, after: null, source, op: 'd' }), null);
+        emit(r.table, r.partition, key, null, null); // the tombstone after it
+      }
+      if (rnd() < 0.04) {
+        const table = r.table === 'users' && rnd() < 0.5 ? 'users' : r.table;
+        emit(table, Math.floor(rnd() * PARTITIONS), null, JSON.stringify({ source, op: 't' }), 'truncate');
+      }
+    }
+    return out;
+  }
+
+  function toChangeOf(e: Event): Change {
+    const record = {
+      topic: e.table,
+      partition: e.partition,
+      offset: String(e.offset),
+      timestamp: '1700000000000',
+      key: e.key === null ? null : Buffer.from(e.key),
+      value: e.value === null ? null : Buffer.from(e.value),
+      headers: {},
+    };
+    const d = decoders.get(e.table)!.decode(record);
+    if (!d.ok) throw new Error(`generator produced an invalid event: ${d.message}`);
+    const position = { topic: e.table, partition: e.partition, offset: record.offset };
+    return 'truncate' in d
+      ? { table: e.table, truncate: true, position, timestamp: String(d.eventTime) }
+      : { table: e.table, key: d.key, row: d.row, position, timestamp: String(d.eventTime ?? 0) };
+  }
+
+  it('should agree with the SQL definition on 300 random changelogs with key-only deletes, tombstones and truncates', () => {
+    let truncates = 0;
+    let checked = 0;
+    for (let seed = 1; seed <= 300; seed++) {
+      const events = debeziumChangelog(seed);
+      const rnd = prng(seed * 7919);
+      const deliveries = deliver(events, rnd);
+      const state = new MemoryState();
+      let sequence = 0n;
+      for (let i = 0; i < deliveries.length;) {
+        const size = 1 + Math.floor(rnd() * 12);
+        const batch = deliveries.slice(i, i + size).map(toChangeOf);
+        i += size;
+        state.apply(
+          materialize(state, batch, { sequence: ++sequence, appliedAt: new Date(0).toISOString() }),
+        );
+      }
+      // The reference: first deliveries in delivery order; a truncate empties its table where it was delivered.
+      const seen = new Set<Event>();
+      const latest = new Map<string, { table: Table; value: Record<string, unknown> | null }>();
+      for (const e of deliveries) {
+        if (seen.has(e)) continue;
+        seen.add(e);
+        if (e.effect === 'truncate') {
+          truncates++;
+          for (const [k, row] of latest)
+            if (row.table === e.table) latest.set(k, { table: e.table, value: null });
+        } else {
+          const key = (JSON.parse(e.key!) as Record<string, string>)[KEY_FIELD[e.table]]!;
+          latest.set(`${e.table}/${key}`, { table: e.table, value: e.effect });
+        }
+      }
+      const expected = sqlOver(
+        latest,
+        events.map((e) => ({ value: e.effect === 'truncate' ? null : e.effect })),
+      );
+      for (const [id, want] of expected) {
+        expect({ seed, id, view: viewOf(state, id) }).toEqual({ seed, id, view: want });
+        checked++;
+      }
+      for (const id of state.views.keys()) expect(expected.has(id)).toBe(true);
+    }
+    expect({ enoughUsers: checked > 1000, enoughTruncates: truncates > 100 }).toEqual({
+      enoughUsers: true,
+      enoughTruncates: true,
+    });
   });
 });
