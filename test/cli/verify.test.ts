@@ -10,20 +10,11 @@ import { dbName } from '../../src/store/generation.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { decodeView, encodeView } from '../../src/views/codec.js';
 import type { Row, UserState } from '../../src/views/user-information.js';
+import { userRow } from '../utils/rows.js';
 import { tempDir } from '../utils/tmp.js';
 import { runCli } from './run-cli.js';
 
-const user = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: 'Name',
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
+const user = userRow;
 let offset = 0;
 const change = (table: Change['table'], key: string, row: Row | null): Change => ({
   table,

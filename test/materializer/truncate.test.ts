@@ -7,18 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { materialize, type Change } from '../../src/materializer/materialize.js';
 import type { Row, Table } from '../../src/views/user-information.js';
 import { MemoryState } from '../utils/memory-state.js';
+import { userRow } from '../utils/rows.js';
 
-const profile = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: null,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
 const pos = (table: Table, offset: number, partition = 0) => ({
   topic: table,
   partition,
@@ -51,7 +41,7 @@ const counts = (s: MemoryState, id: string) => s.users.get(id)?.counts;
 describe('truncate', () => {
   it('should delete every stored row and every row of the same batch before it, and count what comes after', () => {
     const s = new MemoryState();
-    apply(s, put('users', 'a', profile('a'), 0), put('users', 'b', profile('b'), 1));
+    apply(s, put('users', 'a', userRow('a'), 0), put('users', 'b', userRow('b'), 1));
     apply(s, tweet('t1', 'a', 0), tweet('t2', 'b', 0, 1), tweet('t3', 'a', 0, 2));
     const w = apply(s, tweet('t4', 'b', 1), truncate('tweets', 2), tweet('t5', 'a', 3));
     expect([counts(s, 'a')?.tweetCount, counts(s, 'b')?.tweetCount]).toEqual([1, 0]);
@@ -130,7 +120,7 @@ describe('truncate', () => {
 
   it('should hide every user when the users table is truncated and keep their counts', () => {
     const s = new MemoryState();
-    apply(s, put('users', 'a', profile('a'), 0), tweet('t1', 'a', 0));
+    apply(s, put('users', 'a', userRow('a'), 0), tweet('t1', 'a', 0));
     const w = apply(s, truncate('users', 1));
     expect({ view: w.views.get('a'), stored: s.views.has('a'), counts: counts(s, 'a')?.tweetCount }).toEqual({
       view: null,

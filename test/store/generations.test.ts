@@ -11,19 +11,10 @@ import { dbName } from '../../src/store/generation.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import type { CommitEvent } from '../../src/store/types.js';
 import type { Row } from '../../src/views/user-information.js';
+import { userRow } from '../utils/rows.js';
 import { tempDir } from '../utils/tmp.js';
 
-const user = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: null,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
+const user = userRow;
 const change = (table: Change['table'], key: string, row: Row | null, offset: number): Change => ({
   table,
   key,
