@@ -136,4 +136,40 @@ describe('Debezium topics through the whole pipeline', () => {
       value: dlq?.value?.equals(bad),
     }).toEqual({ code: RecordErrorCode.SchemaUnknown, schemaId: '4242', value: true });
   }, 60_000);
+
+  it('should wait out a registry outage, saying why in feedStatus, and dead-letter nothing for it', async () => {
+    const { path, topics } = sourcesFile((json) => {
+      json.format = 'debezium-avro';
+      json.schemaRegistryUrl = registry.url;
+    });
+    const server = await serve(path, topics);
+    const json = story({ connector: 'postgresql', schemas: false, form: 'envelope', tsMs: 0 });
+    const messages = Object.fromEntries(
+      TABLES.map((t) => [t, json[t].map((m) => toAvro(registry, t, m, false))]),
+    ) as Record<Table, { key: Buffer | string | null; value: Buffer | null }[]>;
+    registry.mode = 'down';
+    try {
+      await produceStory(topics, messages);
+      const status = await eventually(
+        async () => {
+          const r = await graphql<{ feedStatus: { state: string; reason: string | null } }>(
+            server.url,
+            '{ feedStatus { state reason } }',
+          );
+          const s = r.data?.feedStatus;
+          return s?.state === 'RETRYING' && s.reason?.includes('schema registry') === true ? s : undefined;
+        },
+        45_000,
+        'feedStatus to report the registry',
+      );
+      expect(status.reason).toMatch(
+        /SchemaRegistryError: schema registry http:\/\/127\.0\.0\.1:\d+ could not give schema \d+: HTTP 503/,
+      );
+    } finally {
+      registry.mode = 'up';
+    }
+    await expectStoryEnd(server, 'postgresql');
+    const invalid = await server.running.metrics.recordsInvalid.get();
+    expect(invalid.values.reduce((n, v) => n + v.value, 0)).toBe(0);
+  }, 120_000);
 });
