@@ -24,8 +24,14 @@ describe('parseLosslessJson', () => {
     for (let i = 0; i < 2_000; i++) {
       const text = randomJson(rnd); // mostly JSON.parse's own path
       expect(parseLosslessJson(text)).toEqual(JSON.parse(text));
-      const padded = `{"pad":"9999999999999999","v":${text}}`; // 16 digits: the parser path
-      expect(parseLosslessJson(padded)).toEqual(JSON.parse(padded));
+      // An unsafe integer: the marker path; with a \u0000 escape too: the parser path.
+      for (const padded of [
+        `{"big":9999999999999999,"v":${text}}`,
+        `{"big":9999999999999999,"nul":"\\u0000","v":${text}}`,
+      ]) {
+        const want = JSON.parse(padded.replace('9999999999999999', '"big"')) as Record<string, unknown>;
+        expect(parseLosslessJson(padded)).toEqual({ ...want, big: 9999999999999999n });
+      }
     }
   });
 
@@ -45,6 +51,8 @@ describe('parseLosslessJson', () => {
   });
 
   it.each([
+    '{12345678901234567890:1}',
+    '[-01234567890123456789]',
     '{"a":1,}',
     '[1,]',
     '01234567890123456789',
@@ -62,14 +70,21 @@ describe('parseLosslessJson', () => {
     '{a:1}',
     '',
   ])('should reject %j as JSON.parse does', (text) => {
-    const long = `[9999999999999999,${text}]`; // force the parser path
-    expect(() => JSON.parse(long)).toThrow(SyntaxError);
-    expect(() => parseLosslessJson(long)).toThrow(SyntaxError);
+    // The marker path, then the parser path (a \u0000 escape in the text).
+    for (const long of [`[9999999999999999,${text}]`, `["\\u0000",9999999999999999,${text}]`]) {
+      expect(() => JSON.parse(long)).toThrow(SyntaxError);
+      expect(() => parseLosslessJson(long)).toThrow(SyntaxError);
+    }
   });
 
-  it('should keep "__proto__" as data, like JSON.parse', () => {
-    const v = parseLosslessJson('{"__proto__":{"x":1},"n":1234567890123456789}') as Record<string, unknown>;
-    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
-    expect(Object.keys(v)).toEqual(['__proto__', 'n']);
+  it('should keep "__proto__" as data, like JSON.parse, on every path', () => {
+    for (const extra of ['', ',"nul":"\\u0000"']) {
+      const v = parseLosslessJson(`{"__proto__":{"x":1},"n":1234567890123456789${extra}}`) as Record<
+        string,
+        unknown
+      >;
+      expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+      expect(Object.keys(v).slice(0, 2)).toEqual(['__proto__', 'n']);
+    }
   });
 });
