@@ -22,7 +22,7 @@ export interface FeedStatusSnapshot {
   readonly state: FeedState;
   readonly reason: string | null;
   readonly partitions: readonly PartitionStatus[];
-  /** Seconds since the Kafka timestamp of the newest applied record; null before the first. */
+  /** Seconds since the event time of the newest applied record (the source commit time where the format carries it, e.g. Debezium source.ts_ms; else the Kafka timestamp); null before the first. */
   readonly newestEventAgeSeconds: number | null;
   /** Last store commit sequence (uint64 decimal). */
   readonly sequence: string;

@@ -45,6 +45,16 @@ export const RecordErrorCode = {
   KeyMismatch: 'MV_ERR_RECORD_KEY_MISMATCH',
   /** A date-time field is neither ISO-8601 nor the `Tue Jan 22 15:14:44 +0000 2008` form. */
   DateInvalid: 'MV_ERR_RECORD_DATE_INVALID',
+  /** Not a change event of the topic's format: no Debezium envelope, an unknown `op`, no row where one is needed. */
+  EnvelopeInvalid: 'MV_ERR_RECORD_ENVELOPE_INVALID',
+  /** Not in the Confluent wire format (magic byte 0, 4-byte schema id), or the bytes do not decode with that schema. */
+  AvroInvalid: 'MV_ERR_RECORD_AVRO_INVALID',
+  /** The schema registry has no schema with the record's schema id. */
+  SchemaUnknown: 'MV_ERR_RECORD_SCHEMA_UNKNOWN',
+  /** The record's schema is not an Avro schema matview can read. */
+  SchemaInvalid: 'MV_ERR_RECORD_SCHEMA_INVALID',
+  /** The record's schema lacks the column mapped to a required contract field. */
+  SchemaMismatch: 'MV_ERR_RECORD_SCHEMA_MISMATCH',
 } as const;
 export type RecordErrorCode = (typeof RecordErrorCode)[keyof typeof RecordErrorCode];
 
@@ -65,6 +75,16 @@ export class DeadLetterWriteError extends MatviewError {
       retriable: true,
       ...options,
     });
+  }
+}
+
+/**
+ * The schema registry could not answer (unreachable, timed out, 5xx, refused the credentials): the batch
+ * is retried, never dead-lettered, since the records themselves may be fine.
+ */
+export class SchemaRegistryError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_SCHEMA_REGISTRY', message, { retriable: true, ...options });
   }
 }
 

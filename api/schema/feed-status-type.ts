@@ -67,7 +67,8 @@ export class FeedStatus {
 
   @Field(() => Float, {
     nullable: true,
-    description: 'Seconds since the Kafka timestamp of the newest applied record; null before the first.',
+    description:
+      'Seconds since the event time of the newest applied record (the source commit time where the format carries it, e.g. Debezium source.ts_ms; else the Kafka timestamp); null before the first.',
   })
   newestEventAgeSeconds!: number | null;
 

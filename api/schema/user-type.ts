@@ -33,7 +33,8 @@ export class ViewVersion {
 
   @Field(() => GraphQLDateTime, {
     nullable: true,
-    description: 'Kafka timestamp of the last record that changed this user.',
+    description:
+      'Event time of the last record that changed this user: the source database commit time where the format carries it (Debezium source.ts_ms), else the Kafka timestamp.',
   })
   eventTime!: string | null;
 

@@ -13,6 +13,8 @@ export const DeadLetterHeader = {
   SourceOffset: 'matview.source.offset',
   ErrorCode: 'matview.error.code',
   ErrorMessage: 'matview.error.message',
+  /** The Confluent schema id of the key or value that failed to decode (Avro formats), when it had one. */
+  SchemaId: 'matview.schema.id',
 } as const;
 
 /** One rejected record and why (code: a RecordErrorCode from src/errors.ts). */
@@ -20,6 +22,8 @@ export interface DeadLetterEntry {
   readonly record: FeedRecord;
   readonly code: string;
   readonly message: string;
+  /** The Confluent schema id of the key or value that failed to decode (Avro formats), when it had one. */
+  readonly schemaId?: number;
 }
 
 export interface DeadLetterSink {
@@ -52,6 +56,7 @@ export function toDeadLetterMessage(entry: DeadLetterEntry): OutgoingMessage {
     entry.message.length > MAX_MESSAGE_CHARS
       ? `${entry.message.slice(0, MAX_MESSAGE_CHARS)}…`
       : entry.message;
+  if (entry.schemaId !== undefined) headers[DeadLetterHeader.SchemaId] = String(entry.schemaId);
   // No explicit partition: the DLQ topic may have a different partition count than the source,
   // so the key hash chooses (records with the same key stay together and in order); the source
   // partition travels in a header.

@@ -3,8 +3,11 @@
  * Nothing else in matview reads `process.env`. Every bad value is reported with the variable,
  * the value it had and what is allowed (fastify `initial-config-validation.js`, kafkajs messages).
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import type { RegistrySettings } from '../formats/index.js';
+import { loadSources, type Sources } from '../formats/sources.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 
 const port = z.coerce
@@ -103,12 +106,26 @@ const schema = z.object({
   OFFSET_RESET_POLICY: z
     .enum(['rebuild', 'fail'], { error: 'must be "rebuild" or "fail"' })
     .default('rebuild'),
+  SOURCES_FILE: z.string().optional(),
+  SCHEMA_REGISTRY_USER_INFO: z
+    .string()
+    .regex(/^[^:]+:.*$/s, 'must be "user:password" (Confluent basic.auth.user.info)')
+    .optional(),
+  SCHEMA_REGISTRY_USER_INFO_FILE: z.string().optional(),
+  SCHEMA_REGISTRY_CA_FILE: z.string().optional(),
+  SCHEMA_REGISTRY_CERT_FILE: z.string().optional(),
+  SCHEMA_REGISTRY_KEY_FILE: z.string().optional(),
+  SCHEMA_REGISTRY_REJECT_UNAUTHORIZED: bool.default(true),
+  SCHEMA_REGISTRY_TIMEOUT_MS: positiveInt.max(600_000, 'must be <= 600000').default(10_000),
 });
 
 type Env = z.infer<typeof schema>;
 
 /** Variables whose values are secrets: validation messages name them without their value. */
-const SECRET_KEYS: ReadonlySet<string> = new Set(['WS_AUTH_TOKENS']);
+const SECRET_KEYS: ReadonlySet<string> = new Set(['WS_AUTH_TOKENS', 'SCHEMA_REGISTRY_USER_INFO']);
+
+/** The variables a sources file replaces. */
+const TOPIC_VARIABLES = ['TOPIC_USERS', 'TOPIC_TWEETS', 'TOPIC_FOLLOWS', 'TOPIC_LIKES'] as const;
 
 /** Every environment variable matview reads (the README's configuration table lists each). */
 export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.shape));
@@ -146,6 +163,14 @@ export interface Config {
   /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */
   readonly writerThread: boolean;
   readonly topics: Topics;
+  /**
+   * `SOURCES_FILE` (default unset): the sources file (src/formats/sources.ts), validated at start: each table's
+   * topic, format and column mapping. Unset: every topic is read in the `json` format from `TOPIC_*`. Setting
+   * both is refused: the file names the topics.
+   */
+  readonly sources: Sources | undefined;
+  /** Credentials and TLS for the schema registry the sources file names (`SCHEMA_REGISTRY_*`). */
+  readonly schemaRegistry: RegistrySettings;
   readonly dlqSuffix: string;
   readonly demo: {
     readonly enabled: boolean;
@@ -259,12 +284,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
-  const topics = {
-    users: e.TOPIC_USERS,
-    tweets: e.TOPIC_TWEETS,
-    follows: e.TOPIC_FOLLOWS,
-    likes: e.TOPIC_LIKES,
-  };
+  const sources = e.SOURCES_FILE === undefined ? undefined : loadSources(e.SOURCES_FILE);
+  const topics =
+    sources === undefined
+      ? { users: e.TOPIC_USERS, tweets: e.TOPIC_TWEETS, follows: e.TOPIC_FOLLOWS, likes: e.TOPIC_LIKES }
+      : {
+          users: sources.topics.users.topic,
+          tweets: sources.topics.tweets.topic,
+          follows: sources.topics.follows.topic,
+          likes: sources.topics.likes.topic,
+        };
+  checkSources(input, sources, e.KAFKA_BROKERS === undefined && e.DEMO);
   const names = Object.values(topics);
   if (new Set(names).size !== names.length) {
     throw new ConfigError(
@@ -293,6 +323,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT,
     writerThread: e.WRITER_THREAD,
     topics,
+    sources,
+    schemaRegistry: registrySettings(e),
     dlqSuffix: e.DLQ_SUFFIX,
     demo: { enabled: e.DEMO, rate: e.DEMO_RATE, users: e.DEMO_USERS, seed: e.DEMO_SEED },
     logLevel: e.LOG_LEVEL,
@@ -327,6 +359,59 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       offsetResetPolicy: e.OFFSET_RESET_POLICY,
     },
   });
+}
+
+/** SOURCES_FILE replaces TOPIC_*; and the embedded demo writes matview's own json, nothing else. */
+function checkSources(
+  input: Record<string, string>,
+  sources: Sources | undefined,
+  embeddedDemo: boolean,
+): void {
+  if (sources === undefined) return;
+  const set = TOPIC_VARIABLES.filter((k) => input[k] !== undefined);
+  if (set.length > 0)
+    throw new ConfigError(
+      `Invalid configuration: SOURCES_FILE and ${set.join(', ')} are both set: the sources file names every topic; unset ${set.join(', ')} (or SOURCES_FILE)`,
+    );
+  const other = Object.values(sources.topics).find((t) => t.format !== 'json');
+  if (embeddedDemo && other !== undefined)
+    throw new ConfigError(
+      `Invalid configuration: SOURCES_FILE reads "${other.topic}" as ${other.format}, but without KAFKA_BROKERS the embedded changelog's demo writes matview's json: set KAFKA_BROKERS, or DEMO=false`,
+    );
+}
+
+function registrySettings(e: Env): RegistrySettings {
+  if (e.SCHEMA_REGISTRY_USER_INFO !== undefined && e.SCHEMA_REGISTRY_USER_INFO_FILE !== undefined)
+    throw new ConfigError(
+      'Invalid configuration: SCHEMA_REGISTRY_USER_INFO and SCHEMA_REGISTRY_USER_INFO_FILE are both set: set one',
+    );
+  if ((e.SCHEMA_REGISTRY_CERT_FILE === undefined) !== (e.SCHEMA_REGISTRY_KEY_FILE === undefined))
+    throw new ConfigError(
+      'Invalid configuration: SCHEMA_REGISTRY_CERT_FILE and SCHEMA_REGISTRY_KEY_FILE go together (mutual TLS): set both or neither',
+    );
+  let userInfo = e.SCHEMA_REGISTRY_USER_INFO;
+  if (e.SCHEMA_REGISTRY_USER_INFO_FILE !== undefined) {
+    const file = e.SCHEMA_REGISTRY_USER_INFO_FILE;
+    try {
+      userInfo = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(
+        `Invalid configuration: SCHEMA_REGISTRY_USER_INFO_FILE=${JSON.stringify(file)} cannot be read: ${(err as Error).message}`,
+      );
+    }
+    if (!userInfo.includes(':'))
+      throw new ConfigError(
+        `Invalid configuration: SCHEMA_REGISTRY_USER_INFO_FILE=${JSON.stringify(file)} must hold "user:password"`,
+      );
+  }
+  return {
+    userInfo,
+    caFile: e.SCHEMA_REGISTRY_CA_FILE,
+    certFile: e.SCHEMA_REGISTRY_CERT_FILE,
+    keyFile: e.SCHEMA_REGISTRY_KEY_FILE,
+    rejectUnauthorized: e.SCHEMA_REGISTRY_REJECT_UNAUTHORIZED,
+    timeoutMs: e.SCHEMA_REGISTRY_TIMEOUT_MS,
+  };
 }
 
 function deepFreeze<T>(o: T): T {

@@ -43,13 +43,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     eventAgeSeconds: new Histogram({
       name: 'matview_event_age_seconds',
-      help: 'Apply time minus Kafka timestamp of each applied record (freshness)',
+      help: 'Apply time minus event time (source commit time, else Kafka timestamp) of each applied record (freshness)',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
     newestEventAgeSeconds: new Gauge({
       name: 'matview_newest_event_age_seconds',
-      help: 'Seconds since the Kafka timestamp of the newest applied record',
+      help: 'Seconds since the event time (source commit time, else Kafka timestamp) of the newest applied record',
       registers,
     }),
     partitionLag: new Gauge({

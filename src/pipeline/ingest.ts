@@ -3,8 +3,10 @@
  *
  * 1. Records below the stored next offset are redeliveries: skipped (counted). The commit checks again
  *    inside its transaction, so a record is never applied twice whatever this early check saw.
- * 2. Each record is decoded for its topic's table; invalid ones go to the dead-letter topic first
- *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
+ * 2. Each record is decoded by its topic's format (src/formats: json, Debezium, Avro; `prepare` first loads what
+ *    the records need, e.g. schemas, and a registry outage fails the batch so it is redelivered); invalid
+ *    ones go to the dead-letter topic first (awaited: if the DLQ cannot be written the whole batch fails and
+ *    is redelivered, never dropped). A truncate record empties its table (logged).
  * 3. The valid changes, in columns, and the batch's new offset go to the store, which commits them together
  *    with whatever other batches arrived meanwhile (group commit: large commits while catching up, one
  *    batch per commit once caught up). A batch larger than the store's commit budget goes in chunks, each
@@ -20,17 +22,20 @@
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
-import { ChangeBatch } from '../materializer/change-batch.js';
+import { jsonDecoder } from '../formats/json.js';
+import type { FormatDecoder } from '../formats/types.js';
+import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import type { Generation } from '../store/generation.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
-import { decodeRecord } from '../views/decode.js';
 import type { Table } from '../views/source.js';
 
 export interface DeadLetter {
   readonly record: FeedRecord;
   readonly code: string;
   readonly message: string;
+  /** The Confluent schema id of the part that failed to decode, when it had one. */
+  readonly schemaId?: number;
 }
 
 export interface DeadLetterSink {
@@ -41,11 +46,16 @@ export interface IngestOptions {
   readonly store: LmdbStore;
   /** Topic name → table. */
   readonly tables: ReadonlyMap<string, Table>;
+  /** Topic name → format decoder (src/formats). Default: the `json` format for every topic of `tables`. */
+  readonly decoders?: ReadonlyMap<string, FormatDecoder>;
   readonly deadLetters: DeadLetterSink;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Called after each batch is durable (readiness, lag). */
-  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined) => void;
+  /**
+   * Called after each batch is durable (readiness, lag). `newestEventMs`: the newest source commit time among
+   * the batch's changes, when its format carries one (Debezium `source.ts_ms`).
+   */
+  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
   /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`: the active generation. */
   readonly role?: 'live' | 'rebuild';
   /** The shadow generation a `rebuild` handler writes to. */
@@ -59,6 +69,8 @@ export interface IngestOptions {
 
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { store, tables, deadLetters, metrics, logger } = options;
+  const decoders =
+    options.decoders ?? new Map([...tables].map(([topic, table]) => [topic, jsonDecoder(table)] as const));
   const rebuild = options.role === 'rebuild';
   const target = options.generation ?? 'active';
   if (rebuild && options.generation === undefined)
@@ -91,38 +103,59 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
 
   return async (batch) => {
     const table = tables.get(batch.topic);
-    if (table === undefined) throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
+    const decoder = decoders.get(batch.topic);
+    if (table === undefined || decoder === undefined)
+      throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
     const stored =
       target === 'active'
         ? store.position(batch.topic, batch.partition)
         : store.position(batch.topic, batch.partition, target);
     const started = performance.now();
+    const fresh =
+      stored === undefined
+        ? batch.records
+        : batch.records.filter((record) => compareOffsets(record.offset, stored) >= 0);
+    const skipped = batch.records.length - fresh.length;
+    const last: FeedRecord | undefined = fresh[fresh.length - 1];
+    if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
     let changes = new ChangeBatch();
     const chunks: { changes: ChangeBatch; lastOffset: string }[] = [];
     const invalid: DeadLetter[] = [];
-    let skipped = 0;
+    const truncates: FeedRecord[] = [];
     let valid = 0;
-    let last: FeedRecord | undefined;
-    for (const record of batch.records) {
-      if (stored !== undefined && compareOffsets(record.offset, stored) < 0) {
-        skipped++;
-        continue;
-      }
-      last = record;
-      const decoded = decodeRecord(table, record.key, record.value);
+    let newestEventMs: number | undefined;
+    for (const record of fresh) {
+      const decoded = decoder.decode(record);
       if (!decoded.ok) {
-        invalid.push({ record, code: decoded.code, message: decoded.message });
+        invalid.push({
+          record,
+          code: decoded.code,
+          message: decoded.message,
+          ...(decoded.schemaId === undefined ? {} : { schemaId: decoded.schemaId }),
+        });
         continue;
       }
-      changes.push(
-        table,
-        decoded.key,
-        decoded.row,
-        record.topic,
-        record.partition,
-        record.offset,
-        Number(record.timestamp),
-      );
+      // Freshness from the source's commit time when the format has it (seed 004), else the Kafka timestamp.
+      if (
+        decoded.eventTime !== undefined &&
+        (newestEventMs === undefined || decoded.eventTime > newestEventMs)
+      )
+        newestEventMs = decoded.eventTime;
+      const eventTime = decoded.eventTime ?? Number(record.timestamp);
+      if ('truncate' in decoded) {
+        changes.push(table, '', TRUNCATE, record.topic, record.partition, record.offset, eventTime);
+        truncates.push(record);
+      } else {
+        changes.push(
+          table,
+          decoded.key,
+          decoded.row,
+          record.topic,
+          record.partition,
+          record.offset,
+          eventTime,
+        );
+      }
       valid++;
       if (changes.length >= chunk) {
         chunks.push({ changes, lastOffset: record.offset });
@@ -131,7 +164,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
     if (last === undefined) {
-      options.onApplied?.(batch, undefined);
+      options.onApplied?.(batch, undefined, newestEventMs);
       return;
     }
     // The last chunk also carries the offsets of trailing invalid records.
@@ -154,6 +187,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
             offset: d.record.offset,
             code: d.code,
             reason: d.message,
+            ...(d.schemaId === undefined ? {} : { schemaId: d.schemaId }),
           },
           'invalid record sent to dead-letter topic',
         );
@@ -164,15 +198,20 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     if (result === undefined) return;
     if (rebuild) {
       metrics.rebuildRecordsApplied.inc(valid);
-      options.onApplied?.(batch, result);
+      options.onApplied?.(batch, result, newestEventMs);
       return;
     }
+    for (const r of truncates)
+      logger.warn(
+        { topic: r.topic, partition: r.partition, offset: r.offset, table },
+        'source table truncated: every row of the table was deleted',
+      );
     metrics.recordsApplied.inc({ topic: batch.topic }, valid);
     metrics.batchSize.observe(valid + invalid.length);
     metrics.applySeconds.observe((performance.now() - started) / 1000);
     for (const c of chunks)
       for (const t of c.changes.eventTime)
         metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - t) / 1000));
-    options.onApplied?.(batch, result);
+    options.onApplied?.(batch, result, newestEventMs);
   };
 }

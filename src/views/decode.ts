@@ -146,6 +146,25 @@ function rowOf(table: Table, key: string, o: Record<string, unknown>): Row {
   }
 }
 
+/**
+ * Validates an object already in the contract's field names (a mapped source row, src/formats/mapping.ts)
+ * as a row of `table` whose record key is `key`: the same rules as a `json` record's value.
+ */
+export function contractRow(
+  table: Table,
+  key: string,
+  o: Record<string, unknown>,
+):
+  | { readonly ok: true; readonly row: Row }
+  | { readonly ok: false; readonly code: RecordErrorCode; readonly message: string } {
+  try {
+    return { ok: true, row: rowOf(table, key, o) };
+  } catch (e) {
+    if (e instanceof Invalid) return { ok: false, code: e.code, message: e.message };
+    throw e;
+  }
+}
+
 /** Decodes one record of `table`. A null or zero-length value is a tombstone (`row: null`). */
 export function decodeRecord(table: Table, key: Buffer | null, value: Buffer | null): Decoded {
   try {

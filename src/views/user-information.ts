@@ -31,7 +31,10 @@ export interface ViewVersion {
   readonly sequence: string;
   /** ISO-8601 time that commit was applied here. */
   readonly appliedAt: string;
-  /** ISO-8601 time of the record that last changed this user (Kafka timestamp or the CDC commit time). */
+  /**
+   * ISO-8601 event time of the record that last changed this user: its source commit time (Debezium
+   * `source.ts_ms`) where the format has one, else its Kafka timestamp.
+   */
   readonly eventTime: string | null;
   readonly source: SourcePosition;
 }

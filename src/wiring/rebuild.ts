@@ -15,6 +15,7 @@
  * from its stored positions.
  */
 import type { FeedSource, PartitionPosition } from '../feed/types.js';
+import type { FormatDecoder } from '../formats/types.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import type { Generation } from '../store/generation.js';
 import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
@@ -36,6 +37,8 @@ export interface RebuildControllerOptions {
   readonly topics: readonly string[];
   /** Topic name → table. */
   readonly tables: ReadonlyMap<string, Table>;
+  /** Topic name → format decoder (the live feed's: they share the schema cache). Default: `json`. */
+  readonly decoders?: ReadonlyMap<string, FormatDecoder>;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Opens a fresh source for a shadow (its own consumer group, or its own handle on the embedded log). */
@@ -120,6 +123,7 @@ export class RebuildController {
     const handler = createIngestHandler({
       store,
       tables: this.options.tables,
+      ...(this.options.decoders === undefined ? {} : { decoders: this.options.decoders }),
       metrics,
       logger: this.log,
       role: 'rebuild',

@@ -17,6 +17,7 @@ import { createKafkaSource } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
+import { createDecoders, needsRegistry, registryClient } from '../formats/index.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, type Table } from '../views/source.js';
@@ -100,6 +101,20 @@ export async function startServer(
 
   const tables = new Map<string, Table>(TABLES.map((t) => [config.topics[t], t]));
   const topics = [...tables.keys()];
+  // Each topic's format (SOURCES_FILE; without it, json): one schema cache for the live feed and rebuilds.
+  const formatLog = logger.child({ component: 'formats' });
+  const decoders = createDecoders(config.sources, config.topics, {
+    ...(needsRegistry(config.sources)
+      ? { registry: registryClient(config.sources?.schemaRegistryUrls ?? [], config.schemaRegistry) }
+      : {}),
+    onRetry: (err, attempt, delayMs) =>
+      formatLog.warn({ err, attempt, delayMs }, 'schema registry did not answer; retrying'),
+    onMissingOptional: (schemaId, columns) =>
+      formatLog.warn(
+        { schemaId, columns },
+        'a schema lacks columns mapped to optional fields: they read as null for its records',
+      ),
+  });
   let source: FeedSource;
   let writer: ChangelogWriter;
   let demo: DemoGenerator | undefined;
@@ -174,13 +189,14 @@ export async function startServer(
     createIngestHandler({
       store,
       tables,
+      decoders,
       metrics,
       logger,
       deadLetters,
       maxRecordsPerCommit: config.maxRecordsPerCommit,
-      onApplied: (batch) => {
+      onApplied: (batch, _result, newestEventMs) => {
         const last = batch.records[batch.records.length - 1];
-        tracker.applied(batch, last === undefined ? undefined : Number(last.timestamp));
+        tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
       },
     }),
   );
@@ -188,6 +204,7 @@ export async function startServer(
     store,
     topics,
     tables,
+    decoders,
     metrics,
     logger,
     gate,

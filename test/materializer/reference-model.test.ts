@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { commitBatch, commitPlan } from '../../src/materializer/commit.js';
 import { MemoryState } from '../../src/materializer/memory-state.js';
+import { createDecoders } from '../../src/formats/index.js';
+import { parseSources } from '../../src/formats/sources.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import { createRegistry } from '../../src/views/registry.js';
 import type { Table } from '../../src/views/source.js';
@@ -352,5 +354,152 @@ describe('commit semantics', () => {
     expect([...s.rows.tables.tweets.keys()]).toEqual(['t3']);
     expect(s.kv<TotalsValue>('totals', 'totals').get('totals')).toMatchObject({ users: 1, tweets: 1 });
     expect(e.events.get('user-information')?.has('u1')).toBe(true);
+  });
+});
+
+/**
+ * Issue 15: the same property with Debezium's change events decoded by the debezium-json format: a delete
+ * is an envelope whose `before` holds only the key (Postgres' default replica identity) followed by its
+ * tombstone, and truncates of a table land on random partitions (Kafka Connect writes them without a key).
+ * Truncates are ordered only by delivery, so the reference replays the first delivery of each record in
+ * delivery order.
+ */
+describe('commit body against the reference model, Debezium deletes and truncates', () => {
+  interface Event {
+    table: Table;
+    partition: number;
+    offset: number;
+    key: string | null;
+    value: string | null;
+    /** What the event means to the reference: a row (upsert), null (delete by key), or 'truncate'. */
+    effect: Record<string, unknown> | null | 'truncate';
+    /** The record key as the contract names it (the reference's key). */
+    id: string;
+  }
+  const KEY_FIELD: Record<Table, string> = {
+    users: 'userId',
+    tweets: 'tweetId',
+    follows: 'followId',
+    likes: 'likeId',
+  };
+  const decoders = createDecoders(parseSources('reference', { format: 'debezium-json', topics: {} }), {
+    users: 'users',
+    tweets: 'tweets',
+    follows: 'follows',
+    likes: 'likes',
+  });
+
+  /** The records of `randomChangelog` as Debezium writes them, plus random truncates. */
+  function debeziumChangelog(seed: number): Event[] {
+    const rnd = prng(seed * 31);
+    const { records } = randomChangelog(seed);
+    const offsets = new Map<string, number>();
+    const out: Event[] = [];
+    const emit = (e: Omit<Event, 'offset'>) => {
+      const at = `${e.table}/${e.partition}`;
+      const offset = offsets.get(at) ?? 0;
+      offsets.set(at, offset + 1);
+      out.push({ ...e, offset });
+    };
+    for (const r of records) {
+      if (r.value === 'truncate') continue;
+      const key = JSON.stringify({ [KEY_FIELD[r.table]]: r.key });
+      const source = { connector: 'postgresql', ts_ms: 1_700_000_000_000 + out.length };
+      const common = { table: r.table, partition: r.partition, key, id: r.key };
+      if (r.value !== null) {
+        const after = { [KEY_FIELD[r.table]]: r.key, ...r.value };
+        emit({ ...common, value: JSON.stringify({ before: null, after, source, op: 'c' }), effect: r.value });
+      } else {
+        const before = { [KEY_FIELD[r.table]]: r.key };
+        emit({ ...common, value: JSON.stringify({ before, after: null, source, op: 'd' }), effect: null });
+        emit({ ...common, value: null, effect: null }); // the tombstone after it
+      }
+      if (rnd() < 0.04) {
+        const partition = Math.floor(rnd() * PARTITIONS);
+        emit({
+          table: r.table,
+          partition,
+          key: null,
+          value: JSON.stringify({ source, op: 't' }),
+          effect: 'truncate',
+          id: '',
+        });
+      }
+    }
+    return out;
+  }
+
+  function decoded(e: Event): TestRecord {
+    const d = decoders.get(e.table)!.decode({
+      topic: e.table,
+      partition: e.partition,
+      offset: String(e.offset),
+      timestamp: '1700000000000',
+      key: e.key === null ? null : Buffer.from(e.key),
+      value: e.value === null ? null : Buffer.from(e.value),
+      headers: {},
+    });
+    if (!d.ok) throw new Error(`generator produced an invalid event: ${d.message}`);
+    const at = {
+      partition: e.partition,
+      offset: e.offset,
+      ...(d.eventTime === undefined ? {} : { eventTime: d.eventTime }),
+    };
+    return 'truncate' in d
+      ? { table: e.table, key: '', row: 'truncate', ...at }
+      : { table: e.table, key: d.key, row: d.row, ...at };
+  }
+
+  /** Deliveries: topics interleaved at random but each partition in order, plus duplicates of earlier events. */
+  function deliver(events: readonly Event[], rnd: () => number): Event[] {
+    const queues = new Map<string, Event[]>();
+    for (const e of events)
+      queues.set(`${e.table}/${e.partition}`, [...(queues.get(`${e.table}/${e.partition}`) ?? []), e]);
+    const out: Event[] = [];
+    while (queues.size > 0) {
+      const names = [...queues.keys()];
+      const q = names[Math.floor(rnd() * names.length)]!;
+      const queue = queues.get(q)!;
+      out.push(queue.shift()!);
+      if (queue.length === 0) queues.delete(q);
+      if (rnd() < 0.15) out.push(out[Math.floor(rnd() * out.length)]!);
+    }
+    return out;
+  }
+
+  it('should agree with the reference on 300 random changelogs with key-only deletes, tombstones and truncates', () => {
+    let truncates = 0;
+    let checked = 0;
+    for (let seed = 1; seed <= 300; seed++) {
+      const rnd = prng(seed * 7919);
+      const deliveries = deliver(debeziumChangelog(seed), rnd);
+      const state = new MemoryState(registry);
+      let sequence = 0n;
+      for (let i = 0; i < deliveries.length;) {
+        const size = 1 + Math.floor(rnd() * 12);
+        commitBatch(state, plan, commitInput(deliveries.slice(i, i + size).map(decoded)), ++sequence, 0);
+        i += size;
+      }
+      const seen = new Set<Event>();
+      const first: RefRecord[] = [];
+      for (const e of deliveries) {
+        if (seen.has(e)) continue;
+        seen.add(e);
+        if (e.effect === 'truncate') truncates++;
+        first.push({ table: e.table, key: e.id, value: e.effect });
+      }
+      const ref = computeReference(first);
+      const want = {
+        users: Object.fromEntries(ref.userIds.map((id) => [id, ref.users.get(id) ?? null])),
+        top: Object.fromEntries(RANKINGS.map((r) => [r, ref.top(r, 100)])),
+        totals: ref.totals,
+      };
+      expect({ seed, ...served(state, ref.userIds) }).toEqual({ seed, ...want });
+      checked += ref.userIds.length;
+    }
+    expect({ enoughUsers: checked > 1000, enoughTruncates: truncates > 100 }).toEqual({
+      enoughUsers: true,
+      enoughTruncates: true,
+    });
   });
 });

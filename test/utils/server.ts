@@ -46,10 +46,15 @@ export function testServerConfig(options: TestServerOptions): Config {
     PORT: String(options.port ?? 0),
     HOST: '127.0.0.1',
     DATA_DIR: options.dataDir ?? tempDir(),
-    TOPIC_USERS: options.topics.users,
-    TOPIC_TWEETS: options.topics.tweets,
-    TOPIC_FOLLOWS: options.topics.follows,
-    TOPIC_LIKES: options.topics.likes,
+    // A sources file names the topics itself (and refuses TOPIC_* next to it).
+    ...(options.env?.['SOURCES_FILE'] === undefined
+      ? {
+          TOPIC_USERS: options.topics.users,
+          TOPIC_TWEETS: options.topics.tweets,
+          TOPIC_FOLLOWS: options.topics.follows,
+          TOPIC_LIKES: options.topics.likes,
+        }
+      : {}),
     KAFKA_FETCH_MAX_WAIT_MS: '50',
     // A restarted instance rejoins its group only after the old session expires (mock and real brokers alike).
     KAFKA_SESSION_TIMEOUT_MS: '6000',

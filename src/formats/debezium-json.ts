@@ -1,0 +1,55 @@
+/**
+ * The `debezium-json` format: values written by Kafka Connect's JsonConverter, with
+ * `schemas.enable=true` (`{"schema":…,"payload":…}`) or without, holding a Debezium envelope or the
+ * flattened row of `ExtractNewRecordState`. Numbers are parsed losslessly (lossless-json.ts); the
+ * converter's schema, when present, names each column's temporal type.
+ */
+import { RecordErrorCode } from '../errors.js';
+import type { FeedRecord } from '../feed/types.js';
+import { decodeChange, invalid, tombstone, type ChangeContext } from './change.js';
+import { isEnvelope, isObject } from './envelope.js';
+import { keyOfText } from './keys.js';
+import { parseLosslessJson } from './lossless-json.js';
+import { connectRowSchema, type RowSchema } from './row-schema.js';
+import type { Decoded, FormatDecoder } from './types.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** `{"schema": …, "payload": …}` and nothing else: the JsonConverter's wrapper. */
+export const isConverterWrapper = (o: Readonly<Record<string, unknown>>): boolean =>
+  'schema' in o && 'payload' in o && Object.keys(o).length === 2;
+
+export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
+  const keyOf = (record: FeedRecord) =>
+    record.key === null || record.key.length === 0 ? undefined : keyOfText(record.key, ctx.mapping.keyColumn);
+  return {
+    format: 'debezium-json',
+    decode(record: FeedRecord): Decoded {
+      const key = keyOf(record);
+      if (record.value === null || record.value.length === 0) return tombstone(key, undefined);
+      let parsed: unknown;
+      try {
+        parsed = parseLosslessJson(utf8.decode(record.value));
+      } catch (e) {
+        return invalid(
+          RecordErrorCode.JsonInvalid,
+          `value is not UTF-8 JSON: ${(e as Error).message.slice(0, 120)}`,
+          undefined,
+        );
+      }
+      if (!isObject(parsed))
+        return invalid(RecordErrorCode.NotObject, 'value must be a JSON object', undefined);
+      let value = parsed;
+      let schema: RowSchema | undefined;
+      if (isConverterWrapper(parsed)) {
+        const payload = parsed['payload'];
+        if (payload === null) return tombstone(key, undefined);
+        if (!isObject(payload))
+          return invalid(RecordErrorCode.NotObject, 'the converter payload must be a JSON object', undefined);
+        value = payload;
+        schema = connectRowSchema(parsed['schema'], ctx.envelopes && isEnvelope(payload));
+      }
+      return decodeChange(ctx, key, value, schema, undefined);
+    },
+  };
+}

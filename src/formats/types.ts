@@ -1,0 +1,43 @@
+/**
+ * A format turns a raw record of one topic into what the materializer understands: a contract row, a
+ * delete by key, a truncate of the table, or an invalid verdict for the dead-letter topic. The
+ * materializer never sees an envelope, a schema id or a column name (DESIGN.md "Where the next pieces go").
+ */
+import type { RecordErrorCode } from '../errors.js';
+import type { FeedRecord } from '../feed/types.js';
+import type { Row } from '../views/source.js';
+
+export const FORMATS = ['json', 'debezium-json', 'avro', 'debezium-avro'] as const;
+export type Format = (typeof FORMATS)[number];
+
+export type Decoded =
+  /** An upsert (`row`) or a delete (`row: null`) of the row with this key. */
+  | {
+      readonly ok: true;
+      readonly key: string;
+      readonly row: Row | null;
+      /** When the source database committed the change (Debezium `source.ts_ms`), ms since the epoch. */
+      readonly eventTime?: number;
+    }
+  /** Every row of the topic's table is deleted (Debezium `op: "t"`). */
+  | { readonly ok: true; readonly truncate: true; readonly eventTime?: number }
+  | {
+      readonly ok: false;
+      readonly code: RecordErrorCode;
+      readonly message: string;
+      /** The Confluent schema id of the part that failed, when it had one (DLQ header `matview.schema.id`). */
+      readonly schemaId?: number;
+    };
+
+export interface FormatDecoder {
+  readonly format: Format;
+  /**
+   * Loads what the records need before decoding (unknown schema ids, from the registry). A registry that
+   * cannot answer is retried briefly, then this rejects with a retriable SchemaRegistryError: the batch is
+   * delivered again later (the feed reports why), and nothing is dead-lettered for it. Absent for formats
+   * that need nothing.
+   */
+  prepare?(records: readonly FeedRecord[]): Promise<void>;
+  /** Synchronous and pure given what `prepare` loaded. */
+  decode(record: FeedRecord): Decoded;
+}
