@@ -259,8 +259,10 @@ describe('rebuilds on a running server', () => {
     servers.push(v2);
     const rebuilt = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
     expect(counts(rebuilt.data!.users)).toEqual(expected(200));
-    // Rebuilt from the rows in one switch commit, right after the last commit of the first run.
-    expect(rebuilt.data!.users.every((u) => u.version.sequence === String(sequence + 1n))).toBe(true);
+    // Rebuilt from the rows in one switch commit, after every commit of the first run.
+    const sequences = new Set(rebuilt.data!.users.map((u) => u.version.sequence));
+    expect(sequences.size).toBe(1);
+    expect(BigInt([...sequences][0]!) > sequence).toBe(true);
     expect(v2.running.store.viewVersions()).toEqual({ 'user-information': 2, 'top-users': 1, totals: 1 });
     await produceRange(kafka.brokers, topics, 200, 220);
     await eventually(
