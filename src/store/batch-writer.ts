@@ -3,7 +3,7 @@
  * grouped by commit-queue.ts, one reply per commit naming the requests it carried, replies in commit order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { isMatviewError } from '../errors.js';
+import { StoreWriteError, isMatviewError } from '../errors.js';
 import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { CommitQueue } from './commit-queue.js';
@@ -27,12 +27,28 @@ const CLOSE_GRACE_MS = 1_000;
 const queue = new CommitQueue<{ readonly ids: number[]; readonly result: WrittenCommit }>(
   async (input, target, ids) => {
     let result: WrittenCommit | undefined;
-    await env.transaction(() => {
-      // Resolved inside the transaction, where commits serialize with a swap on the caller's thread.
-      const active = committedActiveGeneration(meta);
-      const into = target === 'active' ? active : target;
-      result = writeCommit(meta, generations.get(into), plan, input, Date.now(), into === active, ids.length);
-    });
+    try {
+      await env.transaction(() => {
+        // Resolved inside the transaction, where commits serialize with a swap on the caller's thread.
+        const active = committedActiveGeneration(meta);
+        const into = target === 'active' ? active : target;
+        result = writeCommit(
+          meta,
+          generations.get(into),
+          plan,
+          input,
+          Date.now(),
+          into === active,
+          ids.length,
+        );
+      });
+    } catch (e) {
+      // Here, not in the reply: a failed merged commit is retried batch by batch, and lmdb-js' `commitError`
+      // promise of every failed attempt must be read (left alone it is an unhandled rejection that ends the
+      // thread).
+      if (isMatviewError(e)) throw e;
+      throw new StoreWriteError(await batchFailure(e), { cause: e });
+    }
     if (result === undefined) throw new Error('LMDB transaction did not run');
     return { ids, result };
   },
@@ -57,12 +73,12 @@ port.on('message', (request: WriterRequest) => {
       // Every request of a commit settles with the same result: the first one replies for all of them.
       if (ids[0] === id) reply({ ids, ok: true, result });
     },
-    async (e: unknown) => {
+    (e: unknown) => {
       if (isMatviewError(e)) {
         reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: e.retriable });
         return;
       }
-      reply({ ids: [id], ok: false, message: await batchFailure(e), code: undefined, retriable: false });
+      reply({ ids: [id], ok: false, message: String(e), code: undefined, retriable: false });
     },
   );
 });
