@@ -27,7 +27,8 @@ export interface RowOrigin {
 }
 
 export interface RowStore extends RowSource {
-  put(table: Table, key: string, row: Row, origin: RowOrigin): void;
+  /** Stores `row` with its origin (the partition, offset and event time of the record that set it). */
+  put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void;
   remove(table: Table, key: string): void;
 }
 
@@ -164,11 +165,14 @@ function writeRows(
       continue;
     }
     const r = tx.last[i]!;
-    state.rows.put(tx.table[i]!, tx.key[i]!, row, {
-      partition: changes.partition[r]!,
-      offset: changes.offset[r]!,
-      eventTime: changes.eventTime[r]!,
-    });
+    state.rows.put(
+      tx.table[i]!,
+      tx.key[i]!,
+      row,
+      changes.partition[r]!,
+      changes.offset[r]!,
+      changes.eventTime[r]!,
+    );
   }
 }
 

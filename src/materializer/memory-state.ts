@@ -8,7 +8,7 @@ import btree from 'sorted-btree';
 import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
 import type { IndexSpace, KvSpace, Spaces } from '../views/types.js';
-import type { GenerationState, RowOrigin, RowStore } from './commit.js';
+import type { GenerationState, RowStore } from './commit.js';
 
 // sorted-btree is CommonJS with `exports.default`: Node hands ESM its `module.exports`, while Vite's
 // interop (the tests) hands over `exports.default` itself.
@@ -67,26 +67,22 @@ export class MemoryIndex implements IndexSpace {
   }
 }
 
-export interface MemoryRow {
-  readonly row: Row;
-  readonly origin: RowOrigin;
-}
-
+/** The rows in memory, without their origins (nothing reads them back from memory: views rebuilt from rows read LMDB). */
 export class MemoryRows implements RowStore {
-  readonly tables: Record<Table, Map<string, MemoryRow>> = {
+  readonly tables: Record<Table, Map<string, Row>> = {
     users: new Map(),
     tweets: new Map(),
     follows: new Map(),
     likes: new Map(),
   };
   row(table: Table, key: string): Row | undefined {
-    return this.tables[table].get(key)?.row;
+    return this.tables[table].get(key);
   }
   keys(table: Table): Iterable<string> {
     return [...this.tables[table].keys()];
   }
-  put(table: Table, key: string, row: Row, origin: RowOrigin): void {
-    this.tables[table].set(key, { row, origin });
+  put(table: Table, key: string, row: Row): void {
+    this.tables[table].set(key, row);
   }
   remove(table: Table, key: string): void {
     this.tables[table].delete(key);

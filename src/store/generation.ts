@@ -9,7 +9,7 @@
  * builds in one transaction. Ids and builds are never reused.
  */
 import type { Database, RootDatabase } from 'lmdb';
-import type { GenerationState, RowOrigin, RowStore } from '../materializer/commit.js';
+import type { GenerationState, RowStore } from '../materializer/commit.js';
 import type { Registry } from '../views/registry.js';
 import { TABLES, type Row, type Table } from '../views/source.js';
 import type { IndexSpace, KvSpace, SpaceSpec, Spaces, ValueCodec, ViewModule } from '../views/types.js';
@@ -125,8 +125,8 @@ export class LmdbRows implements RowStore {
       yield key.slice(prefix.length);
     }
   }
-  put(table: Table, key: string, row: Row, origin: RowOrigin): void {
-    void this.db.put(rowKey(table, key), encodeRow(this.fields[table], row, origin));
+  put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void {
+    void this.db.put(rowKey(table, key), encodeRow(this.fields[table], row, partition, offset, eventTime));
   }
   remove(table: Table, key: string): void {
     void this.db.remove(rowKey(table, key));

@@ -18,8 +18,14 @@ export interface StoredRow {
   readonly origin: RowOrigin;
 }
 
-export function encodeRow(fields: readonly string[], row: Row, origin: RowOrigin): Buffer {
-  let size = 4 + 1 + origin.offset.length + 8;
+export function encodeRow(
+  fields: readonly string[],
+  row: Row,
+  partition: number,
+  offset: string,
+  eventTime: number,
+): Buffer {
+  let size = 4 + 1 + offset.length + 8;
   const values: (string | null)[] = [];
   for (const f of fields) {
     const v = fieldOf(row, f);
@@ -27,11 +33,11 @@ export function encodeRow(fields: readonly string[], row: Row, origin: RowOrigin
     size += 4 + (v === null ? 0 : Buffer.byteLength(v));
   }
   const out = Buffer.allocUnsafe(size);
-  out.writeUInt32LE(origin.partition, 0);
-  out[4] = origin.offset.length;
-  out.write(origin.offset, 5, 'latin1');
-  let at = 5 + origin.offset.length;
-  out.writeDoubleLE(origin.eventTime, at);
+  out.writeUInt32LE(partition, 0);
+  out[4] = offset.length;
+  out.write(offset, 5, 'latin1');
+  let at = 5 + offset.length;
+  out.writeDoubleLE(eventTime, at);
   at += 8;
   for (const v of values) {
     if (v === null) {
