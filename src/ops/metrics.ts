@@ -58,6 +58,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['topic', 'partition'] as const,
       registers,
     }),
+    kafkaFailures: new Counter({
+      name: 'matview_kafka_failures_total',
+      help: 'Failed attempts of the Kafka feed to connect, authenticate or fetch, by cause (authentication, tls, connection, authorization, protocol)',
+      labelNames: ['cause'] as const,
+      registers,
+    }),
     storeCommits: new Counter({
       name: 'matview_store_commits_total',
       help: 'LMDB write transactions committed',

@@ -13,6 +13,7 @@ import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
 import { createDeadLetterSink } from '../feed/dead-letter.js';
 import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
+import type { KafkaFailureCause } from '../feed/kafka-errors.js';
 import { createKafkaSource } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
@@ -103,29 +104,28 @@ export async function startServer(
       brokers: kafka.brokers,
       clientId: kafka.clientId,
       connectionTimeoutMs: kafka.connectionTimeoutMs,
+      security: kafka.security,
       logger,
     };
-    const groupId = kafka.groupId ?? `matview-${store.instanceId}`;
-    source = createKafkaSource({
+    const fetching = {
       ...client,
-      groupId,
       fetchMaxWaitMs: kafka.fetchMaxWaitMs,
-      sessionTimeoutMs: kafka.sessionTimeoutMs,
-      commitIntervalMs: kafka.commitIntervalMs,
       concurrentPartitions: kafka.concurrentPartitions,
+      prefetchBytes: kafka.prefetchBytes,
+      onFailure: (cause: KafkaFailureCause) => metrics.kafkaFailures.inc({ cause }),
+    };
+    source = createKafkaSource({
+      ...fetching,
+      groupId: kafka.groupId ?? `matview-${store.instanceId}`,
+      instanceId: store.instanceId,
+      commitIntervalMs: kafka.commitIntervalMs,
     });
     writer = createKafkaWriter(client);
     ranges = kafkaOffsetRanges(client);
-    openRebuildSource = async (generation) => ({
-      // Its own group, new per run: a restarted process need not wait for a dead member's session to expire.
-      source: createKafkaSource({
-        ...client,
-        groupId: `${groupId}-rebuild-${generation.id}-${Date.now().toString(36)}`,
-        fetchMaxWaitMs: kafka.fetchMaxWaitMs,
-        sessionTimeoutMs: kafka.sessionTimeoutMs,
-        commitIntervalMs: kafka.commitIntervalMs,
-        concurrentPartitions: kafka.concurrentPartitions,
-      }),
+    openRebuildSource = async () => ({
+      // A second reader of every partition, for the shadow: it commits nothing (the group's offsets follow
+      // the live feed, which is what lag tools should show).
+      source: createKafkaSource(fetching),
       close: async () => undefined,
     });
   } else {
