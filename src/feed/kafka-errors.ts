@@ -110,15 +110,34 @@ export function classifyKafkaError(error: unknown): KafkaFailureCause {
   return 'protocol';
 }
 
-/** `Name: message`, plus the root cause when kafkajs wrapped one. Never holds a secret: kafkajs' messages do not. */
+/** kafkajs errors that only wrap another one: their names say nothing about what went wrong. */
+const WRAPPERS = new Set(['KafkaJSNumberOfRetriesExceeded', 'KafkaJSNonRetriableError']);
+
+/** OpenSSL's reason inside Node's message (`…:SSL routines:<function>:<reason>:<file>:<line>:…`). */
+const OPENSSL_REASON = /SSL routines:[^:]*:([^:]+):/;
+
+/**
+ * What went wrong in kafkajs' (and Node's) own words: the innermost error's message, without kafkajs'
+ * wrapper names and OpenSSL's file and line noise, with Node's error code when there is one
+ * (`unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`). Holds no secret:
+ * kafkajs' messages never quote credentials.
+ */
 export function describeKafkaError(error: unknown): string {
   const chain = errorChain(error);
-  const text = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
-  const top = text(chain[0]);
-  const root = chain[chain.length - 1];
-  return chain.length > 1 && root instanceof Error && !top.includes(root.message)
-    ? `${top} (caused by ${text(root)})`
-    : top;
+  const meaningful = chain.filter((e) => !WRAPPERS.has(String(field(e, 'name'))));
+  const inner = meaningful[meaningful.length - 1] ?? chain[chain.length - 1];
+  const top = meaningful[0] ?? inner;
+  const text = (e: unknown): string => {
+    if (!(e instanceof Error)) return String(e);
+    const openssl = OPENSSL_REASON.exec(e.message);
+    const message = openssl?.[1] ?? e.message.trim();
+    const code = field(e, 'code');
+    const name = e.name.startsWith('KafkaJS') ? '' : `${e.name}: `;
+    return `${name}${message}${typeof code === 'string' && !message.includes(code) ? ` (${code})` : ''}`;
+  };
+  const inside = text(inner);
+  const outside = text(top);
+  return top === inner || outside.includes(inside) ? outside : `${outside} (caused by ${inside})`;
 }
 
 /** What an operator should check for each cause (the end of the log line and of `feedStatus.reason`). */
@@ -126,7 +145,8 @@ const ADVICE: Record<KafkaFailureCause, string> = {
   authentication:
     'check KAFKA_SASL_MECHANISM and the credentials (KAFKA_SASL_USERNAME/PASSWORD, their _FILE variants, or the OAUTHBEARER token source)',
   tls: "check KAFKA_SSL_CA_FILE (the CA that signed the brokers' certificates), the broker host names, and KAFKA_SSL_CERT_FILE/KEY_FILE when the listener requires client certificates",
-  connection: 'check KAFKA_BROKERS, the network, and that KAFKA_SSL matches the listener (TLS or plaintext)',
+  connection:
+    'check KAFKA_BROKERS, the network, and that KAFKA_SSL and KAFKA_SASL_MECHANISM match the listener (a TLS or SASL listener closes connections that do not speak it)',
   authorization: 'grant the ACLs listed in SECURITY.md "Kafka permissions"',
   protocol: 'see the cause',
 };

@@ -601,20 +601,21 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     endOffsets,
 
     status(): FeedStatus {
+      let prefetchedBytes = 0;
+      for (const p of partitions.values()) prefetchedBytes += p.prefetchedBytes;
+      const at = { lastActivityAt, prefetchedBytes };
       if (state === 'running' && handlerFailure !== undefined)
-        return { state: 'retrying', reason: handlerFailure, lastActivityAt };
+        return { state: 'retrying', reason: handlerFailure, ...at };
       if (state === 'running' && failures.size > 0) {
         const [first] = failures.values();
-        return { state: 'retrying', reason: first!.reason, lastActivityAt };
+        return { state: 'retrying', reason: first!.reason, ...at };
       }
       const silentFor = Date.now() - lastActivityAt;
       if (state === 'running' && inFlight.size === 0 && silentFor > silenceMs) {
         const why = `no answer from the Kafka cluster for ${Math.round(silentFor / 1000)} s (no fetch answered)`;
-        return { state: 'retrying', reason: why, lastActivityAt };
+        return { state: 'retrying', reason: why, ...at };
       }
-      return stateReason === undefined
-        ? { state, lastActivityAt }
-        : { state, reason: stateReason, lastActivityAt };
+      return stateReason === undefined ? { state, ...at } : { state, reason: stateReason, ...at };
     },
 
     async stop(): Promise<void> {

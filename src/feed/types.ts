@@ -49,6 +49,8 @@ export interface FeedStatus {
   readonly reason?: string;
   /** Date.now() of the last completed fetch/handler call, for liveness. */
   readonly lastActivityAt: number;
+  /** Bytes of records fetched ahead and waiting to be applied, all partitions (sources that fetch ahead). */
+  readonly prefetchedBytes?: number;
 }
 
 export interface FeedStartOptions {

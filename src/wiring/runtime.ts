@@ -13,8 +13,9 @@ import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
 import { createDeadLetterSink } from '../feed/dead-letter.js';
 import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
-import type { KafkaFailureCause } from '../feed/kafka-errors.js';
-import { createKafkaSource } from '../feed/kafka-source.js';
+import { isMatviewError } from '../errors.js';
+import { classifyKafkaError, type KafkaFailureCause } from '../feed/kafka-errors.js';
+import { createKafkaSource, retryBackoffMs } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
@@ -222,14 +223,28 @@ export async function startServer(
       logger.info('matview stopped');
     })());
 
-  let ends: PartitionPosition[];
-  let broken: OutOfRange[];
+  let ends: PartitionPosition[] = [];
+  let broken: OutOfRange[] = [];
+  /** Kafka did not answer at start: readiness targets come once it does (see `awaitEndOffsets`). */
+  let unreachable = false;
   try {
     ends = await source.endOffsets(topics);
     broken = await checkPositions(store, ranges, topics, config, logger);
   } catch (e) {
-    await close();
-    throw e;
+    if (config.kafka === undefined || !isKafkaUnavailable(e)) {
+      await close();
+      throw e;
+    }
+    // A cluster that is down, or refuses the credentials or the TLS handshake, must not stop the reads of
+    // what the store holds. The stored positions are then not checked against the topics here: a position
+    // the topics no longer hold comes back as OFFSET_OUT_OF_RANGE from the first fetch, and
+    // onOffsetOutOfRange below applies OFFSET_RESET_POLICY the same way.
+    unreachable = true;
+    // The feed logs the cause itself (one line per cause), so this line only says what it means here.
+    logger.warn(
+      { cause: classifyKafkaError(e) },
+      'Kafka did not answer at start: serving the stored view, not ready until the feed has caught up',
+    );
   }
   const brokenKeys = new Set(broken.map((b) => `${b.topic}\u0000${b.partition}`));
 
@@ -264,6 +279,8 @@ export async function startServer(
           tracker.setTargets(ends);
         },
       );
+  } else if (unreachable) {
+    void awaitEndOffsets(source, topics, timers, logger).then((reached) => tracker.setTargets(reached));
   } else {
     tracker.setTargets(ends);
   }
@@ -365,6 +382,39 @@ export async function startServer(
     fatal,
     close,
   };
+}
+
+/** Errors of a Kafka cluster that is down or refuses the connection, as opposed to matview's own. */
+function isKafkaUnavailable(error: unknown): boolean {
+  return !isMatviewError(error) || error.code.startsWith('MV_ERR_KAFKA_');
+}
+
+/**
+ * The end offsets readiness waits for, when the cluster did not answer at start: asked again with backoff
+ * (0.5 s doubling to 30 s) until it answers. Never settles once the server closed (its timers are cleared).
+ */
+function awaitEndOffsets(
+  source: FeedSource,
+  topics: readonly string[],
+  timers: NodeJS.Timeout[],
+  logger: Logger,
+): Promise<PartitionPosition[]> {
+  return new Promise((resolve) => {
+    const attempt = (n: number): void => {
+      source.endOffsets(topics).then(
+        (ends) => {
+          logger.info('end offsets read: ready once the feed has reached them');
+          resolve(ends);
+        },
+        () => {
+          const timer = setTimeout(() => attempt(n + 1), retryBackoffMs(n));
+          timer.unref();
+          timers.push(timer);
+        },
+      );
+    };
+    attempt(1);
+  });
 }
 
 /**
