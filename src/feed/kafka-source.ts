@@ -210,12 +210,15 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
    * Records a failed attempt of `where`. Logs one line per cause when it starts failing (kafkajs' own lines
    * for each retry are at debug), counts every attempt (`onFailure`), and the status says `retrying`.
    */
-  const fail = (where: string, error: unknown): KafkaFailureCause => {
+  const fail = (where: string, error: unknown, retryInMs?: number): KafkaFailureCause => {
     const cause = classifyKafkaError(error);
     options.onFailure?.(cause);
     const reason = explainKafkaError(error);
     const already = [...failures.values()].some((f) => f.cause === cause);
-    failures.set(where, { cause, reason });
+    failures.set(where, {
+      cause,
+      reason: retryInMs === undefined ? reason : `${reason}; retrying in ${retryInMs} ms`,
+    });
     if (!already && !stopping) {
       const err = kafkaFailure(error);
       log.error(
@@ -258,7 +261,6 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     refreshing ??= (async () => {
       try {
         await connect();
-        recover('connect');
         for (const topic of [...missingTopics]) await addTopic(topic);
         await cluster.refreshMetadata();
         for (const topic of topics) {
@@ -380,6 +382,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         // Its partitions moved to other leaders. Deregistered now, not after the return: a refresh in
         // between would find this loop still registered and not start the one it needs.
         if (loops.get(nodeId) === loop) loops.delete(nodeId);
+        recover(where);
         return;
       }
       const due = led.filter((p) => p.fetchable(now));
@@ -430,10 +433,11 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         for (const [p, ticket] of tickets) p.abortFetch(ticket);
         if (stopping || crashed) return;
         attempt++;
-        const cause = fail(where, error);
+        const delay = retryBackoffMs(attempt);
+        const cause = fail(where, error, delay);
         // The broker may be gone or no longer lead these partitions: look the leaders up again.
         if (cause === 'connection' || cause === 'protocol') refreshMetadata().catch(() => undefined);
-        await loop.sleep(retryBackoffMs(attempt));
+        await loop.sleep(delay);
       }
     }
   }
@@ -491,6 +495,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         const earliest = offsets?.partitions.find((x) => x.partition === p.partition)?.offset;
         if (earliest === undefined) throw new Error(`no earliest offset for ${p.topic}[${p.partition}]`);
         p.resetTo(BigInt(earliest));
+        recover(`${p.topic}[${p.partition}] reset`);
         wakeLeader(p);
         return;
       } catch (error) {

@@ -40,7 +40,7 @@ export interface TestServerOptions {
   readonly env?: Record<string, string>;
 }
 
-/** The configuration every in-process test server uses: loopback, fresh data dir, short fetch wait and session. */
+/** The configuration every in-process test server uses: loopback, port 0, fresh data dir, no demo; the rest shipped defaults. */
 export function testServerConfig(options: TestServerOptions): Config {
   return loadConfig({
     PORT: String(options.port ?? 0),
@@ -50,9 +50,6 @@ export function testServerConfig(options: TestServerOptions): Config {
     TOPIC_TWEETS: options.topics.tweets,
     TOPIC_FOLLOWS: options.topics.follows,
     TOPIC_LIKES: options.topics.likes,
-    KAFKA_FETCH_MAX_WAIT_MS: '50',
-    // A restarted instance rejoins its group only after the old session expires (mock and real brokers alike).
-    KAFKA_SESSION_TIMEOUT_MS: '6000',
     DEMO: 'false',
     ...(options.brokers ? { KAFKA_BROKERS: options.brokers.join(',') } : {}),
     ...options.env,
