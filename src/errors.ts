@@ -218,5 +218,12 @@ export function invariant(condition: unknown, message: string): asserts conditio
 }
 
 export const isMatviewError = (e: unknown): e is MatviewError => e instanceof MatviewError;
+/** A Kafka cluster that is down or refuses matview (credentials, TLS, ACLs): the feed's to retry, not a bug. */
+export const isKafkaUnavailable = (e: unknown): boolean =>
+  e instanceof KafkaAuthError ||
+  e instanceof KafkaTlsError ||
+  e instanceof KafkaUnreachableError ||
+  e instanceof KafkaNotAuthorizedError ||
+  e instanceof KafkaRequestError;
 export const isRetriable = (e: unknown): boolean => isMatviewError(e) && e.retriable;
 export const isInvalidRecord = (e: unknown): e is InvalidRecordError => e instanceof InvalidRecordError;

@@ -70,6 +70,7 @@ const feed: FeedMonitor = {
     newestEventAgeSeconds: null,
     sequence: '0',
     viewVersion: 1,
+    deadLettersWaiting: 0,
   }),
 };
 

@@ -2,8 +2,10 @@
  * The ingest handler: turns a feed batch into one durable store commit.
  *
  * 1. Records below the stored next offset are redeliveries: skipped (counted).
- * 2. Each record is decoded for its topic's table; invalid ones go to the dead-letter topic first
- *    (awaited: if the DLQ cannot be written the whole batch fails and is redelivered, never dropped).
+ * 2. Each record is decoded for its topic's table; an invalid one becomes a dead-letter message that
+ *    commits into the store's outbox together with the offset that passes it (never lost, never stored
+ *    twice, whatever the crash), and src/pipeline/dead-letter-drainer.ts sends it to the dead-letter topic.
+ *    The feed does not wait for that topic: a cluster without it, or refusing writes to it, stalls nothing.
  * 3. Valid changes, and the batch's new offsets, commit in LMDB transactions of at most
  *    `maxRecordsPerCommit` records across all partitions (a big batch is applied in chunks, each with the
  *    offset after its last record), so catching up never holds a transaction (and, without the store's
@@ -21,7 +23,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
 import type { Change } from '../materializer/materialize.js';
 import type { Generation } from '../store/generation.js';
-import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
+import type { BatchResult, LmdbStore, OutboxEntry } from '../store/lmdb-store.js';
 import { decodeRecord } from '../views/decode.js';
 import type { Table } from '../views/user-information.js';
 import { RecordBudget } from './record-budget.js';
@@ -32,15 +34,17 @@ export interface DeadLetter {
   readonly message: string;
 }
 
-export interface DeadLetterSink {
-  send(entries: readonly DeadLetter[]): Promise<void>;
+/** Turns an invalid record into the dead-letter message the outbox keeps (src/feed/dead-letter.ts). */
+export interface DeadLetterRouting {
+  outboxEntry(entry: DeadLetter): OutboxEntry;
 }
 
 export interface IngestOptions {
   readonly store: LmdbStore;
   /** Topic name → table. */
   readonly tables: ReadonlyMap<string, Table>;
-  readonly deadLetters: DeadLetterSink;
+  /** Required for the live role; a rebuild writes no dead letters. */
+  readonly deadLetters?: DeadLetterRouting;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Called after each commit (readiness, lag). */
@@ -67,21 +71,26 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   const target = options.generation ?? 'active';
   if (rebuild && options.generation === undefined)
     throw new Error('a rebuild ingest handler needs its generation');
+  if (!rebuild && deadLetters === undefined)
+    throw new Error('a live ingest handler needs its dead-letter routing');
   const budget = new RecordBudget(options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
-  /** Commits one chunk of a batch: its changes, and the offset after `lastOffset` (its last record). */
+  /** Commits one chunk of a batch: its changes, its dead letters, and the offset after `lastOffset` (its last record). */
   const commitChunk = async (
     batch: FeedBatch,
     changes: readonly Change[],
     lastOffset: string,
+    dead: readonly DeadLetter[],
   ): Promise<BatchResult> => {
     const records = Math.max(1, changes.length); // a chunk of only invalid records still commits its offset
     await budget.take(records);
     try {
       const next = (BigInt(lastOffset) + 1n).toString();
-      return await store.applyBatch(
-        { changes, positions: [{ topic: batch.topic, partition: batch.partition, next }] },
-        target,
-      );
+      const positions = [{ topic: batch.topic, partition: batch.partition, next }];
+      const input =
+        dead.length === 0 || deadLetters === undefined
+          ? { changes, positions }
+          : { changes, positions, deadLetters: dead.map((d) => deadLetters.outboxEntry(d)) };
+      return await store.applyBatch(input, target);
     } catch (e) {
       metrics.storeErrors.inc();
       logger.error(
@@ -134,9 +143,27 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
         'rebuild skipped invalid records',
       );
-    } else if (invalid.length > 0) {
-      await deadLetters.send(invalid);
-      for (const d of invalid) {
+    }
+    // Chunks of the budget's size; the last one also carries the offsets of trailing invalid records. Each
+    // invalid record commits with the chunk whose offset passes it.
+    let result: BatchResult | undefined;
+    let deadFrom = 0;
+    for (let from = 0; from < changes.length || result === undefined; from += budget.chunk) {
+      const to = Math.min(changes.length, from + budget.chunk);
+      const final = to >= changes.length;
+      const lastOffset = final ? last.offset : changes[to - 1]!.position.offset;
+      let deadTo = deadFrom;
+      while (
+        !rebuild &&
+        deadTo < invalid.length &&
+        compareOffsets(invalid[deadTo]!.record.offset, lastOffset) <= 0
+      )
+        deadTo++;
+      const dead = invalid.slice(deadFrom, deadTo);
+      deadFrom = deadTo;
+      result = await commitChunk(batch, changes.slice(from, to), lastOffset, dead);
+      metrics.storeCommits.inc();
+      for (const d of dead) {
         metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
         logger.warn(
           {
@@ -146,18 +173,9 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
             code: d.code,
             reason: d.message,
           },
-          'invalid record sent to dead-letter topic',
+          'invalid record kept for the dead-letter topic',
         );
       }
-    }
-    // Chunks of the budget's size; the last one also carries the offsets of trailing invalid records.
-    let result: BatchResult | undefined;
-    for (let from = 0; from < changes.length || result === undefined; from += budget.chunk) {
-      const to = Math.min(changes.length, from + budget.chunk);
-      const final = to >= changes.length;
-      const lastOffset = final ? last.offset : changes[to - 1]!.position.offset;
-      result = await commitChunk(batch, changes.slice(from, to), lastOffset);
-      metrics.storeCommits.inc();
     }
     if (rebuild) {
       metrics.rebuildRecordsApplied.inc(changes.length);

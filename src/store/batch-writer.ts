@@ -10,6 +10,7 @@ import {
   committedActiveGeneration,
   metaOf,
   openEnvironment,
+  outboxOf,
   readGenerationInfo,
   writeBatch,
   type WrittenBatch,
@@ -21,6 +22,7 @@ if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src
 const { path, mapSize } = workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
+const outbox = outboxOf(env);
 /** Handles by generation id (ids are never reused, so a handle never points at another generation). */
 const generations = new Map<number, Generation>();
 const generation = (id: number): Generation => {
@@ -52,7 +54,7 @@ port.on('message', (request: WriterRequest) => {
     .childTransaction(() => {
       const active = committedActiveGeneration(meta);
       const into = target === 'active' ? active : target;
-      result = writeBatch(meta, generation(into), input, appliedAt, into === active);
+      result = writeBatch(meta, outbox, generation(into), input, appliedAt, into === active);
     })
     .then(
       () => {

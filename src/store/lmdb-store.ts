@@ -24,7 +24,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
-import type { PartitionPosition } from '../feed/types.js';
+import type { OutgoingMessage, PartitionPosition } from '../feed/types.js';
 import { materialize, rowKey, type Change, type StateReader } from '../materializer/materialize.js';
 import { decodeUnversioned, decodeView, encodeView, restJsonOf } from '../views/codec.js';
 import type {
@@ -69,6 +69,18 @@ export interface BatchInput {
   readonly changes: readonly Change[];
   /** New next offset of each partition the batch covered (valid, invalid and skipped records alike). */
   readonly positions: readonly PartitionPosition[];
+  /**
+   * Dead-letter messages of the batch's invalid records (those before its new positions), stored in the
+   * outbox in the same transaction as the positions, so that none is lost or stored twice whatever the
+   * crash; src/pipeline/dead-letter-drainer.ts sends them and removes them once acknowledged.
+   */
+  readonly deadLetters?: readonly OutboxEntry[];
+}
+
+/** A dead-letter message waiting to be sent to `topic` (the `outbox` sub-database). */
+export interface OutboxEntry {
+  readonly topic: string;
+  readonly message: OutgoingMessage;
 }
 
 export interface BatchResult {
@@ -109,6 +121,12 @@ export interface RebuildRequest {
 }
 
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+/**
+ * Outbox keys sort by topic, then commit sequence, then position in the batch: each topic drains in the
+ * order its records were consumed, and one topic that cannot be written does not hold up the others.
+ */
+const outboxKey = (topic: string, sequence: bigint, index: number): string =>
+  `${topic}\u0000${sequence.toString().padStart(20, '0')}:${String(index).padStart(7, '0')}`;
 const genKey = (id: number): string => `generation:${id}`;
 /** lmdb-js only opens this many named databases per environment: 2 generations × 4 + meta, with room to spare. */
 const MAX_DBS = 64;
@@ -142,6 +160,7 @@ export class LmdbStore implements ViewReader {
   readonly path: string;
   private readonly env: RootDatabase;
   private readonly meta: Database<string, string>;
+  private readonly outbox: Database<OutboxEntry, string>;
   private active: Generation;
   private shadowGen: Generation | undefined;
   private readonly listeners = new Set<CommitListener>();
@@ -166,6 +185,7 @@ export class LmdbStore implements ViewReader {
     mkdirSync(options.path, { recursive: true });
     this.env = openEnvironment(options.path, options.mapSize);
     this.meta = metaOf(this.env);
+    this.outbox = outboxOf(this.env);
     if (create) this.initialize(options.viewVersion);
     else if (this.meta.get('instanceId') === undefined) {
       void this.env.close();
@@ -342,6 +362,43 @@ export class LmdbStore implements ViewReader {
     return ((stats.lastPageNumber ?? 0) + 1) * (stats.pageSize ?? 4096);
   }
 
+  // ---- the dead-letter outbox ----
+
+  /**
+   * Topics with dead-letter messages waiting, in key order. The writer thread's commits are readable here
+   * once its reply arrived (the read snapshot is renewed then), which is before `onApplied` wakes the drainer.
+   */
+  outboxTopics(): string[] {
+    const topics: string[] = [];
+    let start = '';
+    for (;;) {
+      const [key] = [...this.outbox.getKeys({ start, limit: 1 })];
+      if (key === undefined) return topics;
+      const topic = key.slice(0, key.indexOf('\u0000'));
+      topics.push(topic);
+      start = `${topic}\u0001`; // past every key of that topic
+    }
+  }
+
+  /** The oldest `limit` messages waiting for `topic`, with their keys (for `removeFromOutbox`). */
+  outboxEntries(topic: string, limit: number): { key: string; entry: OutboxEntry }[] {
+    return [...this.outbox.getRange({ start: `${topic}\u0000`, end: `${topic}\u0001`, limit })].map(
+      ({ key, value }) => ({ key, entry: value }),
+    );
+  }
+
+  /** Removes messages that were sent (acknowledged by the broker). */
+  async removeFromOutbox(keys: readonly string[]): Promise<void> {
+    await this.commit('remove sent dead letters from the outbox', () => {
+      for (const key of keys) void this.outbox.remove(key);
+    });
+  }
+
+  /** Dead-letter messages waiting to be sent. */
+  outboxSize(): number {
+    return (this.outbox.getStats() as { entryCount?: number }).entryCount ?? 0;
+  }
+
   // ---- writes ----
 
   /**
@@ -381,7 +438,14 @@ export class LmdbStore implements ViewReader {
         await this.env.childTransaction(() => {
           // Inside the transaction: the active generation and the sequence are read where commits serialize.
           const generation = target === 'active' ? this.active : target;
-          result = writeBatch(this.meta, generation, input, appliedAt, generation === this.active);
+          result = writeBatch(
+            this.meta,
+            this.outbox,
+            generation,
+            input,
+            appliedAt,
+            generation === this.active,
+          );
         });
       } catch (e) {
         if (isMatviewError(e)) throw e;
@@ -667,6 +731,10 @@ export function openEnvironment(path: string, mapSize: number | undefined): Root
 export const metaOf = (env: RootDatabase): Database<string, string> =>
   env.openDB<string, string>({ name: 'meta', encoding: 'string' });
 
+/** The dead-letter outbox: one per store, beside the generations (a rebuild writes no dead letters). */
+export const outboxOf = (env: RootDatabase): Database<OutboxEntry, string> =>
+  env.openDB<OutboxEntry, string>({ name: 'outbox' });
+
 /** A generation's record in meta (a store written before generations: generation 0 from `viewVersion`). */
 export function readGenerationInfo(meta: Database<string, string>, id: number): GenerationInfo {
   const raw = meta.get(genKey(id));
@@ -687,10 +755,11 @@ export const committedActiveGeneration = (meta: Database<string, string>): numbe
 
 /**
  * The body of a batch's write transaction: materializes `input` into `generation` and writes rows, user
- * states, views, offsets and the next sequence. Offsets only move forward.
+ * states, views, offsets, the batch's dead letters and the next sequence. Offsets only move forward.
  */
 export function writeBatch(
   meta: Database<string, string>,
+  outbox: Database<OutboxEntry, string>,
   generation: Generation,
   input: BatchInput,
   appliedAt: number,
@@ -712,6 +781,8 @@ export function writeBatch(
     const stored = generation.offsets.get(k);
     if (stored === undefined || BigInt(p.next) > BigInt(stored)) generation.offsets.put(k, p.next);
   }
+  for (const [index, entry] of (input.deadLetters ?? []).entries())
+    outbox.put(outboxKey(entry.topic, sequence, index), entry);
   meta.put('sequence', sequence.toString());
   return {
     changed: writes.views.size,

@@ -30,6 +30,8 @@ export interface FeedTrackerOptions {
   readonly lagGraceMs: number;
   /** LIVE_STALL_MS: no batch handled for this long while lag > 0 means stalled. */
   readonly stallMs: number;
+  /** Dead-letter messages waiting in the store's outbox (feedStatus and `matview_dlq_outbox_records`). */
+  readonly deadLettersWaiting?: () => number;
   /** Clock, injectable for tests. */
   readonly now?: () => number;
 }
@@ -177,6 +179,7 @@ export class FeedTracker implements FeedMonitor {
     this.metrics.lmdbSizeBytes.set(this.store.sizeBytes());
     this.metrics.viewGeneration.set(this.store.activeGeneration().id);
     this.metrics.viewVersion.set(this.store.viewVersion);
+    this.metrics.dlqOutboxRecords.set(this.options.deadLettersWaiting?.() ?? 0);
     this.refreshLag();
   }
 
@@ -248,6 +251,7 @@ export class FeedTracker implements FeedMonitor {
       newestEventAgeSeconds: this.newestEventAgeSeconds(),
       sequence: this.store.sequence().toString(),
       viewVersion: this.store.viewVersion,
+      deadLettersWaiting: this.options.deadLettersWaiting?.() ?? 0,
     };
   }
 }

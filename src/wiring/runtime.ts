@@ -10,15 +10,18 @@
 import { join } from 'node:path';
 import { createApiServer } from '../../api/server.js';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
-import { createDeadLetterSink } from '../feed/dead-letter.js';
+import { toOutboxEntry } from '../feed/dead-letter.js';
+import { ensureDeadLetterTopics } from '../feed/dead-letter-topics.js';
 import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
-import { isMatviewError } from '../errors.js';
+import { isKafkaUnavailable, isMatviewError } from '../errors.js';
 import { classifyKafkaError, type KafkaFailureCause } from '../feed/kafka-errors.js';
+import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import { createKafkaSource, retryBackoffMs } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
+import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
@@ -99,15 +102,16 @@ export async function startServer(
   let ranges: OffsetRangeReader;
   let openRebuildSource: (generation: Generation) => Promise<RebuildSource>;
   let closeExtra: () => Promise<void> = async () => undefined;
+  let kafkaClient: KafkaClientOptions | undefined;
   if (config.kafka) {
     const kafka = config.kafka;
-    const client = {
+    const client = (kafkaClient = {
       brokers: kafka.brokers,
       clientId: kafka.clientId,
       connectionTimeoutMs: kafka.connectionTimeoutMs,
       security: kafka.security,
       logger,
-    };
+    });
     const fetching = {
       ...client,
       fetchMaxWaitMs: kafka.fetchMaxWaitMs,
@@ -159,20 +163,28 @@ export async function startServer(
     maxLag: config.ops.readyMaxLag,
     lagGraceMs: config.ops.readyLagGraceMs,
     stallMs: config.ops.liveStallMs,
+    deadLettersWaiting: () => store.outboxSize(),
   });
   const gate = new HandoffGate();
-  const deadLetters = createDeadLetterSink(writer, config.dlqSuffix);
+  // Invalid records commit into the store's outbox with their batch; the drainer sends them on.
+  const drainer = startDeadLetterDrainer({
+    outbox: store,
+    writer,
+    logger,
+    onFailure: (topic) => metrics.dlqWriteFailures.inc({ topic }),
+  });
   const handler = gate.wrap(
     createIngestHandler({
       store,
       tables,
       metrics,
       logger,
-      deadLetters,
+      deadLetters: { outboxEntry: (entry) => toOutboxEntry(entry, config.dlqSuffix) },
       maxRecordsPerCommit: config.maxRecordsPerCommit,
       onApplied: (batch) => {
         const last = batch.records[batch.records.length - 1];
         tracker.applied(batch, last === undefined ? undefined : Number(last.timestamp));
+        drainer.wake();
       },
     }),
   );
@@ -213,6 +225,7 @@ export async function startServer(
       await rebuild.stop();
       await demo?.stop();
       await source.stop();
+      await drainer.stop();
       await api.close();
       live.close();
       await writer.close();
@@ -231,7 +244,7 @@ export async function startServer(
     ends = await source.endOffsets(topics);
     broken = await checkPositions(store, ranges, topics, config, logger);
   } catch (e) {
-    if (config.kafka === undefined || !isKafkaUnavailable(e)) {
+    if (config.kafka === undefined || !cannotReachKafka(e)) {
       await close();
       throw e;
     }
@@ -363,6 +376,19 @@ export async function startServer(
     }
   }, 1000);
   const lagRefresh = setInterval(() => void tracker.refreshHighWatermarks(), config.ops.lagRefreshMs);
+  if (kafkaClient !== undefined) {
+    // Managed clusters usually disable auto-creation: create missing dead-letter topics now, or say how.
+    const client = kafkaClient;
+    const dlqTopics = topics.map((t) => `${t}${config.dlqSuffix}`);
+    const check = (attempt: number): void =>
+      void ensureDeadLetterTopics(client, dlqTopics, logger).then((checked) => {
+        if (checked) return;
+        const timer = setTimeout(() => check(attempt + 1), retryBackoffMs(attempt));
+        timer.unref();
+        timers.push(timer);
+      });
+    check(1);
+  }
   for (const timer of [refresh, lagRefresh]) {
     timer.unref();
     timers.push(timer);
@@ -384,10 +410,8 @@ export async function startServer(
   };
 }
 
-/** Errors of a Kafka cluster that is down or refuses the connection, as opposed to matview's own. */
-function isKafkaUnavailable(error: unknown): boolean {
-  return !isMatviewError(error) || error.code.startsWith('MV_ERR_KAFKA_');
-}
+/** Errors of a Kafka cluster that is down or refuses the connection (kafkajs' own, or ours about Kafka). */
+const cannotReachKafka = (error: unknown): boolean => !isMatviewError(error) || isKafkaUnavailable(error);
 
 /**
  * The end offsets readiness waits for, when the cluster did not answer at start: asked again with backoff

@@ -134,7 +134,14 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     const names = [...env.getKeys()].sort();
     await env.close();
     expect(names).toEqual(
-      ['meta', dbName('offsets', 1), dbName('rows', 1), dbName('users', 1), dbName('views', 1)].sort(),
+      [
+        'meta',
+        'outbox',
+        dbName('offsets', 1),
+        dbName('rows', 1),
+        dbName('users', 1),
+        dbName('views', 1),
+      ].sort(),
     );
 
     const again = openStore({ ...mode, path, viewVersion: 2 });
