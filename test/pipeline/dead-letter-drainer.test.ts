@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DeadLetterHeader, toOutboxEntry } from '../../src/feed/dead-letter.js';
 import { createKafkaWriter } from '../../src/feed/kafka-writer.js';
 import type { ChangelogWriter, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
-import type { DeadLetterWriteError} from '../../src/errors.js';
+import type { DeadLetterWriteError } from '../../src/errors.js';
 import { RecordErrorCode } from '../../src/errors.js';
 import { silentLogger, type Logger } from '../../src/ops/logger.js';
 import { startDeadLetterDrainer } from '../../src/pipeline/dead-letter-drainer.js';
