@@ -39,13 +39,12 @@ import {
 import { GroupCommitter } from './group-commits.js';
 import {
   READ_COMMITTED,
-  createBatch,
   fetchLenient,
   protocolError,
   type FetchedPartition,
   type KafkajsCluster,
 } from './kafkajs-internals.js';
-import { PartitionFeed, toFeedBatch, type FetchTicket, type TakenBatch } from './partition-feed.js';
+import { PartitionFeed, fetchedBatch, type FetchTicket, type TakenBatch } from './partition-feed.js';
 import type { FeedSource, FeedStartOptions, FeedState, FeedStatus, PartitionPosition } from './types.js';
 
 export { createKafkaClient, kafkaLogCreator, type KafkaClientOptions } from './kafka-client.js';
@@ -446,12 +445,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   function onPartitionData(p: PartitionFeed, ticket: FetchTicket, data: FetchedPartition): void {
     const where = `${p.topic}[${p.partition}]`;
     if (data.errorCode === 0) {
-      const batch = createBatch(p.topic, ticket.offset.toString(), data);
-      // Past the last record fetched, filtered ones included (control records and aborted transactions:
-      // kafkajs runner.js moves past them the same way, #1256), or nowhere when nothing came.
-      const next =
-        batch.isEmpty() && !batch.isEmptyDueToFiltering() ? ticket.offset : BigInt(batch.lastOffset()) + 1n;
-      const feedBatch = toFeedBatch(p.topic, p.partition, batch.messages, data.highWatermark);
+      const { batch: feedBatch, next } = fetchedBatch(p.topic, ticket.offset, data);
       if (p.endFetch(ticket, feedBatch, next)) {
         recover(where);
         deliver(p);

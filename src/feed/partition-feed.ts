@@ -16,7 +16,7 @@
  * reset) is recognised by its epoch and its records are dropped.
  */
 import type { FeedBatch, FeedRecord, Headers } from './types.js';
-import type { FetchedMessage } from './kafkajs-internals.js';
+import { createBatch, type FetchedMessage, type FetchedPartition } from './kafkajs-internals.js';
 
 /** A fetch handed out by `beginFetch`: its start offset and the epoch it belongs to. */
 export interface FetchTicket {
@@ -116,7 +116,7 @@ export class PartitionFeed {
     this.fetching = false;
     if (ticket.epoch !== this.epoch || ticket.offset !== this.fetchAt) return false;
     if (next > this.fetchAt) this.fetchAt = next;
-    if (batch.records.length > 0) {
+    if (batch.records.length > 0 || batch.nextOffset !== undefined) {
       const bytes = batchBytes(batch);
       this.waiting.push({ batch, next, bytes });
       this.waitingBytes += bytes;
@@ -192,6 +192,27 @@ function toHeaders(headers: FetchedMessage['headers']): Headers {
     out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
   }
   return out;
+}
+
+/**
+ * What one partition of a fetch at `fetchedOffset` gives: the records to deliver (kafkajs' Batch drops the
+ * ones below the fetch offset, the control records and those of aborted transactions), and where the
+ * partition continues: past the last record fetched, filtered ones included (kafkajs runner.js moves past
+ * them the same way, #1256), or where it was when nothing came. When filtering moved it past the last
+ * delivered record, the batch says so (`nextOffset`), so the stored position follows.
+ */
+export function fetchedBatch(
+  topic: string,
+  fetchedOffset: bigint,
+  data: FetchedPartition,
+): { batch: FeedBatch; next: bigint } {
+  const fetched = createBatch(topic, fetchedOffset.toString(), data);
+  const next =
+    fetched.isEmpty() && !fetched.isEmptyDueToFiltering() ? fetchedOffset : BigInt(fetched.lastOffset()) + 1n;
+  const batch = toFeedBatch(topic, data.partition, fetched.messages, data.highWatermark);
+  const last = batch.records[batch.records.length - 1];
+  const delivered = last === undefined ? fetchedOffset : BigInt(last.offset) + 1n;
+  return { batch: next > delivered ? { ...batch, nextOffset: next.toString() } : batch, next };
 }
 
 /** The contract's FeedBatch of one partition's fetched records (already in offset order). */

@@ -134,8 +134,16 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       }
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
+    // The source skipped records it never delivers (transaction markers, aborted transactions): the
+    // position moves past them with the batch's last chunk, or alone when no record is left.
+    const skipTo = batch.nextOffset === undefined ? undefined : (BigInt(batch.nextOffset) - 1n).toString();
     if (last === undefined) {
-      options.onApplied?.(batch, undefined);
+      let moved: BatchResult | undefined;
+      if (skipTo !== undefined && (stored === undefined || compareOffsets(batch.nextOffset!, stored) > 0)) {
+        moved = await commitChunk(batch, [], skipTo, []);
+        metrics.storeCommits.inc();
+      }
+      options.onApplied?.(batch, moved);
       return;
     }
     if (invalid.length > 0 && rebuild) {
@@ -151,7 +159,11 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     for (let from = 0; from < changes.length || result === undefined; from += budget.chunk) {
       const to = Math.min(changes.length, from + budget.chunk);
       const final = to >= changes.length;
-      const lastOffset = final ? last.offset : changes[to - 1]!.position.offset;
+      const lastOffset = !final
+        ? changes[to - 1]!.position.offset
+        : skipTo !== undefined && compareOffsets(skipTo, last.offset) > 0
+          ? skipTo
+          : last.offset;
       let deadTo = deadFrom;
       while (
         !rebuild &&

@@ -10,12 +10,13 @@ import { mulberry32 as prng } from '../../src/demo/generator.js';
 import {
   PartitionFeed,
   batchBytes,
+  fetchedBatch,
   partitionBackoffMs,
   toFeedBatch,
   type FetchTicket,
   type TakenBatch,
 } from '../../src/feed/partition-feed.js';
-import type { FetchedMessage } from '../../src/feed/kafkajs-internals.js';
+import type { FetchedMessage, FetchedPartition } from '../../src/feed/kafkajs-internals.js';
 
 const message = (offset: number, size = 10): FetchedMessage => ({
   offset: String(offset),
@@ -146,5 +147,75 @@ describe('PartitionFeed', () => {
       }
       expect(accepted, `seed ${seed}`).toEqual(Array.from({ length }, (_, i) => String(i)));
     }
+  });
+
+  it('should move a transactional partition past its markers and aborted records, and say so to the store', () => {
+    // Offsets 0-1: committed transaction of producer 7, 2: its commit marker; 3-4: a transaction of producer
+    // 8 that was aborted, 5: its abort marker (kafkajs' Batch drops both, `filterAbortedMessages.js`).
+    const txn = (producerId: string) => ({ batchContext: { producerId, inTransaction: true } });
+    const marker = (offset: number, producerId: string): FetchedMessage =>
+      ({
+        ...message(offset),
+        key: Buffer.from([0, 0, 0, 0]),
+        isControlRecord: true,
+        ...txn(producerId),
+      }) as FetchedMessage;
+    const data = (
+      messages: FetchedMessage[],
+      aborted: { producerId: string; firstOffset: string }[] = [],
+    ): FetchedPartition => ({
+      partition: 0,
+      errorCode: 0,
+      highWatermark: '6',
+      abortedTransactions: aborted,
+      messages,
+    });
+    const committed = fetchedBatch(
+      't',
+      0n,
+      data([
+        { ...message(0), ...txn('7') },
+        { ...message(1), ...txn('7') },
+        marker(2, '7'),
+      ] as FetchedMessage[]),
+    );
+    expect({
+      offsets: committed.batch.records.map((r) => r.offset),
+      next: committed.next,
+      nextOffset: committed.batch.nextOffset,
+    }).toEqual({
+      offsets: ['0', '1'],
+      next: 3n,
+      nextOffset: '3',
+    });
+    const aborted = fetchedBatch(
+      't',
+      3n,
+      data(
+        [{ ...message(3), ...txn('8') }, { ...message(4), ...txn('8') }, marker(5, '8')] as FetchedMessage[],
+        [{ producerId: '8', firstOffset: '3' }],
+      ),
+    );
+    expect({
+      offsets: aborted.batch.records.map((r) => r.offset),
+      next: aborted.next,
+      nextOffset: aborted.batch.nextOffset,
+    }).toEqual({
+      offsets: [],
+      next: 6n,
+      nextOffset: '6',
+    });
+    // A position-only batch is still handed over (the store moves its position), a plain empty fetch is not.
+    const p = new PartitionFeed('t', 0, 3n, 1_000_000);
+    p.leader = 1;
+    const ticket = p.beginFetch();
+    p.endFetch(ticket, aborted.batch, aborted.next);
+    expect(p.take()?.batch.nextOffset).toBe('6');
+    const plain = fetchedBatch('t', 6n, data([]));
+    expect({ records: plain.batch.records, next: plain.next, nextOffset: plain.batch.nextOffset }).toEqual({
+      records: [],
+      next: 6n,
+      nextOffset: undefined,
+    });
   });
 });

@@ -143,6 +143,21 @@ describe('ingest', () => {
     await store.close();
   });
 
+  it('should move the position past records the source skipped (transaction markers), with or without records left', async () => {
+    const { store, handler } = setup();
+    await handler({ ...batch('tweets', [['t0', JSON.stringify({ userId: 'u1' })]]), nextOffset: '2' });
+    expect(store.position('tweets', 0)).toBe('2');
+    await handler({ ...batch('tweets', []), nextOffset: '5' });
+    expect(store.position('tweets', 0)).toBe('5');
+    const sequence = store.sequence();
+    await handler({ ...batch('tweets', []), nextOffset: '4' }); // behind: nothing to commit
+    expect({ next: store.position('tweets', 0), sequence: store.sequence() }).toEqual({
+      next: '5',
+      sequence,
+    });
+    await store.close();
+  });
+
   it('should store no dead letter twice when a batch is delivered again', async () => {
     const { store, handler } = setup();
     const b = batch('tweets', [
