@@ -116,31 +116,35 @@ const isUnknownTopic = (error: unknown): boolean =>
 
 const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
-/** Sleeps that `wake()` ends early and `cancel()` ends for good (a fetch loop's, or the whole source's). */
+/** Sleeps that `wake()` ends early (unless it is a backoff) and `cancel()` ends for good. */
 class Waker {
   cancelled = false;
-  private readonly sleepers = new Set<() => void>();
+  private readonly sleepers = new Set<{ done: () => void; wakeable: boolean }>();
 
-  sleep(ms: number): Promise<void> {
+  /** `wakeable: false` for a backoff after a failure: only `cancel()` cuts it short, not new work. */
+  sleep(ms: number, wakeable = true): Promise<void> {
     if (this.cancelled) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(done);
-        resolve();
+      const sleeper = {
+        wakeable,
+        done: (): void => {
+          clearTimeout(timer);
+          this.sleepers.delete(sleeper);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, ms);
-      this.sleepers.add(done);
+      const timer = setTimeout(sleeper.done, ms);
+      this.sleepers.add(sleeper);
     });
   }
 
   wake(): void {
-    for (const done of [...this.sleepers]) done();
+    for (const s of [...this.sleepers]) if (s.wakeable) s.done();
   }
 
   cancel(): void {
     this.cancelled = true;
-    this.wake();
+    for (const s of [...this.sleepers]) s.done();
   }
 }
 
@@ -187,6 +191,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   /** Ends the source's own waits (start-up retries, offset resets) at stop. */
   const stopping$ = new Waker();
   let metadataTimer: NodeJS.Timeout | undefined;
+  let metadataDueAt = 0;
   let refreshing: Promise<void> | undefined;
   let connecting: Promise<void> | undefined;
 
@@ -274,6 +279,8 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         touch();
         for (const p of partitions.values()) if (p.leader !== undefined) ensureLoop(p.leader);
         for (const loop of loops.values()) loop.wake();
+        // A partition without a leader (an election under way) is looked up again soon, not in 30 s.
+        if ([...partitions.values()].some((p) => p.leader === undefined)) scheduleMetadataRefresh(1_000);
       } catch (error) {
         fail('metadata', error);
         throw error;
@@ -332,7 +339,9 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       const why = `${explainKafkaError(error)}; retrying in ${delay} ms`;
       if (state === 'starting') setState('retrying', why);
       else stateReason = why;
-      void stopping$.sleep(delay).then(() => (stopping || crashed ? undefined : attemptStart(attempt + 1)));
+      void stopping$
+        .sleep(delay, false)
+        .then(() => (stopping || crashed ? undefined : attemptStart(attempt + 1)));
       return;
     }
     if (crashed) return;
@@ -340,10 +349,15 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     scheduleMetadataRefresh(METADATA_REFRESH_MS);
   }
 
+  /** Refreshes the metadata in `delayMs`, unless a refresh is already due sooner. */
   function scheduleMetadataRefresh(delayMs: number): void {
     if (stopping || crashed) return;
+    const due = Date.now() + delayMs;
+    if (metadataTimer !== undefined && metadataDueAt <= due) return;
     clearTimeout(metadataTimer);
+    metadataDueAt = due;
     metadataTimer = setTimeout(() => {
+      metadataTimer = undefined;
       refreshMetadata().then(
         () => scheduleMetadataRefresh(METADATA_REFRESH_MS),
         (error: unknown) => {
@@ -434,9 +448,10 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         attempt++;
         const delay = retryBackoffMs(attempt);
         const cause = fail(where, error, delay);
-        // The broker may be gone or no longer lead these partitions: look the leaders up again.
+        // The broker may be gone or no longer lead these partitions: look the leaders up again. The backoff
+        // is not cut short by new work (a refresh that still names this broker would make it spin).
         if (cause === 'connection' || cause === 'protocol') refreshMetadata().catch(() => undefined);
-        await loop.sleep(delay);
+        await loop.sleep(delay, false);
       }
     }
   }
@@ -494,7 +509,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
         return;
       } catch (error) {
         fail(`${p.topic}[${p.partition}] reset`, error);
-        await stopping$.sleep(retryBackoffMs(attempt));
+        await stopping$.sleep(retryBackoffMs(attempt), false);
       }
     }
   }

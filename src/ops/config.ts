@@ -166,9 +166,9 @@ export interface Config {
         readonly prefetchBytes: number;
         /** TLS and SASL (KAFKA_SSL*, KAFKA_SASL*), shared by every Kafka client. */
         readonly security: KafkaSecurity;
-        /** Shortest interval between the consumer group's (informational) offset commits; 0: every batch. */
+        /** Shortest interval between the informational offset commits to the group; 0: every batch. */
         readonly commitIntervalMs: number;
-        /** Partitions whose batches are applied at once (kafkajs partitionsConsumedConcurrently). */
+        /** Partitions whose batches are applied at once (each partition stays in offset order). */
         readonly concurrentPartitions: number;
       }
     | undefined;

@@ -6,7 +6,8 @@
  *
  * - ApiVersions (v0-2), Metadata (v1: itself as the only broker and controller, the configured topics,
  *   every partition led by it), ListOffsets (v1: offset 0), Fetch (v4: no records, after the request's
- *   max wait), CreateTopics (v0-1: records the topics and their configs, answers as configured);
+ *   max wait, or a configured error per partition), CreateTopics (v0-1: records the topics and their
+ *   configs, answers as configured);
  * - SaslHandshake (v0-1) and SaslAuthenticate (v0-1), with the server side of each mechanism:
  *   PLAIN (RFC 4616) checks the user's password; SCRAM-SHA-256/512 (RFC 5802) runs the full exchange
  *   (client-first, server-first with salt and iterations, client-final) and verifies the client proof
@@ -73,6 +74,10 @@ export type StandInEvent = { readonly connection: number } & (
   | { readonly kind: 'scram-client-final'; readonly channelBinding: string; readonly proofValid: boolean }
   | { readonly kind: 'oauthbearer'; readonly gs2Header: string; readonly token: string; readonly ok: boolean }
   | {
+      readonly kind: 'fetch';
+      readonly partitions: readonly { topic: string; partition: number; offset: string }[];
+    }
+  | {
       readonly kind: 'create-topics';
       readonly topics: readonly {
         name: string;
@@ -104,6 +109,8 @@ export interface StandInOptions {
   readonly topics?: Readonly<Record<string, number>>;
   /** CreateTopics answer per topic: 0 creates it (it then shows in the metadata), or an error code. */
   readonly createTopicsError?: number;
+  /** Fetch error per `topic/partition` (read at each fetch, so a test may change it). */
+  readonly fetchErrors?: Map<string, number>;
 }
 
 export interface StandIn {
@@ -404,21 +411,25 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
           topic: r.string() ?? '',
           partitions: r.array(() => {
             const partition = r.int32();
-            r.int64();
+            const offset = r.int64().toString();
             r.int32();
-            return partition;
+            return { partition, offset };
           }),
         }));
+        record(conn, {
+          kind: 'fetch',
+          partitions: wanted.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, ...p }))),
+        });
         // Nothing to give: answer after the max wait, like a broker with no new records.
         setTimeout(
           () => {
             const body = new Writer()
               .int32(0)
               .array(wanted, (w, t) =>
-                w.string(t.topic).array(t.partitions, (pw, p) =>
+                w.string(t.topic).array(t.partitions, (pw, { partition: p }) =>
                   pw
                     .int32(p)
-                    .int16(0)
+                    .int16(options.fetchErrors?.get(`${t.topic}/${p}`) ?? 0)
                     .int64(0n)
                     .int64(0n)
                     .array([], () => undefined)
