@@ -17,7 +17,7 @@ import {
   kafkaTopicsCommand,
   missingTopics,
 } from '../feed/dead-letter-topics.js';
-import type { Config } from '../ops/config.js';
+import { kafkaClientOptions, type Config } from '../ops/config.js';
 import { createLogger } from '../ops/logger.js';
 import { ExitCode, UsageError, parse, type Print } from './args.js';
 
@@ -31,13 +31,8 @@ export async function runTopics(config: Config, args: readonly string[], print: 
       'matview topics create needs KAFKA_BROKERS (and the KAFKA_SSL*/KAFKA_SASL* settings of the cluster)',
     );
   const topics = Object.values(config.topics).map((t) => `${t}${config.dlqSuffix}`);
-  const admin = createKafkaClient({
-    brokers: kafka.brokers,
-    clientId: `${kafka.clientId}-topics`,
-    connectionTimeoutMs: kafka.connectionTimeoutMs,
-    security: kafka.security,
-    logger: createLogger(config.logLevel, { command: 'topics' }),
-  }).admin();
+  const logger = createLogger(config.logLevel, { command: 'topics' });
+  const admin = createKafkaClient(kafkaClientOptions(kafka, logger, `${kafka.clientId}-topics`)).admin();
   try {
     let missing: string[];
     try {

@@ -5,9 +5,11 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import type { KafkaSecurity } from '../feed/kafka-security.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../pipeline/ingest.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
+import type { Logger } from './logger.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })
@@ -371,4 +373,22 @@ function deepFreeze<T>(o: T): T {
     for (const v of Object.values(o)) deepFreeze(v);
   }
   return o;
+}
+
+/**
+ * The options every Kafka client of matview is built with, from the configuration: one place, so that no
+ * client (consumer, dead-letter producer, admin, CLI) can be built without the TLS/SASL settings.
+ */
+export function kafkaClientOptions(
+  kafka: NonNullable<Config['kafka']>,
+  logger: Logger,
+  clientId: string = kafka.clientId,
+): KafkaClientOptions {
+  return {
+    brokers: kafka.brokers,
+    clientId,
+    connectionTimeoutMs: kafka.connectionTimeoutMs,
+    security: kafka.security,
+    logger,
+  };
 }

@@ -26,7 +26,7 @@ import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, USER_INFORMATION_VERSION, type Table } from '../views/user-information.js';
 import type { Generation } from '../store/generation.js';
-import type { Config } from '../ops/config.js';
+import { kafkaClientOptions, type Config } from '../ops/config.js';
 import { ensureDataDir, storePathOf } from '../store/data-dir.js';
 import { FeedTracker } from './feed-tracker.js';
 import { HandoffGate } from './handoff-gate.js';
@@ -105,13 +105,7 @@ export async function startServer(
   let kafkaClient: KafkaClientOptions | undefined;
   if (config.kafka) {
     const kafka = config.kafka;
-    const client = (kafkaClient = {
-      brokers: kafka.brokers,
-      clientId: kafka.clientId,
-      connectionTimeoutMs: kafka.connectionTimeoutMs,
-      security: kafka.security,
-      logger,
-    });
+    const client = (kafkaClient = kafkaClientOptions(kafka, logger));
     const fetching = {
       ...client,
       fetchMaxWaitMs: kafka.fetchMaxWaitMs,
