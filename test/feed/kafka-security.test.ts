@@ -26,7 +26,7 @@ import {
   type StandInEvent,
   type StandInOptions,
 } from '../utils/kafka-stand-in.js';
-import { eventually } from '../utils/server.js';
+import { eventually, runningWithoutFailures } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
 let certs: TestCerts;
@@ -83,17 +83,6 @@ async function startSource(broker: StandIn, env: Record<string, string>) {
   return { source, causes, kafka };
 }
 
-/** Running, fetching, and no failure reported: connected and authenticated on every connection it uses. */
-const healthy = async (source: FeedSource) =>
-  eventually(
-    () => {
-      const s = source.status();
-      return s.state === 'running' && s.reason === undefined ? s : undefined;
-    },
-    20_000,
-    'the source to run without failures',
-  );
-
 const ofKind = <K extends StandInEvent['kind']>(broker: StandIn, kind: K) =>
   broker.events.filter((e): e is Extract<StandInEvent, { kind: K }> => e.kind === kind);
 
@@ -115,7 +104,7 @@ describe('SASL/PLAIN', () => {
       KAFKA_SASL_PASSWORD_FILE: file('password', 'pl4in-pa55word\n'),
     };
     const { source, kafka } = await startSource(broker, env);
-    await healthy(source);
+    await runningWithoutFailures(source);
     const afterConsumer = ofKind(broker, 'plain').length;
     const client = {
       brokers: kafka.brokers,
@@ -162,7 +151,7 @@ describe.each(['scram-sha-256', 'scram-sha-512'] as const)('SASL/%s', (mechanism
       KAFKA_SASL_USERNAME_FILE: file('username', 'bob,the=admin'),
       KAFKA_SASL_PASSWORD: 'scr4m-secret',
     });
-    await healthy(source);
+    await runningWithoutFailures(source);
     const [first] = ofKind(broker, 'scram-client-first');
     expect(first).toMatchObject({ mechanism: wire, gs2Header: 'n,,', username: 'bob,the=admin' });
     expect(first!.clientNonce.length).toBeGreaterThanOrEqual(16);
@@ -206,7 +195,7 @@ describe.each(['scram-sha-256', 'scram-sha-512'] as const)('SASL/%s', (mechanism
       'another attempt',
     );
     users['bob'] = 'a-wrong-one';
-    await healthy(source);
+    await runningWithoutFailures(source);
   });
 });
 
@@ -218,7 +207,7 @@ describe('SASL/OAUTHBEARER', () => {
       KAFKA_SASL_MECHANISM: 'oauthbearer',
       KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: file('token', `${token}\n`),
     });
-    await healthy(source);
+    await runningWithoutFailures(source);
     expect(ofKind(broker, 'oauthbearer')[0]).toMatchObject({ gs2Header: 'n,,', token, ok: true });
   });
 
@@ -230,7 +219,7 @@ describe('SASL/OAUTHBEARER', () => {
       KAFKA_SASL_MECHANISM: 'oauthbearer',
       KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND: `printf '%s' '{"access_token":"tok-from-cmd","token_type":"bearer","expires_in":3600}'`,
     });
-    await healthy(source);
+    await runningWithoutFailures(source);
     expect(ofKind(broker, 'oauthbearer').every((e) => e.token === 'tok-from-cmd' && e.ok)).toBe(true);
   });
 
@@ -253,7 +242,7 @@ describe('SASL/OAUTHBEARER', () => {
       KAFKA_SASL_MECHANISM: 'oauthbearer',
       KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
     });
-    await healthy(source);
+    await runningWithoutFailures(source);
     writeFileSync(tokenFile, second); // the rotation
     await eventually(
       () => (ofKind(broker, 'oauthbearer').some((e) => e.token === second) ? true : undefined),
@@ -264,7 +253,7 @@ describe('SASL/OAUTHBEARER', () => {
     const switched = tokens.indexOf(second);
     expect(tokens.slice(0, switched).every((t) => t === first)).toBe(true);
     expect(ofKind(broker, 'oauthbearer').every((e) => e.ok)).toBe(true);
-    await healthy(source);
+    await runningWithoutFailures(source);
   });
 });
 
@@ -274,7 +263,7 @@ describe('TLS', () => {
   it('should connect to a broker whose certificate the configured CA signed', async () => {
     const broker = await standIn({ tls: server() });
     const { source } = await startSource(broker, { KAFKA_SSL: 'true', KAFKA_SSL_CA_FILE: certs.caFile });
-    await healthy(source);
+    await runningWithoutFailures(source);
     expect(ofKind(broker, 'connection').every((c) => c.tls)).toBe(true);
   });
 
@@ -305,7 +294,7 @@ describe('TLS', () => {
       KAFKA_SSL_CERT_FILE: certs.clientCertFile,
       KAFKA_SSL_KEY_FILE: certs.clientKeyFile,
     });
-    await healthy(source);
+    await runningWithoutFailures(source);
     expect(new Set(ofKind(broker, 'connection').map((c) => c.clientCertificate))).toEqual(
       new Set(['matview-client']),
     );
@@ -331,7 +320,7 @@ describe('TLS', () => {
       KAFKA_SASL_USERNAME: 'carol',
       KAFKA_SASL_PASSWORD: 'over-tls',
     });
-    await healthy(source);
+    await runningWithoutFailures(source);
     expect(ofKind(broker, 'connection').every((c) => c.tls)).toBe(true);
     expect(ofKind(broker, 'scram-client-final').every((f) => f.proofValid)).toBe(true);
   });

@@ -10,7 +10,7 @@ import { createKafkaSource } from '../../src/feed/kafka-source.js';
 import type { FeedSource } from '../../src/feed/types.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startStandIn, type StandIn, type StandInEvent } from '../utils/kafka-stand-in.js';
-import { eventually } from '../utils/server.js';
+import { eventually, runningWithoutFailures } from '../utils/server.js';
 
 const opened: { close(): Promise<void> }[] = [];
 const sources: FeedSource[] = [];
@@ -56,20 +56,11 @@ const fetchedAt = (broker: StandIn, partition: number) =>
   broker.events.flatMap((e) =>
     e.kind === 'fetch' ? e.partitions.filter((p) => p.partition === partition).map((p) => p.offset) : [],
   );
-const running = (source: FeedSource) =>
-  eventually(
-    () => {
-      const s = source.status();
-      return s.state === 'running' && s.reason === undefined ? s : undefined;
-    },
-    20_000,
-    'running without failures',
-  );
 
 describe('Kafka source, partition errors', () => {
   it('should look the leader up again after NOT_LEADER_FOR_PARTITION, without reporting a failure', async () => {
     const { broker, source, fetchErrors, causes } = await setup();
-    await running(source);
+    await runningWithoutFailures(source);
     const before = metadataRequests(broker);
     fetchErrors.set('users/0', 6);
     await eventually(
@@ -78,13 +69,13 @@ describe('Kafka source, partition errors', () => {
       'a metadata refresh',
     );
     fetchErrors.delete('users/0');
-    await running(source);
+    await runningWithoutFailures(source);
     expect(causes).toEqual([]);
   });
 
   it('should report a topic ACL refusal as not authorized, count it, retry, and recover once granted', async () => {
     const { source, fetchErrors, causes } = await setup();
-    await running(source);
+    await runningWithoutFailures(source);
     fetchErrors.set('users/1', 29); // TOPIC_AUTHORIZATION_FAILED
     const status = await eventually(
       () => (source.status().state === 'retrying' ? source.status() : undefined),
@@ -97,7 +88,7 @@ describe('Kafka source, partition errors', () => {
     await eventually(() => (causes.length > 1 ? true : undefined), 20_000, 'a second attempt');
     expect(new Set(causes)).toEqual(new Set(['authorization']));
     fetchErrors.delete('users/1');
-    await running(source);
+    await runningWithoutFailures(source);
   });
 
   it('should hand OFFSET_OUT_OF_RANGE to the caller once and go on from the earliest offset', async () => {
@@ -114,6 +105,6 @@ describe('Kafka source, partition errors', () => {
     );
     expect(fetchedAt(broker, 1)[0]).toBe('7');
     expect(resets).toEqual(['users[1]']);
-    await running(source);
+    await runningWithoutFailures(source);
   });
 });

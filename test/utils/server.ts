@@ -103,3 +103,14 @@ export async function eventually<T>(
 
 export const USER_FIELDS = `userId username name description location webPageUrl joinedDate profileImageUrl backgroundImageUrl
   tweetCount followingCount followerCount likeCount version { sequence appliedAt eventTime source { topic partition offset } }`;
+
+/** Waits until `source` runs with no failure reported (connected, authenticated, fetching). */
+export const runningWithoutFailures = (source: { status(): { state: string; reason?: string } }) =>
+  eventually(
+    () => {
+      const s = source.status();
+      return s.state === 'running' && s.reason === undefined ? s : undefined;
+    },
+    20_000,
+    'the source to run without failures',
+  );
