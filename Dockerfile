@@ -1,4 +1,4 @@
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 # A larger young generation: a fan-out to thousands of subscribers makes short-lived garbage in bursts,

@@ -28,6 +28,8 @@ export interface FeedStatusSnapshot {
   readonly sequence: string;
   /** Version of the UserInformation view definition being served. */
   readonly viewVersion: number;
+  /** Invalid records stored for the dead-letter topics and not yet acknowledged by them. */
+  readonly deadLettersWaiting: number;
 }
 
 export interface FeedMonitor {

@@ -113,6 +113,83 @@ export class FeedCrashError extends MatviewError {
   }
 }
 
+/**
+ * The Kafka cluster refused matview's credentials: SASL authentication failed (wrong username, password
+ * or token, a mechanism the listener does not enable) or no OAUTHBEARER token could be obtained. Reads go
+ * on from the store; the feed retries with backoff.
+ */
+export class KafkaAuthError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_KAFKA_AUTH', message, { retriable: true, ...options });
+  }
+}
+
+/** The TLS handshake with a broker failed (unknown CA, name mismatch, expired or missing certificate). */
+export class KafkaTlsError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_KAFKA_TLS', message, { retriable: true, ...options });
+  }
+}
+
+/** No broker answered (refused, timed out, connection closed); the feed retries with backoff. */
+export class KafkaUnreachableError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_KAFKA_UNREACHABLE', message, { retriable: true, ...options });
+  }
+}
+
+/** The cluster's ACLs refuse an operation matview needs (read a topic, commit to the group, create a topic). */
+export class KafkaNotAuthorizedError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_KAFKA_NOT_AUTHORIZED', message, { retriable: true, ...options });
+  }
+}
+
+/** A broker answered a request with an error matview has no specific handling for; retried with backoff. */
+export class KafkaRequestError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_KAFKA_REQUEST', message, { retriable: true, ...options });
+  }
+}
+
+/**
+ * Dead-letter topics are missing and could not be created with matview's credentials (managed clusters
+ * usually disable auto-creation). Invalid records wait in the store's outbox meanwhile; nothing is lost.
+ */
+export class DeadLetterTopicMissingError extends MatviewError {
+  constructor(
+    readonly topics: readonly string[],
+    reason: string,
+    options?: MatviewErrorOptions,
+  ) {
+    super(
+      'MV_ERR_DLQ_TOPIC_MISSING',
+      `Dead-letter topic${topics.length === 1 ? '' : 's'} ${topics.join(', ')} ` +
+        `${topics.length === 1 ? 'does' : 'do'} not exist and could not be created (${reason}). ` +
+        'Create them with `matview topics create` using credentials allowed to create topics, or ask a cluster ' +
+        'administrator to; invalid records wait in the store (matview_dlq_outbox_records) until then',
+      { retriable: true, ...options },
+    );
+  }
+}
+
+/** `matview topics create` could not create a topic (not authorized, policy violation, invalid config). */
+export class TopicCreateError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_TOPIC_CREATE', message, options);
+  }
+}
+
+/**
+ * Another matview instance commits to the same KAFKA_GROUP_ID. Each instance reads every partition itself,
+ * so nothing is split or lost, but the group's offsets (what lag tools show) flip between the two.
+ */
+export class GroupSharedError extends MatviewError {
+  constructor(message: string, options?: MatviewErrorOptions) {
+    super('MV_ERR_GROUP_SHARED', message, options);
+  }
+}
+
 /** A CLI tool was pointed at a directory that holds no matview store. */
 export class StoreMissingError extends MatviewError {
   constructor(
@@ -161,5 +238,12 @@ export function invariant(condition: unknown, message: string): asserts conditio
 }
 
 export const isMatviewError = (e: unknown): e is MatviewError => e instanceof MatviewError;
+/** A Kafka cluster that is down or refuses matview (credentials, TLS, ACLs): the feed's to retry, not a bug. */
+export const isKafkaUnavailable = (e: unknown): boolean =>
+  e instanceof KafkaAuthError ||
+  e instanceof KafkaTlsError ||
+  e instanceof KafkaUnreachableError ||
+  e instanceof KafkaNotAuthorizedError ||
+  e instanceof KafkaRequestError;
 export const isRetriable = (e: unknown): boolean => isMatviewError(e) && e.retriable;
 export const isInvalidRecord = (e: unknown): e is InvalidRecordError => e instanceof InvalidRecordError;

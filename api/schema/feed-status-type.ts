@@ -77,4 +77,10 @@ export class FeedStatus {
 
   @Field(() => Int, { description: 'Version of the UserInformation view definition being served.' })
   viewVersion!: number;
+
+  @Field(() => Int, {
+    description:
+      'Invalid records kept for the dead-letter topics and not yet acknowledged by them (0 when every one was sent).',
+  })
+  deadLettersWaiting!: number;
 }

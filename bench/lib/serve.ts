@@ -66,6 +66,7 @@ const feed: FeedMonitor = {
     newestEventAgeSeconds: null,
     sequence: '0',
     viewVersion: 1,
+    deadLettersWaiting: 0,
   }),
 };
 

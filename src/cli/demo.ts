@@ -8,7 +8,7 @@ import { startDemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource } from '../feed/types.js';
-import type { Config } from '../ops/config.js';
+import { kafkaClientOptions, type Config } from '../ops/config.js';
 import { createLogger } from '../ops/logger.js';
 import { ensureDataDir } from '../wiring/runtime.js';
 
@@ -20,12 +20,7 @@ export async function runDemo(config: Config, args: string[]): Promise<void> {
   if (useKafka) {
     if (!config.kafka)
       throw new ConfigError('matview demo --kafka needs KAFKA_BROKERS (e.g. KAFKA_BROKERS=localhost:9092)');
-    writer = createKafkaWriter({
-      brokers: config.kafka.brokers,
-      clientId: `${config.kafka.clientId}-demo`,
-      connectionTimeoutMs: config.kafka.connectionTimeoutMs,
-      logger,
-    });
+    writer = createKafkaWriter(kafkaClientOptions(config.kafka, logger, `${config.kafka.clientId}-demo`));
     alreadySeeded = args.includes('--no-seed');
   } else {
     const log = await openEmbeddedChangelog({

@@ -11,6 +11,7 @@ import { ExitCode, UsageError, type Print } from './args.js';
 import { runDemo } from './demo.js';
 import { runRebuild } from './rebuild.js';
 import { runRestore, runSnapshot } from './snapshot.js';
+import { runTopics } from './topics.js';
 import { runVerify } from './verify.js';
 
 const USAGE = `Usage: matview <command>
@@ -23,6 +24,7 @@ Commands:
   verify [--shadow]         recompute every view from the stored rows; exit 1 naming each user that differs
   snapshot <file> [--force] write a consistent, compacted copy of the store and its offsets (safe while serving)
   restore <file> [--force]  start DATA_DIR from a snapshot; \`serve\` then resumes from its offsets
+  topics create             create the missing dead-letter topics (<topic><DLQ_SUFFIX>) on KAFKA_BROKERS
   print-schema              print the GraphQL SDL (schema/schema.graphql)
 
 Exit codes: 0 ok, 1 failure (verify: a view differs from its rows), 2 bad usage.
@@ -80,6 +82,8 @@ async function main(argv: string[]): Promise<void> {
       return tool(runSnapshot, rest);
     case 'restore':
       return tool(runRestore, rest);
+    case 'topics':
+      return tool(runTopics, rest);
     case 'print-schema': {
       const { printSchemaSdl } = await import('../../api/schema/print.js');
       process.stdout.write(printSchemaSdl());

@@ -1,10 +1,11 @@
 /**
- * The dead-letter sink (CONTRACT.md §1 "Invalid record"): an invalid record is copied, byte for
- * byte, to `<topic><suffix>` with headers saying where it came from and why it was rejected, so
- * it can be inspected and replayed. Works over any ChangelogWriter (Kafka or the embedded log).
+ * Dead letters (CONTRACT.md §1 "Invalid record"): an invalid record is copied, byte for byte, to
+ * `<topic><suffix>` with headers saying where it came from and why it was rejected, so it can be
+ * inspected and replayed. The copy is stored in the store's outbox with the batch that consumed the
+ * record (src/pipeline/ingest.ts), and src/pipeline/dead-letter-drainer.ts writes it to the topic over any
+ * ChangelogWriter (Kafka or the embedded log).
  */
-import { DeadLetterWriteError } from '../errors.js';
-import type { ChangelogWriter, FeedRecord, OutgoingMessage } from './types.js';
+import type { FeedRecord, OutgoingMessage } from './types.js';
 
 /** Header names added to every dead-lettered record. Fixed: operators' tooling filters on them. */
 export const DeadLetterHeader = {
@@ -24,16 +25,6 @@ export interface DeadLetterEntry {
   readonly message: string;
   /** The Confluent schema id of the key or value that failed to decode (Avro formats), when it had one. */
   readonly schemaId?: number;
-}
-
-export interface DeadLetterSink {
-  /**
-   * Writes all entries; resolves when every one is acknowledged. Rejects with
-   * DeadLetterWriteError (retriable) if any write failed: the caller must not consider the source
-   * batch consumed then (some entries may already be written; a retry duplicates them, which is
-   * acceptable for a DLQ and better than losing them).
-   */
-  send(entries: readonly DeadLetterEntry[]): Promise<void>;
 }
 
 /** Error messages can echo user data; keep the header bounded. */
@@ -63,27 +54,13 @@ export function toDeadLetterMessage(entry: DeadLetterEntry): OutgoingMessage {
   return { key: record.key, value: record.value, headers };
 }
 
-/**
- * Creates a sink writing to `<record.topic><suffix>` (suffix from config DLQ_SUFFIX, e.g. `.dlq`).
- * Entries are grouped per DLQ topic, keeping their order, and written one topic after another.
- */
-export function createDeadLetterSink(writer: ChangelogWriter, suffix: string): DeadLetterSink {
-  return {
-    async send(entries) {
-      const byTopic = new Map<string, OutgoingMessage[]>();
-      for (const entry of entries) {
-        const topic = `${entry.record.topic}${suffix}`;
-        let list = byTopic.get(topic);
-        if (list === undefined) byTopic.set(topic, (list = []));
-        list.push(toDeadLetterMessage(entry));
-      }
-      for (const [topic, messages] of byTopic) {
-        try {
-          await writer.send(topic, messages);
-        } catch (cause) {
-          throw new DeadLetterWriteError(topic, { cause });
-        }
-      }
-    },
-  };
+/** Where a record's dead letter goes: `<record.topic><suffix>` (suffix from config DLQ_SUFFIX, e.g. `.dlq`). */
+export const deadLetterTopic = (record: FeedRecord, suffix: string): string => `${record.topic}${suffix}`;
+
+/** The outbox entry of a rejected record: its DLQ topic and message. */
+export function toOutboxEntry(
+  entry: DeadLetterEntry,
+  suffix: string,
+): { topic: string; message: OutgoingMessage } {
+  return { topic: deadLetterTopic(entry.record, suffix), message: toDeadLetterMessage(entry) };
 }

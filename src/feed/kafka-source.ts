@@ -1,519 +1,593 @@
 /**
- * The Kafka feed source: reads every partition of the changelog topics with kafkajs and hands
- * ordered batches to the materializer. Positions live in the store, not in Kafka: on every group
- * assignment each partition is sought to the store's next offset, so the consumer group's own
- * commits are informational only (they keep external lag tools such as kafka-consumer-groups
- * meaningful). That is why the consumer runs with `autoCommit: false`: with autoCommit, kafkajs
- * turns a seek into an OffsetCommit and lets the group's committed offset decide (see `runOnce`).
+ * The Kafka feed source: reads every partition of the changelog topics and hands ordered batches to the
+ * handler. matview is no consumer-group member. Each instance holds the whole view, so it reads every
+ * partition itself (what the Java client calls `assign()`) and keeps its positions in the store. There is
+ * no group to join, no session to wait out, and no rebalance: a restarted process fetches as soon as it
+ * has connected, even right after a SIGKILL of the previous one (a group member would first wait for the
+ * dead member's session to expire, 30 s by default, longer after repeated crashes), and two instances can
+ * never split the partitions between them.
+ *
+ * Built on kafkajs' cluster and protocol layer (kafkajs-internals.ts): one fetch loop per leader broker,
+ * like kafkajs' own consumer and the Java client, each sending one Fetch at a time for its partitions that
+ * have room for more (partition-feed.ts). Delivery runs beside the fetches: a partition's next batch is
+ * fetched while the previous one is being applied (kafkajs' group consumer waits for a fetch's batches to be
+ * applied before it fetches again from that broker), batches of a partition are handed over strictly in
+ * order, one handler call per partition at a time, and at most `concurrentPartitions` at once.
+ *
+ * Errors (kafkajs `consumerGroup.js` `fetch` / `recoverFromFetch` handle the same cases):
+ * - a leader moved or metadata is stale (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE, FENCED/UNKNOWN
+ *   leader epoch, UNKNOWN_TOPIC_OR_PARTITION): refresh the metadata, the partition follows its new leader;
+ * - a broker is gone, a connection failed, TLS or SASL failed: `retrying` with the cause, metadata
+ *   refreshed, retried with backoff (0.5 s doubling to 30 s) for as long as it takes; reads go on;
+ * - OFFSET_OUT_OF_RANGE: `onOffsetOutOfRange`, then the partition continues from its earliest offset;
+ * - the handler rejects: what was fetched after the batch is dropped and the partition is fetched again
+ *   from the last applied offset (partition-feed.ts); a rejection with `retriable: false` (e.g. a failed
+ *   LMDB write) is fatal: `onFatal`, state `crashed`.
+ *
+ * Positions live in the store; the informational commits to KAFKA_GROUP_ID are in group-commits.ts.
+ * Self-contained: everything comes in through options (logger included), so it can run in a worker thread.
  */
-import kafkajs from 'kafkajs';
-import type {
-  Admin,
-  Consumer,
-  EachBatchPayload,
-  KafkaMessage,
-  LogEntry,
-  Kafka as KafkaClient,
-  logCreator as LogCreator,
-  RetryOptions,
-} from 'kafkajs';
 import { ConfigError, FeedCrashError, InvariantError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
-import { registerCodecs } from './codecs.js';
-import type {
-  FeedBatch,
-  FeedRecord,
-  FeedSource,
-  FeedStartOptions,
-  FeedState,
-  FeedStatus,
-  Headers,
-  PartitionPosition,
-} from './types.js';
+import { createClusterClient, type KafkaClientOptions } from './kafka-client.js';
+import {
+  classifyKafkaError,
+  describeKafkaError,
+  explainKafkaError,
+  kafkaFailure,
+  type KafkaFailureCause,
+} from './kafka-errors.js';
+import { GroupCommitter } from './group-commits.js';
+import {
+  READ_COMMITTED,
+  fetchLenient,
+  protocolError,
+  type FetchedPartition,
+  type KafkajsCluster,
+} from './kafkajs-internals.js';
+import { PartitionFeed, fetchedBatch, type FetchTicket, type TakenBatch } from './partition-feed.js';
+import type { FeedSource, FeedStartOptions, FeedState, FeedStatus, PartitionPosition } from './types.js';
 
-// kafkajs is CommonJS; only some of its exports are visible as ESM named exports (see codecs.ts).
-const { Kafka, logLevel } = kafkajs;
+export { createKafkaClient, kafkaLogCreator, type KafkaClientOptions } from './kafka-client.js';
+export { toFeedBatch } from './partition-feed.js';
 
-/**
- * Where a partition the store has no position for starts: its first possible offset, so nothing is
- * skipped. A concrete offset rather than kafkajs' EARLIEST (-2): with autoCommit off a seek only
- * sets kafkajs' local next offset, and kafkajs would read -2 as "invalid, use 0" anyway
- * (`src/consumer/offsetManager/index.js` nextOffset). When retention already deleted offset 0, the
- * fetch gets OFFSET_OUT_OF_RANGE and kafkajs moves to the earliest offset still there, because we
- * subscribe with `fromBeginning` (`src/consumer/consumerGroup.js` recoverFromOffsetOutOfRange).
- */
-const FIRST_OFFSET = '0';
+export interface KafkaSourceOptions extends KafkaClientOptions {
+  /**
+   * KAFKA_GROUP_ID for the informational offset commits (lag tools); undefined: no commits (a rebuild's
+   * second source). Never joined: see the module comment.
+   */
+  readonly groupId?: string;
+  /** Written into every commit's metadata, so two instances sharing a group id are noticed (group-commits.ts). */
+  readonly instanceId?: string;
+  /**
+   * Fetch `maxWaitTime`. Keep it short: it bounds how stale a quiet partition's data can be and, on the
+   * librdkafka mock cluster, a waiting fetch is not woken up by newly produced records.
+   */
+  readonly fetchMaxWaitMs: number;
+  /**
+   * Silence after which a running source is reported as `retrying` (no fetch answered while no batch is
+   * being handled). Default: the larger of 5 s and 20 fetch waits. A frozen cluster answers nothing but
+   * keeps connections open; without this it would look healthy until a request times out (30 s).
+   */
+  readonly silenceMs?: number;
+  /** Shortest interval between the group's offset commits (default 1 s; 0: after every batch). */
+  readonly commitIntervalMs?: number;
+  /** Batches of different partitions handled at once (default 16). Each partition stays in offset order. */
+  readonly concurrentPartitions?: number;
+  /**
+   * Bytes of records fetched ahead per partition while its previous batch is applied (default 1 MiB, Kafka's
+   * `max.partition.fetch.bytes`); also the most one fetch asks for per partition.
+   */
+  readonly prefetchBytes?: number;
+  /** Called for every failed attempt to reach, authenticate to or fetch from the cluster (a metric counts them). */
+  readonly onFailure?: (cause: KafkaFailureCause) => void;
+}
 
 /** How long `stop()` waits for the last informational offset commit. */
 const FINAL_COMMIT_WAIT_MS = 1_000;
+/** Metadata is refreshed this often even without errors: new partitions, new topics, leader changes. */
+const METADATA_REFRESH_MS = 30_000;
+/** Most bytes one Fetch asks for over all its partitions (Kafka's `fetch.max.bytes` default, 50 MiB). */
+const FETCH_MAX_BYTES = 50 * 1024 * 1024;
+/** Default of `prefetchBytes`. */
+export const DEFAULT_PREFETCH_BYTES = 1024 * 1024;
 
-/** Connection settings shared by the source and the writer. */
-export interface KafkaClientOptions {
-  readonly brokers: readonly string[];
-  readonly clientId: string;
-  /** TCP connect timeout per broker (kafkajs `connectionTimeout`). */
-  readonly connectionTimeoutMs: number;
-  /** Where kafkajs' own warnings and errors go (as JSON through pino). */
-  readonly logger: Logger;
-  /**
-   * Overrides kafkajs' retry/backoff (kafkajs `retry`: initialRetryTime, retries, maxRetryTime…).
-   * Tests shorten it; production keeps kafkajs' defaults (note kafkajs silently switches to much
-   * faster defaults when NODE_ENV=test: kafkajs `src/retry/index.js`).
-   */
-  readonly retry?: RetryOptions;
-}
-
-export interface KafkaSourceOptions extends KafkaClientOptions {
-  /** One consumer group per matview instance: every instance must read all partitions. */
-  readonly groupId: string;
-  /**
-   * Fetch `maxWaitTimeInMs`. Keep it short: it bounds how stale a quiet partition's data can be
-   * and, on the librdkafka mock cluster, a waiting fetch is not woken up by newly produced records.
-   */
-  readonly fetchMaxWaitMs: number;
-  readonly sessionTimeoutMs: number;
-  /**
-   * Silence after which a running consumer is reported as `retrying` (no fetch answered and no
-   * heartbeat while no batch is being handled). Default: the larger of 5 s and 20 fetch waits.
-   * kafkajs itself only notices a frozen cluster when a request times out (30 s), and the lag
-   * refresh cannot see it either, so without this a frozen cluster looks healthy.
-   */
-  readonly silenceMs?: number;
-  /**
-   * Shortest interval between the group's offset commits (default 1 s; 0: after every batch). They are
-   * informational (positions live in the store, see eachBatch), for lag tools; one OffsetCommit round
-   * trip per batch capped throughput when batches are small. The newest offsets are committed by a
-   * timer when no later batch comes.
-   */
-  readonly commitIntervalMs?: number;
-  /**
-   * Batches of different partitions handled at once (kafkajs `partitionsConsumedConcurrently`, default 1).
-   * Each partition stays in offset order; concurrent batches share LMDB write transactions.
-   */
-  readonly concurrentPartitions?: number;
-}
-
-const PINO_LEVEL = {
-  [logLevel.ERROR]: 'error',
-  [logLevel.WARN]: 'warn',
-  [logLevel.INFO]: 'info',
-  [logLevel.DEBUG]: 'debug',
-  [logLevel.NOTHING]: 'silent',
-} as const;
+/** Backoff of a failing connection or fetch loop: 0.5 s doubling to 30 s, forever. */
+export const retryBackoffMs = (attempt: number): number =>
+  Math.min(30_000, 500 * 2 ** Math.min(Math.max(0, attempt - 1), 6));
 
 /**
- * Maps kafkajs log entries onto pino so every line stays JSON with our `service` binding.
- * kafkajs passes errors as `error` (string or Error) plus `stack`; they become pino's `err`.
+ * Partition error codes (kafkajs `src/protocol/error.js`) after which the leader is looked up again, as in
+ * kafkajs `consumerGroup.js` STALE_METADATA_ERRORS (plus the replica and storage errors a moving leader answers).
  */
-export function kafkaLogCreator(logger: Logger, onEntry?: (entry: LogEntry) => void): LogCreator {
-  const base = logger.child({ component: 'kafkajs' });
-  return () => (entry: LogEntry) => {
-    onEntry?.(entry);
-    const { namespace, level, log } = entry;
-    const { message, timestamp: _timestamp, error, stack, ...extra } = log;
-    const method = PINO_LEVEL[level];
-    if (method === 'silent') return;
-    const fields: Record<string, unknown> = { namespace, ...extra };
-    if (error !== undefined)
-      fields['err'] = error instanceof Error ? error : { message: String(error), stack };
-    base[method](fields, message);
-  };
-}
+const STALE_METADATA_CODES = new Set([
+  3, // UNKNOWN_TOPIC_OR_PARTITION
+  5, // LEADER_NOT_AVAILABLE
+  6, // NOT_LEADER_FOR_PARTITION
+  9, // REPLICA_NOT_AVAILABLE
+  56, // KAFKA_STORAGE_ERROR
+  74, // FENCED_LEADER_EPOCH
+  75, // UNKNOWN_LEADER_EPOCH
+  78, // OFFSET_NOT_AVAILABLE
+]);
+const OFFSET_OUT_OF_RANGE = 1;
 
-/**
- * A kafkajs client wired the way matview wants it: codecs registered, kafkajs logs at warn+ into
- * pino (kafkajs' info level logs every join/commit, too chatty for "one line per lifecycle event").
- */
-export function createKafkaClient(
-  options: KafkaClientOptions,
-  onLogEntry?: (entry: LogEntry) => void,
-): KafkaClient {
-  registerCodecs();
-  return new Kafka({
-    brokers: [...options.brokers],
-    clientId: options.clientId,
-    connectionTimeout: options.connectionTimeoutMs,
-    logLevel: logLevel.WARN,
-    logCreator: kafkaLogCreator(options.logger, onLogEntry),
-    ...(options.retry === undefined ? {} : { retry: options.retry }),
-  });
-}
+const isUnknownTopic = (error: unknown): boolean =>
+  (error as { type?: unknown } | null)?.type === 'UNKNOWN_TOPIC_OR_PARTITION';
 
-/** kafkajs header values are Buffers on the way in, or arrays of them when a key repeats. */
-function toHeaders(headers: KafkaMessage['headers']): Headers {
-  const out: Record<string, Buffer | undefined> = {};
-  if (headers === undefined) return out;
-  for (const [name, value] of Object.entries(headers)) {
-    // A repeated header key keeps its last value, like Java's `Headers.lastHeader(key)`.
-    const last = Array.isArray(value) ? value[value.length - 1] : value;
-    out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
+const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** Sleeps that `wake()` ends early (unless it is a backoff) and `cancel()` ends for good. */
+class Waker {
+  cancelled = false;
+  private readonly sleepers = new Set<{ done: () => void; wakeable: boolean }>();
+
+  /** `wakeable: false` for a backoff after a failure: only `cancel()` cuts it short, not new work. */
+  sleep(ms: number, wakeable = true): Promise<void> {
+    if (this.cancelled) return Promise.resolve();
+    return new Promise((resolve) => {
+      const sleeper = {
+        wakeable,
+        done: (): void => {
+          clearTimeout(timer);
+          this.sleepers.delete(sleeper);
+          resolve();
+        },
+      };
+      const timer = setTimeout(sleeper.done, ms);
+      this.sleepers.add(sleeper);
+    });
   }
-  return out;
-}
 
-/** Converts one kafkajs batch into the contract's FeedBatch. Exported for unit tests. */
-export function toFeedBatch(batch: EachBatchPayload['batch']): FeedBatch {
-  const { topic, partition } = batch;
-  const records = batch.messages.map((m): FeedRecord => ({
-    topic,
-    partition,
-    offset: m.offset,
-    timestamp: m.timestamp,
-    key: m.key ?? null,
-    value: m.value ?? null,
-    headers: toHeaders(m.headers),
-  }));
-  return { topic, partition, records, highWatermark: batch.highWatermark };
-}
-
-/** The root cause kafkajs wraps (KafkaJSNumberOfRetriesExceeded → … → the original error). */
-function rootCause(error: unknown): unknown {
-  let e = error;
-  for (let depth = 0; depth < 10 && e instanceof Error && e.cause !== undefined; depth++) e = e.cause;
-  return e;
-}
-
-const describeError = (error: unknown): string => {
-  const root = rootCause(error);
-  const top = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  if (root === error || !(root instanceof Error)) return top;
-  return `${top} (caused by ${root.name}: ${root.message})`;
-};
-
-/**
- * Whether kafkajs itself would retry/restart after this error: its consumer restarts on
- * KafkaJSNumberOfRetriesExceeded or when the root cause is `retriable === true`
- * (kafkajs `src/consumer/index.js` onCrash). Used for our own start-up retries.
- */
-function isRetriableKafkaError(error: unknown): boolean {
-  if (error instanceof Error && error.name === 'KafkaJSNumberOfRetriesExceeded') return true;
-  const root = rootCause(error);
-  return typeof root === 'object' && root !== null && (root as { retriable?: unknown }).retriable === true;
-}
-
-const isUnknownTopic = (error: unknown): boolean => {
-  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
-    if ((e as { type?: unknown }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return true;
+  wake(): void {
+    for (const s of [...this.sleepers]) if (s.wakeable) s.done();
   }
-  return false;
-};
 
-/** kafkajs log namespaces whose errors mean the brokers are unreachable (kafkajs `src/network/connection.js`, `src/cluster/brokerPool.js`). */
-const CONNECTIVITY_NAMESPACES = new Set(['Connection', 'BrokerPool']);
+  cancel(): void {
+    this.cancelled = true;
+    for (const s of [...this.sleepers]) s.done();
+  }
+}
 
-/** kafkajs' log line when a fetch got OFFSET_OUT_OF_RANGE (`src/consumer/consumerGroup.js`, kafkajs 2.2). */
-const OFFSET_RESET_LOG = 'Offset out of range, resetting to default offset';
-
-/** Start-up retry backoff when the cluster is unreachable: 0.5 s doubling to 30 s, forever. */
-const startBackoffMs = (attempt: number): number => Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
-
-/**
- * Creates the Kafka source. Nothing connects until `start()` / `endOffsets()`.
- *
- * Delivery: per partition in offset order, up to `concurrentPartitions` partitions at once. A
- * batch's offsets are resolved only after `handler` resolved; when it rejects, the error
- * is rethrown into kafkajs, which re-fetches from the last resolved offset, so the same records
- * come again (at-least-once; the store's positions make replays no-ops). kafkajs decides whether
- * to retry from the error's `retriable` flag: a MatviewError with `retriable: false` (e.g.
- * StoreWriteError) or a TypeError crashes the consumer for good → `onFatal`; anything else is
- * retried with backoff and, after kafkajs' retries are exhausted, the consumer restarts, re-joins
- * and seeks back to the store's positions.
- */
+/** Creates the Kafka source. Nothing connects until `start()` / `endOffsets()`. */
 export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
-  const log = options.logger.child({ component: 'kafka-source', groupId: options.groupId });
-  let state: FeedState = 'starting';
-  let reason: string | undefined;
-  let lastActivityAt = Date.now();
-  let consumer: Consumer | undefined;
-  let admin: Admin | undefined;
-  let adminConnecting: Promise<Admin> | undefined;
-  /** Handler calls in progress (one per partition at most). */
-  const inFlight = new Set<Promise<unknown>>();
-  const commitIntervalMs = options.commitIntervalMs ?? 1_000;
-  let lastCommitAt = 0;
-  /** Commits what the last batch resolved, when no later batch did so within `commitIntervalMs`. */
-  let trailingCommit: NodeJS.Timeout | undefined;
-  let owedCommit: (() => Promise<void>) | undefined;
-  let stopping = false;
-  let started = false;
-  let startRetryTimer: NodeJS.Timeout | undefined;
+  const log = options.logger.child({ component: 'kafka-source' });
   const silenceMs = options.silenceMs ?? Math.max(5_000, 20 * options.fetchMaxWaitMs);
-  /** Why the last handler call failed, until a batch succeeds (e.g. the DLQ cannot be written). */
-  let handlerFailure: string | undefined;
+  const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
+  const concurrency = options.concurrentPartitions ?? 16;
+  const cluster: KafkajsCluster = createClusterClient({ ...options, allowAutoTopicCreation: true });
+  const committer =
+    options.groupId === undefined
+      ? undefined
+      : new GroupCommitter({
+          cluster,
+          groupId: options.groupId,
+          instanceId: options.instanceId ?? 'unknown',
+          intervalMs: options.commitIntervalMs ?? 1_000,
+          logger: options.logger,
+        });
 
-  /** Logs transitions only: while retrying, the reason is refreshed silently (kafkajs logs each error). */
-  const setState = (next: FeedState, why?: string): void => {
-    if (state === 'stopped' || (state === 'crashed' && next !== 'stopped')) return;
-    const previous = state;
-    state = next;
-    reason = why;
-    if (previous === next) return;
-    if (next === 'retrying' || next === 'crashed')
-      log.warn({ state: next, previous, reason: why }, 'Kafka feed state');
-    else log.info({ state: next, previous }, 'Kafka feed state');
-  };
-
-  // kafkajs has no instrumentation event for "cannot reach the brokers": while its internal
-  // retries run (tens of seconds before a CRASH) the only signal is its error log, so watch it.
+  let state: FeedState = 'starting';
+  let stateReason: string | undefined;
+  let lastActivityAt = Date.now();
+  let started = false;
+  let stopping = false;
+  let crashed = false;
   let startOptions: FeedStartOptions | undefined;
-  const kafka = createKafkaClient(options, (entry) => {
-    if (entry.level === logLevel.ERROR && CONNECTIVITY_NAMESPACES.has(entry.namespace) && !stopping) {
-      setState('retrying', entry.log.message);
-    }
-    // Nor is there one for an offset reset: ConsumerGroup.recoverFromOffsetOutOfRange only logs this
-    // line, then moves the partition to its default offset (earliest, as we subscribe fromBeginning).
-    if (entry.namespace === 'ConsumerGroup' && entry.log.message === OFFSET_RESET_LOG) {
-      const { topic, partition } = entry.log as { topic?: unknown; partition?: unknown };
-      if (typeof topic === 'string' && typeof partition === 'number')
-        startOptions?.onOffsetOutOfRange?.(topic, partition);
-    }
-  });
+  /** Why the last handler call failed, until a batch succeeds. */
+  let handlerFailure: string | undefined;
+  /** Failing parts of the source (connect, metadata, a broker's fetch loop, a partition) → their cause. */
+  const failures = new Map<string, { cause: KafkaFailureCause; reason: string }>();
+
+  const partitions = new Map<string, PartitionFeed>();
+  const topics: string[] = [];
+  /** Topics the cluster does not have (yet): looked up again at every metadata refresh. */
+  const missingTopics = new Set<string>();
+  /** One fetch loop per leader broker: its wake-up handle. */
+  const loops = new Map<number, Waker>();
+  const inFlight = new Set<Promise<void>>();
+  /** Partitions with a batch ready, waiting for one of the `concurrency` handler slots (FIFO). */
+  const waitingForSlot = new Set<PartitionFeed>();
+  let handling = 0;
+  /** Ends the source's own waits (start-up retries, offset resets) at stop. */
+  const stopping$ = new Waker();
+  let metadataTimer: NodeJS.Timeout | undefined;
+  let metadataDueAt = 0;
+  let refreshing: Promise<void> | undefined;
+  let connecting: Promise<void> | undefined;
 
   const touch = (): void => {
     lastActivityAt = Date.now();
   };
 
-  async function connectAdmin(): Promise<Admin> {
-    if (admin !== undefined) return admin;
-    adminConnecting ??= (async () => {
-      const a = kafka.admin();
-      try {
-        await a.connect();
-      } catch (error) {
-        adminConnecting = undefined;
-        throw error;
-      }
-      admin = a;
-      return a;
-    })();
-    return adminConnecting;
-  }
+  /** Logs transitions only. */
+  const setState = (next: FeedState, why?: string): void => {
+    if (state === 'stopped' || (state === 'crashed' && next !== 'stopped')) return;
+    const previous = state;
+    state = next;
+    stateReason = why;
+    if (previous === next) return;
+    if (next === 'crashed') log.error({ state: next, previous, reason: why }, 'Kafka feed state');
+    else log.info({ state: next, previous }, 'Kafka feed state');
+  };
 
-  /** Drops the admin client: kafkajs keeps a failed topic in its metadata target list forever. */
-  async function resetAdmin(): Promise<void> {
-    const a = admin;
-    admin = undefined;
-    adminConnecting = undefined;
-    await a?.disconnect().catch(() => undefined);
-  }
-
-  function buildConsumer(start: FeedStartOptions): Consumer {
-    const c = kafka.consumer({
-      groupId: options.groupId,
-      retry: {
-        ...options.retry,
-        // kafkajs keeps restarting a crashed consumer even after disconnect() when the crash
-        // happens while it is still reconnecting (its restart timer is armed after the CRASH
-        // event); refusing the restart once we are stopping ends that loop.
-        restartOnFailure: async () => !stopping,
-      },
-      sessionTimeout: options.sessionTimeoutMs,
-      // kafkajs requires heartbeatInterval < sessionTimeout; a third is the usual recommendation.
-      heartbeatInterval: Math.max(100, Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3))),
-      maxWaitTimeInMs: options.fetchMaxWaitMs,
+  /**
+   * Records a failed attempt of `where`. Logs one line per cause when it starts failing (kafkajs' own lines
+   * for each retry are at debug), counts every attempt (`onFailure`), and the status says `retrying`.
+   */
+  const fail = (where: string, error: unknown, retryInMs?: number): KafkaFailureCause => {
+    const cause = classifyKafkaError(error);
+    options.onFailure?.(cause);
+    const reason = explainKafkaError(error);
+    const already = [...failures.values()].some((f) => f.cause === cause);
+    failures.set(where, {
+      cause,
+      reason: retryInMs === undefined ? reason : `${reason}; retrying in ${retryInMs} ms`,
     });
-    const { GROUP_JOIN, FETCH, CRASH, CONNECT, HEARTBEAT, REBALANCING } = c.events;
-
-    c.on(GROUP_JOIN, ({ payload }) => {
-      // Runs synchronously inside kafkajs' joinAndSync (a listener that throws here makes it
-      // bail), after the generation's OffsetManager exists and before its first fetch. Every
-      // join, rebalances and kafkajs' crash-restarts included, re-seeks every assigned partition:
-      // each generation gets a fresh OffsetManager that knows nothing of earlier seeks. They are
-      // applied by ConsumerGroup.fetch → seekOffsets before that fetch builds its request, and
-      // with autoCommit off OffsetManager.seek just sets the local next offset, which wins over
-      // the group's committed offset (OffsetManager.nextOffset). A batch fetched by the previous
-      // generation may still be handed over after a rebalance (isStale() guards most of them);
-      // the caller skips records at or below its stored position.
-      const seeks: { topic: string; partition: number; offset: string }[] = [];
-      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
-        for (const partition of partitions) {
-          let offset: string;
-          try {
-            offset = start.resumeFrom(topic, partition) ?? FIRST_OFFSET;
-            c.seek({ topic, partition, offset });
-          } catch (cause) {
-            // Thrown into kafkajs' joinAndSync, which bails: the consumer crashes without restart
-            // and onFatal fires. Reading from a wrong position is worse than stopping.
-            throw new FeedCrashError(`Could not seek ${topic}[${partition}] to the stored position`, {
-              cause,
-            });
-          }
-          seeks.push({ topic, partition, offset });
-        }
-      }
-      log.info(
-        { memberId: payload.memberId, seeks },
-        'Joined consumer group; resuming from stored positions',
+    if (!already && !stopping) {
+      const err = kafkaFailure(error);
+      log.error(
+        { err, code: err.code, cause, where },
+        `${reason}; reads go on from the store, retrying with backoff`,
       );
-      touch();
-      setState('running');
-    });
-    c.on(FETCH, () => {
-      touch();
-    });
-    c.on(HEARTBEAT, () => {
-      // A heartbeat answered by the coordinator: the cluster is reachable again.
-      touch();
-      if (state === 'retrying') setState('running');
-    });
-    c.on(REBALANCING, () => {
-      log.info('Consumer group is rebalancing');
-    });
-    c.on(CONNECT, () => {
-      touch();
-    });
-    c.on(CRASH, ({ payload }) => {
-      if (stopping) return;
-      const why = describeError(payload.error);
-      if (payload.restart) {
-        // kafkajs restarts the whole consumer after its backoff; GROUP_JOIN sets 'running' again.
-        setState('retrying', why);
-        return;
-      }
-      setState('crashed', why);
-      start.onFatal(
-        new FeedCrashError(`Kafka consumer crashed and will not restart: ${why}`, { cause: payload.error }),
-      );
-    });
-    return c;
-  }
+    }
+    return cause;
+  };
 
-  async function eachBatch(
-    start: FeedStartOptions,
-    {
-      batch,
-      resolveOffset,
-      heartbeat,
-      isRunning,
-      isStale,
-      commitOffsetsIfNecessary,
-      uncommittedOffsets,
-    }: EachBatchPayload,
-  ): Promise<void> {
-    // Not resolving anything here means kafkajs fetches these records again.
-    if (batch.isEmpty() || !isRunning() || isStale() || stopping) return;
-    const feedBatch = toFeedBatch(batch);
-    const call = start.handler(feedBatch);
-    const tracked = call.catch(() => undefined);
-    inFlight.add(tracked);
+  const recover = (where: string): void => {
+    if (!failures.delete(where)) return;
+    if (failures.size === 0) log.info('Kafka feed recovered: the cluster answers again');
+  };
+
+  // ---- connecting and metadata ----
+
+  const connect = (): Promise<void> =>
+    (connecting ??= cluster.connect().finally(() => {
+      connecting = undefined;
+    }));
+
+  /** Adds `topic` to the cluster's metadata targets; false when the cluster does not have it. */
+  async function addTopic(topic: string): Promise<boolean> {
     try {
-      await call;
+      await cluster.addTargetTopic(topic);
+      missingTopics.delete(topic);
+      return true;
     } catch (error) {
-      // Say so at once: kafkajs only crashes (and we only hear of it) after its retries run out, and
-      // every consumer restart re-joins and heartbeats, which would otherwise read as healthy.
-      if (handlerFailure === undefined)
-        log.warn({ err: error, topic: batch.topic, partition: batch.partition }, 'batch failed; retrying');
-      handlerFailure = `applying ${batch.topic}[${batch.partition}] failed: ${describeError(error)}`;
-      throw error;
-    } finally {
-      inFlight.delete(tracked);
+      if (!isUnknownTopic(error)) throw error;
+      if (!missingTopics.has(topic))
+        log.warn({ topic }, 'Topic does not exist; it is read once it does (metadata is checked every 30 s)');
+      missingTopics.add(topic);
+      return false;
     }
-    handlerFailure = undefined;
-    touch();
-    setState('running');
-    const last = feedBatch.records[feedBatch.records.length - 1];
-    if (last !== undefined) resolveOffset(last.offset);
-    // Informational commit (autoCommit is off, see runOnce) so lag tools stay meaningful: the
-    // group's offsets follow kafkajs' next offset of every assigned partition, the store's seek
-    // positions included. kafkajs takes no position from them while our seeks are in place
-    // (OffsetManager.nextOffset prefers the resolved offset). Same commit and same error
-    // handling as kafkajs' autoCommit after each batch (runner.js autoCommitOffsets): e.g. a
-    // rebalance error makes kafkajs re-join, which seeks to the store's positions again. At most one
-    // commit per `commitIntervalMs`; a timer commits the rest when no later batch comes.
-    const commit = (): Promise<void> => {
-      lastCommitAt = Date.now();
-      return commitOffsetsIfNecessary(uncommittedOffsets());
-    };
-    clearTimeout(trailingCommit);
-    trailingCommit = undefined;
-    owedCommit = undefined;
-    if (Date.now() - lastCommitAt >= commitIntervalMs) {
-      await commit();
-    } else if (!stopping) {
-      const owed = async (): Promise<void> => {
-        if (owedCommit !== owed) return;
-        owedCommit = undefined;
-        if (isRunning() && !isStale())
-          await commit().catch((err: unknown) => log.debug({ err }, 'informational offset commit failed'));
-      };
-      owedCommit = owed;
-      trailingCommit = setTimeout(() => void owed(), commitIntervalMs);
-      trailingCommit.unref();
-    }
-    await heartbeat();
   }
 
-  async function runOnce(start: FeedStartOptions): Promise<void> {
-    const c = buildConsumer(start);
-    consumer = c;
-    await c.connect();
-    // fromBeginning: when a partition has no valid position at all (e.g. the earliest seek raced
-    // a retention cleanup), kafkajs falls back to earliest rather than latest.
-    await c.subscribe({ topics: [...start.topics], fromBeginning: true });
-    await c.run({
-      // Not autoCommit: with it, kafkajs implements seek as an OffsetCommit of the sought offset
-      // followed by clearing its cached committed offset, and the next fetch reads the group's
-      // offsets back (src/consumer/offsetManager/index.js seek, resolveOffsets). kafkajs runs one
-      // fetcher per broker, each applying the seeks of its own partitions then OffsetFetching
-      // every partition without a cached offset; a fetcher whose OffsetFetch left before another
-      // fetcher's seek commit landed gets the group's old offset for that partition and, after
-      // its ListOffsets round trip, writes it over the cache the seek had just cleared. The
-      // partition is then fetched from the group's old offset instead of the store's: with the
-      // group at the end and the store without a position, its records were never read again.
-      // Without autoCommit a seek only sets kafkajs' local next offset, synchronously, and that
-      // offset beats the group's (OffsetManager.nextOffset). See also kafkajs issues #585
-      // (committed vs resolved offsets) and #1363 (seek not taking effect).
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: options.concurrentPartitions ?? 1,
-      eachBatch: (payload) => eachBatch(start, payload),
-    });
+  /** Reads the partitions and leaders of every topic and starts a fetch loop for every leader. */
+  async function refreshMetadata(): Promise<void> {
+    refreshing ??= (async () => {
+      try {
+        await connect();
+        for (const topic of [...missingTopics]) await addTopic(topic);
+        await cluster.refreshMetadata();
+        for (const topic of topics) {
+          if (missingTopics.has(topic)) continue;
+          for (const meta of cluster.findTopicPartitionMetadata(topic)) {
+            const p = partitionOf(topic, meta.partitionId);
+            if (p === undefined) return; // unusable stored position: fatal already
+            p.leader = meta.leader >= 0 ? meta.leader : undefined;
+          }
+        }
+        recover('metadata');
+        touch();
+        for (const p of partitions.values()) if (p.leader !== undefined) ensureLoop(p.leader);
+        for (const loop of loops.values()) loop.wake();
+        // A partition without a leader (an election under way) is looked up again soon, not in 30 s.
+        if ([...partitions.values()].some((p) => p.leader === undefined)) scheduleMetadataRefresh(1_000);
+      } catch (error) {
+        fail('metadata', error);
+        throw error;
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  }
+
+  /** The partition's state, created at its stored position (or 0) when first seen. */
+  function partitionOf(topic: string, partition: number): PartitionFeed | undefined {
+    const k = partitionKey(topic, partition);
+    let p = partitions.get(k);
+    if (p !== undefined) return p;
+    const start = startOptions;
+    if (start === undefined) throw new InvariantError('partitions are discovered only after start()');
+    let offset: bigint;
+    try {
+      // No stored position: offset 0, the first possible one; when retention removed it, the broker
+      // answers OFFSET_OUT_OF_RANGE and the partition moves to its earliest offset.
+      const stored = start.resumeFrom(topic, partition) ?? '0';
+      if (!/^\d+$/.test(stored)) throw new Error(`"${stored}" is not an offset`);
+      offset = BigInt(stored);
+    } catch (cause) {
+      // Reading from a wrong position is worse than stopping.
+      crash(
+        new FeedCrashError(`Could not resume ${topic}[${partition}] from the stored position`, { cause }),
+      );
+      return undefined;
+    }
+    p = new PartitionFeed(topic, partition, offset, prefetchBytes);
+    partitions.set(k, p);
+    return p;
+  }
+
+  function crash(error: FeedCrashError): void {
+    if (crashed) return;
+    crashed = true;
+    stopping$.cancel();
+    for (const loop of loops.values()) loop.cancel();
+    setState('crashed', error.message);
+    startOptions?.onFatal(error);
   }
 
   /**
-   * The initial connect/subscribe is outside kafkajs' crash-restart loop, so retry it here:
-   * a cluster that is not up yet must not kill the process (status says 'retrying').
+   * Connects and discovers the partitions; on failure, tries again in the background with backoff until it
+   * works. Then the metadata is refreshed every 30 s.
    */
-  async function startWithRetry(start: FeedStartOptions, attempt: number): Promise<void> {
+  async function attemptStart(attempt: number): Promise<void> {
     try {
-      await runOnce(start);
+      await refreshMetadata();
     } catch (error) {
-      const c = consumer;
-      consumer = undefined;
-      await c?.disconnect().catch(() => undefined);
-      if (stopping) return;
-      if (!isRetriableKafkaError(error)) {
-        setState('crashed', describeError(error));
-        throw new FeedCrashError(`Kafka consumer could not start: ${describeError(error)}`, { cause: error });
+      if (stopping || crashed) return;
+      const delay = retryBackoffMs(attempt + 1);
+      const why = `${explainKafkaError(error)}; retrying in ${delay} ms`;
+      if (state === 'starting') setState('retrying', why);
+      else stateReason = why;
+      void stopping$
+        .sleep(delay, false)
+        .then(() => (stopping || crashed ? undefined : attemptStart(attempt + 1)));
+      return;
+    }
+    if (crashed) return;
+    setState('running');
+    scheduleMetadataRefresh(METADATA_REFRESH_MS);
+  }
+
+  /** Refreshes the metadata in `delayMs`, unless a refresh is already due sooner. */
+  function scheduleMetadataRefresh(delayMs: number): void {
+    if (stopping || crashed) return;
+    const due = Date.now() + delayMs;
+    if (metadataTimer !== undefined && metadataDueAt <= due) return;
+    clearTimeout(metadataTimer);
+    metadataDueAt = due;
+    metadataTimer = setTimeout(() => {
+      metadataTimer = undefined;
+      refreshMetadata().then(
+        () => scheduleMetadataRefresh(METADATA_REFRESH_MS),
+        (error: unknown) => {
+          // Reported by refreshMetadata; try again sooner than the regular interval.
+          log.debug({ err: error }, 'metadata refresh failed');
+          scheduleMetadataRefresh(retryBackoffMs(3));
+        },
+      );
+    }, delayMs);
+    metadataTimer.unref();
+  }
+
+  // ---- fetching ----
+
+  function ensureLoop(nodeId: number): void {
+    if (loops.has(nodeId) || stopping || crashed) return;
+    const loop = new Waker();
+    loops.set(nodeId, loop);
+    void fetchLoop(nodeId, loop).finally(() => {
+      if (loops.get(nodeId) === loop) loops.delete(nodeId);
+    });
+  }
+
+  const wakeLeader = (p: PartitionFeed): void => {
+    if (p.leader !== undefined) loops.get(p.leader)?.wake();
+  };
+
+  async function fetchLoop(nodeId: number, loop: Waker): Promise<void> {
+    const where = `broker ${nodeId}`;
+    let attempt = 0;
+    while (!loop.cancelled && !stopping && !crashed) {
+      const now = Date.now();
+      const led = [...partitions.values()].filter((p) => p.leader === nodeId);
+      if (led.length === 0) {
+        // Its partitions moved to other leaders. Deregistered now, not after the return: a refresh in
+        // between would find this loop still registered and not start the one it needs.
+        if (loops.get(nodeId) === loop) loops.delete(nodeId);
+        recover(where);
+        return;
       }
-      const delay = startBackoffMs(attempt);
-      setState('retrying', `${describeError(error)}; retrying in ${delay} ms`);
-      startRetryTimer = setTimeout(() => {
-        startRetryTimer = undefined;
-        startWithRetry(start, attempt + 1).catch((e: unknown) =>
-          start.onFatal(e instanceof Error ? e : new FeedCrashError(String(e))),
+      const due = led.filter((p) => p.fetchable(now));
+      if (due.length === 0) {
+        // Nothing to fetch: every partition has its prefetch full, waits for a reset, or backs off. Woken
+        // when a batch leaves a full partition; otherwise looked at again after a fetch wait.
+        const soonest = Math.min(
+          ...led.map((p) => (p.retryAt > now ? p.retryAt - now : options.fetchMaxWaitMs)),
         );
-      }, delay);
+        await loop.sleep(Math.max(1, Math.min(options.fetchMaxWaitMs, soonest)));
+        continue;
+      }
+      const tickets = new Map<PartitionFeed, FetchTicket>(due.map((p) => [p, p.beginFetch()]));
+      try {
+        const broker = await cluster.findBroker({ nodeId });
+        const byTopic = new Map<string, { partition: number; fetchOffset: string; maxBytes: number }[]>();
+        for (const [p, ticket] of tickets) {
+          let list = byTopic.get(p.topic);
+          if (list === undefined) byTopic.set(p.topic, (list = []));
+          list.push({
+            partition: p.partition,
+            fetchOffset: ticket.offset.toString(),
+            maxBytes: prefetchBytes,
+          });
+        }
+        const response = await fetchLenient(broker, {
+          maxWaitTime: options.fetchMaxWaitMs,
+          minBytes: 1,
+          maxBytes: FETCH_MAX_BYTES,
+          isolationLevel: READ_COMMITTED,
+          topics: [...byTopic].map(([topic, list]) => ({ topic, partitions: list })),
+        });
+        touch();
+        attempt = 0;
+        recover(where);
+        const answered = new Set<PartitionFeed>();
+        for (const { topicName, partitions: data } of response.responses) {
+          for (const d of data) {
+            const p = partitions.get(partitionKey(topicName, d.partition));
+            const ticket = p === undefined ? undefined : tickets.get(p);
+            if (p === undefined || ticket === undefined) continue;
+            answered.add(p);
+            onPartitionData(p, ticket, d);
+          }
+        }
+        for (const [p, ticket] of tickets) if (!answered.has(p)) p.abortFetch(ticket);
+      } catch (error) {
+        for (const [p, ticket] of tickets) p.abortFetch(ticket);
+        if (stopping || crashed) return;
+        attempt++;
+        const delay = retryBackoffMs(attempt);
+        const cause = fail(where, error, delay);
+        // The broker may be gone or no longer lead these partitions: look the leaders up again. The backoff
+        // is not cut short by new work (a refresh that still names this broker would make it spin).
+        if (cause === 'connection' || cause === 'protocol') refreshMetadata().catch(() => undefined);
+        await loop.sleep(delay, false);
+      }
     }
   }
 
-  async function endOffsets(topics: readonly string[]): Promise<PartitionPosition[]> {
-    const positions: PartitionPosition[] = [];
-    for (const topic of topics) {
-      const a = await connectAdmin();
-      try {
-        // On clusters with auto.create.topics.enable (and on the librdkafka mock, where
-        // auto-created topics get 4 partitions) this metadata request creates the topic.
-        const offsets = await a.fetchTopicOffsets(topic);
-        for (const { partition, high } of offsets) positions.push({ topic, partition, next: high });
-      } catch (error) {
-        if (!isUnknownTopic(error)) throw error;
-        // The topic does not exist and will not be auto-created: nothing to catch up on. kafkajs
-        // keeps the unknown topic in the admin's metadata targets, which would fail every later
-        // call, so start over with a fresh admin client.
-        log.warn({ topic }, 'Topic does not exist; treating it as empty');
-        await resetAdmin();
+  /** One partition of a fetch response: records to deliver, or an error to act on. */
+  function onPartitionData(p: PartitionFeed, ticket: FetchTicket, data: FetchedPartition): void {
+    const where = `${p.topic}[${p.partition}]`;
+    if (data.errorCode === 0) {
+      const { batch: feedBatch, next } = fetchedBatch(p.topic, ticket.offset, data);
+      if (p.endFetch(ticket, feedBatch, next)) {
+        recover(where);
+        deliver(p);
       }
+      return;
+    }
+    p.abortFetch(ticket);
+    if (data.errorCode === OFFSET_OUT_OF_RANGE) {
+      void resetToEarliest(p);
+      return;
+    }
+    if (STALE_METADATA_CODES.has(data.errorCode)) {
+      // Routine when leaders move: not a failure, just where to fetch from.
+      p.retryAt = Date.now() + Math.min(1_000, options.fetchMaxWaitMs * 2);
+      refreshMetadata().catch(() => undefined);
+      return;
+    }
+    const error = protocolError(data.errorCode);
+    fail(where, Object.assign(error, { message: `${error.message} (${where})` }));
+    p.retryAt = Date.now() + retryBackoffMs(2);
+  }
+
+  /** OFFSET_OUT_OF_RANGE: tell the caller, then continue from the earliest offset the partition holds. */
+  async function resetToEarliest(p: PartitionFeed): Promise<void> {
+    if (p.resetting) return;
+    p.resetting = true;
+    log.warn(
+      { topic: p.topic, partition: p.partition, offset: p.fetchOffset.toString() },
+      'OFFSET_OUT_OF_RANGE: the position is no longer in the topic; continuing from its earliest offset',
+    );
+    try {
+      startOptions?.onOffsetOutOfRange?.(p.topic, p.partition);
+    } catch (err) {
+      log.error({ err }, 'onOffsetOutOfRange failed');
+    }
+    for (let attempt = 1; !stopping && !crashed; attempt++) {
+      try {
+        const [offsets] = await cluster.fetchTopicsOffset([
+          { topic: p.topic, partitions: [{ partition: p.partition }], fromBeginning: true },
+        ]);
+        const earliest = offsets?.partitions.find((x) => x.partition === p.partition)?.offset;
+        if (earliest === undefined) throw new Error(`no earliest offset for ${p.topic}[${p.partition}]`);
+        p.resetTo(BigInt(earliest));
+        recover(`${p.topic}[${p.partition}] reset`);
+        wakeLeader(p);
+        return;
+      } catch (error) {
+        fail(`${p.topic}[${p.partition}] reset`, error);
+        await stopping$.sleep(retryBackoffMs(attempt), false);
+      }
+    }
+  }
+
+  // ---- delivery ----
+
+  /** Hands `p`'s next batch to the handler when none of its batches is out and a slot is free. */
+  function deliver(p: PartitionFeed): void {
+    if (stopping || crashed || !p.ready()) return;
+    if (handling >= concurrency) {
+      waitingForSlot.add(p);
+      return;
+    }
+    const taken = p.take();
+    if (taken === undefined) return;
+    handling++;
+    wakeLeader(p); // room for another prefetch
+    const call = handle(p, taken).finally(() => {
+      handling--;
+      inFlight.delete(call);
+      deliver(p);
+      for (const next of waitingForSlot) {
+        if (handling >= concurrency) break;
+        waitingForSlot.delete(next);
+        deliver(next);
+      }
+    });
+    inFlight.add(call);
+  }
+
+  async function handle(p: PartitionFeed, taken: TakenBatch): Promise<void> {
+    const start = startOptions;
+    if (start === undefined) return;
+    const { batch } = taken;
+    try {
+      await start.handler(batch);
+    } catch (error) {
+      p.settle(taken, false, Date.now());
+      wakeLeader(p);
+      if ((error as { retriable?: unknown } | null)?.retriable === false || isProgrammingError(error)) {
+        crash(
+          new FeedCrashError(
+            `applying ${batch.topic}[${batch.partition}] failed and cannot be retried: ${describeKafkaError(error)}`,
+            { cause: error },
+          ),
+        );
+        return;
+      }
+      // Said at once, and in the status until a batch succeeds.
+      if (handlerFailure === undefined)
+        log.warn({ err: error, topic: batch.topic, partition: batch.partition }, 'batch failed; retrying');
+      handlerFailure = `applying ${batch.topic}[${batch.partition}] failed: ${describeKafkaError(error)}`;
+      return;
+    }
+    p.settle(taken, true, Date.now());
+    handlerFailure = undefined;
+    touch();
+    committer?.offer(batch.topic, batch.partition, taken.next.toString());
+  }
+
+  // ---- end offsets ----
+
+  async function endOffsets(of: readonly string[]): Promise<PartitionPosition[]> {
+    await connect();
+    const positions: PartitionPosition[] = [];
+    for (const topic of of) {
+      // On clusters with auto.create.topics.enable (and on the librdkafka mock, where auto-created
+      // topics get 4 partitions) this metadata request creates the topic.
+      if (!(await addTopic(topic))) continue; // nothing to catch up on
+      const partitionIds = cluster
+        .findTopicPartitionMetadata(topic)
+        .map((m) => ({ partition: m.partitionId }));
+      if (partitionIds.length === 0) continue;
+      const [offsets] = await cluster.fetchTopicsOffset([
+        { topic, partitions: partitionIds, fromBeginning: false },
+      ]);
+      for (const { partition, offset } of offsets?.partitions ?? [])
+        positions.push({ topic, partition, next: offset });
     }
     return positions.sort((x, y) =>
       x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1,
@@ -524,54 +598,59 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     kind: 'kafka',
 
     /**
-     * Resolves once the consumer is connected, subscribed and has joined the group. If the
-     * cluster is unreachable it resolves anyway after the first failed attempt, keeps retrying in
-     * the background (status 'retrying') and never calls onFatal for that. Rejects only for
-     * errors kafkajs considers non-retriable (e.g. an invalid topic name).
+     * Resolves once the partitions are known and fetching has begun, or after the first failed attempt to
+     * get there (then it keeps retrying in the background, status `retrying`, and never calls onFatal for
+     * that: a cluster that is down, refuses the credentials or the TLS handshake must not stop the reads).
      */
     async start(start: FeedStartOptions): Promise<void> {
       if (started) throw new InvariantError('KafkaSource.start() called twice');
       started = true;
       if (start.topics.length === 0) throw new ConfigError('Kafka source needs at least one topic');
       startOptions = start;
-      await startWithRetry(start, 0);
+      topics.push(...start.topics);
+      for (const topic of topics) missingTopics.add(topic);
+      await attemptStart(0);
     },
 
     endOffsets,
 
     status(): FeedStatus {
-      if (state === 'running' && handlerFailure !== undefined) {
-        return { state: 'retrying', reason: handlerFailure, lastActivityAt };
+      let prefetchedBytes = 0;
+      for (const p of partitions.values()) prefetchedBytes += p.prefetchedBytes;
+      const at = { lastActivityAt, prefetchedBytes };
+      if (state === 'running' && handlerFailure !== undefined)
+        return { state: 'retrying', reason: handlerFailure, ...at };
+      if (state === 'running' && failures.size > 0) {
+        const [first] = failures.values();
+        return { state: 'retrying', reason: first!.reason, ...at };
       }
       const silentFor = Date.now() - lastActivityAt;
       if (state === 'running' && inFlight.size === 0 && silentFor > silenceMs) {
-        const why = `no answer from the Kafka cluster for ${Math.round(silentFor / 1000)} s (no fetch or heartbeat)`;
-        return { state: 'retrying', reason: why, lastActivityAt };
+        const why = `no answer from the Kafka cluster for ${Math.round(silentFor / 1000)} s (no fetch answered)`;
+        return { state: 'retrying', reason: why, ...at };
       }
-      return reason === undefined ? { state, lastActivityAt } : { state, reason, lastActivityAt };
+      return stateReason === undefined ? { state, ...at } : { state, reason: stateReason, ...at };
     },
 
     async stop(): Promise<void> {
       stopping = true;
-      if (startRetryTimer !== undefined) clearTimeout(startRetryTimer);
-      clearTimeout(trailingCommit);
-      // The group's offsets catch up with the last batch before we leave it: informational, so never
-      // fatal and never waited for long (a frozen cluster would hold the shutdown for a request timeout).
-      const owed = owedCommit?.();
-      if (owed !== undefined) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          owed,
-          new Promise((resolve) => (timer = setTimeout(resolve, FINAL_COMMIT_WAIT_MS))),
-        ]);
-        clearTimeout(timer);
-      }
+      stopping$.cancel();
+      clearTimeout(metadataTimer);
+      for (const loop of loops.values()) loop.cancel();
+      // The group's offsets catch up with the last batches: informational, so never fatal and never waited
+      // for long (a frozen cluster would hold the shutdown for a request timeout).
       const pending = Promise.all(inFlight);
-      const c = consumer;
-      consumer = undefined;
-      await Promise.allSettled([c?.disconnect(), resetAdmin()]);
+      await committer?.flush(FINAL_COMMIT_WAIT_MS);
+      await Promise.allSettled([cluster.disconnect()]);
       await pending;
       setState('stopped');
     },
   };
 }
+
+/** Errors that are bugs, not conditions: retrying would fail the same way (kafkajs retry/index.js UNRECOVERABLE_ERRORS). */
+const isProgrammingError = (error: unknown): boolean =>
+  error instanceof TypeError ||
+  error instanceof RangeError ||
+  error instanceof ReferenceError ||
+  error instanceof SyntaxError;

@@ -5,7 +5,7 @@
 import kafkajs from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
 import { InvariantError } from '../errors.js';
-import { createKafkaClient, type KafkaClientOptions } from './kafka-source.js';
+import { createKafkaClient, type KafkaClientOptions } from './kafka-client.js';
 import type { ChangelogWriter, OutgoingMessage } from './types.js';
 
 const { CompressionTypes, Partitioners } = kafkajs;

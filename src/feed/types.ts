@@ -26,6 +26,13 @@ export interface FeedBatch {
   readonly records: readonly FeedRecord[];
   /** The partition's high watermark (next offset to be written) as seen by the fetch that returned this batch. */
   readonly highWatermark: string;
+  /**
+   * Where the partition continues when that is past the last record: the source skipped records it never
+   * delivers (transaction markers, records of aborted transactions). The stored position moves there too,
+   * else a transactional topic would keep a lag of 1 after each commit marker and never look caught up.
+   * Such a batch may hold no record at all.
+   */
+  readonly nextOffset?: string;
 }
 
 /** Where a partition stands: `next` is the next offset to read (last applied + 1). */
@@ -49,6 +56,8 @@ export interface FeedStatus {
   readonly reason?: string;
   /** Date.now() of the last completed fetch/handler call, for liveness. */
   readonly lastActivityAt: number;
+  /** Bytes of records fetched ahead and waiting to be applied, all partitions (sources that fetch ahead). */
+  readonly prefetchedBytes?: number;
 }
 
 export interface FeedStartOptions {

@@ -6,9 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import type { KafkaClientOptions } from '../feed/kafka-client.js';
+import type { KafkaSecurity } from '../feed/kafka-security.js';
 import type { RegistrySettings } from '../formats/index.js';
 import { loadSources, type Sources } from '../formats/sources.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
+import { kafkaSecurityFrom } from './kafka-security-config.js';
+import type { Logger } from './logger.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })
@@ -54,13 +58,33 @@ const schema = z.object({
   KAFKA_CLIENT_ID: z.string().min(1).default('matview'),
   KAFKA_GROUP_ID: z.string().min(1).optional(),
   KAFKA_FETCH_MAX_WAIT_MS: positiveInt.max(30_000, 'must be <= 30000').default(100),
-  KAFKA_SESSION_TIMEOUT_MS: positiveInt.default(30_000),
   KAFKA_COMMIT_INTERVAL_MS: nonNegative
     .int('must be an integer')
     .max(60_000, 'must be <= 60000')
     .default(1_000),
   KAFKA_CONCURRENT_PARTITIONS: positiveInt.max(64, 'must be <= 64').default(16),
   KAFKA_CONNECTION_TIMEOUT_MS: positiveInt.default(3_000),
+  KAFKA_PREFETCH_BYTES: positiveInt
+    .min(1024, 'must be >= 1024')
+    .max(64 * 1024 * 1024, 'must be <= 67108864')
+    .default(1024 * 1024),
+  // TLS and SASL: cross-checked and read by kafka-security-config.ts.
+  KAFKA_SSL: bool.default(false),
+  KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
+  KAFKA_SSL_CERT_FILE: z.string().min(1).optional(),
+  KAFKA_SSL_KEY_FILE: z.string().min(1).optional(),
+  KAFKA_SSL_REJECT_UNAUTHORIZED: bool.default(true),
+  KAFKA_SASL_MECHANISM: z
+    .enum(['plain', 'scram-sha-256', 'scram-sha-512', 'oauthbearer'], {
+      error: 'must be "plain", "scram-sha-256", "scram-sha-512" or "oauthbearer"',
+    })
+    .optional(),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  KAFKA_SASL_USERNAME_FILE: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD_FILE: z.string().min(1).optional(),
+  KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND: z.string().min(1).optional(),
+  KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   LMDB_MAP_SIZE_MB: positiveInt.default(1024),
   MAX_RECORDS_PER_COMMIT: positiveInt
@@ -122,7 +146,13 @@ const schema = z.object({
 type Env = z.infer<typeof schema>;
 
 /** Variables whose values are secrets: validation messages name them without their value. */
-const SECRET_KEYS: ReadonlySet<string> = new Set(['WS_AUTH_TOKENS', 'SCHEMA_REGISTRY_USER_INFO']);
+const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'WS_AUTH_TOKENS',
+  'SCHEMA_REGISTRY_USER_INFO',
+  'KAFKA_SASL_PASSWORD',
+  // A command line may carry a client secret (`curl -d client_secret=…`).
+  'KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND',
+]);
 
 /** The variables a sources file replaces. */
 const TOPIC_VARIABLES = ['TOPIC_USERS', 'TOPIC_TWEETS', 'TOPIC_FOLLOWS', 'TOPIC_LIKES'] as const;
@@ -145,14 +175,20 @@ export interface Config {
     | {
         readonly brokers: readonly string[];
         readonly clientId: string;
-        /** undefined: `matview-<instanceId>`, one group per data directory (every instance reads all partitions). */
+        /**
+         * Group of the informational offset commits (lag tools); never joined: every instance reads all
+         * partitions itself. undefined: `matview-<instanceId>`, one group per data directory.
+         */
         readonly groupId: string | undefined;
         readonly fetchMaxWaitMs: number;
-        readonly sessionTimeoutMs: number;
         readonly connectionTimeoutMs: number;
-        /** Shortest interval between the consumer group's (informational) offset commits; 0: every batch. */
+        /** Bytes of records fetched ahead per partition while its previous batch is applied. */
+        readonly prefetchBytes: number;
+        /** TLS and SASL (KAFKA_SSL*, KAFKA_SASL*), shared by every Kafka client. */
+        readonly security: KafkaSecurity;
+        /** Shortest interval between the informational offset commits to the group; 0: every batch. */
         readonly commitIntervalMs: number;
-        /** Partitions whose batches are applied at once (kafkajs partitionsConsumedConcurrently). */
+        /** Partitions whose batches are applied at once (each partition stays in offset order). */
         readonly concurrentPartitions: number;
       }
     | undefined;
@@ -301,6 +337,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `Invalid configuration: TOPIC_USERS/TWEETS/FOLLOWS/LIKES must be four different topics, got ${names.join(', ')}`,
     );
   }
+  const { security, problems } = kafkaSecurityFrom(e, (name) => input[name] !== undefined);
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   const development = e.NODE_ENV === 'development';
   return deepFreeze({
     port: e.PORT,
@@ -313,8 +351,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             clientId: e.KAFKA_CLIENT_ID,
             groupId: e.KAFKA_GROUP_ID,
             fetchMaxWaitMs: e.KAFKA_FETCH_MAX_WAIT_MS,
-            sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
             connectionTimeoutMs: e.KAFKA_CONNECTION_TIMEOUT_MS,
+            prefetchBytes: e.KAFKA_PREFETCH_BYTES,
+            security,
             commitIntervalMs: e.KAFKA_COMMIT_INTERVAL_MS,
             concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
           },
@@ -420,4 +459,22 @@ function deepFreeze<T>(o: T): T {
     for (const v of Object.values(o)) deepFreeze(v);
   }
   return o;
+}
+
+/**
+ * The options every Kafka client of matview is built with, from the configuration: one place, so that no
+ * client (consumer, dead-letter producer, admin, CLI) can be built without the TLS/SASL settings.
+ */
+export function kafkaClientOptions(
+  kafka: NonNullable<Config['kafka']>,
+  logger: Logger,
+  clientId: string = kafka.clientId,
+): KafkaClientOptions {
+  return {
+    brokers: kafka.brokers,
+    clientId,
+    connectionTimeoutMs: kafka.connectionTimeoutMs,
+    security: kafka.security,
+    logger,
+  };
 }

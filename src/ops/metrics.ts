@@ -58,6 +58,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['topic', 'partition'] as const,
       registers,
     }),
+    kafkaFailures: new Counter({
+      name: 'matview_kafka_failures_total',
+      help: 'Failed attempts of the Kafka feed to connect, authenticate or fetch, by cause (authentication, tls, connection, authorization, protocol)',
+      labelNames: ['cause'] as const,
+      registers,
+    }),
+    dlqOutboxRecords: new Gauge({
+      name: 'matview_dlq_outbox_records',
+      help: 'Dead-letter messages stored with their batch and not yet acknowledged by the dead-letter topic',
+      registers,
+    }),
+    dlqWriteFailures: new Counter({
+      name: 'matview_dlq_write_failures_total',
+      help: 'Failed sends of dead-letter messages to their topic (they stay in the outbox and are sent again)',
+      labelNames: ['topic'] as const,
+      registers,
+    }),
     storeCommits: new Counter({
       name: 'matview_store_commits_total',
       help: 'LMDB write transactions committed',

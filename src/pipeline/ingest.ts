@@ -4,9 +4,11 @@
  * 1. Records below the stored next offset are redeliveries: skipped (counted). The commit checks again
  *    inside its transaction, so a record is never applied twice whatever this early check saw.
  * 2. Each record is decoded by its topic's format (src/formats: json, Debezium, Avro; `prepare` first loads what
- *    the records need, e.g. schemas, and a registry outage fails the batch so it is redelivered); invalid
- *    ones go to the dead-letter topic first (awaited: if the DLQ cannot be written the whole batch fails and
- *    is redelivered, never dropped). A truncate record empties its table (logged).
+ *    the records need, e.g. schemas, and a registry outage fails the batch so it is redelivered). An invalid
+ *    one becomes a dead-letter message that commits into the store's outbox together with the offset that
+ *    passes it (never lost, never stored twice, whatever the crash), and src/pipeline/dead-letter-drainer.ts
+ *    sends it to the dead-letter topic: the feed does not wait for that topic. A truncate record empties its
+ *    table (logged).
  * 3. The valid changes, in columns, and the batch's new offset go to the store, which commits them together
  *    with whatever other batches arrived meanwhile (group commit: large commits while catching up, one
  *    batch per commit once caught up). A batch larger than the store's commit budget goes in chunks, each
@@ -27,7 +29,7 @@ import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import type { Generation } from '../store/generation.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
-import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
+import type { BatchResult, LmdbStore, OutboxEntry } from '../store/lmdb-store.js';
 import type { Table } from '../views/source.js';
 
 export interface DeadLetter {
@@ -38,8 +40,9 @@ export interface DeadLetter {
   readonly schemaId?: number;
 }
 
-export interface DeadLetterSink {
-  send(entries: readonly DeadLetter[]): Promise<void>;
+/** Turns an invalid record into the dead-letter message the outbox keeps (src/feed/dead-letter.ts). */
+export interface DeadLetterRouting {
+  outboxEntry(entry: DeadLetter): OutboxEntry;
 }
 
 export interface IngestOptions {
@@ -48,7 +51,8 @@ export interface IngestOptions {
   readonly tables: ReadonlyMap<string, Table>;
   /** Topic name → format decoder (src/formats). Default: the `json` format for every topic of `tables`. */
   readonly decoders?: ReadonlyMap<string, FormatDecoder>;
-  readonly deadLetters: DeadLetterSink;
+  /** Required for the live role; a rebuild writes no dead letters. */
+  readonly deadLetters?: DeadLetterRouting;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /**
@@ -75,15 +79,30 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   const target = options.generation ?? 'active';
   if (rebuild && options.generation === undefined)
     throw new Error('a rebuild ingest handler needs its generation');
+  if (!rebuild && deadLetters === undefined)
+    throw new Error('a live ingest handler needs its dead-letter routing');
   const chunk = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
   /** The last commit counted in `storeCommits` (several batches share one commit). */
   let counted = 0n;
 
-  const commit = async (batch: FeedBatch, changes: ChangeBatch, lastOffset: string): Promise<BatchResult> => {
+  /** Commits one chunk of a batch: its changes, its dead letters, and the offset after `lastOffset`. */
+  const commit = async (
+    batch: FeedBatch,
+    changes: ChangeBatch,
+    lastOffset: string,
+    dead: readonly DeadLetter[],
+  ): Promise<BatchResult> => {
     try {
       const next = (BigInt(lastOffset) + 1n).toString();
+      const positions = [{ topic: batch.topic, partition: batch.partition, next }];
       const result = await store.applyBatch(
-        { changes: changes.columns(), positions: [{ topic: batch.topic, partition: batch.partition, next }] },
+        dead.length === 0 || deadLetters === undefined
+          ? { changes: changes.columns(), positions }
+          : {
+              changes: changes.columns(),
+              positions,
+              deadLetters: dead.map((d) => deadLetters.outboxEntry(d)),
+            },
         target,
       );
       if (result.sequence > counted) {
@@ -163,22 +182,41 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       }
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
+    // The source skipped records it never delivers (transaction markers, aborted transactions): the
+    // position moves past them with the batch's last chunk, or alone when no record is left.
+    const skipTo = batch.nextOffset === undefined ? undefined : (BigInt(batch.nextOffset) - 1n).toString();
     if (last === undefined) {
-      options.onApplied?.(batch, undefined, newestEventMs);
+      let moved: BatchResult | undefined;
+      if (skipTo !== undefined && (stored === undefined || compareOffsets(batch.nextOffset!, stored) > 0))
+        moved = await commit(batch, new ChangeBatch(), skipTo, []);
+      options.onApplied?.(batch, moved, newestEventMs);
       return;
     }
-    // The last chunk also carries the offsets of trailing invalid records.
-    if (changes.length > 0 || chunks.length === 0) chunks.push({ changes, lastOffset: last.offset });
-    else chunks[chunks.length - 1] = { changes: chunks[chunks.length - 1]!.changes, lastOffset: last.offset };
-
+    // The last chunk also carries the offsets of trailing invalid (and source-skipped) records.
+    const end = skipTo !== undefined && compareOffsets(skipTo, last.offset) > 0 ? skipTo : last.offset;
+    if (changes.length > 0 || chunks.length === 0) chunks.push({ changes, lastOffset: end });
+    else chunks[chunks.length - 1] = { changes: chunks[chunks.length - 1]!.changes, lastOffset: end };
     if (invalid.length > 0 && rebuild) {
       logger.debug(
         { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
         'rebuild skipped invalid records',
       );
-    } else if (invalid.length > 0) {
-      await deadLetters.send(invalid);
-      for (const d of invalid) {
+    }
+    // Each invalid record commits into the outbox with the chunk whose offset passes it.
+    let result: BatchResult | undefined;
+    let deadFrom = 0;
+    for (const c of chunks) {
+      let deadTo = deadFrom;
+      while (
+        !rebuild &&
+        deadTo < invalid.length &&
+        compareOffsets(invalid[deadTo]!.record.offset, c.lastOffset) <= 0
+      )
+        deadTo++;
+      const dead = invalid.slice(deadFrom, deadTo);
+      deadFrom = deadTo;
+      result = await commit(batch, c.changes, c.lastOffset, dead);
+      for (const d of dead) {
         metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
         logger.warn(
           {
@@ -189,12 +227,10 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
             reason: d.message,
             ...(d.schemaId === undefined ? {} : { schemaId: d.schemaId }),
           },
-          'invalid record sent to dead-letter topic',
+          'invalid record kept for the dead-letter topic',
         );
       }
     }
-    let result: BatchResult | undefined;
-    for (const c of chunks) result = await commit(batch, c.changes, c.lastOffset);
     if (result === undefined) return;
     if (rebuild) {
       metrics.rebuildRecordsApplied.inc(valid);

@@ -8,7 +8,15 @@ import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { CommitQueue } from './commit-queue.js';
 import { batchFailure, metaOf, openEnvironment } from './environment.js';
-import { committedActiveGeneration, GenerationHandles, writeCommit, type WrittenCommit } from './write.js';
+import { outboxOf } from './outbox.js';
+import {
+  committedActiveGeneration,
+  GenerationHandles,
+  mergeInputs,
+  writeCommit,
+  type StoreInput,
+  type WrittenCommit,
+} from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;
@@ -16,6 +24,7 @@ if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src
 const { path, mapSize, maxRecordsPerCommit } = workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
+const outbox = outboxOf(env);
 // The worker always serves the built-in registry (custom views run with the writer thread off).
 const registry = createRegistry();
 const plan = commitPlan(registry);
@@ -24,7 +33,7 @@ const generations = new GenerationHandles(env, meta, registry);
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
 
-const queue = new CommitQueue<{ readonly ids: number[]; readonly result: WrittenCommit }>(
+const queue = new CommitQueue<{ readonly ids: number[]; readonly result: WrittenCommit }, StoreInput>(
   async (input, target, ids) => {
     let result: WrittenCommit | undefined;
     try {
@@ -34,6 +43,7 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
         const into = target === 'active' ? active : target;
         result = writeCommit(
           meta,
+          outbox,
           generations.get(into),
           plan,
           input,
@@ -53,6 +63,7 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
     return { ids, result };
   },
   maxRecordsPerCommit,
+  mergeInputs,
 );
 
 const reply = (message: WriterReply): void => port.postMessage(message);

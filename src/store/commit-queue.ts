@@ -11,7 +11,7 @@
  * time), and concatenation keeps that order. A merged commit that fails is retried batch by batch, so only
  * the batch that fails alone is rejected (and redelivered by its source).
  */
-import { concatInputs, type CommitInput } from '../materializer/change-batch.js';
+import type { CommitInput } from '../materializer/change-batch.js';
 
 /**
  * Records merged into one commit at most, by default (MAX_RECORDS_PER_COMMIT). Large enough that catching up
@@ -20,35 +20,37 @@ import { concatInputs, type CommitInput } from '../materializer/change-batch.js'
  */
 export const DEFAULT_MAX_RECORDS_PER_COMMIT = 50_000;
 
-export interface CommitRequest {
-  readonly input: CommitInput;
+export interface CommitRequest<I extends CommitInput = CommitInput> {
+  readonly input: I;
   /** A generation id, or the one active when the transaction runs. */
   readonly target: 'active' | number;
   /** The caller's tag for the request (the writer thread's request id). */
   readonly id: number;
 }
 
-interface Waiting<R> {
-  readonly request: CommitRequest;
+interface Waiting<R, I extends CommitInput> {
+  readonly request: CommitRequest<I>;
   readonly resolve: (result: R) => void;
   readonly reject: (error: unknown) => void;
 }
 
-export class CommitQueue<R> {
-  private readonly waiting: Waiting<R>[] = [];
+export class CommitQueue<R, I extends CommitInput = CommitInput> {
+  private readonly waiting: Waiting<R, I>[] = [];
   private running = false;
 
   /**
    * `write` runs one transaction for the merged input (and resolves with its result once durable); every
    * request merged into it (`ids`, in order) gets that result. `maxRecords` caps the records merged into
-   * one commit (one request bigger than that still commits alone).
+   * one commit (one request bigger than that still commits alone). `merge` puts several inputs together,
+   * in order.
    */
   constructor(
-    private readonly write: (input: CommitInput, target: 'active' | number, ids: number[]) => Promise<R>,
+    private readonly write: (input: I, target: 'active' | number, ids: number[]) => Promise<R>,
     private readonly maxRecords: number,
+    private readonly merge: (inputs: readonly I[]) => I,
   ) {}
 
-  submit(request: CommitRequest): Promise<R> {
+  submit(request: CommitRequest<I>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.waiting.push({ request, resolve, reject });
       if (!this.running) void this.drain();
@@ -68,7 +70,7 @@ export class CommitQueue<R> {
         const target = group[0]!.request.target;
         try {
           const result = await this.write(
-            concatInputs(group.map((w) => w.request.input)),
+            group.length === 1 ? group[0]!.request.input : this.merge(group.map((w) => w.request.input)),
             target,
             group.map((w) => w.request.id),
           );
@@ -95,10 +97,10 @@ export class CommitQueue<R> {
   }
 
   /** The oldest request and every later one for the same target, within the record budget. */
-  private take(): Waiting<R>[] {
+  private take(): Waiting<R, I>[] {
     const first = this.waiting[0]!;
     const target = first.request.target;
-    const group: Waiting<R>[] = [];
+    const group: Waiting<R, I>[] = [];
     let records = 0;
     for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i]!;

@@ -19,7 +19,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Database, RootDatabase } from 'lmdb';
 import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
-import type { CommitInput } from '../materializer/change-batch.js';
 import { commitPlan, type CommitPlan } from '../materializer/commit.js';
 import { createRegistry, VIEWS, type Registry } from '../views/registry.js';
 import type { Table } from '../views/source.js';
@@ -47,14 +46,26 @@ import {
   committedActiveGeneration,
   genKey,
   GenerationHandles,
+  mergeInputs,
   readGenerationInfo,
   writeCommit,
+  type StoreInput,
   type WrittenCommit,
 } from './write.js';
+import {
+  outboxEntries,
+  outboxOf,
+  outboxSize,
+  outboxTopics,
+  type Outbox,
+  type OutboxEntry,
+} from './outbox.js';
 import { WriterThread } from './writer-thread.js';
 
 export { dataFileOf, isLmdbDataFile } from './environment.js';
 export type { SwapResult } from './generations.js';
+export type { OutboxEntry } from './outbox.js';
+export type { StoreInput } from './write.js';
 export type { RebuildRequest, StoreOwner } from './requests.js';
 
 export { DEFAULT_MAX_RECORDS_PER_COMMIT } from './commit-queue.js';
@@ -113,6 +124,7 @@ export class LmdbStore implements ViewReader {
   readonly reads: StoreReads;
   private readonly env: RootDatabase;
   private readonly meta: Database<string, string>;
+  private readonly outbox: Outbox;
   private readonly plan: CommitPlan;
   private readonly generations: Generations;
   private readonly requests: StoreRequests;
@@ -123,7 +135,7 @@ export class LmdbStore implements ViewReader {
   private closed = false;
   /** The writer thread, when `writerThread` is on; else commits are grouped on this thread. */
   private readonly writer: WriterThread | undefined;
-  private readonly queue: CommitQueue<WrittenCommit> | undefined;
+  private readonly queue: CommitQueue<WrittenCommit, StoreInput> | undefined;
   private readonly handles: GenerationHandles;
   private nextRequest = 0;
 
@@ -145,6 +157,7 @@ export class LmdbStore implements ViewReader {
     mkdirSync(options.path, { recursive: true });
     this.env = openEnvironment(options.path, options.mapSize);
     this.meta = metaOf(this.env);
+    this.outbox = outboxOf(this.env);
     this.upgradedFrom = create ? this.initialize() : undefined;
     if (this.meta.get('instanceId') === undefined || this.activeInfo() === undefined) {
       void this.env.close();
@@ -177,9 +190,10 @@ export class LmdbStore implements ViewReader {
         : undefined;
     this.queue =
       this.writer === undefined
-        ? new CommitQueue<WrittenCommit>(
+        ? new CommitQueue<WrittenCommit, StoreInput>(
             (input, target, ids) => this.writeHere(input, target, ids.length),
             maxRecords,
+            mergeInputs,
           )
         : undefined;
   }
@@ -311,6 +325,33 @@ export class LmdbStore implements ViewReader {
     return ((stats.lastPageNumber ?? 0) + 1) * (stats.pageSize ?? 4096);
   }
 
+  // ---- the dead-letter outbox (outbox.ts) ----
+
+  /**
+   * Topics with dead-letter messages waiting. The writer thread's commits are readable here once its reply
+   * arrived (the read snapshot is renewed then), which is before `onApplied` wakes the drainer.
+   */
+  outboxTopics(): string[] {
+    return outboxTopics(this.outbox);
+  }
+
+  /** The oldest `limit` messages waiting for `topic`, with their keys (for `removeFromOutbox`). */
+  outboxEntries(topic: string, limit: number): { key: string; entry: OutboxEntry }[] {
+    return outboxEntries(this.outbox, topic, limit);
+  }
+
+  /** Removes messages that were sent (acknowledged by the broker). */
+  async removeFromOutbox(keys: readonly string[]): Promise<void> {
+    await this.requests.commit('remove sent dead letters from the outbox', () => {
+      for (const key of keys) void this.outbox.remove(key);
+    });
+  }
+
+  /** Messages waiting, over every topic. */
+  outboxSize(): number {
+    return outboxSize(this.outbox);
+  }
+
   // ---- writes ----
 
   /**
@@ -318,7 +359,7 @@ export class LmdbStore implements ViewReader {
    * possibly together with batches submitted at the same time. Commit listeners are notified (in commit
    * order, once per commit) only when the target was the active generation. Resolves once durable.
    */
-  async applyBatch(input: CommitInput, target: BatchTarget = 'active'): Promise<BatchResult> {
+  async applyBatch(input: StoreInput, target: BatchTarget = 'active'): Promise<BatchResult> {
     const into = target === 'active' ? 'active' : target.id;
     let written: WrittenCommit;
     if (this.writer !== undefined) {
@@ -346,7 +387,7 @@ export class LmdbStore implements ViewReader {
 
   /** One commit on this thread (the writer thread off). */
   private async writeHere(
-    input: CommitInput,
+    input: StoreInput,
     target: 'active' | number,
     batches: number,
   ): Promise<WrittenCommit> {
@@ -357,6 +398,7 @@ export class LmdbStore implements ViewReader {
         const into = target === 'active' ? active : target;
         result = writeCommit(
           this.meta,
+          this.outbox,
           this.handles.get(into),
           this.plan,
           input,

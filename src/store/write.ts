@@ -7,10 +7,27 @@
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import type { CommitInput } from '../materializer/change-batch.js';
+import { concatInputs, type CommitInput } from '../materializer/change-batch.js';
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
 import type { Registry } from '../views/registry.js';
 import { Generation, type GenerationInfo } from './generation.js';
+import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
+
+/** What the store commits: the records and positions, and the dead letters of the invalid records passed. */
+export interface StoreInput extends CommitInput {
+  /**
+   * DLQ copies of the invalid records before the input's new positions: stored in the outbox in the same
+   * transaction as those positions (outbox.ts).
+   */
+  readonly deadLetters?: readonly OutboxEntry[];
+}
+
+/** Several inputs as one, in order (the group commit). */
+export function mergeInputs(inputs: readonly StoreInput[]): StoreInput {
+  const merged = concatInputs(inputs);
+  const deadLetters = inputs.flatMap((i) => i.deadLetters ?? []);
+  return deadLetters.length === 0 ? merged : { ...merged, deadLetters };
+}
 
 export const genKey = (id: number): string => `generation:${id}`;
 
@@ -43,18 +60,24 @@ export interface WrittenCommit {
   readonly batches: number;
 }
 
-/** The body of a commit's write transaction: the commit body on `generation`, then the next sequence. */
+/**
+ * The body of a commit's write transaction: the commit body on `generation`, the dead letters into the
+ * outbox, then the next sequence.
+ */
 export function writeCommit(
   meta: Database<string, string>,
+  outbox: Outbox,
   generation: Generation,
   plan: CommitPlan,
-  input: CommitInput,
+  input: StoreInput,
   appliedAt: number,
   visible: boolean,
   batches: number,
 ): WrittenCommit {
   const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
   const outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+  if (input.deadLetters !== undefined && input.deadLetters.length > 0)
+    writeOutbox(outbox, sequence, input.deadLetters);
   meta.put('sequence', sequence.toString());
   return {
     sequence,

@@ -31,6 +31,8 @@ export interface FeedTrackerOptions {
   readonly lagGraceMs: number;
   /** LIVE_STALL_MS: no batch handled for this long while lag > 0 means stalled. */
   readonly stallMs: number;
+  /** Dead-letter messages waiting in the store's outbox (feedStatus and `matview_dlq_outbox_records`). */
+  readonly deadLettersWaiting?: () => number;
   /** Clock, injectable for tests. */
   readonly now?: () => number;
 }
@@ -179,6 +181,7 @@ export class FeedTracker implements FeedMonitor {
     this.metrics.viewGeneration.set(this.store.activeGeneration().id);
     for (const [view, version] of Object.entries(this.store.viewVersions()))
       this.metrics.viewVersion.set({ view }, version);
+    this.metrics.dlqOutboxRecords.set(this.options.deadLettersWaiting?.() ?? 0);
     this.refreshLag();
   }
 
@@ -250,6 +253,7 @@ export class FeedTracker implements FeedMonitor {
       newestEventAgeSeconds: this.newestEventAgeSeconds(),
       sequence: this.store.sequence().toString(),
       viewVersion: this.store.viewVersions()[USER_INFORMATION] ?? 0,
+      deadLettersWaiting: this.options.deadLettersWaiting?.() ?? 0,
     };
   }
 }

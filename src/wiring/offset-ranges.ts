@@ -7,7 +7,7 @@
  * and the OFFSET_RESET_POLICY applies instead.
  */
 import { OffsetOutOfRangeError } from '../errors.js';
-import { createKafkaClient, type KafkaClientOptions } from '../feed/kafka-source.js';
+import { createKafkaClient, type KafkaClientOptions } from '../feed/kafka-client.js';
 import type { FeedSource, PartitionPosition } from '../feed/types.js';
 
 /** The offsets a partition holds right now: [low, high). */

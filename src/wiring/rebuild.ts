@@ -128,8 +128,7 @@ export class RebuildController {
       logger: this.log,
       role: 'rebuild',
       generation,
-      // A rebuild never writes the DLQ: the live feed already sent those records there.
-      deadLetters: { send: async () => undefined },
+      // No dead-letter routing: a rebuild never writes the DLQ, the live feed already sent those records there.
       ...(this.options.maxRecordsPerCommit === undefined
         ? {}
         : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),

@@ -10,20 +10,25 @@
 import { join } from 'node:path';
 import { createApiServer } from '../../api/server.js';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
-import { createDeadLetterSink } from '../feed/dead-letter.js';
+import { toOutboxEntry } from '../feed/dead-letter.js';
+import { ensureDeadLetterTopics } from '../feed/dead-letter-topics.js';
 import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
-import { createKafkaSource } from '../feed/kafka-source.js';
+import { isKafkaUnavailable, isMatviewError } from '../errors.js';
+import { classifyKafkaError, type KafkaFailureCause } from '../feed/kafka-errors.js';
+import type { KafkaClientOptions } from '../feed/kafka-client.js';
+import { createKafkaSource, retryBackoffMs } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
 import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createDecoders, needsRegistry, registryClient } from '../formats/index.js';
+import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
 import type { Generation } from '../store/generation.js';
-import type { Config } from '../ops/config.js';
+import { kafkaClientOptions, type Config } from '../ops/config.js';
 import { ensureDataDir, storePathOf } from '../store/data-dir.js';
 import { FeedTracker } from './feed-tracker.js';
 import { HandoffGate } from './handoff-gate.js';
@@ -121,35 +126,29 @@ export async function startServer(
   let ranges: OffsetRangeReader;
   let openRebuildSource: (generation: Generation) => Promise<RebuildSource>;
   let closeExtra: () => Promise<void> = async () => undefined;
+  let kafkaClient: KafkaClientOptions | undefined;
   if (config.kafka) {
     const kafka = config.kafka;
-    const client = {
-      brokers: kafka.brokers,
-      clientId: kafka.clientId,
-      connectionTimeoutMs: kafka.connectionTimeoutMs,
-      logger,
-    };
-    const groupId = kafka.groupId ?? `matview-${store.instanceId}`;
-    source = createKafkaSource({
+    const client = (kafkaClient = kafkaClientOptions(kafka, logger));
+    const fetching = {
       ...client,
-      groupId,
       fetchMaxWaitMs: kafka.fetchMaxWaitMs,
-      sessionTimeoutMs: kafka.sessionTimeoutMs,
-      commitIntervalMs: kafka.commitIntervalMs,
       concurrentPartitions: kafka.concurrentPartitions,
+      prefetchBytes: kafka.prefetchBytes,
+      onFailure: (cause: KafkaFailureCause) => metrics.kafkaFailures.inc({ cause }),
+    };
+    source = createKafkaSource({
+      ...fetching,
+      groupId: kafka.groupId ?? `matview-${store.instanceId}`,
+      instanceId: store.instanceId,
+      commitIntervalMs: kafka.commitIntervalMs,
     });
     writer = createKafkaWriter(client);
     ranges = kafkaOffsetRanges(client);
-    openRebuildSource = async (generation) => ({
-      // Its own group, new per run: a restarted process need not wait for a dead member's session to expire.
-      source: createKafkaSource({
-        ...client,
-        groupId: `${groupId}-rebuild-${generation.id}-${Date.now().toString(36)}`,
-        fetchMaxWaitMs: kafka.fetchMaxWaitMs,
-        sessionTimeoutMs: kafka.sessionTimeoutMs,
-        commitIntervalMs: kafka.commitIntervalMs,
-        concurrentPartitions: kafka.concurrentPartitions,
-      }),
+    openRebuildSource = async () => ({
+      // A second reader of every partition, for the shadow: it commits nothing (the group's offsets follow
+      // the live feed, which is what lag tools should show).
+      source: createKafkaSource(fetching),
       close: async () => undefined,
     });
   } else {
@@ -182,9 +181,16 @@ export async function startServer(
     maxLag: config.ops.readyMaxLag,
     lagGraceMs: config.ops.readyLagGraceMs,
     stallMs: config.ops.liveStallMs,
+    deadLettersWaiting: () => store.outboxSize(),
   });
   const gate = new HandoffGate();
-  const deadLetters = createDeadLetterSink(writer, config.dlqSuffix);
+  // Invalid records commit into the store's outbox with their batch; the drainer sends them on.
+  const drainer = startDeadLetterDrainer({
+    outbox: store,
+    writer,
+    logger,
+    onFailure: (topic) => metrics.dlqWriteFailures.inc({ topic }),
+  });
   const handler = gate.wrap(
     createIngestHandler({
       store,
@@ -192,11 +198,12 @@ export async function startServer(
       decoders,
       metrics,
       logger,
-      deadLetters,
+      deadLetters: { outboxEntry: (entry) => toOutboxEntry(entry, config.dlqSuffix) },
       maxRecordsPerCommit: config.maxRecordsPerCommit,
       onApplied: (batch, _result, newestEventMs) => {
         const last = batch.records[batch.records.length - 1];
         tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
+        drainer.wake();
       },
     }),
   );
@@ -237,6 +244,7 @@ export async function startServer(
       await rebuild.stop();
       await demo?.stop();
       await source.stop();
+      await drainer.stop();
       await api.close();
       live.close();
       await writer.close();
@@ -247,14 +255,28 @@ export async function startServer(
       logger.info('matview stopped');
     })());
 
-  let ends: PartitionPosition[];
-  let broken: OutOfRange[];
+  let ends: PartitionPosition[] = [];
+  let broken: OutOfRange[] = [];
+  /** Kafka did not answer at start: readiness targets come once it does (see `awaitEndOffsets`). */
+  let unreachable = false;
   try {
     ends = await source.endOffsets(topics);
     broken = await checkPositions(store, ranges, topics, config, logger);
   } catch (e) {
-    await close();
-    throw e;
+    if (config.kafka === undefined || !cannotReachKafka(e)) {
+      await close();
+      throw e;
+    }
+    // A cluster that is down, or refuses the credentials or the TLS handshake, must not stop the reads of
+    // what the store holds. The stored positions are then not checked against the topics here: a position
+    // the topics no longer hold comes back as OFFSET_OUT_OF_RANGE from the first fetch, and
+    // onOffsetOutOfRange below applies OFFSET_RESET_POLICY the same way.
+    unreachable = true;
+    // The feed logs the cause itself (one line per cause), so this line only says what it means here.
+    logger.warn(
+      { cause: classifyKafkaError(e) },
+      'Kafka did not answer at start: serving the stored view, not ready until the feed has caught up',
+    );
   }
   const brokenKeys = new Set(broken.map((b) => `${b.topic}\u0000${b.partition}`));
 
@@ -289,6 +311,8 @@ export async function startServer(
           tracker.setTargets(ends);
         },
       );
+  } else if (unreachable) {
+    void awaitEndOffsets(source, topics, timers, logger).then((reached) => tracker.setTargets(reached));
   } else {
     tracker.setTargets(ends);
   }
@@ -385,6 +409,19 @@ export async function startServer(
     }
   }, 1000);
   const lagRefresh = setInterval(() => void tracker.refreshHighWatermarks(), config.ops.lagRefreshMs);
+  if (kafkaClient !== undefined) {
+    // Managed clusters usually disable auto-creation: create missing dead-letter topics now, or say how.
+    const client = kafkaClient;
+    const dlqTopics = topics.map((t) => `${t}${config.dlqSuffix}`);
+    const check = (attempt: number): void =>
+      void ensureDeadLetterTopics(client, dlqTopics, logger).then((checked) => {
+        if (checked) return;
+        const timer = setTimeout(() => check(attempt + 1), retryBackoffMs(attempt));
+        timer.unref();
+        timers.push(timer);
+      });
+    check(1);
+  }
   for (const timer of [refresh, lagRefresh]) {
     timer.unref();
     timers.push(timer);
@@ -404,6 +441,37 @@ export async function startServer(
     fatal,
     close,
   };
+}
+
+/** Errors of a Kafka cluster that is down or refuses the connection (kafkajs' own, or ours about Kafka). */
+const cannotReachKafka = (error: unknown): boolean => !isMatviewError(error) || isKafkaUnavailable(error);
+
+/**
+ * The end offsets readiness waits for, when the cluster did not answer at start: asked again with backoff
+ * (0.5 s doubling to 30 s) until it answers. Never settles once the server closed (its timers are cleared).
+ */
+function awaitEndOffsets(
+  source: FeedSource,
+  topics: readonly string[],
+  timers: NodeJS.Timeout[],
+  logger: Logger,
+): Promise<PartitionPosition[]> {
+  return new Promise((resolve) => {
+    const attempt = (n: number): void => {
+      source.endOffsets(topics).then(
+        (ends) => {
+          logger.info('end offsets read: ready once the feed has reached them');
+          resolve(ends);
+        },
+        () => {
+          const timer = setTimeout(() => attempt(n + 1), retryBackoffMs(n));
+          timer.unref();
+          timers.push(timer);
+        },
+      );
+    };
+    attempt(1);
+  });
 }
 
 /**

@@ -119,7 +119,7 @@ describe('contract shape', () => {
     );
   });
 
-  it('FeedStatus carries readiness, per-partition position and lag, and freshness', () => {
+  it('FeedStatus carries readiness, per-partition position and lag, freshness, and the dead letters waiting', () => {
     const feedStatus = ours.getType('FeedStatus');
     const partition = ours.getType('PartitionStatus');
     if (!isObjectType(feedStatus) || !isObjectType(partition)) throw new Error('FeedStatus types missing');
@@ -132,6 +132,7 @@ describe('contract shape', () => {
       'newestEventAgeSeconds: Float',
       'sequence: String!',
       'viewVersion: Int!',
+      'deadLettersWaiting: Int!',
     ]);
     expect(Object.values(partition.getFields()).map(signature)).toEqual([
       'topic: String!',

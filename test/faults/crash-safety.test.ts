@@ -12,17 +12,15 @@
  *   backlog that piled up while it was down, so nearly all of its time is spent inside a batch (decode,
  *   materialize, LMDB write transaction), i.e. the kill lands mid-batch.
  *
- * Consumer group: every incarnation gets its own KAFKA_GROUP_ID. A SIGKILLed member never leaves its
- * group, so a restart in the same group would wait for the old session to expire (>= 6 s on the mock)
- * before it gets partitions — 20 times over. Positions live in LMDB, not in the group (the consumer seeks
- * every assigned partition to the stored offset on join), so the group id does not matter for
- * correctness; a fresh group only skips the wait. The final incarnation uses a fresh group as well.
+ * Every incarnation runs with the shipped defaults, so all of them use the same group id
+ * (`matview-<instanceId>`, the id kept in DATA_DIR). matview joins no consumer group (it reads every
+ * partition itself), so a restart after a SIGKILL has no dead member's session to wait out.
  *
  * Knobs: FAULT_KILLS (default 20), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnChildServer, describeExit, type ChildServer } from '../utils/child-server.js';
-import { startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
@@ -53,14 +51,7 @@ describe('crash safety', () => {
     console.log(`crash-safety: FAULT_SEED=${SEED} FAULT_KILLS=${KILLS}`);
     const topics = freshTopics();
     const dataDir = tempDir();
-    const group = uniqueTopic('matview-crash');
     const random = prng(SEED);
-    const env = (i: number | string) => ({
-      KAFKA_GROUP_ID: `${group}-${i}`,
-      KAFKA_SESSION_TIMEOUT_MS: '6000',
-      KAFKA_FETCH_MAX_WAIT_MS: '50',
-      LMDB_MAP_SIZE_MB: '64',
-    });
     // ~1,000 records/s in chunks of 1,000: the mock answers a fetch with one record batch per partition,
     // so a consumer catches up only as fast as the producer's batches are big. Bounded in count and time.
     const producing = produceContinuously(kafka.brokers, topics, changeStream(SEED, 80), {
@@ -74,7 +65,7 @@ describe('crash safety', () => {
     try {
       for (let i = 0; i < KILLS; i++) {
         const started = Date.now();
-        const child: ChildServer = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: env(i) });
+        const child: ChildServer = spawnChildServer({ dataDir, brokers: kafka.brokers, topics });
         let commitsSeen = 0;
         if (i % 2 === 0) {
           await Promise.race([sleep(random() * 6_000), child.exited]);
@@ -107,7 +98,7 @@ describe('crash safety', () => {
     console.log(`crash-safety: ${kills.length} kills, ${producing.produced()} records produced`, kills);
     expect(producing.produced()).toBeGreaterThan(0);
 
-    const last = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: env('final') });
+    const last = spawnChildServer({ dataDir, brokers: kafka.brokers, topics });
     await last.listening;
     await waitCaughtUp(last.url(), kafka.brokers, topics);
     const reference = computeReference(await readTopics(kafka.brokers, topics));

@@ -23,7 +23,7 @@ import { loadConfig } from '../../src/ops/config.js';
 import { startServer, type Running } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { commitInput, profile } from '../utils/changes.js';
-import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
@@ -91,9 +91,6 @@ async function serve(dataDir: string, topics: TestTopics, logs: string[]): Promi
     TOPIC_FOLLOWS: topics.follows,
     TOPIC_LIKES: topics.likes,
     KAFKA_BROKERS: kafka.brokers.join(','),
-    KAFKA_GROUP_ID: uniqueTopic('matview-disk'),
-    KAFKA_FETCH_MAX_WAIT_MS: '50',
-    KAFKA_SESSION_TIMEOUT_MS: '6000',
     LMDB_MAP_SIZE_MB: '1',
     DEMO: 'false',
   });

@@ -1,13 +1,11 @@
 /**
  * The Kafka source against a real Kafka protocol endpoint (the librdkafka mock cluster, or
- * KAFKA_BROKERS). Each test uses fresh topics and consumer groups; nothing asserts on timing:
- * waits poll a condition under a generous deadline.
- *
- * Note: on the mock every new consumer group waits ~3 s before the first assignment (its initial
- * rebalance delay), and after a member leaves, the next join waits about the session timeout
- * (hence the short 6 s session here), so each started source costs a few seconds.
+ * KAFKA_BROKERS). Each test uses fresh topics and group ids; nothing asserts on timing: waits poll a
+ * condition under a generous deadline. The source joins no consumer group, so a source started again
+ * with the same group id fetches at once (no join delay, no session to wait out).
  */
 import kafkajs from 'kafkajs';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerCodecs, type KafkaCodec } from '../../src/feed/codecs.js';
 import { createKafkaSource, toFeedBatch } from '../../src/feed/kafka-source.js';
@@ -19,7 +17,7 @@ import type {
   FeedStartOptions,
 } from '../../src/feed/types.js';
 import { FeedCrashError, StoreWriteError } from '../../src/errors.js';
-import { silentLogger } from '../../src/ops/logger.js';
+import { silentLogger, type Logger } from '../../src/ops/logger.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { kcatProduce } from '../utils/kcat.js';
 
@@ -76,10 +74,8 @@ function newSource(
     clientId: 'matview-test',
     groupId,
     fetchMaxWaitMs: 50,
-    sessionTimeoutMs: 6_000,
     connectionTimeoutMs: 2_000,
     logger: silentLogger,
-    retry: { initialRetryTime: 100, maxRetryTime: 1_000, retries: 5 },
     ...over,
   });
   sources.push(source);
@@ -160,29 +156,23 @@ const row = (id: string) => json({ tweetId: id, userId: 'u1', text: `hello ${'lo
 
 describe('toFeedBatch', () => {
   it('should keep the last value of a repeated header and normalise missing key/value to null', () => {
-    const batch = toFeedBatch({
-      topic: 't',
-      partition: 3,
-      highWatermark: '8',
-      messages: [
+    const batch = toFeedBatch(
+      't',
+      3,
+      [
         {
           offset: '7',
           timestamp: '1700000000000',
           key: null,
           value: null,
-          attributes: 0,
-          headers: { dup: [Buffer.from('a'), Buffer.from('b')], one: Buffer.from('x'), str: 'y' },
+          headers: { dup: [Buffer.from('a'), Buffer.from('b')], one: Buffer.from('x') },
         },
       ],
-      isEmpty: () => false,
-      firstOffset: () => '7',
-      lastOffset: () => '7',
-      offsetLag: () => '0',
-      offsetLagLow: () => '0',
-    });
+      '8',
+    );
     expect(batch).toMatchObject({ topic: 't', partition: 3, highWatermark: '8' });
     expect(batch.records.map(seen)).toEqual([
-      { partition: 3, offset: '7', key: null, value: null, headers: { dup: 'b', one: 'x', str: 'y' } },
+      { partition: 3, offset: '7', key: null, value: null, headers: { dup: 'b', one: 'x' } },
     ]);
   });
 });
@@ -298,7 +288,6 @@ describe('Kafka source', () => {
         clientId: 'matview-test',
         groupId,
         fetchMaxWaitMs: 50,
-        sessionTimeoutMs: 6_000,
         connectionTimeoutMs: 2_000,
         logger: silentLogger,
       });
@@ -550,5 +539,94 @@ describe('Kafka source', () => {
         .sort((x, y) => sortKey(x).localeCompare(sortKey(y))),
     ).toEqual(expected.sort((x, y) => sortKey(x).localeCompare(sortKey(y))));
     await source.stop();
+  });
+
+  it('should fetch the next batches of a partition while one is being applied, up to the prefetch bound', async () => {
+    // The handler holds the first batch; meanwhile the source keeps fetching that partition (kafkajs'
+    // group consumer would wait for the batch to be applied first), and stops once KAFKA_PREFETCH_BYTES
+    // of records wait. On the mock every produce call is one record batch and a fetch returns one.
+    const topic = uniqueTopic('feed-prefetch');
+    const value = 'x'.repeat(200);
+    await produce(kafka.brokers, topic, [{ key: 'k0', value, partition: 0 }]);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    const c = collector(async (_batch, call) => {
+      if (call !== 1) return;
+      entered();
+      await gate;
+    });
+    const prefetchBytes = 1024;
+    const source = newSource(undefined, { prefetchBytes });
+    await source.start(startOptions([topic], c.handler));
+    await inHandler;
+    for (let i = 1; i <= 20; i++)
+      await produce(kafka.brokers, topic, [{ key: `k${i}`, value, partition: 0 }]);
+    // Fetched while the first batch is still out: the bytes wait in the source.
+    await eventually('records fetched ahead', () => (source.status().prefetchedBytes ?? 0) >= prefetchBytes);
+    const record = 64 + 3 + value.length;
+    // ... and no more than the bound plus the one fetch that crossed it (one 1-record batch here).
+    for (let i = 0; i < 10; i++) {
+      expect(source.status().prefetchedBytes).toBeLessThanOrEqual(prefetchBytes + record);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(c.batches).toEqual([]);
+    release();
+    await eventually('all 21 records', () => c.records().length === 21);
+    expect(c.records().map((r) => r.offset)).toEqual(Array.from({ length: 21 }, (_, i) => String(i)));
+    await source.stop();
+  });
+
+  it('should let two instances with one group id each read every partition, and say loudly that they share it', async () => {
+    const topic = uniqueTopic('feed-shared-group');
+    const groupId = uniqueTopic('matview-test-group');
+    const logs = (): { lines: Record<string, unknown>[]; logger: Logger } => {
+      const lines: Record<string, unknown>[] = [];
+      const logger: Logger = pino(
+        { level: 'warn' },
+        { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+      );
+      return { lines, logger };
+    };
+    const a = logs();
+    const b = logs();
+    const first = collector();
+    const second = collector();
+    const sourceA = newSource(groupId, { instanceId: 'instance-a', logger: a.logger, commitIntervalMs: 0 });
+    const sourceB = newSource(groupId, { instanceId: 'instance-b', logger: b.logger, commitIntervalMs: 0 });
+    await sourceA.start(startOptions([topic], first.handler));
+    // Instance A keeps running (as a crashed group member's session would): B starts at once anyway.
+    await sourceB.start(startOptions([topic], second.handler));
+    const expected: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      const messages = [0, 1, 2, 3].map((partition) => ({
+        key: `r${round}p${partition}`,
+        value: 'v',
+        partition,
+      }));
+      await produce(kafka.brokers, topic, messages);
+      expected.push(...messages.map((m) => m.key));
+      await eventually('both instances have every record so far', () =>
+        [first, second].every((c) => c.records().length === expected.length),
+      );
+    }
+    const keys = (c: ReturnType<typeof collector>) =>
+      c
+        .records()
+        .map((r) => r.key!.toString())
+        .sort();
+    expect(keys(first)).toEqual([...expected].sort());
+    expect(keys(second)).toEqual([...expected].sort());
+    // Both commit after every batch, so each soon overwrites the other's offsets and one notices.
+    const warning = await eventually('a shared-group warning', () =>
+      [...a.lines, ...b.lines].find(
+        (l) => (l['err'] as { code?: string } | undefined)?.code === 'MV_ERR_GROUP_SHARED',
+      ),
+    );
+    expect(String(warning['msg'])).toMatch(/instance-a/);
+    expect(String(warning['msg'])).toMatch(/instance-b/);
+    expect(String(warning['msg'])).toContain(groupId);
+    await Promise.all([sourceA.stop(), sourceB.stop()]);
   });
 });

@@ -210,7 +210,6 @@ describe('OFFSET_RESET_POLICY', () => {
       logger: silentLogger,
       groupId: uniqueTopic('reset'),
       fetchMaxWaitMs: 50,
-      sessionTimeoutMs: 6000,
     });
     const reported: string[] = [];
     try {

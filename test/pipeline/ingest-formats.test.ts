@@ -14,6 +14,7 @@ import { createMetrics } from '../../src/ops/metrics.js';
 import { createIngestHandler, type DeadLetter } from '../../src/pipeline/ingest.js';
 import type { KvSpace } from '../../src/views/types.js';
 import type { Counts } from '../../src/views/user-information.js';
+import { toOutboxEntry } from '../../src/feed/dead-letter.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { TABLES, type Table } from '../../src/views/source.js';
 import { encode, valueSchema } from '../formats/fixtures/avro.js';
@@ -47,7 +48,12 @@ function setup(writerThread: boolean, likesFormat: 'debezium-json' | 'avro' = 'd
     decoders,
     metrics: createMetrics({ defaultMetrics: false }),
     logger: silentLogger,
-    deadLetters: { send: async (entries) => void dead.push(...entries) },
+    deadLetters: {
+      outboxEntry: (d) => {
+        dead.push(d);
+        return toOutboxEntry(d, '.dlq');
+      },
+    },
     onApplied: (_b, _r, newest) => applied.push(newest),
   });
   return { store, dead, applied, handler, topics };

@@ -3,8 +3,9 @@ import { RecordErrorCode } from '../../src/errors.js';
 import type { FeedBatch, FeedRecord } from '../../src/feed/types.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
-import { createIngestHandler, type DeadLetter } from '../../src/pipeline/ingest.js';
-import { openStore } from '../../src/store/lmdb-store.js';
+import { DeadLetterHeader, toOutboxEntry } from '../../src/feed/dead-letter.js';
+import { createIngestHandler } from '../../src/pipeline/ingest.js';
+import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { Table } from '../../src/views/source.js';
 import type { KvSpace } from '../../src/views/types.js';
 import type { Counts } from '../../src/views/user-information.js';
@@ -38,35 +39,38 @@ function batch(
   };
 }
 
-function setup(
-  send: (entries: readonly DeadLetter[]) => Promise<void> = async () => {},
-  maxRecordsPerCommit?: number,
-) {
+function setup(maxRecordsPerCommit?: number) {
   const store = openStore({
     path: tempDir(),
     ...(maxRecordsPerCommit === undefined ? {} : { maxRecordsPerCommit }),
   });
   const metrics = createMetrics({ defaultMetrics: false });
-  const dead: DeadLetter[] = [];
   const handler = createIngestHandler({
     store,
     tables,
     metrics,
     logger: silentLogger,
-    deadLetters: {
-      send: async (entries) => {
-        await send(entries);
-        dead.push(...entries);
-      },
-    },
+    deadLetters: { outboxEntry: (entry) => toOutboxEntry(entry, '.dlq') },
     ...(maxRecordsPerCommit === undefined ? {} : { maxRecordsPerCommit }),
   });
-  return { store, metrics, dead, handler };
+  return { store, metrics, handler };
+}
+
+/** The dead letters waiting in the store's outbox: topic, source offset and error code, in outbox order. */
+function outbox(store: LmdbStore): { topic: string; offset: string; code: string }[] {
+  const header = (h: Record<string, string | Buffer> | undefined, name: string) => String(h?.[name] ?? '');
+  return store.outboxTopics().flatMap((topic) =>
+    store.outboxEntries(topic, 1_000).map(({ entry }) => ({
+      topic,
+      offset: header(entry.message.headers, DeadLetterHeader.SourceOffset),
+      code: header(entry.message.headers, DeadLetterHeader.ErrorCode),
+    })),
+  );
 }
 
 describe('ingest', () => {
-  it('should send every kind of invalid record to the dead-letter sink and apply the records after it', async () => {
-    const { store, dead, handler } = setup();
+  it('should keep every kind of invalid record for the dead-letter topic and apply the records after it', async () => {
+    const { store, handler } = setup();
     await handler(batch('users', [['u1', JSON.stringify({ userId: 'u1', username: 'ok' })]]));
     await handler(
       batch('tweets', [
@@ -92,20 +96,27 @@ describe('ingest', () => {
         ],
       ]),
     );
-    expect(dead.map((d) => [d.record.offset, d.code])).toEqual([
-      ['0', RecordErrorCode.JsonInvalid],
-      ['1', RecordErrorCode.NotObject],
-      ['2', RecordErrorCode.FieldMissing],
-      ['3', RecordErrorCode.FieldType],
-      ['4', RecordErrorCode.KeyMismatch],
-      ['5', RecordErrorCode.KeyInvalid],
-      ['6', RecordErrorCode.KeyInvalid],
-      ['7', RecordErrorCode.KeyInvalid],
-      ['8', RecordErrorCode.KeyInvalid],
-      ['9', RecordErrorCode.DateInvalid],
-      ['10', RecordErrorCode.JsonInvalid],
+    expect(outbox(store).map((d) => [d.topic, d.offset, d.code])).toEqual([
+      ['tweets.dlq', '0', RecordErrorCode.JsonInvalid],
+      ['tweets.dlq', '1', RecordErrorCode.NotObject],
+      ['tweets.dlq', '2', RecordErrorCode.FieldMissing],
+      ['tweets.dlq', '3', RecordErrorCode.FieldType],
+      ['tweets.dlq', '4', RecordErrorCode.KeyMismatch],
+      ['tweets.dlq', '5', RecordErrorCode.KeyInvalid],
+      ['tweets.dlq', '6', RecordErrorCode.KeyInvalid],
+      ['tweets.dlq', '7', RecordErrorCode.KeyInvalid],
+      ['tweets.dlq', '8', RecordErrorCode.KeyInvalid],
+      ['tweets.dlq', '9', RecordErrorCode.DateInvalid],
+      ['tweets.dlq', '10', RecordErrorCode.JsonInvalid],
     ]);
-    expect(dead[0]!.record.headers['trace']?.toString()).toBe('abc');
+    // The original bytes and headers, through LMDB.
+    const [first] = store.outboxEntries('tweets.dlq', 1);
+    expect([
+      first?.entry.message.key,
+      String(first?.entry.message.value),
+      String(first?.entry.message.headers?.['trace']),
+    ]).toEqual([Buffer.from('t1'), '{not json', 'abc']);
+    expect(store.outboxSize()).toBe(11);
     expect({ tweets: store.getUser('u1')?.tweetCount, next: store.position('tweets', 0) }).toEqual({
       tweets: 1,
       next: '12',
@@ -137,28 +148,31 @@ describe('ingest', () => {
     await store.close();
   });
 
-  it('should apply nothing and store no offset when the dead-letter topic cannot be written', async () => {
-    let dlqUp = false;
-    const { store, handler } = setup(async () => {
-      if (!dlqUp) throw new Error('DLQ down');
+  it('should move the position past records the source skipped (transaction markers), with or without records left', async () => {
+    const { store, handler } = setup();
+    await handler({ ...batch('tweets', [['t0', JSON.stringify({ userId: 'u1' })]]), nextOffset: '2' });
+    expect(store.position('tweets', 0)).toBe('2');
+    await handler({ ...batch('tweets', []), nextOffset: '5' });
+    expect(store.position('tweets', 0)).toBe('5');
+    const sequence = store.sequence();
+    await handler({ ...batch('tweets', []), nextOffset: '4' }); // behind: nothing to commit
+    expect({ next: store.position('tweets', 0), sequence: store.sequence() }).toEqual({
+      next: '5',
+      sequence,
     });
+    await store.close();
+  });
+
+  it('should store no dead letter twice when a batch is delivered again', async () => {
+    const { store, handler } = setup();
     const b = batch('tweets', [
       ['t1', JSON.stringify({ userId: 'u1' })],
       ['t2', 'garbage'],
       ['t3', JSON.stringify({ userId: 'u1' })],
     ]);
-    await expect(handler(b)).rejects.toThrow('DLQ down');
-    expect({ next: store.position('tweets', 0), seq: store.sequence() }).toEqual({
-      next: undefined,
-      seq: 0n,
-    });
-    dlqUp = true;
     await handler(b);
-    await handler(batch('users', [['u1', JSON.stringify({ username: 'a' })]]));
-    expect({ next: store.position('tweets', 0), tweets: store.getUser('u1')?.tweetCount }).toEqual({
-      next: '3',
-      tweets: 2,
-    });
+    await handler(b);
+    expect(outbox(store).map((d) => d.offset)).toEqual(['1']);
     await store.close();
   });
 
@@ -193,7 +207,7 @@ describe('ingest', () => {
       Array.from({ length: 7 }, (_, i) => counts(store).get(`u${i}`)?.tweetCount ?? 0);
 
     it('should apply a batch bigger than the limit in chunks, storing the offset after each', async () => {
-      const { store, handler } = setup(undefined, 100);
+      const { store, handler } = setup(100);
       const seen = watch(store);
       await handler(tweets(230));
       expect(seen.calls).toEqual([100, 100, 30]);
@@ -203,7 +217,7 @@ describe('ingest', () => {
     });
 
     it('should commit batches of several partitions together, never more than the limit in one commit', async () => {
-      const { store, handler } = setup(undefined, 100);
+      const { store, handler } = setup(100);
       const seen = watch(store);
       await Promise.all([0, 1, 2, 3].map((p) => handler(tweets(45, p))));
       // The first commits alone; the three that waited for it fit two to a commit.
@@ -214,7 +228,7 @@ describe('ingest', () => {
     });
 
     it('should keep the chunks committed before a failed one and apply the rest exactly once on redelivery', async () => {
-      const { store, handler } = setup(undefined, 100);
+      const { store, handler } = setup(100);
       const seen = watch(store, 3);
       const b = tweets(230);
       await expect(handler(b)).rejects.toThrow('disk on fire');
@@ -231,8 +245,34 @@ describe('ingest', () => {
       await store.close();
     });
 
+    it('should commit each dead letter with the chunk that passes it, so a failed chunk stores neither and a redelivery stores each once', async () => {
+      const { store, handler } = setup(2); // chunks of 2 valid records
+      const seen = watch(store, 2);
+      const b = batch('tweets', [
+        ['t1', JSON.stringify({ userId: 'u1' })],
+        ['bad1', 'garbage'],
+        ['t3', JSON.stringify({ userId: 'u1' })],
+        ['t4', JSON.stringify({ userId: 'u1' })],
+        ['bad2', 'garbage'],
+        ['t6', JSON.stringify({ userId: 'u1' })],
+      ]);
+      await expect(handler(b)).rejects.toThrow('disk on fire');
+      // The first chunk (t1, bad1, t3) committed with bad1; the second (t4, bad2, t6) did not.
+      expect({ next: store.position('tweets', 0), dead: outbox(store).map((d) => d.offset) }).toEqual({
+        next: '3',
+        dead: ['1'],
+      });
+      await handler(b);
+      expect(seen.calls).toEqual([2, 2, 2]);
+      expect({ next: store.position('tweets', 0), dead: outbox(store).map((d) => d.offset) }).toEqual({
+        next: '6',
+        dead: ['1', '4'],
+      });
+      await store.close();
+    });
+
     it('should store the offset of trailing invalid records with the last chunk', async () => {
-      const { store, handler, dead } = setup(undefined, 4);
+      const { store, handler } = setup(4);
       const b = batch('tweets', [
         ['t1', JSON.stringify({ userId: 'u1' })],
         ['t2', JSON.stringify({ userId: 'u1' })],
@@ -241,7 +281,7 @@ describe('ingest', () => {
         ['t5', 'garbage'],
       ]);
       await handler(b);
-      expect(dead.map((d) => d.record.offset)).toEqual(['3', '4']);
+      expect(outbox(store).map((d) => d.offset)).toEqual(['3', '4']);
       expect(store.position('tweets', 0)).toBe('5');
       expect(counts(store).get('u1')?.tweetCount).toBe(3);
       await store.close();

@@ -124,6 +124,7 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     expect(names).toEqual(
       [
         'meta',
+        'outbox',
         'g2/offsets',
         'g2/rows',
         'g2/top-users#1/rank',

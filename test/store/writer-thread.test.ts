@@ -117,10 +117,11 @@ describe('writer thread', () => {
     const batches = randomBatches(12, 120);
     const here = openStore({ path: tempDir() });
     const worker = openStore({ path: tempDir(), writerThread: true });
-    const grouping = (state: unknown) =>
-      JSON.parse(
-        JSON.stringify(state),
-        (key, value: unknown) => (key === 'sequence' ? '' : value) as unknown,
+    // Versions and row origins name the commit and the record that last changed a value: they depend on
+    // the grouping (a row set and set back within one commit is not rewritten, and keeps its origin).
+    const grouping = (state: unknown): unknown =>
+      JSON.parse(JSON.stringify(state), (key, value: unknown) =>
+        key === 'sequence' || key === 'version' || key === 'origin' ? undefined : value,
       );
     try {
       const a = await feed(here, batches, 4);

@@ -40,7 +40,7 @@ export interface TestServerOptions {
   readonly env?: Record<string, string>;
 }
 
-/** The configuration every in-process test server uses: loopback, fresh data dir, short fetch wait and session. */
+/** The configuration every in-process test server uses: loopback, port 0, fresh data dir, no demo; the rest shipped defaults. */
 export function testServerConfig(options: TestServerOptions): Config {
   return loadConfig({
     PORT: String(options.port ?? 0),
@@ -55,9 +55,6 @@ export function testServerConfig(options: TestServerOptions): Config {
           TOPIC_LIKES: options.topics.likes,
         }
       : {}),
-    KAFKA_FETCH_MAX_WAIT_MS: '50',
-    // A restarted instance rejoins its group only after the old session expires (mock and real brokers alike).
-    KAFKA_SESSION_TIMEOUT_MS: '6000',
     DEMO: 'false',
     ...(options.brokers ? { KAFKA_BROKERS: options.brokers.join(',') } : {}),
     ...options.env,
@@ -111,3 +108,14 @@ export async function eventually<T>(
 
 export const USER_FIELDS = `userId username name description location webPageUrl joinedDate profileImageUrl backgroundImageUrl
   tweetCount followingCount followerCount likeCount version { sequence appliedAt eventTime source { topic partition offset } }`;
+
+/** Waits until `source` runs with no failure reported (connected, authenticated, fetching). */
+export const runningWithoutFailures = (source: { status(): { state: string; reason?: string } }) =>
+  eventually(
+    () => {
+      const s = source.status();
+      return s.state === 'running' && s.reason === undefined ? s : undefined;
+    },
+    20_000,
+    'the source to run without failures',
+  );

@@ -201,6 +201,7 @@ export class FakeFeedMonitor implements FeedMonitor {
     newestEventAgeSeconds: 0.25,
     sequence: '18446744073709551615',
     viewVersion: 1,
+    deadLettersWaiting: 0,
   };
 
   ready(): boolean {

@@ -99,7 +99,6 @@ describe('load soak', () => {
       brokers: kafka.brokers,
       topics,
       env: {
-        KAFKA_SESSION_TIMEOUT_MS: '6000',
         KAFKA_FETCH_MAX_WAIT_MS: '50',
         LOG_LEVEL: 'info',
         // e.g. SOAK_SERVER_ENV="MAX_RECORDS_PER_COMMIT=500" to compare server settings under the same load.

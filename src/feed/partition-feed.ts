@@ -1,0 +1,235 @@
+/**
+ * One topic-partition of the Kafka source: where to fetch next, what was fetched ahead and waits to be
+ * applied, and where a re-read starts. No I/O: the source's fetch loops and its delivery call these
+ * methods, and test/feed/partition-feed.test.ts drives them directly.
+ *
+ * Pipelining with a bound: while the handler applies one batch, the fetch loop may fetch the next ones,
+ * until `maxPrefetchBytes` of records wait (the batch being applied is not counted: with it counted, a
+ * batch as big as the bound would stop the prefetch that is the point). So a partition holds at most the
+ * batch being applied, `maxPrefetchBytes` waiting, and one fetch's worth on top (the fetch that crossed the
+ * bound). Batches leave in offset order, one at a time: `take` refuses while a batch is out.
+ *
+ * Re-reads: when the handler rejects a batch, nothing of it counts. What was fetched after it is dropped
+ * and the partition is fetched again from `appliedUpTo`, the offset after the last batch the handler
+ * accepted, so no record is skipped. The handler skips what it already committed (the store's positions),
+ * so nothing is applied twice. A fetch that was in flight during such a reset (or an OFFSET_OUT_OF_RANGE
+ * reset) is recognised by its epoch and its records are dropped.
+ */
+import type { FeedBatch, FeedRecord, Headers } from './types.js';
+import { createBatch, type FetchedMessage, type FetchedPartition } from './kafkajs-internals.js';
+
+/** A fetch handed out by `beginFetch`: its start offset and the epoch it belongs to. */
+export interface FetchTicket {
+  readonly offset: bigint;
+  readonly epoch: number;
+}
+
+/** A batch handed to the handler by `take`; give it back to `settle`. */
+export interface TakenBatch {
+  readonly batch: FeedBatch;
+  /** Offset after the batch's last record. */
+  readonly next: bigint;
+  readonly epoch: number;
+}
+
+interface Prefetched {
+  readonly batch: FeedBatch;
+  readonly next: bigint;
+  readonly bytes: number;
+}
+
+/** Backoff after consecutive failures of one partition: 200 ms doubling to 10 s. */
+export const partitionBackoffMs = (failures: number): number =>
+  Math.min(10_000, 200 * 2 ** Math.min(Math.max(0, failures - 1), 6));
+
+export class PartitionFeed {
+  /** Leader broker id from the last metadata; undefined while the partition has none. */
+  leader: number | undefined;
+  /** A fetch error or a failed batch holds the partition back until then (ms since the epoch). */
+  retryAt = 0;
+  /** OFFSET_OUT_OF_RANGE was answered and the earliest offset is being looked up: do not fetch. */
+  resetting = false;
+  private fetchAt: bigint;
+  private appliedUpTo: bigint;
+  private readonly waiting: Prefetched[] = [];
+  private waitingBytes = 0;
+  private epoch = 0;
+  private fetching = false;
+  private out = false;
+  private failures = 0;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    start: bigint,
+    private readonly maxPrefetchBytes: number,
+  ) {
+    this.fetchAt = start;
+    this.appliedUpTo = start;
+  }
+
+  /** Next offset a fetch asks for. */
+  get fetchOffset(): bigint {
+    return this.fetchAt;
+  }
+
+  /** Offset after the last batch the handler accepted (where a re-read starts). */
+  get applied(): bigint {
+    return this.appliedUpTo;
+  }
+
+  /** Bytes of records fetched and waiting (the batch being applied excluded). */
+  get prefetchedBytes(): number {
+    return this.waitingBytes;
+  }
+
+  get handling(): boolean {
+    return this.out;
+  }
+
+  /** May a fetch for this partition be sent at `now`? */
+  fetchable(now: number): boolean {
+    return (
+      !this.fetching &&
+      !this.resetting &&
+      this.leader !== undefined &&
+      this.waitingBytes < this.maxPrefetchBytes &&
+      now >= this.retryAt
+    );
+  }
+
+  beginFetch(): FetchTicket {
+    this.fetching = true;
+    return { offset: this.fetchAt, epoch: this.epoch };
+  }
+
+  /** The fetch failed or returned nothing for this partition. */
+  abortFetch(_ticket: FetchTicket): void {
+    this.fetching = false;
+  }
+
+  /**
+   * The fetch of `ticket` returned `records` (possibly none) and the partition continues at `next`. Returns
+   * false, keeping nothing, when the partition was reset after the fetch left.
+   */
+  endFetch(ticket: FetchTicket, batch: FeedBatch, next: bigint): boolean {
+    this.fetching = false;
+    if (ticket.epoch !== this.epoch || ticket.offset !== this.fetchAt) return false;
+    if (next > this.fetchAt) this.fetchAt = next;
+    if (batch.records.length > 0 || batch.nextOffset !== undefined) {
+      const bytes = batchBytes(batch);
+      this.waiting.push({ batch, next, bytes });
+      this.waitingBytes += bytes;
+    }
+    return true;
+  }
+
+  /** True when a batch waits and none is out. */
+  ready(): boolean {
+    return !this.out && this.waiting.length > 0;
+  }
+
+  /** The next batch for the handler, or undefined while one is out or none waits. */
+  take(): TakenBatch | undefined {
+    if (this.out) return undefined;
+    const first = this.waiting.shift();
+    if (first === undefined) return undefined;
+    this.waitingBytes -= first.bytes;
+    this.out = true;
+    return { batch: first.batch, next: first.next, epoch: this.epoch };
+  }
+
+  /**
+   * The handler settled the batch `taken`. Accepted: the re-read position moves past it. Rejected: drop
+   * what was fetched after it and fetch again from the last accepted batch, after a backoff. A batch taken
+   * before a reset changes nothing but lets the next one out.
+   */
+  settle(taken: TakenBatch, accepted: boolean, now: number): void {
+    this.out = false;
+    if (taken.epoch !== this.epoch) return;
+    if (accepted) {
+      if (taken.next > this.appliedUpTo) this.appliedUpTo = taken.next;
+      this.failures = 0;
+      return;
+    }
+    this.failures++;
+    this.restart(this.appliedUpTo);
+    this.retryAt = now + partitionBackoffMs(this.failures);
+  }
+
+  /** Starts over at `offset` (the earliest offset after OFFSET_OUT_OF_RANGE): nothing fetched so far counts. */
+  resetTo(offset: bigint): void {
+    this.restart(offset);
+    this.appliedUpTo = offset;
+    this.resetting = false;
+  }
+
+  private restart(offset: bigint): void {
+    this.epoch++;
+    this.waiting.length = 0;
+    this.waitingBytes = 0;
+    this.fetchAt = offset;
+  }
+}
+
+/** Record bytes a batch holds (keys, values, headers, plus a fixed overhead per record for the objects). */
+export function batchBytes(batch: FeedBatch): number {
+  let bytes = 0;
+  for (const r of batch.records) {
+    bytes += 64 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    for (const [name, value] of Object.entries(r.headers)) bytes += name.length + (value?.length ?? 0);
+  }
+  return bytes;
+}
+
+/** kafkajs header values are Buffers, or arrays of them when a key repeats. */
+function toHeaders(headers: FetchedMessage['headers']): Headers {
+  const out: Record<string, Buffer | undefined> = {};
+  if (headers === undefined) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    // A repeated header key keeps its last value, like Java's `Headers.lastHeader(key)`.
+    const last = Array.isArray(value) ? value[value.length - 1] : value;
+    out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
+  }
+  return out;
+}
+
+/**
+ * What one partition of a fetch at `fetchedOffset` gives: the records to deliver (kafkajs' Batch drops the
+ * ones below the fetch offset, the control records and those of aborted transactions), and where the
+ * partition continues: past the last record fetched, filtered ones included (kafkajs runner.js moves past
+ * them the same way, #1256), or where it was when nothing came. When filtering moved it past the last
+ * delivered record, the batch says so (`nextOffset`), so the stored position follows.
+ */
+export function fetchedBatch(
+  topic: string,
+  fetchedOffset: bigint,
+  data: FetchedPartition,
+): { batch: FeedBatch; next: bigint } {
+  const fetched = createBatch(topic, fetchedOffset.toString(), data);
+  const next =
+    fetched.isEmpty() && !fetched.isEmptyDueToFiltering() ? fetchedOffset : BigInt(fetched.lastOffset()) + 1n;
+  const batch = toFeedBatch(topic, data.partition, fetched.messages, data.highWatermark);
+  const last = batch.records[batch.records.length - 1];
+  const delivered = last === undefined ? fetchedOffset : BigInt(last.offset) + 1n;
+  return { batch: next > delivered ? { ...batch, nextOffset: next.toString() } : batch, next };
+}
+
+/** The contract's FeedBatch of one partition's fetched records (already in offset order). */
+export function toFeedBatch(
+  topic: string,
+  partition: number,
+  messages: readonly FetchedMessage[],
+  highWatermark: string,
+): FeedBatch {
+  const records = messages.map((m): FeedRecord => ({
+    topic,
+    partition,
+    offset: m.offset,
+    timestamp: m.timestamp,
+    key: m.key ?? null,
+    value: m.value ?? null,
+    headers: toHeaders(m.headers),
+  }));
+  return { topic, partition, records, highWatermark };
+}

@@ -1,0 +1,61 @@
+/**
+ * The dead-letter outbox (issue 14): the DLQ copies of invalid records, stored in the same transaction as
+ * the offsets that pass those records, so none is lost or stored twice whatever the crash, and the feed
+ * never waits for a dead-letter topic. `src/pipeline/dead-letter-drainer.ts` sends them and removes each
+ * once the broker acknowledged it. One outbox per store, beside the generations (a rebuild writes none).
+ *
+ * Keys sort by topic, then commit sequence, then position in the commit: each topic drains in the order its
+ * records were consumed, and one topic that cannot be written does not hold up the others.
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { OutgoingMessage } from '../feed/types.js';
+
+/** A dead-letter message waiting to be sent to `topic`. */
+export interface OutboxEntry {
+  readonly topic: string;
+  readonly message: OutgoingMessage;
+}
+
+export type Outbox = Database<OutboxEntry, string>;
+
+export const outboxOf = (env: RootDatabase): Outbox => env.openDB<OutboxEntry, string>({ name: 'outbox' });
+
+export const outboxKey = (topic: string, sequence: bigint, index: number): string =>
+  `${topic}\u0000${sequence.toString().padStart(20, '0')}:${String(index).padStart(7, '0')}`;
+
+/** Stores a commit's dead letters (inside its transaction). */
+export function writeOutbox(outbox: Outbox, sequence: bigint, entries: readonly OutboxEntry[]): void {
+  for (const [index, entry] of entries.entries())
+    void outbox.put(outboxKey(entry.topic, sequence, index), entry);
+}
+
+/** Topics with dead-letter messages waiting, in key order. */
+export function outboxTopics(outbox: Outbox): string[] {
+  const topics: string[] = [];
+  let start = '';
+  for (;;) {
+    const [key] = [...outbox.getKeys({ start, limit: 1 })];
+    if (key === undefined) return topics;
+    const topic = key.slice(0, key.indexOf('\u0000'));
+    topics.push(topic);
+    start = `${topic}\u0001`; // past every key of that topic
+  }
+}
+
+/** The oldest `limit` messages waiting for `topic`, with their keys. */
+export function outboxEntries(
+  outbox: Outbox,
+  topic: string,
+  limit: number,
+): { key: string; entry: OutboxEntry }[] {
+  return [...outbox.getRange({ start: `${topic}\u0000`, end: `${topic}\u0001`, limit })].map(
+    ({ key, value }) => ({
+      key,
+      entry: value,
+    }),
+  );
+}
+
+/** Messages waiting, over every topic. */
+export const outboxSize = (outbox: Outbox): number =>
+  (outbox.getStats() as { entryCount?: number }).entryCount ?? 0;
