@@ -3,34 +3,19 @@
  * It connects over graphql-transport-ws, shows the watched users, and a produced record changes a count on
  * screen. A screenshot is kept under test-results/ as an artifact.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keepScreenshot, launchChromium, pageProblems } from '../utils/browser.js';
 import { freshTopics, startTestServer, type TestServer } from '../utils/server.js';
 import { WAIT_MS } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(process.cwd(), 'test-results');
 const topics = freshTopics();
 let server: TestServer;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
   server = await startTestServer({ topics });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
@@ -45,11 +30,7 @@ describe('the live page', () => {
     await send(topics.users, 'p1', { userId: 'p1', username: 'ada', name: 'Ada Lovelace' });
     await send(topics.tweets, 'pt1', { tweetId: 'pt1', userId: 'p1' });
     const page = await browser!.newPage({ viewport: { width: 1100, height: 420 } });
-    const problems: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(m.text()); // e.g. a Content-Security-Policy violation
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
+    const problems = pageProblems(page);
 
     await page.goto(`${server.url}/?ids=p1,p2`);
     const cell = (user: string, field: string) =>
@@ -63,8 +44,7 @@ describe('the live page', () => {
     await cell('p1', 'tweetCount').filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT_MS });
     expect(await cell('p1', 'kind').textContent()).toBe('UPDATED');
 
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, 'live-page.png') });
+    await keepScreenshot(page, 'live-page');
     expect(problems).toEqual([]);
     await page.close();
   });
