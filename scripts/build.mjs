@@ -16,6 +16,8 @@ const INPUTS = ['src', 'api', 'package.json', 'package-lock.json', 'tsconfig.jso
 const ASSETS = [
   ['api/page/index.html', 'index.html'],
   ['api/page/dashboard.html', 'dashboard.html'],
+  ['api/page/shared.css', 'shared.css'],
+  ['api/page/shared.js', 'shared.js'],
 ];
 
 function newestInput(path) {

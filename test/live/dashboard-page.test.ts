@@ -4,30 +4,13 @@
  * produced records; its chart gets feed samples with a rate and a freshness. A screenshot is kept under
  * test-results/ as an artifact, next to the live page's.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keepScreenshot, launchChromium, pageProblems } from '../utils/browser.js';
-import { freshTopics, startTestServer, type TestServer } from '../utils/server.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { keepScreenshot, usePageTest } from '../utils/browser.js';
 import { WAIT_MS } from './helpers.js';
 
-const topics = freshTopics();
-let server: TestServer;
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  server = await startTestServer({ topics });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-
-const send = (topic: string, rows: [string, object | null][]) =>
-  server.running.writer.send(
-    topic,
-    rows.map(([key, value]) => ({ key, value: value === null ? null : JSON.stringify(value) })),
-  );
+const t = usePageTest();
+const { topics, send } = t;
 
 /** A leaderboard as shown: `username count` per row, in rank order. */
 const board = (page: Page, ranking: string) =>
@@ -63,9 +46,8 @@ describe('the dashboard page', () => {
     await send(topics.follows, [['df1', { followId: 'df1', followerId: 'd3', followeeId: 'd2' }]]);
     await send(topics.likes, [['dl1', { likeId: 'dl1', userId: 'd3', tweetId: 'dt1' }]]);
 
-    const page = await browser!.newPage({ viewport: { width: 1280, height: 820 } });
-    const problems = pageProblems(page);
-    await page.goto(`${server.url}/dashboard`);
+    const { page, problems } = await t.open({ width: 1280, height: 820 });
+    await page.goto(`${t.server().url}/dashboard`);
     await waitForBoard(page, 'TWEETS', ['ada 2', 'grace 1', 'alan 0']);
     expect({
       FOLLOWERS: await board(page, 'FOLLOWERS'),
