@@ -94,6 +94,18 @@ describe.each([
     });
   });
 
+  it('the request limits apply to the new fields (aliases, tokens)', async () => {
+    const aliases = Array.from({ length: 16 }, (_, i) => `a${i}: topUsers(by: TWEETS, limit: 1) { userId }`);
+    const many = await gql(t.url, { query: `{ ${aliases.join(' ')} }` });
+    const long = await gql(t.url, { query: `{ totals { ${'users '.repeat(1000)} } }` });
+    const codes = (r: typeof many) =>
+      r.json<{ errors?: { extensions: { code: string } }[] }>().errors?.map((e) => e.extensions.code);
+    expect({ many: [many.status, codes(many)], long: [long.status, codes(long)] }).toEqual({
+      many: [400, ['TOO_MANY_ALIASES']],
+      long: [400, ['TOO_MANY_TOKENS']],
+    });
+  });
+
   it('an unknown ranking is a validation error', async () => {
     const res = await gql(t.url, { query: '{ topUsers(by: RETWEETS) { userId } }' });
     expect(res.status).toBe(400);
