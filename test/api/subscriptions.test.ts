@@ -44,6 +44,12 @@ function scriptedLive(events: LiveUserChange[]) {
   return { live, asked, released: () => released };
 }
 
+/** The message and code of each error the one result of a refused subscription carries. */
+async function refusal(query: string, contextValue: object): Promise<unknown> {
+  const [only] = await collect(await subscribe({ schema, document: parse(query), contextValue }));
+  return only?.errors?.map((e) => [e.message, e.extensions['code']]);
+}
+
 async function collect(result: Awaited<ReturnType<typeof subscribe>>): Promise<ExecutionResult[]> {
   if (!(Symbol.asyncIterator in result)) return [result];
   const out: ExecutionResult[] = [];
@@ -117,13 +123,7 @@ describe('subscriptions', () => {
 
   it('without a LiveSource, subscribing is a SUBSCRIPTIONS_UNAVAILABLE error', async () => {
     const createContext = createContextFactory({ reader: new FakeViewReader(), feed: new FakeFeedMonitor() });
-    const result = await subscribe({
-      schema,
-      document: parse('subscription { userChanged(id: "1") { kind } }'),
-      contextValue: createContext(),
-    });
-    const [only] = await collect(result);
-    expect(only?.errors?.map((e) => [e.message, e.extensions['code']])).toEqual([
+    expect(await refusal('subscription { userChanged(id: "1") { kind } }', createContext())).toEqual([
       ['Subscriptions are not available on this server.', 'SUBSCRIPTIONS_UNAVAILABLE'],
     ]);
   });
@@ -227,15 +227,9 @@ describe('dashboard subscriptions', () => {
 
   it('a limit outside 1..100 is LIMIT_OUT_OF_RANGE before anything is subscribed', async () => {
     const { asked, context } = scriptedRankings([[a]]);
-    const result = await subscribe({
-      schema,
-      document: parse('subscription { topUsersChanged(by: TWEETS, limit: 101) { userId } }'),
-      contextValue: context(),
-    });
-    const [only] = await collect(result);
-    expect(only?.errors?.map((e) => [e.message, e.extensions['code']])).toEqual([
-      ['limit must be between 1 and 100; got 101.', 'LIMIT_OUT_OF_RANGE'],
-    ]);
+    expect(
+      await refusal('subscription { topUsersChanged(by: TWEETS, limit: 101) { userId } }', context()),
+    ).toEqual([['limit must be between 1 and 100; got 101.', 'LIMIT_OUT_OF_RANGE']]);
     expect(asked).toEqual([]);
   });
 });
