@@ -182,4 +182,13 @@ export default tseslint.config(
     files: ['src/cli/**/*.ts', 'scripts/**', 'bench/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // Browser code the pages include inline (api/page/route.ts): its functions are used by the pages' scripts.
+    files: ['api/page/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', location: 'readonly', WebSocket: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-unused-vars': ['error', { vars: 'local', args: 'none' }] },
+  },
 );

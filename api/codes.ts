@@ -25,6 +25,8 @@ export enum ApiErrorCode {
   TooManyAliases = 'TOO_MANY_ALIASES',
   /** An `ids` list (`users`, `usersChanged`) is longer than `MAX_IDS`. HTTP 400. */
   TooManyIds = 'TOO_MANY_IDS',
+  /** `topUsers` / `topUsersChanged`: `limit` is not between 1 and 100 (or is null). HTTP 400. */
+  LimitOutOfRange = 'LIMIT_OUT_OF_RANGE',
   /** The request body is larger than `MAX_BODY_BYTES`; it is refused unread. HTTP 413. */
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
   /** A batched (array) body has more operations than `MAX_BATCH_OPERATIONS`, or batching is off (0). HTTP 400. */

@@ -2,8 +2,8 @@
  * The fast read path for POST /graphql (DESIGN.md "api"; the hard performance goal of issue 4).
  * A bounded cache (approximate LRU) keyed by the query text remembers, per document, what the first sight found out:
  * parsed with the token limit, validated with the same rules as Apollo (api/limits.ts), and — for a plain
- * query over `user`/`users`/`feedStatus` — compiled into a plan that reads the store synchronously and writes the
- * response JSON itself (fast-path/compile.ts). Everything else (and every request a plan cannot answer
+ * query over `user`/`users`/`feedStatus`/`topUsers`/`totals` — compiled into a plan that reads the store
+ * synchronously and writes the response JSON itself (fast-path/compile.ts). Everything else (and every request a plan cannot answer
  * exactly) goes through Apollo; the cache then just says "not ours" without parsing again.
  */
 import { parse, type DocumentNode, type GraphQLSchema } from 'graphql';
@@ -21,7 +21,7 @@ export type { FastPlan, Variables } from './fast-path/compile.js';
  */
 export const DOCUMENT_CACHE_ENTRIES = 1000;
 export const MAX_CACHED_QUERY_LENGTH = 4096;
-/** Marks a document the fast path does not serve (invalid, or not a plain user/users/feedStatus query). */
+/** Marks a document the fast path does not serve (invalid, or not a plain query over the fields above). */
 const NOT_OURS = null;
 
 /** What the fast path needs: the schema and validation Apollo uses, and the store it reads. */

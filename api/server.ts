@@ -20,7 +20,7 @@ import { createRequestTimer } from './http/observe.js';
 import { createRouter } from './http/router.js';
 import { createOperationValidator, type ValidateOperation } from './limits.js';
 import type { LiveSource } from '../src/live/types.js';
-import { createPageRoute } from './page/route.js';
+import { createPageRoute, DASHBOARD_PAGE, LIVE_PAGE } from './page/route.js';
 import { createUserRoute, USERS_PREFIX } from './rest.js';
 import { buildApiSchema } from './schema/build.js';
 import { createContextFactory, type ApiContext } from './schema/context.js';
@@ -90,11 +90,13 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const live = createLiveRoute(feed);
   const ready = createReadyRoute(feed);
   const prometheus = createMetricsRoute(metrics, logger);
-  const page = createPageRoute();
+  const page = createPageRoute(LIVE_PAGE);
+  const dashboard = createPageRoute(DASHBOARD_PAGE);
   const router = createRouter(
     {
       exact: {
         '/': { GET: page, HEAD: page },
+        '/dashboard': { GET: dashboard, HEAD: dashboard },
         [GRAPHQL_PATH]: { GET: graphql.get, POST: graphql.post },
         '/health/live': { GET: live, HEAD: live },
         '/health/ready': { GET: ready, HEAD: ready },

@@ -6,11 +6,15 @@
  * document, operation, variables that matter) and handed to every subscription asking for the same thing.
  *
  * Why the result depends on nothing else:
- * - the hub hands the SAME change object to every watcher of a user for one commit (src/live/hub.ts), and a
- *   change never mutates;
+ * - the hub hands the SAME change object to every watcher of a user for one commit, and the same list (or
+ *   totals) object to every state subscription reading that ranking and limit at one commit sequence
+ *   (src/live/hub.ts); none of them ever mutates;
  * - only root fields listed in {@link SHAREABLE_ROOT_FIELDS} are shared: their resolvers return the event
- *   itself (api/schema/subscription-resolver.ts), so their arguments (`id`, `ids`) do not affect the result;
- * - every field below them is a plain property read (User, UserChange, ViewVersion: no context, no loader);
+ *   itself (api/schema/subscription-resolver.ts, dashboard-resolver.ts; `totalsChanged` maps the one
+ *   non-object event, null, to a constant), so their arguments (`id`, `ids`, `by`, `limit`) do not affect
+ *   the result given the event;
+ * - every field below them is a plain property read (User, UserChange, ViewVersion, Totals: no context, no
+ *   loader);
  * - variables used anywhere else (a directive's `if: $x`) are part of the key.
  * Results live as long as the change object does (a WeakMap), i.e. until every watcher has sent it.
  */
@@ -27,7 +31,12 @@ import {
 } from 'graphql';
 
 /** Root subscription fields whose resolver returns the event unchanged, whatever its arguments. */
-export const SHAREABLE_ROOT_FIELDS: ReadonlySet<string> = new Set(['userChanged', 'usersChanged']);
+export const SHAREABLE_ROOT_FIELDS: ReadonlySet<string> = new Set([
+  'userChanged',
+  'usersChanged',
+  'topUsersChanged',
+  'totalsChanged',
+]);
 
 /** graphql-js `subscribe`'s signature, as graphql-ws' `subscribe` option takes it. */
 export type Subscribe = (args: ExecutionArgs) => Promise<AsyncIterable<ExecutionResult> | ExecutionResult>;

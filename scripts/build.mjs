@@ -13,7 +13,12 @@ export const BUNDLE = join(ROOT, 'dist', 'matview.mjs');
 /** What the bundle is made of: a change to any of these makes it stale. */
 const INPUTS = ['src', 'api', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build.mjs'];
 /** Files read at run time next to the bundle (`new URL('./x', import.meta.url)` in the sources). */
-const ASSETS = [['api/page/index.html', 'index.html']];
+const ASSETS = [
+  ['api/page/index.html', 'index.html'],
+  ['api/page/dashboard.html', 'dashboard.html'],
+  ['api/page/shared.css', 'shared.css'],
+  ['api/page/shared.js', 'shared.js'],
+];
 
 function newestInput(path) {
   const stat = statSync(path);

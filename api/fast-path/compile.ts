@@ -5,11 +5,17 @@
  * follows it). Anything this compiler does not handle makes it return undefined, and at run time any value
  * that would produce a GraphQL error makes the plan return undefined: Apollo then answers, errors and all.
  *
- * Handled: one query operation; root fields `user`, `users`, `feedStatus`, `__typename`; aliases; named
- * and inline fragments (type conditions resolved like graphql-js `doesFragmentConditionMatch`); id
- * arguments as literals, variables (with defaults) or lists of those; enum and list fields. Not handled:
+ * Handled: one query operation; root fields `user`, `users`, `feedStatus`, `topUsers`, `totals`,
+ * `__typename`; aliases; named and inline fragments (type conditions resolved like graphql-js
+ * `doesFragmentConditionMatch`); id arguments as literals, variables (with defaults) or lists of those;
+ * `topUsers` arguments as literals or variables (dashboard-args.ts); enum and list fields. Not handled:
  * directives anywhere, other root fields, ids that graphql-js would coerce from a variable (numbers, one id
  * for a list).
+ *
+ * `topUsers` and `totals` answer exactly what their resolvers answer because both call the same functions
+ * (api/schema/dashboard-reads.ts): one O(limit) ranking read plus the users' views, or the stored totals
+ * (zeros before the first row). A dashboard polling its leaderboards over HTTP is the read-heavy case this
+ * path exists for, and Apollo's per-request cost would dwarf a 10-user read.
  */
 import {
   Kind,
@@ -34,6 +40,8 @@ import {
 } from 'graphql';
 import type { FeedMonitor } from '../feed-monitor.js';
 import type { ViewReader } from '../../src/store/types.js';
+import { readTopUsers, totalsOrEmpty } from '../schema/dashboard-reads.js';
+import { compileTopUsersArgs } from './dashboard-args.js';
 import { isSpliceable, selectsRestFields } from './splice.js';
 import {
   writeBoolean,
@@ -58,6 +66,9 @@ export interface FastPlan {
 /** Writes one value; handles null itself (nullable → `null`, non-null → give up). */
 type ValueWriter = (value: unknown) => string | undefined;
 
+/** What a value step's read returns when Apollo must answer (an argument graphql-js would reject). */
+const GIVE_UP = Symbol('give up');
+
 /**
  * Object types whose fields are all plain property reads (type-graphql default resolvers); `FeedStatus` is
  * `FeedMonitor.snapshot()` as is (api/schema/feed-status-resolver.ts).
@@ -68,6 +79,7 @@ const FAST_TYPES: ReadonlySet<string> = new Set([
   'SourcePosition',
   'FeedStatus',
   'PartitionStatus',
+  'Totals',
 ]);
 
 const LEAVES: Readonly<Record<string, LeafWriter>> = {
@@ -126,11 +138,12 @@ export function compileFastPlan(
       steps.push({ kind: 'typename', prefix, text: JSON.stringify(queryType.name) });
       continue;
     }
-    if (name === 'feedStatus') {
+    if (name === 'feedStatus' || name === 'totals' || name === 'topUsers') {
       const type = queryType.getFields()[name]?.type;
-      const write = feed === undefined || type === undefined ? undefined : compileValue(ctx, type, nodes);
-      if (feed === undefined || write === undefined) return undefined;
-      steps.push({ kind: 'value', prefix, read: () => feed.snapshot(), write });
+      const write = type === undefined ? undefined : compileValue(ctx, type, nodes);
+      const read = readValue(name, field, defaults, reader, feed);
+      if (write === undefined || read === undefined) return undefined;
+      steps.push({ kind: 'value', prefix, read, write });
       continue;
     }
     if (name !== 'user' && name !== 'users') return undefined;
@@ -170,7 +183,8 @@ type RootStep =
   | {
       readonly kind: 'value';
       readonly prefix: string;
-      readonly read: () => unknown;
+      /** The field's value, or GIVE_UP. */
+      readonly read: (variables: Variables | undefined) => unknown;
       readonly write: ValueWriter;
     }
   | {
@@ -190,6 +204,24 @@ type RootStep =
       readonly writeUser: ValueWriter;
       readonly versioned: boolean;
     };
+
+/** How a root field that is one value (not user/users) is read, or undefined when it is not ours. */
+function readValue(
+  name: string,
+  field: FieldNode,
+  defaults: ReadonlyMap<string, unknown>,
+  reader: ViewReader,
+  feed: Pick<FeedMonitor, 'snapshot'> | undefined,
+): ((variables: Variables | undefined) => unknown) | undefined {
+  if (name === 'feedStatus') return feed === undefined ? undefined : () => feed.snapshot();
+  if (name === 'totals') return () => totalsOrEmpty(reader.totals());
+  const args = compileTopUsersArgs(field, defaults);
+  if (args === undefined) return undefined;
+  return (variables) => {
+    const given = args(variables);
+    return given === undefined ? GIVE_UP : readTopUsers(reader, given.by, given.limit);
+  };
+}
 
 function runSingle(
   step: Extract<RootStep, { kind: 'user' }>,
@@ -238,8 +270,10 @@ function runBatched(
   for (const step of steps) {
     let part: string | undefined;
     if (step.kind === 'typename') part = step.text;
-    else if (step.kind === 'value') part = step.write(step.read());
-    else if (step.kind === 'user') {
+    else if (step.kind === 'value') {
+      const value = step.read(variables);
+      part = value === GIVE_UP ? undefined : step.write(value);
+    } else if (step.kind === 'user') {
       const user = found[at++];
       part = user === undefined ? 'null' : step.writeUser(user);
     } else {

@@ -1,15 +1,20 @@
 /**
- * `GET /`: the live page (api/page/index.html), so a person sees the product working after `npm start`.
- * A static file read once at start; no build step. Its inline script and style are allowed by hash in a
- * Content-Security-Policy that permits nothing else (CSP Level 3 `'sha256-…'` sources), and `connect-src
- * 'self'` covers the same-origin WebSocket.
+ * The pages a person opens in a browser: `GET /`, the live page (api/page/index.html), so a person sees the
+ * product working after `npm start`, and `GET /dashboard` (api/page/dashboard.html, issue 16). Static files
+ * read once at start; no build step (scripts/build.mjs copies them next to the bundle). What both share
+ * (shared.css, shared.js) is included where a page says `/* include: <file> *\/`, still inline, so their
+ * inline script and style stay allowed by hash in a Content-Security-Policy that permits nothing else (CSP
+ * Level 3 `'sha256-…'` sources); `connect-src 'self'` covers the same-origin WebSocket.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { send } from '../http/respond.js';
 
-const PAGE_URL = new URL('./index.html', import.meta.url);
+/** The live page of single users, at `/`. */
+export const LIVE_PAGE = new URL('./index.html', import.meta.url);
+/** The dashboard (leaderboards, totals, feed chart), at `/dashboard`. */
+export const DASHBOARD_PAGE = new URL('./dashboard.html', import.meta.url);
 
 /** CSP source for the body of every `<tag>…</tag>` in `html`. */
 function inlineHashes(html: string, tag: 'script' | 'style'): string {
@@ -24,9 +29,16 @@ function inlineHashes(html: string, tag: 'script' | 'style'): string {
   return sources.join(' ');
 }
 
-/** Builds the `GET`/`HEAD /` handler. Reads the page now, so a missing file fails at start, not per request. */
-export function createPageRoute(): (req: IncomingMessage, res: ServerResponse) => void {
-  const html = readFileSync(PAGE_URL, 'utf8');
+/** `html` with every `/* include: <file> *\/` replaced by that file, read from next to `page`. */
+function withIncludes(html: string, page: URL): string {
+  return html.replace(/\/\* include: ([a-z-]+\.(?:css|js)) \*\//g, (_, name: string) =>
+    readFileSync(new URL(`./${name}`, page), 'utf8').trimEnd(),
+  );
+}
+
+/** Builds the `GET`/`HEAD` handler of one page. Reads it now, so a missing file fails at start, not per request. */
+export function createPageRoute(page: URL): (req: IncomingMessage, res: ServerResponse) => void {
+  const html = withIncludes(readFileSync(page, 'utf8'), page);
   const body = Buffer.from(html, 'utf8');
   const csp = [
     "default-src 'none'",

@@ -18,6 +18,7 @@ import { buildSchemaSync, createResolversMap, type PubSub } from 'type-graphql';
 import { InvariantError } from '../../src/errors.js';
 import type { UserInformation } from '../../src/views/user-information.js';
 import type { ApiContext } from './context.js';
+import { DashboardResolver } from './dashboard-resolver.js';
 import { FeedStatusResolver } from './feed-status-resolver.js';
 import { UserChangeResolver } from './subscription-resolver.js';
 import { UserResolver } from './user-resolver.js';
@@ -53,7 +54,7 @@ export function buildApiSchema(): GraphQLSchema {
 
 function build(): GraphQLSchema {
   const plain = buildSchemaSync({
-    resolvers: [UserResolver, FeedStatusResolver, UserChangeResolver],
+    resolvers: [UserResolver, FeedStatusResolver, UserChangeResolver, DashboardResolver],
     // Nothing is validated by class-validator; arguments are GraphQL scalars checked by graphql-js.
     validate: false,
     pubSub: unusedPubSub,

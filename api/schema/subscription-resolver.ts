@@ -7,15 +7,20 @@ import 'reflect-metadata';
 import { Arg, ID, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import { ApiErrorCode } from '../codes.js';
 import { apiError } from '../errors.js';
-import type { LiveUserChange } from '../../src/live/types.js';
+import type { LiveSource, LiveUserChange } from '../../src/live/types.js';
 import type { ApiContext } from './context.js';
 import { UserChange } from './user-change-type.js';
 
-function subscribeUsers(context: ApiContext, ids: readonly string[]): AsyncIterable<LiveUserChange> {
+/** The context's LiveSource, or SUBSCRIPTIONS_UNAVAILABLE (never a subscription that hangs). */
+export function liveOf(context: ApiContext): LiveSource {
   if (context.live === undefined) {
     throw apiError(ApiErrorCode.SubscriptionsUnavailable, 'Subscriptions are not available on this server.');
   }
-  return context.live.subscribeUsers(ids);
+  return context.live;
+}
+
+function subscribeUsers(context: ApiContext, ids: readonly string[]): AsyncIterable<LiveUserChange> {
+  return liveOf(context).subscribeUsers(ids);
 }
 
 type Data<Args> = SubscribeResolverData<unknown, Args, ApiContext>;

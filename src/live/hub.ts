@@ -25,13 +25,25 @@
  *    SNAPSHOT with `user: null` followed by a DELETED: the same state twice, never a wrong or older one.
  * Per user, deltas then arrive in commit order because `publish` is called in commit order and the
  * subscription drops anything not newer than what it already holds.
+ *
+ * State reads are shared: the subscriptions reading one state (a ranking and limit, the totals) while
+ * `sequence()` says S get the same value object, read once. A value read while `sequence()` is S holds
+ * every commit up to S, and possibly S+1 inside the window of point 2; its dependencies are read with it,
+ * so a later commit that changes it wakes its readers, and they read again under the new sequence. Sharing
+ * the object is what lets the API execute each subscriber document once per value (api/shared-results.ts).
  */
 import type { Metrics } from '../ops/metrics.js';
 import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
 import { MAX_TOP_LIMIT, TOP_USERS, type Ranking } from '../views/top-users.js';
 import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
 import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
-import { StateSubscription, dependency, type Dependency, type StateHooks } from './state-subscription.js';
+import {
+  StateSubscription,
+  dependency,
+  type Dependency,
+  type StateHooks,
+  type StateRead,
+} from './state-subscription.js';
 import { UserSubscription, type SubscriptionStats } from './subscription.js';
 import type { LiveSource, LiveUserChange } from './types.js';
 
@@ -201,6 +213,19 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     return subscription;
   };
 
+  /** The latest read of each state, with the `sequence()` it was read under (see the module comment). */
+  const reads = new Map<string, { sequence: bigint; read: StateRead<unknown> }>();
+  const sharedRead =
+    <T>(key: string, read: () => StateRead<T>) =>
+    (): StateRead<T> => {
+      const sequence = store.sequence();
+      const held = reads.get(key);
+      if (held !== undefined && held.sequence === sequence) return held.read as StateRead<T>;
+      const fresh = read();
+      reads.set(key, { sequence, read: fresh });
+      return fresh;
+    };
+
   /** Creates, indexes and reads one state subscription: all synchronous (see the module comment). */
   const startState = <T>(
     read: () => { value: T; dependencies: readonly Dependency[] },
@@ -230,7 +255,7 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
             const user = value as UserInformation | null;
             change ??= { userId: key, kind: user === null ? 'DELETED' : 'UPDATED', user };
             s.offer(change, event.sequence);
-          } else s.wake();
+          } else s.wake(event.sequence);
         }
       };
       // Walk the smaller side: a big commit against few watched keys, or many watchers against a small commit.
@@ -258,7 +283,7 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     },
     subscribeTopUsers(ranking: Ranking, limit: number, fingerprint) {
       const n = Math.min(limit, MAX_TOP_LIMIT);
-      const read = () => {
+      const read = sharedRead(`${TOP_USERS}\u0000${ranking}\u0000${n}`, () => {
         const ids = store.topUserIds(ranking, n);
         const users = store.getUsers(ids).filter((u): u is UserInformation => u !== undefined);
         return {
@@ -268,14 +293,14 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
             ...ids.map((id) => dependency(USER_INFORMATION, id)),
           ],
         };
-      };
+      });
       return { [Symbol.asyncIterator]: () => startState(read, fingerprint) };
     },
     subscribeTotals(fingerprint) {
-      const read = () => ({
+      const read = sharedRead(TOTALS, () => ({
         value: store.totals() ?? null,
         dependencies: [dependency(TOTALS, TOTALS_KEY)],
-      });
+      }));
       return {
         [Symbol.asyncIterator]: () => startState<TotalsValue | null>(read, fingerprint),
       };
@@ -302,6 +327,7 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
       if (closed) return;
       closed = true;
       unsubscribeStore();
+      reads.clear();
       ready.length = 0;
       queued.clear();
       for (const subscription of [...open]) subscription.close();

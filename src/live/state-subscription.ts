@@ -38,6 +38,8 @@ export class StateSubscription<T> implements AsyncIterableIterator<T> {
   private sent: string | undefined;
   /** A commit woke it and the value has not been read since. */
   private dirty = true;
+  /** The commit that woke it last: a commit changing several of its dependencies wakes it once. */
+  private wokenBy = -1n;
   private readonly waiters: ((result: IteratorResult<T, undefined>) => void)[] = [];
   private closed = false;
   private deliveredCount = 0;
@@ -65,9 +67,10 @@ export class StateSubscription<T> implements AsyncIterableIterator<T> {
     this.dirty = true;
   }
 
-  /** A commit changed something it depends on. */
-  wake(): void {
-    if (this.closed) return;
+  /** Commit `sequence` changed something it depends on (once per commit, however many). */
+  wake(sequence: bigint): void {
+    if (this.closed || sequence === this.wokenBy) return;
+    this.wokenBy = sequence;
     if (this.dirty) this.hooks.onConflated();
     this.dirty = true;
     if (this.waiters.length === 0) return;

@@ -13,6 +13,7 @@ import {
   type Counts,
   type Profile,
   type UserInformation,
+  type ViewVersion,
 } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 import { TOP_USERS } from '../views/top-users.js';
@@ -57,16 +58,20 @@ export class StoreReads implements UserReader, DashboardReader {
    * `version.sequence` increasing across a swap (the sequence subscriptions order events by).
    */
   decode(bytes: Buffer): UserInformation {
-    const view = decodeView(bytes);
+    return this.floored(decodeView(bytes));
+  }
+
+  /** `value` with the swap commit as its version when it was last changed before the swap (see `decode`). */
+  private floored<V extends { readonly version: ViewVersion }>(value: V): V {
     const generation = this.active();
     const floor = generation.floor;
-    if (floor === undefined || BigInt(view.version.sequence) >= floor) return view;
+    if (floor === undefined || BigInt(value.version.sequence) >= floor) return value;
     return {
-      ...view,
+      ...value,
       version: {
-        ...view.version,
+        ...value.version,
         sequence: floor.toString(),
-        appliedAt: generation.info.activatedAt ?? view.version.appliedAt,
+        appliedAt: generation.info.activatedAt ?? value.version.appliedAt,
       },
     };
   }
@@ -96,7 +101,9 @@ export class StoreReads implements UserReader, DashboardReader {
     return topOf(this.active().spaces(TOP_USERS)['rank'] as IndexSpace, ranking, limit);
   }
 
+  /** The totals, with the swap's version floor like a user's view: their sequence never steps back either. */
   totals(): TotalsValue | undefined {
-    return (this.active().spaces(TOTALS)['totals'] as KvSpace<TotalsValue>).get(TOTALS_KEY);
+    const totals = (this.active().spaces(TOTALS)['totals'] as KvSpace<TotalsValue>).get(TOTALS_KEY);
+    return totals === undefined ? undefined : this.floored(totals);
   }
 }

@@ -9,6 +9,8 @@ import { createOperationValidator } from '../../api/limits.js';
 import { buildApiSchema } from '../../api/schema/build.js';
 import type { UserInformation } from '../../src/views/user-information.js';
 import type { FeedStatusSnapshot } from '../../api/feed-monitor.js';
+import { EMPTY_TOTALS } from '../../api/schema/dashboard-reads.js';
+import type { TotalsValue } from '../../src/views/totals.js';
 import {
   FakeFeedMonitor,
   FakeViewReader,
@@ -95,6 +97,24 @@ const FAST_QUERIES: [string, string, Variables?][] = [
     'feed status next to users, aliased',
     '{ u: user(id: "1") { userId } s: feedStatus { state p: partitions { lag } } users(ids: ["2"]) { userId } }',
   ],
+  ['top users, default limit', '{ topUsers(by: FOLLOWERS) { userId followerCount } }'],
+  [
+    'top users, every field, limit and ranking in variables',
+    `query($by: UserRanking!, $n: Int) { topUsers(by: $by, limit: $n) { ${ALL_FIELDS} } }`,
+    { by: 'LIKES', n: 5 },
+  ],
+  ['top users, variable default', 'query($n: Int = 3) { topUsers(by: TWEETS, limit: $n) { userId } }'],
+  ['top users, variable not given', 'query($n: Int) { topUsers(by: FOLLOWING, limit: $n) { userId } }'],
+  [
+    'all four rankings and the totals, aliased',
+    `{ f: topUsers(by: FOLLOWERS, limit: 1) { userId } t: topUsers(by: TWEETS, limit: 2) { userId }
+       l: topUsers(by: LIKES, limit: 3) { userId } g: topUsers(by: FOLLOWING, limit: 4) { userId }
+       totals { __typename users tweets follows likes version { sequence appliedAt eventTime source { topic partition offset } } } }`,
+  ],
+  [
+    'totals before the first row',
+    '{ totals { users version { sequence appliedAt eventTime source { partition offset } } } }',
+  ],
   [
     'nullable fields',
     '{ users(ids: ["10", "11", "12", "13"]) { name description location webPageUrl joinedDate version { eventTime } } }',
@@ -116,6 +136,12 @@ const APOLLO_QUERIES: [string, string, Variables?][] = [
   ['null variable', 'query($ids: [ID!]) { users(ids: $ids) { userId } }', { ids: null }],
   ['two operations', 'query A { user(id: "1") { userId } } query B { user(id: "2") { userId } }'],
   ['unknown field', '{ user(id: "1") { nope } }'],
+  ['top users reaching a broken view', '{ topUsers(by: FOLLOWERS, limit: 100) { userId username } }'],
+  ['limit 0', '{ topUsers(by: TWEETS, limit: 0) { userId } }'],
+  ['limit 101 in a variable', 'query($n: Int) { topUsers(by: TWEETS, limit: $n) { userId } }', { n: 101 }],
+  ['limit null', 'query($n: Int) { topUsers(by: TWEETS, limit: $n) { userId } }', { n: null }],
+  ['limit as a float', 'query($n: Int) { topUsers(by: TWEETS, limit: $n) { userId } }', { n: 2.5 }],
+  ['unknown ranking', 'query($by: UserRanking!) { topUsers(by: $by) { userId } }', { by: 'RETWEETS' }],
 ];
 
 const config = testConfig();
@@ -198,6 +224,54 @@ describe('fast path vs Apollo', () => {
     const res = await gql(apollo.url, { query });
     expect(fast).toBeDefined();
     expect(fast).toBe(res.text);
+  });
+
+  it.each<[string, TotalsValue]>([
+    [
+      'stored',
+      {
+        users: 3,
+        tweets: 2 ** 31 - 1,
+        follows: 0,
+        likes: 7,
+        version: {
+          sequence: '18446744073709551615',
+          appliedAt: '2024-06-01T00:00:00.000Z',
+          eventTime: null,
+          source: { topic: 'likes "quoted"', partition: 3, offset: '9007199254740993' },
+        },
+      },
+    ],
+    [
+      'with a non-canonical event time',
+      {
+        ...EMPTY_TOTALS,
+        users: 1,
+        version: { ...EMPTY_TOTALS.version, eventTime: '2008-01-22T16:14:44+01:00' },
+      },
+    ],
+  ])('totals %s: same bytes as Apollo', async (_name, totals) => {
+    const query =
+      '{ totals { users tweets follows likes version { sequence appliedAt eventTime source { topic partition offset } } } }';
+    reader.totalsValue = apollo.reader.totalsValue = totals;
+    try {
+      const fast = fastPath.planFor(query, undefined)?.run(undefined);
+      const res = await gql(apollo.url, { query });
+      expect(fast).toBeDefined();
+      expect(fast).toBe(res.text);
+    } finally {
+      reader.totalsValue = apollo.reader.totalsValue = undefined;
+    }
+  });
+
+  it('leaves totals it cannot serialize exactly to Apollo', () => {
+    reader.totalsValue = { ...EMPTY_TOTALS, likes: 2 ** 31 };
+    try {
+      expect(fastPath.planFor('{ totals { likes } }', undefined)?.run(undefined)).toBeUndefined();
+      expect(fastPath.planFor('{ totals { users } }', undefined)?.run(undefined)).toBeDefined();
+    } finally {
+      reader.totalsValue = undefined;
+    }
   });
 
   it('leaves a feed status it cannot serialize exactly to Apollo', async () => {

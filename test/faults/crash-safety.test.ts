@@ -3,7 +3,8 @@
  * `matview serve` process consumes the mock cluster while records keep flowing, and is killed with
  * SIGKILL at random points, again and again, on the same DATA_DIR. Afterwards a verifier reads every
  * topic back, recomputes the view with the contract's SQL and diffs it against both the served view and
- * the LMDB store: nothing lost, nothing counted twice, no negative count.
+ * the LMDB store: nothing lost, nothing counted twice, no negative count; the served and stored rankings and
+ * totals (issue 16) equal the reference's too.
  *
  * Kill points alternate between
  * - a random instant after spawn (0-6 s): while it loads code, opens LMDB, joins the group or starts
@@ -25,6 +26,7 @@ import { eventually, freshTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
   computeReference,
+  expectServedDashboardEquals,
   expectServedViewEquals,
   expectStoreEquals,
   feedStatus,
@@ -104,6 +106,7 @@ describe('crash safety', () => {
     const reference = computeReference(await readTopics(kafka.brokers, topics));
     expect(reference.recordCount).toBeGreaterThanOrEqual(producing.produced());
     await expectServedViewEquals(last.url(), reference);
+    await expectServedDashboardEquals(last.url(), reference);
     expect(describeExit(await last.terminate())).toBe('code 0');
     await expectStoreEquals(dataDir, topics, reference);
   }, 290_000);

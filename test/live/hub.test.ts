@@ -7,7 +7,7 @@ import type { LiveUserChange } from '../../src/live/types.js';
 import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import type { CommitListener } from '../../src/store/types.js';
-import type { Ranking } from '../../src/views/top-users.js';
+import { RANKINGS, type Ranking } from '../../src/views/top-users.js';
 import type { TotalsValue } from '../../src/views/totals.js';
 import type { UserInformation } from '../../src/views/user-information.js';
 
@@ -46,27 +46,37 @@ class FakeStore {
   }
 
   /** Commits new tweet counts (null: delete the users row) and publishes, as LmdbStore.applyBatch does. */
-  commit(changes: Record<string, number | null>): bigint {
-    const publish = this.write(changes);
+  commit(changes: Record<string, number | null>, totals?: TotalsValue): bigint {
+    const publish = this.write(changes, totals);
     publish();
     return this.seq;
   }
 
   /**
    * The lmdb-js window: the data of the next commit is already readable, but `sequence()` and the listeners
-   * have not caught up. Returns the function that finishes the commit.
+   * have not caught up. Returns the function that finishes the commit. Like the real views, the event names
+   * the rankings whose first 100 changed (`top-users`) and the totals when they changed.
    */
-  write(changes: Record<string, number | null>): () => void {
+  write(changes: Record<string, number | null>, totals?: TotalsValue): () => void {
     const sequence = this.seq + 1n;
+    const topBefore = this.topUserIds('TWEETS', 100);
     const event = new Map<string, UserInformation | null>();
     for (const [userId, tweets] of Object.entries(changes)) {
       if (tweets === null) this.views.delete(userId);
       else this.views.set(userId, view(userId, tweets, sequence));
       event.set(userId, tweets === null ? null : view(userId, tweets, sequence));
     }
+    const views = new Map<string, ReadonlyMap<string, unknown>>([['user-information', event]]);
+    const topAfter = this.topUserIds('TWEETS', 100);
+    if (topAfter.join() !== topBefore.join())
+      views.set('top-users', new Map(RANKINGS.map((r) => [r, topAfter])));
+    if (totals !== undefined) {
+      this.totalsValue = totals;
+      views.set('totals', new Map([['totals', totals]]));
+    }
     return () => {
       this.seq = sequence;
-      for (const l of this.listeners) l({ sequence, views: new Map([['user-information', event]]) });
+      for (const l of this.listeners) l({ sequence, views });
     };
   }
 }
@@ -108,21 +118,21 @@ const brief = (c: LiveUserChange) => ({
  * outstanding, so a later commit settles it. `available()` returns what is readable without a new commit:
  * a `next()` that is already settled wins the race against `setImmediate` (microtasks run first).
  */
-class Reader {
-  readonly iterator: AsyncIterator<LiveUserChange>;
-  private waiting: Promise<IteratorResult<LiveUserChange>> | undefined;
-  constructor(hub: LiveHub, ids: readonly string[]) {
-    this.iterator = hub.subscribeUsers(ids)[Symbol.asyncIterator]();
+class Reader<T = LiveUserChange> {
+  readonly iterator: AsyncIterator<T>;
+  private waiting: Promise<IteratorResult<T>> | undefined;
+  constructor(source: AsyncIterable<T>) {
+    this.iterator = source[Symbol.asyncIterator]();
   }
   /** The next event, waiting for a commit if needed; undefined when the subscription ended. */
-  async one(): Promise<LiveUserChange | undefined> {
+  async one(): Promise<T | undefined> {
     const read = this.waiting ?? this.iterator.next();
     this.waiting = undefined;
     const result = await read;
     return result.done === true ? undefined : result.value;
   }
-  async available(): Promise<LiveUserChange[]> {
-    const out: LiveUserChange[] = [];
+  async available(): Promise<T[]> {
+    const out: T[] = [];
     for (;;) {
       const read = this.waiting ?? this.iterator.next();
       this.waiting = undefined;
@@ -136,18 +146,21 @@ class Reader {
     }
   }
   /** The read left outstanding by `available()`, to observe it settling. */
-  takeWaiting(): Promise<IteratorResult<LiveUserChange>> | undefined {
+  takeWaiting(): Promise<IteratorResult<T>> | undefined {
     const w = this.waiting;
     this.waiting = undefined;
     return w;
   }
-  async briefs(): Promise<ReturnType<typeof brief>[]> {
+  async briefs(this: Reader<LiveUserChange>): Promise<ReturnType<typeof brief>[]> {
     return (await this.available()).map(brief);
   }
   async return(): Promise<void> {
     await this.iterator.return?.();
   }
 }
+
+/** A user subscription's reader. */
+const users = (hub: LiveHub, ids: readonly string[]): Reader => new Reader(hub.subscribeUsers(ids));
 
 function setup(deliverySlice?: number): {
   store: FakeStore;
@@ -176,7 +189,7 @@ describe('live hub', () => {
   it('should start with a snapshot per user (null when absent) and then deliver every commit in order', async () => {
     const { store, hub } = setup();
     store.commit({ a: 1 });
-    const r = new Reader(hub, ['a', 'b', 'a']);
+    const r = users(hub, ['a', 'b', 'a']);
     expect(await r.briefs()).toEqual([
       { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
       { userId: 'b', kind: 'SNAPSHOT', tweets: null, seq: null },
@@ -196,7 +209,7 @@ describe('live hub', () => {
 
   it('should wake a reader waiting for a change when a commit for its user arrives, and no other', async () => {
     const { store, hub } = setup();
-    const r = new Reader(hub, ['a']);
+    const r = users(hub, ['a']);
     await r.one(); // snapshot
     const next = r.one();
     store.commit({ z: 1 }); // nobody watches z
@@ -209,7 +222,7 @@ describe('live hub', () => {
     const { store, hub } = setup();
     store.commit({ a: 1, b: 1 });
     const finish = store.write({ a: 2 }); // commit 2 is readable, its listener has not run yet
-    const r = new Reader(hub, ['a', 'b']);
+    const r = users(hub, ['a', 'b']);
     expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: 2, seq: '2' });
     finish();
     store.commit({ a: 3 });
@@ -223,7 +236,7 @@ describe('live hub', () => {
   it('should turn changes committed before the snapshot is read into a newer SNAPSHOT, never an extra event', async () => {
     const { store, hub, metrics } = setup();
     store.commit({ a: 1 });
-    const r = new Reader(hub, ['a']);
+    const r = users(hub, ['a']);
     store.commit({ a: 2 });
     store.commit({ a: 3 });
     expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'SNAPSHOT', tweets: 3, seq: '3' }]);
@@ -235,7 +248,7 @@ describe('live hub', () => {
     const { store, hub } = setup();
     store.commit({ a: 1 });
     const finish = store.write({ a: null });
-    const r = new Reader(hub, ['a']);
+    const r = users(hub, ['a']);
     expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: null, seq: null });
     finish();
     expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'DELETED', tweets: null, seq: null }]);
@@ -245,7 +258,7 @@ describe('live hub', () => {
   it('should conflate unread changes to the latest state per user, bounded by the number of watched users', async () => {
     const { store, hub, metrics } = setup();
     const ids = ['a', 'b', 'c', 'd', 'e'];
-    const r = new Reader(hub, ids);
+    const r = users(hub, ids);
     expect(await r.available()).toHaveLength(5); // snapshots
     // The reader now stalls: 200 commits, each to one of the users, round robin in the order c, e, b, d, a.
     const order = ['c', 'e', 'b', 'd', 'a'];
@@ -283,7 +296,7 @@ describe('live hub', () => {
   it('should hand a big fan-out over in slices, one per event-loop turn, in the order readers became ready', async () => {
     const { store, hub } = setup(2);
     const ids = ['a', 'b', 'c', 'd', 'e'];
-    const readers = ids.map((id) => new Reader(hub, [id]));
+    const readers = ids.map((id) => users(hub, [id]));
     for (const r of readers) await r.one(); // snapshots
     const got: string[] = [];
     const waits = readers.map((r) => r.one().then((c) => got.push(`${c!.userId}${c!.user!.tweetCount}`)));
@@ -303,9 +316,9 @@ describe('live hub', () => {
 
   it('should remove every index entry on return(), throw() and hub close, and settle a read that is waiting', async () => {
     const { store, hub, metrics } = setup();
-    const one = new Reader(hub, ['a', 'b']);
-    const two = new Reader(hub, ['b', 'c']);
-    const three = new Reader(hub, ['c']);
+    const one = users(hub, ['a', 'b']);
+    const two = users(hub, ['b', 'c']);
+    const three = users(hub, ['c']);
     expect(hub.stats()).toMatchObject({ subscriptions: 3, indexedUsers: 3, indexEntries: 5 });
     expect(await gauge(metrics)).toBe(3);
 
@@ -330,19 +343,19 @@ describe('live hub', () => {
     });
     expect(await gauge(metrics)).toBe(0);
     expect(store.listenerCount).toBe(0);
-    expect(await new Reader(hub, ['a']).one()).toBeUndefined(); // a closed hub starts nothing
+    expect(await users(hub, ['a']).one()).toBeUndefined(); // a closed hub starts nothing
     expect(hub.stats().subscriptions).toBe(0);
   });
 
   it('should complete at once when asked to watch no users', async () => {
     const { hub } = setup();
-    expect(await new Reader(hub, []).one()).toBeUndefined();
+    expect(await users(hub, []).one()).toBeUndefined();
     expect(hub.stats().subscriptions).toBe(0);
   });
 
   it('should wake only subscriptions of changed users, whichever side of the commit is smaller', async () => {
     const { store, hub } = setup();
-    const readers = Array.from({ length: 20 }, (_, i) => new Reader(hub, [`w${i}`]));
+    const readers = Array.from({ length: 20 }, (_, i) => users(hub, [`w${i}`]));
     for (const r of readers) await r.one();
     store.commit({ w3: 1, nobody: 1 }); // small commit, big index
     const big: Record<string, number> = { w4: 2 };
@@ -352,5 +365,133 @@ describe('live hub', () => {
       readers.map((_, i) => (i === 3 || i === 4 ? 1 : 0)),
     );
     hub.close();
+  });
+});
+
+/** What the API prints of a ranking whose subscriber selected `userId tweetCount` (api/schema/selection-print.ts). */
+const tweetsPrint = (list: readonly UserInformation[]) =>
+  JSON.stringify(list.map((u) => [u.userId, u.tweetCount]));
+/** A ranking as `id:tweets`, for whole-result assertions. */
+const ranked = (list: readonly UserInformation[] | undefined) =>
+  list?.map((u) => `${u.userId}:${u.tweetCount}`);
+const top = (hub: LiveHub, limit: number, print = tweetsPrint) =>
+  new Reader(hub.subscribeTopUsers('TWEETS', limit, print));
+
+function totalsAt(sequence: number, tweets: number): TotalsValue {
+  return {
+    users: 3,
+    tweets,
+    follows: 0,
+    likes: 0,
+    version: {
+      sequence: String(sequence),
+      appliedAt: '2024-01-01T00:00:00.000Z',
+      eventTime: null,
+      source: { topic: 'tweets', partition: 0, offset: String(sequence) },
+    },
+  };
+}
+
+describe('live hub: state subscriptions (rankings, totals)', () => {
+  it('should send the current list first, then the list again only when members, order or a selected field change', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 5, b: 3, c: 1, d: 0 });
+    const r = top(hub, 2);
+    expect((await r.available()).map(ranked)).toEqual([['a:5', 'b:3']]);
+    store.commit({ c: 2 }); // below the list: not a dependency
+    expect(await r.available()).toEqual([]);
+    store.commit({ b: 4 }); // a member's selected field
+    expect((await r.available()).map(ranked)).toEqual([['a:5', 'b:4']]);
+    store.commit({ c: 9 }); // a new member, first
+    expect((await r.available()).map(ranked)).toEqual([['c:9', 'a:5']]);
+    store.commit({ c: null }); // a deleted user leaves the list
+    expect((await r.available()).map(ranked)).toEqual([['a:5', 'b:4']]);
+    await r.return();
+  });
+
+  it('should push nothing when only a field nobody selected changed', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 5, b: 3 });
+    // Selects only userId: the members and their order, not the counts.
+    const r = top(hub, 2, (list) => JSON.stringify(list.map((u) => u.userId)));
+    expect((await r.available()).map(ranked)).toEqual([['a:5', 'b:3']]);
+    store.commit({ b: 4 }); // woken (b is a member), but nothing it selected changed
+    expect(await r.available()).toEqual([]);
+    store.commit({ b: 6 }); // b overtakes a: the order changed
+    expect((await r.available()).map(ranked)).toEqual([['b:6', 'a:5']]);
+    await r.return();
+  });
+
+  it('should not push a commit twice when the first read already saw it (readable before its event), nor miss the next', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 5, b: 3, c: 1 });
+    const finish = store.write({ c: 9 }); // commit 2: c enters the list; readable, its event not yet published
+    const r = top(hub, 2);
+    expect(ranked(await r.one())).toEqual(['c:9', 'a:5']);
+    finish(); // wakes the subscription: it reads the same list and sends nothing
+    expect(await r.available()).toEqual([]);
+    store.commit({ c: 10 }); // c is indexed from the first read: its next change is not missed
+    expect((await r.available()).map(ranked)).toEqual([['c:10', 'a:5']]);
+    await r.return();
+  });
+
+  it('should give a subscriber the shared read of the sequence before the window, then the commit once its event wakes it', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 5, b: 3, c: 1 });
+    const first = top(hub, 2);
+    const shared = await first.one(); // read at sequence 1, kept for every reader of TWEETS/2 at sequence 1
+    const finish = store.write({ c: 9 }); // commit 2 readable, sequence() still 1
+    const second = top(hub, 2);
+    const got = await second.one();
+    expect(got).toBe(shared); // the same object: the API executes its selection once for both
+    expect(ranked(got)).toEqual(['a:5', 'b:3']);
+    finish();
+    expect((await second.available()).map(ranked)).toEqual([['c:9', 'a:5']]);
+    expect((await first.available()).map(ranked)).toEqual([['c:9', 'a:5']]);
+    await first.return();
+    await second.return();
+  });
+
+  it('should give a slow reader the latest list, not every list in between', async () => {
+    const { store, hub, metrics } = setup();
+    store.commit({ a: 1, b: 2 });
+    const r = top(hub, 2);
+    expect((await r.available()).map(ranked)).toEqual([['b:2', 'a:1']]);
+    const waiting = r.takeWaiting()!; // a read was waiting: the first change goes to it
+    for (let i = 3; i < 50; i++) store.commit({ [i % 2 === 0 ? 'a' : 'b']: i });
+    expect(ranked((await waiting).value as UserInformation[])).toEqual(['b:3', 'a:1']);
+    expect((await r.available()).map(ranked)).toEqual([['b:49', 'a:48']]);
+    // Commit 3 went to the waiting read; 4 to 49 woke it once each (a commit that moved a member and the
+    // ranking wakes it once), and all but the last of those 46 were skipped.
+    expect(await conflated(metrics)).toBe(45);
+    await r.return();
+  });
+
+  it('should send the totals (null before the first row) and then each change of what was selected', async () => {
+    const { store, hub } = setup();
+    const printTweets = (t: TotalsValue | null) => String(t?.tweets ?? 0);
+    const r = new Reader(hub.subscribeTotals(printTweets));
+    expect(await r.available()).toEqual([null]);
+    store.commit({ a: 1 }, totalsAt(1, 1));
+    expect(await r.available()).toEqual([totalsAt(1, 1)]);
+    store.commit({ b: 1 }, { ...totalsAt(2, 1), users: 4 }); // only `users` changed: not selected
+    expect(await r.available()).toEqual([]);
+    store.commit({ c: 1 }, totalsAt(3, 2));
+    expect(await r.available()).toEqual([totalsAt(3, 2)]);
+    await r.return();
+    expect(hub.stats()).toMatchObject({ subscriptions: 0, indexEntries: 0 });
+  });
+
+  it('should not push totals twice when the first read already saw a commit (readable before its event)', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1 }, totalsAt(1, 1));
+    const finish = store.write({ b: 1 }, totalsAt(2, 2)); // nobody read at sequence 1: no shared read to reuse
+    const r = new Reader(hub.subscribeTotals((t) => JSON.stringify(t)));
+    expect(await r.one()).toEqual(totalsAt(2, 2));
+    finish();
+    expect(await r.available()).toEqual([]);
+    store.commit({ c: 1 }, totalsAt(3, 3));
+    expect(await r.available()).toEqual([totalsAt(3, 3)]);
+    await r.return();
   });
 });

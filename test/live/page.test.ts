@@ -3,55 +3,20 @@
  * It connects over graphql-transport-ws, shows the watched users, and a produced record changes a count on
  * screen. A screenshot is kept under test-results/ as an artifact.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshTopics, startTestServer, type TestServer } from '../utils/server.js';
+import { describe, expect, it } from 'vitest';
+import { keepScreenshot, usePageTest } from '../utils/browser.js';
 import { WAIT_MS } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(process.cwd(), 'test-results');
-const topics = freshTopics();
-let server: TestServer;
-let browser: Browser | undefined;
-
-beforeAll(async () => {
-  server = await startTestServer({ topics });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
-
-const send = (topic: string, key: string, value: object) =>
-  server.running.writer.send(topic, [{ key, value: JSON.stringify(value) }]);
+const t = usePageTest();
+const send = (topic: string, key: string, value: object) => t.send(topic, [[key, value]]);
 
 describe('the live page', () => {
   it('should show the watched users and a count changing after a produced record', async () => {
-    await send(topics.users, 'p1', { userId: 'p1', username: 'ada', name: 'Ada Lovelace' });
-    await send(topics.tweets, 'pt1', { tweetId: 'pt1', userId: 'p1' });
-    const page = await browser!.newPage({ viewport: { width: 1100, height: 420 } });
-    const problems: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(m.text()); // e.g. a Content-Security-Policy violation
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
+    await send(t.topics.users, 'p1', { userId: 'p1', username: 'ada', name: 'Ada Lovelace' });
+    await send(t.topics.tweets, 'pt1', { tweetId: 'pt1', userId: 'p1' });
+    const { page, problems } = await t.open({ width: 1100, height: 420 });
 
-    await page.goto(`${server.url}/?ids=p1,p2`);
+    await page.goto(`${t.server().url}/?ids=p1,p2`);
     const cell = (user: string, field: string) =>
       page.locator(`tr[data-user="${user}"] td[data-field="${field}"]`);
     await cell('p1', 'tweetCount').filter({ hasText: /^1$/ }).waitFor({ timeout: WAIT_MS });
@@ -59,12 +24,11 @@ describe('the live page', () => {
     expect(await cell('p2', 'username').textContent()).toBe('(no users row)');
     expect(await page.locator('#status').getAttribute('data-state')).toBe('live');
 
-    await send(topics.tweets, 'pt2', { tweetId: 'pt2', userId: 'p1' });
+    await send(t.topics.tweets, 'pt2', { tweetId: 'pt2', userId: 'p1' });
     await cell('p1', 'tweetCount').filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT_MS });
     expect(await cell('p1', 'kind').textContent()).toBe('UPDATED');
 
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, 'live-page.png') });
+    await keepScreenshot(page, 'live-page');
     expect(problems).toEqual([]);
     await page.close();
   });

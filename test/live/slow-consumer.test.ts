@@ -7,14 +7,19 @@
  * Ten operations share the socket, each watching five users, as a dashboard would. What holds events back
  * here is graphql-ws waiting for each send before pulling the next event; the bufferedAmount gate has its
  * own deterministic tests (backpressure.test.ts), since which of the two engages first depends on timing.
+ *
+ * Issue 16: the same for a `topUsersChanged` client. Each event is a 100-user list with long descriptions,
+ * so the buffers fill within a few rounds, and every round is one commit that changes the list; after
+ * resuming the client gets the latest list, with intermediate lists skipped and none reordered.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, freshTopics, startTestServer, type TestServer } from '../utils/server.js';
+import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 import { lastOf, orderProblem, RawSocket, WAIT_MS, type ChangeEvent } from './helpers.js';
 
 const topics = freshTopics();
 let server: TestServer;
 let raw: RawSocket | undefined;
+const sockets: RawSocket[] = [];
 
 beforeAll(async () => {
   server = await startTestServer({
@@ -26,6 +31,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   raw?.close();
+  for (const s of sockets) s.close();
   await server?.close();
 });
 
@@ -120,5 +126,82 @@ describe('slow consumers', () => {
     // Intermediate versions were skipped, so the client got far fewer events than changes were committed.
     expect(events.length).toBeLessThan(ids.length * (round + 1));
     expect(subs().map((s) => s.peakPending <= s.users)).toEqual(groups.map(() => true));
+  });
+});
+
+const ranked = Array.from({ length: 100 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+const SELECTION = 'userId tweetCount description';
+type Ranked = { userId: string; tweetCount: number; description: string };
+
+function listsOf(socket: RawSocket): Ranked[][] {
+  return socket.messages
+    .filter((m) => m['type'] === 'next')
+    .map((m) => (m['payload'] as { data: { topUsersChanged: Ranked[] } }).data.topUsersChanged);
+}
+
+/** Round `n`: one tweet, applied (one commit that moves a member's count). */
+async function tweet(n: number): Promise<void> {
+  await server.running.writer.send(topics.tweets, [
+    { key: `t${n}`, value: JSON.stringify({ tweetId: `t${n}`, userId: ranked[n % ranked.length] }) },
+  ]);
+  await eventually(
+    () => (server.running.store.totals()?.tweets === n ? true : undefined),
+    WAIT_MS,
+    `tweet ${n} applied`,
+  );
+}
+
+const tweetsIn = (list: readonly Ranked[]) => list.reduce((n, u) => n + u.tweetCount, 0);
+
+describe('slow consumers of a leaderboard', () => {
+  it('should get the latest list after it stalled, with intermediate lists skipped and none reordered', async () => {
+    await server.running.writer.send(
+      topics.users,
+      ranked.map((id) => ({
+        key: id,
+        value: JSON.stringify({ userId: id, username: id, description: filler }),
+      })),
+    );
+    await eventually(
+      () => (server.running.store.getUser(ranked.at(-1)!) === undefined ? undefined : true),
+      WAIT_MS,
+      'the users',
+    );
+    const socket = await RawSocket.open(server.url);
+    sockets.push(socket);
+    await socket.init();
+    socket.send({
+      id: 'top',
+      type: 'subscribe',
+      payload: { query: `subscription { topUsersChanged(by: TWEETS, limit: 100) { ${SELECTION} } }` },
+    });
+    await eventually(() => (listsOf(socket).length === 1 ? true : undefined), WAIT_MS, 'the first list');
+
+    socket.ws.pause();
+    // The counter is the server's; the users test above may have added to it.
+    const counted = async () => (await server.running.metrics.conflatedEvents.get()).values[0]?.value ?? 0;
+    const before = await counted();
+    const conflated = async () => (await counted()) - before;
+    let round = 0;
+    // Bounded by the round cap, not by time: until the server has clearly stopped handing lists to this client.
+    while ((await conflated()) < 5 && round < 400) await tweet(++round);
+    expect(await conflated()).toBeGreaterThanOrEqual(5);
+
+    socket.ws.resume();
+    const served = await graphql<{ topUsers: Ranked[] }>(
+      server.url,
+      `{ topUsers(by: TWEETS, limit: 100) { ${SELECTION} } }`,
+    );
+    await eventually(
+      () => (tweetsIn(listsOf(socket).at(-1) ?? []) === round ? true : undefined),
+      WAIT_MS,
+      'the latest list after resuming',
+    );
+    const lists = listsOf(socket);
+    expect(lists.at(-1)).toEqual(served.data!.topUsers);
+    // Each list is newer than the one before (never reordered), and fewer lists than commits arrived.
+    const totals = lists.map(tweetsIn);
+    expect(totals.every((n, i) => i === 0 || n > totals[i - 1]!)).toBe(true);
+    expect(lists.length).toBeLessThan(round + 1);
   });
 });

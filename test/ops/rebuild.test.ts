@@ -2,7 +2,8 @@
  * Issue 6, acceptance 3: a server asked to rebuild (`matview rebuild`) against a populated store rebuilds
  * the view from the feed in a shadow generation while it keeps answering the old one, then swaps
  * atomically. Issue 16: a server started with a bumped view version rebuilds that view alone from the
- * stored rows before it consumes.
+ * stored rows before it consumes. After either, the rankings and totals equal the reference model over the
+ * topics read back, and a totals subscriber across the swap never sees its version step back.
  *
  * A reader hammers `users(ids)` for the whole rebuild: no error, no null, and never fewer counts than the
  * complete view had (a half-built shadow would show fewer). The swap hook holds the fully built shadow
@@ -13,7 +14,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { VIEWS } from '../../src/views/registry.js';
-import { lastOf, orderProblem, record, USERS_CHANGED, wsClient } from '../live/helpers.js';
+import {
+  computeReference,
+  expectServedDashboardEquals,
+  readTopics,
+  waitCaughtUp,
+} from '../faults/support/reference.js';
+import { lastOf, orderProblem, record, USERS_CHANGED, wsClient, type Recording } from '../live/helpers.js';
 import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
@@ -38,6 +45,17 @@ interface Read {
   tweetCount: number;
   followerCount: number;
   version: { sequence: string };
+}
+
+const TOTALS_CHANGED = 'subscription { totalsChanged { tweets version { sequence } } }';
+/** The events of a `totalsChanged` recording (`record` keeps each event's root field value as is). */
+const totalsOf = (r: Recording) =>
+  r.events as unknown as readonly { tweets: number; version: { sequence: string } }[];
+
+/** The served rankings and totals equal the reference model over the topics read back (issue 16). */
+async function expectDashboardEqualsTopics(url: string, topics: ReturnType<typeof freshTopics>) {
+  await waitCaughtUp(url, kafka.brokers, topics);
+  await expectServedDashboardEquals(url, computeReference(await readTopics(kafka.brokers, topics)));
 }
 
 function deferred<T = void>() {
@@ -128,6 +146,8 @@ describe('rebuilds on a running server', () => {
     // A subscriber across the swap: events in commit order (sequences never step back), ending at the new view.
     const client = wsClient(v2.url);
     const subscription = record(client, USERS_CHANGED, { ids: USERS.slice(0, 3) });
+    // And the dashboard's: the totals' version never steps back either.
+    const totals = record(client, TOTALS_CHANGED, {});
 
     // The reader: every answer complete (at least the v1 counts), never an error or a null.
     const problems: string[] = [];
@@ -192,7 +212,6 @@ describe('rebuilds on a running server', () => {
       'the subscriber to see the swapped-in view',
     );
     subscription.stop();
-    await client.dispose();
     expect(USERS.slice(0, 3).map((u) => orderProblem(u, subscription.events))).toEqual([
       undefined,
       undefined,
@@ -223,6 +242,17 @@ describe('rebuilds on a running server', () => {
       30_000,
       'records after the swap',
     );
+    // Rankings and totals of the swapped-in generation, kept on after it: the reference's.
+    await expectDashboardEqualsTopics(v2.url, topics);
+    await eventually(
+      () => (totalsOf(totals).at(-1)?.tweets === 2120 ? true : undefined),
+      30_000,
+      'the totals subscriber to see the records after the swap',
+    );
+    totals.stop();
+    await client.dispose();
+    const sequences = totalsOf(totals).map((e) => BigInt(e.version.sequence));
+    expect(sequences.every((q, i) => i === 0 || q >= sequences[i - 1]!)).toBe(true);
   });
 
   it('should rebuild a view whose version was bumped from the stored rows before consuming, and go on', async () => {
@@ -275,5 +305,6 @@ describe('rebuilds on a running server', () => {
       30_000,
       'records after the view rebuild',
     );
+    await expectDashboardEqualsTopics(v2.url, topics);
   });
 });

@@ -16,9 +16,11 @@ import type { KvSpace } from '../../../src/views/types.js';
 import { consumeAll } from '../../utils/kafka-mock.js';
 import {
   PROFILE,
+  RANKING_FIELD,
   REFERENCE_TABLES,
   computeReference as evaluate,
   type RefCounts,
+  type RefRanking,
   type RefTable,
   type Reference,
 } from '../../utils/reference.js';
@@ -162,6 +164,29 @@ export async function expectServedViewEquals(url: string, reference: Reference):
       diff.push(`${id}: served ${JSON.stringify(got)}, reference ${JSON.stringify(want)}`);
   }
   expect(diff.slice(0, 20), `${diff.length} of ${reference.userIds.length} users differ`).toEqual([]);
+}
+
+const DASHBOARD_QUERY = `{
+  ${Object.entries(RANKING_FIELD)
+    .map(([ranking, count]) => `${ranking}: topUsers(by: ${ranking}, limit: 100) { userId ${count} }`)
+    .join('\n  ')}
+  totals { users tweets follows likes }
+}`;
+
+/**
+ * Asserts that the served dashboard views equal the reference: the first 100 of every ranking (members,
+ * order and the count they are ranked by) and the totals (issue 16).
+ */
+export async function expectServedDashboardEquals(url: string, reference: Reference): Promise<void> {
+  const r = await graphql<Record<string, unknown>>(url, DASHBOARD_QUERY);
+  if (r.errors !== undefined || r.data === undefined)
+    throw new Error(`topUsers/totals failed: ${JSON.stringify(r.errors)}`);
+  const want: Record<string, unknown> = { totals: reference.totals };
+  for (const [ranking, count] of Object.entries(RANKING_FIELD))
+    want[ranking] = reference
+      .top(ranking as RefRanking, 100)
+      .map((userId) => ({ userId, [count]: reference.counts.get(userId)![count] }));
+  expect(r.data).toEqual(want);
 }
 
 /**
