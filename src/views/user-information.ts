@@ -15,7 +15,7 @@
  */
 import { InvariantError } from '../errors.js';
 import { decodeView, encodeView } from './codec.js';
-import type { FollowRow, LikeRow, Profile, Row, TweetRow } from './source.js';
+import { ROW_FIELDS, type FollowRow, type LikeRow, type Profile, type Row, type TweetRow } from './source.js';
 import type { Applied, ApplyInput, CommitInfo, KvSpace, Spaces, ValueCodec, ViewModule } from './types.js';
 
 export type { Profile } from './source.js';
@@ -59,17 +59,8 @@ export const ZERO_COUNTS: Counts = Object.freeze({
   likeCount: 0,
 });
 
-/** The profile fields, in seed 002's order. */
-export const PROFILE_FIELDS = [
-  'username',
-  'name',
-  'description',
-  'location',
-  'webPageUrl',
-  'joinedDate',
-  'profileImageUrl',
-  'backgroundImageUrl',
-] as const satisfies readonly (keyof Profile)[];
+/** The profile fields, in seed 002's order: the users row's fields. */
+export const PROFILE_FIELDS = ROW_FIELDS.users satisfies readonly (keyof Profile)[];
 
 /** The four counts, in seed 002's order. */
 export const COUNT_FIELDS = [

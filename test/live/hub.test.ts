@@ -9,7 +9,9 @@ import { createMetrics } from '../../src/ops/metrics.js';
 import type { CommitListener } from '../../src/store/types.js';
 import { RANKINGS, type Ranking } from '../../src/views/top-users.js';
 import type { TotalsValue } from '../../src/views/totals.js';
+import type { UserRow } from '../../src/views/source.js';
 import type { UserInformation } from '../../src/views/user-information.js';
+import { profile } from '../utils/changes.js';
 
 /** A store stand-in: views in a Map, a commit sequence, listeners called synchronously like LmdbStore. */
 class FakeStore {
@@ -82,16 +84,10 @@ class FakeStore {
 }
 
 function view(userId: string, tweetCount: number, sequence: bigint): UserInformation {
+  const { table: _table, ...fields } = profile(`user-${userId}`) as UserRow;
   return {
     userId,
-    username: `user-${userId}`,
-    name: null,
-    description: null,
-    location: null,
-    webPageUrl: null,
-    joinedDate: null,
-    profileImageUrl: null,
-    backgroundImageUrl: null,
+    ...fields,
     tweetCount,
     followingCount: 0,
     followerCount: 0,

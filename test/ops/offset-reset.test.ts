@@ -13,8 +13,7 @@ import { createKafkaSource } from '../../src/feed/kafka-source.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import type { Row } from '../../src/views/source.js';
-import { commitInput } from '../utils/changes.js';
+import { commitInput, profile } from '../utils/changes.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
@@ -33,17 +32,7 @@ afterAll(async () => {
 const json = (o: object) => JSON.stringify(o);
 const USERS = ['o1', 'o2', 'o3'];
 const QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId tweetCount } }`;
-const ghost: Row = {
-  table: 'users',
-  username: 'ghost',
-  name: null,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-};
+const ghost = profile('ghost');
 
 /** A store that claims to have consumed tweets[0] up to offset 5000 and holds a user the log does not have. */
 async function storeAheadOfTheLog(dataDir: string, topics: TestTopics): Promise<void> {

@@ -90,6 +90,18 @@ async function produceRange(
 const counts = (r: Read[]) =>
   r.map(({ userId, tweetCount, followerCount }) => ({ userId, tweetCount, followerCount }));
 
+/** Waits until `users(ids)` at `url` shows the counts of the first `n` records of `produceRange`. */
+async function countsReach(url: string, n: number, timeoutMs: number, what: string): Promise<void> {
+  await eventually(
+    async () => {
+      const r = await graphql<{ users: Read[] }>(url, QUERY, { ids: USERS });
+      return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(n)) ? true : undefined;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 const expected = (n: number) =>
   USERS.map((u, idx) => ({
     userId: u,
@@ -179,16 +191,7 @@ describe('rebuilds on a running server', () => {
     );
     // Records that arrive during the rebuild reach the old view now and the new one before it is swapped in.
     await produceRange(kafka.brokers, topics, 2000, 2100);
-    await eventually(
-      async () => {
-        const r = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
-        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(2100))
-          ? true
-          : undefined;
-      },
-      30_000,
-      'live records applied to the old view',
-    );
+    await countsReach(v2.url, 2100, 30_000, 'live records applied to the old view');
     allowSwap.resolve();
 
     await eventually(
@@ -232,16 +235,7 @@ describe('rebuilds on a running server', () => {
 
     // The live feed carries on in the new generation.
     await produceRange(kafka.brokers, topics, 2100, 2120);
-    await eventually(
-      async () => {
-        const r = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
-        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(2120))
-          ? true
-          : undefined;
-      },
-      30_000,
-      'records after the swap',
-    );
+    await countsReach(v2.url, 2120, 30_000, 'records after the swap');
     // Rankings and totals of the swapped-in generation, kept on after it: the reference's.
     await expectDashboardEqualsTopics(v2.url, topics);
     await eventually(
@@ -266,16 +260,7 @@ describe('rebuilds on a running server', () => {
     await produceRange(kafka.brokers, topics, 0, 200);
     const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir });
     servers.push(v1);
-    await eventually(
-      async () => {
-        const r = await graphql<{ users: Read[] }>(v1.url, QUERY, { ids: USERS });
-        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(200))
-          ? true
-          : undefined;
-      },
-      45_000,
-      'the first view',
-    );
+    await countsReach(v1.url, 200, 45_000, 'the first view');
     const sequence = v1.running.store.sequence();
     await v1.close();
 
@@ -295,16 +280,7 @@ describe('rebuilds on a running server', () => {
     expect(BigInt([...sequences][0]!) > sequence).toBe(true);
     expect(v2.running.store.viewVersions()).toEqual({ 'user-information': 2, 'top-users': 1, totals: 1 });
     await produceRange(kafka.brokers, topics, 200, 220);
-    await eventually(
-      async () => {
-        const r = await graphql<{ users: Read[] }>(v2.url, QUERY, { ids: USERS });
-        return JSON.stringify(counts(r.data?.users ?? [])) === JSON.stringify(expected(220))
-          ? true
-          : undefined;
-      },
-      30_000,
-      'records after the view rebuild',
-    );
+    await countsReach(v2.url, 220, 30_000, 'records after the view rebuild');
     await expectDashboardEqualsTopics(v2.url, topics);
   });
 });
