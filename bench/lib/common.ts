@@ -15,6 +15,8 @@ export interface Row {
   /** What was measured, e.g. `matview-rest @ saturation`. */
   readonly name: string;
   readonly values: Readonly<Record<string, number | string | null>>;
+  /** Rows of one group share a table (and its columns), tables in the order their groups first appear. */
+  readonly group?: string;
 }
 
 /** A target check: what the issue asked for, what we measured, met or not. */
@@ -32,7 +34,7 @@ export interface ScenarioContext {
   readonly cache: string;
   readonly quick: boolean;
   log(message: string): void;
-  row(name: string, values: Row['values']): void;
+  row(name: string, values: Row['values'], group?: string): void;
   check(target: string, measured: string, met: boolean | null): void;
   /** Something scaled down, skipped or worth knowing when reading the figures. */
   note(message: string): void;
