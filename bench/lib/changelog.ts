@@ -11,6 +11,7 @@
  * until a later edit brings the row back). Tombstones and updates pick among the last POOL keys created; their
  * records carry the same key, so they land on the same partition, after the record they change.
  */
+import type { ScenarioContext } from './common.js';
 import { profileOf } from './dataset.js';
 import { prng, produceRecords, valueOf, type ChangelogRecord, type Topics } from './records.js';
 
@@ -249,4 +250,17 @@ export async function verifyServed(url: string, reference: Reference): Promise<V
     });
   }
   return { users: reference.users, differing, examples };
+}
+
+/** Every user against the reference, as a check; a difference fails the scenario (after the check is recorded). */
+export async function expectExact(
+  ctx: ScenarioContext,
+  url: string,
+  reference: Reference,
+  target: string,
+): Promise<void> {
+  const v = await verifyServed(url, reference);
+  ctx.check(target, `${v.users - v.differing} of ${v.users} users equal`, v.differing === 0);
+  if (v.differing > 0)
+    throw new Error(`${target}: ${v.differing} users differ, e.g.\n${v.examples.join('\n')}`);
 }
