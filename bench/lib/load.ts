@@ -113,6 +113,8 @@ export async function runLoad(
 export interface OpenLoopSamples {
   readonly due: Float64Array;
   readonly latencies: Float64Array;
+  /** 1 where the request failed or did not answer 200. */
+  readonly failed: Uint8Array;
   readonly errors: number;
   readonly seconds: number;
 }
@@ -140,12 +142,17 @@ export async function runOpenLoop(
   const total = options.total ?? Number.MAX_SAFE_INTEGER;
   let due = new Float64Array(Math.min(total, 1 << 16));
   let latencies = new Float64Array(due.length);
+  let failed = new Uint8Array(due.length);
   let errors = 0;
   const start = performance.now();
   const dueAt = (i: number) => start + (i * 1000) / options.rate;
   const send = (i: number) =>
     new Promise<void>((resolve) => {
       const r = requests[i % requests.length]!;
+      const fail = () => {
+        errors++;
+        failed[i] = 1;
+      };
       const finish = () => {
         latencies[i] = performance.now() - dueAt(i);
         resolve();
@@ -160,13 +167,13 @@ export async function runOpenLoop(
           headers: r.headers ?? {},
         },
         (res) => {
-          if (res.statusCode !== 200) errors++;
+          if (res.statusCode !== 200) fail();
           res.on('data', () => undefined);
           res.on('end', finish);
         },
       );
       req.on('error', () => {
-        errors++;
+        fail();
         finish();
       });
       req.end(r.body);
@@ -184,6 +191,9 @@ export async function runOpenLoop(
         const grownLatencies = new Float64Array(due.length);
         grownLatencies.set(latencies);
         latencies = grownLatencies;
+        const grownFailed = new Uint8Array(due.length);
+        grownFailed.set(failed);
+        failed = grownFailed;
       }
       due[next] = dueAt(next);
       inflight.push(send(next));
@@ -195,7 +205,13 @@ export async function runOpenLoop(
   await Promise.all(inflight);
   const seconds = (performance.now() - start) / 1000;
   agent.destroy();
-  return { due: due.subarray(0, next), latencies: latencies.subarray(0, next), errors, seconds };
+  return {
+    due: due.subarray(0, next),
+    latencies: latencies.subarray(0, next),
+    failed: failed.subarray(0, next),
+    errors,
+    seconds,
+  };
 }
 
 /** {@link runOpenLoop} for `duration` seconds, spinning, with the target's CPU per request. */

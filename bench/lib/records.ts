@@ -174,20 +174,30 @@ export async function produceRecords(
   return performance.now() - t0;
 }
 
+/** High watermark of every partition of the topics. */
+export async function endOffsets(
+  brokers: readonly string[],
+  topics: readonly string[],
+): Promise<{ topic: string; partition: number; high: bigint }[]> {
+  const admin = quietKafka(brokers).admin();
+  await admin.connect();
+  try {
+    const out: { topic: string; partition: number; high: bigint }[] = [];
+    for (const topic of topics)
+      for (const p of await admin.fetchTopicOffsets(topic))
+        out.push({ topic, partition: p.partition, high: BigInt(p.high) });
+    return out;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Sum of the high watermarks of the topics. */
 export async function endOffsetsTotal(
   brokers: readonly string[],
   topics: readonly string[],
 ): Promise<bigint> {
-  const admin = quietKafka(brokers).admin();
-  await admin.connect();
-  try {
-    let total = 0n;
-    for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) total += BigInt(p.high);
-    return total;
-  } finally {
-    await admin.disconnect();
-  }
+  return (await endOffsets(brokers, topics)).reduce((n, p) => n + p.high, 0n);
 }
 
 // ---- a matview server process ----

@@ -23,12 +23,22 @@ export const sourceEnv = (
   TOPIC_LIKES: topics.likes,
 });
 
+/** Settings every spawned server gets from the bench (startMatviewProcess and sourceEnv), whatever the environment. */
+const SET_BY_BENCH: ReadonlySet<string> = new Set([
+  ...Object.keys(sourceEnv([], { users: '', tweets: '', follows: '', likes: '' }, '')),
+  'PORT',
+  'HOST',
+  'DEMO',
+  'NODE_ENV',
+  'LOG_LEVEL',
+]);
+
 /**
  * matview settings present in the bench's environment: the spawned servers inherit them, so a result says
  * which ones it ran with (e.g. `WRITER_THREAD=false npm run bench -- catchup` to compare).
  */
 export function inheritedSettings(): string {
-  const set = CONFIG_VARIABLES.filter((name) => process.env[name] !== undefined);
+  const set = CONFIG_VARIABLES.filter((name) => process.env[name] !== undefined && !SET_BY_BENCH.has(name));
   return set.length === 0
     ? 'shipped defaults'
     : `shipped defaults except ${set.map((n) => `${n}=${process.env[n]}`).join(', ')} (from the environment)`;

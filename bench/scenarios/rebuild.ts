@@ -21,7 +21,14 @@ import { BIG_BATCHES, expectExact, produceChangelog } from '../lib/changelog.js'
 import { ROOT, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { buildView } from '../lib/peers.js';
 import { changes, freshTopics, prng, startMatviewProcess } from '../lib/records.js';
-import { scrapeMetrics, sourceEnv, spawnServer, warmBundle, watchCatchUp } from '../lib/served.js';
+import {
+  inheritedSettings,
+  scrapeMetrics,
+  sourceEnv,
+  spawnServer,
+  warmBundle,
+  watchCatchUp,
+} from '../lib/served.js';
 import { waitReady } from './fanout.js';
 
 async function replay(ctx: ScenarioContext, records: number, users: number): Promise<number> {
@@ -233,7 +240,7 @@ export const rebuild: Scenario = {
       servedRate >= 200_000,
     );
     ctx.note(
-      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every 200 ms; the server picks the request up within a second); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with shipped defaults; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
+      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every 200 ms; the server picks the request up within a second); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
     );
     if (records < 10_000_000)
       ctx.note(`rebuild: scaled down from 10M to ${records} records (BENCH_REBUILD_RECORDS)`);
