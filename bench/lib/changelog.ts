@@ -4,16 +4,20 @@
  * it produced (CONTRACT.md §2: the SQL over the latest row per key), so every user a server serves can be
  * compared exactly, black-box, over GraphQL.
  *
- * Records 0..users-1 create the users. After that: 36 % new tweets, 26 % new follows, 18 % new likes, 8 %
- * profile edits (the full users row, new description), 5 % tombstones and 5 % updates of a recent tweet,
+ * Records 0..users-1 create the users. After that: 38 % new tweets, 28 % new follows, 20 % new likes, 4 %
+ * profile edits (the full users row, new description), 5 % tombstones and 4 % updates of a recent tweet,
  * follow or like (a tweet or like moves to another user, a follow to another followee; deleting a deleted row
- * is a no-op, updating one re-creates it), 2 % tombstones of a users row (the user is hidden, its counts stay,
+ * is a no-op, updating one re-creates it), 1 % tombstones of a users row (the user is hidden, its counts stay,
  * until a later edit brings the row back). Tombstones and updates pick among the last POOL keys created; their
  * records carry the same key, so they land on the same partition, after the record they change.
+ *
+ * Sized for the mock cluster, which keeps at most 5 MB (and 100,000 record batches) per partition and silently
+ * drops the oldest beyond that: at 20 records per user, 446k records fill the fullest partitions (users rows are
+ * the biggest records) to about 4 MB uncompressed. `produceChangelog` fails if the mock dropped anything.
  */
 import type { ScenarioContext } from './common.js';
 import { profileOf } from './dataset.js';
-import { prng, produceRecords, valueOf, type ChangelogRecord, type Topics } from './records.js';
+import { endOffsets, prng, produceRecords, valueOf, type ChangelogRecord, type Topics } from './records.js';
 
 /** Keys created recently enough to be deleted or moved (older keys are never changed again). */
 const POOL = 50_000;
@@ -152,9 +156,9 @@ export function* changelog(
       continue;
     }
     const r = random();
-    if (r < 0.8 || pooled === 0) {
+    if (r < 0.86 || pooled === 0) {
       // A new tweet, follow or like.
-      const k = r < 0.36 ? TWEET : r < 0.62 ? FOLLOW : LIKE;
+      const k = r < 0.38 ? TWEET : r < 0.66 ? FOLLOW : LIKE;
       const slot = pooled++ % POOL;
       kind[slot] = k;
       id[slot] = i;
@@ -164,7 +168,7 @@ export function* changelog(
       reference.keys++;
       reference.count(k, owner[slot]!, other[slot]!, 1);
       yield rowOf(slot);
-    } else if (r < 0.88) {
+    } else if (r < 0.9) {
       const u = pick(users);
       reference.edit[u] = i;
       reference.hidden[u] = 0;
@@ -174,12 +178,12 @@ export function* changelog(
         key,
         value: valueOf(key, { table: 'users', ...profileOf(u), description: `edit ${i}` }),
       };
-    } else if (r < 0.93) {
+    } else if (r < 0.95) {
       const slot = pick(Math.min(pooled, POOL));
       if (alive[slot] === 1) reference.count(kind[slot]!, owner[slot]!, other[slot]!, -1);
       alive[slot] = 0;
       yield { topic: topicOf(kind[slot]!), key: `${PREFIX[kind[slot]!]}${id[slot]}`, value: null };
-    } else if (r < 0.98) {
+    } else if (r < 0.99) {
       const slot = pick(Math.min(pooled, POOL));
       if (alive[slot] === 1) reference.count(kind[slot]!, owner[slot]!, other[slot]!, -1);
       if (kind[slot] === FOLLOW) other[slot] = pick(users);
@@ -195,19 +199,40 @@ export function* changelog(
   }
 }
 
-/** Produces the workload with the given batching; returns its reference and how long producing took. */
+/**
+ * Produces the workload with the given batching (gzip-compressed batches with `gzip`); returns its reference,
+ * how long producing took and the partitions written. Fails if the topics do not hold every record produced:
+ * the mock cluster drops a partition's oldest record batches beyond 5 MB or 100,000 batches.
+ */
 export async function produceChangelog(
   brokers: readonly string[],
   topics: Topics,
-  options: { records: number; users: number; seed: number; batching: Batching },
-): Promise<{ reference: Reference; produceMs: number }> {
+  options: { records: number; users: number; seed: number; batching: Batching; gzip: boolean },
+): Promise<{ reference: Reference; produceMs: number; partitions: number }> {
   const reference = new Reference(options.users);
   const produceMs = await produceRecords(
     brokers,
     changelog(topics, options.records, options.users, options.seed, reference),
     options.batching.perSend,
+    { gzip: options.gzip },
   );
-  return { reference, produceMs };
+  const ends = await endOffsets(brokers, Object.values(topics));
+  const held = ends.reduce((n, p) => n + p.high - p.low, 0n);
+  if (held !== BigInt(options.records))
+    throw new Error(
+      `the topics hold ${held} of the ${options.records} records produced ` +
+        `(${ends.filter((p) => p.low > 0n).length} partitions lost their oldest records: the mock cluster keeps ` +
+        `at most 5 MB or 100,000 record batches per partition); produce fewer records or compress them (BENCH_COMPRESSION=gzip)`,
+    );
+  return { reference, produceMs, partitions: ends.length };
+}
+
+/** BENCH_COMPRESSION=gzip: the catch-up changelog in gzip-compressed batches (fits more in the mock). */
+export function compressionFromEnv(): { gzip: boolean; label: string } {
+  const value = process.env['BENCH_COMPRESSION'] ?? 'none';
+  if (value !== 'none' && value !== 'gzip')
+    throw new Error(`BENCH_COMPRESSION must be "none" or "gzip", got "${value}"`);
+  return { gzip: value === 'gzip', label: value === 'gzip' ? 'gzip-compressed' : 'uncompressed' };
 }
 
 const VERIFY_QUERY =

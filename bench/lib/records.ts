@@ -13,7 +13,7 @@ import type { Row, Table } from '../../src/views/user-information.js';
 import { prng, ROOT, waitFor } from './common.js';
 import { profileOf } from './dataset.js';
 
-const { Kafka, logLevel } = kafkajs;
+const { CompressionTypes, Kafka, logLevel } = kafkajs;
 
 export interface RawRecord {
   readonly table: Table;
@@ -139,9 +139,10 @@ export async function produceRecords(
   brokers: readonly string[],
   records: Iterable<ChangelogRecord>,
   perSend: number,
-  options: { ordered?: boolean } = {},
+  options: { ordered?: boolean; gzip?: boolean } = {},
 ): Promise<number> {
   const inFlight = options.ordered === false ? 4 : 1;
+  const compression = options.gzip === true ? { compression: CompressionTypes.GZIP } : {};
   const producer = quietKafka(brokers).producer({ allowAutoTopicCreation: true });
   await producer.connect();
   const t0 = performance.now();
@@ -153,6 +154,7 @@ export async function produceRecords(
       pending.push(
         producer.sendBatch({
           acks: 1,
+          ...compression,
           topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
         }),
       );
@@ -174,30 +176,22 @@ export async function produceRecords(
   return performance.now() - t0;
 }
 
-/** High watermark of every partition of the topics. */
+/** First and next offsets (log start and high watermark) of every partition of the topics. */
 export async function endOffsets(
   brokers: readonly string[],
   topics: readonly string[],
-): Promise<{ topic: string; partition: number; high: bigint }[]> {
+): Promise<{ topic: string; partition: number; low: bigint; high: bigint }[]> {
   const admin = quietKafka(brokers).admin();
   await admin.connect();
   try {
-    const out: { topic: string; partition: number; high: bigint }[] = [];
+    const out: { topic: string; partition: number; low: bigint; high: bigint }[] = [];
     for (const topic of topics)
       for (const p of await admin.fetchTopicOffsets(topic))
-        out.push({ topic, partition: p.partition, high: BigInt(p.high) });
+        out.push({ topic, partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) });
     return out;
   } finally {
     await admin.disconnect();
   }
-}
-
-/** Sum of the high watermarks of the topics. */
-export async function endOffsetsTotal(
-  brokers: readonly string[],
-  topics: readonly string[],
-): Promise<bigint> {
-  return (await endOffsets(brokers, topics)).reduce((n, p) => n + p.high, 0n);
 }
 
 // ---- a matview server process ----

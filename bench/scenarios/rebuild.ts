@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
 import { startKafka } from '../../test/utils/kafka-mock.js';
-import { BIG_BATCHES, expectExact, produceChangelog } from '../lib/changelog.js';
+import { BIG_BATCHES, compressionFromEnv, expectExact, produceChangelog } from '../lib/changelog.js';
 import { ROOT, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { buildView } from '../lib/peers.js';
 import { changes, freshTopics, prng, startMatviewProcess } from '../lib/records.js';
@@ -140,11 +140,13 @@ async function servedRebuild(ctx: ScenarioContext, records: number): Promise<num
   const kafka = await startKafka();
   ctx.defer(() => kafka.stop());
   const topics = freshTopics('rebuild');
+  const compression = compressionFromEnv();
   const { reference } = await produceChangelog(kafka.brokers, topics, {
     records,
     users,
     seed: 23,
     batching: BIG_BATCHES,
+    gzip: compression.gzip,
   });
   const env = sourceEnv(kafka.brokers, topics, join(ctx.tmp, 'served-rebuild'));
   const timeoutMs = Math.max(600_000, records);
@@ -203,7 +205,7 @@ async function servedRebuild(ctx: ScenarioContext, records: number): Promise<num
 
   const rate = records / (wallMs / 1000);
   ctx.row(
-    '`matview rebuild --wait` on a served store (mock cluster, big batches)',
+    `\`matview rebuild --wait\` on a served store (mock cluster, big batches, ${compression.label})`,
     {
       records,
       users,
@@ -232,7 +234,7 @@ export const rebuild: Scenario = {
       `${(copyMs / 1000).toFixed(2)} s with restore, ${(moveMs / 1000).toFixed(2)} s with restore --move`,
       Math.min(copyMs, moveMs) <= 3000,
     );
-    const served = ctx.quick ? 50_000 : Number(process.env['BENCH_REBUILD_SERVED_RECORDS'] ?? 1_000_000);
+    const served = ctx.quick ? 50_000 : Number(process.env['BENCH_REBUILD_SERVED_RECORDS'] ?? 446_000);
     const servedRate = await servedRebuild(ctx, served);
     ctx.check(
       '`matview rebuild --wait` >= 200k records/s',
