@@ -12,8 +12,8 @@
  *   one loop per leader broker, each with one Fetch in flight for all of its partitions, no group.
  * Modes:
  * - `drain`: from the earliest offsets until the end offsets; sends `{ drained }` with the times, and exits;
- * - `latency`: from the end offsets on; every record's receive time − its Kafka timestamp is kept, and each
- *   `take` message from the parent is answered with `{ samples }` (and the list restarts).
+ * - `latency`: from the end offsets on; every record's Kafka timestamp and receive time − that timestamp are
+ *   kept, and each `take` message from the parent is answered with `{ samples }` (and the lists restart).
  * Sends `{ started }` once it is fetching. Times are epoch milliseconds (performance.timeOrigin + now).
  */
 import { createRequire } from 'node:module';
@@ -32,7 +32,7 @@ export interface BareConsumerOptions {
 export type BareConsumerMessage =
   | { readonly started: number }
   | { readonly drained: { records: number; startedAt: number; firstAt: number; doneAt: number } }
-  | { readonly samples: number[] };
+  | { readonly samples: { timestamps: number[]; latencies: number[] } };
 
 const { Kafka, logLevel } = kafkajs;
 const now = () => performance.timeOrigin + performance.now();
@@ -182,10 +182,10 @@ async function runFetch(
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as BareConsumerOptions;
   process.on('disconnect', () => process.exit(0));
-  let samples: number[] = [];
+  let samples = { timestamps: [] as number[], latencies: [] as number[] };
   process.on('message', () => {
     send({ samples });
-    samples = [];
+    samples = { timestamps: [], latencies: [] };
   });
   const all = await positions(options);
   let total = 0n;
@@ -196,7 +196,10 @@ async function main(): Promise<void> {
   const onRecords: OnRecords = (count, timestamps) => {
     const at = now();
     if (options.mode === 'latency') {
-      for (const t of timestamps()) samples.push(at - Number(t));
+      for (const t of timestamps()) {
+        samples.timestamps.push(Number(t));
+        samples.latencies.push(at - Number(t));
+      }
       return;
     }
     if (records === 0) firstAt = at;

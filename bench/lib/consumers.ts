@@ -78,8 +78,8 @@ export async function drainRate(
 }
 
 export interface LatencyProbe {
-  /** Produce → receive latencies (ms) of the records received since the previous call. */
-  take(): Promise<number[]>;
+  /** Kafka timestamps and produce → receive latencies (ms) of the records received since the previous call. */
+  take(): Promise<{ timestamps: number[]; latencies: number[] }>;
   stop(): void;
 }
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIG_VARIABLES } from '../../src/ops/config.js';
-import { ROOT, sleep } from './common.js';
+import { ROOT, sleep, waitFor } from './common.js';
 import { startMatviewProcess, type ServerProcess, type Topics } from './records.js';
 
 /** What the bench must set for a server on these topics; everything else stays at the shipped defaults. */
@@ -107,6 +107,34 @@ export function watchCatchUp(url: string, timeoutMs: number, everyMs = 25): Catc
     }
   };
   return Object.assign(seen, { done: poll() });
+}
+
+const POSITIONS = JSON.stringify({ query: '{ feedStatus { partitions { topic partition next } } }' });
+
+/** Waits until the server's stored positions reached `ends` (from `endOffsets`); false after `timeoutMs`. */
+export function waitApplied(
+  url: string,
+  ends: readonly { topic: string; partition: number; high: bigint }[],
+  timeoutMs: number,
+): Promise<boolean> {
+  return waitFor(
+    async () => {
+      const res = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: POSITIONS,
+      }).catch(() => undefined);
+      const body = (await res?.json().catch(() => undefined)) as
+        | { data?: { feedStatus: { partitions: { topic: string; partition: number; next: string }[] } } }
+        | undefined;
+      const at = body?.data?.feedStatus.partitions ?? [];
+      return ends.every((e) =>
+        at.some((p) => p.topic === e.topic && p.partition === e.partition && BigInt(p.next) >= e.high),
+      );
+    },
+    timeoutMs,
+    50,
+  );
 }
 
 /** Unlabelled samples of the server's `/metrics` (name → value). */

@@ -13,13 +13,16 @@
 import { startKafka } from '../../test/utils/kafka-mock.js';
 import { distribution, round, sleep, waitFor, type Scenario } from '../lib/common.js';
 import { startLatencyProbe } from '../lib/consumers.js';
-import { freshTopics, produceWorkload, quietKafka, startMatviewProcess } from '../lib/records.js';
-import { inheritedSettings, sourceEnv } from '../lib/served.js';
+import { endOffsets, freshTopics, produceWorkload, quietKafka, startMatviewProcess } from '../lib/records.js';
+import { inheritedSettings, sourceEnv, waitApplied } from '../lib/served.js';
 import { LiveSocket, type Arrival } from '../../test/utils/live-socket.js';
 import { waitReady } from './fanout.js';
 
 /** The server's and the floor consumer's fetch max wait (the mock does not wake a waiting fetch). */
 const FETCH_WAIT_MS = 20;
+
+/** Longest wait, after a phase's last send, for the server to have applied all of it. */
+const APPLY_TIMEOUT_MS = 120_000;
 
 /** A send of what is due every `sendEveryMs`: the producer's batching. */
 const PHASES = [
@@ -80,11 +83,16 @@ export const freshness: Scenario = {
       let sent = 0;
       let sendCount = 0;
       const sends: Promise<unknown>[] = [];
+      // Records of this phase carry Kafka timestamps in [from, to]: only their events count, so a backlog left
+      // by a phase the server could not keep up with is not charged to the next one.
+      const from = Date.now();
+      let to = from;
       while (performance.now() - start < seconds * 1000) {
         const due = Math.floor(((performance.now() - start) / 1000) * rate);
         if (due > sent) {
           const n = Math.min(due - sent, Math.ceil((rate * sendEveryMs * 10) / 1000));
-          const now = String(Date.now());
+          to = Date.now();
+          const now = String(to);
           const messages = Array.from({ length: n }, () => {
             const id = serial++;
             const user = String(id % watched);
@@ -101,20 +109,35 @@ export const freshness: Scenario = {
         await sleep(sendEveryMs);
       }
       await Promise.all(sends);
+      const sentAt = performance.now();
+      const applied = await waitApplied(
+        server.url,
+        await endOffsets(kafka.brokers, [topics.tweets]),
+        APPLY_TIMEOUT_MS,
+      );
+      const appliedAfterMs = performance.now() - sentAt;
+      if (!applied)
+        ctx.note(
+          `freshness: at ${rate} records/s, ${batching}, matview had not applied every record ${APPLY_TIMEOUT_MS / 1000} s after the last send: events after that are missing from the row`,
+        );
       await sleep(1500);
       recording = false;
+      const inPhase = (t: number) => t >= from && t <= to;
       const latencies: number[] = [];
       for (const a of arrivals) {
         const m = /"eventTime":"([^"]+)"/.exec(a.data);
-        if (m?.[1] !== undefined) latencies.push(a.at - Date.parse(m[1]));
+        const t = m?.[1] === undefined ? NaN : Date.parse(m[1]);
+        if (inPhase(t)) latencies.push(a.at - t);
       }
       const d = distribution(latencies);
-      const f = distribution(await floor.take());
+      const received = await floor.take();
+      const f = distribution(received.latencies.filter((_, i) => inPhase(received.timestamps[i]!)));
       const achieved = sent / seconds;
       ctx.row(`${rate} records/s, ${batching}`, {
         'records/s sent': round(achieved, 0),
         'records/send': round(sent / Math.max(1, sendCount), 0),
         events: d.count,
+        'all applied s after': round(appliedAfterMs / 1000, 1),
         'p50 ms': round(d.p50, 1),
         'p95 ms': round(d.p95, 1),
         'p99 ms': round(d.p99, 1),
