@@ -64,6 +64,16 @@ export async function spawnServer(env: Record<string, string>): Promise<Started>
   return { server, spawnedAt, listeningAt: performance.now() };
 }
 
+/** `data` of a GraphQL POST, undefined when the server did not answer one (not listening yet, an error). */
+async function graphqlData<T>(url: string, body: string): Promise<T | undefined> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  }).catch(() => undefined);
+  return ((await res?.json().catch(() => undefined)) as { data?: T } | undefined)?.data;
+}
+
 /** When a server's view first changed and when it became ready (performance.now() clock), as seen from outside. */
 export interface CatchUpWatch {
   firstCommitAt: number | undefined;
@@ -86,14 +96,9 @@ export function watchCatchUp(url: string, timeoutMs: number, everyMs = 25): Catc
   const poll = async () => {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: FEED_STATUS,
-      }).catch(() => undefined);
-      const body = (await res?.json().catch(() => undefined)) as
-        { data?: { feedStatus: { ready: boolean; sequence: string } } } | undefined;
-      const status = body?.data?.feedStatus;
+      const status = (
+        await graphqlData<{ feedStatus: { ready: boolean; sequence: string } }>(url, FEED_STATUS)
+      )?.feedStatus;
       if (status !== undefined) {
         const at = performance.now();
         if (seen.firstCommitAt === undefined && status.sequence !== '0') seen.firstCommitAt = at;
@@ -119,15 +124,10 @@ export function waitApplied(
 ): Promise<boolean> {
   return waitFor(
     async () => {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: POSITIONS,
-      }).catch(() => undefined);
-      const body = (await res?.json().catch(() => undefined)) as
-        | { data?: { feedStatus: { partitions: { topic: string; partition: number; next: string }[] } } }
-        | undefined;
-      const at = body?.data?.feedStatus.partitions ?? [];
+      const data = await graphqlData<{
+        feedStatus: { partitions: { topic: string; partition: number; next: string }[] };
+      }>(url, POSITIONS);
+      const at = data?.feedStatus.partitions ?? [];
       return ends.every((e) =>
         at.some((p) => p.topic === e.topic && p.partition === e.partition && BigInt(p.next) >= e.high),
       );
