@@ -2,6 +2,7 @@
  * Shared pieces of the benchmark harness: the scenario contract, result rows, statistics, the Zipf
  * sampler, temp dirs and small process helpers. Nothing here measures anything by itself.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,3 +149,10 @@ export async function waitFor(
 }
 
 export const ms = (nanoseconds: bigint): number => Number(nanoseconds) / 1e6;
+
+/** Kills `child` if this process exits first; the hook goes away with the child (no listener piles up). */
+export function killOnExit(child: ChildProcess): void {
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  child.once('exit', () => process.off('exit', kill));
+}

@@ -5,7 +5,7 @@
  * the bench's clients nor with the server under test.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { ROOT } from './common.js';
+import { killOnExit, ROOT } from './common.js';
 import type { BareConsumerMessage, BareConsumerOptions } from './bare-consumer.js';
 
 function startChild(options: BareConsumerOptions): ChildProcess {
@@ -13,7 +13,7 @@ function startChild(options: BareConsumerOptions): ChildProcess {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  process.once('exit', () => child.kill('SIGKILL'));
+  killOnExit(child);
   return child;
 }
 

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import kafkajs from 'kafkajs';
 import type { Change } from '../../src/materializer/materialize.js';
 import type { Row, Table } from '../../src/views/user-information.js';
-import { prng, ROOT, waitFor } from './common.js';
+import { killOnExit, prng, ROOT, waitFor } from './common.js';
 import { profileOf } from './dataset.js';
 
 const { CompressionTypes, Kafka, logLevel } = kafkajs;
@@ -227,7 +227,7 @@ export async function startMatviewProcess(
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  process.once('exit', () => child.kill('SIGKILL'));
+  killOnExit(child);
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
