@@ -24,13 +24,14 @@ import {
   type Scenario,
   type ScenarioContext,
 } from './lib/common.js';
+import { catchup } from './scenarios/catchup.js';
 import { fanout } from './scenarios/fanout.js';
 import { freshness } from './scenarios/freshness.js';
 import { ingest } from './scenarios/ingest.js';
 import { read } from './scenarios/read.js';
 import { rebuild } from './scenarios/rebuild.js';
 
-const SCENARIOS: readonly Scenario[] = [read, ingest, fanout, freshness, rebuild];
+const SCENARIOS: readonly Scenario[] = [read, ingest, catchup, fanout, freshness, rebuild];
 
 interface ScenarioResult {
   name: string;
@@ -74,11 +75,24 @@ const cell = (v: number | string | null | undefined): string =>
         : v.toFixed(2)
       : v;
 
-/** Rows of one scenario as aligned text columns (or markdown when `md`). */
-function table(rows: readonly Row[], md: boolean): string {
+/** Rows of one scenario as aligned text columns (or markdown when `md`), one table per group of rows. */
+function tables(rows: readonly Row[], md: boolean): string {
+  const groups = [...new Set(rows.map((r) => r.group))];
+  return groups
+    .map((g) =>
+      table(
+        rows.filter((r) => r.group === g),
+        md,
+        g ?? '',
+      ),
+    )
+    .join('\n\n');
+}
+
+function table(rows: readonly Row[], md: boolean, title: string): string {
   if (rows.length === 0) return '';
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r.values)))];
-  const header = ['', ...columns];
+  const header = [title, ...columns];
   const body = rows.map((r) => [r.name, ...columns.map((c) => cell(r.values[c]))]);
   if (md) {
     const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
@@ -135,7 +149,13 @@ async function main(): Promise<void> {
       cache,
       quick,
       log: (m) => console.log(`[${scenario.name}] ${m}`),
-      row: (name, values) => result.rows.push({ scenario: scenario.name, name, values }),
+      row: (name, values, group) =>
+        result.rows.push({
+          scenario: scenario.name,
+          name,
+          values,
+          ...(group === undefined ? {} : { group }),
+        }),
       check: (target, measured, met) =>
         result.checks.push({ scenario: scenario.name, target, measured, met }),
       note: (m) => {
@@ -164,7 +184,7 @@ async function main(): Promise<void> {
     result.seconds = Math.round((Date.now() - t0) / 1000);
     result.loadEnd = load();
     results.push(result);
-    console.log(`\n${table(result.rows, false)}\n`);
+    console.log(`\n${tables(result.rows, false)}\n`);
     for (const c of result.checks)
       console.log(`${c.met === null ? '  ?' : c.met ? ' ok' : 'MISS'}  ${c.target}: ${c.measured}`);
   }
@@ -227,7 +247,7 @@ async function main(): Promise<void> {
       '',
       `${r.description}. ${r.seconds} s, load average ${r.loadStart} → ${r.loadEnd}.`,
       '',
-      table(r.rows, true),
+      tables(r.rows, true),
       '',
       ...(r.notes.length > 0 ? [...r.notes.map((n) => `- ${n}`), ''] : []),
       ...(r.error !== undefined ? ['```', r.error, '```', ''] : []),

@@ -2,6 +2,7 @@
  * Shared pieces of the benchmark harness: the scenario contract, result rows, statistics, the Zipf
  * sampler, temp dirs and small process helpers. Nothing here measures anything by itself.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ export interface Row {
   /** What was measured, e.g. `matview-rest @ saturation`. */
   readonly name: string;
   readonly values: Readonly<Record<string, number | string | null>>;
+  /** Rows of one group share a table (and its columns), tables in the order their groups first appear. */
+  readonly group?: string;
 }
 
 /** A target check: what the issue asked for, what we measured, met or not. */
@@ -32,7 +35,7 @@ export interface ScenarioContext {
   readonly cache: string;
   readonly quick: boolean;
   log(message: string): void;
-  row(name: string, values: Row['values']): void;
+  row(name: string, values: Row['values'], group?: string): void;
   check(target: string, measured: string, met: boolean | null): void;
   /** Something scaled down, skipped or worth knowing when reading the figures. */
   note(message: string): void;
@@ -146,3 +149,10 @@ export async function waitFor(
 }
 
 export const ms = (nanoseconds: bigint): number => Number(nanoseconds) / 1e6;
+
+/** Kills `child` if this process exits first; the hook goes away with the child (no listener piles up). */
+export function killOnExit(child: ChildProcess): void {
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  child.once('exit', () => process.off('exit', kill));
+}

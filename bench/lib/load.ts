@@ -109,74 +109,131 @@ export async function runLoad(
   };
 }
 
+/** Latencies of an open-loop run, each with its request's due time (performance.now() clock). */
+export interface OpenLoopSamples {
+  readonly due: Float64Array;
+  readonly latencies: Float64Array;
+  /** 1 where the request failed or did not answer 200. */
+  readonly failed: Uint8Array;
+  readonly errors: number;
+  readonly seconds: number;
+}
+
 /**
  * Open-loop load at a fixed rate: request i is due at start + i/rate and its latency counts from that due
- * time (so a stalled server is charged for the requests it delayed: no coordinated omission). autocannon's
- * `overallRate` instead sends each connection's quota in a burst at the start of every second, which
- * measures short bursts at saturation rather than a steady 1,000 req/s.
+ * time (so a stalled server is charged for the requests it delayed: no coordinated omission). Runs until
+ * `total` requests were sent or `until()` turns true. Pacing `spin` sends each request on time by spinning
+ * the event loop (a core of its own); `timer` sleeps until the next one is due (≈1 ms late, counted in every
+ * latency alike), leaving the core to a server that needs it, e.g. while it catches up.
  */
-export async function runFixedRate(
-  target: TargetProcess,
+export async function runOpenLoop(
+  url: string,
   requests: readonly Request[],
-  options: { duration: number; rate: number; sockets?: number },
-): Promise<LoadResult> {
+  options: {
+    rate: number;
+    total?: number;
+    until?: () => boolean;
+    pacing: 'spin' | 'timer';
+    sockets?: number;
+  },
+): Promise<OpenLoopSamples> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.sockets ?? 64 });
-  const url = new URL(target.url);
-  const total = Math.round(options.duration * options.rate);
-  const latencies = new Float64Array(total);
-  let done = 0;
+  const target = new URL(url);
+  const total = options.total ?? Number.MAX_SAFE_INTEGER;
+  let due = new Float64Array(Math.min(total, 1 << 16));
+  let latencies = new Float64Array(due.length);
+  let failed = new Uint8Array(due.length);
   let errors = 0;
-  const before = await target.cpu();
   const start = performance.now();
-  const send = (i: number, due: number) =>
+  const dueAt = (i: number) => start + (i * 1000) / options.rate;
+  const send = (i: number) =>
     new Promise<void>((resolve) => {
       const r = requests[i % requests.length]!;
+      const fail = () => {
+        errors++;
+        failed[i] = 1;
+      };
+      const finish = () => {
+        latencies[i] = performance.now() - dueAt(i);
+        resolve();
+      };
       const req = httpRequest(
         {
-          host: url.hostname,
-          port: url.port,
+          host: target.hostname,
+          port: target.port,
           agent,
           method: r.method ?? 'GET',
           path: r.path ?? '/',
           headers: r.headers ?? {},
         },
         (res) => {
-          if (res.statusCode !== 200) errors++;
+          if (res.statusCode !== 200) fail();
           res.on('data', () => undefined);
-          res.on('end', () => {
-            latencies[i] = performance.now() - due;
-            done++;
-            resolve();
-          });
+          res.on('end', finish);
         },
       );
       req.on('error', () => {
-        errors++;
-        latencies[i] = performance.now() - due;
-        done++;
-        resolve();
+        fail();
+        finish();
       });
       req.end(r.body);
     });
   const inflight: Promise<void>[] = [];
   let next = 0;
-  while (next < total) {
+  while (next < total && options.until?.() !== true) {
     const now = performance.now();
-    while (next < total && start + (next * 1000) / options.rate <= now) {
-      inflight.push(send(next, start + (next * 1000) / options.rate));
+    while (next < total && dueAt(next) <= now) {
+      if (next === due.length) {
+        // Grow both (latencies are written as answers arrive, so copy what is there).
+        const grownDue = new Float64Array(due.length * 2);
+        grownDue.set(due);
+        due = grownDue;
+        const grownLatencies = new Float64Array(due.length);
+        grownLatencies.set(latencies);
+        latencies = grownLatencies;
+        const grownFailed = new Uint8Array(due.length);
+        grownFailed.set(failed);
+        failed = grownFailed;
+      }
+      due[next] = dueAt(next);
+      inflight.push(send(next));
       next++;
     }
-    await new Promise((r) => setImmediate(r));
+    if (options.pacing === 'spin') await new Promise((r) => setImmediate(r));
+    else await new Promise((r) => setTimeout(r, Math.max(0, dueAt(next) - performance.now())));
   }
   await Promise.all(inflight);
-  const elapsed = (performance.now() - start) / 1000;
-  const cpu = (await target.cpu()) - before;
+  const seconds = (performance.now() - start) / 1000;
   agent.destroy();
-  const d = distribution(latencies.subarray(0, done));
   return {
-    rps: done / elapsed,
-    total: done,
+    due: due.subarray(0, next),
+    latencies: latencies.subarray(0, next),
+    failed: failed.subarray(0, next),
     errors,
+    seconds,
+  };
+}
+
+/** {@link runOpenLoop} for `duration` seconds, spinning, with the target's CPU per request. */
+export async function runFixedRate(
+  target: TargetProcess,
+  requests: readonly Request[],
+  options: { duration: number; rate: number; sockets?: number },
+): Promise<LoadResult> {
+  const before = await target.cpu();
+  const run = await runOpenLoop(target.url, requests, {
+    rate: options.rate,
+    total: Math.round(options.duration * options.rate),
+    pacing: 'spin',
+    ...(options.sockets === undefined ? {} : { sockets: options.sockets }),
+  });
+  const cpu = (await target.cpu()) - before;
+  const done = run.latencies.length;
+  const d = distribution(run.latencies);
+  return {
+    rps: done / run.seconds,
+    total: done,
+    errors: run.errors,
     p50: d.p50,
     p95: d.p95,
     p99: d.p99,

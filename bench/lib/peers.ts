@@ -17,7 +17,7 @@ import { openStore } from '../../src/store/lmdb-store.js';
 import { encodeView } from '../../src/views/codec.js';
 import { REST_FIELDS } from '../../src/views/user-information.js';
 import { countsOf, followerCounts, profileOf, viewOf, HEAVY_USER } from './dataset.js';
-import { sleep, waitFor } from './common.js';
+import { killOnExit, sleep, waitFor } from './common.js';
 
 /** Bump when the data set or the stored layout changes, so cached copies are rebuilt. */
 const DATASET_VERSION = 1;
@@ -232,7 +232,7 @@ export async function startRedis(n: number, log: (m: string) => void): Promise<R
     child.kill('SIGTERM');
     await waitFor(() => child.exitCode !== null || child.signalCode !== null, 5_000);
   };
-  process.once('exit', () => child.kill('SIGKILL'));
+  killOnExit(child);
   const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
   // Refused connects while redis-server starts reject `connect()` below; without a listener ioredis also
   // prints each as an "Unhandled error event".

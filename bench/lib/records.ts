@@ -10,10 +10,10 @@ import { createInterface } from 'node:readline';
 import kafkajs from 'kafkajs';
 import { ChangeBatch, type CommitInput } from '../../src/materializer/change-batch.js';
 import type { Row, Table } from '../../src/views/source.js';
-import { prng, ROOT, waitFor } from './common.js';
+import { killOnExit, prng, ROOT, waitFor } from './common.js';
 import { profileOf } from './dataset.js';
 
-const { Kafka, logLevel } = kafkajs;
+const { CompressionTypes, Kafka, logLevel } = kafkajs;
 
 export interface RawRecord {
   readonly table: Table;
@@ -95,6 +95,21 @@ export function freshTopics(prefix: string): Topics {
   return { users: `users-${tag}`, tweets: `tweets-${tag}`, follows: `follows-${tag}`, likes: `likes-${tag}` };
 }
 
+/** Records i in [from, to) of a workload as raw Kafka records. */
+function* workloadRecords(
+  topics: Topics,
+  from: number,
+  to: number,
+  users: number,
+  seed: number,
+): Generator<ChangelogRecord> {
+  const random = prng(seed);
+  for (let i = from; i < to; i++) {
+    const r = recordAt(i, users, random);
+    yield { topic: topics[r.table], key: r.key, value: valueOf(r.key, r.row) };
+  }
+}
+
 /** Produces records i in [from, to) of a workload, in big batches; returns the time it took (ms). */
 export async function produceWorkload(
   brokers: readonly string[],
@@ -104,30 +119,56 @@ export async function produceWorkload(
   users: number,
   seed: number,
 ): Promise<number> {
+  return produceRecords(brokers, workloadRecords(topics, from, to, users, seed), 20_000, { ordered: false });
+}
+
+/** A raw changelog record: `value` null is a tombstone. */
+export interface ChangelogRecord {
+  readonly topic: string;
+  readonly key: string;
+  readonly value: string | null;
+}
+
+/**
+ * Sends `records` in sends of `perSend` records; returns the time it took (ms). `ordered` (the default) waits
+ * for each send before the next: kafkajs does not keep the order of concurrent sends, even to one partition
+ * (a later send can overtake one being retried or waiting for metadata), and the catch-up workload's updates
+ * and tombstones must follow the record they change. Unordered, four sends are in flight.
+ */
+export async function produceRecords(
+  brokers: readonly string[],
+  records: Iterable<ChangelogRecord>,
+  perSend: number,
+  options: { ordered?: boolean; gzip?: boolean } = {},
+): Promise<number> {
+  const inFlight = options.ordered === false ? 4 : 1;
+  const compression = options.gzip === true ? { compression: CompressionTypes.GZIP } : {};
   const producer = quietKafka(brokers).producer({ allowAutoTopicCreation: true });
   await producer.connect();
-  const random = prng(seed);
   const t0 = performance.now();
   try {
-    const CHUNK = 20_000;
     const pending: Promise<unknown>[] = [];
-    for (let start = from; start < to; start += CHUNK) {
-      const byTopic = new Map<string, { key: string; value: string }[]>();
-      for (let i = start; i < Math.min(to, start + CHUNK); i++) {
-        const r = recordAt(i, users, random);
-        const topic = topics[r.table];
-        let list = byTopic.get(topic);
-        if (list === undefined) byTopic.set(topic, (list = []));
-        list.push({ key: r.key, value: valueOf(r.key, r.row) });
-      }
+    let byTopic = new Map<string, { key: string; value: string | null }[]>();
+    let held = 0;
+    const flush = async () => {
       pending.push(
         producer.sendBatch({
           acks: 1,
+          ...compression,
           topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
         }),
       );
-      if (pending.length >= 4) await pending.shift();
+      byTopic = new Map();
+      held = 0;
+      if (pending.length >= inFlight) await pending.shift();
+    };
+    for (const r of records) {
+      let list = byTopic.get(r.topic);
+      if (list === undefined) byTopic.set(r.topic, (list = []));
+      list.push({ key: r.key, value: r.value });
+      if (++held >= perSend) await flush();
     }
+    if (held > 0) await flush();
     await Promise.all(pending);
   } finally {
     await producer.disconnect();
@@ -135,17 +176,19 @@ export async function produceWorkload(
   return performance.now() - t0;
 }
 
-/** Sum of the high watermarks of the topics. */
-export async function endOffsetsTotal(
+/** First and next offsets (log start and high watermark) of every partition of the topics. */
+export async function endOffsets(
   brokers: readonly string[],
   topics: readonly string[],
-): Promise<bigint> {
+): Promise<{ topic: string; partition: number; low: bigint; high: bigint }[]> {
   const admin = quietKafka(brokers).admin();
   await admin.connect();
   try {
-    let total = 0n;
-    for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) total += BigInt(p.high);
-    return total;
+    const out: { topic: string; partition: number; low: bigint; high: bigint }[] = [];
+    for (const topic of topics)
+      for (const p of await admin.fetchTopicOffsets(topic))
+        out.push({ topic, partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) });
+    return out;
   } finally {
     await admin.disconnect();
   }
@@ -184,7 +227,7 @@ export async function startMatviewProcess(
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  process.once('exit', () => child.kill('SIGKILL'));
+  killOnExit(child);
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {

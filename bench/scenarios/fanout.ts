@@ -9,6 +9,7 @@ import { startKafka } from '../../test/utils/kafka-mock.js';
 import { distribution, round, sleep, waitFor, type Scenario } from '../lib/common.js';
 import { freshTopics, produceWorkload, quietKafka, rssOf, startMatviewProcess } from '../lib/records.js';
 import { LiveSocket, type Arrival } from '../../test/utils/live-socket.js';
+import { sourceEnv } from '../lib/served.js';
 
 export const HOT_QUERY =
   'subscription Hot($id: ID!) { userChanged(id: $id) { userId kind user { userId username name tweetCount ' +
@@ -45,14 +46,8 @@ export const fanout: Scenario = {
     const topics = freshTopics('fanout');
     await produceWorkload(kafka.brokers, topics, 0, users, users, 1);
     const server = await startMatviewProcess({
-      DATA_DIR: `${ctx.tmp}/data`,
-      KAFKA_BROKERS: kafka.brokers.join(','),
-      TOPIC_USERS: topics.users,
-      TOPIC_TWEETS: topics.tweets,
-      TOPIC_FOLLOWS: topics.follows,
-      TOPIC_LIKES: topics.likes,
+      ...sourceEnv(kafka.brokers, topics, `${ctx.tmp}/data`),
       KAFKA_FETCH_MAX_WAIT_MS: '20',
-      LOG_LEVEL: 'warn',
     });
     ctx.defer(() => server.stop());
     if (!(await waitReady(server.url, 60_000))) throw new Error('server not ready');

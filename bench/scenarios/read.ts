@@ -45,7 +45,8 @@ interface Target {
   readonly base: string;
 }
 
-const post = (id: string): Request => ({
+/** `user(id)` with seed 002's 13 fields over GraphQL (also what the catch-up scenario reads). */
+export const post = (id: string): Request => ({
   method: 'POST',
   path: '/graphql',
   headers: { 'content-type': 'application/json' },

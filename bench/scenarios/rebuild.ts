@@ -1,5 +1,9 @@
 /**
  * Scenario 5, rebuild:
+ * - `matview rebuild --wait` as users run it: a `matview serve` process caught up on the catch-up workload
+ *   (bench/lib/changelog.ts, big batches, mock cluster), then the command, timed until it returns (the new
+ *   generation is active); the replay itself from the server's metrics (rebuild in progress → generation
+ *   swapped); then every user compared with the reference (the scenario fails if one differs).
  * - rebuild: records replayed into a fresh store through `LmdbStore.applyBatch` (materialize + one LMDB write
  *   transaction per batch, offsets included): the store side of `matview rebuild`, without the Kafka fetch
  *   (scenario 2 measures the feed end to end).
@@ -7,13 +11,23 @@
  *   does), then `matview restore <file>` (a copy) or `matview restore --move <file>` and `matview serve`
  *   run as an operator would; we time until /health/ready answers 200.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { ROOT, round, type Scenario, type ScenarioContext } from '../lib/common.js';
+import { startKafka } from '../../test/utils/kafka-mock.js';
+import { BIG_BATCHES, compressionFromEnv, expectExact, produceChangelog } from '../lib/changelog.js';
+import { ROOT, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { buildView } from '../lib/peers.js';
-import { changes, prng, startMatviewProcess } from '../lib/records.js';
+import { changes, freshTopics, prng, startMatviewProcess } from '../lib/records.js';
+import {
+  inheritedSettings,
+  scrapeMetrics,
+  sourceEnv,
+  spawnServer,
+  warmBundle,
+  watchCatchUp,
+} from '../lib/served.js';
 import { waitReady } from './fanout.js';
 
 async function replay(ctx: ScenarioContext, records: number, users: number): Promise<number> {
@@ -38,14 +52,18 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
   }
   const seconds = (performance.now() - t0 - generateMs) / 1000;
   const rate = records / seconds;
-  ctx.row('rebuild: replay through materialize + applyBatch', {
-    records,
-    users,
-    batch: BATCH,
-    seconds: round(seconds, 1),
-    'records/s': round(rate, 0),
-    'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
-  });
+  ctx.row(
+    'rebuild: replay through materialize + applyBatch',
+    {
+      records,
+      users,
+      batch: BATCH,
+      seconds: round(seconds, 1),
+      'records/s': round(rate, 0),
+      'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
+    },
+    'rebuild',
+  );
   await store.close();
   return rate;
 }
@@ -82,15 +100,116 @@ async function fromSnapshot(ctx: ScenarioContext, users: number, move: boolean):
   } | null;
   if (!ready || probe?.userId !== String(users - 1))
     throw new Error('restored server not ready or not serving the view');
-  ctx.row(`ready from a snapshot of ${users} users, \`restore${move ? ' --move' : ''}\``, {
-    'snapshot MB': round(snapshotBytes / 1024 ** 2, 0),
-    'snapshot ms': round(snapshotMs, 0),
-    'restore ms': round(restoreMs, 0),
-    'serve → listening ms': round(listeningMs, 0),
-    'restore → ready ms': round(totalMs, 0),
-  });
+  ctx.row(
+    `ready from a snapshot of ${users} users, \`restore${move ? ' --move' : ''}\``,
+    {
+      'snapshot MB': round(snapshotBytes / 1024 ** 2, 0),
+      'snapshot ms': round(snapshotMs, 0),
+      'restore ms': round(restoreMs, 0),
+      'serve → listening ms': round(listeningMs, 0),
+      'restore → ready ms': round(totalMs, 0),
+    },
+    'ready from a snapshot',
+  );
   await server.stop();
   return totalMs;
+}
+
+interface RebuildSample {
+  readonly at: number;
+  readonly inProgress: number;
+  readonly generation: number;
+  readonly applied: number;
+}
+
+/**
+ * `matview rebuild --wait` on a store a `matview serve` process filled from the topics: the records/s of the
+ * whole command, and of the replay as the server's metrics show it.
+ */
+async function servedRebuild(ctx: ScenarioContext, records: number): Promise<number> {
+  const users = Math.max(1, Math.round(records / 20));
+  warmBundle();
+  const kafka = await startKafka();
+  ctx.defer(() => kafka.stop());
+  const topics = freshTopics('rebuild');
+  const compression = compressionFromEnv();
+  const { reference } = await produceChangelog(kafka.brokers, topics, {
+    records,
+    users,
+    seed: 23,
+    batching: BIG_BATCHES,
+    gzip: compression.gzip,
+  });
+  const env = sourceEnv(kafka.brokers, topics, join(ctx.tmp, 'served-rebuild'));
+  const timeoutMs = Math.max(600_000, records);
+  const { server } = await spawnServer(env);
+  ctx.defer(() => server.stop());
+  const caughtUp = watchCatchUp(server.url, timeoutMs);
+  await caughtUp.done;
+  if (caughtUp.readyAt === undefined) throw new Error('rebuild: matview serve not ready in time');
+
+  // The replay as the server reports it, sampled every 100 ms while the command runs.
+  const samples: RebuildSample[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const m = await scrapeMetrics(server.url);
+      samples.push({
+        at: performance.now(),
+        inProgress: m.get('matview_rebuild_in_progress') ?? NaN,
+        generation: m.get('matview_view_generation') ?? NaN,
+        applied: m.get('matview_rebuild_records_applied_total') ?? NaN,
+      });
+      await sleep(100);
+    }
+  })();
+  await sleep(300);
+  const before = samples[samples.length - 1]!;
+  const t0 = performance.now();
+  const cli = spawn(
+    process.execPath,
+    [`${ROOT}/bin/matview.js`, 'rebuild', '--wait', '--timeout-ms', String(timeoutMs)],
+    { env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  cli.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  cli.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
+  const wallMs = performance.now() - t0;
+  await sleep(300);
+  polling = false;
+  await poller;
+  if (code !== 0) throw new Error(`matview rebuild --wait exited with ${String(code)}: ${output}`);
+  const started = samples.find(
+    (s) => s.at >= t0 && (s.inProgress === 1 || s.generation !== before.generation),
+  );
+  const swapped = samples.find((s) => s.at >= t0 && s.generation !== before.generation);
+  const after = samples[samples.length - 1]!;
+  const replayMs = started !== undefined && swapped !== undefined ? swapped.at - started.at : NaN;
+
+  await expectExact(
+    ctx,
+    server.url,
+    reference,
+    'exact after `matview rebuild --wait` (every user equal to the reference)',
+  );
+  await server.stop();
+
+  const rate = records / (wallMs / 1000);
+  ctx.row(
+    `\`matview rebuild --wait\` on a served store (mock cluster, big batches, ${compression.label})`,
+    {
+      records,
+      users,
+      seconds: round(wallMs / 1000, 1),
+      'records/s': round(rate, 0),
+      'replay s (metrics)': round(replayMs / 1000, 1),
+      'records/s replay': round(records / (replayMs / 1000), 0),
+      'rebuild records applied': after.applied - before.applied,
+    },
+    'rebuild',
+  );
+  return rate;
 }
 
 export const rebuild: Scenario = {
@@ -106,6 +225,16 @@ export const rebuild: Scenario = {
       `ready from a ${users}-user snapshot <= 3 s`,
       `${(copyMs / 1000).toFixed(2)} s with restore, ${(moveMs / 1000).toFixed(2)} s with restore --move`,
       Math.min(copyMs, moveMs) <= 3000,
+    );
+    const served = ctx.quick ? 50_000 : Number(process.env['BENCH_REBUILD_SERVED_RECORDS'] ?? 446_000);
+    const servedRate = await servedRebuild(ctx, served);
+    ctx.check(
+      '`matview rebuild --wait` >= 200k records/s',
+      `${round(servedRate, 0)} records/s over ${served} records`,
+      servedRate >= 200_000,
+    );
+    ctx.note(
+      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every 200 ms; the server picks the request up within a second); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
     );
     if (records < 10_000_000)
       ctx.note(`rebuild: scaled down from 10M to ${records} records (BENCH_REBUILD_RECORDS)`);

@@ -1,0 +1,306 @@
+/**
+ * Scenario catchup (issue 17): how fast a fresh instance catches up with history, next to what the Kafka
+ * client alone reads from the same topics, in one run.
+ *
+ * The changelog (bench/lib/changelog.ts: inserts, edits, moves, tombstones) goes to 4 topics × 4 partitions
+ * of the mock cluster, produced in big batches (a loaded producer or a CDC connector), then once more, smaller,
+ * in one-record batches (the mock then hands out one tiny record batch per partition per fetch, which caps
+ * any consumer). For each:
+ * - the ceiling: a bare kafkajs consumer group (as matview's feed uses today) and kafkajs' raw fetch path,
+ *   each in its own process, reading from the earliest to the end offsets;
+ * - a fresh `matview serve` (spawned as users run it, shipped defaults, fetch wait included) timed from the
+ *   spawn to ready (`feedStatus.ready`, what `/health/ready` answers), then every user compared with the
+ *   reference the bench computed from the records it produced; the scenario fails if one differs;
+ * - big batches only: the store's size after the catch-up (`matview_lmdb_size_bytes` and the data directory
+ *   on disk) per record, per source row and per user; and `user(id)` latency at a fixed offered rate on a
+ *   second fresh server, while it catches up and then idle, same server.
+ */
+import { startKafka, type KafkaHandle } from '../../test/utils/kafka-mock.js';
+import {
+  distribution,
+  prng,
+  round,
+  sleep,
+  zipf,
+  type Scenario,
+  type ScenarioContext,
+} from '../lib/common.js';
+import {
+  BIG_BATCHES,
+  compressionFromEnv,
+  produceChangelog,
+  SMALL_BATCHES,
+  expectExact,
+  type Batching,
+  type Reference,
+} from '../lib/changelog.js';
+import { drainRate, type Drained } from '../lib/consumers.js';
+import { runOpenLoop } from '../lib/load.js';
+import { freshTopics, type Topics } from '../lib/records.js';
+import {
+  diskUsage,
+  inheritedSettings,
+  scrapeMetrics,
+  sourceEnv,
+  spawnServer,
+  warmBundle,
+  watchCatchUp,
+  type Started,
+} from '../lib/served.js';
+import { post } from './read.js';
+
+/** matview's KAFKA_FETCH_MAX_WAIT_MS default: the bare consumers fetch with the same wait. */
+const SHIPPED_FETCH_WAIT_MS = 100;
+/** Offered `user(id)` rate while catching up and idle (seed 002's SLA load, as in the read scenario). */
+const READ_RATE = 1_000;
+const CATCH_UP = 'catch-up';
+
+interface Workload {
+  readonly label: string;
+  readonly batching: Batching;
+  readonly brokers: readonly string[];
+  readonly topics: Topics;
+  readonly reference: Reference;
+}
+
+interface CatchUp extends Started {
+  readonly firstCommitAt: number;
+  readonly readyAt: number;
+}
+
+const seconds = (fromMs: number, toMs: number) => (toMs - fromMs) / 1000;
+
+async function produce(
+  ctx: ScenarioContext,
+  kafka: KafkaHandle,
+  options: { tag: string; records: number; users: number; batching: Batching },
+): Promise<Workload> {
+  const topics = freshTopics(`catchup-${options.tag.split(' ')[0]}`);
+  const compression = compressionFromEnv();
+  const { reference, produceMs, partitions } = await produceChangelog(kafka.brokers, topics, {
+    records: options.records,
+    users: options.users,
+    seed: 17,
+    batching: options.batching,
+    gzip: compression.gzip,
+  });
+  ctx.note(
+    `catchup, ${options.batching.label}, ${compression.label}: ${options.records} records over ${options.users} users ` +
+      `(${reference.keys} source rows) on ${partitions} partitions, produced in ${(produceMs / 1000).toFixed(1)} s`,
+  );
+  return { label: options.tag, batching: options.batching, brokers: kafka.brokers, topics, reference };
+}
+
+interface Ceilings {
+  readonly group: Drained;
+  readonly fetch: Drained;
+}
+
+/** Both bare readers over the workload's topics: the client's own rates. */
+async function ceilings(ctx: ScenarioContext, w: Workload): Promise<Ceilings> {
+  const topics = Object.values(w.topics);
+  const timeoutMs = Math.max(120_000, w.reference.records);
+  const group = await drainRate(w.brokers, topics, 'group', SHIPPED_FETCH_WAIT_MS, timeoutMs);
+  const fetch = await drainRate(w.brokers, topics, 'fetch', SHIPPED_FETCH_WAIT_MS, timeoutMs);
+  for (const [name, d] of [
+    ['bare kafkajs consumer group (the ceiling)', group],
+    ['kafkajs raw fetch path', fetch],
+  ] as const) {
+    ctx.row(
+      `${w.label}: ${name}`,
+      {
+        records: d.records,
+        'records/s': round(d.recordsPerSecond, 0),
+        'records/s from start': round(d.recordsPerSecondFromStart, 0),
+        'first batch s': round(d.firstBatchMs / 1000, 2),
+      },
+      CATCH_UP,
+    );
+  }
+  return { group, fetch };
+}
+
+/** A fresh `matview serve` on the workload's topics, until ready (throws if it is not ready in time). */
+async function catchUp(
+  ctx: ScenarioContext,
+  w: Workload,
+  dataDir: string,
+  during?: (started: Started, isReady: () => boolean) => Promise<void>,
+): Promise<CatchUp> {
+  const started = await spawnServer(sourceEnv(w.brokers, w.topics, dataDir));
+  ctx.defer(() => started.server.stop());
+  const watch = watchCatchUp(started.server.url, Math.max(300_000, w.reference.records));
+  let watching = true;
+  const watched = watch.done.finally(() => (watching = false));
+  if (during !== undefined) await during(started, () => !watching);
+  await watched;
+  if (watch.readyAt === undefined || watch.firstCommitAt === undefined)
+    throw new Error(`${w.label}: matview serve not ready in time`);
+  return { ...started, firstCommitAt: watch.firstCommitAt, readyAt: watch.readyAt };
+}
+
+const expectExactAfter = (ctx: ScenarioContext, w: Workload, url: string, when: string) =>
+  expectExact(ctx, url, w.reference, `${w.label}: exact after ${when} (every user equal to the reference)`);
+
+function catchUpRow(ctx: ScenarioContext, w: Workload, name: string, c: CatchUp, ceiling: Ceilings): number {
+  const records = w.reference.records;
+  const rate = records / seconds(c.spawnedAt, c.readyAt);
+  ctx.row(
+    `${w.label}: ${name}`,
+    {
+      records,
+      'records/s': round(rate, 0),
+      'x ceiling': round(rate / ceiling.group.recordsPerSecond, 3),
+      'x raw fetch': round(rate / ceiling.fetch.recordsPerSecond, 3),
+      'listening s': round(seconds(c.spawnedAt, c.listeningAt), 2),
+      'first commit s': round(seconds(c.spawnedAt, c.firstCommitAt), 2),
+      'ready s': round(seconds(c.spawnedAt, c.readyAt), 2),
+      'records/s 1st commit → ready': round(records / seconds(c.firstCommitAt, c.readyAt), 0),
+    },
+    CATCH_UP,
+  );
+  return rate;
+}
+
+/** Store size after the catch-up, from the server's gauge (refreshed every second) and from the disk. */
+async function storeSize(ctx: ScenarioContext, w: Workload, c: CatchUp, dataDir: string): Promise<void> {
+  await sleep(Math.max(0, c.readyAt + 1_500 - performance.now()));
+  const lmdb = (await scrapeMetrics(c.server.url)).get('matview_lmdb_size_bytes') ?? NaN;
+  const disk = diskUsage(dataDir);
+  const { records, keys, users } = w.reference;
+  for (const [name, bytes] of [
+    ['LMDB in use (matview_lmdb_size_bytes)', lmdb],
+    ['data directory on disk (allocated)', disk.allocated],
+  ] as const) {
+    ctx.row(
+      `${w.label}: store after catch-up, ${name}`,
+      {
+        MB: round(bytes / 1024 ** 2, 1),
+        'bytes/record': round(bytes / records, 0),
+        'bytes/source row': round(bytes / keys, 0),
+        'bytes/user': round(bytes / users, 0),
+      },
+      'store size',
+    );
+  }
+}
+
+async function readsWhileCatchingUp(
+  ctx: ScenarioContext,
+  w: Workload,
+  dataDir: string,
+  ceiling: Ceilings,
+): Promise<void> {
+  const draw = zipf(w.reference.users, 0.99, prng(7));
+  const requests = Array.from({ length: 20_000 }, () => post(String(draw())));
+  let reads: Awaited<ReturnType<typeof runOpenLoop>> | undefined;
+  const c = await catchUp(ctx, w, dataDir, async (started, isReady) => {
+    reads = await runOpenLoop(started.server.url, requests, {
+      rate: READ_RATE,
+      until: isReady,
+      pacing: 'timer',
+    });
+  });
+  // Idle from a second after ready, so nothing the catch-up left running flatters the idle figure.
+  await sleep(Math.max(0, c.readyAt + 1_000 - performance.now()));
+  const idleSeconds = ctx.quick ? 3 : 10;
+  const idle = await runOpenLoop(c.server.url, requests, {
+    rate: READ_RATE,
+    total: idleSeconds * READ_RATE,
+    pacing: 'timer',
+  });
+  await expectExactAfter(ctx, w, c.server.url, 'catch-up with reads');
+  await c.server.stop();
+  if (reads === undefined) throw new Error('no reads ran');
+  // Reads by due time: before the first commit (the server started, joined the group, fetched, applied its
+  // first batch), between the first commit and ready (catching up), and idle after.
+  const window = (from: number, to: number) => {
+    const latencies: number[] = [];
+    let errors = 0;
+    reads!.due.forEach((due, i) => {
+      if (due < from || due >= to) return;
+      latencies.push(reads!.latencies[i]!);
+      errors += reads!.failed[i]!;
+    });
+    return { d: distribution(latencies), errors };
+  };
+  catchUpRow(ctx, w, `matview serve with ${READ_RATE} user(id)/s, spawn → ready`, c, ceiling);
+  const before = window(c.listeningAt, c.firstCommitAt);
+  const during = window(c.firstCommitAt, c.readyAt);
+  const after = { d: distribution(idle.latencies), errors: idle.errors };
+  for (const [name, { d, errors }] of [
+    ['user(id) listening → 1st commit', before],
+    ['user(id) 1st commit → ready (catching up)', during],
+    ['user(id) idle, from 1 s after ready', after],
+  ] as const) {
+    ctx.row(
+      `${w.label}: ${name}, ${READ_RATE}/s offered`,
+      {
+        reads: d.count,
+        'p50 ms': round(d.p50, 2),
+        'p95 ms': round(d.p95, 2),
+        'p99 ms': round(d.p99, 2),
+        'max ms': round(d.max, 2),
+        errors,
+      },
+      'reads while catching up',
+    );
+  }
+  const ratio = during.d.p99 / after.d.p99;
+  const enough = during.d.count >= 1_000;
+  ctx.check(
+    'user(id) p99 while catching up <= 2x its idle p99',
+    `${during.d.p99.toFixed(2)} ms vs ${after.d.p99.toFixed(2)} ms idle (${ratio.toFixed(2)}x), ${during.d.count} reads while catching up`,
+    enough ? ratio <= 2 : null,
+  );
+  if (!enough)
+    ctx.note(
+      `catchup: only ${during.d.count} reads fell between the first commit and ready: too few for a p99 (raise BENCH_CATCHUP_RECORDS)`,
+    );
+}
+
+export const catchup: Scenario = {
+  name: 'catchup',
+  description:
+    'a fresh `matview serve` catching up on 4 topics × 4 partitions vs a bare kafkajs consumer (the ceiling); reads while catching up; store size',
+  async run(ctx) {
+    const records = ctx.quick ? 60_000 : Number(process.env['BENCH_CATCHUP_RECORDS'] ?? 446_000);
+    const users = Number(process.env['BENCH_CATCHUP_USERS'] ?? Math.round(records / 20));
+    const smallRecords = ctx.quick ? 10_000 : Number(process.env['BENCH_CATCHUP_SMALL_RECORDS'] ?? 100_000);
+    warmBundle();
+    const kafka = await startKafka();
+    ctx.defer(() => kafka.stop());
+    ctx.note(
+      `catchup: matview serve with ${inheritedSettings()}, set by the bench: KAFKA_BROKERS, DATA_DIR, TOPIC_*, PORT=0, HOST=127.0.0.1, LOG_LEVEL=info (the port is read from the log); bare consumers fetch with the same ${SHIPPED_FETCH_WAIT_MS} ms max wait`,
+    );
+
+    const big = await produce(ctx, kafka, { tag: 'big batches', records, users, batching: BIG_BATCHES });
+    const bigCeiling = await ceilings(ctx, big);
+    const coldDir = `${ctx.tmp}/big-cold`;
+    const cold = await catchUp(ctx, big, coldDir);
+    const rate = catchUpRow(ctx, big, 'matview serve, spawn → ready', cold, bigCeiling);
+    await expectExactAfter(ctx, big, cold.server.url, 'catch-up');
+    await storeSize(ctx, big, cold, coldDir);
+    await cold.server.stop();
+    ctx.check(
+      'catch-up (fresh matview serve, spawn → ready, big batches) >= 100k records/s',
+      `${round(rate, 0)} records/s, ${(rate / bigCeiling.group.recordsPerSecond).toFixed(3)}x the kafkajs consumer group`,
+      rate >= 100_000,
+    );
+    await readsWhileCatchingUp(ctx, big, `${ctx.tmp}/big-reads`, bigCeiling);
+
+    const small = await produce(ctx, kafka, {
+      tag: 'small batches',
+      records: smallRecords,
+      users: Math.max(1, Math.round(smallRecords / 20)),
+      batching: SMALL_BATCHES,
+    });
+    const smallCeiling = await ceilings(ctx, small);
+    const smallRun = await catchUp(ctx, small, `${ctx.tmp}/small`);
+    catchUpRow(ctx, small, 'matview serve, spawn → ready', smallRun, smallCeiling);
+    await expectExactAfter(ctx, small, smallRun.server.url, 'catch-up');
+    await smallRun.server.stop();
+    if (records !== 446_000)
+      ctx.note(`catchup: big batches at ${records} records (BENCH_CATCHUP_RECORDS), not 446,000`);
+  },
+};
