@@ -25,6 +25,7 @@ import {
   type UserInformation,
   type UserState,
   type ViewVersion,
+  PROFILE_FIELDS,
   TABLES,
 } from '../views/user-information.js';
 
@@ -69,10 +70,12 @@ export interface Writes {
 
 type CountField = keyof Counts;
 
-/** A user touched by the batch: mutable counts (a copy), the change that last moved it, and its profile before the batch. */
+/** A user touched by the batch: mutable counts (a copy), the change that last moved it, and its state before the batch. */
 interface Touched {
   /** The user's profile before the batch (null: no users row, the view was not visible). */
   readonly profileBefore: Profile | null;
+  /** The user's counts before the batch. */
+  readonly countsBefore: Counts;
   tweetCount: number;
   followingCount: number;
   followerCount: number;
@@ -112,6 +115,22 @@ function isReplay(stored: StoredRow | undefined, position: SourcePosition): bool
  */
 function offsetAtOrAfter(a: string, b: string): boolean {
   return a.length !== b.length ? a.length > b.length : a >= b;
+}
+
+function sameCounts(a: Counts, b: Counts): boolean {
+  return (
+    a.tweetCount === b.tweetCount &&
+    a.followingCount === b.followingCount &&
+    a.followerCount === b.followerCount &&
+    a.likeCount === b.likeCount
+  );
+}
+
+/** Equality of two profiles in every field the view shows (null: no users row). */
+function sameProfile(a: Profile | null, b: Profile | null): boolean {
+  if (a === null || b === null) return a === b;
+  for (const field of PROFILE_FIELDS) if (a[field] !== b[field]) return false;
+  return true;
 }
 
 /** The profile fields of a users row (the row itself: buildView reads the profile fields by name). */
@@ -178,6 +197,7 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
         // Read before this change is in the overlay, and no earlier change of the batch touched the
         // user (a users row change touches it): the profile as it was before the batch.
         profileBefore: profileOf(latest('users', userId)?.row),
+        countsBefore: counts,
         tweetCount: counts.tweetCount,
         followingCount: counts.followingCount,
         followerCount: counts.followerCount,
@@ -269,6 +289,13 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
       followerCount: t.followerCount,
       likeCount: t.likeCount,
     };
+    // The profile after the batch: the batch's own users row if it has one, else the one read at first touch.
+    const written = overlay.users.get(userId);
+    const profile = written === undefined ? t.profileBefore : profileOf(written.stored.row);
+    // No empty pushes (issue 18): a batch whose changes cancel out for this user (a follow created and
+    // deleted, a row moved away and back) leaves its view as it was, so neither its version nor a commit
+    // event moves. Its rows are still written above: their origins keep replays no-ops.
+    if (sameCounts(counts, t.countsBefore) && sameProfile(profile, t.profileBefore)) continue;
     const version: ViewVersion = {
       sequence,
       appliedAt: commit.appliedAt,
@@ -276,9 +303,6 @@ export function materialize(reader: StateReader, changes: Iterable<Change>, comm
       source: t.last.position,
     };
     users.set(userId, { counts, version });
-    // The profile after the batch: the batch's own users row if it has one, else the one read at first touch.
-    const written = overlay.users.get(userId);
-    const profile = written === undefined ? t.profileBefore : profileOf(written.stored.row);
     if (profile !== null) views.set(userId, buildView(userId, profile, counts, version));
     else if (t.profileBefore !== null) views.set(userId, null);
   }

@@ -1,12 +1,17 @@
 /**
  * The commit event of a generation swap: every user whose visible view differs between the old and the
- * new generation. Built lazily over the two generations' `views` databases instead of as a Map, because a
- * swap can change every user of the store: the live hub only asks about the users someone watches
- * (`has`/`get`, walking its own index when `size` is larger), so the cost is per watched user, not per user.
+ * new generation. "Visible" is what a reader is served: the profile and the counts (the stored REST JSON),
+ * not the version, which a rebuild always recomputes. A swap that recomputes the same counts therefore
+ * pushes nothing for that user (issue 18, "no empty pushes").
+ *
+ * Built lazily over the two generations' `views` databases instead of as a Map, because a swap can change
+ * every user of the store: the live hub only asks about the users someone watches (`has`/`get`, walking its
+ * own index when `size` is larger), so the cost is per watched user, not per user.
  *
  * Valid only while both generations exist: the store publishes it synchronously right after the swap
  * commits and drops the old generation afterwards, so listeners must not keep it.
  */
+import { restJsonOf } from '../views/codec.js';
 import type { UserInformation } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 
@@ -30,7 +35,9 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
     const a = this.before.views.getBinary(userId);
     const b = this.after.views.getBinary(userId);
     if (a === undefined || b === undefined) return a !== b;
-    return !a.equals(b);
+    // The REST JSON is the whole view but its version, written by one encoder (views/codec.ts): equal bytes
+    // are equal profiles and counts.
+    return !restJsonOf(a).equals(restJsonOf(b));
   }
 
   /** The new view, null when the user has no view any more, undefined when nothing changed. */

@@ -123,9 +123,10 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       needsRebuild: false,
       shadow: undefined,
     });
-    // One event: every user whose view bytes differ (here both, their versions changed), at the swap's sequence.
+    // The swap recomputed the same profiles and counts: its commit event names nobody (issue 18, no empty
+    // pushes), so no subscriber is woken by it.
     expect(events).toEqual([
-      [swap.sequence, ['u1', 'u2'], 3],
+      [swap.sequence, [], undefined],
       [later.sequence, ['u1'], 4],
     ]);
     await store.close();
@@ -148,6 +149,43 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       pos: 2,
     });
     await again.close();
+  });
+
+  it('should publish at a swap exactly the users whose profile or counts differ, never one only its version changed for', async () => {
+    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
+    const u3 = change('users', 'u3', user('three'), 2);
+    await store.applyBatch({
+      changes: [...USERS, u3, ...TWEETS],
+      positions: [
+        { topic: 'users', partition: 0, next: '3' },
+        { topic: 'tweets', partition: 0, next: '4' },
+      ],
+    });
+    const { generation } = await store.beginShadow(1, 'requested');
+    // The shadow reads one record more: a tweet of u2 (u2 differs) and the tombstone of u3 (u3 is gone).
+    await store.applyBatch(
+      {
+        changes: [...USERS, u3, change('users', 'u3', null, 3), ...TWEETS, tweet('t5', 'u2', 4)],
+        positions: [
+          { topic: 'users', partition: 0, next: '4' },
+          { topic: 'tweets', partition: 0, next: '5' },
+        ],
+      },
+      generation,
+    );
+    const seen: { keys: string[]; has: boolean[]; u2?: number | undefined; u3?: unknown }[] = [];
+    store.onCommit((e) =>
+      seen.push({
+        keys: [...e.changes.keys()].sort(),
+        has: ['u1', 'u2', 'u3', 'nobody'].map((id) => e.changes.has(id)),
+        u2: e.changes.get('u2')?.tweetCount,
+        u3: e.changes.get('u3'),
+      }),
+    );
+    const swap = await store.trySwap(generation, []);
+    expect(swap.swapped).toBe(true);
+    expect(seen).toEqual([{ keys: ['u2', 'u3'], has: [false, true, true, false], u2: 2, u3: null }]);
+    await store.close();
   });
 
   it('should write live batches to whichever generation is active when they commit, and never move offsets back', async () => {
