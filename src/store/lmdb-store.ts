@@ -108,6 +108,8 @@ export interface RebuildRequest {
   readonly reason: string;
 }
 
+/** How a stored version JSON starts (see `sequenceOf`). */
+const SEQUENCE_PREFIX = '{"sequence":"';
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 const genKey = (id: number): string => `generation:${id}`;
 /** lmdb-js only opens this many named databases per environment: 2 generations × 4 + meta, with room to spare. */
@@ -241,6 +243,31 @@ export class LmdbStore implements ViewReader {
   getUserJson(userId: string): Buffer | undefined {
     const bytes = this.active.views.getBinary(userId);
     return bytes === undefined ? undefined : restJsonOf(bytes);
+  }
+
+  getUserJsonVersioned(userId: string): { readonly json: Buffer; readonly sequence: string } | undefined {
+    const bytes = this.active.views.getBinary(userId);
+    if (bytes === undefined) return undefined;
+    return { json: restJsonOf(bytes), sequence: this.sequenceOf(bytes) };
+  }
+
+  /**
+   * The `version.sequence` a stored view reads as (floor included), taken from the version JSON's first key
+   * (`encodeView` writes `JSON.stringify(version)`, whose first key is `sequence`) without parsing the rest;
+   * anything else is decoded in full.
+   */
+  private sequenceOf(bytes: Buffer): string {
+    const at = 4 + bytes.readUInt32LE(0) + SEQUENCE_PREFIX.length;
+    const end = bytes.indexOf(0x22 /* " */, at);
+    const stored = bytes.toString('latin1', at, end);
+    if (
+      end === -1 ||
+      bytes.toString('latin1', at - SEQUENCE_PREFIX.length, at) !== SEQUENCE_PREFIX ||
+      !/^\d+$/.test(stored)
+    )
+      return this.decode(bytes).version.sequence;
+    const floor = this.active.floor;
+    return floor === undefined || BigInt(stored) >= floor ? stored : floor.toString();
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {

@@ -9,6 +9,11 @@ export interface ViewReader {
   getUser(userId: string): UserInformation | undefined;
   /** Seed 002's JSON object for `GET /users/:id`, ready to send (UTF-8 bytes), or undefined. */
   getUserJson(userId: string): Buffer | undefined;
+  /**
+   * `getUserJson` plus the view's `version.sequence` as `getUser` reports it (what the REST route's ETag is
+   * made of), without decoding the rest of the version.
+   */
+  getUserJsonVersioned(userId: string): { readonly json: Buffer; readonly sequence: string } | undefined;
   /** One batched read for many ids; same order, undefined for unknown ids. */
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[];
   /**

@@ -58,6 +58,54 @@ describe('GET /users/:userId', () => {
   });
 });
 
+describe('GET /users/:userId conditional requests', () => {
+  const t = useTestApi({ users: [makeUser(1), makeUser(2)] });
+
+  it('tags each view with its version and answers If-None-Match with 304 until the view changes', async () => {
+    const first = await http(`${t.url}/users/1`);
+    const etag = first.headers.get('etag');
+    expect(etag).toMatch(/^"[\w-]+\.1001"$/);
+    expect(first.headers.get('cache-control')).toBe('no-cache');
+    for (const ifNoneMatch of [etag!, `W/${etag!}`, `"other", ${etag!}`, '*']) {
+      const again = await http(`${t.url}/users/1`, { headers: { 'if-none-match': ifNoneMatch } });
+      expect({
+        ifNoneMatch,
+        status: again.status,
+        body: again.text,
+        etag: again.headers.get('etag'),
+      }).toEqual({
+        ifNoneMatch,
+        status: 304,
+        body: '',
+        etag,
+      });
+    }
+    const head = await http(`${t.url}/users/1`, { method: 'HEAD', headers: { 'if-none-match': etag! } });
+    expect(head.status).toBe(304);
+    // Another user's tag, or a tag of another process, does not match.
+    const other = (await http(`${t.url}/users/2`)).headers.get('etag')!;
+    expect((await http(`${t.url}/users/1`, { headers: { 'if-none-match': other } })).status).toBe(200);
+    expect(
+      (await http(`${t.url}/users/1`, { headers: { 'if-none-match': etag!.replace(/^"[^.]+/, '"x') } }))
+        .status,
+    ).toBe(200);
+
+    t.reader.put(
+      makeUser(1, undefined, { tweetCount: 5, version: { ...makeUser(1).version, sequence: '2000' } }),
+    );
+    const changed = await http(`${t.url}/users/1`, { headers: { 'if-none-match': etag! } });
+    expect(changed.status).toBe(200);
+    expect(changed.json()).toMatchObject({ tweetCount: 5 });
+    expect(changed.headers.get('etag')).toBe(etag!.replace('.1001"', '.2000"'));
+  });
+
+  it('never tags a 404', async () => {
+    const res = await http(`${t.url}/users/nobody`, { headers: { 'if-none-match': '*' } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('etag')).toBeNull();
+  });
+});
+
 describe('health', () => {
   const t = useTestApi();
 

@@ -110,8 +110,14 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     expect({ ...store.getUser('u1'), version: undefined }).toEqual({ ...old, version: undefined });
     // Views written before the swap read as changed by it: sequences never step back across a swap.
     expect(store.getUser('u1')!.version.sequence).toBe(String(swap.sequence));
+    // The REST route's version (its ETag) is the same sequence, read without decoding the version.
+    expect(store.getUserJsonVersioned('u1')).toEqual({
+      json: store.getUserJson('u1'),
+      sequence: String(swap.sequence),
+    });
     const later = await store.applyBatch({ changes: [tweet('t5', 'u1', 4)], positions: [] });
     expect(store.getUser('u1')!.version.sequence).toBe(String(later.sequence));
+    expect(store.getUserJsonVersioned('u1')?.sequence).toBe(String(later.sequence));
     expect({
       active: store.activeGeneration().id,
       viewVersion: store.viewVersion,

@@ -82,6 +82,7 @@ export class FakeViewReader implements ViewReader {
   readonly calls = {
     getUser: 0,
     getUserJson: 0,
+    getUserJsonVersioned: 0,
     getUsers: 0,
     getUsersIds: [] as (readonly string[])[],
     getUsersUnversioned: 0,
@@ -115,6 +116,7 @@ export class FakeViewReader implements ViewReader {
   resetCalls(): void {
     this.calls.getUser = 0;
     this.calls.getUserJson = 0;
+    this.calls.getUserJsonVersioned = 0;
     this.calls.getUsers = 0;
     this.calls.getUsersIds = [];
     this.calls.getUsersUnversioned = 0;
@@ -130,6 +132,14 @@ export class FakeViewReader implements ViewReader {
     this.calls.getUserJson++;
     if (this.failWith !== undefined) throw this.failWith;
     return this.#json.get(userId);
+  }
+
+  getUserJsonVersioned(userId: string): { json: Buffer; sequence: string } | undefined {
+    this.calls.getUserJsonVersioned++;
+    if (this.failWith !== undefined) throw this.failWith;
+    const json = this.#json.get(userId);
+    const user = this.users.get(userId);
+    return json === undefined || user === undefined ? undefined : { json, sequence: user.version.sequence };
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
