@@ -15,6 +15,7 @@ import type { ViewReader } from '../src/store/types.js';
 import { createApollo } from './apollo.js';
 import { createFastPath } from './fast-path.js';
 import { createLiveRoute, createMetricsRoute, createReadyRoute } from './health.js';
+import { createCors } from './http/cors.js';
 import { createGraphqlRoute } from './http/graphql-route.js';
 import { createRequestTimer } from './http/observe.js';
 import { createRouter } from './http/router.js';
@@ -91,16 +92,19 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const ready = createReadyRoute(feed);
   const prometheus = createMetricsRoute(metrics, logger);
   const page = createPageRoute();
+  // CORS_ORIGINS covers what a frontend on another origin reads: GraphQL, REST and health. Not the live page
+  // (same-origin by nature) nor /metrics (for Prometheus, never for a browser).
+  const cors = createCors(config.corsOrigins);
   const router = createRouter(
     {
       exact: {
         '/': { GET: page, HEAD: page },
-        [GRAPHQL_PATH]: { GET: graphql.get, POST: graphql.post },
-        '/health/live': { GET: live, HEAD: live },
-        '/health/ready': { GET: ready, HEAD: ready },
+        [GRAPHQL_PATH]: cors.route({ GET: graphql.get, POST: graphql.post }),
+        '/health/live': cors.route({ GET: live, HEAD: live }),
+        '/health/ready': cors.route({ GET: ready, HEAD: ready }),
         '/metrics': { GET: prometheus, HEAD: prometheus },
       },
-      prefixed: { prefix: USERS_PREFIX, route: { GET: user, HEAD: user } },
+      prefixed: { prefix: USERS_PREFIX, route: cors.route({ GET: user, HEAD: user }) },
     },
     logger,
   );

@@ -27,6 +27,7 @@ import {
 import type { ConnectionInitMessage } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { createCors } from './http/cors.js';
 import { createTokenCheck } from './ws/auth.js';
 import { gateAsyncIterator, socketFlowControl } from './ws/backpressure.js';
 import { LiveCloseCode } from './ws/close-codes.js';
@@ -63,7 +64,7 @@ export interface WebSocketApi {
 /** Options of {@link attachLiveWebSocket}. */
 export interface LiveWebSocketOptions {
   readonly api: WebSocketApi;
-  readonly config: Pick<Config, 'live' | 'limits' | 'development'>;
+  readonly config: Pick<Config, 'live' | 'limits' | 'development' | 'corsOrigins'>;
   readonly logger: Logger;
   /** Default `/graphql`, the HTTP endpoint's path. */
   readonly path?: string;
@@ -180,12 +181,24 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
     live.keepAliveMs,
   );
 
+  const cors = createCors(config.corsOrigins);
+  const refuse = (socket: Duplex, status: string): void => {
+    socket.once('error', () => socket.destroy());
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     if ((q === -1 ? url : url.slice(0, q)) !== path) {
-      socket.once('error', () => socket.destroy());
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuse(socket, '404 Not Found');
+      return;
+    }
+    // Browsers do not apply CORS to WebSocket: a page of any site could open one with its visitor's network
+    // position (cross-site WebSocket hijacking). A browser's handshake always carries Origin, so the
+    // CORS_ORIGINS list is enforced here (the server's own pages always pass); clients that are not browsers
+    // send no Origin and are not affected.
+    if (!cors.allowsSocket(req.headers.origin, req.headers.host)) {
+      refuse(socket, '403 Forbidden');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {

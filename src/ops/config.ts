@@ -34,6 +34,16 @@ const brokers = z
     (list) => list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)),
     'every entry must be host:port, e.g. "localhost:9092"',
   );
+/** `CORS_ORIGINS`: `*`, `none`, or a list of serialized origins (`scheme://host[:port]`, RFC 6454 §6.1). */
+const corsOrigins = z
+  .string()
+  .transform((s): '*' | string[] =>
+    s.trim() === '*' ? '*' : s.trim() === 'none' ? [] : s.split(',').map((o) => o.trim()),
+  )
+  .refine(
+    (v) => v === '*' || v.every(isSerializedOrigin),
+    'must be "*", "none" or a comma-separated list of origins like "https://app.example.com" (scheme://host[:port], no path, no trailing slash)',
+  );
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const tokenList = z
   .string()
@@ -42,6 +52,15 @@ const tokenList = z
     (list) => list.every((t) => /^[\x21-\x7e]{16,}$/.test(t)),
     'must be a comma-separated list of tokens, each at least 16 visible ASCII characters without spaces',
   );
+
+function isSerializedOrigin(origin: string): boolean {
+  if (!/^https?:\/\/[^/\s]+$/.test(origin)) return false;
+  try {
+    return new URL(origin).origin === origin;
+  } catch {
+    return false;
+  }
+}
 
 /** Each entry: environment variable → schema with its default. Documented in README "Configuration". */
 const schema = z.object({
@@ -78,6 +97,7 @@ const schema = z.object({
   DEMO_SEED: z.coerce.number().int().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NODE_ENV: z.string().default('production'),
+  CORS_ORIGINS: corsOrigins.default('*'),
   MAX_BODY_BYTES: positiveInt.default(100_000),
   MAX_QUERY_DEPTH: positiveInt.default(6),
   MAX_ALIASES: positiveInt.default(15),
@@ -169,6 +189,12 @@ export interface Config {
     readonly maxConnections: number;
   };
   readonly introspection: boolean;
+  /**
+   * `CORS_ORIGINS` (default `*`, as Apollo Server's standalone server): origins whose pages may read `/graphql`,
+   * `/users/:id` and `/health/*` (api/http/cors.ts); a browser WebSocket from any other origin is refused.
+   * `*` any origin, `none` no CORS headers (same-origin only), else the exact origins listed.
+   */
+  readonly corsOrigins: '*' | readonly string[];
   readonly shutdownTimeoutMs: number;
   /** GraphQL subscriptions over WebSocket (graphql-transport-ws on `/graphql`; api/ws.ts, src/live). */
   readonly live: {
@@ -310,6 +336,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
     introspection: e.INTROSPECTION ?? development,
+    corsOrigins: e.CORS_ORIGINS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     live: {
       initTimeoutMs: e.WS_INIT_TIMEOUT_MS,
