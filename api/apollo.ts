@@ -4,7 +4,7 @@
  * traces or introspection unless configured, batching as configured, no APQ, no signal handlers (the
  * serve runtime owns shutdown), and no per-request extras (plugins/use-lean-apollo.ts).
  */
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
 import type { GraphQLSchema } from 'graphql';
 import type { Config } from '../src/ops/config.js';
 import type { Logger } from '../src/ops/logger.js';
@@ -15,11 +15,12 @@ import { createFormatError } from './plugins/use-masked-errors.js';
 import { useNoHttpSubscriptions } from './plugins/use-no-http-subscriptions.js';
 import type { ApiContext } from './schema/context.js';
 
-/** Builds (but does not start) the Apollo Server for `schema`. */
+/** Builds (but does not start) the Apollo Server for `schema`; `plugins` come after the built-in ones. */
 export function createApollo(
   schema: GraphQLSchema,
   config: Config,
   logger: Logger,
+  plugins: readonly ApolloServerPlugin<BaseContext>[] = [],
 ): ApolloServer<ApiContext> {
   const { limits, development } = config;
   return new ApolloServer<ApiContext>({
@@ -35,6 +36,11 @@ export function createApollo(
     // Automatic persisted queries would add a second cache keyed by client-chosen hashes; not needed.
     persistedQueries: false,
     stopOnTerminationSignals: false,
-    plugins: [...useLeanApollo(development), useIdsVariableLimit(limits.maxIds), useNoHttpSubscriptions()],
+    plugins: [
+      ...useLeanApollo(development),
+      useIdsVariableLimit(limits.maxIds),
+      useNoHttpSubscriptions(),
+      ...plugins,
+    ],
   });
 }

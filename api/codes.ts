@@ -45,6 +45,11 @@ export enum ApiErrorCode {
   NotReady = 'NOT_READY',
   /** `GET /health/live`: the feed loop crashed or stalled. HTTP 503. */
   NotLive = 'NOT_LIVE',
+  /**
+   * `extensions.minOffsets` named records the view had not applied within `MIN_OFFSETS_TIMEOUT_MS`; nothing was
+   * executed. Retry (the `Retry-After` header says when). HTTP 503.
+   */
+  NotYetApplied = 'NOT_YET_APPLIED',
 }
 
 const OWN_CODES: ReadonlySet<string> = new Set(Object.values(ApiErrorCode));

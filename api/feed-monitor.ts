@@ -37,4 +37,10 @@ export interface FeedMonitor {
   /** Readable reason when not ready / not live. */
   reason(): string | null;
   snapshot(): FeedStatusSnapshot;
+  /**
+   * Records the view is behind the source (sum of the partitions' lags), as last computed, or null when it is
+   * not known (no high watermark seen yet, or the source cannot be reached). Cheap: answered on every GraphQL
+   * response (`extensions.asOf.lagRecords`).
+   */
+  lagRecords(): number | null;
 }

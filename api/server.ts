@@ -13,6 +13,8 @@ import type { Logger } from '../src/ops/logger.js';
 import type { Metrics } from '../src/ops/metrics.js';
 import type { ViewReader } from '../src/store/types.js';
 import { createApollo } from './apollo.js';
+import { createAsOfSource, type AsOfSource } from './consistency/as-of.js';
+import { createMinOffsetsGate, type CommitSource, type MinOffsetsGate } from './consistency/min-offsets.js';
 import { createFastPath } from './fast-path.js';
 import { createLiveRoute, createMetricsRoute, createReadyRoute } from './health.js';
 import { createCors } from './http/cors.js';
@@ -22,6 +24,7 @@ import { createRouter } from './http/router.js';
 import { createOperationValidator, type ValidateOperation } from './limits.js';
 import type { LiveSource } from '../src/live/types.js';
 import { createPageRoute } from './page/route.js';
+import { useAsOf } from './plugins/use-as-of.js';
 import { createUserRoute, USERS_PREFIX } from './rest.js';
 import { buildApiSchema } from './schema/build.js';
 import { createContextFactory, type ApiContext } from './schema/context.js';
@@ -38,6 +41,11 @@ export interface ApiServerOptions {
   readonly logger: Logger;
   /** Source of subscription events; without it subscriptions answer SUBSCRIPTIONS_UNAVAILABLE. */
   readonly live?: LiveSource;
+  /**
+   * Store commits (`LmdbStore.onCommit`): they wake requests waiting for `extensions.minOffsets`. Without it such
+   * a request is answered only if its offsets are applied when it arrives, else after MIN_OFFSETS_TIMEOUT_MS.
+   */
+  readonly commits?: CommitSource;
   /** false: every GraphQL request goes through Apollo (tests use it to compare both paths). */
   readonly fastPath?: boolean;
 }
@@ -52,6 +60,10 @@ export interface ApiServer {
   readonly createContext: () => ApiContext;
   /** The HTTP endpoint's validation (spec rules + limits + ids variables), for graphql-ws `onSubscribe`. */
   readonly validateOperation: ValidateOperation;
+  /** `extensions.asOf` of responses (the WebSocket layer adds it to its results too). */
+  readonly asOf: AsOfSource;
+  /** Read-your-writes: the WebSocket layer waits for a `subscribe`'s `extensions.minOffsets` with it. */
+  readonly minOffsets: MinOffsetsGate;
   /** Starts Apollo and listens on `config.port`/`config.host` (port 0: any free port). */
   listen(): Promise<{ port: number }>;
   /** Runs `hook` during `close()`, before the HTTP server closes (e.g. closing the WebSocket server). */
@@ -67,7 +79,14 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const schema = buildApiSchema();
   const createContext = createContextFactory({ reader, feed, live: options.live });
   const validateOperation = createOperationValidator(schema, config);
-  const apollo = createApollo(schema, config, logger);
+  const asOf = createAsOfSource(reader, feed);
+  const minOffsets = createMinOffsetsGate({
+    reader,
+    commits: options.commits,
+    topics: Object.values(config.topics),
+    timeoutMs: config.minOffsetsTimeoutMs,
+  });
+  const apollo = createApollo(schema, config, logger, [useAsOf(asOf)]);
   const fastPath =
     options.fastPath === false
       ? undefined
@@ -78,6 +97,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
           validate: validateOperation,
           maxTokens: config.limits.maxTokens,
           maxIds: config.limits.maxIds,
+          asOf,
         });
   const graphql = createGraphqlRoute({
     apollo,
@@ -86,6 +106,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     limits: config.limits,
     timer: createRequestTimer(metrics.graphqlSeconds),
     logger,
+    minOffsets,
+    asOf,
   });
   const user = createUserRoute(reader, metrics.restSeconds);
   const live = createLiveRoute(feed);
@@ -127,6 +149,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     schema,
     createContext,
     validateOperation,
+    asOf,
+    minOffsets,
     async listen() {
       started ??= apollo.start();
       await started;

@@ -1,13 +1,16 @@
 /**
  * `/graphql` over HTTP (GraphQL-over-HTTP draft, Apollo Server 5 behaviour). POST bodies are read here
  * with the byte cap (413 before anything is buffered past it), batched arrays are checked against
- * MAX_BATCH_OPERATIONS, then the fast path answers what it can and Apollo answers the rest. GET goes
- * straight to Apollo (queries only, CSRF prevention per Apollo defaults).
+ * MAX_BATCH_OPERATIONS, `extensions.minOffsets` is waited for (read-your-writes, consistency/min-offsets.ts),
+ * then the fast path answers what it can and Apollo answers the rest. GET goes to Apollo (queries only,
+ * CSRF prevention per Apollo defaults), after the same wait when its `extensions` parameter asks for one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
 import type { Logger } from '../../src/ops/logger.js';
 import { ApiErrorCode } from '../codes.js';
+import type { AsOfSource } from '../consistency/as-of.js';
+import { mergeRequired, type MinOffsetsGate, type RequiredOffsets } from '../consistency/min-offsets.js';
 import { isVariablesRecord, type FastPath } from '../fast-path.js';
 import type { Limits } from '../limits.js';
 import type { ApiContext } from '../schema/context.js';
@@ -26,6 +29,10 @@ export interface GraphqlRouteOptions {
   readonly limits: Limits;
   readonly timer: RequestTimer;
   readonly logger: Logger;
+  /** Read-your-writes: waits for `extensions.minOffsets`. */
+  readonly minOffsets: MinOffsetsGate;
+  /** `extensions.asOf` of the errors answered here. */
+  readonly asOf: Pick<AsOfSource, 'current'>;
 }
 
 /** Handlers per method; the router maps GET and POST `/graphql` to them. */
@@ -49,10 +56,69 @@ function isJson(contentType: string | undefined): boolean {
   );
 }
 
-/** Builds the `/graphql` handlers: body cap, batch cap, fast path, then Apollo. */
+/** Extension keys the fast path serves with (anything else, e.g. APQ, goes to Apollo). */
+const FAST_EXTENSIONS: ReadonlySet<string> = new Set(['minOffsets']);
+
+function fastExtensions(extensions: unknown): boolean {
+  if (extensions === undefined || extensions === null) return true;
+  if (typeof extensions !== 'object') return false;
+  for (const k in extensions) if (!FAST_EXTENSIONS.has(k)) return false;
+  return true;
+}
+
+/** Seconds a client told NOT_YET_APPLIED should wait before retrying (`Retry-After`). */
+const RETRY_AFTER_SECONDS = '1';
+
+/** Builds the `/graphql` handlers: body cap, batch cap, minOffsets, fast path, then Apollo. */
 export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
-  const { apollo, createContext, fastPath, limits, timer, logger } = options;
+  const { apollo, createContext, fastPath, limits, timer, logger, minOffsets, asOf } = options;
   const { maxBodyBytes, maxBatchOperations } = limits;
+
+  /**
+   * Runs `proceed` once the offsets the request names are applied: at once when it names none (the common
+   * case: no promise, no allocation), after the wait otherwise; answers 400 or 503 itself instead.
+   */
+  const afterOffsets = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    extensions: readonly unknown[],
+    proceed: () => void,
+  ): void => {
+    const all: RequiredOffsets[] = [];
+    for (const e of extensions) {
+      const parsed = minOffsets.parse(e);
+      if (parsed === undefined) continue;
+      if ('error' in parsed) {
+        sendGraphQLError(req, res, 400, ApiErrorCode.BadRequest, parsed.error, [], { asOf: asOf.current() });
+        return;
+      }
+      all.push(parsed);
+    }
+    if (all.length === 0) return proceed();
+    const required = all.length === 1 ? (all[0] as RequiredOffsets) : mergeRequired(all);
+    if (minOffsets.applied(required)) return proceed();
+    minOffsets
+      .wait(required)
+      .then((applied) => {
+        if (res.destroyed) return;
+        if (applied) return proceed();
+        sendGraphQLError(
+          req,
+          res,
+          503,
+          ApiErrorCode.NotYetApplied,
+          `Not answered: after ${minOffsets.timeoutMs} ms, ${minOffsets.describeBehind(required)}. Retry later.`,
+          ['retry-after', RETRY_AFTER_SECONDS],
+          { asOf: asOf.current() },
+        );
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'GraphQL request failed after waiting for minOffsets');
+        if (!res.headersSent)
+          sendGraphQLError(req, res, 500, ApiErrorCode.InternalServerError, 'Unexpected error.');
+        else res.destroy();
+      });
+  };
 
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse): void => {
     sendGraphQLError(
@@ -93,7 +159,9 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     try {
       body = JSON.parse(raw.toString());
     } catch {
-      sendGraphQLError(req, res, 400, ApiErrorCode.BadRequest, 'Request body is not valid JSON.');
+      sendGraphQLError(req, res, 400, ApiErrorCode.BadRequest, 'Request body is not valid JSON.', [], {
+        asOf: asOf.current(),
+      });
       return;
     }
     if (Array.isArray(body)) {
@@ -102,10 +170,13 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
           maxBatchOperations === 0
             ? 'Batched operations are not enabled on this server.'
             : `Batch has ${body.length} operations; the maximum is ${maxBatchOperations}.`;
-        sendGraphQLError(req, res, 400, ApiErrorCode.BatchTooLarge, message);
+        sendGraphQLError(req, res, 400, ApiErrorCode.BatchTooLarge, message, [], { asOf: asOf.current() });
         return;
       }
-      viaApollo(req, res, body, 'batch', started);
+      const extensions = body.map((op: unknown) =>
+        typeof op === 'object' && op !== null ? (op as Record<string, unknown>)['extensions'] : undefined,
+      );
+      afterOffsets(req, res, extensions, () => viaApollo(req, res, body, 'batch', started));
       return;
     }
     if (typeof body !== 'object' || body === null) {
@@ -113,6 +184,19 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
       return;
     }
     const request = body as Record<string, unknown>;
+    const extensions = request['extensions'];
+    if (extensions === undefined || extensions === null) dispatch(req, res, request, contentType, started);
+    else afterOffsets(req, res, [extensions], () => dispatch(req, res, request, contentType, started));
+  };
+
+  /** One operation whose offsets are applied: the fast path if it can, else Apollo. */
+  const dispatch = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Record<string, unknown>,
+    contentType: string | undefined,
+    started: number,
+  ): void => {
     const { query, operationName, variables } = request;
     if (
       fastPath !== undefined &&
@@ -121,8 +205,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
       isVariablesRecord(variables)
     ) {
       const resultType = knownResultType(req.headers.accept);
-      const extensions = request['extensions'];
-      if (resultType !== undefined && (extensions === undefined || extensions === null)) {
+      if (resultType !== undefined && fastExtensions(request['extensions'])) {
         const plan = fastPath.planFor(query, operationName);
         let out: string | undefined;
         if (plan !== undefined) {
@@ -140,7 +223,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
         }
       }
     }
-    viaApollo(req, res, body, operationName, started);
+    viaApollo(req, res, request, operationName, started);
   };
 
   return {
@@ -160,7 +243,22 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     },
     get(req, res) {
       const started = performance.now();
-      viaApollo(req, res, undefined, undefined, started);
+      const extensions = getExtensions(req.url);
+      if (extensions === undefined) viaApollo(req, res, undefined, undefined, started);
+      else afterOffsets(req, res, [extensions], () => viaApollo(req, res, undefined, undefined, started));
     },
   };
+}
+
+/** The parsed `extensions` query parameter of a GET (GraphQL over HTTP §"GET"), if present and JSON. */
+function getExtensions(url: string | undefined): unknown {
+  const q = url?.indexOf('?') ?? -1;
+  if (url === undefined || q === -1 || !url.includes('extensions=', q)) return undefined;
+  const raw = new URLSearchParams(url.slice(q + 1)).get('extensions');
+  if (raw === null) return undefined;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return undefined; // Apollo answers the malformed parameter
+  }
 }

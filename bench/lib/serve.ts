@@ -71,6 +71,7 @@ const feed: FeedMonitor = {
     sequence: '0',
     viewVersion: 1,
   }),
+  lagRecords: () => 0,
 };
 
 const listen = (server: ReturnType<typeof createServer>): Promise<number> =>

@@ -98,6 +98,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NODE_ENV: z.string().default('production'),
   CORS_ORIGINS: corsOrigins.default('*'),
+  MIN_OFFSETS_TIMEOUT_MS: positiveInt.max(60_000, 'must be <= 60000').default(2_000),
   MAX_BODY_BYTES: positiveInt.default(100_000),
   MAX_QUERY_DEPTH: positiveInt.default(6),
   MAX_ALIASES: positiveInt.default(15),
@@ -195,6 +196,11 @@ export interface Config {
    * `*` any origin, `none` no CORS headers (same-origin only), else the exact origins listed.
    */
   readonly corsOrigins: '*' | readonly string[];
+  /**
+   * `MIN_OFFSETS_TIMEOUT_MS` (default 2000): longest a request carrying `extensions.minOffsets` waits for those
+   * records to be applied before it is refused with NOT_YET_APPLIED (api/consistency/min-offsets.ts).
+   */
+  readonly minOffsetsTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
   /** GraphQL subscriptions over WebSocket (graphql-transport-ws on `/graphql`; api/ws.ts, src/live). */
   readonly live: {
@@ -337,6 +343,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     introspection: e.INTROSPECTION ?? development,
     corsOrigins: e.CORS_ORIGINS,
+    minOffsetsTimeoutMs: e.MIN_OFFSETS_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     live: {
       initTimeoutMs: e.WS_INIT_TIMEOUT_MS,

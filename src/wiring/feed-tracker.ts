@@ -53,6 +53,8 @@ export class FeedTracker implements FeedMonitor {
   private lagging = false;
   private stalled = false;
   private blockedBy: string | undefined;
+  /** Total lag as of the last evaluation; null while no partition's high watermark is known. */
+  private totalLag: number | null = null;
 
   constructor(private readonly options: FeedTrackerOptions) {
     this.store = options.store;
@@ -126,6 +128,7 @@ export class FeedTracker implements FeedMonitor {
       this.logger.info({ sequence: this.store.sequence().toString() }, 'caught up: ready');
     }
     const totalLag = partitions.reduce((n, p) => n + (p.lag === null ? 0n : BigInt(p.lag)), 0n);
+    this.totalLag = partitions.some((p) => p.lag !== null) ? Number(totalLag) : null;
     if (totalLag > BigInt(this.options.maxLag)) this.lagAboveSince ??= now;
     else this.lagAboveSince = undefined;
     const lagging =
@@ -199,6 +202,10 @@ export class FeedTracker implements FeedMonitor {
       state !== 'retrying' &&
       state !== 'crashed'
     );
+  }
+
+  lagRecords(): number | null {
+    return this.totalLag;
   }
 
   live(): boolean {

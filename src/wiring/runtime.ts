@@ -199,7 +199,15 @@ export async function startServer(
 
   // Subscribed to the store before the feed starts, so no commit is published without it.
   const live = createLiveHub({ store, metrics });
-  const api = createApiServer({ config, reader: store, feed: tracker, metrics, logger, live });
+  const api = createApiServer({
+    config,
+    reader: store,
+    commits: store,
+    feed: tracker,
+    metrics,
+    logger,
+    live,
+  });
   const websocket = attachLiveWebSocket({ api, config, logger });
   api.onClose(() => websocket.close());
   const { port } = await api.listen();

@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { makeUser, startTestApi, testConfig, type TestApi } from '../utils/testkit.js';
+import { asOfOf, makeUser, startTestApi, testConfig, type TestApi } from '../utils/testkit.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 let app: Server;
@@ -101,11 +101,12 @@ async function tryEverything(page: Page, apiUrl: string): Promise<Record<string,
 
 describe('CORS from headless Chromium', () => {
   it('lets a page on a listed origin read everything, and withholds it all from another origin', async () => {
+    const asOf = JSON.stringify(asOfOf(api));
     const listed = await browser!.newPage();
     await listed.goto(`http://127.0.0.1:${appPort}/`);
     expect(await tryEverything(listed, api.url)).toEqual({
-      'POST /graphql': '200 {"data":{"user":{"username":"user1"}}}\n',
-      'GET /graphql': '200 {"data":{"user":{"tweetCount":1}}}\n',
+      'POST /graphql': `200 {"data":{"user":{"username":"user1"}},"extensions":${asOf}}\n`,
+      'GET /graphql': `200 {"data":{"user":{"tweetCount":1}},"extensions":${asOf}}\n`,
       'GET /users/1': '200 etag:readable then 304',
       'GET /health/ready': '200 {"status":"ready"}',
       WebSocket: '{"type":"connection_ack"}',

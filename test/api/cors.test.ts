@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { attachLiveWebSocket } from '../../api/ws.js';
 import { PREFLIGHT_MAX_AGE_SECONDS } from '../../api/http/cors.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { gql, http, makeUser, testConfig, useTestApi, type TestResponse } from '../utils/testkit.js';
+import { asOfOf, gql, http, makeUser, testConfig, useTestApi, type TestResponse } from '../utils/testkit.js';
 
 const APP = 'https://app.example.com';
 const OTHER = 'https://evil.example.net';
@@ -65,7 +65,7 @@ describe('CORS with the default CORS_ORIGINS (*), as Apollo Server standalone', 
     for (const res of [fast, apollo, rest, ready]) {
       expect(corsHeaders(res)).toMatchObject({ allowOrigin: '*', expose: 'ETag', vary: null });
     }
-    expect(fast.json()).toEqual({ data: { user: { username: 'user1' } } });
+    expect(fast.json()).toEqual({ data: { user: { username: 'user1' } }, extensions: asOfOf(t) });
   });
 
   it('adds nothing to a request without Origin, nor to /metrics and the live page', async () => {

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { REST_FIELDS } from '../../src/views/user-information.js';
-import { gql, http, makeUser, seededRandom, useTestApi } from '../utils/testkit.js';
+import { asOfOf, gql, http, makeUser, seededRandom, useTestApi } from '../utils/testkit.js';
 
 const random = seededRandom(7);
 const users = [
@@ -155,6 +155,7 @@ describe('health', () => {
           ],
         },
       },
+      extensions: asOfOf(t),
     });
   });
 });
@@ -182,10 +183,10 @@ describe('metrics and routing', () => {
 
   it('wrong methods are 405 with Allow', async () => {
     const cases: [string, string, string][] = [
-      ['DELETE', '/users/1', 'GET, HEAD'],
-      ['POST', '/health/ready', 'GET, HEAD'],
+      ['DELETE', '/users/1', 'GET, HEAD, OPTIONS'],
+      ['POST', '/health/ready', 'GET, HEAD, OPTIONS'],
       ['PUT', '/metrics', 'GET, HEAD'],
-      ['PUT', '/graphql', 'GET, POST'],
+      ['PUT', '/graphql', 'GET, POST, OPTIONS'],
     ];
     for (const [method, path, allow] of cases) {
       const res = await http(`${t.url}${path}`, { method });
@@ -200,6 +201,6 @@ describe('metrics and routing', () => {
     const blocked = await http(url);
     expect(blocked.status).toBe(400);
     const res = await http(url, { headers: { 'apollo-require-preflight': '1' } });
-    expect(res.json()).toEqual({ data: { user: { userId: '1' } } });
+    expect(res.json()).toEqual({ data: { user: { userId: '1' } }, extensions: asOfOf(t) });
   });
 });

@@ -90,6 +90,7 @@ export class FakeViewReader implements ViewReader {
   readonly #json = new Map<string, Buffer>();
   #sequence = 0n;
   #positions: PartitionPosition[] = [];
+  readonly #listeners = new Set<() => void>();
   /** Set to make every read throw (store failure). */
   failWith: Error | undefined;
 
@@ -100,17 +101,30 @@ export class FakeViewReader implements ViewReader {
   put(user: UserInformation): void {
     this.users.set(user.userId, user);
     this.#json.set(user.userId, Buffer.from(restJson(user)));
-    this.#sequence += 1n;
+    this.#commit();
   }
 
   delete(userId: string): void {
     this.users.delete(userId);
     this.#json.delete(userId);
-    this.#sequence += 1n;
+    this.#commit();
   }
 
+  /** A commit that moves the stored positions (and nothing else). */
   setPositions(positions: PartitionPosition[]): void {
     this.#positions = positions;
+    this.#commit();
+  }
+
+  /** Like `LmdbStore.onCommit`: called after each put, delete and setPositions. */
+  onCommit(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #commit(): void {
+    this.#sequence += 1n;
+    for (const listener of this.#listeners) listener();
   }
 
   resetCalls(): void {
@@ -200,6 +214,11 @@ export class FakeFeedMonitor implements FeedMonitor {
   snapshot(): FeedStatusSnapshot {
     return { ...this.status, ready: this.isReady, reason: this.why };
   }
+  /** What `lagRecords()` answers. */
+  lag: number | null = 0;
+  lagRecords(): number | null {
+    return this.lag;
+  }
 }
 
 /** A validated config for tests: port 0 on loopback, no demo; `env` overrides any variable. */
@@ -235,6 +254,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
     feed,
     metrics,
     logger: options.logger ?? silentLogger,
+    commits: reader,
     ...(options.fastPath === undefined ? {} : { fastPath: options.fastPath }),
     ...(options.live === undefined ? {} : { live: options.live }),
   });
@@ -255,6 +275,16 @@ export function useTestApi(options: TestApiOptions = {}): TestApi {
     await handle.close?.();
   });
   return handle;
+}
+
+/**
+ * The `extensions` every GraphQL response of a test API carries (api/consistency/as-of.ts): its fake store's
+ * sequence and its fake feed's lag, exactly.
+ */
+export function asOfOf(t: Pick<TestApi, 'reader' | 'feed'>): {
+  asOf: { sequence: string; lagRecords: number | null };
+} {
+  return { asOf: { sequence: String(t.reader.sequence()), lagRecords: t.feed.lag } };
 }
 
 /** Response of `gql` / `http`: status, headers and body text, with `json()` for convenience. */
