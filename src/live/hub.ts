@@ -14,12 +14,35 @@
  *    `version.sequence` N, and the later delta N is dropped as "not newer" by the subscription. That is the
  *    issue's rule "drop deltas whose sequence ≤ the snapshot's sequence", with the snapshot's sequence taken
  *    per user as max(view.version.sequence, sequence()).
- * 3. A user deleted by N inside that window reads as absent with sequence N-1, so the client gets a
- *    SNAPSHOT with `user: null` followed by a DELETED: the same state twice, never a wrong or older one.
+ * 3. A user deleted by N inside that window reads as absent; its snapshot sequence is then taken from
+ *    `store.removedAt` (the commit that removed its view, N), so the later DELETED of N is dropped as well.
+ *    A store without `removedAt` leaves it at N-1: the client gets a SNAPSHOT with `user: null` followed by a
+ *    DELETED, the same state twice, never a wrong or older one.
  * Per user, deltas then arrive in commit order because `publish` is called in commit order and the
  * subscription drops anything not newer than what it already holds.
+ *
+ * Resuming with `after` (issue 18) — why the client never misses the latest state, and gets no duplicate:
+ * 4. Every event carries the commit its state comes from (`change.sequence`: the commit of an UPDATED or
+ *    DELETED; for a SNAPSHOT the user's `version.sequence`, or `removedAt`, or 0 for a user never seen), sent as
+ *    `extensions.asOf.sequence` and equal to `version.sequence` when there is a user. A subscription delivers in
+ *    that order: snapshots are queued sorted by it, deltas come in commit order, and a conflated change moves to
+ *    the back of the mailbox (src/live/subscription.ts). So a client whose last event came from commit S has
+ *    received every state older than S, and perhaps only some of the states of S itself: one commit changes
+ *    several users, and the socket may drop between their events.
+ * 5. The resuming subscription registers and reads in one synchronous block, exactly as in 1., and decides per
+ *    user from that one read, with c = the commit its current state comes from: c > S → its state is queued as
+ *    the first event (UPDATED, or DELETED without a users row); c < S → the client holds that very state (4.),
+ *    nothing is queued; c = S → queued when the subscription watches several users (4.: the client may lack
+ *    it), not when it watches one (the client's last event was that user's). Either way `newest` is the read's
+ *    sequence, so every later commit is delivered (1.) and none already in the read is delivered again (2.).
+ *    Hence: the latest state of every user is never missed; a state is sent twice only to a multi-user
+ *    subscription, only for users of the commit it resumed after.
+ * 6. Sequences count per store. An `after` above `sequence()` cannot come from this store (another replica, or a
+ *    store restored from an older snapshot): it is ignored and the client gets SNAPSHOTs, which never lose
+ *    anything. An `after` from another store that happens to be lower is not detectable: resuming is exact on
+ *    the server (store) that produced the sequence.
  */
-import type { LiveSource, LiveUserChange } from './types.js';
+import type { LiveSource, LiveUserChange, SubscribeOptions } from './types.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
 import type { UserInformation } from '../views/user-information.js';
@@ -29,6 +52,12 @@ import { UserSubscription, type SubscriptionStats } from './subscription.js';
 export interface LiveStore extends Pick<ViewReader, 'getUser' | 'sequence'> {
   /** Subscribe to commits; returns the unsubscribe. Called synchronously after each commit, in order. */
   onCommit(listener: CommitListener): () => void;
+  /**
+   * For a user without a view: the commit that last changed its state (the one that removed its view, for a
+   * deleted user) as readers see it; undefined when the store never saw the user. Without it, resuming treats
+   * every user without a view as changed (a DELETED is resent: never a lost deletion).
+   */
+  removedAt?(userId: string): bigint | undefined;
 }
 
 /** Options of {@link createLiveHub}. */
@@ -137,8 +166,8 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
   };
   const hooks = { onConflated: () => metrics?.conflatedEvents.inc(), onClose: unregister, admit };
 
-  /** Creates, indexes and snapshots one subscription: all synchronous (see the module comment). */
-  const start = (ids: readonly string[]): UserSubscription => {
+  /** Creates, indexes and snapshots (or resumes) one subscription: all synchronous (see the module comment). */
+  const start = (ids: readonly string[], options: SubscribeOptions | undefined): UserSubscription => {
     const subscription = new UserSubscription(ids, hooks);
     if (closed) {
       subscription.close();
@@ -152,10 +181,30 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
       watchers.add(subscription);
     }
     const committed = store.sequence();
-    for (const userId of subscription.userIds) {
+    // 6.: an `after` this store has not reached is another store's: SNAPSHOTs then.
+    const after = options?.after !== undefined && options.after <= committed ? options.after : undefined;
+    const reads = subscription.userIds.map((userId) => {
       const user = store.getUser(userId) ?? null;
-      const seen = user === null ? committed : BigInt(user.version.sequence);
-      subscription.snapshot(userId, user, seen > committed ? seen : committed);
+      // The commit the state comes from: 0 for a user the store never saw; without `removedAt`, a user
+      // without a view counts as changed by the last commit (resent on a resume: never a lost deletion).
+      const changed =
+        user !== null
+          ? BigInt(user.version.sequence)
+          : store.removedAt === undefined
+            ? committed
+            : (store.removedAt(userId) ?? 0n);
+      return { userId, user, changed, seen: changed > committed ? changed : committed };
+    });
+    // 4.: queued in the order of the commits the states come from (the sort is stable).
+    if (reads.length > 1) reads.sort((a, b) => (a.changed < b.changed ? -1 : a.changed > b.changed ? 1 : 0));
+    // 5.: with several users, those of the very commit of `after` are sent again (the drop may have come
+    // between two of them); with one, the client's last event is that user's.
+    const ties = reads.length > 1;
+    for (const { userId, user, changed, seen } of reads) {
+      if (after === undefined) subscription.snapshot(userId, user, seen, changed);
+      else if (changed > after || (ties && changed === after))
+        subscription.resume(userId, user, seen, changed);
+      else subscription.watchFrom(userId, seen);
     }
     return subscription;
   };
@@ -164,7 +213,12 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     // One change object per changed user, shared by every watcher: the API executes a subscription's
     // selection once per (change, document) and sends those bytes to all of them (api/shared-results.ts).
     const deliver = (userId: string, user: UserInformation | null, watchers: Set<UserSubscription>): void => {
-      const change: LiveUserChange = { userId, kind: user === null ? 'DELETED' : 'UPDATED', user };
+      const change: LiveUserChange = {
+        userId,
+        kind: user === null ? 'DELETED' : 'UPDATED',
+        user,
+        sequence: event.sequence,
+      };
       for (const s of watchers) s.offer(change, event.sequence);
     };
     // Walk the smaller side: a big batch against few watched users, or many watchers against a small commit.
@@ -184,10 +238,10 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
   const unsubscribeStore = store.onCommit(publish);
 
   return {
-    subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange> {
+    subscribeUsers(ids: readonly string[], options?: SubscribeOptions): AsyncIterable<LiveUserChange> {
       // Each iteration is its own subscription, started when graphql-js asks for the iterator (it does so
       // immediately after the resolver returns), so a never-iterated iterable holds nothing.
-      return { [Symbol.asyncIterator]: () => start(ids) };
+      return { [Symbol.asyncIterator]: () => start(ids, options) };
     },
     publish,
     stats() {

@@ -270,6 +270,20 @@ export class LmdbStore implements ViewReader {
     return floor === undefined || BigInt(stored) >= floor ? stored : floor.toString();
   }
 
+  /**
+   * For a user without a view (no users row): the sequence of the last commit that changed its state, typically
+   * the one that removed its view, as readers see sequences (the swap floor applies); undefined when the user
+   * has a view or the store never saw it. The live hub resumes subscriptions with it (src/live/hub.ts).
+   */
+  removedAt(userId: string): bigint | undefined {
+    if (this.active.views.doesExist(userId)) return undefined;
+    const state = this.active.users.get(userId);
+    if (state === undefined) return undefined;
+    const stored = BigInt(state.version.sequence);
+    const floor = this.active.floor;
+    return floor === undefined || stored >= floor ? stored : floor;
+  }
+
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
     return userIds.map((id) => this.getUser(id));
   }

@@ -50,8 +50,8 @@ const CONTRACT = /* GraphQL */ `
     feedStatus: FeedStatus!
   }
   type Subscription {
-    userChanged(id: ID!): UserChange!
-    usersChanged(ids: [ID!]!): UserChange!
+    userChanged(id: ID!, after: String): UserChange!
+    usersChanged(ids: [ID!]!, after: String): UserChange!
   }
   type UserChange {
     userId: ID!

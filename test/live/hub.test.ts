@@ -3,6 +3,7 @@
  * order, the snapshot/delta race, conflation of unread changes, and index cleanup.
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import type { LiveUserChange } from '../../src/live/types.js';
 import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { createMetrics } from '../../src/ops/metrics.js';
@@ -12,6 +13,8 @@ import type { UserInformation } from '../../src/views/user-information.js';
 /** A store stand-in: views in a Map, a commit sequence, listeners called synchronously like LmdbStore. */
 class FakeStore {
   readonly views = new Map<string, UserInformation>();
+  /** Commit that removed each user's view (what `LmdbStore.removedAt` answers; exposed by the subclass). */
+  readonly removed = new Map<string, bigint>();
   private seq = 0n;
   private readonly listeners = new Set<CommitListener>();
 
@@ -44,14 +47,26 @@ class FakeStore {
     const sequence = this.seq + 1n;
     const event = new Map<string, UserInformation | null>();
     for (const [userId, tweets] of Object.entries(changes)) {
-      if (tweets === null) this.views.delete(userId);
-      else this.views.set(userId, view(userId, tweets, sequence));
+      if (tweets === null) {
+        this.views.delete(userId);
+        this.removed.set(userId, sequence);
+      } else {
+        this.views.set(userId, view(userId, tweets, sequence));
+        this.removed.delete(userId);
+      }
       event.set(userId, tweets === null ? null : view(userId, tweets, sequence));
     }
     return () => {
       this.seq = sequence;
       for (const l of this.listeners) l({ sequence, changes: event });
     };
+  }
+}
+
+/** A store that also says when a user without a view lost it, like LmdbStore. */
+class FakeStoreWithRemovals extends FakeStore {
+  removedAt(userId: string): bigint | undefined {
+    return this.views.has(userId) ? undefined : this.removed.get(userId);
   }
 }
 
@@ -95,8 +110,9 @@ const brief = (c: LiveUserChange) => ({
 class Reader {
   readonly iterator: AsyncIterator<LiveUserChange>;
   private waiting: Promise<IteratorResult<LiveUserChange>> | undefined;
-  constructor(hub: LiveHub, ids: readonly string[]) {
-    this.iterator = hub.subscribeUsers(ids)[Symbol.asyncIterator]();
+  constructor(hub: LiveHub, ids: readonly string[], after?: bigint) {
+    const options = after === undefined ? undefined : { after };
+    this.iterator = hub.subscribeUsers(ids, options)[Symbol.asyncIterator]();
   }
   /** The next event, waiting for a commit if needed; undefined when the subscription ended. */
   async one(): Promise<LiveUserChange | undefined> {
@@ -133,12 +149,14 @@ class Reader {
   }
 }
 
-function setup(deliverySlice?: number): {
+function setup(
+  deliverySlice?: number,
+  store: FakeStore = new FakeStore(),
+): {
   store: FakeStore;
   hub: LiveHub;
   metrics: ReturnType<typeof createMetrics>;
 } {
-  const store = new FakeStore();
   const metrics = createMetrics({ defaultMetrics: false });
   const hub = createLiveHub({ store, metrics, ...(deliverySlice === undefined ? {} : { deliverySlice }) });
   return { store, hub, metrics };
@@ -194,13 +212,14 @@ describe('live hub', () => {
     store.commit({ a: 1, b: 1 });
     const finish = store.write({ a: 2 }); // commit 2 is readable, its listener has not run yet
     const r = new Reader(hub, ['a', 'b']);
-    expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: 2, seq: '2' });
+    // Snapshots leave in the order of the commits their states come from: b's (1), then a's (2).
+    expect((await r.available()).map(brief)).toEqual([
+      { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 2, seq: '2' },
+    ]);
     finish();
     store.commit({ a: 3 });
-    expect(await r.briefs()).toEqual([
-      { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
-      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '3' },
-    ]);
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'UPDATED', tweets: 3, seq: '3' }]);
     await r.return();
   });
 
@@ -241,7 +260,8 @@ describe('live hub', () => {
       expect(hub.stats().pending).toBeLessThanOrEqual(ids.length);
     }
     // The read that was waiting took the very first change (c); then one event per user, the latest, in the
-    // order their first unread change arrived: c's next change came after everyone else's first.
+    // order of those latest changes' commits (a conflated change moves to the back): the mailbox leaves in commit
+    // order across users too, which resuming with `after` relies on.
     expect(brief((await r.takeWaiting()!).value as LiveUserChange)).toEqual({
       userId: 'c',
       kind: 'UPDATED',
@@ -249,7 +269,7 @@ describe('live hub', () => {
       seq: '1',
     });
     expect(await r.briefs()).toEqual(
-      ['e', 'b', 'd', 'a', 'c'].map((id) => ({
+      ['c', 'e', 'b', 'd', 'a'].map((id) => ({
         userId: id,
         kind: 'UPDATED',
         tweets: latest.get(id)!,
@@ -336,5 +356,178 @@ describe('live hub', () => {
       readers.map((_, i) => (i === 3 || i === 4 ? 1 : 0)),
     );
     hub.close();
+  });
+});
+
+/** `brief` plus the commit the event's state is from (`change.sequence`: what a client resumes after). */
+const at = (c: LiveUserChange) => ({ ...brief(c), at: c.sequence?.toString() });
+
+describe('live hub, resuming with after (issue 18)', () => {
+  it('should queue snapshots in the order of the commits their states come from', async () => {
+    const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+    store.commit({ c: 1 }); // 1
+    store.commit({ a: 1 }); // 2
+    store.commit({ b: 1, d: 1 }); // 3
+    store.commit({ d: null }); // 4
+    const r = new Reader(hub, ['d', 'b', 'a', 'never', 'c']);
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'never', kind: 'SNAPSHOT', tweets: null, seq: null, at: '0' },
+      { userId: 'c', kind: 'SNAPSHOT', tweets: 1, seq: '1', at: '1' },
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '2', at: '2' },
+      { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '3', at: '3' },
+      { userId: 'd', kind: 'SNAPSHOT', tweets: null, seq: null, at: '4' },
+    ]);
+    await r.return();
+  });
+
+  it('should send the current state of users changed since after, nothing for the others, never a SNAPSHOT', async () => {
+    const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+    for (const id of ['a', 'b', 'c', 'd']) store.commit({ [id]: 1 }); // 1-4
+    const first = new Reader(hub, ['a', 'b', 'c', 'd', 'e']);
+    expect((await first.available()).map((e) => e.sequence)).toEqual([0n, 1n, 2n, 3n, 4n]);
+    await first.return(); // the socket drops after the last event, of commit 4
+    store.commit({ a: 2 }); // 5
+    store.commit({ c: null }); // 6
+    store.commit({ a: 3 }); // 7: a changed twice, only its latest state matters
+    const resumed = new Reader(hub, ['a', 'b', 'c', 'd', 'e'], 4n);
+    expect((await resumed.available()).map(at)).toEqual([
+      // d's state is of commit 4 itself: resent, the drop may have come between two events of commit 4.
+      { userId: 'd', kind: 'UPDATED', tweets: 1, seq: '4', at: '4' },
+      { userId: 'c', kind: 'DELETED', tweets: null, seq: null, at: '6' },
+      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '7', at: '7' },
+    ]);
+    store.commit({ b: 7 }); // 8: b was unchanged, so it is watched from the read on
+    expect((await resumed.available()).map(at)).toEqual([
+      { userId: 'b', kind: 'UPDATED', tweets: 7, seq: '8', at: '8' },
+    ]);
+    await resumed.return();
+  });
+
+  it('should resend nothing to a one-user subscription resumed after its last event', async () => {
+    const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+    store.commit({ a: 1, b: 1 }); // 1
+    const r = new Reader(hub, ['a'], 1n);
+    expect(await r.available()).toEqual([]);
+    store.commit({ a: null }); // 2
+    const gone = new Reader(hub, ['a'], 1n);
+    expect((await gone.available()).map(at)).toEqual([
+      { userId: 'a', kind: 'DELETED', tweets: null, seq: null, at: '2' },
+    ]);
+    expect(await new Reader(hub, ['a'], 2n).available()).toEqual([]);
+    await r.return();
+    await gone.return();
+  });
+
+  it('should send nothing at all when nothing changed since after', async () => {
+    const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+    store.commit({ a: 1 }); // 1
+    store.commit({ b: null }); // 2
+    store.commit({ z: 1 }); // 3
+    const r = new Reader(hub, ['a', 'b', 'never-seen'], 3n);
+    expect(await r.available()).toEqual([]);
+    expect(hub.stats().pending).toBe(0);
+    await r.return();
+  });
+
+  it('should resend a user without a view as DELETED when the store cannot say when it was removed', async () => {
+    const { store, hub } = setup(); // FakeStore: no removedAt
+    store.commit({ a: 1 }); // 1
+    store.commit({ b: null }); // 2
+    store.commit({ z: 1 }); // 3
+    const r = new Reader(hub, ['a', 'b'], 2n);
+    expect((await r.available()).map(brief)).toEqual([
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null },
+    ]);
+    await r.return();
+  });
+
+  it('should take an after this store has not reached as another store’s and send SNAPSHOTs', async () => {
+    const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+    store.commit({ a: 1 });
+    const r = new Reader(hub, ['a'], 99n);
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '1', at: '1' },
+    ]);
+    await r.return();
+  });
+
+  it('should not send a commit twice when it was readable but not yet published at the resume', async () => {
+    const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+    store.commit({ a: 1 }); // 1
+    store.commit({ b: 1 }); // 2
+    const finish = store.write({ a: 2, b: null }); // commit 3 readable, its listener has not run yet
+    const r = new Reader(hub, ['a', 'b'], 2n);
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'a', kind: 'UPDATED', tweets: 2, seq: '3', at: '3' },
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '3' },
+    ]);
+    finish(); // the delta of commit 3 is not newer than what was read: dropped
+    store.commit({ a: 3 });
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '4', at: '4' },
+    ]);
+    await r.return();
+  });
+
+  it('should never miss a final state, over random commits and sockets dropped part-way through what was sent', async () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const random = prng(seed);
+      const { store, hub } = setup(undefined, new FakeStoreWithRemovals());
+      const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+      const received: LiveUserChange[] = [];
+      /** The commit of the last event received: what the client resumes after. */
+      let after: bigint | undefined;
+      /** The `after` the current reader was opened with. */
+      let resumedAfter: bigint | undefined;
+      let reader = new Reader(hub, ids);
+      let drops = 0;
+      let repeats = 0;
+      const receive = (events: readonly LiveUserChange[]): void => {
+        for (const e of events) {
+          const previous = received.findLast((p) => p.userId === e.userId);
+          // Commits a user's states come from never step back; the same one twice is a repeat.
+          expect(previous === undefined || e.sequence! >= previous.sequence!, `seed ${seed}`).toBe(true);
+          if (previous !== undefined && e.sequence === previous.sequence) {
+            repeats++;
+            // Only ever for users of the very commit the subscription resumed after.
+            expect(e.sequence).toBe(resumedAfter);
+          }
+          received.push(e);
+          after = e.sequence;
+        }
+      };
+      for (let step = 0; step < 400; step++) {
+        const r = random();
+        if (r < 0.55) {
+          const changes: Record<string, number | null> = {};
+          for (const id of ids) if (random() < 0.3) changes[id] = random() < 0.15 ? null : step;
+          if (Object.keys(changes).length > 0) store.commit(changes);
+        } else if (r < 0.85) {
+          receive(await reader.available());
+        } else {
+          // The socket drops: the server sent these, the client got only the first `k`.
+          const sent = await reader.available();
+          receive(sent.slice(0, Math.floor(random() * (sent.length + 1))));
+          await reader.return();
+          drops++;
+          resumedAfter = after;
+          reader = new Reader(hub, ids, after);
+          receive(await reader.available());
+        }
+      }
+      receive(await reader.available());
+      await reader.return();
+      expect(drops).toBeGreaterThan(5);
+      expect(repeats).toBeLessThan(drops * ids.length);
+      for (const id of ids) {
+        // No missed final state: the last state received is the store's.
+        const last = received.findLast((e) => e.userId === id);
+        expect({ seed, id, tweets: last?.user?.tweetCount ?? null }).toEqual({
+          seed,
+          id,
+          tweets: store.views.get(id)?.tweetCount ?? null,
+        });
+      }
+    }
   });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshTopics, startTestServer, type TestServer } from '../utils/server.js';
+import { startTcpProxy } from '../utils/tcp-proxy.js';
 import { WAIT_MS } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -62,6 +63,25 @@ describe('the live page', () => {
     await send(topics.tweets, 'pt2', { tweetId: 'pt2', userId: 'p1' });
     await cell('p1', 'tweetCount').filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT_MS });
     expect(await cell('p1', 'kind').textContent()).toBe('UPDATED');
+
+    // The socket drops (a TCP cut, no close frame) and a change happens meanwhile: the page reconnects with
+    // `after` and receives that change as an UPDATED, and nothing for the user that did not change.
+    const proxy = await startTcpProxy(server.url);
+    try {
+      await page.goto(`${proxy.url}/?ids=p1,p2`);
+      await cell('p1', 'tweetCount').filter({ hasText: /^2$/ }).waitFor({ timeout: WAIT_MS });
+      await page.locator('#status[data-state="live"]').waitFor({ timeout: WAIT_MS });
+      const before = await page.locator('#events').textContent();
+      expect(before).toBe('2 events'); // the two snapshots
+      proxy.cut();
+      await send(topics.tweets, 'pt3', { tweetId: 'pt3', userId: 'p1' });
+      await cell('p1', 'tweetCount').filter({ hasText: /^3$/ }).waitFor({ timeout: WAIT_MS });
+      expect(await cell('p1', 'kind').textContent()).toBe('UPDATED');
+      expect(await page.locator('#events').textContent()).toBe('3 events');
+      expect(proxy.connections()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await proxy.close();
+    }
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'live-page.png') });

@@ -107,6 +107,25 @@ describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)
     await next.close();
   });
 
+  it('should say which commit removed the view of a user without one (removedAt, for resuming subscriptions)', async () => {
+    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
+    const created = await store.applyBatch({
+      changes: [change('users', 'u1', profile('one'), 0), change('users', 'u2', profile('two'), 1)],
+      positions: [{ topic: 'users', partition: 0, next: '2' }],
+    });
+    const deleted = await store.applyBatch({
+      changes: [change('users', 'u2', null, 2)],
+      positions: [{ topic: 'users', partition: 0, next: '3' }],
+    });
+    expect({
+      withView: store.removedAt('u1'),
+      deleted: store.removedAt('u2'),
+      neverSeen: store.removedAt('nobody'),
+    }).toEqual({ withView: undefined, deleted: deleted.sequence, neverSeen: undefined });
+    expect(deleted.sequence).toBeGreaterThan(created.sequence);
+    await store.close();
+  });
+
   it('should keep committing when a commit listener throws', async () => {
     const errors: unknown[] = [];
     const store = openStore({
