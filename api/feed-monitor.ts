@@ -24,6 +24,11 @@ export interface FeedStatusSnapshot {
   readonly partitions: readonly PartitionStatus[];
   /** Seconds since the Kafka timestamp of the newest applied record; null before the first. */
   readonly newestEventAgeSeconds: number | null;
+  /**
+   * Seconds since the source stopped answering (state `retrying`: brokers unreachable); the replica serves its
+   * last state meanwhile. Null while the source answers.
+   */
+  readonly feedDownSeconds: number | null;
   /** Last store commit sequence (uint64 decimal). */
   readonly sequence: string;
   /** Version of the UserInformation view definition being served. */

@@ -68,6 +68,7 @@ const feed: FeedMonitor = {
     reason: null,
     partitions: [],
     newestEventAgeSeconds: null,
+    feedDownSeconds: null,
     sequence: '0',
     viewVersion: 1,
   }),

@@ -119,6 +119,7 @@ const schema = z.object({
   WS_AUTH_TOKENS: tokenList.optional(),
   READY_MAX_LAG: nonNegative.int('must be an integer').default(10_000),
   READY_LAG_GRACE_MS: nonNegative.int('must be an integer').default(30_000),
+  READY_DURING_FEED_OUTAGE: bool.default(true),
   LIVE_STALL_MS: positiveInt.default(60_000),
   LAG_REFRESH_MS: positiveInt.max(600_000, 'must be <= 600000').default(5_000),
   OFFSET_RESET_POLICY: z
@@ -252,6 +253,12 @@ export interface Config {
     /** `READY_LAG_GRACE_MS` (default 30000): how long the lag may exceed `READY_MAX_LAG` before readiness drops. */
     readonly readyLagGraceMs: number;
     /**
+     * `READY_DURING_FEED_OUTAGE` (default true): once caught up, `/health/ready` stays 200 while the brokers are
+     * unreachable and the replica serves its last state (staleness shows in feedStatus, asOf and metrics).
+     * `false`: 503 during an outage, as before (every replica leaves rotation at once).
+     */
+    readonly readyDuringFeedOutage: boolean;
+    /**
      * `LIVE_STALL_MS` (default 60000): `/health/live` answers 503 when records are waiting (lag > 0) and the feed
      * has not handled a batch for this long: a stalled loop the orchestrator should restart.
      */
@@ -356,6 +363,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ops: {
       readyMaxLag: e.READY_MAX_LAG,
       readyLagGraceMs: e.READY_LAG_GRACE_MS,
+      readyDuringFeedOutage: e.READY_DURING_FEED_OUTAGE,
       liveStallMs: e.LIVE_STALL_MS,
       lagRefreshMs: e.LAG_REFRESH_MS,
       offsetResetPolicy: e.OFFSET_RESET_POLICY,

@@ -158,6 +158,7 @@ export async function startServer(
     maxLag: config.ops.readyMaxLag,
     lagGraceMs: config.ops.readyLagGraceMs,
     stallMs: config.ops.liveStallMs,
+    readyDuringOutage: config.ops.readyDuringFeedOutage,
   });
   const gate = new HandoffGate();
   const deadLetters = createDeadLetterSink(writer, config.dlqSuffix);

@@ -130,6 +130,7 @@ describe('contract shape', () => {
       'reason: String',
       'partitions: [PartitionStatus!]!',
       'newestEventAgeSeconds: Float',
+      'feedDownSeconds: Float',
       'sequence: String!',
       'viewVersion: Int!',
     ]);

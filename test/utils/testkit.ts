@@ -198,6 +198,7 @@ export class FakeFeedMonitor implements FeedMonitor {
       { topic: 'tweets', partition: 0, next: '9007199254740993', highWatermark: null, lag: null },
     ],
     newestEventAgeSeconds: 0.25,
+    feedDownSeconds: null,
     sequence: '18446744073709551615',
     viewVersion: 1,
   };
