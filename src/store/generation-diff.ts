@@ -9,7 +9,7 @@
  * own index when `size` is larger), so the cost is per watched user, not per user.
  *
  * Valid only while both generations exist: the store publishes it synchronously right after the swap
- * commits and drops the old generation afterwards, so listeners must not keep it.
+ * commits and drops the old generation once the swap is reconciled, so listeners must not keep it.
  */
 import { restJsonOf } from '../views/codec.js';
 import type { UserInformation } from '../views/user-information.js';
@@ -20,7 +20,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   constructor(
     private readonly before: Generation,
     private readonly after: Generation,
-    private readonly decode: (bytes: Buffer) => UserInformation,
+    private readonly decode: (bytes: Buffer, userId: string) => UserInformation,
   ) {}
 
   /**
@@ -44,7 +44,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   get(userId: string): UserInformation | null | undefined {
     if (!this.has(userId)) return undefined;
     const bytes = this.after.views.getBinary(userId);
-    return bytes === undefined ? null : this.decode(bytes);
+    return bytes === undefined ? null : this.decode(bytes, userId);
   }
 
   forEach(
@@ -60,7 +60,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   *entries(): MapIterator<[string, UserInformation | null]> {
     for (const userId of this.keys()) {
       const bytes = this.after.views.getBinary(userId);
-      yield [userId, bytes === undefined ? null : this.decode(bytes)];
+      yield [userId, bytes === undefined ? null : this.decode(bytes, userId)];
     }
   }
 

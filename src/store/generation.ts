@@ -29,7 +29,8 @@ export interface GenerationInfo {
   readonly id: number;
   /** Version of the view definition this generation was (or is being) built with. */
   readonly viewVersion: number;
-  readonly state: 'active' | 'building';
+  /** `retiring`: the generation a swap replaced, kept until the swap is reconciled (LmdbStore). */
+  readonly state: 'active' | 'building' | 'retiring';
   /** ISO-8601 time the generation was created. */
   readonly createdAt: string;
   /** Why it was created: `initial`, `view-version`, `requested`, `offset-out-of-range`… */
@@ -38,6 +39,11 @@ export interface GenerationInfo {
   readonly activatedSequence?: string;
   /** ISO-8601 time of that commit. */
   readonly activatedAt?: string;
+  /**
+   * Set once every view written before the swap has been given its final version (the replaced generation's
+   * for an unchanged view, the swap's for a changed one): from then on views read as stored, no floor.
+   */
+  readonly reconciled?: boolean;
 }
 
 /** Open handles onto one generation's sub-databases. */
@@ -77,12 +83,13 @@ export class Generation {
   }
 
   /**
-   * The swap commit's sequence: a view written before it reads as changed by it (see LmdbStore.getUser), so
-   * a user's `version.sequence` never steps back across a swap even when the shadow applied a record before
-   * the old generation did.
+   * The swap commit's sequence, while the swap is not reconciled: a view written before it that the swap
+   * changed reads as changed by it (see LmdbStore.getUser), so a user's `version.sequence` never steps back
+   * across a swap even when the shadow applied a record before the old generation did; one the swap did not
+   * change reads as it did before. Undefined for a first generation and once reconciled.
    */
   get floor(): bigint | undefined {
-    return this.floorSequence;
+    return this.info.reconciled === true ? undefined : this.floorSequence;
   }
 
   /** Deletes the generation's sub-databases (asynchronously, in lmdb-js' write queue). */

@@ -13,8 +13,13 @@
  * keeps serving (and keeps being fed); `trySwap` makes the shadow active in one transaction once it has
  * caught up, so no reader ever sees a half-built view.
  *
+ * A swap keeps the replaced generation (`retiring`) until a background pass has given every view written before
+ * the swap its final version: the replaced one's when the swap did not change the user's view, the swap's own
+ * when it did (issue 18, "no empty pushes": a rebuild that recomputes the same counts must not advance any
+ * `version.sequence`). Until the pass is done, reads compare with the retiring generation on the fly.
+ *
  * Meta keys: `instanceId`, `sequence` (commit counter shared by all generations, so it only grows across
- * swaps), `activeGeneration`, `shadowGeneration`, `nextGeneration`, `generation:<id>` (GenerationInfo),
+ * swaps), `activeGeneration`, `shadowGeneration`, `retiringGeneration`, `nextGeneration`, `generation:<id>` (GenerationInfo),
  * `viewVersion` (the active generation's, kept for stores written before generations), `rebuildRequested`
  * (set by `matview rebuild`), `owner` (the serving process).
  */
@@ -34,6 +39,7 @@ import type {
   Table,
   UserInformation,
   UserState,
+  ViewVersion,
 } from '../views/user-information.js';
 import { GenerationDiff } from './generation-diff.js';
 import { Generation, generationOfDb, type GenerationInfo } from './generation.js';
@@ -54,8 +60,13 @@ export interface StoreOptions {
    * throws {@link StoreMissingError} when `path` holds no store. Default true.
    */
   readonly create?: boolean;
-  /** Called when a commit listener throws; the commit itself stands and other listeners still run. */
+  /**
+   * Called when a commit listener throws (the commit itself stands and other listeners still run), or when the
+   * background reconciliation of a swap fails (it is tried again at the next start).
+   */
   readonly onListenerError?: (error: unknown) => void;
+  /** Users per transaction of a swap's reconciliation pass (default {@link RECONCILE_CHUNK}); tests lower it. */
+  readonly reconcileChunk?: number;
   /**
    * Materialize and commit `applyBatch` on a worker thread (src/store/writer-thread.ts), so the event loop
    * that serves reads never runs a batch. Default false (CLI tools, unit tests); `matview serve` turns it on
@@ -108,6 +119,8 @@ export interface RebuildRequest {
   readonly reason: string;
 }
 
+/** Users per write transaction of a swap's reconciliation: a few ms of this thread between event-loop turns. */
+export const RECONCILE_CHUNK = 500;
 /** How a stored version JSON starts (see `sequenceOf`). */
 const SEQUENCE_PREFIX = '{"sequence":"';
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -146,6 +159,11 @@ export class LmdbStore implements ViewReader {
   private readonly meta: Database<string, string>;
   private active: Generation;
   private shadowGen: Generation | undefined;
+  /** The generation the last swap replaced, until that swap is reconciled. */
+  private retiring: Generation | undefined;
+  /** The reconciliation pass under way, if any. */
+  private reconciling: Promise<void> | undefined;
+  private readonly reconcileChunk: number;
   private readonly listeners = new Set<CommitListener>();
   private readonly onListenerError: (error: unknown) => void;
   private readonly codeViewVersion: number;
@@ -157,6 +175,7 @@ export class LmdbStore implements ViewReader {
   constructor(options: StoreOptions) {
     this.path = options.path;
     this.codeViewVersion = options.viewVersion;
+    this.reconcileChunk = Math.max(1, options.reconcileChunk ?? RECONCILE_CHUNK);
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
     const create = options.create ?? true;
     const dataFile = dataFileOf(options.path);
@@ -182,6 +201,11 @@ export class LmdbStore implements ViewReader {
     const shadowId = this.meta.get('shadowGeneration');
     this.shadowGen =
       shadowId === undefined ? undefined : new Generation(this.env, this.generationInfo(Number(shadowId)));
+    const retiringId = this.meta.get('retiringGeneration');
+    this.retiring =
+      retiringId === undefined
+        ? undefined
+        : new Generation(this.env, this.generationInfo(Number(retiringId)));
     this.writer =
       options.writerThread === true
         ? new WriterThread({ path: options.path, mapSize: options.mapSize }, () => this.env.resetReadTxn())
@@ -218,25 +242,38 @@ export class LmdbStore implements ViewReader {
 
   getUser(userId: string): UserInformation | undefined {
     const bytes = this.active.views.getBinaryFast(userId);
-    return bytes === undefined ? undefined : this.decode(bytes);
+    return bytes === undefined ? undefined : this.decode(bytes, userId);
   }
 
   /**
-   * Decodes a view of the active generation. A view last written before the generation was swapped in
-   * reports the swap commit as its version: that commit is what made it visible, and it keeps every
-   * user's `version.sequence` increasing across a swap (the sequence subscriptions order events by).
+   * Decodes a view of the active generation as readers see it. A view written before the generation was swapped
+   * in, while the swap is not reconciled yet: when the replaced (retiring) generation held the same profile and
+   * counts, it reads as it did there, version included (the swap changed nothing for this user); otherwise it
+   * reports the swap commit as its version (that commit is what made it visible, and it keeps every user's
+   * `version.sequence` increasing across a swap: the sequence subscriptions order events by).
    */
-  private decode(bytes: Buffer): UserInformation {
+  private decode(bytes: Buffer, userId: string): UserInformation {
     const view = decodeView(bytes);
     const floor = this.active.floor;
     if (floor === undefined || BigInt(view.version.sequence) >= floor) return view;
+    // Copied before the next read: a fast read's buffer is reused by the following one.
+    const old = this.unchangedBySwap(Buffer.from(restJsonOf(bytes)), userId);
+    if (old !== undefined) return decodeView(old);
+    return { ...view, version: this.floorVersion(view.version, floor) };
+  }
+
+  /** The retiring generation's view of `userId` when its REST JSON equals `restJson`, else undefined. */
+  private unchangedBySwap(restJson: Buffer, userId: string): Buffer | undefined {
+    const old = this.retiring?.views.getBinary(userId);
+    return old !== undefined && restJsonOf(old).equals(restJson) ? old : undefined;
+  }
+
+  /** `version` as made visible by the swap at `floor`. */
+  private floorVersion(version: ViewVersion, floor: bigint): ViewVersion {
     return {
-      ...view,
-      version: {
-        ...view.version,
-        sequence: floor.toString(),
-        appliedAt: this.active.info.activatedAt ?? view.version.appliedAt,
-      },
+      ...version,
+      sequence: floor.toString(),
+      appliedAt: this.active.info.activatedAt ?? version.appliedAt,
     };
   }
 
@@ -248,7 +285,7 @@ export class LmdbStore implements ViewReader {
   getUserJsonVersioned(userId: string): { readonly json: Buffer; readonly sequence: string } | undefined {
     const bytes = this.active.views.getBinary(userId);
     if (bytes === undefined) return undefined;
-    return { json: restJsonOf(bytes), sequence: this.sequenceOf(bytes) };
+    return { json: restJsonOf(bytes), sequence: this.sequenceOf(bytes, userId) };
   }
 
   /**
@@ -256,18 +293,19 @@ export class LmdbStore implements ViewReader {
    * (`encodeView` writes `JSON.stringify(version)`, whose first key is `sequence`) without parsing the rest;
    * anything else is decoded in full.
    */
-  private sequenceOf(bytes: Buffer): string {
+  private sequenceOf(bytes: Buffer, userId: string): string {
     const at = 4 + bytes.readUInt32LE(0) + SEQUENCE_PREFIX.length;
     const end = bytes.indexOf(0x22 /* " */, at);
     const stored = bytes.toString('latin1', at, end);
+    const floor = this.active.floor;
     if (
       end === -1 ||
       bytes.toString('latin1', at - SEQUENCE_PREFIX.length, at) !== SEQUENCE_PREFIX ||
-      !/^\d+$/.test(stored)
+      !/^\d+$/.test(stored) ||
+      (floor !== undefined && BigInt(stored) < floor)
     )
-      return this.decode(bytes).version.sequence;
-    const floor = this.active.floor;
-    return floor === undefined || BigInt(stored) >= floor ? stored : floor.toString();
+      return this.decode(bytes, userId).version.sequence;
+    return stored;
   }
 
   /**
@@ -277,11 +315,20 @@ export class LmdbStore implements ViewReader {
    */
   removedAt(userId: string): bigint | undefined {
     if (this.active.views.doesExist(userId)) return undefined;
-    const state = this.active.users.get(userId);
-    if (state === undefined) return undefined;
-    const stored = BigInt(state.version.sequence);
     const floor = this.active.floor;
-    return floor === undefined || stored >= floor ? stored : floor;
+    const state = this.active.users.get(userId);
+    if (state === undefined)
+      // Unknown here but known to the generation the swap replaced: the swap removed it.
+      return floor !== undefined && this.retiring?.users.doesExist(userId) === true ? floor : undefined;
+    const stored = BigInt(state.version.sequence);
+    if (floor === undefined || stored >= floor) return stored;
+    // Without a view on both sides of the swap: unchanged by it, as it read there.
+    const retiring = this.retiring;
+    const old =
+      retiring === undefined || retiring.views.doesExist(userId) ? undefined : retiring.users.get(userId);
+    if (old === undefined) return floor;
+    const oldStored = BigInt(old.version.sequence);
+    return retiring?.floor !== undefined && oldStored < retiring.floor ? retiring.floor : oldStored;
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
@@ -462,6 +509,8 @@ export class LmdbStore implements ViewReader {
     viewVersion: number,
     reason: string,
   ): Promise<{ generation: Generation; resumed: boolean }> {
+    // One generation retires at a time: a rebuild right after a swap waits for its reconciliation.
+    await this.reconciling;
     const existing = this.shadowGen;
     if (existing !== undefined && existing.viewVersion === viewVersion && reason !== 'offset-out-of-range') {
       if (this.rebuildRequest() !== undefined)
@@ -532,13 +581,16 @@ export class LmdbStore implements ViewReader {
         this.meta.put('activeGeneration', String(shadow.id));
         this.meta.put('viewVersion', String(shadow.viewVersion));
         this.meta.remove('shadowGeneration');
-        this.meta.remove(genKey(before.id));
+        // Kept until reconciled: reads compare with it, and a restart resumes the pass (see `reconcile`).
+        this.meta.put(genKey(before.id), JSON.stringify({ ...before.info, state: 'retiring' }));
+        this.meta.put('retiringGeneration', String(before.id));
         this.meta.put('sequence', sequence.toString());
         // Switch readers here, not after the commit resolves: a live batch queued behind this transaction
         // may run in the same LMDB commit and must land in the new generation. Readers between this line
         // and the commit read the last committed snapshot, in which the shadow is already complete.
         this.active = shadow;
         this.shadowGen = undefined;
+        this.retiring = before;
         shadow.info = to;
         outcome = { swapped: true, behind: [], sequence, from: before.info, to };
       })
@@ -546,6 +598,7 @@ export class LmdbStore implements ViewReader {
         if (this.active === shadow) {
           this.active = before;
           this.shadowGen = shadow;
+          this.retiring = undefined;
           shadow.info = shadowInfo;
         }
         throw new StoreWriteError(
@@ -558,10 +611,138 @@ export class LmdbStore implements ViewReader {
     if (outcome.sequence > this.seq) this.seq = outcome.sequence;
     this.publish({
       sequence: outcome.sequence,
-      changes: new GenerationDiff(before, this.active, (b) => this.decode(b)),
+      changes: new GenerationDiff(before, this.active, (bytes, userId) => this.decode(bytes, userId)),
     });
-    await before.drop();
+    // In the background: the live feed, held for the swap, goes on meanwhile.
+    this.startReconcile();
     return outcome;
+  }
+
+  /** Resolves once the last swap is reconciled (at once when there is nothing to do). For tests and close. */
+  async reconciled(): Promise<void> {
+    await this.reconciling;
+  }
+
+  private startReconcile(): void {
+    if (this.reconciling !== undefined || this.retiring === undefined) return;
+    this.reconciling = this.reconcile()
+      .catch((e: unknown) => this.onListenerError(e))
+      .finally(() => {
+        this.reconciling = undefined;
+      });
+  }
+
+  /**
+   * The swap's reconciliation pass: every user state and view of the active generation written before the swap
+   * gets its final version, in transactions of `reconcileChunk` users with the event loop free in between:
+   * - a view the swap did not change (same REST JSON in the retiring generation) gets the retiring one's bytes,
+   *   version included, so its `version.sequence` does not move; its user state gets that version too;
+   * - a view the swap changed gets the swap's sequence (what reads reported until now);
+   * - a user without a view: the retiring generation's version when it had none either, else the swap's;
+   * - a user only the retiring generation knew (its records are no longer in the topics) gets an empty state
+   *   at the swap's sequence, so `removedAt` still says when it went.
+   * Each transaction reads what it rewrites, so a live batch committed in between (sequence above the swap's)
+   * is left alone. Then the generation is marked reconciled (reads take views as stored) and the retiring one
+   * dropped. Interrupted (shutdown, crash), it starts over at the next `collectGarbage`: it is idempotent.
+   */
+  private async reconcile(): Promise<void> {
+    const active = this.active;
+    const retiring = this.retiring;
+    const floor = active.floor;
+    if (retiring === undefined) return;
+    if (floor !== undefined) {
+      const swapVersion = (version: ViewVersion) => this.floorVersion(version, floor);
+      for (const [from, step] of [
+        [
+          active,
+          (userId: string, state: UserState) =>
+            this.reconcileUser(active, retiring, floor, userId, state, swapVersion),
+        ],
+        [retiring, (userId: string) => this.reconcileGone(active, userId, floor)],
+      ] as const) {
+        let start: string | undefined;
+        for (;;) {
+          if (this.closed) return;
+          let last: string | undefined;
+          await this.commit('reconcile versions after a swap', () => {
+            // The chunk is read first, then rewritten: no cursor is open on a database while it is written.
+            const chunk = [
+              ...from.users.getRange({
+                ...(start === undefined ? {} : { start }),
+                limit: this.reconcileChunk + 1,
+              }),
+            ]
+              .filter(({ key }) => key !== start)
+              .slice(0, this.reconcileChunk);
+            for (const { key, value } of chunk) step(key, value);
+            last = chunk.at(-1)?.key;
+          });
+          if (last === undefined) break;
+          start = last;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    }
+    if (this.closed) return;
+    await this.commit('finish the reconciliation of a swap', () => {
+      const info: GenerationInfo = { ...active.info, reconciled: true };
+      this.meta.put(genKey(active.id), JSON.stringify(info));
+      this.meta.remove('retiringGeneration');
+      this.meta.remove(genKey(retiring.id));
+      active.info = info;
+      this.retiring = undefined;
+    });
+    await retiring.drop();
+  }
+
+  /** One user of the active generation (see `reconcile`); runs inside a write transaction. */
+  private reconcileUser(
+    active: Generation,
+    retiring: Generation,
+    floor: bigint,
+    userId: string,
+    state: UserState,
+    swapVersion: (version: ViewVersion) => ViewVersion,
+  ): void {
+    const view = active.views.getBinary(userId);
+    const old = retiring.views.getBinary(userId);
+    if (view !== undefined) {
+      const decoded = decodeView(view);
+      if (BigInt(decoded.version.sequence) >= floor) return; // written after the swap
+      if (old !== undefined && restJsonOf(old).equals(restJsonOf(view))) {
+        active.views.put(userId, old);
+        active.users.put(userId, { counts: state.counts, version: decodeView(old).version });
+      } else {
+        const version = swapVersion(decoded.version);
+        active.views.put(userId, encodeView({ ...decoded, version }));
+        active.users.put(userId, { counts: state.counts, version });
+      }
+      return;
+    }
+    if (BigInt(state.version.sequence) >= floor) return;
+    const before = old === undefined ? retiring.users.get(userId) : undefined;
+    const version =
+      before === undefined
+        ? swapVersion(state.version)
+        : retiring.floor !== undefined && BigInt(before.version.sequence) < retiring.floor
+          ? { ...before.version, sequence: retiring.floor.toString() }
+          : before.version;
+    active.users.put(userId, { counts: state.counts, version });
+  }
+
+  /** A user of the retiring generation (see `reconcile`); runs inside a write transaction. */
+  private reconcileGone(active: Generation, userId: string, floor: bigint): void {
+    if (active.users.doesExist(userId)) return;
+    const version: ViewVersion = {
+      sequence: floor.toString(),
+      appliedAt: active.info.activatedAt ?? new Date().toISOString(),
+      eventTime: null,
+      source: { topic: '', partition: 0, offset: '0' },
+    };
+    active.users.put(userId, {
+      counts: { tweetCount: 0, followingCount: 0, followerCount: 0, likeCount: 0 },
+      version,
+    });
   }
 
   /**
@@ -569,7 +750,11 @@ export class LmdbStore implements ViewReader {
    * swap and the drop of the old generation). Only the serving process calls it.
    */
   async collectGarbage(): Promise<number[]> {
-    const keep = new Set([this.active.id, ...(this.shadowGen === undefined ? [] : [this.shadowGen.id])]);
+    // A swap reconciled only in part (the process stopped during the pass): finish it in the background.
+    this.startReconcile();
+    const keep = new Set(
+      [this.active, this.shadowGen, this.retiring].flatMap((g) => (g === undefined ? [] : [g.id])),
+    );
     const orphans = new Set<number>();
     for (const name of this.env.getKeys()) {
       if (typeof name !== 'string') continue;
@@ -673,6 +858,7 @@ export class LmdbStore implements ViewReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.reconciling; // stops after its current chunk; the next start finishes it
     await this.writer?.close();
     await this.env.close();
   }

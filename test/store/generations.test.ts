@@ -106,15 +106,17 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       to: 1,
       sequence: true,
     });
-    // Same counts, produced by the shadow's own commits.
-    expect({ ...store.getUser('u1'), version: undefined }).toEqual({ ...old, version: undefined });
-    // Views written before the swap read as changed by it: sequences never step back across a swap.
-    expect(store.getUser('u1')!.version.sequence).toBe(String(swap.sequence));
-    // The REST route's version (its ETag) is the same sequence, read without decoding the version.
+    // Same counts, produced by the shadow's own commits: the swap changed nothing visible for u1, so it reads
+    // exactly as before, version included (issue 18, no empty pushes), while the swap is reconciled and after;
+    // and so does the REST route's version (its ETag), read without decoding the version.
+    expect(store.getUser('u1')).toEqual(old);
     expect(store.getUserJsonVersioned('u1')).toEqual({
       json: store.getUserJson('u1'),
-      sequence: String(swap.sequence),
+      sequence: old!.version.sequence,
     });
+    await store.reconciled();
+    expect(store.getUser('u1')).toEqual(old);
+    expect(store.getUserJsonVersioned('u1')?.sequence).toBe(old!.version.sequence);
     const later = await store.applyBatch({ changes: [tweet('t5', 'u1', 4)], positions: [] });
     expect(store.getUser('u1')!.version.sequence).toBe(String(later.sequence));
     expect(store.getUserJsonVersioned('u1')?.sequence).toBe(String(later.sequence));
@@ -157,8 +159,9 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await again.close();
   });
 
-  it('should publish at a swap exactly the users whose profile or counts differ, never one only its version changed for', async () => {
-    const store = openStore({ ...mode, path: tempDir(), viewVersion: 1 });
+  it('should publish at a swap exactly the users whose profile or counts differ, and move only their versions', async () => {
+    const path = tempDir();
+    const store = openStore({ ...mode, path, viewVersion: 1, reconcileChunk: 1 });
     const u3 = change('users', 'u3', user('three'), 2);
     await store.applyBatch({
       changes: [...USERS, u3, ...TWEETS],
@@ -167,6 +170,8 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
         { topic: 'tweets', partition: 0, next: '4' },
       ],
     });
+    // u4 exists only in the generation being replaced (its records are gone from the topics, say).
+    const gone = await store.applyBatch({ changes: [change('users', 'u4', user('four'), 9)], positions: [] });
     const { generation } = await store.beginShadow(1, 'requested');
     // The shadow reads one record more: a tweet of u2 (u2 differs) and the tombstone of u3 (u3 is gone).
     await store.applyBatch(
@@ -179,6 +184,7 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       },
       generation,
     );
+    const u1 = store.getUser('u1')!;
     const seen: { keys: string[]; has: boolean[]; u2?: number | undefined; u3?: unknown }[] = [];
     store.onCommit((e) =>
       seen.push({
@@ -190,8 +196,41 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     );
     const swap = await store.trySwap(generation, []);
     expect(swap.swapped).toBe(true);
-    expect(seen).toEqual([{ keys: ['u2', 'u3'], has: [false, true, true, false], u2: 2, u3: null }]);
-    await store.close();
+    expect(seen).toEqual([{ keys: ['u2', 'u3', 'u4'], has: [false, true, true, false], u2: 2, u3: null }]);
+    expect(gone.sequence).toBeLessThan(swap.sequence!);
+    // As readers see it: u1 did not change (its version stays), u2 changed at the swap (never a sequence below
+    // what was served before), u3 and u4 were removed by it (what resuming subscriptions ask).
+    const at = String(swap.sequence);
+    const reads = (s: typeof store) => ({
+      u1: s.getUser('u1'),
+      u1Etag: s.getUserJsonVersioned('u1')?.sequence,
+      u2: s.getUser('u2')?.version.sequence,
+      u2Etag: s.getUserJsonVersioned('u2')?.sequence,
+      u3: s.removedAt('u3'),
+      u4: s.removedAt('u4'),
+    });
+    const expected = {
+      u1,
+      u1Etag: u1.version.sequence,
+      u2: at,
+      u2Etag: at,
+      u3: swap.sequence,
+      u4: swap.sequence,
+    };
+    expect(reads(store)).toEqual(expected); // while the swap is reconciled
+    await store.close(); // reconcileChunk 1: stops part-way through
+    const again = openStore({ ...mode, path, viewVersion: 1, reconcileChunk: 1 });
+    expect(again.activeGeneration().info.reconciled).toBeUndefined();
+    expect(reads(again)).toEqual(expected); // the retiring generation is kept for the rest of the pass
+    await again.collectGarbage(); // which the serving process resumes
+    await again.reconciled();
+    expect(reads(again)).toEqual(expected);
+    expect(again.activeGeneration().info.reconciled).toBe(true);
+    await again.close();
+    const env = open({ path, maxDbs: 64 });
+    const names = [...env.getKeys()].sort();
+    await env.close();
+    expect(names.map(String).filter((n) => !n.endsWith('@1') && n !== 'meta')).toEqual([]);
   });
 
   it('should write live batches to whichever generation is active when they commit, and never move offsets back', async () => {
