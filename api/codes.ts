@@ -15,8 +15,20 @@ export enum ApiErrorCode {
   BadRequest = 'BAD_REQUEST',
   /** `operationName` names no operation of the document, or is missing with several operations. HTTP 400. */
   OperationResolutionFailure = 'OPERATION_RESOLUTION_FAILURE',
-  /** Automatic persisted queries are not enabled on this server: send the full query. */
+  /** Automatic persisted queries are off on this server (`APQ_CACHE_BYTES=0`): send the full query. */
   PersistedQueryNotSupported = 'PERSISTED_QUERY_NOT_SUPPORTED',
+  /**
+   * A persisted query id the server does not know: under APQ, send the query with its hash once (Apollo's
+   * protocol, HTTP 200); with `PERSISTED_DOCUMENTS_FILE`, an id not in the manifest (HTTP 400).
+   */
+  PersistedQueryNotFound = 'PERSISTED_QUERY_NOT_FOUND',
+  /** `PERSISTED_DOCUMENTS_FILE` is set and the operation's text is not one of its documents. HTTP 400. */
+  PersistedQueryNotInList = 'PERSISTED_QUERY_NOT_IN_LIST',
+  /**
+   * A subscription over HTTP asked for callbacks (`extensions.subscription`, Apollo Router's callback protocol)
+   * to a URL outside `SUBSCRIPTION_CALLBACK_URLS`, or the protocol is off. HTTP 400.
+   */
+  CallbackUrlNotAllowed = 'CALLBACK_URL_NOT_ALLOWED',
   /** The document has more lexical tokens than `MAX_TOKENS` (parsing stops there). HTTP 400. */
   TooManyTokens = 'TOO_MANY_TOKENS',
   /** Fields nest deeper than `MAX_QUERY_DEPTH` (introspection fields are not counted). HTTP 400. */

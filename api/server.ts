@@ -15,6 +15,9 @@ import type { ViewReader } from '../src/store/types.js';
 import { createApollo } from './apollo.js';
 import { createAsOfSource, type AsOfSource } from './consistency/as-of.js';
 import { createMinOffsetsGate, type CommitSource, type MinOffsetsGate } from './consistency/min-offsets.js';
+import { BoundedTextCache } from './gateway/apq-cache.js';
+import { createCallbackPolicy } from './gateway/callback.js';
+import { createDocumentGate, type DocumentGate } from './gateway/documents.js';
 import { createFastPath } from './fast-path.js';
 import { createLiveRoute, createMetricsRoute, createReadyRoute } from './health.js';
 import { createCors } from './http/cors.js';
@@ -64,6 +67,8 @@ export interface ApiServer {
   readonly asOf: AsOfSource;
   /** Read-your-writes: the WebSocket layer waits for a `subscribe`'s `extensions.minOffsets` with it. */
   readonly minOffsets: MinOffsetsGate;
+  /** The persisted-documents allow-list (and APQ lookups), which the WebSocket layer applies too. */
+  readonly documents: DocumentGate;
   /** Starts Apollo and listens on `config.port`/`config.host` (port 0: any free port). */
   listen(): Promise<{ port: number }>;
   /** Runs `hook` during `close()`, before the HTTP server closes (e.g. closing the WebSocket server). */
@@ -80,13 +85,19 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const createContext = createContextFactory({ reader, feed, live: options.live });
   const validateOperation = createOperationValidator(schema, config);
   const asOf = createAsOfSource(reader, feed);
+  const { persistedDocuments, apqCacheBytes, callbackUrlPrefixes } = config.gateway;
+  // In allow-list mode the edge resolves ids from the manifest and Apollo sees only listed texts: no APQ.
+  const apq =
+    persistedDocuments === undefined && apqCacheBytes > 0 ? new BoundedTextCache(apqCacheBytes) : undefined;
+  const documents = createDocumentGate({ persisted: persistedDocuments, apq });
+  const callbacks = createCallbackPolicy(callbackUrlPrefixes);
   const minOffsets = createMinOffsetsGate({
     reader,
     commits: options.commits,
     topics: Object.values(config.topics),
     timeoutMs: config.minOffsetsTimeoutMs,
   });
-  const apollo = createApollo(schema, config, logger, [useAsOf(asOf)]);
+  const apollo = createApollo(schema, config, logger, { apq, callbacks }, [useAsOf(asOf)]);
   const fastPath =
     options.fastPath === false
       ? undefined
@@ -108,6 +119,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     logger,
     minOffsets,
     asOf,
+    documents,
+    callbacks,
   });
   const user = createUserRoute(reader, metrics.restSeconds);
   const live = createLiveRoute(feed);
@@ -151,6 +164,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     validateOperation,
     asOf,
     minOffsets,
+    documents,
     async listen() {
       started ??= apollo.start();
       await started;

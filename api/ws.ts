@@ -37,6 +37,7 @@ import type { Logger } from '../src/ops/logger.js';
 import { ApiErrorCode } from './codes.js';
 import type { AsOfSource } from './consistency/as-of.js';
 import type { MinOffsetsGate } from './consistency/min-offsets.js';
+import type { DocumentGate } from './gateway/documents.js';
 import { apiError } from './errors.js';
 import { DOCUMENT_CACHE_ENTRIES, MAX_CACHED_QUERY_LENGTH } from './fast-path.js';
 import { ClockCache } from './fast-path/clock-cache.js';
@@ -74,6 +75,8 @@ export interface WebSocketApi {
   readonly asOf?: Pick<AsOfSource, 'current' | 'at'>;
   /** Read-your-writes for `subscribe` messages carrying `extensions.minOffsets`; without it they are ignored. */
   readonly minOffsets?: MinOffsetsGate;
+  /** The persisted-documents allow-list, as over HTTP (gateway/documents.ts); without it any document runs. */
+  readonly documents?: Pick<DocumentGate, 'resolveSubscribe'>;
 }
 
 /** Options of {@link attachLiveWebSocket}. */
@@ -197,9 +200,13 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
           const message = `Too many operations on this connection: at most ${live.maxSubscriptionsPerConnection} may run at once; complete one first.`;
           return [new GraphQLError(message, { extensions: { code: TOO_MANY_SUBSCRIPTIONS } })];
         }
+        // The allow-list applies here as over HTTP: a listed text, or an id of one (an empty query with
+        // extensions.persistedQuery), else PERSISTED_QUERY_NOT_FOUND / PERSISTED_QUERY_NOT_IN_LIST.
+        const text = api.documents === undefined ? payload.query : api.documents.resolveSubscribe(payload);
+        if (text instanceof GraphQLError) return [text];
         let document: DocumentNode;
         try {
-          document = parseCached(payload.query);
+          document = parseCached(text);
         } catch (error) {
           if (error instanceof GraphQLError) return [withCode(error, ApiErrorCode.GraphqlParseFailed)];
           throw error;

@@ -7,13 +7,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeaderMap, type ApolloServer, type HTTPGraphQLResponse } from '@apollo/server';
 import type { ApiContext } from '../schema/context.js';
 
-/** Runs one request (POST body, or undefined for GET) through Apollo and writes the answer. */
+/**
+ * Runs one request (POST body, or undefined for GET) through Apollo and writes the answer. `search` replaces the
+ * URL's query string (a GET whose parameters the edge rewrote).
+ */
 export async function runApollo(
   apollo: ApolloServer<ApiContext>,
   createContext: () => ApiContext,
   req: IncomingMessage,
   res: ServerResponse,
   body: unknown,
+  search?: string,
 ): Promise<void> {
   const url = req.url ?? '';
   const query = url.indexOf('?');
@@ -21,7 +25,7 @@ export async function runApollo(
     httpGraphQLRequest: {
       method: (req.method ?? 'GET').toUpperCase(),
       headers: toHeaderMap(req),
-      search: query === -1 ? '' : url.slice(query),
+      search: search ?? (query === -1 ? '' : url.slice(query)),
       body,
     },
     context: () => Promise.resolve(createContext()),

@@ -11,6 +11,14 @@ import type { Logger } from '../../src/ops/logger.js';
 import { ApiErrorCode } from '../codes.js';
 import type { AsOfSource } from '../consistency/as-of.js';
 import { mergeRequired, type MinOffsetsGate, type RequiredOffsets } from '../consistency/min-offsets.js';
+import type { CallbackPolicy } from '../gateway/callback.js';
+import {
+  isRefusal,
+  persistedQueryHash,
+  type DocumentGate,
+  type DocumentRefusal,
+  type ResolvedRequest,
+} from '../gateway/documents.js';
 import { isVariablesRecord, type FastPath } from '../fast-path.js';
 import type { Limits } from '../limits.js';
 import type { ApiContext } from '../schema/context.js';
@@ -33,6 +41,10 @@ export interface GraphqlRouteOptions {
   readonly minOffsets: MinOffsetsGate;
   /** `extensions.asOf` of the errors answered here. */
   readonly asOf: Pick<AsOfSource, 'current'>;
+  /** Which document a request runs: persisted-documents allow-list, APQ lookups for the fast path. */
+  readonly documents: DocumentGate;
+  /** Apollo Router's subscription callbacks: which callback URLs are allowed. */
+  readonly callbacks: CallbackPolicy;
 }
 
 /** Handlers per method; the router maps GET and POST `/graphql` to them. */
@@ -56,8 +68,11 @@ function isJson(contentType: string | undefined): boolean {
   );
 }
 
-/** Extension keys the fast path serves with (anything else, e.g. APQ, goes to Apollo). */
-const FAST_EXTENSIONS: ReadonlySet<string> = new Set(['minOffsets']);
+/**
+ * Extension keys the fast path serves with (anything else goes to Apollo). `persistedQuery` only on a hash-only
+ * request: one that also sends the text is an APQ registration, which Apollo verifies and stores.
+ */
+const FAST_EXTENSIONS: ReadonlySet<string> = new Set(['minOffsets', 'persistedQuery']);
 
 function fastExtensions(extensions: unknown): boolean {
   if (extensions === undefined || extensions === null) return true;
@@ -71,7 +86,14 @@ const RETRY_AFTER_SECONDS = '1';
 
 /** Builds the `/graphql` handlers: body cap, batch cap, minOffsets, fast path, then Apollo. */
 export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
-  const { apollo, createContext, fastPath, limits, timer, logger, minOffsets, asOf } = options;
+  const { apollo, createContext, fastPath, limits, timer, logger, minOffsets, asOf, documents, callbacks } =
+    options;
+
+  /** The callback check, then the document a request runs (gateway/): a refusal, or what to run. */
+  const admit = (request: Record<string, unknown>): ResolvedRequest | DocumentRefusal =>
+    callbacks.refusal(request['extensions']) ?? documents.resolve(request);
+  const refuse = (req: IncomingMessage, res: ServerResponse, refusal: DocumentRefusal): void =>
+    sendGraphQLError(req, res, refusal.status, refusal.code, refusal.message, [], { asOf: asOf.current() });
   const { maxBodyBytes, maxBatchOperations } = limits;
 
   /**
@@ -136,8 +158,9 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     body: unknown,
     label: unknown,
     started: number,
+    search?: string,
   ) => {
-    runApollo(apollo, createContext, req, res, body).then(
+    runApollo(apollo, createContext, req, res, body, search).then(
       () => timer.observe(label, started),
       (error: unknown) => {
         logger.error({ err: error }, 'GraphQL request failed outside Apollo error handling');
@@ -173,39 +196,53 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
         sendGraphQLError(req, res, 400, ApiErrorCode.BatchTooLarge, message, [], { asOf: asOf.current() });
         return;
       }
-      const extensions = body.map((op: unknown) =>
+      const batch: unknown[] = [];
+      for (const op of body as unknown[]) {
+        if (typeof op !== 'object' || op === null) {
+          batch.push(op);
+          continue;
+        }
+        const admitted = admit(op as Record<string, unknown>);
+        if (isRefusal(admitted)) return refuse(req, res, admitted);
+        batch.push(admitted.request);
+      }
+      const extensions = batch.map((op) =>
         typeof op === 'object' && op !== null ? (op as Record<string, unknown>)['extensions'] : undefined,
       );
-      afterOffsets(req, res, extensions, () => viaApollo(req, res, body, 'batch', started));
+      afterOffsets(req, res, extensions, () => viaApollo(req, res, batch, 'batch', started));
       return;
     }
     if (typeof body !== 'object' || body === null) {
       viaApollo(req, res, body, undefined, started);
       return;
     }
-    const request = body as Record<string, unknown>;
-    const extensions = request['extensions'];
-    if (extensions === undefined || extensions === null) dispatch(req, res, request, contentType, started);
-    else afterOffsets(req, res, [extensions], () => dispatch(req, res, request, contentType, started));
+    const admitted = admit(body as Record<string, unknown>);
+    if (isRefusal(admitted)) return refuse(req, res, admitted);
+    const extensions = admitted.request['extensions'];
+    if (extensions === undefined || extensions === null) dispatch(req, res, admitted, contentType, started);
+    else afterOffsets(req, res, [extensions], () => dispatch(req, res, admitted, contentType, started));
   };
 
   /** One operation whose offsets are applied: the fast path if it can, else Apollo. */
   const dispatch = (
     req: IncomingMessage,
     res: ServerResponse,
-    request: Record<string, unknown>,
+    { request, query }: ResolvedRequest,
     contentType: string | undefined,
     started: number,
   ): void => {
-    const { query, operationName, variables } = request;
+    const { operationName, variables } = request;
     if (
       fastPath !== undefined &&
-      typeof query === 'string' &&
+      query !== undefined &&
       isPlainJson(contentType) &&
       isVariablesRecord(variables)
     ) {
       const resultType = knownResultType(req.headers.accept);
-      if (resultType !== undefined && fastExtensions(request['extensions'])) {
+      const extensions = request['extensions'];
+      const registering =
+        typeof request['query'] === 'string' && persistedQueryHash(extensions) !== undefined;
+      if (resultType !== undefined && !registering && fastExtensions(extensions)) {
         const plan = fastPath.planFor(query, operationName);
         let out: string | undefined;
         if (plan !== undefined) {
@@ -243,22 +280,43 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     },
     get(req, res) {
       const started = performance.now();
-      const extensions = getExtensions(req.url);
-      if (extensions === undefined) viaApollo(req, res, undefined, undefined, started);
-      else afterOffsets(req, res, [extensions], () => viaApollo(req, res, undefined, undefined, started));
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      if (q === -1) return viaApollo(req, res, undefined, undefined, started);
+      const params = new URLSearchParams(url.slice(q + 1));
+      const extensions = parseJsonParam(params.get('extensions'));
+      // GET carries the request in its parameters: the same callback check and document resolution.
+      const asRequest: Record<string, unknown> = {
+        ...(params.has('query') ? { query: params.get('query') } : {}),
+        ...(params.has('documentId') ? { documentId: params.get('documentId') } : {}),
+        ...(extensions === undefined ? {} : { extensions }),
+      };
+      const admitted = admit(asRequest);
+      if (isRefusal(admitted)) return refuse(req, res, admitted);
+      const search = admitted.request === asRequest ? undefined : searchOf(params, admitted.request);
+      const run = () => viaApollo(req, res, undefined, undefined, started, search);
+      if (extensions === undefined) run();
+      else afterOffsets(req, res, [admitted.request['extensions']], run);
     },
   };
 }
 
-/** The parsed `extensions` query parameter of a GET (GraphQL over HTTP §"GET"), if present and JSON. */
-function getExtensions(url: string | undefined): unknown {
-  const q = url?.indexOf('?') ?? -1;
-  if (url === undefined || q === -1 || !url.includes('extensions=', q)) return undefined;
-  const raw = new URLSearchParams(url.slice(q + 1)).get('extensions');
+/** A GET parameter holding JSON (`extensions`), parsed; undefined when absent or not JSON (Apollo answers). */
+function parseJsonParam(raw: string | null): unknown {
   if (raw === null) return undefined;
   try {
     return JSON.parse(raw) as unknown;
   } catch {
-    return undefined; // Apollo answers the malformed parameter
+    return undefined;
   }
+}
+
+/** The GET parameters for Apollo after the document resolution rewrote the request (allow-list mode). */
+function searchOf(params: URLSearchParams, request: Record<string, unknown>): string {
+  const out = new URLSearchParams(params);
+  out.delete('documentId');
+  out.delete('extensions');
+  if (typeof request['query'] === 'string') out.set('query', request['query']);
+  if (request['extensions'] !== undefined) out.set('extensions', JSON.stringify(request['extensions']));
+  return `?${out.toString()}`;
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../pipeline/ingest.js';
+import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })
@@ -44,6 +45,14 @@ const corsOrigins = z
     (v) => v === '*' || v.every(isSerializedOrigin),
     'must be "*", "none" or a comma-separated list of origins like "https://app.example.com" (scheme://host[:port], no path, no trailing slash)',
   );
+/** `SUBSCRIPTION_CALLBACK_URLS`: URL prefixes (http/https, no credentials, query or fragment). */
+const callbackPrefixes = z
+  .string()
+  .transform((s) => s.split(',').map((u) => u.trim()))
+  .refine(
+    (list) => list.length > 0 && list.every(isCallbackPrefix),
+    'must be a comma-separated list of http(s) URL prefixes of the router\'s callback endpoint, e.g. "http://router:4000/callback/" (no user:password@, query or fragment)',
+  );
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const tokenList = z
   .string()
@@ -52,6 +61,21 @@ const tokenList = z
     (list) => list.every((t) => /^[\x21-\x7e]{16,}$/.test(t)),
     'must be a comma-separated list of tokens, each at least 16 visible ASCII characters without spaces',
   );
+
+function isCallbackPrefix(prefix: string): boolean {
+  try {
+    const url = new URL(prefix);
+    return (
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      url.username === '' &&
+      url.password === '' &&
+      url.search === '' &&
+      url.hash === ''
+    );
+  } catch {
+    return false;
+  }
+}
 
 function isSerializedOrigin(origin: string): boolean {
   if (!/^https?:\/\/[^/\s]+$/.test(origin)) return false;
@@ -99,6 +123,9 @@ const schema = z.object({
   NODE_ENV: z.string().default('production'),
   CORS_ORIGINS: corsOrigins.default('*'),
   MIN_OFFSETS_TIMEOUT_MS: positiveInt.max(60_000, 'must be <= 60000').default(2_000),
+  APQ_CACHE_BYTES: nonNegative.int('must be an integer').default(8 * 1024 * 1024),
+  PERSISTED_DOCUMENTS_FILE: z.string().min(1).optional(),
+  SUBSCRIPTION_CALLBACK_URLS: callbackPrefixes.optional(),
   MAX_BODY_BYTES: positiveInt.default(100_000),
   MAX_QUERY_DEPTH: positiveInt.default(6),
   MAX_ALIASES: positiveInt.default(15),
@@ -202,6 +229,25 @@ export interface Config {
    * records to be applied before it is refused with NOT_YET_APPLIED (api/consistency/min-offsets.ts).
    */
   readonly minOffsetsTimeoutMs: number;
+  /** Gateways and partners (api/gateway/): APQ, the persisted-documents allow-list, the subscription callback. */
+  readonly gateway: {
+    /**
+     * `APQ_CACHE_BYTES` (default 8 MiB, 0 = APQ off): automatic persisted queries, with a cache bounded to this
+     * many bytes of query text (least recently used out first).
+     */
+    readonly apqCacheBytes: number;
+    /**
+     * `PERSISTED_DOCUMENTS_FILE` (default unset): a manifest of the only operations allowed, over HTTP and
+     * WebSocket alike (APQ registration is then off). Loaded and checked at start.
+     */
+    readonly persistedDocuments: PersistedDocuments | undefined;
+    /**
+     * `SUBSCRIPTION_CALLBACK_URLS` (default unset = off): URL prefixes Apollo Router's subscription callbacks may
+     * use (the HTTP callback protocol); a callback URL under none of them is refused, so no client can make the
+     * server call an address of its choosing.
+     */
+    readonly callbackUrlPrefixes: readonly string[];
+  };
   readonly shutdownTimeoutMs: number;
   /** GraphQL subscriptions over WebSocket (graphql-transport-ws on `/graphql`; api/ws.ts, src/live). */
   readonly live: {
@@ -351,6 +397,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     introspection: e.INTROSPECTION ?? development,
     corsOrigins: e.CORS_ORIGINS,
     minOffsetsTimeoutMs: e.MIN_OFFSETS_TIMEOUT_MS,
+    gateway: {
+      apqCacheBytes: e.APQ_CACHE_BYTES,
+      persistedDocuments: persistedDocumentsOf(e.PERSISTED_DOCUMENTS_FILE),
+      callbackUrlPrefixes: e.SUBSCRIPTION_CALLBACK_URLS ?? [],
+    },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     live: {
       initTimeoutMs: e.WS_INIT_TIMEOUT_MS,
@@ -369,6 +420,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       offsetResetPolicy: e.OFFSET_RESET_POLICY,
     },
   });
+}
+
+function persistedDocumentsOf(file: string | undefined): PersistedDocuments | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return loadPersistedDocuments(file);
+  } catch (e) {
+    throw new ConfigError(
+      `Invalid configuration: PERSISTED_DOCUMENTS_FILE=${JSON.stringify(file)} ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
 }
 
 function deepFreeze<T>(o: T): T {

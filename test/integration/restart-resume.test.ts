@@ -168,7 +168,8 @@ describe('restart and replay', () => {
     expect(await sum(second.running.metrics.recordsApplied)).toBe(
       replayed.reduce((n, p) => n + Number(p.next), 0),
     );
-    expect(await graphql(second.url, VERSIONED, { ids: USERS })).toEqual(before);
+    // The data, versions included; `extensions.asOf` moves on with the no-op commits of the replay.
+    expect((await graphql(second.url, VERSIONED, { ids: USERS })).data).toEqual(before.data);
     await second.close();
   });
 });
