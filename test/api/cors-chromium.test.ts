@@ -7,13 +7,13 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
 import { silentLogger } from '../../src/ops/logger.js';
+import { launchChromium } from '../utils/chromium.js';
 import { asOfOf, makeUser, startTestApi, testConfig, type TestApi } from '../utils/testkit.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let app: Server;
 let appPort: number;
 let api: TestApi;
@@ -31,16 +31,7 @@ beforeAll(async () => {
   const env = { CORS_ORIGINS: `http://127.0.0.1:${appPort}` };
   api = await startTestApi({ users: [makeUser(1)], env });
   socket = attachLiveWebSocket({ api: api.api, config: testConfig(env), logger: silentLogger });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

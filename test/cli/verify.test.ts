@@ -5,33 +5,16 @@
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import type { Change } from '../../src/materializer/materialize.js';
 import { dbName } from '../../src/store/generation.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { decodeView, encodeView } from '../../src/views/codec.js';
 import type { Row, UserState } from '../../src/views/user-information.js';
+import { successiveChanges, usersRow } from '../utils/rows.js';
 import { tempDir } from '../utils/tmp.js';
 import { runCli } from './run-cli.js';
 
-const user = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: 'Name',
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
-let offset = 0;
-const change = (table: Change['table'], key: string, row: Row | null): Change => ({
-  table,
-  key,
-  row,
-  position: { topic: table, partition: 0, offset: String(offset++) },
-  timestamp: '1700000000000',
-});
+const user = (username: string): Row => usersRow(username, { name: 'Name' });
+const change = successiveChanges();
 
 /** A store with three users and a mix of tweets, follows, likes, an update that moves a tweet and a delete. */
 async function healthyStore(): Promise<string> {

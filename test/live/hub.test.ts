@@ -9,6 +9,7 @@ import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import type { CommitListener } from '../../src/store/types.js';
 import type { UserInformation } from '../../src/views/user-information.js';
+import { usersRow } from '../utils/rows.js';
 
 /** A store stand-in: views in a Map, a commit sequence, listeners called synchronously like LmdbStore. */
 class FakeStore {
@@ -71,16 +72,10 @@ class FakeStoreWithRemovals extends FakeStore {
 }
 
 function view(userId: string, tweetCount: number, sequence: bigint): UserInformation {
+  const { table: _table, ...profile } = usersRow(`user-${userId}`);
   return {
     userId,
-    username: `user-${userId}`,
-    name: null,
-    description: null,
-    location: null,
-    webPageUrl: null,
-    joinedDate: null,
-    profileImageUrl: null,
-    backgroundImageUrl: null,
+    ...profile,
     tweetCount,
     followingCount: 0,
     followerCount: 0,

@@ -12,26 +12,10 @@ import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { materialize, type Change, type Writes } from '../../src/materializer/materialize.js';
 import type { Row, UserInformation } from '../../src/views/user-information.js';
 import { MemoryState } from '../utils/memory-state.js';
+import { successiveChanges, usersRow } from '../utils/rows.js';
 
-let offset = 0;
-const change = (table: Change['table'], key: string, row: Row | null): Change => ({
-  table,
-  key,
-  row,
-  position: { topic: table, partition: 0, offset: String(offset++) },
-  timestamp: '1700000000000',
-});
-const profile = (username: string, name: string | null = null): Row => ({
-  table: 'users',
-  username,
-  name,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
+const change = successiveChanges();
+const profile = (username: string, name: string | null = null): Row => usersRow(username, { name });
 const follow = (key: string, followerId: string, followeeId: string) =>
   change('follows', key, { table: 'follows', followerId, followeeId });
 const tweet = (key: string, userId: string) => change('tweets', key, { table: 'tweets', userId });

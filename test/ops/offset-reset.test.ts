@@ -16,6 +16,7 @@ import { openStore } from '../../src/store/lmdb-store.js';
 import type { Row } from '../../src/views/user-information.js';
 import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
+import { usersRow } from '../utils/rows.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, testConfig, type OpsServer } from './helpers.js';
 
@@ -32,17 +33,7 @@ afterAll(async () => {
 const json = (o: object) => JSON.stringify(o);
 const USERS = ['o1', 'o2', 'o3'];
 const QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId tweetCount } }`;
-const ghost: Row = {
-  table: 'users',
-  username: 'ghost',
-  name: null,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-};
+const ghost: Row = usersRow('ghost');
 
 /** A store that claims to have consumed tweets[0] up to offset 5000 and holds a user the log does not have. */
 async function storeAheadOfTheLog(dataDir: string, topics: TestTopics): Promise<void> {

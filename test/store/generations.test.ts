@@ -6,31 +6,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import type { Change } from '../../src/materializer/materialize.js';
 import { dbName } from '../../src/store/generation.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import type { CommitEvent } from '../../src/store/types.js';
 import type { Row } from '../../src/views/user-information.js';
+import { changeAt, usersRow } from '../utils/rows.js';
 import { tempDir } from '../utils/tmp.js';
 
-const user = (username: string): Row => ({
-  table: 'users',
-  username,
-  name: null,
-  description: null,
-  location: null,
-  webPageUrl: null,
-  joinedDate: null,
-  profileImageUrl: null,
-  backgroundImageUrl: null,
-});
-const change = (table: Change['table'], key: string, row: Row | null, offset: number): Change => ({
-  table,
-  key,
-  row,
-  position: { topic: table, partition: 0, offset: String(offset) },
-  timestamp: '1700000000000',
-});
+const user = (username: string): Row => usersRow(username);
+const change = changeAt;
 const tweet = (key: string, userId: string, offset: number) =>
   change('tweets', key, { table: 'tweets', userId }, offset);
 
