@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ViewReader } from '../src/store/types.js';
 import { ApiErrorCode } from './codes.js';
+import { rawHeader } from './http/raw-header.js';
 import { APPLICATION_JSON } from './http/negotiate.js';
 import { send, sendError } from './http/respond.js';
 
@@ -50,7 +51,7 @@ export function createUserRoute(
       return;
     }
     const etag = `"${epoch}.${found.sequence}"`;
-    const ifNoneMatch = req.headers['if-none-match'];
+    const ifNoneMatch = rawHeader(req, 'if-none-match');
     if (ifNoneMatch !== undefined && matchesAny(ifNoneMatch, etag)) {
       res.writeHead(304, ['etag', etag, 'cache-control', 'no-cache']);
       res.end();

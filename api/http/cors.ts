@@ -17,7 +17,8 @@
  * Headers are added with `setHeader` before the route writes its own with `writeHead(status, array)`; Node
  * merges the two. Requests without `Origin` (servers, curl, the bench) are untouched under `*`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { rawHeader } from './raw-header.js';
 import type { Route, RouteHandler } from './router.js';
 
 /** `CORS_ORIGINS`: `*` (any origin), or the exact origins allowed (empty: none). */
@@ -46,10 +47,10 @@ export function createCors(origins: CorsOrigins): Cors {
     return listed.has(origin) ? origin : undefined;
   };
 
-  /** Headers for an actual (non-preflight) response; nothing at all in the common no-Origin case under `*`. */
-  const decorate = (req: IncomingMessage, res: ServerResponse): void => {
+  /** Headers for an actual (non-preflight) response. */
+  const decorate = (res: ServerResponse, origin: string | undefined): void => {
     if (!any) res.setHeader('vary', 'Origin');
-    const allowed = allowOrigin(req.headers.origin);
+    const allowed = allowOrigin(origin);
     if (allowed === undefined) return;
     res.setHeader('access-control-allow-origin', allowed);
     res.setHeader('access-control-expose-headers', 'ETag');
@@ -65,7 +66,9 @@ export function createCors(origins: CorsOrigins): Cors {
       const wrapped: { -readonly [M in keyof Route]: RouteHandler } = {};
       for (const [method, handler] of Object.entries(route) as [keyof Route, RouteHandler][]) {
         wrapped[method] = (req, res, path) => {
-          if (!any || req.headers.origin !== undefined) decorate(req, res);
+          // Nothing at all in the common no-Origin case under `*` (not even building `req.headers`).
+          const origin = rawHeader(req, 'origin');
+          if (!any || origin !== undefined) decorate(res, origin);
           handler(req, res, path);
         };
       }

@@ -123,6 +123,7 @@ export interface RebuildRequest {
 export const RECONCILE_CHUNK = 500;
 /** How a stored version JSON starts (see `sequenceOf`). */
 const SEQUENCE_PREFIX = '{"sequence":"';
+const SEQUENCE_PREFIX_BYTES = Buffer.from(SEQUENCE_PREFIX, 'latin1');
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 const genKey = (id: number): string => `generation:${id}`;
 /** lmdb-js only opens this many named databases per environment: 2 generations × 4 + meta, with room to spare. */
@@ -296,15 +297,22 @@ export class LmdbStore implements ViewReader {
   private sequenceOf(bytes: Buffer, userId: string): string {
     const at = 4 + bytes.readUInt32LE(0) + SEQUENCE_PREFIX.length;
     const end = bytes.indexOf(0x22 /* " */, at);
-    const stored = bytes.toString('latin1', at, end);
     const floor = this.active.floor;
+    // A uint64 is at most 20 digits; what `encodeView` writes is digits between the quotes.
     if (
       end === -1 ||
-      bytes.toString('latin1', at - SEQUENCE_PREFIX.length, at) !== SEQUENCE_PREFIX ||
-      !/^\d+$/.test(stored) ||
-      (floor !== undefined && BigInt(stored) < floor)
+      end - at > 20 ||
+      bytes.compare(
+        SEQUENCE_PREFIX_BYTES,
+        0,
+        SEQUENCE_PREFIX_BYTES.length,
+        at - SEQUENCE_PREFIX.length,
+        at,
+      ) !== 0
     )
       return this.decode(bytes, userId).version.sequence;
+    const stored = bytes.toString('latin1', at, end);
+    if (floor !== undefined && BigInt(stored) < floor) return this.decode(bytes, userId).version.sequence;
     return stored;
   }
 

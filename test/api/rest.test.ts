@@ -1,6 +1,7 @@
 /**
  * The REST resource (seed 002), health, metrics and routing on the same port (CONTRACT.md §3).
  */
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { REST_FIELDS } from '../../src/views/user-information.js';
 import { asOfOf, gql, http, makeUser, seededRandom, useTestApi } from '../utils/testkit.js';
@@ -97,6 +98,19 @@ describe('GET /users/:userId conditional requests', () => {
     expect(changed.status).toBe(200);
     expect(changed.json()).toMatchObject({ tweetCount: 5 });
     expect(changed.headers.get('etag')).toBe(etag!.replace('.1001"', '.2000"'));
+  });
+
+  it('reads If-None-Match whatever the case of its name', async () => {
+    const etag = (await http(`${t.url}/users/1`)).headers.get('etag')!;
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = request(`${t.url}/users/1`, { headers: { 'IF-NONE-MATCH': etag } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(304);
   });
 
   it('never tags a 404', async () => {
