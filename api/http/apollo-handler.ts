@@ -18,6 +18,7 @@ export async function runApollo(
   res: ServerResponse,
   body: unknown,
   search?: string,
+  asOf?: () => object,
 ): Promise<void> {
   const url = req.url ?? '';
   const query = url.indexOf('?');
@@ -30,7 +31,26 @@ export async function runApollo(
     },
     context: () => Promise.resolve(createContext()),
   });
-  await writeResponse(res, response);
+  await writeResponse(res, asOf === undefined ? response : withAsOf(response, asOf));
+}
+
+/**
+ * Apollo answers some malformed requests (CSRF prevention, a bad GET parameter, an unusable content type)
+ * before any plugin runs, so `useAsOf` never sees them: those error bodies get `extensions.asOf` here.
+ */
+function withAsOf(response: HTTPGraphQLResponse, asOf: () => object): HTTPGraphQLResponse {
+  const { body } = response;
+  if ((response.status ?? 200) < 400 || body.kind !== 'complete' || !body.string.startsWith('{"errors"'))
+    return response;
+  let result: { extensions?: Record<string, unknown> };
+  try {
+    result = JSON.parse(body.string) as { extensions?: Record<string, unknown> };
+  } catch {
+    return response;
+  }
+  if (result.extensions?.['asOf'] !== undefined) return response;
+  result.extensions = { ...result.extensions, asOf: asOf() };
+  return { ...response, body: { kind: 'complete', string: `${JSON.stringify(result)}\n` } };
 }
 
 function toHeaderMap(req: IncomingMessage): HeaderMap {

@@ -149,6 +149,8 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
       413,
       ApiErrorCode.PayloadTooLarge,
       `Request body is larger than ${maxBodyBytes} bytes.`,
+      [],
+      { asOf: asOf.current() },
     );
   };
 
@@ -160,7 +162,7 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     started: number,
     search?: string,
   ) => {
-    runApollo(apollo, createContext, req, res, body, search).then(
+    runApollo(apollo, createContext, req, res, body, search, asOf.current).then(
       () => timer.observe(label, started),
       (error: unknown) => {
         logger.error({ err: error }, 'GraphQL request failed outside Apollo error handling');

@@ -30,6 +30,13 @@ describe('extensions.asOf', () => {
       });
       t.feed.lag = null;
       expect((await gql(t.url, { query: QUERY })).json()).toMatchObject({ extensions: asOfOf(t) });
+      // Refused by Apollo before any plugin runs (CSRF prevention): the answer still says where the store is.
+      const blocked = await http(`${t.url}/graphql?query=${encodeURIComponent(QUERY)}`);
+      expect(blocked.status).toBe(400);
+      expect(blocked.json()).toMatchObject({
+        errors: [{ extensions: { code: 'BAD_REQUEST' } }],
+        extensions: asOfOf(t),
+      });
     } finally {
       t.feed.lag = 0;
     }
