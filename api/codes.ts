@@ -15,8 +15,20 @@ export enum ApiErrorCode {
   BadRequest = 'BAD_REQUEST',
   /** `operationName` names no operation of the document, or is missing with several operations. HTTP 400. */
   OperationResolutionFailure = 'OPERATION_RESOLUTION_FAILURE',
-  /** Automatic persisted queries are not enabled on this server: send the full query. */
+  /** Automatic persisted queries are off on this server (`APQ_CACHE_BYTES=0`): send the full query. */
   PersistedQueryNotSupported = 'PERSISTED_QUERY_NOT_SUPPORTED',
+  /**
+   * A persisted query id the server does not know: under APQ, send the query with its hash once (Apollo's
+   * protocol, HTTP 200); with `PERSISTED_DOCUMENTS_FILE`, an id not in the manifest (HTTP 400).
+   */
+  PersistedQueryNotFound = 'PERSISTED_QUERY_NOT_FOUND',
+  /** `PERSISTED_DOCUMENTS_FILE` is set and the operation's text is not one of its documents. HTTP 400. */
+  PersistedQueryNotInList = 'PERSISTED_QUERY_NOT_IN_LIST',
+  /**
+   * A subscription over HTTP asked for callbacks (`extensions.subscription`, Apollo Router's callback protocol)
+   * to a URL outside `SUBSCRIPTION_CALLBACK_URLS`, or the protocol is off. HTTP 400.
+   */
+  CallbackUrlNotAllowed = 'CALLBACK_URL_NOT_ALLOWED',
   /** The document has more lexical tokens than `MAX_TOKENS` (parsing stops there). HTTP 400. */
   TooManyTokens = 'TOO_MANY_TOKENS',
   /** Fields nest deeper than `MAX_QUERY_DEPTH` (introspection fields are not counted). HTTP 400. */
@@ -47,6 +59,11 @@ export enum ApiErrorCode {
   NotReady = 'NOT_READY',
   /** `GET /health/live`: the feed loop crashed or stalled. HTTP 503. */
   NotLive = 'NOT_LIVE',
+  /**
+   * `extensions.minOffsets` named records the view had not applied within `MIN_OFFSETS_TIMEOUT_MS`; nothing was
+   * executed. Retry (the `Retry-After` header says when). HTTP 503.
+   */
+  NotYetApplied = 'NOT_YET_APPLIED',
 }
 
 const OWN_CODES: ReadonlySet<string> = new Set(Object.values(ApiErrorCode));

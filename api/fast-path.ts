@@ -9,6 +9,7 @@
 import { parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { FeedMonitor } from './feed-monitor.js';
 import type { ViewReader } from '../src/store/types.js';
+import type { AsOfSource } from './consistency/as-of.js';
 import { compileFastPlan, type FastPlan, type Variables } from './fast-path/compile.js';
 import { ClockCache } from './fast-path/clock-cache.js';
 import type { ValidateOperation } from './limits.js';
@@ -33,6 +34,8 @@ export interface FastPathOptions {
   readonly validate: ValidateOperation;
   readonly maxTokens: number;
   readonly maxIds: number;
+  /** Writes `extensions.asOf` into every response, as Apollo's `useAsOf` plugin does; without it, none. */
+  readonly asOf?: Pick<AsOfSource, 'json'>;
 }
 
 /** The fast path of one server; `createGraphqlRoute` asks it first for every plain JSON POST. */
@@ -57,7 +60,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
       return NOT_OURS;
     }
     if (validate(document).length > 0) return NOT_OURS;
-    return compileFastPlan(schema, document, reader, maxIds, options.feed) ?? NOT_OURS;
+    return compileFastPlan(schema, document, reader, maxIds, options.feed, options.asOf?.json) ?? NOT_OURS;
   };
 
   return {

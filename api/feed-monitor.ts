@@ -24,6 +24,11 @@ export interface FeedStatusSnapshot {
   readonly partitions: readonly PartitionStatus[];
   /** Seconds since the event time of the newest applied record (the source commit time where the format carries it, e.g. Debezium source.ts_ms; else the Kafka timestamp); null before the first. */
   readonly newestEventAgeSeconds: number | null;
+  /**
+   * Seconds since the source stopped answering (state `retrying`: brokers unreachable); the replica serves its
+   * last state meanwhile. Null while the source answers.
+   */
+  readonly feedDownSeconds: number | null;
   /** Last store commit sequence (uint64 decimal). */
   readonly sequence: string;
   /** Version of the UserInformation view definition being served. */
@@ -39,4 +44,10 @@ export interface FeedMonitor {
   /** Readable reason when not ready / not live. */
   reason(): string | null;
   snapshot(): FeedStatusSnapshot;
+  /**
+   * Records the view is behind the source (sum of the partitions' lags), as last computed, or null when it is
+   * not known (no high watermark seen yet, or the source cannot be reached). Cheap: answered on every GraphQL
+   * response (`extensions.asOf.lagRecords`).
+   */
+  lagRecords(): number | null;
 }

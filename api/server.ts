@@ -13,14 +13,21 @@ import type { Logger } from '../src/ops/logger.js';
 import type { Metrics } from '../src/ops/metrics.js';
 import type { ViewReader } from '../src/store/types.js';
 import { createApollo } from './apollo.js';
+import { createAsOfSource, type AsOfSource } from './consistency/as-of.js';
+import { createMinOffsetsGate, type CommitSource, type MinOffsetsGate } from './consistency/min-offsets.js';
+import { BoundedTextCache } from './gateway/apq-cache.js';
+import { createCallbackPolicy } from './gateway/callback.js';
+import { createDocumentGate, type DocumentGate } from './gateway/documents.js';
 import { createFastPath } from './fast-path.js';
 import { createLiveRoute, createMetricsRoute, createReadyRoute } from './health.js';
+import { createCors } from './http/cors.js';
 import { createGraphqlRoute } from './http/graphql-route.js';
 import { createRequestTimer } from './http/observe.js';
 import { createRouter } from './http/router.js';
 import { createOperationValidator, type ValidateOperation } from './limits.js';
 import type { LiveSource } from '../src/live/types.js';
 import { createPageRoute, DASHBOARD_PAGE, LIVE_PAGE } from './page/route.js';
+import { useAsOf } from './plugins/use-as-of.js';
 import { createUserRoute, USERS_PREFIX } from './rest.js';
 import { buildApiSchema } from './schema/build.js';
 import { createContextFactory, type ApiContext } from './schema/context.js';
@@ -37,6 +44,11 @@ export interface ApiServerOptions {
   readonly logger: Logger;
   /** Source of subscription events; without it subscriptions answer SUBSCRIPTIONS_UNAVAILABLE. */
   readonly live?: LiveSource;
+  /**
+   * Store commits (`LmdbStore.onCommit`): they wake requests waiting for `extensions.minOffsets`. Without it such
+   * a request is answered only if its offsets are applied when it arrives, else after MIN_OFFSETS_TIMEOUT_MS.
+   */
+  readonly commits?: CommitSource;
   /** false: every GraphQL request goes through Apollo (tests use it to compare both paths). */
   readonly fastPath?: boolean;
 }
@@ -51,6 +63,12 @@ export interface ApiServer {
   readonly createContext: () => ApiContext;
   /** The HTTP endpoint's validation (spec rules + limits + ids variables), for graphql-ws `onSubscribe`. */
   readonly validateOperation: ValidateOperation;
+  /** `extensions.asOf` of responses (the WebSocket layer adds it to its results too). */
+  readonly asOf: AsOfSource;
+  /** Read-your-writes: the WebSocket layer waits for a `subscribe`'s `extensions.minOffsets` with it. */
+  readonly minOffsets: MinOffsetsGate;
+  /** The persisted-documents allow-list (and APQ lookups), which the WebSocket layer applies too. */
+  readonly documents: DocumentGate;
   /** Starts Apollo and listens on `config.port`/`config.host` (port 0: any free port). */
   listen(): Promise<{ port: number }>;
   /** Runs `hook` during `close()`, before the HTTP server closes (e.g. closing the WebSocket server). */
@@ -66,7 +84,20 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const schema = buildApiSchema();
   const createContext = createContextFactory({ reader, feed, live: options.live });
   const validateOperation = createOperationValidator(schema, config);
-  const apollo = createApollo(schema, config, logger);
+  const asOf = createAsOfSource(reader, feed);
+  const { persistedDocuments, apqCacheBytes, callbackUrlPrefixes } = config.gateway;
+  // In allow-list mode the edge resolves ids from the manifest and Apollo sees only listed texts: no APQ.
+  const apq =
+    persistedDocuments === undefined && apqCacheBytes > 0 ? new BoundedTextCache(apqCacheBytes) : undefined;
+  const documents = createDocumentGate({ persisted: persistedDocuments, apq });
+  const callbacks = createCallbackPolicy(callbackUrlPrefixes);
+  const minOffsets = createMinOffsetsGate({
+    reader,
+    commits: options.commits,
+    topics: Object.values(config.topics),
+    timeoutMs: config.minOffsetsTimeoutMs,
+  });
+  const apollo = createApollo(schema, config, logger, { apq, callbacks }, [useAsOf(asOf)]);
   const fastPath =
     options.fastPath === false
       ? undefined
@@ -77,6 +108,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
           validate: validateOperation,
           maxTokens: config.limits.maxTokens,
           maxIds: config.limits.maxIds,
+          asOf,
         });
   const graphql = createGraphqlRoute({
     apollo,
@@ -85,6 +117,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     limits: config.limits,
     timer: createRequestTimer(metrics.graphqlSeconds),
     logger,
+    minOffsets,
+    asOf,
+    documents,
+    callbacks,
   });
   const user = createUserRoute(reader, metrics.restSeconds);
   const live = createLiveRoute(feed);
@@ -92,17 +128,20 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const prometheus = createMetricsRoute(metrics, logger);
   const page = createPageRoute(LIVE_PAGE);
   const dashboard = createPageRoute(DASHBOARD_PAGE);
+  // CORS_ORIGINS covers what a frontend on another origin reads: GraphQL, REST and health. Not the pages
+  // (same-origin by nature) nor /metrics (for Prometheus, never for a browser).
+  const cors = createCors(config.corsOrigins);
   const router = createRouter(
     {
       exact: {
         '/': { GET: page, HEAD: page },
         '/dashboard': { GET: dashboard, HEAD: dashboard },
-        [GRAPHQL_PATH]: { GET: graphql.get, POST: graphql.post },
-        '/health/live': { GET: live, HEAD: live },
-        '/health/ready': { GET: ready, HEAD: ready },
+        [GRAPHQL_PATH]: cors.route({ GET: graphql.get, POST: graphql.post }),
+        '/health/live': cors.route({ GET: live, HEAD: live }),
+        '/health/ready': cors.route({ GET: ready, HEAD: ready }),
         '/metrics': { GET: prometheus, HEAD: prometheus },
       },
-      prefixed: { prefix: USERS_PREFIX, route: { GET: user, HEAD: user } },
+      prefixed: { prefix: USERS_PREFIX, route: cors.route({ GET: user, HEAD: user }) },
     },
     logger,
   );
@@ -125,6 +164,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     schema,
     createContext,
     validateOperation,
+    asOf,
+    minOffsets,
+    documents,
     async listen() {
       started ??= apollo.start();
       await started;

@@ -53,9 +53,10 @@ interface DocumentInfo {
 /**
  * Returns a drop-in for graphql-js `subscribe` that executes each event once per distinct (document,
  * operation, relevant variables). Documents are compared by identity: the WebSocket layer caches parsed
- * documents by query text, so every client sending the same text shares one DocumentNode.
+ * documents by query text, so every client sending the same text shares one DocumentNode. `extensionsOf`
+ * gives each event's result its `extensions` (computed once per result, shared like it).
  */
-export function createSharedSubscribe(): Subscribe {
+export function createSharedSubscribe(extensionsOf?: (event: unknown) => Record<string, unknown>): Subscribe {
   const documents = new WeakMap<DocumentNode, DocumentInfo>();
   const results = new WeakMap<object, Map<string, Result>>();
   let nextDocumentId = 0;
@@ -76,7 +77,16 @@ export function createSharedSubscribe(): Subscribe {
   return async (args) => {
     const stream = await createSourceEventStream(args);
     if (!isAsyncIterable(stream)) return stream;
-    const run = (event: unknown): Result => execute({ ...args, rootValue: event });
+    const run =
+      extensionsOf === undefined
+        ? (event: unknown): Result => execute({ ...args, rootValue: event })
+        : (event: unknown): Result => {
+            const extensions = extensionsOf(event);
+            const result = execute({ ...args, rootValue: event });
+            return isPromise(result)
+              ? result.then((r) => withExtensions(r, extensions))
+              : withExtensions(result, extensions);
+          };
     const key = shareKey(args);
     if (key === undefined) return mapEvents(stream, run);
     return mapEvents(stream, (event) => {
@@ -154,6 +164,14 @@ function mapEvents(
       return this;
     },
   };
+}
+
+/** `result` with `extensions` added to its own (graphql-js results have none unless a resolver set them). */
+export function withExtensions(
+  result: ExecutionResult,
+  extensions: Record<string, unknown>,
+): ExecutionResult {
+  return { ...result, extensions: { ...result.extensions, ...extensions } };
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

@@ -17,6 +17,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   GraphQLError,
+  execute,
   parse,
   type DocumentNode,
   type ExecutionArgs,
@@ -24,20 +25,25 @@ import {
   type GraphQLFormattedError,
   type GraphQLSchema,
 } from 'graphql';
-import type { ConnectionInitMessage } from 'graphql-ws';
+import type { ConnectionInitMessage, SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { createCors } from './http/cors.js';
 import { createTokenCheck } from './ws/auth.js';
 import { gateAsyncIterator, socketFlowControl } from './ws/backpressure.js';
 import { LiveCloseCode } from './ws/close-codes.js';
 import type { Config } from '../src/ops/config.js';
 import type { Logger } from '../src/ops/logger.js';
 import { ApiErrorCode } from './codes.js';
+import type { AsOfSource } from './consistency/as-of.js';
+import type { MinOffsetsGate } from './consistency/min-offsets.js';
+import type { DocumentGate } from './gateway/documents.js';
+import { apiError } from './errors.js';
 import { DOCUMENT_CACHE_ENTRIES, MAX_CACHED_QUERY_LENGTH } from './fast-path.js';
 import { ClockCache } from './fast-path/clock-cache.js';
 import type { ValidateOperation } from './limits.js';
 import { createFormatError } from './plugins/use-masked-errors.js';
-import { createSharedSubscribe } from './shared-results.js';
+import { createSharedSubscribe, withExtensions } from './shared-results.js';
 import { createFrameSerializer, type FrameSerializer } from './ws-frames.js';
 
 /**
@@ -52,18 +58,31 @@ const FORBIDDEN_REASON = 'Forbidden: connection_init needs connectionParams.auth
 /** How long `close()` lets clients answer the 1001 close frame before cutting their sockets. */
 const CLOSE_GRACE_MS = 1_000;
 
+/**
+ * Close reason for a peer that missed a ping (RFC 6455 §5.5.2): it is gone, or reads so slowly that a ping
+ * waited behind a whole keep-alive interval of data. Says how to come back without losing a change.
+ */
+const KEEP_ALIVE_REASON =
+  'No pong in time (too slow or gone). Resubscribe with after: the last event version.sequence, to resume.';
+
 /** What the adapter needs of the API server (`createApiServer`'s result has all of it). */
 export interface WebSocketApi {
   readonly server: Server;
   readonly schema: GraphQLSchema;
   readonly createContext: () => object;
   readonly validateOperation: ValidateOperation;
+  /** `extensions.asOf` on every result (api/consistency/as-of.ts); without it, none. */
+  readonly asOf?: Pick<AsOfSource, 'current' | 'at'>;
+  /** Read-your-writes for `subscribe` messages carrying `extensions.minOffsets`; without it they are ignored. */
+  readonly minOffsets?: MinOffsetsGate;
+  /** The persisted-documents allow-list, as over HTTP (gateway/documents.ts); without it any document runs. */
+  readonly documents?: Pick<DocumentGate, 'resolveSubscribe'>;
 }
 
 /** Options of {@link attachLiveWebSocket}. */
 export interface LiveWebSocketOptions {
   readonly api: WebSocketApi;
-  readonly config: Pick<Config, 'live' | 'limits' | 'development'>;
+  readonly config: Pick<Config, 'live' | 'limits' | 'development' | 'corsOrigins'>;
   readonly logger: Logger;
   /** Default `/graphql`, the HTTP endpoint's path. */
   readonly path?: string;
@@ -126,10 +145,44 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
     return document;
   };
 
+  const { asOf, minOffsets } = api;
+  /** A `subscribe`'s `extensions.minOffsets`: waited for; errors when malformed or not applied in time. */
+  const awaitOffsets = async (payload: SubscribePayload): Promise<readonly GraphQLError[]> => {
+    const required = minOffsets?.parse(payload.extensions);
+    if (minOffsets === undefined || required === undefined) return [];
+    if ('error' in required) return [apiError(ApiErrorCode.BadRequest, required.error)];
+    if (await minOffsets.wait(required)) return [];
+    return [
+      apiError(
+        ApiErrorCode.NotYetApplied,
+        `Not started: after ${minOffsets.timeoutMs} ms, ${minOffsets.describeBehind(required)}. Retry later.`,
+      ),
+    ];
+  };
+
   const disposable = useServer<InitPayload>(
     {
       schema: api.schema,
-      subscribe: createSharedSubscribe(),
+      // Each event's result carries the commit it comes from (the change's own, src/live/hub.ts).
+      subscribe: createSharedSubscribe(
+        asOf === undefined
+          ? undefined
+          : (event) => {
+              const sequence = (event as { sequence?: unknown } | null)?.sequence;
+              return { asOf: typeof sequence === 'bigint' ? asOf.at(sequence) : asOf.current() };
+            },
+      ),
+      // Queries and mutations over the socket: the store position taken before executing, as over HTTP.
+      execute:
+        asOf === undefined
+          ? execute
+          : (args) => {
+              const extensions = { asOf: asOf.current() };
+              const result = execute(args);
+              return result instanceof Promise
+                ? result.then((r) => withExtensions(r, extensions))
+                : withExtensions(result, extensions);
+            },
       // From the validated config, not graphql-ws's own NODE_ENV check: internal error close reasons carry
       // the error message only in development (CONTRACT.md §4).
       isProd: !config.development,
@@ -140,16 +193,20 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
         ctx.extra.socket.close(LiveCloseCode.Forbidden, FORBIDDEN_REASON);
         return false;
       },
-      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+      onSubscribe: async (ctx, _id, payload): Promise<ExecutionArgs | readonly GraphQLError[]> => {
         // graphql-ws registers the operation before calling us, so the count includes this one.
         const running = Object.keys(ctx.subscriptions).length;
         if (running > live.maxSubscriptionsPerConnection) {
           const message = `Too many operations on this connection: at most ${live.maxSubscriptionsPerConnection} may run at once; complete one first.`;
           return [new GraphQLError(message, { extensions: { code: TOO_MANY_SUBSCRIPTIONS } })];
         }
+        // The allow-list applies here as over HTTP: a listed text, or an id of one (an empty query with
+        // extensions.persistedQuery), else PERSISTED_QUERY_NOT_FOUND / PERSISTED_QUERY_NOT_IN_LIST.
+        const text = api.documents === undefined ? payload.query : api.documents.resolveSubscribe(payload);
+        if (text instanceof GraphQLError) return [text];
         let document: DocumentNode;
         try {
-          document = parseCached(payload.query);
+          document = parseCached(text);
         } catch (error) {
           if (error instanceof GraphQLError) return [withCode(error, ApiErrorCode.GraphqlParseFailed)];
           throw error;
@@ -157,6 +214,8 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
         const variables = payload.variables ?? null;
         const errors = api.validateOperation(document, variables);
         if (errors.length > 0) return errors.map((e) => withCode(e, ApiErrorCode.GraphqlValidationFailed));
+        const offsetErrors = payload.extensions === undefined ? [] : await awaitOffsets(payload);
+        if (offsetErrors.length > 0) return offsetErrors;
         return {
           schema: api.schema,
           document,
@@ -177,19 +236,33 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
       onError: (_ctx, _id, _payload, errors) => format(errors),
     },
     wss,
-    live.keepAliveMs,
+    // Pings are ours (below): graphql-ws would terminate a silent peer without a word.
+    0,
   );
 
+  const cors = createCors(config.corsOrigins);
+  const refuse = (socket: Duplex, status: string): void => {
+    socket.once('error', () => socket.destroy());
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     if ((q === -1 ? url : url.slice(0, q)) !== path) {
-      socket.once('error', () => socket.destroy());
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuse(socket, '404 Not Found');
+      return;
+    }
+    // Browsers do not apply CORS to WebSocket: a page of any site could open one with its visitor's network
+    // position (cross-site WebSocket hijacking). A browser's handshake always carries Origin, so the
+    // CORS_ORIGINS list is enforced here (the server's own pages always pass); clients that are not browsers
+    // send no Origin and are not affected.
+    if (!cors.allowsSocket(req.headers.origin, req.headers.host)) {
+      refuse(socket, '403 Forbidden');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       coalesceWrites(ws, socket, frames);
+      keepAlive(ws, live.keepAliveMs);
       wss.emit('connection', ws, req);
       // graphql-ws `useServer` just added a socket 'error' listener that console.errors "Internal error" and
       // closes with 4500. Errors `ws` raises for a client's bad frames (code WS_ERR_*: too big, bad UTF-8,
@@ -255,6 +328,32 @@ function coalesceWrites(ws: WebSocket, raw: Duplex, frames: FrameSerializer): vo
     }
     (send as (...args: unknown[]) => void).call(this, frames.expand(this, data), ...rest);
   } as WebSocket['send'];
+}
+
+/**
+ * graphql-ws' keep-alive, plus a word for the peer: every `intervalMs` a ping; a peer that has not answered by
+ * the next one is closed with {@link LiveCloseCode.KeepAliveTimeout} and a reason saying how to resume (a slow
+ * reader may still get it), then cut if it does not answer the close either.
+ */
+function keepAlive(ws: WebSocket, intervalMs: number): void {
+  if (intervalMs <= 0) return;
+  let answered = true;
+  ws.on('pong', () => {
+    answered = true;
+  });
+  const timer = setInterval(() => {
+    if (ws.readyState !== ws.OPEN) return;
+    if (!answered) {
+      clearInterval(timer);
+      ws.close(LiveCloseCode.KeepAliveTimeout, KEEP_ALIVE_REASON);
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+      return;
+    }
+    answered = false;
+    ws.ping();
+  }, intervalMs);
+  timer.unref();
+  ws.once('close', () => clearInterval(timer));
 }
 
 /** The error with `code` in its extensions unless it already has one (Apollo labels HTTP errors the same way). */

@@ -59,7 +59,10 @@ export type Variables = Readonly<Record<string, unknown>>;
 export interface FastPlan {
   /** The operation's name, or undefined when anonymous. */
   readonly operationName: string | undefined;
-  /** The whole response body (`{"data":…}` and Apollo's trailing newline), or undefined: ask Apollo. */
+  /**
+   * The whole response body (`{"data":…}`, the extensions if any, and Apollo's trailing newline), or
+   * undefined: ask Apollo.
+   */
   run(variables: Variables | undefined): string | undefined;
 }
 
@@ -103,6 +106,7 @@ export function compileFastPlan(
   reader: ViewReader,
   maxIds: number,
   feed?: Pick<FeedMonitor, 'snapshot'>,
+  extensions?: () => string,
 ): FastPlan | undefined {
   const operations = document.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
   const operation = operations[0];
@@ -167,14 +171,26 @@ export function compileFastPlan(
   }
   const only = steps.length === 1 ? steps[0] : undefined;
   const versioned = steps.some((s) => (s.kind === 'user' || s.kind === 'users') && s.versioned);
+  // The common `{ user(id) {…} }` is one getUser; anything else reads every id with ONE getUsers,
+  // like the DataLoader does for Apollo.
+  const body =
+    only?.kind === 'user'
+      ? (variables: Variables | undefined) => runSingle(only, reader, variables)
+      : (variables: Variables | undefined) => runBatched(steps, reader, maxIds, variables, versioned);
   return {
     operationName: operation.name?.value,
-    // The common `{ user(id) {…} }` is one getUser; anything else reads every id with ONE getUsers,
-    // like the DataLoader does for Apollo.
     run:
-      only?.kind === 'user'
-        ? (variables) => runSingle(only, reader, variables)
-        : (variables) => runBatched(steps, reader, maxIds, variables, versioned),
+      extensions === undefined
+        ? (variables) => {
+            const data = body(variables);
+            return data === undefined ? undefined : `${data}}\n`;
+          }
+        : (variables) => {
+            // Taken before the reads: the data is at least as new as what the extensions say (as-of.ts).
+            const tail = extensions();
+            const data = body(variables);
+            return data === undefined ? undefined : `${data}${tail}}\n`;
+          },
   };
 }
 
@@ -223,6 +239,7 @@ function readValue(
   };
 }
 
+/** `{"data":{…}` (the response object is left open for the extensions). */
 function runSingle(
   step: Extract<RootStep, { kind: 'user' }>,
   reader: ViewReader,
@@ -232,13 +249,13 @@ function runSingle(
   if (id === undefined) return undefined;
   if (step.rest) {
     const bytes = reader.getUserJson(id);
-    if (bytes === undefined) return `{"data":{${step.prefix}null}}\n`;
+    if (bytes === undefined) return `{"data":{${step.prefix}null}`;
     const json = bytes.toString();
-    if (isSpliceable(json)) return `{"data":{${step.prefix}${json}}}\n`;
+    if (isSpliceable(json)) return `{"data":{${step.prefix}${json}}`;
   }
   const user = step.versioned ? reader.getUser(id) : reader.getUsersUnversioned([id])[0];
   const part = user === undefined ? 'null' : step.writeUser(user);
-  return part === undefined ? undefined : `{"data":{${step.prefix}${part}}}\n`;
+  return part === undefined ? undefined : `{"data":{${step.prefix}${part}}`;
 }
 
 function runBatched(
@@ -284,7 +301,7 @@ function runBatched(
     if (part === undefined) return undefined;
     out += step.prefix + part;
   }
-  return `${out}}}\n`;
+  return `${out}}`;
 }
 
 function writeUserList(

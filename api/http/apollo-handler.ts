@@ -7,13 +7,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeaderMap, type ApolloServer, type HTTPGraphQLResponse } from '@apollo/server';
 import type { ApiContext } from '../schema/context.js';
 
-/** Runs one request (POST body, or undefined for GET) through Apollo and writes the answer. */
+/**
+ * Runs one request (POST body, or undefined for GET) through Apollo and writes the answer. `search` replaces the
+ * URL's query string (a GET whose parameters the edge rewrote).
+ */
 export async function runApollo(
   apollo: ApolloServer<ApiContext>,
   createContext: () => ApiContext,
   req: IncomingMessage,
   res: ServerResponse,
   body: unknown,
+  search?: string,
+  asOf?: () => object,
 ): Promise<void> {
   const url = req.url ?? '';
   const query = url.indexOf('?');
@@ -21,12 +26,31 @@ export async function runApollo(
     httpGraphQLRequest: {
       method: (req.method ?? 'GET').toUpperCase(),
       headers: toHeaderMap(req),
-      search: query === -1 ? '' : url.slice(query),
+      search: search ?? (query === -1 ? '' : url.slice(query)),
       body,
     },
     context: () => Promise.resolve(createContext()),
   });
-  await writeResponse(res, response);
+  await writeResponse(res, asOf === undefined ? response : withAsOf(response, asOf));
+}
+
+/**
+ * Apollo answers some malformed requests (CSRF prevention, a bad GET parameter, an unusable content type)
+ * before any plugin runs, so `useAsOf` never sees them: those error bodies get `extensions.asOf` here.
+ */
+function withAsOf(response: HTTPGraphQLResponse, asOf: () => object): HTTPGraphQLResponse {
+  const { body } = response;
+  if ((response.status ?? 200) < 400 || body.kind !== 'complete' || !body.string.startsWith('{"errors"'))
+    return response;
+  let result: { extensions?: Record<string, unknown> };
+  try {
+    result = JSON.parse(body.string) as { extensions?: Record<string, unknown> };
+  } catch {
+    return response;
+  }
+  if (result.extensions?.['asOf'] !== undefined) return response;
+  result.extensions = { ...result.extensions, asOf: asOf() };
+  return { ...response, body: { kind: 'complete', string: `${JSON.stringify(result)}\n` } };
 }
 
 function toHeaderMap(req: IncomingMessage): HeaderMap {

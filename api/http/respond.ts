@@ -32,7 +32,8 @@ export function sendError(
 
 /**
  * A GraphQL request error we answer before Apollo sees the request (body too large, batch too large,
- * invalid JSON): the GraphQL response shape `{"errors":[…]}`, so GraphQL clients read it as usual.
+ * invalid JSON, offsets not applied): the GraphQL response shape `{"errors":[…]}`, so GraphQL clients read it
+ * as usual, with the response `extensions` (`asOf`) when given.
  */
 export function sendGraphQLError(
   req: IncomingMessage,
@@ -41,7 +42,12 @@ export function sendGraphQLError(
   code: ApiErrorCode,
   message: string,
   extraHeaders: readonly string[] = [],
+  extensions?: object,
 ): void {
-  const body = `${JSON.stringify({ errors: [{ message, extensions: { code } }] })}\n`;
+  const result = {
+    errors: [{ message, extensions: { code } }],
+    ...(extensions === undefined ? {} : { extensions }),
+  };
+  const body = `${JSON.stringify(result)}\n`;
   send(res, status, errorResultType(req.headers.accept), body, extraHeaders);
 }

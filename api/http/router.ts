@@ -13,7 +13,7 @@ import { sendError } from './respond.js';
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string) => void;
 
 /** One path: handlers by method. */
-export type Route = Readonly<Partial<Record<'GET' | 'HEAD' | 'POST', RouteHandler>>>;
+export type Route = Readonly<Partial<Record<'GET' | 'HEAD' | 'POST' | 'OPTIONS', RouteHandler>>>;
 
 /** The routes of the one port: exact paths and one prefix route (`/users/:userId`). */
 export interface RouteTable {

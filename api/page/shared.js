@@ -26,9 +26,11 @@ function flash(el) {
 
 /**
  * Connects to /graphql and keeps reconnecting (1, 2, 4, 8, 16 s; the first events after a reconnect resync
- * everything). `handlers.ack(subscribe)` runs on every connection_ack: `subscribe(id, query, variables)`
- * starts an operation. `handlers.next(id, data)` gets each result's data; `handlers.complete(id)` returns
- * true when the completion was expected; `handlers.closed()` runs when the socket closes.
+ * what the page subscribes again, or resume after its last event with `after`). `handlers.ack(subscribe)`
+ * runs on every connection_ack: `subscribe(id, query, variables)` starts an operation.
+ * `handlers.next(id, data, extensions)` gets each result's data and extensions (`asOf`);
+ * `handlers.complete(id)` returns true when the completion was expected; `handlers.closed()` runs when the
+ * socket closes.
  */
 function connectLive(token, handlers) {
   let retry = 0;
@@ -51,7 +53,7 @@ function connectLive(token, handlers) {
           break;
         case 'next':
           if (msg.payload.errors) setStatus('closed', msg.payload.errors.map((e) => e.message).join('; '));
-          if (msg.payload.data) handlers.next(msg.id, msg.payload.data);
+          if (msg.payload.data) handlers.next(msg.id, msg.payload.data, msg.payload.extensions);
           break;
         case 'error':
           setStatus('closed', msg.payload.map((e) => e.message).join('; '));

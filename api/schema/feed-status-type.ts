@@ -72,6 +72,13 @@ export class FeedStatus {
   })
   newestEventAgeSeconds!: number | null;
 
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'Seconds since the source stopped answering (brokers unreachable, state RETRYING): the view is served as it was then, and ready stays true unless READY_DURING_FEED_OUTAGE=false. Null while the source answers.',
+  })
+  feedDownSeconds!: number | null;
+
   @Field(() => String, { description: 'Last store commit sequence (64-bit, as a string).' })
   sequence!: string;
 

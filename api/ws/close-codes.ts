@@ -27,6 +27,12 @@ export const LiveCloseCode = {
   TooManyInitialisationRequests: CloseCode.TooManyInitialisationRequests,
   /** Something failed on the server; the reason is generic outside development mode. */
   InternalServerError: CloseCode.InternalServerError,
+  /**
+   * The peer did not answer a ping within `WS_KEEPALIVE_MS` (gone, or reading so slowly that the ping waited
+   * behind that much data). The reason says to resubscribe with `after` (the last event's `version.sequence`):
+   * nothing is lost. graphql-ws clients reconnect on it.
+   */
+  KeepAliveTimeout: 4410,
 } as const;
 
 /** One of the close codes above. */

@@ -64,10 +64,12 @@ const feed: FeedMonitor = {
     reason: null,
     partitions: [],
     newestEventAgeSeconds: null,
+    feedDownSeconds: null,
     sequence: '0',
     viewVersion: 1,
     deadLettersWaiting: 0,
   }),
+  lagRecords: () => 0,
 };
 
 const listen = (server: ReturnType<typeof createServer>): Promise<number> =>

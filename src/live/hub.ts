@@ -31,6 +31,30 @@
  * every commit up to S, and possibly S+1 inside the window of point 2; its dependencies are read with it,
  * so a later commit that changes it wakes its readers, and they read again under the new sequence. Sharing
  * the object is what lets the API execute each subscriber document once per value (api/shared-results.ts).
+ *
+ * Resuming with `after` — why the client never misses the latest state:
+ * 4. Every event carries the commit its state comes from (`change.sequence`: the commit of an UPDATED or
+ *    DELETED; for a SNAPSHOT the user's `version.sequence`, or `sequence()` for a user without a users row: the
+ *    store keeps no trace of when a view went away), sent as `extensions.asOf.sequence` and equal to
+ *    `version.sequence` when there is a user. A subscription delivers in
+ *    that order: snapshots are queued sorted by it, deltas come in commit order, and a conflated change moves to
+ *    the back of the mailbox (src/live/subscription.ts). So a client whose last event came from commit S has
+ *    received every state older than S, and perhaps only some of the states of S itself: one commit changes
+ *    several users, and the socket may drop between their events.
+ * 5. The resuming subscription registers and reads in one synchronous block, exactly as in 1., and decides per
+ *    user from that one read, with c = the commit its current state comes from: c > S → its state is queued as
+ *    the first event (UPDATED, or DELETED without a users row); c < S → the client holds that very state (4.),
+ *    nothing is queued; c = S → queued when the subscription watches several users (4.: the client may lack
+ *    it), not when it watches one (the client's last event was that user's). Either way `newest` is the read's
+ *    sequence, so every later commit is delivered (1.) and none already in the read is delivered again (2.).
+ *    Hence: the latest state of every user is never missed. A state is sent twice only to a multi-user
+ *    subscription for users of the commit it resumed after, and for a user without a users row whenever
+ *    anything was committed since `after` (its c is the read's sequence: a DELETED sent again rather than
+ *    a deletion lost).
+ * 6. Sequences count per store. An `after` above `sequence()` cannot come from this store (another replica, or a
+ *    store restored from an older snapshot): it is ignored and the client gets SNAPSHOTs, which never lose
+ *    anything. An `after` from another store that happens to be lower is not detectable: resuming is exact on
+ *    the server (store) that produced the sequence.
  */
 import type { Metrics } from '../ops/metrics.js';
 import type { CommitEvent, CommitListener, ViewReader } from '../store/types.js';
@@ -45,7 +69,7 @@ import {
   type StateRead,
 } from './state-subscription.js';
 import { UserSubscription, type SubscriptionStats } from './subscription.js';
-import type { LiveSource, LiveUserChange } from './types.js';
+import type { LiveSource, LiveUserChange, SubscribeOptions } from './types.js';
 
 /** What the hub needs of the store: synchronous reads plus the commit feed (`LmdbStore` has both). */
 export interface LiveStore extends Pick<
@@ -194,8 +218,8 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     },
   };
 
-  /** Creates, indexes and snapshots one user subscription: all synchronous (see the module comment). */
-  const startUsers = (ids: readonly string[]): UserSubscription => {
+  /** Creates, indexes and snapshots (or resumes) one user subscription: all synchronous (see the module comment). */
+  const startUsers = (ids: readonly string[], options: SubscribeOptions | undefined): UserSubscription => {
     const subscription = new UserSubscription(ids, userHooks);
     if (closed) {
       subscription.close();
@@ -205,10 +229,25 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     metrics?.subscriptionsActive.inc();
     for (const userId of subscription.userIds) add(USER_INFORMATION, userId, subscription);
     const committed = store.sequence();
-    for (const userId of subscription.userIds) {
+    // 6.: an `after` this store has not reached is another store's: SNAPSHOTs then.
+    const after = options?.after !== undefined && options.after <= committed ? options.after : undefined;
+    const states = subscription.userIds.map((userId) => {
       const user = store.getUser(userId) ?? null;
-      const seen = user === null ? committed : BigInt(user.version.sequence);
-      subscription.snapshot(userId, user, seen > committed ? seen : committed);
+      // The commit the state comes from (4.); a user without a view counts as changed by the last commit.
+      const changed = user !== null ? BigInt(user.version.sequence) : committed;
+      return { userId, user, changed, seen: changed > committed ? changed : committed };
+    });
+    // 4.: queued in the order of the commits the states come from (the sort is stable).
+    if (states.length > 1)
+      states.sort((a, b) => (a.changed < b.changed ? -1 : a.changed > b.changed ? 1 : 0));
+    // 5.: with several users, those of the very commit of `after` are sent again (the drop may have come
+    // between two of them); with one, the client's last event is that user's.
+    const ties = states.length > 1;
+    for (const { userId, user, changed, seen } of states) {
+      if (after === undefined) subscription.snapshot(userId, user, seen, changed);
+      else if (changed > after || (ties && changed === after))
+        subscription.resume(userId, user, seen, changed);
+      else subscription.watchFrom(userId, seen);
     }
     return subscription;
   };
@@ -253,7 +292,12 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
         for (const s of watchers) {
           if (s instanceof UserSubscription) {
             const user = value as UserInformation | null;
-            change ??= { userId: key, kind: user === null ? 'DELETED' : 'UPDATED', user };
+            change ??= {
+              userId: key,
+              kind: user === null ? 'DELETED' : 'UPDATED',
+              user,
+              sequence: event.sequence,
+            };
             s.offer(change, event.sequence);
           } else s.wake(event.sequence);
         }
@@ -276,10 +320,10 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
   const unsubscribeStore = store.onCommit(publish);
 
   return {
-    subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange> {
+    subscribeUsers(ids: readonly string[], options?: SubscribeOptions): AsyncIterable<LiveUserChange> {
       // Each iteration is its own subscription, started when graphql-js asks for the iterator (it does so
       // immediately after the resolver returns), so a never-iterated iterable holds nothing.
-      return { [Symbol.asyncIterator]: () => startUsers(ids) };
+      return { [Symbol.asyncIterator]: () => startUsers(ids, options) };
     },
     subscribeTopUsers(ranking: Ranking, limit: number, fingerprint) {
       const n = Math.min(limit, MAX_TOP_LIMIT);

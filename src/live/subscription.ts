@@ -48,7 +48,11 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
 export class UserSubscription implements AsyncIterableIterator<LiveUserChange> {
   /** Distinct watched ids, in the order the client gave them. */
   readonly userIds: readonly string[];
-  /** Latest unread change per user; Map order is first-queued order, so a conflated user keeps its turn. */
+  /**
+   * Latest unread change per user. Map order is the order of those changes' commits: a conflated change moves to
+   * the back. So events leave in commit order across users too, and a client that received the event of commit
+   * S holds every watched user's state as of S: what resuming with `after` relies on (src/live/hub.ts).
+   */
   private readonly pending = new Map<string, LiveUserChange>();
   /** Per user, the commit sequence of the newest state queued or delivered: anything at or below is stale. */
   private readonly newest = new Map<string, bigint>();
@@ -72,11 +76,31 @@ export class UserSubscription implements AsyncIterableIterator<LiveUserChange> {
   /**
    * Queues the first event of a user: its state as read now (null: no users row). `sequence` is the commit
    * sequence that state reflects; commits at or below it are already in the snapshot and will be dropped.
+   * `from` is the commit the state comes from (the user's last change), which the event carries.
    */
-  snapshot(userId: string, user: UserInformation | null, sequence: bigint): void {
+  snapshot(userId: string, user: UserInformation | null, sequence: bigint, from: bigint = sequence): void {
     if (this.closed) return;
     this.newest.set(userId, sequence);
-    this.enqueue(userId, { userId, kind: 'SNAPSHOT', user });
+    this.enqueue(userId, { userId, kind: 'SNAPSHOT', user, sequence: from });
+  }
+
+  /**
+   * Resuming: the user changed since the client's `after`, so its first event is its current state, as a change
+   * (UPDATED, or DELETED without a users row), never a SNAPSHOT. Arguments as for {@link snapshot}.
+   */
+  resume(userId: string, user: UserInformation | null, sequence: bigint, from: bigint): void {
+    if (this.closed) return;
+    this.newest.set(userId, sequence);
+    this.enqueue(userId, { userId, kind: user === null ? 'DELETED' : 'UPDATED', user, sequence: from });
+  }
+
+  /**
+   * Resuming: the user did not change since the client's `after`, so the client holds its current state; nothing
+   * is queued, and only commits after `sequence` (the state read now) will be.
+   */
+  watchFrom(userId: string, sequence: bigint): void {
+    if (this.closed) return;
+    this.newest.set(userId, sequence);
   }
 
   /**
@@ -95,10 +119,11 @@ export class UserSubscription implements AsyncIterableIterator<LiveUserChange> {
     if (queued !== undefined) {
       this.conflatedCount++;
       this.hooks.onConflated();
+      this.pending.delete(userId); // to the back: the pending order stays the commit order
     }
     this.enqueue(
       userId,
-      queued?.kind === 'SNAPSHOT' ? { userId, kind: 'SNAPSHOT', user: change.user } : change,
+      queued?.kind === 'SNAPSHOT' ? { userId, kind: 'SNAPSHOT', user: change.user, sequence } : change,
     );
   }
 

@@ -15,16 +15,33 @@ export interface LiveUserChange {
   readonly userId: string;
   readonly kind: ChangeKindValue;
   readonly user: UserInformation | null;
+  /**
+   * The store commit this state is from: the commit of an UPDATED / DELETED, the commit a SNAPSHOT was read at.
+   * Sent as `extensions.asOf.sequence`; a DELETED has no `version`, so this is what a client resumes after.
+   * Absent from sources that do not know it (the API then uses the store's current sequence).
+   */
+  readonly sequence?: bigint;
+}
+
+/** Options of one subscription. */
+export interface SubscribeOptions {
+  /**
+   * Resume (issue 18): the `version.sequence` (or `extensions.asOf.sequence`) of the last event the client
+   * received. A user changed since then gets its current state as the first event (UPDATED, or DELETED when it
+   * has no users row); a user not changed since gets nothing until its next change. Never a SNAPSHOT.
+   */
+  readonly after?: bigint;
 }
 
 /**
  * Source of subscription events, injected into `createApiServer({ live })`. Contract for implementers:
- * the first event per id is a SNAPSHOT of the current state; later events arrive in commit order per user
- * and may skip intermediate versions but never the latest; `return()` on the iterator releases the
- * subscription (graphql-js calls it when the client unsubscribes or disconnects).
+ * the first event per id is a SNAPSHOT of the current state (with `after`: see {@link SubscribeOptions});
+ * later events arrive in commit order per user and may skip intermediate versions but never the latest;
+ * `return()` on the iterator releases the subscription (graphql-js calls it when the client unsubscribes or
+ * disconnects).
  */
 export interface LiveSource {
-  subscribeUsers(ids: readonly string[]): AsyncIterable<LiveUserChange>;
+  subscribeUsers(ids: readonly string[], options?: SubscribeOptions): AsyncIterable<LiveUserChange>;
   /**
    * The first `limit` users of a ranking: the current list first, then the list again whenever its
    * members, their order, or what `fingerprint` prints of them changed (the API prints the fields the

@@ -13,6 +13,7 @@ import { loadSources, type Sources } from '../formats/sources.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
 import type { Logger } from './logger.js';
+import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
 
 const port = z.coerce
   .number({ error: 'must be a number' })
@@ -41,6 +42,24 @@ const brokers = z
     (list) => list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)),
     'every entry must be host:port, e.g. "localhost:9092"',
   );
+/** `CORS_ORIGINS`: `*`, `none`, or a list of serialized origins (`scheme://host[:port]`, RFC 6454 §6.1). */
+const corsOrigins = z
+  .string()
+  .transform((s): '*' | string[] =>
+    s.trim() === '*' ? '*' : s.trim() === 'none' ? [] : s.split(',').map((o) => o.trim()),
+  )
+  .refine(
+    (v) => v === '*' || v.every(isSerializedOrigin),
+    'must be "*", "none" or a comma-separated list of origins like "https://app.example.com" (scheme://host[:port], no path, no trailing slash)',
+  );
+/** `SUBSCRIPTION_CALLBACK_URLS`: URL prefixes (http/https, no credentials, query or fragment). */
+const callbackPrefixes = z
+  .string()
+  .transform((s) => s.split(',').map((u) => u.trim()))
+  .refine(
+    (list) => list.length > 0 && list.every(isCallbackPrefix),
+    'must be a comma-separated list of http(s) URL prefixes of the router\'s callback endpoint, e.g. "http://router:4000/callback/" (no user:password@, query or fragment)',
+  );
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const tokenList = z
   .string()
@@ -49,6 +68,30 @@ const tokenList = z
     (list) => list.every((t) => /^[\x21-\x7e]{16,}$/.test(t)),
     'must be a comma-separated list of tokens, each at least 16 visible ASCII characters without spaces',
   );
+
+function isCallbackPrefix(prefix: string): boolean {
+  try {
+    const url = new URL(prefix);
+    return (
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      url.username === '' &&
+      url.password === '' &&
+      url.search === '' &&
+      url.hash === ''
+    );
+  } catch {
+    return false;
+  }
+}
+
+function isSerializedOrigin(origin: string): boolean {
+  if (!/^https?:\/\/[^/\s]+$/.test(origin)) return false;
+  try {
+    return new URL(origin).origin === origin;
+  } catch {
+    return false;
+  }
+}
 
 /** Each entry: environment variable → schema with its default. Documented in README "Configuration". */
 const schema = z.object({
@@ -105,6 +148,11 @@ const schema = z.object({
   DEMO_SEED: z.coerce.number().int().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NODE_ENV: z.string().default('production'),
+  CORS_ORIGINS: corsOrigins.default('*'),
+  MIN_OFFSETS_TIMEOUT_MS: positiveInt.max(60_000, 'must be <= 60000').default(2_000),
+  APQ_CACHE_BYTES: nonNegative.int('must be an integer').default(8 * 1024 * 1024),
+  PERSISTED_DOCUMENTS_FILE: z.string().min(1).optional(),
+  SUBSCRIPTION_CALLBACK_URLS: callbackPrefixes.optional(),
   MAX_BODY_BYTES: positiveInt.default(100_000),
   MAX_QUERY_DEPTH: positiveInt.default(6),
   MAX_ALIASES: positiveInt.default(15),
@@ -125,6 +173,7 @@ const schema = z.object({
   WS_AUTH_TOKENS: tokenList.optional(),
   READY_MAX_LAG: nonNegative.int('must be an integer').default(10_000),
   READY_LAG_GRACE_MS: nonNegative.int('must be an integer').default(30_000),
+  READY_DURING_FEED_OUTAGE: bool.default(true),
   LIVE_STALL_MS: positiveInt.default(60_000),
   LAG_REFRESH_MS: positiveInt.max(600_000, 'must be <= 600000').default(5_000),
   OFFSET_RESET_POLICY: z
@@ -230,6 +279,36 @@ export interface Config {
     readonly maxConnections: number;
   };
   readonly introspection: boolean;
+  /**
+   * `CORS_ORIGINS` (default `*`, as Apollo Server's standalone server): origins whose pages may read `/graphql`,
+   * `/users/:id` and `/health/*` (api/http/cors.ts); a browser WebSocket from any other origin is refused.
+   * `*` any origin, `none` no CORS headers (same-origin only), else the exact origins listed.
+   */
+  readonly corsOrigins: '*' | readonly string[];
+  /**
+   * `MIN_OFFSETS_TIMEOUT_MS` (default 2000): longest a request carrying `extensions.minOffsets` waits for those
+   * records to be applied before it is refused with NOT_YET_APPLIED (api/consistency/min-offsets.ts).
+   */
+  readonly minOffsetsTimeoutMs: number;
+  /** Gateways and partners (api/gateway/): APQ, the persisted-documents allow-list, the subscription callback. */
+  readonly gateway: {
+    /**
+     * `APQ_CACHE_BYTES` (default 8 MiB, 0 = APQ off): automatic persisted queries, with a cache bounded to this
+     * many bytes of query text (least recently used out first).
+     */
+    readonly apqCacheBytes: number;
+    /**
+     * `PERSISTED_DOCUMENTS_FILE` (default unset): a manifest of the only operations allowed, over HTTP and
+     * WebSocket alike (APQ registration is then off). Loaded and checked at start.
+     */
+    readonly persistedDocuments: PersistedDocuments | undefined;
+    /**
+     * `SUBSCRIPTION_CALLBACK_URLS` (default unset = off): URL prefixes Apollo Router's subscription callbacks may
+     * use (the HTTP callback protocol); a callback URL under none of them is refused, so no client can make the
+     * server call an address of its choosing.
+     */
+    readonly callbackUrlPrefixes: readonly string[];
+  };
   readonly shutdownTimeoutMs: number;
   /** GraphQL subscriptions over WebSocket (graphql-transport-ws on `/graphql`; api/ws.ts, src/live). */
   readonly live: {
@@ -280,6 +359,12 @@ export interface Config {
     readonly readyMaxLag: number;
     /** `READY_LAG_GRACE_MS` (default 30000): how long the lag may exceed `READY_MAX_LAG` before readiness drops. */
     readonly readyLagGraceMs: number;
+    /**
+     * `READY_DURING_FEED_OUTAGE` (default true): once caught up, `/health/ready` stays 200 while the brokers are
+     * unreachable and the replica serves its last state (staleness shows in feedStatus, asOf and metrics).
+     * `false`: 503 during an outage, as before (every replica leaves rotation at once).
+     */
+    readonly readyDuringFeedOutage: boolean;
     /**
      * `LIVE_STALL_MS` (default 60000): `/health/live` answers 503 when records are waiting (lag > 0) and the feed
      * has not handled a batch for this long: a stalled loop the orchestrator should restart.
@@ -381,6 +466,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxConnections: e.HTTP_MAX_CONNECTIONS,
     },
     introspection: e.INTROSPECTION ?? development,
+    corsOrigins: e.CORS_ORIGINS,
+    minOffsetsTimeoutMs: e.MIN_OFFSETS_TIMEOUT_MS,
+    gateway: {
+      apqCacheBytes: e.APQ_CACHE_BYTES,
+      persistedDocuments: persistedDocumentsOf(e.PERSISTED_DOCUMENTS_FILE),
+      callbackUrlPrefixes: e.SUBSCRIPTION_CALLBACK_URLS ?? [],
+    },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     live: {
       initTimeoutMs: e.WS_INIT_TIMEOUT_MS,
@@ -393,6 +485,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ops: {
       readyMaxLag: e.READY_MAX_LAG,
       readyLagGraceMs: e.READY_LAG_GRACE_MS,
+      readyDuringFeedOutage: e.READY_DURING_FEED_OUTAGE,
       liveStallMs: e.LIVE_STALL_MS,
       lagRefreshMs: e.LAG_REFRESH_MS,
       offsetResetPolicy: e.OFFSET_RESET_POLICY,
@@ -451,6 +544,18 @@ function registrySettings(e: Env): RegistrySettings {
     rejectUnauthorized: e.SCHEMA_REGISTRY_REJECT_UNAUTHORIZED,
     timeoutMs: e.SCHEMA_REGISTRY_TIMEOUT_MS,
   };
+}
+
+function persistedDocumentsOf(file: string | undefined): PersistedDocuments | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return loadPersistedDocuments(file);
+  } catch (e) {
+    throw new ConfigError(
+      `Invalid configuration: PERSISTED_DOCUMENTS_FILE=${JSON.stringify(file)} ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
 }
 
 function deepFreeze<T>(o: T): T {

@@ -91,6 +91,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: '1 while /health/live answers 200: the feed loop is neither crashed nor stalled (lag > 0 without progress for LIVE_STALL_MS)',
       registers,
     }),
+    feedUp: new Gauge({
+      name: 'matview_feed_up',
+      help: '1 while the feed source answers; 0 while its brokers are unreachable (retrying) or it crashed: the view is served as it was',
+      registers,
+    }),
     lastProgressSeconds: new Gauge({
       name: 'matview_feed_last_progress_timestamp_seconds',
       help: 'Unix time the live feed last handled a batch (or started); stalls show as time() minus this',

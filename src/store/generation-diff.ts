@@ -1,6 +1,8 @@
 /**
  * The commit event of a generation swap: per view, every key whose value differs between the old and the
- * new generation.
+ * new generation. For a versioned value (`ViewModule.versioned`) "differs" is what a reader is served apart
+ * from the version, which a rebuild always recomputes: a swap that recomputes the same value pushes nothing
+ * for it, and it keeps its version (versions.ts).
  *
  * UserInformation's is built lazily over the two generations' `views` databases instead of as a Map,
  * because a swap can change every user of the store: the live hub only asks about the users someone
@@ -8,19 +10,21 @@
  * per user. The other views say what changed themselves (`ViewModule.swapEvent`).
  *
  * Valid only while both generations exist: the store publishes it synchronously right after the swap
- * commits and drops the old generation afterwards, so listeners must not keep it.
+ * commits and drops the old generation once the swap is reconciled, so listeners must not keep it.
  */
 import type { Registry } from '../views/registry.js';
 import type { KvSpace, Spaces, ViewModule } from '../views/types.js';
-import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
+import { USER_INFORMATION, userInformation, type UserInformation } from '../views/user-information.js';
 import type { Generation } from './generation.js';
+
+const sameView = userInformation.versioned!['views']!;
 
 export class GenerationDiff implements ReadonlyMap<string, UserInformation | null> {
   /** `decode` reads a view of `after` as readers see it (the reads apply the swap's version floor). */
   constructor(
     private readonly before: Generation,
     private readonly after: Generation,
-    private readonly decode: (bytes: Buffer) => UserInformation,
+    private readonly decode: (bytes: Buffer, userId: string) => UserInformation,
   ) {}
 
   private get a() {
@@ -43,14 +47,14 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
     const a = this.a.getBinary(userId);
     const b = this.b.getBinary(userId);
     if (a === undefined || b === undefined) return a !== b;
-    return !a.equals(b);
+    return !sameView(a, b);
   }
 
   /** The new view, null when the user has no view any more, undefined when nothing changed. */
   get(userId: string): UserInformation | null | undefined {
     if (!this.has(userId)) return undefined;
     const bytes = this.b.getBinary(userId);
-    return bytes === undefined ? null : this.decode(bytes);
+    return bytes === undefined ? null : this.decode(bytes, userId);
   }
 
   forEach(
@@ -66,7 +70,7 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
   *entries(): MapIterator<[string, UserInformation | null]> {
     for (const userId of this.keys()) {
       const bytes = this.b.getBinary(userId);
-      yield [userId, bytes === undefined ? null : this.decode(bytes)];
+      yield [userId, bytes === undefined ? null : this.decode(bytes, userId)];
     }
   }
 
@@ -98,7 +102,7 @@ export function swapEvents(
   registry: Registry,
   before: Generation,
   after: Generation,
-  decode: (bytes: Buffer) => UserInformation,
+  decode: (bytes: Buffer, userId: string) => UserInformation,
 ): Map<string, ReadonlyMap<string, unknown>> {
   const events = new Map<string, ReadonlyMap<string, unknown>>();
   for (const view of registry.views) {
@@ -119,8 +123,11 @@ function compareKvSpaces(view: ViewModule, before: Spaces, after: Spaces): Map<s
     if (spec.kind !== 'kv') continue;
     const a = before[name] as KvSpace<unknown>;
     const b = after[name] as KvSpace<unknown>;
-    for (const [key, value] of b.entries())
-      if (JSON.stringify(a.get(key)) !== JSON.stringify(value)) event.set(key, value);
+    // A versioned value compares without its version (its bytes as the view compares them would need the
+    // codec's encoding of both; the decoded values are at hand).
+    const print = (v: unknown): string =>
+      JSON.stringify(view.versioned?.[name] === undefined ? v : { ...(v as object), version: undefined });
+    for (const [key, value] of b.entries()) if (print(a.get(key)) !== print(value)) event.set(key, value);
     for (const [key] of a.entries()) if (b.get(key) === undefined) event.set(key, null);
   }
   return event.size === 0 ? undefined : event;

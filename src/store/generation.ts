@@ -22,7 +22,8 @@ export const STORE_FORMAT = 2;
 export interface GenerationInfo {
   readonly id: number;
   readonly format: typeof STORE_FORMAT;
-  readonly state: 'active' | 'building';
+  /** `retiring`: the generation a swap replaced, kept until the swap is reconciled (generations.ts). */
+  readonly state: 'active' | 'building' | 'retiring';
   /** ISO-8601 time the generation was created. */
   readonly createdAt: string;
   /** Why it was created: `initial`, `requested`, `offset-out-of-range`, `source-fields`… */
@@ -35,6 +36,11 @@ export interface GenerationInfo {
   readonly rowFields: Readonly<Record<Table, readonly string[]>>;
   /** Per view, the version its spaces hold and the build (the database names) holding it. */
   readonly views: Readonly<Record<string, ViewBuild>>;
+  /**
+   * Set once every versioned value written before the swap has its final version (the replaced generation's
+   * when the swap did not change the value, the swap's when it did): from then on values read as stored.
+   */
+  readonly reconciled?: boolean;
 }
 
 /** Which build of a view a generation serves; a view rebuilt from the rows gets a new build number. */
@@ -204,12 +210,13 @@ export class Generation implements GenerationState {
   }
 
   /**
-   * The swap commit's sequence: a view written before it reads as changed by it, so a user's
-   * `version.sequence` never steps back across a swap even when the shadow applied a record before the old
-   * generation did.
+   * The swap commit's sequence, while the swap is not reconciled: a value written before it that the swap
+   * changed reads as changed by it (reads.ts), so a user's `version.sequence` never steps back across a swap
+   * even when the shadow applied a record before the old generation did; one the swap did not change reads as
+   * it did before. Undefined for a first generation and once reconciled.
    */
   get floor(): bigint | undefined {
-    return this.floorSequence;
+    return this.info.reconciled === true ? undefined : this.floorSequence;
   }
 
   // ---- GenerationState (the commit body's view of it) ----
@@ -244,6 +251,14 @@ export class Generation implements GenerationState {
     const s = this.spaces(view)[space];
     if (s === undefined) throw new Error(`view "${view}" has no space "${space}"`);
     return (s as LmdbKv | LmdbIndex).db;
+  }
+
+  /** The LMDB database of one space of one build of `view` (served or not). */
+  buildDb(view: string, build: number, space: string): Database<Buffer, string> {
+    return this.env.openDB<Buffer, string>({
+      name: spaceDbName(this.id, view, build, space),
+      encoding: 'binary',
+    });
   }
 
   /** Opens (creating) the spaces of one build of `view` (a rebuild fills a new build beside the old). */

@@ -4,7 +4,8 @@
  *
  * Readers switch generations between two transactions: before the swap they read the complete old
  * generation, after it the complete new one. Subscribers get one commit event naming every key whose value
- * differs (generation-diff.ts). The old generation is dropped afterwards.
+ * differs (generation-diff.ts). The old generation is kept (`retiring`) until a background pass has given the
+ * new one's values their final versions (versions.ts), then dropped.
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { StoreWriteError } from '../errors.js';
@@ -14,6 +15,7 @@ import type { Registry } from '../views/registry.js';
 import type { UserInformation } from '../views/user-information.js';
 import { commitFailure } from './environment.js';
 import { swapEvents } from './generation-diff.js';
+import { reconcileSwap } from './versions.js';
 import {
   Generation,
   dropGenerationDbs,
@@ -42,19 +44,31 @@ export interface GenerationsOptions {
   readonly registry: Registry;
   readonly active: Generation;
   readonly shadow: Generation | undefined;
+  /** The generation the last swap replaced, when its reconciliation has not finished. */
+  readonly retiring: Generation | undefined;
   readonly handles: GenerationHandles;
   readonly publish: (event: CommitEvent) => void;
-  /** Reads a view as readers see it (the version floor of a swapped-in generation). */
-  readonly decode: (bytes: Buffer) => UserInformation;
+  /** Reads a view as readers see it (a swap's version rule: versions.ts). */
+  readonly decode: (bytes: Buffer, userId: string) => UserInformation;
+  /** Values per transaction of a swap's reconciliation (versions.ts' default when omitted). */
+  readonly reconcileChunk?: number;
+  /** A reconciliation that failed (it is tried again at the next start). */
+  readonly onReconcileError: (error: unknown) => void;
 }
 
 export class Generations {
   active: Generation;
   shadow: Generation | undefined;
+  /** The generation the last swap replaced, until that swap is reconciled (versions.ts). */
+  retiring: Generation | undefined;
+  /** The reconciliation under way, if any. */
+  private reconciling: Promise<void> | undefined;
+  private closed = false;
 
   constructor(private readonly o: GenerationsOptions) {
     this.active = o.active;
     this.shadow = o.shadow;
+    this.retiring = o.retiring;
   }
 
   static newInfo = newGenerationInfo;
@@ -78,6 +92,8 @@ export class Generations {
     inTransaction: () => void,
   ): Promise<{ generation: Generation; resumed: boolean }> {
     const { meta, registry } = this.o;
+    // One generation retires at a time: a rebuild right after a swap waits for its reconciliation.
+    await this.reconciled();
     const existing = this.shadow;
     const fresh = newGenerationInfo(0, registry, 'building', reason);
     const sameViews =
@@ -149,12 +165,15 @@ export class Generations {
         meta.put(genKey(shadow.id), JSON.stringify(to));
         meta.put('activeGeneration', String(shadow.id));
         meta.remove('shadowGeneration');
-        meta.remove(genKey(before.id));
+        // Kept until reconciled: reads compare with it, and a restart resumes the pass.
+        meta.put(genKey(before.id), JSON.stringify({ ...before.info, state: 'retiring' }));
+        meta.put('retiringGeneration', String(before.id));
         meta.put('sequence', sequence.toString());
         // Switch readers here, not after the commit resolves: readers between this line and the commit
         // read the last committed snapshot, in which the shadow is already complete.
         this.active = shadow;
         this.shadow = undefined;
+        this.retiring = before;
         shadow.info = to;
         outcome = { swapped: true, behind: [], sequence, from: before.info, to };
       })
@@ -162,6 +181,7 @@ export class Generations {
         if (this.active === shadow) {
           this.active = before;
           this.shadow = shadow;
+          this.retiring = undefined;
           shadow.info = shadowInfo;
         }
         throw new StoreWriteError(
@@ -175,8 +195,52 @@ export class Generations {
       sequence: outcome.sequence,
       views: swapEvents(this.o.registry, before, this.active, this.o.decode),
     });
-    await before.drop();
+    // In the background: the live feed, held for the swap, goes on meanwhile.
+    this.startReconcile();
     return outcome;
+  }
+
+  /** Resolves once the last swap is reconciled (starting the pass if a restart left it unfinished). */
+  async reconciled(): Promise<void> {
+    this.startReconcile();
+    await this.reconciling;
+  }
+
+  /** Stops a reconciliation after its current transaction (the next start finishes it). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.reconciling;
+  }
+
+  private startReconcile(): void {
+    if (this.reconciling !== undefined || this.retiring === undefined || this.closed) return;
+    this.reconciling = this.reconcile()
+      .catch((e: unknown) => this.o.onReconcileError(e))
+      .finally(() => {
+        this.reconciling = undefined;
+      });
+  }
+
+  /** The swap's pass (versions.ts), then the active generation marked reconciled and the retiring one dropped. */
+  private async reconcile(): Promise<void> {
+    const active = this.active;
+    const retiring = this.retiring;
+    if (retiring === undefined) return;
+    const done = await reconcileSwap(this.o.registry, active, retiring, {
+      commit: (what, action) => this.commit(what, action),
+      ...(this.o.reconcileChunk === undefined ? {} : { chunk: this.o.reconcileChunk }),
+      stopped: () => this.closed,
+    });
+    if (!done) return;
+    await this.commit('finish the reconciliation of a swap', () => {
+      const info: GenerationInfo = { ...active.info, reconciled: true };
+      this.o.meta.put(genKey(active.id), JSON.stringify(info));
+      this.o.meta.remove('retiringGeneration');
+      this.o.meta.remove(genKey(retiring.id));
+      active.info = info;
+      this.retiring = undefined;
+    });
+    await retiring.drop();
   }
 
   /**
@@ -215,12 +279,14 @@ export class Generations {
   }
 
   /**
-   * Drops databases of generations that are neither active nor shadow (left by a crash between a swap and
-   * the drop of the old generation), and view builds their generation does not serve (a crash during a
+   * Drops databases of generations that are neither active, shadow nor retiring (left by a crash between a
+   * swap's reconciliation and the drop of the old generation), and view builds their generation does not serve (a crash during a
    * view rebuild). Only the serving process calls it. Returns the orphaned generations.
    */
   async collectGarbage(): Promise<number[]> {
-    const keep = [this.active, ...(this.shadow === undefined ? [] : [this.shadow])];
+    // A swap reconciled only in part (the process stopped during the pass): finished in the background.
+    this.startReconcile();
+    const keep = [this.active, this.shadow, this.retiring].filter((g): g is Generation => g !== undefined);
     const orphans = new Set<number>();
     for (const name of this.o.env.getKeys()) {
       if (typeof name !== 'string') continue;

@@ -79,8 +79,13 @@ export interface StoreOptions {
    * throws {@link StoreMissingError} when `path` holds no store. Default true.
    */
   readonly create?: boolean;
-  /** Called when a commit listener throws; the commit itself stands and other listeners still run. */
+  /**
+   * Called when a commit listener throws (the commit itself stands and other listeners still run), or when the
+   * background reconciliation of a swap fails (it is tried again at the next start).
+   */
   readonly onListenerError?: (error: unknown) => void;
+  /** Values per transaction of a swap's reconciliation pass (default `RECONCILE_CHUNK`, versions.ts); tests lower it. */
+  readonly reconcileChunk?: number;
   /**
    * Commit on a worker thread (writer-thread.ts), so the event loop that serves reads never runs a commit.
    * Default false (CLI tools, unit tests); `matview serve` turns it on (WRITER_THREAD).
@@ -168,17 +173,24 @@ export class LmdbStore implements ViewReader {
     this.published = this.seq;
     this.handles = new GenerationHandles(this.env, this.meta, this.registry);
     const shadowId = this.meta.get('shadowGeneration');
+    const retiringId = this.meta.get('retiringGeneration');
     this.generations = new Generations({
       env: this.env,
       meta: this.meta,
       registry: this.registry,
       active: this.handles.get(committedActiveGeneration(this.meta)),
       shadow: shadowId === undefined ? undefined : this.handles.get(Number(shadowId)),
+      retiring: retiringId === undefined ? undefined : this.handles.get(Number(retiringId)),
       handles: this.handles,
       publish: (event) => this.publish(event),
-      decode: (bytes) => this.reads.decode(bytes),
+      decode: (bytes, userId) => this.reads.decode(bytes, userId),
+      ...(options.reconcileChunk === undefined ? {} : { reconcileChunk: options.reconcileChunk }),
+      onReconcileError: this.onListenerError,
     });
-    this.reads = new StoreReads(() => this.generations.active);
+    this.reads = new StoreReads(
+      () => this.generations.active,
+      () => this.generations.retiring,
+    );
     this.requests = new StoreRequests(this.env, this.meta);
     const maxRecords = options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
     this.writer =
@@ -221,7 +233,12 @@ export class LmdbStore implements ViewReader {
       if (this.meta.get('instanceId') === undefined) this.meta.putSync('instanceId', randomUUID());
       const id = Number(this.meta.get('nextGeneration') ?? '1');
       const first = Generations.newInfo(id, this.registry, 'active', legacy ? 'store-format' : 'initial');
-      for (const key of ['shadowGeneration', 'viewVersion', ...(legacy ? ['sequence'] : [])])
+      for (const key of [
+        'shadowGeneration',
+        'retiringGeneration',
+        'viewVersion',
+        ...(legacy ? ['sequence'] : []),
+      ])
         this.meta.removeSync(key);
       if (legacy) for (let g = 0; g < id; g++) this.meta.removeSync(genKey(g));
       this.meta.putSync(genKey(id), JSON.stringify(first));
@@ -239,6 +256,10 @@ export class LmdbStore implements ViewReader {
 
   getUserJson(userId: string): Buffer | undefined {
     return this.reads.getUserJson(userId);
+  }
+
+  getUserJsonVersioned(userId: string): { readonly json: Buffer; readonly sequence: string } | undefined {
+    return this.reads.getUserJsonVersioned(userId);
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
@@ -487,6 +508,11 @@ export class LmdbStore implements ViewReader {
     return this.generations.trySwap(shadow, required);
   }
 
+  /** Resolves once the last swap is reconciled: every value has its final version (versions.ts). */
+  reconciled(): Promise<void> {
+    return this.generations.reconciled();
+  }
+
   /** Drops databases of generations and view builds nothing refers to (left by a crash). */
   collectGarbage(): Promise<number[]> {
     return this.generations.collectGarbage();
@@ -530,6 +556,7 @@ export class LmdbStore implements ViewReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.generations.close(); // a swap's reconciliation stops after its current chunk; the next start finishes it
     await this.writer?.close();
     await this.env.close();
   }

@@ -5,18 +5,23 @@
  */
 import type { Database } from 'lmdb';
 import { restJsonOf, decodeUnversioned, decodeView } from '../views/codec.js';
-import { topOf, type Ranking } from '../views/top-users.js';
-import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
-import type { IndexSpace, KvSpace } from '../views/types.js';
+import { TOP_USERS, topOf, type Ranking } from '../views/top-users.js';
+import { TOTALS, TOTALS_KEY, totals as totalsView, type TotalsValue } from '../views/totals.js';
+import type { IndexSpace, SpaceSpec } from '../views/types.js';
 import {
   USER_INFORMATION,
+  userInformation,
   type Counts,
   type Profile,
   type UserInformation,
-  type ViewVersion,
 } from '../views/user-information.js';
 import type { Generation } from './generation.js';
-import { TOP_USERS } from '../views/top-users.js';
+import { readAcrossSwap } from './versions.js';
+
+type KvSpec = Extract<SpaceSpec, { kind: 'kv' }>;
+
+/** How a stored version JSON starts (`JSON.stringify(version)`, first key `sequence`; see `sequenceOf`). */
+const SEQUENCE_PREFIX = Buffer.from('{"sequence":"', 'latin1');
 
 /** UserInformation as the API reads it (`user`, `users`, REST, the fast path, subscriptions' snapshots). */
 export interface UserReader {
@@ -24,6 +29,11 @@ export interface UserReader {
   getUser(userId: string): UserInformation | undefined;
   /** Seed 002's JSON object for `GET /users/:id`, ready to send (UTF-8 bytes), or undefined. */
   getUserJson(userId: string): Buffer | undefined;
+  /**
+   * `getUserJson` plus the view's `version.sequence` as `getUser` reports it (what the REST route's ETag is
+   * made of), without decoding the rest of the version.
+   */
+  getUserJsonVersioned(userId: string): { readonly json: Buffer; readonly sequence: string } | undefined;
   /** One batched read for many ids; same order, undefined for unknown ids. */
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[];
   /** Like `getUsers` without the `version` (about half the decoding): for selections that do not ask for it. */
@@ -41,7 +51,14 @@ export interface DashboardReader {
 }
 
 export class StoreReads implements UserReader, DashboardReader {
-  constructor(private readonly active: () => Generation) {}
+  /**
+   * `retiring`: the generation the last swap replaced, until that swap is reconciled (versions.ts): values
+   * written before the swap read as they did there when the swap left them equal.
+   */
+  constructor(
+    private readonly active: () => Generation,
+    private readonly retiring: () => Generation | undefined,
+  ) {}
 
   private views(): Database<Buffer, string> {
     return this.active().db(USER_INFORMATION, 'views');
@@ -49,36 +66,52 @@ export class StoreReads implements UserReader, DashboardReader {
 
   getUser(userId: string): UserInformation | undefined {
     const bytes = this.views().getBinaryFast(userId);
-    return bytes === undefined ? undefined : this.decode(bytes);
+    return bytes === undefined ? undefined : this.decode(bytes, userId);
   }
 
-  /**
-   * A view of the active generation. A view last written before the generation was swapped in reports the
-   * swap commit as its version: that commit is what made it visible, and it keeps every user's
-   * `version.sequence` increasing across a swap (the sequence subscriptions order events by).
-   */
-  decode(bytes: Buffer): UserInformation {
-    return this.floored(decodeView(bytes));
-  }
-
-  /** `value` with the swap commit as its version when it was last changed before the swap (see `decode`). */
-  private floored<V extends { readonly version: ViewVersion }>(value: V): V {
-    const generation = this.active();
-    const floor = generation.floor;
-    if (floor === undefined || BigInt(value.version.sequence) >= floor) return value;
-    return {
-      ...value,
-      version: {
-        ...value.version,
-        sequence: floor.toString(),
-        appliedAt: generation.info.activatedAt ?? value.version.appliedAt,
-      },
-    };
+  /** A stored view of the active generation as readers see it (a swap's version rule: versions.ts). */
+  decode(bytes: Buffer, userId: string): UserInformation {
+    return readAcrossSwap(
+      this.active(),
+      this.retiring(),
+      userInformation,
+      'views',
+      userId,
+      bytes,
+      decodeView(bytes),
+    );
   }
 
   getUserJson(userId: string): Buffer | undefined {
     const bytes = this.views().getBinary(userId);
     return bytes === undefined ? undefined : restJsonOf(bytes);
+  }
+
+  getUserJsonVersioned(userId: string): { readonly json: Buffer; readonly sequence: string } | undefined {
+    const bytes = this.views().getBinary(userId);
+    if (bytes === undefined) return undefined;
+    return { json: restJsonOf(bytes), sequence: this.sequenceOf(bytes, userId) };
+  }
+
+  /**
+   * The `version.sequence` a stored view reads as: taken from the version JSON's first key without parsing
+   * the rest when it is plain digits at or above the swap floor, else from the view decoded as `getUser` does.
+   */
+  private sequenceOf(bytes: Buffer, userId: string): string {
+    const start = 4 + bytes.readUInt32LE(0);
+    const at = start + SEQUENCE_PREFIX.length;
+    const end = bytes.indexOf(0x22 /* " */, at);
+    // A uint64 is at most 20 digits.
+    if (
+      end !== -1 &&
+      end - at <= 20 &&
+      bytes.compare(SEQUENCE_PREFIX, 0, SEQUENCE_PREFIX.length, start, at) === 0
+    ) {
+      const stored = bytes.toString('latin1', at, end);
+      const floor = this.active().floor;
+      if (/^\d+$/.test(stored) && (floor === undefined || BigInt(stored) >= floor)) return stored;
+    }
+    return this.decode(bytes, userId).version.sequence;
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
@@ -101,9 +134,11 @@ export class StoreReads implements UserReader, DashboardReader {
     return topOf(this.active().spaces(TOP_USERS)['rank'] as IndexSpace, ranking, limit);
   }
 
-  /** The totals, with the swap's version floor like a user's view: their sequence never steps back either. */
+  /** The totals, with a swap's version rule like a user's view: their sequence never steps back either. */
   totals(): TotalsValue | undefined {
-    const totals = (this.active().spaces(TOTALS)['totals'] as KvSpace<TotalsValue>).get(TOTALS_KEY);
-    return totals === undefined ? undefined : this.floored(totals);
+    const bytes = this.active().db(TOTALS, 'totals').getBinary(TOTALS_KEY);
+    if (bytes === undefined) return undefined;
+    const value = (totalsView.spaces['totals'] as KvSpec).codec.decode(bytes) as TotalsValue;
+    return readAcrossSwap(this.active(), this.retiring(), totalsView, 'totals', TOTALS_KEY, bytes, value);
   }
 }

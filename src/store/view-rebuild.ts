@@ -13,7 +13,8 @@
  *    commit and the new one from it.
  *
  * A value rebuilt this way names, as its `version.source`, a current row that moved it in the replay (rows
- * keep the offset and time of the newest record that set them), and the switch commit as its sequence.
+ * keep the offset and time of the newest record that set them), and the switch commit as its sequence;
+ * unless it is equal to the value it replaces, whose version it then keeps (versions.ts).
  *
  * Runs while nothing else commits (at start, before the feed); a crash in between leaves the old builds
  * serving and unreferenced new databases that the next start drops.
@@ -31,6 +32,7 @@ import type {
 } from '../views/types.js';
 import type { Generation, GenerationInfo, ViewBuild } from './generation.js';
 import type { StoredRow } from './row-codec.js';
+import { keepUnchangedVersions } from './versions.js';
 import { genKey } from './write.js';
 
 export interface ViewRebuildOptions {
@@ -114,6 +116,21 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
       replayed += page.length;
       options.onProgress?.(replayed);
     }
+  }
+
+  // A rebuilt value equal to the one it replaces keeps that one's version (versions.ts): nothing else
+  // commits meanwhile, so the old build is what readers see.
+  for (const v of plan.rebuild) {
+    const old = info.views[v.name];
+    if (old === undefined) continue;
+    for (const space of Object.keys(v.versioned ?? {}))
+      await keepUnchangedVersions(
+        v,
+        space,
+        generation.buildDb(v.name, old.build, space),
+        generation.buildDb(v.name, builds.get(v.name)!, space),
+        { commit: async (_what, action) => void (await env.transaction(action)), chunk: chunkRows },
+      );
   }
 
   const replaced = new Map<string, ViewBuild | undefined>();

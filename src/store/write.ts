@@ -3,7 +3,8 @@
  * records it reads there (the sequence, the active generation, each generation's info).
  *
  * Meta keys: `instanceId`, `sequence` (commit counter shared by all generations, so it only grows across
- * swaps), `activeGeneration`, `shadowGeneration`, `nextGeneration`, `generation:<id>` (GenerationInfo),
+ * swaps), `activeGeneration`, `shadowGeneration`, `retiringGeneration` (the generation a swap replaced, until
+ * the swap is reconciled: versions.ts), `nextGeneration`, `generation:<id>` (GenerationInfo),
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';

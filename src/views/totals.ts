@@ -57,6 +57,11 @@ function applyTotals(input: ApplyInput, spaces: Spaces): Applied {
   return { event: new Map([[TOTALS_KEY, next]]) };
 }
 
+/** Equal totals, whatever their versions. */
+function sameTotals(a: TotalsValue, b: TotalsValue): boolean {
+  return a.users === b.users && a.tweets === b.tweets && a.follows === b.follows && a.likes === b.likes;
+}
+
 export const totals: ViewModule = {
   name: TOTALS,
   version: TOTALS_VERSION,
@@ -65,16 +70,11 @@ export const totals: ViewModule = {
   dependsOn: [],
   spaces: { totals: { kind: 'kv', codec: json as ValueCodec<unknown> } },
   apply: applyTotals,
+  versioned: { totals: (a, b) => sameTotals(json.decode(a), json.decode(b)) },
   swapEvent(before, after) {
     const t0 = (before['totals'] as KvSpace<TotalsValue>).get(TOTALS_KEY);
     const t1 = (after['totals'] as KvSpace<TotalsValue>).get(TOTALS_KEY);
     if (t1 === undefined) return undefined;
-    const same =
-      t0 !== undefined &&
-      t0.users === t1.users &&
-      t0.tweets === t1.tweets &&
-      t0.follows === t1.follows &&
-      t0.likes === t1.likes;
-    return same ? undefined : new Map([[TOTALS_KEY, t1]]);
+    return t0 !== undefined && sameTotals(t0, t1) ? undefined : new Map([[TOTALS_KEY, t1]]);
   },
 };

@@ -120,6 +120,14 @@ export interface ViewModule {
    */
   swapEvent?(before: Spaces, after: Spaces): ReadonlyMap<string, unknown> | undefined;
   /**
+   * The KV spaces whose values carry the `version` readers are served (`{ version: ViewVersion, … }`), each
+   * with how to tell two stored values apart ignoring that version (bytes as the space's codec wrote them).
+   * A generation swap or a view rebuild that recomputes a value equal to the one it replaces keeps the old
+   * value, version included: an unchanged value neither advances its `version.sequence` nor is pushed
+   * (store/versions.ts).
+   */
+  readonly versioned?: Readonly<Record<string, (a: Buffer, b: Buffer) => boolean>>;
+  /**
    * `matview verify`: what differs between a stored value (`actual`, undefined when missing) and the value
    * recomputed from the rows (`expected`, undefined when there should be none), one readable line each;
    * empty when they agree. Versions are not compared (a recomputed value has no history). Without it,

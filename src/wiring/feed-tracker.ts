@@ -4,7 +4,14 @@
  * - ready: every partition reached the end offsets seen at start; afterwards it drops back to not ready
  *   while the total lag stays above READY_MAX_LAG for READY_LAG_GRACE_MS, and while a recovery rebuild
  *   (offset out of range) has not swapped in yet;
- * - live: the feed loop is not crashed and not stalled (records waiting, no batch handled for LIVE_STALL_MS);
+ * - during a broker outage (the source retrying) a replica that has caught up stays ready and serves its
+ *   last state (READY_DURING_FEED_OUTAGE, default true): every replica sees the same outage, and taking them
+ *   all out of rotation at once stops reads although each holds a good, slightly stale view. The staleness
+ *   shows instead: `feedDownSeconds` in feedStatus, `extensions.asOf.lagRecords` null (the lag is unknown),
+ *   `matview_feed_up` 0 and the MatviewServingStale alert. `false` restores not-ready during an outage;
+ * - live: the feed loop is not crashed and not stalled (records waiting, no batch handled for LIVE_STALL_MS,
+ *   while the source answers: a restart cannot bring a broker back, and a restarted replica cannot start
+ *   without one);
  * - lag per partition (high watermark − next offset) and freshness, exported as metrics.
  * High watermarks come from every fetched batch and from a periodic `endOffsets`, so lag is visible even
  * when the consumer fetches nothing.
@@ -33,6 +40,8 @@ export interface FeedTrackerOptions {
   readonly stallMs: number;
   /** Dead-letter messages waiting in the store's outbox (feedStatus and `matview_dlq_outbox_records`). */
   readonly deadLettersWaiting?: () => number;
+  /** READY_DURING_FEED_OUTAGE: stay ready (once caught up) while the source is retrying. Default true. */
+  readonly readyDuringOutage?: boolean;
   /** Clock, injectable for tests. */
   readonly now?: () => number;
 }
@@ -56,6 +65,10 @@ export class FeedTracker implements FeedMonitor {
   private lagging = false;
   private stalled = false;
   private blockedBy: string | undefined;
+  /** Total lag as of the last evaluation; null while no partition's high watermark is known. */
+  private totalLag: number | null = null;
+  /** Since when the source has been retrying (broker unreachable), undefined while it answers. */
+  private downSince: number | undefined;
 
   constructor(private readonly options: FeedTrackerOptions) {
     this.store = options.store;
@@ -66,6 +79,7 @@ export class FeedTracker implements FeedMonitor {
     this.lastProgressAt = this.now();
     this.metrics.ready.set(0);
     this.metrics.live.set(1);
+    this.metrics.feedUp.set(1);
     this.metrics.lastProgressSeconds.set(this.lastProgressAt / 1000);
   }
 
@@ -129,7 +143,12 @@ export class FeedTracker implements FeedMonitor {
       this.logger.info({ sequence: this.store.sequence().toString() }, 'caught up: ready');
     }
     const totalLag = partitions.reduce((n, p) => n + (p.lag === null ? 0n : BigInt(p.lag)), 0n);
-    if (totalLag > BigInt(this.options.maxLag)) this.lagAboveSince ??= now;
+    this.totalLag = partitions.some((p) => p.lag !== null) ? Number(totalLag) : null;
+    const state = this.source.status().state;
+    const down = state === 'retrying' || state === 'crashed';
+    // While the brokers are unreachable the lag is the last one seen, not a measure: READY_MAX_LAG waits
+    // for fresh high watermarks (its grace period starts again when the source answers).
+    if (totalLag > BigInt(this.options.maxLag) && !down) this.lagAboveSince ??= now;
     else this.lagAboveSince = undefined;
     const lagging =
       this.caughtUp &&
@@ -144,9 +163,22 @@ export class FeedTracker implements FeedMonitor {
         );
       else this.logger.info({ lag: totalLag.toString() }, 'lag back within READY_MAX_LAG: ready');
     }
+    if (down !== (this.downSince !== undefined)) {
+      const since = this.downSince;
+      this.downSince = down ? now : undefined;
+      if (down)
+        this.logger.warn(
+          { state, reason: this.source.status().reason, ready: this.ready() },
+          this.caughtUp && this.options.readyDuringOutage !== false && state === 'retrying'
+            ? 'feed source unreachable: serving the last state (READY_DURING_FEED_OUTAGE)'
+            : 'feed source unreachable',
+        );
+      else this.logger.info({ downMs: now - (since ?? now) }, 'feed source answering again');
+    }
     // Stalled: records waiting and no batch handled for stallMs, counted from when they started waiting
-    // (an idle feed has nothing to handle; that is not a stall).
-    if (totalLag > 0n) this.waitingSince ??= now;
+    // (an idle feed has nothing to handle; that is not a stall), while the source answers (a feed waiting for
+    // its brokers is not stuck: restarting it cannot help).
+    if (totalLag > 0n && !down) this.waitingSince ??= now;
     else this.waitingSince = undefined;
     const stalled =
       this.waitingSince !== undefined &&
@@ -162,6 +194,7 @@ export class FeedTracker implements FeedMonitor {
     }
     this.metrics.ready.set(this.ready() ? 1 : 0);
     this.metrics.live.set(this.live() ? 1 : 0);
+    this.metrics.feedUp.set(down ? 0 : 1);
   }
 
   private reachedTargets(): boolean {
@@ -194,16 +227,25 @@ export class FeedTracker implements FeedMonitor {
     this.evaluate(partitions);
   }
 
-  /** Caught up, not lagging, not blocked, and the source is answering (a frozen cluster means stale reads). */
+  /**
+   * Caught up, not lagging, not blocked, not crashed; and, under READY_DURING_FEED_OUTAGE=false, the source is
+   * answering (see the module comment for why an outage does not make a caught-up replica unready by default).
+   */
   ready(): boolean {
     const state = this.source.status().state;
     return (
       this.caughtUp &&
       !this.lagging &&
       this.blockedBy === undefined &&
-      state !== 'retrying' &&
-      state !== 'crashed'
+      state !== 'crashed' &&
+      (state !== 'retrying' || this.options.readyDuringOutage !== false)
     );
+  }
+
+  /** Null while the source is unreachable: the last computed lag no longer says how far behind the view is. */
+  lagRecords(): number | null {
+    const state = this.source.status().state;
+    return state === 'retrying' || state === 'crashed' ? null : this.totalLag;
   }
 
   live(): boolean {
@@ -251,6 +293,11 @@ export class FeedTracker implements FeedMonitor {
       reason: this.reason(),
       partitions: this.partitions(),
       newestEventAgeSeconds: this.newestEventAgeSeconds(),
+      // From the state now, not the last evaluation (up to a second old): RETRYING always comes with a number.
+      feedDownSeconds:
+        status.state !== 'retrying' && status.state !== 'crashed'
+          ? null
+          : Math.max(0, (this.now() - (this.downSince ?? this.now())) / 1000),
       sequence: this.store.sequence().toString(),
       viewVersion: this.store.viewVersions()[USER_INFORMATION] ?? 0,
       deadLettersWaiting: this.options.deadLettersWaiting?.() ?? 0,

@@ -182,6 +182,7 @@ export async function startServer(
     lagGraceMs: config.ops.readyLagGraceMs,
     stallMs: config.ops.liveStallMs,
     deadLettersWaiting: () => store.outboxSize(),
+    readyDuringOutage: config.ops.readyDuringFeedOutage,
   });
   const gate = new HandoffGate();
   // Invalid records commit into the store's outbox with their batch; the drainer sends them on.
@@ -231,7 +232,15 @@ export async function startServer(
 
   // Subscribed to the store before the feed starts, so no commit is published without it.
   const live = createLiveHub({ store, metrics });
-  const api = createApiServer({ config, reader: store, feed: tracker, metrics, logger, live });
+  const api = createApiServer({
+    config,
+    reader: store,
+    commits: store,
+    feed: tracker,
+    metrics,
+    logger,
+    live,
+  });
   const websocket = attachLiveWebSocket({ api, config, logger });
   api.onClose(() => websocket.close());
   const { port } = await api.listen();

@@ -4,7 +4,7 @@
  * fast path reads with `getUsersUnversioned` when the selection has no `version`: still one read.)
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { gql, makeUser, useTestApi } from '../utils/testkit.js';
+import { asOfOf, gql, makeUser, useTestApi } from '../utils/testkit.js';
 
 const users = Array.from({ length: 150 }, (_, i) => makeUser(i + 1));
 // 200 ids: 150 known in shuffled order, 50 unknown interleaved.
@@ -42,6 +42,7 @@ describe.each([
     });
     expect(res.json()).toEqual({
       data: { a: [{ userId: '1' }, { userId: '2' }], b: [{ userId: '3' }, null], c: { userId: '4' } },
+      extensions: asOfOf(t),
     });
     expect(batchReads()).toBe(1);
   });
@@ -66,6 +67,7 @@ describe('_entities', () => {
           { userId: '5', tweetCount: 5 },
         ],
       },
+      extensions: asOfOf(t),
     });
     expect(t.reader.calls.getUsers).toBe(1);
     expect(t.reader.calls.getUsersIds[0]).toEqual(['5', 'nope', '7']);
@@ -78,6 +80,6 @@ describe('_entities', () => {
       query:
         '{ _entities(representations: [{__typename: "User", userId: "1"}]) { ... on User { username } } }',
     });
-    expect(res.json()).toEqual({ data: { _entities: [{ username: 'renamed' }] } });
+    expect(res.json()).toEqual({ data: { _entities: [{ username: 'renamed' }] }, extensions: asOfOf(t) });
   });
 });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_TOTALS } from '../../api/schema/dashboard-reads.js';
 import type { TotalsValue } from '../../src/views/totals.js';
-import { gql, makeUser, useTestApi, type TestApi } from '../utils/testkit.js';
+import { asOfOf, gql, makeUser, useTestApi, type TestApi } from '../utils/testkit.js';
 
 const users = [
   makeUser(1, undefined, { followerCount: 5, tweetCount: 1 }),
@@ -49,18 +49,25 @@ describe.each([
             { userId: '4', followerCount: 0 },
           ],
         },
+        extensions: asOfOf(t),
       },
     });
     const two = await gql(t.url, {
       query: 'query($by: UserRanking!, $n: Int) { topUsers(by: $by, limit: $n) { userId } }',
       variables: { by: 'TWEETS', n: 2 },
     });
-    expect(two.json()).toEqual({ data: { topUsers: [{ userId: '3' }, { userId: '1' }] } });
+    expect(two.json()).toEqual({
+      data: { topUsers: [{ userId: '3' }, { userId: '1' }] },
+      extensions: asOfOf(t),
+    });
   });
 
   it('totals before the first row are zeros with the empty version, then the stored totals', async () => {
     t.reader.totalsValue = undefined;
-    expect((await gql(t.url, { query: TOTALS_QUERY })).json()).toEqual({ data: { totals: EMPTY_TOTALS } });
+    expect((await gql(t.url, { query: TOTALS_QUERY })).json()).toEqual({
+      data: { totals: EMPTY_TOTALS },
+      extensions: asOfOf(t),
+    });
     expect(EMPTY_TOTALS.version).toEqual({
       sequence: '0',
       appliedAt: '1970-01-01T00:00:00.000Z',
@@ -68,7 +75,10 @@ describe.each([
       source: { topic: '', partition: -1, offset: '-1' },
     });
     t.reader.totalsValue = TOTALS;
-    expect((await gql(t.url, { query: TOTALS_QUERY })).json()).toEqual({ data: { totals: TOTALS } });
+    expect((await gql(t.url, { query: TOTALS_QUERY })).json()).toEqual({
+      data: { totals: TOTALS },
+      extensions: asOfOf(t),
+    });
   });
 
   it.each([
@@ -90,6 +100,7 @@ describe.each([
             extensions: { code: 'LIMIT_OUT_OF_RANGE' },
           },
         ],
+        extensions: asOfOf(t),
       },
     });
   });

@@ -5,7 +5,15 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { gql, http, makeUser, useTestApi, type TestApi, type TestResponse } from '../utils/testkit.js';
+import {
+  asOfOf,
+  gql,
+  http,
+  makeUser,
+  useTestApi,
+  type TestApi,
+  type TestResponse,
+} from '../utils/testkit.js';
 
 /** A logger whose error lines the test can read. */
 function capturingLogger() {
@@ -58,6 +66,7 @@ describe('in production', () => {
           },
         ],
         data: { user: null },
+        extensions: asOfOf(t),
       });
       const rest = await http(`${t.url}/users/1`);
       expect(rest.status).toBe(500);
@@ -79,6 +88,7 @@ describe('in production', () => {
           extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
         },
       ],
+      extensions: asOfOf(t),
     });
     const coercion = await gql(t.url, {
       query: 'query($id: ID!) { user(id: $id) { userId } }',

@@ -3,6 +3,7 @@
  * send for the same query over the same data, and whatever it cannot reproduce exactly it leaves to Apollo.
  */
 import { describe, expect, it } from 'vitest';
+import { createAsOfSource } from '../../api/consistency/as-of.js';
 import { createFastPath, type Variables } from '../../api/fast-path.js';
 import { knownResultType } from '../../api/http/negotiate.js';
 import { createOperationValidator } from '../../api/limits.js';
@@ -12,6 +13,7 @@ import type { FeedStatusSnapshot } from '../../api/feed-monitor.js';
 import { EMPTY_TOTALS } from '../../api/schema/dashboard-reads.js';
 import type { TotalsValue } from '../../src/views/totals.js';
 import {
+  asOfOf,
   FakeFeedMonitor,
   FakeViewReader,
   gql,
@@ -148,6 +150,7 @@ const config = testConfig();
 const schema = buildApiSchema();
 const reader = new FakeViewReader([...users, ...broken]);
 const feed = new FakeFeedMonitor();
+// Its own reader and feed, holding what the Apollo server's hold: `extensions.asOf` must come out the same.
 const fastPath = createFastPath({
   schema,
   reader,
@@ -155,12 +158,16 @@ const fastPath = createFastPath({
   validate: createOperationValidator(schema, config),
   maxTokens: config.limits.maxTokens,
   maxIds: config.limits.maxIds,
+  asOf: createAsOfSource(reader, feed),
 });
 
 describe('fast path vs Apollo', () => {
   const apollo = useTestApi({ users: [...users, ...broken], fastPath: false });
 
-  it.each(FAST_QUERIES)('%s: same bytes', async (_name, query, variables) => {
+  it.each(FAST_QUERIES)('%s: same bytes', async (name, query, variables) => {
+    // Both sides at the same commit; the lag takes turns between unknown, none and some.
+    expect(reader.sequence()).toBe(apollo.reader.sequence());
+    feed.lag = apollo.feed.lag = [null, 0, 12345678901][name.length % 3]!;
     const plan = fastPath.planFor(query, undefined);
     expect(plan, 'the fast path should serve this query').toBeDefined();
     const fast = plan?.run(variables);
@@ -173,7 +180,10 @@ describe('fast path vs Apollo', () => {
   it('answers the REST selection from the stored bytes, without decoding the view', () => {
     const plan = fastPath.planFor(`query($id: ID!) { user(id: $id) { ${REST_SELECTION} } }`, undefined);
     const before = { ...reader.calls };
-    expect(plan?.run({ id: '4' })).toBe(`{"data":{"user":${reader.getUserJson('4')!.toString()}}}\n`);
+    feed.lag = apollo.feed.lag = 3;
+    expect(plan?.run({ id: '4' })).toBe(
+      `{"data":{"user":${reader.getUserJson('4')!.toString()}},"extensions":{"asOf":{"sequence":"${reader.sequence()}","lagRecords":3}}}\n`,
+    );
     expect([reader.calls.getUser - before.getUser, reader.calls.getUserJson - before.getUserJson]).toEqual([
       0, 2,
     ]);
@@ -353,7 +363,7 @@ describe('fast path over HTTP', () => {
       variables: { id: '2' },
       operationName: 'Get',
     });
-    expect(res.json()).toEqual({ data: { user: { userId: '2' } } });
+    expect(res.json()).toEqual({ data: { user: { userId: '2' } }, extensions: asOfOf(fast) });
     expect(fast.reader.calls.getUsersUnversioned).toBe(1);
   });
 
@@ -371,6 +381,7 @@ describe('fast path over HTTP', () => {
             extensions: { code: 'INTERNAL_SERVER_ERROR' },
           },
         ],
+        extensions: asOfOf(fast),
       });
     } finally {
       fast.reader.failWith = undefined;

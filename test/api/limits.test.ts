@@ -8,7 +8,7 @@ import { Lexer, Source, TokenKind, parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { createOperationValidator } from '../../api/limits.js';
 import { buildApiSchema } from '../../api/schema/build.js';
-import { gql, makeUser, testConfig, useTestApi, type TestResponse } from '../utils/testkit.js';
+import { asOfOf, gql, makeUser, testConfig, useTestApi, type TestResponse } from '../utils/testkit.js';
 
 const env = {
   MAX_BODY_BYTES: '2000',
@@ -165,7 +165,8 @@ describe('request limits over HTTP', () => {
     const op = { query: '{ user(id: "1") { userId } }' };
     const ok = await gql(t.url, [op, op]);
     expect(ok.status).toBe(200);
-    expect(ok.json()).toEqual([{ data: { user: { userId: '1' } } }, { data: { user: { userId: '1' } } }]);
+    const one = { data: { user: { userId: '1' } }, extensions: asOfOf(t) };
+    expect(ok.json()).toEqual([one, one]);
     expectRefused(await gql(t.url, [op, op, op]), 400, 'BATCH_TOO_LARGE');
   });
 });

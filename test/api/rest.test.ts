@@ -1,9 +1,10 @@
 /**
  * The REST resource (seed 002), health, metrics and routing on the same port (CONTRACT.md §3).
  */
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { REST_FIELDS } from '../../src/views/user-information.js';
-import { gql, http, makeUser, seededRandom, useTestApi } from '../utils/testkit.js';
+import { asOfOf, gql, http, makeUser, seededRandom, useTestApi } from '../utils/testkit.js';
 
 const random = seededRandom(7);
 const users = [
@@ -58,6 +59,67 @@ describe('GET /users/:userId', () => {
   });
 });
 
+describe('GET /users/:userId conditional requests', () => {
+  const t = useTestApi({ users: [makeUser(1), makeUser(2)] });
+
+  it('tags each view with its version and answers If-None-Match with 304 until the view changes', async () => {
+    const first = await http(`${t.url}/users/1`);
+    const etag = first.headers.get('etag');
+    expect(etag).toMatch(/^"[\w-]+\.1001"$/);
+    expect(first.headers.get('cache-control')).toBe('no-cache');
+    for (const ifNoneMatch of [etag!, `W/${etag!}`, `"other", ${etag!}`, '*']) {
+      const again = await http(`${t.url}/users/1`, { headers: { 'if-none-match': ifNoneMatch } });
+      expect({
+        ifNoneMatch,
+        status: again.status,
+        body: again.text,
+        etag: again.headers.get('etag'),
+      }).toEqual({
+        ifNoneMatch,
+        status: 304,
+        body: '',
+        etag,
+      });
+    }
+    const head = await http(`${t.url}/users/1`, { method: 'HEAD', headers: { 'if-none-match': etag! } });
+    expect(head.status).toBe(304);
+    // Another user's tag, or a tag of another process, does not match.
+    const other = (await http(`${t.url}/users/2`)).headers.get('etag')!;
+    expect((await http(`${t.url}/users/1`, { headers: { 'if-none-match': other } })).status).toBe(200);
+    expect(
+      (await http(`${t.url}/users/1`, { headers: { 'if-none-match': etag!.replace(/^"[^.]+/, '"x') } }))
+        .status,
+    ).toBe(200);
+
+    t.reader.put(
+      makeUser(1, undefined, { tweetCount: 5, version: { ...makeUser(1).version, sequence: '2000' } }),
+    );
+    const changed = await http(`${t.url}/users/1`, { headers: { 'if-none-match': etag! } });
+    expect(changed.status).toBe(200);
+    expect(changed.json()).toMatchObject({ tweetCount: 5 });
+    expect(changed.headers.get('etag')).toBe(etag!.replace('.1001"', '.2000"'));
+  });
+
+  it('reads If-None-Match whatever the case of its name', async () => {
+    const etag = (await http(`${t.url}/users/1`)).headers.get('etag')!;
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = request(`${t.url}/users/1`, { headers: { 'IF-NONE-MATCH': etag } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(304);
+  });
+
+  it('never tags a 404', async () => {
+    const res = await http(`${t.url}/users/nobody`, { headers: { 'if-none-match': '*' } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('etag')).toBeNull();
+  });
+});
+
 describe('health', () => {
   const t = useTestApi();
 
@@ -107,6 +169,7 @@ describe('health', () => {
           ],
         },
       },
+      extensions: asOfOf(t),
     });
   });
 });
@@ -134,10 +197,10 @@ describe('metrics and routing', () => {
 
   it('wrong methods are 405 with Allow', async () => {
     const cases: [string, string, string][] = [
-      ['DELETE', '/users/1', 'GET, HEAD'],
-      ['POST', '/health/ready', 'GET, HEAD'],
+      ['DELETE', '/users/1', 'GET, HEAD, OPTIONS'],
+      ['POST', '/health/ready', 'GET, HEAD, OPTIONS'],
       ['PUT', '/metrics', 'GET, HEAD'],
-      ['PUT', '/graphql', 'GET, POST'],
+      ['PUT', '/graphql', 'GET, POST, OPTIONS'],
     ];
     for (const [method, path, allow] of cases) {
       const res = await http(`${t.url}${path}`, { method });
@@ -152,6 +215,6 @@ describe('metrics and routing', () => {
     const blocked = await http(url);
     expect(blocked.status).toBe(400);
     const res = await http(url, { headers: { 'apollo-require-preflight': '1' } });
-    expect(res.json()).toEqual({ data: { user: { userId: '1' } } });
+    expect(res.json()).toEqual({ data: { user: { userId: '1' } }, extensions: asOfOf(t) });
   });
 });

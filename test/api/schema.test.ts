@@ -58,8 +58,8 @@ const CONTRACT = /* GraphQL */ `
     feedStatus: FeedStatus!
   }
   type Subscription {
-    userChanged(id: ID!): UserChange!
-    usersChanged(ids: [ID!]!): UserChange!
+    userChanged(id: ID!, after: String): UserChange!
+    usersChanged(ids: [ID!]!, after: String): UserChange!
   }
   type UserChange {
     userId: ID!
@@ -168,6 +168,7 @@ describe('contract shape', () => {
       'reason: String',
       'partitions: [PartitionStatus!]!',
       'newestEventAgeSeconds: Float',
+      'feedDownSeconds: Float',
       'sequence: String!',
       'viewVersion: Int!',
       'deadLettersWaiting: Int!',

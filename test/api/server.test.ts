@@ -1,7 +1,7 @@
 /** Lifecycle of `createApiServer`: port 0, close hooks, and nothing listening after `close()`. */
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { http, startTestApi } from '../utils/testkit.js';
+import { asOfOf, http, startTestApi } from '../utils/testkit.js';
 
 describe('createApiServer lifecycle', () => {
   it('listens on a free port, runs close hooks, then stops accepting', async () => {
@@ -41,7 +41,10 @@ describe('createApiServer lifecycle', () => {
     await arrived;
     const closing = t.close();
     req.end(body.slice(10));
-    expect(await response).toEqual({ status: 200, text: '{"data":{"feedStatus":{"ready":true}}}\n' });
+    expect(await response).toEqual({
+      status: 200,
+      text: `{"data":{"feedStatus":{"ready":true}},"extensions":${JSON.stringify(asOfOf(t))}}\n`,
+    });
     await closing;
   });
 });

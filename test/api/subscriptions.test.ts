@@ -13,7 +13,7 @@ import { EMPTY_TOTALS } from '../../api/schema/dashboard-reads.js';
 import { createSharedSubscribe } from '../../api/shared-results.js';
 import { buildApiSchema } from '../../api/schema/build.js';
 import { createContextFactory } from '../../api/schema/context.js';
-import { FakeFeedMonitor, FakeViewReader, makeUser } from '../utils/testkit.js';
+import { FakeFeedMonitor, FakeViewReader, makeUser, userLive } from '../utils/testkit.js';
 
 const schema = buildApiSchema();
 
@@ -21,26 +21,18 @@ const schema = buildApiSchema();
 function scriptedLive(events: LiveUserChange[]) {
   const asked: (readonly string[])[] = [];
   let released = 0;
-  const live: LiveSource = {
-    subscribeUsers(ids) {
-      asked.push(ids);
-      return {
-        async *[Symbol.asyncIterator]() {
-          try {
-            for (const event of events) yield event;
-          } finally {
-            released++;
-          }
-        },
-      };
-    },
-    subscribeTopUsers: () => ({
-      [Symbol.asyncIterator]: () => ({ next: async () => ({ value: undefined, done: true }) }),
-    }),
-    subscribeTotals: () => ({
-      [Symbol.asyncIterator]: () => ({ next: async () => ({ value: undefined, done: true }) }),
-    }),
-  };
+  const live: LiveSource = userLive((ids) => {
+    asked.push(ids);
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (const event of events) yield event;
+        } finally {
+          released++;
+        }
+      },
+    };
+  });
   return { live, asked, released: () => released };
 }
 

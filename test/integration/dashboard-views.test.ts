@@ -63,7 +63,7 @@ describe('dashboard views on a real server', () => {
       first.url,
       '{ topUsers(by: FOLLOWERS) { userId } totals { users tweets follows likes version { sequence appliedAt eventTime source { topic partition offset } } } }',
     );
-    expect(empty).toEqual({ data: { topUsers: [], totals: EMPTY_TOTALS } });
+    expect(empty.data).toEqual({ topUsers: [], totals: EMPTY_TOTALS });
 
     await produceStream(topics, next, 3_000);
     await expectEqualsReference(first.url, topics);

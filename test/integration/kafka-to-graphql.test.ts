@@ -155,7 +155,10 @@ describe('Kafka changelogs to GraphQL', () => {
     );
 
     const single = await graphql(server.url, `{ user(id: "u1") { ${COUNTS} } }`);
-    expect(single).toEqual({ data: { user: expected(3).users[0] } });
+    const asOf = {
+      asOf: { sequence: String(server.running.store.sequence()), lagRecords: expect.any(Number) },
+    };
+    expect(single).toEqual({ data: { user: expected(3).users[0] }, extensions: asOf });
     expect(
       await graphql(
         server.url,
@@ -167,6 +170,6 @@ describe('Kafka changelogs to GraphQL', () => {
           }
         `,
       ),
-    ).toEqual({ data: { user: null } });
+    ).toEqual({ data: { user: null }, extensions: asOf });
   });
 });

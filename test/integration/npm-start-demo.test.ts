@@ -63,7 +63,10 @@ describe('npm start without Kafka', () => {
       url,
       `{ user(id: "${ids[0]}") { userId } }`,
     );
-    expect(one).toEqual({ data: { user: { userId: ids[0] } } });
+    expect(one).toEqual({
+      data: { user: { userId: ids[0] } },
+      extensions: { asOf: { sequence: expect.stringMatching(/^\d+$/), lagRecords: expect.any(Number) } },
+    });
 
     await eventually(
       async () => {

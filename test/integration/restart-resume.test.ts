@@ -169,7 +169,8 @@ describe('restart and replay', () => {
       45_000,
       'follows partitions read again to their end',
     );
-    expect(await graphql(second.url, UNVERSIONED, { ids: USERS })).toEqual(before);
+    // `extensions.asOf` moves on with the commits of the replay; the data does not.
+    expect((await graphql(second.url, UNVERSIONED, { ids: USERS })).data).toEqual(before.data);
     await second.close();
   });
 });

@@ -66,7 +66,7 @@ describe('a secured cluster', () => {
     );
     expect(status.ready).toBe(false);
     // Reads go on from the store.
-    expect(await graphql(url, '{ user(id: "u1") { userId } }')).toEqual({ data: { user: null } });
+    expect((await graphql(url, '{ user(id: "u1") { userId } }')).data).toEqual({ user: null });
     expect((await fetch(`${url}/users/u1`)).status).toBe(404);
     expect((await fetch(`${url}/health/live`)).status).toBe(200);
     expect((await fetch(`${url}/health/ready`)).status).toBe(503);

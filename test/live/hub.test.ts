@@ -3,6 +3,7 @@
  * order, the snapshot/delta race, conflation of unread changes, and index cleanup.
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import type { LiveUserChange } from '../../src/live/types.js';
 import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { createMetrics } from '../../src/ops/metrics.js';
@@ -155,8 +156,9 @@ class Reader<T = LiveUserChange> {
   }
 }
 
-/** A user subscription's reader. */
-const users = (hub: LiveHub, ids: readonly string[]): Reader => new Reader(hub.subscribeUsers(ids));
+/** A user subscription's reader; with `after`, a resumed one. */
+const users = (hub: LiveHub, ids: readonly string[], after?: bigint): Reader =>
+  new Reader(hub.subscribeUsers(ids, after === undefined ? undefined : { after }));
 
 function setup(deliverySlice?: number): {
   store: FakeStore;
@@ -219,13 +221,14 @@ describe('live hub', () => {
     store.commit({ a: 1, b: 1 });
     const finish = store.write({ a: 2 }); // commit 2 is readable, its listener has not run yet
     const r = users(hub, ['a', 'b']);
-    expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: 2, seq: '2' });
-    finish();
-    store.commit({ a: 3 });
+    // Snapshots leave in the order of the commits their states come from: b's (1), then a's (2).
     expect(await r.briefs()).toEqual([
       { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
-      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '3' },
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 2, seq: '2' },
     ]);
+    finish();
+    store.commit({ a: 3 });
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'UPDATED', tweets: 3, seq: '3' }]);
     await r.return();
   });
 
@@ -266,7 +269,8 @@ describe('live hub', () => {
       expect(hub.stats().pending).toBeLessThanOrEqual(ids.length);
     }
     // The read that was waiting took the very first change (c); then one event per user, the latest, in the
-    // order their first unread change arrived: c's next change came after everyone else's first.
+    // order of those latest changes' commits (a conflated change moves to the back): the mailbox leaves in
+    // commit order across users too, which resuming with `after` relies on.
     expect(brief((await r.takeWaiting()!).value as LiveUserChange)).toEqual({
       userId: 'c',
       kind: 'UPDATED',
@@ -274,7 +278,7 @@ describe('live hub', () => {
       seq: '1',
     });
     expect(await r.briefs()).toEqual(
-      ['e', 'b', 'd', 'a', 'c'].map((id) => ({
+      ['c', 'e', 'b', 'd', 'a'].map((id) => ({
         userId: id,
         kind: 'UPDATED',
         tweets: latest.get(id)!,
@@ -489,5 +493,180 @@ describe('live hub: state subscriptions (rankings, totals)', () => {
     store.commit({ c: 1 }, totalsAt(3, 3));
     expect(await r.available()).toEqual([totalsAt(3, 3)]);
     await r.return();
+  });
+});
+
+/** `brief` plus the commit the event's state is from (`change.sequence`: what a client resumes after). */
+const at = (c: LiveUserChange) => ({ ...brief(c), at: c.sequence?.toString() });
+
+describe('live hub, resuming with after', () => {
+  it('should queue snapshots in the order of the commits their states come from', async () => {
+    const { store, hub } = setup();
+    store.commit({ c: 1 }); // 1
+    store.commit({ a: 1 }); // 2
+    store.commit({ b: 1, d: 1 }); // 3
+    store.commit({ d: null }); // 4
+    const r = users(hub, ['d', 'b', 'a', 'never', 'c']);
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'c', kind: 'SNAPSHOT', tweets: 1, seq: '1', at: '1' },
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '2', at: '2' },
+      { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '3', at: '3' },
+      // Without a view: as of the read (the store keeps no trace of when a view went away).
+      { userId: 'd', kind: 'SNAPSHOT', tweets: null, seq: null, at: '4' },
+      { userId: 'never', kind: 'SNAPSHOT', tweets: null, seq: null, at: '4' },
+    ]);
+    await r.return();
+  });
+
+  it('should send the current state of users changed since after, nothing for unchanged views, never a SNAPSHOT', async () => {
+    const { store, hub } = setup();
+    for (const id of ['a', 'b', 'c', 'd']) store.commit({ [id]: 1 }); // 1-4
+    const first = users(hub, ['a', 'b', 'c', 'd']);
+    expect((await first.available()).map((e) => e.sequence)).toEqual([1n, 2n, 3n, 4n]);
+    await first.return(); // the socket drops after the last event, of commit 4
+    store.commit({ a: 2 }); // 5
+    store.commit({ c: null }); // 6
+    store.commit({ a: 3 }); // 7: a changed twice, only its latest state matters
+    const resumed = users(hub, ['a', 'b', 'c', 'd'], 4n);
+    expect((await resumed.available()).map(at)).toEqual([
+      // d's state is of commit 4 itself: resent, the drop may have come between two events of commit 4.
+      { userId: 'd', kind: 'UPDATED', tweets: 1, seq: '4', at: '4' },
+      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '7', at: '7' },
+      { userId: 'c', kind: 'DELETED', tweets: null, seq: null, at: '7' },
+    ]);
+    store.commit({ b: 7 }); // 8: b was unchanged, so it is watched from the read on
+    expect((await resumed.available()).map(at)).toEqual([
+      { userId: 'b', kind: 'UPDATED', tweets: 7, seq: '8', at: '8' },
+    ]);
+    await resumed.return();
+  });
+
+  it('should resend nothing to a one-user subscription resumed after its last event', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1, b: 1 }); // 1
+    const r = users(hub, ['a'], 1n);
+    expect(await r.available()).toEqual([]);
+    store.commit({ a: null }); // 2
+    const gone = users(hub, ['a'], 1n);
+    expect((await gone.available()).map(at)).toEqual([
+      { userId: 'a', kind: 'DELETED', tweets: null, seq: null, at: '2' },
+    ]);
+    expect(await users(hub, ['a'], 2n).available()).toEqual([]);
+    await r.return();
+    await gone.return();
+  });
+
+  it('should resend a user without a view as DELETED once anything was committed since after, never lose a deletion', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1 }); // 1
+    store.commit({ b: null }); // 2
+    const unchanged = users(hub, ['a', 'b'], 2n);
+    // b's state is as of the read (2): with several users, the users of the commit resumed after are resent.
+    expect((await unchanged.available()).map(brief)).toEqual([
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null },
+    ]);
+    store.commit({ z: 1 }); // 3: b did not change, but the store cannot tell
+    const later = users(hub, ['a', 'b'], 2n);
+    expect((await later.available()).map(at)).toEqual([
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '3' },
+    ]);
+    expect(await users(hub, ['a'], 3n).available()).toEqual([]);
+    await unchanged.return();
+    await later.return();
+  });
+
+  it('should take an after this store has not reached as another store’s and send SNAPSHOTs', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1 });
+    const r = users(hub, ['a'], 99n);
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '1', at: '1' },
+    ]);
+    await r.return();
+  });
+
+  it('should not send a view twice when it was readable but not yet published at the resume', async () => {
+    const { store, hub } = setup();
+    store.commit({ a: 1 }); // 1
+    store.commit({ b: 1 }); // 2
+    const finish = store.write({ a: 2, b: null }); // commit 3 readable, its listener has not run yet
+    const r = users(hub, ['a', 'b'], 2n);
+    expect((await r.available()).map(at)).toEqual([
+      // b reads as absent as of sequence() = 2 (point 3 of the hub's comment): its DELETED of 3 follows.
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '2' },
+      { userId: 'a', kind: 'UPDATED', tweets: 2, seq: '3', at: '3' },
+    ]);
+    finish(); // a's delta of commit 3 is not newer than what was read: dropped
+    store.commit({ a: 3 });
+    expect((await r.available()).map(at)).toEqual([
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '3' },
+      { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '4', at: '4' },
+    ]);
+    await r.return();
+  });
+
+  it('should never miss a final state, over random commits and sockets dropped part-way through what was sent', async () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const random = prng(seed);
+      const { store, hub } = setup();
+      const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+      const received: LiveUserChange[] = [];
+      /** The commit of the last event received: what the client resumes after. */
+      let after: bigint | undefined;
+      /** The `after` the current reader was opened with. */
+      let resumedAfter: bigint | undefined;
+      let reader = users(hub, ids);
+      let drops = 0;
+      let repeats = 0;
+      const receive = (events: readonly LiveUserChange[]): void => {
+        for (const e of events) {
+          const previous = received.findLast((p) => p.userId === e.userId);
+          // Commits a user's states come from never step back.
+          expect(previous === undefined || e.sequence! >= previous.sequence!, `seed ${seed}`).toBe(true);
+          const same =
+            previous !== undefined &&
+            (e.sequence === previous.sequence || (e.user === null && previous.user === null));
+          if (same) {
+            repeats++;
+            // Only ever for users of the very commit the subscription resumed after, or a user without a view.
+            expect(e.sequence === resumedAfter || e.user === null, `seed ${seed}`).toBe(true);
+          }
+          received.push(e);
+          after = e.sequence;
+        }
+      };
+      for (let step = 0; step < 400; step++) {
+        const r = random();
+        if (r < 0.55) {
+          const changes: Record<string, number | null> = {};
+          for (const id of ids) if (random() < 0.3) changes[id] = random() < 0.15 ? null : step;
+          if (Object.keys(changes).length > 0) store.commit(changes);
+        } else if (r < 0.85) {
+          receive(await reader.available());
+        } else {
+          // The socket drops: the server sent these, the client got only the first `k`.
+          const sent = await reader.available();
+          receive(sent.slice(0, Math.floor(random() * (sent.length + 1))));
+          await reader.return();
+          drops++;
+          resumedAfter = after;
+          reader = users(hub, ids, after);
+          receive(await reader.available());
+        }
+      }
+      receive(await reader.available());
+      await reader.return();
+      expect(drops).toBeGreaterThan(5);
+      expect(repeats).toBeGreaterThan(0);
+      for (const id of ids) {
+        // No missed final state: the last state received is the store's.
+        const last = received.findLast((e) => e.userId === id);
+        expect({ seed, id, tweets: last?.user?.tweetCount ?? null }).toEqual({
+          seed,
+          id,
+          tweets: store.views.get(id)?.tweetCount ?? null,
+        });
+      }
+    }
   });
 });

@@ -251,6 +251,7 @@ describe('bearer tokens (WS_AUTH_TOKENS)', () => {
     const first = await ok.waitFor((m) => m['id'] === '1', 'the snapshot');
     expect(first['payload']).toEqual({
       data: { userChanged: { userId: 'nobody', kind: 'SNAPSHOT', user: null } },
+      extensions: { asOf: { sequence: String(guarded.running.store.sequence()), lagRecords: 0 } },
     });
     ok.close();
   });

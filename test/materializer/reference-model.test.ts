@@ -218,6 +218,39 @@ describe('commit body against the reference model', () => {
     expect(checks).toBeGreaterThan(3000);
   });
 
+  it('should name in each commit event exactly the users whose view changed, and leave the others as they were, version included', () => {
+    // No empty pushes: a batch that cancels out for a user (a follow created and deleted, a row moved away
+    // and back, a rename undone) neither names it in the event nor advances its version.
+    let untouched = 0;
+    for (let seed = 1; seed <= 200; seed++) {
+      const { deliveries } = randomChangelog(seed);
+      const ids = expected(deliveries).ids;
+      const state = new MemoryState(registry);
+      const views = state.kv<Record<string, unknown>>('user-information', 'views');
+      const rnd = prng(seed * 104_729);
+      let sequence = 0n;
+      for (let i = 0; i < deliveries.length;) {
+        const batch = deliveries.slice(i, i + 1 + Math.floor(rnd() * 12));
+        i += batch.length;
+        const before = new Map(ids.map((id) => [id, structuredClone(views.get(id))]));
+        const shown = new Map(ids.map((id) => [id, JSON.stringify(viewOf(state, id))]));
+        sequence++;
+        const outcome = commitBatch(state, plan, commitInput(batch.map(toRecord)), sequence, 0);
+        const event = outcome.events.get('user-information') ?? new Map<string, unknown>();
+        for (const id of ids) {
+          const moved = JSON.stringify(viewOf(state, id)) !== shown.get(id);
+          expect({ seed, sequence, id, named: event.has(id) }).toEqual({ seed, sequence, id, named: moved });
+          if (!moved) {
+            expect(views.get(id)).toEqual(before.get(id));
+            if (batch.some((r) => r.value !== 'truncate' && JSON.stringify(r.value ?? '').includes(id)))
+              untouched++;
+          }
+        }
+      }
+    }
+    expect(untouched).toBeGreaterThan(1000);
+  });
+
   it('should change nothing when any prefix of a partition is replayed into the final state', () => {
     for (let seed = 1; seed <= 100; seed++) {
       const { records, deliveries } = randomChangelog(seed);
@@ -270,6 +303,31 @@ describe('commit semantics', () => {
       likeCount: 1,
       version: { sequence: '2', source: { topic: 'users', partition: 0, offset: '0' } },
     });
+  });
+
+  it('should publish nothing and keep the versions when one batch creates and deletes a follow, or moves a tweet away and back', () => {
+    const s = new MemoryState(registry);
+    apply(
+      s,
+      1n,
+      rec('users', 'a', { username: 'a' }, 0),
+      rec('users', 'b', { username: 'b' }, 1),
+      rec('tweets', 't1', { userId: 'b' }, 0),
+    );
+    const views = s.kv<Record<string, unknown>>('user-information', 'views');
+    const before = structuredClone([views.get('a'), views.get('b')]);
+    const e = apply(
+      s,
+      2n,
+      rec('follows', 'f1', { followerId: 'a', followeeId: 'b' }, 0),
+      rec('follows', 'f1', null, 1),
+      rec('tweets', 't1', { userId: 'a' }, 1),
+      rec('tweets', 't1', { userId: 'b' }, 2),
+      rec('users', 'a', { username: 'renamed' }, 2),
+      rec('users', 'a', { username: 'a' }, 3),
+    );
+    expect([...e.keys()]).toEqual([]);
+    expect([views.get('a'), views.get('b')]).toEqual(before);
   });
 
   it('should hide a deleted user but keep the counts for when the user comes back', () => {

@@ -12,10 +12,13 @@ import { commitInput } from '../utils/changes.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { tempDir } from '../utils/tmp.js';
 
-function setup() {
+function setup(options: { readyDuringOutage?: boolean } = {}) {
   let now = 1_000_000;
   let ends: PartitionPosition[] = [{ topic: 't', partition: 0, next: '100' }];
-  const status: FeedStatus = { state: 'running', lastActivityAt: 0 };
+  const status: { -readonly [K in keyof FeedStatus]: FeedStatus[K] } = {
+    state: 'running',
+    lastActivityAt: 0,
+  };
   const source: FeedSource = {
     kind: 'kafka',
     start: async () => undefined,
@@ -35,6 +38,7 @@ function setup() {
     lagGraceMs: 5_000,
     stallMs: 30_000,
     now: () => now,
+    ...options,
   });
   const applyTo = async (next: number) => {
     await store.applyBatch(commitInput([], [{ topic: 't', partition: 0, next: String(next) }]));
@@ -45,6 +49,7 @@ function setup() {
     store,
     metrics,
     tracker,
+    status,
     applyTo,
     advance: (ms: number) => (now += ms),
     setEnd: (next: number) => (ends = [{ topic: 't', partition: 0, next: String(next) }]),
@@ -125,6 +130,74 @@ describe('FeedTracker', () => {
     expect(t.tracker.reason()).toMatch(/^feed stalled/);
     await t.applyTo(110);
     expect(t.tracker.live()).toBe(true);
+    await t.store.close();
+  });
+
+  it('should stay ready once caught up while the brokers are unreachable, and show the outage instead', async () => {
+    const t = setup();
+    const gauge = async (m: 'ready' | 'feedUp' | 'live') => (await t.metrics[m].get()).values[0]?.value;
+    t.tracker.setTargets([{ topic: 't', partition: 0, next: '100' }]);
+    await t.applyTo(95); // 5 records waiting when the outage starts
+    t.status.state = 'retrying';
+    t.status.reason = 'connect ECONNREFUSED';
+    t.tracker.refreshMetrics();
+    // The first catch-up still gates readiness, outage or not.
+    expect({ ready: t.tracker.ready(), lag: t.tracker.lagRecords() }).toEqual({ ready: false, lag: null });
+    t.status.state = 'running';
+    await t.applyTo(100);
+    expect({ ready: t.tracker.ready(), lag: t.tracker.lagRecords(), up: await gauge('feedUp') }).toEqual({
+      ready: true,
+      lag: 0,
+      up: 1,
+    });
+    // Unreachable again, with records waiting: ready, live (no stall: a restart cannot bring brokers back).
+    t.setEnd(120);
+    await t.tracker.refreshHighWatermarks();
+    t.status.state = 'retrying';
+    t.tracker.refreshMetrics();
+    t.advance(90_000);
+    t.tracker.refreshMetrics();
+    expect({
+      ready: t.tracker.ready(),
+      live: t.tracker.live(),
+      lag: t.tracker.lagRecords(),
+      down: t.tracker.snapshot().feedDownSeconds,
+      reason: t.tracker.snapshot().reason,
+      gauges: [await gauge('ready'), await gauge('live'), await gauge('feedUp')],
+    }).toEqual({
+      ready: true,
+      live: true,
+      lag: null,
+      down: 90,
+      reason: 'feed retrying: connect ECONNREFUSED',
+      gauges: [1, 1, 0],
+    });
+    // A recovery rebuild still takes it out of rotation.
+    t.tracker.block('rebuilding');
+    expect(t.tracker.ready()).toBe(false);
+    t.tracker.unblock();
+    // Back: the outage ends.
+    t.status.state = 'running';
+    await t.applyTo(120);
+    expect({
+      ready: t.tracker.ready(),
+      down: t.tracker.snapshot().feedDownSeconds,
+      up: await gauge('feedUp'),
+    }).toEqual({ ready: true, down: null, up: 1 });
+    await t.store.close();
+  });
+
+  it('should turn not ready during an outage with READY_DURING_FEED_OUTAGE=false (the former behaviour)', async () => {
+    const t = setup({ readyDuringOutage: false });
+    t.tracker.setTargets([{ topic: 't', partition: 0, next: '100' }]);
+    await t.applyTo(100);
+    expect(t.tracker.ready()).toBe(true);
+    t.status.state = 'retrying';
+    t.tracker.refreshMetrics();
+    expect({ ready: t.tracker.ready(), gauge: (await t.metrics.ready.get()).values[0]?.value }).toEqual({
+      ready: false,
+      gauge: 0,
+    });
     await t.store.close();
   });
 });

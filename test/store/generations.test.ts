@@ -36,6 +36,7 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await v1.close();
     const store = openStore({ ...mode, path });
     const old = store.getUser('u1');
+    const oldTotals = store.totals();
     // Summarized inside the listener: a swap's event reads both generations and is valid only during the call.
     const events: [bigint, string[], number | undefined][] = [];
     store.onCommit((e: CommitEvent) =>
@@ -94,12 +95,22 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       to: 2,
       sequence: true,
     });
-    // Same counts, produced by the shadow's own commits.
-    expect({ ...store.getUser('u1'), version: undefined }).toEqual({ ...old, version: undefined });
-    // Views written before the swap read as changed by it: sequences never step back across a swap.
-    expect(store.getUser('u1')!.version.sequence).toBe(String(swap.sequence));
+    // Same counts, produced by the shadow's own commits: the swap changed nothing visible for u1, so it reads
+    // exactly as before, version included (no empty pushes), while the swap is reconciled and after;
+    // and so does the REST route's version (its ETag), read without decoding the version.
+    expect(store.getUser('u1')).toEqual(old);
+    expect(store.getUserJsonVersioned('u1')).toEqual({
+      json: store.getUserJson('u1'),
+      sequence: old!.version.sequence,
+    });
+    expect(store.totals()).toEqual(oldTotals); // the same totals: their version stays too
+    await store.reconciled();
+    expect(store.getUser('u1')).toEqual(old);
+    expect(store.getUserJsonVersioned('u1')?.sequence).toBe(old!.version.sequence);
+    expect(store.totals()).toEqual(oldTotals);
     const later = await store.applyBatch(commitInput([tweet('t5', 'u1', 4)], []));
     expect(store.getUser('u1')!.version.sequence).toBe(String(later.sequence));
+    expect(store.getUserJsonVersioned('u1')?.sequence).toBe(String(later.sequence));
     expect({
       active: store.activeGeneration().id,
       stale: store.staleViews(),
@@ -111,9 +122,10 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       full: undefined,
       shadow: undefined,
     });
-    // One event: every user whose view bytes differ (here both, their versions changed), at the swap's sequence.
+    // The swap recomputed the same profiles and counts: its commit event names nobody (no empty pushes), so no
+    // subscriber is woken by it.
     expect(events).toEqual([
-      [swap.sequence, ['u1', 'u2'], 3],
+      [swap.sequence, [], undefined],
       [later.sequence, ['u1'], 4],
     ]);
     await store.close();
@@ -145,6 +157,82 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       pos: 2,
     });
     await again.close();
+  });
+
+  it('should publish at a swap exactly the users whose profile or counts differ, and move only their versions', async () => {
+    const path = tempDir();
+    const store = openStore({ ...mode, path, reconcileChunk: 1 });
+    const u3 = change('users', 'u3', user('three'), 2);
+    await store.applyBatch(
+      commitInput(
+        [...USERS, u3, ...TWEETS],
+        [
+          { topic: 'users', partition: 0, next: '3' },
+          { topic: 'tweets', partition: 0, next: '4' },
+        ],
+      ),
+    );
+    // u4 exists only in the generation being replaced (its records are gone from the topics, say).
+    await store.applyBatch(commitInput([change('users', 'u4', user('four'), 9)], []));
+    const { generation } = await store.beginShadow('requested');
+    // The shadow reads more: a tweet of u2 (u2 differs) and the tombstone of u3 (u3 is gone).
+    await store.applyBatch(
+      commitInput(
+        [...USERS, u3, change('users', 'u3', null, 3), ...TWEETS, tweet('t5', 'u2', 4)],
+        [
+          { topic: 'users', partition: 0, next: '4' },
+          { topic: 'tweets', partition: 0, next: '5' },
+        ],
+      ),
+      generation,
+    );
+    const u1 = store.getUser('u1')!;
+    const seen: { keys: string[]; has: boolean[]; u2?: number | undefined; u3?: unknown }[] = [];
+    store.onCommit((e) => {
+      const changes = userChanges(e);
+      seen.push({
+        keys: [...changes.keys()].sort(),
+        has: ['u1', 'u2', 'u3', 'nobody'].map((id) => changes.has(id)),
+        u2: changes.get('u2')?.tweetCount,
+        u3: changes.get('u3'),
+      });
+    });
+    const swap = await store.trySwap(generation, []);
+    expect(swap.swapped).toBe(true);
+    expect(seen).toEqual([{ keys: ['u2', 'u3', 'u4'], has: [false, true, true, false], u2: 2, u3: null }]);
+    // As readers see it: u1 did not change (its version stays), u2 and the totals changed at the swap (never a
+    // sequence below what was served before), u3 and u4 were removed by it.
+    const at = String(swap.sequence);
+    const reads = (s: typeof store) => ({
+      u1: s.getUser('u1'),
+      u1Etag: s.getUserJsonVersioned('u1')?.sequence,
+      u2: s.getUser('u2')?.version.sequence,
+      u2Etag: s.getUserJsonVersioned('u2')?.sequence,
+      gone: [s.getUser('u3'), s.getUser('u4')],
+      totals: [s.totals()?.users, s.totals()?.tweets, s.totals()?.version.sequence],
+    });
+    const expected = {
+      u1,
+      u1Etag: u1.version.sequence,
+      u2: at,
+      u2Etag: at,
+      gone: [undefined, undefined],
+      totals: [2, 5, at],
+    };
+    expect(reads(store)).toEqual(expected); // while the swap is reconciled
+    await store.close(); // reconcileChunk 1: stops part-way through
+    const again = openStore({ ...mode, path, reconcileChunk: 1 });
+    expect(again.activeGeneration().info.reconciled).toBeUndefined();
+    expect(reads(again)).toEqual(expected); // the retiring generation is kept for the rest of the pass
+    await again.collectGarbage(); // which the serving process resumes
+    await again.reconciled();
+    expect(reads(again)).toEqual(expected);
+    expect(again.activeGeneration().info.reconciled).toBe(true);
+    await again.close();
+    const env = open({ path, maxDbs: 128 });
+    const names = [...env.getKeys()].map(String);
+    await env.close();
+    expect(names.filter((n) => n.startsWith('g1/'))).toEqual([]);
   });
 
   it('should write live batches to whichever generation is active when they commit, and never move offsets back', async () => {

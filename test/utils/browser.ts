@@ -59,7 +59,8 @@ export function usePageTest(): PageTest {
   };
 }
 
-function launchChromium(): Promise<Browser> {
+/** Headless Chromium with the flags that keep it quiet and offline on a shared CI box. */
+export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [

@@ -4,6 +4,7 @@
  * is disposed automatically. The fakes stay honest: same signatures, same undefined-for-unknown rules,
  * and `getUserJson` built from `REST_FIELDS` like the store's.
  */
+import type { LiveSource } from '../../src/live/types.js';
 import { afterAll, beforeAll } from 'vitest';
 import type { PartitionPosition } from '../../src/feed/types.js';
 import { loadConfig, type Config } from '../../src/ops/config.js';
@@ -86,6 +87,7 @@ export class FakeViewReader implements ViewReader {
   readonly calls = {
     getUser: 0,
     getUserJson: 0,
+    getUserJsonVersioned: 0,
     getUsers: 0,
     getUsersIds: [] as (readonly string[])[],
     getUsersUnversioned: 0,
@@ -93,6 +95,7 @@ export class FakeViewReader implements ViewReader {
   readonly #json = new Map<string, Buffer>();
   #sequence = 0n;
   #positions: PartitionPosition[] = [];
+  readonly #listeners = new Set<() => void>();
   /** Set to make every read throw (store failure). */
   failWith: Error | undefined;
 
@@ -103,22 +106,36 @@ export class FakeViewReader implements ViewReader {
   put(user: UserInformation): void {
     this.users.set(user.userId, user);
     this.#json.set(user.userId, Buffer.from(restJson(user)));
-    this.#sequence += 1n;
+    this.#commit();
   }
 
   delete(userId: string): void {
     this.users.delete(userId);
     this.#json.delete(userId);
-    this.#sequence += 1n;
+    this.#commit();
   }
 
+  /** A commit that moves the stored positions (and nothing else). */
   setPositions(positions: PartitionPosition[]): void {
     this.#positions = positions;
+    this.#commit();
+  }
+
+  /** Like `LmdbStore.onCommit`: called after each put, delete and setPositions. */
+  onCommit(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #commit(): void {
+    this.#sequence += 1n;
+    for (const listener of this.#listeners) listener();
   }
 
   resetCalls(): void {
     this.calls.getUser = 0;
     this.calls.getUserJson = 0;
+    this.calls.getUserJsonVersioned = 0;
     this.calls.getUsers = 0;
     this.calls.getUsersIds = [];
     this.calls.getUsersUnversioned = 0;
@@ -134,6 +151,14 @@ export class FakeViewReader implements ViewReader {
     this.calls.getUserJson++;
     if (this.failWith !== undefined) throw this.failWith;
     return this.#json.get(userId);
+  }
+
+  getUserJsonVersioned(userId: string): { json: Buffer; sequence: string } | undefined {
+    this.calls.getUserJsonVersioned++;
+    if (this.failWith !== undefined) throw this.failWith;
+    const json = this.#json.get(userId);
+    const user = this.users.get(userId);
+    return json === undefined || user === undefined ? undefined : { json, sequence: user.version.sequence };
   }
 
   getUsers(userIds: readonly string[]): (UserInformation | undefined)[] {
@@ -199,6 +224,7 @@ export class FakeFeedMonitor implements FeedMonitor {
       { topic: 'tweets', partition: 0, next: '9007199254740993', highWatermark: null, lag: null },
     ],
     newestEventAgeSeconds: 0.25,
+    feedDownSeconds: null,
     sequence: '18446744073709551615',
     viewVersion: 1,
     deadLettersWaiting: 0,
@@ -215,6 +241,11 @@ export class FakeFeedMonitor implements FeedMonitor {
   }
   snapshot(): FeedStatusSnapshot {
     return { ...this.status, ready: this.isReady, reason: this.why };
+  }
+  /** What `lagRecords()` answers. */
+  lag: number | null = 0;
+  lagRecords(): number | null {
+    return this.lag;
   }
 }
 
@@ -251,6 +282,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
     feed,
     metrics,
     logger: options.logger ?? silentLogger,
+    commits: reader,
     ...(options.fastPath === undefined ? {} : { fastPath: options.fastPath }),
     ...(options.live === undefined ? {} : { live: options.live }),
   });
@@ -271,6 +303,16 @@ export function useTestApi(options: TestApiOptions = {}): TestApi {
     await handle.close?.();
   });
   return handle;
+}
+
+/**
+ * The `extensions` every GraphQL response of a test API carries (api/consistency/as-of.ts): its fake store's
+ * sequence and its fake feed's lag, exactly.
+ */
+export function asOfOf(t: Pick<TestApi, 'reader' | 'feed'>): {
+  asOf: { sequence: string; lagRecords: number | null };
+} {
+  return { asOf: { sequence: String(t.reader.sequence()), lagRecords: t.feed.lag } };
 }
 
 /** Response of `gql` / `http`: status, headers and body text, with `json()` for convenience. */
@@ -299,4 +341,12 @@ export function gql(
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+}
+
+/** A LiveSource for tests of user subscriptions: `subscribeUsers` as given; the dashboard ones end at once. */
+export function userLive(subscribeUsers: LiveSource['subscribeUsers']): LiveSource {
+  const none = <T>(): AsyncIterable<T> => ({
+    [Symbol.asyncIterator]: () => ({ next: async () => ({ value: undefined, done: true }) }),
+  });
+  return { subscribeUsers, subscribeTopUsers: none, subscribeTotals: none };
 }

@@ -110,13 +110,14 @@ export async function servedView(url: string, ids: readonly string[]): Promise<M
 }
 
 const FEED_QUERY =
-  '{ feedStatus { state reason ready newestEventAgeSeconds sequence partitions { topic partition next } } }';
+  '{ feedStatus { state reason ready newestEventAgeSeconds feedDownSeconds sequence partitions { topic partition next } } }';
 
 export interface FeedStatusView {
   state: string;
   reason: string | null;
   ready: boolean;
   newestEventAgeSeconds: number | null;
+  feedDownSeconds: number | null;
   sequence: string;
   partitions: { topic: string; partition: number; next: string }[];
 }

@@ -1,0 +1,66 @@
+/**
+ * `extensions.asOf` on every GraphQL response (issue 18, point 3): which store commit the answer was read at,
+ * and how far behind the source the view was then.
+ *
+ *   "extensions": { "asOf": { "sequence": "<uint64 as a string>", "lagRecords": <number | null> } }
+ *
+ * - `sequence`: `ViewReader.sequence()`, the last commit this process published, taken BEFORE the data is read.
+ *   Reads are synchronous, and a commit becomes readable no later than it is published, so the data is at least
+ *   as new as the sequence says (it may, in a narrow window, already include the next commit; see the no-gap
+ *   note in src/live/hub.ts), never older. A subscription event carries the sequence of the commit it comes
+ *   from (or that its snapshot was read at) instead.
+ * - `lagRecords`: `FeedMonitor.lagRecords()`, records between the view and the high watermarks as last
+ *   computed, or null while unknown (no high watermark yet, or the source cannot be reached).
+ *
+ * The fast path writes the extension itself: {@link AsOfSource.json} keeps the JSON text of the last value, so
+ * a read costs two field reads and two comparisons while nothing commits.
+ */
+import type { ViewReader } from '../../src/store/types.js';
+import type { FeedMonitor } from '../feed-monitor.js';
+
+/** The value of `extensions.asOf`. */
+export interface AsOf {
+  readonly sequence: string;
+  readonly lagRecords: number | null;
+}
+
+/** The read side's position, for responses. */
+export interface AsOfSource {
+  /** The current position as an object (Apollo, WebSocket). */
+  current(): AsOf;
+  /** `,"extensions":{"asOf":…}` for the fast path to append after `"data":{…}` (Apollo's key order). */
+  json(): string;
+  /** `asOf` for a subscription event of commit `sequence`. */
+  at(sequence: bigint): AsOf;
+}
+
+export function createAsOfSource(
+  reader: Pick<ViewReader, 'sequence'>,
+  feed: Pick<FeedMonitor, 'lagRecords'>,
+): AsOfSource {
+  let lastSequence = -1n;
+  let lastLag: number | null | undefined;
+  let lastText = '';
+  let lastSequenceText = '';
+  const sequenceText = (sequence: bigint): string => {
+    if (sequence !== lastSequence) {
+      lastSequence = sequence;
+      lastSequenceText = sequence.toString();
+      lastLag = undefined;
+    }
+    return lastSequenceText;
+  };
+  return {
+    current: () => ({ sequence: sequenceText(reader.sequence()), lagRecords: feed.lagRecords() }),
+    at: (sequence) => ({ sequence: sequence.toString(), lagRecords: feed.lagRecords() }),
+    json() {
+      const sequence = reader.sequence();
+      const lag = feed.lagRecords();
+      if (sequence === lastSequence && lag === lastLag) return lastText;
+      const text = sequenceText(sequence);
+      lastLag = lag;
+      lastText = `,"extensions":{"asOf":{"sequence":"${text}","lagRecords":${lag === null ? 'null' : String(lag)}}}`;
+      return lastText;
+    },
+  };
+}
