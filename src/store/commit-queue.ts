@@ -11,7 +11,7 @@
  * time), and concatenation keeps that order. A merged commit that fails is retried batch by batch, so only
  * the batch that fails alone is rejected (and redelivered by its source).
  */
-import { concatInputs, type CommitInput } from '../materializer/change-batch.js';
+import { concatInputs, recordsOf, type StoreInput } from '../materializer/change-batch.js';
 
 /**
  * Records merged into one commit at most, by default (MAX_RECORDS_PER_COMMIT). Large enough that catching up
@@ -21,7 +21,7 @@ import { concatInputs, type CommitInput } from '../materializer/change-batch.js'
 export const DEFAULT_MAX_RECORDS_PER_COMMIT = 50_000;
 
 export interface CommitRequest {
-  readonly input: CommitInput;
+  readonly input: StoreInput;
   /** A generation id, or the one active when the transaction runs. */
   readonly target: 'active' | number;
   /** The caller's tag for the request (the writer thread's request id). */
@@ -44,7 +44,7 @@ export class CommitQueue<R> {
    * one commit (one request bigger than that still commits alone).
    */
   constructor(
-    private readonly write: (input: CommitInput, target: 'active' | number, ids: number[]) => Promise<R>,
+    private readonly write: (input: StoreInput, target: 'active' | number, ids: number[]) => Promise<R>,
     private readonly maxRecords: number,
   ) {}
 
@@ -102,7 +102,7 @@ export class CommitQueue<R> {
     let records = 0;
     for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i]!;
-      const n = w.request.input.changes.key.length;
+      const n = recordsOf(w.request.input);
       if (w.request.target !== target) {
         i++;
         continue;

@@ -19,7 +19,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Database, RootDatabase } from 'lmdb';
 import { DataDirError, StoreMissingError, StoreWriteError, isMatviewError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
-import type { CommitInput } from '../materializer/change-batch.js';
+import type { StoreInput } from '../materializer/change-batch.js';
 import { commitPlan, type CommitPlan } from '../materializer/commit.js';
 import { createRegistry, VIEWS, type Registry } from '../views/registry.js';
 import type { Table } from '../views/source.js';
@@ -318,7 +318,7 @@ export class LmdbStore implements ViewReader {
    * possibly together with batches submitted at the same time. Commit listeners are notified (in commit
    * order, once per commit) only when the target was the active generation. Resolves once durable.
    */
-  async applyBatch(input: CommitInput, target: BatchTarget = 'active'): Promise<BatchResult> {
+  async applyBatch(input: StoreInput, target: BatchTarget = 'active'): Promise<BatchResult> {
     const into = target === 'active' ? 'active' : target.id;
     let written: WrittenCommit;
     if (this.writer !== undefined) {
@@ -346,7 +346,7 @@ export class LmdbStore implements ViewReader {
 
   /** One commit on this thread (the writer thread off). */
   private async writeHere(
-    input: CommitInput,
+    input: StoreInput,
     target: 'active' | number,
     batches: number,
   ): Promise<WrittenCommit> {

@@ -7,8 +7,9 @@
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import type { CommitInput } from '../materializer/change-batch.js';
+import { isReplicaInput, type StoreInput } from '../materializer/change-batch.js';
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
+import { commitReplica, replicaSequence } from '../materializer/replicate.js';
 import type { Registry } from '../views/registry.js';
 import { Generation, type GenerationInfo } from './generation.js';
 
@@ -43,18 +44,31 @@ export interface WrittenCommit {
   readonly batches: number;
 }
 
-/** The body of a commit's write transaction: the commit body on `generation`, then the next sequence. */
+/**
+ * The body of a commit's write transaction: the commit body on `generation` (changelog records through the
+ * materializer, or a replica's view values as they are), then the next sequence. A replica's commit takes a
+ * sequence at least as high as every view version it applies (replicate.ts), so the live hub's ordering by
+ * commit sequence holds with the materializer's versions.
+ */
 export function writeCommit(
   meta: Database<string, string>,
   generation: Generation,
   plan: CommitPlan,
-  input: CommitInput,
+  input: StoreInput,
   appliedAt: number,
   visible: boolean,
   batches: number,
 ): WrittenCommit {
-  const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
-  const outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+  const previous = BigInt(meta.get('sequence') ?? '0');
+  let sequence: bigint;
+  let outcome: ReturnType<typeof commitBatch>;
+  if (isReplicaInput(input)) {
+    sequence = replicaSequence(previous, input.replica);
+    outcome = commitReplica(generation, plan, input, sequence, appliedAt);
+  } else {
+    sequence = previous + 1n;
+    outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+  }
   meta.put('sequence', sequence.toString());
   return {
     sequence,

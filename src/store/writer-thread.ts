@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreWriteError } from '../errors.js';
-import type { CommitInput } from '../materializer/change-batch.js';
+import type { StoreInput } from '../materializer/change-batch.js';
 import type { WrittenCommit } from './write.js';
 
 /** What the worker is started with. */
@@ -35,7 +35,7 @@ export type WriterRequest =
   | {
       readonly kind: 'apply';
       readonly id: number;
-      readonly input: CommitInput;
+      readonly input: StoreInput;
       /** A generation id, or the one active when the transaction runs. */
       readonly target: 'active' | number;
     }
@@ -79,7 +79,7 @@ export class WriterThread {
    * Commits `input` on the worker (possibly together with other batches). Rejects with a StoreWriteError
    * when it did not commit.
    */
-  apply(input: CommitInput, target: 'active' | number): Promise<WrittenCommit> {
+  apply(input: StoreInput, target: 'active' | number): Promise<WrittenCommit> {
     if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
     const worker = (this.worker ??= this.spawn());
     const id = this.nextId++;
