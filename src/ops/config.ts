@@ -445,7 +445,9 @@ function checkViewTopics(input: Record<string, string>, e: Env): void {
       'VIEW_TOPIC_IN and VIEW_TOPIC_OUT are both set: an instance either materializes the changelogs and publishes the view (VIEW_TOPIC_OUT) or serves a published view as a replica (VIEW_TOPIC_IN); unset one',
     );
   if (e.KAFKA_BROKERS === undefined)
-    fail('VIEW_TOPIC_IN is set without KAFKA_BROKERS: a replica reads the view topic from Kafka; set KAFKA_BROKERS');
+    fail(
+      'VIEW_TOPIC_IN is set without KAFKA_BROKERS: a replica reads the view topic from Kafka; set KAFKA_BROKERS',
+    );
   if (e.SOURCES_FILE !== undefined)
     fail(
       'VIEW_TOPIC_IN and SOURCES_FILE are both set: a replica reads only the view topic, never the source topics; unset SOURCES_FILE',

@@ -72,7 +72,11 @@ describe('loadConfig: view topics (docs/view-topic.md)', () => {
     expect(loadConfig({ ...brokers, VIEW_TOPIC_OUT: 'user-information' }).viewTopic.out).toBe(
       'user-information',
     );
-    const replica = loadConfig({ ...brokers, VIEW_TOPIC_IN: 'user-information', VIEW_TOPIC_MAX_SILENCE_MS: '0' });
+    const replica = loadConfig({
+      ...brokers,
+      VIEW_TOPIC_IN: 'user-information',
+      VIEW_TOPIC_MAX_SILENCE_MS: '0',
+    });
     expect({ in: replica.viewTopic.in, silence: replica.viewTopic.maxSilenceMs }).toEqual({
       in: 'user-information',
       silence: 0,
