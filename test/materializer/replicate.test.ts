@@ -14,7 +14,7 @@ import { checkReplicable, commitReplica, replicaSequence } from '../../src/mater
 import { decodeRecord } from '../../src/views/decode.js';
 import { createRegistry } from '../../src/views/registry.js';
 import { TOTALS, TOTALS_KEY, type TotalsValue } from '../../src/views/totals.js';
-import type { ViewModule } from '../../src/views/types.js';
+import type { IndexSpace, ViewModule } from '../../src/views/types.js';
 import { USER_INFORMATION, type Counts, type UserInformation } from '../../src/views/user-information.js';
 import {
   STATUS_VIEW,
@@ -167,8 +167,8 @@ describe('the replica commit body', () => {
       expect(sorted(visibleCounts(replica)), at).toEqual(sorted(visibleCounts(source)));
       // Counts of users without a users row are not in the topic: a replica holds none.
       expect(replica.kv(USER_INFORMATION, 'counts').size, at).toBe(visibleCounts(replica).size);
-      expect([...replica.views.get('top-users')!['rank']!.all()], at).toEqual([
-        ...source.views.get('top-users')!['rank']!.all(),
+      expect([...(replica.views.get('top-users')!['rank'] as IndexSpace).all()], at).toEqual([
+        ...(source.views.get('top-users')!['rank'] as IndexSpace).all(),
       ]);
       expect(replica.kv(TOTALS, 'totals').get(TOTALS_KEY), at).toEqual(
         source.kv(TOTALS, 'totals').get(TOTALS_KEY),
