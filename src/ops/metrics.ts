@@ -156,6 +156,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    viewTopicRecordsIgnored: new Counter({
+      name: 'matview_view_topic_records_ignored_total',
+      help: 'Replica (VIEW_TOPIC_IN): view topic records of views this replica does not serve (header matview.view), skipped',
+      labelNames: ['view'] as const,
+      registers,
+    }),
     viewTopicProducerAgeSeconds: new Gauge({
       name: 'matview_view_topic_producer_age_seconds',
       help: "Replica (VIEW_TOPIC_IN): seconds since the view topic's producer published its newest status record",

@@ -21,7 +21,7 @@
  */
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
+import type { FeedBatch, FeedHandler, FeedRecord } from '../feed/types.js';
 import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
@@ -29,18 +29,17 @@ import type { Generation } from '../store/generation.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import type { Table } from '../views/source.js';
+import {
+  Chunks,
+  deadLetterInvalid,
+  freshRecords,
+  observeApplied,
+  storeCommitter,
+  type DeadLetter,
+  type DeadLetterSink,
+} from './batch-steps.js';
 
-export interface DeadLetter {
-  readonly record: FeedRecord;
-  readonly code: string;
-  readonly message: string;
-  /** The Confluent schema id of the part that failed to decode, when it had one. */
-  readonly schemaId?: number;
-}
-
-export interface DeadLetterSink {
-  send(entries: readonly DeadLetter[]): Promise<void>;
-}
+export type { DeadLetter, DeadLetterSink } from './batch-steps.js';
 
 export interface IngestOptions {
   readonly store: LmdbStore;
@@ -76,50 +75,19 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   if (rebuild && options.generation === undefined)
     throw new Error('a rebuild ingest handler needs its generation');
   const chunk = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
-  /** The last commit counted in `storeCommits` (several batches share one commit). */
-  let counted = 0n;
-
-  const commit = async (batch: FeedBatch, changes: ChangeBatch, lastOffset: string): Promise<BatchResult> => {
-    try {
-      const next = (BigInt(lastOffset) + 1n).toString();
-      const result = await store.applyBatch(
-        { changes: changes.columns(), positions: [{ topic: batch.topic, partition: batch.partition, next }] },
-        target,
-      );
-      if (result.sequence > counted) {
-        counted = result.sequence;
-        metrics.storeCommits.inc();
-      }
-      return result;
-    } catch (e) {
-      metrics.storeErrors.inc();
-      logger.error(
-        { err: e, topic: batch.topic, partition: batch.partition },
-        'store commit failed; batch will be retried',
-      );
-      throw e;
-    }
-  };
+  const commit = storeCommitter(store, target, metrics, logger);
 
   return async (batch) => {
     const table = tables.get(batch.topic);
     const decoder = decoders.get(batch.topic);
     if (table === undefined || decoder === undefined)
       throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
-    const stored =
-      target === 'active'
-        ? store.position(batch.topic, batch.partition)
-        : store.position(batch.topic, batch.partition, target);
     const started = performance.now();
-    const fresh =
-      stored === undefined
-        ? batch.records
-        : batch.records.filter((record) => compareOffsets(record.offset, stored) >= 0);
+    const fresh = freshRecords(store, target, batch);
     const skipped = batch.records.length - fresh.length;
     const last: FeedRecord | undefined = fresh[fresh.length - 1];
     if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
-    let changes = new ChangeBatch();
-    const chunks: { changes: ChangeBatch; lastOffset: string }[] = [];
+    const chunks = new Chunks(() => new ChangeBatch(), chunk);
     const invalid: DeadLetter[] = [];
     const truncates: FeedRecord[] = [];
     let valid = 0;
@@ -142,6 +110,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       )
         newestEventMs = decoded.eventTime;
       const eventTime = decoded.eventTime ?? Number(record.timestamp);
+      const changes = chunks.current;
       if ('truncate' in decoded) {
         changes.push(table, '', TRUNCATE, record.topic, record.partition, record.offset, eventTime);
         truncates.push(record);
@@ -157,44 +126,18 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         );
       }
       valid++;
-      if (changes.length >= chunk) {
-        chunks.push({ changes, lastOffset: record.offset });
-        changes = new ChangeBatch();
-      }
+      chunks.added(record.offset);
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
     if (last === undefined) {
       options.onApplied?.(batch, undefined, newestEventMs);
       return;
     }
-    // The last chunk also carries the offsets of trailing invalid records.
-    if (changes.length > 0 || chunks.length === 0) chunks.push({ changes, lastOffset: last.offset });
-    else chunks[chunks.length - 1] = { changes: chunks[chunks.length - 1]!.changes, lastOffset: last.offset };
-
-    if (invalid.length > 0 && rebuild) {
-      logger.debug(
-        { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
-        'rebuild skipped invalid records',
-      );
-    } else if (invalid.length > 0) {
-      await deadLetters.send(invalid);
-      for (const d of invalid) {
-        metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
-        logger.warn(
-          {
-            topic: d.record.topic,
-            partition: d.record.partition,
-            offset: d.record.offset,
-            code: d.code,
-            reason: d.message,
-            ...(d.schemaId === undefined ? {} : { schemaId: d.schemaId }),
-          },
-          'invalid record sent to dead-letter topic',
-        );
-      }
-    }
+    const done = chunks.finish(last.offset);
+    await deadLetterInvalid(invalid, batch, { rebuild, deadLetters, metrics, logger });
     let result: BatchResult | undefined;
-    for (const c of chunks) result = await commit(batch, c.changes, c.lastOffset);
+    for (const c of done)
+      result = await commit(batch, (positions) => ({ changes: c.batch.columns(), positions }), c.lastOffset);
     if (result === undefined) return;
     if (rebuild) {
       metrics.rebuildRecordsApplied.inc(valid);
@@ -206,12 +149,14 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         { topic: r.topic, partition: r.partition, offset: r.offset, table },
         'source table truncated: every row of the table was deleted',
       );
-    metrics.recordsApplied.inc({ topic: batch.topic }, valid);
-    metrics.batchSize.observe(valid + invalid.length);
-    metrics.applySeconds.observe((performance.now() - started) / 1000);
-    for (const c of chunks)
-      for (const t of c.changes.eventTime)
-        metrics.eventAgeSeconds.observe(Math.max(0, (result.appliedAt - t) / 1000));
+    observeApplied(
+      metrics,
+      batch,
+      { valid, invalid: invalid.length },
+      started,
+      result.appliedAt,
+      done.flatMap((c) => c.batch.eventTime),
+    );
     options.onApplied?.(batch, result, newestEventMs);
   };
 }

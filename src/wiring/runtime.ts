@@ -15,7 +15,8 @@ import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
 import { createKafkaSource } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
-import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
+import type { KafkaClientOptions } from '../feed/kafka-source.js';
+import type { ChangelogWriter, FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createDecoders, needsRegistry, registryClient } from '../formats/index.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
@@ -40,6 +41,7 @@ import {
   type OutOfRange,
 } from './offset-ranges.js';
 import { RebuildController, type RebuildSource } from './rebuild.js';
+import { checkCompaction, claimRole, replicaIngest, startPublishing, type Publishing } from './view-topic.js';
 
 export { ensureDataDir, storePathOf };
 
@@ -94,13 +96,21 @@ export async function startServer(
       { format: store.upgradedFrom },
       'the data directory held a store of an older format: it starts empty and the view is rebuilt from the topics',
     );
+  try {
+    await claimRole(store, config);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   await store.claimOwner();
   const dropped = await store.collectGarbage();
   if (dropped.length > 0)
     logger.info({ generations: dropped }, 'dropped generations left over by an interrupted swap');
 
   const tables = new Map<string, Table>(TABLES.map((t) => [config.topics[t], t]));
-  const topics = [...tables.keys()];
+  // A replica (VIEW_TOPIC_IN) reads its view topic and nothing else (docs/view-topic.md).
+  const replicaTopic = config.viewTopic.in;
+  const topics = replicaTopic === undefined ? [...tables.keys()] : [replicaTopic];
   // Each topic's format (SOURCES_FILE; without it, json): one schema cache for the live feed and rebuilds.
   const formatLog = logger.child({ component: 'formats' });
   const decoders = createDecoders(config.sources, config.topics, {
@@ -121,14 +131,15 @@ export async function startServer(
   let ranges: OffsetRangeReader;
   let openRebuildSource: (generation: Generation) => Promise<RebuildSource>;
   let closeExtra: () => Promise<void> = async () => undefined;
+  let kafkaClient: KafkaClientOptions | undefined;
   if (config.kafka) {
     const kafka = config.kafka;
-    const client = {
+    const client = (kafkaClient = {
       brokers: kafka.brokers,
       clientId: kafka.clientId,
       connectionTimeoutMs: kafka.connectionTimeoutMs,
       logger,
-    };
+    });
     const groupId = kafka.groupId ?? `matview-${store.instanceId}`;
     source = createKafkaSource({
       ...client,
@@ -173,6 +184,9 @@ export async function startServer(
 
   let resolveFatal: (e: Error) => void = () => {};
   const fatal = new Promise<Error>((r) => (resolveFatal = r));
+  const deadLetters = createDeadLetterSink(writer, config.dlqSuffix);
+  const replica =
+    replicaTopic === undefined ? undefined : replicaIngest({ store, config, deadLetters, metrics, logger });
   const tracker = new FeedTracker({
     store,
     source,
@@ -182,23 +196,26 @@ export async function startServer(
     maxLag: config.ops.readyMaxLag,
     lagGraceMs: config.ops.readyLagGraceMs,
     stallMs: config.ops.liveStallMs,
+    ...(replica === undefined ? {} : { upstream: replica.upstream }),
   });
   const gate = new HandoffGate();
-  const deadLetters = createDeadLetterSink(writer, config.dlqSuffix);
+  const onApplied = (batch: FeedBatch, _result: unknown, newestEventMs?: number): void => {
+    const last = batch.records[batch.records.length - 1];
+    tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
+  };
   const handler = gate.wrap(
-    createIngestHandler({
-      store,
-      tables,
-      decoders,
-      metrics,
-      logger,
-      deadLetters,
-      maxRecordsPerCommit: config.maxRecordsPerCommit,
-      onApplied: (batch, _result, newestEventMs) => {
-        const last = batch.records[batch.records.length - 1];
-        tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
-      },
-    }),
+    replica !== undefined
+      ? replica.live(onApplied)
+      : createIngestHandler({
+          store,
+          tables,
+          decoders,
+          metrics,
+          logger,
+          deadLetters,
+          maxRecordsPerCommit: config.maxRecordsPerCommit,
+          onApplied,
+        }),
   );
   const rebuild = new RebuildController({
     store,
@@ -212,6 +229,7 @@ export async function startServer(
     openSource: openRebuildSource,
     endOffsets: () => source.endOffsets(topics),
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),
+    ...(replica === undefined ? {} : { handlerFor: replica.rebuild }),
     onSwapped: () => {
       tracker.unblock();
       tracker.refreshMetrics();
@@ -224,6 +242,12 @@ export async function startServer(
 
   // Subscribed to the store before the feed starts, so no commit is published without it.
   const live = createLiveHub({ store, metrics });
+  // The view topic out follows commits from the first one on (a restart first republishes what it missed).
+  let publishing: Publishing | undefined;
+  if (config.viewTopic.out !== undefined && kafkaClient !== undefined)
+    publishing = await startPublishing({ store, config, client: kafkaClient, tracker, metrics, logger });
+  if (replicaTopic !== undefined && kafkaClient !== undefined)
+    void checkCompaction(kafkaClient, replicaTopic, logger);
   const api = createApiServer({ config, reader: store, feed: tracker, metrics, logger, live });
   const websocket = attachLiveWebSocket({ api, config, logger });
   api.onClose(() => websocket.close());
@@ -237,6 +261,8 @@ export async function startServer(
       await rebuild.stop();
       await demo?.stop();
       await source.stop();
+      // After the feed: every commit is in; publish what is left (bounded), before the store closes.
+      await publishing?.close(Math.floor(config.shutdownTimeoutMs / 2));
       await api.close();
       live.close();
       await writer.close();
@@ -295,8 +321,9 @@ export async function startServer(
   tracker.refreshMetrics();
   // A view whose version changed is rebuilt alone from the stored rows, before anything else commits.
   // Readers keep the old build meanwhile; readiness waits for it like for any catch-up.
-  const stale = store.fullRebuildReason() === undefined ? store.staleViews() : [];
-  if (stale.length > 0) {
+  // A replica has no rows to rebuild a view from: it reads its view topic again instead (below).
+  const stale = store.fullRebuildReason() === undefined || replica !== undefined ? store.staleViews() : [];
+  if (stale.length > 0 && replica === undefined) {
     const topicOf = (table: Table) => config.topics[table];
     logger.info({ views: stale }, 'rebuilding views from the stored rows');
     tracker.block(`rebuilding views from the stored rows: ${stale.join(', ')}`);
@@ -350,6 +377,8 @@ export async function startServer(
       topics,
       sequence: store.sequence().toString(),
       instanceId: store.instanceId,
+      role: replicaTopic === undefined ? 'materializer' : 'replica',
+      ...(config.viewTopic.out === undefined ? {} : { viewTopicOut: config.viewTopic.out }),
       generation: store.activeGeneration().id,
       views: store.viewVersions(),
     },
@@ -359,13 +388,15 @@ export async function startServer(
   const reason =
     broken.length > 0
       ? 'offset-out-of-range'
-      : store.fullRebuildReason() !== undefined
-        ? store.fullRebuildReason()!
-        : store.rebuildRequest() !== undefined
-          ? 'requested'
-          : store.shadowGeneration() !== undefined
-            ? 'resume'
-            : undefined;
+      : replica !== undefined && stale.length > 0
+        ? 'view-version'
+        : store.fullRebuildReason() !== undefined && replica === undefined
+          ? store.fullRebuildReason()!
+          : store.rebuildRequest() !== undefined
+            ? 'requested'
+            : store.shadowGeneration() !== undefined
+              ? 'resume'
+              : undefined;
   if (reason === 'offset-out-of-range')
     tracker.block('rebuilding the view: stored positions were out of range (OFFSET_RESET_POLICY=rebuild)');
   if (reason !== undefined) await rebuild.start(reason);

@@ -1,0 +1,161 @@
+/**
+ * The steps every ingest handler takes with a feed batch, whatever its records decode into (changelog rows
+ * in ingest.ts, a view topic's values in view-ingest.ts): skip what the store already applied, send invalid
+ * records to the dead-letter topic before anything of the batch commits, commit in chunks each with the
+ * offset after its last record, and count what happened.
+ */
+import { compareOffsets, type FeedBatch, type FeedRecord } from '../feed/types.js';
+import type { StoreInput } from '../materializer/change-batch.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { BatchResult, BatchTarget, LmdbStore } from '../store/lmdb-store.js';
+
+export interface DeadLetter {
+  readonly record: FeedRecord;
+  readonly code: string;
+  readonly message: string;
+  /** The Confluent schema id of the part that failed to decode, when it had one. */
+  readonly schemaId?: number;
+}
+
+export interface DeadLetterSink {
+  send(entries: readonly DeadLetter[]): Promise<void>;
+}
+
+/** The batch's records at or after the stored next offset of its partition (the rest were applied). */
+export function freshRecords(store: LmdbStore, target: BatchTarget, batch: FeedBatch): readonly FeedRecord[] {
+  const stored =
+    target === 'active'
+      ? store.position(batch.topic, batch.partition)
+      : store.position(batch.topic, batch.partition, target);
+  return stored === undefined
+    ? batch.records
+    : batch.records.filter((record) => compareOffsets(record.offset, stored) >= 0);
+}
+
+/**
+ * Commits one chunk of a batch with the offset after `lastOffset`; counts store commits (several batches
+ * share one) and failures. A failure is rethrown: the source delivers the batch again.
+ */
+export function storeCommitter(
+  store: LmdbStore,
+  target: BatchTarget,
+  metrics: Metrics,
+  logger: Logger,
+): (
+  batch: FeedBatch,
+  input: (positions: StoreInput['positions']) => StoreInput,
+  lastOffset: string,
+) => Promise<BatchResult> {
+  /** The last commit counted in `storeCommits`. */
+  let counted = 0n;
+  return async (batch, input, lastOffset) => {
+    try {
+      const next = (BigInt(lastOffset) + 1n).toString();
+      const result = await store.applyBatch(
+        input([{ topic: batch.topic, partition: batch.partition, next }]),
+        target,
+      );
+      if (result.sequence > counted) {
+        counted = result.sequence;
+        metrics.storeCommits.inc();
+      }
+      return result;
+    } catch (e) {
+      metrics.storeErrors.inc();
+      logger.error(
+        { err: e, topic: batch.topic, partition: batch.partition },
+        'store commit failed; batch will be retried',
+      );
+      throw e;
+    }
+  };
+}
+
+/**
+ * A batch's records split into commits of at most `size` records; the last chunk also carries the offsets of
+ * trailing records that added nothing (invalid, skipped), so the partition's position moves past them.
+ */
+export class Chunks<B extends { readonly length: number }> {
+  private readonly full: { batch: B; lastOffset: string }[] = [];
+  current: B;
+
+  constructor(
+    private readonly make: () => B,
+    private readonly size: number,
+  ) {
+    this.current = make();
+  }
+
+  /** Call after adding the record at `offset` to `current`. */
+  added(offset: string): void {
+    if (this.current.length < this.size) return;
+    this.full.push({ batch: this.current, lastOffset: offset });
+    this.current = this.make();
+  }
+
+  /** Every chunk, the last one reaching `lastOffset` (the batch's last fresh record). */
+  finish(lastOffset: string): { batch: B; lastOffset: string }[] {
+    const out = [...this.full];
+    if (this.current.length > 0 || out.length === 0) out.push({ batch: this.current, lastOffset });
+    else out[out.length - 1] = { batch: out[out.length - 1]!.batch, lastOffset };
+    return out;
+  }
+}
+
+/**
+ * Sends the invalid records of a live batch to the dead-letter topic (awaited: if it cannot be written the
+ * batch fails and is delivered again, nothing is dropped), then counts and logs each. A rebuild re-reads
+ * what the live feed already dead-lettered: it only logs how many it skipped.
+ */
+export async function deadLetterInvalid(
+  invalid: readonly DeadLetter[],
+  batch: FeedBatch,
+  options: {
+    readonly rebuild: boolean;
+    readonly deadLetters: DeadLetterSink;
+    readonly metrics: Metrics;
+    readonly logger: Logger;
+  },
+): Promise<void> {
+  if (invalid.length === 0) return;
+  const { metrics, logger } = options;
+  if (options.rebuild) {
+    logger.debug(
+      { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
+      'rebuild skipped invalid records',
+    );
+    return;
+  }
+  await options.deadLetters.send(invalid);
+  for (const d of invalid) {
+    metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
+    logger.warn(
+      {
+        topic: d.record.topic,
+        partition: d.record.partition,
+        offset: d.record.offset,
+        code: d.code,
+        reason: d.message,
+        ...(d.schemaId === undefined ? {} : { schemaId: d.schemaId }),
+      },
+      'invalid record sent to dead-letter topic',
+    );
+  }
+}
+
+/** The live feed's per-batch metrics: records applied, batch size, apply time, and each change's age. */
+export function observeApplied(
+  metrics: Metrics,
+  batch: FeedBatch,
+  counts: { readonly valid: number; readonly invalid: number },
+  startedMs: number,
+  appliedAt: number,
+  eventTimes: Iterable<number>,
+): void {
+  metrics.recordsApplied.inc({ topic: batch.topic }, counts.valid);
+  metrics.batchSize.observe(counts.valid + counts.invalid);
+  metrics.applySeconds.observe((performance.now() - startedMs) / 1000);
+  for (const t of eventTimes)
+    if (Number.isFinite(t)) metrics.eventAgeSeconds.observe(Math.max(0, (appliedAt - t) / 1000));
+}
