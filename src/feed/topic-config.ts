@@ -13,8 +13,7 @@ import { createKafkaClient, type KafkaClientOptions } from './kafka-source.js';
 const { ConfigResourceTypes } = kafkajs;
 
 export type CleanupPolicy =
-  | { readonly known: true; readonly policy: string }
-  | { readonly known: false; readonly reason: string };
+  { readonly known: true; readonly policy: string } | { readonly known: false; readonly reason: string };
 
 /** How long the check may take: it only produces a warning, never delays serving for long. */
 const CHECK_TIMEOUT_MS = 10_000;

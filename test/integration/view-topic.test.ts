@@ -226,7 +226,7 @@ describe('a view topic between a materializer and a replica', () => {
       key: Buffer.alloc(0),
       value: JSON.stringify({
         producer: { id: 'ksqldb', at: new Date().toISOString(), ready: true },
-        totals: { ...reference.totals, version: { sequence: String(sequence++) } },
+        totals: { ...reference.totals, version: { sequence: String(sequence) } },
       }),
       headers: { 'matview.view': 'status' },
     });
