@@ -249,6 +249,22 @@ describe('a view topic between a materializer and a replica', () => {
     expect(view.data?.user.joinedDate).toBe(reference.users.get(user)!['joinedDate']);
     const metrics = await (await fetch(`${replica.url}/metrics`)).text();
     expect(metrics).toMatch(/^matview_view_topic_records_ignored_total\{view="top-users"\} 1$/m);
+
+    // A rebuild reads the topic again into a shadow and swaps it in: same view, no version going back.
+    const before = await servedVersions(replica, reference.userIds);
+    await replica.running.rebuild.start('requested');
+    await eventually(
+      () =>
+        replica.running.rebuild.state() === 'idle' && replica.running.store.activeGeneration().id > 1
+          ? true
+          : undefined,
+      60_000,
+      'the rebuild to swap',
+    );
+    await expectServedViewEquals(replica.url, reference);
+    expectDashboardEquals(replica, reference);
+    for (const [id, sequence] of await servedVersions(replica, reference.userIds))
+      expect(BigInt(sequence), id).toBeGreaterThanOrEqual(BigInt(before.get(id)!));
   }, 120_000);
 });
 
