@@ -106,6 +106,12 @@ function served(store: LmdbStore): Map<string, Record<string, unknown>> {
   }
 }
 
+const isSubsequence = <T>(part: readonly T[], whole: readonly T[]): boolean => {
+  let i = 0;
+  for (const x of whole) if (i < part.length && part[i] === x) i++;
+  return i === part.length;
+};
+
 /** Per key, the versions of the published values never go down (repeats allowed). */
 function expectNoRegression(topic: MemoryTopic): void {
   const last = new Map<string, bigint>();
@@ -149,7 +155,11 @@ describe('the view topic out', () => {
             ? null
             : `${String(s.value['followerCount'])}/${String(s.value['followingCount'])}`,
         );
-    expect({ a: history('a'), b: history('b') }).toEqual({ a: ['0/0', '1/0'], b: ['0/0', '0/1', null] });
+    // Per key, committed values in commit order, ending with the current one; values committed between two
+    // rounds are coalesced (b's follow and its delete may go out as the delete alone).
+    expect(history('a')).toEqual(['0/0', '1/0']);
+    expect(isSubsequence(history('b'), ['0/0', '0/1', null])).toBe(true);
+    expect(history('b').at(-1)).toBeNull();
     // The status goes out when the totals change (and on the heartbeat), naming what was published by then.
     expect(topic.lastStatus()).toMatchObject({
       producer: { id: store.instanceId, ready: true, lag: '0' },
