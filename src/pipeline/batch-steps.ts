@@ -159,3 +159,47 @@ export function observeApplied(
   for (const t of eventTimes)
     if (Number.isFinite(t)) metrics.eventAgeSeconds.observe(Math.max(0, (appliedAt - t) / 1000));
 }
+
+/**
+ * The end every handler's batch goes through: nothing fresh (all redelivered) reports the batch at once;
+ * otherwise the invalid records go to the dead-letter topic, then the chunks commit in order, each with its
+ * offset. A rebuild's batch is then done (counted, reported); a live batch's result goes back to the handler,
+ * which records its own metrics and reports it. Undefined: the batch is done.
+ */
+export async function finishBatch<B extends { readonly length: number }>(
+  batch: FeedBatch,
+  step: {
+    readonly chunks: Chunks<B>;
+    /** The batch's last fresh record (undefined: none was fresh). */
+    readonly last: FeedRecord | undefined;
+    readonly invalid: readonly DeadLetter[];
+    readonly valid: number;
+    readonly newestEventMs: number | undefined;
+    readonly input: (chunk: B, positions: StoreInput['positions']) => StoreInput;
+  },
+  options: {
+    readonly rebuild: boolean;
+    readonly commit: ReturnType<typeof storeCommitter>;
+    readonly deadLetters: DeadLetterSink;
+    readonly metrics: Metrics;
+    readonly logger: Logger;
+    readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
+  },
+): Promise<{ readonly result: BatchResult; readonly chunks: readonly B[] } | undefined> {
+  if (step.last === undefined) {
+    options.onApplied?.(batch, undefined, step.newestEventMs);
+    return undefined;
+  }
+  const done = step.chunks.finish(step.last.offset);
+  await deadLetterInvalid(step.invalid, batch, options);
+  let result: BatchResult | undefined;
+  for (const c of done)
+    result = await options.commit(batch, (positions) => step.input(c.batch, positions), c.lastOffset);
+  if (result === undefined) return undefined;
+  if (options.rebuild) {
+    options.metrics.rebuildRecordsApplied.inc(step.valid);
+    options.onApplied?.(batch, result, step.newestEventMs);
+    return undefined;
+  }
+  return { result, chunks: done.map((c) => c.batch) };
+}

@@ -31,7 +31,7 @@ import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import type { Table } from '../views/source.js';
 import {
   Chunks,
-  deadLetterInvalid,
+  finishBatch,
   freshRecords,
   observeApplied,
   storeCommitter,
@@ -76,6 +76,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     throw new Error('a rebuild ingest handler needs its generation');
   const chunk = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
   const commit = storeCommitter(store, target, metrics, logger);
+  const { onApplied } = options;
 
   return async (batch) => {
     const table = tables.get(batch.topic);
@@ -129,21 +130,20 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       chunks.added(record.offset);
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
-    if (last === undefined) {
-      options.onApplied?.(batch, undefined, newestEventMs);
-      return;
-    }
-    const done = chunks.finish(last.offset);
-    await deadLetterInvalid(invalid, batch, { rebuild, deadLetters, metrics, logger });
-    let result: BatchResult | undefined;
-    for (const c of done)
-      result = await commit(batch, (positions) => ({ changes: c.batch.columns(), positions }), c.lastOffset);
-    if (result === undefined) return;
-    if (rebuild) {
-      metrics.rebuildRecordsApplied.inc(valid);
-      options.onApplied?.(batch, result, newestEventMs);
-      return;
-    }
+    const committed = await finishBatch(
+      batch,
+      {
+        chunks,
+        last,
+        invalid,
+        valid,
+        newestEventMs,
+        input: (changes, positions) => ({ changes: changes.columns(), positions }),
+      },
+      { rebuild, commit, deadLetters, metrics, logger, ...(onApplied === undefined ? {} : { onApplied }) },
+    );
+    if (committed === undefined) return;
+    const { result } = committed;
     for (const r of truncates)
       logger.warn(
         { topic: r.topic, partition: r.partition, offset: r.offset, table },
@@ -155,8 +155,8 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       { valid, invalid: invalid.length },
       started,
       result.appliedAt,
-      done.flatMap((c) => c.batch.eventTime),
+      committed.chunks.flatMap((c) => c.eventTime),
     );
-    options.onApplied?.(batch, result, newestEventMs);
+    onApplied?.(batch, result, newestEventMs);
   };
 }

@@ -20,7 +20,7 @@ import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
 import {
   Chunks,
-  deadLetterInvalid,
+  finishBatch,
   freshRecords,
   observeApplied,
   storeCommitter,
@@ -54,6 +54,7 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
     throw new Error('a rebuild ingest handler needs its generation');
   const size = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
   const commit = storeCommitter(store, target, metrics, logger);
+  const { onApplied } = options;
 
   return async (batch) => {
     if (batch.topic !== topic) throw new Error(`view ingest got a batch of another topic "${batch.topic}"`);
@@ -102,23 +103,22 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
       (newest, t) => (newest === undefined || t > newest ? t : newest),
       undefined,
     );
-    if (last === undefined) {
-      options.onApplied?.(batch, undefined, newestEventMs);
-      return;
-    }
-    const done = chunks.finish(last.offset);
-    await deadLetterInvalid(invalid, batch, { rebuild, deadLetters, metrics, logger });
-    let result: BatchResult | undefined;
-    for (const c of done)
-      result = await commit(batch, (positions) => ({ replica: c.batch.columns(), positions }), c.lastOffset);
-    if (result === undefined) return;
-    if (rebuild) {
-      metrics.rebuildRecordsApplied.inc(valid);
-      options.onApplied?.(batch, result, newestEventMs);
-      return;
-    }
+    const committed = await finishBatch(
+      batch,
+      {
+        chunks,
+        last,
+        invalid,
+        valid,
+        newestEventMs,
+        input: (values, positions) => ({ replica: values.columns(), positions }),
+      },
+      { rebuild, commit, deadLetters, metrics, logger, ...(onApplied === undefined ? {} : { onApplied }) },
+    );
+    if (committed === undefined) return;
+    const { result } = committed;
     observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
     if (status !== undefined) options.onStatus?.(status);
-    options.onApplied?.(batch, result, newestEventMs);
+    onApplied?.(batch, result, newestEventMs);
   };
 }

@@ -12,6 +12,7 @@
  *   publish more views than this replica serves).
  */
 import { RecordErrorCode } from '../errors.js';
+import { restObjectOf } from './codec.js';
 import {
   Invalid,
   MAX_KEY_BYTES,
@@ -82,22 +83,7 @@ export type DecodedViewRecord =
 
 /** The value of a user record: seed 002's fields in their order, then `version`. */
 export function encodeUserValue(view: UserInformation): string {
-  return JSON.stringify({
-    userId: view.userId,
-    username: view.username,
-    name: view.name,
-    description: view.description,
-    location: view.location,
-    webPageUrl: view.webPageUrl,
-    joinedDate: view.joinedDate,
-    profileImageUrl: view.profileImageUrl,
-    backgroundImageUrl: view.backgroundImageUrl,
-    tweetCount: view.tweetCount,
-    followingCount: view.followingCount,
-    followerCount: view.followerCount,
-    likeCount: view.likeCount,
-    version: view.version,
-  });
+  return JSON.stringify({ ...restObjectOf(view), version: view.version });
 }
 
 export function encodeStatusValue(status: StatusValue): string {

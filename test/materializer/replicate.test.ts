@@ -15,7 +15,12 @@ import { decodeRecord } from '../../src/views/decode.js';
 import { createRegistry } from '../../src/views/registry.js';
 import { TOTALS, TOTALS_KEY, type TotalsValue } from '../../src/views/totals.js';
 import type { IndexSpace, ViewModule } from '../../src/views/types.js';
-import { USER_INFORMATION, type Counts, type UserInformation } from '../../src/views/user-information.js';
+import {
+  USER_INFORMATION,
+  ZERO_COUNTS,
+  type Counts,
+  type UserInformation,
+} from '../../src/views/user-information.js';
 import {
   STATUS_VIEW,
   VIEW_HEADER,
@@ -24,6 +29,7 @@ import {
   encodeUserValue,
 } from '../../src/views/view-record.js';
 import { changeStream } from '../faults/support/workload.js';
+import { makeUser } from '../utils/testkit.js';
 import { commitInput, type TestRecord } from '../utils/changes.js';
 
 const registry = createRegistry();
@@ -176,28 +182,11 @@ describe('the replica commit body', () => {
     }
   });
 
-  const user = (userId: string, sequence: number, counts: Partial<Counts> = {}): UserInformation => ({
-    userId,
-    username: `user_${userId}`,
-    name: null,
-    description: null,
-    location: null,
-    webPageUrl: null,
-    joinedDate: null,
-    profileImageUrl: null,
-    backgroundImageUrl: null,
-    tweetCount: 0,
-    followingCount: 0,
-    followerCount: 0,
-    likeCount: 0,
-    ...counts,
-    version: {
-      sequence: String(sequence),
-      appliedAt: '2024-01-01T00:00:00.000Z',
-      eventTime: null,
-      source: { topic: 'users', partition: 0, offset: String(sequence) },
-    },
-  });
+  /** User `userId` (a number) with the given sequence and counts (zero unless given). */
+  const user = (userId: string, sequence: number, counts: Partial<Counts> = {}): UserInformation => {
+    const base = makeUser(Number(userId), undefined, { ...ZERO_COUNTS, ...counts });
+    return { ...base, version: { ...base.version, sequence: String(sequence) } };
+  };
   const input = (entries: [string, UserInformation | null][], first: number, partition = 0): ReplicaInput => {
     const batch = new ReplicaBatch();
     entries.forEach(([id, v], i) =>
@@ -211,28 +200,28 @@ describe('the replica commit body', () => {
 
   it('should store the view with the version it came with, and tell subscribers and the rankings', () => {
     const state = new MemoryState(registry);
-    const out = commitReplica(state, plan, input([['a', user('a', 500, { followerCount: 3 })]], 0), 501n, 0);
-    expect(state.kv<UserInformation>(USER_INFORMATION, 'views').get('a')?.version.sequence).toBe('500');
-    expect(state.kv(USER_INFORMATION, 'counts').get('a')).toEqual({
+    const out = commitReplica(state, plan, input([['1', user('1', 500, { followerCount: 3 })]], 0), 501n, 0);
+    expect(state.kv<UserInformation>(USER_INFORMATION, 'views').get('1')?.version.sequence).toBe('500');
+    expect(state.kv(USER_INFORMATION, 'counts').get('1')).toEqual({
       tweetCount: 0,
       followingCount: 0,
       followerCount: 3,
       likeCount: 0,
     });
     expect([...out.events.keys()]).toEqual([USER_INFORMATION, 'top-users']);
-    expect(out.events.get('top-users')?.get('FOLLOWERS')).toEqual(['a']);
+    expect(out.events.get('top-users')?.get('FOLLOWERS')).toEqual(['1']);
   });
 
   it('should write nothing and notify nobody for a repeated value, and apply a tombstone once', () => {
     const state = new MemoryState(registry);
-    commitReplica(state, plan, input([['a', user('a', 7)]], 0), 7n, 0);
-    const repeat = commitReplica(state, plan, input([['a', user('a', 7)]], 1), 8n, 0);
+    commitReplica(state, plan, input([['1', user('1', 7)]], 0), 7n, 0);
+    const repeat = commitReplica(state, plan, input([['1', user('1', 7)]], 1), 8n, 0);
     expect({ events: repeat.events.size, noops: repeat.noops }).toEqual({ events: 0, noops: 1 });
-    const gone = commitReplica(state, plan, input([['a', null]], 2), 9n, 0);
-    expect(gone.events.get(USER_INFORMATION)).toEqual(new Map([['a', null]]));
-    expect(state.kv(USER_INFORMATION, 'views').has('a')).toBe(false);
-    expect(state.kv(USER_INFORMATION, 'counts').has('a')).toBe(false);
-    const again = commitReplica(state, plan, input([['a', null]], 3), 10n, 0);
+    const gone = commitReplica(state, plan, input([['1', null]], 2), 9n, 0);
+    expect(gone.events.get(USER_INFORMATION)).toEqual(new Map([['1', null]]));
+    expect(state.kv(USER_INFORMATION, 'views').has('1')).toBe(false);
+    expect(state.kv(USER_INFORMATION, 'counts').has('1')).toBe(false);
+    const again = commitReplica(state, plan, input([['1', null]], 3), 10n, 0);
     expect(again.events.size).toBe(0);
   });
 
@@ -243,8 +232,8 @@ describe('the replica commit body', () => {
       plan,
       input(
         [
-          ['a', user('a', 1)],
-          ['b', user('b', 2)],
+          ['1', user('1', 1)],
+          ['2', user('2', 2)],
         ],
         0,
       ),
@@ -256,8 +245,8 @@ describe('the replica commit body', () => {
       plan,
       input(
         [
-          ['a', null],
-          ['c', user('c', 3)],
+          ['1', null],
+          ['3', user('3', 3)],
         ],
         1,
       ),
@@ -265,16 +254,16 @@ describe('the replica commit body', () => {
       0,
     );
     expect({ accepted: replay.accepted, skipped: replay.skipped }).toEqual({ accepted: 1, skipped: 1 });
-    expect(state.kv(USER_INFORMATION, 'views').has('a')).toBe(true);
+    expect(state.kv(USER_INFORMATION, 'views').has('1')).toBe(true);
     expect(state.position(TOPIC, 0)).toBe('3');
   });
 
   it('should take a commit sequence at least as high as every version it applies', () => {
     const columns = input(
       [
-        ['a', user('a', 90)],
-        ['b', null],
-        ['c', user('c', 40)],
+        ['1', user('1', 90)],
+        ['2', null],
+        ['3', user('3', 40)],
       ],
       0,
     ).replica;
