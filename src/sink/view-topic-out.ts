@@ -177,17 +177,28 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   }
 
   async function run(): Promise<void> {
-    while (!closed && pending()) {
-      if (resync !== undefined) await resyncAll();
-      else if (dirty.size > 0) {
-        const wait = lastRoundAt + roundIntervalMs - Date.now();
-        if (wait > 0) await sleep(wait);
+    for (let failures = 0; !closed && pending();) {
+      try {
+        if (resync !== undefined) await resyncAll();
+        else if (dirty.size > 0) {
+          const wait = lastRoundAt + roundIntervalMs - Date.now();
+          if (wait > 0) await sleep(wait);
+          if (closed) return;
+          lastRoundAt = Date.now();
+          await round();
+        }
         if (closed) return;
-        lastRoundAt = Date.now();
-        await round();
+        if (totalsDirty || heartbeatDue) await publishStatus();
+        failures = 0;
+      } catch (err) {
+        // The store refused a write (its users are back in the set, or the resync is pending again): nothing is
+        // lost, the work is tried again. After close, the store may be gone: stop quietly.
+        if (closed) return;
+        metrics.viewTopicPublishFailures.inc();
+        const delay = Math.min(maxRetryMs, 200 * 2 ** Math.min(failures++, 10));
+        log.error({ err, delayMs: delay }, 'view topic publishing failed; retrying');
+        await sleep(delay);
       }
-      if (closed) return;
-      if (totalsDirty || heartbeatDue) await publishStatus();
     }
   }
 
@@ -251,9 +262,14 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     refreshGauges();
     // Every user changed by a commit up to `upTo` is published once the last chunk is: its mark. (A swap
     // meanwhile does not make that untrue; its resync records its own mark.)
-    for (let i = 0; i < userIds.length; i += chunk) {
-      const last = i + chunk >= userIds.length;
-      if (!(await publishUsers(userIds.slice(i, i + chunk), last ? upTo : undefined))) return;
+    try {
+      for (let i = 0; i < userIds.length; i += chunk) {
+        const last = i + chunk >= userIds.length;
+        if (!(await publishUsers(userIds.slice(i, i + chunk), last ? upTo : undefined))) return;
+      }
+    } catch (err) {
+      for (const userId of userIds) dirty.add(userId);
+      throw err;
     }
     refreshGauges();
   }
@@ -272,29 +288,42 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     );
     let users = 0;
     let gone = 0;
-    for (let after: string | undefined; ;) {
-      const page = store.userIdsPage(after, chunk);
-      if (page.length === 0) break;
-      after = page[page.length - 1];
-      if (!(await publishUsers(page))) return;
-      users += page.length;
-      if (resync !== undefined) return; // another swap: start over
+    try {
+      await resyncPages(
+        (n) => (users += n),
+        (n) => (gone += n),
+      );
+    } catch (err) {
+      resync ??= why;
+      throw err;
     }
-    for (let after: string | undefined; ;) {
-      const page = index.page(after, chunk);
-      if (page.length === 0) break;
-      after = page[page.length - 1];
-      const missing = page.filter((userId) => store.getUser(userId) === undefined);
-      if (!(await publishUsers(missing))) return;
-      gone += missing.length;
-      if (resync !== undefined) return;
-    }
+    // Closed (nothing more is recorded), or another swap meanwhile (it starts over): no mark.
+    if (closed || resync !== undefined) return;
     await index.record(new Map(), upTo);
     refreshGauges();
     log.info(
       { reason: why, users, tombstones: gone, durationMs: Date.now() - started },
       'view topic resync finished',
     );
+  }
+
+  /** Every user with a view, then every user the topic may hold without one: published where needed. */
+  async function resyncPages(onUsers: (n: number) => void, onGone: (n: number) => void): Promise<void> {
+    for (let after: string | undefined; ;) {
+      const page = store.userIdsPage(after, chunk);
+      if (page.length === 0) break;
+      after = page[page.length - 1];
+      if (!(await publishUsers(page)) || resync !== undefined) return;
+      onUsers(page.length);
+    }
+    for (let after: string | undefined; ;) {
+      const page = index.page(after, chunk);
+      if (page.length === 0) break;
+      after = page[page.length - 1];
+      const missing = page.filter((userId) => store.getUser(userId) === undefined);
+      if (!(await publishUsers(missing)) || resync !== undefined) return;
+      onGone(missing.length);
+    }
   }
 
   async function publishStatus(): Promise<void> {
