@@ -247,7 +247,9 @@ export async function startServer(
   if (config.viewTopic.out !== undefined && kafkaClient !== undefined)
     publishing = await startPublishing({ store, config, client: kafkaClient, tracker, metrics, logger });
   if (replicaTopic !== undefined && kafkaClient !== undefined)
-    void checkCompaction(kafkaClient, replicaTopic, logger);
+    checkCompaction(kafkaClient, replicaTopic, logger).catch((err: unknown) =>
+      logger.warn({ err }, 'could not check the view topic'),
+    );
   const api = createApiServer({ config, reader: store, feed: tracker, metrics, logger, live });
   const websocket = attachLiveWebSocket({ api, config, logger });
   api.onClose(() => websocket.close());

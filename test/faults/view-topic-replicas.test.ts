@@ -14,13 +14,16 @@
  * a silent producer takes to make a replica "behind" is the point here. Every incarnation gets its own
  * consumer group (positions live in LMDB; a SIGKILLed member's session would otherwise have to expire).
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/lmdb-store.js';
 import { isReady, spawnChildServer, startChildServer, type ChildServer } from '../utils/child-server.js';
 import { startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
   computeReference,
+  endOffsets,
   expectServedViewEquals,
   feedStatus,
   readTopics,
@@ -72,6 +75,32 @@ class VersionWatch {
       else seen.set(u.userId, seq);
     }
   }
+}
+
+/**
+ * SIGKILLs the materializer at an instant when its store holds commits it has not recorded as published:
+ * stopped (SIGSTOP) right after its metrics showed some, its store is read to be sure, and it is resumed and
+ * tried again when the publisher had caught up in between.
+ */
+async function killWithUnpublishedCommits(child: ChildServer, dataDir: string, topic: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const text = await (await fetch(`${child.url()}/metrics`)).text();
+    if (!/^matview_view_topic_unpublished_commits [1-9]/m.test(text)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      continue;
+    }
+    process.kill(child.pid, 'SIGSTOP');
+    const store = openStore({ path: join(dataDir, 'view'), create: false });
+    const { index } = await store.publishedIndex(topic);
+    const behind = index.mark() < store.sequence();
+    await store.close();
+    if (behind) {
+      await child.kill();
+      return;
+    }
+    process.kill(child.pid, 'SIGCONT');
+  }
+  throw new Error('the materializer never had unpublished commits while traffic flowed');
 }
 
 describe('replicas of a view topic', () => {
@@ -129,9 +158,22 @@ describe('replicas of a view topic', () => {
         'the first replica to apply something',
       );
 
-      // 1. The materializer dies mid-stream: the replicas keep serving and say they are behind.
-      await m.kill();
+      // 1. The materializer dies mid-stream, with commits not yet recorded as published (checked in its store
+      //    while it is stopped): the replicas keep serving and say they are behind.
+      await killWithUnpublishedCommits(m, materializerDir, viewTopic);
+      // Once a replica has read what the topic holds (it no longer grows), no fresher status can come.
+      const ends = await endOffsets(kafka.brokers, viewTopic);
       for (const [i, r] of replicas.entries()) {
+        await eventually(
+          async () => {
+            const at = new Map(
+              (await feedStatus(r.url())).partitions.map((p) => [p.partition, BigInt(p.next)]),
+            );
+            return ends.every((e) => (at.get(e.partition) ?? 0n) >= BigInt(e.next)) ? true : undefined;
+          },
+          60_000,
+          `replica ${i} to read the whole view topic`,
+        );
         const status = await eventually(
           async () => {
             const s = await feedStatus(r.url());
@@ -154,6 +196,10 @@ describe('replicas of a view topic', () => {
       // 2. Restarted on its data directory, it republishes what the topic may lack, and goes on.
       m = materializer();
       await m.listening;
+      await m.waitForLog(
+        (e) => e.msg === 'view topic resync started' && e['reason'] === 'unpublished-at-start',
+        'the restarted materializer to resync',
+      );
       await eventually(() => (producing.produced() >= 1_800 ? true : undefined), 90_000, 'more traffic');
 
       // 3. A replica dies and comes back: it resumes from its stored offsets.
