@@ -8,6 +8,8 @@ import { compareOffsets, type FeedBatch, type FeedRecord } from '../feed/types.j
 import type { StoreInput } from '../materializer/change-batch.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
+import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
+import type { Generation } from '../store/generation.js';
 import type { BatchResult, BatchTarget, LmdbStore } from '../store/lmdb-store.js';
 
 export interface DeadLetter {
@@ -160,46 +162,104 @@ export function observeApplied(
     if (Number.isFinite(t)) metrics.eventAgeSeconds.observe(Math.max(0, (appliedAt - t) / 1000));
 }
 
+/** What a handler's batch brings to its end (`batchFinisher`). */
+export interface BatchEnd<B extends { readonly length: number }> {
+  readonly chunks: Chunks<B>;
+  /** The batch's last fresh record (undefined: none was fresh). */
+  readonly last: FeedRecord | undefined;
+  readonly invalid: readonly DeadLetter[];
+  readonly valid: number;
+  readonly newestEventMs: number | undefined;
+}
+
 /**
  * The end every handler's batch goes through: nothing fresh (all redelivered) reports the batch at once;
  * otherwise the invalid records go to the dead-letter topic, then the chunks commit in order, each with its
  * offset. A rebuild's batch is then done (counted, reported); a live batch's result goes back to the handler,
  * which records its own metrics and reports it. Undefined: the batch is done.
  */
-export async function finishBatch<B extends { readonly length: number }>(
+export function batchFinisher<B extends { readonly length: number }>(options: {
+  readonly rebuild: boolean;
+  readonly commit: ReturnType<typeof storeCommitter>;
+  readonly deadLetters: DeadLetterSink;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
+  /** The store input of one chunk. */
+  readonly input: (chunk: B, positions: StoreInput['positions']) => StoreInput;
+}): (
   batch: FeedBatch,
-  step: {
-    readonly chunks: Chunks<B>;
-    /** The batch's last fresh record (undefined: none was fresh). */
-    readonly last: FeedRecord | undefined;
-    readonly invalid: readonly DeadLetter[];
-    readonly valid: number;
-    readonly newestEventMs: number | undefined;
-    readonly input: (chunk: B, positions: StoreInput['positions']) => StoreInput;
-  },
-  options: {
-    readonly rebuild: boolean;
-    readonly commit: ReturnType<typeof storeCommitter>;
-    readonly deadLetters: DeadLetterSink;
-    readonly metrics: Metrics;
-    readonly logger: Logger;
-    readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
-  },
-): Promise<{ readonly result: BatchResult; readonly chunks: readonly B[] } | undefined> {
-  if (step.last === undefined) {
-    options.onApplied?.(batch, undefined, step.newestEventMs);
-    return undefined;
-  }
-  const done = step.chunks.finish(step.last.offset);
-  await deadLetterInvalid(step.invalid, batch, options);
-  let result: BatchResult | undefined;
-  for (const c of done)
-    result = await options.commit(batch, (positions) => step.input(c.batch, positions), c.lastOffset);
-  if (result === undefined) return undefined;
-  if (options.rebuild) {
-    options.metrics.rebuildRecordsApplied.inc(step.valid);
-    options.onApplied?.(batch, result, step.newestEventMs);
-    return undefined;
-  }
-  return { result, chunks: done.map((c) => c.batch) };
+  end: BatchEnd<B>,
+) => Promise<{ readonly result: BatchResult; readonly chunks: readonly B[] } | undefined> {
+  return async (batch, end) => {
+    if (end.last === undefined) {
+      options.onApplied?.(batch, undefined, end.newestEventMs);
+      return undefined;
+    }
+    const done = end.chunks.finish(end.last.offset);
+    await deadLetterInvalid(end.invalid, batch, options);
+    let result: BatchResult | undefined;
+    for (const c of done)
+      result = await options.commit(batch, (positions) => options.input(c.batch, positions), c.lastOffset);
+    if (result === undefined) return undefined;
+    if (options.rebuild) {
+      options.metrics.rebuildRecordsApplied.inc(end.valid);
+      options.onApplied?.(batch, result, end.newestEventMs);
+      return undefined;
+    }
+    return { result, chunks: done.map((c) => c.batch) };
+  };
+}
+
+/** What every ingest handler is given besides what its records decode into. */
+export interface HandlerOptions {
+  readonly store: LmdbStore;
+  readonly deadLetters: DeadLetterSink;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /**
+   * Called after each batch is durable (readiness, lag). `newestEventMs`: the newest event time among the
+   * batch's changes, when its format carries one (Debezium `source.ts_ms`, a view's `version.eventTime`).
+   */
+  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
+  /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`: the active generation. */
+  readonly role?: 'live' | 'rebuild';
+  /** The shadow generation a `rebuild` handler writes to. */
+  readonly generation?: Generation;
+  /**
+   * Records of one batch handed to the store at once at most (default: the store's commit budget,
+   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}): a bigger batch goes in chunks, each committed with its offset.
+   */
+  readonly maxRecordsPerCommit?: number;
+}
+
+/** The steps of one handler, set up from its options: where it commits, and how a batch ends. */
+export function handlerSteps<B extends { readonly length: number }>(
+  options: HandlerOptions,
+  make: () => B,
+  input: (chunk: B, positions: StoreInput['positions']) => StoreInput,
+) {
+  const { store, deadLetters, metrics, logger, onApplied } = options;
+  const rebuild = options.role === 'rebuild';
+  if (rebuild && options.generation === undefined)
+    throw new Error('a rebuild ingest handler needs its generation');
+  const target: BatchTarget = options.generation ?? 'active';
+  const size = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
+  const commit = storeCommitter(store, target, metrics, logger);
+  return {
+    rebuild,
+    /** The batch's records the store has not applied yet. */
+    fresh: (batch: FeedBatch) => freshRecords(store, target, batch),
+    /** Empty chunks for one batch. */
+    chunks: () => new Chunks(make, size),
+    finish: batchFinisher({
+      rebuild,
+      commit,
+      deadLetters,
+      metrics,
+      logger,
+      ...(onApplied === undefined ? {} : { onApplied }),
+      input,
+    }),
+  };
 }

@@ -19,64 +19,32 @@
  * nothing to the dead-letter topic (those records are there already) and counts into the rebuild metrics,
  * leaving the freshness and per-topic metrics to the live feed.
  */
-import type { Logger } from '../ops/logger.js';
-import type { Metrics } from '../ops/metrics.js';
-import type { FeedBatch, FeedHandler, FeedRecord } from '../feed/types.js';
+import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
-import type { Generation } from '../store/generation.js';
-import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
-import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import type { Table } from '../views/source.js';
-import {
-  Chunks,
-  finishBatch,
-  freshRecords,
-  observeApplied,
-  storeCommitter,
-  type DeadLetter,
-  type DeadLetterSink,
-} from './batch-steps.js';
+import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export type { DeadLetter, DeadLetterSink } from './batch-steps.js';
 
-export interface IngestOptions {
-  readonly store: LmdbStore;
+export interface IngestOptions extends HandlerOptions {
   /** Topic name → table. */
   readonly tables: ReadonlyMap<string, Table>;
   /** Topic name → format decoder (src/formats). Default: the `json` format for every topic of `tables`. */
   readonly decoders?: ReadonlyMap<string, FormatDecoder>;
-  readonly deadLetters: DeadLetterSink;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-  /**
-   * Called after each batch is durable (readiness, lag). `newestEventMs`: the newest source commit time among
-   * the batch's changes, when its format carries one (Debezium `source.ts_ms`).
-   */
-  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
-  /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`: the active generation. */
-  readonly role?: 'live' | 'rebuild';
-  /** The shadow generation a `rebuild` handler writes to. */
-  readonly generation?: Generation;
-  /**
-   * Records of one batch handed to the store at once at most (default: the store's commit budget,
-   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}): a bigger batch goes in chunks, each committed with its offset.
-   */
-  readonly maxRecordsPerCommit?: number;
 }
 
 export function createIngestHandler(options: IngestOptions): FeedHandler {
-  const { store, tables, deadLetters, metrics, logger } = options;
+  const { tables, metrics, logger, onApplied } = options;
   const decoders =
     options.decoders ?? new Map([...tables].map(([topic, table]) => [topic, jsonDecoder(table)] as const));
-  const rebuild = options.role === 'rebuild';
-  const target = options.generation ?? 'active';
-  if (rebuild && options.generation === undefined)
-    throw new Error('a rebuild ingest handler needs its generation');
-  const chunk = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
-  const commit = storeCommitter(store, target, metrics, logger);
-  const { onApplied } = options;
+  const steps = handlerSteps(
+    options,
+    () => new ChangeBatch(),
+    (changes, positions) => ({ changes: changes.columns(), positions }),
+  );
+  const { rebuild } = steps;
 
   return async (batch) => {
     const table = tables.get(batch.topic);
@@ -84,11 +52,11 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     if (table === undefined || decoder === undefined)
       throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
     const started = performance.now();
-    const fresh = freshRecords(store, target, batch);
+    const fresh = steps.fresh(batch);
     const skipped = batch.records.length - fresh.length;
     const last: FeedRecord | undefined = fresh[fresh.length - 1];
     if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
-    const chunks = new Chunks(() => new ChangeBatch(), chunk);
+    const chunks = steps.chunks();
     const invalid: DeadLetter[] = [];
     const truncates: FeedRecord[] = [];
     let valid = 0;
@@ -130,18 +98,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       chunks.added(record.offset);
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
-    const committed = await finishBatch(
-      batch,
-      {
-        chunks,
-        last,
-        invalid,
-        valid,
-        newestEventMs,
-        input: (changes, positions) => ({ changes: changes.columns(), positions }),
-      },
-      { rebuild, commit, deadLetters, metrics, logger, ...(onApplied === undefined ? {} : { onApplied }) },
-    );
+    const committed = await steps.finish(batch, { chunks, last, invalid, valid, newestEventMs });
     if (committed === undefined) return;
     const { result } = committed;
     for (const r of truncates)

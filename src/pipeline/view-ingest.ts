@@ -9,60 +9,35 @@
  * The producer's heartbeat in each status record goes to `onStatus` once the batch is durable (the
  * upstream watch turns it into readiness).
  */
-import type { FeedBatch, FeedHandler, FeedRecord } from '../feed/types.js';
+import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { ReplicaBatch } from '../materializer/change-batch.js';
-import type { Logger } from '../ops/logger.js';
-import type { Metrics } from '../ops/metrics.js';
-import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
-import type { Generation } from '../store/generation.js';
-import type { BatchResult, LmdbStore } from '../store/lmdb-store.js';
 import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
-import {
-  Chunks,
-  finishBatch,
-  freshRecords,
-  observeApplied,
-  storeCommitter,
-  type DeadLetter,
-  type DeadLetterSink,
-} from './batch-steps.js';
+import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
-export interface ViewIngestOptions {
-  readonly store: LmdbStore;
+export interface ViewIngestOptions extends HandlerOptions {
   /** The view topic (VIEW_TOPIC_IN). */
   readonly topic: string;
-  readonly deadLetters: DeadLetterSink;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-  /** After each batch is durable: readiness and lag; `newestEventMs` is the newest `version.eventTime` applied. */
-  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
   /** The newest producer status of a durable batch (live role only). */
   readonly onStatus?: (status: ProducerStatus) => void;
-  /** `rebuild`: feed `generation` (a shadow) without DLQ writes; default `live`. */
-  readonly role?: 'live' | 'rebuild';
-  readonly generation?: Generation;
-  /** Records of one batch handed to the store at once at most (default: the store's commit budget). */
-  readonly maxRecordsPerCommit?: number;
 }
 
 export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler {
-  const { store, topic, deadLetters, metrics, logger } = options;
-  const rebuild = options.role === 'rebuild';
-  const target = options.generation ?? 'active';
-  if (rebuild && options.generation === undefined)
-    throw new Error('a rebuild ingest handler needs its generation');
-  const size = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
-  const commit = storeCommitter(store, target, metrics, logger);
-  const { onApplied } = options;
+  const { topic, metrics, onApplied } = options;
+  const steps = handlerSteps(
+    options,
+    () => new ReplicaBatch(),
+    (values, positions) => ({ replica: values.columns(), positions }),
+  );
+  const { rebuild } = steps;
 
   return async (batch) => {
     if (batch.topic !== topic) throw new Error(`view ingest got a batch of another topic "${batch.topic}"`);
     const started = performance.now();
-    const fresh = freshRecords(store, target, batch);
+    const fresh = steps.fresh(batch);
     const skipped = batch.records.length - fresh.length;
     const last: FeedRecord | undefined = fresh[fresh.length - 1];
-    const chunks = new Chunks(() => new ReplicaBatch(), size);
+    const chunks = steps.chunks();
     const invalid: DeadLetter[] = [];
     const eventTimes: number[] = [];
     const ignored = new Map<string, number>();
@@ -103,18 +78,7 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
       (newest, t) => (newest === undefined || t > newest ? t : newest),
       undefined,
     );
-    const committed = await finishBatch(
-      batch,
-      {
-        chunks,
-        last,
-        invalid,
-        valid,
-        newestEventMs,
-        input: (values, positions) => ({ replica: values.columns(), positions }),
-      },
-      { rebuild, commit, deadLetters, metrics, logger, ...(onApplied === undefined ? {} : { onApplied }) },
-    );
+    const committed = await steps.finish(batch, { chunks, last, invalid, valid, newestEventMs });
     if (committed === undefined) return;
     const { result } = committed;
     observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
