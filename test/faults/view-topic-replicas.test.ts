@@ -78,29 +78,37 @@ class VersionWatch {
 }
 
 /**
- * SIGKILLs the materializer at an instant when its store holds commits it has not recorded as published:
- * stopped (SIGSTOP) right after its metrics showed some, its store is read to be sure, and it is resumed and
- * tried again when the publisher had caught up in between.
+ * SIGKILLs the materializer right after its metrics showed commits not yet published, then reads its store
+ * (the process is gone: nothing holds LMDB's locks) to be sure it died in that window: its mark behind its
+ * sequence. When the publisher had caught up in between, the materializer is started again and the kill
+ * tried again. The caller restarts it after the last kill.
  */
-async function killWithUnpublishedCommits(child: ChildServer, dataDir: string, topic: string): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const text = await (await fetch(`${child.url()}/metrics`)).text();
-    if (!/^matview_view_topic_unpublished_commits [1-9]/m.test(text)) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      continue;
-    }
-    process.kill(child.pid, 'SIGSTOP');
+async function killWithUnpublishedCommits(
+  start: () => ChildServer,
+  first: ChildServer,
+  dataDir: string,
+  topic: string,
+): Promise<void> {
+  let child = first;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await eventually(
+      async () => {
+        const text = await (await fetch(`${child.url()}/metrics`)).text();
+        return /^matview_view_topic_unpublished_commits [1-9]/m.test(text) ? true : undefined;
+      },
+      60_000,
+      'commits waiting to be published',
+    );
+    await child.kill();
     const store = openStore({ path: join(dataDir, 'view'), create: false });
     const { index } = await store.publishedIndex(topic);
     const behind = index.mark() < store.sequence();
     await store.close();
-    if (behind) {
-      await child.kill();
-      return;
-    }
-    process.kill(child.pid, 'SIGCONT');
+    if (behind) return;
+    child = start();
+    await child.listening;
   }
-  throw new Error('the materializer never had unpublished commits while traffic flowed');
+  throw new Error('the materializer was never killed with commits not yet published');
 }
 
 describe('replicas of a view topic', () => {
@@ -159,8 +167,8 @@ describe('replicas of a view topic', () => {
       );
 
       // 1. The materializer dies mid-stream, with commits not yet recorded as published (checked in its store
-      //    while it is stopped): the replicas keep serving and say they are behind.
-      await killWithUnpublishedCommits(m, materializerDir, viewTopic);
+      //    once it is dead): the replicas keep serving and say they are behind.
+      await killWithUnpublishedCommits(materializer, m, materializerDir, viewTopic);
       // Once a replica has read what the topic holds (it no longer grows), no fresher status can come.
       const ends = await endOffsets(kafka.brokers, viewTopic);
       for (const [i, r] of replicas.entries()) {
