@@ -165,6 +165,18 @@ export default tseslint.config(
     'The API reads the store through its interfaces (src/store/types.ts) and subscribes to live; the wiring passes them in.',
   ),
   boundary(
+    ['src/sink/**/*.ts'],
+    [
+      'graphql',
+      '@apollo/*',
+      'ws',
+      'graphql-ws',
+      ...['live', 'wiring', 'pipeline', 'formats', 'materializer', 'demo', 'cli'].flatMap(layer),
+      '**/api/**',
+    ],
+    "A sink follows the store's commits and writes them out; it is never on the commit path and serves nothing.",
+  ),
+  boundary(
     ['src/ops/**/*.ts'],
     [
       'kafkajs',

@@ -30,8 +30,9 @@ import { freshness } from './scenarios/freshness.js';
 import { ingest } from './scenarios/ingest.js';
 import { read } from './scenarios/read.js';
 import { rebuild } from './scenarios/rebuild.js';
+import { viewTopic } from './scenarios/view-topic.js';
 
-const SCENARIOS: readonly Scenario[] = [read, ingest, catchup, fanout, freshness, rebuild];
+const SCENARIOS: readonly Scenario[] = [read, ingest, catchup, fanout, freshness, rebuild, viewTopic];
 
 interface ScenarioResult {
   name: string;

@@ -5,7 +5,9 @@
  * handful of arrays.
  */
 import type { Row, Table } from '../views/source.js';
+import type { TotalsValue } from '../views/totals.js';
 import type { RecordOrigins } from '../views/types.js';
+import type { UserInformation } from '../views/user-information.js';
 
 /**
  * Where a partition stands: `next` is the next offset to read (last applied + 1). The same shape as the
@@ -38,6 +40,80 @@ export interface CommitInput {
   readonly changes: ChangeColumns;
   /** New next offset of each partition the records came from (valid, invalid and skipped records alike). */
   readonly positions: readonly PartitionPosition[];
+}
+
+/**
+ * The records of a serving replica's commit (VIEW_TOPIC_IN, docs/view-topic.md), in columns: each is a value
+ * of a replicated view as the view topic carries it, already decoded. The view is the row: no materializer.
+ */
+export interface ReplicaColumns {
+  /** The replicated view: `user-information` (key = userId) or `totals` (key = the totals key). */
+  readonly view: ReplicaView[];
+  readonly key: string[];
+  /** The user's view (null: the user is gone), or the totals. */
+  readonly value: (UserInformation | TotalsValue | null)[];
+  readonly topic: string[];
+  readonly partition: number[];
+  /** Offset in the view topic, decimal. */
+  readonly offset: string[];
+}
+
+export type ReplicaView = 'user-information' | 'totals';
+
+/** A replica's commit input: decoded view values and the view topic positions they reach. */
+export interface ReplicaInput {
+  readonly replica: ReplicaColumns;
+  readonly positions: readonly PartitionPosition[];
+}
+
+/** What one commit applies: changelog records to materialize, or a replica's view values. */
+export type BatchInput = CommitInput | ReplicaInput;
+
+export const isReplicaInput = (input: BatchInput): input is ReplicaInput => 'replica' in input;
+
+/** Records an input carries (the group commit's budget counts them). */
+export const recordsOf = (input: BatchInput): number =>
+  isReplicaInput(input) ? input.replica.key.length : input.changes.key.length;
+
+export class ReplicaBatch implements ReplicaColumns {
+  readonly view: ReplicaView[] = [];
+  readonly key: string[] = [];
+  readonly value: (UserInformation | TotalsValue | null)[] = [];
+  readonly topic: string[] = [];
+  readonly partition: number[] = [];
+  readonly offset: string[] = [];
+
+  get length(): number {
+    return this.key.length;
+  }
+
+  push(
+    view: ReplicaView,
+    key: string,
+    value: UserInformation | TotalsValue | null,
+    topic: string,
+    partition: number,
+    offset: string,
+  ): void {
+    this.view.push(view);
+    this.key.push(key);
+    this.value.push(value);
+    this.topic.push(topic);
+    this.partition.push(partition);
+    this.offset.push(offset);
+  }
+
+  /** Plain columns (structured-cloneable). */
+  columns(): ReplicaColumns {
+    return {
+      view: this.view,
+      key: this.key,
+      value: this.value,
+      topic: this.topic,
+      partition: this.partition,
+      offset: this.offset,
+    };
+  }
 }
 
 export class ChangeBatch implements ChangeColumns {
@@ -85,8 +161,34 @@ export class ChangeBatch implements ChangeColumns {
   }
 }
 
-/** Concatenates commit inputs in order (the group commit of several feed batches). */
-export function concatInputs(inputs: readonly CommitInput[]): CommitInput {
+/**
+ * Concatenates commit inputs in order (the group commit of several feed batches). A store is fed either
+ * changelog records or view values, never both.
+ */
+export function concatInputs(inputs: readonly BatchInput[]): BatchInput {
+  if (inputs.length === 1) return inputs[0]!;
+  if (inputs.every(isReplicaInput)) return concatReplicaInputs(inputs);
+  return concatChangeInputs(
+    inputs.map((input) => {
+      if (isReplicaInput(input)) throw new Error('a commit cannot mix changelog records and view values');
+      return input;
+    }),
+  );
+}
+
+function concatReplicaInputs(inputs: readonly ReplicaInput[]): ReplicaInput {
+  const out = new ReplicaBatch();
+  const positions: PartitionPosition[] = [];
+  for (const input of inputs) {
+    const c = input.replica;
+    for (let i = 0; i < c.key.length; i++)
+      out.push(c.view[i]!, c.key[i]!, c.value[i]!, c.topic[i]!, c.partition[i]!, c.offset[i]!);
+    positions.push(...input.positions);
+  }
+  return { replica: out.columns(), positions };
+}
+
+function concatChangeInputs(inputs: readonly CommitInput[]): CommitInput {
   if (inputs.length === 1) return inputs[0]!;
   const out = new ChangeBatch();
   const positions: PartitionPosition[] = [];

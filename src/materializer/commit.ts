@@ -104,13 +104,21 @@ export function commitBatch(
   };
 }
 
+/** The columns that say where a commit's records are (changelog records and a replica's view values alike). */
+export interface PositionedColumns {
+  readonly key: readonly string[];
+  readonly topic: readonly string[];
+  readonly partition: readonly number[];
+  readonly offset: readonly string[];
+}
+
 /**
  * Indices of the records that apply (see the module comment, 1.), and the next offset each partition
  * reaches through them (positions never fall behind an applied record, whatever the caller says).
  */
-function acceptedRecords(
-  state: GenerationState,
-  changes: CommitInput['changes'],
+export function acceptedRecords(
+  state: Pick<GenerationState, 'position'>,
+  changes: PositionedColumns,
 ): { accepted: number[]; reached: PartitionPosition[] } {
   const accepted: number[] = [];
   /** Per partition: the stored next offset, and the last offset accepted in this commit. */
@@ -177,7 +185,7 @@ function writeRows(
 }
 
 /** Positions only move forward: a late batch cannot move a partition back. */
-function advancePositions(state: GenerationState, positions: readonly PartitionPosition[]): void {
+export function advancePositions(state: GenerationState, positions: readonly PartitionPosition[]): void {
   for (const p of positions) {
     const stored = state.position(p.topic, p.partition);
     if (stored === undefined || offsetBefore(stored, p.next)) state.setPosition(p.topic, p.partition, p.next);

@@ -190,6 +190,16 @@ const schema = z.object({
   SCHEMA_REGISTRY_KEY_FILE: z.string().optional(),
   SCHEMA_REGISTRY_REJECT_UNAUTHORIZED: bool.default(true),
   SCHEMA_REGISTRY_TIMEOUT_MS: positiveInt.max(600_000, 'must be <= 600000').default(10_000),
+  VIEW_TOPIC_OUT: topic.optional(),
+  VIEW_TOPIC_IN: topic.optional(),
+  VIEW_TOPIC_HEARTBEAT_MS: positiveInt
+    .min(100, 'must be >= 100')
+    .max(600_000, 'must be <= 600000')
+    .default(2_000),
+  VIEW_TOPIC_MAX_SILENCE_MS: nonNegative
+    .int('must be an integer')
+    .max(3_600_000, 'must be <= 3600000')
+    .default(15_000),
 });
 
 type Env = z.infer<typeof schema>;
@@ -349,6 +359,32 @@ export interface Config {
      */
     readonly authTokens: readonly string[];
   };
+  /** The view topic (docs/view-topic.md): publishing the view's changes, or serving them as a replica. */
+  readonly viewTopic: {
+    /**
+     * `VIEW_TOPIC_OUT` (default unset): this instance materializes the changelogs and publishes every committed
+     * change of the view to this topic (key = userId, value = the view as JSON, a tombstone when the user
+     * disappears), following the store's commits (src/sink/view-topic-out.ts).
+     */
+    readonly out: string | undefined;
+    /**
+     * `VIEW_TOPIC_IN` (default unset): this instance is a serving replica: it reads only this topic (no source
+     * topics, no materializer) and serves the whole API from it. Needs KAFKA_BROKERS; excludes VIEW_TOPIC_OUT,
+     * SOURCES_FILE and TOPIC_*.
+     */
+    readonly in: string | undefined;
+    /**
+     * `VIEW_TOPIC_HEARTBEAT_MS` (default 2000): with VIEW_TOPIC_OUT, the status record (totals and the producer's
+     * own readiness) is published at least this often, so replicas can tell a quiet view from a dead producer.
+     */
+    readonly heartbeatMs: number;
+    /**
+     * `VIEW_TOPIC_MAX_SILENCE_MS` (default 15000, 0 = never): with VIEW_TOPIC_IN, readiness drops when the newest
+     * status record of the topic is older than this (the producer stopped: this replica may be behind its
+     * sources). Only once the topic has carried a status record (an engine that publishes none is not checked).
+     */
+    readonly maxSilenceMs: number;
+  };
   /** Readiness, liveness and recovery (src/wiring/feed-tracker.ts, src/wiring/rebuild.ts). */
   readonly ops: {
     /**
@@ -416,6 +452,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           likes: sources.topics.likes.topic,
         };
   checkSources(input, sources, e.KAFKA_BROKERS === undefined && e.DEMO);
+  checkViewTopics(input, e);
   const names = Object.values(topics);
   if (new Set(names).size !== names.length) {
     throw new ConfigError(
@@ -424,6 +461,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const { security, problems } = kafkaSecurityFrom(e, (name) => input[name] !== undefined);
   if (problems.length > 0) throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+  if (e.VIEW_TOPIC_OUT !== undefined && names.includes(e.VIEW_TOPIC_OUT))
+    throw new ConfigError(
+      `Invalid configuration: VIEW_TOPIC_OUT=${JSON.stringify(e.VIEW_TOPIC_OUT)} is also a source topic: the view topic must be a topic of its own`,
+    );
   const development = e.NODE_ENV === 'development';
   return deepFreeze({
     port: e.PORT,
@@ -482,6 +523,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       backpressureBytes: e.WS_BACKPRESSURE_BYTES,
       authTokens: e.WS_AUTH_TOKENS ?? [],
     },
+    viewTopic: {
+      out: e.VIEW_TOPIC_OUT,
+      in: e.VIEW_TOPIC_IN,
+      heartbeatMs: e.VIEW_TOPIC_HEARTBEAT_MS,
+      maxSilenceMs: e.VIEW_TOPIC_MAX_SILENCE_MS,
+    },
     ops: {
       readyMaxLag: e.READY_MAX_LAG,
       readyLagGraceMs: e.READY_LAG_GRACE_MS,
@@ -509,6 +556,38 @@ function checkSources(
   if (embeddedDemo && other !== undefined)
     throw new ConfigError(
       `Invalid configuration: SOURCES_FILE reads "${other.topic}" as ${other.format}, but without KAFKA_BROKERS the embedded changelog's demo writes matview's json: set KAFKA_BROKERS, or DEMO=false`,
+    );
+}
+
+/**
+ * A replica (VIEW_TOPIC_IN) reads the view topic from Kafka and nothing else: the settings that name source
+ * topics, or that publish a view topic, have no meaning there and are refused rather than ignored.
+ */
+function checkViewTopics(input: Record<string, string>, e: Env): void {
+  const fail = (message: string): never => {
+    throw new ConfigError(`Invalid configuration: ${message}`);
+  };
+  if (e.VIEW_TOPIC_OUT !== undefined && e.KAFKA_BROKERS === undefined)
+    fail(
+      'VIEW_TOPIC_OUT is set without KAFKA_BROKERS: the view topic is published to a Kafka cluster; set KAFKA_BROKERS',
+    );
+  if (e.VIEW_TOPIC_IN === undefined) return;
+  if (e.VIEW_TOPIC_OUT !== undefined)
+    fail(
+      'VIEW_TOPIC_IN and VIEW_TOPIC_OUT are both set: an instance either materializes the changelogs and publishes the view (VIEW_TOPIC_OUT) or serves a published view as a replica (VIEW_TOPIC_IN); unset one',
+    );
+  if (e.KAFKA_BROKERS === undefined)
+    fail(
+      'VIEW_TOPIC_IN is set without KAFKA_BROKERS: a replica reads the view topic from Kafka; set KAFKA_BROKERS',
+    );
+  if (e.SOURCES_FILE !== undefined)
+    fail(
+      'VIEW_TOPIC_IN and SOURCES_FILE are both set: a replica reads only the view topic, never the source topics; unset SOURCES_FILE',
+    );
+  const set = TOPIC_VARIABLES.filter((k) => input[k] !== undefined);
+  if (set.length > 0)
+    fail(
+      `VIEW_TOPIC_IN and ${set.join(', ')} are both set: a replica reads only the view topic, never the source topics; unset ${set.join(', ')}`,
     );
 }
 

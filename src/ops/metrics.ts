@@ -151,6 +151,44 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Open GraphQL subscriptions',
       registers,
     }),
+    viewTopicRecordsPublished: new Counter({
+      name: 'matview_view_topic_records_published_total',
+      help: 'Records acknowledged by the view topic (VIEW_TOPIC_OUT), by kind: view, tombstone, status',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    viewTopicPublishFailures: new Counter({
+      name: 'matview_view_topic_publish_failures_total',
+      help: 'Sends to the view topic that failed (each is retried until acknowledged)',
+      registers,
+    }),
+    viewTopicPendingUsers: new Gauge({
+      name: 'matview_view_topic_pending_users',
+      help: 'Users changed by a commit and not yet taken by a publishing round',
+      registers,
+    }),
+    viewTopicUnpublishedCommits: new Gauge({
+      name: 'matview_view_topic_unpublished_commits',
+      help: 'Visible commits whose changes are not yet all acknowledged by the view topic',
+      registers,
+    }),
+    viewTopicResyncs: new Counter({
+      name: 'matview_view_topic_resyncs_total',
+      help: 'Comparisons of every user with what the view topic holds (after a crash, a swap or a view rebuild), by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    viewTopicRecordsIgnored: new Counter({
+      name: 'matview_view_topic_records_ignored_total',
+      help: 'Replica (VIEW_TOPIC_IN): view topic records of views this replica does not serve (header matview.view), skipped',
+      labelNames: ['view'] as const,
+      registers,
+    }),
+    viewTopicProducerAgeSeconds: new Gauge({
+      name: 'matview_view_topic_producer_age_seconds',
+      help: "Replica (VIEW_TOPIC_IN): seconds since the view topic's producer published its newest status record",
+      registers,
+    }),
     conflatedEvents: new Counter({
       name: 'matview_subscription_conflated_total',
       help: 'Subscription events skipped because a newer state replaced them before the client read them',

@@ -11,7 +11,7 @@
  * time), and concatenation keeps that order. A merged commit that fails is retried batch by batch, so only
  * the batch that fails alone is rejected (and redelivered by its source).
  */
-import type { CommitInput } from '../materializer/change-batch.js';
+import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
 
 /**
  * Records merged into one commit at most, by default (MAX_RECORDS_PER_COMMIT). Large enough that catching up
@@ -20,7 +20,7 @@ import type { CommitInput } from '../materializer/change-batch.js';
  */
 export const DEFAULT_MAX_RECORDS_PER_COMMIT = 50_000;
 
-export interface CommitRequest<I extends CommitInput = CommitInput> {
+export interface CommitRequest<I extends BatchInput = BatchInput> {
   readonly input: I;
   /** A generation id, or the one active when the transaction runs. */
   readonly target: 'active' | number;
@@ -28,13 +28,13 @@ export interface CommitRequest<I extends CommitInput = CommitInput> {
   readonly id: number;
 }
 
-interface Waiting<R, I extends CommitInput> {
+interface Waiting<R, I extends BatchInput> {
   readonly request: CommitRequest<I>;
   readonly resolve: (result: R) => void;
   readonly reject: (error: unknown) => void;
 }
 
-export class CommitQueue<R, I extends CommitInput = CommitInput> {
+export class CommitQueue<R, I extends BatchInput = BatchInput> {
   private readonly waiting: Waiting<R, I>[] = [];
   private running = false;
 
@@ -104,7 +104,7 @@ export class CommitQueue<R, I extends CommitInput = CommitInput> {
     let records = 0;
     for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i]!;
-      const n = w.request.input.changes.key.length;
+      const n = recordsOf(w.request.input);
       if (w.request.target !== target) {
         i++;
         continue;

@@ -38,8 +38,9 @@ import {
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
+import { PublishedIndex } from './published.js';
 import { StoreReads } from './reads.js';
-import { StoreRequests } from './requests.js';
+import { StoreRequests, type StoreRole } from './requests.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
 import { rebuildViewsFromRows, type ViewRebuildResult } from './view-rebuild.js';
 import {
@@ -66,7 +67,7 @@ export { dataFileOf, isLmdbDataFile } from './environment.js';
 export type { SwapResult } from './generations.js';
 export type { OutboxEntry } from './outbox.js';
 export type { StoreInput } from './write.js';
-export type { RebuildRequest, StoreOwner } from './requests.js';
+export type { RebuildRequest, StoreOwner, StoreRole } from './requests.js';
 
 export { DEFAULT_MAX_RECORDS_PER_COMMIT } from './commit-queue.js';
 
@@ -272,6 +273,11 @@ export class LmdbStore implements ViewReader {
 
   getViewBytes(userId: string): Buffer | undefined {
     return this.reads.getViewBytes(userId);
+  }
+
+  /** Up to `limit` userIds with a view after `after` (exclusive), in key order (the active generation). */
+  userIdsPage(after: string | undefined, limit: number): string[] {
+    return this.reads.userIdsPage(after, limit);
   }
 
   topUserIds(ranking: Ranking, limit: number): string[] {
@@ -532,6 +538,12 @@ export class LmdbStore implements ViewReader {
   claimOwner(): Promise<void> {
     return this.requests.claimOwner();
   }
+  role(): StoreRole | undefined {
+    return this.requests.role();
+  }
+  recordRole(role: StoreRole): Promise<void> {
+    return this.requests.recordRole(role);
+  }
   releaseOwner(): Promise<void> {
     return this.requests.releaseOwner();
   }
@@ -543,6 +555,13 @@ export class LmdbStore implements ViewReader {
   }
   backup(dir: string): Promise<void> {
     return this.requests.backup(dir);
+  }
+
+  // ---- the view topic out ----
+
+  /** What this store knows the view topic `topic` holds (published.ts), opened on first use. */
+  publishedIndex(topic: string): Promise<{ index: PublishedIndex; fresh: boolean }> {
+    return PublishedIndex.open(this.env, this.meta, topic);
   }
 
   // ---- lifecycle ----

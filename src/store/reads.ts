@@ -50,6 +50,17 @@ export interface DashboardReader {
   totals(): TotalsValue | undefined;
 }
 
+/** Up to `limit` keys of `db` after `after` (exclusive; undefined: from the first), read completely. */
+export function keysAfter(db: Database<Buffer, string>, after: string | undefined, limit: number): string[] {
+  const out: string[] = [];
+  for (const key of db.getKeys({ ...(after === undefined ? {} : { start: after }), limit: limit + 1 })) {
+    if (key === after) continue;
+    out.push(key);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
 export class StoreReads implements UserReader, DashboardReader {
   /**
    * `retiring`: the generation the last swap replaced, until that swap is reconciled (versions.ts): values
@@ -128,6 +139,11 @@ export class StoreReads implements UserReader, DashboardReader {
 
   getViewBytes(userId: string): Buffer | undefined {
     return this.views().getBinary(userId);
+  }
+
+  /** Up to `limit` userIds with a view after `after` (exclusive), in key order, read completely. */
+  userIdsPage(after: string | undefined, limit: number): string[] {
+    return keysAfter(this.views(), after, limit);
   }
 
   topUserIds(ranking: Ranking, limit: number): string[] {

@@ -16,6 +16,14 @@ export interface StoreOwner {
   readonly startedAt: string;
 }
 
+/**
+ * What a store holds (`meta.role`): the changelogs materialized here, or the view topic a replica serves
+ * (VIEW_TOPIC_IN). Recorded at first start; a store is never switched from one to the other, since its
+ * positions and rows belong to the topics it was fed from.
+ */
+export type StoreRole =
+  { readonly kind: 'materializer' } | { readonly kind: 'replica'; readonly topic: string };
+
 export interface RebuildRequest {
   readonly requestedAt: string;
   readonly reason: string;
@@ -93,6 +101,20 @@ export class StoreRequests {
     } catch (e) {
       return (e as NodeJS.ErrnoException).code === 'EPERM' ? owner : undefined;
     }
+  }
+
+  /**
+   * The store's role. A store from before roles were recorded that has committed anything is a
+   * materializer's (replicas did not exist then); an empty one has none yet.
+   */
+  role(): StoreRole | undefined {
+    const raw = this.meta.get('role');
+    if (raw !== undefined) return JSON.parse(raw) as StoreRole;
+    return (this.meta.get('sequence') ?? '0') === '0' ? undefined : { kind: 'materializer' };
+  }
+
+  async recordRole(role: StoreRole): Promise<void> {
+    await this.commit('record the role', () => void this.meta.put('role', JSON.stringify(role)));
   }
 
   /** Gives a restored copy its own identity (so it commits offsets as its own group) and no owner. */

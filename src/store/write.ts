@@ -8,22 +8,26 @@
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { concatInputs, type CommitInput } from '../materializer/change-batch.js';
+import { concatInputs, isReplicaInput, type BatchInput } from '../materializer/change-batch.js';
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
+import { commitReplica, replicaSequence } from '../materializer/replicate.js';
 import type { Registry } from '../views/registry.js';
 import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
 
-/** What the store commits: the records and positions, and the dead letters of the invalid records passed. */
-export interface StoreInput extends CommitInput {
+/**
+ * What the store commits: changelog records (or a replica's view values) with their positions, and the dead
+ * letters of the invalid records passed.
+ */
+export type StoreInput = BatchInput & {
   /**
    * DLQ copies of the invalid records before the input's new positions: stored in the outbox in the same
    * transaction as those positions (outbox.ts).
    */
   readonly deadLetters?: readonly OutboxEntry[];
-}
+};
 
-/** Several inputs as one, in order (the group commit). */
+/** Several inputs as one, in order (the group commit). A store is fed one kind of input, never both. */
 export function mergeInputs(inputs: readonly StoreInput[]): StoreInput {
   const merged = concatInputs(inputs);
   const deadLetters = inputs.flatMap((i) => i.deadLetters ?? []);
@@ -62,8 +66,10 @@ export interface WrittenCommit {
 }
 
 /**
- * The body of a commit's write transaction: the commit body on `generation`, the dead letters into the
- * outbox, then the next sequence.
+ * The body of a commit's write transaction: the commit body on `generation` (changelog records through the
+ * materializer, or a replica's view values as they are), the dead letters into the outbox, then the next
+ * sequence. A replica's commit takes a sequence at least as high as every view version it applies
+ * (replicate.ts), so the live hub's ordering by commit sequence holds with the materializer's versions.
  */
 export function writeCommit(
   meta: Database<string, string>,
@@ -75,8 +81,16 @@ export function writeCommit(
   visible: boolean,
   batches: number,
 ): WrittenCommit {
-  const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
-  const outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+  const previous = BigInt(meta.get('sequence') ?? '0');
+  let sequence: bigint;
+  let outcome: ReturnType<typeof commitBatch>;
+  if (isReplicaInput(input)) {
+    sequence = replicaSequence(previous, input.replica);
+    outcome = commitReplica(generation, plan, input, sequence, appliedAt);
+  } else {
+    sequence = previous + 1n;
+    outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+  }
   if (input.deadLetters !== undefined && input.deadLetters.length > 0)
     writeOutbox(outbox, sequence, input.deadLetters);
   meta.put('sequence', sequence.toString());

@@ -6,10 +6,12 @@
  */
 import type { Counts, Profile, REST_FIELDS, UserInformation, ViewVersion } from './user-information.js';
 
-export function encodeView(view: UserInformation): Buffer {
-  // An object literal in REST_FIELDS order (one hidden class, JSON.stringify's fast path), and both JSON
-  // texts written straight into one buffer: this runs for every changed user of every batch.
-  const rest = JSON.stringify({
+/**
+ * Seed 002's object of a view: an object literal in REST_FIELDS order (one hidden class, JSON.stringify's
+ * fast path). The view topic's value is this plus the version (view-record.ts).
+ */
+export function restObjectOf(view: UserInformation): Record<(typeof REST_FIELDS)[number], unknown> {
+  return {
     userId: view.userId,
     username: view.username,
     name: view.name,
@@ -23,7 +25,12 @@ export function encodeView(view: UserInformation): Buffer {
     followingCount: view.followingCount,
     followerCount: view.followerCount,
     likeCount: view.likeCount,
-  } satisfies Record<(typeof REST_FIELDS)[number], unknown>);
+  };
+}
+
+export function encodeView(view: UserInformation): Buffer {
+  // Both JSON texts written straight into one buffer: this runs for every changed user of every batch.
+  const rest = JSON.stringify(restObjectOf(view));
   const version = JSON.stringify(view.version);
   const restBytes = Buffer.byteLength(rest);
   const out = Buffer.allocUnsafe(4 + restBytes + Buffer.byteLength(version));

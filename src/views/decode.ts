@@ -23,14 +23,15 @@ const PROFILE_OPTIONAL = [
   'backgroundImageUrl',
 ] as const;
 
-class Invalid {
+/** Thrown by the checks below and turned into an invalid verdict by the decoders (never escapes them). */
+export class Invalid {
   constructor(
     readonly code: RecordErrorCode,
     readonly message: string,
   ) {}
 }
 
-function fail(code: RecordErrorCode, message: string): never {
+export function fail(code: RecordErrorCode, message: string): never {
   throw new Invalid(code, message);
 }
 
@@ -47,7 +48,7 @@ function requiredId(o: Record<string, unknown>, field: string): string {
   return v;
 }
 
-function optionalString(o: Record<string, unknown>, field: string): string | null {
+export function optionalString(o: Record<string, unknown>, field: string): string | null {
   const v = o[field];
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string')
@@ -55,7 +56,7 @@ function optionalString(o: Record<string, unknown>, field: string): string | nul
   return v;
 }
 
-function optionalDate(o: Record<string, unknown>, field: string): string | null {
+export function optionalDate(o: Record<string, unknown>, field: string): string | null {
   const v = optionalString(o, field);
   if (v === null) return null;
   const iso = normalizeDateTime(v);
@@ -67,14 +68,14 @@ function optionalDate(o: Record<string, unknown>, field: string): string | null 
   return iso;
 }
 
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return v.length === 0 ? 'an empty string' : 'a string';
   return `a ${typeof v}`;
 }
 
-function decodeKey(key: Buffer | null): string {
+export function decodeKey(key: Buffer | null): string {
   if (key === null || key.length === 0) fail(RecordErrorCode.KeyInvalid, 'record key is missing or empty');
   if (key.length > MAX_KEY_BYTES)
     fail(RecordErrorCode.KeyInvalid, `record key is ${key.length} bytes, more than ${MAX_KEY_BYTES}`);
@@ -85,7 +86,7 @@ function decodeKey(key: Buffer | null): string {
   }
 }
 
-function parseObject(value: Buffer): Record<string, unknown> {
+export function parseObject(value: Buffer): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(utf8.decode(value));

@@ -44,6 +44,11 @@ export interface FeedTrackerOptions {
   readonly readyDuringOutage?: boolean;
   /** Clock, injectable for tests. */
   readonly now?: () => number;
+  /**
+   * A replica's upstream (upstream.ts): why the view may be behind its sources although this feed is caught
+   * up (the view topic's producer is silent or behind); not ready while it says so.
+   */
+  readonly upstream?: { reason(): string | null; refresh(): void };
 }
 
 export class FeedTracker implements FeedMonitor {
@@ -208,6 +213,7 @@ export class FeedTracker implements FeedMonitor {
 
   /** Updates lag, freshness, store size and generation gauges and re-evaluates health; the runtime calls it every second. */
   refreshMetrics(): void {
+    this.options.upstream?.refresh();
     const age = this.newestEventAgeSeconds();
     if (age !== null) this.metrics.newestEventAgeSeconds.set(age);
     this.metrics.lmdbSizeBytes.set(this.store.sizeBytes());
@@ -238,7 +244,8 @@ export class FeedTracker implements FeedMonitor {
       !this.lagging &&
       this.blockedBy === undefined &&
       state !== 'crashed' &&
-      (state !== 'retrying' || this.options.readyDuringOutage !== false)
+      (state !== 'retrying' || this.options.readyDuringOutage !== false) &&
+      (this.options.upstream?.reason() ?? null) === null
     );
   }
 
@@ -263,7 +270,7 @@ export class FeedTracker implements FeedMonitor {
     if (!this.caughtUp) return 'catching up with the end offsets seen at start';
     if (this.lagging)
       return `lag above READY_MAX_LAG (${this.options.maxLag} records) for ${this.options.lagGraceMs} ms`;
-    return null;
+    return this.options.upstream?.reason() ?? null;
   }
 
   private newestEventAgeSeconds(): number | null {

@@ -14,7 +14,7 @@
  * The rebuild's own consumer failing for good is fatal for the process: a restart resumes the shadow
  * from its stored positions.
  */
-import type { FeedSource, PartitionPosition } from '../feed/types.js';
+import type { FeedHandler, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import type { Generation } from '../store/generation.js';
@@ -57,6 +57,11 @@ export interface RebuildControllerOptions {
   readonly beforeSwap?: (generation: Generation) => Promise<void>;
   /** Called after a swap committed. */
   readonly onSwapped?: (result: SwapResult, reason: string) => void;
+  /**
+   * The shadow's ingest handler, when the feed is not made of changelogs (a replica's view topic,
+   * src/wiring/view-topic.ts). Default: the changelog ingest over `tables` and `decoders`.
+   */
+  readonly handlerFor?: (generation: Generation, onApplied: () => void, logger: Logger) => FeedHandler;
   /** The rebuild's consumer failed for good. */
   readonly onFatal: (error: Error) => void;
 }
@@ -120,20 +125,22 @@ export class RebuildController {
     const { generation, resumed } = await store.beginShadow(reason);
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
-    const handler = createIngestHandler({
-      store,
-      tables: this.options.tables,
-      ...(this.options.decoders === undefined ? {} : { decoders: this.options.decoders }),
-      metrics,
-      logger: this.log,
-      role: 'rebuild',
-      generation,
-      // No dead-letter routing: a rebuild never writes the DLQ, the live feed already sent those records there.
-      ...(this.options.maxRecordsPerCommit === undefined
-        ? {}
-        : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),
-      onApplied: () => this.poke(),
-    });
+    const handler =
+      this.options.handlerFor?.(generation, () => this.poke(), this.log) ??
+      createIngestHandler({
+        store,
+        tables: this.options.tables,
+        ...(this.options.decoders === undefined ? {} : { decoders: this.options.decoders }),
+        metrics,
+        logger: this.log,
+        role: 'rebuild',
+        generation,
+        // No dead-letter routing: a rebuild never writes the DLQ, the live feed already kept those records.
+        ...(this.options.maxRecordsPerCommit === undefined
+          ? {}
+          : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),
+        onApplied: () => this.poke(),
+      });
     const timer = setInterval(() => this.poke(), this.checkIntervalMs);
     timer.unref();
     this.current = {

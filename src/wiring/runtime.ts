@@ -19,11 +19,11 @@ import { classifyKafkaError, type KafkaFailureCause } from '../feed/kafka-errors
 import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import { createKafkaSource, retryBackoffMs } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
-import type { ChangelogWriter, FeedSource, PartitionPosition } from '../feed/types.js';
+import type { ChangelogWriter, FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createDecoders, needsRegistry, registryClient } from '../formats/index.js';
 import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
-import { createIngestHandler } from '../pipeline/ingest.js';
+import { createIngestHandler, type DeadLetter } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
@@ -45,6 +45,7 @@ import {
   type OutOfRange,
 } from './offset-ranges.js';
 import { RebuildController, type RebuildSource } from './rebuild.js';
+import { checkCompaction, claimRole, replicaIngest, startPublishing, type Publishing } from './view-topic.js';
 
 export { ensureDataDir, storePathOf };
 
@@ -99,13 +100,21 @@ export async function startServer(
       { format: store.upgradedFrom },
       'the data directory held a store of an older format: it starts empty and the view is rebuilt from the topics',
     );
+  try {
+    await claimRole(store, config);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   await store.claimOwner();
   const dropped = await store.collectGarbage();
   if (dropped.length > 0)
     logger.info({ generations: dropped }, 'dropped generations left over by an interrupted swap');
 
   const tables = new Map<string, Table>(TABLES.map((t) => [config.topics[t], t]));
-  const topics = [...tables.keys()];
+  // A replica (VIEW_TOPIC_IN) reads its view topic and nothing else (docs/view-topic.md).
+  const replicaTopic = config.viewTopic.in;
+  const topics = replicaTopic === undefined ? [...tables.keys()] : [replicaTopic];
   // Each topic's format (SOURCES_FILE; without it, json): one schema cache for the live feed and rebuilds.
   const formatLog = logger.child({ component: 'formats' });
   const decoders = createDecoders(config.sources, config.topics, {
@@ -172,6 +181,9 @@ export async function startServer(
 
   let resolveFatal: (e: Error) => void = () => {};
   const fatal = new Promise<Error>((r) => (resolveFatal = r));
+  const deadLetters = { outboxEntry: (entry: DeadLetter) => toOutboxEntry(entry, config.dlqSuffix) };
+  const replica =
+    replicaTopic === undefined ? undefined : replicaIngest({ store, config, deadLetters, metrics, logger });
   const tracker = new FeedTracker({
     store,
     source,
@@ -183,6 +195,7 @@ export async function startServer(
     stallMs: config.ops.liveStallMs,
     deadLettersWaiting: () => store.outboxSize(),
     readyDuringOutage: config.ops.readyDuringFeedOutage,
+    ...(replica === undefined ? {} : { upstream: replica.upstream }),
   });
   const gate = new HandoffGate();
   // Invalid records commit into the store's outbox with their batch; the drainer sends them on.
@@ -192,21 +205,24 @@ export async function startServer(
     logger,
     onFailure: (topic) => metrics.dlqWriteFailures.inc({ topic }),
   });
+  const onApplied = (batch: FeedBatch, _result: unknown, newestEventMs?: number): void => {
+    const last = batch.records[batch.records.length - 1];
+    tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
+    drainer.wake();
+  };
   const handler = gate.wrap(
-    createIngestHandler({
-      store,
-      tables,
-      decoders,
-      metrics,
-      logger,
-      deadLetters: { outboxEntry: (entry) => toOutboxEntry(entry, config.dlqSuffix) },
-      maxRecordsPerCommit: config.maxRecordsPerCommit,
-      onApplied: (batch, _result, newestEventMs) => {
-        const last = batch.records[batch.records.length - 1];
-        tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
-        drainer.wake();
-      },
-    }),
+    replica !== undefined
+      ? replica.live(onApplied)
+      : createIngestHandler({
+          store,
+          tables,
+          decoders,
+          metrics,
+          logger,
+          deadLetters,
+          maxRecordsPerCommit: config.maxRecordsPerCommit,
+          onApplied,
+        }),
   );
   const rebuild = new RebuildController({
     store,
@@ -220,6 +236,7 @@ export async function startServer(
     openSource: openRebuildSource,
     endOffsets: () => source.endOffsets(topics),
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),
+    ...(replica === undefined ? {} : { handlerFor: replica.rebuild }),
     onSwapped: () => {
       tracker.unblock();
       tracker.refreshMetrics();
@@ -232,6 +249,14 @@ export async function startServer(
 
   // Subscribed to the store before the feed starts, so no commit is published without it.
   const live = createLiveHub({ store, metrics });
+  // The view topic out follows commits from the first one on (a restart first republishes what it missed).
+  let publishing: Publishing | undefined;
+  if (config.viewTopic.out !== undefined && kafkaClient !== undefined)
+    publishing = await startPublishing({ store, config, client: kafkaClient, tracker, metrics, logger });
+  if (replicaTopic !== undefined && kafkaClient !== undefined)
+    checkCompaction(kafkaClient, replicaTopic, logger).catch((err: unknown) =>
+      logger.warn({ err }, 'could not check the view topic'),
+    );
   const api = createApiServer({
     config,
     reader: store,
@@ -254,6 +279,8 @@ export async function startServer(
       await demo?.stop();
       await source.stop();
       await drainer.stop();
+      // After the feed: every commit is in; publish what is left (bounded), before the store closes.
+      await publishing?.close(Math.floor(config.shutdownTimeoutMs / 2));
       await api.close();
       live.close();
       await writer.close();
@@ -328,8 +355,9 @@ export async function startServer(
   tracker.refreshMetrics();
   // A view whose version changed is rebuilt alone from the stored rows, before anything else commits.
   // Readers keep the old build meanwhile; readiness waits for it like for any catch-up.
-  const stale = store.fullRebuildReason() === undefined ? store.staleViews() : [];
-  if (stale.length > 0) {
+  // A replica has no rows to rebuild a view from: it reads its view topic again instead (below).
+  const stale = store.fullRebuildReason() === undefined || replica !== undefined ? store.staleViews() : [];
+  if (stale.length > 0 && replica === undefined) {
     const topicOf = (table: Table) => config.topics[table];
     logger.info({ views: stale }, 'rebuilding views from the stored rows');
     tracker.block(`rebuilding views from the stored rows: ${stale.join(', ')}`);
@@ -383,6 +411,8 @@ export async function startServer(
       topics,
       sequence: store.sequence().toString(),
       instanceId: store.instanceId,
+      role: replicaTopic === undefined ? 'materializer' : 'replica',
+      ...(config.viewTopic.out === undefined ? {} : { viewTopicOut: config.viewTopic.out }),
       generation: store.activeGeneration().id,
       views: store.viewVersions(),
     },
@@ -392,13 +422,15 @@ export async function startServer(
   const reason =
     broken.length > 0
       ? 'offset-out-of-range'
-      : store.fullRebuildReason() !== undefined
-        ? store.fullRebuildReason()!
-        : store.rebuildRequest() !== undefined
-          ? 'requested'
-          : store.shadowGeneration() !== undefined
-            ? 'resume'
-            : undefined;
+      : replica !== undefined && stale.length > 0
+        ? 'view-version'
+        : store.fullRebuildReason() !== undefined && replica === undefined
+          ? store.fullRebuildReason()!
+          : store.rebuildRequest() !== undefined
+            ? 'requested'
+            : store.shadowGeneration() !== undefined
+              ? 'resume'
+              : undefined;
   if (reason === 'offset-out-of-range')
     tracker.block('rebuilding the view: stored positions were out of range (OFFSET_RESET_POLICY=rebuild)');
   if (reason !== undefined) await rebuild.start(reason);

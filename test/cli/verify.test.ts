@@ -5,11 +5,13 @@
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
+import { ReplicaBatch } from '../../src/materializer/change-batch.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { decodeView, encodeView } from '../../src/views/codec.js';
 import type { Row, Table } from '../../src/views/source.js';
 import { countsCodec } from '../../src/views/user-information.js';
 import { commitInput, profile, type TestRecord } from '../utils/changes.js';
+import { makeUser } from '../utils/testkit.js';
 import { tempDir } from '../utils/tmp.js';
 import { runCli } from './run-cli.js';
 
@@ -96,6 +98,35 @@ describe('matview verify', () => {
         'user-information alice: stored followerCount is 7, rows say 1',
         'user-information carol: has a users row but no view',
       ],
+    });
+  });
+
+  it("should check a replica's counts and rankings against its replicated views", async () => {
+    const dataDir = tempDir();
+    const store = openStore({ path: join(dataDir, 'view') });
+    await store.recordRole({ kind: 'replica', topic: 'views' });
+    const batch = new ReplicaBatch();
+    for (let n = 0; n < 3; n++) batch.push('user-information', String(n), makeUser(n), 'views', 0, String(n));
+    await store.applyBatch({ replica: batch.columns(), positions: [] });
+    await store.close();
+    const ok = await runCli(['verify'], { DATA_DIR: dataDir });
+    expect({ code: ok.code, stdout: ok.stdout }).toEqual({
+      code: 0,
+      stdout:
+        'verify: OK: every view matches the views of view topic "views"; generation 1; views: user-information 3 keys, top-users 12 keys, totals 0 keys\n',
+    });
+
+    const env = open({ path: join(dataDir, 'view'), maxDbs: 128 });
+    const counts = env.openDB<Buffer, string>({ name: COUNTS_DB, encoding: 'binary' });
+    await counts.put(
+      '1',
+      countsCodec.encode({ ...countsCodec.decode(counts.getBinary('1')!), likeCount: 0 }),
+    );
+    await env.close();
+    const bad = await runCli(['verify'], { DATA_DIR: dataDir });
+    expect({ code: bad.code, first: bad.stdout.split('\n')[0] }).toEqual({
+      code: 1,
+      first: `user-information 1: stored likeCount is 0, rows say ${makeUser(1).likeCount}`,
     });
   });
 

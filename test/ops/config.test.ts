@@ -56,6 +56,80 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig: view topics (docs/view-topic.md)', () => {
+  const brokers = { KAFKA_BROKERS: 'localhost:9092' };
+
+  it('should default to neither publishing nor replicating', () => {
+    expect(loadConfig({}).viewTopic).toEqual({
+      out: undefined,
+      in: undefined,
+      heartbeatMs: 2000,
+      maxSilenceMs: 15000,
+    });
+  });
+
+  it('should take a view topic to publish, or one to serve as a replica', () => {
+    expect(loadConfig({ ...brokers, VIEW_TOPIC_OUT: 'user-information' }).viewTopic.out).toBe(
+      'user-information',
+    );
+    const replica = loadConfig({
+      ...brokers,
+      VIEW_TOPIC_IN: 'user-information',
+      VIEW_TOPIC_MAX_SILENCE_MS: '0',
+    });
+    expect({ in: replica.viewTopic.in, silence: replica.viewTopic.maxSilenceMs }).toEqual({
+      in: 'user-information',
+      silence: 0,
+    });
+  });
+
+  it.each([
+    [
+      { ...brokers, VIEW_TOPIC_OUT: 'v', VIEW_TOPIC_IN: 'v' },
+      'Invalid configuration: VIEW_TOPIC_IN and VIEW_TOPIC_OUT are both set: an instance either materializes the changelogs and publishes the view (VIEW_TOPIC_OUT) or serves a published view as a replica (VIEW_TOPIC_IN); unset one',
+    ],
+    [
+      { VIEW_TOPIC_IN: 'v' },
+      'Invalid configuration: VIEW_TOPIC_IN is set without KAFKA_BROKERS: a replica reads the view topic from Kafka; set KAFKA_BROKERS',
+    ],
+    [
+      { VIEW_TOPIC_OUT: 'v' },
+      'Invalid configuration: VIEW_TOPIC_OUT is set without KAFKA_BROKERS: the view topic is published to a Kafka cluster; set KAFKA_BROKERS',
+    ],
+    [
+      { ...brokers, VIEW_TOPIC_IN: 'v', TOPIC_USERS: 'people', TOPIC_LIKES: 'hearts' },
+      'Invalid configuration: VIEW_TOPIC_IN and TOPIC_USERS, TOPIC_LIKES are both set: a replica reads only the view topic, never the source topics; unset TOPIC_USERS, TOPIC_LIKES',
+    ],
+    [
+      { ...brokers, VIEW_TOPIC_OUT: 'tweets' },
+      'Invalid configuration: VIEW_TOPIC_OUT="tweets" is also a source topic: the view topic must be a topic of its own',
+    ],
+    [
+      { ...brokers, VIEW_TOPIC_IN: 'a topic' },
+      'Invalid configuration: VIEW_TOPIC_IN="a topic" must be a Kafka topic name (letters, digits, ".", "_", "-"; 1-200 chars)',
+    ],
+    [
+      { ...brokers, VIEW_TOPIC_HEARTBEAT_MS: '10' },
+      'Invalid configuration: VIEW_TOPIC_HEARTBEAT_MS="10" must be >= 100',
+    ],
+    [
+      { ...brokers, VIEW_TOPIC_MAX_SILENCE_MS: '-1' },
+      'Invalid configuration: VIEW_TOPIC_MAX_SILENCE_MS="-1" must be >= 0',
+    ],
+  ])('should reject %j with one clear message', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('should refuse a replica with a sources file, naming both', () => {
+    const dir = tempDir();
+    const file = join(dir, 'sources.json');
+    writeFileSync(file, JSON.stringify({ format: 'json', topics: {} }));
+    expect(() => loadConfig({ ...brokers, VIEW_TOPIC_IN: 'v', SOURCES_FILE: file })).toThrow(
+      'Invalid configuration: VIEW_TOPIC_IN and SOURCES_FILE are both set: a replica reads only the view topic, never the source topics; unset SOURCES_FILE',
+    );
+  });
+});
+
 describe('matview serve with bad configuration', () => {
   const run = (env: Record<string, string>) => {
     const r = spawnSync(process.execPath, ['bin/matview.js', 'serve'], {

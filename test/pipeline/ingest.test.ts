@@ -1,3 +1,4 @@
+import { recordsOf } from '../../src/materializer/change-batch.js';
 import { describe, expect, it } from 'vitest';
 import { RecordErrorCode } from '../../src/errors.js';
 import type { FeedBatch, FeedRecord } from '../../src/feed/types.js';
@@ -193,7 +194,7 @@ describe('ingest', () => {
       const apply = store.applyBatch.bind(store);
       const seen = { calls: [] as number[], commits: new Map<bigint, number>() };
       store.applyBatch = async (input, target) => {
-        seen.calls.push(input.changes.key.length);
+        seen.calls.push(recordsOf(input));
         if (seen.calls.length === failCall) throw new Error('disk on fire');
         const result = await apply(input, target);
         seen.commits.set(result.sequence, result.accepted + result.skipped);

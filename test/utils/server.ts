@@ -46,8 +46,8 @@ export function testServerConfig(options: TestServerOptions): Config {
     PORT: String(options.port ?? 0),
     HOST: '127.0.0.1',
     DATA_DIR: options.dataDir ?? tempDir(),
-    // A sources file names the topics itself (and refuses TOPIC_* next to it).
-    ...(options.env?.['SOURCES_FILE'] === undefined
+    // A sources file names the topics itself (and refuses TOPIC_* next to it); a replica reads no source topic.
+    ...(options.env?.['SOURCES_FILE'] === undefined && options.env?.['VIEW_TOPIC_IN'] === undefined
       ? {
           TOPIC_USERS: options.topics.users,
           TOPIC_TWEETS: options.topics.tweets,

@@ -1,0 +1,257 @@
+/**
+ * The steps every ingest handler takes with a feed batch, whatever its records decode into (changelog rows
+ * in ingest.ts, a view topic's values in view-ingest.ts):
+ *
+ * 1. Records below the stored next offset are redeliveries: skipped (the handler counts them). The commit
+ *    checks again inside its transaction, so a record is never applied twice whatever this early check saw.
+ * 2. The handler decodes each fresh record into the chunk being filled (`Chunks`), or keeps it as invalid.
+ * 3. The chunks commit in order, each with the offset after its last record. Each invalid record becomes a
+ *    dead-letter message that commits into the store's outbox with the chunk whose offset passes it (never
+ *    lost, never stored twice, whatever the crash); src/pipeline/dead-letter-drainer.ts sends it on, so the
+ *    feed never waits for a dead-letter topic. The last chunk also carries the offsets of trailing invalid
+ *    records and of records the source skipped (transaction markers, aborted transactions); when no record
+ *    is left at all, those alone move the position.
+ * Offsets are stored only with the records before them (kafkajs runner.js: commit what succeeded); after a
+ * failed chunk the batch is redelivered and its committed chunks are skipped (1.).
+ *
+ * A handler either feeds the active generation (`role: 'live'`, the default) or a shadow generation being
+ * rebuilt (`role: 'rebuild'`). A rebuild re-reads history the live feed already handled, so it keeps no
+ * dead letters (those records were kept already) and counts into the rebuild metrics, leaving the freshness
+ * and per-topic metrics to the live feed.
+ */
+import { compareOffsets, type FeedBatch, type FeedRecord } from '../feed/types.js';
+import type { BatchInput } from '../materializer/change-batch.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
+import type { Generation } from '../store/generation.js';
+import type { BatchResult, BatchTarget, LmdbStore, OutboxEntry } from '../store/lmdb-store.js';
+
+export interface DeadLetter {
+  readonly record: FeedRecord;
+  readonly code: string;
+  readonly message: string;
+  /** The Confluent schema id of the part that failed to decode, when it had one. */
+  readonly schemaId?: number;
+}
+
+/** Turns an invalid record into the dead-letter message the outbox keeps (src/feed/dead-letter.ts). */
+export interface DeadLetterRouting {
+  outboxEntry(entry: DeadLetter): OutboxEntry;
+}
+
+type Positions = BatchInput['positions'];
+
+/** What every ingest handler is given besides what its records decode into. */
+export interface HandlerOptions {
+  readonly store: LmdbStore;
+  /** Required for the live role; a rebuild keeps no dead letters. */
+  readonly deadLetters?: DeadLetterRouting;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /**
+   * Called after each batch is durable (readiness, lag). `newestEventMs`: the newest event time among the
+   * batch's changes, when its format carries one (Debezium `source.ts_ms`, a view's `version.eventTime`).
+   */
+  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
+  /** `rebuild`: feed `generation` (a shadow) without dead letters; default `live`: the active generation. */
+  readonly role?: 'live' | 'rebuild';
+  /** The shadow generation a `rebuild` handler writes to. */
+  readonly generation?: Generation;
+  /**
+   * Records of one batch handed to the store at once at most (default: the store's commit budget,
+   * {@link DEFAULT_MAX_RECORDS_PER_COMMIT}): a bigger batch goes in chunks, each committed with its offset.
+   */
+  readonly maxRecordsPerCommit?: number;
+}
+
+/**
+ * A batch's records split into commits of at most `size` records; the last chunk also reaches the offsets of
+ * trailing records that added nothing (invalid, skipped by the source), so the partition's position moves
+ * past them.
+ */
+export class Chunks<B extends { readonly length: number }> {
+  private readonly full: { batch: B; lastOffset: string }[] = [];
+  current: B;
+
+  constructor(
+    private readonly make: () => B,
+    private readonly size: number,
+  ) {
+    this.current = make();
+  }
+
+  /** Call after adding the record at `offset` to `current`. */
+  added(offset: string): void {
+    if (this.current.length < this.size) return;
+    this.full.push({ batch: this.current, lastOffset: offset });
+    this.current = this.make();
+  }
+
+  /** Every chunk, the last one reaching `lastOffset`. */
+  finish(lastOffset: string): { batch: B; lastOffset: string }[] {
+    const out = [...this.full];
+    if (this.current.length > 0 || out.length === 0) out.push({ batch: this.current, lastOffset });
+    else out[out.length - 1] = { batch: out[out.length - 1]!.batch, lastOffset };
+    return out;
+  }
+}
+
+/** What a handler's batch brings to its end (`finish`). */
+export interface BatchEnd<B extends { readonly length: number }> {
+  readonly chunks: Chunks<B>;
+  /** The batch's last fresh record (undefined: none was fresh). */
+  readonly last: FeedRecord | undefined;
+  readonly invalid: readonly DeadLetter[];
+  readonly valid: number;
+  readonly newestEventMs: number | undefined;
+}
+
+/** The live feed's per-batch metrics: records applied, batch size, apply time, and each change's age. */
+export function observeApplied(
+  metrics: Metrics,
+  batch: FeedBatch,
+  counts: { readonly valid: number; readonly invalid: number },
+  startedMs: number,
+  appliedAt: number,
+  eventTimes: Iterable<number>,
+): void {
+  metrics.recordsApplied.inc({ topic: batch.topic }, counts.valid);
+  metrics.batchSize.observe(counts.valid + counts.invalid);
+  metrics.applySeconds.observe((performance.now() - startedMs) / 1000);
+  for (const t of eventTimes)
+    if (Number.isFinite(t)) metrics.eventAgeSeconds.observe(Math.max(0, (appliedAt - t) / 1000));
+}
+
+/** The steps of one handler, set up from its options: where it commits, and how a batch ends. */
+export function handlerSteps<B extends { readonly length: number }>(
+  options: HandlerOptions,
+  make: () => B,
+  input: (chunk: B, positions: Positions) => BatchInput,
+) {
+  const { store, deadLetters, metrics, logger, onApplied } = options;
+  const rebuild = options.role === 'rebuild';
+  if (rebuild && options.generation === undefined)
+    throw new Error('a rebuild ingest handler needs its generation');
+  if (!rebuild && deadLetters === undefined)
+    throw new Error('a live ingest handler needs its dead-letter routing');
+  const target: BatchTarget = options.generation ?? 'active';
+  const size = Math.max(1, options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT);
+  const stored = (batch: FeedBatch): string | undefined =>
+    target === 'active'
+      ? store.position(batch.topic, batch.partition)
+      : store.position(batch.topic, batch.partition, target);
+  /** The last commit counted in `storeCommits` (several batches share one commit). */
+  let counted = 0n;
+
+  /** Commits one chunk with the offset after `lastOffset` and its dead letters; a failure is rethrown. */
+  const commit = async (
+    batch: FeedBatch,
+    chunk: B,
+    lastOffset: string,
+    dead: readonly DeadLetter[],
+  ): Promise<BatchResult> => {
+    try {
+      const next = (BigInt(lastOffset) + 1n).toString();
+      const batchInput = input(chunk, [{ topic: batch.topic, partition: batch.partition, next }]);
+      const result = await store.applyBatch(
+        dead.length === 0 || deadLetters === undefined
+          ? batchInput
+          : { ...batchInput, deadLetters: dead.map((d) => deadLetters.outboxEntry(d)) },
+        target,
+      );
+      if (result.sequence > counted) {
+        counted = result.sequence;
+        metrics.storeCommits.inc();
+      }
+      return result;
+    } catch (e) {
+      metrics.storeErrors.inc();
+      logger.error(
+        { err: e, topic: batch.topic, partition: batch.partition },
+        'store commit failed; batch will be retried',
+      );
+      throw e;
+    }
+  };
+
+  /**
+   * The end every batch goes through (see the module comment). A rebuild's batch is then done (counted,
+   * reported); a live batch's result and chunks go back to the handler, which records its own metrics and
+   * reports it. Undefined: the batch is done.
+   */
+  const finish = async (
+    batch: FeedBatch,
+    end: BatchEnd<B>,
+  ): Promise<{ readonly result: BatchResult; readonly chunks: readonly B[] } | undefined> => {
+    const { invalid, newestEventMs } = end;
+    // The source skipped records it never delivers: the position moves past them with the last chunk.
+    const skipTo = batch.nextOffset === undefined ? undefined : (BigInt(batch.nextOffset) - 1n).toString();
+    if (end.last === undefined) {
+      const at = stored(batch);
+      let moved: BatchResult | undefined;
+      if (skipTo !== undefined && (at === undefined || compareOffsets(batch.nextOffset!, at) > 0))
+        moved = await commit(batch, make(), skipTo, []);
+      onApplied?.(batch, moved, newestEventMs);
+      return undefined;
+    }
+    const reach =
+      skipTo !== undefined && compareOffsets(skipTo, end.last.offset) > 0 ? skipTo : end.last.offset;
+    const done = end.chunks.finish(reach);
+    if (invalid.length > 0 && rebuild)
+      logger.debug(
+        { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
+        'rebuild skipped invalid records',
+      );
+    // Each invalid record commits into the outbox with the chunk whose offset passes it.
+    let result: BatchResult | undefined;
+    let deadFrom = 0;
+    for (const c of done) {
+      let deadTo = deadFrom;
+      while (
+        !rebuild &&
+        deadTo < invalid.length &&
+        compareOffsets(invalid[deadTo]!.record.offset, c.lastOffset) <= 0
+      )
+        deadTo++;
+      const dead = invalid.slice(deadFrom, deadTo);
+      deadFrom = deadTo;
+      result = await commit(batch, c.batch, c.lastOffset, dead);
+      for (const d of dead) {
+        metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
+        logger.warn(
+          {
+            topic: d.record.topic,
+            partition: d.record.partition,
+            offset: d.record.offset,
+            code: d.code,
+            reason: d.message,
+            ...(d.schemaId === undefined ? {} : { schemaId: d.schemaId }),
+          },
+          'invalid record kept for the dead-letter topic',
+        );
+      }
+    }
+    if (result === undefined) return undefined;
+    if (rebuild) {
+      metrics.rebuildRecordsApplied.inc(end.valid);
+      onApplied?.(batch, result, newestEventMs);
+      return undefined;
+    }
+    return { result, chunks: done.map((c) => c.batch) };
+  };
+
+  return {
+    rebuild,
+    /** The batch's records the store has not applied yet. */
+    fresh(batch: FeedBatch): readonly FeedRecord[] {
+      const at = stored(batch);
+      return at === undefined
+        ? batch.records
+        : batch.records.filter((record) => compareOffsets(record.offset, at) >= 0);
+    },
+    /** Empty chunks for one batch. */
+    chunks: () => new Chunks(make, size),
+    finish,
+  };
+}

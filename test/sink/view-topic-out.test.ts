@@ -1,0 +1,346 @@
+/**
+ * Issue 19, the view topic out (src/sink/view-topic-out.ts) on a real store and an in-memory topic: every
+ * committed change is published, per key in commit order, a tombstone when a user disappears; after a crash
+ * in either window (after the commit before the produce, after the produce before it is recorded) the restart
+ * republishes what the topic may lack, deleted users included; a generation swap publishes exactly the users
+ * it changed. The topic may repeat a value, never skip or reorder one.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ChangelogWriter, OutgoingMessage } from '../../src/feed/types.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { createMetrics } from '../../src/ops/metrics.js';
+import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
+import type { PublishedIndex } from '../../src/store/published.js';
+import { createViewTopicOut, type ViewTopicOut } from '../../src/sink/view-topic-out.js';
+import { STATUS_VIEW, VIEW_HEADER } from '../../src/views/view-record.js';
+import { commitInput, follow, profile, tweet, type TestRecord } from '../utils/changes.js';
+import { eventually } from '../utils/server.js';
+import { tempDir } from '../utils/tmp.js';
+
+const TOPIC = 'user-information';
+
+interface Sent {
+  key: string;
+  value: Record<string, unknown> | null;
+  status: boolean;
+}
+
+/**
+ * An in-memory topic. `mode` decides what a send does: land and ack; hang before landing, or land and hang
+ * (a process killed there); fail; or wait for `open()` and then land.
+ */
+class MemoryTopic implements ChangelogWriter {
+  readonly log: Sent[] = [];
+  mode: 'ok' | 'hang-before' | 'hang-after' | 'fail' | 'gate' = 'ok';
+  sends = 0;
+  private gate: Promise<void> | undefined;
+  private opened: () => void = () => undefined;
+  close_(): void {
+    this.gate = new Promise((resolve) => (this.opened = resolve));
+  }
+  open(): void {
+    this.opened();
+  }
+  async send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    expect(topic).toBe(TOPIC);
+    this.sends++;
+    if (this.mode === 'fail') throw new Error('broker gone');
+    if (this.mode === 'hang-before') return new Promise(() => undefined);
+    if (this.mode === 'gate') await this.gate;
+    for (const m of messages)
+      this.log.push({
+        key: Buffer.isBuffer(m.key) ? m.key.toString() : String(m.key),
+        value: m.value === null ? null : (JSON.parse(m.value.toString()) as Record<string, unknown>),
+        status: m.headers?.[VIEW_HEADER]?.toString() === STATUS_VIEW,
+      });
+    if (this.mode === 'hang-after') return new Promise(() => undefined);
+  }
+  async close(): Promise<void> {}
+
+  /** The last value per user key (what compaction keeps; tombstones remove the key). */
+  compacted(): Map<string, Record<string, unknown>> {
+    const out = new Map<string, Record<string, unknown>>();
+    for (const s of this.log)
+      if (!s.status) {
+        if (s.value === null) out.delete(s.key);
+        else out.set(s.key, s.value);
+      }
+    return out;
+  }
+
+  users(): Sent[] {
+    return this.log.filter((s) => !s.status);
+  }
+
+  lastStatus(): Record<string, unknown> | undefined {
+    return [...this.log].reverse().find((s) => s.status)?.value ?? undefined;
+  }
+}
+
+async function publisher(
+  store: LmdbStore,
+  topic: MemoryTopic,
+  adapt: (index: PublishedIndex) => PublishedIndex = (index) => index,
+): Promise<ViewTopicOut> {
+  const opened = await store.publishedIndex(TOPIC);
+  const index = adapt(opened.index);
+  const fresh = opened.fresh;
+  const out = createViewTopicOut({
+    store,
+    index,
+    fresh,
+    writer: topic,
+    topic: TOPIC,
+    heartbeatMs: 60_000,
+    status: () => ({ ready: true, lag: '0' }),
+    metrics: createMetrics({ defaultMetrics: false }),
+    logger: silentLogger,
+    chunk: 3,
+    maxRetryMs: 20,
+    // A hanging send is abandoned at once on close (the crash tests close a publisher stuck in one).
+    closeWaitMs: 20,
+  });
+  out.start();
+  return out;
+}
+
+/** What the store serves, as the topic should hold it (seed 002 fields and version). */
+function served(store: LmdbStore): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (let after: string | undefined; ;) {
+    const page = store.userIdsPage(after, 100);
+    if (page.length === 0) return out;
+    after = page[page.length - 1];
+    for (const id of page)
+      out.set(id, JSON.parse(JSON.stringify(store.getUser(id))) as Record<string, unknown>);
+  }
+}
+
+const isSubsequence = <T>(part: readonly T[], whole: readonly T[]): boolean => {
+  let i = 0;
+  for (const x of whole) if (i < part.length && part[i] === x) i++;
+  return i === part.length;
+};
+
+/** Per key, the versions of the published values never go down (repeats allowed). */
+function expectNoRegression(topic: MemoryTopic): void {
+  const last = new Map<string, bigint>();
+  for (const s of topic.users()) {
+    if (s.value === null) continue;
+    const seq = BigInt((s.value['version'] as { sequence: string }).sequence);
+    expect(seq, `user ${s.key}`).toBeGreaterThanOrEqual(last.get(s.key) ?? 0n);
+    last.set(s.key, seq);
+  }
+}
+
+let offset = 0;
+const at = (records: Omit<TestRecord, 'offset'>[]) =>
+  commitInput(records.map((r) => ({ ...r, offset: offset++ })));
+
+describe('the view topic out', () => {
+  it('should publish every committed change, a tombstone for a user gone, and the totals', async () => {
+    const store = openStore({ path: tempDir() });
+    const topic = new MemoryTopic();
+    const out = await publisher(store, topic);
+    await store.applyBatch(
+      at([
+        { table: 'users', key: 'a', row: profile('alice') },
+        { table: 'users', key: 'b', row: profile('bob') },
+        { table: 'tweets', key: 't1', row: tweet('a') },
+      ]),
+    );
+    await out.flush();
+    await store.applyBatch(at([{ table: 'follows', key: 'f1', row: follow('b', 'a') }]));
+    await store.applyBatch(at([{ table: 'users', key: 'b', row: null }]));
+    // A commit that changes nobody's view publishes nothing for users.
+    await store.applyBatch(at([{ table: 'tweets', key: 't-unknown', row: null }]));
+    await out.flush();
+    expect(topic.compacted()).toEqual(served(store));
+    const history = (key: string) =>
+      topic
+        .users()
+        .filter((s) => s.key === key)
+        .map((s) =>
+          s.value === null
+            ? null
+            : `${String(s.value['followerCount'])}/${String(s.value['followingCount'])}`,
+        );
+    // Per key, committed values in commit order, ending with the current one; values committed between two
+    // rounds are coalesced (b's follow and its delete may go out as the delete alone).
+    expect(history('a')).toEqual(['0/0', '1/0']);
+    expect(isSubsequence(history('b'), ['0/0', '0/1', null])).toBe(true);
+    expect(history('b').at(-1)).toBeNull();
+    // The status goes out when the totals change (and on the heartbeat), naming what was published by then.
+    expect(topic.lastStatus()).toMatchObject({
+      producer: { id: store.instanceId, ready: true, lag: '0' },
+      totals: { users: 1, tweets: 1, follows: 1, likes: 0 },
+    });
+    const { index } = await store.publishedIndex(TOPIC);
+    expect({ mark: index.mark(), published: index.size() }).toEqual({ mark: store.sequence(), published: 1 });
+    await out.close();
+    await store.close();
+  });
+
+  it('should publish a user changed by several commits during a round once, at its latest value', async () => {
+    const store = openStore({ path: tempDir() });
+    const topic = new MemoryTopic();
+    const out = await publisher(store, topic);
+    await store.applyBatch(at([{ table: 'users', key: 'a', row: profile('alice') }]));
+    await out.flush();
+    topic.mode = 'gate';
+    topic.close_();
+    await store.applyBatch(at([{ table: 'users', key: 'x', row: profile('x') }]));
+    // While that round waits for Kafka, a tweets twice: the next round reads a once, as it is then.
+    await store.applyBatch(at([{ table: 'tweets', key: 't1', row: tweet('a') }]));
+    await store.applyBatch(at([{ table: 'tweets', key: 't2', row: tweet('a') }]));
+    topic.open();
+    await out.flush();
+    expect(topic.users().map((s) => [s.key, s.value?.['tweetCount']])).toEqual([
+      ['a', 0],
+      ['x', 0],
+      ['a', 2],
+    ]);
+    expect(topic.compacted()).toEqual(served(store));
+    await out.close();
+    await store.close();
+  });
+
+  it.each(['hang-before', 'hang-after'] as const)(
+    'should republish after a crash with the send %s landing, deletes included, never going back',
+    async (mode) => {
+      const path = tempDir();
+      let store = openStore({ path });
+      const topic = new MemoryTopic();
+      let out = await publisher(store, topic);
+      await store.applyBatch(
+        at([
+          { table: 'users', key: 'a', row: profile('alice') },
+          { table: 'users', key: 'b', row: profile('bob') },
+          { table: 'users', key: 'c', row: profile('carol') },
+        ]),
+      );
+      await out.flush();
+      // The next round's send hangs: before reaching Kafka, or after landing without its acknowledgement.
+      topic.mode = mode;
+      const sends = topic.sends;
+      await store.applyBatch(
+        at([
+          { table: 'users', key: 'b', row: null },
+          { table: 'tweets', key: 't1', row: tweet('a') },
+          { table: 'users', key: 'd', row: profile('dave') },
+        ]),
+      );
+      await eventually(() => (topic.sends > sends ? true : undefined), 10_000, 'the round to be sent');
+      // Then carol goes, and so does dave, whose value may have reached the topic but is not recorded as there.
+      await store.applyBatch(
+        at([
+          { table: 'users', key: 'c', row: null },
+          { table: 'users', key: 'd', row: null },
+        ]),
+      );
+      // The process dies here: nothing after the hanging send runs (the publisher never returns from it and
+      // records nothing more). The store keeps its commits.
+      await out.close();
+      await store.close();
+
+      store = openStore({ path });
+      topic.mode = 'ok';
+      out = await publisher(store, topic);
+      await out.flush();
+      expect(topic.compacted()).toEqual(served(store));
+      expect([...topic.compacted().keys()].sort()).toEqual(['a']);
+      expectNoRegression(topic);
+      const { index } = await store.publishedIndex(TOPIC);
+      expect(index.mark()).toBe(store.sequence());
+      // Nothing unchanged was sent again by the resync: alice's first value only once before the crash.
+      expect(topic.users().filter((s) => s.key === 'a' && s.value?.['tweetCount'] === 0)).toHaveLength(1);
+      await out.close();
+      await store.close();
+    },
+  );
+
+  it('should keep retrying a send the cluster refuses, and lose nothing', async () => {
+    const store = openStore({ path: tempDir() });
+    const topic = new MemoryTopic();
+    topic.mode = 'fail';
+    const out = await publisher(store, topic);
+    await store.applyBatch(at([{ table: 'users', key: 'a', row: profile('alice') }]));
+    while (topic.sends < 3) await new Promise((resolve) => setTimeout(resolve, 10));
+    topic.mode = 'ok';
+    await out.flush();
+    expect(topic.compacted()).toEqual(served(store));
+    await out.close();
+    await store.close();
+  });
+
+  it('should keep a round whose record the store refused, and publish it again', async () => {
+    const store = openStore({ path: tempDir() });
+    const topic = new MemoryTopic();
+    let refusals = 0;
+    const out = await publisher(store, topic, (index) => {
+      const record = index.record.bind(index);
+      index.record = async (updates, mark) => {
+        // The acknowledgement of the first round with users cannot be recorded (disk full, say).
+        if ([...updates.values()].some((fp) => fp !== null && fp.some((b) => b !== 0)) && refusals++ === 0)
+          throw new Error('MDB_MAP_FULL');
+        return record(updates, mark);
+      };
+      return index;
+    });
+    await store.applyBatch(at([{ table: 'users', key: 'a', row: profile('alice') }]));
+    await out.flush();
+    expect(refusals).toBeGreaterThan(1);
+    expect(topic.users().map((s) => s.key)).toEqual(['a', 'a']);
+    expect(topic.compacted()).toEqual(served(store));
+    const { index } = await store.publishedIndex(TOPIC);
+    expect(index.mark()).toBe(store.sequence());
+    await out.close();
+    await store.close();
+  });
+
+  it('should publish what a generation swap changed, tombstones included', async () => {
+    const store = openStore({ path: tempDir() });
+    const topic = new MemoryTopic();
+    const out = await publisher(store, topic);
+    const records: TestRecord[] = [
+      { table: 'users', key: 'a', row: profile('alice'), offset: 0 },
+      { table: 'users', key: 'b', row: profile('bob'), offset: 1 },
+      { table: 'users', key: 'c', row: profile('carol'), offset: 2 },
+      { table: 'tweets', key: 't1', row: tweet('a'), offset: 0 },
+    ];
+    await store.applyBatch(commitInput(records));
+    await out.flush();
+    const sentBefore = topic.users().length;
+    // The rebuilt generation differs: b is gone, c has another profile, a is the same.
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(
+      commitInput([
+        records[0]!,
+        { table: 'users', key: 'c', row: profile('carol', { location: 'Paris' }), offset: 2 },
+        records[3]!,
+      ]),
+      generation,
+    );
+    const swap = await store.trySwap(generation, []);
+    expect(swap.swapped).toBe(true);
+    await out.flush();
+    expect(topic.compacted()).toEqual(served(store));
+    expect(
+      topic
+        .users()
+        .slice(sentBefore)
+        .map((s) => [s.key, s.value?.['location'] ?? null]),
+    ).toEqual([
+      ['c', 'Paris'],
+      ['b', null],
+    ]);
+    // a came out of the rebuild unchanged: it keeps its version and is not sent again; c reads with the
+    // swap's sequence (the commit that made its new value visible).
+    expect(topic.users()[sentBefore]!.value!['version']).toMatchObject({
+      sequence: swap.sequence!.toString(),
+    });
+    expectNoRegression(topic);
+    await out.close();
+    await store.close();
+  });
+});
