@@ -13,13 +13,13 @@
 import { DeadLetterWriteError } from '../errors.js';
 import type { ChangelogWriter } from '../feed/types.js';
 import type { Logger } from '../ops/logger.js';
-import type { OutboxEntry } from '../store/lmdb-store.js';
+import type { OutboxEntry, OutboxKey } from '../store/lmdb-store.js';
 
 /** What the drainer needs of the store (LmdbStore implements it). */
 export interface Outbox {
   outboxTopics(): string[];
-  outboxEntries(topic: string, limit: number): { key: string; entry: OutboxEntry }[];
-  removeFromOutbox(keys: readonly string[]): Promise<void>;
+  outboxEntries(topic: string, limit: number): { key: OutboxKey; entry: OutboxEntry }[];
+  removeFromOutbox(keys: readonly OutboxKey[]): Promise<void>;
   outboxSize(): number;
 }
 

@@ -60,12 +60,13 @@ import {
   outboxTopics,
   type Outbox,
   type OutboxEntry,
+  type OutboxKey,
 } from './outbox.js';
 import { WriterThread } from './writer-thread.js';
 
 export { dataFileOf, isLmdbDataFile } from './environment.js';
 export type { SwapResult } from './generations.js';
-export type { OutboxEntry } from './outbox.js';
+export type { OutboxEntry, OutboxKey } from './outbox.js';
 export type { StoreInput } from './write.js';
 export type { RebuildRequest, StoreOwner, StoreRole } from './requests.js';
 
@@ -363,12 +364,12 @@ export class LmdbStore implements ViewReader {
   }
 
   /** The oldest `limit` messages waiting for `topic`, with their keys (for `removeFromOutbox`). */
-  outboxEntries(topic: string, limit: number): { key: string; entry: OutboxEntry }[] {
+  outboxEntries(topic: string, limit: number): { key: OutboxKey; entry: OutboxEntry }[] {
     return outboxEntries(this.outbox, topic, limit);
   }
 
   /** Removes messages that were sent (acknowledged by the broker). */
-  async removeFromOutbox(keys: readonly string[]): Promise<void> {
+  async removeFromOutbox(keys: readonly OutboxKey[]): Promise<void> {
     await this.requests.commit('remove sent dead letters from the outbox', () => {
       for (const key of keys) void this.outbox.remove(key);
     });

@@ -5,7 +5,9 @@
  * once the broker acknowledged it. One outbox per store, beside the generations (a rebuild writes none).
  *
  * Keys sort by topic, then commit sequence, then position in the commit: each topic drains in the order its
- * records were consumed, and one topic that cannot be written does not hold up the others.
+ * records were consumed, and one topic that cannot be written does not hold up the others. Keys are arrays
+ * (`[topic, sequence, index]`, lmdb-js' ordered-binary tuples): a string key joining the parts with a control
+ * character reads back as a tuple for some topic names, and its range then finds nothing.
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { OutgoingMessage } from '../feed/types.js';
@@ -16,12 +18,21 @@ export interface OutboxEntry {
   readonly message: OutgoingMessage;
 }
 
-export type Outbox = Database<OutboxEntry, string>;
+/** `[topic, commit sequence (20 digits, so that it sorts as a number), position in the commit]`. */
+export type OutboxKey = [topic: string, sequence: string, index: number];
 
-export const outboxOf = (env: RootDatabase): Outbox => env.openDB<OutboxEntry, string>({ name: 'outbox' });
+export type Outbox = Database<OutboxEntry, OutboxKey>;
 
-export const outboxKey = (topic: string, sequence: bigint, index: number): string =>
-  `${topic}\u0000${sequence.toString().padStart(20, '0')}:${String(index).padStart(7, '0')}`;
+export const outboxOf = (env: RootDatabase): Outbox => env.openDB<OutboxEntry, OutboxKey>({ name: 'outbox' });
+
+export const outboxKey = (topic: string, sequence: bigint, index: number): OutboxKey => [
+  topic,
+  sequence.toString().padStart(20, '0'),
+  index,
+];
+
+/** Sorts after every key of `topic` (sequences are digits). */
+const pastTopic = (topic: string): [string, string] => [topic, '\uffff'];
 
 /** Stores a commit's dead letters (inside its transaction). */
 export function writeOutbox(outbox: Outbox, sequence: bigint, entries: readonly OutboxEntry[]): void {
@@ -32,13 +43,12 @@ export function writeOutbox(outbox: Outbox, sequence: bigint, entries: readonly 
 /** Topics with dead-letter messages waiting, in key order. */
 export function outboxTopics(outbox: Outbox): string[] {
   const topics: string[] = [];
-  let start = '';
+  let start: [string, string] | undefined;
   for (;;) {
-    const [key] = [...outbox.getKeys({ start, limit: 1 })];
+    const [key] = [...outbox.getKeys({ ...(start === undefined ? {} : { start }), limit: 1 })];
     if (key === undefined) return topics;
-    const topic = key.slice(0, key.indexOf('\u0000'));
-    topics.push(topic);
-    start = `${topic}\u0001`; // past every key of that topic
+    topics.push(key[0]);
+    start = pastTopic(key[0]);
   }
 }
 
@@ -47,13 +57,11 @@ export function outboxEntries(
   outbox: Outbox,
   topic: string,
   limit: number,
-): { key: string; entry: OutboxEntry }[] {
-  return [...outbox.getRange({ start: `${topic}\u0000`, end: `${topic}\u0001`, limit })].map(
-    ({ key, value }) => ({
-      key,
-      entry: value,
-    }),
-  );
+): { key: OutboxKey; entry: OutboxEntry }[] {
+  return [...outbox.getRange({ start: [topic], end: pastTopic(topic), limit })].map(({ key, value }) => ({
+    key,
+    entry: value,
+  }));
 }
 
 /** Messages waiting, over every topic. */
