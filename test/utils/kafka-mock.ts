@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import kafkajs from 'kafkajs';
+import { afterAll, beforeAll } from 'vitest';
 import type { CompressionTypes, IHeaders, RecordMetadata } from 'kafkajs';
 import { registerCodecs } from '../../src/feed/codecs.js';
 import type { FeedRecord, Headers } from '../../src/feed/types.js';
@@ -24,12 +25,41 @@ export interface KafkaHandle {
   /** Stops the mock cluster (no-op for an external cluster). Idempotent. */
   stop(): Promise<void>;
   /** The kcat process serving the mock cluster; kill it to simulate the cluster disappearing. */
-  readonly pid?: number;
+  readonly pid?: number | undefined;
 }
 
 const STARTUP_TIMEOUT_MS = 15_000;
 /** librdkafka prints both forms; the debug one only with `-d mock`. */
 const BOOTSTRAP_RE = /(?:bootstrap\.servers=|replaced with )(\S+)/;
+
+/**
+ * The Kafka endpoint of a test file, started before its tests and stopped after them: call it once at the
+ * top of the file (`const kafka = useKafka();`) and use it as the handle it stands for. Its `afterAll` is
+ * registered first, so it runs after the file's own (vitest runs after-hooks in reverse order): servers the
+ * file closes there are gone before the cluster stops.
+ */
+export function useKafka(): KafkaHandle {
+  let started: KafkaHandle | undefined;
+  const handle = (): KafkaHandle => {
+    if (started === undefined) throw new Error('useKafka(): the cluster starts in beforeAll; use it inside tests');
+    return started;
+  };
+  beforeAll(async () => {
+    started = await startKafka();
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
+  return {
+    get brokers() {
+      return handle().brokers;
+    },
+    get pid() {
+      return handle().pid;
+    },
+    stop: () => handle().stop(),
+  };
+}
 
 /**
  * Starts a Kafka endpoint for a test file. With `KAFKA_BROKERS` set, that cluster is used as is.
