@@ -6,22 +6,18 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from '../ops/helpers.js';
 import { runCli } from './run-cli.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const servers: OpsServer[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const s of servers) await s.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

@@ -19,9 +19,9 @@
  *
  * Knobs: FAULT_KILLS (default 20), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnChildServer, describeExit, type ChildServer } from '../utils/child-server.js';
-import { startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
@@ -38,14 +38,7 @@ import { changeStream, prng, produceContinuously } from './support/workload.js';
 const KILLS = Number(process.env['FAULT_KILLS'] ?? 20);
 const SEED = Number(process.env['FAULT_SEED'] ?? Math.floor(Math.random() * 1e9));
 
-let kafka: KafkaHandle;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
-afterAll(async () => {
-  await kafka?.stop();
-});
-
+const kafka = useKafka();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('crash safety', () => {

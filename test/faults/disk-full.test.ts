@@ -17,13 +17,13 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { FeedRecord } from '../../src/feed/types.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { startServer, type Running } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { commitInput, profile } from '../utils/changes.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
@@ -35,12 +35,9 @@ import {
   waitCaughtUp,
 } from './support/reference.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const mounts: string[] = [];
 const servers: Running[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   await Promise.allSettled(servers.map((s) => s.close()));
   for (const m of mounts) {
@@ -50,7 +47,6 @@ afterAll(async () => {
       execFileSync('umount', ['-l', m], { stdio: 'ignore' });
     }
   }
-  await kafka?.stop();
 });
 
 /** Mounts a tmpfs of `mb` MiB, or returns why it cannot (not root, no mount permission). */

@@ -10,10 +10,10 @@
  * (authorization, record too large, topic missing). The mock cluster itself cannot refuse one topic only.
  * Everything else — Kafka source, ingest handler, outbox, drainer, store — is the real code.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type * as KafkaWriterModule from '../../src/feed/kafka-writer.js';
 import type { KafkaWriter } from '../../src/feed/kafka-writer.js';
-import { consumeAll, produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { consumeAll, produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -41,14 +41,10 @@ vi.mock('../../src/feed/kafka-writer.js', async (importOriginal) => {
   };
 });
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: TestServer | undefined;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

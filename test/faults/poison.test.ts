@@ -9,9 +9,9 @@
  *
  * FAULT_SEED replays a run (printed); FAULT_POISON_RECORDS sets the count (default 3000).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { FeedRecord } from '../../src/feed/types.js';
-import { consumeAll, produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { consumeAll, produce, useKafka } from '../utils/kafka-mock.js';
 import { freshTopics, startTestServer, type TestServer } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { FUZZ_ID, fuzzRecords, type FuzzRecord } from './support/poison.js';
@@ -29,14 +29,10 @@ const SEED = Number(process.env['FAULT_SEED'] ?? Math.floor(Math.random() * 1e9)
 const COUNT = Number(process.env['FAULT_POISON_RECORDS'] ?? 3_000);
 const HUGE = 2;
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: TestServer | undefined;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 const idOf = (r: FeedRecord): string => r.headers[FUZZ_ID]?.toString() ?? '<no fuzz-id>';

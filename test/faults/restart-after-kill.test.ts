@@ -6,20 +6,13 @@
  * for the README and the report. With the consumer group of old, each restart first waited for the dead
  * member's session to expire (30 s, up to 90 s after repeated kills).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnChildServer, describeExit } from '../utils/child-server.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
-let kafka: KafkaHandle;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
-afterAll(async () => {
-  await kafka?.stop();
-});
-
+const kafka = useKafka();
 const json = (o: object) => JSON.stringify(o);
 
 describe('restart after SIGKILL', () => {

@@ -15,10 +15,10 @@
  * consumer group (positions live in LMDB; a SIGKILLed member's session would otherwise have to expire).
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { isReady, spawnChildServer, startChildServer, type ChildServer } from '../utils/child-server.js';
-import { startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import {
@@ -33,14 +33,7 @@ import {
 } from './support/reference.js';
 import { changeStream, produceContinuously } from './support/workload.js';
 
-let kafka: KafkaHandle;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
-afterAll(async () => {
-  await kafka?.stop();
-});
-
+const kafka = useKafka();
 const USERS = 40;
 const ids = Array.from({ length: USERS }, (_, i) => `u${i}`);
 

@@ -18,12 +18,12 @@ import type {
 } from '../../src/feed/types.js';
 import { FeedCrashError, StoreWriteError } from '../../src/errors.js';
 import { silentLogger, type Logger } from '../../src/ops/logger.js';
-import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import { kcatProduce } from '../utils/kcat.js';
 
 const { CompressionCodecs, CompressionTypes } = kafkajs;
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const sources: FeedSource[] = [];
 
 // Count real decompressions per codec, to prove each compressed path was exercised (librdkafka
@@ -55,14 +55,12 @@ beforeAll(async () => {
       };
     };
   }
-  kafka = await startKafka();
 });
 
 afterAll(async () => {
   await Promise.allSettled(sources.map((s) => s.stop()));
   const table = CompressionCodecs as unknown as Record<number, () => unknown>;
   for (const [type, factory] of originalCodecs) table[type] = factory;
-  await kafka?.stop();
 });
 
 function newSource(

@@ -5,7 +5,7 @@
  * first 100 and the totals equal the reference model recomputed from the topics read back; and again after
  * a restart on the same data dir, with records produced while it was down.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EMPTY_TOTALS } from '../../api/schema/dashboard-reads.js';
 import {
   computeReference,
@@ -15,20 +15,16 @@ import {
   waitCaughtUp,
 } from '../faults/support/reference.js';
 import { changeStream, type ChangeRecord } from '../faults/support/workload.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { freshTopics, graphql, startTestServer, type TestServer, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
 const SEED = Number(process.env['DASHBOARD_SEED'] ?? Math.floor(Math.random() * 1e9));
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const servers: TestServer[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const s of servers) await s.close();
-  await kafka?.stop();
 });
 
 /** `count` records of the seeded stream, produced per topic in stream order (a key keeps its partition). */

@@ -5,20 +5,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RecordErrorCode } from '../../src/errors.js';
-import { consumeAll, produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { consumeAll, produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: TestServer;
 const topics = freshTopics();
 
 beforeAll(async () => {
-  kafka = await startKafka();
   server = await startTestServer({ brokers: kafka.brokers, topics });
 });
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

@@ -15,22 +15,20 @@ import { encode, toAvro, valueSchema } from '../formats/fixtures/avro.js';
 import type { Message } from '../formats/fixtures/debezium.js';
 import { BIG, expectedViews, story } from '../formats/fixtures/story.js';
 import { SOURCES_PATH, withUnits, type SourcesJson } from '../formats/helpers.js';
-import { consumeAll, produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { consumeAll, produce, useKafka } from '../utils/kafka-mock.js';
 import { startRegistry, type RegistryDouble } from '../utils/schema-registry.js';
 import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let registry: RegistryDouble;
 const servers: TestServer[] = [];
 beforeAll(async () => {
-  kafka = await startKafka();
   registry = await startRegistry();
 });
 afterAll(async () => {
   for (const s of servers) await s.close();
   await registry?.close();
-  await kafka?.stop();
 });
 
 /** deploy/debezium/sources.json with fresh topics (and `edit` applied), written to a temp file. */

@@ -4,23 +4,21 @@
  */
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKafka, produce, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { kcatProduce } from '../utils/kcat.js';
 import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 
 const { CompressionTypes } = kafkajs;
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: TestServer;
 const topics = freshTopics();
 
 beforeAll(async () => {
-  kafka = await startKafka();
   server = await startTestServer({ brokers: kafka.brokers, topics });
 });
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

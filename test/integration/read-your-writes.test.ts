@@ -5,15 +5,14 @@
  * An offset the view cannot reach in MIN_OFFSETS_TIMEOUT_MS gets NOT_YET_APPLIED.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: TestServer;
 const topics = freshTopics();
 
 beforeAll(async () => {
-  kafka = await startKafka();
   server = await startTestServer({
     brokers: kafka.brokers,
     topics,
@@ -23,7 +22,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 interface Answer {

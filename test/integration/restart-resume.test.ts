@@ -3,21 +3,14 @@
  * then replay a whole partition from offset 0 into the existing store. Either way the final view
  * equals the reference and nothing is counted twice.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { open } from 'lmdb';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, startTestServer, type TestServer } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { join } from 'node:path';
 
-let kafka: KafkaHandle;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
-afterAll(async () => {
-  await kafka?.stop();
-});
-
+const kafka = useKafka();
 const USERS = ['a', 'b', 'c', 'd', 'e'];
 const json = (o: object) => JSON.stringify(o);
 

@@ -11,7 +11,7 @@
  */
 import type { Client } from 'graphql-ws';
 import kafkajs from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { expectServedViewEquals, readTopics, servedView } from '../faults/support/reference.js';
 import { changeStream, produceContinuously } from '../faults/support/workload.js';
 import {
@@ -23,7 +23,7 @@ import {
   wsClient,
   type Recording,
 } from '../live/helpers.js';
-import { consumeAll, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { consumeAll, uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import {
   computeReference,
   PROFILE,
@@ -35,16 +35,12 @@ import { eventually, freshTopics, graphql, startTestServer, type TestServer } fr
 
 const { Kafka, logLevel } = kafkajs;
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const servers: TestServer[] = [];
 const clients: Client[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const c of clients) await c.dispose();
   for (const s of servers) await s.close();
-  await kafka?.stop();
 });
 
 async function serve(env: Record<string, string>): Promise<TestServer> {

@@ -10,24 +10,22 @@
  */
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, startTestServer, type TestServer } from '../utils/server.js';
 import { record, WAIT_MS, wsClient, type Recording } from './helpers.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: TestServer;
 let client: Client;
 const topics = freshTopics();
 
 beforeAll(async () => {
-  kafka = await startKafka();
   server = await startTestServer({ brokers: kafka.brokers, topics });
   client = wsClient(server.url);
 });
 afterAll(async () => {
   await client?.dispose();
   await server?.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

@@ -6,8 +6,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Client } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { useKafka } from '../utils/kafka-mock.js';
 import {
   eventually,
   freshTopics,
@@ -30,17 +30,13 @@ import {
   type Workload,
 } from './helpers.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const servers: TestServer[] = [];
 const clients: Client[] = [];
 
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const c of clients) await c.dispose();
   for (const s of servers) await s.close();
-  await kafka?.stop();
 });
 
 async function serve(): Promise<{ server: TestServer; topics: ReturnType<typeof freshTopics> }> {

@@ -2,20 +2,16 @@
  * Issue 6, acceptance 1: every documented metric is on `/metrics` with its documented type, and the
  * feed, freshness, store, API and subscription metrics move as records are applied and served.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { wsClient, record, USER_CHANGED } from '../live/helpers.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { documentedMetrics, scrape, startOpsServer, type OpsServer } from './helpers.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: OpsServer | undefined;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

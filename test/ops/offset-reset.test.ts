@@ -6,7 +6,7 @@
  * log through a second handle).
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { OffsetOutOfRangeError } from '../../src/errors.js';
 import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { createKafkaSource } from '../../src/feed/kafka-source.js';
@@ -14,19 +14,15 @@ import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { commitInput, profile } from '../utils/changes.js';
-import { produce, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, testConfig, type OpsServer } from './helpers.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const servers: OpsServer[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const s of servers) await s.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

@@ -6,19 +6,15 @@
  * The probe runs from before the server exists (its port is picked up front), so its first answer is
  * necessarily from before the feed started: no timing assumption.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics } from '../utils/server.js';
 import { freePort, scrape, startOpsServer, type OpsServer } from './helpers.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let server: OpsServer | undefined;
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   await server?.close();
-  await kafka?.stop();
 });
 
 const TOTAL = 50_000;

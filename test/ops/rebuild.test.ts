@@ -11,7 +11,7 @@
  * is a state the test controls, not a timing guess.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { VIEWS } from '../../src/views/registry.js';
 import {
@@ -21,19 +21,15 @@ import {
   waitCaughtUp,
 } from '../faults/support/reference.js';
 import { lastOf, orderProblem, record, USERS_CHANGED, wsClient, type Recording } from '../live/helpers.js';
-import { produce, startKafka, type KafkaHandle } from '../utils/kafka-mock.js';
+import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 const servers: OpsServer[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const s of servers) await s.close();
-  await kafka?.stop();
 });
 
 const json = (o: object) => JSON.stringify(o);

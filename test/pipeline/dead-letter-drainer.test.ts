@@ -5,7 +5,7 @@
  * and the kafkajs writer to the mock cluster, byte for byte.
  */
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DeadLetterHeader, toOutboxEntry } from '../../src/feed/dead-letter.js';
 import { createKafkaWriter } from '../../src/feed/kafka-writer.js';
 import type { ChangelogWriter, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../../src/ops/logger.js';
 import { startDeadLetterDrainer } from '../../src/pipeline/dead-letter-drainer.js';
 import { ChangeBatch } from '../../src/materializer/change-batch.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
-import { consumeAll, startKafka, uniqueTopic, type KafkaHandle } from '../utils/kafka-mock.js';
+import { consumeAll, uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -124,13 +124,9 @@ describe('the dead-letter drainer', () => {
 });
 
 describe('dead letters end to end to Kafka', () => {
-  let kafka: KafkaHandle | undefined;
-  afterAll(async () => {
-    await kafka?.stop();
-  });
+  const kafka = useKafka();
 
   it('should land on <topic>.dlq with the original bytes and headers, through the writer thread and LMDB', async () => {
-    kafka = await startKafka();
     const store = openStore({ path: tempDir(), writerThread: true });
     const writer = createKafkaWriter({
       brokers: kafka.brokers,

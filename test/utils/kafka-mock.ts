@@ -41,7 +41,8 @@ const BOOTSTRAP_RE = /(?:bootstrap\.servers=|replaced with )(\S+)/;
 export function useKafka(): KafkaHandle {
   let started: KafkaHandle | undefined;
   const handle = (): KafkaHandle => {
-    if (started === undefined) throw new Error('useKafka(): the cluster starts in beforeAll; use it inside tests');
+    if (started === undefined)
+      throw new Error('useKafka(): the cluster starts in beforeAll; use it inside tests');
     return started;
   };
   beforeAll(async () => {

@@ -18,10 +18,10 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isReady, startChildServer, type ChildServer } from '../../utils/child-server.js';
 import { LiveSocket } from '../../utils/live-socket.js';
-import { produce, startKafka, type KafkaHandle } from '../../utils/kafka-mock.js';
+import { produce, useKafka } from '../../utils/kafka-mock.js';
 import { eventually, freshTopics } from '../../utils/server.js';
 import { tempDir } from '../../utils/tmp.js';
 import {
@@ -49,17 +49,13 @@ const USERS = 100;
 const SUBSCRIPTIONS = 1_000;
 const PER_SOCKET = 10;
 
-let kafka: KafkaHandle;
+const kafka = useKafka();
 let child: ChildServer | undefined;
 const sockets: LiveSocket[] = [];
-beforeAll(async () => {
-  kafka = await startKafka();
-});
 afterAll(async () => {
   for (const s of sockets) s.close();
   // SIGTERM: a graceful stop after the load (and what lets `--cpu-prof` write its profile).
   await child?.terminate();
-  await kafka?.stop();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
