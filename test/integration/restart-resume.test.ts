@@ -116,6 +116,18 @@ describe('restart and replay', () => {
     const second = await startTestServer({ brokers: kafka.brokers, topics, dataDir });
     await caughtUp(second, topics, 100);
     // 40 tweets, 40 follows and 20 follow moves are new; nothing before the stored offsets was read again.
+    // The counters move once the batch's commit resolves, just after its positions and view are visible:
+    // wait for them to account for every record read, then check how they split.
+    await eventually(
+      async () =>
+        (await sum(second.running.metrics.recordsApplied)) +
+          (await sum(second.running.metrics.recordsSkipped)) >=
+        100
+          ? true
+          : undefined,
+      45_000,
+      'the applied and skipped counters to account for the 100 new records',
+    );
     expect({
       applied: await sum(second.running.metrics.recordsApplied),
       skipped: await sum(second.running.metrics.recordsSkipped),
