@@ -34,9 +34,11 @@
  *
  * Resuming with `after` — why the client never misses the latest state:
  * 4. Every event carries the commit its state comes from (`change.sequence`: the commit of an UPDATED or
- *    DELETED; for a SNAPSHOT the user's `version.sequence`, or `sequence()` for a user without a users row: the
- *    store keeps no trace of when a view went away), sent as `extensions.asOf.sequence` and equal to
- *    `version.sequence` when there is a user. A subscription delivers in
+ *    DELETED; for a SNAPSHOT the user's `version.sequence`, or for a user without a users row the last commit
+ *    that took any user's view away, `userViewsRemovedAt()`: the store keeps no per-user trace of a view that
+ *    went away, but it records, in the same transaction, every commit, swap and view rebuild that may remove
+ *    one, so the user has been without a view since then at the latest), sent as `extensions.asOf.sequence`
+ *    and equal to `version.sequence` when there is a user. A subscription delivers in
  *    that order: snapshots are queued sorted by it, deltas come in commit order, and a conflated change moves to
  *    the back of the mailbox (src/live/subscription.ts). So a client whose last event came from commit S has
  *    received every state older than S, and perhaps only some of the states of S itself: one commit changes
@@ -48,9 +50,9 @@
  *    it), not when it watches one (the client's last event was that user's). Either way `newest` is the read's
  *    sequence, so every later commit is delivered (1.) and none already in the read is delivered again (2.).
  *    Hence: the latest state of every user is never missed. A state is sent twice only to a multi-user
- *    subscription for users of the commit it resumed after, and for a user without a users row whenever
- *    anything was committed since `after` (its c is the read's sequence: a DELETED sent again rather than
- *    a deletion lost).
+ *    subscription for users of the commit it resumed after, and for a user without a users row when some
+ *    user's view was taken away since `after` (its c is that commit: a DELETED sent again rather than a
+ *    deletion lost). A store written before removals were recorded answers `sequence()` for c.
  * 6. Sequences count per store. An `after` above `sequence()` cannot come from this store (another replica, or a
  *    store restored from an older snapshot): it is ignored and the client gets SNAPSHOTs, which never lose
  *    anything. An `after` from another store that happens to be lower is not detectable: resuming is exact on
@@ -76,6 +78,11 @@ export interface LiveStore extends Pick<
   ViewReader,
   'getUser' | 'getUsers' | 'sequence' | 'topUserIds' | 'totals'
 > {
+  /**
+   * The last commit that may have taken a user's view away (a users row deleted, a swap): a user without a view
+   * has been without it since then at the latest.
+   */
+  userViewsRemovedAt(): bigint;
   /** Subscribe to commits; returns the unsubscribe. Called synchronously after each commit, in order. */
   onCommit(listener: CommitListener): () => void;
 }
@@ -231,10 +238,12 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
     const committed = store.sequence();
     // 6.: an `after` this store has not reached is another store's: SNAPSHOTs then.
     const after = options?.after !== undefined && options.after <= committed ? options.after : undefined;
+    // A user without a view is so since the last commit that took any view away (4.), read in this same block.
+    const absentSince = store.userViewsRemovedAt();
     const states = subscription.userIds.map((userId) => {
       const user = store.getUser(userId) ?? null;
-      // The commit the state comes from (4.); a user without a view counts as changed by the last commit.
-      const changed = user !== null ? BigInt(user.version.sequence) : committed;
+      // The commit the state comes from (4.).
+      const changed = user !== null ? BigInt(user.version.sequence) : absentSince;
       return { userId, user, changed, seen: changed > committed ? changed : committed };
     });
     // 4.: queued in the order of the commits the states come from (the sort is stable).

@@ -26,7 +26,7 @@ import {
   type ViewBuild,
 } from './generation.js';
 import type { CommitEvent } from './types.js';
-import { genKey, type GenerationHandles } from './write.js';
+import { genKey, USER_VIEWS_REMOVED_KEY, type GenerationHandles } from './write.js';
 
 export interface SwapResult {
   readonly swapped: boolean;
@@ -169,6 +169,8 @@ export class Generations {
         meta.put(genKey(before.id), JSON.stringify({ ...before.info, state: 'retiring' }));
         meta.put('retiringGeneration', String(before.id));
         meta.put('sequence', sequence.toString());
+        // The new generation may lack views the old one had.
+        meta.put(USER_VIEWS_REMOVED_KEY, sequence.toString());
         // Switch readers here, not after the commit resolves: readers between this line and the commit
         // read the last committed snapshot, in which the shadow is already complete.
         this.active = shadow;

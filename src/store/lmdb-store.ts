@@ -49,6 +49,8 @@ import {
   GenerationHandles,
   mergeInputs,
   readGenerationInfo,
+  USER_VIEWS_REMOVED_KEY,
+  userViewsRemovedAt,
   writeCommit,
   type StoreInput,
   type WrittenCommit,
@@ -246,6 +248,8 @@ export class LmdbStore implements ViewReader {
       this.meta.putSync(genKey(id), JSON.stringify(first));
       this.meta.putSync('activeGeneration', String(id));
       this.meta.putSync('nextGeneration', String(id + 1));
+      // A new (or emptied) store: no view was ever removed from it.
+      this.meta.putSync(USER_VIEWS_REMOVED_KEY, this.meta.get('sequence') ?? '0');
     });
     return upgradedFrom;
   }
@@ -305,6 +309,14 @@ export class LmdbStore implements ViewReader {
 
   sequence(): bigint {
     return this.seq;
+  }
+
+  /**
+   * The last commit that may have removed a user's view (src/store/write.ts); a user without a view has been
+   * without it since then at the latest. A store from before this was recorded answers `sequence()`.
+   */
+  userViewsRemovedAt(): bigint {
+    return userViewsRemovedAt(this.meta, this.seq);
   }
 
   /** The generation readers see. */

@@ -21,6 +21,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { Registry } from '../views/registry.js';
+import { USER_INFORMATION } from '../views/user-information.js';
 import { TABLES, type Table } from '../views/source.js';
 import type {
   CommitInfo,
@@ -33,7 +34,7 @@ import type {
 import type { Generation, GenerationInfo, ViewBuild } from './generation.js';
 import type { StoredRow } from './row-codec.js';
 import { keepUnchangedVersions } from './versions.js';
-import { genKey } from './write.js';
+import { genKey, USER_VIEWS_REMOVED_KEY } from './write.js';
 
 export interface ViewRebuildOptions {
   readonly env: RootDatabase;
@@ -145,6 +146,9 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   await env.transaction(() => {
     meta.put(genKey(info.id), JSON.stringify(next));
     meta.put('sequence', sequence.toString());
+    // A rebuilt UserInformation may lack users the old build had.
+    if (plan.rebuild.some((v) => v.name === USER_INFORMATION))
+      meta.put(USER_VIEWS_REMOVED_KEY, sequence.toString());
   });
   generation.info = next;
   for (const v of plan.feed) await generation.dropBuild(v, builds.get(v.name)!);

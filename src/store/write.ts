@@ -12,6 +12,7 @@ import { concatInputs, isReplicaInput, type BatchInput } from '../materializer/c
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
 import { commitReplica, replicaSequence } from '../materializer/replicate.js';
 import type { Registry } from '../views/registry.js';
+import { USER_INFORMATION } from '../views/user-information.js';
 import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
 
@@ -35,6 +36,20 @@ export function mergeInputs(inputs: readonly StoreInput[]): StoreInput {
 }
 
 export const genKey = (id: number): string => `generation:${id}`;
+
+/**
+ * Meta key: the last commit that may have removed a user's view from what readers see (a users row deleted, a
+ * replica's tombstone, a swap, a view rebuild). A user without a view has been without it since that commit
+ * at the latest, which is what resuming a subscription with `after` needs (src/live/hub.ts, point 5): the
+ * store keeps no per-user trace of a view that went away.
+ */
+export const USER_VIEWS_REMOVED_KEY = 'userViewsRemoved';
+
+/** `USER_VIEWS_REMOVED_KEY`'s value; a store written before the key existed reads as `unknown` (the caller's now). */
+export function userViewsRemovedAt(meta: Database<string, string>, unknown: bigint): bigint {
+  const stored = meta.get(USER_VIEWS_REMOVED_KEY);
+  return stored === undefined ? unknown : BigInt(stored);
+}
 
 /** A generation's record in meta, or undefined when there is none (or it is from another store format). */
 export function readGenerationInfo(meta: Database<string, string>, id: number): GenerationInfo | undefined {
@@ -94,6 +109,7 @@ export function writeCommit(
   if (input.deadLetters !== undefined && input.deadLetters.length > 0)
     writeOutbox(outbox, sequence, input.deadLetters);
   meta.put('sequence', sequence.toString());
+  if (visible && removesUserView(outcome.events)) meta.put(USER_VIEWS_REMOVED_KEY, sequence.toString());
   return {
     sequence,
     appliedAt,
@@ -105,6 +121,14 @@ export function writeCommit(
     noops: outcome.noops,
     batches,
   };
+}
+
+/** Whether a commit's events take any user's view away (null: gone). */
+function removesUserView(events: ReadonlyMap<string, ReadonlyMap<string, unknown>>): boolean {
+  const users = events.get(USER_INFORMATION);
+  if (users === undefined) return false;
+  for (const value of users.values()) if (value === null) return true;
+  return false;
 }
 
 /** Generation handles by id, opened on first use (ids are never reused, so a handle never goes stale). */

@@ -18,6 +18,8 @@ import { profile } from '../utils/changes.js';
 class FakeStore {
   readonly views = new Map<string, UserInformation>();
   private seq = 0n;
+  /** Like the store's record in meta: the last commit whose event took a view away, readable with its data. */
+  private removed = 0n;
   private readonly listeners = new Set<CommitListener>();
 
   getUser(userId: string): UserInformation | undefined {
@@ -39,6 +41,9 @@ class FakeStore {
   }
   sequence(): bigint {
     return this.seq;
+  }
+  userViewsRemovedAt(): bigint {
+    return this.removed;
   }
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener);
@@ -68,6 +73,7 @@ class FakeStore {
       if (tweets === null) this.views.delete(userId);
       else this.views.set(userId, view(userId, tweets, sequence));
       event.set(userId, tweets === null ? null : view(userId, tweets, sequence));
+      if (tweets === null) this.removed = sequence;
     }
     const views = new Map<string, ReadonlyMap<string, unknown>>([['user-information', event]]);
     const topAfter = this.topUserIds('TWEETS', 100);
@@ -156,6 +162,9 @@ class Reader<T = LiveUserChange> {
   }
 }
 
+/** `brief` plus the commit the event's state is from (`change.sequence`: what a client resumes after). */
+const at = (c: LiveUserChange) => ({ ...brief(c), at: c.sequence?.toString() });
+
 /** A user subscription's reader; with `after`, a resumed one. */
 const users = (hub: LiveHub, ids: readonly string[], after?: bigint): Reader =>
   new Reader(hub.subscribeUsers(ids, after === undefined ? undefined : { after }));
@@ -188,9 +197,10 @@ describe('live hub', () => {
     const { store, hub } = setup();
     store.commit({ a: 1 });
     const r = users(hub, ['a', 'b', 'a']);
-    expect(await r.briefs()).toEqual([
-      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '1' },
-      { userId: 'b', kind: 'SNAPSHOT', tweets: null, seq: null },
+    expect((await r.available()).map(at)).toEqual([
+      // b never had a view: absent since the store began (no view was ever taken away), so it comes first.
+      { userId: 'b', kind: 'SNAPSHOT', tweets: null, seq: null, at: '0' },
+      { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '1', at: '1' },
     ]);
     store.commit({ a: 2, c: 9 });
     expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'UPDATED', tweets: 2, seq: '2' }]);
@@ -243,14 +253,16 @@ describe('live hub', () => {
     await r.return();
   });
 
-  it('should report a user deleted inside the window as a null snapshot then DELETED, never as the old state', async () => {
+  it('should report a user deleted inside the window as a null snapshot of that commit, never as the old state nor twice', async () => {
     const { store, hub } = setup();
     store.commit({ a: 1 });
-    const finish = store.write({ a: null });
+    const finish = store.write({ a: null }); // commit 2 readable, with the record that it took a view away
     const r = users(hub, ['a']);
-    expect(brief((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: null, seq: null });
-    finish();
-    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'DELETED', tweets: null, seq: null }]);
+    expect(at((await r.one())!)).toEqual({ userId: 'a', kind: 'SNAPSHOT', tweets: null, seq: null, at: '2' });
+    finish(); // its DELETED is what the snapshot already said: dropped
+    expect(await r.briefs()).toEqual([]);
+    store.commit({ a: 3 });
+    expect(await r.briefs()).toEqual([{ userId: 'a', kind: 'UPDATED', tweets: 3, seq: '3' }]);
     await r.return();
   });
 
@@ -496,9 +508,6 @@ describe('live hub: state subscriptions (rankings, totals)', () => {
   });
 });
 
-/** `brief` plus the commit the event's state is from (`change.sequence`: what a client resumes after). */
-const at = (c: LiveUserChange) => ({ ...brief(c), at: c.sequence?.toString() });
-
 describe('live hub, resuming with after', () => {
   it('should queue snapshots in the order of the commits their states come from', async () => {
     const { store, hub } = setup();
@@ -511,7 +520,7 @@ describe('live hub, resuming with after', () => {
       { userId: 'c', kind: 'SNAPSHOT', tweets: 1, seq: '1', at: '1' },
       { userId: 'a', kind: 'SNAPSHOT', tweets: 1, seq: '2', at: '2' },
       { userId: 'b', kind: 'SNAPSHOT', tweets: 1, seq: '3', at: '3' },
-      // Without a view: as of the read (the store keeps no trace of when a view went away).
+      // Without a view: as of the last commit that took a view away (4, d's deletion), not later.
       { userId: 'd', kind: 'SNAPSHOT', tweets: null, seq: null, at: '4' },
       { userId: 'never', kind: 'SNAPSHOT', tweets: null, seq: null, at: '4' },
     ]);
@@ -531,8 +540,8 @@ describe('live hub, resuming with after', () => {
     expect((await resumed.available()).map(at)).toEqual([
       // d's state is of commit 4 itself: resent, the drop may have come between two events of commit 4.
       { userId: 'd', kind: 'UPDATED', tweets: 1, seq: '4', at: '4' },
+      { userId: 'c', kind: 'DELETED', tweets: null, seq: null, at: '6' },
       { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '7', at: '7' },
-      { userId: 'c', kind: 'DELETED', tweets: null, seq: null, at: '7' },
     ]);
     store.commit({ b: 7 }); // 8: b was unchanged, so it is watched from the read on
     expect((await resumed.available()).map(at)).toEqual([
@@ -556,23 +565,34 @@ describe('live hub, resuming with after', () => {
     await gone.return();
   });
 
-  it('should resend a user without a view as DELETED once anything was committed since after, never lose a deletion', async () => {
+  it('should send a user without a view as DELETED only when a view was taken away since after, never lose a deletion', async () => {
     const { store, hub } = setup();
-    store.commit({ a: 1 }); // 1
-    store.commit({ b: null }); // 2
-    const unchanged = users(hub, ['a', 'b'], 2n);
-    // b's state is as of the read (2): with several users, the users of the commit resumed after are resent.
-    expect((await unchanged.available()).map(brief)).toEqual([
-      { userId: 'b', kind: 'DELETED', tweets: null, seq: null },
+    store.commit({ a: 1, b: 1 }); // 1
+    store.commit({ b: null }); // 2: b's view taken away
+    const opened: Reader[] = [];
+    const resume = async (ids: string[], after: bigint) => {
+      const r = users(hub, ids, after);
+      opened.push(r);
+      return (await r.available()).map(at);
+    };
+    // With several users, those of the commit resumed after are resent (the drop may have come before b's DELETED).
+    expect(await resume(['a', 'b'], 2n)).toEqual([
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '2' },
     ]);
-    store.commit({ z: 1 }); // 3: b did not change, but the store cannot tell
-    const later = users(hub, ['a', 'b'], 2n);
-    expect((await later.available()).map(at)).toEqual([
-      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '3' },
+    // A client that last heard of b before its deletion gets it.
+    expect(await resume(['b'], 1n)).toEqual([
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '2' },
     ]);
-    expect(await users(hub, ['a'], 3n).available()).toEqual([]);
-    await unchanged.return();
-    await later.return();
+    store.commit({ z: 1 }); // 3: no view taken away
+    // b has been gone since 2 and `never` never had a view: a client resuming after 3 holds both states already.
+    expect(await resume(['a', 'b', 'never'], 3n)).toEqual([]);
+    store.commit({ c: 1, a: null }); // 4: a's view taken away
+    // b did not change, but some view went away since 3: sent again rather than risk losing a deletion.
+    expect(await resume(['a', 'b'], 3n)).toEqual([
+      { userId: 'a', kind: 'DELETED', tweets: null, seq: null, at: '4' },
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '4' },
+    ]);
+    for (const r of opened) await r.return();
   });
 
   it('should take an after this store has not reached as another store’s and send SNAPSHOTs', async () => {
@@ -592,14 +612,13 @@ describe('live hub, resuming with after', () => {
     const finish = store.write({ a: 2, b: null }); // commit 3 readable, its listener has not run yet
     const r = users(hub, ['a', 'b'], 2n);
     expect((await r.available()).map(at)).toEqual([
-      // b reads as absent as of sequence() = 2 (point 3 of the hub's comment): its DELETED of 3 follows.
-      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '2' },
+      // Both states are of commit 3, readable already (b's removal is recorded with it).
       { userId: 'a', kind: 'UPDATED', tweets: 2, seq: '3', at: '3' },
+      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '3' },
     ]);
-    finish(); // a's delta of commit 3 is not newer than what was read: dropped
+    finish(); // commit 3's deltas are not newer than what was read: dropped
     store.commit({ a: 3 });
     expect((await r.available()).map(at)).toEqual([
-      { userId: 'b', kind: 'DELETED', tweets: null, seq: null, at: '3' },
       { userId: 'a', kind: 'UPDATED', tweets: 3, seq: '4', at: '4' },
     ]);
     await r.return();

@@ -89,11 +89,14 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       from: swap.from?.id,
       to: swap.to?.id,
       sequence: swap.sequence! > before,
+      // The new generation may lack views the old one had: resuming subscriptions treat the swap as a removal.
+      removedAt: store.userViewsRemovedAt() === swap.sequence,
     }).toEqual({
       swapped: true,
       from: 1,
       to: 2,
       sequence: true,
+      removedAt: true,
     });
     // Same counts, produced by the shadow's own commits: the swap changed nothing visible for u1, so it reads
     // exactly as before, version included (no empty pushes), while the swap is reconciled and after;

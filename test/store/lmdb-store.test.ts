@@ -76,6 +76,31 @@ describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)
     await again.close();
   });
 
+  it('should record the last commit that took a user view away, with that commit, across reopen', async () => {
+    const path = tempDir();
+    const store = openStore({ ...mode, path });
+    const at = () => store.userViewsRemovedAt();
+    expect(at()).toBe(0n); // a new store: no view was ever taken away
+    let offset = 0;
+    const commit = (records: Parameters<typeof sequential>[0]) =>
+      store.applyBatch(commitInput(sequential(records, (offset += 10))));
+    await commit([
+      ['users', 'u1', profile('one')],
+      ['users', 'u2', profile('two')],
+    ]); // 1
+    await commit([['tweets', 't1', tweet('u1')]]); // 2: counts move, no view goes
+    expect(at()).toBe(0n);
+    await commit([['users', 'u2', null]]); // 3: u2's view goes
+    expect({ seq: store.sequence(), at: at() }).toEqual({ seq: 3n, at: 3n });
+    await commit([['users', 'nobody', null]]); // 4: a delete of a row that had no view takes nothing away
+    await commit([['tweets', 't1', null]]); // 5
+    expect({ seq: store.sequence(), at: at() }).toEqual({ seq: 5n, at: 3n });
+    await store.close();
+    const again = openStore({ ...mode, path });
+    expect(again.userViewsRemovedAt()).toBe(3n);
+    await again.close();
+  });
+
   it('should apply a record at most once, whatever delivers it again', async () => {
     const store = openStore({ ...mode, path: tempDir() });
     const first = sequential([

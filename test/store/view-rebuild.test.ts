@@ -82,6 +82,8 @@ describe('a view version bump', () => {
     expect(Object.fromEntries(RANKINGS.map((r) => [r, store.topUserIds(r, 10)]))).toEqual(top);
     expect(top['FOLLOWERS']).toEqual(['b', 'c', 'a']);
     expect(events.map((e) => [e.sequence, [...e.views.keys()]])).toEqual([[2n, []]]);
+    // No user's view can have gone: resuming subscriptions still know when the last one did.
+    expect(store.userViewsRemovedAt()).toBe(0n);
     expect({ stale: store.staleViews(), versions: store.viewVersions() }).toEqual({
       stale: [],
       versions: { 'user-information': 1, 'top-users': 2, totals: 1 },
@@ -125,6 +127,8 @@ describe('a view version bump', () => {
     expect(version.sequence).toBe('2');
     expect(version.source.topic).toMatch(/-topic$/);
     expect(events.map((e) => [e.sequence, [...userChanges(e).keys()].sort()])).toEqual([[2n, ['a']]]);
+    // A rebuilt UserInformation may lack users it had: resuming subscriptions treat it as a removal.
+    expect(store.userViewsRemovedAt()).toBe(2n);
     expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
     await store.close();
 
