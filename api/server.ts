@@ -90,7 +90,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const apq =
     persistedDocuments === undefined && apqCacheBytes > 0 ? new BoundedTextCache(apqCacheBytes) : undefined;
   const documents = createDocumentGate({ persisted: persistedDocuments, apq });
-  const callbacks = createCallbackPolicy(callbackUrlPrefixes);
+  const callbacks = createCallbackPolicy(callbackUrlPrefixes, asOf);
   const minOffsets = createMinOffsetsGate({
     reader,
     commits: options.commits,

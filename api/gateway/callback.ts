@@ -11,9 +11,16 @@
  *   `SUBSCRIPTION_CALLBACK_URLS` lists URL prefixes, and a request whose callback URL is under none of them is
  *   refused before anything is sent (`check`); the fetcher checks again before every request;
  * - the fetcher never follows a redirect (a 3xx ends the subscription) and gives up on a request after
- *   {@link CALLBACK_TIMEOUT_MS}, so a router that stops answering cannot pile requests up.
+ *   {@link CALLBACK_TIMEOUT_MS}, so a router that stops answering cannot pile requests up;
+ * - every `next` payload carries `extensions.asOf` like an event over WebSocket: the commit its state comes
+ *   from (what a client resumes `after`), the feed's lag then. The plugin sends one payload at a time and pulls
+ *   the next event only once the previous `next` was answered (its `for await` loop), so the payload being
+ *   sent is always of the last event the subscription's source handed out: `recording` keeps that event's
+ *   commit per subscription id, and the fetcher adds it to the body.
  */
 import type { ApolloServerPluginSubscriptionCallbackOptions } from '@apollo/server/plugin/subscriptionCallback';
+import type { LiveSource } from '../../src/live/types.js';
+import type { AsOfSource } from '../consistency/as-of.js';
 import { ApiErrorCode } from '../codes.js';
 import type { DocumentRefusal } from './documents.js';
 
@@ -30,8 +37,14 @@ export interface CallbackPolicy {
   refusal(extensions: unknown): DocumentRefusal | undefined;
   /** True when a request asks for callbacks (`extensions.subscription`). */
   asksForCallback(extensions: unknown): boolean;
-  /** What Apollo's plugin sends with: allowed URLs only, no redirects, a timeout. */
+  /** What Apollo's plugin sends with: allowed URLs only, no redirects, a timeout, `asOf` on every `next`. */
   readonly fetcher: CallbackFetcher;
+  /**
+   * `live` as a callback subscription (`extensions.subscription.subscriptionId`) sees it: every event it hands
+   * out is recorded as that subscription's current one (for `asOf` on its `next`), forgotten when it ends.
+   * Requests without a subscription id get `live` itself.
+   */
+  recording(live: LiveSource | undefined, extensions: unknown): LiveSource | undefined;
 }
 
 interface Prefix {
@@ -39,7 +52,34 @@ interface Prefix {
   readonly path: string;
 }
 
-export function createCallbackPolicy(prefixes: readonly string[]): CallbackPolicy {
+/** An event's commit, when it has one (user changes do; the dashboard's lists and totals are read as of now). */
+const sequenceOf = (event: unknown): bigint | undefined => {
+  const sequence = (event as { sequence?: unknown } | null)?.sequence;
+  return typeof sequence === 'bigint' ? sequence : undefined;
+};
+
+/** Hands out `source`'s events, recording each in `slot` first; `done` when the iteration ends, however. */
+async function* recorded<E>(
+  source: AsyncIterable<E>,
+  slot: { sequence: bigint | undefined },
+  done: () => void,
+): AsyncGenerator<E, void, undefined> {
+  try {
+    for await (const event of source) {
+      slot.sequence = sequenceOf(event);
+      yield event;
+    }
+  } finally {
+    done();
+  }
+}
+
+export function createCallbackPolicy(
+  prefixes: readonly string[],
+  asOf?: Pick<AsOfSource, 'current' | 'at'>,
+): CallbackPolicy {
+  /** Per subscription id: the commit of the event whose `next` is being sent (undefined: as of now). */
+  const current = new Map<string, { sequence: bigint | undefined }>();
   const allowed: Prefix[] = prefixes.map((p) => {
     const url = new URL(p);
     // A prefix is a directory: `/callback` allows `/callback/<id>`, never `/callbackevil`.
@@ -87,11 +127,49 @@ export function createCallbackPolicy(prefixes: readonly string[]): CallbackPolic
     fetcher: (url, init) => {
       if (!isAllowed(url)) return Promise.reject(new Error(`callback URL not allowed: ${url.slice(0, 200)}`));
       // The plugin sends JSON strings with plain header records: what `fetch` takes as is.
+      const request = init as RequestInit | undefined;
       return fetch(url, {
-        ...(init as RequestInit | undefined),
+        ...request,
+        ...(asOf === undefined || typeof request?.body !== 'string' ? {} : { body: withAsOf(request.body) }),
         redirect: 'manual',
         signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS),
       });
     },
+    recording(live, extensions) {
+      const id = subscriptionOf(extensions)?.['subscriptionId'];
+      if (live === undefined || asOf === undefined || typeof id !== 'string') return live;
+      const wrap = <E>(source: AsyncIterable<E>): AsyncIterable<E> => {
+        const slot = { sequence: undefined as bigint | undefined };
+        current.set(id, slot);
+        return recorded(source, slot, () => {
+          if (current.get(id) === slot) current.delete(id);
+        });
+      };
+      return {
+        subscribeUsers: (ids, options) => wrap(live.subscribeUsers(ids, options)),
+        subscribeTopUsers: (ranking, limit, fingerprint) =>
+          wrap(live.subscribeTopUsers(ranking, limit, fingerprint)),
+        subscribeTotals: (fingerprint) => wrap(live.subscribeTotals(fingerprint)),
+      };
+    },
   };
+
+  /** A `next` message's body with `payload.extensions.asOf` (the other messages have no payload). */
+  function withAsOf(body: string): string {
+    if (asOf === undefined) return body;
+    let message: { action?: unknown; id?: unknown; payload?: { extensions?: Record<string, unknown> } };
+    try {
+      message = JSON.parse(body) as typeof message;
+    } catch {
+      return body;
+    }
+    if (message.action !== 'next' || typeof message.id !== 'string' || message.payload === undefined)
+      return body;
+    const sequence = current.get(message.id)?.sequence;
+    message.payload.extensions = {
+      ...message.payload.extensions,
+      asOf: sequence === undefined ? asOf.current() : asOf.at(sequence),
+    };
+    return JSON.stringify(message);
+  }
 }

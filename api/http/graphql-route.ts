@@ -21,7 +21,7 @@ import {
 } from '../gateway/documents.js';
 import { isVariablesRecord, type FastPath } from '../fast-path.js';
 import type { Limits } from '../limits.js';
-import type { ApiContext } from '../schema/context.js';
+import type { ApiContext, ContextOptions } from '../schema/context.js';
 import { runApollo } from './apollo-handler.js';
 import { collectBody, declaresTooLarge, drainRefused } from './body.js';
 import { knownResultType } from './negotiate.js';
@@ -31,7 +31,7 @@ import { send, sendGraphQLError } from './respond.js';
 /** Collaborators of the `/graphql` route, all built once per server. */
 export interface GraphqlRouteOptions {
   readonly apollo: ApolloServer<ApiContext>;
-  readonly createContext: () => ApiContext;
+  readonly createContext: (options?: ContextOptions) => ApiContext;
   /** undefined: every request goes through Apollo (tests compare both paths). */
   readonly fastPath: FastPath | undefined;
   readonly limits: Limits;
@@ -162,7 +162,13 @@ export function createGraphqlRoute(options: GraphqlRouteOptions): GraphqlRoute {
     started: number,
     search?: string,
   ) => {
-    runApollo(apollo, createContext, req, res, body, search, asOf.current).then(
+    // A subscription with Apollo Router's callbacks: its events' commits go on its `next` payloads (`asOf`).
+    const extensions = (body as { extensions?: unknown } | null | undefined)?.extensions;
+    const context =
+      callbacks.enabled && callbacks.asksForCallback(extensions)
+        ? () => createContext({ live: (live) => callbacks.recording(live, extensions) })
+        : createContext;
+    runApollo(apollo, context, req, res, body, search, asOf.current).then(
       () => timer.observe(label, started),
       (error: unknown) => {
         logger.error({ err: error }, 'GraphQL request failed outside Apollo error handling');

@@ -26,11 +26,17 @@ export interface ContextDependencies {
   readonly live?: LiveSource | undefined;
 }
 
+/** Per-operation choices of a context. */
+export interface ContextOptions {
+  /** The LiveSource this operation subscribes through, made from the server's (a callback's recording one). */
+  readonly live?: (live: LiveSource | undefined) => LiveSource | undefined;
+}
+
 /**
  * Returns the function that builds a fresh context. The batch function reads synchronously from the
  * memory map, so the promise it returns is already settled: batching costs one microtask, not I/O.
  */
-export function createContextFactory(deps: ContextDependencies): () => ApiContext {
+export function createContextFactory(deps: ContextDependencies): (options?: ContextOptions) => ApiContext {
   const { reader, feed } = deps;
   const live = deps.live;
   const batch = (ids: readonly string[]): Promise<(UserInformation | null)[]> => {
@@ -45,12 +51,12 @@ export function createContextFactory(deps: ContextDependencies): () => ApiContex
     }
   };
   // The loader is made on first use: subscriptions never load through it.
-  return () => {
+  return (options) => {
     let users: DataLoader<string, UserInformation | null> | undefined;
     return {
       reader,
       feed,
-      live,
+      live: options?.live === undefined ? live : options.live(live),
       get users() {
         return (users ??= new DataLoader(batch));
       },

@@ -19,7 +19,10 @@ interface CallbackMessage {
   readonly action: string;
   readonly id: string;
   readonly verifier: string;
-  readonly payload?: { data?: { userChanged?: { kind: string; user: { tweetCount: number } | null } } };
+  readonly payload?: {
+    data?: { userChanged?: { kind: string; user: { tweetCount: number } | null } };
+    extensions?: { asOf?: { sequence: string; lagRecords: number | null } };
+  };
   readonly errors?: unknown[];
 }
 
@@ -120,6 +123,7 @@ describe('the subscription callback protocol with a stand-in router', () => {
   it('checks first, answers data null, then sends next for the snapshot and each change, and heartbeats', async () => {
     await send(topics.users, 'cb1', { userId: 'cb1', username: 'callback' });
     await eventually(() => (server.running.store.getUser('cb1') !== undefined ? true : undefined));
+    const snapshotAt = server.running.store.getUser('cb1')!.version.sequence;
     const answer = await router.subscribe(server.url, 's1', WATCH, { id: 'cb1' });
     expect({ status: answer.status, data: answer.body['data'] }).toEqual({ status: 200, data: null });
     // The check came before the answer, with the protocol's header and the router's verifier.
@@ -139,6 +143,16 @@ describe('the subscription callback protocol with a stand-in router', () => {
       ['SNAPSHOT', 0],
       ['UPDATED', 1],
     ]);
+    // Each payload carries the commit its state comes from, as an event over WebSocket does: what a client
+    // resumes `after`.
+    const changedAt = server.running.store.getUser('cb1')!.version.sequence;
+    expect(changedAt).not.toBe(snapshotAt);
+    expect(router.of('s1', 'next').map((m) => m.payload?.extensions?.asOf?.sequence)).toEqual([
+      snapshotAt,
+      changedAt,
+    ]);
+    for (const m of router.of('s1', 'next'))
+      expect(Object.keys(m.payload?.extensions?.asOf ?? {})).toEqual(['sequence', 'lagRecords']);
     await eventually(() => (router.of('s1', 'check').length >= 3 ? true : undefined), 30_000, 'heartbeats');
   });
 
