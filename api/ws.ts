@@ -35,7 +35,7 @@ import { LiveCloseCode } from './ws/close-codes.js';
 import type { Config } from '../src/ops/config.js';
 import type { Logger } from '../src/ops/logger.js';
 import { ApiErrorCode } from './codes.js';
-import type { AsOfSource } from './consistency/as-of.js';
+import { asOfEvent, type AsOfSource } from './consistency/as-of.js';
 import type { MinOffsetsGate } from './consistency/min-offsets.js';
 import type { DocumentGate } from './gateway/documents.js';
 import { apiError } from './errors.js';
@@ -165,12 +165,7 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
       schema: api.schema,
       // Each event's result carries the commit it comes from (the change's own, src/live/hub.ts).
       subscribe: createSharedSubscribe(
-        asOf === undefined
-          ? undefined
-          : (event) => {
-              const sequence = (event as { sequence?: unknown } | null)?.sequence;
-              return { asOf: typeof sequence === 'bigint' ? asOf.at(sequence) : asOf.current() };
-            },
+        asOf === undefined ? undefined : (event) => ({ asOf: asOfEvent(asOf, event) }),
       ),
       // Queries and mutations over the socket: the store position taken before executing, as over HTTP.
       execute:

@@ -24,6 +24,15 @@ export interface AsOf {
   readonly lagRecords: number | null;
 }
 
+/**
+ * `asOf` for a subscription event: the commit it comes from when it names one (a user change's `sequence`), else
+ * the current position (the dashboard's lists and totals, read as of their delivery).
+ */
+export function asOfEvent(asOf: Pick<AsOfSource, 'current' | 'at'>, event: unknown): AsOf {
+  const sequence = (event as { sequence?: unknown } | null | undefined)?.sequence;
+  return typeof sequence === 'bigint' ? asOf.at(sequence) : asOf.current();
+}
+
 /** The read side's position, for responses. */
 export interface AsOfSource {
   /** The current position as an object (Apollo, WebSocket). */

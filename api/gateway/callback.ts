@@ -20,7 +20,7 @@
  */
 import type { ApolloServerPluginSubscriptionCallbackOptions } from '@apollo/server/plugin/subscriptionCallback';
 import type { LiveSource } from '../../src/live/types.js';
-import type { AsOfSource } from '../consistency/as-of.js';
+import { asOfEvent, type AsOfSource } from '../consistency/as-of.js';
 import { ApiErrorCode } from '../codes.js';
 import type { DocumentRefusal } from './documents.js';
 
@@ -52,21 +52,15 @@ interface Prefix {
   readonly path: string;
 }
 
-/** An event's commit, when it has one (user changes do; the dashboard's lists and totals are read as of now). */
-const sequenceOf = (event: unknown): bigint | undefined => {
-  const sequence = (event as { sequence?: unknown } | null)?.sequence;
-  return typeof sequence === 'bigint' ? sequence : undefined;
-};
-
 /** Hands out `source`'s events, recording each in `slot` first; `done` when the iteration ends, however. */
 async function* recorded<E>(
   source: AsyncIterable<E>,
-  slot: { sequence: bigint | undefined },
+  slot: { event: unknown },
   done: () => void,
 ): AsyncGenerator<E, void, undefined> {
   try {
     for await (const event of source) {
-      slot.sequence = sequenceOf(event);
+      slot.event = event;
       yield event;
     }
   } finally {
@@ -78,8 +72,8 @@ export function createCallbackPolicy(
   prefixes: readonly string[],
   asOf?: Pick<AsOfSource, 'current' | 'at'>,
 ): CallbackPolicy {
-  /** Per subscription id: the commit of the event whose `next` is being sent (undefined: as of now). */
-  const current = new Map<string, { sequence: bigint | undefined }>();
+  /** Per subscription id: the event whose `next` is being sent. */
+  const current = new Map<string, { event: unknown }>();
   const allowed: Prefix[] = prefixes.map((p) => {
     const url = new URL(p);
     // A prefix is a directory: `/callback` allows `/callback/<id>`, never `/callbackevil`.
@@ -139,7 +133,7 @@ export function createCallbackPolicy(
       const id = subscriptionOf(extensions)?.['subscriptionId'];
       if (live === undefined || asOf === undefined || typeof id !== 'string') return live;
       const wrap = <E>(source: AsyncIterable<E>): AsyncIterable<E> => {
-        const slot = { sequence: undefined as bigint | undefined };
+        const slot: { event: unknown } = { event: undefined };
         current.set(id, slot);
         return recorded(source, slot, () => {
           if (current.get(id) === slot) current.delete(id);
@@ -165,10 +159,9 @@ export function createCallbackPolicy(
     }
     if (message.action !== 'next' || typeof message.id !== 'string' || message.payload === undefined)
       return body;
-    const sequence = current.get(message.id)?.sequence;
     message.payload.extensions = {
       ...message.payload.extensions,
-      asOf: sequence === undefined ? asOf.current() : asOf.at(sequence),
+      asOf: asOfEvent(asOf, current.get(message.id)?.event),
     };
     return JSON.stringify(message);
   }
