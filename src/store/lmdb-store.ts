@@ -50,7 +50,6 @@ import {
   mergeInputs,
   readGenerationInfo,
   USER_VIEWS_REMOVED_KEY,
-  userViewsRemovedAt,
   writeCommit,
   type StoreInput,
   type WrittenCommit,
@@ -316,7 +315,8 @@ export class LmdbStore implements ViewReader {
    * without it since then at the latest. A store from before this was recorded answers `sequence()`.
    */
   userViewsRemovedAt(): bigint {
-    return userViewsRemovedAt(this.meta, this.seq);
+    const stored = this.meta.get(USER_VIEWS_REMOVED_KEY);
+    return stored === undefined ? this.seq : BigInt(stored);
   }
 
   /** The generation readers see. */

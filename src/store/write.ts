@@ -45,12 +45,6 @@ export const genKey = (id: number): string => `generation:${id}`;
  */
 export const USER_VIEWS_REMOVED_KEY = 'userViewsRemoved';
 
-/** `USER_VIEWS_REMOVED_KEY`'s value; a store written before the key existed reads as `unknown` (the caller's now). */
-export function userViewsRemovedAt(meta: Database<string, string>, unknown: bigint): bigint {
-  const stored = meta.get(USER_VIEWS_REMOVED_KEY);
-  return stored === undefined ? unknown : BigInt(stored);
-}
-
 /** A generation's record in meta, or undefined when there is none (or it is from another store format). */
 export function readGenerationInfo(meta: Database<string, string>, id: number): GenerationInfo | undefined {
   const raw = meta.get(genKey(id));
