@@ -208,7 +208,7 @@ async function materialize(
       : await timeUntil(
           async () =>
             (await metric(server, 'matview_view_topic_unpublished_commits')) === 0 &&
-            (await metric(server, 'matview_view_topic_pending_users')) === 0,
+            (await metric(server, 'matview_view_topic_outbox_changes')) === 0,
           limit,
         );
   const rss = rssOf(server.pid, (p) => readFileSync(p, 'utf8'));

@@ -162,9 +162,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Sends to the view topic that failed (each is retried until acknowledged)',
       registers,
     }),
-    viewTopicPendingUsers: new Gauge({
-      name: 'matview_view_topic_pending_users',
-      help: 'Users changed by a commit and not yet taken by a publishing round',
+    viewTopicOutboxChanges: new Gauge({
+      name: 'matview_view_topic_outbox_changes',
+      help: "Committed changes of users' views waiting in the view outbox for the view topic to acknowledge them",
       registers,
     }),
     viewTopicUnpublishedCommits: new Gauge({
@@ -174,7 +174,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     viewTopicResyncs: new Counter({
       name: 'matview_view_topic_resyncs_total',
-      help: 'Comparisons of every user with what the view topic holds (after a crash, a swap or a view rebuild), by reason',
+      help: 'Comparisons of every user with what the view topic holds (a new topic, a swap or a view rebuild, one unfinished at start), by reason',
       labelNames: ['reason'] as const,
       registers,
     }),

@@ -4,39 +4,44 @@
  * `version`), a tombstone when the user disappears, and a status record (empty key) carrying the totals and
  * this producer's heartbeat. Serving replicas (VIEW_TOPIC_IN) read it.
  *
- * A sink that follows commits (DESIGN.md): it listens to the store's commit events and reads what was
- * committed; it is never on a write transaction's path, and a slow or unreachable cluster never slows the
- * feed (changes wait as a set of users, at most one entry per user).
+ * A sink that follows commits (DESIGN.md): each commit writes the users it changed, with their new values, into
+ * the store's view outbox in its own transaction (published.ts); this module sends them. It is never on a
+ * commit's path, and a slow or unreachable cluster never slows the feed (the outbox grows on disk).
  *
- * Per key the topic never loses or reorders a change; it may repeat a value, and values committed between two
- * rounds go out as the newest of them (as changes within one commit already do). Why:
- * 1. One round at a time: the users changed since the last round are taken, each user's CURRENT value is read
- *    from the store when its message is built, and the messages go out in build order over one producer with
- *    one request in flight per broker (kafka-writer.ts). A later round reads a value at least as new, so per
- *    key the topic's order is the store's commit order, and its last value is the newest (what compaction
- *    keeps).
- * 2. What the topic holds is recorded in the store (published.ts): per user, the fingerprint of the seed 002
- *    JSON last acknowledged, and the mark (every commit up to it is published). Before a round is sent, its
- *    users are recorded as UNKNOWN (the topic may hold anything for them); after Kafka acknowledged the round,
- *    their fingerprints (or their removal, for tombstones) and the new mark. So a crash
- *    - after a commit, before its round was sent: the mark is behind the store's sequence;
- *    - after the send, before the acknowledgement was recorded: same, and those users are UNKNOWN.
- * 3. At start, a mark behind the store's sequence means a resync: every user with a view whose value differs
- *    from its fingerprint (UNKNOWN differs from everything) is published again, and every user the topic may
- *    hold who has no view any more gets a tombstone. Users whose current value (version included) is the one
- *    last published are not sent again. A generation swap or a view rebuild (which may change any user at
- *    once) triggers the same resync while running: the swap's event is a lazy diff that is only valid during
- *    the event, the fingerprints are not. A user the swap (or rebuild) recomputed unchanged keeps its version
- *    (src/store/versions.ts), so only the users it changed are published again, and the topic keeps serving
- *    exactly what this instance serves.
- * A round or resync whose send fails is retried (with backoff) until it is acknowledged: nothing is dropped.
+ * Per key the topic carries every committed value, in commit order; it may repeat one (after a crash), never
+ * skip or reorder one. Why:
+ * 1. A round takes the oldest changes in the outbox, in commit order, at most ONE per user (a user's next
+ *    change waits for the next round), sends them over one producer with one request in flight per broker
+ *    (kafka-writer.ts), and once Kafka acknowledged them, removes them from the outbox and records what the
+ *    topic now holds per user, in one transaction. A crash before that transaction leaves the round in the
+ *    outbox: it is sent again, and since every user had one value in it, a value that did land is followed
+ *    by itself (a repeat), never by an older one. Rounds are strictly one after another, so per key the
+ *    topic's order is the outbox's, which is the commit order.
+ * 2. A resync compares every user with what the topic holds (per user: the fingerprint of the value and its
+ *    version, published.ts) and sends the current value where it differs, tombstones for users the topic
+ *    holds without a view. It runs for a new topic, after a generation swap or a view rebuild (they may change
+ *    any user at once and write no outbox: their event is a lazy diff), and at start when one did not finish
+ *    (or the store is from before the outbox). At a swap seen running, the changes committed before it go out
+ *    first, as rounds; then the resync; rounds wait while it runs. Afterwards a change in the outbox older
+ *    than the version the topic holds for its user is passed over (the resync sent something newer), so per
+ *    key nothing goes backwards. The one place values are collapsed: a user the swap changed and a later
+ *    commit changed again before the resync read it goes from its pre-swap value to the one read.
+ *    A resync's sends are recorded as UNKNOWN before they go out, so a crash in flight still leaves a trace of
+ *    users the topic may hold, and the resync runs again at start.
+ * A send that fails is retried (with backoff) until it is acknowledged: nothing is dropped.
  */
 import { hash } from 'node:crypto';
 import type { ChangelogWriter, OutgoingMessage } from '../feed/types.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { PublishedIndex } from '../store/published.js';
-import { userChanges, type CommitEvent, type CommitListener } from '../store/types.js';
+import {
+  TOMBSTONE,
+  UNKNOWN,
+  type Held,
+  type PublishedIndex,
+  type ViewOutboxKey,
+} from '../store/published.js';
+import type { CommitEvent, CommitListener } from '../store/types.js';
 import type { TotalsValue } from '../views/totals.js';
 import { TOTALS } from '../views/totals.js';
 import type { UserInformation } from '../views/user-information.js';
@@ -49,11 +54,15 @@ import {
   type ProducerStatus,
 } from '../views/view-record.js';
 
+const VIEW_HEADERS = { [VIEW_HEADER]: USER_INFORMATION };
+
 /** What the publisher needs of the store (`LmdbStore` has all of it). */
 export interface PublishingStore {
   readonly instanceId: string;
   onCommit(listener: CommitListener): () => void;
   sequence(): bigint;
+  /** The sequence of the commit the synchronous reads see right now. */
+  readSequence(): bigint;
   getUser(userId: string): UserInformation | undefined;
   userIdsPage(after: string | undefined, limit: number): string[];
   totals(): TotalsValue | undefined;
@@ -77,24 +86,24 @@ export interface ViewTopicOutOptions {
   readonly status: () => { readonly ready: boolean; readonly lag: string | null };
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Users per produce request (default 2,000). */
+  /** Records per produce request, and at most per round (default 2,000). */
   readonly chunk?: number;
   /** Longest wait between retries of a failed send (default 10 s; the first waits 200 ms). */
   readonly maxRetryMs?: number;
   /** How long `close` waits for a round whose send has not returned (default 5 s). */
   readonly closeWaitMs?: number;
   /**
-   * Shortest time between the starts of two rounds (default 100 ms). Each round adds two small store
-   * transactions (module comment, 2.), which share LMDB's one writer with the commits: spacing them bounds
-   * that cost however often commits come, and lets a round carry more users. It is added to the topic's
-   * freshness at most.
+   * Shortest time between the starts of two rounds while the publisher keeps up (default 100 ms). Each round
+   * adds a store transaction, which shares LMDB's one writer with the commits: spacing them bounds that cost
+   * however often commits come, and lets a round carry more changes. A round that leaves changes behind (the
+   * outbox has a backlog) is followed at once. It is added to the topic's freshness at most.
    */
   readonly roundIntervalMs?: number;
 }
 
 /** The publisher, as the wiring drives it. */
 export interface ViewTopicOut {
-  /** Starts following commits and, when the mark is behind, resyncs. Call before anything commits. */
+  /** Starts following commits and, when a resync did not finish, resyncs. Call before anything commits. */
   start(): void;
   /** Resolves once every commit seen so far is published and recorded (tests; shutdown). */
   flush(): Promise<void>;
@@ -105,14 +114,11 @@ export interface ViewTopicOut {
   close(): Promise<void>;
 }
 
-/** Fingerprint of a user the topic may hold anything for (in flight when a crash came). */
-const UNKNOWN = Buffer.alloc(8);
-
 /** 8 bytes of SHA-1 over a published value: what decides whether the topic's value is the current one. */
 export const fingerprintOf = (value: Buffer): Buffer => {
   const fp = hash('sha1', value, 'buffer').subarray(0, 8);
-  // UNKNOWN is reserved (a 2^-64 chance): a fingerprint that happens to be all zeros is made not to be.
-  return fp.equals(UNKNOWN) ? Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]) : fp;
+  // UNKNOWN and TOMBSTONE are reserved (a 2^-63 chance): a fingerprint that happens to be one is made not to be.
+  return fp.equals(UNKNOWN) || fp.equals(TOMBSTONE) ? Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]) : fp;
 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -125,9 +131,14 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   const roundIntervalMs = options.roundIntervalMs ?? 100;
   let lastRoundAt = 0;
 
-  let dirty = new Set<string>();
+  /** A commit since the last round: the outbox may hold changes, or the mark may move. */
+  let outboxWaiting = true;
+  /** The last round left changes behind: the next one starts at once. */
+  let backlog = false;
   let totalsDirty = true;
   let resync: string | undefined = options.fresh ? 'new-topic' : undefined;
+  /** A swap or rebuild seen running: changes committed before it are sent before the resync. */
+  let resyncAfter: bigint | undefined;
   let heartbeatDue = true;
   /** The last commit event seen. */
   let seen = store.sequence();
@@ -143,19 +154,18 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     return `${g.id}#${g.info.views[USER_INFORMATION]?.build ?? 0}`;
   }
 
-  const pending = (): boolean => resync !== undefined || dirty.size > 0 || totalsDirty || heartbeatDue;
+  const pending = (): boolean => resync !== undefined || outboxWaiting || totalsDirty || heartbeatDue;
 
   const onCommit = (event: CommitEvent): void => {
     const now = layoutOf();
     if (now !== layout) {
-      // A swap or a view rebuild: its event may be a lazy diff over every user, valid only now. The resync
-      // compares every user with what the topic holds instead.
+      // A swap or a view rebuild: its event may be a lazy diff over every user, valid only now, and it wrote
+      // no outbox. The resync compares every user with what the topic holds instead.
       layout = now;
+      if (resync === undefined) resyncAfter = event.sequence;
       resync = 'swap-or-rebuild';
-      dirty = new Set();
-    } else {
-      for (const userId of userChanges(event).keys()) dirty.add(userId);
     }
+    outboxWaiting = true;
     if (event.views.has(TOTALS)) totalsDirty = true;
     if (event.sequence > seen) seen = event.sequence;
     refreshGauges();
@@ -163,7 +173,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   };
 
   function refreshGauges(): void {
-    metrics.viewTopicPendingUsers.set(dirty.size);
+    metrics.viewTopicOutboxChanges.set(index.outboxSize());
     metrics.viewTopicUnpublishedCommits.set(Number(seen > index.mark() ? seen - index.mark() : 0n));
   }
 
@@ -180,10 +190,18 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   async function run(): Promise<void> {
     for (let failures = 0; !closed && pending();) {
       try {
-        if (resync !== undefined) await resyncAll();
-        else if (dirty.size > 0) {
+        if (resync !== undefined) {
+          // Changes committed before the swap go out first, as they were committed.
+          const [oldest] = resyncAfter === undefined ? [] : index.pending(1);
+          if (oldest !== undefined && resyncAfter !== undefined && oldest.sequence < resyncAfter)
+            await round();
+          else {
+            resyncAfter = undefined;
+            await resyncAll();
+          }
+        } else if (outboxWaiting) {
           const wait = lastRoundAt + roundIntervalMs - Date.now();
-          if (wait > 0) await sleep(wait);
+          if (wait > 0 && !backlog) await sleep(wait);
           if (closed) return;
           lastRoundAt = Date.now();
           await round();
@@ -192,7 +210,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
         if (totalsDirty || heartbeatDue) await publishStatus();
         failures = 0;
       } catch (err) {
-        // The store refused a write (its users are back in the set, or the resync is pending again): nothing is
+        // The store refused a write (the round stays in the outbox, or the resync is pending again): nothing is
         // lost, the work is tried again. After close, the store may be gone: stop quietly.
         if (closed) return;
         metrics.viewTopicPublishFailures.inc();
@@ -221,72 +239,111 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     }
   }
 
+  const countPublished = (messages: readonly OutgoingMessage[]): void => {
+    for (const m of messages)
+      metrics.viewTopicRecordsPublished.inc({ kind: m.value === null ? 'tombstone' : 'view' });
+  };
+
   /**
-   * Publishes the current value of `userIds` where the topic may not hold it, then records it (with `mark`,
-   * when given, in the same transaction). Returns false when closed before the acknowledgement.
+   * One round (module comment, 1.): the oldest changes in the outbox, at most one per user, sent, then removed
+   * with what the topic now holds in one transaction. An empty outbox moves the mark to the last commit.
    */
-  async function publishUsers(userIds: readonly string[], mark?: bigint): Promise<boolean> {
+  async function round(): Promise<void> {
+    outboxWaiting = false;
+    // Looks a little past the round's size: a user with several changes waiting defers only its own later ones.
+    const scan = index.pending(chunk * 4);
+    const users = new Set<string>();
+    const sent: ViewOutboxKey[] = [];
     const messages: OutgoingMessage[] = [];
-    const after = new Map<string, Buffer | null>();
+    const held = new Map<string, Held | null>();
+    let left = false;
+    for (const change of scan) {
+      if (users.has(change.userId)) {
+        left = true;
+        continue;
+      }
+      if (messages.length >= chunk) {
+        left = true;
+        break;
+      }
+      users.add(change.userId);
+      sent.push(change.key);
+      const was = index.held(change.userId);
+      // Older than what the topic holds (a resync sent something newer): passed over.
+      if (was !== undefined && change.sequence < was.version) continue;
+      if (change.value === null) {
+        // A tombstone where the topic holds no value (never published, or a resync's tombstone) says nothing.
+        if (was === undefined) continue;
+        held.set(change.userId, null);
+        if (was.fingerprint.equals(TOMBSTONE)) continue;
+        messages.push({ key: change.userId, value: null });
+      } else {
+        held.set(change.userId, { fingerprint: fingerprintOf(change.value), version: change.sequence });
+        messages.push({ key: change.userId, value: change.value, headers: VIEW_HEADERS });
+      }
+    }
+    backlog = left || scan.length === chunk * 4;
+    if (left || scan.length > 0) outboxWaiting = true;
+    if (sent.length === 0 && (resync !== undefined || index.mark() >= seen)) return;
+    try {
+      if (!(await send(messages))) return;
+      await index.record({ held, sent, ...(resync === undefined ? { mark: {} } : {}) });
+    } catch (err) {
+      outboxWaiting = true;
+      throw err;
+    }
+    countPublished(messages);
+    refreshGauges();
+  }
+
+  /**
+   * A resync's page: publishes the current value of `userIds` where the topic may not hold it, then records it.
+   * Returns false when closed before the acknowledgement.
+   */
+  async function publishCurrent(userIds: readonly string[]): Promise<boolean> {
+    const messages: OutgoingMessage[] = [];
+    const after = new Map<string, Held>();
+    // In the same synchronous stretch as the reads below: no change of a user gone by then may follow its
+    // tombstone.
+    const readAt = store.readSequence();
     for (const userId of userIds) {
       const view = store.getUser(userId);
-      const held = index.fingerprint(userId);
+      const was = index.held(userId);
       if (view === undefined) {
-        if (held === undefined) continue;
+        if (was === undefined || was.fingerprint.equals(TOMBSTONE)) continue;
         messages.push({ key: userId, value: null });
-        after.set(userId, null);
+        after.set(userId, { fingerprint: TOMBSTONE, version: readAt });
         continue;
       }
       const value = Buffer.from(encodeUserValue(view));
       const fp = fingerprintOf(value);
-      if (held !== undefined && held.equals(fp)) continue;
-      messages.push({ key: userId, value, headers: { [VIEW_HEADER]: USER_INFORMATION } });
-      after.set(userId, fp);
+      if (was !== undefined && was.fingerprint.equals(fp)) continue;
+      messages.push({ key: userId, value, headers: VIEW_HEADERS });
+      after.set(userId, { fingerprint: fp, version: BigInt(view.version.sequence) });
     }
-    if (messages.length === 0) {
-      if (mark !== undefined && mark > index.mark()) await index.record(new Map(), mark);
-      return true;
-    }
+    if (messages.length === 0) return true;
     // The topic may hold anything for these users until the acknowledgement is recorded (module comment, 2.).
-    await index.record(new Map([...after.keys()].map((userId) => [userId, UNKNOWN])));
+    await index.record({
+      held: new Map([...after].map(([userId, h]) => [userId, { fingerprint: UNKNOWN, version: h.version }])),
+    });
     if (!(await send(messages))) return false;
-    await index.record(after, mark);
-    for (const m of messages)
-      metrics.viewTopicRecordsPublished.inc({ kind: m.value === null ? 'tombstone' : 'view' });
+    await index.record({ held: after });
+    countPublished(messages);
     return true;
-  }
-
-  async function round(): Promise<void> {
-    const upTo = seen;
-    const userIds = [...dirty];
-    dirty = new Set();
-    refreshGauges();
-    // Every user changed by a commit up to `upTo` is published once the last chunk is: its mark. (A swap
-    // meanwhile does not make that untrue; its resync records its own mark.)
-    try {
-      for (let i = 0; i < userIds.length; i += chunk) {
-        const last = i + chunk >= userIds.length;
-        if (!(await publishUsers(userIds.slice(i, i + chunk), last ? upTo : undefined))) return;
-      }
-    } catch (err) {
-      for (const userId of userIds) dirty.add(userId);
-      throw err;
-    }
-    refreshGauges();
   }
 
   async function resyncAll(): Promise<void> {
     const why = resync ?? 'resync';
     const upTo = seen;
-    resync = undefined;
-    dirty = new Set();
-    totalsDirty = true;
     metrics.viewTopicResyncs.inc({ reason: why });
     const started = Date.now();
     log.info(
       { reason: why, mark: index.mark().toString(), sequence: upTo.toString() },
       'view topic resync started',
     );
+    resync = undefined;
+    const target = layout;
+    totalsDirty = true;
     let users = 0;
     let gone = 0;
     try {
@@ -298,12 +355,14 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
       resync ??= why;
       throw err;
     }
-    // Closed (nothing more is recorded), or another swap meanwhile (it starts over): no mark.
+    // Closed (nothing more is recorded), or another swap meanwhile (it starts over): not finished.
     if (closed || resync !== undefined) return;
-    await index.record(new Map(), upTo);
+    await index.record({ mark: { layout: target } });
+    const pruned = await index.pruneTombstones();
+    outboxWaiting = true;
     refreshGauges();
     log.info(
-      { reason: why, users, tombstones: gone, durationMs: Date.now() - started },
+      { reason: why, users, tombstones: gone, pruned, durationMs: Date.now() - started },
       'view topic resync finished',
     );
   }
@@ -314,7 +373,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
       const page = store.userIdsPage(after, chunk);
       if (page.length === 0) break;
       after = page[page.length - 1];
-      if (!(await publishUsers(page)) || resync !== undefined) return;
+      if (!(await publishCurrent(page)) || resync !== undefined) return;
       onUsers(page.length);
     }
     for (let after: string | undefined; ;) {
@@ -322,7 +381,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
       if (page.length === 0) break;
       after = page[page.length - 1];
       const missing = page.filter((userId) => store.getUser(userId) === undefined);
-      if (!(await publishUsers(missing)) || resync !== undefined) return;
+      if (!(await publishCurrent(missing)) || resync !== undefined) return;
       onGone(missing.length);
     }
   }
@@ -350,7 +409,9 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   return {
     start() {
       unsubscribe = store.onCommit(onCommit);
-      if (resync === undefined && index.mark() < store.sequence()) resync = 'unpublished-at-start';
+      // A resync (or the swap or rebuild that called for one) that did not finish before the last stop, or a
+      // store from before the outbox.
+      if (resync === undefined && index.layout() !== layout) resync = 'unfinished-at-start';
       heartbeat = setInterval(() => {
         heartbeatDue = true;
         kick();

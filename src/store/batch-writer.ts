@@ -9,6 +9,7 @@ import { createRegistry } from '../views/registry.js';
 import { CommitQueue } from './commit-queue.js';
 import { batchFailure, metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
+import { viewOutboxOf } from './published.js';
 import {
   committedActiveGeneration,
   GenerationHandles,
@@ -24,7 +25,7 @@ if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src
 const { path, mapSize, maxRecordsPerCommit } = workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
-const outbox = outboxOf(env);
+const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
 // The worker always serves the built-in registry (custom views run with the writer thread off).
 const registry = createRegistry();
 const plan = commitPlan(registry);
@@ -43,7 +44,7 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
         const into = target === 'active' ? active : target;
         result = writeCommit(
           meta,
-          outbox,
+          outboxes,
           generations.get(into),
           plan,
           input,

@@ -38,7 +38,7 @@ import {
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
-import { PublishedIndex } from './published.js';
+import { PublishedIndex, viewOutboxOf, type ViewOutbox } from './published.js';
 import { StoreReads } from './reads.js';
 import { StoreRequests, type StoreRole } from './requests.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
@@ -133,6 +133,7 @@ export class LmdbStore implements ViewReader {
   private readonly env: RootDatabase;
   private readonly meta: Database<string, string>;
   private readonly outbox: Outbox;
+  private readonly viewOutbox: ViewOutbox;
   private readonly plan: CommitPlan;
   private readonly generations: Generations;
   private readonly requests: StoreRequests;
@@ -166,6 +167,7 @@ export class LmdbStore implements ViewReader {
     this.env = openEnvironment(options.path, options.mapSize);
     this.meta = metaOf(this.env);
     this.outbox = outboxOf(this.env);
+    this.viewOutbox = viewOutboxOf(this.env);
     this.upgradedFrom = create ? this.initialize() : undefined;
     if (this.meta.get('instanceId') === undefined || this.activeInfo() === undefined) {
       void this.env.close();
@@ -311,6 +313,15 @@ export class LmdbStore implements ViewReader {
   }
 
   /**
+   * The sequence of the commit this thread's reads see right now (it may be ahead of `sequence()` for a
+   * moment: the read snapshot is renewed before a commit's promise settles). Read in the same synchronous
+   * stretch as the views it describes.
+   */
+  readSequence(): bigint {
+    return BigInt(this.meta.get('sequence') ?? '0');
+  }
+
+  /**
    * The last commit that may have removed a user's view (src/store/write.ts); a user without a view has been
    * without it since then at the latest. A store from before this was recorded answers `sequence()`.
    */
@@ -438,7 +449,7 @@ export class LmdbStore implements ViewReader {
         const into = target === 'active' ? active : target;
         result = writeCommit(
           this.meta,
-          this.outbox,
+          { deadLetters: this.outbox, views: this.viewOutbox },
           this.handles.get(into),
           this.plan,
           input,
@@ -575,6 +586,14 @@ export class LmdbStore implements ViewReader {
   /** What this store knows the view topic `topic` holds (published.ts), opened on first use. */
   publishedIndex(topic: string): Promise<{ index: PublishedIndex; fresh: boolean }> {
     return PublishedIndex.open(this.env, this.meta, topic);
+  }
+
+  /**
+   * Stops publishing a view topic (an instance started without VIEW_TOPIC_OUT): commits no longer write the
+   * view outbox. Returns the topic it published to, if it did.
+   */
+  stopPublishing(): Promise<string | undefined> {
+    return PublishedIndex.stop(this.env, this.meta);
   }
 
   // ---- lifecycle ----

@@ -1,29 +1,112 @@
 /**
- * What the view topic holds, as far as this store knows (VIEW_TOPIC_OUT, src/sink/view-topic-out.ts): per
- * user, a fingerprint of the value last published and acknowledged, and how far the store's commits have
- * been published. Outside every generation (a swap does not change what the topic holds), in the store's
- * environment so it is copied by snapshots with the rest.
+ * What the view topic holds and what it still lacks, as far as this store knows (VIEW_TOPIC_OUT,
+ * src/sink/view-topic-out.ts). Outside every generation (a swap does not change what the topic holds), in the
+ * store's environment so it is copied by snapshots with the rest.
  *
- * - database `view-topic/<topic>`: userId → 8-byte fingerprint of the value last published (seed 002's JSON
- *   with its version; a tombstone removes the key). It is what lets a restart after a crash, a generation swap or a view rebuild
- *   find the users whose published value is out of date, deleted users included: the views alone cannot say
- *   which users the topic still holds after their users row went away.
- * - meta `viewTopic.topic`: the topic the fingerprints describe; `viewTopic.mark`: every commit up to this
- *   sequence has been published.
- *
- * Written only by the publisher, after Kafka acknowledged what it records: never on a commit's path.
+ * - database `view-outbox`: every committed change of a user's view not yet acknowledged by the topic, written
+ *   by the commit itself (writeViewOutbox, in the commit's transaction: write.ts) while the store publishes.
+ *   Keys `[sequence (20 digits), userId]` sort in commit order; the value is the record's value (1 byte
+ *   `1` + seed 002's JSON with its version), or the byte `0` for a tombstone. The publisher removes entries in
+ *   the transaction that records their acknowledgement, so a crash anywhere leaves every change not known to
+ *   be published in the outbox: none is skipped, some may be sent twice.
+ * - database `view-topic/<topic>`: userId → 16 bytes, the fingerprint (8) of the value the topic holds for
+ *   the user and that value's version sequence (8, big-endian). An entry of the outbox older than the version
+ *   held is not sent (the topic already holds something newer: a resync's value, below). A tombstone a resync
+ *   sent is held as the TOMBSTONE fingerprint with the store's sequence when it was sent (no change of that
+ *   user up to then may follow it). UNKNOWN: the topic may hold anything up to that version (a resync's send
+ *   in flight). It is what lets a resync (a new topic, a generation swap, a view rebuild, a store from before
+ *   the outbox) find the users whose published value is out of date, deleted users included: the views alone
+ *   cannot say which users the topic still holds after their users row went away.
+ * - meta `viewTopic.topic`: the topic published to (commits write the outbox while it is set);
+ *   `viewTopic.mark`: every commit up to this sequence has been published; `viewTopic.layout`: the generation
+ *   and UserInformation build the last finished resync compared against (another one at start: a resync did
+ *   not finish, or a swap or rebuild came after it).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { StoreWriteError, isMatviewError } from '../errors.js';
+import type { UserInformation } from '../views/user-information.js';
+import { encodeUserValue } from '../views/view-record.js';
 import { commitFailure } from './environment.js';
-import { keysAfter } from './reads.js';
 
-const TOPIC_KEY = 'viewTopic.topic';
+export const VIEW_TOPIC_KEY = 'viewTopic.topic';
 const MARK_KEY = 'viewTopic.mark';
+const LAYOUT_KEY = 'viewTopic.layout';
 const dbName = (topic: string): string => `view-topic/${topic}`;
+
+/** `[commit sequence (20 digits, so that it sorts as a number), userId]`. */
+export type ViewOutboxKey = [sequence: string, userId: string];
+export type ViewOutbox = Database<Buffer, ViewOutboxKey>;
+
+export const viewOutboxOf = (env: RootDatabase): ViewOutbox =>
+  env.openDB<Buffer, ViewOutboxKey>({ name: 'view-outbox', encoding: 'binary' });
+
+const TOMBSTONE_ENTRY = Buffer.from([0]);
+
+/**
+ * Inside a commit's transaction: when the store publishes a view topic, the users the commit changed, with
+ * their new values (null: the users row is gone). A commit that is not visible (a shadow generation) writes
+ * none: a swap is published by a resync.
+ */
+export function writeViewOutbox(
+  meta: Database<string, string>,
+  outbox: ViewOutbox,
+  sequence: bigint,
+  changes: ReadonlyMap<string, UserInformation | null> | undefined,
+): void {
+  if (changes === undefined || changes.size === 0 || meta.get(VIEW_TOPIC_KEY) === undefined) return;
+  const seq = sequence.toString().padStart(20, '0');
+  for (const [userId, view] of changes)
+    void outbox.put(
+      [seq, userId],
+      view === null ? TOMBSTONE_ENTRY : Buffer.concat([Buffer.from([1]), Buffer.from(encodeUserValue(view))]),
+    );
+}
+
+/** One change waiting in the view outbox. */
+export interface PendingChange {
+  readonly key: ViewOutboxKey;
+  readonly sequence: bigint;
+  readonly userId: string;
+  /** The record's value, null for a tombstone. */
+  readonly value: Buffer | null;
+}
+
+/** What the topic holds for a user, as recorded. */
+export interface Held {
+  /** 8 bytes: the value's fingerprint, or UNKNOWN / TOMBSTONE. */
+  readonly fingerprint: Buffer;
+  /** The held value's version sequence (0 for an entry written before versions were recorded). */
+  readonly version: bigint;
+}
+
+/** Fingerprint of a user the topic may hold anything for (a resync's send in flight when a crash came). */
+export const UNKNOWN = Buffer.alloc(8);
+/** Fingerprint of a user the topic holds a tombstone for, sent by a resync. */
+export const TOMBSTONE = Buffer.alloc(8, 0xff);
+
+const heldBytes = (held: Held): Buffer => {
+  const out = Buffer.alloc(16);
+  held.fingerprint.copy(out, 0, 0, 8);
+  out.writeBigUInt64BE(held.version, 8);
+  return out;
+};
+
+/** What to record once Kafka acknowledged a send. */
+export interface Acknowledged {
+  /** Per user, what the topic now holds (null: nothing, an outbox tombstone was sent). */
+  readonly held?: ReadonlyMap<string, Held | null>;
+  /** Outbox entries sent (or passed over as older than what the topic holds). */
+  readonly sent?: readonly ViewOutboxKey[];
+  /**
+   * Move the mark: to the commit before the oldest change left in the outbox, or to the store's sequence
+   * when none is left; `layout`: and record that a resync against that layout finished.
+   */
+  readonly mark?: { readonly layout?: string };
+}
 
 export class PublishedIndex {
   private readonly db: Database<Buffer, string>;
+  private readonly outbox: ViewOutbox;
 
   private constructor(
     private readonly env: RootDatabase,
@@ -31,11 +114,13 @@ export class PublishedIndex {
     readonly topic: string,
   ) {
     this.db = env.openDB<Buffer, string>({ name: dbName(topic), encoding: 'binary' });
+    this.outbox = viewOutboxOf(env);
   }
 
   /**
    * The index of `topic`. When the store last published to another topic (or never did), publishing starts
-   * over: the mark is 0 and nothing is known to be published; the other topic's index is dropped.
+   * over: the mark is 0, nothing is known to be published, and a resync publishes every user; the other
+   * topic's index and outbox are dropped.
    */
   static async open(
     env: RootDatabase,
@@ -43,17 +128,43 @@ export class PublishedIndex {
     topic: string,
   ): Promise<{ index: PublishedIndex; fresh: boolean }> {
     const index = new PublishedIndex(env, meta, topic);
-    const before = meta.get(TOPIC_KEY);
+    const before = meta.get(VIEW_TOPIC_KEY);
     if (before === topic) return { index, fresh: false };
     await index.commit('start publishing to a view topic', () => {
-      void meta.put(TOPIC_KEY, topic);
+      void meta.put(VIEW_TOPIC_KEY, topic);
       void meta.put(MARK_KEY, '0');
+      void meta.remove(LAYOUT_KEY);
     });
     if (before !== undefined) await env.openDB({ name: dbName(before) }).drop();
     // A stale index of this topic (published to it, then to another, then back) would claim values the topic
-    // may no longer hold.
+    // may no longer hold; the outbox held changes for the other topic.
     await index.db.clearAsync();
+    await index.outbox.clearAsync();
     return { index, fresh: true };
+  }
+
+  /**
+   * The store no longer publishes (started without VIEW_TOPIC_OUT): commits stop writing the outbox, and what
+   * it held is dropped. Publishing again later starts over (every user is published once more). Returns the
+   * topic it published to, if it did.
+   */
+  static async stop(env: RootDatabase, meta: Database<string, string>): Promise<string | undefined> {
+    const topic = meta.get(VIEW_TOPIC_KEY);
+    if (topic === undefined) return undefined;
+    try {
+      await env.transaction(() => {
+        void meta.remove(VIEW_TOPIC_KEY);
+        void meta.remove(MARK_KEY);
+        void meta.remove(LAYOUT_KEY);
+      });
+    } catch (e) {
+      throw new StoreWriteError(`LMDB write failed (stop publishing): ${await commitFailure(e)}`, {
+        cause: e,
+      });
+    }
+    await env.openDB({ name: dbName(topic) }).drop();
+    await viewOutboxOf(env).clearAsync();
+    return topic;
   }
 
   /** Every commit up to this sequence has been published (0: nothing known to be). */
@@ -61,32 +172,96 @@ export class PublishedIndex {
     return BigInt(this.meta.get(MARK_KEY) ?? '0');
   }
 
-  /** The fingerprint of the value last published for `userId`, undefined when the topic holds none. */
-  fingerprint(userId: string): Buffer | undefined {
-    return this.db.getBinary(userId);
+  /** The layout the last finished resync compared against (undefined: none finished since this started). */
+  layout(): string | undefined {
+    return this.meta.get(LAYOUT_KEY);
   }
 
-  /** Up to `limit` published userIds after `after` (exclusive), in key order, read completely. */
+  /** What the topic holds for `userId` as recorded, undefined when nothing. */
+  held(userId: string): Held | undefined {
+    const bytes = this.db.getBinary(userId);
+    if (bytes === undefined) return undefined;
+    return {
+      fingerprint: Buffer.from(bytes.subarray(0, 8)),
+      version: bytes.length >= 16 ? bytes.readBigUInt64BE(8) : 0n,
+    };
+  }
+
+  /** Up to `limit` userIds with an entry after `after` (exclusive), in key order, read completely. */
   page(after: string | undefined, limit: number): string[] {
-    return keysAfter(this.db, after, limit);
+    const out: string[] = [];
+    for (const key of this.db.getKeys({
+      ...(after === undefined ? {} : { start: after }),
+      limit: limit + 1,
+    })) {
+      if (key === after) continue;
+      out.push(key);
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
-  /** Published users (counts every entry: tests and diagnostics). */
+  /** Users the topic holds a value for (reads every entry: tests and diagnostics). */
   size(): number {
-    return this.db.getCount();
+    let n = 0;
+    for (const { value } of this.db.getRange()) if (!value.subarray(0, 8).equals(TOMBSTONE)) n++;
+    return n;
   }
 
-  /**
-   * Records acknowledged publications in one transaction: a fingerprint per user (null: a tombstone), and,
-   * when given, the new mark.
-   */
-  async record(updates: ReadonlyMap<string, Buffer | null>, mark?: bigint): Promise<void> {
+  /** The oldest `limit` changes waiting in the outbox, from `after` (exclusive) on. */
+  pending(limit: number, after?: ViewOutboxKey): PendingChange[] {
+    const out: PendingChange[] = [];
+    for (const { key, value } of this.outbox.getRange({
+      ...(after === undefined ? {} : { start: after }),
+      limit: limit + 1,
+    })) {
+      if (after !== undefined && key[0] === after[0] && key[1] === after[1]) continue;
+      out.push({
+        key,
+        sequence: BigInt(key[0]),
+        userId: key[1],
+        value: value[0] === 0 ? null : Buffer.from(value.subarray(1)),
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Changes waiting in the outbox. */
+  outboxSize(): number {
+    return (this.outbox.getStats() as { entryCount?: number }).entryCount ?? 0;
+  }
+
+  /** Records acknowledged publications in one transaction (`Acknowledged`). */
+  async record(ack: Acknowledged): Promise<void> {
     await this.commit('record what the view topic holds', () => {
-      for (const [userId, fingerprint] of updates)
-        if (fingerprint === null) void this.db.remove(userId);
-        else void this.db.put(userId, fingerprint);
-      if (mark !== undefined) void this.meta.put(MARK_KEY, mark.toString());
+      for (const key of ack.sent ?? []) void this.outbox.remove(key);
+      for (const [userId, held] of ack.held ?? [])
+        if (held === null) void this.db.remove(userId);
+        else void this.db.put(userId, heldBytes(held));
+      if (ack.mark !== undefined) {
+        // Read inside the write transaction: the outbox and the sequence as committed, after the removals.
+        const [oldest] = [...this.outbox.getKeys({ limit: 1 })];
+        const mark =
+          oldest === undefined ? (this.meta.get('sequence') ?? '0') : (BigInt(oldest[0]) - 1n).toString();
+        void this.meta.put(MARK_KEY, mark);
+        if (ack.mark.layout !== undefined) void this.meta.put(LAYOUT_KEY, ack.mark.layout);
+      }
     });
+  }
+
+  /** Drops the tombstones a resync recorded that no change left in the outbox can precede (up to `mark`). */
+  async pruneTombstones(): Promise<number> {
+    const mark = this.mark();
+    const gone: string[] = [];
+    for (const { key, value } of this.db.getRange())
+      if (value.subarray(0, 8).equals(TOMBSTONE) && value.length >= 16 && value.readBigUInt64BE(8) <= mark)
+        gone.push(key);
+    if (gone.length > 0)
+      await this.commit('drop published tombstones', () => {
+        for (const userId of gone) void this.db.remove(userId);
+      });
+    return gone.length;
   }
 
   private async commit(what: string, action: () => void): Promise<void> {

@@ -15,6 +15,8 @@ import type { Registry } from '../views/registry.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
+import { writeViewOutbox, type ViewOutbox } from './published.js';
+import type { UserInformation } from '../views/user-information.js';
 
 /**
  * What the store commits: changelog records (or a replica's view values) with their positions, and the dead
@@ -74,15 +76,22 @@ export interface WrittenCommit {
   readonly batches: number;
 }
 
+/** The store's two outboxes: dead letters (outbox.ts) and, while it publishes a view topic, view changes. */
+export interface Outboxes {
+  readonly deadLetters: Outbox;
+  readonly views: ViewOutbox;
+}
+
 /**
  * The body of a commit's write transaction: the commit body on `generation` (changelog records through the
- * materializer, or a replica's view values as they are), the dead letters into the outbox, then the next
+ * materializer, or a replica's view values as they are), the dead letters into their outbox, the changed
+ * users into the view outbox when the store publishes a view topic (published.ts), then the next
  * sequence. A replica's commit takes a sequence at least as high as every view version it applies
  * (replicate.ts), so the live hub's ordering by commit sequence holds with the materializer's versions.
  */
 export function writeCommit(
   meta: Database<string, string>,
-  outbox: Outbox,
+  outboxes: Outboxes,
   generation: Generation,
   plan: CommitPlan,
   input: StoreInput,
@@ -101,7 +110,14 @@ export function writeCommit(
     outcome = commitBatch(generation, plan, input, sequence, appliedAt);
   }
   if (input.deadLetters !== undefined && input.deadLetters.length > 0)
-    writeOutbox(outbox, sequence, input.deadLetters);
+    writeOutbox(outboxes.deadLetters, sequence, input.deadLetters);
+  if (visible)
+    writeViewOutbox(
+      meta,
+      outboxes.views,
+      sequence,
+      outcome.events.get(USER_INFORMATION) as ReadonlyMap<string, UserInformation | null> | undefined,
+    );
   meta.put('sequence', sequence.toString());
   if (visible && removesUserView(outcome.events)) meta.put(USER_VIEWS_REMOVED_KEY, sequence.toString());
   return {

@@ -253,6 +253,15 @@ export async function startServer(
   let publishing: Publishing | undefined;
   if (config.viewTopic.out !== undefined && kafkaClient !== undefined)
     publishing = await startPublishing({ store, config, client: kafkaClient, tracker, metrics, logger });
+  else {
+    // Not publishing (any more): commits must stop filling the view outbox nobody drains.
+    const stopped = await store.stopPublishing();
+    if (stopped !== undefined)
+      logger.warn(
+        { topic: stopped },
+        `stopped publishing view topic "${stopped}" (VIEW_TOPIC_OUT is not set); its outbox was dropped, and publishing to it again later sends every user once more`,
+      );
+  }
   if (replicaTopic !== undefined && kafkaClient !== undefined)
     checkCompaction(kafkaClient, replicaTopic, logger).catch((err: unknown) =>
       logger.warn({ err }, 'could not check the view topic'),

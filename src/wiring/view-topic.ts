@@ -101,7 +101,10 @@ export async function startPublishing(options: {
     logger,
   });
   out.start();
-  logger.info({ topic, mark: index.mark().toString(), fresh }, 'publishing the view topic');
+  logger.info(
+    { topic, mark: index.mark().toString(), fresh, outbox: index.outboxSize() },
+    'publishing the view topic',
+  );
   // After the first round: the topic exists by then (auto-created by the first produce, if nobody created it).
   void out
     .flush()

@@ -140,6 +140,7 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       [
         'meta',
         'outbox',
+        'view-outbox',
         'g2/offsets',
         'g2/rows',
         'g2/top-users#1/rank',

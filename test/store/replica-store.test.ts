@@ -94,30 +94,4 @@ describe('store roles and the published index', () => {
     expect(old.role()).toEqual({ kind: 'materializer' });
     await old.close();
   });
-
-  it('should start over when the view topic changes, and keep its marks across reopen', async () => {
-    const path = tempDir();
-    const store = openStore({ path });
-    const first = await store.publishedIndex('a');
-    expect({ fresh: first.fresh, mark: first.index.mark() }).toEqual({ fresh: true, mark: 0n });
-    await first.index.record(new Map([['u1', Buffer.alloc(8, 1)]]), 5n);
-    await store.close();
-
-    const reopened = openStore({ path });
-    const again = await reopened.publishedIndex('a');
-    expect({ fresh: again.fresh, mark: again.index.mark(), fp: again.index.fingerprint('u1') }).toEqual({
-      fresh: false,
-      mark: 5n,
-      fp: Buffer.alloc(8, 1),
-    });
-    const other = await reopened.publishedIndex('b');
-    expect({ fresh: other.fresh, mark: other.index.mark(), size: other.index.size() }).toEqual({
-      fresh: true,
-      mark: 0n,
-      size: 0,
-    });
-    const back = await reopened.publishedIndex('a');
-    expect({ fresh: back.fresh, size: back.index.size() }).toEqual({ fresh: true, size: 0 });
-    await reopened.close();
-  });
 });
