@@ -271,8 +271,11 @@ export const viewTopic: Scenario = {
   description:
     'what a materializer (VIEW_TOPIC_OUT) and a replica (VIEW_TOPIC_IN) cost: records/s, store bytes, RSS',
   async run(ctx) {
-    const users = ctx.quick ? 5_000 : Number(process.env['BENCH_VIEW_TOPIC_USERS'] ?? 30_000);
-    const records = ctx.quick ? 60_000 : Number(process.env['BENCH_VIEW_TOPIC_RECORDS'] ?? 600_000);
+    // The published topic carries every committed value (about 0.8 per source record while catching up), and
+    // the mock keeps ~5 MB per partition of its 4: 600,000 records (the size before issue 19's view outbox)
+    // no longer fit whole.
+    const users = ctx.quick ? 5_000 : Number(process.env['BENCH_VIEW_TOPIC_USERS'] ?? 10_000);
+    const records = ctx.quick ? 60_000 : Number(process.env['BENCH_VIEW_TOPIC_RECORDS'] ?? 200_000);
     const kafka = await startKafka();
     ctx.defer(() => kafka.stop());
     const brokers = kafka.brokers.join(',');

@@ -251,39 +251,40 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   async function round(): Promise<void> {
     outboxWaiting = false;
     // Looks a little past the round's size: a user with several changes waiting defers only its own later ones.
-    const scan = index.pending(chunk * 4);
     const users = new Set<string>();
     const sent: ViewOutboxKey[] = [];
     const messages: OutgoingMessage[] = [];
     const held = new Map<string, Held | null>();
     let left = false;
-    for (const change of scan) {
-      if (users.has(change.userId)) {
-        left = true;
-        continue;
-      }
-      if (messages.length >= chunk) {
+    let scanned = 0;
+    for (const next of index.changes()) {
+      if (messages.length >= chunk || scanned++ >= chunk * 4) {
         left = true;
         break;
       }
-      users.add(change.userId);
+      if (users.has(next.userId)) {
+        left = true;
+        continue;
+      }
+      users.add(next.userId);
+      const change = next();
       sent.push(change.key);
-      const was = index.held(change.userId);
+      const was = index.heldVersion(change.userId);
       // Older than what the topic holds (a resync sent something newer): passed over.
       if (was !== undefined && change.sequence < was.version) continue;
       if (change.value === null) {
         // A tombstone where the topic holds no value (never published, or a resync's tombstone) says nothing.
         if (was === undefined) continue;
         held.set(change.userId, null);
-        if (was.fingerprint.equals(TOMBSTONE)) continue;
+        if (was.tombstone) continue;
         messages.push({ key: change.userId, value: null });
       } else {
         held.set(change.userId, { fingerprint: fingerprintOf(change.value), version: change.sequence });
         messages.push({ key: change.userId, value: change.value, headers: VIEW_HEADERS });
       }
     }
-    backlog = left || scan.length === chunk * 4;
-    if (left || scan.length > 0) outboxWaiting = true;
+    backlog = left;
+    if (left || sent.length > 0) outboxWaiting = true;
     if (sent.length === 0 && (resync !== undefined || index.mark() >= seen)) return;
     try {
       if (!(await send(messages))) return;

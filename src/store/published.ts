@@ -211,20 +211,43 @@ export class PublishedIndex {
   /** The oldest `limit` changes waiting in the outbox, from `after` (exclusive) on. */
   pending(limit: number, after?: ViewOutboxKey): PendingChange[] {
     const out: PendingChange[] = [];
-    for (const { key, value } of this.outbox.getRange({
-      ...(after === undefined ? {} : { start: after }),
-      limit: limit + 1,
-    })) {
-      if (after !== undefined && key[0] === after[0] && key[1] === after[1]) continue;
-      out.push({
-        key,
-        sequence: BigInt(key[0]),
-        userId: key[1],
-        value: value[0] === 0 ? null : Buffer.from(value.subarray(1)),
-      });
+    for (const change of this.changes(after)) {
+      out.push(change());
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /**
+   * The changes waiting in the outbox, oldest first, from `after` (exclusive) on, read lazily: each comes as
+   * its user, and a function that reads the change (its value is read only then: a round passes over many
+   * entries it leaves for later).
+   */
+  *changes(after?: ViewOutboxKey): Generator<(() => PendingChange) & { readonly userId: string }> {
+    for (const key of this.outbox.getKeys(after === undefined ? {} : { start: after })) {
+      if (after !== undefined && key[0] === after[0] && key[1] === after[1]) continue;
+      const read = (): PendingChange => {
+        const value = this.outbox.getBinary(key);
+        if (value === undefined) throw new Error(`view outbox entry ${key.join('/')} vanished while read`);
+        return {
+          key,
+          sequence: BigInt(key[0]),
+          userId: key[1],
+          value: value[0] === 0 ? null : value.subarray(1),
+        };
+      };
+      yield Object.assign(read, { userId: key[1] });
+    }
+  }
+
+  /** The version the topic holds for `userId` and whether it is a resync's tombstone (no copies). */
+  heldVersion(userId: string): { readonly version: bigint; readonly tombstone: boolean } | undefined {
+    const bytes = this.db.getBinaryFast(userId);
+    if (bytes === undefined) return undefined;
+    const version = bytes.length >= 16 ? bytes.readBigUInt64BE(8) : 0n;
+    let tombstone = true;
+    for (let i = 0; i < 8; i++) if (bytes[i] !== 0xff) tombstone = false;
+    return { version, tombstone };
   }
 
   /** Changes waiting in the outbox. */
