@@ -38,9 +38,23 @@ const MAX_U32 = 0xffffffff;
 /** Prefix length of a rank key before the userId. */
 const HEAD = 9;
 
-/** The index key of `userId` with `count` in `ranking`. */
+/** Two lowercase hex digits for each byte value. */
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/**
+ * The index key of `userId` with `count` in `ranking`. Two keys per changed count in every commit: the hex
+ * digits come from a table (`Number#toString(16)` and `padStart` took ~0.2 µs a key, a tenth of a move).
+ */
 export function rankKey(ranking: Ranking, count: number, userId: string): string {
-  return DIGIT[ranking] + (MAX_U32 - count).toString(16).padStart(8, '0') + userId;
+  const x = MAX_U32 - count;
+  return (
+    DIGIT[ranking] +
+    HEX2[x >>> 24]! +
+    HEX2[(x >>> 16) & 0xff]! +
+    HEX2[(x >>> 8) & 0xff]! +
+    HEX2[x & 0xff]! +
+    userId
+  );
 }
 
 /** The userId of a rank key. */
