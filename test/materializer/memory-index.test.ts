@@ -27,12 +27,12 @@ class SortedArray {
 
 /**
  * Random keys over a small alphabet (so prefixes repeat); `wide` adds an astral character and U+FF5E. A third
- * of them start with 11 equal units, so that they differ only after the units the index packs into numbers.
+ * of them start with 14 equal units, so that many differ only after the units the index packs into numbers.
  */
 function keyMaker(random: () => number, wide: boolean): () => string {
   const alphabet = wide ? ['a', 'b', 'c', '\u{1f600}', '\uff5e'] : ['a', 'b', 'c', 'd'];
   return () => {
-    let key = random() < 0.33 ? 'a'.repeat(11) : '';
+    let key = random() < 0.33 ? 'a'.repeat(14) : '';
     const n = 1 + Math.floor(random() * 6);
     for (let i = 0; i < n; i++) key += alphabet[Math.floor(random() * alphabet.length)]!;
     return key;
