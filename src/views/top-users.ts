@@ -38,9 +38,34 @@ const MAX_U32 = 0xffffffff;
 /** Prefix length of a rank key before the userId. */
 const HEAD = 9;
 
-/** The index key of `userId` with `count` in `ranking`. */
+/** Two lowercase hex digits for each byte value. */
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** Counts below this keep their key prefix once built (most counts are small and repeat across commits). */
+const CACHED_COUNTS = 1 << 12;
+const PREFIXES: Readonly<Record<Ranking, (string | undefined)[]>> = {
+  FOLLOWERS: new Array<string | undefined>(CACHED_COUNTS).fill(undefined),
+  TWEETS: new Array<string | undefined>(CACHED_COUNTS).fill(undefined),
+  LIKES: new Array<string | undefined>(CACHED_COUNTS).fill(undefined),
+  FOLLOWING: new Array<string | undefined>(CACHED_COUNTS).fill(undefined),
+};
+
+function rankPrefix(ranking: Ranking, count: number): string {
+  const x = MAX_U32 - count;
+  return (
+    DIGIT[ranking] + HEX2[x >>> 24]! + HEX2[(x >>> 16) & 0xff]! + HEX2[(x >>> 8) & 0xff]! + HEX2[x & 0xff]!
+  );
+}
+
+/**
+ * The index key of `userId` with `count` in `ranking`. Two keys per changed count in every commit: the prefix
+ * of a small count is built once (`Number#toString(16)` and `padStart` took ~0.2 µs a key, a tenth of a move,
+ * and each concatenation is an allocation).
+ */
 export function rankKey(ranking: Ranking, count: number, userId: string): string {
-  return DIGIT[ranking] + (MAX_U32 - count).toString(16).padStart(8, '0') + userId;
+  if (count >= CACHED_COUNTS) return rankPrefix(ranking, count) + userId;
+  const cache = PREFIXES[ranking];
+  return (cache[count] ??= rankPrefix(ranking, count)) + userId;
 }
 
 /** The userId of a rank key. */
