@@ -172,9 +172,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Visible commits whose changes are not yet all acknowledged by the view topic',
       registers,
     }),
-    viewTopicResyncs: new Counter({
-      name: 'matview_view_topic_resyncs_total',
-      help: 'Comparisons of every user with what the view topic holds (a new topic, a swap or a view rebuild, one unfinished at start), by reason',
+    viewTopicCaptures: new Counter({
+      name: 'matview_view_topic_captures_total',
+      help: 'Comparisons of every user with what the view topic holds, written into the view outbox (a new topic, a swap or a view rebuild, one unfinished at start), by reason',
       labelNames: ['reason'] as const,
       registers,
     }),

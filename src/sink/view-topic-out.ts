@@ -17,30 +17,23 @@
  *    outbox: it is sent again, and since every user had one value in it, a value that did land is followed
  *    by itself (a repeat), never by an older one. Rounds are strictly one after another, so per key the
  *    topic's order is the outbox's, which is the commit order.
- * 2. A resync compares every user with what the topic holds (per user: the fingerprint of the value and its
- *    version, published.ts) and sends the current value where it differs, tombstones for users the topic
- *    holds without a view. It runs for a new topic, after a generation swap or a view rebuild (they may change
- *    any user at once and write no outbox: their event is a lazy diff), and at start when one did not finish
- *    (or the store is from before the outbox). At a swap seen running, the changes committed before it go out
- *    first, as rounds; then the resync; rounds wait while it runs. Afterwards a change in the outbox older
- *    than the version the topic holds for its user is passed over (the resync sent something newer), so per
- *    key nothing goes backwards. The one place values are collapsed: a user the swap changed and a later
- *    commit changed again before the resync read it goes from its pre-swap value to the one read.
- *    A resync's sends are recorded as UNKNOWN before they go out, so a crash in flight still leaves a trace of
- *    users the topic may hold, and the resync runs again at start.
+ * 2. A capture writes into the outbox, at the current sequence W, the value of every user whose value the
+ *    topic may not hold (its version differs from the one recorded with the last acknowledgement, or it has
+ *    changes waiting), and a tombstone for every user the topic holds who has no view. It runs where the view
+ *    may change for every user at once without a commit writing the outbox: a new topic, a generation swap, a
+ *    view rebuild, and at start when one did not finish (or the store is from before the outbox). The wiring
+ *    awaits it while NOTHING ELSE COMMITS (before the feed starts; inside the swap's hold of the live feed,
+ *    after the rebuild's own consumer stopped), so what it reads is exactly the view at W: the values
+ *    committed before W go out first (their keys sort before W), the captured ones next, then the changes of
+ *    later commits. A capture that is interrupted is run again at start (the layout it finished against is
+ *    recorded last); what it wrote twice is a repeat. If a swap ever reached the publisher without the
+ *    wiring's capture, the next round runs it anyway (late: it is then only eventually exact).
  * A send that fails is retried (with backoff) until it is acknowledged: nothing is dropped.
  */
-import { hash } from 'node:crypto';
 import type { ChangelogWriter, OutgoingMessage } from '../feed/types.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import {
-  TOMBSTONE,
-  UNKNOWN,
-  type Held,
-  type PublishedIndex,
-  type ViewOutboxKey,
-} from '../store/published.js';
+import { type PublishedIndex, type ViewOutboxKey } from '../store/published.js';
 import type { CommitEvent, CommitListener } from '../store/types.js';
 import type { TotalsValue } from '../views/totals.js';
 import { TOTALS } from '../views/totals.js';
@@ -103,8 +96,13 @@ export interface ViewTopicOutOptions {
 
 /** The publisher, as the wiring drives it. */
 export interface ViewTopicOut {
-  /** Starts following commits and, when a resync did not finish, resyncs. Call before anything commits. */
+  /** Starts following commits. Call before anything commits, then await `capture`. */
   start(): void;
+  /**
+   * Writes into the outbox what the topic lacks after a new topic, a swap, a view rebuild or an unfinished
+   * capture (module comment, 2.); resolves at once when none is due. Await it while nothing else commits.
+   */
+  capture(): Promise<void>;
   /** Resolves once every commit seen so far is published and recorded (tests; shutdown). */
   flush(): Promise<void>;
   /**
@@ -113,13 +111,6 @@ export interface ViewTopicOut {
    */
   close(): Promise<void>;
 }
-
-/** 8 bytes of SHA-1 over a published value: what decides whether the topic's value is the current one. */
-export const fingerprintOf = (value: Buffer): Buffer => {
-  const fp = hash('sha1', value, 'buffer').subarray(0, 8);
-  // UNKNOWN and TOMBSTONE are reserved (a 2^-63 chance): a fingerprint that happens to be one is made not to be.
-  return fp.equals(UNKNOWN) || fp.equals(TOMBSTONE) ? Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]) : fp;
-};
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -136,9 +127,9 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   /** The last round left changes behind: the next one starts at once. */
   let backlog = false;
   let totalsDirty = true;
-  let resync: string | undefined = options.fresh ? 'new-topic' : undefined;
-  /** A swap or rebuild seen running: changes committed before it are sent before the resync. */
-  let resyncAfter: bigint | undefined;
+  /** Why a capture is due (module comment, 2.), undefined when none is. */
+  let captureDue: string | undefined = options.fresh ? 'new-topic' : undefined;
+  let capturing: Promise<void> | undefined;
   let heartbeatDue = true;
   /** The last commit event seen. */
   let seen = store.sequence();
@@ -154,16 +145,15 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     return `${g.id}#${g.info.views[USER_INFORMATION]?.build ?? 0}`;
   }
 
-  const pending = (): boolean => resync !== undefined || outboxWaiting || totalsDirty || heartbeatDue;
+  const pending = (): boolean => captureDue !== undefined || outboxWaiting || totalsDirty || heartbeatDue;
 
   const onCommit = (event: CommitEvent): void => {
     const now = layoutOf();
     if (now !== layout) {
-      // A swap or a view rebuild: its event may be a lazy diff over every user, valid only now, and it wrote
-      // no outbox. The resync compares every user with what the topic holds instead.
+      // A swap or a view rebuild: it wrote no outbox. The wiring awaits `capture` before anything else commits;
+      // should it not, the pump runs it (module comment, 2.).
       layout = now;
-      if (resync === undefined) resyncAfter = event.sequence;
-      resync = 'swap-or-rebuild';
+      captureDue = 'swap-or-rebuild';
     }
     outboxWaiting = true;
     if (event.views.has(TOTALS)) totalsDirty = true;
@@ -190,16 +180,8 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   async function run(): Promise<void> {
     for (let failures = 0; !closed && pending();) {
       try {
-        if (resync !== undefined) {
-          // Changes committed before the swap go out first, as they were committed.
-          const [oldest] = resyncAfter === undefined ? [] : index.pending(1);
-          if (oldest !== undefined && resyncAfter !== undefined && oldest.sequence < resyncAfter)
-            await round();
-          else {
-            resyncAfter = undefined;
-            await resyncAll();
-          }
-        } else if (outboxWaiting) {
+        if (captureDue !== undefined) await capture();
+        else if (outboxWaiting) {
           const wait = lastRoundAt + roundIntervalMs - Date.now();
           if (wait > 0 && !backlog) await sleep(wait);
           if (closed) return;
@@ -210,7 +192,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
         if (totalsDirty || heartbeatDue) await publishStatus();
         failures = 0;
       } catch (err) {
-        // The store refused a write (the round stays in the outbox, or the resync is pending again): nothing is
+        // The store refused a write (the round stays in the outbox, or the capture is due again): nothing is
         // lost, the work is tried again. After close, the store may be gone: stop quietly.
         if (closed) return;
         metrics.viewTopicPublishFailures.inc();
@@ -254,7 +236,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     const users = new Set<string>();
     const sent: ViewOutboxKey[] = [];
     const messages: OutgoingMessage[] = [];
-    const held = new Map<string, Held | null>();
+    const held = new Map<string, bigint | null>();
     let left = false;
     let scanned = 0;
     for (const next of index.changes()) {
@@ -269,26 +251,22 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
       users.add(next.userId);
       const change = next();
       sent.push(change.key);
-      const was = index.heldVersion(change.userId);
-      // Older than what the topic holds (a resync sent something newer): passed over.
-      if (was !== undefined && change.sequence < was.version) continue;
       if (change.value === null) {
-        // A tombstone where the topic holds no value (never published, or a resync's tombstone) says nothing.
-        if (was === undefined) continue;
+        // A tombstone where the topic holds no value (the user never got one out) says nothing.
+        if (index.held(change.userId) === undefined) continue;
         held.set(change.userId, null);
-        if (was.tombstone) continue;
         messages.push({ key: change.userId, value: null });
       } else {
-        held.set(change.userId, { fingerprint: fingerprintOf(change.value), version: change.sequence });
+        held.set(change.userId, change.version);
         messages.push({ key: change.userId, value: change.value, headers: VIEW_HEADERS });
       }
     }
     backlog = left;
     if (left || sent.length > 0) outboxWaiting = true;
-    if (sent.length === 0 && (resync !== undefined || index.mark() >= seen)) return;
+    if (sent.length === 0 && (captureDue !== undefined || index.mark() >= seen)) return;
     try {
       if (!(await send(messages))) return;
-      await index.record({ held, sent, ...(resync === undefined ? { mark: {} } : {}) });
+      await index.record({ held, sent, ...(captureDue === undefined ? { mark: {} } : {}) });
     } catch (err) {
       outboxWaiting = true;
       throw err;
@@ -298,93 +276,72 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   }
 
   /**
-   * A resync's page: publishes the current value of `userIds` where the topic may not hold it, then records it.
-   * Returns false when closed before the acknowledgement.
+   * The capture (module comment, 2.): every user whose value the topic may not hold goes into the outbox at the
+   * current sequence, every user it holds without a view gets a tombstone there; then the layout is recorded.
+   * Exact only while nothing else commits (the wiring's call); concurrent calls share one run.
    */
-  async function publishCurrent(userIds: readonly string[]): Promise<boolean> {
-    const messages: OutgoingMessage[] = [];
-    const after = new Map<string, Held>();
-    // In the same synchronous stretch as the reads below: no change of a user gone by then may follow its
-    // tombstone.
-    const readAt = store.readSequence();
-    for (const userId of userIds) {
-      const view = store.getUser(userId);
-      const was = index.held(userId);
-      if (view === undefined) {
-        if (was === undefined || was.fingerprint.equals(TOMBSTONE)) continue;
-        messages.push({ key: userId, value: null });
-        after.set(userId, { fingerprint: TOMBSTONE, version: readAt });
-        continue;
-      }
-      const value = Buffer.from(encodeUserValue(view));
-      const fp = fingerprintOf(value);
-      if (was !== undefined && was.fingerprint.equals(fp)) continue;
-      messages.push({ key: userId, value, headers: VIEW_HEADERS });
-      after.set(userId, { fingerprint: fp, version: BigInt(view.version.sequence) });
-    }
-    if (messages.length === 0) return true;
-    // The topic may hold anything for these users until the acknowledgement is recorded (module comment, 2.).
-    await index.record({
-      held: new Map([...after].map(([userId, h]) => [userId, { fingerprint: UNKNOWN, version: h.version }])),
-    });
-    if (!(await send(messages))) return false;
-    await index.record({ held: after });
-    countPublished(messages);
-    return true;
+  function capture(): Promise<void> {
+    // One at a time; a call during one waits for it, then runs what became due meanwhile (another swap).
+    if (capturing !== undefined) return capturing.then(capture, capture);
+    const why = captureDue;
+    if (why === undefined) return Promise.resolve();
+    captureDue = undefined;
+    const running = captureAll(why)
+      .catch((err: unknown) => {
+        captureDue ??= why;
+        throw err;
+      })
+      .finally(() => {
+        capturing = undefined;
+      });
+    capturing = running;
+    return running;
   }
 
-  async function resyncAll(): Promise<void> {
-    const why = resync ?? 'resync';
-    const upTo = seen;
-    metrics.viewTopicResyncs.inc({ reason: why });
-    const started = Date.now();
-    log.info(
-      { reason: why, mark: index.mark().toString(), sequence: upTo.toString() },
-      'view topic resync started',
-    );
-    resync = undefined;
+  async function captureAll(why: string): Promise<void> {
+    const at = store.readSequence();
     const target = layout;
-    totalsDirty = true;
+    metrics.viewTopicCaptures.inc({ reason: why });
+    const started = Date.now();
+    log.info({ reason: why, sequence: at.toString() }, 'view topic capture started');
+    // Users with changes waiting: what the topic will hold for them is not what it holds now.
+    const waiting = index.pendingUsers();
     let users = 0;
     let gone = 0;
-    try {
-      await resyncPages(
-        (n) => (users += n),
-        (n) => (gone += n),
-      );
-    } catch (err) {
-      resync ??= why;
-      throw err;
-    }
-    // Closed (nothing more is recorded), or another swap meanwhile (it starts over): not finished.
-    if (closed || resync !== undefined) return;
-    await index.record({ mark: { layout: target } });
-    const pruned = await index.pruneTombstones();
-    outboxWaiting = true;
-    refreshGauges();
-    log.info(
-      { reason: why, users, tombstones: gone, pruned, durationMs: Date.now() - started },
-      'view topic resync finished',
-    );
-  }
-
-  /** Every user with a view, then every user the topic may hold without one: published where needed. */
-  async function resyncPages(onUsers: (n: number) => void, onGone: (n: number) => void): Promise<void> {
     for (let after: string | undefined; ;) {
       const page = store.userIdsPage(after, chunk);
       if (page.length === 0) break;
       after = page[page.length - 1];
-      if (!(await publishCurrent(page)) || resync !== undefined) return;
-      onUsers(page.length);
+      const changes = new Map<string, { version: bigint; value: string }>();
+      for (const userId of page) {
+        const view = store.getUser(userId);
+        if (view === undefined) continue;
+        const version = BigInt(view.version.sequence);
+        if (!waiting.has(userId) && index.held(userId) === version) continue;
+        changes.set(userId, { version, value: encodeUserValue(view) });
+      }
+      if (changes.size > 0) await index.enqueue(at, changes);
+      users += changes.size;
     }
     for (let after: string | undefined; ;) {
       const page = index.page(after, chunk);
       if (page.length === 0) break;
       after = page[page.length - 1];
       const missing = page.filter((userId) => store.getUser(userId) === undefined);
-      if (!(await publishCurrent(missing)) || resync !== undefined) return;
-      onGone(missing.length);
+      if (missing.length > 0) await index.enqueue(at, new Map(missing.map((userId) => [userId, null])));
+      gone += missing.length;
     }
+    // Users with changes waiting and no view, whom the topic does not hold yet: their last change is a
+    // tombstone or will be followed by one they already have; nothing to add.
+    await index.record({ mark: { layout: target } });
+    outboxWaiting = true;
+    totalsDirty = true;
+    refreshGauges();
+    kick();
+    log.info(
+      { reason: why, users, tombstones: gone, durationMs: Date.now() - started },
+      'view topic capture finished',
+    );
   }
 
   async function publishStatus(): Promise<void> {
@@ -408,11 +365,12 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   }
 
   return {
+    capture,
     start() {
       unsubscribe = store.onCommit(onCommit);
-      // A resync (or the swap or rebuild that called for one) that did not finish before the last stop, or a
+      // A capture (or the swap or rebuild that called for one) that did not finish before the last stop, or a
       // store from before the outbox.
-      if (resync === undefined && index.layout() !== layout) resync = 'unfinished-at-start';
+      if (captureDue === undefined && index.layout() !== layout) captureDue = 'unfinished-at-start';
       heartbeat = setInterval(() => {
         heartbeatDue = true;
         kick();

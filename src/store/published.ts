@@ -5,22 +5,21 @@
  *
  * - database `view-outbox`: every committed change of a user's view not yet acknowledged by the topic, written
  *   by the commit itself (writeViewOutbox, in the commit's transaction: write.ts) while the store publishes.
- *   Keys `[sequence (20 digits), userId]` sort in commit order; the value is the record's value (1 byte
- *   `1` + seed 002's JSON with its version), or the byte `0` for a tombstone. The publisher removes entries in
+ *   Keys `[sequence (20 digits), userId]` sort in commit order; the value is the byte `1`, the value's version
+ *   sequence (8 bytes, big-endian) and the record's value (seed 002's JSON with its version), or the byte `0`
+ *   for a tombstone. The publisher removes entries in
  *   the transaction that records their acknowledgement, so a crash anywhere leaves every change not known to
  *   be published in the outbox: none is skipped, some may be sent twice.
- * - database `view-topic/<topic>`: userId → 16 bytes, the fingerprint (8) of the value the topic holds for
- *   the user and that value's version sequence (8, big-endian). An entry of the outbox older than the version
- *   held is not sent (the topic already holds something newer: a resync's value, below). A tombstone a resync
- *   sent is held as the TOMBSTONE fingerprint with the store's sequence when it was sent (no change of that
- *   user up to then may follow it). UNKNOWN: the topic may hold anything up to that version (a resync's send
- *   in flight). It is what lets a resync (a new topic, a generation swap, a view rebuild, a store from before
- *   the outbox) find the users whose published value is out of date, deleted users included: the views alone
- *   cannot say which users the topic still holds after their users row went away.
+ * - database `view-topic/<topic>`: userId → the version sequence of the value the topic holds for the user (8
+ *   bytes, big-endian), recorded with the acknowledgement (a user's version names the commit that last
+ *   changed it, so an equal version is an equal value: src/store/versions.ts). It is what
+ *   lets a capture (a new topic, a generation swap, a view rebuild, a store from before the outbox) find the
+ *   users whose published value is out of date, deleted users included: the views alone cannot say which
+ *   users the topic still holds after their users row went away.
  * - meta `viewTopic.topic`: the topic published to (commits write the outbox while it is set);
  *   `viewTopic.mark`: every commit up to this sequence has been published; `viewTopic.layout`: the generation
- *   and UserInformation build the last finished resync compared against (another one at start: a resync did
- *   not finish, or a swap or rebuild came after it).
+ *   and UserInformation build the last finished capture compared against (another one at start: a capture
+ *   did not finish, or a swap or rebuild came after it).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { StoreWriteError, isMatviewError } from '../errors.js';
@@ -45,7 +44,7 @@ const TOMBSTONE_ENTRY = Buffer.from([0]);
 /**
  * Inside a commit's transaction: when the store publishes a view topic, the users the commit changed, with
  * their new values (null: the users row is gone). A commit that is not visible (a shadow generation) writes
- * none: a swap is published by a resync.
+ * none: a swap is published by a capture (src/sink/view-topic-out.ts).
  */
 export function writeViewOutbox(
   meta: Database<string, string>,
@@ -58,8 +57,18 @@ export function writeViewOutbox(
   for (const [userId, view] of changes)
     void outbox.put(
       [seq, userId],
-      view === null ? TOMBSTONE_ENTRY : Buffer.concat([Buffer.from([1]), Buffer.from(encodeUserValue(view))]),
+      view === null ? TOMBSTONE_ENTRY : entryOf(BigInt(view.version.sequence), encodeUserValue(view)),
     );
+}
+
+/** An outbox entry for a value: `1`, its version, its bytes. */
+function entryOf(version: bigint, value: string | Buffer): Buffer {
+  const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+  const out = Buffer.allocUnsafe(9 + bytes.length);
+  out[0] = 1;
+  out.writeBigUInt64BE(version, 1);
+  bytes.copy(out, 9);
+  return out;
 }
 
 /** One change waiting in the view outbox. */
@@ -69,37 +78,25 @@ export interface PendingChange {
   readonly userId: string;
   /** The record's value, null for a tombstone. */
   readonly value: Buffer | null;
-}
-
-/** What the topic holds for a user, as recorded. */
-export interface Held {
-  /** 8 bytes: the value's fingerprint, or UNKNOWN / TOMBSTONE. */
-  readonly fingerprint: Buffer;
-  /** The held value's version sequence (0 for an entry written before versions were recorded). */
+  /** The value's version sequence (0 for a tombstone). */
   readonly version: bigint;
 }
 
-/** Fingerprint of a user the topic may hold anything for (a resync's send in flight when a crash came). */
-export const UNKNOWN = Buffer.alloc(8);
-/** Fingerprint of a user the topic holds a tombstone for, sent by a resync. */
-export const TOMBSTONE = Buffer.alloc(8, 0xff);
-
-const heldBytes = (held: Held): Buffer => {
-  const out = Buffer.alloc(16);
-  held.fingerprint.copy(out, 0, 0, 8);
-  out.writeBigUInt64BE(held.version, 8);
+const versionBytes = (version: bigint): Buffer => {
+  const out = Buffer.alloc(8);
+  out.writeBigUInt64BE(version);
   return out;
 };
 
 /** What to record once Kafka acknowledged a send. */
 export interface Acknowledged {
-  /** Per user, what the topic now holds (null: nothing, an outbox tombstone was sent). */
-  readonly held?: ReadonlyMap<string, Held | null>;
+  /** Per user, the version of the value the topic now holds (null: nothing, a tombstone was sent). */
+  readonly held?: ReadonlyMap<string, bigint | null>;
   /** Outbox entries sent (or passed over as older than what the topic holds). */
   readonly sent?: readonly ViewOutboxKey[];
   /**
    * Move the mark: to the commit before the oldest change left in the outbox, or to the store's sequence
-   * when none is left; `layout`: and record that a resync against that layout finished.
+   * when none is left; `layout`: and record that a capture against that layout finished.
    */
   readonly mark?: { readonly layout?: string };
 }
@@ -119,7 +116,7 @@ export class PublishedIndex {
 
   /**
    * The index of `topic`. When the store last published to another topic (or never did), publishing starts
-   * over: the mark is 0, nothing is known to be published, and a resync publishes every user; the other
+   * over: the mark is 0, nothing is known to be published, and a capture publishes every user; the other
    * topic's index and outbox are dropped.
    */
   static async open(
@@ -172,19 +169,15 @@ export class PublishedIndex {
     return BigInt(this.meta.get(MARK_KEY) ?? '0');
   }
 
-  /** The layout the last finished resync compared against (undefined: none finished since this started). */
+  /** The layout the last finished capture compared against (undefined: none finished since this started). */
   layout(): string | undefined {
     return this.meta.get(LAYOUT_KEY);
   }
 
-  /** What the topic holds for `userId` as recorded, undefined when nothing. */
-  held(userId: string): Held | undefined {
-    const bytes = this.db.getBinary(userId);
-    if (bytes === undefined) return undefined;
-    return {
-      fingerprint: Buffer.from(bytes.subarray(0, 8)),
-      version: bytes.length >= 16 ? bytes.readBigUInt64BE(8) : 0n,
-    };
+  /** The version of the value the topic holds for `userId`, undefined when it holds none. */
+  held(userId: string): bigint | undefined {
+    const bytes = this.db.getBinaryFast(userId);
+    return bytes === undefined || bytes.length < 8 ? undefined : bytes.readBigUInt64BE(0);
   }
 
   /** Up to `limit` userIds with an entry after `after` (exclusive), in key order, read completely. */
@@ -201,11 +194,9 @@ export class PublishedIndex {
     return out;
   }
 
-  /** Users the topic holds a value for (reads every entry: tests and diagnostics). */
+  /** Users the topic holds a value for (tests and diagnostics). */
   size(): number {
-    let n = 0;
-    for (const { value } of this.db.getRange()) if (!value.subarray(0, 8).equals(TOMBSTONE)) n++;
-    return n;
+    return this.db.getCount();
   }
 
   /** The oldest `limit` changes waiting in the outbox, from `after` (exclusive) on. */
@@ -233,21 +224,37 @@ export class PublishedIndex {
           key,
           sequence: BigInt(key[0]),
           userId: key[1],
-          value: value[0] === 0 ? null : value.subarray(1),
+          value: value[0] === 0 ? null : value.subarray(9),
+          version: value[0] === 0 ? 0n : value.readBigUInt64BE(1),
         };
       };
       yield Object.assign(read, { userId: key[1] });
     }
   }
 
-  /** The version the topic holds for `userId` and whether it is a resync's tombstone (no copies). */
-  heldVersion(userId: string): { readonly version: bigint; readonly tombstone: boolean } | undefined {
-    const bytes = this.db.getBinaryFast(userId);
-    if (bytes === undefined) return undefined;
-    const version = bytes.length >= 16 ? bytes.readBigUInt64BE(8) : 0n;
-    let tombstone = true;
-    for (let i = 0; i < 8; i++) if (bytes[i] !== 0xff) tombstone = false;
-    return { version, tombstone };
+  /** Users with a change waiting in the outbox. */
+  pendingUsers(): Set<string> {
+    const users = new Set<string>();
+    for (const key of this.outbox.getKeys()) users.add(key[1]);
+    return users;
+  }
+
+  /**
+   * Writes changes into the outbox at `sequence`, in one transaction (a capture): per user its value with
+   * that value's version, or null for a tombstone.
+   */
+  async enqueue(
+    sequence: bigint,
+    changes: ReadonlyMap<string, { readonly version: bigint; readonly value: string } | null>,
+  ): Promise<void> {
+    const seq = sequence.toString().padStart(20, '0');
+    await this.commit('write captured values into the view outbox', () => {
+      for (const [userId, change] of changes)
+        void this.outbox.put(
+          [seq, userId],
+          change === null ? TOMBSTONE_ENTRY : entryOf(change.version, change.value),
+        );
+    });
   }
 
   /** Changes waiting in the outbox. */
@@ -261,7 +268,7 @@ export class PublishedIndex {
       for (const key of ack.sent ?? []) void this.outbox.remove(key);
       for (const [userId, held] of ack.held ?? [])
         if (held === null) void this.db.remove(userId);
-        else void this.db.put(userId, heldBytes(held));
+        else void this.db.put(userId, versionBytes(held));
       if (ack.mark !== undefined) {
         // Read inside the write transaction: the outbox and the sequence as committed, after the removals.
         const [oldest] = [...this.outbox.getKeys({ limit: 1 })];
@@ -271,20 +278,6 @@ export class PublishedIndex {
         if (ack.mark.layout !== undefined) void this.meta.put(LAYOUT_KEY, ack.mark.layout);
       }
     });
-  }
-
-  /** Drops the tombstones a resync recorded that no change left in the outbox can precede (up to `mark`). */
-  async pruneTombstones(): Promise<number> {
-    const mark = this.mark();
-    const gone: string[] = [];
-    for (const { key, value } of this.db.getRange())
-      if (value.subarray(0, 8).equals(TOMBSTONE) && value.length >= 16 && value.readBigUInt64BE(8) <= mark)
-        gone.push(key);
-    if (gone.length > 0)
-      await this.commit('drop published tombstones', () => {
-        for (const userId of gone) void this.db.remove(userId);
-      });
-    return gone.length;
   }
 
   private async commit(what: string, action: () => void): Promise<void> {

@@ -58,6 +58,11 @@ export interface RebuildControllerOptions {
   /** Called after a swap committed. */
   readonly onSwapped?: (result: SwapResult, reason: string) => void;
   /**
+   * Awaited after a swap while the live feed is still held and the rebuild's own consumer has stopped:
+   * nothing commits meanwhile (the view topic's capture).
+   */
+  readonly afterSwap?: () => Promise<void>;
+  /**
    * The shadow's ingest handler, when the feed is not made of changelogs (a replica's view topic,
    * src/wiring/view-topic.ts). Default: the changelog ingest over `tables` and `decoders`.
    */
@@ -76,6 +81,8 @@ interface Running {
   readonly opened: RebuildSource;
   readonly timer: NodeJS.Timeout;
   readonly appliedBefore: number;
+  /** The rebuild's source stopping (once). */
+  sourceStopped?: Promise<void>;
 }
 
 export class RebuildController {
@@ -221,10 +228,24 @@ export class RebuildController {
             });
           });
         }
+        if (result.swapped) {
+          this.swapped(run, result);
+          if (this.options.afterSwap !== undefined) {
+            // Nothing may commit until it is done: the live feed is held, and the shadow's consumer (which
+            // would now write the active generation) stops first.
+            await this.stopSource(run);
+            // The swap stands whatever happens here: a failure is the hook owner's to retry.
+            await this.options
+              .afterSwap()
+              .catch((err: unknown) =>
+                this.log.error({ err }, 'the step after the swap failed (its owner retries it)'),
+              );
+          }
+        }
       } finally {
         release();
       }
-      if (result?.swapped === true) await this.finish(run, result);
+      if (result?.swapped === true) await this.finish(run);
       else
         this.log.debug(
           { behind: result?.behind.length },
@@ -235,7 +256,8 @@ export class RebuildController {
     }
   }
 
-  private async finish(run: Running, result: SwapResult): Promise<void> {
+  /** Right after the swap committed: the rebuild is over, readers see the new generation. */
+  private swapped(run: Running, result: SwapResult): void {
     const { metrics } = this.options;
     this.current = undefined;
     clearInterval(run.timer);
@@ -251,6 +273,11 @@ export class RebuildController {
       'view swapped',
     );
     this.options.onSwapped?.(result, run.reason);
+  }
+
+  /** After the live feed's hold: the rebuild's consumer released. */
+  private async finish(run: Running): Promise<void> {
+    const { metrics } = this.options;
     await this.release(run);
     const applied = ((await metrics.rebuildRecordsApplied.get()).values[0]?.value ?? 0) - run.appliedBefore;
     this.log.info(
@@ -265,8 +292,13 @@ export class RebuildController {
   }
 
   private async release(run: Running): Promise<void> {
-    await run.opened.source.stop();
+    await this.stopSource(run);
     await run.opened.close();
+  }
+
+  private stopSource(run: Running): Promise<void> {
+    run.sourceStopped ??= run.opened.source.stop();
+    return run.sourceStopped;
   }
 
   private fail(error: Error): void {

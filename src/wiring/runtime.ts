@@ -224,6 +224,8 @@ export async function startServer(
           onApplied,
         }),
   );
+  // The view topic out (started below): a swap's capture runs inside the swap's hold of the live feed.
+  let publishing: Publishing | undefined;
   const rebuild = new RebuildController({
     store,
     topics,
@@ -237,6 +239,7 @@ export async function startServer(
     endOffsets: () => source.endOffsets(topics),
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),
     ...(replica === undefined ? {} : { handlerFor: replica.rebuild }),
+    afterSwap: () => publishing?.capture() ?? Promise.resolve(),
     onSwapped: () => {
       tracker.unblock();
       tracker.refreshMetrics();
@@ -249,8 +252,7 @@ export async function startServer(
 
   // Subscribed to the store before the feed starts, so no commit is published without it.
   const live = createLiveHub({ store, metrics });
-  // The view topic out follows commits from the first one on (a restart first republishes what it missed).
-  let publishing: Publishing | undefined;
+  // The view topic out follows commits from the first one on (a capture first, when one is due).
   if (config.viewTopic.out !== undefined && kafkaClient !== undefined)
     publishing = await startPublishing({ store, config, client: kafkaClient, tracker, metrics, logger });
   else {
@@ -371,6 +373,8 @@ export async function startServer(
     logger.info({ views: stale }, 'rebuilding views from the stored rows');
     tracker.block(`rebuilding views from the stored rows: ${stale.join(', ')}`);
     const rebuilt = await store.rebuildStaleViews(topicOf);
+    // Before the feed starts: the view topic gets the rebuilt view exactly as it reads now.
+    await publishing?.capture();
     tracker.unblock();
     logger.info(
       { views: rebuilt?.rebuilt, rows: rebuilt?.rows, sequence: rebuilt?.sequence.toString() },

@@ -63,6 +63,11 @@ export async function checkCompaction(
 }
 
 export interface Publishing {
+  /**
+   * Writes into the view outbox what a swap or a view rebuild changed (or what a new topic lacks): await it
+   * while nothing else commits (src/sink/view-topic-out.ts, 2.).
+   */
+  capture(): Promise<void>;
   /** Publishes what is committed (bounded by `timeoutMs`), then stops. */
   close(timeoutMs: number): Promise<void>;
 }
@@ -101,6 +106,8 @@ export async function startPublishing(options: {
     logger,
   });
   out.start();
+  // Before the feed starts (the runtime calls this first): a new topic, or a capture a crash interrupted.
+  await out.capture();
   logger.info(
     { topic, mark: index.mark().toString(), fresh, outbox: index.outboxSize() },
     'publishing the view topic',
@@ -111,6 +118,7 @@ export async function startPublishing(options: {
     .then(() => checkCompaction(client, topic, logger))
     .catch((err: unknown) => logger.warn({ err }, 'could not check the view topic'));
   return {
+    capture: () => out.capture(),
     async close(timeoutMs) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([out.flush(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);

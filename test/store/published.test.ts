@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
-import { TOMBSTONE, type PendingChange } from '../../src/store/published.js';
+import type { PendingChange } from '../../src/store/published.js';
 import { commitInput, profile, tweet, type TestRecord } from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -92,18 +92,14 @@ describe('the view outbox and the published index', () => {
     await store.applyBatch(at([{ table: 'tweets', key: 't1', row: tweet('a') }]));
     await store.applyBatch(at([{ table: 'users', key: 'b', row: profile('bob') }]));
     const [first] = index.pending(1);
-    await index.record({
-      sent: [first!.key],
-      held: new Map([['a', { fingerprint: Buffer.alloc(8, 7), version: 1n }]]),
-      mark: {},
-    });
+    await index.record({ sent: [first!.key], held: new Map([['a', 1n]]), mark: {} });
     expect({ mark: index.mark(), pending: shape(index.pending(10)), held: index.held('a') }).toEqual({
       mark: 1n,
       pending: [
         [2, 'a', 1],
         [3, 'b', 0],
       ],
-      held: { fingerprint: Buffer.alloc(8, 7), version: 1n },
+      held: 1n,
     });
     await index.record({ sent: index.pending(10).map((c) => c.key), mark: {} });
     // Nothing left: every commit is published, up to the store's sequence.
@@ -114,13 +110,21 @@ describe('the view outbox and the published index', () => {
       layout: '0#1',
       size: 0,
     });
-    // A tombstone a resync sent is held until the mark passes its sequence, then pruned.
-    await index.record({ held: new Map([['gone', { fingerprint: TOMBSTONE, version: 9n }]]) });
-    expect(await index.pruneTombstones()).toBe(0);
-    expect(index.size()).toBe(1);
-    await index.record({ held: new Map([['gone2', { fingerprint: TOMBSTONE, version: 4n }]]) });
-    expect(await index.pruneTombstones()).toBe(1);
-    expect([index.held('gone2'), index.page(undefined, 10)]).toEqual([undefined, ['a', 'gone']]);
+    // A capture's values (with their own versions) and tombstones, at one sequence.
+    await index.enqueue(
+      4n,
+      new Map([
+        ['a', { version: 2n, value: '{"tweetCount":1}' }],
+        ['gone', null],
+      ]),
+    );
+    expect(
+      index.pending(10).map((c) => [c.sequence, c.userId, c.version, c.value?.toString() ?? null]),
+    ).toEqual([
+      [4n, 'a', 2n, '{"tweetCount":1}'],
+      [4n, 'gone', 0n, null],
+    ]);
+    expect(index.pendingUsers()).toEqual(new Set(['a', 'gone']));
     await store.close();
   });
 
@@ -129,7 +133,7 @@ describe('the view outbox and the published index', () => {
     const store = openStore({ path });
     const a = await publishing(store, 'a');
     await store.applyBatch(at([{ table: 'users', key: 'u1', row: profile('u1') }]));
-    await a.record({ held: new Map([['u1', { fingerprint: Buffer.alloc(8, 1), version: 1n }]]) });
+    await a.record({ held: new Map([['u1', 1n]]) });
     await store.close();
 
     const reopened = openStore({ path });
@@ -138,7 +142,7 @@ describe('the view outbox and the published index', () => {
       fresh: again.fresh,
       held: again.index.held('u1'),
       pending: again.index.pending(10).length,
-    }).toEqual({ fresh: false, held: { fingerprint: Buffer.alloc(8, 1), version: 1n }, pending: 1 });
+    }).toEqual({ fresh: false, held: 1n, pending: 1 });
     const other = await reopened.publishedIndex('b');
     expect({
       fresh: other.fresh,
