@@ -84,7 +84,7 @@ interface Block {
  * The TopUsers ranking moves two keys per changed count in every commit (`<ranking><count><userId>`, whose
  * first 15 units hold the ranking, the count and userIds of up to 6 units). On 4 × 100k such keys a move
  * (remove + add, both keys built) costs ~1.5 µs here against ~2.5–3.5 µs in the B+ tree this replaces
- * (sorted-btree with a string comparator, whose delete goes through a generic range edit). What is left is
+ * (the sorted-btree package with a string comparator, whose delete goes through a generic range edit). What is left is
  * mostly memory latency (the blocks, the key strings on an exact match or a tie), not work that this shape
  * could cut further.
  */
