@@ -389,10 +389,11 @@ describe('the view topic out', () => {
       ]),
     );
     const topic = new MemoryTopic();
-    // The new topic's resync lands its first page (3 users) but the process dies before it is recorded.
+    // The new topic's capture put all four in the outbox; the first round (3 of them) lands, but the process
+    // dies before it is recorded.
     topic.mode = 'hang-after';
     let out = await publisher(store, topic);
-    await eventually(() => (topic.sends > 0 ? true : undefined), 10_000, 'the resync to send');
+    await eventually(() => (topic.sends > 0 ? true : undefined), 10_000, 'the first round to be sent');
     await store.applyBatch(at([{ table: 'users', key: 'a', row: null }]));
     await out.close();
     await store.close();
