@@ -23,7 +23,8 @@
  *    may change for every user at once without a commit writing the outbox: a new topic, a generation swap, a
  *    view rebuild, and at start when one did not finish (or the store is from before the outbox). The wiring
  *    awaits it while NOTHING ELSE COMMITS (before the feed starts; inside the swap's hold of the live feed,
- *    after the rebuild's own consumer stopped), so what it reads is exactly the view at W: the values
+ *    after the rebuild's own consumer stopped, whose late batches the store does not commit into the
+ *    generation it swapped in: write.ts `lateRebuildCommit`), so what it reads is exactly the view at W: the values
  *    committed before W go out first (their keys sort before W), the captured ones next, then the changes of
  *    later commits. A capture that is interrupted is run again at start (the layout it finished against is
  *    recorded last); what it wrote twice is a repeat. If a swap ever reached the publisher without the
@@ -299,7 +300,13 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   }
 
   async function captureAll(why: string): Promise<void> {
-    const at = store.readSequence();
+    // The last commit's sequence: a swap's own (it writes no outbox, so no change is overwritten), or at start
+    // the last commit's, whose changes the values read now are. `sequence()` moves with each commit event;
+    // the read snapshot's meta may still show the commit before a swap (readers switch generations inside
+    // the swap's transaction) or already show a writer commit whose event is on its way: the larger of the two.
+    const readAt = store.readSequence();
+    const last = store.sequence();
+    const at = readAt > last ? readAt : last;
     const target = layout;
     metrics.viewTopicCaptures.inc({ reason: why });
     const started = Date.now();

@@ -13,6 +13,7 @@ import { viewOutboxOf } from './published.js';
 import {
   committedActiveGeneration,
   GenerationHandles,
+  lateRebuildCommit,
   mergeInputs,
   writeCommit,
   type StoreInput,
@@ -42,16 +43,19 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
         // Resolved inside the transaction, where commits serialize with a swap on the caller's thread.
         const active = committedActiveGeneration(meta);
         const into = target === 'active' ? active : target;
-        result = writeCommit(
-          meta,
-          outboxes,
-          generations.get(into),
-          plan,
-          input,
-          Date.now(),
-          into === active,
-          ids.length,
-        );
+        result =
+          target !== 'active' && into === active
+            ? lateRebuildCommit(meta, into, input, ids.length)
+            : writeCommit(
+                meta,
+                outboxes,
+                generations.get(into),
+                plan,
+                input,
+                Date.now(),
+                into === active,
+                ids.length,
+              );
       });
     } catch (e) {
       // Here, not in the reply: a failed merged commit is retried batch by batch, and lmdb-js' `commitError`

@@ -50,6 +50,7 @@ import {
   mergeInputs,
   readGenerationInfo,
   USER_VIEWS_REMOVED_KEY,
+  lateRebuildCommit,
   writeCommit,
   type StoreInput,
   type WrittenCommit,
@@ -447,16 +448,19 @@ export class LmdbStore implements ViewReader {
       await this.env.transaction(() => {
         const active = committedActiveGeneration(this.meta);
         const into = target === 'active' ? active : target;
-        result = writeCommit(
-          this.meta,
-          { deadLetters: this.outbox, views: this.viewOutbox },
-          this.handles.get(into),
-          this.plan,
-          input,
-          Date.now(),
-          into === active,
-          batches,
-        );
+        result =
+          target !== 'active' && into === active
+            ? lateRebuildCommit(this.meta, into, input, batches)
+            : writeCommit(
+                this.meta,
+                { deadLetters: this.outbox, views: this.viewOutbox },
+                this.handles.get(into),
+                this.plan,
+                input,
+                Date.now(),
+                into === active,
+                batches,
+              );
       });
     } catch (e) {
       if (isMatviewError(e)) throw e;

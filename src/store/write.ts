@@ -8,7 +8,7 @@
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { concatInputs, isReplicaInput, type BatchInput } from '../materializer/change-batch.js';
+import { concatInputs, isReplicaInput, recordsOf, type BatchInput } from '../materializer/change-batch.js';
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
 import { commitReplica, replicaSequence } from '../materializer/replicate.js';
 import type { Registry } from '../views/registry.js';
@@ -129,6 +129,32 @@ export function writeCommit(
     accepted: outcome.accepted,
     skipped: outcome.skipped,
     noops: outcome.noops,
+    batches,
+  };
+}
+
+/**
+ * What a commit for generation `into` writes when its rebuild asked for it (the target named `into`) but `into`
+ * is the active generation by now: nothing. The swap came while the batch was on its way; the live feed
+ * applies those records (they are past `into`'s stored positions, which the swap left where the rebuild had
+ * them). So between a swap and the release of the live feed, which the swap holds, nothing commits at all:
+ * what the view topic's capture reads there is exactly the view the swap made (src/sink/view-topic-out.ts).
+ */
+export function lateRebuildCommit(
+  meta: Database<string, string>,
+  into: number,
+  input: StoreInput,
+  batches: number,
+): WrittenCommit {
+  return {
+    sequence: BigInt(meta.get('sequence') ?? '0'),
+    appliedAt: Date.now(),
+    generation: into,
+    visible: false,
+    events: new Map(),
+    accepted: 0,
+    skipped: recordsOf(input),
+    noops: 0,
     batches,
   };
 }

@@ -107,6 +107,20 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
       sequence: old!.version.sequence,
     });
     expect(store.totals()).toEqual(oldTotals); // the same totals: their version stays too
+    // The rebuild's consumer, not stopped yet, commits a batch it read before the swap into the generation it
+    // built, which is the active one now: nothing is written (the live feed applies those records), so that
+    // nothing commits between the swap and the release of the live feed.
+    const late = await store.applyBatch(
+      commitInput([tweet('t9', 'u2', 4)], [{ topic: 'tweets', partition: 0, next: '5' }]),
+      generation,
+    );
+    expect({
+      visible: late.visible,
+      skipped: late.skipped,
+      sequence: late.sequence,
+      position: store.position('tweets', 0),
+      tweets: store.getUser('u2')!.tweetCount,
+    }).toEqual({ visible: false, skipped: 1, sequence: swap.sequence, position: '4', tweets: 1 });
     await store.reconciled();
     expect(store.getUser('u1')).toEqual(old);
     expect(store.getUserJsonVersioned('u1')?.sequence).toBe(old!.version.sequence);

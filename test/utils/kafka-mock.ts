@@ -224,6 +224,7 @@ export async function consumeAll(
   topic: string,
   count: number,
   timeoutMs = 20_000,
+  enough: (records: readonly FeedRecord[]) => boolean = (records) => records.length >= count,
 ): Promise<FeedRecord[]> {
   registerCodecs();
   const consumer = quietKafka(brokers).consumer({
@@ -235,7 +236,7 @@ export async function consumeAll(
   });
   const records: FeedRecord[] = [];
   let done!: () => void;
-  const enough = new Promise<void>((resolve) => (done = resolve));
+  const reached = new Promise<void>((resolve) => (done = resolve));
   try {
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -255,7 +256,7 @@ export async function consumeAll(
           value: message.value,
           headers: headers as Headers,
         });
-        if (records.length >= count) done();
+        if (enough(records)) done();
       },
     });
     let timer: NodeJS.Timeout | undefined;
@@ -268,9 +269,31 @@ export async function consumeAll(
         timeoutMs,
       );
     });
-    await Promise.race([enough, timeout]).finally(() => clearTimeout(timer));
+    await Promise.race([reached, timeout]).finally(() => clearTimeout(timer));
   } finally {
     await consumer.disconnect();
   }
   return records.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+}
+
+/**
+ * Every record of `topic` below `ends` (each partition's next offset, as read before), sorted by partition then
+ * offset, however many records come after them (a topic still written to: a view topic's heartbeats).
+ */
+export async function consumeUpTo(
+  brokers: readonly string[],
+  topic: string,
+  ends: readonly { readonly partition: number; readonly next: string }[],
+  timeoutMs = 60_000,
+): Promise<FeedRecord[]> {
+  const next = new Map(ends.map((e) => [e.partition, BigInt(e.next)]));
+  const below = (r: FeedRecord) => BigInt(r.offset) < (next.get(r.partition) ?? 0n);
+  const total = ends.reduce((n, e) => n + Number(e.next), 0);
+  if (total === 0) return [];
+  const records = await consumeAll(brokers, topic, total, timeoutMs, (read) => {
+    let n = 0;
+    for (const r of read) if (below(r)) n++;
+    return n >= total;
+  });
+  return records.filter(below);
 }

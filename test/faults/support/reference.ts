@@ -13,7 +13,7 @@ import { expect } from 'vitest';
 import type { FeedRecord } from '../../../src/feed/types.js';
 import { openStore } from '../../../src/store/lmdb-store.js';
 import type { KvSpace } from '../../../src/views/types.js';
-import { consumeAll } from '../../utils/kafka-mock.js';
+import { consumeUpTo } from '../../utils/kafka-mock.js';
 import {
   PROFILE,
   RANKING_FIELD,
@@ -53,13 +53,7 @@ export async function endOffsets(
 
 /** Every record of `topic` up to its current end offsets, by partition then offset. */
 export async function readTopic(brokers: readonly string[], topic: string): Promise<FeedRecord[]> {
-  const ends = await endOffsets(brokers, topic);
-  const total = ends.reduce((n, e) => n + Number(e.next), 0);
-  if (total === 0) return [];
-  const records = await consumeAll(brokers, topic, total, 120_000);
-  return records.filter(
-    (r) => BigInt(r.offset) < BigInt(ends.find((e) => e.partition === r.partition)?.next ?? '0'),
-  );
+  return consumeUpTo(brokers, topic, await endOffsets(brokers, topic), 120_000);
 }
 
 /** Reads the four topics back. */
