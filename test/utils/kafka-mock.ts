@@ -224,6 +224,7 @@ export async function consumeAll(
   topic: string,
   count: number,
   timeoutMs = 20_000,
+  /** Called after each record is added (the last one is new): whether to stop. */
   enough: (records: readonly FeedRecord[]) => boolean = (records) => records.length >= count,
 ): Promise<FeedRecord[]> {
   registerCodecs();
@@ -290,9 +291,10 @@ export async function consumeUpTo(
   const below = (r: FeedRecord) => BigInt(r.offset) < (next.get(r.partition) ?? 0n);
   const total = ends.reduce((n, e) => n + Number(e.next), 0);
   if (total === 0) return [];
+  // Counted as they come (the callback sees every record once, last one at the end).
+  let n = 0;
   const records = await consumeAll(brokers, topic, total, timeoutMs, (read) => {
-    let n = 0;
-    for (const r of read) if (below(r)) n++;
+    if (below(read[read.length - 1]!)) n++;
     return n >= total;
   });
   return records.filter(below);
