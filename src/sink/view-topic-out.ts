@@ -122,6 +122,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   const maxRetryMs = options.maxRetryMs ?? 10_000;
   const roundIntervalMs = options.roundIntervalMs ?? 100;
   let lastRoundAt = 0;
+  let lastStatusAt = 0;
 
   /** A commit since the last round: the outbox may hold changes, or the mark may move. */
   let outboxWaiting = true;
@@ -190,7 +191,10 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
           await round();
         }
         if (closed) return;
-        if (totalsDirty || heartbeatDue) await publishStatus();
+        // A status for changed totals waits while changes are waiting, up to a round interval: each send is a
+        // produce round trip, and a round per status would halve how fast a backlog drains.
+        if (heartbeatDue || (totalsDirty && (!outboxWaiting || Date.now() - lastStatusAt >= roundIntervalMs)))
+          await publishStatus();
         failures = 0;
       } catch (err) {
         // The store refused a write (the round stays in the outbox, or the capture is due again): nothing is
@@ -354,6 +358,7 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
   async function publishStatus(): Promise<void> {
     totalsDirty = false;
     heartbeatDue = false;
+    lastStatusAt = Date.now();
     const own = options.status();
     const mark = index.mark();
     const producer: ProducerStatus = {
