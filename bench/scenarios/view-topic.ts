@@ -21,7 +21,12 @@ import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import { open } from 'lmdb';
 import { ReplicaBatch } from '../../src/materializer/change-batch.js';
+import { createKafkaWriter } from '../../src/feed/kafka-writer.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { createMetrics } from '../../src/ops/metrics.js';
+import { createViewTopicOut } from '../../src/sink/view-topic-out.js';
 import { openStore } from '../../src/store/lmdb-store.js';
+import { commitInput, profile, tweet } from '../../test/utils/changes.js';
 import { encodeUserValue } from '../../src/views/view-record.js';
 import { startKafka } from '../../test/utils/kafka-mock.js';
 import { median, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
@@ -266,6 +271,57 @@ async function replicaStore(ctx: ScenarioContext, users: number) {
   return { seconds, bytes: total(dbs), views: sum(dbs, VIEWS_DB) };
 }
 
+/**
+ * One user changed by every commit: the publisher sends it one value per round (a produce round trip and one
+ * store transaction), so this is how many commits per second a single user can take before it falls behind.
+ * In process: a store, `commits` single-record commits one after another, the publisher writing to the mock.
+ */
+async function hotUser(ctx: ScenarioContext, brokers: readonly string[], commits: number) {
+  const store = openStore({ path: `${ctx.tmp}/hot-user` });
+  const writer = createKafkaWriter({
+    brokers,
+    clientId: 'bench-hot-user',
+    connectionTimeoutMs: 10_000,
+    logger: silentLogger,
+    compression: 'gzip',
+  });
+  const topic = `hot-user-${Date.now().toString(36)}`;
+  const { index, fresh } = await store.publishedIndex(topic);
+  const out = createViewTopicOut({
+    store,
+    index,
+    fresh,
+    writer,
+    topic,
+    heartbeatMs: 2_000,
+    status: () => ({ ready: true, lag: '0' }),
+    metrics: createMetrics({ defaultMetrics: false }),
+    logger: silentLogger,
+  });
+  try {
+    out.start();
+    await out.capture();
+    let offset = 0;
+    await store.applyBatch(
+      commitInput([{ table: 'users', key: 'hot', row: profile('hot'), offset: offset++ }]),
+    );
+    await out.flush();
+    const t0 = performance.now();
+    for (let i = 0; i < commits; i++)
+      await store.applyBatch(
+        commitInput([{ table: 'tweets', key: `t${i}`, row: tweet('hot'), offset: offset++ }]),
+      );
+    const committed = (performance.now() - t0) / 1000;
+    await out.flush();
+    const drained = (performance.now() - t0) / 1000;
+    return { committed, drained };
+  } finally {
+    await out.close();
+    await writer.close();
+    await store.close();
+  }
+}
+
 export const viewTopic: Scenario = {
   name: 'view-topic',
   description:
@@ -344,6 +400,16 @@ export const viewTopic: Scenario = {
       'users/s': round(compactedUsers / fromCompacted.seconds, 0),
       'RSS MB': round(fromCompacted.rss / 2 ** 20, 0),
       'store bytes/user': round(fromCompacted.bytes / fromCompacted.views.entries, 1),
+    });
+
+    const hotCommits = ctx.quick ? 500 : 2_000;
+    const hot = await hotUser(ctx, kafka.brokers, hotCommits);
+    ctx.row('materializer: one user changed by every commit', {
+      records: hotCommits,
+      users: 1,
+      'records/s': round(hotCommits / hot.committed, 0),
+      'all published after (s)': round(hot.drained, 2),
+      'view records/s': round(hotCommits / hot.drained, 0),
     });
 
     const many = ctx.quick ? 50_000 : Number(process.env['BENCH_VIEW_TOPIC_REPLICA_USERS'] ?? 1_000_000);
