@@ -10,15 +10,7 @@ import { CommitQueue } from './commit-queue.js';
 import { batchFailure, metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
 import { viewOutboxOf } from './published.js';
-import {
-  committedActiveGeneration,
-  GenerationHandles,
-  lateRebuildCommit,
-  mergeInputs,
-  writeCommit,
-  type StoreInput,
-  type WrittenCommit,
-} from './write.js';
+import { GenerationHandles, mergeInputs, writeCommit, type StoreInput, type WrittenCommit } from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;
@@ -40,22 +32,7 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
     let result: WrittenCommit | undefined;
     try {
       await env.transaction(() => {
-        // Resolved inside the transaction, where commits serialize with a swap on the caller's thread.
-        const active = committedActiveGeneration(meta);
-        const into = target === 'active' ? active : target;
-        result =
-          target !== 'active' && into === active
-            ? lateRebuildCommit(meta, into, input, ids.length)
-            : writeCommit(
-                meta,
-                outboxes,
-                generations.get(into),
-                plan,
-                input,
-                Date.now(),
-                into === active,
-                ids.length,
-              );
+        result = writeCommit(meta, outboxes, generations, plan, input, target, ids.length);
       });
     } catch (e) {
       // Here, not in the reply: a failed merged commit is retried batch by batch, and lmdb-js' `commitError`

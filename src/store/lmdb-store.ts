@@ -50,7 +50,6 @@ import {
   mergeInputs,
   readGenerationInfo,
   USER_VIEWS_REMOVED_KEY,
-  lateRebuildCommit,
   writeCommit,
   type StoreInput,
   type WrittenCommit,
@@ -446,21 +445,15 @@ export class LmdbStore implements ViewReader {
     let result: WrittenCommit | undefined;
     try {
       await this.env.transaction(() => {
-        const active = committedActiveGeneration(this.meta);
-        const into = target === 'active' ? active : target;
-        result =
-          target !== 'active' && into === active
-            ? lateRebuildCommit(this.meta, into, input, batches)
-            : writeCommit(
-                this.meta,
-                { deadLetters: this.outbox, views: this.viewOutbox },
-                this.handles.get(into),
-                this.plan,
-                input,
-                Date.now(),
-                into === active,
-                batches,
-              );
+        result = writeCommit(
+          this.meta,
+          { deadLetters: this.outbox, views: this.viewOutbox },
+          this.handles,
+          this.plan,
+          input,
+          target,
+          batches,
+        );
       });
     } catch (e) {
       if (isMatviewError(e)) throw e;

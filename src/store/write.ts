@@ -88,17 +88,24 @@ export interface Outboxes {
  * users into the view outbox when the store publishes a view topic (published.ts), then the next
  * sequence. A replica's commit takes a sequence at least as high as every view version it applies
  * (replicate.ts), so the live hub's ordering by commit sequence holds with the materializer's versions.
+ * `target` is resolved here, inside the transaction, where commits serialize with a swap on the main thread:
+ * a rebuild's commit into a generation that is active by now writes nothing (`lateRebuildCommit`).
  */
 export function writeCommit(
   meta: Database<string, string>,
   outboxes: Outboxes,
-  generation: Generation,
+  handles: GenerationHandles,
   plan: CommitPlan,
   input: StoreInput,
-  appliedAt: number,
-  visible: boolean,
+  target: 'active' | number,
   batches: number,
 ): WrittenCommit {
+  const active = committedActiveGeneration(meta);
+  const into = target === 'active' ? active : target;
+  if (target !== 'active' && into === active) return lateRebuildCommit(meta, into, input, batches);
+  const generation = handles.get(into);
+  const visible = into === active;
+  const appliedAt = Date.now();
   const previous = BigInt(meta.get('sequence') ?? '0');
   let sequence: bigint;
   let outcome: ReturnType<typeof commitBatch>;
@@ -140,7 +147,7 @@ export function writeCommit(
  * them). So between a swap and the release of the live feed, which the swap holds, nothing commits at all:
  * what the view topic's capture reads there is exactly the view the swap made (src/sink/view-topic-out.ts).
  */
-export function lateRebuildCommit(
+function lateRebuildCommit(
   meta: Database<string, string>,
   into: number,
   input: StoreInput,
