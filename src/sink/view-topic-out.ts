@@ -226,11 +226,6 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
     }
   }
 
-  const countPublished = (messages: readonly OutgoingMessage[]): void => {
-    for (const m of messages)
-      metrics.viewTopicRecordsPublished.inc({ kind: m.value === null ? 'tombstone' : 'view' });
-  };
-
   /**
    * One round (module comment, 1.): the oldest changes in the outbox, at most one per user, sent, then removed
    * with what the topic now holds in one transaction. An empty outbox moves the mark to the last commit.
@@ -276,7 +271,8 @@ export function createViewTopicOut(options: ViewTopicOutOptions): ViewTopicOut {
       outboxWaiting = true;
       throw err;
     }
-    countPublished(messages);
+    for (const m of messages)
+      metrics.viewTopicRecordsPublished.inc({ kind: m.value === null ? 'tombstone' : 'view' });
     refreshGauges();
   }
 

@@ -9,6 +9,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { StoreWriteError, isMatviewError } from '../errors.js';
 
 /**
  * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
@@ -80,4 +81,18 @@ export async function commitFailure(error: unknown): Promise<string> {
 /** The message of a failed batch transaction (on either thread). */
 export async function batchFailure(error: unknown): Promise<string> {
   return `LMDB write failed, nothing of the batch was applied: ${await commitFailure(error)}`;
+}
+
+/**
+ * Runs one write transaction; a failed commit becomes a StoreWriteError naming `what` and the real cause (and
+ * lmdb-js' `commitError` promise is consumed, so it cannot surface as an unhandled rejection). A matview error
+ * thrown by `action` passes as it is.
+ */
+export async function writeTransaction<T>(env: RootDatabase, what: string, action: () => T): Promise<T> {
+  try {
+    return await env.transaction(action);
+  } catch (e) {
+    if (isMatviewError(e)) throw e;
+    throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
+  }
 }

@@ -22,10 +22,10 @@
  *   did not finish, or a swap or rebuild came after it).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { StoreWriteError, isMatviewError } from '../errors.js';
 import type { UserInformation } from '../views/user-information.js';
 import { encodeUserValue } from '../views/view-record.js';
-import { commitFailure } from './environment.js';
+import { writeTransaction } from './environment.js';
+import { keysAfter } from './reads.js';
 
 export const VIEW_TOPIC_KEY = 'viewTopic.topic';
 const MARK_KEY = 'viewTopic.mark';
@@ -41,6 +41,8 @@ export const viewOutboxOf = (env: RootDatabase): ViewOutbox =>
 
 const TOMBSTONE_ENTRY = Buffer.from([0]);
 
+const sequenceKey = (sequence: bigint): string => sequence.toString().padStart(20, '0');
+
 /**
  * Inside a commit's transaction: when the store publishes a view topic, the users the commit changed, with
  * their new values (null: the users row is gone). A commit that is not visible (a shadow generation) writes
@@ -53,7 +55,7 @@ export function writeViewOutbox(
   changes: ReadonlyMap<string, UserInformation | null> | undefined,
 ): void {
   if (changes === undefined || changes.size === 0 || meta.get(VIEW_TOPIC_KEY) === undefined) return;
-  const seq = sequence.toString().padStart(20, '0');
+  const seq = sequenceKey(sequence);
   for (const [userId, view] of changes)
     void outbox.put(
       [seq, userId],
@@ -62,8 +64,8 @@ export function writeViewOutbox(
 }
 
 /** An outbox entry for a value: `1`, its version, its bytes. */
-function entryOf(version: bigint, value: string | Buffer): Buffer {
-  const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+function entryOf(version: bigint, value: string): Buffer {
+  const bytes = Buffer.from(value);
   const out = Buffer.allocUnsafe(9 + bytes.length);
   out[0] = 1;
   out.writeBigUInt64BE(version, 1);
@@ -92,7 +94,7 @@ const versionBytes = (version: bigint): Buffer => {
 export interface Acknowledged {
   /** Per user, the version of the value the topic now holds (null: nothing, a tombstone was sent). */
   readonly held?: ReadonlyMap<string, bigint | null>;
-  /** Outbox entries sent (or passed over as older than what the topic holds). */
+  /** Outbox entries sent (or passed over: a tombstone for a user the topic holds nothing for). */
   readonly sent?: readonly ViewOutboxKey[];
   /**
    * Move the mark: to the commit before the oldest change left in the outbox, or to the store's sequence
@@ -148,17 +150,11 @@ export class PublishedIndex {
   static async stop(env: RootDatabase, meta: Database<string, string>): Promise<string | undefined> {
     const topic = meta.get(VIEW_TOPIC_KEY);
     if (topic === undefined) return undefined;
-    try {
-      await env.transaction(() => {
-        void meta.remove(VIEW_TOPIC_KEY);
-        void meta.remove(MARK_KEY);
-        void meta.remove(LAYOUT_KEY);
-      });
-    } catch (e) {
-      throw new StoreWriteError(`LMDB write failed (stop publishing): ${await commitFailure(e)}`, {
-        cause: e,
-      });
-    }
+    await writeTransaction(env, 'stop publishing', () => {
+      void meta.remove(VIEW_TOPIC_KEY);
+      void meta.remove(MARK_KEY);
+      void meta.remove(LAYOUT_KEY);
+    });
     await env.openDB({ name: dbName(topic) }).drop();
     await viewOutboxOf(env).clearAsync();
     return topic;
@@ -182,16 +178,7 @@ export class PublishedIndex {
 
   /** Up to `limit` userIds with an entry after `after` (exclusive), in key order, read completely. */
   page(after: string | undefined, limit: number): string[] {
-    const out: string[] = [];
-    for (const key of this.db.getKeys({
-      ...(after === undefined ? {} : { start: after }),
-      limit: limit + 1,
-    })) {
-      if (key === after) continue;
-      out.push(key);
-      if (out.length >= limit) break;
-    }
-    return out;
+    return keysAfter(this.db, after, limit);
   }
 
   /** Users the topic holds a value for (tests and diagnostics). */
@@ -247,7 +234,7 @@ export class PublishedIndex {
     sequence: bigint,
     changes: ReadonlyMap<string, { readonly version: bigint; readonly value: string } | null>,
   ): Promise<void> {
-    const seq = sequence.toString().padStart(20, '0');
+    const seq = sequenceKey(sequence);
     await this.commit('write captured values into the view outbox', () => {
       for (const [userId, change] of changes)
         void this.outbox.put(
@@ -280,12 +267,7 @@ export class PublishedIndex {
     });
   }
 
-  private async commit(what: string, action: () => void): Promise<void> {
-    try {
-      await this.env.transaction(action);
-    } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
-    }
+  private commit(what: string, action: () => void): Promise<void> {
+    return writeTransaction(this.env, what, action);
   }
 }

@@ -6,8 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Database, RootDatabase } from 'lmdb';
-import { StoreWriteError, isMatviewError } from '../errors.js';
-import { commitFailure } from './environment.js';
+import { writeTransaction } from './environment.js';
 
 /** The process serving a store (`meta.owner`), so CLI tools can tell whether a server is running. */
 export interface StoreOwner {
@@ -35,17 +34,9 @@ export class StoreRequests {
     private readonly meta: Database<string, string>,
   ) {}
 
-  /**
-   * Runs one write transaction; a failed commit becomes a StoreWriteError naming the real cause (and
-   * lmdb-js' `commitError` promise is consumed, so it cannot surface as an unhandled rejection).
-   */
-  async commit<T>(what: string, action: () => T): Promise<T> {
-    try {
-      return await this.env.transaction(action);
-    } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
-    }
+  /** Runs one write transaction (environment.ts `writeTransaction`). */
+  commit<T>(what: string, action: () => T): Promise<T> {
+    return writeTransaction(this.env, what, action);
   }
 
   /** Records a request to rebuild the view (`matview rebuild`); the serving process picks it up. */
