@@ -7,7 +7,8 @@
  * until `maxPrefetchBytes` of records wait (the batch being applied is not counted: with it counted, a
  * batch as big as the bound would stop the prefetch that is the point). So a partition holds at most the
  * batch being applied, `maxPrefetchBytes` waiting, and one fetch's worth on top (the fetch that crossed the
- * bound). Batches leave in offset order, one at a time: `take` refuses while a batch is out.
+ * bound). What waits leaves in offset order, all of it merged into one batch (`take`: a partition that is
+ * behind gives the store large commits), one batch at a time: `take` refuses while a batch is out.
  *
  * Re-reads: when the handler rejects a batch, nothing of it counts. What was fetched after it is dropped
  * and the partition is fetched again from `appliedUpTo`, the offset after the last batch the handler
@@ -129,14 +130,19 @@ export class PartitionFeed {
     return !this.out && this.waiting.length > 0;
   }
 
-  /** The next batch for the handler, or undefined while one is out or none waits. */
+  /**
+   * Everything waiting, as one batch for the handler (undefined while one is out or none waits). A partition
+   * that is behind hands its whole prefetch to one handler call, so the store's commits grow with the lag
+   * (each user written once per commit, not once per fetch: src/store/commit-queue.ts); a caught-up
+   * partition has one fetch waiting at most, so nothing waits longer than before.
+   */
   take(): TakenBatch | undefined {
-    if (this.out) return undefined;
-    const first = this.waiting.shift();
-    if (first === undefined) return undefined;
-    this.waitingBytes -= first.bytes;
+    if (this.out || this.waiting.length === 0) return undefined;
+    const taken = this.waiting.splice(0, this.waiting.length);
+    this.waitingBytes = 0;
     this.out = true;
-    return { batch: first.batch, next: first.next, epoch: this.epoch };
+    const last = taken[taken.length - 1]!;
+    return { batch: mergeBatches(taken.map((t) => t.batch)), next: last.next, epoch: this.epoch };
   }
 
   /**
@@ -170,6 +176,20 @@ export class PartitionFeed {
     this.waitingBytes = 0;
     this.fetchAt = offset;
   }
+}
+
+/**
+ * Consecutive batches of one partition as one: their records in order, the last fetch's high watermark, and
+ * the last batch's `nextOffset` (an earlier one is passed by the records after it).
+ */
+export function mergeBatches(batches: readonly FeedBatch[]): FeedBatch {
+  if (batches.length === 1) return batches[0]!;
+  const last = batches[batches.length - 1]!;
+  const records = batches.flatMap((b) => b.records);
+  const { topic, partition, highWatermark, nextOffset } = last;
+  return nextOffset === undefined
+    ? { topic, partition, records, highWatermark }
+    : { topic, partition, records, highWatermark, nextOffset };
 }
 
 /** Record bytes a batch holds (keys, values, headers, plus a fixed overhead per record for the objects). */

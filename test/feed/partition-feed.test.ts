@@ -2,7 +2,7 @@
  * One partition's fetch-ahead and delivery state (src/feed/partition-feed.ts), without Kafka: a model log,
  * fetches of random sizes, and a handler that accepts or rejects at random, interleaved in random orders.
  * Whatever happens, the batches the handler accepted are the log in order with nothing skipped and
- * nothing accepted twice, at most one batch is out at a time, and the records waiting never exceed the
+ * nothing accepted twice, at most one batch (everything fetched so far, merged) is out at a time, and the records waiting never exceed the
  * bound by more than one fetch.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import {
   PartitionFeed,
   batchBytes,
   fetchedBatch,
+  mergeBatches,
   partitionBackoffMs,
   toFeedBatch,
   type FetchTicket,
@@ -33,24 +34,57 @@ function fetchFrom(length: number, from: bigint, count: number) {
 }
 
 describe('PartitionFeed', () => {
-  it('should hand out fetched batches in order, one at a time, and move the re-read position on acceptance', () => {
+  it('should hand out everything fetched as one batch, in order, one at a time, and move the re-read position on acceptance', () => {
     const p = new PartitionFeed('t', 0, 0n, 1_000_000);
     p.leader = 1;
-    for (const [from, count] of [
-      [0, 3],
-      [3, 2],
-    ] as const) {
+    const fetch = (from: number, count: number) => {
       const ticket = p.beginFetch();
       expect(ticket.offset).toBe(BigInt(from));
       const { batch, next } = fetchFrom(100, ticket.offset, count);
       expect(p.endFetch(ticket, batch, next)).toBe(true);
-    }
+    };
+    fetch(0, 3);
+    fetch(3, 2);
+    // A partition that is behind hands its whole prefetch over at once: the store's commits grow with the lag.
     const first = p.take()!;
-    expect(first.batch.records.map((r) => r.offset)).toEqual(['0', '1', '2']);
+    expect(first.batch.records.map((r) => r.offset)).toEqual(['0', '1', '2', '3', '4']);
+    expect({
+      next: first.next,
+      highWatermark: first.batch.highWatermark,
+      prefetched: p.prefetchedBytes,
+    }).toEqual({ next: 5n, highWatermark: '100', prefetched: 0 });
+    fetch(5, 2);
     expect(p.take()).toBeUndefined(); // one out at a time
     p.settle(first, true, 0);
-    expect(p.applied).toBe(3n);
-    expect(p.take()!.batch.records.map((r) => r.offset)).toEqual(['3', '4']);
+    expect(p.applied).toBe(5n);
+    expect(p.take()!.batch.records.map((r) => r.offset)).toEqual(['5', '6']);
+  });
+
+  it('should merge fetched batches with the high watermark and the skipped offsets of the last one', () => {
+    const records = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => message(from + i)).map(
+        (m) => toFeedBatch('t', 0, [m], '0').records[0]!,
+      );
+    const merged = mergeBatches([
+      // 2..3 skipped by the source (a transaction marker): passed by the next batch's records.
+      { topic: 't', partition: 0, records: records(0, 2), highWatermark: '10', nextOffset: '4' },
+      { topic: 't', partition: 0, records: records(4, 2), highWatermark: '12' },
+      // Only a skip at the end: the merged batch says so.
+      { topic: 't', partition: 0, records: [], highWatermark: '14', nextOffset: '8' },
+    ]);
+    expect({ ...merged, records: merged.records.map((r) => r.offset) }).toEqual({
+      topic: 't',
+      partition: 0,
+      records: ['0', '1', '4', '5'],
+      highWatermark: '14',
+      nextOffset: '8',
+    });
+    const plain = mergeBatches([
+      { topic: 't', partition: 0, records: records(0, 1), highWatermark: '10', nextOffset: '3' },
+      { topic: 't', partition: 0, records: records(3, 1), highWatermark: '11' },
+    ]);
+    expect(plain.nextOffset).toBeUndefined();
+    expect(plain.records.map((r) => r.offset)).toEqual(['0', '3']);
   });
 
   it('should fetch ahead while a batch is out, up to the bound, not counting the batch being applied', () => {
