@@ -107,6 +107,61 @@ export interface BatchEnd<B extends { readonly length: number }> {
   readonly newestEventMs: number | undefined;
 }
 
+/**
+ * How long a handler decodes in one turn of the event loop, in ms. A partition that is behind hands over its
+ * whole prefetch at once, and the handlers of all partitions run on the one event loop that also serves
+ * reads: decoding without turns, a read arriving during a catch-up waits for every handler's batch (hundreds
+ * of ms). Shorter slices serve reads sooner and decode less per second (each turn also polls I/O).
+ */
+export const DECODE_SLICE_MS = 5;
+
+/** Records decoded between two looks at the clock. */
+export const DECODE_CHECK_EVERY = 64;
+
+/**
+ * Turns of the event loop shared by every handler: `next()` resolves in a later turn, one waiter per turn, so
+ * between two slices of decoding (whichever handler they belong to) the loop polls for I/O once. (Each
+ * handler waiting on its own `setImmediate` would resume all together in one check phase, 16 slices back to
+ * back.) An immediate queued while immediates run waits for the next turn (Node's event loop), which is what
+ * spaces them.
+ */
+export class LoopTurns {
+  private readonly waiting: (() => void)[] = [];
+  private scheduled = false;
+
+  /**
+   * When the last waiter was resumed (ms, performance.now()). A handler that starts in a task of its own
+   * finds it old and takes a turn after its first few records: conservative, never late.
+   */
+  private turnStart = performance.now();
+
+  /** Whether the caller's slice (since the last waiter resumed) is used up. */
+  spent(): boolean {
+    return performance.now() - this.turnStart >= DECODE_SLICE_MS;
+  }
+
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.turnStart = performance.now();
+      this.waiting.shift()?.();
+      if (this.waiting.length > 0) this.schedule();
+    });
+  }
+}
+
+/** The turns the ingest handlers of this process take (one event loop, one queue). */
+export const decodeTurns = new LoopTurns();
+
 /** The live feed's per-batch metrics: records applied, batch size, apply time, and each change's age. */
 export function observeApplied(
   metrics: Metrics,

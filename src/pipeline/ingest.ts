@@ -5,14 +5,23 @@
  * Debezium, Avro; `prepare` first loads what the records need, e.g. schemas, and a registry outage fails the
  * batch so it is redelivered). A truncate record empties its table (logged). The valid changes, in columns,
  * go to the store, which commits them together with whatever other batches arrived meanwhile (group commit:
- * large commits while catching up, one batch per commit once caught up).
+ * large commits while catching up, one batch per commit once caught up). A large batch decodes in slices that
+ * take turns of the event loop with every other handler's (batch-steps.ts, LoopTurns), so reads are served
+ * while the instance catches up.
  */
 import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import type { Table } from '../views/source.js';
-import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import {
+  DECODE_CHECK_EVERY,
+  handlerSteps,
+  observeApplied,
+  decodeTurns,
+  type DeadLetter,
+  type HandlerOptions,
+} from './batch-steps.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 
@@ -49,7 +58,9 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const truncates: FeedRecord[] = [];
     let valid = 0;
     let newestEventMs: number | undefined;
-    for (const record of fresh) {
+    for (let i = 0; i < fresh.length; i++) {
+      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next();
+      const record = fresh[i]!;
       const decoded = decoder.decode(record);
       if (!decoded.ok) {
         invalid.push({

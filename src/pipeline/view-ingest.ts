@@ -13,7 +13,14 @@ import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { ReplicaBatch } from '../materializer/change-batch.js';
 import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
-import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import {
+  DECODE_CHECK_EVERY,
+  handlerSteps,
+  observeApplied,
+  decodeTurns,
+  type DeadLetter,
+  type HandlerOptions,
+} from './batch-steps.js';
 
 export interface ViewIngestOptions extends HandlerOptions {
   /** The view topic (VIEW_TOPIC_IN). */
@@ -43,7 +50,9 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
     const ignored = new Map<string, number>();
     let status: ProducerStatus | undefined;
     let valid = 0;
-    for (const record of fresh) {
+    for (let i = 0; i < fresh.length; i++) {
+      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next();
+      const record = fresh[i]!;
       const d = decodeViewRecord(record.key, record.value, record.headers, {
         topic: record.topic,
         partition: record.partition,
