@@ -6,9 +6,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { StoreWriteError, isMatviewError } from '../errors.js';
 import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
+import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
 import { CommitQueue } from './commit-queue.js';
 import { batchFailure, metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
+import { packViews, transferablesOf } from './packed-views.js';
 import { viewOutboxOf } from './published.js';
 import { GenerationHandles, mergeInputs, writeCommit, type StoreInput, type WrittenCommit } from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
@@ -64,7 +66,20 @@ port.on('message', (request: WriterRequest) => {
   queue.submit({ input, target, id }).then(
     ({ ids, result }) => {
       // Every request of a commit settles with the same result: the first one replies for all of them.
-      if (ids[0] === id) reply({ ids, ok: true, result });
+      if (ids[0] !== id) return;
+      // The changed user views travel packed and transferred (packed-views.ts); the other views' events
+      // (a ranking's moves, the totals) are small and cloned as they are.
+      const users = result.events.get(USER_INFORMATION) as
+        ReadonlyMap<string, UserInformation | null> | undefined;
+      if (users === undefined) {
+        reply({ ids, ok: true, result });
+        return;
+      }
+      // An empty map holds the view's place (events keep the registry's order).
+      const events = new Map(result.events).set(USER_INFORMATION, new Map());
+      const packed = packViews(users);
+      const message: WriterReply = { ids, ok: true, result: { ...result, events }, users: packed };
+      port.postMessage(message, transferablesOf(packed));
     },
     (e: unknown) => {
       if (isMatviewError(e)) {

@@ -5,7 +5,8 @@
  * milliseconds on it. The worker group-commits (commit-queue.ts): batches that arrive while it writes go
  * into its next transaction together. Everything else stays where it was: the caller still decodes records
  * and publishes the commit event (in commit order: replies arrive in the order the worker's commits
- * resolved), and the rare writes (swap, shadow, owner, view rebuilds) run on the caller's thread, where
+ * resolved; the changed user views come packed and are decoded when asked for, packed-views.ts), and the
+ * rare writes (swap, shadow, owner, view rebuilds) run on the caller's thread, where
  * LMDB serializes them with the worker's transactions.
  *
  * The worker resolves "the active generation" from the committed meta inside its transaction, so a batch
@@ -19,6 +20,8 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreWriteError } from '../errors.js';
+import { USER_INFORMATION } from '../views/user-information.js';
+import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { StoreInput, WrittenCommit } from './write.js';
 
 /** What the worker is started with. */
@@ -42,7 +45,13 @@ export type WriterRequest =
 
 /** Worker → caller: one reply per commit, naming every request merged into it. */
 export type WriterReply =
-  | { readonly ids: readonly number[]; readonly ok: true; readonly result: WrittenCommit }
+  | {
+      readonly ids: readonly number[];
+      readonly ok: true;
+      readonly result: WrittenCommit;
+      /** The commit's changed user views, packed (its `events` hold an empty map in their place): packed-views.ts. */
+      readonly users?: PackedViews;
+    }
   | {
       readonly ids: readonly number[];
       readonly ok: false;
@@ -114,12 +123,20 @@ export class WriterThread {
     worker.on('message', (reply: WriterReply) => {
       // Before settling either way: the commit is readable here once this thread renews its snapshot.
       this.onCommitted();
+      // Every request merged into the commit gets the same result, with the user views decoded on demand.
+      const result =
+        reply.ok && reply.users !== undefined
+          ? {
+              ...reply.result,
+              events: new Map(reply.result.events).set(USER_INFORMATION, new PackedViewMap(reply.users)),
+            }
+          : undefined;
       for (const id of reply.ids) {
         const waiting = this.pending.get(id);
         if (waiting === undefined) continue;
         this.pending.delete(id);
         if (reply.ok) {
-          waiting.resolve(reply.result);
+          waiting.resolve(result ?? reply.result);
         } else {
           waiting.reject(
             reply.code === undefined || reply.code === STORE_WRITE_CODE

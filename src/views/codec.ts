@@ -40,6 +40,19 @@ export function encodeView(view: UserInformation): Buffer {
   return out;
 }
 
+/**
+ * The bytes `encodeView` made for a view object, while the object lives. A commit on the writer thread
+ * stores a view and then sends the same view to the event loop in its stored form (src/store/packed-views.ts):
+ * encoded once, not twice. Views are never changed after they are built.
+ */
+const encodedViews = new WeakMap<UserInformation, Buffer>();
+
+export function encodeViewOnce(view: UserInformation): Buffer {
+  let bytes = encodedViews.get(view);
+  if (bytes === undefined) encodedViews.set(view, (bytes = encodeView(view)));
+  return bytes;
+}
+
 /** Seed 002's JSON object (no version), as a view onto `bytes`. */
 export function restJsonOf(bytes: Buffer): Buffer {
   return bytes.subarray(4, 4 + bytes.readUInt32LE(0));
