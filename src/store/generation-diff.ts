@@ -4,10 +4,9 @@
  * from the version, which a rebuild always recomputes: a swap that recomputes the same value pushes nothing
  * for it, and it keeps its version (versions.ts).
  *
- * UserInformation's is built lazily over the two generations' `views` databases instead of as a Map,
- * because a swap can change every user of the store: the live hub only asks about the users someone
- * watches (`has`/`get`, walking its own index when `size` is larger), so the cost is per watched user, not
- * per user. The other views say what changed themselves (`ViewModule.swapEvent`).
+ * UserInformation's is built lazily over the two generations' `views` databases instead of as a Map
+ * (lazy-user-views.ts), because a swap can change every user of the store: the cost is per watched user,
+ * not per user. The other views say what changed themselves (`ViewModule.swapEvent`).
  *
  * Valid only while both generations exist: the store publishes it synchronously right after the swap
  * commits and drops the old generation once the swap is reconciled, so listeners must not keep it.
@@ -16,16 +15,19 @@ import type { Registry } from '../views/registry.js';
 import type { KvSpace, Spaces, ViewModule } from '../views/types.js';
 import { USER_INFORMATION, userInformation, type UserInformation } from '../views/user-information.js';
 import type { Generation } from './generation.js';
+import { LazyUserViews } from './lazy-user-views.js';
 
 const sameView = userInformation.versioned!['views']!;
 
-export class GenerationDiff implements ReadonlyMap<string, UserInformation | null> {
+export class GenerationDiff extends LazyUserViews {
   /** `decode` reads a view of `after` as readers see it (the reads apply the swap's version floor). */
   constructor(
     private readonly before: Generation,
     private readonly after: Generation,
     private readonly decode: (bytes: Buffer, userId: string) => UserInformation,
-  ) {}
+  ) {
+    super();
+  }
 
   private get a() {
     return this.before.db(USER_INFORMATION, 'views');
@@ -57,16 +59,6 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
     return bytes === undefined ? null : this.decode(bytes, userId);
   }
 
-  forEach(
-    callback: (
-      value: UserInformation | null,
-      key: string,
-      map: ReadonlyMap<string, UserInformation | null>,
-    ) => void,
-  ): void {
-    for (const [k, v] of this.entries()) callback(v, k, this);
-  }
-
   *entries(): MapIterator<[string, UserInformation | null]> {
     for (const userId of this.keys()) {
       const bytes = this.b.getBinary(userId);
@@ -83,14 +75,6 @@ export class GenerationDiff implements ReadonlyMap<string, UserInformation | nul
         if (this.has(userId)) yield userId;
       }
     }
-  }
-
-  *values(): MapIterator<UserInformation | null> {
-    for (const [, v] of this.entries()) yield v;
-  }
-
-  [Symbol.iterator](): MapIterator<[string, UserInformation | null]> {
-    return this.entries();
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import { decodeView, encodeViewOnce } from '../views/codec.js';
 import type { UserInformation } from '../views/user-information.js';
+import { LazyUserViews } from './lazy-user-views.js';
 
 /** The wire form. A value's bytes end at `ends[i]` and start where the previous ended; none: gone (null). */
 export interface PackedViews {
@@ -53,11 +54,12 @@ export const transferablesOf = (packed: PackedViews): ArrayBuffer[] => [
 ];
 
 /** The packed views as the commit event's map: each value decoded on first use, then kept. */
-export class PackedViewMap implements ReadonlyMap<string, UserInformation | null> {
+export class PackedViewMap extends LazyUserViews {
   private index: Map<string, number> | undefined;
   private readonly decoded: (UserInformation | null | undefined)[];
 
   constructor(private readonly packed: PackedViews) {
+    super();
     this.decoded = new Array<UserInformation | null | undefined>(packed.keys.length);
   }
 
@@ -74,18 +76,6 @@ export class PackedViewMap implements ReadonlyMap<string, UserInformation | null
     return this.indexOf(key) !== undefined;
   }
 
-  forEach(
-    callback: (
-      value: UserInformation | null,
-      key: string,
-      map: ReadonlyMap<string, UserInformation | null>,
-    ) => void,
-    thisArg?: unknown,
-  ): void {
-    for (let i = 0; i < this.packed.keys.length; i++)
-      callback.call(thisArg, this.at(i), this.packed.keys[i]!, this);
-  }
-
   *entries(): MapIterator<[string, UserInformation | null]> {
     for (let i = 0; i < this.packed.keys.length; i++) yield [this.packed.keys[i]!, this.at(i)];
     return undefined;
@@ -94,15 +84,6 @@ export class PackedViewMap implements ReadonlyMap<string, UserInformation | null
   *keys(): MapIterator<string> {
     yield* this.packed.keys;
     return undefined;
-  }
-
-  *values(): MapIterator<UserInformation | null> {
-    for (let i = 0; i < this.packed.keys.length; i++) yield this.at(i);
-    return undefined;
-  }
-
-  [Symbol.iterator](): MapIterator<[string, UserInformation | null]> {
-    return this.entries();
   }
 
   private indexOf(key: string): number | undefined {
