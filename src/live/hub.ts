@@ -312,10 +312,12 @@ export function createLiveHub(options: LiveHubOptions): LiveHub {
         }
       };
       // Walk the smaller side: a big commit against few watched keys, or many watchers against a small commit.
+      // Values are read for watched keys only: a writer-thread commit's views are decoded when asked for
+      // (src/store/packed-views.ts).
       if (changes.size <= byKey.size) {
-        for (const [key, value] of changes) {
+        for (const key of changes.keys()) {
           const watchers = byKey.get(key);
-          if (watchers !== undefined) deliver(key, value, watchers);
+          if (watchers !== undefined) deliver(key, changes.get(key) ?? null, watchers);
         }
       } else {
         for (const [key, watchers] of [...byKey]) {

@@ -688,4 +688,48 @@ describe('live hub, resuming with after', () => {
       }
     }
   });
+
+  it('should read the values of watched users only, from a commit event of any size', async () => {
+    // A writer-thread commit's views are decoded when asked for (src/store/packed-views.ts): the hub must
+    // not ask for the others, whichever side of the index it walks.
+    const read: string[] = [];
+    const counting = (keys: readonly string[]): ReadonlyMap<string, unknown> => {
+      const inner = new Map(keys.map((k) => [k, view(k, 1, 9n)] as const));
+      const value = (k: string) => {
+        read.push(k);
+        return inner.get(k);
+      };
+      return {
+        get size() {
+          return inner.size;
+        },
+        get: (k) => (inner.has(k) ? value(k) : undefined),
+        has: (k) => inner.has(k),
+        keys: () => inner.keys(),
+        *entries() {
+          for (const k of inner.keys()) yield [k, value(k)] as [string, unknown];
+          return undefined;
+        },
+        *values() {
+          for (const k of inner.keys()) yield value(k);
+          return undefined;
+        },
+        [Symbol.iterator]() {
+          return this.entries();
+        },
+        forEach(cb) {
+          for (const k of inner.keys()) cb(value(k), k, this);
+        },
+      };
+    };
+    const { hub } = setup();
+    const r = users(hub, ['a', 'b', 'c', 'd']);
+    await r.available();
+    // Fewer changed users than watched ones (the hub walks the event), then more (it walks its index).
+    hub.publish({ sequence: 9n, views: new Map([['user-information', counting(['a', 'x', 'y'])]]) });
+    const many = Array.from({ length: 50 }, (_, i) => `z${i}`);
+    hub.publish({ sequence: 10n, views: new Map([['user-information', counting([...many, 'b'])]]) });
+    expect(read).toEqual(['a', 'b']);
+    await r.return();
+  });
 });
