@@ -67,6 +67,11 @@ port.on('message', (request: WriterRequest) => {
     ({ ids, result }) => {
       // Every request of a commit settles with the same result: the first one replies for all of them.
       if (ids[0] !== id) return;
+      // A commit readers do not see yet (a rebuild's shadow) publishes no event: none is sent.
+      if (!result.visible) {
+        reply({ ids, ok: true, result: { ...result, events: new Map() } });
+        return;
+      }
       // The changed user views travel packed and transferred (packed-views.ts); the other views' events
       // (a ranking's moves, the totals) are small and cloned as they are.
       const users = result.events.get(USER_INFORMATION) as

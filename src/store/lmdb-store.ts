@@ -26,7 +26,11 @@ import type { ViewModule } from '../views/types.js';
 import type { Counts, Profile, UserInformation } from '../views/user-information.js';
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
-import { CommitQueue, DEFAULT_MAX_RECORDS_PER_COMMIT } from './commit-queue.js';
+import {
+  CommitQueue,
+  DEFAULT_MAX_RECORDS_PER_COMMIT,
+  DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP,
+} from './commit-queue.js';
 import {
   batchFailure,
   commitFailure,
@@ -96,7 +100,10 @@ export interface StoreOptions {
   readonly writerThread?: boolean;
   /** The views to maintain (default: the registry's VIEWS). Other views need `writerThread: false`. */
   readonly views?: readonly ViewModule[];
-  /** Records merged into one commit at most (default {@link DEFAULT_MAX_RECORDS_PER_COMMIT}). */
+  /**
+   * Records merged into one commit at most (default {@link DEFAULT_MAX_RECORDS_PER_COMMIT} with the writer
+   * thread, {@link DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP} without).
+   */
   readonly maxRecordsPerCommit?: number;
 }
 
@@ -197,7 +204,11 @@ export class LmdbStore implements ViewReader {
       () => this.generations.retiring,
     );
     this.requests = new StoreRequests(this.env, this.meta);
-    const maxRecords = options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
+    const maxRecords =
+      options.maxRecordsPerCommit ??
+      (options.writerThread === true
+        ? DEFAULT_MAX_RECORDS_PER_COMMIT
+        : DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP);
     this.writer =
       options.writerThread === true
         ? new WriterThread(
@@ -428,7 +439,7 @@ export class LmdbStore implements ViewReader {
       appliedAt: written.appliedAt,
       generation: written.generation,
       visible: written.visible,
-      changed: written.events.get('user-information')?.size ?? 0,
+      changed: written.changed,
       accepted: written.accepted,
       skipped: written.skipped,
       noops: written.noops,

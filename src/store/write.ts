@@ -66,8 +66,13 @@ export interface WrittenCommit {
   readonly generation: number;
   /** True when that generation was the active one (readers and subscribers see the commit). */
   readonly visible: boolean;
-  /** Per view, what changed (the commit event). */
+  /**
+   * Per view, what changed (the commit event). From the writer thread, only for a visible commit (nothing
+   * publishes the others), with the user views packed (packed-views.ts).
+   */
   readonly events: Map<string, ReadonlyMap<string, unknown>>;
+  /** Users whose view changed. */
+  readonly changed: number;
   /** Records applied, skipped as already applied, and applied without changing a row. */
   readonly accepted: number;
   readonly skipped: number;
@@ -133,6 +138,7 @@ export function writeCommit(
     generation: generation.id,
     visible,
     events: outcome.events,
+    changed: outcome.events.get(USER_INFORMATION)?.size ?? 0,
     accepted: outcome.accepted,
     skipped: outcome.skipped,
     noops: outcome.noops,
@@ -159,6 +165,7 @@ function lateRebuildCommit(
     generation: into,
     visible: false,
     events: new Map(),
+    changed: 0,
     accepted: 0,
     skipped: recordsOf(input),
     noops: 0,
