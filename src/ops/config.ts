@@ -10,7 +10,10 @@ import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import type { KafkaSecurity } from '../feed/kafka-security.js';
 import type { RegistrySettings } from '../formats/index.js';
 import { loadSources, type Sources } from '../formats/sources.js';
-import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
+import {
+  DEFAULT_MAX_RECORDS_PER_COMMIT,
+  DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP,
+} from '../store/commit-queue.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
 import type { Logger } from './logger.js';
 import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
@@ -130,9 +133,7 @@ const schema = z.object({
   KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   LMDB_MAP_SIZE_MB: positiveInt.default(1024),
-  MAX_RECORDS_PER_COMMIT: positiveInt
-    .max(1_000_000, 'must be <= 1000000')
-    .default(DEFAULT_MAX_RECORDS_PER_COMMIT),
+  MAX_RECORDS_PER_COMMIT: positiveInt.max(1_000_000, 'must be <= 1000000').optional(),
   WRITER_THREAD: bool.default(true),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
@@ -485,7 +486,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           },
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
-    maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT,
+    maxRecordsPerCommit:
+      e.MAX_RECORDS_PER_COMMIT ??
+      (e.WRITER_THREAD ? DEFAULT_MAX_RECORDS_PER_COMMIT : DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP),
     writerThread: e.WRITER_THREAD,
     topics,
     sources,

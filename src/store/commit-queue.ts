@@ -14,14 +14,22 @@
 import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
 
 /**
- * Records merged into one commit at most, by default (MAX_RECORDS_PER_COMMIT). A commit writes every user and
- * every page it touches once, so the bigger it is, the fewer writes per record: replaying 1.2M records over
- * 200k users into a fresh store, 16 batches of 10k in flight as the feed has them (the `rebuild` bench's
- * replay, scaled down), ran at 20.5k records/s with 50k and 29.8k with 200k. A commit this big takes a few
- * seconds on a slow box,
- * on the writer thread (reads and the event loop do not wait for it); a stopping instance waits for it.
+ * Records merged into one commit at most, by default, when commits run on the writer thread
+ * (MAX_RECORDS_PER_COMMIT). A commit writes every user and every page it touches once, so the bigger it is,
+ * the fewer writes per record: replaying 1.2M records over 200k users into a fresh store, 16 batches of 10k
+ * in flight as the feed has them (the `rebuild` bench's replay, scaled down), ran at 18.6k records/s with
+ * 50k, 23.8k with 100k and 26.2k with 200k. The bound is stopping: a stopping instance waits for the commit
+ * in progress and the one merging what is queued behind it, about 4 s each at 100k on that box, within the
+ * default SHUTDOWN_TIMEOUT_MS (10 s); at 200k they would not fit. Reads do not wait for it (the writer
+ * thread is not the event loop).
  */
-export const DEFAULT_MAX_RECORDS_PER_COMMIT = 200_000;
+export const DEFAULT_MAX_RECORDS_PER_COMMIT = 100_000;
+
+/**
+ * The default with the writer thread off (WRITER_THREAD=false): the commit then runs on the event loop, which
+ * serves nothing while it does, so commits stay smaller.
+ */
+export const DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP = 50_000;
 
 export interface CommitRequest<I extends BatchInput = BatchInput> {
   readonly input: I;
