@@ -118,16 +118,24 @@ export const DECODE_SLICE_MS = 5;
 /** Records decoded between two looks at the clock. */
 export const DECODE_CHECK_EVERY = 64;
 
+/** While both wait, live handlers get this many turns for each turn of a rebuild's handler. */
+export const LIVE_TURNS_PER_REBUILD_TURN = 3;
+
 /**
  * Turns of the event loop shared by every handler: `next()` resolves in a later turn, one waiter per turn, so
  * between two slices of decoding (whichever handler they belong to) the loop polls for I/O once. (Each
  * handler waiting on its own `setImmediate` would resume all together in one check phase, 16 slices back to
  * back.) An immediate queued while immediates run waits for the next turn (Node's event loop), which is what
- * spaces them.
+ * spaces them. The live feed's slices go before a rebuild's, LIVE_TURNS_PER_REBUILD_TURN to one while both
+ * wait: while a rebuild replays history, the batches that keep the served view fresh do not queue behind
+ * it, and a live feed that stays busy does not stop the rebuild.
  */
 export class LoopTurns {
   private readonly waiting: (() => void)[] = [];
+  private readonly waitingRebuild: (() => void)[] = [];
   private scheduled = false;
+  /** Live turns given in a row while a rebuild's handler waited. */
+  private liveInARow = 0;
 
   /**
    * When the last waiter was resumed (ms, performance.now()). A handler that starts in a task of its own
@@ -140,9 +148,10 @@ export class LoopTurns {
     return performance.now() - this.turnStart >= DECODE_SLICE_MS;
   }
 
-  next(): Promise<void> {
+  /** Resolves in a later turn; `rebuild`: the caller is a rebuild's handler (it waits for live ones). */
+  next(rebuild = false): Promise<void> {
     return new Promise((resolve) => {
-      this.waiting.push(resolve);
+      (rebuild ? this.waitingRebuild : this.waiting).push(resolve);
       this.schedule();
     });
   }
@@ -153,8 +162,13 @@ export class LoopTurns {
     setImmediate(() => {
       this.scheduled = false;
       this.turnStart = performance.now();
-      this.waiting.shift()?.();
-      if (this.waiting.length > 0) this.schedule();
+      const rebuildsTurn =
+        this.waitingRebuild.length > 0 &&
+        (this.waiting.length === 0 || this.liveInARow >= LIVE_TURNS_PER_REBUILD_TURN);
+      if (rebuildsTurn) this.liveInARow = 0;
+      else if (this.waitingRebuild.length > 0) this.liveInARow++;
+      (rebuildsTurn ? this.waitingRebuild : this.waiting).shift()?.();
+      if (this.waiting.length + this.waitingRebuild.length > 0) this.schedule();
     });
   }
 }

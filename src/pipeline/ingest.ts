@@ -59,7 +59,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     let valid = 0;
     let newestEventMs: number | undefined;
     for (let i = 0; i < fresh.length; i++) {
-      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next();
+      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
       const decoded = decoder.decode(record);
       if (!decoded.ok) {

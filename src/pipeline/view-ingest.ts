@@ -51,7 +51,7 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
     let status: ProducerStatus | undefined;
     let valid = 0;
     for (let i = 0; i < fresh.length; i++) {
-      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next();
+      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
       const d = decodeViewRecord(record.key, record.value, record.headers, {
         topic: record.topic,

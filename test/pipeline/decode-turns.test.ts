@@ -3,7 +3,7 @@
  * slices, and the slices of all handlers take turns of the loop, one slice per turn. A ticker that counts
  * the loop's turns (a setImmediate that schedules itself) shows both: without turns, a batch decodes in one
  * task (the ticker stands still); with a turn each, waiters queued together (the handlers of several
- * partitions) resume in turns of their own instead of back to back.
+ * partitions) resume in turns of their own instead of back to back, the live feed's before a rebuild's.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { toOutboxEntry } from '../../src/feed/dead-letter.js';
@@ -12,7 +12,7 @@ import { jsonDecoder } from '../../src/formats/json.js';
 import type { FormatDecoder } from '../../src/formats/types.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
-import { DECODE_SLICE_MS, LoopTurns } from '../../src/pipeline/batch-steps.js';
+import { DECODE_SLICE_MS, LIVE_TURNS_PER_REBUILD_TURN, LoopTurns } from '../../src/pipeline/batch-steps.js';
 import { createIngestHandler } from '../../src/pipeline/ingest.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { tempDir } from '../utils/tmp.js';
@@ -47,6 +47,20 @@ describe('decode turns', () => {
     // Each in a turn of its own, in the order they asked.
     expect(new Set(resumedAt).size).toBe(4);
     expect([...resumedAt].sort((a, b) => a - b)).toEqual(resumedAt);
+  });
+
+  it("should give the live feed's slices LIVE_TURNS_PER_REBUILD_TURN turns for each of a rebuild's while both wait", async () => {
+    const turns = new LoopTurns();
+    const order: string[] = [];
+    const waiters = [
+      ...['R1', 'R2'].map((name) => turns.next(true).then(() => order.push(name))),
+      ...['L1', 'L2', 'L3', 'L4', 'L5', 'L6', 'L7', 'L8'].map((name) =>
+        turns.next().then(() => order.push(name)),
+      ),
+    ];
+    await Promise.all(waiters);
+    expect(LIVE_TURNS_PER_REBUILD_TURN).toBe(3);
+    expect(order).toEqual(['L1', 'L2', 'L3', 'R1', 'L4', 'L5', 'L6', 'R2', 'L7', 'L8']);
   });
 
   it('should let the event loop turn while a handler decodes a large batch', async () => {
