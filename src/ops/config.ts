@@ -10,10 +10,7 @@ import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import type { KafkaSecurity } from '../feed/kafka-security.js';
 import type { RegistrySettings } from '../formats/index.js';
 import { loadSources, type Sources } from '../formats/sources.js';
-import {
-  DEFAULT_MAX_RECORDS_PER_COMMIT,
-  DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP,
-} from '../store/commit-queue.js';
+import { defaultMaxRecordsPerCommit } from '../store/commit-queue.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
 import type { Logger } from './logger.js';
 import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
@@ -486,9 +483,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           },
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
-    maxRecordsPerCommit:
-      e.MAX_RECORDS_PER_COMMIT ??
-      (e.WRITER_THREAD ? DEFAULT_MAX_RECORDS_PER_COMMIT : DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP),
+    maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
     writerThread: e.WRITER_THREAD,
     topics,
     sources,

@@ -31,6 +31,10 @@ export const DEFAULT_MAX_RECORDS_PER_COMMIT = 100_000;
  */
 export const DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP = 50_000;
 
+/** MAX_RECORDS_PER_COMMIT's default: where the commits run decides it. */
+export const defaultMaxRecordsPerCommit = (writerThread: boolean): number =>
+  writerThread ? DEFAULT_MAX_RECORDS_PER_COMMIT : DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP;
+
 export interface CommitRequest<I extends BatchInput = BatchInput> {
   readonly input: I;
   /** A generation id, or the one active when the transaction runs. */

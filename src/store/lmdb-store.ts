@@ -26,11 +26,7 @@ import type { ViewModule } from '../views/types.js';
 import type { Counts, Profile, UserInformation } from '../views/user-information.js';
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
-import {
-  CommitQueue,
-  DEFAULT_MAX_RECORDS_PER_COMMIT,
-  DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP,
-} from './commit-queue.js';
+import { CommitQueue, defaultMaxRecordsPerCommit } from './commit-queue.js';
 import {
   batchFailure,
   commitFailure,
@@ -100,10 +96,7 @@ export interface StoreOptions {
   readonly writerThread?: boolean;
   /** The views to maintain (default: the registry's VIEWS). Other views need `writerThread: false`. */
   readonly views?: readonly ViewModule[];
-  /**
-   * Records merged into one commit at most (default {@link DEFAULT_MAX_RECORDS_PER_COMMIT} with the writer
-   * thread, {@link DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP} without).
-   */
+  /** Records merged into one commit at most (default: {@link defaultMaxRecordsPerCommit}). */
   readonly maxRecordsPerCommit?: number;
 }
 
@@ -205,10 +198,7 @@ export class LmdbStore implements ViewReader {
     );
     this.requests = new StoreRequests(this.env, this.meta);
     const maxRecords =
-      options.maxRecordsPerCommit ??
-      (options.writerThread === true
-        ? DEFAULT_MAX_RECORDS_PER_COMMIT
-        : DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP);
+      options.maxRecordsPerCommit ?? defaultMaxRecordsPerCommit(options.writerThread === true);
     this.writer =
       options.writerThread === true
         ? new WriterThread(
