@@ -144,8 +144,16 @@ export class LoopTurns {
   private turnStart = performance.now();
 
   /** Whether the caller's slice (since the last waiter resumed) is used up. */
-  spent(): boolean {
+  private spent(): boolean {
     return performance.now() - this.turnStart >= DECODE_SLICE_MS;
+  }
+
+  /**
+   * Whether a handler about to decode the record at `index` of its batch should wait for its next turn
+   * (`next`): its slice is used up, looked at every DECODE_CHECK_EVERY records.
+   */
+  due(index: number): boolean {
+    return index > 0 && index % DECODE_CHECK_EVERY === 0 && this.spent();
   }
 
   /** Resolves in a later turn; `rebuild`: the caller is a rebuild's handler (it waits for live ones). */

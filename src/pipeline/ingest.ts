@@ -15,7 +15,6 @@ import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import type { Table } from '../views/source.js';
 import {
-  DECODE_CHECK_EVERY,
   handlerSteps,
   observeApplied,
   decodeTurns,
@@ -59,7 +58,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     let valid = 0;
     let newestEventMs: number | undefined;
     for (let i = 0; i < fresh.length; i++) {
-      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next(rebuild);
+      if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
       const decoded = decoder.decode(record);
       if (!decoded.ok) {

@@ -14,7 +14,6 @@ import { ReplicaBatch } from '../materializer/change-batch.js';
 import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
 import {
-  DECODE_CHECK_EVERY,
   handlerSteps,
   observeApplied,
   decodeTurns,
@@ -51,7 +50,7 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
     let status: ProducerStatus | undefined;
     let valid = 0;
     for (let i = 0; i < fresh.length; i++) {
-      if (i % DECODE_CHECK_EVERY === 0 && i > 0 && decodeTurns.spent()) await decodeTurns.next(rebuild);
+      if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
       const d = decodeViewRecord(record.key, record.value, record.headers, {
         topic: record.topic,
