@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { commitBatch, commitPlan } from '../../src/materializer/commit.js';
-import { MemoryState } from '../../src/materializer/memory-state.js';
+import { MemoryState, compareCodePoints } from '../../src/materializer/memory-state.js';
+import { BufferedGeneration } from '../../src/store/buffered-generation.js';
+import type { GenerationState } from '../../src/materializer/commit.js';
 import { createDecoders } from '../../src/formats/index.js';
 import { parseSources } from '../../src/formats/sources.js';
 import { decodeRecord } from '../../src/views/decode.js';
@@ -15,7 +17,7 @@ import { createRegistry } from '../../src/views/registry.js';
 import type { Table } from '../../src/views/source.js';
 import { RANKINGS, topOf } from '../../src/views/top-users.js';
 import type { TotalsValue } from '../../src/views/totals.js';
-import type { IndexSpace } from '../../src/views/types.js';
+import type { IndexSpace, KvSpace } from '../../src/views/types.js';
 import { commitInput, type TestRecord } from '../utils/changes.js';
 import { computeReference, type RefRecord } from '../utils/reference.js';
 
@@ -269,6 +271,72 @@ describe('commit body against the reference model', () => {
       expect(JSON.stringify(served(state, expected(deliveries).ids))).toBe(snapshot);
       expect([...state.views].map(([v, spaces]) => [v, Object.keys(spaces)])).toEqual(before);
     }
+  });
+});
+
+describe('a rebuild chunk (src/store/buffered-generation.ts) against committing batch by batch', () => {
+  /** Every entry of a state: rows, positions, each view's spaces (KV values, index keys), in key order. */
+  function contents(state: MemoryState) {
+    const views = [...state.views].map(([view, spaces]) => [
+      view,
+      Object.fromEntries(
+        Object.entries(spaces).map(([name, space]) => [
+          name,
+          'put' in space ? [...space.entries()] : [...space.all()],
+        ]),
+      ),
+    ]);
+    const rows = Object.entries(state.rows.tables).map(([t, m]) => [
+      t,
+      [...m].sort(([a], [b]) => compareCodePoints(a, b)),
+    ]);
+    return { rows, positions: [...state.positions].sort(), views };
+  }
+
+  /** What readers are served, read through any state's spaces (the chunk's reads go through its buffer). */
+  function readThrough(state: GenerationState, ids: readonly string[]) {
+    const views = state.spaces('user-information')['views'] as KvSpace<Record<string, unknown>>;
+    const rank = state.spaces('top-users')['rank'] as IndexSpace;
+    return {
+      users: Object.fromEntries(ids.map((id) => [id, views.get(id) ?? null])),
+      top: Object.fromEntries(RANKINGS.map((r) => [r, topOf(rank, r, 1 + (ids.length >> 1))])),
+      totals: (state.spaces('totals')['totals'] as KvSpace<unknown>).get('totals') ?? null,
+    };
+  }
+
+  it('should serve through the chunk, report, and store exactly what committing batch by batch does, however the chunks are cut', () => {
+    let writes = 0;
+    for (let seed = 1; seed <= 300; seed++) {
+      const { deliveries } = randomChangelog(seed);
+      const ids = expected(deliveries).ids;
+      const direct = new MemoryState(registry);
+      const stored = new MemoryState(registry);
+      let chunk = new BufferedGeneration(stored, 1);
+      const rnd = prng(seed * 31);
+      let sequence = 0n;
+      for (let i = 0; i < deliveries.length;) {
+        const batch = deliveries.slice(i, i + 1 + Math.floor(rnd() * 12));
+        i += batch.length;
+        sequence++;
+        const input = commitInput(batch.map(toRecord));
+        const want = commitBatch(direct, plan, input, sequence, 0);
+        const got = commitBatch(chunk, plan, input, sequence, 0);
+        expect({ seed, sequence, ...got }).toEqual({ seed, sequence, ...want });
+        expect({ seed, sequence, ...readThrough(chunk, ids) }).toEqual({
+          seed,
+          sequence,
+          ...readThrough(direct, ids),
+        });
+        if (rnd() < 0.2) {
+          chunk.writeTo();
+          chunk = new BufferedGeneration(stored, 1);
+          writes++;
+        }
+      }
+      chunk.writeTo();
+      expect({ seed, ...contents(stored) }).toEqual({ seed, ...contents(direct) });
+    }
+    expect(writes).toBeGreaterThan(1000);
   });
 });
 
