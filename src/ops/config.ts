@@ -11,6 +11,7 @@ import type { KafkaSecurity } from '../feed/kafka-security.js';
 import type { RegistrySettings } from '../formats/index.js';
 import { loadSources, type Sources } from '../formats/sources.js';
 import { defaultMaxRecordsPerCommit } from '../store/commit-queue.js';
+import { DEFAULT_REBUILD_CHUNK_RECORDS } from '../store/shadow-chunks.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
 import type { Logger } from './logger.js';
 import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
@@ -131,6 +132,10 @@ const schema = z.object({
   DATA_DIR: z.string().min(1, 'must not be empty').default('./data'),
   LMDB_MAP_SIZE_MB: positiveInt.default(1024),
   MAX_RECORDS_PER_COMMIT: positiveInt.max(1_000_000, 'must be <= 1000000').optional(),
+  REBUILD_CHUNK_RECORDS: nonNegative
+    .int('must be an integer')
+    .max(10_000_000, 'must be <= 10000000')
+    .default(DEFAULT_REBUILD_CHUNK_RECORDS),
   WRITER_THREAD: bool.default(true),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
@@ -253,6 +258,8 @@ export interface Config {
   readonly lmdbMapSizeBytes: number;
   /** Records materialized in one LMDB write transaction at most (bounds how long one transaction runs). */
   readonly maxRecordsPerCommit: number;
+  /** Records per chunk of a rebuild's shadow generation at most (src/store/shadow-chunks.ts); 0: no chunks. */
+  readonly rebuildChunkRecords: number;
   /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */
   readonly writerThread: boolean;
   readonly topics: Topics;
@@ -484,6 +491,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
+    rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS,
     writerThread: e.WRITER_THREAD,
     topics,
     sources,

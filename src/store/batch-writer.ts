@@ -12,12 +12,13 @@ import { batchFailure, metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
 import { packViews, transferablesOf } from './packed-views.js';
 import { viewOutboxOf } from './published.js';
+import { commitOrBuffer, ShadowChunks } from './shadow-chunks.js';
 import { GenerationHandles, mergeInputs, writeCommit, type StoreInput, type WrittenCommit } from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
-const { path, mapSize, maxRecordsPerCommit } = workerData as WriterData;
+const { path, mapSize, maxRecordsPerCommit, rebuildChunkRecords } = workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
 const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
@@ -25,36 +26,63 @@ const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
 const registry = createRegistry();
 const plan = commitPlan(registry);
 const generations = new GenerationHandles(env, meta, registry);
+const chunks = new ShadowChunks({
+  env,
+  meta,
+  outboxes,
+  handles: generations,
+  plan,
+  maxRecords: rebuildChunkRecords,
+});
 
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
 
 const queue = new CommitQueue<{ readonly ids: number[]; readonly result: WrittenCommit }, StoreInput>(
   async (input, target, ids) => {
-    let result: WrittenCommit | undefined;
-    try {
-      await env.transaction(() => {
-        result = writeCommit(meta, outboxes, generations, plan, input, target, ids.length);
-      });
-    } catch (e) {
-      // Here, not in the reply: a failed merged commit is retried batch by batch, and lmdb-js' `commitError`
-      // promise of every failed attempt must be read (left alone it is an unhandled rejection that ends the
-      // thread).
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(await batchFailure(e), { cause: e });
-    }
-    if (result === undefined) throw new Error('LMDB transaction did not run');
+    const result = await commitOrBuffer(
+      chunks,
+      input,
+      target,
+      ids.length,
+      (t) => queue.waitingFor(t),
+      () => commitNow(input, target, ids.length),
+    );
     return { ids, result };
   },
   maxRecordsPerCommit,
   mergeInputs,
 );
 
+async function commitNow(
+  input: StoreInput,
+  target: 'active' | number,
+  batches: number,
+): Promise<WrittenCommit> {
+  let result: WrittenCommit | undefined;
+  try {
+    await env.transaction(() => {
+      result = writeCommit(meta, outboxes, generations, plan, input, target, batches);
+    });
+  } catch (e) {
+    // Here, not in the reply: a failed merged commit is retried batch by batch, and lmdb-js' `commitError`
+    // promise of every failed attempt must be read (left alone it is an unhandled rejection that ends the
+    // thread).
+    if (isMatviewError(e)) throw e;
+    throw new StoreWriteError(await batchFailure(e), { cause: e });
+  }
+  if (result === undefined) throw new Error('LMDB transaction did not run');
+  return result;
+}
+
 const reply = (message: WriterReply): void => port.postMessage(message);
 
 port.on('message', (request: WriterRequest) => {
   if (request.kind === 'close') {
     port.removeAllListeners('message');
+    // A rebuild's chunk not written yet stays unwritten: the rebuild resumes from its stored positions
+    // (shadow-chunks.ts), and the stop does not wait for a chunk's write.
+    chunks.discard();
     // lmdb-js' close waits for its last commit promise, which never settles after a failed commit (disk
     // full): give it a moment, then end the thread anyway. Every batch was committed or reported failed by
     // then, and the handle is released with the thread.

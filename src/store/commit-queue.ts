@@ -77,6 +77,13 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
     return this.waiting.length;
   }
 
+  /** Requests waiting for `target`. */
+  waitingFor(target: 'active' | number): number {
+    let n = 0;
+    for (const w of this.waiting) if (w.request.target === target) n++;
+    return n;
+  }
+
   private async drain(): Promise<void> {
     this.running = true;
     try {

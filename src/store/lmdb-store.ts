@@ -64,6 +64,7 @@ import {
   type OutboxKey,
 } from './outbox.js';
 import { WriterThread } from './writer-thread.js';
+import { commitOrBuffer, DEFAULT_REBUILD_CHUNK_RECORDS, ShadowChunks } from './shadow-chunks.js';
 
 export { dataFileOf, isLmdbDataFile } from './environment.js';
 export type { SwapResult } from './generations.js';
@@ -98,6 +99,11 @@ export interface StoreOptions {
   readonly views?: readonly ViewModule[];
   /** Records merged into one commit at most (default: {@link defaultMaxRecordsPerCommit}). */
   readonly maxRecordsPerCommit?: number;
+  /**
+   * Records per chunk of a rebuild's shadow generation at most (shadow-chunks.ts; default
+   * {@link DEFAULT_REBUILD_CHUNK_RECORDS}); 0 commits a shadow's batches like the active generation's.
+   */
+  readonly rebuildChunkRecords?: number;
 }
 
 export interface BatchResult {
@@ -146,6 +152,8 @@ export class LmdbStore implements ViewReader {
   private readonly writer: WriterThread | undefined;
   private readonly queue: CommitQueue<WrittenCommit, StoreInput> | undefined;
   private readonly handles: GenerationHandles;
+  /** A rebuild's chunks when commits run on this thread (the writer thread has its own). */
+  private readonly chunks: ShadowChunks;
   private nextRequest = 0;
 
   constructor(options: StoreOptions) {
@@ -199,21 +207,44 @@ export class LmdbStore implements ViewReader {
     this.requests = new StoreRequests(this.env, this.meta);
     const maxRecords =
       options.maxRecordsPerCommit ?? defaultMaxRecordsPerCommit(options.writerThread === true);
+    const rebuildChunkRecords = options.rebuildChunkRecords ?? DEFAULT_REBUILD_CHUNK_RECORDS;
     this.writer =
       options.writerThread === true
         ? new WriterThread(
-            { path: options.path, mapSize: options.mapSize, maxRecordsPerCommit: maxRecords },
+            {
+              path: options.path,
+              mapSize: options.mapSize,
+              maxRecordsPerCommit: maxRecords,
+              rebuildChunkRecords,
+            },
             () => this.env.resetReadTxn(),
           )
         : undefined;
-    this.queue =
+    this.chunks = new ShadowChunks({
+      env: this.env,
+      meta: this.meta,
+      outboxes: { deadLetters: this.outbox, views: this.viewOutbox },
+      handles: this.handles,
+      plan: this.plan,
+      maxRecords: this.writer === undefined ? rebuildChunkRecords : 0,
+    });
+    const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =
       this.writer === undefined
         ? new CommitQueue<WrittenCommit, StoreInput>(
-            (input, target, ids) => this.writeHere(input, target, ids.length),
+            (input, target, ids): Promise<WrittenCommit> =>
+              commitOrBuffer(
+                this.chunks,
+                input,
+                target,
+                ids.length,
+                (t): number => queue!.waitingFor(t),
+                () => this.writeHere(input, target, ids.length),
+              ),
             maxRecords,
             mergeInputs,
           )
         : undefined;
+    this.queue = queue;
   }
 
   private activeInfo(): GenerationInfo | undefined {
@@ -606,6 +637,7 @@ export class LmdbStore implements ViewReader {
     if (this.closed) return;
     this.closed = true;
     await this.generations.close(); // a swap's reconciliation stops after its current chunk; the next start finishes it
+    this.chunks.discard(); // a rebuild resumes from its stored positions (shadow-chunks.ts)
     await this.writer?.close();
     await this.env.close();
   }

@@ -30,6 +30,8 @@ export interface WriterData {
   readonly mapSize: number | undefined;
   /** Records merged into one commit at most (group commit). */
   readonly maxRecordsPerCommit: number;
+  /** Records per chunk of a rebuild's shadow at most (shadow-chunks.ts); 0: a shadow commits like the rest. */
+  readonly rebuildChunkRecords: number;
 }
 
 /** Caller → worker. */

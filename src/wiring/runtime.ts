@@ -92,6 +92,7 @@ export async function startServer(
     mapSize: config.lmdbMapSizeBytes,
     writerThread: config.writerThread,
     maxRecordsPerCommit: config.maxRecordsPerCommit,
+    rebuildChunkRecords: config.rebuildChunkRecords,
     ...(options.views === undefined ? {} : { views: options.views }),
     onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
   });

@@ -1,0 +1,205 @@
+/**
+ * A rebuild's chunks (src/store/shadow-chunks.ts): batches for a shadow generation apply in memory and are
+ * written together; what is stored is what committing them one by one stores; a chunk whose generation was
+ * swapped in or abandoned meanwhile writes nothing; a lost chunk stops its generation's batches.
+ * The exactness of a chunk itself is checked against the commit body in
+ * test/materializer/reference-model.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
+import { MemoryIndex } from '../../src/materializer/memory-state.js';
+import { BufferedIndex } from '../../src/store/buffered-generation.js';
+import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
+import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
+import { VIEWS } from '../../src/views/registry.js';
+import type { Row, Table } from '../../src/views/source.js';
+import type { ViewModule } from '../../src/views/types.js';
+import { commitInput, profile as user, type TestRecord } from '../utils/changes.js';
+import { tempDir } from '../utils/tmp.js';
+
+const change = (table: Table, key: string, row: Row | null, offset: number): TestRecord => ({
+  table,
+  key,
+  row,
+  offset,
+});
+const tweet = (key: string, userId: string, offset: number) =>
+  change('tweets', key, { table: 'tweets', userId }, offset);
+const USERS = [change('users', 'u1', user('one'), 0), change('users', 'u2', user('two'), 1)];
+const TWEETS = [tweet('t1', 'u1', 0), tweet('t2', 'u1', 1), tweet('t3', 'u1', 2), tweet('t4', 'u2', 3)];
+const usersInput = () => commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]);
+const tweetsInput = () => commitInput(TWEETS, [{ topic: 'tweets', partition: 0, next: '4' }]);
+
+/** The store's own chunks (the writer thread off: they run on this thread). */
+const chunksOf = (store: LmdbStore): ShadowChunks => (store as unknown as { chunks: ShadowChunks }).chunks;
+
+describe('buffered index', () => {
+  it('should list the first keys of a prefix as the index with its buffered moves written would', () => {
+    const rnd = prng(5);
+    const keys = Array.from({ length: 300 }, (_, i) => `${i % 3}${String(1000 + ((i * 7919) % 997))}`);
+    const pick = () => keys[Math.floor(rnd() * keys.length)]!;
+    let checks = 0;
+    for (let round = 0; round < 40; round++) {
+      const base = new MemoryIndex(8);
+      const reference = new MemoryIndex(8);
+      for (let i = 0; i < 150; i++) {
+        const k = pick();
+        base.add(k);
+        reference.add(k);
+      }
+      const buffered = new BufferedIndex(base);
+      for (let i = 0; i < 400; i++) {
+        // Mostly removals, so that they hide many stored keys ahead of the ones asked for.
+        const k = pick();
+        if (rnd() < 0.7) {
+          buffered.remove(k);
+          reference.remove(k);
+        } else {
+          buffered.add(k);
+          reference.add(k);
+        }
+        const prefix = ['', '0', '1', '2', '10'][Math.floor(rnd() * 5)]!;
+        const limit = 1 + Math.floor(rnd() * 20);
+        expect(buffered.first(prefix, limit)).toEqual(reference.first(prefix, limit));
+        checks++;
+      }
+      expect([...buffered.all()]).toEqual([...reference.all()]);
+      buffered.write();
+      expect([...base.all()]).toEqual([...reference.all()]);
+    }
+    expect(checks).toBe(16_000);
+  });
+});
+
+describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks (%o)', (mode) => {
+  it('should store what batch-by-batch commits store, writing batches that waited together as one chunk', async () => {
+    const feed = Array.from({ length: 30 }, (_, i) =>
+      commitInput(
+        [tweet(`t${i}`, `u${i % 4}`, i), change('users', `u${i % 4}`, user(`n${i}`), i)],
+        [
+          { topic: 'tweets', partition: 0, next: String(i + 1) },
+          { topic: 'users', partition: 0, next: String(i + 1) },
+        ],
+      ),
+    );
+    const results = [];
+    for (const chunkRecords of [0, 1_000]) {
+      const store = openStore({ ...mode, path: tempDir(), rebuildChunkRecords: chunkRecords });
+      const { generation } = await store.beginShadow('requested');
+      const before = store.sequence();
+      // Submitted together: the first commits alone, the rest wait for it and go in together.
+      const applied = await Promise.all(feed.map((input) => store.applyBatch(input, generation)));
+      const required = [
+        { topic: 'tweets', partition: 0, next: '30' },
+        { topic: 'users', partition: 0, next: '30' },
+      ];
+      const swap = await store.trySwap(generation, required);
+      results.push({
+        chunkRecords,
+        writes: Number(swap.sequence! - before) - 1,
+        resolvedWith: [...new Set(applied.map((a) => a.sequence - before))],
+        users: ['u0', 'u1', 'u2', 'u3'].map((id) => {
+          const { version: _v, ...view } = store.getUser(id)!;
+          return view;
+        }),
+        totals: store.totals()!.tweets,
+      });
+      await store.close();
+    }
+    // On this thread the grouping is deterministic: without chunks two commits (the first batch, then the 29
+    // that waited); with chunks the first batch is held because 29 more wait for it, and one write stores all
+    // 30 (their results name the sequence before it: nothing of them was visible or durable yet). The writer
+    // thread receives the batches one message at a time, so its groups depend on timing.
+    if (!mode.writerThread)
+      expect(results.map((r) => [r.writes, r.resolvedWith])).toEqual([
+        [2, [1n, 2n]],
+        [1, [0n]],
+      ]);
+    expect(results[1]!.users).toEqual(results[0]!.users);
+    expect(results[1]!.totals).toBe(30);
+  });
+});
+
+describe('rebuild chunks and the generations they are for', () => {
+  it('should write nothing into a shadow that was swapped in or abandoned while its chunk waited', async () => {
+    const store = openStore({ path: tempDir(), writerThread: false });
+    await store.applyBatch(usersInput());
+    await store.applyBatch(tweetsInput());
+    const chunks = chunksOf(store);
+    const { generation } = await store.beginShadow('requested');
+
+    await chunks.apply(usersInput(), generation.id, 1);
+    // Held in memory: neither rows nor positions are stored before the chunk's write.
+    expect(store.position('users', 0, generation)).toBeUndefined();
+    await chunks.write();
+    expect(store.position('users', 0, generation)).toBe('2');
+
+    // The tweets wait in the next chunk while the swap (asked only for the users) happens.
+    await chunks.apply(tweetsInput(), generation.id, 1);
+    expect(chunks.pending).toBe(generation.id);
+    const swap = await store.trySwap(generation, [{ topic: 'users', partition: 0, next: '2' }]);
+    expect(swap.swapped).toBe(true);
+    await chunks.write();
+    // The live feed applies those records to the generation now active: the chunk wrote nothing.
+    expect({ position: store.position('tweets', 0), tweets: store.getUser('u1')!.tweetCount }).toEqual({
+      position: undefined,
+      tweets: 0,
+    });
+    const late = await chunks.apply(tweetsInput(), generation.id, 1);
+    expect({ accepted: late.accepted, skipped: late.skipped, pending: chunks.pending }).toEqual({
+      accepted: 0,
+      skipped: 4,
+      pending: undefined,
+    });
+
+    await store.reconciled();
+    const next = await store.beginShadow('requested');
+    await chunks.apply(usersInput(), next.generation.id, 1);
+    await store.abandonShadow();
+    await chunks.write(); // its generation is gone: nothing to write, no error
+    await expect(chunks.apply(usersInput(), next.generation.id, 1)).rejects.toThrow(
+      `the store has no generation ${next.generation.id}`,
+    );
+    await store.close();
+  });
+
+  it('should refuse the batches of a generation whose chunk was lost, and leave it at its last written chunk', async () => {
+    // A view with a broken invariant on one key: the commit body throws halfway through the commit.
+    const broken: ViewModule = {
+      name: 'broken',
+      version: 1,
+      reads: {},
+      dependsOn: [],
+      spaces: {},
+      apply(input) {
+        for (let i = 0; i < input.transitions.length; i++)
+          if (input.transitions.key[i] === 'boom') throw new Error('invariant broken');
+        return {};
+      },
+    };
+    const store = openStore({ path: tempDir(), writerThread: false, views: [...VIEWS, broken] });
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(usersInput(), generation);
+    expect(store.position('users', 0, generation)).toBe('2');
+
+    const held = store.applyBatch(
+      commitInput([tweet('t1', 'u1', 0)], [{ topic: 'tweets', partition: 0, next: '1' }]),
+      generation,
+    );
+    const failing = store.applyBatch(
+      commitInput([tweet('boom', 'u1', 1)], [{ topic: 'tweets', partition: 0, next: '2' }]),
+      generation,
+    );
+    const after = store.applyBatch(
+      commitInput([tweet('t3', 'u1', 2)], [{ topic: 'tweets', partition: 0, next: '3' }]),
+      generation,
+    );
+    await held; // resolved into the chunk, which is then lost with the failing batch
+    await expect(failing).rejects.toThrow('invariant broken');
+    await expect(after).rejects.toThrow('an earlier chunk of this rebuild was lost (invariant broken)');
+    expect(store.position('tweets', 0, generation)).toBeUndefined();
+    // The active generation commits as before.
+    expect((await store.applyBatch(tweetsInput())).accepted).toBe(4);
+    await store.close();
+  });
+});
