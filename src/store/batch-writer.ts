@@ -3,17 +3,24 @@
  * grouped by commit-queue.ts, one reply per commit naming the requests it carried, replies in commit order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { StoreWriteError, isMatviewError } from '../errors.js';
+import { isMatviewError } from '../errors.js';
 import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
 import { CommitQueue } from './commit-queue.js';
-import { batchFailure, metaOf, openEnvironment } from './environment.js';
+import { metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
 import { packViews, transferablesOf } from './packed-views.js';
 import { viewOutboxOf } from './published.js';
 import { commitOrBuffer, ShadowChunks } from './shadow-chunks.js';
-import { GenerationHandles, mergeInputs, writeCommit, type StoreInput, type WrittenCommit } from './write.js';
+import {
+  commitInTransaction,
+  GenerationHandles,
+  mergeInputs,
+  type CommitContext,
+  type StoreInput,
+  type WrittenCommit,
+} from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;
@@ -26,14 +33,8 @@ const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
 const registry = createRegistry();
 const plan = commitPlan(registry);
 const generations = new GenerationHandles(env, meta, registry);
-const chunks = new ShadowChunks({
-  env,
-  meta,
-  outboxes,
-  handles: generations,
-  plan,
-  maxRecords: rebuildChunkRecords,
-});
+const context: CommitContext = { env, meta, outboxes, handles: generations, plan };
+const chunks = new ShadowChunks({ ...context, maxRecords: rebuildChunkRecords });
 
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
@@ -46,7 +47,7 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
       target,
       ids.length,
       (t) => queue.waitingFor(t),
-      () => commitNow(input, target, ids.length),
+      () => commitInTransaction(context, input, target, ids.length),
     );
     return { ids, result };
   },
@@ -54,40 +55,32 @@ const queue = new CommitQueue<{ readonly ids: number[]; readonly result: Written
   mergeInputs,
 );
 
-async function commitNow(
-  input: StoreInput,
-  target: 'active' | number,
-  batches: number,
-): Promise<WrittenCommit> {
-  let result: WrittenCommit | undefined;
-  try {
-    await env.transaction(() => {
-      result = writeCommit(meta, outboxes, generations, plan, input, target, batches);
-    });
-  } catch (e) {
-    // Here, not in the reply: a failed merged commit is retried batch by batch, and lmdb-js' `commitError`
-    // promise of every failed attempt must be read (left alone it is an unhandled rejection that ends the
-    // thread).
-    if (isMatviewError(e)) throw e;
-    throw new StoreWriteError(await batchFailure(e), { cause: e });
-  }
-  if (result === undefined) throw new Error('LMDB transaction did not run');
-  return result;
-}
-
 const reply = (message: WriterReply): void => port.postMessage(message);
 
 port.on('message', (request: WriterRequest) => {
   if (request.kind === 'close') {
     port.removeAllListeners('message');
-    // A rebuild's chunk not written yet stays unwritten: the rebuild resumes from its stored positions
-    // (shadow-chunks.ts), and the stop does not wait for a chunk's write.
-    chunks.discard();
-    // lmdb-js' close waits for its last commit promise, which never settles after a failed commit (disk
-    // full): give it a moment, then end the thread anyway. Every batch was committed or reported failed by
-    // then, and the handle is released with the thread.
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS));
-    void Promise.race([env.close(), grace]).finally(() => process.exit(0));
+    // A rebuild's chunk waiting is written first (a failure leaves the shadow at its last written chunk,
+    // where the next start resumes it). lmdb-js' close waits for its last commit promise, which never
+    // settles after a failed commit (disk full): give it a moment, then end the thread anyway. Every batch
+    // was committed or reported failed by then, and the handle is released with the thread.
+    void chunks
+      .write()
+      .catch(() => undefined)
+      .then(() => {
+        const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS));
+        return Promise.race([env.close(), grace]);
+      })
+      .finally(() => process.exit(0));
+    return;
+  }
+  if (request.kind === 'write-chunk') {
+    const { id } = request;
+    chunks.write().then(
+      () => reply({ kind: 'chunk-written', id }),
+      (e: unknown) =>
+        reply({ kind: 'chunk-written', id, failed: e instanceof Error ? e.message : String(e) }),
+    );
     return;
   }
   const { id, input, target } = request;

@@ -176,14 +176,8 @@ export class BufferedGeneration implements GenerationState {
   readonly rows: BufferedRows;
   private readonly positions = new Map<string, { topic: string; partition: number; next: string }>();
   private readonly views = new Map<string, Record<string, BufferedKv | BufferedIndex>>();
-  /** Records of the commits buffered (accepted or not). */
+  /** Records of the commits buffered (accepted or not): the caller counts them. */
   records = 0;
-  /** Commits buffered. */
-  commits = 0;
-  /** The highest commit sequence a buffered commit used (`writeTo` moves the store's sequence up to it). */
-  sequence = 0n;
-  /** When the first buffered commit was applied (ms since the epoch; 0: nothing buffered). */
-  since = 0;
 
   /** `id`: the generation's (the chunk's writer checks, when it writes, that it is still a shadow). */
   constructor(
@@ -208,14 +202,6 @@ export class BufferedGeneration implements GenerationState {
       this.views.set(view, spaces);
     }
     return spaces;
-  }
-
-  /** Notes one buffered commit (its records and sequence). */
-  buffered(records: number, sequence: bigint, at: number): void {
-    if (this.commits === 0) this.since = at;
-    this.commits++;
-    this.records += records;
-    if (sequence > this.sequence) this.sequence = sequence;
   }
 
   /** Entries waiting to be written (rows, values, index keys, positions). */

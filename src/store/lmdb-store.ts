@@ -27,14 +27,7 @@ import type { Counts, Profile, UserInformation } from '../views/user-information
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
 import { CommitQueue, defaultMaxRecordsPerCommit } from './commit-queue.js';
-import {
-  batchFailure,
-  commitFailure,
-  dataFileOf,
-  isLmdbDataFile,
-  metaOf,
-  openEnvironment,
-} from './environment.js';
+import { commitFailure, dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
@@ -50,7 +43,8 @@ import {
   mergeInputs,
   readGenerationInfo,
   USER_VIEWS_REMOVED_KEY,
-  writeCommit,
+  commitInTransaction,
+  type CommitContext,
   type StoreInput,
   type WrittenCommit,
 } from './write.js';
@@ -220,12 +214,15 @@ export class LmdbStore implements ViewReader {
             () => this.env.resetReadTxn(),
           )
         : undefined;
-    this.chunks = new ShadowChunks({
+    const context: CommitContext = {
       env: this.env,
       meta: this.meta,
       outboxes: { deadLetters: this.outbox, views: this.viewOutbox },
       handles: this.handles,
       plan: this.plan,
+    };
+    this.chunks = new ShadowChunks({
+      ...context,
       maxRecords: this.writer === undefined ? rebuildChunkRecords : 0,
     });
     const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =
@@ -238,7 +235,7 @@ export class LmdbStore implements ViewReader {
                 target,
                 ids.length,
                 (t): number => queue!.waitingFor(t),
-                () => this.writeHere(input, target, ids.length),
+                () => commitInTransaction(context, input, target, ids.length),
               ),
             maxRecords,
             mergeInputs,
@@ -468,33 +465,6 @@ export class LmdbStore implements ViewReader {
     };
   }
 
-  /** One commit on this thread (the writer thread off). */
-  private async writeHere(
-    input: StoreInput,
-    target: 'active' | number,
-    batches: number,
-  ): Promise<WrittenCommit> {
-    let result: WrittenCommit | undefined;
-    try {
-      await this.env.transaction(() => {
-        result = writeCommit(
-          this.meta,
-          { deadLetters: this.outbox, views: this.viewOutbox },
-          this.handles,
-          this.plan,
-          input,
-          target,
-          batches,
-        );
-      });
-    } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(await batchFailure(e), { cause: e });
-    }
-    if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
-    return result;
-  }
-
   private publish(event: CommitEvent): void {
     if (event.sequence > this.seq) this.seq = event.sequence;
     for (const listener of this.listeners) {
@@ -563,8 +533,18 @@ export class LmdbStore implements ViewReader {
   }
 
   /** Makes `shadow` the active generation once it reached `required` (generations.ts). */
-  trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
+  /**
+   * Makes `shadow` active once its stored positions reached `required` (generations.ts). A rebuild's chunk
+   * waiting is written first (shadow-chunks.ts), so the positions compared are where the shadow stands.
+   */
+  async trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
+    await this.writeChunk();
     return this.generations.trySwap(shadow, required);
+  }
+
+  /** Writes the rebuild's chunk waiting, if any, wherever commits run. */
+  private writeChunk(): Promise<void> {
+    return this.writer !== undefined ? this.writer.writeChunk() : this.chunks.write();
   }
 
   /** Resolves once the last swap is reconciled: every value has its final version (versions.ts). */
@@ -637,7 +617,9 @@ export class LmdbStore implements ViewReader {
     if (this.closed) return;
     this.closed = true;
     await this.generations.close(); // a swap's reconciliation stops after its current chunk; the next start finishes it
-    this.chunks.discard(); // a rebuild resumes from its stored positions (shadow-chunks.ts)
+    // A rebuild's chunk waiting is written (a failure leaves the shadow at its last written chunk, where the
+    // next start resumes it); the writer thread writes its own when it closes.
+    await this.chunks.write().catch(() => undefined);
     await this.writer?.close();
     await this.env.close();
   }

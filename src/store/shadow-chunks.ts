@@ -8,18 +8,21 @@
  *
  * When a chunk is written:
  * - when it holds `maxRecords` records (REBUILD_CHUNK_RECORDS);
- * - when no further batch for the shadow is waiting (`idle`): a rebuild that is not far behind, which is
- *   where it ends, writes batch by batch as before, so its stored positions reach the live end and the swap
- *   (which compares them) can happen;
+ * - when no batch for the shadow came for `idleMs` (IDLE_WRITE_MS) after the last one: a rebuild that is not
+ *   far behind, which is where it ends, stores its progress within that time;
+ * - before the swap compares the shadow's positions with the live end (LmdbStore.trySwap), and when the store
+ *   closes;
  * - before a batch for another shadow (a new rebuild replaced the old one).
+ *
+ * A shadow's batch therefore resolves once applied to the chunk, before it is durable: nothing reads the
+ * shadow meanwhile, and the rebuild resumes from the stored positions, which move with the chunk.
  *
  * What holds:
  * - Exactness: a batch applies to the stored generation with the chunk's earlier batches on top, which is
  *   what committing them one by one would have stored (the reference-model test checks it).
  * - Crashes: a chunk not yet written is lost with the process, and so are its positions: the generation
  *   stays at its last written chunk, a prefix of the feed, and the rebuild resumes from the positions stored
- *   with it. Stopping does the same on purpose (`discard`): writing up to `maxRecords` records would hold
- *   up the stop by seconds, and nothing is lost by it.
+ *   with it. A stop writes the chunk; one that outlasts SHUTDOWN_TIMEOUT_MS ends like a crash.
  * - Swaps: the shadow's positions are stored only with a chunk, so a swap, which needs them at the live end,
  *   comes after the chunk that got there. A chunk to be written into a generation that is active by now (the
  *   swap came first) or gone (the rebuild was abandoned) writes nothing, like a late rebuild commit
@@ -27,23 +30,22 @@
  * - Sequences: a buffered commit's values carry the store's next sequence at the time it applied (it is not
  *   taken: nobody sees a shadow's values before the swap, which gives every value it did not change the old
  *   version and the others the swap's own, higher, sequence: versions.ts). The chunk's write takes the
- *   next sequence, or the one its values carry if no commit came in between, so the swap's is higher.
+ *   next sequence, so at least every one its values carry, and the swap's is higher.
  * - Dead letters of the chunk's batches go into the outbox with the chunk's write, with the positions past
  *   them (outbox.ts).
  */
-import type { Database, RootDatabase } from 'lmdb';
 import { isReplicaInput, recordsOf } from '../materializer/change-batch.js';
 import { USER_INFORMATION } from '../views/user-information.js';
-import { commitBatch, type CommitPlan } from '../materializer/commit.js';
+import { commitBatch } from '../materializer/commit.js';
 import { StoreWriteError, isMatviewError } from '../errors.js';
 import { batchFailure } from './environment.js';
 import { BufferedGeneration } from './buffered-generation.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
   committedActiveGeneration,
+  lateRebuildCommit,
   readGenerationInfo,
-  type GenerationHandles,
-  type Outboxes,
+  type CommitContext,
   type StoreInput,
   type WrittenCommit,
 } from './write.js';
@@ -55,15 +57,19 @@ import {
  */
 export const DEFAULT_REBUILD_CHUNK_RECORDS = 250_000;
 
-export interface ShadowChunksOptions {
-  readonly env: RootDatabase;
-  readonly meta: Database<string, string>;
-  readonly outboxes: Outboxes;
-  readonly handles: GenerationHandles;
-  readonly plan: CommitPlan;
+export interface ShadowChunksOptions extends CommitContext {
   /** Records per chunk at most (a batch bigger than that is a chunk alone). */
   readonly maxRecords: number;
+  /** How long a chunk waits for the shadow's next batch before it is written anyway (default IDLE_WRITE_MS). */
+  readonly idleMs?: number;
 }
+
+/**
+ * A chunk is written once no batch for its shadow arrived for this long: a rebuild that is not far behind
+ * (the feed, not the store, sets its pace) then stores its progress within this time, and its positions
+ * reach the live end the swap compares with. Batches of a rebuild that is far behind arrive every few ms.
+ */
+export const IDLE_WRITE_MS = 100;
 
 interface Chunk {
   readonly buffer: BufferedGeneration;
@@ -80,10 +86,32 @@ export class ShadowChunks {
    */
   private readonly lost = new Map<number, string>();
 
+  /** The write of an idle chunk, when one is scheduled. */
+  private idle: NodeJS.Timeout | undefined;
+  /** Chunk operations run one at a time: a batch applies over what the previous chunk wrote. */
+  private serial: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly o: ShadowChunksOptions) {}
 
+  private exclusive<T>(action: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(action, action);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Writes the chunk once no batch for its shadow came within `idleMs` (a later batch postpones it). */
+  scheduleIdleWrite(): void {
+    clearTimeout(this.idle);
+    if (this.chunk === undefined) return;
+    this.idle = setTimeout(() => {
+      this.idle = undefined;
+      // A failure is remembered (`lost`) and refuses the shadow's next batch: nothing to report here.
+      this.write().catch(() => undefined);
+    }, this.o.idleMs ?? IDLE_WRITE_MS);
+  }
+
   /** Whether a commit for `target` goes through a chunk (a shadow's changelog records; not a replica's values). */
-  handles(input: StoreInput, target: 'active' | number): target is number {
+  buffers(input: StoreInput, target: 'active' | number): target is number {
     return target !== 'active' && this.o.maxRecords > 0 && !isReplicaInput(input);
   }
 
@@ -91,35 +119,28 @@ export class ShadowChunks {
    * Applies one (group) commit of the shadow generation `into` to the chunk, writing the chunk when it is
    * full. Resolves with what the commit did; it is durable once the chunk is written.
    */
-  async apply(input: StoreInput, into: number, batches: number): Promise<WrittenCommit> {
+  apply(input: StoreInput, into: number, batches: number): Promise<WrittenCommit> {
+    clearTimeout(this.idle);
+    return this.exclusive(() => this.applyNow(input, into, batches));
+  }
+
+  private async applyNow(input: StoreInput, into: number, batches: number): Promise<WrittenCommit> {
     if (isReplicaInput(input)) throw new Error("a replica's view values do not go through a rebuild's chunk");
     const lost = this.lost.get(into);
     if (lost !== undefined)
       throw new StoreWriteError(
         `an earlier chunk of this rebuild was lost (${lost}); the rebuild resumes from its stored positions at the next start`,
       );
-    if (this.chunk !== undefined && this.chunk.buffer.id !== into) await this.write();
+    if (this.chunk !== undefined && this.chunk.buffer.id !== into) await this.writeNow();
     const { meta, handles, plan } = this.o;
     // Reads below see the last committed state (the swap, the rows a chunk wrote on this thread).
     this.o.env.resetReadTxn();
     const committed = BigInt(meta.get('sequence') ?? '0');
     const appliedAt = Date.now();
-    const skippedAll = (): WrittenCommit => ({
-      sequence: committed,
-      appliedAt,
-      generation: into,
-      visible: false,
-      events: new Map(),
-      changed: 0,
-      accepted: 0,
-      skipped: recordsOf(input),
-      noops: 0,
-      batches,
-    });
     // Swapped in since (a late rebuild commit: write.ts), or dropped.
     if (committedActiveGeneration(meta) === into) {
       this.discard();
-      return skippedAll();
+      return lateRebuildCommit(meta, into, input, batches);
     }
     if (readGenerationInfo(meta, into) === undefined) {
       this.discard();
@@ -138,9 +159,9 @@ export class ShadowChunks {
       this.lose(into, e);
       throw e;
     }
-    chunk.buffer.buffered(recordsOf(input), sequence, appliedAt);
+    chunk.buffer.records += recordsOf(input);
     if (input.deadLetters !== undefined) chunk.deadLetters.push(...input.deadLetters);
-    if (chunk.buffer.records >= this.o.maxRecords) await this.write();
+    if (chunk.buffer.records >= this.o.maxRecords) await this.writeNow();
     return {
       sequence: committed,
       appliedAt,
@@ -161,7 +182,12 @@ export class ShadowChunks {
   }
 
   /** Writes the chunk waiting, if any, in one transaction (nothing when its generation is active or gone by now). */
-  async write(): Promise<void> {
+  write(): Promise<void> {
+    clearTimeout(this.idle);
+    return this.exclusive(() => this.writeNow());
+  }
+
+  private async writeNow(): Promise<void> {
     const chunk = this.chunk;
     if (chunk === undefined) return;
     this.chunk = undefined;
@@ -170,9 +196,8 @@ export class ShadowChunks {
     try {
       await env.transaction(() => {
         if (committedActiveGeneration(meta) === into || readGenerationInfo(meta, into) === undefined) return;
-        // The next sequence, or the one the chunk's values carry if higher (no commit came between).
-        const next = BigInt(meta.get('sequence') ?? '0') + 1n;
-        const sequence = next > chunk.buffer.sequence ? next : chunk.buffer.sequence;
+        // At least every sequence the chunk's values carry: each was the next one when it applied.
+        const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
         chunk.buffer.writeTo();
         if (chunk.deadLetters.length > 0) writeOutbox(outboxes.deadLetters, sequence, chunk.deadLetters);
         meta.put('sequence', sequence.toString());
@@ -190,14 +215,15 @@ export class ShadowChunks {
 
   /** Drops the chunk waiting (a stop: the generation stays at its last written chunk). */
   discard(): void {
+    clearTimeout(this.idle);
     this.chunk = undefined;
   }
 }
 
 /**
  * One commit of a commit queue (the writer thread's, or the store's own with the writer thread off): a
- * shadow's changelog batches go through `chunks`, and the chunk is written once no further batch for that
- * shadow is waiting (`waitingFor`); everything else commits at once through `commit`.
+ * shadow's changelog batches go through `chunks`, and once no further batch for that shadow is waiting
+ * (`waitingFor`) the chunk's idle write is scheduled; everything else commits at once through `commit`.
  */
 export async function commitOrBuffer(
   chunks: ShadowChunks,
@@ -207,10 +233,10 @@ export async function commitOrBuffer(
   waitingFor: (target: number) => number,
   commit: () => Promise<WrittenCommit>,
 ): Promise<WrittenCommit> {
-  if (!chunks.handles(input, target)) return commit();
+  if (!chunks.buffers(input, target)) return commit();
   try {
     const result = await chunks.apply(input, target, batches);
-    if (waitingFor(target) === 0) await chunks.write();
+    if (waitingFor(target) === 0) chunks.scheduleIdleWrite();
     return result;
   } catch (e) {
     if (isMatviewError(e)) throw e;

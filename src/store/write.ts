@@ -8,6 +8,8 @@
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';
+import { StoreWriteError, isMatviewError } from '../errors.js';
+import { batchFailure } from './environment.js';
 import { concatInputs, isReplicaInput, recordsOf, type BatchInput } from '../materializer/change-batch.js';
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
 import { commitReplica, replicaSequence } from '../materializer/replicate.js';
@@ -87,6 +89,40 @@ export interface Outboxes {
   readonly views: ViewOutbox;
 }
 
+/** What commits write through: the writer thread and the store (its writer thread off) each hold one. */
+export interface CommitContext {
+  readonly env: RootDatabase;
+  readonly meta: Database<string, string>;
+  readonly outboxes: Outboxes;
+  readonly handles: GenerationHandles;
+  readonly plan: CommitPlan;
+}
+
+/**
+ * One commit (`writeCommit`) in its own write transaction. Rejects with the MatviewError thrown inside, or a
+ * StoreWriteError saying why LMDB refused it. The failure is read here: a failed merged commit is retried
+ * batch by batch, and lmdb-js' `commitError` promise of every failed attempt must be read (left alone it is
+ * an unhandled rejection that ends the thread).
+ */
+export async function commitInTransaction(
+  c: CommitContext,
+  input: StoreInput,
+  target: 'active' | number,
+  batches: number,
+): Promise<WrittenCommit> {
+  let result: WrittenCommit | undefined;
+  try {
+    await c.env.transaction(() => {
+      result = writeCommit(c.meta, c.outboxes, c.handles, c.plan, input, target, batches);
+    });
+  } catch (e) {
+    if (isMatviewError(e)) throw e;
+    throw new StoreWriteError(await batchFailure(e), { cause: e });
+  }
+  if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
+  return result;
+}
+
 /**
  * The body of a commit's write transaction: the commit body on `generation` (changelog records through the
  * materializer, or a replica's view values as they are), the dead letters into their outbox, the changed
@@ -153,7 +189,7 @@ export function writeCommit(
  * them). So between a swap and the release of the live feed, which the swap holds, nothing commits at all:
  * what the view topic's capture reads there is exactly the view the swap made (src/sink/view-topic-out.ts).
  */
-function lateRebuildCommit(
+export function lateRebuildCommit(
   meta: Database<string, string>,
   into: number,
   input: StoreInput,

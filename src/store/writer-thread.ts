@@ -43,10 +43,18 @@ export type WriterRequest =
       /** A generation id, or the one active when the transaction runs. */
       readonly target: 'active' | number;
     }
+  /** Write the rebuild's chunk waiting, if any (shadow-chunks.ts), and say so with `chunk-written`. */
+  | { readonly kind: 'write-chunk'; readonly id: number }
   | { readonly kind: 'close' };
 
-/** Worker → caller: one reply per commit, naming every request merged into it. */
+/** Worker → caller: one reply per commit, naming every request merged into it, and one per `write-chunk`. */
 export type WriterReply =
+  | {
+      readonly kind: 'chunk-written';
+      readonly id: number;
+      /** Why the write failed, if it did. */
+      readonly failed?: string;
+    }
   | {
       readonly ids: readonly number[];
       readonly ok: true;
@@ -73,6 +81,7 @@ interface Pending {
 export class WriterThread {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly chunkWrites = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private closing: Promise<void> | undefined;
 
@@ -101,7 +110,20 @@ export class WriterThread {
     });
   }
 
-  /** Lets the worker finish what it was sent, close its handle and exit. */
+  /** Writes the rebuild's chunk waiting on the worker, if any (shadow-chunks.ts). */
+  writeChunk(): Promise<void> {
+    if (this.closing !== undefined) return Promise.resolve();
+    const worker = (this.worker ??= this.spawn());
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      worker.ref();
+      this.chunkWrites.set(id, { resolve, reject });
+      const request: WriterRequest = { kind: 'write-chunk', id };
+      worker.postMessage(request);
+    });
+  }
+
+  /** Lets the worker finish what it was sent (a rebuild's chunk waiting is written), close its handle and exit. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       const worker = this.worker;
@@ -125,6 +147,15 @@ export class WriterThread {
     worker.on('message', (reply: WriterReply) => {
       // Before settling either way: the commit is readable here once this thread renews its snapshot.
       this.onCommitted();
+      if ('kind' in reply) {
+        const waiting = this.chunkWrites.get(reply.id);
+        this.chunkWrites.delete(reply.id);
+        if (reply.failed === undefined) waiting?.resolve();
+        else waiting?.reject(new StoreWriteError(reply.failed));
+        if (this.pending.size === 0 && this.chunkWrites.size === 0 && this.closing === undefined)
+          worker.unref();
+        return;
+      }
       // Every request merged into the commit gets the same result, with the user views decoded on demand.
       const result =
         reply.ok && reply.users !== undefined
@@ -147,7 +178,8 @@ export class WriterThread {
           );
         }
       }
-      if (this.pending.size === 0 && this.closing === undefined) worker.unref();
+      if (this.pending.size === 0 && this.chunkWrites.size === 0 && this.closing === undefined)
+        worker.unref();
     });
     worker.on('error', (error) => {
       this.failAll(
@@ -162,6 +194,8 @@ export class WriterThread {
   }
 
   private failAll(error: StoreWriteError): void {
+    for (const w of this.chunkWrites.values()) w.reject(error);
+    this.chunkWrites.clear();
     if (this.pending.size === 0) return;
     // Whether those batches committed is unknown here: the caller renews its snapshot, and the feed
     // re-reads from the stored offsets (a committed batch is then skipped as already applied).

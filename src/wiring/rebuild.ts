@@ -168,6 +168,10 @@ export class RebuildController {
         reason,
         resumed,
         targetRecords: targets.reduce((n, t) => n + BigInt(t.next), 0n).toString(),
+        // Where a resumed shadow stands: the same sum over its stored positions (its last written chunk).
+        storedRecords: targets
+          .reduce((n, t) => n + BigInt(store.position(t.topic, t.partition, generation) ?? '0'), 0n)
+          .toString(),
       },
       'rebuild started',
     );

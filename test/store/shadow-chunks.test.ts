@@ -11,10 +11,12 @@ import { MemoryIndex } from '../../src/materializer/memory-state.js';
 import { BufferedIndex } from '../../src/store/buffered-generation.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
+import type { Generations } from '../../src/store/generations.js';
 import { VIEWS } from '../../src/views/registry.js';
 import type { Row, Table } from '../../src/views/source.js';
 import type { ViewModule } from '../../src/views/types.js';
 import { commitInput, profile as user, type TestRecord } from '../utils/changes.js';
+import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
 const change = (table: Table, key: string, row: Row | null, offset: number): TestRecord => ({
@@ -32,6 +34,9 @@ const tweetsInput = () => commitInput(TWEETS, [{ topic: 'tweets', partition: 0, 
 
 /** The store's own chunks (the writer thread off: they run on this thread). */
 const chunksOf = (store: LmdbStore): ShadowChunks => (store as unknown as { chunks: ShadowChunks }).chunks;
+/** The store's generations, whose swap does not write a chunk first. */
+const generationsOf = (store: LmdbStore): Generations =>
+  (store as unknown as { generations: Generations }).generations;
 
 describe('buffered index', () => {
   it('should list the first keys of a prefix as the index with its buffered moves written would', () => {
@@ -120,6 +125,29 @@ describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks
   });
 });
 
+describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks, idle (%o)', (mode) => {
+  it('should write a chunk on its own once no batch came for a while, and when the store closes', async () => {
+    const path = tempDir();
+    const store = openStore({ ...mode, path });
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(usersInput(), generation);
+    await eventually(
+      () => Promise.resolve(store.position('users', 0, generation) === '2' ? true : undefined),
+      10_000,
+      'the idle chunk to be written',
+    );
+    await store.applyBatch(tweetsInput(), generation);
+    await store.close();
+    const reopened = openStore({ ...mode, path });
+    const shadow = reopened.shadowGeneration()!;
+    expect([reopened.position('users', 0, shadow), reopened.position('tweets', 0, shadow)]).toEqual([
+      '2',
+      '4',
+    ]);
+    await reopened.close();
+  });
+});
+
 describe('rebuild chunks and the generations they are for', () => {
   it('should write nothing into a shadow that was swapped in or abandoned while its chunk waited', async () => {
     const store = openStore({ path: tempDir(), writerThread: false });
@@ -134,10 +162,13 @@ describe('rebuild chunks and the generations they are for', () => {
     await chunks.write();
     expect(store.position('users', 0, generation)).toBe('2');
 
-    // The tweets wait in the next chunk while the swap (asked only for the users) happens.
+    // The tweets wait in the next chunk while the swap (asked only for the users) happens: they came after
+    // the chunk the swap wrote first (LmdbStore.trySwap), so its transaction alone runs here.
     await chunks.apply(tweetsInput(), generation.id, 1);
     expect(chunks.pending).toBe(generation.id);
-    const swap = await store.trySwap(generation, [{ topic: 'users', partition: 0, next: '2' }]);
+    const swap = await generationsOf(store).trySwap(generation, [
+      { topic: 'users', partition: 0, next: '2' },
+    ]);
     expect(swap.swapped).toBe(true);
     await chunks.write();
     // The live feed applies those records to the generation now active: the chunk wrote nothing.
@@ -180,6 +211,7 @@ describe('rebuild chunks and the generations they are for', () => {
     const store = openStore({ path: tempDir(), writerThread: false, views: [...VIEWS, broken] });
     const { generation } = await store.beginShadow('requested');
     await store.applyBatch(usersInput(), generation);
+    await chunksOf(store).write();
     expect(store.position('users', 0, generation)).toBe('2');
 
     const held = store.applyBatch(

@@ -1,0 +1,139 @@
+/**
+ * Issue 17, a crash inside a rebuild's chunks (src/store/shadow-chunks.ts): a `matview serve` process
+ * rebuilding its view from the feed (`matview rebuild`) is killed with SIGKILL again and again while its
+ * shadow generation is being filled, each time after it applied a good part of the records since it
+ * started, at a random instant then: while a chunk is applied in memory, or while one is written. Each
+ * restart resumes the shadow from its last written chunk (the "rebuild started" line says where), and the
+ * last one swaps it in: the served view, rankings, totals and the stored view equal the contract's SQL over
+ * every record, nothing lost, nothing counted twice.
+ *
+ * Chunks of 5,000 records and commits of 5,000 (both shipped at 250k and 100k) are the point of the test:
+ * a rebuild of 150k records then writes ~30 chunks, so the kills land between and inside them, and what a
+ * restart finds stored is at least what the killed incarnation applied minus one chunk and one commit.
+ *
+ * Knobs: FAULT_REBUILD_KILLS (default 4), FAULT_SEED (default: random, printed so a failure can be replayed).
+ */
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../cli/run-cli.js';
+import { describeExit, spawnChildServer, type ChildServer } from '../utils/child-server.js';
+import { useKafka } from '../utils/kafka-mock.js';
+import { eventually, freshTopics } from '../utils/server.js';
+import { tempDir } from '../utils/tmp.js';
+import {
+  computeReference,
+  expectServedDashboardEquals,
+  expectServedViewEquals,
+  expectStoreEquals,
+  readTopics,
+  waitCaughtUp,
+} from './support/reference.js';
+import { changeStream, prng, produceContinuously } from './support/workload.js';
+
+const KILLS = Number(process.env['FAULT_REBUILD_KILLS'] ?? 4);
+const SEED = Number(process.env['FAULT_SEED'] ?? Math.floor(Math.random() * 1e9));
+const RECORDS = 150_000;
+const CHUNK = 5_000;
+/** Applied by an incarnation before it is killed: at least this minus a chunk and a commit is stored. */
+const APPLIED_BEFORE_KILL = 30_000;
+
+const kafka = useKafka();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A counter of the child's Prometheus metrics (0 while absent). */
+async function metric(child: ChildServer, name: string): Promise<number> {
+  const text = await (await fetch(`${child.url()}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** The child's "rebuild started" line, once it logged it. */
+const rebuildStarted = (child: ChildServer) =>
+  eventually(
+    () => Promise.resolve(child.logs().find((l) => l.msg === 'rebuild started')),
+    60_000,
+    'the rebuild to start',
+  );
+
+describe('SIGKILL inside a rebuild', () => {
+  it(`should resume from the last written chunk after each of ${KILLS} kills and swap in the exact view (seed ${SEED})`, async () => {
+    console.log(`rebuild-kill: FAULT_SEED=${SEED} FAULT_REBUILD_KILLS=${KILLS}`);
+    const topics = freshTopics();
+    const dataDir = tempDir();
+    const random = prng(SEED);
+    const env = { REBUILD_CHUNK_RECORDS: String(CHUNK), MAX_RECORDS_PER_COMMIT: String(CHUNK) };
+    const producing = produceContinuously(kafka.brokers, topics, changeStream(SEED, 2_000), {
+      perChunk: 5_000,
+      pauseMs: 0,
+      maxRecords: RECORDS,
+      maxMs: 120_000,
+    });
+    await eventually(
+      () => Promise.resolve(producing.produced() >= RECORDS ? true : undefined),
+      120_000,
+      `${RECORDS} records produced`,
+    );
+    await producing.stop();
+
+    const first = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env });
+    await first.listening;
+    await waitCaughtUp(first.url(), kafka.brokers, topics);
+    const requested = await runCli(['rebuild'], { DATA_DIR: dataDir });
+    expect(requested.code).toBe(0);
+
+    const starts: { resumed: unknown; stored: bigint; target: bigint; killedAfterApplied?: number }[] = [];
+    let child = first;
+    for (let i = 0; i <= KILLS; i++) {
+      const started = await rebuildStarted(child);
+      const start = {
+        resumed: started['resumed'],
+        stored: BigInt(String(started['storedRecords'])),
+        target: BigInt(String(started['targetRecords'])),
+      };
+      if (i === KILLS) {
+        starts.push(start);
+        break;
+      }
+      let applied = 0;
+      await eventually(
+        async () => {
+          applied = await metric(child, 'matview_rebuild_records_applied_total');
+          return applied >= APPLIED_BEFORE_KILL ? true : undefined;
+        },
+        60_000,
+        `incarnation ${i} to apply ${APPLIED_BEFORE_KILL} records of the rebuild`,
+      );
+      await sleep(random() * 400);
+      expect(
+        child.alive(),
+        `incarnation ${i} died on its own:\n${JSON.stringify(child.logs().slice(-20))}`,
+      ).toBe(true);
+      expect(describeExit(await child.kill())).toBe('signal SIGKILL');
+      starts.push({ ...start, killedAfterApplied: applied });
+      child = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env });
+      await child.listening;
+    }
+    console.log('rebuild-kill: rebuild starts', starts);
+
+    // Every restart resumed the shadow (not a new one) where a written chunk had left it: past what the
+    // incarnation before had stored, by at least what it applied less one chunk and one commit.
+    expect(starts.map((s) => s.resumed)).toEqual([false, ...Array<boolean>(KILLS).fill(true)]);
+    for (let i = 1; i < starts.length; i++) {
+      const gained = starts[i]!.stored - starts[i - 1]!.stored;
+      expect(gained).toBeGreaterThanOrEqual(BigInt(APPLIED_BEFORE_KILL - 2 * CHUNK));
+      expect(starts[i]!.stored).toBeLessThan(starts[i]!.target);
+    }
+
+    await eventually(
+      () => Promise.resolve(child.logs().find((l) => l.msg === 'rebuild finished')),
+      120_000,
+      'the rebuild to finish',
+    );
+    await waitCaughtUp(child.url(), kafka.brokers, topics);
+    const reference = computeReference(await readTopics(kafka.brokers, topics));
+    expect(reference.recordCount).toBeGreaterThanOrEqual(RECORDS);
+    await expectServedViewEquals(child.url(), reference);
+    await expectServedDashboardEquals(child.url(), reference);
+    expect(describeExit(await child.terminate())).toBe('code 0');
+    await expectStoreEquals(dataDir, topics, reference);
+  }, 400_000);
+});
