@@ -8,10 +8,10 @@
  * every record, nothing lost, nothing counted twice.
  *
  * Chunks of 5,000 records and commits of 5,000 (both shipped at 250k and 100k) are the point of the test:
- * a rebuild of 150k records then writes ~30 chunks, so the kills land between and inside them, and what a
+ * a rebuild of 300k records then writes ~60 chunks, so the kills land between and inside them, and what a
  * restart finds stored is at least what the killed incarnation applied minus one chunk and one commit.
  *
- * Knobs: FAULT_REBUILD_KILLS (default 4), FAULT_SEED (default: random, printed so a failure can be replayed).
+ * Knobs: FAULT_REBUILD_KILLS (default 3), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../cli/run-cli.js';
@@ -29,9 +29,9 @@ import {
 } from './support/reference.js';
 import { changeStream, prng, produceContinuously } from './support/workload.js';
 
-const KILLS = Number(process.env['FAULT_REBUILD_KILLS'] ?? 4);
+const KILLS = Number(process.env['FAULT_REBUILD_KILLS'] ?? 3);
 const SEED = Number(process.env['FAULT_SEED'] ?? Math.floor(Math.random() * 1e9));
-const RECORDS = 150_000;
+const RECORDS = 300_000;
 const CHUNK = 5_000;
 /** Applied by an incarnation before it is killed: at least this minus a chunk and a commit is stored. */
 const APPLIED_BEFORE_KILL = 30_000;
@@ -46,13 +46,14 @@ async function metric(child: ChildServer, name: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** The child's "rebuild started" line, once it logged it. */
-const rebuildStarted = (child: ChildServer) =>
-  eventually(
-    () => Promise.resolve(child.logs().find((l) => l.msg === 'rebuild started')),
-    60_000,
-    'the rebuild to start',
-  );
+/** The child's `msg` line, once it logged it (its last lines in the error if it does not). */
+async function logged(child: ChildServer, msg: string, timeoutMs: number) {
+  try {
+    return await eventually(() => Promise.resolve(child.logs().find((l) => l.msg === msg)), timeoutMs, msg);
+  } catch (e) {
+    throw new Error(`${String(e)}; last lines: ${JSON.stringify(child.logs().slice(-15))}`, { cause: e });
+  }
+}
 
 describe('SIGKILL inside a rebuild', () => {
   it(`should resume from the last written chunk after each of ${KILLS} kills and swap in the exact view (seed ${SEED})`, async () => {
@@ -83,7 +84,7 @@ describe('SIGKILL inside a rebuild', () => {
     const starts: { resumed: unknown; stored: bigint; target: bigint; killedAfterApplied?: number }[] = [];
     let child = first;
     for (let i = 0; i <= KILLS; i++) {
-      const started = await rebuildStarted(child);
+      const started = await logged(child, 'rebuild started', 60_000);
       const start = {
         resumed: started['resumed'],
         stored: BigInt(String(started['storedRecords'])),
@@ -123,11 +124,7 @@ describe('SIGKILL inside a rebuild', () => {
       expect(starts[i]!.stored).toBeLessThan(starts[i]!.target);
     }
 
-    await eventually(
-      () => Promise.resolve(child.logs().find((l) => l.msg === 'rebuild finished')),
-      120_000,
-      'the rebuild to finish',
-    );
+    await logged(child, 'rebuild finished', 120_000);
     await waitCaughtUp(child.url(), kafka.brokers, topics);
     const reference = computeReference(await readTopics(kafka.brokers, topics));
     expect(reference.recordCount).toBeGreaterThanOrEqual(RECORDS);
