@@ -1,10 +1,10 @@
 /**
  * Rebuild as a bulk load: commits into a shadow generation (a rebuild from the feed) are applied in memory
  * (buffered-generation.ts) and written a chunk at a time, each chunk by one write transaction in key order,
- * instead of one transaction per group commit. Measured replaying 2M records over 1M users into a fresh
- * store: ~25k records/s in chunks of 1M records and ~23k in chunks of 250k, against ~12k committing every
- * 100k records, because a transaction copies every page it touches and a large store's commits touch
- * different pages with every record (see docs/scaling.md).
+ * instead of one transaction per group commit. A transaction copies every page it touches, and on a large
+ * store each record touches other pages: replaying 10M records over 1M users into a shadow on the writer
+ * thread (the `rebuild` bench) ran at 12.3k records/s in chunks, 8.2k committing batch by batch (see
+ * docs/scaling.md).
  *
  * When a chunk is written:
  * - when it holds `maxRecords` records (REBUILD_CHUNK_RECORDS);
@@ -51,9 +51,10 @@ import {
 } from './write.js';
 
 /**
- * Records per chunk of a rebuild by default (REBUILD_CHUNK_RECORDS). 2M records over 1M users: ~23k
- * records/s at 250k, ~25k at 1M; a chunk in memory is about 1 KB per record there, and writing one of 250k
- * took 8-15 s.
+ * Records per chunk of a rebuild by default (REBUILD_CHUNK_RECORDS). 2M records over 1M users into a shadow
+ * on the writer thread: 15.7k records/s batch by batch, 20-23k in chunks of 250k, 23.6k in chunks of 1M
+ * (which hold four times the memory and take four times as long to write: a stop waits for that write).
+ * Writing a chunk of 250k there took 8-15 s.
  */
 export const DEFAULT_REBUILD_CHUNK_RECORDS = 250_000;
 
