@@ -9,22 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { userChanges, type CommitEvent } from '../../src/store/types.js';
 import { VIEWS } from '../../src/views/registry.js';
-import type { Row, Table } from '../../src/views/source.js';
-import { commitInput, profile as user, type TestRecord } from '../utils/changes.js';
+import {
+  commitInput,
+  FOUR_TWEETS as TWEETS,
+  profile as user,
+  record as change,
+  tweetRecord as tweet,
+  TWO_USERS as USERS,
+} from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
-
-const change = (table: Table, key: string, row: Row | null, offset: number): TestRecord => ({
-  table,
-  key,
-  row,
-  offset,
-});
-const tweet = (key: string, userId: string, offset: number) =>
-  change('tweets', key, { table: 'tweets', userId }, offset);
-
-/** The same feed: users u1, u2 then three tweets of u1 and one of u2. */
-const USERS = [change('users', 'u1', user('one'), 0), change('users', 'u2', user('two'), 1)];
-const TWEETS = [tweet('t1', 'u1', 0), tweet('t2', 'u1', 1), tweet('t3', 'u1', 2), tweet('t4', 'u2', 3)];
 
 // Every case on both write paths: batches committed on this thread, and on the writer thread.
 describe.each([{ writerThread: false }, { writerThread: true }])('store generations (%o)', (mode) => {

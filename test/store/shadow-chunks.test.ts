@@ -13,22 +13,18 @@ import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
 import type { Generations } from '../../src/store/generations.js';
 import { VIEWS } from '../../src/views/registry.js';
-import type { Row, Table } from '../../src/views/source.js';
 import type { ViewModule } from '../../src/views/types.js';
-import { commitInput, profile as user, type TestRecord } from '../utils/changes.js';
+import {
+  commitInput,
+  FOUR_TWEETS as TWEETS,
+  profile as user,
+  record as change,
+  tweetRecord as tweet,
+  TWO_USERS as USERS,
+} from '../utils/changes.js';
 import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
-const change = (table: Table, key: string, row: Row | null, offset: number): TestRecord => ({
-  table,
-  key,
-  row,
-  offset,
-});
-const tweet = (key: string, userId: string, offset: number) =>
-  change('tweets', key, { table: 'tweets', userId }, offset);
-const USERS = [change('users', 'u1', user('one'), 0), change('users', 'u2', user('two'), 1)];
-const TWEETS = [tweet('t1', 'u1', 0), tweet('t2', 'u1', 1), tweet('t3', 'u1', 2), tweet('t4', 'u2', 3)];
 const usersInput = () => commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]);
 const tweetsInput = () => commitInput(TWEETS, [{ topic: 'tweets', partition: 0, next: '4' }]);
 

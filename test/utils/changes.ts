@@ -68,3 +68,27 @@ export const follow = (followerId: string, followeeId: string): Row => ({
   followeeId,
 });
 export const like = (userId: string, tweetId = 't'): Row => ({ table: 'likes', userId, tweetId });
+
+/** One record at `offset` on partition 0 of the table's topic. */
+export const record = (table: Table, key: string, row: Row | null, offset: number): TestRecord => ({
+  table,
+  key,
+  row,
+  offset,
+});
+
+/** A tweets record of `userId`. */
+export const tweetRecord = (key: string, userId: string, offset: number): TestRecord =>
+  record('tweets', key, { table: 'tweets', userId }, offset);
+
+/** The small feed the generation tests share: users u1 and u2, then three tweets of u1 and one of u2. */
+export const TWO_USERS: readonly TestRecord[] = [
+  record('users', 'u1', profile('one'), 0),
+  record('users', 'u2', profile('two'), 1),
+];
+export const FOUR_TWEETS: readonly TestRecord[] = [
+  tweetRecord('t1', 'u1', 0),
+  tweetRecord('t2', 'u1', 1),
+  tweetRecord('t3', 'u1', 2),
+  tweetRecord('t4', 'u2', 3),
+];
