@@ -82,6 +82,14 @@ export class WriterThread {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly chunkWrites = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  /** Shadow generations the running worker applied batches to: it may hold an unwritten chunk of them. */
+  private readonly shadows = new Set<number>();
+  /**
+   * Shadows whose chunk may have ended with a worker (shadow-chunks.ts): the batches resolved into it are not
+   * stored and their feed has moved past them, so the shadow's later batches are refused, as the worker
+   * refuses those of a lost chunk.
+   */
+  private readonly lostShadows = new Set<number>();
   private nextId = 0;
   private closing: Promise<void> | undefined;
 
@@ -100,6 +108,15 @@ export class WriterThread {
    */
   apply(input: StoreInput, target: 'active' | number): Promise<WrittenCommit> {
     if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
+    if (target !== 'active') {
+      if (this.lostShadows.has(target))
+        return Promise.reject(
+          new StoreWriteError(
+            `the writer thread ended while it held a chunk of this rebuild; the rebuild resumes from its stored positions at the next start`,
+          ),
+        );
+      this.shadows.add(target);
+    }
     const worker = (this.worker ??= this.spawn());
     const id = this.nextId++;
     return new Promise<WrittenCommit>((resolve, reject) => {
@@ -188,6 +205,8 @@ export class WriterThread {
     });
     worker.on('exit', (code) => {
       if (this.worker === worker) this.worker = undefined; // the next batch starts a new one
+      for (const g of this.shadows) this.lostShadows.add(g);
+      this.shadows.clear();
       this.failAll(new StoreWriteError(`the store's writer thread exited (code ${code}) during a commit`));
     });
     return worker;

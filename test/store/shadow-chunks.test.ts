@@ -5,6 +5,7 @@
  * The exactness of a chunk itself is checked against the commit body in
  * test/materializer/reference-model.test.ts.
  */
+import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { MemoryIndex } from '../../src/materializer/memory-state.js';
@@ -141,6 +142,23 @@ describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks
       '4',
     ]);
     await reopened.close();
+  });
+});
+
+describe('rebuild chunks on the writer thread', () => {
+  it('should refuse the batches of a shadow whose chunk may have ended with the writer thread', async () => {
+    const store = openStore({ path: tempDir(), writerThread: true });
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(usersInput(), generation);
+    // The worker ends (a crash of the thread): whether it wrote its chunk is unknown here.
+    const worker = (store as unknown as { writer: { worker: Worker } }).writer.worker;
+    await worker.terminate();
+    await expect(store.applyBatch(tweetsInput(), generation)).rejects.toThrow(
+      'the writer thread ended while it held a chunk of this rebuild',
+    );
+    // A new worker serves the active generation.
+    expect((await store.applyBatch(tweetsInput())).accepted).toBe(4);
+    await store.close();
   });
 });
 
