@@ -11,7 +11,7 @@ import type { KafkaSecurity } from '../feed/kafka-security.js';
 import type { RegistrySettings } from '../formats/index.js';
 import { loadSources, type Sources } from '../formats/sources.js';
 import { defaultMaxRecordsPerCommit } from '../store/commit-queue.js';
-import { DEFAULT_REBUILD_CHUNK_RECORDS } from '../store/shadow-chunks.js';
+import { defaultRebuildChunkRecords } from '../store/shadow-chunks.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
 import type { Logger } from './logger.js';
 import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
@@ -135,7 +135,7 @@ const schema = z.object({
   REBUILD_CHUNK_RECORDS: nonNegative
     .int('must be an integer')
     .max(10_000_000, 'must be <= 10000000')
-    .default(DEFAULT_REBUILD_CHUNK_RECORDS),
+    .optional(),
   WRITER_THREAD: bool.default(true),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
@@ -491,7 +491,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.DATA_DIR,
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
-    rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS,
+    rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS ?? defaultRebuildChunkRecords(e.WRITER_THREAD),
     writerThread: e.WRITER_THREAD,
     topics,
     sources,

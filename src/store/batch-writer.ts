@@ -25,7 +25,8 @@ import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js'
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
-const { path, mapSize, maxRecordsPerCommit, rebuildChunkRecords } = workerData as WriterData;
+const { path, mapSize, maxRecordsPerCommit, rebuildChunkRecords, rebuildChunkTiming } =
+  workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
 const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
@@ -34,7 +35,7 @@ const registry = createRegistry();
 const plan = commitPlan(registry);
 const generations = new GenerationHandles(env, meta, registry);
 const context: CommitContext = { env, meta, outboxes, handles: generations, plan };
-const chunks = new ShadowChunks({ ...context, maxRecords: rebuildChunkRecords });
+const chunks = new ShadowChunks({ ...context, maxRecords: rebuildChunkRecords, ...rebuildChunkTiming });
 
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;

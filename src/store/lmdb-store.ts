@@ -58,7 +58,12 @@ import {
   type OutboxKey,
 } from './outbox.js';
 import { WriterThread } from './writer-thread.js';
-import { commitOrBuffer, DEFAULT_REBUILD_CHUNK_RECORDS, ShadowChunks } from './shadow-chunks.js';
+import {
+  commitOrBuffer,
+  defaultRebuildChunkRecords,
+  ShadowChunks,
+  type RebuildChunkTiming,
+} from './shadow-chunks.js';
 
 export { dataFileOf, isLmdbDataFile } from './environment.js';
 export type { SwapResult } from './generations.js';
@@ -98,6 +103,8 @@ export interface StoreOptions {
    * {@link DEFAULT_REBUILD_CHUNK_RECORDS}); 0 commits a shadow's batches like the active generation's.
    */
   readonly rebuildChunkRecords?: number;
+  /** When a rebuild's chunk is written though not full (tests; shadow-chunks.ts' defaults otherwise). */
+  readonly rebuildChunkTiming?: RebuildChunkTiming;
 }
 
 export interface BatchResult {
@@ -201,7 +208,9 @@ export class LmdbStore implements ViewReader {
     this.requests = new StoreRequests(this.env, this.meta);
     const maxRecords =
       options.maxRecordsPerCommit ?? defaultMaxRecordsPerCommit(options.writerThread === true);
-    const rebuildChunkRecords = options.rebuildChunkRecords ?? DEFAULT_REBUILD_CHUNK_RECORDS;
+    const rebuildChunkRecords =
+      options.rebuildChunkRecords ?? defaultRebuildChunkRecords(options.writerThread === true);
+    const timing = options.rebuildChunkTiming ?? {};
     this.writer =
       options.writerThread === true
         ? new WriterThread(
@@ -210,6 +219,7 @@ export class LmdbStore implements ViewReader {
               mapSize: options.mapSize,
               maxRecordsPerCommit: maxRecords,
               rebuildChunkRecords,
+              rebuildChunkTiming: timing,
             },
             () => this.env.resetReadTxn(),
           )
@@ -224,6 +234,7 @@ export class LmdbStore implements ViewReader {
     this.chunks = new ShadowChunks({
       ...context,
       maxRecords: this.writer === undefined ? rebuildChunkRecords : 0,
+      ...timing,
     });
     const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =
       this.writer === undefined

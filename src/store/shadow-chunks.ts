@@ -8,8 +8,9 @@
  *
  * When a chunk is written:
  * - when it holds `maxRecords` records (REBUILD_CHUNK_RECORDS);
- * - when no batch for the shadow came for `idleMs` (IDLE_WRITE_MS) after the last one: a rebuild that is not
- *   far behind, which is where it ends, stores its progress within that time;
+ * - when no batch for the shadow came for `idleMs` (IDLE_WRITE_MS) after the last one, and when its first
+ *   batch is `maxAgeMs` (MAX_CHUNK_AGE_MS) old: a rebuild that is not far behind, which is where it ends,
+ *   stores its progress within that time even while batches keep coming (the swap waits for it);
  * - before the swap compares the shadow's positions with the live end (LmdbStore.trySwap), and when the store
  *   closes;
  * - before a batch for another shadow (a new rebuild replaced the old one).
@@ -23,6 +24,13 @@
  * - Crashes: a chunk not yet written is lost with the process, and so are its positions: the generation
  *   stays at its last written chunk, a prefix of the feed, and the rebuild resumes from the positions stored
  *   with it. A stop writes the chunk; one that outlasts SHUTDOWN_TIMEOUT_MS ends like a crash.
+ * - Failures: a write that fails writes nothing and keeps the chunk, whole, to be written again (its batch,
+ *   if it was written on one's path, fails: a store write error stops the rebuild's feed, and the next start
+ *   resumes it). A commit body that throws halfway leaves part of its commit in the chunk: the chunk is
+ *   dropped and the shadow's later batches are refused (`lost`), since the feed moved past the batches
+ *   resolved into it. The writer thread's caller does the same for a worker that ended (writer-thread.ts).
+ * - Offsets out of range: the rebuild fails when a partition it applied anything of goes out of range, stored
+ *   or still in the chunk (src/wiring/rebuild.ts), so a reset cannot leave a hole behind a chunk.
  * - Swaps: the shadow's positions are stored only with a chunk, so a swap, which needs them at the live end,
  *   comes after the chunk that got there. A chunk to be written into a generation that is active by now (the
  *   swap came first) or gone (the rebuild was abandoned) writes nothing, like a late rebuild commit
@@ -58,11 +66,27 @@ import {
  */
 export const DEFAULT_REBUILD_CHUNK_RECORDS = 250_000;
 
-export interface ShadowChunksOptions extends CommitContext {
-  /** Records per chunk at most (a batch bigger than that is a chunk alone). */
-  readonly maxRecords: number;
+/**
+ * The default with the writer thread off (WRITER_THREAD=false): the chunk is written on the event loop, which
+ * serves nothing meanwhile, so chunks stay as small as that thread's commits (MAX_RECORDS_PER_COMMIT's 50k).
+ */
+export const DEFAULT_REBUILD_CHUNK_RECORDS_ON_EVENT_LOOP = 50_000;
+
+/** REBUILD_CHUNK_RECORDS' default: where the commits run decides it. */
+export const defaultRebuildChunkRecords = (writerThread: boolean): number =>
+  writerThread ? DEFAULT_REBUILD_CHUNK_RECORDS : DEFAULT_REBUILD_CHUNK_RECORDS_ON_EVENT_LOOP;
+
+/** When a chunk is written though not full. */
+export interface RebuildChunkTiming {
   /** How long a chunk waits for the shadow's next batch before it is written anyway (default IDLE_WRITE_MS). */
   readonly idleMs?: number;
+  /** A chunk whose first batch is this old is written with its next batch (default MAX_CHUNK_AGE_MS). */
+  readonly maxAgeMs?: number;
+}
+
+export interface ShadowChunksOptions extends CommitContext, RebuildChunkTiming {
+  /** Records per chunk at most (a batch bigger than that is a chunk alone). */
+  readonly maxRecords: number;
 }
 
 /**
@@ -72,16 +96,29 @@ export interface ShadowChunksOptions extends CommitContext {
  */
 export const IDLE_WRITE_MS = 100;
 
+/**
+ * A chunk is written once its first batch is this old, whatever comes after: a rebuild that caught up with a
+ * feed whose batches come less than IDLE_WRITE_MS apart still stores its progress, so the swap (which needs
+ * the stored positions at the live end) waits seconds, not a whole chunk. Far behind on 1M users, a chunk of
+ * 250k records takes about this long to apply, so the age rarely cuts one short there.
+ */
+export const MAX_CHUNK_AGE_MS = 5_000;
+
+/** After a failed write, the chunk is kept and its write tried again this much later. */
+const RETRY_WRITE_MS = 1_000;
+
 interface Chunk {
   readonly buffer: BufferedGeneration;
   readonly deadLetters: OutboxEntry[];
+  /** When its first batch was applied (ms since the epoch). */
+  readonly since: number;
 }
 
 export class ShadowChunks {
   private chunk: Chunk | undefined;
   /**
-   * Generations whose chunk was lost to a failure (a write that failed, a commit body that threw): their
-   * batches are refused from then on. The batches resolved into that chunk are not stored, and the feed,
+   * Generations whose chunk was lost to a commit body that threw halfway (part of that commit may be in it):
+   * their batches are refused from then on. The batches resolved into that chunk are not stored, and the feed,
    * which moved past them, would apply later records over the gap; the failure stops the rebuild's feed
    * (a store write error is not retried), and the next start resumes it from the stored positions.
    */
@@ -100,15 +137,18 @@ export class ShadowChunks {
     return run;
   }
 
-  /** Writes the chunk once no batch for its shadow came within `idleMs` (a later batch postpones it). */
-  scheduleIdleWrite(): void {
+  /**
+   * Writes the chunk once no batch for its shadow came within `idleMs` (a later batch postpones it). A write
+   * that fails keeps the chunk and is tried again (a full disk may have room later); a batch meanwhile is
+   * applied to the same chunk, and the failure reaches the feed when a write on a batch's path fails.
+   */
+  scheduleIdleWrite(delayMs = this.o.idleMs ?? IDLE_WRITE_MS): void {
     clearTimeout(this.idle);
     if (this.chunk === undefined) return;
     this.idle = setTimeout(() => {
       this.idle = undefined;
-      // A failure is remembered (`lost`) and refuses the shadow's next batch: nothing to report here.
-      this.write().catch(() => undefined);
-    }, this.o.idleMs ?? IDLE_WRITE_MS);
+      this.write().catch(() => this.scheduleIdleWrite(RETRY_WRITE_MS));
+    }, delayMs);
   }
 
   /** Whether a commit for `target` goes through a chunk (a shadow's changelog records; not a replica's values). */
@@ -150,6 +190,7 @@ export class ShadowChunks {
     const chunk = (this.chunk ??= {
       buffer: new BufferedGeneration(handles.get(into), into),
       deadLetters: [],
+      since: appliedAt,
     });
     const sequence = committed + 1n;
     let outcome: ReturnType<typeof commitBatch>;
@@ -162,7 +203,11 @@ export class ShadowChunks {
     }
     chunk.buffer.records += recordsOf(input);
     if (input.deadLetters !== undefined) chunk.deadLetters.push(...input.deadLetters);
-    if (chunk.buffer.records >= this.o.maxRecords) await this.writeNow();
+    if (
+      chunk.buffer.records >= this.o.maxRecords ||
+      appliedAt - chunk.since >= (this.o.maxAgeMs ?? MAX_CHUNK_AGE_MS)
+    )
+      await this.writeNow();
     return {
       sequence: committed,
       appliedAt,
@@ -204,7 +249,8 @@ export class ShadowChunks {
         meta.put('sequence', sequence.toString());
       });
     } catch (e) {
-      this.lose(into, e);
+      // Nothing of it was written, and it is whole (writing does not change it): kept, to be written later.
+      this.chunk ??= chunk;
       throw e;
     }
   }

@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreWriteError } from '../errors.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
+import type { RebuildChunkTiming } from './shadow-chunks.js';
 import type { StoreInput, WrittenCommit } from './write.js';
 
 /** What the worker is started with. */
@@ -32,6 +33,7 @@ export interface WriterData {
   readonly maxRecordsPerCommit: number;
   /** Records per chunk of a rebuild's shadow at most (shadow-chunks.ts); 0: a shadow commits like the rest. */
   readonly rebuildChunkRecords: number;
+  readonly rebuildChunkTiming: RebuildChunkTiming;
 }
 
 /** Caller → worker. */

@@ -132,6 +132,9 @@ export class RebuildController {
     const { generation, resumed } = await store.beginShadow(reason);
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
+    // Where this run's batches took each partition: stored, or still in the shadow's chunk
+    // (src/store/shadow-chunks.ts).
+    const applied = new Map<string, string>();
     const handler =
       this.options.handlerFor?.(generation, () => this.poke(), this.log) ??
       createIngestHandler({
@@ -146,7 +149,13 @@ export class RebuildController {
         ...(this.options.maxRecordsPerCommit === undefined
           ? {}
           : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),
-        onApplied: () => this.poke(),
+        onApplied: (batch) => {
+          const last = batch.records[batch.records.length - 1];
+          const next =
+            batch.nextOffset ?? (last === undefined ? undefined : String(BigInt(last.offset) + 1n));
+          if (next !== undefined) applied.set(partitionKey(batch.topic, batch.partition), next);
+          this.poke();
+        },
       });
     const timer = setInterval(() => this.poke(), this.checkIntervalMs);
     timer.unref();
@@ -183,8 +192,10 @@ export class RebuildController {
         onFatal: (err) => this.fail(err),
         onOffsetOutOfRange: (topic, partition) => {
           // A shadow that lost records cannot be swapped in. Stopping is explicit: the restart finds the
-          // shadow's positions out of range and starts it over from the earliest offsets.
-          const at = store.position(topic, partition, generation);
+          // shadow's positions out of range and starts it over from the earliest offsets. Records of this
+          // run not stored yet (in a chunk) count: continuing from the earliest offset would leave a hole.
+          const at =
+            store.position(topic, partition, generation) ?? applied.get(partitionKey(topic, partition));
           if (at !== undefined) this.fail(offsetResetError(topic, partition, at));
         },
       });
@@ -330,3 +341,5 @@ export class RebuildController {
     await this.release(run);
   }
 }
+
+const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
