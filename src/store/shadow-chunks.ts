@@ -3,7 +3,7 @@
  * (buffered-generation.ts) and written a chunk at a time, each chunk by one write transaction in key order,
  * instead of one transaction per group commit. A transaction copies every page it touches, and on a large
  * store each record touches other pages: replaying 10M records over 1M users into a shadow on the writer
- * thread (the `rebuild` bench) ran at 12.3k records/s in chunks, 8.2k committing batch by batch (see
+ * thread (the `rebuild` bench) ran at 12.1k records/s in chunks, 8.2k committing batch by batch (see
  * docs/scaling.md).
  *
  * When a chunk is written:
