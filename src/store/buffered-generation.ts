@@ -45,9 +45,6 @@ class BufferedKv implements KvSpace<unknown> {
   remove(key: string): void {
     this.pending.set(key, GONE);
   }
-  get size(): number {
-    return this.pending.size;
-  }
   *entries(): Iterable<[string, unknown]> {
     const merged = new Map<string, unknown>();
     for (const [k, v] of this.base.entries()) merged.set(k, v);
@@ -111,9 +108,6 @@ export class BufferedIndex implements IndexSpace {
     for (const k of this.added.all()) keys.add(k);
     yield* [...keys].sort(compareCodePoints);
   }
-  get size(): number {
-    return this.added.size + this.removed.size;
-  }
   write(): void {
     for (const k of [...this.removed].sort(compareCodePoints)) this.base.remove(k);
     for (const k of this.added.all()) this.base.add(k);
@@ -165,20 +159,12 @@ class BufferedRows implements RowStore {
       }
     }
   }
-  get size(): number {
-    let n = 0;
-    for (const table of TABLES) n += this.pending[table].size;
-    return n;
-  }
 }
 
 export class BufferedGeneration implements GenerationState {
   readonly rows: BufferedRows;
   private readonly positions = new Map<string, { topic: string; partition: number; next: string }>();
   private readonly views = new Map<string, Record<string, BufferedKv | BufferedIndex>>();
-  /** Records of the commits buffered (accepted or not): the caller counts them. */
-  records = 0;
-
   /** `id`: the generation's (the chunk's writer checks, when it writes, that it is still a shadow). */
   constructor(
     private readonly stored: GenerationState,
@@ -202,13 +188,6 @@ export class BufferedGeneration implements GenerationState {
       this.views.set(view, spaces);
     }
     return spaces;
-  }
-
-  /** Entries waiting to be written (rows, values, index keys, positions). */
-  get size(): number {
-    let n = this.rows.size + this.positions.size;
-    for (const spaces of this.views.values()) for (const s of Object.values(spaces)) n += s.size;
-    return n;
   }
 
   /**

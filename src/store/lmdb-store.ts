@@ -100,7 +100,7 @@ export interface StoreOptions {
   readonly maxRecordsPerCommit?: number;
   /**
    * Records per chunk of a rebuild's shadow generation at most (shadow-chunks.ts; default
-   * {@link DEFAULT_REBUILD_CHUNK_RECORDS}); 0 commits a shadow's batches like the active generation's.
+   * {@link defaultRebuildChunkRecords}); 0 commits a shadow's batches like the active generation's.
    */
   readonly rebuildChunkRecords?: number;
   /** When a rebuild's chunk is written though not full (tests; shadow-chunks.ts' defaults otherwise). */

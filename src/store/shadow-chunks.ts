@@ -112,6 +112,8 @@ interface Chunk {
   readonly deadLetters: OutboxEntry[];
   /** When its first batch was applied (ms since the epoch). */
   readonly since: number;
+  /** Records of its batches (applied or skipped). */
+  records: number;
 }
 
 export class ShadowChunks {
@@ -191,6 +193,7 @@ export class ShadowChunks {
       buffer: new BufferedGeneration(handles.get(into), into),
       deadLetters: [],
       since: appliedAt,
+      records: 0,
     });
     const sequence = committed + 1n;
     let outcome: ReturnType<typeof commitBatch>;
@@ -201,10 +204,10 @@ export class ShadowChunks {
       this.lose(into, e);
       throw e;
     }
-    chunk.buffer.records += recordsOf(input);
+    chunk.records += recordsOf(input);
     if (input.deadLetters !== undefined) chunk.deadLetters.push(...input.deadLetters);
     if (
-      chunk.buffer.records >= this.o.maxRecords ||
+      chunk.records >= this.o.maxRecords ||
       appliedAt - chunk.since >= (this.o.maxAgeMs ?? MAX_CHUNK_AGE_MS)
     )
       await this.writeNow();
