@@ -84,6 +84,15 @@ export async function batchFailure(error: unknown): Promise<string> {
 }
 
 /**
+ * What a failed batch rejects with: a matview error thrown inside as it is, anything else (LMDB refusing the
+ * transaction) as a StoreWriteError saying why. Reading the failure consumes lmdb-js' `commitError` promise,
+ * which left alone is an unhandled rejection that ends the thread.
+ */
+export async function batchError(error: unknown): Promise<unknown> {
+  return isMatviewError(error) ? error : new StoreWriteError(await batchFailure(error), { cause: error });
+}
+
+/**
  * Runs one write transaction; a failed commit becomes a StoreWriteError naming `what` and the real cause (and
  * lmdb-js' `commitError` promise is consumed, so it cannot surface as an unhandled rejection). A matview error
  * thrown by `action` passes as it is.

@@ -45,8 +45,8 @@
 import { isReplicaInput, recordsOf } from '../materializer/change-batch.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { commitBatch } from '../materializer/commit.js';
-import { StoreWriteError, isMatviewError } from '../errors.js';
-import { batchFailure } from './environment.js';
+import { StoreWriteError } from '../errors.js';
+import { batchError } from './environment.js';
 import { BufferedGeneration } from './buffered-generation.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
@@ -289,7 +289,6 @@ export async function commitOrBuffer(
     if (waitingFor(target) === 0) chunks.scheduleIdleWrite();
     return result;
   } catch (e) {
-    if (isMatviewError(e)) throw e;
-    throw new StoreWriteError(await batchFailure(e), { cause: e });
+    throw await batchError(e);
   }
 }

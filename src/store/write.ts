@@ -8,8 +8,8 @@
  * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { StoreWriteError, isMatviewError } from '../errors.js';
-import { batchFailure } from './environment.js';
+import { StoreWriteError } from '../errors.js';
+import { batchError } from './environment.js';
 import { concatInputs, isReplicaInput, recordsOf, type BatchInput } from '../materializer/change-batch.js';
 import { commitBatch, type CommitPlan } from '../materializer/commit.js';
 import { commitReplica, replicaSequence } from '../materializer/replicate.js';
@@ -99,10 +99,8 @@ export interface CommitContext {
 }
 
 /**
- * One commit (`writeCommit`) in its own write transaction. Rejects with the MatviewError thrown inside, or a
- * StoreWriteError saying why LMDB refused it. The failure is read here: a failed merged commit is retried
- * batch by batch, and lmdb-js' `commitError` promise of every failed attempt must be read (left alone it is
- * an unhandled rejection that ends the thread).
+ * One commit (`writeCommit`) in its own write transaction. Rejects with `batchError`'s error, read here: a
+ * failed merged commit is retried batch by batch, and every failed attempt's failure must be read.
  */
 export async function commitInTransaction(
   c: CommitContext,
@@ -116,8 +114,7 @@ export async function commitInTransaction(
       result = writeCommit(c.meta, c.outboxes, c.handles, c.plan, input, target, batches);
     });
   } catch (e) {
-    if (isMatviewError(e)) throw e;
-    throw new StoreWriteError(await batchFailure(e), { cause: e });
+    throw await batchError(e);
   }
   if (result === undefined) throw new StoreWriteError('LMDB transaction did not run');
   return result;

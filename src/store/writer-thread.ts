@@ -166,37 +166,8 @@ export class WriterThread {
     worker.on('message', (reply: WriterReply) => {
       // Before settling either way: the commit is readable here once this thread renews its snapshot.
       this.onCommitted();
-      if ('kind' in reply) {
-        const waiting = this.chunkWrites.get(reply.id);
-        this.chunkWrites.delete(reply.id);
-        if (reply.failed === undefined) waiting?.resolve();
-        else waiting?.reject(new StoreWriteError(reply.failed));
-        if (this.pending.size === 0 && this.chunkWrites.size === 0 && this.closing === undefined)
-          worker.unref();
-        return;
-      }
-      // Every request merged into the commit gets the same result, with the user views decoded on demand.
-      const result =
-        reply.ok && reply.users !== undefined
-          ? {
-              ...reply.result,
-              events: new Map(reply.result.events).set(USER_INFORMATION, new PackedViewMap(reply.users)),
-            }
-          : undefined;
-      for (const id of reply.ids) {
-        const waiting = this.pending.get(id);
-        if (waiting === undefined) continue;
-        this.pending.delete(id);
-        if (reply.ok) {
-          waiting.resolve(result ?? reply.result);
-        } else {
-          waiting.reject(
-            reply.code === undefined || reply.code === STORE_WRITE_CODE
-              ? new StoreWriteError(reply.message)
-              : new MatviewError(reply.code, reply.message, { retriable: reply.retriable }),
-          );
-        }
-      }
+      if ('kind' in reply) this.settleChunkWrite(reply);
+      else this.settleCommit(reply);
       if (this.pending.size === 0 && this.chunkWrites.size === 0 && this.closing === undefined)
         worker.unref();
     });
@@ -212,6 +183,38 @@ export class WriterThread {
       this.failAll(new StoreWriteError(`the store's writer thread exited (code ${code}) during a commit`));
     });
     return worker;
+  }
+
+  /** Every request merged into the commit gets the same result, with the user views decoded on demand. */
+  private settleCommit(reply: Exclude<WriterReply, { kind: 'chunk-written' }>): void {
+    const result =
+      reply.ok && reply.users !== undefined
+        ? {
+            ...reply.result,
+            events: new Map(reply.result.events).set(USER_INFORMATION, new PackedViewMap(reply.users)),
+          }
+        : undefined;
+    for (const id of reply.ids) {
+      const waiting = this.pending.get(id);
+      if (waiting === undefined) continue;
+      this.pending.delete(id);
+      if (reply.ok) {
+        waiting.resolve(result ?? reply.result);
+      } else {
+        waiting.reject(
+          reply.code === undefined || reply.code === STORE_WRITE_CODE
+            ? new StoreWriteError(reply.message)
+            : new MatviewError(reply.code, reply.message, { retriable: reply.retriable }),
+        );
+      }
+    }
+  }
+
+  private settleChunkWrite(reply: Extract<WriterReply, { kind: 'chunk-written' }>): void {
+    const waiting = this.chunkWrites.get(reply.id);
+    this.chunkWrites.delete(reply.id);
+    if (reply.failed === undefined) waiting?.resolve();
+    else waiting?.reject(new StoreWriteError(reply.failed));
   }
 
   private failAll(error: StoreWriteError): void {
