@@ -44,6 +44,7 @@ import {
   type FetchedPartition,
   type KafkajsCluster,
 } from './kafkajs-internals.js';
+import { turnsOf, type DecodeTurns } from './loop-turns.js';
 import { PartitionFeed, fetchedBatch, type FetchTicket, type TakenBatch } from './partition-feed.js';
 import type { FeedSource, FeedStartOptions, FeedState, FeedStatus, PartitionPosition } from './types.js';
 
@@ -78,6 +79,11 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
    * `max.partition.fetch.bytes`); also the most one fetch asks for per partition.
    */
   readonly prefetchBytes?: number;
+  /**
+   * The turns of the event loop its Fetch responses are decoded in (loop-turns.ts): default the live feed's;
+   * a rebuild's source takes the rebuild's, which wait for the live feed's.
+   */
+  readonly turns?: DecodeTurns;
   /** Called for every failed attempt to reach, authenticate to or fetch from the cluster (a metric counts them). */
   readonly onFailure?: (cause: KafkaFailureCause) => void;
 }
@@ -154,6 +160,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   const silenceMs = options.silenceMs ?? Math.max(5_000, 20 * options.fetchMaxWaitMs);
   const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
   const concurrency = options.concurrentPartitions ?? 16;
+  const turns = options.turns ?? turnsOf('live');
   const cluster: KafkajsCluster = createClusterClient({ ...options, allowAutoTopicCreation: true });
   const committer =
     options.groupId === undefined
@@ -421,13 +428,17 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
             maxBytes: prefetchBytes,
           });
         }
-        const response = await fetchLenient(broker, {
-          maxWaitTime: options.fetchMaxWaitMs,
-          minBytes: 1,
-          maxBytes: FETCH_MAX_BYTES,
-          isolationLevel: READ_COMMITTED,
-          topics: [...byTopic].map(([topic, list]) => ({ topic, partitions: list })),
-        });
+        const response = await fetchLenient(
+          broker,
+          {
+            maxWaitTime: options.fetchMaxWaitMs,
+            minBytes: 1,
+            maxBytes: FETCH_MAX_BYTES,
+            isolationLevel: READ_COMMITTED,
+            topics: [...byTopic].map(([topic, list]) => ({ topic, partitions: list })),
+          },
+          turns,
+        );
         touch();
         attempt = 0;
         recover(where);

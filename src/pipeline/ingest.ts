@@ -6,21 +6,16 @@
  * batch so it is redelivered). A truncate record empties its table (logged). The valid changes, in columns,
  * go to the store, which commits them together with whatever other batches arrived meanwhile (group commit:
  * large commits while catching up, one batch per commit once caught up). A large batch decodes in slices that
- * take turns of the event loop with every other handler's (batch-steps.ts, LoopTurns), so reads are served
+ * take turns of the event loop with every other handler's (src/feed/loop-turns.ts), so reads are served
  * while the instance catches up.
  */
+import { decodeTurns } from '../feed/loop-turns.js';
 import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import type { Table } from '../views/source.js';
-import {
-  handlerSteps,
-  observeApplied,
-  decodeTurns,
-  type DeadLetter,
-  type HandlerOptions,
-} from './batch-steps.js';
+import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 

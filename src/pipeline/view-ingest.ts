@@ -9,17 +9,12 @@
  * The producer's heartbeat in each status record goes to `onStatus` once the batch is durable (the
  * upstream watch turns it into readiness).
  */
+import { decodeTurns } from '../feed/loop-turns.js';
 import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { ReplicaBatch } from '../materializer/change-batch.js';
 import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
-import {
-  handlerSteps,
-  observeApplied,
-  decodeTurns,
-  type DeadLetter,
-  type HandlerOptions,
-} from './batch-steps.js';
+import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export interface ViewIngestOptions extends HandlerOptions {
   /** The view topic (VIEW_TOPIC_IN). */

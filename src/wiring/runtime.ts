@@ -19,6 +19,7 @@ import { classifyKafkaError, type KafkaFailureCause } from '../feed/kafka-errors
 import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import { createKafkaSource, retryBackoffMs } from '../feed/kafka-source.js';
 import { createKafkaWriter } from '../feed/kafka-writer.js';
+import { turnsOf } from '../feed/loop-turns.js';
 import type { ChangelogWriter, FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createDecoders, needsRegistry, registryClient } from '../formats/index.js';
@@ -158,7 +159,7 @@ export async function startServer(
     openRebuildSource = async () => ({
       // A second reader of every partition, for the shadow: it commits nothing (the group's offsets follow
       // the live feed, which is what lag tools should show).
-      source: createKafkaSource(fetching),
+      source: createKafkaSource({ ...fetching, turns: turnsOf('rebuild') }),
       close: async () => undefined,
     });
   } else {

@@ -1,5 +1,5 @@
 /**
- * Decoding shares the event loop with reads (src/pipeline/batch-steps.ts, LoopTurns): a handler decodes in
+ * Decoding shares the event loop with reads (src/feed/loop-turns.ts): a handler decodes in
  * slices, and the slices of all handlers take turns of the loop, one slice per turn. A ticker that counts
  * the loop's turns (a setImmediate that schedules itself) shows both: without turns, a batch decodes in one
  * task (the ticker stands still); with a turn each, waiters queued together (the handlers of several
@@ -12,7 +12,7 @@ import { jsonDecoder } from '../../src/formats/json.js';
 import type { FormatDecoder } from '../../src/formats/types.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
-import { DECODE_SLICE_MS, LIVE_TURNS_PER_REBUILD_TURN, LoopTurns } from '../../src/pipeline/batch-steps.js';
+import { DECODE_SLICE_MS, LIVE_TURNS_PER_REBUILD_TURN, LoopTurns } from '../../src/feed/loop-turns.js';
 import { createIngestHandler } from '../../src/pipeline/ingest.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { tempDir } from '../utils/tmp.js';
