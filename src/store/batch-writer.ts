@@ -35,7 +35,14 @@ const registry = createRegistry();
 const plan = commitPlan(registry);
 const generations = new GenerationHandles(env, meta, registry);
 const context: CommitContext = { env, meta, outboxes, handles: generations, plan };
-const chunks = new ShadowChunks({ ...context, maxRecords: rebuildChunkRecords, ...rebuildChunkTiming });
+const reportChunkWriteError = (e: unknown): void =>
+  reply({ kind: 'chunk-write-failed', message: e instanceof Error ? e.message : String(e) });
+const chunks = new ShadowChunks({
+  ...context,
+  maxRecords: rebuildChunkRecords,
+  ...rebuildChunkTiming,
+  onWriteError: reportChunkWriteError,
+});
 
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
@@ -67,7 +74,7 @@ port.on('message', (request: WriterRequest) => {
     // was committed or reported failed by then, and the handle is released with the thread.
     void chunks
       .write()
-      .catch(() => undefined)
+      .catch(reportChunkWriteError)
       .then(() => {
         const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS));
         return Promise.race([env.close(), grace]);

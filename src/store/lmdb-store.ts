@@ -87,6 +87,12 @@ export interface StoreOptions {
    * background reconciliation of a swap fails (it is tried again at the next start).
    */
   readonly onListenerError?: (error: unknown) => void;
+  /**
+   * Called when a rebuild's chunk (shadow-chunks.ts) that no batch waits for fails to be written: written on its
+   * own after an idle pause (kept and tried again every second: a full disk may have room later), or at close
+   * (the shadow then resumes from its last written chunk at the next start).
+   */
+  readonly onChunkWriteError?: (error: unknown) => void;
   /** Values per transaction of a swap's reconciliation pass (default `RECONCILE_CHUNK`, versions.ts); tests lower it. */
   readonly reconcileChunk?: number;
   /**
@@ -146,6 +152,7 @@ export class LmdbStore implements ViewReader {
   private readonly requests: StoreRequests;
   private readonly listeners = new Set<CommitListener>();
   private readonly onListenerError: (error: unknown) => void;
+  private readonly onChunkWriteError: (error: unknown) => void;
   private seq: bigint;
   private published = 0n;
   private closed = false;
@@ -160,6 +167,8 @@ export class LmdbStore implements ViewReader {
   constructor(options: StoreOptions) {
     this.path = options.path;
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
+    this.onChunkWriteError =
+      options.onChunkWriteError ?? ((e) => console.error('writing a rebuild chunk failed', e));
     const views = options.views ?? VIEWS;
     if (options.writerThread === true && views !== VIEWS)
       throw new Error('a store with other views than the registry VIEWS must run with writerThread: false');
@@ -222,6 +231,7 @@ export class LmdbStore implements ViewReader {
               rebuildChunkTiming: timing,
             },
             () => this.env.resetReadTxn(),
+            this.onChunkWriteError,
           )
         : undefined;
     const context: CommitContext = {
@@ -235,6 +245,7 @@ export class LmdbStore implements ViewReader {
       ...context,
       maxRecords: this.writer === undefined ? rebuildChunkRecords : 0,
       ...timing,
+      onWriteError: this.onChunkWriteError,
     });
     const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =
       this.writer === undefined
@@ -630,7 +641,7 @@ export class LmdbStore implements ViewReader {
     await this.generations.close(); // a swap's reconciliation stops after its current chunk; the next start finishes it
     // A rebuild's chunk waiting is written (a failure leaves the shadow at its last written chunk, where the
     // next start resumes it); the writer thread writes its own when it closes.
-    await this.chunks.write().catch(() => undefined);
+    await this.chunks.write().catch(this.onChunkWriteError);
     await this.writer?.close();
     await this.env.close();
   }

@@ -87,6 +87,11 @@ export interface RebuildChunkTiming {
 export interface ShadowChunksOptions extends CommitContext, RebuildChunkTiming {
   /** Records per chunk at most (a batch bigger than that is a chunk alone). */
   readonly maxRecords: number;
+  /**
+   * Told when a chunk written on its own (idle or at close: no batch waits for it) fails; the chunk is kept
+   * and written again RETRY_WRITE_MS later. A write on a batch's path fails that batch instead.
+   */
+  readonly onWriteError?: (error: unknown) => void;
 }
 
 /**
@@ -105,7 +110,7 @@ export const IDLE_WRITE_MS = 100;
 export const MAX_CHUNK_AGE_MS = 5_000;
 
 /** After a failed write, the chunk is kept and its write tried again this much later. */
-const RETRY_WRITE_MS = 1_000;
+export const RETRY_WRITE_MS = 1_000;
 
 interface Chunk {
   readonly buffer: BufferedGeneration;
@@ -149,7 +154,10 @@ export class ShadowChunks {
     if (this.chunk === undefined) return;
     this.idle = setTimeout(() => {
       this.idle = undefined;
-      this.write().catch(() => this.scheduleIdleWrite(RETRY_WRITE_MS));
+      this.write().catch((e: unknown) => {
+        this.o.onWriteError?.(e);
+        this.scheduleIdleWrite(RETRY_WRITE_MS);
+      });
     }, delayMs);
   }
 

@@ -57,6 +57,8 @@ export type WriterReply =
       /** Why the write failed, if it did. */
       readonly failed?: string;
     }
+  /** A chunk written on its own (idle, or at close) failed: kept and tried again, or left to the next start. */
+  | { readonly kind: 'chunk-write-failed'; readonly message: string }
   | {
       readonly ids: readonly number[];
       readonly ok: true;
@@ -99,6 +101,7 @@ export class WriterThread {
   constructor(
     private readonly data: WriterData,
     private readonly onCommitted: () => void,
+    private readonly onChunkWriteError: (error: unknown) => void,
   ) {
     // Started now, so it has loaded by the first batch.
     this.worker = this.spawn();
@@ -166,8 +169,9 @@ export class WriterThread {
     worker.on('message', (reply: WriterReply) => {
       // Before settling either way: the commit is readable here once this thread renews its snapshot.
       this.onCommitted();
-      if ('kind' in reply) this.settleChunkWrite(reply);
-      else this.settleCommit(reply);
+      if (!('kind' in reply)) this.settleCommit(reply);
+      else if (reply.kind === 'chunk-written') this.settleChunkWrite(reply);
+      else this.onChunkWriteError(new StoreWriteError(reply.message));
       if (this.pending.size === 0 && this.chunkWrites.size === 0 && this.closing === undefined)
         worker.unref();
     });
@@ -186,7 +190,7 @@ export class WriterThread {
   }
 
   /** Every request merged into the commit gets the same result, with the user views decoded on demand. */
-  private settleCommit(reply: Exclude<WriterReply, { kind: 'chunk-written' }>): void {
+  private settleCommit(reply: Exclude<WriterReply, { kind: string }>): void {
     const result =
       reply.ok && reply.users !== undefined
         ? {

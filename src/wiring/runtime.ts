@@ -96,6 +96,11 @@ export async function startServer(
     rebuildChunkRecords: config.rebuildChunkRecords,
     ...(options.views === undefined ? {} : { views: options.views }),
     onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
+    onChunkWriteError: (err) =>
+      logger.error(
+        { err },
+        'writing a rebuild chunk failed: it is kept and tried again (after a restart, the rebuild resumes from its last written chunk)',
+      ),
   });
   if (store.upgradedFrom !== undefined)
     logger.warn(

@@ -14,7 +14,7 @@ import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
 import type { Generations } from '../../src/store/generations.js';
 import { VIEWS } from '../../src/views/registry.js';
-import type { ViewModule } from '../../src/views/types.js';
+import type { KvSpace, ViewModule } from '../../src/views/types.js';
 import {
   commitInput,
   FOUR_TWEETS as TWEETS,
@@ -273,5 +273,80 @@ describe('rebuild chunks and the generations they are for', () => {
     // The active generation commits as before.
     expect((await store.applyBatch(tweetsInput())).accepted).toBe(4);
     await store.close();
+  });
+});
+
+/**
+ * A view whose stored values cannot be encoded while `full()`: a chunk's write fails as on a full disk (values
+ * are encoded when the chunk is written, not when its batches apply).
+ */
+const fullDiskView = (full: () => boolean): ViewModule => ({
+  name: 'full-disk',
+  version: 1,
+  reads: { tweets: ['userId'] },
+  dependsOn: [],
+  spaces: {
+    seen: {
+      kind: 'kv',
+      codec: {
+        encode: (value) => {
+          if (full()) throw new Error('no space left');
+          return Buffer.from(String(value));
+        },
+        decode: (bytes) => bytes.toString(),
+      },
+    },
+  },
+  apply(input, spaces) {
+    for (let i = 0; i < input.transitions.length; i++)
+      (spaces['seen'] as KvSpace<unknown>).put(input.transitions.key[i]!, 'yes');
+    return {};
+  },
+});
+
+describe('a rebuild chunk that fails to be written', () => {
+  it('should be reported, kept and written again once it can be, when nothing waited for it', async () => {
+    let full = true;
+    const errors: unknown[] = [];
+    const store = openStore({
+      path: tempDir(),
+      writerThread: false,
+      views: [...VIEWS, fullDiskView(() => full)],
+      rebuildChunkTiming: { idleMs: 10 },
+      onChunkWriteError: (e) => errors.push(e),
+    });
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(tweetsInput(), generation);
+    await eventually(
+      () => Promise.resolve(errors.length > 0 ? true : undefined),
+      10_000,
+      'the idle write to fail',
+    );
+    expect((errors[0] as Error).message).toBe('no space left');
+    expect(store.position('tweets', 0, generation)).toBeUndefined();
+    full = false;
+    // Tried again RETRY_WRITE_MS after each failure, with the chunk it kept.
+    await eventually(
+      () => Promise.resolve(store.position('tweets', 0, generation) === '4' ? true : undefined),
+      10_000,
+      'the kept chunk to be written',
+    );
+    await store.close();
+  });
+
+  it('should be reported when the store closes', async () => {
+    const errors: unknown[] = [];
+    const store = openStore({
+      path: tempDir(),
+      writerThread: false,
+      views: [...VIEWS, fullDiskView(() => true)],
+      rebuildChunkTiming: { idleMs: 3_600_000 },
+      onChunkWriteError: (e) => errors.push(e),
+    });
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(tweetsInput(), generation);
+    expect(errors).toEqual([]);
+    await store.close();
+    expect(errors.map((e) => (e as Error).message)).toEqual(['no space left']);
   });
 });
