@@ -234,7 +234,7 @@ const RECORD_BATCH_OVERHEAD = 49;
 /**
  * kafkajs' decoding of a Fetch v11 response (`src/protocol/requests/fetch/v11/response.js` with
  * `v4/decodeMessages.js`), the same result field for field, except that it takes a turn of the event loop
- * between two record batches once `turns` says the slice is spent. kafkajs decodes a whole response in one
+ * between two record batches once it decoded for `turns.sliceMs`. kafkajs decodes a whole response in one
  * task: at 1 MiB per partition a response of a broker leading 5 partitions is ~15,000 records, ~75 ms during
  * which no read is answered. A record batch is what a producer sent at once (hundreds to a few thousand
  * records). v11 is what kafkajs 2.2.4 asks any broker since Kafka 2.3 for; older versions keep kafkajs' decode.
@@ -245,8 +245,11 @@ export async function decodeFetchV11(raw: Buffer, turns: DecodeTurns): Promise<F
   const errorCode = decoder.readInt16();
   const sessionId = decoder.readInt32();
   let batches = 0;
+  let sliceStart = performance.now();
   const turn = async (): Promise<void> => {
-    if (batches++ > 0 && turns.spent()) await turns.next();
+    if (batches++ === 0 || performance.now() - sliceStart < turns.sliceMs) return;
+    await turns.next();
+    sliceStart = performance.now();
   };
   const responses = await readArrayInOrder(decoder, async (d) => ({
     topicName: d.readString(),

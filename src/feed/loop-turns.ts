@@ -41,7 +41,7 @@ export class LoopTurns {
   private turnStart = performance.now();
 
   /** Whether the caller's slice (since the last waiter resumed) is used up. */
-  spent(): boolean {
+  private spent(): boolean {
     return performance.now() - this.turnStart >= DECODE_SLICE_MS;
   }
 
@@ -78,10 +78,14 @@ export class LoopTurns {
   }
 }
 
-/** One side's view of a {@link LoopTurns}: the live feed's or a rebuild's. */
+/**
+ * One side's view of a {@link LoopTurns} (the live feed's or a rebuild's) for a decoder that times its own
+ * slices: it decodes for `sliceMs` from its start or its last turn, then waits for `next()`. A Fetch response
+ * is decoded as soon as it arrives, so unlike a handler it does not take a turn before its first slice: a
+ * response that decodes within a slice (what a caught-up feed fetches) is decoded at once, as before.
+ */
 export interface DecodeTurns {
-  /** Whether the caller's slice is used up (then it should `next()`). */
-  spent(): boolean;
+  readonly sliceMs: number;
   /** Resolves in a later turn of the event loop. */
   next(): Promise<void>;
 }
@@ -94,6 +98,6 @@ export const decodeTurns = new LoopTurns();
 
 /** The live feed's or a rebuild's turns of {@link decodeTurns}. */
 export const turnsOf = (role: 'live' | 'rebuild'): DecodeTurns => ({
-  spent: () => decodeTurns.spent(),
+  sliceMs: DECODE_SLICE_MS,
   next: () => decodeTurns.next(role === 'rebuild'),
 });
