@@ -286,8 +286,6 @@ export async function startServer(
   });
   const websocket = attachLiveWebSocket({ api, config, logger });
   api.onClose(() => websocket.close());
-  const { port } = await api.listen();
-
   let closing: Promise<void> | undefined;
   const timers: NodeJS.Timeout[] = [];
   const close = () =>
@@ -308,6 +306,15 @@ export async function startServer(
       await store.close();
       logger.info('matview stopped');
     })());
+  let port: number;
+  try {
+    ({ port } = await api.listen());
+  } catch (e) {
+    // Port taken, say: close what is open (the writer thread may still be loading LMDB, and a process
+    // that exits meanwhile aborts in the native module instead of exiting with its one-line error).
+    await close();
+    throw e;
+  }
 
   let ends: PartitionPosition[] = [];
   let broken: OutOfRange[] = [];

@@ -4,6 +4,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/ops/config.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { storePathOf } from '../../src/store/data-dir.js';
+import { openStore } from '../../src/store/lmdb-store.js';
+import { startServer } from '../../src/wiring/runtime.js';
 import { tempDir } from '../utils/tmp.js';
 
 describe('loadConfig', () => {
@@ -159,6 +163,28 @@ describe('matview serve with bad configuration', () => {
 });
 
 describe('matview serve on a port already in use', () => {
+  it('should close what it opened before it fails: the writer thread, and the data directory released', async () => {
+    // A process that exits while its writer thread still loads LMDB aborts in the native module (exit 134,
+    // a native stack trace) instead of printing its one line: startServer closes the store first.
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const { port } = blocker.address() as { port: number };
+    const dataDir = tempDir();
+    try {
+      const config = loadConfig({ DEMO: 'false', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir });
+      const error = await startServer(config, silentLogger).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((error as NodeJS.ErrnoException).code).toBe('EADDRINUSE');
+      const store = openStore({ path: storePathOf(dataDir), create: false });
+      expect(store.liveOwner()).toBeUndefined();
+      await store.close();
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('should exit 1 with one line naming the address', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
