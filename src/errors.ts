@@ -238,6 +238,9 @@ export function invariant(condition: unknown, message: string): asserts conditio
 }
 
 export const isMatviewError = (e: unknown): e is MatviewError => e instanceof MatviewError;
+
+/** The message of whatever was thrown (an Error's, else its string form). */
+export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 /** A Kafka cluster that is down or refuses matview (credentials, TLS, ACLs): the feed's to retry, not a bug. */
 export const isKafkaUnavailable = (e: unknown): boolean =>
   e instanceof KafkaAuthError ||

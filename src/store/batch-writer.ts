@@ -3,7 +3,7 @@
  * grouped by commit-queue.ts, one reply per commit naming the requests it carried, replies in commit order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { isMatviewError } from '../errors.js';
+import { isMatviewError, messageOf } from '../errors.js';
 import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
@@ -36,7 +36,7 @@ const plan = commitPlan(registry);
 const generations = new GenerationHandles(env, meta, registry);
 const context: CommitContext = { env, meta, outboxes, handles: generations, plan };
 const reportChunkWriteError = (e: unknown): void =>
-  reply({ kind: 'chunk-write-failed', message: e instanceof Error ? e.message : String(e) });
+  reply({ kind: 'chunk-write-failed', message: messageOf(e) });
 const chunks = new ShadowChunks({
   ...context,
   maxRecords: rebuildChunkRecords,
@@ -86,8 +86,7 @@ port.on('message', (request: WriterRequest) => {
     const { id } = request;
     chunks.write().then(
       () => reply({ kind: 'chunk-written', id }),
-      (e: unknown) =>
-        reply({ kind: 'chunk-written', id, failed: e instanceof Error ? e.message : String(e) }),
+      (e: unknown) => reply({ kind: 'chunk-written', id, failed: messageOf(e) }),
     );
     return;
   }

@@ -9,7 +9,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { StoreWriteError, isMatviewError } from '../errors.js';
+import { StoreWriteError, isMatviewError, messageOf } from '../errors.js';
 
 /**
  * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
@@ -68,7 +68,7 @@ export const metaOf = (env: RootDatabase): Database<string, string> =>
  * a message that says what happened and because left alone it is an unhandled rejection.
  */
 export async function commitFailure(error: unknown): Promise<string> {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   const commitError = (error as { commitError?: unknown } | null)?.commitError;
   if (!(commitError instanceof Promise)) return message;
   const cause: unknown = await commitError.then(

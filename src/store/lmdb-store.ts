@@ -554,7 +554,6 @@ export class LmdbStore implements ViewReader {
     return this.generations.abandonShadow();
   }
 
-  /** Makes `shadow` the active generation once it reached `required` (generations.ts). */
   /**
    * Makes `shadow` active once its stored positions reached `required` (generations.ts). A rebuild's chunk
    * waiting is written first (shadow-chunks.ts), so the positions compared are where the shadow stands.

@@ -45,7 +45,7 @@
 import { isReplicaInput, recordsOf } from '../materializer/change-batch.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { commitBatch } from '../materializer/commit.js';
-import { StoreWriteError } from '../errors.js';
+import { StoreWriteError, messageOf } from '../errors.js';
 import { batchError } from './environment.js';
 import { BufferedGeneration } from './buffered-generation.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
@@ -268,7 +268,7 @@ export class ShadowChunks {
 
   private lose(into: number, error: unknown): void {
     if (this.chunk?.buffer.id === into) this.chunk = undefined;
-    this.lost.set(into, error instanceof Error ? error.message : String(error));
+    this.lost.set(into, messageOf(error));
   }
 
   /** Drops the chunk waiting (a stop: the generation stays at its last written chunk). */
