@@ -87,7 +87,6 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<Running> {
   const dataDir = ensureDataDir(config.dataDir);
-  const metrics = createMetrics();
   const store = openStore({
     path: storePathOf(dataDir),
     mapSize: config.lmdbMapSizeBytes,
@@ -102,18 +101,68 @@ export async function startServer(
         'writing a rebuild chunk failed: it is kept and tried again (after a restart, the rebuild resumes from its last written chunk)',
       ),
   });
+  const opened = new StartCleanup(logger);
+  opened.add(() => store.close());
+  try {
+    return await startOn(store, dataDir, config, logger, options, opened);
+  } catch (e) {
+    // Whatever step failed (the role check, a log that cannot open, the port taken, the feed's first
+    // answer), close what is open: the writer thread may still be loading LMDB, and a process that exits
+    // meanwhile aborts in the native module instead of exiting with its one-line error.
+    await opened.closeAll();
+    throw e;
+  }
+}
+
+/**
+ * What a start has opened so far, closed in reverse order when the start fails. Once the server's own
+ * `close` exists (it closes everything in its order), it replaces the list.
+ */
+class StartCleanup {
+  private closers: (() => unknown)[] = [];
+
+  constructor(private readonly logger: Pick<Logger, 'warn'>) {}
+
+  add(closer: () => unknown): void {
+    this.closers.push(closer);
+  }
+
+  /** The running server's close takes over from here. */
+  handOver(close: () => Promise<void>): void {
+    this.closers = [close];
+  }
+
+  async closeAll(): Promise<void> {
+    const closers = this.closers.reverse();
+    this.closers = [];
+    for (const closer of closers) {
+      try {
+        await closer();
+      } catch (err) {
+        this.logger.warn({ err }, 'closing after a failed start failed');
+      }
+    }
+  }
+}
+
+/** The rest of the start, on an open store; everything it opens goes to `opened` until `close` exists. */
+async function startOn(
+  store: LmdbStore,
+  dataDir: string,
+  config: Config,
+  logger: Logger,
+  options: StartOptions,
+  opened: StartCleanup,
+): Promise<Running> {
+  const metrics = createMetrics();
   if (store.upgradedFrom !== undefined)
     logger.warn(
       { format: store.upgradedFrom },
       'the data directory held a store of an older format: it starts empty and the view is rebuilt from the topics',
     );
-  try {
-    await claimRole(store, config);
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
+  await claimRole(store, config);
   await store.claimOwner();
+  opened.add(() => store.releaseOwner());
   const dropped = await store.collectGarbage();
   if (dropped.length > 0)
     logger.info({ generations: dropped }, 'dropped generations left over by an interrupted swap');
@@ -160,6 +209,7 @@ export async function startServer(
       commitIntervalMs: kafka.commitIntervalMs,
     });
     writer = createKafkaWriter(client);
+    opened.add(() => writer.close());
     ranges = kafkaOffsetRanges(client);
     openRebuildSource = async () => ({
       // A second reader of every partition, for the shadow: it commits nothing (the group's offsets follow
@@ -170,6 +220,7 @@ export async function startServer(
   } else {
     const dir = join(dataDir, 'changelog');
     const changelog = await openEmbeddedChangelog({ dir, logger });
+    opened.add(() => changelog.close());
     source = changelog;
     writer = changelog;
     ranges = fromEndOffsets(changelog);
@@ -182,6 +233,7 @@ export async function startServer(
       logger: logger.child({ component: 'rebuild-log' }),
       pollIntervalMs: 100,
     });
+    opened.add(() => rebuildLog.close());
     closeExtra = () => rebuildLog.close();
     openRebuildSource = async () => ({ source: rebuildLog, close: async () => undefined });
   }
@@ -212,6 +264,7 @@ export async function startServer(
     logger,
     onFailure: (topic) => metrics.dlqWriteFailures.inc({ topic }),
   });
+  opened.add(() => drainer.stop());
   const onApplied = (batch: FeedBatch, _result: unknown, newestEventMs?: number): void => {
     const last = batch.records[batch.records.length - 1];
     tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
@@ -259,10 +312,12 @@ export async function startServer(
 
   // Subscribed to the store before the feed starts, so no commit is published without it.
   const live = createLiveHub({ store, metrics });
+  opened.add(() => live.close());
   // The view topic out follows commits from the first one on (a capture first, when one is due).
-  if (config.viewTopic.out !== undefined && kafkaClient !== undefined)
+  if (config.viewTopic.out !== undefined && kafkaClient !== undefined) {
     publishing = await startPublishing({ store, config, client: kafkaClient, tracker, metrics, logger });
-  else {
+    opened.add(() => publishing?.close(0));
+  } else {
     // Not publishing (any more): commits must stop filling the view outbox nobody drains.
     const stopped = await store.stopPublishing();
     if (stopped !== undefined)
@@ -306,15 +361,8 @@ export async function startServer(
       await store.close();
       logger.info('matview stopped');
     })());
-  let port: number;
-  try {
-    ({ port } = await api.listen());
-  } catch (e) {
-    // Port taken, say: close what is open (the writer thread may still be loading LMDB, and a process
-    // that exits meanwhile aborts in the native module instead of exiting with its one-line error).
-    await close();
-    throw e;
-  }
+  opened.handOver(close);
+  const { port } = await api.listen();
 
   let ends: PartitionPosition[] = [];
   let broken: OutOfRange[] = [];
@@ -324,10 +372,7 @@ export async function startServer(
     ends = await source.endOffsets(topics);
     broken = await checkPositions(store, ranges, topics, config, logger);
   } catch (e) {
-    if (config.kafka === undefined || !cannotReachKafka(e)) {
-      await close();
-      throw e;
-    }
+    if (config.kafka === undefined || !cannotReachKafka(e)) throw e;
     // A cluster that is down, or refuses the credentials or the TLS handshake, must not stop the reads of
     // what the store holds. The stored positions are then not checked against the topics here: a position
     // the topics no longer hold comes back as OFFSET_OUT_OF_RANGE from the first fetch, and

@@ -162,7 +162,7 @@ describe('matview serve with bad configuration', () => {
   });
 });
 
-describe('matview serve on a port already in use', () => {
+describe('matview serve that cannot start', () => {
   it('should close what it opened before it fails: the writer thread, and the data directory released', async () => {
     // A process that exits while its writer thread still loads LMDB aborts in the native module (exit 134,
     // a native stack trace) instead of printing its one line: startServer closes the store first.
@@ -183,6 +183,21 @@ describe('matview serve on a port already in use', () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it('should close what it opened when a later step of the start fails: the data directory released', async () => {
+    // The embedded changelog cannot open (its path is a file): a step after the data directory was claimed.
+    const dataDir = tempDir();
+    const config = loadConfig({ DEMO: 'false', HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir });
+    writeFileSync(join(dataDir, 'changelog'), 'not a directory');
+    const error = await startServer(config, silentLogger).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    const store = openStore({ path: storePathOf(dataDir), create: false });
+    expect(store.liveOwner()).toBeUndefined();
+    await store.close();
   });
 
   it('should exit 1 with one line naming the address', async () => {
