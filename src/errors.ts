@@ -95,6 +95,18 @@ export class StoreWriteError extends MatviewError {
   }
 }
 
+/**
+ * A batch the store refused because it is stopping (shutdown): nothing of it was applied, and the feed reads
+ * it again at the next start (the positions are stored with the data). Not a failure: nobody logs it as one.
+ */
+export class StoreStoppingError extends StoreWriteError {
+  constructor() {
+    super('the store is stopping: the batch was not applied; it is read again at the next start', {
+      retriable: true,
+    });
+  }
+}
+
 /** The data directory cannot be created or written. */
 export class DataDirError extends MatviewError {
   constructor(

@@ -357,6 +357,8 @@ class Changelog implements EmbeddedChangelog {
         }
         return true;
       } catch (error) {
+        // Stopping: the store refuses what it has not started to commit (read again at the next start).
+        if (!this.running) return false;
         this.lastActivityAt = Date.now();
         const first = batch.records[0]?.offset;
         const delayMs = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** Math.min(attempt - 1, 20));

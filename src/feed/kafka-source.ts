@@ -559,6 +559,8 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
       await start.handler(batch);
     } catch (error) {
       p.settle(taken, false, Date.now());
+      // Stopping: the store refuses what it has not started to commit (read again at the next start).
+      if (stopping) return;
       wakeLeader(p);
       if ((error as { retriable?: unknown } | null)?.retriable === false || isProgrammingError(error)) {
         crash(

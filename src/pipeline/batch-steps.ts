@@ -23,6 +23,7 @@ import { compareOffsets, type FeedBatch, type FeedRecord } from '../feed/types.j
 import type { BatchInput } from '../materializer/change-batch.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
+import { StoreStoppingError } from '../errors.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { Generation } from '../store/generation.js';
 import type { BatchResult, BatchTarget, LmdbStore, OutboxEntry } from '../store/lmdb-store.js';
@@ -166,6 +167,8 @@ export function handlerSteps<B extends { readonly length: number }>(
       }
       return result;
     } catch (e) {
+      // A stop refused it: read again at the next start, nothing failed.
+      if (e instanceof StoreStoppingError) throw e;
       metrics.storeErrors.inc();
       logger.error(
         { err: e, topic: batch.topic, partition: batch.partition },

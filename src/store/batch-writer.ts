@@ -3,7 +3,7 @@
  * grouped by commit-queue.ts, one reply per commit naming the requests it carried, replies in commit order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { isMatviewError, messageOf } from '../errors.js';
+import { isMatviewError, messageOf, StoreStoppingError } from '../errors.js';
 import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
@@ -82,6 +82,10 @@ port.on('message', (request: WriterRequest) => {
       .finally(() => process.exit(0));
     return;
   }
+  if (request.kind === 'refuse') {
+    queue.refuseWaiting(() => new StoreStoppingError());
+    return;
+  }
   if (request.kind === 'write-chunk') {
     const { id } = request;
     chunks.write().then(
@@ -115,6 +119,10 @@ port.on('message', (request: WriterRequest) => {
       port.postMessage(message, transferablesOf(packed));
     },
     (e: unknown) => {
+      if (e instanceof StoreStoppingError) {
+        reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: true, refused: true });
+        return;
+      }
       if (isMatviewError(e)) {
         reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: e.retriable });
         return;

@@ -9,7 +9,8 @@
  * Requests for different generations (the active one, a shadow being rebuilt) never share a commit.
  * Each partition's batches arrive in offset order (a source hands out one batch per partition at a
  * time), and concatenation keeps that order. A merged commit that fails is retried batch by batch, so only
- * the batch that fails alone is rejected (and redelivered by its source).
+ * the batch that fails alone is rejected (and redelivered by its source). A stop refuses what waits
+ * (`refuseWaiting`): it waits for the commit in progress only.
  */
 import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
 
@@ -19,9 +20,9 @@ import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
  * the fewer writes per record: replaying 1.2M records over 200k users into a fresh store, 16 batches of 10k
  * in flight as the feed has them (the `rebuild` bench's replay, scaled down), ran at 18.6k records/s with
  * 50k, 23.8k with 100k and 26.2k with 200k. The bound is stopping: a stopping instance waits for the commit
- * in progress and the one merging what is queued behind it, about 4 s each at 100k on that box, within the
- * default SHUTDOWN_TIMEOUT_MS (10 s); at 200k they would not fit. Reads do not wait for it (the writer
- * thread is not the event loop).
+ * in progress (what is queued behind it is refused and read again at the next start), about 4 s at 100k on
+ * that box, within the default SHUTDOWN_TIMEOUT_MS (10 s). Reads do not wait for it (the writer thread is
+ * not the event loop).
  */
 export const DEFAULT_MAX_RECORDS_PER_COMMIT = 100_000;
 
@@ -52,6 +53,8 @@ interface Waiting<R, I extends BatchInput> {
 export class CommitQueue<R, I extends BatchInput = BatchInput> {
   private readonly waiting: Waiting<R, I>[] = [];
   private running = false;
+  /** Set once the queue refuses requests (a stop): the error each refused request gets. */
+  private refusal: (() => Error) | undefined;
 
   /**
    * `write` runs one transaction for the merged input (and resolves with its result once durable); every
@@ -66,10 +69,22 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
   ) {}
 
   submit(request: CommitRequest<I>): Promise<R> {
+    if (this.refusal !== undefined) return Promise.reject(this.refusal());
     return new Promise<R>((resolve, reject) => {
       this.waiting.push({ request, resolve, reject });
       if (!this.running) void this.drain();
     });
+  }
+
+  /**
+   * Stops taking commits (a stop): every request still waiting is rejected with `error()`, and so is every
+   * later one. The commit in flight finishes. With commits of up to the budget, a stop would otherwise wait
+   * for the commit in flight and then for the one merging everything queued behind it; what is refused is
+   * read again at the next start, since the positions move with the data.
+   */
+  refuseWaiting(error: () => Error): void {
+    this.refusal = error;
+    for (const w of this.waiting.splice(0)) w.reject(error());
   }
 
   /** Requests waiting for the commit in flight. */

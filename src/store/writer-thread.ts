@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { MatviewError, StoreWriteError } from '../errors.js';
+import { MatviewError, StoreStoppingError, StoreWriteError } from '../errors.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
@@ -47,6 +47,8 @@ export type WriterRequest =
     }
   /** Write the rebuild's chunk waiting, if any (shadow-chunks.ts), and say so with `chunk-written`. */
   | { readonly kind: 'write-chunk'; readonly id: number }
+  /** Refuse the batches waiting and every later one (a stop): see `CommitQueue.refuseWaiting`. */
+  | { readonly kind: 'refuse' }
   | { readonly kind: 'close' };
 
 /** Worker → caller: one reply per commit, naming every request merged into it, and one per `write-chunk`. */
@@ -73,6 +75,8 @@ export type WriterReply =
       /** The MatviewError code thrown inside the transaction, if one was (else a StoreWriteError). */
       readonly code: string | undefined;
       readonly retriable: boolean;
+      /** Refused because the store is stopping (StoreStoppingError): nothing was tried. */
+      readonly refused?: true;
     };
 
 const STORE_WRITE_CODE = new StoreWriteError('').code;
@@ -96,6 +100,7 @@ export class WriterThread {
   private readonly lostShadows = new Set<number>();
   private nextId = 0;
   private closing: Promise<void> | undefined;
+  private refusing = false;
 
   /** `onCommitted` runs before a reply settles its promise (the caller renews its read snapshot there). */
   constructor(
@@ -112,6 +117,7 @@ export class WriterThread {
    * when it did not commit.
    */
   apply(input: StoreInput, target: 'active' | number): Promise<WrittenCommit> {
+    if (this.refusing) return Promise.reject(new StoreStoppingError());
     if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
     if (target !== 'active') {
       if (this.lostShadows.has(target))
@@ -130,6 +136,14 @@ export class WriterThread {
       const request: WriterRequest = { kind: 'apply', id, input, target };
       worker.postMessage(request);
     });
+  }
+
+  /** The batches the worker has not started to commit are refused, and so is every later one. */
+  refuseWaiting(): void {
+    if (this.refusing) return;
+    this.refusing = true;
+    const request: WriterRequest = { kind: 'refuse' };
+    this.worker?.postMessage(request);
   }
 
   /** Writes the rebuild's chunk waiting on the worker, if any (shadow-chunks.ts). */
@@ -204,6 +218,8 @@ export class WriterThread {
       this.pending.delete(id);
       if (reply.ok) {
         waiting.resolve(result ?? reply.result);
+      } else if (reply.refused === true) {
+        waiting.reject(new StoreStoppingError());
       } else {
         waiting.reject(
           reply.code === undefined || reply.code === STORE_WRITE_CODE

@@ -348,6 +348,9 @@ async function startOn(
       for (const timer of timers) clearInterval(timer);
       await rebuild.stop();
       await demo?.stop();
+      // The commit in progress finishes; what waits behind it is refused and read again at the next start
+      // (before the feed stops, so that the feed sees a refusal as part of stopping, not as a failure).
+      store.stopCommitting();
       await source.stop();
       await drainer.stop();
       // After the feed: every commit is in; publish what is left (bounded), before the store closes.

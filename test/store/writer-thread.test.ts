@@ -9,7 +9,7 @@ import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { userChanges } from '../../src/store/types.js';
 import type { Row, Table } from '../../src/views/source.js';
 import type { UserInformation } from '../../src/views/user-information.js';
-import { StoreWriteError } from '../../src/errors.js';
+import { StoreStoppingError, StoreWriteError } from '../../src/errors.js';
 import { commitInput, profile, type TestRecord } from '../utils/changes.js';
 import { storeState } from '../utils/store-state.js';
 import { tempDir } from '../utils/tmp.js';
@@ -177,4 +177,44 @@ describe('writer thread', () => {
     await store.close();
     await expect(store.applyBatch(commitInput([]))).rejects.toThrow(StoreWriteError);
   });
+});
+
+describe('a store that stops committing', () => {
+  const tweets = (from: number, count: number) =>
+    commitInput(
+      Array.from({ length: count }, (_, i) => ({
+        table: 'tweets' as const,
+        key: `t${from + i}`,
+        row: { table: 'tweets' as const, userId: `u${(from + i) % 7}` },
+        offset: from + i,
+        eventTime: 1_700_000_000_000,
+      })),
+      [{ topic: 'tweets', partition: 0, next: String(from + count) }],
+    );
+
+  it.each([true, false])(
+    'should finish the commit in progress and refuse what waits behind it and what comes later (writer thread: %s)',
+    async (writerThread) => {
+      const store = openStore({ path: tempDir(), writerThread });
+      try {
+        const inProgress = store.applyBatch(tweets(0, 2_000));
+        // Submitted while the first one commits: they wait for the next commit.
+        const waiting = [store.applyBatch(tweets(2_000, 10)), store.applyBatch(tweets(2_010, 10))];
+        store.stopCommitting();
+        const later = store.applyBatch(tweets(2_020, 10));
+        const settled = await Promise.allSettled([inProgress, ...waiting, later]);
+        expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
+        for (const s of settled.slice(1)) {
+          const reason = (s as PromiseRejectedResult).reason as Error;
+          expect(reason).toBeInstanceOf(StoreStoppingError);
+          expect(reason.message).toBe(
+            'the store is stopping: the batch was not applied; it is read again at the next start',
+          );
+        }
+        expect(store.position('tweets', 0)).toBe('2000');
+      } finally {
+        await store.close();
+      }
+    },
+  );
 });
