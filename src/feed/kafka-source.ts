@@ -75,8 +75,8 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   /** Batches of different partitions handled at once (default 16). Each partition stays in offset order. */
   readonly concurrentPartitions?: number;
   /**
-   * Bytes of records fetched ahead per partition while its previous batch is applied (default 1 MiB, Kafka's
-   * `max.partition.fetch.bytes`); also the most one fetch asks for per partition.
+   * Bytes of records fetched ahead per partition while its previous batch is applied (default
+   * {@link DEFAULT_PREFETCH_BYTES}); also the most one fetch asks for per partition.
    */
   readonly prefetchBytes?: number;
   /**
@@ -94,8 +94,16 @@ const FINAL_COMMIT_WAIT_MS = 1_000;
 const METADATA_REFRESH_MS = 30_000;
 /** Most bytes one Fetch asks for over all its partitions (Kafka's `fetch.max.bytes` default, 50 MiB). */
 const FETCH_MAX_BYTES = 50 * 1024 * 1024;
-/** Default of `prefetchBytes`. */
-export const DEFAULT_PREFETCH_BYTES = 1024 * 1024;
+/**
+ * Default of `prefetchBytes` (KAFKA_PREFETCH_BYTES): 4 MiB per partition, 64 MiB over 16 partitions (what
+ * librdkafka queues ahead by default). A partition that is behind hands all of it to one commit, so it sets
+ * how big the commits of a catch-up get: with Kafka's 1 MiB `max.partition.fetch.bytes`, 16 partitions
+ * brought commits of ~55k records (half of them waiting while the other half committed); with 4 MiB and
+ * MAX_RECORDS_PER_COMMIT at 250k they reach 80-215k, and a fresh instance caught up with 446k records at a
+ * median 60.3k records/s against 49.0k (5 runs each, bench box), with `user(id)` p99 while catching up no worse
+ * (52-68 ms against 74-78 ms) and the same peak RSS within 5 %.
+ */
+export const DEFAULT_PREFETCH_BYTES = 4 * 1024 * 1024;
 
 /** Backoff of a failing connection or fetch loop: 0.5 s doubling to 30 s, forever. */
 export const retryBackoffMs = (attempt: number): number =>

@@ -111,7 +111,7 @@ const schema = z.object({
   KAFKA_PREFETCH_BYTES: positiveInt
     .min(1024, 'must be >= 1024')
     .max(64 * 1024 * 1024, 'must be <= 67108864')
-    .default(1024 * 1024),
+    .optional(),
   // TLS and SASL: cross-checked and read by kafka-security-config.ts.
   KAFKA_SSL: bool.default(false),
   KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
@@ -244,8 +244,11 @@ export interface Config {
         readonly groupId: string | undefined;
         readonly fetchMaxWaitMs: number;
         readonly connectionTimeoutMs: number;
-        /** Bytes of records fetched ahead per partition while its previous batch is applied. */
-        readonly prefetchBytes: number;
+        /**
+         * Bytes of records fetched ahead per partition while its previous batch is applied (unset: the feed's
+         * default, DEFAULT_PREFETCH_BYTES in src/feed/kafka-source.ts).
+         */
+        readonly prefetchBytes?: number;
         /** TLS and SASL (KAFKA_SSL*, KAFKA_SASL*), shared by every Kafka client. */
         readonly security: KafkaSecurity;
         /** Shortest interval between the informational offset commits to the group; 0: every batch. */
@@ -483,7 +486,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             groupId: e.KAFKA_GROUP_ID,
             fetchMaxWaitMs: e.KAFKA_FETCH_MAX_WAIT_MS,
             connectionTimeoutMs: e.KAFKA_CONNECTION_TIMEOUT_MS,
-            prefetchBytes: e.KAFKA_PREFETCH_BYTES,
+            ...(e.KAFKA_PREFETCH_BYTES === undefined ? {} : { prefetchBytes: e.KAFKA_PREFETCH_BYTES }),
             security,
             commitIntervalMs: e.KAFKA_COMMIT_INTERVAL_MS,
             concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,

@@ -199,7 +199,7 @@ async function startOn(
       ...client,
       fetchMaxWaitMs: kafka.fetchMaxWaitMs,
       concurrentPartitions: kafka.concurrentPartitions,
-      prefetchBytes: kafka.prefetchBytes,
+      ...(kafka.prefetchBytes === undefined ? {} : { prefetchBytes: kafka.prefetchBytes }),
       onFailure: (cause: KafkaFailureCause) => metrics.kafkaFailures.inc({ cause }),
     };
     source = createKafkaSource({
