@@ -8,8 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openEmbeddedChangelog, type EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { murmur2, partitionForKey, toPositive } from '../../src/feed/partitioner.js';
 import type { FeedBatch, FeedHandler, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
-import { FeedCrashError, InvariantError } from '../../src/errors.js';
-import { silentLogger } from '../../src/ops/logger.js';
+import { pino } from 'pino';
+import { FeedCrashError, InvariantError, StoreStoppingError } from '../../src/errors.js';
+import { silentLogger, type Logger } from '../../src/ops/logger.js';
 
 const require = createRequire(import.meta.url);
 const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (
@@ -414,6 +415,39 @@ describe('embedded changelog', () => {
     expect(finished).toBe(true);
     expect(calls).toBe(1);
     expect(log.status().state).toBe('stopped');
+  });
+
+  it('takes a batch the stopping store refused as part of the stop: no warning, no redelivery', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger: Logger = pino(
+      { level: 'warn' },
+      { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+    );
+    const log = await openEmbeddedChangelog({ dir: tempDir(), logger });
+    logs.push(log);
+    await log.send('users', [{ key: 'u1', value: '{}' }]);
+    let refuse!: () => void;
+    const refused = new Promise<void>((_, reject) => (refuse = () => reject(new StoreStoppingError())));
+    let calls = 0;
+    await log.start({
+      topics: ['users'],
+      resumeFrom: () => undefined,
+      handler: async () => {
+        calls++;
+        await refused;
+      },
+      onFatal: failOnFatal,
+    });
+    await pollUntil(() => calls > 0, 'the handler to be called');
+    // The runtime's order: the store stops committing, then the feed stops; the refusal arrives after.
+    const stopping = log.stop();
+    refuse();
+    await stopping;
+    expect({ lines, calls, status: log.status() }).toEqual({
+      lines: [],
+      calls: 1,
+      status: { state: 'stopped', lastActivityAt: expect.any(Number) as number },
+    });
   });
 
   it('does not begin consuming when stop() runs while start() is still setting up', async () => {

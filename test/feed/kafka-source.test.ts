@@ -16,7 +16,7 @@ import type {
   FeedSource,
   FeedStartOptions,
 } from '../../src/feed/types.js';
-import { FeedCrashError, StoreWriteError } from '../../src/errors.js';
+import { FeedCrashError, StoreStoppingError, StoreWriteError } from '../../src/errors.js';
 import { silentLogger, type Logger } from '../../src/ops/logger.js';
 import { produce, uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import { kcatProduce } from '../utils/kcat.js';
@@ -508,6 +508,39 @@ describe('Kafka source', () => {
     setTimeout(release, 200);
     await stopped;
     expect(order).toEqual(['handler finished', 'stopped']);
+  });
+
+  it('should take a batch the stopping store refused as part of the stop: no warning, no retry, stopped', async () => {
+    const topic = uniqueTopic('feed-stop-refused');
+    await produce(kafka.brokers, topic, [{ key: 'k', value: 'v', partition: 0 }]);
+    const lines: Record<string, unknown>[] = [];
+    const logger: Logger = pino(
+      { level: 'warn' },
+      { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+    );
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let refuse!: () => void;
+    const refused = new Promise<void>((_, reject) => (refuse = () => reject(new StoreStoppingError())));
+    let calls = 0;
+    const source = newSource(undefined, { logger });
+    const options = startOptions([topic], async () => {
+      calls++;
+      entered();
+      await refused;
+    });
+    await source.start(options);
+    await inHandler;
+    // The runtime's order: the store stops committing, then the feed stops; the refusal arrives after.
+    const stopped = source.stop();
+    refuse();
+    await stopped;
+    expect({ lines, calls, fatal: options.fatal, state: source.status().state }).toEqual({
+      lines: [],
+      calls: 1,
+      fatal: [],
+      state: 'stopped',
+    });
   });
 
   it('should report the high watermark of every partition, creating missing topics on the mock', async () => {
