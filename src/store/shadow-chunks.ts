@@ -46,7 +46,7 @@ import { isReplicaInput, recordsOf } from '../materializer/change-batch.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { commitBatch } from '../materializer/commit.js';
 import { StoreWriteError, messageOf } from '../errors.js';
-import { batchError } from './environment.js';
+import { batchError, writeTransaction } from './environment.js';
 import { BufferedGeneration } from './buffered-generation.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
@@ -251,7 +251,7 @@ export class ShadowChunks {
     const { meta, outboxes, env } = this.o;
     const into = chunk.buffer.id;
     try {
-      await env.transaction(() => {
+      await writeTransaction(env, 'rebuild chunk', () => {
         if (committedActiveGeneration(meta) === into || readGenerationInfo(meta, into) === undefined) return;
         // At least every sequence the chunk's values carry: each was the next one when it applied.
         const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;

@@ -22,6 +22,7 @@ import type { FeedRecord } from '../../src/feed/types.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { startServer, type Running } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
+import { StoreWriteError } from '../../src/errors.js';
 import { commitInput, profile } from '../utils/changes.js';
 import { produce, useKafka } from '../utils/kafka-mock.js';
 import { eventually, freshTopics, graphql, type TestTopics } from '../utils/server.js';
@@ -204,4 +205,54 @@ describe('store errors', () => {
     await second.close();
     await expectStoreEquals(dataDir, topics, full);
   }, 180_000);
+});
+
+describe('a rebuild chunk on a full disk, written by the writer thread', () => {
+  it('should be reported, kept, and written once there is space again', async (ctx) => {
+    const mounted = mountTmpfs(16);
+    if ('skip' in mounted) {
+      console.log(`disk-full: skipped: ${mounted.skip}`);
+      ctx.skip();
+      return;
+    }
+    const errors: unknown[] = [];
+    const store = openStore({
+      path: join(mounted.dir, 'view'),
+      writerThread: true,
+      rebuildChunkTiming: { idleMs: 10 },
+      onChunkWriteError: (e) => errors.push(e),
+    });
+    try {
+      const { generation } = await store.beginShadow('requested');
+      const filler = fill(mounted.dir);
+      // 64 users of 16 KiB each: the chunk needs pages the full disk does not have.
+      const description = 'x'.repeat(16 * 1024);
+      const batch = commitInput(
+        Array.from({ length: 64 }, (_, i) => ({
+          table: 'users' as const,
+          key: `u${i}`,
+          row: profile('n', { description }),
+          offset: i,
+        })),
+      );
+      // Applied to the chunk in memory: it resolves before anything is written.
+      await store.applyBatch(batch, generation);
+      await eventually(() => (errors.length > 0 ? true : undefined), 10_000, 'the idle write to fail');
+      // The real cause, read from lmdb-js' commitError (left unread, it was an unhandled rejection that ended
+      // the writer thread, and the chunk with it).
+      expect(errors[0]).toBeInstanceOf(StoreWriteError);
+      expect((errors[0] as Error).message).toMatch(
+        /^LMDB write failed \(rebuild chunk\): (Input\/output error|No space left on device)/,
+      );
+      expect(store.position('users', 0, generation)).toBeUndefined();
+      rmSync(filler);
+      await eventually(
+        () => (store.position('users', 0, generation) === '64' ? true : undefined),
+        10_000,
+        'the kept chunk to be written',
+      );
+    } finally {
+      await store.close();
+    }
+  });
 });

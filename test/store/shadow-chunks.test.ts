@@ -322,7 +322,7 @@ describe('a rebuild chunk that fails to be written', () => {
       10_000,
       'the idle write to fail',
     );
-    expect((errors[0] as Error).message).toBe('no space left');
+    expect((errors[0] as Error).message).toBe('LMDB write failed (rebuild chunk): no space left');
     expect(store.position('tweets', 0, generation)).toBeUndefined();
     full = false;
     // Tried again RETRY_WRITE_MS after each failure, with the chunk it kept.
@@ -347,6 +347,8 @@ describe('a rebuild chunk that fails to be written', () => {
     await store.applyBatch(tweetsInput(), generation);
     expect(errors).toEqual([]);
     await store.close();
-    expect(errors.map((e) => (e as Error).message)).toEqual(['no space left']);
+    expect(errors.map((e) => (e as Error).message)).toEqual([
+      'LMDB write failed (rebuild chunk): no space left',
+    ]);
   });
 });
