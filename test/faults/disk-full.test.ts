@@ -63,6 +63,16 @@ function mountTmpfs(mb: number): { dir: string } | { skip: string } {
   return { dir };
 }
 
+/** A 16 MiB tmpfs for the test, or the test skipped with the reason (not root). */
+function tmpfsOrSkip(ctx: { skip: () => never }): { dir: string } {
+  const mounted = mountTmpfs(16);
+  if ('skip' in mounted) {
+    console.log(`disk-full: skipped: ${mounted.skip}`);
+    ctx.skip();
+  }
+  return mounted;
+}
+
 /** Fills the filesystem holding `dir` with one file, until the kernel says ENOSPC. */
 function fill(dir: string): string {
   const path = join(dir, 'filler');
@@ -131,12 +141,7 @@ describe('store errors', () => {
   });
 
   it('should stop applying on a full disk, keep serving reads, store no offset past what was applied, and resume once there is space', async (ctx) => {
-    const mounted = mountTmpfs(16);
-    if ('skip' in mounted) {
-      console.log(`disk-full: skipped: ${mounted.skip}`);
-      ctx.skip();
-      return;
-    }
+    const mounted = tmpfsOrSkip(ctx);
     const dataDir = mounted.dir;
     const topics = freshTopics();
     const logs: string[] = [];
@@ -209,12 +214,7 @@ describe('store errors', () => {
 
 describe('a rebuild chunk on a full disk, written by the writer thread', () => {
   it('should be reported, kept, and written once there is space again', async (ctx) => {
-    const mounted = mountTmpfs(16);
-    if ('skip' in mounted) {
-      console.log(`disk-full: skipped: ${mounted.skip}`);
-      ctx.skip();
-      return;
-    }
+    const mounted = tmpfsOrSkip(ctx);
     const errors: unknown[] = [];
     const store = openStore({
       path: join(mounted.dir, 'view'),
