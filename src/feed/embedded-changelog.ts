@@ -23,7 +23,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { DataDirError, FeedCrashError, InvariantError } from '../errors.js';
+import { commitFailure, DataDirError, FeedCrashError, InvariantError, isCommitFailure } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { partitionForKey, toPositive } from './partitioner.js';
 import type {
@@ -104,7 +104,9 @@ export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): 
   }
   let env: RootDatabase;
   try {
-    env = open({ path: options.dir, maxDbs: 4 });
+    // Every write is an explicit transaction (`write`). With event-turn batching lmdb-js adds a commit promise
+    // per event turn that nobody handles: a failed commit (a full disk) was an unhandled rejection.
+    env = open({ path: options.dir, maxDbs: 4, eventTurnBatching: false });
   } catch (error) {
     throw new DataDirError(options.dir, `cannot open the embedded changelog: ${(error as Error).message}`, {
       cause: error,
@@ -190,7 +192,7 @@ class Changelog implements EmbeddedChangelog {
     const timestamp = Date.now();
     const encoded = messages.map((message) => encodeRecord(timestamp, message));
     let roundRobin = this.roundRobin.get(topic) ?? 0;
-    const partitions = await this.env.transaction(() => {
+    const partitions = await this.write(() => {
       // Inside the write transaction: reads see every committed append, from any process.
       const existing = this.topicsDb.get(topic)?.partitions;
       const count = existing ?? this.defaultPartitions;
@@ -220,6 +222,20 @@ class Changelog implements EmbeddedChangelog {
     this.partitionCounts.set(topic, partitions);
     this.roundRobin.set(topic, roundRobin);
     this.notifyAppend();
+  }
+
+  /**
+   * One write transaction. A failed commit (a full disk) rejects with its real cause, read from lmdb-js'
+   * `commitError`, which left unread is an unhandled rejection that ends the process; an error thrown by
+   * `action` itself (a partition that does not exist) passes as it is.
+   */
+  private async write<T>(action: () => T): Promise<T> {
+    try {
+      return await this.env.transaction(action);
+    } catch (e) {
+      if (!isCommitFailure(e)) throw e;
+      throw new Error(`the embedded changelog could not be written: ${await commitFailure(e)}`, { cause: e });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------- source
@@ -416,7 +432,7 @@ class Changelog implements EmbeddedChangelog {
       this.partitionCounts.set(topic, cached);
       return cached;
     }
-    const { partitions, created } = await this.env.transaction(() => {
+    const { partitions, created } = await this.write(() => {
       const existing = this.topicsDb.get(topic)?.partitions;
       if (existing !== undefined) return { partitions: existing, created: false };
       void this.topicsDb.put(topic, { partitions: this.defaultPartitions });

@@ -9,7 +9,9 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { StoreWriteError, isMatviewError, messageOf } from '../errors.js';
+import { StoreWriteError, commitFailure, isMatviewError } from '../errors.js';
+
+export { commitFailure };
 
 /**
  * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
@@ -61,22 +63,6 @@ export function openEnvironment(path: string, mapSize: number | undefined): Root
 
 export const metaOf = (env: RootDatabase): Database<string, string> =>
   env.openDB<string, string>({ name: 'meta', encoding: 'string' });
-
-/**
- * The reason a commit failed. lmdb-js rejects with a generic "Commit failed (see commitError for details)"
- * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
- * a message that says what happened and because left alone it is an unhandled rejection.
- */
-export async function commitFailure(error: unknown): Promise<string> {
-  const message = messageOf(error);
-  const commitError = (error as { commitError?: unknown } | null)?.commitError;
-  if (!(commitError instanceof Promise)) return message;
-  const cause: unknown = await commitError.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  return cause instanceof Error ? cause.message : message;
-}
 
 /** The message of a failed batch transaction (on either thread). */
 export async function batchFailure(error: unknown): Promise<string> {

@@ -22,6 +22,8 @@ import type { FeedRecord } from '../../src/feed/types.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { startServer, type Running } from '../../src/wiring/runtime.js';
 import { openStore } from '../../src/store/lmdb-store.js';
+import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
+import { silentLogger } from '../../src/ops/logger.js';
 import { StoreWriteError } from '../../src/errors.js';
 import { commitInput, profile } from '../utils/changes.js';
 import { produce, useKafka } from '../utils/kafka-mock.js';
@@ -254,5 +256,24 @@ describe('a rebuild chunk on a full disk, written by the writer thread', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('the embedded changelog on a full disk', () => {
+  it('should reject the append with the cause, not end the process with an unhandled rejection', async (ctx) => {
+    const mounted = tmpfsOrSkip(ctx);
+    const log = await openEmbeddedChangelog({ dir: join(mounted.dir, 'changelog'), logger: silentLogger });
+    await log.send('users', [{ key: 'u0', value: '{}' }]);
+    fill(mounted.dir);
+    const big = Array.from({ length: 64 }, (_, i) => ({ key: `u${i}`, value: 'x'.repeat(16 * 1024) }));
+    const error = await log.send('users', big).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((error as Error | undefined)?.message).toMatch(
+      /^the embedded changelog could not be written: (Input\/output error|No space left on device)/,
+    );
+    // Not closed: lmdb-js' close waits for the failed commit's promise, which never settles (the process
+    // exits meanwhile; the tmpfs is unmounted lazily).
   });
 });
