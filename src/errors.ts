@@ -254,15 +254,22 @@ export const isMatviewError = (e: unknown): e is MatviewError => e instanceof Ma
 /** The message of whatever was thrown (an Error's, else its string form). */
 export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/** lmdb-js' `commitError` of a failed commit: a second rejected promise that holds the real error. */
+function commitErrorOf(error: unknown): Promise<unknown> | undefined {
+  const commitError = (error as { commitError?: unknown } | null)?.commitError;
+  return commitError instanceof Promise ? commitError : undefined;
+}
+
 /**
- * The reason an LMDB commit failed (the store's and the embedded changelog's). lmdb-js rejects with a generic "Commit failed (see commitError for details)"
- * whose `commitError` is another rejected promise holding the real error (ENOSPC, EIO…): read it, both for
- * a message that says what happened and because left alone it is an unhandled rejection.
+ * The reason an LMDB commit failed (the store's and the embedded changelog's). lmdb-js rejects with a
+ * generic "Commit failed (see commitError for details)" whose `commitError` holds the real error (ENOSPC,
+ * EIO…): read it, both for a message that says what happened and because left alone it is an unhandled
+ * rejection.
  */
 export async function commitFailure(error: unknown): Promise<string> {
   const message = messageOf(error);
-  const commitError = (error as { commitError?: unknown } | null)?.commitError;
-  if (!(commitError instanceof Promise)) return message;
+  const commitError = commitErrorOf(error);
+  if (commitError === undefined) return message;
   const cause: unknown = await commitError.then(
     () => undefined,
     (reason: unknown) => reason,
@@ -270,9 +277,9 @@ export async function commitFailure(error: unknown): Promise<string> {
   return cause instanceof Error ? cause.message : message;
 }
 
-/** A rejection of lmdb-js' commit (it carries `commitError`), as opposed to an error thrown by the transaction's own code. */
-export const isCommitFailure = (error: unknown): boolean =>
-  (error as { commitError?: unknown } | null)?.commitError instanceof Promise;
+/** A rejection of lmdb-js' commit, as opposed to an error thrown by the transaction's own code. */
+export const isCommitFailure = (error: unknown): boolean => commitErrorOf(error) !== undefined;
+
 /** A Kafka cluster that is down or refuses matview (credentials, TLS, ACLs): the feed's to retry, not a bug. */
 export const isKafkaUnavailable = (e: unknown): boolean =>
   e instanceof KafkaAuthError ||

@@ -119,12 +119,9 @@ port.on('message', (request: WriterRequest) => {
       port.postMessage(message, transferablesOf(packed));
     },
     (e: unknown) => {
-      if (e instanceof StoreStoppingError) {
-        reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: true, refused: true });
-        return;
-      }
       if (isMatviewError(e)) {
-        reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: e.retriable });
+        const refused = e instanceof StoreStoppingError ? { refused: true as const } : {};
+        reply({ ids: [id], ok: false, message: e.message, code: e.code, retriable: e.retriable, ...refused });
         return;
       }
       reply({ ids: [id], ok: false, message: String(e), code: undefined, retriable: false });

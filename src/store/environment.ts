@@ -11,8 +11,6 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreWriteError, commitFailure, isMatviewError } from '../errors.js';
 
-export { commitFailure };
-
 /**
  * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
  * view spaces, a view rebuilt beside its old version, and meta, with room for more views.

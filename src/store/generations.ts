@@ -8,12 +8,11 @@
  * new one's values their final versions (versions.ts), then dropped.
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { StoreWriteError } from '../errors.js';
+import { StoreWriteError, commitFailure } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { offsetBefore } from '../materializer/change-batch.js';
 import type { Registry } from '../views/registry.js';
 import type { UserInformation } from '../views/user-information.js';
-import { commitFailure } from './environment.js';
 import { swapEvents } from './generation-diff.js';
 import { reconcileSwap } from './versions.js';
 import {

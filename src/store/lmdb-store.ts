@@ -19,6 +19,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Database, RootDatabase } from 'lmdb';
 import {
   DataDirError,
+  commitFailure,
   StoreMissingError,
   StoreStoppingError,
   StoreWriteError,
@@ -33,7 +34,7 @@ import type { Counts, Profile, UserInformation } from '../views/user-information
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
 import { CommitQueue, defaultMaxRecordsPerCommit } from './commit-queue.js';
-import { commitFailure, dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
+import { dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';

@@ -304,19 +304,28 @@ const fullDiskView = (full: () => boolean): ViewModule => ({
   },
 });
 
+/**
+ * A store whose rebuild has one chunk waiting (a batch of tweets applied to its shadow), with the full-disk
+ * view and the idle pause given; every chunk write that fails is collected in `errors`.
+ */
+async function chunkOnFullDisk(full: () => boolean, idleMs: number) {
+  const errors: unknown[] = [];
+  const store = openStore({
+    path: tempDir(),
+    writerThread: false,
+    views: [...VIEWS, fullDiskView(full)],
+    rebuildChunkTiming: { idleMs },
+    onChunkWriteError: (e) => errors.push(e),
+  });
+  const { generation } = await store.beginShadow('requested');
+  await store.applyBatch(tweetsInput(), generation);
+  return { store, generation, errors };
+}
+
 describe('a rebuild chunk that fails to be written', () => {
   it('should be reported, kept and written again once it can be, when nothing waited for it', async () => {
     let full = true;
-    const errors: unknown[] = [];
-    const store = openStore({
-      path: tempDir(),
-      writerThread: false,
-      views: [...VIEWS, fullDiskView(() => full)],
-      rebuildChunkTiming: { idleMs: 10 },
-      onChunkWriteError: (e) => errors.push(e),
-    });
-    const { generation } = await store.beginShadow('requested');
-    await store.applyBatch(tweetsInput(), generation);
+    const { store, generation, errors } = await chunkOnFullDisk(() => full, 10);
     await eventually(
       () => Promise.resolve(errors.length > 0 ? true : undefined),
       10_000,
@@ -335,16 +344,7 @@ describe('a rebuild chunk that fails to be written', () => {
   });
 
   it('should be reported when the store closes', async () => {
-    const errors: unknown[] = [];
-    const store = openStore({
-      path: tempDir(),
-      writerThread: false,
-      views: [...VIEWS, fullDiskView(() => true)],
-      rebuildChunkTiming: { idleMs: 3_600_000 },
-      onChunkWriteError: (e) => errors.push(e),
-    });
-    const { generation } = await store.beginShadow('requested');
-    await store.applyBatch(tweetsInput(), generation);
+    const { store, errors } = await chunkOnFullDisk(() => true, 3_600_000);
     expect(errors).toEqual([]);
     await store.close();
     expect(errors.map((e) => (e as Error).message)).toEqual([
