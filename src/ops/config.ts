@@ -12,6 +12,7 @@ import type { RegistrySettings } from '../formats/index.js';
 import { loadSources, type Sources } from '../formats/sources.js';
 import { defaultMaxRecordsPerCommit } from '../store/commit-queue.js';
 import { defaultRebuildChunkRecords } from '../store/shadow-chunks.js';
+import { defaultViewRebuildBufferEntries } from '../store/view-rebuild.js';
 import { kafkaSecurityFrom } from './kafka-security-config.js';
 import type { Logger } from './logger.js';
 import { loadPersistedDocuments, type PersistedDocuments } from './persisted-documents.js';
@@ -136,6 +137,7 @@ const schema = z.object({
     .int('must be an integer')
     .max(10_000_000, 'must be <= 10000000')
     .optional(),
+  VIEW_REBUILD_BUFFER_ENTRIES: positiveInt.max(100_000_000, 'must be <= 100000000').optional(),
   WRITER_THREAD: bool.default(true),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
@@ -263,6 +265,11 @@ export interface Config {
   readonly maxRecordsPerCommit: number;
   /** Records per chunk of a rebuild's shadow generation at most (src/store/shadow-chunks.ts); 0: no chunks. */
   readonly rebuildChunkRecords: number;
+  /**
+   * Entries a view rebuilt from the stored rows buffers in memory between writes (src/store/view-rebuild.ts);
+   * default: what a quarter of the heap limit holds.
+   */
+  readonly viewRebuildBufferEntries: number;
   /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */
   readonly writerThread: boolean;
   readonly topics: Topics;
@@ -495,6 +502,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
     rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS ?? defaultRebuildChunkRecords(e.WRITER_THREAD),
+    viewRebuildBufferEntries: e.VIEW_REBUILD_BUFFER_ENTRIES ?? defaultViewRebuildBufferEntries(),
     writerThread: e.WRITER_THREAD,
     topics,
     sources,

@@ -31,9 +31,17 @@ function sortedKeys(pending: ReadonlyMap<string, unknown>): string[] {
   return [...pending.keys()].sort(compareCodePoints);
 }
 
-class BufferedKv implements KvSpace<unknown> {
+export class BufferedKv implements KvSpace<unknown> {
   readonly pending = new Map<string, unknown>();
-  constructor(private readonly base: KvSpace<unknown>) {}
+  /** `baseEmpty`: the stored space holds nothing, so a removal only drops what is buffered. */
+  constructor(
+    private readonly base: KvSpace<unknown>,
+    private readonly baseEmpty = false,
+  ) {}
+  /** Keys buffered (put or removed). */
+  get size(): number {
+    return this.pending.size;
+  }
   get(key: string): unknown {
     const v = this.pending.get(key);
     if (v !== undefined) return v === GONE ? undefined : v;
@@ -43,7 +51,8 @@ class BufferedKv implements KvSpace<unknown> {
     this.pending.set(key, value);
   }
   remove(key: string): void {
-    this.pending.set(key, GONE);
+    if (this.baseEmpty) this.pending.delete(key);
+    else this.pending.set(key, GONE);
   }
   *entries(): Iterable<[string, unknown]> {
     const merged = new Map<string, unknown>();
@@ -68,14 +77,22 @@ export class BufferedIndex implements IndexSpace {
   private readonly added = new MemoryIndex();
   /** Keys removed by buffered commits (from the stored index, where they may or may not be). */
   private readonly removed = new Set<string>();
-  constructor(private readonly base: IndexSpace) {}
+  /** `baseEmpty`: the stored index holds nothing, so a removal only drops what is buffered. */
+  constructor(
+    private readonly base: IndexSpace,
+    private readonly baseEmpty = false,
+  ) {}
+  /** Keys buffered (added or removed). */
+  get size(): number {
+    return this.added.size + this.removed.size;
+  }
   add(key: string): void {
     this.removed.delete(key);
     this.added.add(key);
   }
   remove(key: string): void {
     this.added.remove(key);
-    this.removed.add(key);
+    if (!this.baseEmpty) this.removed.add(key);
   }
   first(prefix: string, limit: number): string[] {
     const added = this.added.first(prefix, limit);
@@ -112,6 +129,20 @@ export class BufferedIndex implements IndexSpace {
     for (const k of [...this.removed].sort(compareCodePoints)) this.base.remove(k);
     for (const k of this.added.all()) this.base.add(k);
   }
+}
+
+/** A view's spaces, each buffered over the stored one. */
+export type BufferedSpaces = Record<string, BufferedKv | BufferedIndex>;
+
+/**
+ * Buffers over each of `stored`'s spaces: reads see the stored space with the buffered changes on top.
+ * `storedEmpty`: the stored spaces hold nothing yet (a new build), so removals need not be remembered.
+ */
+export function bufferedSpaces(stored: Spaces, storedEmpty = false): BufferedSpaces {
+  const out: BufferedSpaces = {};
+  for (const [name, space] of Object.entries(stored))
+    out[name] = 'put' in space ? new BufferedKv(space, storedEmpty) : new BufferedIndex(space, storedEmpty);
+  return out;
 }
 
 interface PendingRow {
@@ -164,7 +195,7 @@ class BufferedRows implements RowStore {
 export class BufferedGeneration implements GenerationState {
   readonly rows: BufferedRows;
   private readonly positions = new Map<string, { topic: string; partition: number; next: string }>();
-  private readonly views = new Map<string, Record<string, BufferedKv | BufferedIndex>>();
+  private readonly views = new Map<string, BufferedSpaces>();
   /** `id`: the generation's (the chunk's writer checks, when it writes, that it is still a shadow). */
   constructor(
     private readonly stored: GenerationState,
@@ -182,9 +213,7 @@ export class BufferedGeneration implements GenerationState {
   spaces(view: string): Spaces {
     let spaces = this.views.get(view);
     if (spaces === undefined) {
-      spaces = {};
-      for (const [name, space] of Object.entries(this.stored.spaces(view)))
-        spaces[name] = 'put' in space ? new BufferedKv(space) : new BufferedIndex(space);
+      spaces = bufferedSpaces(this.stored.spaces(view));
       this.views.set(view, spaces);
     }
     return spaces;

@@ -118,6 +118,11 @@ export interface StoreOptions {
   readonly rebuildChunkRecords?: number;
   /** When a rebuild's chunk is written though not full (tests; shadow-chunks.ts' defaults otherwise). */
   readonly rebuildChunkTiming?: RebuildChunkTiming;
+  /**
+   * Entries a view rebuilt from the rows (`rebuildStaleViews`) buffers in memory between writes (default
+   * `defaultViewRebuildBufferEntries()`, view-rebuild.ts).
+   */
+  readonly viewRebuildBufferEntries?: number;
 }
 
 export interface BatchResult {
@@ -159,6 +164,7 @@ export class LmdbStore implements ViewReader {
   private readonly requests: StoreRequests;
   private readonly listeners = new Set<CommitListener>();
   private readonly onListenerError: (error: unknown) => void;
+  private readonly viewRebuildBufferEntries: number | undefined;
   private readonly onChunkWriteError: (error: unknown) => void;
   private seq: bigint;
   private published = 0n;
@@ -174,6 +180,7 @@ export class LmdbStore implements ViewReader {
   constructor(options: StoreOptions) {
     this.path = options.path;
     this.onListenerError = options.onListenerError ?? ((e) => console.error('commit listener failed', e));
+    this.viewRebuildBufferEntries = options.viewRebuildBufferEntries;
     this.onChunkWriteError =
       options.onChunkWriteError ?? ((e) => console.error('writing a rebuild chunk failed', e));
     const views = options.views ?? VIEWS;
@@ -539,6 +546,9 @@ export class LmdbStore implements ViewReader {
         views: stale,
         topicOf,
         ...(onProgress === undefined ? {} : { onProgress }),
+        ...(this.viewRebuildBufferEntries === undefined
+          ? {}
+          : { bufferEntries: this.viewRebuildBufferEntries }),
       });
     } catch (e) {
       if (isMatviewError(e)) throw e;

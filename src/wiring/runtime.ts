@@ -93,6 +93,7 @@ export async function startServer(
     writerThread: config.writerThread,
     maxRecordsPerCommit: config.maxRecordsPerCommit,
     rebuildChunkRecords: config.rebuildChunkRecords,
+    viewRebuildBufferEntries: config.viewRebuildBufferEntries,
     ...(options.views === undefined ? {} : { views: options.views }),
     onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
     onChunkWriteError: (err) =>
