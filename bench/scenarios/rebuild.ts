@@ -288,7 +288,7 @@ export const rebuild: Scenario = {
     ctx.check('rebuild >= 200k records/s', `${round(rate, 0)} records/s`, rate >= 200_000);
     await viewRebuild(ctx, users);
     ctx.note(
-      "rebuild: view rebuild from the stored rows: the replayed store reopened with UserInformation's version bumped, as `matview serve` finds it after a deploy that changed the view; timed from the call to the switch (the old builds are dropped after); rows/s over the stored rows (one per source key)",
+      "rebuild: view rebuild from the stored rows: the replayed store reopened with UserInformation's version bumped, as `matview serve` finds it after a deploy that changed the view; timed over `rebuildStaleViews` (the replay, the writes, the switch, the events for subscribers and the drop of the old builds); rows/s over the stored rows (one per source key)",
     );
     ctx.note(
       "rebuild: measured as a replay of decoded records through materialize + applyBatch into a fresh store's shadow generation (chunks of REBUILD_CHUNK_RECORDS, default 250k) until it is swapped in, 16 batches of 10,000 in flight (what `matview rebuild` does with 16 partitions), without the Kafka fetch and decode (the records are generated on the main thread meanwhile, and that time counts); workload: users first, then 40% tweets, 30% follows, 20% likes, 10% profile edits",

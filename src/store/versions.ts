@@ -12,15 +12,15 @@
  * after the swap come from live commits and are left alone. The pass is idempotent: interrupted, it starts
  * over at the next start.
  *
- * A view rebuild from the rows runs while nothing else commits: `keepUnchangedVersions` gives each rebuilt
- * value equal to the old build's the old version, before the builds are switched.
+ * A view rebuild from the rows runs while nothing else commits: it writes its new build through
+ * `keepingUnchangedVersions`, which gives each rebuilt value equal to the old build's the old version.
  *
  * Only the version moves across: the value itself is always the new one, encoded by the current code (a view
  * whose version was bumped may store its values differently).
  */
 import type { Database } from 'lmdb';
 import type { Registry } from '../views/registry.js';
-import type { ValueCodec, ViewModule } from '../views/types.js';
+import type { KvSpace, ValueCodec, ViewModule } from '../views/types.js';
 import type { ViewVersion } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 
@@ -171,27 +171,30 @@ export async function reconcileSwap(
 }
 
 /**
- * A view rebuild's pass over one versioned space: each value of the new build (`rebuilt`) equal to the old
- * build's (`old`) takes the old value's version.
+ * A versioned space of a view rebuild's new build (`rebuilt`) that gives each value it stores equal to the old
+ * build's (`old`) the old value's version, as it is written: the rebuild writes every value it stores through
+ * it, so no second pass over the new build is needed.
  */
-export async function keepUnchangedVersions(
+export function keepingUnchangedVersions(
   view: ViewModule,
   space: string,
   old: Database<Buffer, string>,
-  rebuilt: Database<Buffer, string>,
-  o: PassOptions,
-): Promise<void> {
+  rebuilt: KvSpace<unknown>,
+): KvSpace<unknown> {
   const same = view.versioned?.[space];
-  if (same === undefined) return;
+  if (same === undefined) return rebuilt;
   const codec = codecOf(view, space);
-  await rewriteVersions(
-    rebuilt,
-    codec,
-    (key, bytes) => {
+  return {
+    get: (key) => rebuilt.get(key),
+    put(key, value) {
       const before = old.getBinary(key);
-      return before !== undefined && same(before, bytes) ? codec.decode(before).version : undefined;
+      const kept =
+        before !== undefined && same(before, codec.encode(value as Versioned))
+          ? { ...(value as Versioned), version: codec.decode(before).version }
+          : value;
+      rebuilt.put(key, kept);
     },
-    'keep the versions of unchanged values',
-    o,
-  );
+    remove: (key) => rebuilt.remove(key),
+    entries: () => rebuilt.entries(),
+  };
 }

@@ -26,6 +26,8 @@ import { USER_INFORMATION } from '../views/user-information.js';
 import { TABLES, type Table } from '../views/source.js';
 import type {
   CommitInfo,
+  IndexSpace,
+  KvSpace,
   RecordOrigins,
   RowReader,
   Spaces,
@@ -34,7 +36,7 @@ import type {
 } from '../views/types.js';
 import type { Generation, GenerationInfo, ViewBuild } from './generation.js';
 import type { StoredRow } from './row-codec.js';
-import { keepUnchangedVersions } from './versions.js';
+import { keepingUnchangedVersions } from './versions.js';
 import { bufferedSpaces, type BufferedSpaces } from './buffered-generation.js';
 import { genKey, USER_VIEWS_REMOVED_KEY } from './write.js';
 
@@ -124,7 +126,19 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   for (const v of [...plan.feed, ...plan.rebuild]) {
     const build = nextBuild(env, generation.id, v.name);
     builds.set(v.name, build);
-    spaces.set(v.name, generation.openSpaces(v, build));
+    const opened: Record<string, KvSpace<unknown> | IndexSpace> = { ...generation.openSpaces(v, build) };
+    // A rebuilt value equal to the one it replaces keeps that one's version (versions.ts): nothing else
+    // commits meanwhile, so the old build is what readers see.
+    const old = plan.rebuild.includes(v) ? info.views[v.name] : undefined;
+    if (old !== undefined)
+      for (const space of Object.keys(v.versioned ?? {}))
+        opened[space] = keepingUnchangedVersions(
+          v,
+          space,
+          generation.buildDb(v.name, old.build, space),
+          opened[space] as KvSpace<unknown>,
+        );
+    spaces.set(v.name, opened);
   }
   const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
   const appliedAt = new Date().toISOString();
@@ -152,21 +166,6 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
     }
   }
   await buffer.write();
-
-  // A rebuilt value equal to the one it replaces keeps that one's version (versions.ts): nothing else
-  // commits meanwhile, so the old build is what readers see.
-  for (const v of plan.rebuild) {
-    const old = info.views[v.name];
-    if (old === undefined) continue;
-    for (const space of Object.keys(v.versioned ?? {}))
-      await keepUnchangedVersions(
-        v,
-        space,
-        generation.buildDb(v.name, old.build, space),
-        generation.buildDb(v.name, builds.get(v.name)!, space),
-        { commit: async (_what, action) => void (await env.transaction(action)), chunk: chunkRows },
-      );
-  }
 
   const replaced = new Map<string, ViewBuild | undefined>();
   const views: Record<string, ViewBuild> = { ...info.views };
