@@ -31,7 +31,7 @@ function sortedKeys(pending: ReadonlyMap<string, unknown>): string[] {
   return [...pending.keys()].sort(compareCodePoints);
 }
 
-export class BufferedKv implements KvSpace<unknown> {
+class BufferedKv implements KvSpace<unknown> {
   readonly pending = new Map<string, unknown>();
   /** `baseEmpty`: the stored space holds nothing, so a removal only drops what is buffered. */
   constructor(
