@@ -37,6 +37,7 @@ import type {
   OutgoingMessage,
   PartitionPosition,
 } from './types.js';
+import { atomicTransaction } from '../lmdb-transaction.js';
 
 export interface EmbeddedChangelogOptions {
   /** Directory of the log's own LMDB environment (created if missing). Not the view store's directory. */
@@ -231,7 +232,7 @@ class Changelog implements EmbeddedChangelog {
    */
   private async write<T>(action: () => T): Promise<T> {
     try {
-      return await this.env.transaction(action);
+      return await atomicTransaction(this.env, action);
     } catch (e) {
       if (!isCommitFailure(e)) throw e;
       throw new Error(`the embedded changelog could not be written: ${await commitFailure(e)}`, { cause: e });

@@ -10,6 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreWriteError, commitFailure, isMatviewError } from '../errors.js';
+import { atomicTransaction } from '../lmdb-transaction.js';
 
 /**
  * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
@@ -83,7 +84,7 @@ export async function batchError(error: unknown): Promise<unknown> {
  */
 export async function writeTransaction<T>(env: RootDatabase, what: string, action: () => T): Promise<T> {
   try {
-    return await env.transaction(action);
+    return await atomicTransaction(env, action);
   } catch (e) {
     if (isMatviewError(e)) throw e;
     throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });

@@ -26,6 +26,7 @@ import {
 } from './generation.js';
 import type { CommitEvent } from './types.js';
 import { genKey, USER_VIEWS_REMOVED_KEY, type GenerationHandles } from './write.js';
+import { atomicTransaction } from '../lmdb-transaction.js';
 
 export interface SwapResult {
   readonly swapped: boolean;
@@ -74,7 +75,7 @@ export class Generations {
 
   private async commit<T>(what: string, action: () => T): Promise<T> {
     try {
-      return await this.o.env.transaction(action);
+      return await atomicTransaction(this.o.env, action);
     } catch (e) {
       throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
     }
@@ -141,55 +142,53 @@ export class Generations {
     const before = this.active;
     const shadowInfo = shadow.info;
     let outcome: SwapResult | undefined;
-    await this.o.env
-      .transaction(() => {
-        const behind: SwapResult['behind'][number][] = [];
-        for (const r of required) {
-          if (r.next === '0') continue;
-          const at = shadow.position(r.topic, r.partition) ?? '0';
-          if (offsetBefore(at, r.next))
-            behind.push({ topic: r.topic, partition: r.partition, next: at, required: r.next });
-        }
-        if (behind.length > 0) {
-          outcome = { swapped: false, behind };
-          return;
-        }
-        const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
-        const to: GenerationInfo = {
-          ...shadow.info,
-          state: 'active',
-          activatedSequence: sequence.toString(),
-          activatedAt: new Date().toISOString(),
-        };
-        meta.put(genKey(shadow.id), JSON.stringify(to));
-        meta.put('activeGeneration', String(shadow.id));
-        meta.remove('shadowGeneration');
-        // Kept until reconciled: reads compare with it, and a restart resumes the pass.
-        meta.put(genKey(before.id), JSON.stringify({ ...before.info, state: 'retiring' }));
-        meta.put('retiringGeneration', String(before.id));
-        meta.put('sequence', sequence.toString());
-        // The new generation may lack views the old one had.
-        meta.put(USER_VIEWS_REMOVED_KEY, sequence.toString());
-        // Switch readers here, not after the commit resolves: readers between this line and the commit
-        // read the last committed snapshot, in which the shadow is already complete.
-        this.active = shadow;
-        this.shadow = undefined;
-        this.retiring = before;
-        shadow.info = to;
-        outcome = { swapped: true, behind: [], sequence, from: before.info, to };
-      })
-      .catch(async (e: unknown) => {
-        if (this.active === shadow) {
-          this.active = before;
-          this.shadow = shadow;
-          this.retiring = undefined;
-          shadow.info = shadowInfo;
-        }
-        throw new StoreWriteError(
-          `LMDB write failed, the generation swap did not happen: ${await commitFailure(e)}`,
-          { cause: e },
-        );
-      });
+    await atomicTransaction(this.o.env, () => {
+      const behind: SwapResult['behind'][number][] = [];
+      for (const r of required) {
+        if (r.next === '0') continue;
+        const at = shadow.position(r.topic, r.partition) ?? '0';
+        if (offsetBefore(at, r.next))
+          behind.push({ topic: r.topic, partition: r.partition, next: at, required: r.next });
+      }
+      if (behind.length > 0) {
+        outcome = { swapped: false, behind };
+        return;
+      }
+      const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
+      const to: GenerationInfo = {
+        ...shadow.info,
+        state: 'active',
+        activatedSequence: sequence.toString(),
+        activatedAt: new Date().toISOString(),
+      };
+      meta.put(genKey(shadow.id), JSON.stringify(to));
+      meta.put('activeGeneration', String(shadow.id));
+      meta.remove('shadowGeneration');
+      // Kept until reconciled: reads compare with it, and a restart resumes the pass.
+      meta.put(genKey(before.id), JSON.stringify({ ...before.info, state: 'retiring' }));
+      meta.put('retiringGeneration', String(before.id));
+      meta.put('sequence', sequence.toString());
+      // The new generation may lack views the old one had.
+      meta.put(USER_VIEWS_REMOVED_KEY, sequence.toString());
+      // Switch readers here, not after the commit resolves: readers between this line and the commit
+      // read the last committed snapshot, in which the shadow is already complete.
+      this.active = shadow;
+      this.shadow = undefined;
+      this.retiring = before;
+      shadow.info = to;
+      outcome = { swapped: true, behind: [], sequence, from: before.info, to };
+    }).catch(async (e: unknown) => {
+      if (this.active === shadow) {
+        this.active = before;
+        this.shadow = shadow;
+        this.retiring = undefined;
+        shadow.info = shadowInfo;
+      }
+      throw new StoreWriteError(
+        `LMDB write failed, the generation swap did not happen: ${await commitFailure(e)}`,
+        { cause: e },
+      );
+    });
     if (outcome === undefined) throw new StoreWriteError('LMDB transaction did not run');
     if (!outcome.swapped || outcome.sequence === undefined) return outcome;
     this.o.publish({

@@ -39,6 +39,7 @@ import type { StoredRow } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
 import { bufferedSpaces, type BufferedSpaces } from './buffered-generation.js';
 import { genKey, USER_VIEWS_REMOVED_KEY } from './write.js';
+import { atomicTransaction } from '../lmdb-transaction.js';
 
 export interface ViewRebuildOptions {
   readonly env: RootDatabase;
@@ -176,7 +177,7 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   // Views no longer registered: dropped from the generation with the switch.
   for (const name of Object.keys(views)) if (registry.byName(name) === undefined) delete views[name];
   const next: GenerationInfo = { ...info, views };
-  await env.transaction(() => {
+  await atomicTransaction(env, () => {
     meta.put(genKey(info.id), JSON.stringify(next));
     meta.put('sequence', sequence.toString());
     // A rebuilt UserInformation may lack users the old build had.
@@ -219,7 +220,7 @@ class BuildBuffer {
   async write(): Promise<void> {
     if (this.entries === 0) return;
     const buffers = this.buffers;
-    await this.env.transaction(() => {
+    await atomicTransaction(this.env, () => {
       for (const spaces of buffers.values()) for (const space of Object.values(spaces)) space.write();
     });
     this.written = true;

@@ -19,6 +19,7 @@ import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
 import { writeViewOutbox, type ViewOutbox } from './published.js';
 import type { UserInformation } from '../views/user-information.js';
+import { atomicTransaction } from '../lmdb-transaction.js';
 
 /**
  * What the store commits: changelog records (or a replica's view values) with their positions, and the dead
@@ -110,7 +111,7 @@ export async function commitInTransaction(
 ): Promise<WrittenCommit> {
   let result: WrittenCommit | undefined;
   try {
-    await c.env.transaction(() => {
+    await atomicTransaction(c.env, () => {
       result = writeCommit(c.meta, c.outboxes, c.handles, c.plan, input, target, batches);
     });
   } catch (e) {

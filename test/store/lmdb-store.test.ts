@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { userChanges, type CommitEvent } from '../../src/store/types.js';
 import { decodeView, encodeView, restJsonOf } from '../../src/views/codec.js';
+import { VIEWS } from '../../src/views/registry.js';
+import type { ViewModule } from '../../src/views/types.js';
+import { USER_INFORMATION } from '../../src/views/user-information.js';
 import { commitInput, profile as user, sequential, tweet } from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -173,6 +176,39 @@ describe.each([{ writerThread: false }, { writerThread: true }])('LmdbStore (%o)
       seq: 2n,
       u2: 'b',
     });
+    await store.close();
+  });
+});
+
+describe('a commit whose body throws halfway', () => {
+  it('should store nothing of it, neither what the views before the throw wrote nor its rows and positions', async () => {
+    // Applied after UserInformation, which has written the user's counts and view by then.
+    const failing: ViewModule = {
+      name: 'fails-on-boom',
+      version: 1,
+      reads: { tweets: ['userId'] },
+      dependsOn: [USER_INFORMATION],
+      spaces: {},
+      apply(input) {
+        if (input.transitions.key.includes('boom')) throw new Error('the view failed');
+        return {};
+      },
+    };
+    const path = tempDir();
+    const options = { path, writerThread: false, views: [...VIEWS, failing] };
+    let store = openStore(options);
+    await store.applyBatch(commitInput([{ table: 'users', key: 'u1', row: profile('zcox'), offset: 0 }]));
+    await expect(
+      store.applyBatch(commitInput([{ table: 'tweets', key: 'boom', row: tweet('u1'), offset: 0 }])),
+    ).rejects.toThrow('the view failed');
+    await store.close();
+    store = openStore(options);
+    expect(store.getUser('u1')).toMatchObject({ tweetCount: 0, version: { sequence: '1' } });
+    expect(store.position('tweets', 0)).toBeUndefined();
+    expect(store.sequence()).toBe(1n);
+    // The same record applies once the view lets it.
+    await store.applyBatch(commitInput([{ table: 'tweets', key: 't1', row: tweet('u1'), offset: 0 }]));
+    expect(store.getUser('u1')).toMatchObject({ tweetCount: 1, version: { sequence: '2' } });
     await store.close();
   });
 });
