@@ -25,7 +25,7 @@ import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js'
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
-const { path, mapSize, maxRecordsPerCommit, rebuildChunkRecords, rebuildChunkTiming } =
+const { path, mapSize, maxRecordsPerCommit, rebuildChunkRecords, rebuildChunkTiming, viewBufferEntries } =
   workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
@@ -40,6 +40,7 @@ const reportChunkWriteError = (e: unknown): void =>
 const chunks = new ShadowChunks({
   ...context,
   maxRecords: rebuildChunkRecords,
+  ...(viewBufferEntries === undefined ? {} : { viewBufferEntries }),
   ...rebuildChunkTiming,
   onWriteError: reportChunkWriteError,
 });

@@ -12,9 +12,11 @@
  *   space, the rows and the positions read through the buffer first), so the commit body
  *   (src/materializer/commit.ts) computes what it would have computed committing one by one.
  * - `writeTo` writes the net effect of the buffered commits in one transaction: the rows, every view's
- *   spaces and the positions together. A crash before it leaves the generation at the previous write, a
- *   prefix, and the rebuild resumes from the positions stored with it. Nothing else of the shadow's needs
- *   them sooner: the swap compares the stored positions with the live end, so it waits for the write.
+ *   spaces and the positions together (a rebuild's chunk writes rows and positions alone, `writeRowsTo`,
+ *   and passes its views' buffer on to the next chunk: shadow-chunks.ts). A crash before it leaves the
+ *   generation at the previous write, a prefix, and the rebuild resumes from the positions stored with it.
+ *   Nothing else of the shadow's needs them sooner: the swap compares the stored positions with the live
+ *   end, so it waits for the write.
  * - Values are kept as the view put them (objects, not encoded): a view must not mutate a value it read
  *   (the in-memory state of the reference-model tests holds values the same way).
  */
@@ -192,14 +194,54 @@ class BufferedRows implements RowStore {
   }
 }
 
+/**
+ * Every view's spaces of one generation, buffered over the stored ones. A rebuild's chunks carry this from
+ * one chunk to the next (shadow-chunks.ts): a chunk writes its rows and positions, and the views wait in
+ * memory until the buffer is full or the shadow is about to be swapped in.
+ */
+export class BufferedViews {
+  private readonly buffers = new Map<string, BufferedSpaces>();
+  /**
+   * `storedEmpty`: the stored spaces hold nothing (a new shadow's builds), so removals need not be
+   * remembered. `builds`: which builds of the views the buffer sits on (the generation's `info.views`, as
+   * the caller names them): a buffer over builds that were replaced since is of no use.
+   */
+  constructor(
+    private readonly stored: Pick<GenerationState, 'spaces'>,
+    private readonly storedEmpty = false,
+    readonly builds = '',
+  ) {}
+  spaces(view: string): BufferedSpaces {
+    let spaces = this.buffers.get(view);
+    if (spaces === undefined) {
+      spaces = bufferedSpaces(this.stored.spaces(view), this.storedEmpty);
+      this.buffers.set(view, spaces);
+    }
+    return spaces;
+  }
+  /** Entries buffered (values and index keys put or removed), over every view's spaces. */
+  get entries(): number {
+    let n = 0;
+    for (const spaces of this.buffers.values()) for (const space of Object.values(spaces)) n += space.size;
+    return n;
+  }
+  /** Writes every space in key order (inside the caller's write transaction). Spent afterwards: use a new one. */
+  writeTo(): void {
+    for (const spaces of this.buffers.values()) for (const s of Object.values(spaces)) s.write();
+  }
+}
+
 export class BufferedGeneration implements GenerationState {
   readonly rows: BufferedRows;
   private readonly positions = new Map<string, { topic: string; partition: number; next: string }>();
-  private readonly views = new Map<string, BufferedSpaces>();
-  /** `id`: the generation's (the chunk's writer checks, when it writes, that it is still a shadow). */
+  /**
+   * `id`: the generation's (the chunk's writer checks, when it writes, that it is still a shadow). `views`:
+   * the views' buffer, when it outlives this one (a rebuild's chunks share one); by default its own.
+   */
   constructor(
     private readonly stored: GenerationState,
     readonly id: number,
+    readonly views: BufferedViews = new BufferedViews(stored),
   ) {
     this.rows = new BufferedRows(stored.rows);
   }
@@ -211,12 +253,7 @@ export class BufferedGeneration implements GenerationState {
     this.positions.set(`${topic}\u0000${partition}`, { topic, partition, next });
   }
   spaces(view: string): Spaces {
-    let spaces = this.views.get(view);
-    if (spaces === undefined) {
-      spaces = bufferedSpaces(this.stored.spaces(view));
-      this.views.set(view, spaces);
-    }
-    return spaces;
+    return this.views.spaces(view);
   }
 
   /**
@@ -224,8 +261,13 @@ export class BufferedGeneration implements GenerationState {
    * write transaction). The buffer is spent afterwards: use a new one.
    */
   writeTo(): void {
+    this.writeRowsTo();
+    this.views.writeTo();
+  }
+
+  /** Writes the rows and the positions only: the views stay in `views`, not written (a rebuild's chunk). */
+  writeRowsTo(): void {
     this.rows.write();
-    for (const spaces of this.views.values()) for (const s of Object.values(spaces)) s.write();
     for (const p of this.positions.values()) this.stored.setPosition(p.topic, p.partition, p.next);
   }
 }

@@ -41,6 +41,13 @@ export interface GenerationInfo {
    * when the swap did not change the value, the swap's when it did): from then on values read as stored.
    */
   readonly reconciled?: boolean;
+  /**
+   * A shadow whose stored rows and positions are ahead of its stored views: a rebuild's chunks write the rows
+   * and keep the views in memory until the shadow is swapped in (shadow-chunks.ts). Left set by a crash (or
+   * a rebuild that stopped without writing them), the views are rebuilt from the stored rows when the
+   * rebuild resumes.
+   */
+  readonly viewsPending?: boolean;
 }
 
 /** Which build of a view a generation serves; a view rebuilt from the rows gets a new build number. */

@@ -8,7 +8,7 @@
  * new one's values their final versions (versions.ts), then dropped.
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { StoreWriteError, commitFailure } from '../errors.js';
+import { InvariantError, StoreWriteError, commitFailure } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { offsetBefore } from '../materializer/change-batch.js';
 import type { Registry } from '../views/registry.js';
@@ -25,7 +25,7 @@ import {
   type ViewBuild,
 } from './generation.js';
 import type { CommitEvent } from './types.js';
-import { genKey, USER_VIEWS_REMOVED_KEY, type GenerationHandles } from './write.js';
+import { genKey, readGenerationInfo, USER_VIEWS_REMOVED_KEY, type GenerationHandles } from './write.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
 export interface SwapResult {
@@ -154,9 +154,15 @@ export class Generations {
         outcome = { swapped: false, behind };
         return;
       }
+      // As stored: a rebuild's chunks (maybe on the writer thread) set and clear `viewsPending` there.
+      const stored = readGenerationInfo(meta, shadow.id) ?? shadow.info;
+      if (stored.viewsPending === true)
+        throw new InvariantError(
+          `shadow generation ${shadow.id} cannot be swapped in: its views are not written yet`,
+        );
       const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
       const to: GenerationInfo = {
-        ...shadow.info,
+        ...stored,
         state: 'active',
         activatedSequence: sequence.toString(),
         activatedAt: new Date().toISOString(),

@@ -42,7 +42,7 @@ import { PublishedIndex, viewOutboxOf, type ViewOutbox } from './published.js';
 import { StoreReads } from './reads.js';
 import { StoreRequests, type StoreRole } from './requests.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
-import { rebuildViewsFromRows, type ViewRebuildResult } from './view-rebuild.js';
+import { rebuildViewsFromRows, type ViewRebuildOptions, type ViewRebuildResult } from './view-rebuild.js';
 import {
   committedActiveGeneration,
   genKey,
@@ -119,8 +119,9 @@ export interface StoreOptions {
   /** When a rebuild's chunk is written though not full (tests; shadow-chunks.ts' defaults otherwise). */
   readonly rebuildChunkTiming?: RebuildChunkTiming;
   /**
-   * Entries a view rebuilt from the rows (`rebuildStaleViews`) buffers in memory between writes (default
-   * `defaultViewRebuildBufferEntries()`, view-rebuild.ts).
+   * Entries a view rebuilt from the rows (`rebuildStaleViews`) buffers in memory between writes, and a
+   * rebuild's shadow keeps of its views across its chunks (default `defaultViewRebuildBufferEntries()`,
+   * view-rebuild.ts).
    */
   readonly viewRebuildBufferEntries?: number;
 }
@@ -243,6 +244,9 @@ export class LmdbStore implements ViewReader {
               maxRecordsPerCommit: maxRecords,
               rebuildChunkRecords,
               rebuildChunkTiming: timing,
+              ...(options.viewRebuildBufferEntries === undefined
+                ? {}
+                : { viewBufferEntries: options.viewRebuildBufferEntries }),
             },
             () => this.env.resetReadTxn(),
             this.onChunkWriteError,
@@ -259,6 +263,9 @@ export class LmdbStore implements ViewReader {
       ...context,
       maxRecords: this.writer === undefined ? rebuildChunkRecords : 0,
       ...timing,
+      ...(options.viewRebuildBufferEntries === undefined
+        ? {}
+        : { viewBufferEntries: options.viewRebuildBufferEntries }),
       onWriteError: this.onChunkWriteError,
     });
     const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =
@@ -536,29 +543,12 @@ export class LmdbStore implements ViewReader {
     if (stale.length === 0 && dropped.length === 0) return undefined;
     const active = this.generations.active;
     const before = new Map(Object.entries(active.info.views));
-    let result: ViewRebuildResult;
-    try {
-      result = await rebuildViewsFromRows({
-        env: this.env,
-        meta: this.meta,
-        registry: this.registry,
-        generation: active,
-        views: stale,
-        topicOf,
-        ...(onProgress === undefined ? {} : { onProgress }),
-        ...(this.viewRebuildBufferEntries === undefined
-          ? {}
-          : { bufferEntries: this.viewRebuildBufferEntries }),
-      });
-    } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(
-        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`,
-        {
-          cause: e,
-        },
-      );
-    }
+    const result = await this.rebuildViews({
+      generation: active,
+      views: stale,
+      topicOf,
+      ...(onProgress === undefined ? {} : { onProgress }),
+    });
     this.seq = result.sequence;
     this.published = result.sequence;
     this.publish({
@@ -569,11 +559,57 @@ export class LmdbStore implements ViewReader {
     return result;
   }
 
+  /** `rebuildViewsFromRows` on this store, its failures as matview errors. */
+  private async rebuildViews(
+    options: Pick<ViewRebuildOptions, 'generation' | 'views' | 'topicOf' | 'onProgress' | 'shadow'>,
+  ): Promise<ViewRebuildResult> {
+    try {
+      return await rebuildViewsFromRows({
+        env: this.env,
+        meta: this.meta,
+        registry: this.registry,
+        ...options,
+        ...(this.viewRebuildBufferEntries === undefined
+          ? {}
+          : { bufferEntries: this.viewRebuildBufferEntries }),
+      });
+    } catch (e) {
+      if (isMatviewError(e)) throw e;
+      throw new StoreWriteError(
+        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
   // ---- generations (rebuilds from the feed) ----
 
-  /** Starts (or resumes) a shadow generation built with the code's views (generations.ts). */
-  beginShadow(reason: string): Promise<{ generation: Generation; resumed: boolean }> {
-    return this.generations.beginShadow(reason, () => this.requests.clearRebuildRequestIn());
+  /**
+   * Starts (or resumes) a shadow generation built with the code's views (generations.ts). A resumed shadow
+   * whose stored views were left behind its stored rows (`viewsPending`: the process ended between its
+   * chunks, shadow-chunks.ts) gets every view rebuilt from those rows first (`viewsRebuiltFrom`: the rows
+   * replayed); `topicOf` names each table's topic, which the rebuilt values' versions carry.
+   */
+  async beginShadow(
+    reason: string,
+    topicOf?: (table: Table) => string,
+  ): Promise<{ generation: Generation; resumed: boolean; viewsRebuiltFrom?: number }> {
+    const begun = await this.generations.beginShadow(reason, () => this.requests.clearRebuildRequestIn());
+    const { generation } = begun;
+    if (!begun.resumed || generation.info.viewsPending !== true) return begun;
+    if (topicOf === undefined)
+      throw new Error(
+        `shadow generation ${generation.id} needs its views rebuilt from its rows: beginShadow needs topicOf`,
+      );
+    const before = new Map(Object.entries(generation.info.views));
+    const result = await this.rebuildViews({
+      generation,
+      views: this.registry.views.map((v) => v.name),
+      topicOf,
+      shadow: true,
+    });
+    await this.generations.dropBuilds(generation, before, result.rebuilt);
+    return { ...begun, viewsRebuiltFrom: result.rows };
   }
 
   /** Drops the shadow generation (a rebuild that is no longer wanted). */

@@ -37,7 +37,7 @@ import type {
 import type { Generation, GenerationInfo, ViewBuild } from './generation.js';
 import type { StoredRow } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
-import { bufferedSpaces, type BufferedSpaces } from './buffered-generation.js';
+import { BufferedViews } from './buffered-generation.js';
 import { genKey, USER_VIEWS_REMOVED_KEY } from './write.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
@@ -61,6 +61,13 @@ export interface ViewRebuildOptions {
   readonly bufferEntries?: number;
   /** Progress, after each chunk. */
   readonly onProgress?: (rows: number) => void;
+  /**
+   * The generation is a rebuild's shadow (its views are rebuilt because a crash left them behind its rows):
+   * nobody reads it, so no value keeps an old version (the swap's reconciliation sets them: versions.ts) and
+   * the switch takes no commit sequence (the values carry the next one, as a shadow's chunks do); it clears
+   * the generation's `viewsPending`.
+   */
+  readonly shadow?: boolean;
 }
 
 export interface ViewRebuildResult {
@@ -130,7 +137,7 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
     const opened: Record<string, KvSpace<unknown> | IndexSpace> = { ...generation.openSpaces(v, build) };
     // A rebuilt value equal to the one it replaces keeps that one's version (versions.ts): nothing else
     // commits meanwhile, so the old build is what readers see.
-    const old = plan.rebuild.includes(v) ? info.views[v.name] : undefined;
+    const old = plan.rebuild.includes(v) && options.shadow !== true ? info.views[v.name] : undefined;
     if (old !== undefined)
       for (const space of Object.keys(v.versioned ?? {}))
         opened[space] = keepingUnchangedVersions(
@@ -176,9 +183,13 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   }
   // Views no longer registered: dropped from the generation with the switch.
   for (const name of Object.keys(views)) if (registry.byName(name) === undefined) delete views[name];
-  const next: GenerationInfo = { ...info, views };
+  const { viewsPending: _, ...rest } = info;
+  const next: GenerationInfo = options.shadow === true ? { ...rest, views } : { ...info, views };
   await atomicTransaction(env, () => {
+    // A shadow abandoned meanwhile stays gone.
+    if (options.shadow === true && meta.get(genKey(info.id)) === undefined) return;
     meta.put(genKey(info.id), JSON.stringify(next));
+    if (options.shadow === true) return;
     meta.put('sequence', sequence.toString());
     // A rebuilt UserInformation may lack users the old build had.
     if (plan.rebuild.some((v) => v.name === USER_INFORMATION))
@@ -196,35 +207,31 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
  * unreferenced builds, as before.
  */
 class BuildBuffer {
-  private buffers: Map<string, BufferedSpaces>;
+  private buffer: BufferedViews;
   /** Nothing written yet: the new builds are empty, so the first buffer need not remember removals. */
   private written = false;
   constructor(
     private readonly env: RootDatabase,
     private readonly stored: ReadonlyMap<string, Spaces>,
   ) {
-    this.buffers = this.empty();
+    this.buffer = this.empty();
   }
-  private empty(): Map<string, BufferedSpaces> {
-    return new Map([...this.stored].map(([view, spaces]) => [view, bufferedSpaces(spaces, !this.written)]));
+  private empty(): BufferedViews {
+    return new BufferedViews({ spaces: (view) => this.stored.get(view)! }, !this.written);
   }
   spaces(view: string): Spaces {
-    return this.buffers.get(view)!;
+    return this.buffer.spaces(view);
   }
   /** Entries buffered, over every view's spaces. */
   get entries(): number {
-    let n = 0;
-    for (const spaces of this.buffers.values()) for (const space of Object.values(spaces)) n += space.size;
-    return n;
+    return this.buffer.entries;
   }
   async write(): Promise<void> {
     if (this.entries === 0) return;
-    const buffers = this.buffers;
-    await atomicTransaction(this.env, () => {
-      for (const spaces of buffers.values()) for (const space of Object.values(spaces)) space.write();
-    });
+    const buffer = this.buffer;
+    await atomicTransaction(this.env, () => buffer.writeTo());
     this.written = true;
-    this.buffers = this.empty();
+    this.buffer = this.empty();
   }
 }
 

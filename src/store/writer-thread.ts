@@ -34,6 +34,8 @@ export interface WriterData {
   /** Records per chunk of a rebuild's shadow at most (shadow-chunks.ts); 0: a shadow commits like the rest. */
   readonly rebuildChunkRecords: number;
   readonly rebuildChunkTiming: RebuildChunkTiming;
+  /** Entries of a rebuild's views kept across its chunks at most (default: the worker's own heap decides). */
+  readonly viewBufferEntries?: number;
 }
 
 /** Caller → worker. */

@@ -129,7 +129,12 @@ export class RebuildController {
 
   private async begin(reason: string): Promise<void> {
     const { store, metrics } = this.options;
-    const { generation, resumed } = await store.beginShadow(reason);
+    const topicOfTable = new Map([...this.options.tables].map(([topic, table]) => [table, topic]));
+    const { generation, resumed, viewsRebuiltFrom } = await store.beginShadow(reason, (table) => {
+      const topic = topicOfTable.get(table);
+      if (topic === undefined) throw new Error(`no topic is read for table "${table}"`);
+      return topic;
+    });
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
     // Where this run's batches took each partition: stored, or still in the shadow's chunk
@@ -176,6 +181,8 @@ export class RebuildController {
         activeGeneration: store.activeGeneration().id,
         reason,
         resumed,
+        // Rows its views were rebuilt from: the process that filled it ended between its chunks.
+        ...(viewsRebuiltFrom === undefined ? {} : { viewsRebuiltFrom }),
         targetRecords: targets.reduce((n, t) => n + BigInt(t.next), 0n).toString(),
         // Where a resumed shadow stands: the same sum over its stored positions (its last written chunk).
         storedRecords: targets

@@ -7,9 +7,15 @@
  * last one swaps it in: the served view, rankings, totals and the stored view equal the contract's SQL over
  * every record, nothing lost, nothing counted twice.
  *
- * Chunks of 5,000 records and commits of 5,000 (both shipped at 250k and 100k) are the point of the test:
+ * Chunks of 5,000 records and commits of 5,000 (both shipped at 250k) are the point of the test:
  * a rebuild of 300k records then writes ~60 chunks, so the kills land between and inside them, and what a
  * restart finds stored is at least what the killed incarnation applied minus one chunk and one commit.
+ *
+ * A chunk writes rows and positions; the views stay in memory until the swap (or until they fill
+ * VIEW_REBUILD_BUFFER_ENTRIES). Incarnations alternate between the shipped buffer, which never fills here,
+ * so each one killed leaves its shadow's views behind its rows and the next start must rebuild them from
+ * the rows (its "rebuild started" line says from how many), and a buffer of 3,000 entries, which most chunks
+ * fill, so kills also land while the views are written with a chunk.
  *
  * Knobs: FAULT_REBUILD_KILLS (default 3), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
@@ -61,7 +67,9 @@ describe('SIGKILL inside a rebuild', () => {
     const topics = freshTopics();
     const dataDir = tempDir();
     const random = prng(SEED);
-    const env = { REBUILD_CHUNK_RECORDS: String(CHUNK), MAX_RECORDS_PER_COMMIT: String(CHUNK) };
+    const base = { REBUILD_CHUNK_RECORDS: String(CHUNK), MAX_RECORDS_PER_COMMIT: String(CHUNK) };
+    const envOf = (incarnation: number) =>
+      incarnation % 2 === 0 ? base : { ...base, VIEW_REBUILD_BUFFER_ENTRIES: '3000' };
     const producing = produceContinuously(kafka.brokers, topics, changeStream(SEED, 2_000), {
       perChunk: 5_000,
       pauseMs: 0,
@@ -75,18 +83,25 @@ describe('SIGKILL inside a rebuild', () => {
     );
     await producing.stop();
 
-    const first = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env });
+    const first = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(0) });
     await first.listening;
     await waitCaughtUp(first.url(), kafka.brokers, topics);
     const requested = await runCli(['rebuild'], { DATA_DIR: dataDir });
     expect(requested.code).toBe(0);
 
-    const starts: { resumed: unknown; stored: bigint; target: bigint; killedAfterApplied?: number }[] = [];
+    const starts: {
+      resumed: unknown;
+      viewsRebuiltFrom: unknown;
+      stored: bigint;
+      target: bigint;
+      killedAfterApplied?: number;
+    }[] = [];
     let child = first;
     for (let i = 0; i <= KILLS; i++) {
       const started = await logged(child, 'rebuild started', 60_000);
       const start = {
         resumed: started['resumed'],
+        viewsRebuiltFrom: started['viewsRebuiltFrom'],
         stored: BigInt(String(started['storedRecords'])),
         target: BigInt(String(started['targetRecords'])),
       };
@@ -110,7 +125,7 @@ describe('SIGKILL inside a rebuild', () => {
       ).toBe(true);
       expect(describeExit(await child.kill())).toBe('signal SIGKILL');
       starts.push({ ...start, killedAfterApplied: applied });
-      child = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env });
+      child = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(i + 1) });
       await child.listening;
     }
     console.log('rebuild-kill: rebuild starts', starts);
@@ -118,6 +133,8 @@ describe('SIGKILL inside a rebuild', () => {
     // Every restart resumed the shadow (not a new one) where a written chunk had left it: past what the
     // incarnation before had stored, by at least what it applied less one chunk and one commit.
     expect(starts.map((s) => s.resumed)).toEqual([false, ...Array<boolean>(KILLS).fill(true)]);
+    // After an incarnation with the shipped buffer, the views were rebuilt from every stored row.
+    for (let i = 1; i < starts.length; i += 2) expect(starts[i]!.viewsRebuiltFrom).toBeGreaterThan(0);
     for (let i = 1; i < starts.length; i++) {
       const gained = starts[i]!.stored - starts[i - 1]!.stored;
       expect(gained).toBeGreaterThanOrEqual(BigInt(APPLIED_BEFORE_KILL - 2 * CHUNK));

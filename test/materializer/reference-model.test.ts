@@ -304,8 +304,9 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
     };
   }
 
-  it('should serve through the chunk, report, and store exactly what committing batch by batch does, however the chunks are cut', () => {
+  it('should serve through the chunk, report, and store exactly what committing batch by batch does, however the chunks are cut and whether they write their views', () => {
     let writes = 0;
+    let rowWrites = 0;
     for (let seed = 1; seed <= 300; seed++) {
       const { deliveries } = randomChangelog(seed);
       const ids = expected(deliveries).ids;
@@ -327,16 +328,23 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
           sequence,
           ...readThrough(direct, ids),
         });
-        if (rnd() < 0.2) {
+        const cut = rnd();
+        if (cut < 0.2) {
           chunk.writeTo();
           chunk = new BufferedGeneration(stored, 1);
           writes++;
+        } else if (cut < 0.4) {
+          // A rebuild's chunk: rows and positions written, the views carried on to the next chunk.
+          chunk.writeRowsTo();
+          chunk = new BufferedGeneration(stored, 1, chunk.views);
+          rowWrites++;
         }
       }
       chunk.writeTo();
       expect({ seed, ...contents(stored) }).toEqual({ seed, ...contents(direct) });
     }
     expect(writes).toBeGreaterThan(1000);
+    expect(rowWrites).toBeGreaterThan(1000);
   });
 });
 

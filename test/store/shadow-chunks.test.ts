@@ -10,7 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { MemoryIndex } from '../../src/materializer/memory-state.js';
 import { BufferedIndex } from '../../src/store/buffered-generation.js';
+import type { Database, RootDatabase } from 'lmdb';
+import type { Generation } from '../../src/store/generation.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
+import { readGenerationInfo } from '../../src/store/write.js';
+import { USER_INFORMATION } from '../../src/views/user-information.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
 import type { Generations } from '../../src/store/generations.js';
 import { VIEWS } from '../../src/views/registry.js';
@@ -73,17 +77,52 @@ describe('buffered index', () => {
   });
 });
 
+/** 30 batches of a tweet and a profile edit of one of four users. */
+const feed = Array.from({ length: 30 }, (_, i) =>
+  commitInput(
+    [tweet(`t${i}`, `u${i % 4}`, i), change('users', `u${i % 4}`, user(`n${i}`), i)],
+    [
+      { topic: 'tweets', partition: 0, next: String(i + 1) },
+      { topic: 'users', partition: 0, next: String(i + 1) },
+    ],
+  ),
+);
+const FEED_END = [
+  { topic: 'tweets', partition: 0, next: '30' },
+  { topic: 'users', partition: 0, next: '30' },
+];
+const FEED_USERS = ['u0', 'u1', 'u2', 'u3'];
+
+/** The served users, without their versions, and the tweets total. */
+function servedOf(store: LmdbStore) {
+  return {
+    users: FEED_USERS.map((id) => {
+      const { version: _v, ...view } = store.getUser(id)!;
+      return view;
+    }),
+    totals: store.totals()!.tweets,
+  };
+}
+
+/** What `feed` gives committed batch by batch into an active generation. */
+async function feedCommitted() {
+  const store = openStore({ path: tempDir(), writerThread: false });
+  for (const input of feed) await store.applyBatch(input);
+  const served = servedOf(store);
+  await store.close();
+  return served;
+}
+
+/** A generation's info as stored now (the writer thread writes it), and its stored view of `userId`. */
+function storedShadow(store: LmdbStore, generation: Generation, userId: string) {
+  const { env, meta } = store as unknown as { env: RootDatabase; meta: Database<string, string> };
+  env.resetReadTxn();
+  const views = generation.spaces(USER_INFORMATION)['views'] as KvSpace<unknown>;
+  return { info: readGenerationInfo(meta, generation.id), view: views.get(userId) };
+}
+
 describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks (%o)', (mode) => {
   it('should store what batch-by-batch commits store, writing batches that waited together as one chunk', async () => {
-    const feed = Array.from({ length: 30 }, (_, i) =>
-      commitInput(
-        [tweet(`t${i}`, `u${i % 4}`, i), change('users', `u${i % 4}`, user(`n${i}`), i)],
-        [
-          { topic: 'tweets', partition: 0, next: String(i + 1) },
-          { topic: 'users', partition: 0, next: String(i + 1) },
-        ],
-      ),
-    );
     const results = [];
     for (const chunkRecords of [0, 1_000]) {
       const store = openStore({ ...mode, path: tempDir(), rebuildChunkRecords: chunkRecords });
@@ -119,6 +158,72 @@ describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks
       ]);
     expect(results[1]!.users).toEqual(results[0]!.users);
     expect(results[1]!.totals).toBe(30);
+  });
+
+  it("should store each chunk's rows and positions, keep the views in memory until the swap, and swap in what batch-by-batch commits store", async () => {
+    const expected = await feedCommitted();
+    // Every batch (two records) fills a chunk; the views are written with the swap, or with every chunk
+    // when the buffer holds one entry at most.
+    for (const viewRebuildBufferEntries of [undefined, 1]) {
+      const store = openStore({
+        ...mode,
+        path: tempDir(),
+        rebuildChunkRecords: 2,
+        ...(viewRebuildBufferEntries === undefined ? {} : { viewRebuildBufferEntries }),
+      });
+      const { generation } = await store.beginShadow('requested');
+      for (const input of feed) await store.applyBatch(input, generation);
+      expect(store.position('tweets', 0, generation)).toBe('30');
+      const before = storedShadow(store, generation, 'u1');
+      if (viewRebuildBufferEntries === undefined) {
+        expect(before.info?.viewsPending).toBe(true);
+        expect(before.view).toBeUndefined();
+      } else {
+        expect(before.info?.viewsPending).toBeUndefined();
+        expect(before.view).toMatchObject({ userId: 'u1', username: 'n29', tweetCount: 8 });
+      }
+      const swap = await store.trySwap(generation, FEED_END);
+      expect(swap.swapped).toBe(true);
+      expect(storedShadow(store, generation, 'u1').info?.viewsPending).toBeUndefined();
+      expect(servedOf(store)).toEqual(expected);
+      await store.close();
+    }
+  });
+});
+
+describe("a rebuild's views left behind its rows", () => {
+  it('should be rebuilt from the rows when the rebuild resumes, which then swaps in what batch-by-batch commits store', async () => {
+    const expected = await feedCommitted();
+    const path = tempDir();
+    const options = { path, writerThread: false, rebuildChunkRecords: 2 };
+    let store = openStore(options);
+    const { generation } = await store.beginShadow('requested');
+    for (const input of feed.slice(0, 15)) await store.applyBatch(input, generation);
+    // The process ends with the views in memory only (a crash): rows and positions of 15 batches are stored.
+    chunksOf(store).discard();
+    await store.close();
+
+    store = openStore(options);
+    await expect(store.beginShadow('requested')).rejects.toThrow(
+      `shadow generation ${generation.id} needs its views rebuilt from its rows: beginShadow needs topicOf`,
+    );
+    const resumed = await store.beginShadow('requested', (table) => `${table}-topic`);
+    // 15 tweets and 4 users rows.
+    expect(resumed).toMatchObject({ resumed: true, viewsRebuiltFrom: 19 });
+    const rebuilt = storedShadow(store, resumed.generation, 'u1');
+    expect(rebuilt.info?.viewsPending).toBeUndefined();
+    // Rebuilt from the rows as inserts, table by table: the last row that moved u1 is its tweet t9 (the last
+    // of t1, t13, t5, t9 in key order), read from the topic `topicOf` names.
+    expect(rebuilt.view).toMatchObject({
+      userId: 'u1',
+      username: 'n13',
+      tweetCount: 4,
+      version: { source: { topic: 'tweets-topic', partition: 0, offset: '9' } },
+    });
+    for (const input of feed.slice(15)) await store.applyBatch(input, resumed.generation);
+    expect((await store.trySwap(resumed.generation, FEED_END)).swapped).toBe(true);
+    expect(servedOf(store)).toEqual(expected);
+    await store.close();
   });
 });
 
@@ -306,7 +411,8 @@ const fullDiskView = (full: () => boolean): ViewModule => ({
 
 /**
  * A store whose rebuild has one chunk waiting (a batch of tweets applied to its shadow), with the full-disk
- * view and the idle pause given; every chunk write that fails is collected in `errors`.
+ * view and the idle pause given; every chunk write that fails is collected in `errors`. Its views are kept
+ * across chunks up to one entry: each chunk writes them.
  */
 async function chunkOnFullDisk(full: () => boolean, idleMs: number) {
   const errors: unknown[] = [];
@@ -315,6 +421,7 @@ async function chunkOnFullDisk(full: () => boolean, idleMs: number) {
     writerThread: false,
     views: [...VIEWS, fullDiskView(full)],
     rebuildChunkTiming: { idleMs },
+    viewRebuildBufferEntries: 1,
     onChunkWriteError: (e) => errors.push(e),
   });
   const { generation } = await store.beginShadow('requested');
