@@ -8,7 +8,7 @@
  * new one's values their final versions (versions.ts), then dropped.
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { InvariantError, StoreWriteError, commitFailure } from '../errors.js';
+import { StoreWriteError, commitFailure } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { offsetBefore } from '../materializer/change-batch.js';
 import type { Registry } from '../views/registry.js';
@@ -134,7 +134,8 @@ export class Generations {
 
   /**
    * Makes `shadow` the active generation, in one write transaction, if for every partition in `required`
-   * its stored position has reached `next` (typically the live end offsets).
+   * its stored position has reached `next` (typically the live end offsets) and its stored views are not
+   * behind its rows (`viewsPending`: the caller writes a rebuild's views first, LmdbStore.trySwap).
    */
   async trySwap(shadow: Generation, required: readonly PartitionPosition[]): Promise<SwapResult> {
     if (this.shadow !== shadow) return { swapped: false, behind: [] };
@@ -154,12 +155,13 @@ export class Generations {
         outcome = { swapped: false, behind };
         return;
       }
-      // As stored: a rebuild's chunks (maybe on the writer thread) set and clear `viewsPending` there.
+      // As stored: a rebuild's chunks (maybe on the writer thread) set and clear `viewsPending` there. A chunk
+      // written after the caller wrote the views (LmdbStore.trySwap) may have set it again: not yet, then.
       const stored = readGenerationInfo(meta, shadow.id) ?? shadow.info;
-      if (stored.viewsPending === true)
-        throw new InvariantError(
-          `shadow generation ${shadow.id} cannot be swapped in: its views are not written yet`,
-        );
+      if (stored.viewsPending === true) {
+        outcome = { swapped: false, behind: [] };
+        return;
+      }
       const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
       const to: GenerationInfo = {
         ...stored,

@@ -178,6 +178,11 @@ describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks
       if (viewRebuildBufferEntries === undefined) {
         expect(before.info?.viewsPending).toBe(true);
         expect(before.view).toBeUndefined();
+        // Not swapped in with its views behind its rows (the store's own swap writes them first).
+        expect(await generationsOf(store).trySwap(generation, FEED_END)).toEqual({
+          swapped: false,
+          behind: [],
+        });
       } else {
         expect(before.info?.viewsPending).toBeUndefined();
         expect(before.view).toMatchObject({ userId: 'u1', username: 'n29', tweetCount: 8 });
