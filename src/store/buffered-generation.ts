@@ -20,6 +20,7 @@
  * - Values are kept as the view put them (objects, not encoded): a view must not mutate a value it read
  *   (the in-memory state of the reference-model tests holds values the same way).
  */
+import { uncachedEncoding } from '../views/codec.js';
 import { TABLES, type Row, type Table } from '../views/source.js';
 import type { IndexSpace, KvSpace, Spaces } from '../views/types.js';
 import { MemoryIndex, compareCodePoints } from '../materializer/memory-state.js';
@@ -227,7 +228,9 @@ export class BufferedViews {
   }
   /** Writes every space in key order (inside the caller's write transaction). Spent afterwards: use a new one. */
   writeTo(): void {
-    for (const spaces of this.buffers.values()) for (const s of Object.values(spaces)) s.write();
+    uncachedEncoding(() => {
+      for (const spaces of this.buffers.values()) for (const s of Object.values(spaces)) s.write();
+    });
   }
 }
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { decodeView, encodeView, restJsonOf } from '../../src/views/codec.js';
+import {
+  decodeView,
+  encodeView,
+  encodeViewOnce,
+  restJsonOf,
+  uncachedEncoding,
+} from '../../src/views/codec.js';
 import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
 
 const view: UserInformation = {
@@ -33,6 +39,20 @@ describe('stored view codec', () => {
     expect(bytes.length).toBe(
       4 + Buffer.byteLength(JSON.stringify(rest)) + Buffer.byteLength(JSON.stringify(view.version)),
     );
+  });
+
+  it('should encode a view object once, except inside uncachedEncoding, which keeps nothing', () => {
+    const a = { ...view };
+    const inside = uncachedEncoding(() => [encodeViewOnce(a), encodeViewOnce(a)]);
+    expect(inside[0]).not.toBe(inside[1]);
+    expect(inside[0]).toEqual(encodeView(view));
+    // Nothing was kept: the first call outside encodes again, and the next one returns those bytes.
+    const outside = encodeViewOnce(a);
+    expect(outside).not.toBe(inside[0]);
+    expect(outside).not.toBe(inside[1]);
+    expect(encodeViewOnce(a)).toBe(outside);
+    // A view encoded before keeps its bytes inside too.
+    expect(uncachedEncoding(() => encodeViewOnce(a))).toBe(outside);
   });
 
   it('should decode to the same view, multi-byte characters included', () => {
