@@ -267,7 +267,7 @@ export interface Config {
   readonly rebuildChunkRecords: number;
   /**
    * Entries a view rebuilt from the stored rows buffers in memory between writes (src/store/view-rebuild.ts);
-   * default: what a quarter of the heap limit holds.
+   * default: what a third of the heap limit holds.
    */
   readonly viewRebuildBufferEntries: number;
   /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */

@@ -93,17 +93,20 @@ const MAX_CHUNK_ROWS = 1_000_000;
 /**
  * Bytes of heap a buffered entry takes, about: a view object with its version (~400), its counts, a rank key
  * in the index's blocks (~70). Measured: 1.93M entries (200k users: views, counts, four rank keys each) held
- * 368 MB after a full GC, with the last page of rows.
+ * 368 MB after a full GC, with the last page of rows; a rebuild's views across its chunks, 5.45M entries
+ * (1M users), 1,012 MB (186 bytes each).
  */
 const BUFFERED_ENTRY_BYTES = 200;
 
 /**
- * `bufferEntries` by default: what a quarter of this process' heap limit holds (5.4M entries with V8's 4 GB
- * limit on 64-bit, about 900k users' views and rankings), so a server started with a smaller heap
- * (`--max-old-space-size`, a container's memory) buffers less instead of running out of memory.
+ * `bufferEntries` by default: what a third of this process' heap limit holds (7.2M entries with V8's 4.3 GB
+ * limit here, about 1.2M users' views, counts and rank keys), so a server started with a smaller heap
+ * (`--max-old-space-size`, a container's memory) buffers less instead of running out of memory. A third
+ * rather than a quarter (5.4M) so that 1M users' views fit in one write: a rebuild of 3M records over 1M
+ * users that wrote them twice took 202 s, once 137 s.
  */
 export function defaultViewRebuildBufferEntries(): number {
-  return Math.max(10_000, Math.floor(getHeapStatistics().heap_size_limit / 4 / BUFFERED_ENTRY_BYTES));
+  return Math.max(10_000, Math.floor(getHeapStatistics().heap_size_limit / 3 / BUFFERED_ENTRY_BYTES));
 }
 
 /** The views to rebuild (asked + dependents) and the upstream views that only feed them, in apply order. */
