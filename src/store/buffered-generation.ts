@@ -29,6 +29,12 @@ import type { GenerationState, RowStore } from '../materializer/commit.js';
 /** A key removed by a buffered commit (a KV value, a row). */
 const GONE = Symbol('gone');
 
+/** Runs every step of `steps`. */
+function drain(steps: Iterator<void>): void {
+  let step = steps.next();
+  while (step.done !== true) step = steps.next();
+}
+
 /** The keys of `pending` in key order (UTF-8 byte order, which LMDB keeps). */
 function sortedKeys(pending: ReadonlyMap<string, unknown>): string[] {
   return [...pending.keys()].sort(compareCodePoints);
@@ -67,10 +73,15 @@ class BufferedKv implements KvSpace<unknown> {
     for (const k of sortedKeys(merged)) yield [k, merged.get(k)];
   }
   write(): void {
+    drain(this.writes());
+  }
+  /** `write`, one key per step. */
+  *writes(): Generator<void, void, void> {
     for (const k of sortedKeys(this.pending)) {
       const v = this.pending.get(k);
       if (v === GONE) this.base.remove(k);
       else this.base.put(k, v);
+      yield;
     }
   }
 }
@@ -129,8 +140,18 @@ export class BufferedIndex implements IndexSpace {
     yield* [...keys].sort(compareCodePoints);
   }
   write(): void {
-    for (const k of [...this.removed].sort(compareCodePoints)) this.base.remove(k);
-    for (const k of this.added.all()) this.base.add(k);
+    drain(this.writes());
+  }
+  /** `write`, one key per step. */
+  *writes(): Generator<void, void, void> {
+    for (const k of [...this.removed].sort(compareCodePoints)) {
+      this.base.remove(k);
+      yield;
+    }
+    for (const k of this.added.all()) {
+      this.base.add(k);
+      yield;
+    }
   }
 }
 
@@ -228,9 +249,15 @@ export class BufferedViews {
   }
   /** Writes every space in key order (inside the caller's write transaction). Spent afterwards: use a new one. */
   writeTo(): void {
-    uncachedEncoding(() => {
-      for (const spaces of this.buffers.values()) for (const s of Object.values(spaces)) s.write();
-    });
+    uncachedEncoding(() => drain(this.writes()));
+  }
+
+  /**
+   * `writeTo`, one entry per step, for a caller that spreads the write over several transactions (inside
+   * `uncachedEncoding`, as `writeTo` does).
+   */
+  *writes(): Generator<void, void, void> {
+    for (const spaces of this.buffers.values()) for (const s of Object.values(spaces)) yield* s.writes();
   }
 }
 
