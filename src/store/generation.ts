@@ -50,6 +50,12 @@ export interface GenerationInfo {
   readonly viewsPending?: boolean;
 }
 
+/** `info` with its `viewsPending` mark set or cleared. */
+export function withViewsPending(info: GenerationInfo, pending: boolean): GenerationInfo {
+  const { viewsPending: _, ...rest } = info;
+  return pending ? { ...rest, viewsPending: true } : rest;
+}
+
 /** Which build of a view a generation serves; a view rebuilt from the rows gets a new build number. */
 export interface ViewBuild {
   readonly version: number;

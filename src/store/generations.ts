@@ -25,6 +25,7 @@ import {
   type ViewBuild,
 } from './generation.js';
 import type { CommitEvent } from './types.js';
+import { writeTransaction } from './environment.js';
 import { genKey, readGenerationInfo, USER_VIEWS_REMOVED_KEY, type GenerationHandles } from './write.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
@@ -73,12 +74,8 @@ export class Generations {
 
   static newInfo = newGenerationInfo;
 
-  private async commit<T>(what: string, action: () => T): Promise<T> {
-    try {
-      return await atomicTransaction(this.o.env, action);
-    } catch (e) {
-      throw new StoreWriteError(`LMDB write failed (${what}): ${await commitFailure(e)}`, { cause: e });
-    }
+  private commit<T>(what: string, action: () => T): Promise<T> {
+    return writeTransaction(this.o.env, what, action);
   }
 
   /**

@@ -64,7 +64,7 @@ import { batchError, writeTransaction } from './environment.js';
 import type { Database } from 'lmdb';
 import type { CommitPlan } from '../materializer/commit.js';
 import { BufferedGeneration, BufferedViews } from './buffered-generation.js';
-import type { Generation } from './generation.js';
+import { withViewsPending, type Generation } from './generation.js';
 import { defaultViewRebuildBufferEntries } from './view-rebuild.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
@@ -356,8 +356,7 @@ export class ShadowChunks {
 function markViewsPending(meta: Database<string, string>, id: number, pending: boolean): void {
   const info = readGenerationInfo(meta, id);
   if (info === undefined || (info.viewsPending === true) === pending) return;
-  const { viewsPending: _, ...rest } = info;
-  meta.put(genKey(id), JSON.stringify(pending ? { ...rest, viewsPending: true } : rest));
+  meta.put(genKey(id), JSON.stringify(withViewsPending(info, pending)));
 }
 
 /** Whether every view space of `generation` is empty (a new shadow's): its buffer need not remember removals. */

@@ -35,7 +35,7 @@ import type {
   Transitions,
   ViewModule,
 } from '../views/types.js';
-import type { Generation, GenerationInfo, ViewBuild } from './generation.js';
+import { withViewsPending, type Generation, type GenerationInfo, type ViewBuild } from './generation.js';
 import type { StoredRow } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
 import { BufferedViews } from './buffered-generation.js';
@@ -191,8 +191,8 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   }
   // Views no longer registered: dropped from the generation with the switch.
   for (const name of Object.keys(views)) if (registry.byName(name) === undefined) delete views[name];
-  const { viewsPending: _, ...rest } = info;
-  const next: GenerationInfo = options.shadow === true ? { ...rest, views } : { ...info, views };
+  const next: GenerationInfo =
+    options.shadow === true ? { ...withViewsPending(info, false), views } : { ...info, views };
   await atomicTransaction(env, () => {
     // A shadow abandoned meanwhile stays gone.
     if (options.shadow === true && meta.get(genKey(info.id)) === undefined) return;
