@@ -229,7 +229,7 @@ export class LmdbStore implements ViewReader {
       () => this.generations.active,
       () => this.generations.retiring,
     );
-    this.requests = new StoreRequests(this.env, this.meta);
+    this.requests = new StoreRequests(this.env, this.meta, options.path);
     const maxRecords =
       options.maxRecordsPerCommit ?? defaultMaxRecordsPerCommit(options.writerThread === true);
     const rebuildChunkRecords =
@@ -594,7 +594,10 @@ export class LmdbStore implements ViewReader {
     reason: string,
     topicOf?: (table: Table) => string,
   ): Promise<{ generation: Generation; resumed: boolean; viewsRebuiltFrom?: number }> {
-    const begun = await this.generations.beginShadow(reason, () => this.requests.clearRebuildRequestIn());
+    const begun = await this.generations.beginShadow(reason, () => this.requests.clearLegacyRequestIn());
+    // After the shadow's commit: a crash between the two leaves the request, and the next start resumes
+    // this shadow for it.
+    await this.requests.clearRebuildRequest();
     const { generation } = begun;
     if (!begun.resumed || generation.info.viewsPending !== true) return begun;
     if (topicOf === undefined)

@@ -1,10 +1,18 @@
 /**
- * What other processes ask of a store through its meta records (the CLI while a server runs): a rebuild
+ * What other processes ask of a store (the CLI while a server runs), and what they read of it: a rebuild
  * request, who serves the store, a restored copy's new identity, a consistent copy of the whole store.
+ *
+ * Only the serving process writes the store while it runs. lmdb-js' asynchronous write transactions, which
+ * every commit of the store uses, lose whole commits when another process writes the same environment at
+ * the same time (lmdb 3.5.6; measured on the embedded changelog, feed/embedded-changelog.ts `write`). So
+ * `matview rebuild` does not write a meta record: it leaves a file next to the store
+ * ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the server reads every second and
+ * removes once a rebuild serves it.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
 import { writeTransaction } from './environment.js';
 
@@ -28,44 +36,69 @@ export interface RebuildRequest {
   readonly reason: string;
 }
 
+/** The rebuild request's file, in the store's directory (next to data.mdb). */
+export const REBUILD_REQUEST_FILE = 'rebuild-request.json';
+
+/** Where an earlier matview kept the request: a meta record, still honoured and cleared. */
+const LEGACY_REQUEST_KEY = 'rebuildRequested';
+
 export class StoreRequests {
+  private readonly requestFile: string;
+
   constructor(
     private readonly env: RootDatabase,
     private readonly meta: Database<string, string>,
-  ) {}
+    /** The store's directory. */
+    dir: string,
+  ) {
+    this.requestFile = join(dir, REBUILD_REQUEST_FILE);
+  }
 
   /** Runs one write transaction (environment.ts `writeTransaction`). */
   commit<T>(what: string, action: () => T): Promise<T> {
     return writeTransaction(this.env, what, action);
   }
 
-  /** Records a request to rebuild the view (`matview rebuild`); the serving process picks it up. */
-  async requestRebuild(reason: string): Promise<RebuildRequest> {
+  /**
+   * Records a request to rebuild the view (`matview rebuild`); the serving process picks it up. Writes a
+   * file, not the store (see the module comment): a temporary file renamed over the request, so a reader
+   * sees a whole request or none.
+   */
+  requestRebuild(reason: string): RebuildRequest {
     const request: RebuildRequest = { requestedAt: new Date().toISOString(), reason };
-    await this.commit('record the rebuild request', () => {
-      void this.meta.put('rebuildRequested', JSON.stringify(request));
-    });
+    const temporary = `${this.requestFile}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify(request));
+    renameSync(temporary, this.requestFile);
     return request;
   }
 
   /** Drops a pending rebuild request (one already under way serves it). */
   async clearRebuildRequest(): Promise<void> {
-    await this.commit('clear the rebuild request', () => this.clearRebuildRequestIn());
+    try {
+      unlinkSync(this.requestFile);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (this.meta.get(LEGACY_REQUEST_KEY) !== undefined)
+      await this.commit('clear the rebuild request', () => this.clearLegacyRequestIn());
   }
 
-  /** The same, inside a transaction the caller runs. */
-  clearRebuildRequestIn(): void {
-    void this.meta.remove('rebuildRequested');
+  /** Inside a transaction the caller runs: drops a request an earlier matview recorded in the meta records. */
+  clearLegacyRequestIn(): void {
+    void this.meta.remove(LEGACY_REQUEST_KEY);
   }
 
-  /** The pending rebuild request, if any (reads the latest committed state, from any process). */
+  /** The pending rebuild request, if any (made by any process). */
   rebuildRequest(): RebuildRequest | undefined {
-    // Written by another process (`matview rebuild`): read what is committed now, not this thread's
-    // snapshot (lmdb-js renews it only when this thread commits or resets it; with the writer thread on,
-    // this thread rarely commits).
-    this.env.resetReadTxn();
-    const raw = this.meta.get('rebuildRequested');
-    return raw === undefined ? undefined : (JSON.parse(raw) as RebuildRequest);
+    let raw: string;
+    try {
+      raw = readFileSync(this.requestFile, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      const legacy = this.meta.get(LEGACY_REQUEST_KEY);
+      return legacy === undefined ? undefined : (JSON.parse(legacy) as RebuildRequest);
+    }
+    return JSON.parse(raw) as RebuildRequest;
   }
 
   /** Marks this process as the one serving the store. */

@@ -5,7 +5,8 @@
  * Meta keys: `instanceId`, `sequence` (commit counter shared by all generations, so it only grows across
  * swaps), `activeGeneration`, `shadowGeneration`, `retiringGeneration` (the generation a swap replaced, until
  * the swap is reconciled: versions.ts), `nextGeneration`, `generation:<id>` (GenerationInfo),
- * `rebuildRequested` (set by `matview rebuild`), `owner` (the serving process).
+ * `owner` (the serving process); `rebuildRequested` only in stores where an earlier `matview rebuild` set it
+ * (requests.ts: a file now).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { StoreWriteError } from '../errors.js';

@@ -135,7 +135,7 @@ describe('rebuilds on a running server', () => {
     await v1.close();
     // What `matview rebuild` records for the next start when no server runs.
     const tool = openStore({ path: join(dataDir, 'view'), create: false });
-    await tool.requestRebuild('test');
+    tool.requestRebuild('test');
     await tool.close();
 
     const shadowComplete = deferred();

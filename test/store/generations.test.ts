@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
+import { REBUILD_REQUEST_FILE } from '../../src/store/requests.js';
 import { userChanges, type CommitEvent } from '../../src/store/types.js';
 import { VIEWS } from '../../src/views/registry.js';
 import {
@@ -321,18 +322,40 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await next.close();
   });
 
+  it('should honour and clear a rebuild request an earlier matview recorded in the meta records', async () => {
+    const path = tempDir();
+    await openStore({ ...mode, path }).close();
+    const env = open({ path, maxDbs: 64 });
+    const meta = env.openDB<string, string>({ name: 'meta', encoding: 'string' });
+    await meta.put(
+      'rebuildRequested',
+      JSON.stringify({ requestedAt: '2026-01-01T00:00:00.000Z', reason: 'old' }),
+    );
+    await env.close();
+    const server = openStore({ ...mode, path });
+    expect(server.rebuildRequest()).toEqual({ requestedAt: '2026-01-01T00:00:00.000Z', reason: 'old' });
+    await server.beginShadow('requested');
+    expect(server.rebuildRequest()).toBeUndefined();
+    await server.close();
+  });
+
   it('should record rebuild requests and the owning process across handles, and drop orphaned generations', async () => {
     const path = tempDir();
     const server = openStore({ ...mode, path });
     await server.claimOwner();
     const tool = openStore({ ...mode, path, create: false });
     expect(tool.liveOwner()?.pid).toBe(process.pid);
-    await tool.requestRebuild('test');
+    // The request is a file next to the store: the tool commits nothing into the server's environment
+    // (lmdb-js loses commits when two processes write one environment at once: requests.ts).
+    const lastTxn = await lastTxnId(path);
+    expect(tool.requestRebuild('test').reason).toBe('test');
     await tool.close();
-    await new Promise((r) => setTimeout(r, 5)); // next event turn: lmdb-js renews its read snapshot
+    expect(await lastTxnId(path)).toBe(lastTxn);
+    expect(existsSync(join(path, REBUILD_REQUEST_FILE))).toBe(true);
     expect(server.rebuildRequest()?.reason).toBe('test');
     const { generation } = await server.beginShadow('requested');
     expect(server.rebuildRequest()).toBeUndefined();
+    expect(existsSync(join(path, REBUILD_REQUEST_FILE))).toBe(false);
     await server.releaseOwner();
     expect(server.liveOwner()).toBeUndefined();
     await server.close();
@@ -376,3 +399,13 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await store.close();
   });
 });
+
+/** The id of the last transaction committed to the store at `path` (lmdb-js shares an open environment). */
+async function lastTxnId(path: string): Promise<number> {
+  const env = open({ path, maxDbs: 64 });
+  try {
+    return (env.getStats() as { lastTxnId: number }).lastTxnId;
+  } finally {
+    await env.close();
+  }
+}
