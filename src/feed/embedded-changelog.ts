@@ -19,12 +19,11 @@
  * High watermarks are not stored: a partition's is its last offset + 1, read from `records`. Offsets are
  * assigned inside the LMDB write transaction, which LMDB serializes across processes, so a second process
  * appending to the same log (`matview demo` next to a server) cannot reuse an offset; a consumer in another
- * process sees its appends within `pollIntervalMs`. Those transactions are synchronous (see `write`): lmdb-js'
- * asynchronous ones lose whole commits when another process writes at the same time.
+ * process sees its appends within `pollIntervalMs`. That needs lmdb-js' `overlappingSync` off (see `open`).
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { commitFailure, DataDirError, FeedCrashError, InvariantError } from '../errors.js';
+import { commitFailure, DataDirError, FeedCrashError, InvariantError, isCommitFailure } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { partitionForKey, toPositive } from './partitioner.js';
 import type {
@@ -38,6 +37,7 @@ import type {
   OutgoingMessage,
   PartitionPosition,
 } from './types.js';
+import { atomicTransaction } from '../lmdb-transaction.js';
 
 export interface EmbeddedChangelogOptions {
   /** Directory of the log's own LMDB environment (created if missing). Not the view store's directory. */
@@ -107,7 +107,10 @@ export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): 
   try {
     // Every write is an explicit transaction (`write`). With event-turn batching lmdb-js adds a commit promise
     // per event turn that nobody handles: a failed commit (a full disk) was an unhandled rejection.
-    env = open({ path: options.dir, maxDbs: 4, eventTurnBatching: false });
+    // overlappingSync (lmdb-js' default on Linux) lets a process that opens or writes the environment make
+    // another lose whole commits (store/environment.ts): a server and a demo appending to one log lost
+    // appends, their offsets then reused by the other process (test: "never loses or reuses an offset").
+    env = open({ path: options.dir, maxDbs: 4, eventTurnBatching: false, overlappingSync: false });
   } catch (error) {
     throw new DataDirError(options.dir, `cannot open the embedded changelog: ${(error as Error).message}`, {
       cause: error,
@@ -225,32 +228,16 @@ class Changelog implements EmbeddedChangelog {
   }
 
   /**
-   * One synchronous write transaction. lmdb-js' asynchronous transactions (lmdb 3.5.6) lose whole commits
-   * when another process writes the same environment at the same time: a stress loop of a server and a
-   * `matview demo` appending together lost one of the server's appends in 1-5 of 90 runs (its offset then
-   * reused by the other process), and a reader in that process sometimes crashed with SIGSEGV; with
-   * synchronous transactions in both, none in 180 runs. The cost is that the commit's sync to disk blocks
-   * this thread (a few ms a send: the embedded log serves demos and tests, not production load).
-   *
-   * An error thrown by `action` (a partition that does not exist) aborts the transaction and passes as it
-   * is; a failed commit (a full disk) rejects with its cause.
+   * One write transaction. A failed commit (a full disk) rejects with its real cause, read from lmdb-js'
+   * `commitError`, which left unread is an unhandled rejection that ends the process; an error thrown by
+   * `action` itself (a partition that does not exist) passes as it is.
    */
   private async write<T>(action: () => T): Promise<T> {
-    let thrown: { error: unknown } | undefined;
     try {
-      return this.env.transactionSync(() => {
-        try {
-          return action();
-        } catch (error) {
-          thrown = { error };
-          throw error;
-        }
-      });
-    } catch (error) {
-      if (thrown !== undefined) throw thrown.error;
-      throw new Error(`the embedded changelog could not be written: ${await commitFailure(error)}`, {
-        cause: error,
-      });
+      return await atomicTransaction(this.env, action);
+    } catch (e) {
+      if (!isCommitFailure(e)) throw e;
+      throw new Error(`the embedded changelog could not be written: ${await commitFailure(e)}`, { cause: e });
     }
   }
 

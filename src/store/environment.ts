@@ -57,6 +57,12 @@ export function openEnvironment(path: string, mapSize: number | undefined): Root
     // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
     // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
     eventTurnBatching: false,
+    // lmdb-js' default on Linux, and unsafe with more than one process: while one process commits, another
+    // that opens the environment (a CLI next to the server: verify, snapshot, rebuild), even read-only,
+    // makes the first lose whole commits it already reported done, and sometimes crash (SIGSEGV). Measured
+    // with lmdb 3.5.6: most runs of a writer with six processes opening next to it lost commits; none
+    // without it. Off, a commit syncs to disk before the next one starts instead of while it runs.
+    overlappingSync: false,
   });
 }
 
