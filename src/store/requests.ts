@@ -2,12 +2,11 @@
  * What other processes ask of a store (the CLI while a server runs), and what they read of it: a rebuild
  * request, who serves the store, a restored copy's new identity, a consistent copy of the whole store.
  *
- * Only the serving process writes the store while it runs. lmdb-js' asynchronous write transactions, which
- * every commit of the store uses, lose whole commits when another process writes the same environment at
- * the same time (lmdb 3.5.6; measured on the embedded changelog, feed/embedded-changelog.ts `write`). So
- * `matview rebuild` does not write a meta record: it leaves a file next to the store
- * ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the server reads every second and
- * removes once a rebuild serves it.
+ * Only the serving process writes the store while it runs: `matview rebuild` does not write a meta record,
+ * it leaves a file next to the store ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the
+ * server reads every second and removes once a rebuild serves it. Two processes writing one environment
+ * lost commits under lmdb-js' overlappingSync (now off, environment.ts); one writer keeps the server's
+ * commits clear of whatever else another process's write transaction can do to them.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';

@@ -346,7 +346,7 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     const tool = openStore({ ...mode, path, create: false });
     expect(tool.liveOwner()?.pid).toBe(process.pid);
     // The request is a file next to the store: the tool commits nothing into the server's environment
-    // (lmdb-js loses commits when two processes write one environment at once: requests.ts).
+    // (only the server writes its store: requests.ts).
     const lastTxn = await lastTxnId(path);
     expect(tool.requestRebuild('test').reason).toBe('test');
     await tool.close();
