@@ -62,8 +62,8 @@ export function openEnvironment(path: string, mapSize: number | undefined): Root
     // makes the first lose whole commits it already reported done, and sometimes crash (SIGSEGV). Measured
     // with lmdb 3.5.6: most runs of a writer with six processes opening next to it lost commits; none
     // without it. Off, a commit syncs to disk before the next one starts instead of while it runs: the same
-    // ingest rate here, but `user(id)` p99 while a fresh server catches up went from ~100 to ~190 ms (bench
-    // catchup, 200k records, two runs each); idle reads did not change.
+    // ingest rate here; `user(id)` p99 while a fresh server catches up went from ~100 to ~190 ms in the
+    // bench's catchup scenario (200k records, two runs each), not in a simpler reader (README).
     overlappingSync: false,
   });
 }
