@@ -87,17 +87,22 @@ export class StoreRequests {
     void this.meta.remove(LEGACY_REQUEST_KEY);
   }
 
-  /** The pending rebuild request, if any (made by any process). */
+  /**
+   * The pending rebuild request, if any (made by any process). Never throws (the server asks every second):
+   * a request file that cannot be read or parsed is still a request, its reason saying so.
+   */
   rebuildRequest(): RebuildRequest | undefined {
     let raw: string;
     try {
       raw = readFileSync(this.requestFile, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      const legacy = this.meta.get(LEGACY_REQUEST_KEY);
-      return legacy === undefined ? undefined : (JSON.parse(legacy) as RebuildRequest);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        const legacy = this.meta.get(LEGACY_REQUEST_KEY);
+        return legacy === undefined ? undefined : parseRequest(legacy);
+      }
+      return unreadableRequest((error as Error).message);
     }
-    return JSON.parse(raw) as RebuildRequest;
+    return parseRequest(raw);
   }
 
   /** Marks this process as the one serving the store. */
@@ -161,3 +166,19 @@ export class StoreRequests {
     await this.env.backup(dir, true);
   }
 }
+
+function parseRequest(raw: string): RebuildRequest {
+  try {
+    const parsed = JSON.parse(raw) as Partial<RebuildRequest> | null;
+    if (typeof parsed?.requestedAt === 'string' && typeof parsed.reason === 'string')
+      return { requestedAt: parsed.requestedAt, reason: parsed.reason };
+    return unreadableRequest('not a rebuild request');
+  } catch (error) {
+    return unreadableRequest((error as Error).message);
+  }
+}
+
+const unreadableRequest = (why: string): RebuildRequest => ({
+  requestedAt: new Date().toISOString(),
+  reason: `${REBUILD_REQUEST_FILE} (unreadable: ${why})`,
+});

@@ -2,7 +2,7 @@
  * Store generations: a shadow is filled without readers or subscribers seeing it, swaps in only once it
  * reached the required offsets, in one transaction, and survives reopening; orphans are collected.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
@@ -334,6 +334,16 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await env.close();
     const server = openStore({ ...mode, path });
     expect(server.rebuildRequest()).toEqual({ requestedAt: '2026-01-01T00:00:00.000Z', reason: 'old' });
+    await server.beginShadow('requested');
+    expect(server.rebuildRequest()).toBeUndefined();
+    await server.close();
+  });
+
+  it('should take a request file it cannot parse as a request, and clear it', async () => {
+    const path = tempDir();
+    const server = openStore({ ...mode, path });
+    writeFileSync(join(path, REBUILD_REQUEST_FILE), '{"requestedAt": "2026-');
+    expect(server.rebuildRequest()?.reason).toMatch(/^rebuild-request\.json \(unreadable: /);
     await server.beginShadow('requested');
     expect(server.rebuildRequest()).toBeUndefined();
     await server.close();
