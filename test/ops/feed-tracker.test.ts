@@ -93,6 +93,35 @@ describe('FeedTracker', () => {
     await t.store.close();
   });
 
+  it("should keep every partition's lag exact after each batch, though a batch re-reads only its own partition", async () => {
+    const t = setup();
+    const ends = [100, 80, 60, 0];
+    const positions = [0, 0, 0, 0];
+    t.tracker.setTargets(ends.map((next, partition) => ({ topic: 't', partition, next: String(next) })));
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n) as number;
+    for (let step = 0; step < 60; step++) {
+      const partition = random(4);
+      // A batch moves its partition forward; its fetch may have seen a higher watermark.
+      if (random(3) === 0) ends[partition]! += random(20);
+      positions[partition] = Math.min(ends[partition]!, positions[partition]! + random(30));
+      await t.store.applyBatch(
+        commitInput([], [{ topic: 't', partition, next: String(positions[partition]) }]),
+      );
+      t.tracker.applied(
+        { topic: 't', partition, records: [], highWatermark: String(ends[partition]) },
+        undefined,
+      );
+      const lags = ends.map((end, p) => end - positions[p]!);
+      const gauges = (await t.metrics.partitionLag.get()).values.map((v) => [v.labels.partition, v.value]);
+      expect({ total: t.tracker.lagRecords(), gauges }).toEqual({
+        total: lags.reduce((a, b) => a + b, 0),
+        gauges: lags.map((lag, p) => [String(p), lag]),
+      });
+    }
+    await t.store.close();
+  });
+
   it('should stay not ready while blocked by a recovery rebuild', async () => {
     const t = setup();
     t.tracker.setTargets([]);
