@@ -54,13 +54,6 @@ export interface FeedTrackerOptions {
 export class FeedTracker implements FeedMonitor {
   private readonly targets = new Map<string, PartitionPosition>();
   private readonly highWatermarks = new Map<string, string>();
-  /**
-   * Lag of each partition whose high watermark is known, as last computed: all of them by `refreshLag`
-   * (every second, and on the events below), the batch's own partition after each batch (`applied`). A
-   * partition's position moves through its own batches, so the others' stay right; a generation swap moves
-   * them all, and the next refresh, within a second, catches that.
-   */
-  private readonly lags = new Map<string, bigint>();
   private readonly store: LmdbStore;
   private readonly source: FeedSource;
   private readonly metrics: Metrics;
@@ -102,7 +95,7 @@ export class FeedTracker implements FeedMonitor {
       this.observeHighWatermark(e.topic, e.partition, e.next);
     }
     this.targetsKnown = true;
-    this.refreshLag();
+    this.evaluate();
   }
 
   /** Called after every handled batch of the live feed (committed or all-skipped). */
@@ -116,18 +109,18 @@ export class FeedTracker implements FeedMonitor {
     }
     this.lastProgressAt = this.now();
     this.metrics.lastProgressSeconds.set(this.lastProgressAt / 1000);
-    this.refreshPartitionLag(batch.topic, batch.partition);
+    this.refreshLag();
   }
 
   /** Keeps readiness at 503 with `reason` (a recovery rebuild whose old view is known to be incomplete). */
   block(reason: string): void {
     this.blockedBy = reason;
-    this.refreshLag();
+    this.evaluate();
   }
 
   unblock(): void {
     this.blockedBy = undefined;
-    this.refreshLag();
+    this.evaluate();
   }
 
   /** Fetches the current high watermarks, so lag shows even while nothing is fetched. Never throws. */
@@ -148,15 +141,14 @@ export class FeedTracker implements FeedMonitor {
   }
 
   /** Re-derives caught-up, lagging and stalled from the current positions; logs and exports transitions. */
-  private evaluate(): void {
+  private evaluate(partitions: readonly PartitionStatus[] = this.partitions()): void {
     const now = this.now();
     if (!this.caughtUp && this.targetsKnown && this.reachedTargets()) {
       this.caughtUp = true;
       this.logger.info({ sequence: this.store.sequence().toString() }, 'caught up: ready');
     }
-    let totalLag = 0n;
-    for (const lag of this.lags.values()) totalLag += lag;
-    this.totalLag = this.lags.size > 0 ? Number(totalLag) : null;
+    const totalLag = partitions.reduce((n, p) => n + (p.lag === null ? 0n : BigInt(p.lag)), 0n);
+    this.totalLag = partitions.some((p) => p.lag !== null) ? Number(totalLag) : null;
     const state = this.source.status().state;
     const down = state === 'retrying' || state === 'crashed';
     // While the brokers are unreachable the lag is the last one seen, not a measure: READY_MAX_LAG waits
@@ -232,31 +224,13 @@ export class FeedTracker implements FeedMonitor {
     this.refreshLag();
   }
 
-  /** Every partition's lag (and its gauge) from the stored positions, then the health rules. */
   private refreshLag(): void {
-    this.lags.clear();
-    for (const p of this.partitions()) {
-      if (p.lag === null) continue;
-      this.lags.set(key(p.topic, p.partition), BigInt(p.lag));
-      this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
+    const partitions = this.partitions();
+    for (const p of partitions) {
+      if (p.lag !== null)
+        this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
     }
-    this.evaluate();
-  }
-
-  /**
-   * The same for one partition, after one of its batches. Re-reading every partition per batch was 13 % of
-   * the event loop's busy time in a catch-up of one-record batches (bench catchup, profiled).
-   */
-  private refreshPartitionLag(topic: string, partition: number): void {
-    const k = key(topic, partition);
-    const hw = this.highWatermarks.get(k);
-    if (hw !== undefined) {
-      const next = BigInt(this.store.position(topic, partition) ?? '0');
-      const lag = BigInt(hw) > next ? BigInt(hw) - next : 0n;
-      this.lags.set(k, lag);
-      this.metrics.partitionLag.set({ topic, partition: String(partition) }, Number(lag));
-    }
-    this.evaluate();
+    this.evaluate(partitions);
   }
 
   /**
