@@ -1,7 +1,26 @@
 /**
- * LMDB write transactions for the store and the embedded changelog (both own LMDB environments).
+ * LMDB environments of the store and the embedded changelog (each its own): how both are opened and how
+ * both write.
  */
 import type { RootDatabase } from 'lmdb';
+
+/** lmdb-js `open` options both environments need, whatever else each sets. */
+export const LMDB_OPEN_OPTIONS = {
+  // Every write is an explicit transaction (`atomicTransaction`). With event-turn batching lmdb-js adds an
+  // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O error)
+  // became an unhandled rejection that killed the process instead of a clear error.
+  eventTurnBatching: false,
+  // lmdb-js' default on Linux, and unsafe with more than one process: while one process commits, another
+  // that opens the environment (a CLI next to the server: verify, snapshot, rebuild; a demo appending to
+  // the embedded changelog), even read-only, makes the first lose whole commits it already reported done,
+  // and sometimes crash (SIGSEGV). Measured with lmdb 3.5.6: most runs of a writer with six processes
+  // opening next to it lost commits; none without it (test/store/other-processes.test.ts, and the
+  // changelog's "never loses or reuses an offset"). Off, a commit syncs to disk before the next one starts
+  // instead of while it runs: the same ingest rate here; `user(id)` p99 while a fresh server catches up
+  // went from ~100 to ~190 ms in the bench's catchup scenario (200k records, two runs each), not in a
+  // simpler reader (README).
+  overlappingSync: false,
+} as const;
 
 /**
  * A write transaction that writes nothing when `action` throws. lmdb-js commits an asynchronous

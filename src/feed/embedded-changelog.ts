@@ -19,7 +19,8 @@
  * High watermarks are not stored: a partition's is its last offset + 1, read from `records`. Offsets are
  * assigned inside the LMDB write transaction, which LMDB serializes across processes, so a second process
  * appending to the same log (`matview demo` next to a server) cannot reuse an offset; a consumer in another
- * process sees its appends within `pollIntervalMs`. That needs lmdb-js' `overlappingSync` off (see `open`).
+ * process sees its appends within `pollIntervalMs`. That needs lmdb-js' `overlappingSync` off
+ * (`LMDB_OPEN_OPTIONS`).
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -37,7 +38,7 @@ import type {
   OutgoingMessage,
   PartitionPosition,
 } from './types.js';
-import { atomicTransaction } from '../lmdb-transaction.js';
+import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
 
 export interface EmbeddedChangelogOptions {
   /** Directory of the log's own LMDB environment (created if missing). Not the view store's directory. */
@@ -105,12 +106,7 @@ export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): 
   }
   let env: RootDatabase;
   try {
-    // Every write is an explicit transaction (`write`). With event-turn batching lmdb-js adds a commit promise
-    // per event turn that nobody handles: a failed commit (a full disk) was an unhandled rejection.
-    // overlappingSync (lmdb-js' default on Linux) lets a process that opens or writes the environment make
-    // another lose whole commits (store/environment.ts): a server and a demo appending to one log lost
-    // appends, their offsets then reused by the other process (test: "never loses or reuses an offset").
-    env = open({ path: options.dir, maxDbs: 4, eventTurnBatching: false, overlappingSync: false });
+    env = open({ path: options.dir, maxDbs: 4, ...LMDB_OPEN_OPTIONS });
   } catch (error) {
     throw new DataDirError(options.dir, `cannot open the embedded changelog: ${(error as Error).message}`, {
       cause: error,

@@ -10,7 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreWriteError, commitFailure, isMatviewError } from '../errors.js';
-import { atomicTransaction } from '../lmdb-transaction.js';
+import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
 
 /**
  * lmdb-js opens at most this many named databases per environment: two generations of rows, offsets and
@@ -53,18 +53,7 @@ export function openEnvironment(path: string, mapSize: number | undefined): Root
     noSubdir: false,
     maxDbs: MAX_DBS,
     mapSize: mapSize ?? 1024 * 1024 * 1024,
-    // Every write here is an explicit transaction already. With event-turn batching lmdb-js adds an
-    // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O
-    // error) became an unhandled rejection that killed the process instead of a StoreWriteError.
-    eventTurnBatching: false,
-    // lmdb-js' default on Linux, and unsafe with more than one process: while one process commits, another
-    // that opens the environment (a CLI next to the server: verify, snapshot, rebuild), even read-only,
-    // makes the first lose whole commits it already reported done, and sometimes crash (SIGSEGV). Measured
-    // with lmdb 3.5.6: most runs of a writer with six processes opening next to it lost commits; none
-    // without it. Off, a commit syncs to disk before the next one starts instead of while it runs: the same
-    // ingest rate here; `user(id)` p99 while a fresh server catches up went from ~100 to ~190 ms in the
-    // bench's catchup scenario (200k records, two runs each), not in a simpler reader (README).
-    overlappingSync: false,
+    ...LMDB_OPEN_OPTIONS,
   });
 }
 

@@ -548,7 +548,7 @@ describe('embedded changelog', () => {
     // The children are real processes (what `matview demo` next to a running server is). Every send is two
     // records on two partitions: one transaction, stored whole or lost whole. With lmdb-js' overlappingSync
     // (its default on Linux) this test failed 5 of 20 runs (two at a time): one of this process's sends lost,
-    // its offsets reused by a child. See `open` in the changelog.
+    // its offsets reused by a child. See `LMDB_OPEN_OPTIONS` (src/lmdb-transaction.ts).
     const script = join(dir, '..', `${dir.split('/').pop()}-child.mts`);
     dirs.push(script);
     const module = resolve('src/feed/embedded-changelog.ts');

@@ -1,7 +1,7 @@
 /**
  * The store while other processes open it: the CLI's verify, snapshot and rebuild open a running server's
  * store. With lmdb-js' default `overlappingSync` (Linux), a process that merely opened the environment made
- * the committing process lose whole commits it had already reported done (environment.ts).
+ * the committing process lose whole commits it had already reported done (`LMDB_OPEN_OPTIONS`).
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
