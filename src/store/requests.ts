@@ -5,11 +5,11 @@
  * Only the serving process writes the store while it runs: `matview rebuild` does not write a meta record,
  * it leaves a file next to the store ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the
  * server reads every second and removes once a rebuild serves it. Two processes writing one environment
- * lost commits under lmdb-js' overlappingSync (now off, environment.ts); one writer keeps the server's
+ * lost commits under lmdb-js' overlappingSync (now off: `LMDB_OPEN_OPTIONS`); one writer keeps the server's
  * commits clear of whatever else another process's write transaction can do to them.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
@@ -73,11 +73,7 @@ export class StoreRequests {
 
   /** Drops a pending rebuild request (one already under way serves it). */
   async clearRebuildRequest(): Promise<void> {
-    try {
-      unlinkSync(this.requestFile);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
+    rmSync(this.requestFile, { force: true });
     if (this.meta.get(LEGACY_REQUEST_KEY) !== undefined)
       await this.commit('clear the rebuild request', () => this.clearLegacyRequestIn());
   }

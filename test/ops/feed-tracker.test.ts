@@ -4,6 +4,7 @@
  * stall detection (lag > 0 without progress for LIVE_STALL_MS).
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import type { FeedBatch, FeedSource, FeedStatus, PartitionPosition } from '../../src/feed/types.js';
 import { FeedTracker } from '../../src/wiring/feed-tracker.js';
 import { silentLogger } from '../../src/ops/logger.js';
@@ -98,8 +99,8 @@ describe('FeedTracker', () => {
     const ends = [100, 80, 60, 0];
     const positions = [0, 0, 0, 0];
     t.tracker.setTargets(ends.map((next, partition) => ({ topic: 't', partition, next: String(next) })));
-    let seed = 7;
-    const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n) as number;
+    const next = prng(7);
+    const random = (n: number) => Math.floor(next() * n);
     for (let step = 0; step < 60; step++) {
       const partition = random(4);
       // A batch moves its partition forward; its fetch may have seen a higher watermark.
