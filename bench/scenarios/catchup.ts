@@ -66,6 +66,8 @@ interface Workload {
 interface CatchUp extends Started {
   readonly firstCommitAt: number;
   readonly readyAt: number;
+  /** Store commits (matview_store_commits_total) when it was ready: how far group commit merged the batches. */
+  readonly commits: number;
 }
 
 const seconds = (fromMs: number, toMs: number) => (toMs - fromMs) / 1000;
@@ -136,7 +138,8 @@ async function catchUp(
   await watched;
   if (watch.readyAt === undefined || watch.firstCommitAt === undefined)
     throw new Error(`${w.label}: matview serve not ready in time`);
-  return { ...started, firstCommitAt: watch.firstCommitAt, readyAt: watch.readyAt };
+  const commits = (await scrapeMetrics(started.server.url)).get('matview_store_commits_total') ?? NaN;
+  return { ...started, firstCommitAt: watch.firstCommitAt, readyAt: watch.readyAt, commits };
 }
 
 const expectExactAfter = (ctx: ScenarioContext, w: Workload, url: string, when: string) =>
@@ -156,6 +159,8 @@ function catchUpRow(ctx: ScenarioContext, w: Workload, name: string, c: CatchUp,
       'first commit s': round(seconds(c.spawnedAt, c.firstCommitAt), 2),
       'ready s': round(seconds(c.spawnedAt, c.readyAt), 2),
       'records/s 1st commit → ready': round(records / seconds(c.firstCommitAt, c.readyAt), 0),
+      commits: c.commits,
+      'records/commit': round(records / c.commits, 0),
     },
     CATCH_UP,
   );
