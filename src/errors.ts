@@ -107,6 +107,23 @@ export class StoreStoppingError extends StoreWriteError {
   }
 }
 
+/**
+ * A batch that continues its partition from an offset the store's position has not reached: the source
+ * handed it out while the batch before it was still being applied (src/feed/partition-feed.ts), and that one
+ * was not applied. Nothing of it was applied; the source reads the partition again from where the store is.
+ */
+export class BatchOutOfOrderError extends MatviewError {
+  static readonly CODE = 'MV_ERR_BATCH_OUT_OF_ORDER';
+
+  constructor(topic: string, partition: number, from: string, position: string | undefined) {
+    super(
+      BatchOutOfOrderError.CODE,
+      `${topic}[${partition}]: the batch continues from offset ${from}, but the store's position is ${position ?? 'none'}: the batch before it was not applied, so this one was not either; the partition is read again from the store's position`,
+      { retriable: true },
+    );
+  }
+}
+
 /** The data directory cannot be created or written. */
 export class DataDirError extends MatviewError {
   constructor(

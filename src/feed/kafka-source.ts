@@ -11,8 +11,9 @@
  * like kafkajs' own consumer and the Java client, each sending one Fetch at a time for its partitions that
  * have room for more (partition-feed.ts). Delivery runs beside the fetches: a partition's next batch is
  * fetched while the previous one is being applied (kafkajs' group consumer waits for a fetch's batches to be
- * applied before it fetches again from that broker), batches of a partition are handed over strictly in
- * order, one handler call per partition at a time, and at most `concurrentPartitions` at once.
+ * applied before it fetches again from that broker), and handed over strictly in order, the next one
+ * possibly while the one before is still being applied (it then says so, and the store applies it only
+ * after that one: partition-feed.ts), with at most `concurrentPartitions` partitions handled at once.
  *
  * Errors (kafkajs `consumerGroup.js` `fetch` / `recoverFromFetch` handle the same cases):
  * - a leader moved or metadata is stale (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE, FENCED/UNKNOWN
@@ -72,7 +73,10 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   readonly silenceMs?: number;
   /** Shortest interval between the group's offset commits (default 1 s; 0: after every batch). */
   readonly commitIntervalMs?: number;
-  /** Batches of different partitions handled at once (default 16). Each partition stays in offset order. */
+  /**
+   * Partitions whose batches are handled at once (default 16). Each partition stays in offset order (a
+   * partition may have more than one batch out: partition-feed.ts).
+   */
   readonly concurrentPartitions?: number;
   /**
    * Bytes of records fetched ahead per partition while its previous batch is applied (default
@@ -202,7 +206,8 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
   const inFlight = new Set<Promise<void>>();
   /** Partitions with a batch ready, waiting for one of the `concurrency` handler slots (FIFO). */
   const waitingForSlot = new Set<PartitionFeed>();
-  let handling = 0;
+  /** Partitions with a batch out: each holds one of the `concurrency` slots until none of its batches is. */
+  const handling = new Set<PartitionFeed>();
   /** Ends the source's own waits (start-up retries, offset resets) at stop. */
   const stopping$ = new Waker();
   let metadataTimer: NodeJS.Timeout | undefined;
@@ -535,23 +540,26 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
 
   // ---- delivery ----
 
-  /** Hands `p`'s next batch to the handler when none of its batches is out and a slot is free. */
+  /**
+   * Hands `p`'s next batch to the handler when it has one ready (partition-feed.ts: possibly while one is
+   * out) and holds a slot or a slot is free.
+   */
   function deliver(p: PartitionFeed): void {
     if (stopping || crashed || !p.ready()) return;
-    if (handling >= concurrency) {
+    if (!handling.has(p) && handling.size >= concurrency) {
       waitingForSlot.add(p);
       return;
     }
     const taken = p.take();
     if (taken === undefined) return;
-    handling++;
+    handling.add(p);
     wakeLeader(p); // room for another prefetch
     const call = handle(p, taken).finally(() => {
-      handling--;
+      if (!p.handling) handling.delete(p);
       inFlight.delete(call);
       deliver(p);
       for (const next of waitingForSlot) {
-        if (handling >= concurrency) break;
+        if (handling.size >= concurrency) break;
         waitingForSlot.delete(next);
         deliver(next);
       }

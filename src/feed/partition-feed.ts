@@ -4,17 +4,24 @@
  * methods, and test/feed/partition-feed.test.ts drives them directly.
  *
  * Pipelining with a bound: while the handler applies one batch, the fetch loop may fetch the next ones,
- * until `maxPrefetchBytes` of records wait (the batch being applied is not counted: with it counted, a
- * batch as big as the bound would stop the prefetch that is the point). So a partition holds at most the
- * batch being applied, `maxPrefetchBytes` waiting, and one fetch's worth on top (the fetch that crossed the
- * bound). What waits leaves in offset order, all of it merged into one batch (`take`: a partition that is
- * behind gives the store large commits), one batch at a time: `take` refuses while a batch is out.
+ * until `maxPrefetchBytes` of records wait (the batches being applied are not counted: with them counted, a
+ * batch as big as the bound would stop the prefetch that is the point). What waits leaves in offset order,
+ * all of it merged into one batch (`take`: a partition that is behind gives the store large commits).
+ *
+ * More than one batch may be out: `take` hands out what waits while the batches out hold less than
+ * `maxPrefetchBytes`, so the handler decodes the next batch while the store commits the one before, and the
+ * store's group commit can take several batches of one partition at once (a commit writes each user once,
+ * so the fewer commits a catch-up takes, the less it writes). A batch taken while a batch of the same epoch
+ * is out says where it continues from (`continuesFrom`: where that one ends); the handler hands it to the
+ * store after that one, and the store applies it only once that one is applied (src/pipeline/batch-steps.ts,
+ * 4.). So a partition holds at most `maxPrefetchBytes` waiting plus one fetch, and about as much again out.
  *
  * Re-reads: when the handler rejects a batch, nothing of it counts. What was fetched after it is dropped
  * and the partition is fetched again from `appliedUpTo`, the offset after the last batch the handler
- * accepted, so no record is skipped. The handler skips what it already committed (the store's positions),
- * so nothing is applied twice. A fetch that was in flight during such a reset (or an OFFSET_OUT_OF_RANGE
- * reset) is recognised by its epoch and its records are dropped.
+ * accepted, so no record is skipped. Batches handed out after the rejected one are refused by the store
+ * (they continue from it); settling them changes nothing. The handler skips what it already committed (the
+ * store's positions), so nothing is applied twice. A fetch that was in flight during such a reset (or an
+ * OFFSET_OUT_OF_RANGE reset) is recognised by its epoch and its records are dropped.
  */
 import type { FeedBatch, FeedRecord, Headers } from './types.js';
 import { createBatch, type FetchedMessage, type FetchedPartition } from './kafkajs-internals.js';
@@ -31,6 +38,8 @@ export interface TakenBatch {
   /** Offset after the batch's last record. */
   readonly next: bigint;
   readonly epoch: number;
+  /** Record bytes it holds (`batchBytes`). */
+  readonly bytes: number;
 }
 
 interface Prefetched {
@@ -56,7 +65,12 @@ export class PartitionFeed {
   private waitingBytes = 0;
   private epoch = 0;
   private fetching = false;
-  private out = false;
+  /** Batches handed out and not settled, and their bytes. */
+  private out = 0;
+  private outBytes = 0;
+  /** Of those, the ones taken in the current epoch, and where the last one taken in it ends. */
+  private outInEpoch = 0;
+  private lastTakenNext = 0n;
   private failures = 0;
 
   constructor(
@@ -84,8 +98,9 @@ export class PartitionFeed {
     return this.waitingBytes;
   }
 
+  /** Whether a batch of it is out (taken, not settled). */
   get handling(): boolean {
-    return this.out;
+    return this.out > 0;
   }
 
   /** May a fetch for this partition be sent at `now`? */
@@ -125,34 +140,44 @@ export class PartitionFeed {
     return true;
   }
 
-  /** True when a batch waits and none is out. */
+  /** True when a batch waits and the batches out (if any) hold less than the bound. */
   ready(): boolean {
-    return !this.out && this.waiting.length > 0;
+    return this.waiting.length > 0 && (this.out === 0 || this.outBytes < this.maxPrefetchBytes);
   }
 
   /**
-   * Everything waiting, as one batch for the handler (undefined while one is out or none waits). A partition
-   * that is behind hands its whole prefetch to one handler call, so the store's commits grow with the lag
-   * (each user written once per commit, not once per fetch: src/store/commit-queue.ts); a caught-up
-   * partition has one fetch waiting at most, so nothing waits longer than before.
+   * Everything waiting, as one batch for the handler (undefined unless `ready`). A partition that is behind
+   * hands its whole prefetch to one handler call, so the store's commits grow with the lag (each user written
+   * once per commit, not once per fetch: src/store/commit-queue.ts); a caught-up partition has one fetch
+   * waiting at most, so nothing waits longer than before. Taken while a batch of this epoch is out, it
+   * continues from where the last one taken ends (`continuesFrom`).
    */
   take(): TakenBatch | undefined {
-    if (this.out || this.waiting.length === 0) return undefined;
+    if (!this.ready()) return undefined;
     const taken = this.waiting.splice(0, this.waiting.length);
+    const bytes = this.waitingBytes;
     this.waitingBytes = 0;
-    this.out = true;
-    const last = taken[taken.length - 1]!;
-    return { batch: mergeBatches(taken.map((t) => t.batch)), next: last.next, epoch: this.epoch };
+    const merged = mergeBatches(taken.map((t) => t.batch));
+    // Taken while one of this epoch is out: it continues where the last one taken ends.
+    const batch = this.outInEpoch > 0 ? { ...merged, continuesFrom: this.lastTakenNext.toString() } : merged;
+    const next = taken[taken.length - 1]!.next;
+    this.out++;
+    this.outBytes += bytes;
+    this.outInEpoch++;
+    this.lastTakenNext = next;
+    return { batch, next, epoch: this.epoch, bytes };
   }
 
   /**
    * The handler settled the batch `taken`. Accepted: the re-read position moves past it. Rejected: drop
    * what was fetched after it and fetch again from the last accepted batch, after a backoff. A batch taken
-   * before a reset changes nothing but lets the next one out.
+   * before a reset (one handed out after a batch that was rejected, say) changes nothing.
    */
   settle(taken: TakenBatch, accepted: boolean, now: number): void {
-    this.out = false;
+    this.out--;
+    this.outBytes -= taken.bytes;
     if (taken.epoch !== this.epoch) return;
+    this.outInEpoch--;
     if (accepted) {
       if (taken.next > this.appliedUpTo) this.appliedUpTo = taken.next;
       this.failures = 0;
@@ -172,6 +197,7 @@ export class PartitionFeed {
 
   private restart(offset: bigint): void {
     this.epoch++;
+    this.outInEpoch = 0;
     this.waiting.length = 0;
     this.waitingBytes = 0;
     this.fetchAt = offset;

@@ -33,6 +33,12 @@ export interface FeedBatch {
    * Such a batch may hold no record at all.
    */
   readonly nextOffset?: string;
+  /**
+   * Set when the source handed this batch out while the batch before it (of the same partition) was still
+   * being applied: the offset this one continues from (where that one ends). It is to be applied only once
+   * that one is (the store refuses it otherwise: BatchOutOfOrderError), and handed to the store after it.
+   */
+  readonly continuesFrom?: string;
 }
 
 /** Where a partition stands: `next` is the next offset to read (last applied + 1). */

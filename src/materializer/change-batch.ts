@@ -17,6 +17,12 @@ export interface PartitionPosition {
   readonly topic: string;
   readonly partition: number;
   readonly next: string;
+  /**
+   * Where the input continues the partition, when the source handed it out before the input ahead of it was
+   * applied (pipelining, src/feed/partition-feed.ts): it applies only once the partition's position reached
+   * `from`, else nothing of it does (commit.ts `checkContinuity`). Absent: no such condition.
+   */
+  readonly from?: string;
 }
 
 /** The row value of a truncate record: every row of its table is deleted (Debezium `op: t`). */

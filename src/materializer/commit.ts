@@ -11,10 +11,15 @@
  * 3. Each view, in dependency order, applies the transitions to its own spaces and says what changed.
  * 4. Rows are written in key order (pages fill together instead of one random page per row), and the
  *    positions move forward (never back).
+ *
+ * Before any of it, an input that continues a partition from an offset its position has not reached (the
+ * batch ahead of it, pipelined by the source, was not applied) is refused whole (`checkContinuity`): its
+ * records would otherwise apply past a gap, and the positions would then skip the records of the gap.
  */
 import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
 import type { CommitInfo, Spaces } from '../views/types.js';
+import { BatchOutOfOrderError } from '../errors.js';
 import { offsetBefore, originsOf, type CommitInput, type PartitionPosition } from './change-batch.js';
 import { resolve, rowEqualities, type RowEquality, type RowSource } from './resolve.js';
 
@@ -73,6 +78,7 @@ export function commitBatch(
   sequence: bigint,
   appliedAt: number,
 ): CommitOutcome {
+  checkContinuity(state, input.positions);
   const { changes } = input;
   const { accepted, reached } = acceptedRecords(state, changes);
   const tx = resolve(changes, accepted, state.rows, plan.equal);
@@ -181,6 +187,29 @@ function writeRows(
       changes.offset[r]!,
       changes.eventTime[r]!,
     );
+  }
+}
+
+/**
+ * Throws BatchOutOfOrderError, before anything is applied, when one of the inputs merged into `positions`
+ * (in input order) continues its partition from an offset (`from`) that the partition's position (stored, or
+ * reached by the inputs before it in this commit) has not reached. A merged commit that throws is retried
+ * input by input (commit-queue.ts), so only the inputs past the gap are refused.
+ */
+export function checkContinuity(
+  state: Pick<GenerationState, 'position'>,
+  positions: readonly PartitionPosition[],
+): void {
+  let reached: Map<string, Map<number, string | undefined>> | undefined;
+  for (const p of positions) {
+    let byPartition = reached?.get(p.topic);
+    const at = byPartition?.has(p.partition)
+      ? byPartition.get(p.partition)
+      : state.position(p.topic, p.partition);
+    if (p.from !== undefined && (at === undefined || offsetBefore(at, p.from)))
+      throw new BatchOutOfOrderError(p.topic, p.partition, p.from, at);
+    if (byPartition === undefined) (reached ??= new Map()).set(p.topic, (byPartition = new Map()));
+    byPartition.set(p.partition, at === undefined || offsetBefore(at, p.next) ? p.next : at);
   }
 }
 

@@ -15,6 +15,7 @@
  * 5. Every other registered view derives from these (the rankings from UserInformation's moves, as on the
  *    materializer) and is applied with no row transitions: a view that reads rows cannot run on a replica.
  * 6. Positions move forward in the same transaction.
+ * An input past a gap is refused before any of it applies, as on the materializer (commit.ts).
  */
 import type { Registry } from '../views/registry.js';
 import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
@@ -32,6 +33,7 @@ import type { ReplicaColumns, ReplicaInput } from './change-batch.js';
 import {
   acceptedRecords,
   advancePositions,
+  checkContinuity,
   type CommitOutcome,
   type CommitPlan,
   type GenerationState,
@@ -79,6 +81,7 @@ export function commitReplica(
   sequence: bigint,
   appliedAt: number,
 ): CommitOutcome {
+  checkContinuity(state, input.positions);
   const c = input.replica;
   const { accepted, reached } = acceptedRecords(state, c);
   const lastUser = new Map<string, number>();

@@ -13,6 +13,15 @@
  *    is left at all, those alone move the position.
  * Offsets are stored only with the records before them (kafkajs runner.js: commit what succeeded); after a
  * failed chunk the batch is redelivered and its committed chunks are skipped (1.).
+ * 4. A source may hand out a partition's next batch while the one before it is still being applied (it then
+ *    says where the new one continues from: `continuesFrom`, src/feed/partition-feed.ts), so one commit can
+ *    carry several batches of a partition. Each handler call takes its turn when it is called, in the order
+ *    the source hands the batches out, and hands its chunks to the store only after the call before it (same
+ *    partition) handed over its last one or ended: the store's queue then holds them in offset order. The
+ *    first chunk carries `continuesFrom` with its position, and the store refuses it, whole, unless the
+ *    partition's position reached it (commit.ts `checkContinuity`): when the batch before it failed, this one
+ *    fails too, and the source reads the partition again from the store's position. No record is applied
+ *    past a gap, whatever the order things happen in.
  *
  * A handler either feeds the active generation (`role: 'live'`, the default) or a shadow generation being
  * rebuilt (`role: 'rebuild'`). A rebuild re-reads history the live feed already handled, so it keeps no
@@ -23,7 +32,7 @@ import { compareOffsets, type FeedBatch, type FeedRecord } from '../feed/types.j
 import type { BatchInput } from '../materializer/change-batch.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { StoreStoppingError } from '../errors.js';
+import { BatchOutOfOrderError, StoreStoppingError } from '../errors.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { Generation } from '../store/generation.js';
 import type { BatchResult, BatchTarget, LmdbStore, OutboxEntry } from '../store/lmdb-store.js';
@@ -124,6 +133,32 @@ export function observeApplied(
     if (Number.isFinite(t)) metrics.eventAgeSeconds.observe(Math.max(0, (appliedAt - t) / 1000));
 }
 
+/** A handler call's place among the calls of its partition (module comment, 4.). */
+interface Turn {
+  /** Settles when the call before it (same partition) handed its last chunk to the store, or ended. */
+  readonly ready: Promise<void>;
+  /** This call handed its last chunk to the store, or ended: the next call may go. Idempotent. */
+  readonly pass: () => void;
+}
+
+/** Per partition, the order in which handler calls hand their chunks to the store. */
+class SubmissionOrder {
+  private readonly last = new Map<string, Promise<void>>();
+
+  /** The turn of a call for `batch`, after every call that took one before it for the same partition. */
+  take(batch: FeedBatch): Turn {
+    const key = `${batch.topic}\0${batch.partition}`;
+    const ready = this.last.get(key) ?? Promise.resolve();
+    let pass!: () => void;
+    const passed = new Promise<void>((resolve) => (pass = resolve));
+    this.last.set(key, passed);
+    void passed.then(() => {
+      if (this.last.get(key) === passed) this.last.delete(key);
+    });
+    return { ready, pass };
+  }
+}
+
 /** The steps of one handler, set up from its options: where it commits, and how a batch ends. */
 export function handlerSteps<B extends { readonly length: number }>(
   options: HandlerOptions,
@@ -144,31 +179,50 @@ export function handlerSteps<B extends { readonly length: number }>(
       : store.position(batch.topic, batch.partition, target);
   /** The last commit counted in `storeCommits` (several batches share one commit). */
   let counted = 0n;
+  const order = new SubmissionOrder();
+  /** The turn of each batch being handled (set by `handler`). */
+  const turns = new WeakMap<FeedBatch, Turn>();
 
-  /** Commits one chunk with the offset after `lastOffset` and its dead letters; a failure is rethrown. */
+  /**
+   * Commits one chunk with the offset after `lastOffset` and its dead letters; a failure is rethrown. The
+   * batch's first chunk says where the batch continues from (`continuesFrom`); after its last one is handed
+   * to the store, the next call of the partition may hand over its own.
+   */
   const commit = async (
     batch: FeedBatch,
     chunk: B,
     lastOffset: string,
     dead: readonly DeadLetter[],
+    place: { readonly first: boolean; readonly last: boolean },
   ): Promise<BatchResult> => {
     try {
       const next = (BigInt(lastOffset) + 1n).toString();
-      const batchInput = input(chunk, [{ topic: batch.topic, partition: batch.partition, next }]);
-      const result = await store.applyBatch(
+      const { topic, partition, continuesFrom } = batch;
+      const position =
+        place.first && continuesFrom !== undefined
+          ? { topic, partition, next, from: continuesFrom }
+          : { topic, partition, next };
+      const batchInput = input(chunk, [position]);
+      const applied = store.applyBatch(
         dead.length === 0 || deadLetters === undefined
           ? batchInput
           : { ...batchInput, deadLetters: dead.map((d) => deadLetters.outboxEntry(d)) },
         target,
       );
+      // Handed over (applyBatch queues it before it returns): the partition's next call may hand over its own.
+      if (place.last) turns.get(batch)?.pass();
+      const result = await applied;
       if (result.sequence > counted) {
         counted = result.sequence;
         metrics.storeCommits.inc();
       }
       return result;
     } catch (e) {
-      // A stop refused it: read again at the next start, nothing failed.
-      if (e instanceof StoreStoppingError) throw e;
+      // A stop refused it: read again at the next start, nothing failed. Out of order: the batch before it
+      // failed, and that failure was logged.
+      // (By its code: from the writer thread it arrives as a MatviewError.)
+      if (e instanceof StoreStoppingError || (e as { code?: unknown }).code === BatchOutOfOrderError.CODE)
+        throw e;
       metrics.storeErrors.inc();
       logger.error(
         { err: e, topic: batch.topic, partition: batch.partition },
@@ -188,13 +242,14 @@ export function handlerSteps<B extends { readonly length: number }>(
     end: BatchEnd<B>,
   ): Promise<{ readonly result: BatchResult; readonly chunks: readonly B[] } | undefined> => {
     const { invalid, newestEventMs } = end;
+    await turns.get(batch)?.ready;
     // The source skipped records it never delivers: the position moves past them with the last chunk.
     const skipTo = batch.nextOffset === undefined ? undefined : (BigInt(batch.nextOffset) - 1n).toString();
     if (end.last === undefined) {
       const at = stored(batch);
       let moved: BatchResult | undefined;
       if (skipTo !== undefined && (at === undefined || compareOffsets(batch.nextOffset!, at) > 0))
-        moved = await commit(batch, make(), skipTo, []);
+        moved = await commit(batch, make(), skipTo, [], { first: true, last: true });
       onApplied?.(batch, moved, newestEventMs);
       return undefined;
     }
@@ -209,7 +264,7 @@ export function handlerSteps<B extends { readonly length: number }>(
     // Each invalid record commits into the outbox with the chunk whose offset passes it.
     let result: BatchResult | undefined;
     let deadFrom = 0;
-    for (const c of done) {
+    for (const [n, c] of done.entries()) {
       let deadTo = deadFrom;
       while (
         !rebuild &&
@@ -219,7 +274,10 @@ export function handlerSteps<B extends { readonly length: number }>(
         deadTo++;
       const dead = invalid.slice(deadFrom, deadTo);
       deadFrom = deadTo;
-      result = await commit(batch, c.batch, c.lastOffset, dead);
+      result = await commit(batch, c.batch, c.lastOffset, dead, {
+        first: n === 0,
+        last: n === done.length - 1,
+      });
       for (const d of dead) {
         metrics.recordsInvalid.inc({ topic: batch.topic, code: d.code });
         logger.warn(
@@ -246,6 +304,21 @@ export function handlerSteps<B extends { readonly length: number }>(
 
   return {
     rebuild,
+    /**
+     * The feed handler around `body` (which ends with `finish`): the call takes its turn among its partition's
+     * calls at once, in the order the source calls it, and gives it up when it ends, whatever happened.
+     */
+    handler(body: (batch: FeedBatch) => Promise<void>): (batch: FeedBatch) => Promise<void> {
+      return async (batch) => {
+        const turn = order.take(batch);
+        turns.set(batch, turn);
+        try {
+          await body(batch);
+        } finally {
+          turn.pass();
+        }
+      };
+    },
     /** The batch's records the store has not applied yet. */
     fresh(batch: FeedBatch): readonly FeedRecord[] {
       const at = stored(batch);

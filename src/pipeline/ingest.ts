@@ -37,7 +37,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   );
   const { rebuild } = steps;
 
-  return async (batch) => {
+  return steps.handler(async (batch) => {
     const table = tables.get(batch.topic);
     const decoder = decoders.get(batch.topic);
     if (table === undefined || decoder === undefined)
@@ -108,5 +108,5 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       committed.chunks.flatMap((c) => c.eventTime),
     );
     onApplied?.(batch, result, newestEventMs);
-  };
+  });
 }

@@ -32,7 +32,7 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
   );
   const { rebuild } = steps;
 
-  return async (batch) => {
+  return steps.handler(async (batch) => {
     if (batch.topic !== topic) throw new Error(`view ingest got a batch of another topic "${batch.topic}"`);
     const started = performance.now();
     const fresh = steps.fresh(batch);
@@ -87,5 +87,5 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
     observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
     if (status !== undefined) options.onStatus?.(status);
     onApplied?.(batch, result, newestEventMs);
-  };
+  });
 }

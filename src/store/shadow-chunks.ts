@@ -58,7 +58,7 @@
  */
 import { isReplicaInput, recordsOf } from '../materializer/change-batch.js';
 import { USER_INFORMATION } from '../views/user-information.js';
-import { commitBatch } from '../materializer/commit.js';
+import { checkContinuity, commitBatch } from '../materializer/commit.js';
 import { StoreWriteError, messageOf } from '../errors.js';
 import { batchError, writeTransaction } from './environment.js';
 import type { Database } from 'lmdb';
@@ -242,6 +242,9 @@ export class ShadowChunks {
       id: into,
       buffer: new BufferedViews(generation, viewsEmpty(generation, plan), builds),
     };
+    // An input past a gap is refused before any of it is in a chunk (commitBatch would refuse it too, but a
+    // throw from there leaves the chunk not knowing what it holds).
+    checkContinuity(this.chunk?.buffer ?? generation, input.positions);
     const chunk = (this.chunk ??= {
       buffer: new BufferedGeneration(generation, into, this.views.buffer),
       deadLetters: [],

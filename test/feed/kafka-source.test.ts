@@ -572,36 +572,47 @@ describe('Kafka source', () => {
     await source.stop();
   });
 
-  it('should fetch the next batches of a partition while one is being applied, up to the prefetch bound', async () => {
-    // The handler holds the first batch; meanwhile the source keeps fetching that partition (kafkajs'
-    // group consumer would wait for the batch to be applied first), and stops once KAFKA_PREFETCH_BYTES
-    // of records wait. On the mock every produce call is one record batch and a fetch returns one.
+  it('should hand out and fetch the next batches of a partition while one is being applied, up to the prefetch bound', async () => {
+    // The handler holds every batch; meanwhile the source hands the partition's next batches out (each says
+    // where it continues from) while those out hold less than KAFKA_PREFETCH_BYTES, and keeps fetching until
+    // that much again waits (kafkajs' group consumer would wait for the batch to be applied first). On the
+    // mock every produce call is one record batch and a fetch returns one.
     const topic = uniqueTopic('feed-prefetch');
     const value = 'x'.repeat(200);
     await produce(kafka.brokers, topic, [{ key: 'k0', value, partition: 0 }]);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    let entered!: () => void;
-    const inHandler = new Promise<void>((r) => (entered = r));
-    const c = collector(async (_batch, call) => {
-      if (call !== 1) return;
-      entered();
+    const handed: FeedBatch[] = [];
+    const c = collector(async (batch) => {
+      handed.push(batch);
       await gate;
     });
     const prefetchBytes = 1024;
     const source = newSource(undefined, { prefetchBytes });
     await source.start(startOptions([topic], c.handler));
-    await inHandler;
+    await eventually('the first batch handed out', () => handed.length === 1);
     for (let i = 1; i <= 20; i++)
       await produce(kafka.brokers, topic, [{ key: `k${i}`, value, partition: 0 }]);
-    // Fetched while the first batch is still out: the bytes wait in the source.
-    await eventually('records fetched ahead', () => (source.status().prefetchedBytes ?? 0) >= prefetchBytes);
     const record = 64 + 3 + value.length;
-    // ... and no more than the bound plus the one fetch that crossed it (one 1-record batch here).
+    // Fetched while the batches out are held: the bytes wait in the source once those out reach the bound.
+    await eventually('records fetched ahead', () => (source.status().prefetchedBytes ?? 0) >= prefetchBytes);
+    // ... and no more than the bound plus the one fetch that crossed it (one 1-record batch here), with the
+    // batches out no more than the bound plus the last one handed out.
     for (let i = 0; i < 10; i++) {
       expect(source.status().prefetchedBytes).toBeLessThanOrEqual(prefetchBytes + record);
       await new Promise((r) => setTimeout(r, 20));
     }
+    const out = handed.map((b) => b.records.length * record);
+    expect(out.slice(0, -1).reduce((a, b) => a + b, 0)).toBeLessThan(prefetchBytes);
+    expect(handed.length).toBeGreaterThan(1);
+    // Each batch after the first continues where the one before it ends.
+    expect(handed.map((b) => b.continuesFrom)).toEqual(
+      handed.map((_, i) =>
+        i === 0
+          ? undefined
+          : String(Number(handed[i - 1]!.records[handed[i - 1]!.records.length - 1]!.offset) + 1),
+      ),
+    );
     expect(c.batches).toEqual([]);
     release();
     await eventually('all 21 records', () => c.records().length === 21);

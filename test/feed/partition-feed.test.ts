@@ -1,9 +1,9 @@
 /**
  * One partition's fetch-ahead and delivery state (src/feed/partition-feed.ts), without Kafka: a model log,
  * fetches of random sizes, and a handler that accepts or rejects at random, interleaved in random orders.
- * Whatever happens, the batches the handler accepted are the log in order with nothing skipped and
- * nothing accepted twice, at most one batch (everything fetched so far, merged) is out at a time, and the records waiting never exceed the
- * bound by more than one fetch.
+ * Whatever happens, the records the store applied are the log in order with nothing skipped and nothing
+ * applied twice, a batch goes out only while the batches out hold less than the bound, and the records
+ * waiting never exceed the bound by more than one fetch.
  */
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
@@ -34,7 +34,7 @@ function fetchFrom(length: number, from: bigint, count: number) {
 }
 
 describe('PartitionFeed', () => {
-  it('should hand out everything fetched as one batch, in order, one at a time, and move the re-read position on acceptance', () => {
+  it('should hand out everything fetched as one batch, in order, and move the re-read position on acceptance', () => {
     const p = new PartitionFeed('t', 0, 0n, 1_000_000);
     p.leader = 1;
     const fetch = (from: number, count: number) => {
@@ -53,11 +53,87 @@ describe('PartitionFeed', () => {
       highWatermark: first.batch.highWatermark,
       prefetched: p.prefetchedBytes,
     }).toEqual({ next: 5n, highWatermark: '100', prefetched: 0 });
+    expect(first.batch.continuesFrom).toBeUndefined();
+    expect(p.take()).toBeUndefined(); // nothing waits
     fetch(5, 2);
-    expect(p.take()).toBeUndefined(); // one out at a time
+    // The next one goes out while the first is applied, and continues where the first ends.
+    const second = p.take()!;
+    expect({
+      offsets: second.batch.records.map((r) => r.offset),
+      continuesFrom: second.batch.continuesFrom,
+    }).toEqual({ offsets: ['5', '6'], continuesFrom: '5' });
     p.settle(first, true, 0);
     expect(p.applied).toBe(5n);
-    expect(p.take()!.batch.records.map((r) => r.offset)).toEqual(['5', '6']);
+    fetch(7, 1);
+    // Taken once nothing before it is out: no condition.
+    p.settle(second, true, 0);
+    expect(p.applied).toBe(7n);
+    const third = p.take()!;
+    expect({
+      offsets: third.batch.records.map((r) => r.offset),
+      continuesFrom: third.batch.continuesFrom,
+    }).toEqual({
+      offsets: ['7'],
+      continuesFrom: undefined,
+    });
+    expect(p.handling).toBe(true);
+    p.settle(third, true, 0);
+    expect(p.handling).toBe(false);
+  });
+
+  it('should hand out another batch only while the batches out hold less than the bound', () => {
+    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
+    const p = new PartitionFeed('t', 0, 0n, 2 * one);
+    p.leader = 1;
+    const fetch = (count: number) => {
+      const ticket = p.beginFetch();
+      const { batch, next } = fetchFrom(100, ticket.offset, count);
+      p.endFetch(ticket, batch, next);
+    };
+    fetch(1);
+    const a = p.take()!; // one record out: under the bound
+    fetch(1);
+    const b = p.take()!; // two out: at the bound
+    fetch(1);
+    expect(p.ready()).toBe(false);
+    expect(p.take()).toBeUndefined();
+    p.settle(a, true, 0);
+    const c = p.take()!;
+    expect([a, b, c].map((t) => t.batch.continuesFrom)).toEqual([undefined, '1', '2']);
+  });
+
+  it('should forget the batches out after a rejected one: the next one taken continues from nothing', () => {
+    const p = new PartitionFeed('t', 0, 0n, 1_000_000);
+    p.leader = 1;
+    const fetch = (count: number) => {
+      const ticket = p.beginFetch();
+      const { batch, next } = fetchFrom(100, ticket.offset, count);
+      p.endFetch(ticket, batch, next);
+    };
+    fetch(2);
+    const a = p.take()!;
+    fetch(2);
+    const b = p.take()!;
+    expect(b.batch.continuesFrom).toBe('2');
+    // `a` fails (early: before the store saw it); `b`, handed out after it, is refused by the store.
+    p.settle(a, false, 0);
+    expect({ fetchOffset: p.fetchOffset, applied: p.applied, handling: p.handling }).toEqual({
+      fetchOffset: 0n,
+      applied: 0n,
+      handling: true, // `b` is still out
+    });
+    p.settle(b, false, 0);
+    expect(p.handling).toBe(false);
+    const retry = p.retryAt;
+    const ticket = p.beginFetch();
+    const { batch, next } = fetchFrom(100, ticket.offset, 4);
+    p.endFetch(ticket, batch, next);
+    expect(p.retryAt).toBe(retry); // `b`'s refusal added no backoff of its own
+    const again = p.take()!;
+    expect({
+      offsets: again.batch.records.map((r) => r.offset),
+      continuesFrom: again.batch.continuesFrom,
+    }).toEqual({ offsets: ['0', '1', '2', '3'], continuesFrom: undefined });
   });
 
   it('should merge fetched batches with the high watermark and the skipped offsets of the last one', () => {
@@ -97,13 +173,16 @@ describe('PartitionFeed', () => {
       p.endFetch(ticket, batch, next);
     };
     fetch();
-    const out = p.take()!;
+    fetch();
+    fetch();
+    const out = p.take()!; // three records out: over the bound, so nothing more goes out
     expect(p.fetchable(0)).toBe(true); // the batch being applied does not count
     fetch();
     expect(p.fetchable(0)).toBe(true);
     fetch();
     expect(p.prefetchedBytes).toBe(2 * big);
     expect(p.fetchable(0)).toBe(false); // full
+    expect(p.take()).toBeUndefined();
     p.settle(out, true, 0);
     p.take();
     expect(p.fetchable(0)).toBe(true); // room again once a batch left
@@ -147,39 +226,61 @@ describe('PartitionFeed', () => {
     });
   });
 
-  it('should never skip or accept twice, under random fetch sizes, rejections and interleavings (300 runs)', () => {
+  it('should never skip or apply twice, under random fetch sizes, failures and interleavings (300 runs)', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const rnd = prng(seed);
       const length = 1 + Math.floor(rnd() * 60);
       const bound = batchBytes(fetchFrom(length, 0n, 1).batch) * (1 + Math.floor(rnd() * 4));
       const p = new PartitionFeed('t', 0, 0n, bound);
       p.leader = 1;
-      const accepted: string[] = [];
+      // The store, as the handler and the commit body treat it: batches reach it in the order they went out
+      // (batch-steps.ts, 4.); one that continues from past its position is refused (checkContinuity); one
+      // that commits applies its records from the position on (the replay guard) and moves the position.
+      let position = 0n;
+      const applied: string[] = [];
       let inFlight: FetchTicket | undefined;
-      let out: TakenBatch | undefined;
+      const out: TakenBatch[] = [];
+      let outBytes = 0;
       let now = 0;
-      for (let step = 0; step < 2_000 && accepted.length < length; step++) {
+      for (let step = 0; step < 3_000 && applied.length < length; step++) {
         now += 50;
         const roll = rnd();
-        if (roll < 0.35 && inFlight === undefined && p.fetchable(now)) {
+        if (roll < 0.3 && inFlight === undefined && p.fetchable(now)) {
           inFlight = p.beginFetch();
-        } else if (roll < 0.6 && inFlight !== undefined) {
+        } else if (roll < 0.55 && inFlight !== undefined) {
           const { batch, next } = fetchFrom(length, inFlight.offset, 1 + Math.floor(rnd() * 5));
           p.endFetch(inFlight, batch, next);
           inFlight = undefined;
           // One fetch's worth over the bound at most.
           expect(p.prefetchedBytes).toBeLessThanOrEqual(bound + batchBytes(batch));
-        } else if (roll < 0.8 && out === undefined) {
-          out = p.take();
-          if (out !== undefined) expect(p.take()).toBeUndefined();
-        } else if (out !== undefined) {
-          const ok = rnd() < 0.8;
-          if (ok) accepted.push(...out.batch.records.map((r) => r.offset));
-          p.settle(out, ok, now);
-          out = undefined;
+        } else if (roll < 0.75) {
+          const before = outBytes;
+          const taken = p.take();
+          if (taken === undefined) continue;
+          // Another goes out only while those out hold less than the bound.
+          if (out.length > 0) expect(before).toBeLessThan(bound);
+          out.push(taken);
+          outBytes += taken.bytes;
+          expect(p.take()).toBeUndefined(); // it took everything waiting
+        } else if (roll < 0.95 && out.length > 0) {
+          // The store commits the oldest batch out, or fails it.
+          const taken = out.shift()!;
+          outBytes -= taken.bytes;
+          const from = taken.batch.continuesFrom;
+          const ok = (from === undefined || position >= BigInt(from)) && rnd() < 0.8;
+          if (ok) {
+            for (const r of taken.batch.records) if (BigInt(r.offset) >= position) applied.push(r.offset);
+            if (taken.next > position) position = taken.next;
+          }
+          p.settle(taken, ok, now);
+        } else if (out.length > 0) {
+          // A batch fails before it reaches the store (its decoding did), whichever is out.
+          const [taken] = out.splice(Math.floor(rnd() * out.length), 1);
+          outBytes -= taken!.bytes;
+          p.settle(taken!, false, now);
         }
       }
-      expect(accepted, `seed ${seed}`).toEqual(Array.from({ length }, (_, i) => String(i)));
+      expect(applied, `seed ${seed}`).toEqual(Array.from({ length }, (_, i) => String(i)));
     }
   });
 

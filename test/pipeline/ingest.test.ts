@@ -6,6 +6,8 @@ import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { DeadLetterHeader, toOutboxEntry } from '../../src/feed/dead-letter.js';
 import { createIngestHandler } from '../../src/pipeline/ingest.js';
+import { jsonDecoder } from '../../src/formats/json.js';
+import type { FormatDecoder } from '../../src/formats/types.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { Table } from '../../src/views/source.js';
 import type { KvSpace } from '../../src/views/types.js';
@@ -287,5 +289,92 @@ describe('ingest', () => {
       expect(counts(store).get('u1')?.tweetCount).toBe(3);
       await store.close();
     });
+  });
+});
+
+describe('ingest of pipelined batches', () => {
+  const counts = (store: LmdbStore) =>
+    store.activeGeneration().spaces('user-information')['counts'] as KvSpace<Counts>;
+  /**
+   * A handler whose tweets decoder waits in `prepare` for the first batch starting at offset 0 until
+   * `release`, then fails it if so told (a registry outage, say).
+   */
+  function gated(outcome: 'ok' | 'fail') {
+    const store = openStore({ path: tempDir() });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const json = jsonDecoder('tweets');
+    let gated = true;
+    const decoder: FormatDecoder = {
+      format: json.format,
+      decode: (record) => json.decode(record),
+      async prepare(records) {
+        if (records[0]?.offset !== '0' || !gated) return;
+        gated = false;
+        await gate;
+        if (outcome === 'fail') throw new Error('registry unavailable');
+      },
+    };
+    const handler = createIngestHandler({
+      store,
+      tables,
+      decoders: new Map([['tweets', decoder]]),
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: silentLogger,
+      deadLetters: { outboxEntry: (entry) => toOutboxEntry(entry, '.dlq') },
+    });
+    return { store, handler, release };
+  }
+  const tweets = (first: number, count: number) =>
+    batch(
+      'tweets',
+      Array.from({ length: count }, (_, i) => [`t${first + i}`, JSON.stringify({ userId: 'u1' })]),
+      first,
+    );
+
+  it("should hand a partition's batches to the store in the order the source handed them out", async () => {
+    const { store, handler, release } = gated('ok');
+    try {
+      const first = handler(tweets(0, 2));
+      // Handed out while the first is still being applied (its decoding waits): it continues from 2.
+      const second = handler({ ...tweets(2, 2), continuesFrom: '2' });
+      // The second decoded at once, but waits for the first to reach the store before it goes.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(store.position('tweets', 0)).toBeUndefined();
+      release();
+      await Promise.all([first, second]);
+      expect({ position: store.position('tweets', 0), tweets: counts(store).get('u1')?.tweetCount }).toEqual({
+        position: '4',
+        tweets: 4,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('should refuse a batch whose predecessor failed, and apply both exactly once delivered again', async () => {
+    const { store, handler, release } = gated('fail');
+    try {
+      const first = handler(tweets(0, 2));
+      const second = handler({ ...tweets(2, 2), continuesFrom: '2' });
+      release();
+      const settled = await Promise.allSettled([first, second]);
+      expect(
+        settled.map((r) =>
+          r.status === 'fulfilled' ? 'applied' : ((r.reason as { code?: string }).code ?? String(r.reason)),
+        ),
+      ).toEqual(['Error: registry unavailable', 'MV_ERR_BATCH_OUT_OF_ORDER']);
+      expect(store.position('tweets', 0)).toBeUndefined();
+      expect(counts(store).get('u1')).toBeUndefined();
+      // The source reads the partition again from the store's position: one batch, no condition.
+      const again = tweets(0, 4);
+      await handler(again);
+      expect({ position: store.position('tweets', 0), tweets: counts(store).get('u1')?.tweetCount }).toEqual({
+        position: '4',
+        tweets: 4,
+      });
+    } finally {
+      await store.close();
+    }
   });
 });
