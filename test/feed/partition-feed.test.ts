@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import {
+  PIPELINE_SHARE,
   PartitionFeed,
   batchBytes,
   fetchedBatch,
@@ -35,7 +36,8 @@ function fetchFrom(length: number, from: bigint, count: number) {
 
 describe('PartitionFeed', () => {
   it('should hand out everything fetched as one batch, in order, and move the re-read position on acceptance', () => {
-    const p = new PartitionFeed('t', 0, 0n, 1_000_000);
+    // A bound of 16 records: one record waiting is worth handing out while a batch is out (PIPELINE_SHARE).
+    const p = new PartitionFeed('t', 0, 0n, 16 * batchBytes(fetchFrom(100, 0n, 1).batch));
     p.leader = 1;
     const fetch = (from: number, count: number) => {
       const ticket = p.beginFetch();
@@ -102,8 +104,36 @@ describe('PartitionFeed', () => {
     expect([a, b, c].map((t) => t.batch.continuesFrom)).toEqual([undefined, '1', '2']);
   });
 
+  it('should keep small fetches waiting while a batch is out, and hand them out together after it', () => {
+    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
+    const p = new PartitionFeed('t', 0, 0n, 64 * one); // a share of 4 records
+    p.leader = 1;
+    const fetch = (count: number) => {
+      const ticket = p.beginFetch();
+      const { batch, next } = fetchFrom(100, ticket.offset, count);
+      p.endFetch(ticket, batch, next);
+    };
+    fetch(1);
+    const first = p.take()!;
+    fetch(1);
+    fetch(2);
+    expect({ ready: p.ready(), taken: p.take() }).toEqual({ ready: false, taken: undefined });
+    fetch(1); // 4 records wait: a share of the bound
+    const second = p.take()!;
+    expect({
+      offsets: second.batch.records.map((r) => r.offset),
+      continuesFrom: second.batch.continuesFrom,
+    }).toEqual({ offsets: ['1', '2', '3', '4'], continuesFrom: '1' });
+    fetch(1);
+    expect(p.take()).toBeUndefined();
+    p.settle(first, true, 0);
+    p.settle(second, true, 0);
+    // Nothing out: whatever waits goes.
+    expect(p.take()!.batch.records.map((r) => r.offset)).toEqual(['5']);
+  });
+
   it('should forget the batches out after a rejected one: the next one taken continues from nothing', () => {
-    const p = new PartitionFeed('t', 0, 0n, 1_000_000);
+    const p = new PartitionFeed('t', 0, 0n, 16 * batchBytes(fetchFrom(100, 0n, 1).batch));
     p.leader = 1;
     const fetch = (count: number) => {
       const ticket = p.beginFetch();
@@ -230,7 +260,8 @@ describe('PartitionFeed', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const rnd = prng(seed);
       const length = 1 + Math.floor(rnd() * 60);
-      const bound = batchBytes(fetchFrom(length, 0n, 1).batch) * (1 + Math.floor(rnd() * 4));
+      // A bound of 1 to 48 records: a share of it (PIPELINE_SHARE) is 0.06 to 3 records.
+      const bound = batchBytes(fetchFrom(length, 0n, 1).batch) * (1 + Math.floor(rnd() * 48));
       const p = new PartitionFeed('t', 0, 0n, bound);
       p.leader = 1;
       // The store, as the handler and the commit body treat it: batches reach it in the order they went out
@@ -255,10 +286,14 @@ describe('PartitionFeed', () => {
           expect(p.prefetchedBytes).toBeLessThanOrEqual(bound + batchBytes(batch));
         } else if (roll < 0.75) {
           const before = outBytes;
+          const waiting = p.prefetchedBytes;
           const taken = p.take();
           if (taken === undefined) continue;
-          // Another goes out only while those out hold less than the bound.
-          if (out.length > 0) expect(before).toBeLessThan(bound);
+          // Another goes out only while those out hold less than the bound, and once a share of it waits.
+          if (out.length > 0) {
+            expect(before).toBeLessThan(bound);
+            expect(waiting).toBeGreaterThanOrEqual(bound * PIPELINE_SHARE);
+          }
           out.push(taken);
           outBytes += taken.bytes;
           expect(p.take()).toBeUndefined(); // it took everything waiting
