@@ -34,6 +34,13 @@ function fetchFrom(length: number, from: bigint, count: number) {
   return { batch: toFeedBatch('t', 0, messages, String(length)), next: from + BigInt(messages.length) };
 }
 
+/** One fetch of `p` answered by a broker holding 100 records (at most `count` of them); endFetch's answer. */
+function fetchInto(p: PartitionFeed, count: number): boolean {
+  const ticket = p.beginFetch();
+  const { batch, next } = fetchFrom(100, ticket.offset, count);
+  return p.endFetch(ticket, batch, next);
+}
+
 describe('PartitionFeed', () => {
   it('should hand out everything fetched as one batch, in order, and move the re-read position on acceptance', () => {
     // A bound of 16 records: one record waiting is worth handing out while a batch is out (PIPELINE_SHARE).
@@ -87,11 +94,7 @@ describe('PartitionFeed', () => {
     const one = batchBytes(fetchFrom(100, 0n, 1).batch);
     const p = new PartitionFeed('t', 0, 0n, 2 * one);
     p.leader = 1;
-    const fetch = (count: number) => {
-      const ticket = p.beginFetch();
-      const { batch, next } = fetchFrom(100, ticket.offset, count);
-      p.endFetch(ticket, batch, next);
-    };
+    const fetch = (count: number) => fetchInto(p, count);
     fetch(1);
     const a = p.take()!; // one record out: under the bound
     fetch(1);
@@ -108,11 +111,7 @@ describe('PartitionFeed', () => {
     const one = batchBytes(fetchFrom(100, 0n, 1).batch);
     const p = new PartitionFeed('t', 0, 0n, 64 * one); // a share of 4 records
     p.leader = 1;
-    const fetch = (count: number) => {
-      const ticket = p.beginFetch();
-      const { batch, next } = fetchFrom(100, ticket.offset, count);
-      p.endFetch(ticket, batch, next);
-    };
+    const fetch = (count: number) => fetchInto(p, count);
     fetch(1);
     const first = p.take()!;
     fetch(1);
@@ -135,11 +134,7 @@ describe('PartitionFeed', () => {
   it('should forget the batches out after a rejected one: the next one taken continues from nothing', () => {
     const p = new PartitionFeed('t', 0, 0n, 16 * batchBytes(fetchFrom(100, 0n, 1).batch));
     p.leader = 1;
-    const fetch = (count: number) => {
-      const ticket = p.beginFetch();
-      const { batch, next } = fetchFrom(100, ticket.offset, count);
-      p.endFetch(ticket, batch, next);
-    };
+    const fetch = (count: number) => fetchInto(p, count);
     fetch(2);
     const a = p.take()!;
     fetch(2);
@@ -155,9 +150,7 @@ describe('PartitionFeed', () => {
     p.settle(b, false, 0);
     expect(p.handling).toBe(false);
     const retry = p.retryAt;
-    const ticket = p.beginFetch();
-    const { batch, next } = fetchFrom(100, ticket.offset, 4);
-    p.endFetch(ticket, batch, next);
+    fetchInto(p, 4);
     expect(p.retryAt).toBe(retry); // `b`'s refusal added no backoff of its own
     const again = p.take()!;
     expect({
@@ -197,11 +190,7 @@ describe('PartitionFeed', () => {
     const big = batchBytes(fetchFrom(100, 0n, 1).batch);
     const p = new PartitionFeed('t', 0, 0n, 2 * big);
     p.leader = 1;
-    const fetch = () => {
-      const ticket = p.beginFetch();
-      const { batch, next } = fetchFrom(100, ticket.offset, 1);
-      p.endFetch(ticket, batch, next);
-    };
+    const fetch = () => fetchInto(p, 1);
     fetch();
     fetch();
     fetch();
