@@ -14,8 +14,9 @@ export const LMDB_OPEN_OPTIONS = {
   // that opens the environment (a CLI next to the server: verify, snapshot, rebuild; a demo appending to
   // the embedded changelog), even read-only, makes the first lose whole commits it already reported done,
   // and sometimes crash (SIGSEGV). Measured with lmdb 3.5.6: most runs of a writer with six processes
-  // opening next to it lost commits; none without it (test/store/other-processes.test.ts, and the
-  // changelog's "never loses or reuses an offset"). Off, a commit syncs to disk before the next one starts
+  // opening next to it lost commits; none without it (test/store/other-processes.test.ts). Two processes
+  // that both write (only the embedded changelog has them) still lose one, rarely, under load, with it off
+  // too (embedded-changelog.ts). Off, a commit syncs to disk before the next one starts
   // instead of while it runs: the same ingest rate here; `user(id)` p99 while a fresh server catches up
   // went from ~100 to ~190 ms in the bench's catchup scenario (200k records, two runs each), not in a
   // simpler reader (README).

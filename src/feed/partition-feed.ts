@@ -16,10 +16,10 @@
  * batch out instead and go together, as one handler call, as they did before: handed out one by one, each
  * would cost a handler call and most a commit of their own (the `catchup` bench's small-batch catch-up ran at
  * 0.44x the client's rate that way, against 0.57x, and `freshness` at 5k records/s in small batches doubled
- * its p99). A batch taken while a batch of the same epoch
- * is out says where it continues from (`continuesFrom`: where that one ends); the handler hands it to the
- * store after that one, and the store applies it only once that one is applied (src/pipeline/batch-steps.ts,
- * 4.). So a partition holds at most `maxPrefetchBytes` waiting plus one fetch, and about as much again out.
+ * its p99). A batch taken while a batch of the same epoch is out says where it continues from
+ * (`continuesFrom`: where that one ends); the handler hands it to the store after that one, and the store
+ * applies it only once that one is applied (src/pipeline/batch-steps.ts, 4.). So a partition holds at most
+ * `maxPrefetchBytes` waiting plus one fetch, and about as much again out.
  *
  * Re-reads: when the handler rejects a batch, nothing of it counts. What was fetched after it is dropped
  * and the partition is fetched again from `appliedUpTo`, the offset after the last batch the handler

@@ -10,8 +10,8 @@
  * Each partition's batches arrive in offset order (the handlers hand them over in the order the source
  * handed them out: src/pipeline/batch-steps.ts, 4.), and concatenation keeps that order. A merged commit that
  * fails is retried batch by batch, so only the batch that fails alone is rejected (and redelivered by its
- * source); a batch that continues from a failed one is refused then (commit.ts `checkContinuity`). A stop refuses what waits
- * (`refuseWaiting`): it waits for the commit in progress only.
+ * source); a batch that continues from a failed one is refused then (commit.ts `checkContinuity`). A stop
+ * refuses what waits (`refuseWaiting`): it waits for the commit in progress only.
  */
 import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
 
