@@ -17,15 +17,17 @@
  * - `topics`: topic name → `{ partitions }`;
  * - `records`: `[topic, partition, offset]` → one encoded record (see `encodeRecord`).
  * High watermarks are not stored: a partition's is its last offset + 1, read from `records`. Offsets are
- * assigned inside the LMDB write transaction, which LMDB serializes across processes, so a second process
- * appending to the same log (`matview demo` next to a server) should not reuse an offset; a consumer in
- * another process sees its appends within `pollIntervalMs`. With lmdb-js' `overlappingSync` on, such a
- * second writer made one lose whole appends; it is off (`LMDB_OPEN_OPTIONS`), and a rare loss remains under
- * load (test "never loses or reuses an offset": 1 of 20 runs here, and one CI run; lmdb-js alone, three
- * writing processes: 2 of 237 runs lost one transaction). Open: issue 17's notes.
+ * assigned inside the LMDB write transaction, which LMDB serializes across processes, and each record is put
+ * only where no record is (`putIfAbsent`: one the end read missed moves it on), so a second process appending
+ * to the same log (`matview demo` next to a server) cannot overwrite an append; a consumer in another process
+ * sees its appends within `pollIntervalMs`. With lmdb-js' `overlappingSync` on, such a second writer made one
+ * lose whole appends; it is off (`LMDB_OPEN_OPTIONS`). Before the put refused to overwrite, a rare loss
+ * remained under load (test "never loses or reuses an offset": 1 of 20 runs, and one CI run; lmdb-js alone,
+ * three writing processes: 2 of 237 runs lost one transaction). Whether a missed read was its cause is not
+ * established (no collision was seen in the runs since): issue 17's notes.
  */
 import { mkdirSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { commitFailure, DataDirError, FeedCrashError, InvariantError, isCommitFailure } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { partitionForKey, toPositive } from './partitioner.js';
@@ -41,6 +43,16 @@ import type {
   PartitionPosition,
 } from './types.js';
 import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
+
+/**
+ * Writes `key` inside the current write transaction unless it exists; whether it wrote. lmdb-js' `putSync`
+ * returns that (false: `noOverwrite` found the key), though its types say void.
+ */
+function putIfAbsent<K extends Key, V>(db: Database<V, K>, key: K, value: V): boolean {
+  const wrote: unknown = db.putSync(key, value, { noOverwrite: true });
+  if (typeof wrote !== 'boolean') throw new InvariantError('lmdb-js putSync did not say whether it wrote');
+  return wrote;
+}
 
 export interface EmbeddedChangelogOptions {
   /** Directory of the log's own LMDB environment (created if missing). Not the view store's directory. */
@@ -214,9 +226,11 @@ class Changelog implements EmbeddedChangelog {
       if (existing === undefined) void this.topicsDb.put(topic, { partitions: count });
       const next = new Map<number, number>();
       for (const [i, partition] of assigned.entries()) {
-        const offset = next.get(partition) ?? this.endOffset(topic, partition);
+        let offset = next.get(partition) ?? this.endOffset(topic, partition);
+        // Never over an existing record: the put refuses to overwrite, and the record goes after what
+        // the write transaction finds there (a read that missed another process's append moves on).
+        while (!putIfAbsent(this.records, [topic, partition, offset], encoded[i]!)) offset++;
         next.set(partition, offset + 1);
-        void this.records.put([topic, partition, offset], encoded[i]!);
       }
       return count;
     });

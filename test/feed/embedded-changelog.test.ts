@@ -534,6 +534,43 @@ describe('embedded changelog', () => {
     await expect(log.endOffsets(['users'])).rejects.toThrow(/after close\(\)/);
   });
 
+  it('appends after records that its read of the end missed, never over them', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir);
+    await log.send(
+      'users',
+      [0, 1, 2].map((i) => ({ key: `a${i}`, value: 'a', partition: 0 })),
+    );
+    // What another process's append looks like to a read that does not see it: the end read as 1 (and
+    // once more as 1 for the second record, which must go after the first anyway).
+    const reads = log as unknown as { endOffset: (topic: string, partition: number) => number };
+    const real = reads.endOffset.bind(log);
+    let stale = 1;
+    reads.endOffset = (topic, partition) => (stale-- > 0 ? 1 : real(topic, partition));
+    await log.send('users', [
+      { key: 'b0', value: 'b', partition: 0 },
+      { key: 'b1', value: 'b', partition: 0 },
+    ]);
+    reads.endOffset = real;
+    expect(await log.endOffsets(['users'])).toContainEqual({ topic: 'users', partition: 0, next: '5' });
+    const c = collector();
+    await log.start({
+      topics: ['users'],
+      resumeFrom: () => undefined,
+      handler: c.handler,
+      onFatal: failOnFatal,
+    });
+    await pollUntil(() => c.records().length >= 5, 'five records');
+    await log.stop();
+    expect(c.records().map((r) => [r.offset, str(r.key)])).toEqual([
+      ['0', 'a0'],
+      ['1', 'a1'],
+      ['2', 'a2'],
+      ['3', 'b0'],
+      ['4', 'b1'],
+    ]);
+  });
+
   it('never loses or reuses an offset when other processes append to the same log', async () => {
     const dir = tempDir();
     const log = await openLog(dir);
