@@ -98,11 +98,15 @@ export class Chunks<B extends { readonly length: number }> {
     this.current = this.make();
   }
 
-  /** Every chunk, the last one reaching `lastOffset`. */
-  finish(lastOffset: string): { batch: B; lastOffset: string }[] {
-    const out = [...this.full];
+  /**
+   * Every chunk, the last one reaching `lastOffset`, handed over: this keeps none of them, so a chunk lives
+   * only until it is handed to the store (`finish` below lets go of each then).
+   */
+  finish(lastOffset: string): { batch: B | undefined; lastOffset: string }[] {
+    const out: { batch: B | undefined; lastOffset: string }[] = this.full.splice(0);
     if (this.current.length > 0 || out.length === 0) out.push({ batch: this.current, lastOffset });
     else out[out.length - 1] = { batch: out[out.length - 1]!.batch, lastOffset };
+    this.current = this.make();
     return out;
   }
 }
@@ -240,7 +244,7 @@ export function handlerSteps<B extends { readonly length: number }>(
   const finish = async (
     batch: FeedBatch,
     end: BatchEnd<B>,
-  ): Promise<{ readonly result: BatchResult; readonly chunks: readonly B[] } | undefined> => {
+  ): Promise<{ readonly result: BatchResult } | undefined> => {
     const { invalid, newestEventMs } = end;
     await turns.get(batch)?.ready;
     // The source skipped records it never delivers: the position moves past them with the last chunk.
@@ -274,7 +278,12 @@ export function handlerSteps<B extends { readonly length: number }>(
         deadTo++;
       const dead = invalid.slice(deadFrom, deadTo);
       deadFrom = deadTo;
-      result = await commit(batch, c.batch, c.lastOffset, dead, {
+      const chunk = c.batch!;
+      // Let go of the chunk: the store copied it (the writer thread's message) or holds it until it commits.
+      // Kept here, a catch-up's decoded rows lived on this thread until their commit, seconds later, and
+      // every young-generation collection meanwhile copied them.
+      c.batch = undefined;
+      result = await commit(batch, chunk, c.lastOffset, dead, {
         first: n === 0,
         last: n === done.length - 1,
       });
@@ -299,7 +308,7 @@ export function handlerSteps<B extends { readonly length: number }>(
       onApplied?.(batch, result, newestEventMs);
       return undefined;
     }
-    return { result, chunks: done.map((c) => c.batch) };
+    return { result };
   };
 
   return {

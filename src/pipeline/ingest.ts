@@ -52,6 +52,8 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const truncates: FeedRecord[] = [];
     let valid = 0;
     let newestEventMs: number | undefined;
+    /** Each valid change's event time (the age metric): the chunks are not kept until their commit. */
+    const eventTimes: number[] = [];
     for (let i = 0; i < fresh.length; i++) {
       if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
@@ -72,6 +74,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       )
         newestEventMs = decoded.eventTime;
       const eventTime = decoded.eventTime ?? Number(record.timestamp);
+      eventTimes.push(eventTime);
       const changes = chunks.current;
       if ('truncate' in decoded) {
         changes.push(table, '', TRUNCATE, record.topic, record.partition, record.offset, eventTime);
@@ -99,14 +102,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         { topic: r.topic, partition: r.partition, offset: r.offset, table },
         'source table truncated: every row of the table was deleted',
       );
-    observeApplied(
-      metrics,
-      batch,
-      { valid, invalid: invalid.length },
-      started,
-      result.appliedAt,
-      committed.chunks.flatMap((c) => c.eventTime),
-    );
+    observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
     onApplied?.(batch, result, newestEventMs);
   });
 }
