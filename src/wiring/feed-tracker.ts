@@ -54,6 +54,15 @@ export interface FeedTrackerOptions {
 export class FeedTracker implements FeedMonitor {
   private readonly targets = new Map<string, PartitionPosition>();
   private readonly highWatermarks = new Map<string, string>();
+  /** Bumped whenever a high watermark moves: part of what `refreshLag`'s last reading is valid for. */
+  private highWatermarkMoves = 0;
+  /**
+   * The partitions as `refreshLag` last read them, with the store state and high watermarks they were read
+   * at. A commit of a catch-up resolves tens of batches at once, each calling `applied`: the first reads the
+   * positions from the store and sets the gauges, the others find nothing moved.
+   */
+  private lagRead:
+    { readonly sequence: bigint; readonly moves: number; readonly partitions: PartitionStatus[] } | undefined;
   private readonly store: LmdbStore;
   private readonly source: FeedSource;
   private readonly metrics: Metrics;
@@ -137,13 +146,16 @@ export class FeedTracker implements FeedMonitor {
   private observeHighWatermark(topic: string, partition: number, hw: string): void {
     const k = key(topic, partition);
     const prev = this.highWatermarks.get(k);
-    if (prev === undefined || BigInt(hw) > BigInt(prev)) this.highWatermarks.set(k, hw);
+    if (prev === undefined || BigInt(hw) > BigInt(prev)) {
+      this.highWatermarks.set(k, hw);
+      this.highWatermarkMoves++;
+    }
   }
 
   /** Re-derives caught-up, lagging and stalled from the current positions; logs and exports transitions. */
   private evaluate(partitions: readonly PartitionStatus[] = this.partitions()): void {
     const now = this.now();
-    if (!this.caughtUp && this.targetsKnown && this.reachedTargets()) {
+    if (!this.caughtUp && this.targetsKnown && this.reachedTargets(partitions)) {
       this.caughtUp = true;
       this.logger.info({ sequence: this.store.sequence().toString() }, 'caught up: ready');
     }
@@ -202,11 +214,13 @@ export class FeedTracker implements FeedMonitor {
     this.metrics.feedUp.set(down ? 0 : 1);
   }
 
-  private reachedTargets(): boolean {
+  /** Whether every partition's position (in `partitions`, as read from the store) reached its target. */
+  private reachedTargets(partitions: readonly PartitionStatus[]): boolean {
+    const at = new Map(partitions.map((p) => [key(p.topic, p.partition), p.next] as const));
     for (const t of this.targets.values()) {
       if (t.next === '0') continue;
-      const at = this.store.position(t.topic, t.partition);
-      if (at === undefined || BigInt(at) < BigInt(t.next)) return false;
+      const next = at.get(key(t.topic, t.partition));
+      if (next === undefined || BigInt(next) < BigInt(t.next)) return false;
     }
     return true;
   }
@@ -225,11 +239,19 @@ export class FeedTracker implements FeedMonitor {
   }
 
   private refreshLag(): void {
+    // Positions move only with commits, each of which moves the sequence this thread reads with them.
+    const sequence = this.store.readSequence();
+    const last = this.lagRead;
+    if (last !== undefined && last.sequence === sequence && last.moves === this.highWatermarkMoves) {
+      this.evaluate(last.partitions);
+      return;
+    }
     const partitions = this.partitions();
     for (const p of partitions) {
       if (p.lag !== null)
         this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
     }
+    this.lagRead = { sequence, moves: this.highWatermarkMoves, partitions };
     this.evaluate(partitions);
   }
 

@@ -94,6 +94,34 @@ describe('FeedTracker', () => {
     await t.store.close();
   });
 
+  it('should read the positions once per commit, however many batches it resolves', async () => {
+    const t = setup();
+    t.tracker.setTargets([{ topic: 't', partition: 0, next: '100' }]);
+    await t.applyTo(40);
+    let reads = 0;
+    const positions = t.store.positions.bind(t.store);
+    t.store.positions = (...args) => (reads++, positions(...args));
+    const lag = async () => (await t.metrics.partitionLag.get()).values.map((v) => v.value);
+    // More batches of that commit (a catch-up's commit resolves tens at once): nothing moved.
+    const batch: FeedBatch = { topic: 't', partition: 0, records: [], highWatermark: '100' };
+    for (let i = 0; i < 3; i++) t.tracker.applied(batch, undefined);
+    expect({ reads, lag: await lag() }).toEqual({ reads: 0, lag: [60] });
+    // A higher watermark is read again, and so is the next commit.
+    t.tracker.applied({ ...batch, highWatermark: '110' }, undefined);
+    expect({ reads, lag: await lag(), ready: t.tracker.ready() }).toEqual({
+      reads: 1,
+      lag: [70],
+      ready: false,
+    });
+    await t.applyTo(110);
+    expect({ reads, lag: await lag(), ready: t.tracker.ready() }).toEqual({
+      reads: 2,
+      lag: [0],
+      ready: true,
+    });
+    await t.store.close();
+  });
+
   it("should keep every partition's lag exact after each batch", async () => {
     const t = setup();
     const ends = [100, 80, 60, 0];
