@@ -15,11 +15,10 @@ export const LMDB_OPEN_OPTIONS = {
   // the embedded changelog), even read-only, makes the first lose whole commits it already reported done,
   // and sometimes crash (SIGSEGV). Measured with lmdb 3.5.6: most runs of a writer with six processes
   // opening next to it lost commits; none without it (test/store/other-processes.test.ts). Two processes
-  // that both write (only the embedded changelog has them) still lost one, rarely, under load, with it off
-  // too; the changelog's puts now refuse to overwrite (embedded-changelog.ts). Off, a commit syncs to disk
-  // before the next one starts instead of while it runs: the same ingest rate here; `user(id)` p99 while a
-  // fresh server catches up went from ~100 to ~190 ms in the bench's catchup scenario (200k records, two
-  // runs each), not in a simpler reader (README).
+  // that both write (only the embedded changelog has them) still lose one, rarely, under load, with it off
+  // too (embedded-changelog.ts). Off, a commit syncs to disk before the next one starts instead of while it
+  // runs: the same ingest rate here; `user(id)` p99 while a fresh server catches up went from ~100 to ~190
+  // ms in the bench's catchup scenario (200k records, two runs each), not in a simpler reader (README).
   overlappingSync: false,
 } as const;
 

@@ -18,13 +18,13 @@
  * - `records`: `[topic, partition, offset]` → one encoded record (see `encodeRecord`).
  * High watermarks are not stored: a partition's is its last offset + 1, read from `records`. Offsets are
  * assigned inside the LMDB write transaction, which LMDB serializes across processes, and each record is put
- * only where no record is (`putIfAbsent`: one the end read missed moves it on), so a second process appending
- * to the same log (`matview demo` next to a server) cannot overwrite an append; a consumer in another process
- * sees its appends within `pollIntervalMs`. With lmdb-js' `overlappingSync` on, such a second writer made one
- * lose whole appends; it is off (`LMDB_OPEN_OPTIONS`). Before the put refused to overwrite, a rare loss
- * remained under load (test "never loses or reuses an offset": 1 of 20 runs, and one CI run; lmdb-js alone,
- * three writing processes: 2 of 237 runs lost one transaction). Whether a missed read was its cause is not
- * established (no collision was seen in the runs since): issue 17's notes.
+ * only where no record is (`putIfAbsent`: one the end read missed moves it on), so an append never overwrites
+ * another; a consumer in another process sees a second process's appends (`matview demo` next to a server)
+ * within `pollIntervalMs`. With lmdb-js' `overlappingSync` on, such a second writer made one lose whole
+ * appends; it is off (`LMDB_OPEN_OPTIONS`). A rare loss of one whole append remains with two writing
+ * processes under load, with the put refusing to overwrite too (test "never loses or reuses an offset": 1 of
+ * 122 runs next to two busy loops; lmdb-js alone, three writing processes: 2 of 237 loaded runs), so it is
+ * not a missed read of the end: a commit is lost. Open: issue 17's notes.
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
