@@ -553,15 +553,7 @@ describe('embedded changelog', () => {
     ]);
     reads.endOffset = real;
     expect(await log.endOffsets(['users'])).toContainEqual({ topic: 'users', partition: 0, next: '5' });
-    const c = collector();
-    await log.start({
-      topics: ['users'],
-      resumeFrom: () => undefined,
-      handler: c.handler,
-      onFatal: failOnFatal,
-    });
-    await pollUntil(() => c.records().length >= 5, 'five records');
-    await log.stop();
+    const c = await consumeAll(log, ['users'], 5);
     expect(c.records().map((r) => [r.offset, str(r.key)])).toEqual([
       ['0', 'a0'],
       ['1', 'a1'],
