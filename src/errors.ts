@@ -251,6 +251,25 @@ export class SnapshotError extends MatviewError {
   }
 }
 
+/**
+ * An append to the embedded changelog went to the process that writes it (another matview process on the
+ * same data directory, see `src/feed/changelog-writer-link.ts`), which went away or did not answer in time
+ * after it had the request: the records may or may not be stored. The next append takes over as the writer
+ * when that process is gone.
+ */
+export class ChangelogForwardError extends MatviewError {
+  constructor(
+    readonly dir: string,
+    reason: string,
+    options?: MatviewErrorOptions,
+  ) {
+    super('MV_ERR_CHANGELOG_FORWARD', `Append to the embedded changelog in "${dir}" failed: ${reason}`, {
+      retriable: true,
+      ...options,
+    });
+  }
+}
+
 /** A "can't happen" state: always a bug in matview. */
 export class InvariantError extends MatviewError {
   constructor(message: string) {

@@ -17,14 +17,15 @@
  * - `topics`: topic name → `{ partitions }`;
  * - `records`: `[topic, partition, offset]` → one encoded record (see `encodeRecord`).
  * High watermarks are not stored: a partition's is its last offset + 1, read from `records`. Offsets are
- * assigned inside the LMDB write transaction, which LMDB serializes across processes, and each record is put
- * only where no record is (`putIfAbsent`: one the end read missed moves it on), so an append never overwrites
- * another; a consumer in another process sees a second process's appends (`matview demo` next to a server)
- * within `pollIntervalMs`. With lmdb-js' `overlappingSync` on, such a second writer made one lose whole
- * appends; it is off (`LMDB_OPEN_OPTIONS`). A rare loss of one whole append remains with two writing
- * processes under load, with the put refusing to overwrite too (test "never loses or reuses an offset": 1 of
- * 122 runs next to two busy loops; lmdb-js alone, three writing processes: 2 of 237 loaded runs), so it is
- * not a missed read of the end: a commit is lost. Open: issue 17's notes.
+ * assigned inside the LMDB write transaction, and each record is put only where no record is (`putIfAbsent`:
+ * one the end read missed moves it on), so an append never overwrites another.
+ *
+ * One process writes a log (changelog-writer-link.ts): the first handle that appends or creates a topic
+ * claims the writer's socket, and every other handle, in this process or another (`matview demo` next to a
+ * server), sends its appends there. lmdb-js lost a whole committed append now and then when two processes
+ * wrote one environment (1 of 122 loaded runs of the test "never loses or reuses an offset", with
+ * overlappingSync off and the no-overwrite put); its synchronous transactions crashed instead. Consumers in
+ * any process read the log directly and see other processes' appends within `pollIntervalMs`.
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
@@ -43,6 +44,7 @@ import type {
   PartitionPosition,
 } from './types.js';
 import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
+import { WriterLink } from './changelog-writer-link.js';
 
 /**
  * Writes `key` inside the current write transaction unless it exists; whether it wrote. lmdb-js' `putSync`
@@ -72,6 +74,13 @@ export interface EmbeddedChangelogOptions {
   readonly retryInitialMs?: number;
   /** Longest delay between redeliveries of a rejected batch (ms, default 5000). */
   readonly retryMaxMs?: number;
+  /**
+   * Where the log's one writing process listens for the others' appends (default: see `writerAddress` in
+   * changelog-writer-link.ts). Tests set a socket file to run the non-Linux way.
+   */
+  readonly writerAddress?: string;
+  /** How long an append sent to the writing process waits for its answer (ms, default 30000). */
+  readonly forwardTimeoutMs?: number;
 }
 
 /**
@@ -84,6 +93,11 @@ export interface EmbeddedChangelog extends FeedSource, ChangelogWriter {
   readonly dir: string;
   /** Names of the topics that exist, sorted. For diagnostics and the CLI. */
   topics(): string[];
+  /**
+   * Whether this handle writes the log now: one process writes each log, the first one that appends (or
+   * creates a topic); every other handle sends its appends there (changelog-writer-link.ts).
+   */
+  readonly isWriter: boolean;
 }
 
 /** Kafka's legal topic names (the broker rejects others); enforcing them keeps embedded and Kafka setups portable. */
@@ -149,6 +163,8 @@ class Changelog implements EmbeddedChangelog {
 
   /** Appends run one after another so offsets are assigned in commit order and a failed commit leaves no gap. */
   private writeChain: Promise<unknown> = Promise.resolve();
+  /** Appends here when this handle writes the log, else sends them to the process (or handle) that does. */
+  private readonly link: WriterLink;
   private readonly waiters = new Set<Waiter>();
   private closed = false;
 
@@ -171,6 +187,14 @@ class Changelog implements EmbeddedChangelog {
     this.retryMaxMs = options.retryMaxMs ?? 5000;
     this.topicsDb = env.openDB<{ partitions: number }, string>({ name: 'topics', encoding: 'json' });
     this.records = env.openDB<Buffer, RecordKey>({ name: 'records', encoding: 'binary' });
+    this.link = new WriterLink({
+      dir: this.dir,
+      ...(options.writerAddress === undefined ? {} : { address: options.writerAddress }),
+      appendHere: (topic, messages) => this.appendHere(topic, messages),
+      serveAppend: (topic, messages) => this.enqueue(topic, messages),
+      timeoutMs: options.forwardTimeoutMs ?? 30_000,
+      logger: this.logger,
+    });
     this.logger.info(
       { dir: this.dir, topics: Object.fromEntries(this.topics().map((t) => [t, this.recordCount(t)])) },
       'embedded changelog opened',
@@ -181,10 +205,22 @@ class Changelog implements EmbeddedChangelog {
 
   async send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     this.assertOpen();
+    return this.enqueue(topic, messages);
+  }
+
+  /** Queues an append of this handle or (when it writes the log) of another handle it serves. */
+  private enqueue(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     assertTopicName(topic);
-    const result = this.writeChain.then(() => this.append(topic, messages));
+    const result = this.writeChain.then(async () => {
+      await this.link.append(topic, messages);
+      this.notifyAppend();
+    });
     this.writeChain = result.catch(() => undefined);
     return result;
+  }
+
+  get isWriter(): boolean {
+    return this.link.isWriter;
   }
 
   async close(): Promise<void> {
@@ -192,14 +228,19 @@ class Changelog implements EmbeddedChangelog {
     // Stop first: the handler in flight may still append (DLQ copies) and must be allowed to finish.
     await this.stop();
     this.closed = true;
+    // This handle's appends finish (while it still writes, or can reach the writer); then it stops serving
+    // other handles (those it took finish; later ones go elsewhere) and gives up the writer's socket.
+    await this.writeChain;
+    await this.link.close();
     await this.writeChain;
     await this.env.close();
     this.logger.debug({ dir: this.dir }, 'embedded changelog closed');
   }
 
-  private async append(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  /** One append in this process, the log's writer: the only place records are written. */
+  private async appendHere(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) {
-      await this.ensureTopic(topic);
+      await this.createTopicHere(topic);
       return;
     }
     // Encoding needs no state: done before the write transaction to keep it short.
@@ -236,7 +277,6 @@ class Changelog implements EmbeddedChangelog {
     });
     this.partitionCounts.set(topic, partitions);
     this.roundRobin.set(topic, roundRobin);
-    this.notifyAppend();
   }
 
   /**
@@ -447,6 +487,16 @@ class Changelog implements EmbeddedChangelog {
       this.partitionCounts.set(topic, cached);
       return cached;
     }
+    // Creating it is a write: an empty append, made by the log's writer (this handle or another process).
+    await this.send(topic, []);
+    this.env.resetReadTxn(); // see what another process committed
+    const partitions = this.partitionCounts.get(topic) ?? this.topicsDb.get(topic)?.partitions;
+    if (partitions === undefined) throw new InvariantError(`topic "${topic}" was not created`);
+    this.partitionCounts.set(topic, partitions);
+    return partitions;
+  }
+
+  private async createTopicHere(topic: string): Promise<void> {
     const { partitions, created } = await this.write(() => {
       const existing = this.topicsDb.get(topic)?.partitions;
       if (existing !== undefined) return { partitions: existing, created: false };
@@ -455,7 +505,6 @@ class Changelog implements EmbeddedChangelog {
     });
     if (created) this.logger.info({ topic, partitions }, 'embedded changelog topic created');
     this.partitionCounts.set(topic, partitions);
-    return partitions;
   }
 
   /** High watermark of a partition: its last offset + 1 (0 when empty). Reads the write transaction inside one. */

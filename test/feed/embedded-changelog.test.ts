@@ -593,6 +593,7 @@ for (let i = 0; i < Number(count); i++)
     { key: name + '-' + i, value: 'c', partition: 0 },
     { key: name + '-' + i + '-b', value: 'c', partition: 1 },
   ]);
+process.stdout.write(log.isWriter ? 'writer' : 'sent through the writer');
 await log.close();
 `,
     );
@@ -612,7 +613,13 @@ await log.close();
       ]);
       if (parentSent % 20 === 0) await new Promise((r) => setImmediate(r));
     }
-    await Promise.all(children);
+    // One writing process (changelog-writer-link.ts): the parent, which created the topic; the children
+    // send their appends to it.
+    expect((await Promise.all(children)).map((c) => c.stdout)).toEqual([
+      'sent through the writer',
+      'sent through the writer',
+    ]);
+    expect(log.isWriter).toBe(true);
     const total = 2 * (parentSent + 2 * perChild);
     expect(sumNext(await log.endOffsets(['users']))).toBe(total);
     // The consumer sees the children's appends too (through polling: there is no cross-process wake-up).
