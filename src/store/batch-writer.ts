@@ -25,8 +25,15 @@ import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js'
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
-const { path, mapSize, maxRecordsPerCommit, rebuildChunkRecords, rebuildChunkTiming, viewBufferEntries } =
-  workerData as WriterData;
+const {
+  path,
+  mapSize,
+  maxRecordsPerCommit,
+  rebuildChunkRecords,
+  rebuildChunkTiming,
+  viewBufferEntries,
+  viewWriteSlice,
+} = workerData as WriterData;
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
 const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
@@ -41,6 +48,7 @@ const chunks = new ShadowChunks({
   ...context,
   maxRecords: rebuildChunkRecords,
   ...(viewBufferEntries === undefined ? {} : { viewBufferEntries }),
+  ...(viewWriteSlice === undefined ? {} : { viewWriteSlice }),
   ...rebuildChunkTiming,
   onWriteError: reportChunkWriteError,
 });

@@ -45,11 +45,15 @@ class BufferedKv implements KvSpace<unknown> {
   /** `baseEmpty`: the stored space holds nothing, so a removal only drops what is buffered. */
   constructor(
     private readonly base: KvSpace<unknown>,
-    private readonly baseEmpty = false,
+    private baseEmpty = false,
   ) {}
   /** Keys buffered (put or removed). */
   get size(): number {
     return this.pending.size;
+  }
+  /** Some of it was written to the stored space: removals are remembered from now on. */
+  baseWritten(): void {
+    this.baseEmpty = false;
   }
   get(key: string): unknown {
     const v = this.pending.get(key);
@@ -94,11 +98,15 @@ export class BufferedIndex implements IndexSpace {
   /** `baseEmpty`: the stored index holds nothing, so a removal only drops what is buffered. */
   constructor(
     private readonly base: IndexSpace,
-    private readonly baseEmpty = false,
+    private baseEmpty = false,
   ) {}
   /** Keys buffered (added or removed). */
   get size(): number {
     return this.added.size + this.removed.size;
+  }
+  /** Some of it was written to the stored index: removals are remembered from now on. */
+  baseWritten(): void {
+    this.baseEmpty = false;
   }
   add(key: string): void {
     this.removed.delete(key);
@@ -230,9 +238,19 @@ export class BufferedViews {
    */
   constructor(
     private readonly stored: Pick<GenerationState, 'spaces'>,
-    private readonly storedEmpty = false,
+    private storedEmpty = false,
     readonly builds = '',
   ) {}
+  /**
+   * Part of it was written to the stored spaces (a sliced write that failed halfway), which are not empty
+   * any more: removals are remembered from now on, so that writing it again removes what a later commit
+   * removed. Reads stay right meanwhile (the stored entries written equal the buffered ones).
+   */
+  storedWritten(): void {
+    this.storedEmpty = false;
+    for (const spaces of this.buffers.values())
+      for (const space of Object.values(spaces)) space.baseWritten();
+  }
   spaces(view: string): BufferedSpaces {
     let spaces = this.buffers.get(view);
     if (spaces === undefined) {
@@ -253,12 +271,24 @@ export class BufferedViews {
   }
 
   /**
-   * `writeTo`, one entry per step, for a caller that spreads the write over several transactions (inside
-   * `uncachedEncoding`, as `writeTo` does).
+   * `writeTo`, one entry per step, for a caller that spreads the write over several transactions (each
+   * through {@link writeSlice}). Does not change the buffer: a write that failed halfway can start again.
    */
   *writes(): Generator<void, void, void> {
     for (const spaces of this.buffers.values()) for (const s of Object.values(spaces)) yield* s.writes();
   }
+}
+
+/**
+ * Takes up to `entries` steps of `steps` (`BufferedViews.writes`) inside the caller's write transaction, as
+ * `writeTo` does; whether the write is done.
+ */
+export function writeSlice(steps: Generator<void, void, void>, entries: number): boolean {
+  let done = false;
+  uncachedEncoding(() => {
+    for (let i = 0; i < entries && !done; i++) done = steps.next().done === true;
+  });
+  return done;
 }
 
 export class BufferedGeneration implements GenerationState {

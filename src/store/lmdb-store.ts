@@ -124,6 +124,11 @@ export interface StoreOptions {
    * view-rebuild.ts).
    */
   readonly viewRebuildBufferEntries?: number;
+  /**
+   * Entries of a rebuild's buffered views written by one transaction at most, when they are written after a
+   * chunk (default WRITE_SLICE, view-rebuild.ts; tests set fewer).
+   */
+  readonly viewWriteSlice?: number;
 }
 
 export interface BatchResult {
@@ -247,6 +252,7 @@ export class LmdbStore implements ViewReader {
               ...(options.viewRebuildBufferEntries === undefined
                 ? {}
                 : { viewBufferEntries: options.viewRebuildBufferEntries }),
+              ...(options.viewWriteSlice === undefined ? {} : { viewWriteSlice: options.viewWriteSlice }),
             },
             () => this.env.resetReadTxn(),
             this.onChunkWriteError,
@@ -266,6 +272,7 @@ export class LmdbStore implements ViewReader {
       ...(options.viewRebuildBufferEntries === undefined
         ? {}
         : { viewBufferEntries: options.viewRebuildBufferEntries }),
+      ...(options.viewWriteSlice === undefined ? {} : { viewWriteSlice: options.viewWriteSlice }),
       onWriteError: this.onChunkWriteError,
     });
     const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =

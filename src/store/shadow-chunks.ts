@@ -9,7 +9,9 @@
  * The views are not written with every chunk. A chunk writes the rows, the positions and the dead letters of
  * its batches; the views' changes (values, counts, rank keys) stay in memory across chunks (`BufferedViews`)
  * and are written, in key order, by the chunk before the swap, the one at close, and any chunk that finds
- * them holding VIEW_REBUILD_BUFFER_ENTRIES entries. A user's view is then written about once per rebuild
+ * them holding VIEW_REBUILD_BUFFER_ENTRIES entries; more than WRITE_SLICE (250k) of them in transactions of
+ * that many after the chunk's (`writeViews`), so the writer thread's live commits are not held up for the
+ * whole write (at 1M users ~6M entries, ~27 s). A user's view is then written about once per rebuild
  * rather than once per chunk, and each record costs about one LMDB write (its row) while the views are
  * buffered: 3M records over 1M users (the `rebuild` bench's workload) 21.3k records/s against 10.9k, 27 s
  * of its 141 s in the final write of the views.
@@ -33,7 +35,8 @@
  *   stays at its last written chunk, a prefix of the feed, and the rebuild resumes from the positions stored
  *   with it. A stop writes the chunk and the views; one that outlasts SHUTDOWN_TIMEOUT_MS ends like a crash.
  * - Views behind rows: a chunk written without the views buffered before it marks the generation
- *   `viewsPending` in the same transaction, and one written with them clears it. A crash (or a stop that did
+ *   `viewsPending` in the same transaction, and one written with them clears it (with the last slice of
+ *   them, when they are written in slices). A crash (or a stop that did
  *   not write them) leaves the stored views behind the stored rows; the rebuild's next start sees the mark
  *   and rebuilds every view of the shadow from its stored rows (view-rebuild.ts, into new builds switched in
  *   one transaction: a crash meanwhile leaves the mark, and the next start does it again) before its feed
@@ -63,9 +66,9 @@ import { StoreWriteError, messageOf } from '../errors.js';
 import { batchError, writeTransaction } from './environment.js';
 import type { Database } from 'lmdb';
 import type { CommitPlan } from '../materializer/commit.js';
-import { BufferedGeneration, BufferedViews } from './buffered-generation.js';
+import { BufferedGeneration, BufferedViews, writeSlice } from './buffered-generation.js';
 import { withViewsPending, type Generation } from './generation.js';
-import { defaultViewRebuildBufferEntries } from './view-rebuild.js';
+import { defaultViewRebuildBufferEntries, WRITE_SLICE } from './view-rebuild.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
   committedActiveGeneration,
@@ -112,6 +115,8 @@ export interface ShadowChunksOptions extends CommitContext, RebuildChunkTiming {
    * writes them with its rows.
    */
   readonly viewBufferEntries?: number;
+  /** Entries of the buffered views written by one transaction at most (default WRITE_SLICE, 250k). */
+  readonly viewWriteSlice?: number;
   /**
    * Told when a chunk written on its own (idle or at close: no batch waits for it) fails; the chunk is kept
    * and written again RETRY_WRITE_MS later. A write on a batch's path fails that batch instead.
@@ -168,8 +173,11 @@ export class ShadowChunks {
   /** Chunk operations run one at a time: a batch applies over what the previous chunk wrote. */
   private serial: Promise<unknown> = Promise.resolve();
 
+  private readonly viewWriteSlice: number;
+
   constructor(private readonly o: ShadowChunksOptions) {
     this.viewBufferEntries = o.viewBufferEntries ?? defaultViewRebuildBufferEntries();
+    this.viewWriteSlice = o.viewWriteSlice ?? WRITE_SLICE;
   }
 
   private exclusive<T>(action: () => Promise<T>): Promise<T> {
@@ -312,18 +320,26 @@ export class ShadowChunks {
     this.chunk = undefined;
     if (withViews) this.views = undefined;
     const { meta, outboxes, env } = this.o;
+    const isStale = () =>
+      committedActiveGeneration(meta) === into || readGenerationInfo(meta, into) === undefined;
+    // Views too many for one transaction are written after the chunk, in slices (`writeViews`).
+    const slices = withViews && views !== undefined && views.buffer.entries > this.viewWriteSlice;
     let stale = false;
     try {
       await writeTransaction(env, 'rebuild chunk', () => {
-        if (committedActiveGeneration(meta) === into || readGenerationInfo(meta, into) === undefined) {
+        if (isStale()) {
           stale = true;
           return;
         }
         // At least every sequence the chunk's values carry: each was the next one when it applied.
         const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
         chunk?.buffer.writeRowsTo();
-        if (withViews) views?.buffer.writeTo();
-        markViewsPending(meta, into, !withViews && views !== undefined && views.buffer.entries > 0);
+        if (withViews && !slices) views?.buffer.writeTo();
+        markViewsPending(
+          meta,
+          into,
+          views !== undefined && views.buffer.entries > 0 && (!withViews || slices),
+        );
         if (chunk !== undefined && chunk.deadLetters.length > 0)
           writeOutbox(outboxes.deadLetters, sequence, chunk.deadLetters);
         meta.put('sequence', sequence.toString());
@@ -334,8 +350,42 @@ export class ShadowChunks {
       this.views ??= views;
       throw e;
     }
+    if (!stale && slices) stale = await this.writeViews(into, views.buffer, isStale);
     // Active (swapped in: the live feed applies those records) or gone: nothing more is buffered for it.
     if (stale && this.views?.id === into) this.views = undefined;
+  }
+
+  /**
+   * Writes buffered views in transactions of `viewWriteSlice` entries (view-rebuild.ts' WRITE_SLICE): at a
+   * million users they are millions of entries, ~27 s in one transaction, which the writer thread's live
+   * commits would wait for. The generation stays `viewsPending` (set with the chunk) until the last slice,
+   * so a crash between slices is one that left the views behind the rows (rebuilt from them at the next
+   * start), and the swap refuses it meanwhile. A slice that fails keeps the views, whole: the next write
+   * starts again from the first entry (`writes()` does not change the buffer; puts and removals of the same
+   * entries store the same), and the buffer remembers removals from then on (`storedWritten`), since what
+   * the slices wrote is stored. Whether the generation turned out active or gone.
+   */
+  private async writeViews(into: number, buffer: BufferedViews, isStale: () => boolean): Promise<boolean> {
+    const steps = buffer.writes();
+    let stale = false;
+    try {
+      for (let done = false; !done && !stale;) {
+        done = await writeTransaction(this.o.env, 'rebuild views', () => {
+          if (isStale()) {
+            stale = true;
+            return true;
+          }
+          const last = writeSlice(steps, this.viewWriteSlice);
+          if (last) markViewsPending(this.o.meta, into, false);
+          return last;
+        });
+      }
+    } catch (e) {
+      buffer.storedWritten();
+      this.views ??= { id: into, buffer };
+      throw e;
+    }
+    return stale;
   }
 
   private lose(into: number, error: unknown): void {

@@ -38,8 +38,7 @@ import type {
 import { withViewsPending, type Generation, type GenerationInfo, type ViewBuild } from './generation.js';
 import type { StoredRow } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
-import { BufferedViews } from './buffered-generation.js';
-import { uncachedEncoding } from '../views/codec.js';
+import { BufferedViews, writeSlice } from './buffered-generation.js';
 import { genKey, USER_VIEWS_REMOVED_KEY } from './write.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
@@ -92,8 +91,11 @@ export interface ViewRebuildResult {
 const MIN_CHUNK_ROWS = 10_000;
 const MAX_CHUNK_ROWS = 1_000_000;
 
-/** Entries written by one transaction of a view rebuild at most (BuildBuffer.write). */
-const WRITE_SLICE = 250_000;
+/**
+ * Entries of buffered views written by one transaction at most: a view rebuild's (BuildBuffer.write) and a
+ * rebuild's views written before its swap (shadow-chunks.ts).
+ */
+export const WRITE_SLICE = 250_000;
 
 /**
  * Bytes of heap a buffered entry takes, about: a view object with its version (~400), its counts, a rank key
@@ -246,12 +248,7 @@ class BuildBuffer {
     if (this.entries === 0) return;
     const steps = this.buffer.writes();
     const slice = Math.min(WRITE_SLICE, this.bufferEntries);
-    for (let done = false; !done;)
-      await atomicTransaction(this.env, () =>
-        uncachedEncoding(() => {
-          for (let i = 0; i < slice && !done; i++) done = steps.next().done === true;
-        }),
-      );
+    for (let done = false; !done;) done = await atomicTransaction(this.env, () => writeSlice(steps, slice));
     this.written = true;
     this.buffer = this.empty();
   }

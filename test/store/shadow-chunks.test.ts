@@ -464,3 +464,112 @@ describe('a rebuild chunk that fails to be written', () => {
     ]);
   });
 });
+
+/** A view that calls `onWrite` each time one of its values is encoded (written to LMDB). */
+const probeView = (onWrite: () => void): ViewModule => ({
+  name: 'probe',
+  version: 1,
+  reads: { tweets: ['userId'] },
+  dependsOn: [],
+  spaces: {
+    seen: {
+      kind: 'kv',
+      codec: {
+        encode: (value) => {
+          onWrite();
+          return Buffer.from(String(value));
+        },
+        decode: (bytes) => bytes.toString(),
+      },
+    },
+  },
+  apply(input, spaces) {
+    for (let i = 0; i < input.transitions.length; i++)
+      (spaces['seen'] as KvSpace<unknown>).put(input.transitions.key[i]!, 'yes');
+    return {};
+  },
+});
+
+/** The served users, their tweets ranking and the tweets total. */
+function rankedOf(store: LmdbStore) {
+  return { ...servedOf(store), top: store.topUserIds('TWEETS', 10) };
+}
+
+describe("a rebuild's many buffered views", () => {
+  it('should be written in slices before the swap, a live commit getting in between them', async () => {
+    const expected = await feedCommitted();
+    // What the shadow had stored when the live commit was durable.
+    let during: Promise<ReturnType<typeof storedShadow>> | undefined;
+    // The probe's values are the first written (the first view). Its first write sends a live commit, once
+    // out of the transaction's callback (lmdb-js runs a transaction asked for inside one as part of it).
+    const sendLive = () =>
+      queueMicrotask(() => {
+        during ??= store.applyBatch(usersInput()).then(() => storedShadow(store, generation, 'u1'));
+      });
+    const store = openStore({
+      path: tempDir(),
+      writerThread: false,
+      rebuildChunkRecords: 2,
+      viewWriteSlice: 3,
+      views: [probeView(sendLive), ...VIEWS],
+    });
+    const { generation } = await store.beginShadow('requested');
+    for (const input of feed) await store.applyBatch(input, generation);
+    expect(during).toBeUndefined();
+    const swapped = await store.trySwap(generation, FEED_END);
+    // The live commit was durable while the shadow's views were still being written: LMDB ran it after the
+    // first slice. In one transaction, the views and the mark's clearing come before it.
+    expect(await during).toMatchObject({ info: { viewsPending: true }, view: undefined });
+    expect(swapped.swapped).toBe(true);
+    expect(storedShadow(store, generation, 'u1').info?.viewsPending).toBeUndefined();
+    expect(servedOf(store)).toEqual(expected);
+    await store.close();
+  });
+
+  it('should be written again whole after a slice failed, with what later commits removed removed', async () => {
+    // u1's tweets t1, t5 and t9 deleted after the failed write: its count and rank key move.
+    const deletions = commitInput(
+      [change('tweets', 't1', null, 30), change('tweets', 't5', null, 31), change('tweets', 't9', null, 32)],
+      [{ topic: 'tweets', partition: 0, next: '33' }],
+    );
+    const reference = openStore({ path: tempDir(), writerThread: false });
+    for (const input of [...feed, deletions]) await reference.applyBatch(input);
+    const expected = rankedOf(reference);
+    await reference.close();
+    expect(expected.users[1]).toMatchObject({ userId: 'u1', tweetCount: 5 });
+
+    let full = false;
+    const errors: unknown[] = [];
+    const store = openStore({
+      path: tempDir(),
+      writerThread: false,
+      rebuildChunkRecords: 2,
+      viewWriteSlice: 3,
+      rebuildChunkTiming: { idleMs: 3_600_000 },
+      // The full-disk view's values are the last written: the slices before its first one succeed.
+      views: [...VIEWS, fullDiskView(() => full)],
+      onChunkWriteError: (e) => errors.push(e),
+    });
+    const { generation } = await store.beginShadow('requested');
+    for (const input of feed) await store.applyBatch(input, generation);
+    full = true;
+    await expect(store.trySwap(generation, FEED_END)).rejects.toThrow(
+      'LMDB write failed (rebuild views): no space left',
+    );
+    // Part of the views is stored (u1's among them), still marked behind the rows: the swap refuses it.
+    const partly = storedShadow(store, generation, 'u1');
+    expect(partly.info?.viewsPending).toBe(true);
+    expect(partly.view).toMatchObject({ userId: 'u1', tweetCount: 8 });
+
+    full = false;
+    await store.applyBatch(deletions, generation);
+    const end = [
+      { topic: 'tweets', partition: 0, next: '33' },
+      { topic: 'users', partition: 0, next: '30' },
+    ];
+    expect((await store.trySwap(generation, end)).swapped).toBe(true);
+    expect(rankedOf(store)).toEqual(expected);
+    expect(errors).toEqual([]);
+    await store.close();
+  });
+});
