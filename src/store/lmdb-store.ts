@@ -126,7 +126,7 @@ export interface StoreOptions {
   readonly viewRebuildBufferEntries?: number;
   /**
    * Entries of a rebuild's buffered views written by one transaction at most, when they are written after a
-   * chunk (default WRITE_SLICE, view-rebuild.ts; tests set fewer).
+   * chunk (default VIEWS_WRITE_SLICE, shadow-chunks.ts; tests set fewer).
    */
   readonly viewWriteSlice?: number;
 }

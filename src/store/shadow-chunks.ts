@@ -9,7 +9,7 @@
  * The views are not written with every chunk. A chunk writes the rows, the positions and the dead letters of
  * its batches; the views' changes (values, counts, rank keys) stay in memory across chunks (`BufferedViews`)
  * and are written, in key order, by the chunk before the swap, the one at close, and any chunk that finds
- * them holding VIEW_REBUILD_BUFFER_ENTRIES entries; more than WRITE_SLICE (250k) of them in transactions of
+ * them holding VIEW_REBUILD_BUFFER_ENTRIES entries; more than VIEWS_WRITE_SLICE of them in transactions of
  * that many after the chunk's (`writeViews`), so the writer thread's live commits are not held up for the
  * whole write (at 1M users ~6M entries, ~27 s). A user's view is then written about once per rebuild
  * rather than once per chunk, and each record costs about one LMDB write (its row) while the views are
@@ -68,7 +68,7 @@ import type { Database } from 'lmdb';
 import type { CommitPlan } from '../materializer/commit.js';
 import { BufferedGeneration, BufferedViews, writeSlice } from './buffered-generation.js';
 import { withViewsPending, type Generation } from './generation.js';
-import { defaultViewRebuildBufferEntries, WRITE_SLICE } from './view-rebuild.js';
+import { defaultViewRebuildBufferEntries } from './view-rebuild.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
   committedActiveGeneration,
@@ -115,7 +115,7 @@ export interface ShadowChunksOptions extends CommitContext, RebuildChunkTiming {
    * writes them with its rows.
    */
   readonly viewBufferEntries?: number;
-  /** Entries of the buffered views written by one transaction at most (default WRITE_SLICE, 250k). */
+  /** Entries of the buffered views written by one transaction at most (default VIEWS_WRITE_SLICE). */
   readonly viewWriteSlice?: number;
   /**
    * Told when a chunk written on its own (idle or at close: no batch waits for it) fails; the chunk is kept
@@ -138,6 +138,16 @@ export const IDLE_WRITE_MS = 100;
  * 250k records takes about this long to apply, so the age rarely cuts one short there.
  */
 export const MAX_CHUNK_AGE_MS = 5_000;
+
+/**
+ * Entries of a rebuild's buffered views written by one transaction at most, when they are written after a
+ * chunk. The writer thread's live commits wait for one slice at most. A rebuild's swap at 300k users with
+ * its views buffered (~1.8M entries), live commits every 10 ms meanwhile (a scratch driver, one run each):
+ * in one transaction the swap took 4.3 s and the longest wait between live commits was 4.3 s; in slices of
+ * 250k (a view rebuild's WRITE_SLICE) 5.0 s and 3.5 s; in slices of 50k 3.9 s and 0.65 s. Bigger
+ * transactions cost more per entry (LMDB's dirty pages), so slices cost nothing here.
+ */
+export const VIEWS_WRITE_SLICE = 50_000;
 
 /** After a failed write, the chunk is kept and its write tried again this much later. */
 export const RETRY_WRITE_MS = 1_000;
@@ -177,7 +187,7 @@ export class ShadowChunks {
 
   constructor(private readonly o: ShadowChunksOptions) {
     this.viewBufferEntries = o.viewBufferEntries ?? defaultViewRebuildBufferEntries();
-    this.viewWriteSlice = o.viewWriteSlice ?? WRITE_SLICE;
+    this.viewWriteSlice = o.viewWriteSlice ?? VIEWS_WRITE_SLICE;
   }
 
   private exclusive<T>(action: () => Promise<T>): Promise<T> {
@@ -356,9 +366,9 @@ export class ShadowChunks {
   }
 
   /**
-   * Writes buffered views in transactions of `viewWriteSlice` entries (view-rebuild.ts' WRITE_SLICE): at a
-   * million users they are millions of entries, ~27 s in one transaction, which the writer thread's live
-   * commits would wait for. The generation stays `viewsPending` (set with the chunk) until the last slice,
+   * Writes buffered views in transactions of `viewWriteSlice` entries (VIEWS_WRITE_SLICE): at a million
+   * users they are millions of entries, ~27 s in one transaction, which the writer thread's live commits
+   * would wait for. The generation stays `viewsPending` (set with the chunk) until the last slice,
    * so a crash between slices is one that left the views behind the rows (rebuilt from them at the next
    * start), and the swap refuses it meanwhile. A slice that fails keeps the views, whole: the next write
    * starts again from the first entry (`writes()` does not change the buffer; puts and removals of the same

@@ -91,11 +91,8 @@ export interface ViewRebuildResult {
 const MIN_CHUNK_ROWS = 10_000;
 const MAX_CHUNK_ROWS = 1_000_000;
 
-/**
- * Entries of buffered views written by one transaction at most: a view rebuild's (BuildBuffer.write) and a
- * rebuild's views written before its swap (shadow-chunks.ts).
- */
-export const WRITE_SLICE = 250_000;
+/** Entries written by one transaction of a view rebuild at most (BuildBuffer.write). */
+const WRITE_SLICE = 250_000;
 
 /**
  * Bytes of heap a buffered entry takes, about: a view object with its version (~400), its counts, a rank key

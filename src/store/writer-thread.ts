@@ -36,7 +36,7 @@ export interface WriterData {
   readonly rebuildChunkTiming: RebuildChunkTiming;
   /** Entries of a rebuild's views kept across its chunks at most (default: the worker's own heap decides). */
   readonly viewBufferEntries?: number;
-  /** Entries of those views written by one transaction at most (default WRITE_SLICE). */
+  /** Entries of those views written by one transaction at most (default VIEWS_WRITE_SLICE). */
   readonly viewWriteSlice?: number;
 }
 
