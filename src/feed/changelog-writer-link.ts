@@ -9,7 +9,9 @@
  * - The socket: on Linux an abstract Unix socket named after the changelog's real path (the kernel frees
  *   it when the process ends, crashed or not, so a dead writer never blocks anyone); on Windows a named
  *   pipe (freed the same way); elsewhere a socket file in the temporary directory, which a crash leaves
- *   behind: a file nobody answers on is removed and claimed again.
+ *   behind: a file nobody answers on is removed and claimed again. Abstract sockets belong to a network
+ *   namespace: containers that share a data directory but not a network would each become a writer (run
+ *   one matview per embedded changelog there, or Kafka).
  * - Who may append: abstract sockets and pipes have no file permissions, so the writer writes a random
  *   token to `writer.token` in the changelog directory (mode 0600, so who may read the log's directory may
  *   append) and refuses requests without it. A client whose token is stale (the writer changed) reads the
