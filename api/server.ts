@@ -19,6 +19,8 @@ import { BoundedTextCache } from './gateway/apq-cache.js';
 import { createCallbackPolicy } from './gateway/callback.js';
 import { createDocumentGate, type DocumentGate } from './gateway/documents.js';
 import { createFastPath } from './fast-path.js';
+import { compileSubscriptionData } from './fast-path/compile.js';
+import type { CompileEvents } from './shared-results.js';
 import { createLiveRoute, createMetricsRoute, createReadyRoute } from './health.js';
 import { createCors } from './http/cors.js';
 import { createGraphqlRoute } from './http/graphql-route.js';
@@ -69,6 +71,8 @@ export interface ApiServer {
   readonly minOffsets: MinOffsetsGate;
   /** The persisted-documents allow-list (and APQ lookups), which the WebSocket layer applies too. */
   readonly documents: DocumentGate;
+  /** Subscription events written to JSON without graphql-js; undefined with `fastPath: false`. */
+  readonly compileEvents: CompileEvents | undefined;
   /** Starts Apollo and listens on `config.port`/`config.host` (port 0: any free port). */
   listen(): Promise<{ port: number }>;
   /** Runs `hook` during `close()`, before the HTTP server closes (e.g. closing the WebSocket server). */
@@ -167,6 +171,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     asOf,
     minOffsets,
     documents,
+    compileEvents:
+      options.fastPath === false
+        ? undefined
+        : (document, operationName) => compileSubscriptionData(schema, document, operationName),
     async listen() {
       started ??= apollo.start();
       await started;

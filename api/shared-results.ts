@@ -18,6 +18,9 @@
  * - variables used anywhere else (a directive's `if: $x`) are part of the key.
  * Results live as long as the change object does (a WeakMap), i.e. until every watcher has sent it.
  */
+import type { EventDataWriter } from './fast-path/compile.js';
+
+type ObjMap<T> = Record<string, T>;
 import {
   Kind,
   createSourceEventStream,
@@ -48,6 +51,38 @@ interface DocumentInfo {
   readonly id: number;
   /** Per operation name: undefined when its results cannot be shared, else whether variables are in the key. */
   readonly operations: Map<string, { readonly variablesMatter: boolean } | undefined>;
+  /** Per operation name: its compiled event writer, or undefined (graphql-js executes each event). */
+  readonly compiled: Map<string, EventDataWriter | undefined>;
+}
+
+/**
+ * Compiles an operation's events to JSON (api/fast-path/compile.ts `compileSubscriptionData`), or
+ * undefined.
+ */
+export type CompileEvents = (
+  document: DocumentNode,
+  operationName: string | null | undefined,
+) => EventDataWriter | undefined;
+
+/**
+ * A result whose JSON was written by a compiled plan rather than by JSON.stringify of an execution result:
+ * `json` is the bytes graphql-js' result (with its extensions) would serialize to. `data` and `toJSON()` read
+ * it back when asked; graphql-ws' path only sends it (api/ws-frames.ts takes `json` as it is).
+ */
+export class PrerenderedResult implements ExecutionResult {
+  readonly json: string;
+  constructor(data: string, extensions: Record<string, unknown> | undefined) {
+    this.json =
+      extensions === undefined
+        ? `{"data":${data}}`
+        : `{"data":${data},"extensions":${JSON.stringify(extensions)}}`;
+  }
+  get data(): ObjMap<unknown> | null {
+    return this.toJSON().data ?? null;
+  }
+  toJSON(): ExecutionResult {
+    return JSON.parse(this.json) as ExecutionResult;
+  }
 }
 
 /**
@@ -56,15 +91,22 @@ interface DocumentInfo {
  * documents by query text, so every client sending the same text shares one DocumentNode. `extensionsOf`
  * gives each event's result its `extensions` (computed once per result, shared like it).
  */
-export function createSharedSubscribe(extensionsOf?: (event: unknown) => Record<string, unknown>): Subscribe {
+export function createSharedSubscribe(
+  extensionsOf?: (event: unknown) => Record<string, unknown>,
+  compile?: CompileEvents,
+): Subscribe {
   const documents = new WeakMap<DocumentNode, DocumentInfo>();
   const results = new WeakMap<object, Map<string, Result>>();
   let nextDocumentId = 0;
 
-  const shareKey = (args: ExecutionArgs): string | undefined => {
-    let info = documents.get(args.document);
+  const infoOf = (document: DocumentNode): DocumentInfo => {
+    let info = documents.get(document);
     if (info === undefined)
-      documents.set(args.document, (info = { id: nextDocumentId++, operations: new Map() }));
+      documents.set(document, (info = { id: nextDocumentId++, operations: new Map(), compiled: new Map() }));
+    return info;
+  };
+  const shareKey = (args: ExecutionArgs): string | undefined => {
+    const info = infoOf(args.document);
     const name = args.operationName ?? '';
     let shape = info.operations.get(name);
     if (!info.operations.has(name))
@@ -73,11 +115,18 @@ export function createSharedSubscribe(extensionsOf?: (event: unknown) => Record<
     const head = `${info.id}\u0000${name}`;
     return shape.variablesMatter ? `${head}\u0000${JSON.stringify(args.variableValues ?? null)}` : head;
   };
+  const compiledFor = (args: ExecutionArgs): EventDataWriter | undefined => {
+    if (compile === undefined) return undefined;
+    const info = infoOf(args.document);
+    const name = args.operationName ?? '';
+    if (!info.compiled.has(name)) info.compiled.set(name, compile(args.document, args.operationName));
+    return info.compiled.get(name);
+  };
 
   return async (args) => {
     const stream = await createSourceEventStream(args);
     if (!isAsyncIterable(stream)) return stream;
-    const run =
+    const executeEvent =
       extensionsOf === undefined
         ? (event: unknown): Result => execute({ ...args, rootValue: event })
         : (event: unknown): Result => {
@@ -86,6 +135,17 @@ export function createSharedSubscribe(extensionsOf?: (event: unknown) => Record<
             return isPromise(result)
               ? result.then((r) => withExtensions(r, extensions))
               : withExtensions(result, extensions);
+          };
+    // A compiled plan writes the event's JSON directly; an event it cannot write exactly is executed.
+    const compiled = compiledFor(args);
+    const run =
+      compiled === undefined
+        ? executeEvent
+        : (event: unknown): Result => {
+            const data = compiled(event);
+            return data === undefined
+              ? executeEvent(event)
+              : new PrerenderedResult(data, extensionsOf?.(event));
           };
     const key = shareKey(args);
     if (key === undefined) return mapEvents(stream, run);

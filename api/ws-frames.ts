@@ -10,9 +10,10 @@
  *
  * Tokens are per connection and used once: `onNext` registers one, the next `send` of that connection with
  * that token takes it. A token whose frame is never sent (the socket closed in between) is dropped with the
- * connection.
+ * connection. A result a compiled plan wrote (`PrerenderedResult`, api/shared-results.ts) brings its JSON.
  */
 import type { FormattedExecutionResult } from 'graphql';
+import { PrerenderedResult } from './shared-results.js';
 
 const MARK = '\u0000matview-json:';
 /** How JSON.stringify writes the token at the end of a frame: `"payload":"\u0000matview-json:`. */
@@ -42,7 +43,8 @@ export function createFrameSerializer(): FrameSerializer {
   return {
     payloadFor(connection, result) {
       let text = json.get(result);
-      if (text === undefined) json.set(result, (text = JSON.stringify(result)));
+      if (text === undefined)
+        json.set(result, (text = result instanceof PrerenderedResult ? result.json : JSON.stringify(result)));
       let tokens = pending.get(connection);
       if (tokens === undefined) pending.set(connection, (tokens = new Map()));
       const token = nextToken++;

@@ -43,7 +43,7 @@ import { DOCUMENT_CACHE_ENTRIES, MAX_CACHED_QUERY_LENGTH } from './fast-path.js'
 import { ClockCache } from './fast-path/clock-cache.js';
 import type { ValidateOperation } from './limits.js';
 import { createFormatError } from './plugins/use-masked-errors.js';
-import { createSharedSubscribe, withExtensions } from './shared-results.js';
+import { createSharedSubscribe, withExtensions, type CompileEvents } from './shared-results.js';
 import { createFrameSerializer, type FrameSerializer } from './ws-frames.js';
 
 /**
@@ -77,6 +77,8 @@ export interface WebSocketApi {
   readonly minOffsets?: MinOffsetsGate;
   /** The persisted-documents allow-list, as over HTTP (gateway/documents.ts); without it any document runs. */
   readonly documents?: Pick<DocumentGate, 'resolveSubscribe'>;
+  /** Writes subscription events' JSON without graphql-js (the fast path's compiler); without it, executed. */
+  readonly compileEvents?: CompileEvents | undefined;
 }
 
 /** Options of {@link attachLiveWebSocket}. */
@@ -166,6 +168,7 @@ export function attachLiveWebSocket(options: LiveWebSocketOptions): LiveWebSocke
       // Each event's result carries the commit it comes from (the change's own, src/live/hub.ts).
       subscribe: createSharedSubscribe(
         asOf === undefined ? undefined : (event) => ({ asOf: asOfEvent(asOf, event) }),
+        api.compileEvents,
       ),
       // Queries and mutations over the socket: the store position taken before executing, as over HTTP.
       execute:

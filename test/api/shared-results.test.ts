@@ -12,7 +12,7 @@ import {
   type GraphQLObjectType,
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { createSharedSubscribe } from '../../api/shared-results.js';
+import { createSharedSubscribe, PrerenderedResult } from '../../api/shared-results.js';
 
 /** A schema shaped like ours: root fields return the event; `n` counts how often it is resolved. */
 function fixture() {
@@ -150,5 +150,42 @@ describe('createSharedSubscribe', () => {
     expect(await it.return?.()).toEqual({ value: undefined, done: true });
     f.publish({ userId: '7' });
     expect(f.resolved()).toBe(0);
+  });
+
+  it('sends what a compiled plan writes, shared, and executes the events it cannot write', async () => {
+    const f = fixture();
+    const compiled: string[] = [];
+    // A plan that writes events with `w` (as api/fast-path/compile.ts would) and declines the others.
+    const shared = createSharedSubscribe(
+      (event) => ({ asOf: { of: (event as { userId: string }).userId } }),
+      (_document, operationName) => {
+        compiled.push(operationName ?? '');
+        return (event) =>
+          (event as { w?: boolean }).w === true
+            ? `{"userChanged":{"userId":${JSON.stringify((event as { userId: string }).userId)}}}`
+            : undefined;
+      },
+    );
+    const document = parse(text);
+    const its = await Promise.all(
+      ['1', '2'].map((id) =>
+        open(shared, { schema: f.schema, document, operationName: 'S', variableValues: { id } }),
+      ),
+    );
+    f.publish({ userId: '7', w: true });
+    const written = await Promise.all(its.map((it) => it.next()));
+    expect(written[0]!.value).toBeInstanceOf(PrerenderedResult);
+    expect(written[1]!.value).toBe(written[0]!.value);
+    expect((written[0]!.value as PrerenderedResult).json).toBe(
+      '{"data":{"userChanged":{"userId":"7"}},"extensions":{"asOf":{"of":"7"}}}',
+    );
+    expect(f.resolved()).toBe(0);
+    f.publish({ userId: '8' });
+    const executed = await Promise.all(its.map((it) => it.next()));
+    expect(executed.map((r) => r.value)).toEqual(
+      Array(2).fill({ data: { userChanged: { userId: '8', n: 1 } }, extensions: { asOf: { of: '8' } } }),
+    );
+    // Compiled once per document and operation.
+    expect(compiled).toEqual(['S']);
   });
 });
