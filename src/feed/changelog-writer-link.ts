@@ -13,20 +13,21 @@
  *   namespace: containers that share a data directory but not a network would each become a writer (run
  *   one matview per embedded changelog there, or Kafka).
  * - Who may append: abstract sockets and pipes have no file permissions, so the writer writes a random
- *   token to `writer.token` in the changelog directory (mode 0600, so who may read the log's directory may
- *   append) and refuses requests without it. A client whose token is stale (the writer changed) reads the
+ *   token to `writer.token` in the changelog directory (mode 0600: only the user the writer runs as, and
+ *   root, can read it) and refuses requests without it. Run every matview process of one data directory as
+ *   one user. A client whose token is stale (the writer changed) reads the
  *   file again.
  * - Frames: a 4-byte big-endian length, then JSON. A request carries one `send` (topic, messages with keys,
  *   values and headers in base64); the reply says `ok`, the error the append threw (a partition that does
  *   not exist), or `retry` (the writer is closing or the token was stale: nothing was appended, so the
  *   client sends again, claiming the socket itself if it is free).
- * - What can be lost: nothing silently. A writer that dies or does not answer within `timeoutMs` after it
- *   received a request leaves its outcome unknown; the request then fails with
+ * - What can be lost: nothing silently. A writer that dies holding a request, or does not answer within
+ *   `timeoutMs` of its sending, leaves its outcome unknown; the request then fails with
  *   {@link ChangelogForwardError} and the caller may send again (the demo generator does: a row written
  *   twice is the same row). The next send claims the socket if the writer is gone.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,12 +35,36 @@ import { ChangelogForwardError, InvariantError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { OutgoingMessage } from './types.js';
 
-/** Where the writer of the changelog in `dir` listens (see the module comment). */
+/**
+ * Where the writer of the changelog in `dir` listens (see the module comment): named after the log's id,
+ * a random id kept in `dir/log.id` (created by the first process that opens the log), so two logs never
+ * share a name, whatever their paths (two containers on one network, each with its own volume at /data).
+ */
 export function writerAddress(dir: string, platform: NodeJS.Platform = process.platform): string {
-  const id = createHash('sha256').update(realpathSync(dir)).digest('hex').slice(0, 32);
+  const id = createHash('sha256').update(logId(dir)).digest('hex').slice(0, 32);
   if (platform === 'linux') return `\0matview-changelog-${id}`;
   if (platform === 'win32') return `\\\\.\\pipe\\matview-changelog-${id}`;
   return join(tmpdir(), `matview-changelog-${id}.sock`);
+}
+
+/**
+ * The log's id: read from `dir/log.id`, or created there. The file appears whole (written aside, then
+ * hard-linked into place, which fails if it exists): the first process's id wins and nobody reads half.
+ */
+function logId(dir: string): string {
+  const file = join(dir, 'log.id');
+  if (!existsSync(file)) {
+    const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(aside, randomBytes(16).toString('hex'), { mode: 0o644 });
+    try {
+      linkSync(aside, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      unlinkSync(aside);
+    }
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 /** Whether a crashed writer can leave `address` behind (a socket file), to be removed before claiming it. */
@@ -78,9 +103,9 @@ type Reply =
   /** The writer's last frame on a connection: it answered every request it took; it takes no more. */
   | { readonly id: 0; readonly bye: true };
 
-const MAX_FRAME = 256 * 1024 * 1024;
-/** Claims and token re-reads in a row before giving up (each after a short pause). */
-const MAX_ATTEMPTS = 50;
+/** Largest frame read (a forwarded append; the demo generator sends at most 256 KB at a time). */
+const MAX_FRAME = 64 * 1024 * 1024;
+/** Pause between two attempts to claim the socket, reach the writer or read its token again. */
 const ATTEMPT_PAUSE_MS = 20;
 
 /**
@@ -111,6 +136,9 @@ export class WriterLink {
 
   /** Appends here when this handle is the writer or becomes it; else sends the append to the writer. */
   async append(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    // A closing writer answers "closing" until the appends it took are written: keep asking for as long as
+    // one answer may take.
+    const deadline = Date.now() + this.o.timeoutMs;
     for (let attempt = 1; ; attempt++) {
       if (this.server !== undefined) return await this.o.appendHere(topic, messages);
       if (this.closing) throw new InvariantError('append through a closed writer link');
@@ -127,30 +155,38 @@ export class WriterLink {
       if (outcome === 'ok') return;
       // Nothing was appended: the writer is closing (claim it next) or rotated its token (read it again).
       if (outcome === 'closing') this.dropClient();
-      if (attempt >= MAX_ATTEMPTS) {
+      if (Date.now() >= deadline) {
         throw new ChangelogForwardError(
           this.o.dir,
-          `the writing process kept refusing (${outcome}) after ${attempt} attempts`,
+          `the writing process kept refusing (${outcome}) for ${this.o.timeoutMs} ms (${attempt} attempts); nothing was appended`,
         );
       }
       await pause(ATTEMPT_PAUSE_MS);
     }
   }
 
-  /** Stops serving (requests in progress finish; later ones are told to retry elsewhere) and disconnects. */
+  /**
+   * Stops serving and disconnects. Requests in progress finish, later ones are answered "closing" (sent
+   * again elsewhere); only then is the socket given up, so no other process can claim it while this one
+   * still writes. Connections a peer keeps open are cut after `timeoutMs`.
+   */
   async close(): Promise<void> {
     this.closing = true;
     this.dropClient();
     const server = this.server;
     if (server === undefined) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await Promise.all([...this.inFlight]);
     for (const socket of this.served) {
       // After every reply: a request that crosses it is one this writer never took, which the client knows.
       this.saidBye.add(socket);
       socket.end(frame$({ id: 0, bye: true }));
     }
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const cut = setTimeout(() => {
+      for (const socket of this.served) socket.destroy();
+    }, this.o.timeoutMs);
     await closed;
+    clearTimeout(cut);
     this.server = undefined;
   }
 
@@ -158,7 +194,8 @@ export class WriterLink {
 
   /** Becomes the writer (undefined) or connects to it, whichever the address allows first. */
   private async claimOrConnect(): Promise<Client | undefined> {
-    for (let attempt = 1; ; attempt++) {
+    const deadline = Date.now() + this.o.timeoutMs;
+    for (;;) {
       if (await this.tryListen()) return undefined;
       try {
         this.client = await Client.connect(this.address, this.o.timeoutMs, this.o.dir);
@@ -173,7 +210,7 @@ export class WriterLink {
             // Someone else removed it first.
           }
         }
-        if (attempt >= MAX_ATTEMPTS) {
+        if (Date.now() >= deadline) {
           throw new ChangelogForwardError(
             this.o.dir,
             `could neither become its writer nor reach it at ${printable(this.address)}: ${(error as Error).message}`,
@@ -200,8 +237,14 @@ export class WriterLink {
     // The token only after the socket is ours, so a live writer's token is never replaced.
     this.token = randomBytes(24).toString('hex');
     const temporary = `${this.tokenFile}.${process.pid}.tmp`;
-    writeFileSync(temporary, this.token, { mode: 0o600 });
-    renameSync(temporary, this.tokenFile);
+    try {
+      writeFileSync(temporary, this.token, { mode: 0o600 });
+      renameSync(temporary, this.tokenFile);
+    } catch (error) {
+      // Not a writer others can reach: give the socket up rather than hold it unused.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw error;
+    }
     this.server = server;
     this.o.logger.info({ dir: this.o.dir, pid: process.pid }, 'this process writes the embedded changelog');
     return true;

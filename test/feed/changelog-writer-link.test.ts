@@ -4,10 +4,11 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writerAddress } from '../../src/feed/changelog-writer-link.js';
+import { WriterLink, writerAddress } from '../../src/feed/changelog-writer-link.js';
 import { openEmbeddedChangelog, type EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import type { FeedRecord } from '../../src/feed/types.js';
 import { ChangelogForwardError } from '../../src/errors.js';
+import { eventually } from '../utils/server.js';
 import { silentLogger } from '../../src/ops/logger.js';
 
 // One process writes an embedded changelog; every other handle sends its appends to it
@@ -228,5 +229,85 @@ describe('the embedded changelog has one writing process', () => {
     const records = await readAll(dir, 2);
     expect(keysOf(records)).toEqual(['own', 'granted']);
     expect(records[1]!.value).toBeNull();
+  });
+});
+
+describe('the writer link on its own', () => {
+  const link = (dir: string, address: string, appendHere: () => Promise<void>) =>
+    new WriterLink({
+      dir,
+      address,
+      appendHere,
+      serveAppend: appendHere,
+      timeoutMs: 5_000,
+      logger: silentLogger,
+    });
+
+  it('keeps the socket while a closing writer still writes what it took', async () => {
+    const dir = tempDir();
+    const address = join(dir, 'w.sock');
+    const order: string[] = [];
+    let finish: () => void = () => undefined;
+    const a = link(dir, address, () => {
+      order.push('a writes');
+      return new Promise<void>((resolve) => (finish = resolve));
+    });
+    const b = link(dir, address, () => Promise.reject(new Error('b never writes here')));
+    const c = link(dir, address, () => {
+      order.push('c writes');
+      return Promise.resolve();
+    });
+    // a claims the socket with an append of its own (which it writes at once here).
+    const first = a.append('users', [record('a')]);
+    await eventually(() => Promise.resolve(order.length === 1 ? true : undefined), 10_000, 'a to claim');
+    finish();
+    await first;
+    const forwarded = b.append('users', [record('b')]);
+    await eventually(() => Promise.resolve(order.length === 2 ? true : undefined), 10_000, 'a to take it');
+    const closing = a.close();
+    // c asks while a still writes b's append: a answers "closing" and keeps the socket, so c cannot
+    // become a second writer before a is done.
+    const third = c.append('users', [record('c')]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(order).toEqual(['a writes', 'a writes']);
+    expect(c.isWriter).toBe(false);
+    finish();
+    await forwarded;
+    await closing;
+    await third;
+    expect(order).toEqual(['a writes', 'a writes', 'c writes']);
+    expect(c.isWriter).toBe(true);
+    await Promise.all([b.close(), c.close()]);
+  });
+
+  it('closes though a peer keeps its connection open', async () => {
+    const dir = tempDir();
+    const address = join(dir, 'w.sock');
+    const a = new WriterLink({
+      dir,
+      address,
+      appendHere: () => Promise.resolve(),
+      serveAppend: () => Promise.resolve(),
+      timeoutMs: 100,
+      logger: silentLogger,
+    });
+    await a.append('users', [record('a')]);
+    // A peer that never ends its side (a suspended process, or anyone local: no token is needed to connect).
+    const peer = createConnection({ path: address, allowHalfOpen: true });
+    peer.on('error', () => undefined);
+    await new Promise((r) => peer.once('connect', r));
+    await a.close();
+    expect(a.isWriter).toBe(false);
+    peer.destroy();
+  });
+
+  it("names a log's socket after the id kept in its directory", () => {
+    const [one, two] = [tempDir(), tempDir()];
+    const address = writerAddress(one);
+    expect(writerAddress(one)).toBe(address);
+    expect(writerAddress(two)).not.toBe(address);
+    const id = readFileSync(join(one, 'log.id'), 'utf8');
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(address).toContain('matview-changelog-');
   });
 });
