@@ -7,7 +7,7 @@ import { isMatviewError, messageOf, StoreStoppingError } from '../errors.js';
 import { commitPlan } from '../materializer/commit.js';
 import { createRegistry } from '../views/registry.js';
 import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
-import { CommitQueue } from './commit-queue.js';
+import { CommitQueues } from './commit-queue.js';
 import { metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
 import { packViews, transferablesOf } from './packed-views.js';
@@ -56,7 +56,8 @@ const chunks = new ShadowChunks({
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
 
-const queue = new CommitQueue<{ readonly ids: number[]; readonly result: WrittenCommit }, StoreInput>(
+// Live and shadow commits queue apart (commit-queue.ts `CommitQueues`).
+const queue = new CommitQueues<{ readonly ids: number[]; readonly result: WrittenCommit }, StoreInput>(
   async (input, target, ids) => {
     const result = await commitOrBuffer(
       chunks,

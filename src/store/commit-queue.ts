@@ -6,12 +6,13 @@
  * flight and commits alone at once, so freshness is what it was. No mode switch, no timer.
  *
  * Runs wherever the commit runs: on the writer thread (batch-writer.ts) or on the caller's thread.
- * Requests for different generations (the active one, a shadow being rebuilt) never share a commit.
+ * Requests for different generations (the active one, a shadow being rebuilt) never share a commit, and
+ * the active generation's and the shadows' queue apart (`CommitQueues`).
  * Each partition's batches arrive in offset order (the handlers hand them over in the order the source
  * handed them out: src/pipeline/batch-steps.ts, 4.), and concatenation keeps that order. A merged commit that
  * fails is retried batch by batch, so only the batch that fails alone is rejected (and redelivered by its
  * source); a batch that continues from a failed one is refused then (commit.ts `checkContinuity`). A stop
- * refuses what waits (`refuseWaiting`): it waits for the commit in progress only.
+ * refuses what waits (`refuseWaiting`): it waits for the commit in progress (one per queue) only.
  */
 import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
 
@@ -156,5 +157,46 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
       this.waiting.splice(i, 1);
     }
     return group;
+  }
+}
+
+/**
+ * Two {@link CommitQueue}s with one interface: commits for the active generation (the live feed) and for a
+ * numbered generation (a rebuild's shadow) queue apart. A shadow's commit can take long (its chunk is
+ * written on its path, or it waits for a chunk or views write in progress: shadow-chunks.ts), and live
+ * commits queued behind it used to wait for all of it. Apart, LMDB still serializes the two queues'
+ * transactions, one at a time, so a live commit waits for one transaction at most. Nothing orders a live
+ * commit against a shadow's: they write different generations, each partition's batches stay in order in
+ * their own queue, and the swap resolves which generation is active inside its own transaction (write.ts).
+ */
+export class CommitQueues<R, I extends BatchInput = BatchInput> {
+  private readonly live: CommitQueue<R, I>;
+  private readonly shadows: CommitQueue<R, I>;
+
+  constructor(
+    write: (input: I, target: 'active' | number, ids: number[]) => Promise<R>,
+    maxRecords: number,
+    merge: (inputs: readonly I[]) => I,
+  ) {
+    this.live = new CommitQueue(write, maxRecords, merge);
+    this.shadows = new CommitQueue(write, maxRecords, merge);
+  }
+
+  private of(target: 'active' | number): CommitQueue<R, I> {
+    return target === 'active' ? this.live : this.shadows;
+  }
+
+  submit(request: CommitRequest<I>): Promise<R> {
+    return this.of(request.target).submit(request);
+  }
+
+  /** {@link CommitQueue.refuseWaiting} on both. */
+  refuseWaiting(error: () => Error): void {
+    this.live.refuseWaiting(error);
+    this.shadows.refuseWaiting(error);
+  }
+
+  waitingFor(target: 'active' | number): number {
+    return this.of(target).waitingFor(target);
   }
 }

@@ -33,7 +33,7 @@ import type { ViewModule } from '../views/types.js';
 import type { Counts, Profile, UserInformation } from '../views/user-information.js';
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
-import { CommitQueue, defaultMaxRecordsPerCommit } from './commit-queue.js';
+import { CommitQueues, defaultMaxRecordsPerCommit } from './commit-queue.js';
 import { dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo } from './generation.js';
@@ -177,7 +177,7 @@ export class LmdbStore implements ViewReader {
   private closed = false;
   /** The writer thread, when `writerThread` is on; else commits are grouped on this thread. */
   private readonly writer: WriterThread | undefined;
-  private readonly queue: CommitQueue<WrittenCommit, StoreInput> | undefined;
+  private readonly queue: CommitQueues<WrittenCommit, StoreInput> | undefined;
   private readonly handles: GenerationHandles;
   /** A rebuild's chunks when commits run on this thread (the writer thread has its own). */
   private readonly chunks: ShadowChunks;
@@ -275,9 +275,9 @@ export class LmdbStore implements ViewReader {
       ...(options.viewWriteSlice === undefined ? {} : { viewWriteSlice: options.viewWriteSlice }),
       onWriteError: this.onChunkWriteError,
     });
-    const queue: CommitQueue<WrittenCommit, StoreInput> | undefined =
+    const queue: CommitQueues<WrittenCommit, StoreInput> | undefined =
       this.writer === undefined
-        ? new CommitQueue<WrittenCommit, StoreInput>(
+        ? new CommitQueues<WrittenCommit, StoreInput>(
             (input, target, ids): Promise<WrittenCommit> =>
               commitOrBuffer(
                 this.chunks,

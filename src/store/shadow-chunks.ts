@@ -10,10 +10,10 @@
  * its batches; the views' changes (values, counts, rank keys) stay in memory across chunks (`BufferedViews`)
  * and are written, in key order, by the chunk before the swap, the one at close, and any chunk that finds
  * them holding VIEW_REBUILD_BUFFER_ENTRIES entries; more than VIEWS_WRITE_SLICE of them in transactions of
- * that many after the chunk's (`writeViews`). The write before the swap runs beside the commit queue, so
- * the writer thread's live commits go in between its slices instead of waiting for the whole write (at 1M
- * users ~6M entries, ~27 s). Not yet when it runs on a batch's path (a full buffer), or when a shadow batch
- * arrives during it: that batch waits in the commit queue, and the live commits queued behind it wait too. A user's view is then written about once per rebuild
+ * that many after the chunk's (`writeViews`), so the writer thread's live commits go in between its slices
+ * instead of waiting for the whole write (at 1M users ~6M entries, ~27 s): live commits queue apart from
+ * the shadow's (commit-queue.ts `CommitQueues`), so neither the write before the swap, nor one on a
+ * shadow batch's path (a full buffer), nor a shadow batch waiting for either holds them up. A user's view is then written about once per rebuild
  * rather than once per chunk, and each record costs about one LMDB write (its row) while the views are
  * buffered: 3M records over 1M users (the `rebuild` bench's workload) 21.3k records/s against 10.9k, 27 s
  * of its 141 s in the final write of the views.
@@ -143,7 +143,7 @@ export const MAX_CHUNK_AGE_MS = 5_000;
 
 /**
  * Entries of a rebuild's buffered views written by one transaction at most, when they are written after a
- * chunk. Live commits wait for one slice at most while no shadow batch waits (module comment). A rebuild's swap at 300k users with
+ * chunk. Live commits wait for one slice at most (module comment). A rebuild's swap at 300k users with
  * its views buffered (~1.8M entries), live commits every 10 ms meanwhile (a scratch driver, one run each):
  * in one transaction the swap took 4.3 s and the longest wait between live commits was 4.3 s; in slices of
  * 250k (a view rebuild's WRITE_SLICE) 5.0 s and 3.5 s; in slices of 50k 3.9 s and 0.65 s. Bigger

@@ -496,35 +496,54 @@ function rankedOf(store: LmdbStore) {
 }
 
 describe("a rebuild's many buffered views", () => {
-  it('should be written in slices before the swap, a live commit getting in between them', async () => {
-    const expected = await feedCommitted();
-    // What the shadow had stored when the live commit was durable.
-    let during: Promise<ReturnType<typeof storedShadow>> | undefined;
-    // The probe's values are the first written (the first view). Its first write sends a live commit, once
-    // out of the transaction's callback (lmdb-js runs a transaction asked for inside one as part of it).
-    const sendLive = () =>
-      queueMicrotask(() => {
-        during ??= store.applyBatch(usersInput()).then(() => storedShadow(store, generation, 'u1'));
+  it.each([
+    ['alone', false],
+    ['behind a shadow batch that arrived meanwhile', true],
+  ])(
+    'should be written in slices before the swap, a live commit %s getting in between them',
+    async (_, shadowBatch) => {
+      const expected = await feedCommitted();
+      // A batch of the rebuild's feed, arriving during the write: it waits for the write (it applies over the
+      // views being written), in its own queue, not in the live commits' way (commit-queue.ts CommitQueues).
+      let late: Promise<unknown> | undefined;
+      // What the shadow had stored when the live commit was durable.
+      let during: Promise<ReturnType<typeof storedShadow>> | undefined;
+      // The probe's values are the first written (the first view). Its first write sends a live commit, once
+      // out of the transaction's callback (lmdb-js runs a transaction asked for inside one as part of it).
+      const sendLive = () =>
+        queueMicrotask(() => {
+          if (during !== undefined) return;
+          if (shadowBatch)
+            late = store.applyBatch(
+              commitInput([tweet('t30', 'u2', 30)], [{ topic: 'tweets', partition: 0, next: '31' }]),
+              generation,
+            );
+          during = store.applyBatch(usersInput()).then(() => storedShadow(store, generation, 'u1'));
+        });
+      const store = openStore({
+        path: tempDir(),
+        writerThread: false,
+        rebuildChunkRecords: 2,
+        viewWriteSlice: 3,
+        views: [probeView(sendLive), ...VIEWS],
       });
-    const store = openStore({
-      path: tempDir(),
-      writerThread: false,
-      rebuildChunkRecords: 2,
-      viewWriteSlice: 3,
-      views: [probeView(sendLive), ...VIEWS],
-    });
-    const { generation } = await store.beginShadow('requested');
-    for (const input of feed) await store.applyBatch(input, generation);
-    expect(during).toBeUndefined();
-    const swapped = await store.trySwap(generation, FEED_END);
-    // The live commit was durable while the shadow's views were still being written: LMDB ran it after the
-    // first slice. In one transaction, the views and the mark's clearing come before it.
-    expect(await during).toMatchObject({ info: { viewsPending: true }, view: undefined });
-    expect(swapped.swapped).toBe(true);
-    expect(storedShadow(store, generation, 'u1').info?.viewsPending).toBeUndefined();
-    expect(servedOf(store)).toEqual(expected);
-    await store.close();
-  });
+      const { generation } = await store.beginShadow('requested');
+      for (const input of feed) await store.applyBatch(input, generation);
+      expect(during).toBeUndefined();
+      const swapped = await store.trySwap(generation, FEED_END);
+      // The live commit was durable while the shadow's views were still being written: LMDB ran it after the
+      // first slice. In one transaction, the views and the mark's clearing come before it.
+      expect(await during).toMatchObject({ info: { viewsPending: true }, view: undefined });
+      expect(swapped.swapped).toBe(true);
+      expect(storedShadow(store, generation, 'u1').info?.viewsPending).toBeUndefined();
+      expect(servedOf(store)).toEqual(expected);
+      // Applied to the chunk after the views, then dropped: its generation is active now (the live feed
+      // applies those records).
+      await late;
+      expect(late === undefined).toBe(!shadowBatch);
+      await store.close();
+    },
+  );
 
   it('should be written again whole after a slice failed, with what later commits removed removed', async () => {
     // u1's tweets t1, t5 and t9 deleted after the failed write: its count and rank key move.
