@@ -19,8 +19,6 @@
  * Results live as long as the change object does (a WeakMap), i.e. until every watcher has sent it.
  */
 import type { EventDataWriter } from './fast-path/compile.js';
-
-type ObjMap<T> = Record<string, T>;
 import {
   Kind,
   createSourceEventStream,
@@ -71,13 +69,17 @@ export type CompileEvents = (
  */
 export class PrerenderedResult implements ExecutionResult {
   readonly json: string;
+  /** As given (a graphql-js result has none unless added: `withExtensions`). */
+  declare readonly extensions?: Record<string, unknown>;
   constructor(data: string, extensions: Record<string, unknown> | undefined) {
     this.json =
       extensions === undefined
         ? `{"data":${data}}`
         : `{"data":${data},"extensions":${JSON.stringify(extensions)}}`;
+    if (extensions !== undefined)
+      Object.defineProperty(this, 'extensions', { value: extensions, enumerable: true });
   }
-  get data(): ObjMap<unknown> | null {
+  get data(): Record<string, unknown> | null {
     return this.toJSON().data ?? null;
   }
   toJSON(): ExecutionResult {

@@ -131,6 +131,8 @@ describe('subscription events written without graphql-js', () => {
     expect(prerendered.json).toBe(JSON.stringify(executed));
     expect(JSON.stringify(prerendered)).toBe(prerendered.json);
     expect(prerendered.data).toEqual(executed.data);
+    expect(prerendered.extensions).toEqual(executed.extensions);
+    expect(new PrerenderedResult(data, undefined).extensions).toBeUndefined();
     expect(new PrerenderedResult(data, undefined).json).toBe(JSON.stringify({ data: JSON.parse(data) }));
   });
 });
