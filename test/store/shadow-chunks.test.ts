@@ -386,12 +386,9 @@ describe('rebuild chunks and the generations they are for', () => {
   });
 });
 
-/**
- * A view whose stored values cannot be encoded while `full()`: a chunk's write fails as on a full disk (values
- * are encoded when the chunk is written, not when its batches apply).
- */
-const fullDiskView = (full: () => boolean): ViewModule => ({
-  name: 'full-disk',
+/** A view of one KV space whose values run `onEncode` as they are encoded (written to LMDB). */
+const encodingView = (name: string, onEncode: () => void): ViewModule => ({
+  name,
   version: 1,
   reads: { tweets: ['userId'] },
   dependsOn: [],
@@ -400,7 +397,7 @@ const fullDiskView = (full: () => boolean): ViewModule => ({
       kind: 'kv',
       codec: {
         encode: (value) => {
-          if (full()) throw new Error('no space left');
+          onEncode();
           return Buffer.from(String(value));
         },
         decode: (bytes) => bytes.toString(),
@@ -413,6 +410,15 @@ const fullDiskView = (full: () => boolean): ViewModule => ({
     return {};
   },
 });
+
+/**
+ * A view whose stored values cannot be encoded while `full()`: a chunk's write fails as on a full disk (values
+ * are encoded when the chunk is written, not when its batches apply).
+ */
+const fullDiskView = (full: () => boolean): ViewModule =>
+  encodingView('full-disk', () => {
+    if (full()) throw new Error('no space left');
+  });
 
 /**
  * A store whose rebuild has one chunk waiting (a batch of tweets applied to its shadow), with the full-disk
@@ -466,29 +472,7 @@ describe('a rebuild chunk that fails to be written', () => {
 });
 
 /** A view that calls `onWrite` each time one of its values is encoded (written to LMDB). */
-const probeView = (onWrite: () => void): ViewModule => ({
-  name: 'probe',
-  version: 1,
-  reads: { tweets: ['userId'] },
-  dependsOn: [],
-  spaces: {
-    seen: {
-      kind: 'kv',
-      codec: {
-        encode: (value) => {
-          onWrite();
-          return Buffer.from(String(value));
-        },
-        decode: (bytes) => bytes.toString(),
-      },
-    },
-  },
-  apply(input, spaces) {
-    for (let i = 0; i < input.transitions.length; i++)
-      (spaces['seen'] as KvSpace<unknown>).put(input.transitions.key[i]!, 'yes');
-    return {};
-  },
-});
+const probeView = (onWrite: () => void): ViewModule => encodingView('probe', onWrite);
 
 /** The served users, their tweets ranking and the tweets total. */
 function rankedOf(store: LmdbStore) {
