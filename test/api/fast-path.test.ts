@@ -17,28 +17,17 @@ import {
   FakeFeedMonitor,
   FakeViewReader,
   gql,
-  makeUser,
+  ALL_USER_FIELDS as ALL_FIELDS,
   seededRandom,
+  serializableUsers,
+  unserializableUsers,
   testConfig,
   useTestApi,
 } from '../utils/testkit.js';
 
-const random = seededRandom(2);
-const users: UserInformation[] = [
-  ...Array.from({ length: 20 }, (_, i) => makeUser(i + 1, random)),
-  makeUser(21, undefined, { joinedDate: '2008-01-22T15:14:44Z', name: 'non-canonical date' }),
-  makeUser(22, undefined, { joinedDate: '2008-01-22T16:14:44+01:00' }),
-];
+const users: UserInformation[] = serializableUsers(seededRandom(2));
 /** Values graphql-js turns into errors; the fast path must hand these to Apollo. */
-const broken: UserInformation[] = [
-  makeUser(90, undefined, { tweetCount: 2 ** 40 }),
-  makeUser(91, undefined, { username: null as unknown as string }),
-  makeUser(92, undefined, { joinedDate: 'not a date' }),
-];
-
-const ALL_FIELDS = `userId username name description location webPageUrl joinedDate profileImageUrl
-  backgroundImageUrl tweetCount followingCount followerCount likeCount
-  version { sequence appliedAt eventTime source { topic partition offset } }`;
+const broken: UserInformation[] = unserializableUsers();
 
 /** Seed 002's fields in seed 002's order: answered with the stored REST bytes (api/fast-path/splice.ts). */
 const REST_SELECTION = `userId username name description location webPageUrl joinedDate profileImageUrl

@@ -10,21 +10,17 @@ import { buildApiSchema } from '../../api/schema/build.js';
 import { PrerenderedResult, withExtensions } from '../../api/shared-results.js';
 import type { LiveUserChange } from '../../src/live/types.js';
 import type { UserInformation } from '../../src/views/user-information.js';
-import { makeUser, seededRandom } from '../utils/testkit.js';
+import {
+  ALL_USER_FIELDS as ALL_FIELDS,
+  seededRandom,
+  serializableUsers,
+  unserializableUsers,
+} from '../utils/testkit.js';
 
 const schema = buildApiSchema();
-const random = seededRandom(11);
-const users: UserInformation[] = [
-  ...Array.from({ length: 20 }, (_, i) => makeUser(i + 1, random)),
-  makeUser(21, undefined, { joinedDate: '2008-01-22T15:14:44Z', name: 'non-canonical date' }),
-  makeUser(22, undefined, { joinedDate: '2008-01-22T16:14:44+01:00' }),
-];
+const users: UserInformation[] = serializableUsers(seededRandom(11));
 /** Values graphql-js turns into errors. */
-const broken: UserInformation[] = [
-  makeUser(90, undefined, { tweetCount: 2 ** 40 }),
-  makeUser(91, undefined, { username: null as unknown as string }),
-  makeUser(92, undefined, { joinedDate: 'not a date' }),
-];
+const broken: UserInformation[] = unserializableUsers();
 
 const changesOf = (user: UserInformation): LiveUserChange[] => [
   { userId: user.userId, kind: 'SNAPSHOT', user },
@@ -33,10 +29,6 @@ const changesOf = (user: UserInformation): LiveUserChange[] => [
 ];
 const CHANGES = users.flatMap(changesOf);
 const LISTS = [[], users.slice(0, 3), users.slice(5, 15)];
-
-const ALL_FIELDS = `userId username name description location webPageUrl joinedDate profileImageUrl
-  backgroundImageUrl tweetCount followingCount followerCount likeCount
-  version { sequence appliedAt eventTime source { topic partition offset } }`;
 
 const DOCUMENTS: [string, string, readonly unknown[], (Record<string, unknown> | undefined)?, string?][] = [
   [

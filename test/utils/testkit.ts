@@ -74,6 +74,32 @@ export function makeUser(
   return { ...user, ...overrides };
 }
 
+/**
+ * Users whose views serialize exactly (the fast path's and the subscription writer's byte comparisons):
+ * 20 with optional fields varied by `random`, and two with non-canonical stored dates.
+ */
+export function serializableUsers(random: () => number): UserInformation[] {
+  return [
+    ...Array.from({ length: 20 }, (_, i) => makeUser(i + 1, random)),
+    makeUser(21, undefined, { joinedDate: '2008-01-22T15:14:44Z', name: 'non-canonical date' }),
+    makeUser(22, undefined, { joinedDate: '2008-01-22T16:14:44+01:00' }),
+  ];
+}
+
+/** Users 90-92, with values graphql-js turns into errors (an Int out of range, a null username, a bad date). */
+export function unserializableUsers(): UserInformation[] {
+  return [
+    makeUser(90, undefined, { tweetCount: 2 ** 40 }),
+    makeUser(91, undefined, { username: null as unknown as string }),
+    makeUser(92, undefined, { joinedDate: 'not a date' }),
+  ];
+}
+
+/** Every field of `User`, nested version included, as a selection. */
+export const ALL_USER_FIELDS = `userId username name description location webPageUrl joinedDate profileImageUrl
+  backgroundImageUrl tweetCount followingCount followerCount likeCount
+  version { sequence appliedAt eventTime source { topic partition offset } }`;
+
 /** Seed 002's JSON object for a user, in `REST_FIELDS` order. */
 export function restJson(user: UserInformation): string {
   const out: Record<string, unknown> = {};
