@@ -1,46 +1,27 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WriterLink, writerAddress } from '../../src/feed/changelog-writer-link.js';
-import { openEmbeddedChangelog, type EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import type { FeedRecord } from '../../src/feed/types.js';
 import { ChangelogForwardError } from '../../src/errors.js';
+import { useEmbeddedLogs } from '../utils/embedded-logs.js';
 import { eventually } from '../utils/server.js';
+import { tempDir as tmpDir } from '../utils/tmp.js';
 import { silentLogger } from '../../src/ops/logger.js';
 
 // One process writes an embedded changelog; every other handle sends its appends to it
 // (src/feed/changelog-writer-link.ts). These tests run real sockets and, where a process must die, real
 // processes.
 
-const dirs: string[] = [];
-const logs: EmbeddedChangelog[] = [];
 const servers: Server[] = [];
+const { openLog, closeLog } = useEmbeddedLogs();
+const tempDir = () => tmpDir('matview-writer-');
 
 afterEach(async () => {
-  for (const log of logs.splice(0)) await log.close();
   for (const server of servers.splice(0)) await new Promise((r) => server.close(r));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'matview-writer-'));
-  dirs.push(dir);
-  return dir;
-}
-
-async function openLog(dir: string, extra: { writerAddress?: string; forwardTimeoutMs?: number } = {}) {
-  const log = await openEmbeddedChangelog({ dir, logger: silentLogger, ...extra });
-  logs.push(log);
-  return log;
-}
-
-async function closeLog(log: EmbeddedChangelog): Promise<void> {
-  logs.splice(logs.indexOf(log), 1);
-  await log.close();
-}
 
 const record = (key: string) => ({ key, value: key, partition: 0 });
 
@@ -70,8 +51,7 @@ const offsetsOf = (records: FeedRecord[]) => records.map((r) => Number(r.offset)
 
 /** A child process that opens the log, claims the writer (its first append) and stays until killed. */
 async function holdingWriter(dir: string, address: string | undefined) {
-  const script = join(dir, '..', `${dir.split('/').pop()}-holder.mts`);
-  dirs.push(script);
+  const script = join(tempDir(), 'holder.mts');
   writeFileSync(
     script,
     `import { openEmbeddedChangelog } from ${JSON.stringify(resolve('src/feed/embedded-changelog.ts'))};

@@ -1,16 +1,17 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
-import { openEmbeddedChangelog, type EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
+import { describe, expect, it } from 'vitest';
+import type { EmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { murmur2, partitionForKey, toPositive } from '../../src/feed/partitioner.js';
 import type { FeedBatch, FeedHandler, FeedRecord, OutgoingMessage } from '../../src/feed/types.js';
 import { pino } from 'pino';
 import { FeedCrashError, InvariantError, StoreStoppingError } from '../../src/errors.js';
-import { silentLogger, type Logger } from '../../src/ops/logger.js';
+import type { Logger } from '../../src/ops/logger.js';
+import { useEmbeddedLogs } from '../utils/embedded-logs.js';
+import { tempDir as tmpDir } from '../utils/tmp.js';
 
 const require = createRequire(import.meta.url);
 const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (
@@ -19,31 +20,10 @@ const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur
 
 // ------------------------------------------------------------------------------------------------ helpers
 
-const dirs: string[] = [];
-const logs: EmbeddedChangelog[] = [];
-
-afterEach(async () => {
-  for (const log of logs.splice(0)) await log.close();
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'matview-embedded-'));
-  dirs.push(dir);
-  return dir;
-}
-
-async function openLog(dir = tempDir(), extra: { partitions?: number; retryInitialMs?: number } = {}) {
-  const log = await openEmbeddedChangelog({ dir, logger: silentLogger, ...extra });
-  logs.push(log);
-  return log;
-}
-
-/** Close explicitly (for reopen tests) and forget it so afterEach does not close it twice. */
-async function closeLog(log: EmbeddedChangelog): Promise<void> {
-  logs.splice(logs.indexOf(log), 1);
-  await log.close();
-}
+const logs = useEmbeddedLogs();
+const tempDir = () => tmpDir('matview-embedded-');
+const openLog = (dir = tempDir(), extra?: Parameters<typeof logs.openLog>[1]) => logs.openLog(dir, extra);
+const { closeLog } = logs;
 
 async function pollUntil(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -358,8 +338,7 @@ describe('embedded changelog', () => {
   it('wakes a consumer started before the appends', async () => {
     // A long poll interval proves the wake-up comes from the append, not from polling.
     const dir = tempDir();
-    const log = await openEmbeddedChangelog({ dir, logger: silentLogger, pollIntervalMs: 60_000 });
-    logs.push(log);
+    const log = await openLog(dir, { pollIntervalMs: 60_000 });
     const c = collector();
     await log.start({
       topics: ['users', 'tweets'],
@@ -423,8 +402,7 @@ describe('embedded changelog', () => {
       { level: 'warn' },
       { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
     );
-    const log = await openEmbeddedChangelog({ dir: tempDir(), logger });
-    logs.push(log);
+    const log = await openLog(tempDir(), { logger });
     await log.send('users', [{ key: 'u1', value: '{}' }]);
     let refuse!: () => void;
     const refused = new Promise<void>((_, reject) => (refuse = () => reject(new StoreStoppingError())));
@@ -578,8 +556,7 @@ describe('embedded changelog', () => {
     // records on two partitions: one transaction, stored whole or lost whole. With lmdb-js' overlappingSync
     // (its default on Linux) this test failed 5 of 20 runs (two at a time): one of this process's sends lost,
     // its offsets reused by a child. See `LMDB_OPEN_OPTIONS` (src/lmdb-transaction.ts).
-    const script = join(dir, '..', `${dir.split('/').pop()}-child.mts`);
-    dirs.push(script);
+    const script = join(tempDir(), 'child.mts');
     const module = resolve('src/feed/embedded-changelog.ts');
     const logger = resolve('src/ops/logger.ts');
     writeFileSync(
