@@ -14,6 +14,7 @@ import type { Registry } from '../views/registry.js';
 import { TABLES, type Row, type Table } from '../views/source.js';
 import type { IndexSpace, KvSpace, SpaceSpec, Spaces, ValueCodec, ViewModule } from '../views/types.js';
 import { decodeRow, decodeStoredRow, encodeRow, type StoredRow } from './row-codec.js';
+import { stringKeyed } from './string-keys.js';
 
 /** The store layout these names and encodings belong to (meta `generation:<id>`.format). */
 export const STORE_FORMAT = 2;
@@ -127,6 +128,25 @@ class LmdbIndex implements IndexSpace {
 const rowKey = (table: Table, key: string): string => `${table}\u0000${key}`;
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
+/**
+ * Where the rows of `table` are in the store's key order: every `<table>\0<key>`, whose \0 ordered-binary
+ * writes as the bytes 4, 0 in a key shorter than 64 units and as the byte 0 in a longer one (string-keys.ts),
+ * so a table's long keys sort before its short ones and a range from `<table>\0` would miss them. From
+ * `<table>` 0 up to `<table>` 4 1, exclusive: both forms, nothing else (no table's name starts another's).
+ */
+function tableRange(table: Table): { start: Buffer; end: Buffer } {
+  const name = Buffer.from(table, 'utf8');
+  return { start: Buffer.concat([name, Buffer.of(0)]), end: Buffer.concat([name, Buffer.of(4, 1)]) };
+}
+const TABLE_RANGES: Readonly<Record<Table, { start: Buffer; end: Buffer }>> = Object.freeze({
+  users: tableRange('users'),
+  tweets: tableRange('tweets'),
+  follows: tableRange('follows'),
+  likes: tableRange('likes'),
+});
+/** Typed for lmdb-js' range options (its string-keyed databases take raw bytes too: string-keys.ts). */
+const rawKey = (bytes: Buffer): string => bytes as unknown as string;
+
 /** The source rows of a generation. */
 export class LmdbRows implements RowStore {
   constructor(
@@ -138,11 +158,9 @@ export class LmdbRows implements RowStore {
     return bytes === undefined ? undefined : decodeRow(table, this.fields[table], bytes);
   }
   *keys(table: Table): Iterable<string> {
-    const prefix = rowKey(table, '');
-    for (const key of this.db.getKeys({ start: prefix })) {
-      if (!key.startsWith(prefix)) break;
-      yield key.slice(prefix.length);
-    }
+    const { start, end } = TABLE_RANGES[table];
+    const skip = table.length + 1;
+    for (const key of this.db.getKeys({ start: rawKey(start), end: rawKey(end) })) yield key.slice(skip);
   }
   put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void {
     void this.db.put(rowKey(table, key), encodeRow(this.fields[table], row, partition, offset, eventTime));
@@ -150,25 +168,24 @@ export class LmdbRows implements RowStore {
   remove(table: Table, key: string): void {
     void this.db.remove(rowKey(table, key));
   }
-  /** Every stored row of a table, with its origin, in key order. */
+  /** Every stored row of a table, with its origin, in the store's key order. */
   *all(table: Table): Iterable<[string, StoredRow]> {
-    const prefix = rowKey(table, '');
-    for (const { key, value } of this.db.getRange({ start: prefix })) {
-      if (!key.startsWith(prefix)) break;
-      yield [key.slice(prefix.length), decodeStoredRow(table, this.fields[table], value)];
-    }
+    const { start, end } = TABLE_RANGES[table];
+    const skip = table.length + 1;
+    for (const { key, value } of this.db.getRange({ start: rawKey(start), end: rawKey(end) }))
+      yield [key.slice(skip), decodeStoredRow(table, this.fields[table], value)];
   }
   /**
-   * Up to `limit` stored rows of a table after key `after` (exclusive; undefined: from the first), read
-   * completely before returning, so the caller may write between pages.
+   * Up to `limit` stored rows of a table after key `after` (exclusive; undefined: from the first), in the
+   * store's key order, read completely before returning, so the caller may write between pages.
    */
   page(table: Table, after: string | undefined, limit: number): [string, StoredRow][] {
-    const prefix = rowKey(table, '');
+    const range = TABLE_RANGES[table];
+    const skip = table.length + 1;
     const out: [string, StoredRow][] = [];
-    const start = after === undefined ? prefix : rowKey(table, after);
-    for (const { key, value } of this.db.getRange({ start, limit: limit + 1 })) {
-      if (!key.startsWith(prefix)) break;
-      const k = key.slice(prefix.length);
+    const start = after === undefined ? rawKey(range.start) : rowKey(table, after);
+    for (const { key, value } of this.db.getRange({ start, end: rawKey(range.end), limit: limit + 1 })) {
+      const k = key.slice(skip);
       if (k === after) continue;
       out.push([k, decodeStoredRow(table, this.fields[table], value)]);
       if (out.length >= limit) break;
@@ -199,10 +216,15 @@ export class Generation implements GenerationState {
   ) {
     this.info = info;
     this.rows = new LmdbRows(
-      env.openDB<Buffer, string>({ name: rowsDbName(info.id), encoding: 'binary' }),
+      env.openDB<Buffer, string>(stringKeyed({ name: rowsDbName(info.id), encoding: 'binary' })),
       info.rowFields,
     );
-    this.offsets = env.openDB<string, string>({ name: offsetsDbName(info.id), encoding: 'string' });
+    this.offsets = env.openDB<string, string>(
+      stringKeyed({
+        name: offsetsDbName(info.id),
+        encoding: 'string',
+      }),
+    );
     // Every space now, not at first use: lmdb-js renews a thread's read snapshot when it opens a database,
     // which in the middle of a multi-read request (or `matview verify`) would mix two snapshots.
     for (const view of Object.keys(info.views)) if (registry.byName(view) !== undefined) this.spaces(view);
@@ -268,20 +290,24 @@ export class Generation implements GenerationState {
 
   /** The LMDB database of one space of one build of `view` (served or not). */
   buildDb(view: string, build: number, space: string): Database<Buffer, string> {
-    return this.env.openDB<Buffer, string>({
-      name: spaceDbName(this.id, view, build, space),
-      encoding: 'binary',
-    });
+    return this.env.openDB<Buffer, string>(
+      stringKeyed({
+        name: spaceDbName(this.id, view, build, space),
+        encoding: 'binary',
+      }),
+    );
   }
 
   /** Opens (creating) the spaces of one build of `view` (a rebuild fills a new build beside the old). */
   openSpaces(view: ViewModule, build: number): Spaces {
     const out: Record<string, KvSpace<unknown> | IndexSpace> = {};
     for (const [name, spec] of Object.entries(view.spaces) as [string, SpaceSpec][]) {
-      const db = this.env.openDB<Buffer, string>({
-        name: spaceDbName(this.id, view.name, build, name),
-        encoding: 'binary',
-      });
+      const db = this.env.openDB<Buffer, string>(
+        stringKeyed({
+          name: spaceDbName(this.id, view.name, build, name),
+          encoding: 'binary',
+        }),
+      );
       out[name] = spec.kind === 'kv' ? new LmdbKv(db, spec.codec) : new LmdbIndex(db);
     }
     return out;

@@ -26,6 +26,7 @@ import type { UserInformation } from '../views/user-information.js';
 import { encodeUserValue } from '../views/view-record.js';
 import { writeTransaction } from './environment.js';
 import { keysAfter } from './reads.js';
+import { stringKeyed } from './string-keys.js';
 
 export const VIEW_TOPIC_KEY = 'viewTopic.topic';
 const MARK_KEY = 'viewTopic.mark';
@@ -112,7 +113,12 @@ export class PublishedIndex {
     private readonly meta: Database<string, string>,
     readonly topic: string,
   ) {
-    this.db = env.openDB<Buffer, string>({ name: dbName(topic), encoding: 'binary' });
+    this.db = env.openDB<Buffer, string>(
+      stringKeyed({
+        name: dbName(topic),
+        encoding: 'binary',
+      }),
+    );
     this.outbox = viewOutboxOf(env);
   }
 
