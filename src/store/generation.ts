@@ -176,6 +176,22 @@ export class LmdbRows implements RowStore {
       yield [key.slice(skip), decodeStoredRow(table, this.fields[table], value)];
   }
   /**
+   * Whether stored row `key` of `table` is at or before `boundary` in the store's key order (LMDB's, through
+   * the key encoding: no JavaScript comparison of the strings is that order for every key). False when there
+   * is no such row.
+   */
+  storedThrough(table: Table, key: string, boundary: string): boolean {
+    if (key === boundary) return this.db.doesExist(rowKey(table, key));
+    // A range from `key` up to the boundary (exclusive) starts with `key` itself when it is stored before it.
+    for (const found of this.db.getKeys({
+      start: rowKey(table, key),
+      end: rowKey(table, boundary),
+      limit: 1,
+    }))
+      return found === rowKey(table, key);
+    return false;
+  }
+  /**
    * Up to `limit` stored rows of a table after key `after` (exclusive; undefined: from the first), in the
    * store's key order, read completely before returning, so the caller may write between pages.
    */

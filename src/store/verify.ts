@@ -14,10 +14,10 @@ import { commitReplica } from '../materializer/replicate.js';
 import type { Registry } from '../views/registry.js';
 import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
 import { USER_INFORMATION, type UserInformation } from '../views/user-information.js';
-import { TABLES, type Table } from '../views/source.js';
+import type { Table } from '../views/source.js';
 import type { CommitInfo, IndexSpace, KvSpace, Spaces, ViewModule } from '../views/types.js';
 import type { Generation } from './generation.js';
-import { applyRows, originsOfRows } from './view-rebuild.js';
+import { applyRows, originsOfRows, replayPages } from './view-rebuild.js';
 
 /** What is wrong with one key of one view, one readable line per problem. */
 export interface Difference {
@@ -51,15 +51,9 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
     appliedAt: new Date(0).toISOString(),
     records: originsOfRows(table, page, () => table),
   });
-  for (const table of TABLES) {
-    let after: string | undefined;
-    for (;;) {
-      const page = generation.rows.page(table, after, PAGE);
-      if (page.length === 0) break;
-      after = page[page.length - 1]![0];
-      rows[table] += page.length;
-      applyRows(registry.views, (v) => expected.get(v)!, generation.rows, table, page, commit(table, page));
-    }
+  for (const { table, page, rows: before } of replayPages(generation.rows, PAGE)) {
+    rows[table] += page.length;
+    applyRows(registry.views, (v) => expected.get(v)!, before, table, page, commit(table, page));
   }
   const differences: Difference[] = [];
   const keys: Record<string, number> = {};

@@ -5,10 +5,10 @@
  *
  * 1. Each view to rebuild gets a new build (new databases) beside the one serving; views upstream of it
  *    that are not rebuilt get a scratch build, dropped afterwards (they only feed the rebuild).
- * 2. The stored rows are replayed as inserts, table by table in TABLES order (users first: a view may read
- *    a users row of any user while it applies other tables, and by then every users row has been
- *    replayed), in pages applied in memory through the views' own `apply`, and written in key order once
- *    the buffer is full (in transactions of at most WRITE_SLICE entries).
+ * 2. The stored rows are replayed as inserts, table by table in REPLAY_ORDER (the users rows last), in pages
+ *    applied in memory through the views' own `apply` as commits (`replayPages`: each sees exactly the rows
+ *    replayed before it), and written in key order once the buffer is full (in transactions of at most
+ *    WRITE_SLICE entries).
  * 3. One transaction switches the generation's info to the new builds and takes the commit sequence the
  *    rebuilt values carry; the old builds are dropped afterwards. Readers see the old build until that
  *    commit and the new one from it.
@@ -24,7 +24,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Registry } from '../views/registry.js';
 import { USER_INFORMATION } from '../views/user-information.js';
-import { TABLES, type Table } from '../views/source.js';
+import { TABLES, type Row, type Table } from '../views/source.js';
 import type {
   CommitInfo,
   IndexSpace,
@@ -35,7 +35,13 @@ import type {
   Transitions,
   ViewModule,
 } from '../views/types.js';
-import { withViewsPending, type Generation, type GenerationInfo, type ViewBuild } from './generation.js';
+import {
+  withViewsPending,
+  type Generation,
+  type GenerationInfo,
+  type LmdbRows,
+  type ViewBuild,
+} from './generation.js';
 import type { StoredRow } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
 import { BufferedViews, writeSlice } from './buffered-generation.js';
@@ -161,24 +167,17 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
 
   const buffer = new BuildBuffer(env, spaces, bufferEntries);
   let replayed = 0;
-  for (const table of TABLES) {
-    let after: string | undefined;
-    for (;;) {
-      // A page read completely, then applied: no cursor stays open across a write transaction.
-      const page = generation.rows.page(table, after, chunkRows);
-      if (page.length === 0) break;
-      after = page[page.length - 1]![0];
-      const commit: CommitInfo = {
-        sequence,
-        sequenceText: sequence.toString(),
-        appliedAt,
-        records: originsOfRows(table, page, options.topicOf),
-      };
-      applyRows(order, (v) => buffer.spaces(v), generation.rows, table, page, commit);
-      replayed += page.length;
-      if (buffer.entries >= bufferEntries) await buffer.write();
-      options.onProgress?.(replayed);
-    }
+  for (const { table, page, rows } of replayPages(generation.rows, chunkRows)) {
+    const commit: CommitInfo = {
+      sequence,
+      sequenceText: sequence.toString(),
+      appliedAt,
+      records: originsOfRows(table, page, options.topicOf),
+    };
+    applyRows(order, (v) => buffer.spaces(v), rows, table, page, commit);
+    replayed += page.length;
+    if (buffer.entries >= bufferEntries) await buffer.write();
+    options.onProgress?.(replayed);
   }
   await buffer.write();
 
@@ -248,6 +247,60 @@ class BuildBuffer {
     for (let done = false; !done;) done = await atomicTransaction(this.env, () => writeSlice(steps, slice));
     this.written = true;
     this.buffer = this.empty();
+  }
+}
+
+/**
+ * The order the stored rows are replayed in: the users rows last. A users row is what makes a user visible
+ * (its view, its rank keys): replayed after the rows that count for it, each user's view is built once, with
+ * its final counts, and its rank keys added once, instead of being built again and its rank keys moved by
+ * the pages of every later table (users first, 930k rows over 300k users took 37 s). Any order gives the same
+ * views: each is a function of the current rows, and every page is a commit that reads exactly the rows
+ * replayed before it (`replayPages`).
+ */
+export const REPLAY_ORDER: readonly Table[] = [...TABLES.filter((t) => t !== 'users'), 'users'];
+
+/** The stored rows a replay has inserted so far: the tables replayed whole, and the pages of the current one. */
+class ReplayedRows implements RowReader {
+  private readonly done = new Set<Table>();
+  private current: Table | undefined;
+  /** The last key of the current table's pages applied; undefined before its first page. */
+  private through: string | undefined;
+  constructor(private readonly stored: LmdbRows) {}
+  row(table: Table, key: string): Row | undefined {
+    if (this.done.has(table)) return this.stored.row(table, key);
+    if (table !== this.current || this.through === undefined) return undefined;
+    return this.stored.storedThrough(table, key, this.through) ? this.stored.row(table, key) : undefined;
+  }
+  /** The page of the current table ending at `last` is applied. */
+  applied(table: Table, last: string): void {
+    if (table !== this.current) {
+      if (this.current !== undefined) this.done.add(this.current);
+      this.current = table;
+    }
+    this.through = last;
+  }
+}
+
+/**
+ * The stored rows of a generation as pages of at most `pageRows` inserts, in REPLAY_ORDER, each with the rows
+ * replayed before it (what a commit applying that page reads as its rows before the commit). A page is read
+ * completely before it is handed over: no cursor stays open across the caller's writes.
+ */
+export function* replayPages(
+  stored: LmdbRows,
+  pageRows: number,
+): Generator<{ table: Table; page: [string, StoredRow][]; rows: RowReader }, void, void> {
+  const rows = new ReplayedRows(stored);
+  for (const table of REPLAY_ORDER) {
+    let after: string | undefined;
+    for (;;) {
+      const page = stored.page(table, after, pageRows);
+      if (page.length === 0) break;
+      after = page[page.length - 1]![0];
+      yield { table, page, rows };
+      rows.applied(table, after);
+    }
   }
 }
 

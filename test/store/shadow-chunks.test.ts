@@ -217,13 +217,13 @@ describe("a rebuild's views left behind its rows", () => {
     expect(resumed).toMatchObject({ resumed: true, viewsRebuiltFrom: 19 });
     const rebuilt = storedShadow(store, resumed.generation, 'u1');
     expect(rebuilt.info?.viewsPending).toBeUndefined();
-    // Rebuilt from the rows as inserts, table by table: the last row that moved u1 is its tweet t9 (the last
-    // of t1, t13, t5, t9 in key order), read from the topic `topicOf` names.
+    // Rebuilt from the rows as inserts, table by table with the users rows last: the row that moved u1 last is
+    // its users row (offset 13, after its four tweets), read from the topic `topicOf` names.
     expect(rebuilt.view).toMatchObject({
       userId: 'u1',
       username: 'n13',
       tweetCount: 4,
-      version: { source: { topic: 'tweets-topic', partition: 0, offset: '9' } },
+      version: { source: { topic: 'users-topic', partition: 0, offset: '13' } },
     });
     for (const input of feed.slice(15)) await store.applyBatch(input, resumed.generation);
     expect((await store.trySwap(resumed.generation, FEED_END)).swapped).toBe(true);
