@@ -68,10 +68,21 @@ function writeHeads(key: string, out: Float64Array, at: number): void {
   }
 }
 
-/** Sorted keys and their heads (HEADS numbers per key, room for one key more than the block holds). */
+/**
+ * Sorted keys and their heads (HEADS numbers per key, room for one key more than the block holds), and a copy
+ * of the last key's heads: the search over the blocks reads that small array, allocated with the block, not
+ * the block's large one (a cache miss fewer per step, on ~10k blocks).
+ */
 interface Block {
   keys: string[];
   heads: Float64Array;
+  last: Float64Array;
+}
+
+/** Copies the heads of `block`'s last key to `block.last`. */
+function keepLast(block: Block): void {
+  const at = (block.keys.length - 1) * HEADS;
+  for (let h = 0; h < HEADS; h++) block.last[h] = block.heads[at + h]!;
 }
 
 /**
@@ -116,6 +127,19 @@ export class MemoryIndex implements IndexSpace {
     return k === key ? 0 : compareCodePoints(k, key);
   }
 
+  /** Compares the last key of `block` with the probe, as `compareAt` does. */
+  private compareLast(block: Block, key: string): number {
+    const { last } = block;
+    const probe = this.probe;
+    for (let h = 0; h < HEADS; h++) {
+      const d = last[h]! - probe[h]!;
+      if (d !== 0) return d;
+    }
+    if (key.length < 3 * HEADS) return 0;
+    const k = block.keys[block.keys.length - 1]!;
+    return k === key ? 0 : compareCodePoints(k, key);
+  }
+
   /** The first block whose last key is at or after the probe (blocks.length: after every key). */
   private blockOf(key: string): number {
     const blocks = this.blocks;
@@ -123,8 +147,7 @@ export class MemoryIndex implements IndexSpace {
     let hi = blocks.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const block = blocks[mid]!;
-      if (this.compareAt(block, block.keys.length - 1, key) < 0) lo = mid + 1;
+      if (this.compareLast(blocks[mid]!, key) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -142,10 +165,14 @@ export class MemoryIndex implements IndexSpace {
     return lo;
   }
 
-  private newBlock(keys: string[]): Block {
-    const heads = new Float64Array((this.blockMax + 1) * HEADS);
-    for (let i = 0; i < keys.length; i++) writeHeads(keys[i]!, heads, i * HEADS);
-    return { keys, heads };
+  /** A block of `keys`; `heads`: theirs, already computed (a split copies them rather than reading every key). */
+  private newBlock(keys: string[], heads?: Float64Array): Block {
+    const own = new Float64Array((this.blockMax + 1) * HEADS);
+    if (heads !== undefined) own.set(heads);
+    else for (let i = 0; i < keys.length; i++) writeHeads(keys[i]!, own, i * HEADS);
+    const block = { keys, heads: own, last: new Float64Array(HEADS) };
+    keepLast(block);
+    return block;
   }
 
   add(key: string): void {
@@ -166,8 +193,10 @@ export class MemoryIndex implements IndexSpace {
     block.heads.set(this.probe, i * HEADS);
     if (n + 1 > this.blockMax) {
       const half = (n + 1) >>> 1;
-      blocks.splice(b + 1, 0, this.newBlock(block.keys.splice(half)));
-    }
+      const moved = block.heads.subarray(half * HEADS, (n + 1) * HEADS);
+      blocks.splice(b + 1, 0, this.newBlock(block.keys.splice(half), moved));
+      keepLast(block);
+    } else if (i === n) keepLast(block);
   }
 
   remove(key: string): void {
@@ -185,6 +214,7 @@ export class MemoryIndex implements IndexSpace {
       blocks.splice(b, 1);
       return;
     }
+    if (i === n - 1) keepLast(block);
     if (n - 1 >= this.blockMin) return;
     // Merge into a neighbour, so that removals cannot leave many nearly empty blocks behind.
     const right = blocks[b + 1];
@@ -202,6 +232,7 @@ export class MemoryIndex implements IndexSpace {
     const from = this.blocks[b + 1]!;
     into.heads.set(from.heads.subarray(0, from.keys.length * HEADS), into.keys.length * HEADS);
     for (const key of from.keys) into.keys.push(key);
+    keepLast(into);
     this.blocks.splice(b + 1, 1);
   }
 
