@@ -19,7 +19,8 @@
  *   file again.
  * - Frames: a 4-byte big-endian length, then JSON. A request carries one `send` (topic, messages with keys,
  *   values and headers in base64); the reply says `ok`, the error the append threw (a partition that does
- *   not exist), or `retry` (the writer is closing or the token was stale: nothing was appended, so the
+ *   not exist: a RangeError at the sender too; a matview error keeps its name, code and retriable flag), or
+ *   `retry` (the writer is closing or the token was stale: nothing was appended, so the
  *   client sends again, claiming the socket itself if it is free).
  * - What can be lost: nothing silently. A writer that dies holding a request, or does not answer within
  *   `timeoutMs` of its sending, leaves its outcome unknown; the request then fails with
@@ -31,7 +32,7 @@ import { existsSync, linkSync, readFileSync, renameSync, unlinkSync, writeFileSy
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChangelogForwardError, InvariantError } from '../errors.js';
+import { ChangelogForwardError, InvariantError, MatviewError, isMatviewError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { OutgoingMessage } from './types.js';
 
@@ -99,9 +100,17 @@ interface Request {
 type Reply =
   | { readonly id: number; readonly ok: true }
   | { readonly id: number; readonly retry: 'closing' | 'token' }
-  | { readonly id: number; readonly error: { readonly name: string; readonly message: string } }
+  | { readonly id: number; readonly error: WireError }
   /** The writer's last frame on a connection: it answered every request it took; it takes no more. */
   | { readonly id: 0; readonly bye: true };
+
+/** An error the writer's append threw: its class name and message, and a matview error's code and flag. */
+interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+  readonly retriable?: boolean;
+}
 
 /** Largest frame read (a forwarded append; the demo generator sends at most 256 KB at a time). */
 const MAX_FRAME = 64 * 1024 * 1024;
@@ -281,7 +290,10 @@ export class WriterLink {
         () => reply({ id: request.id, ok: true }),
         (error: unknown) => {
           const e = error instanceof Error ? error : new Error(String(error));
-          reply({ id: request.id, error: { name: e.name, message: e.message } });
+          const wire: WireError = isMatviewError(e)
+            ? { name: e.name, message: e.message, code: e.code, retriable: e.retriable }
+            : { name: e.name, message: e.message };
+          reply({ id: request.id, error: wire });
         },
       );
       this.inFlight.add(work);
@@ -357,12 +369,15 @@ class Client {
     if ('ok' in reply) return 'ok';
     if ('retry' in reply) return reply.retry;
     if ('bye' in reply) return 'closing';
-    // The append itself failed in the writer (a partition that does not exist): the caller's error.
-    const error =
-      reply.error.name === 'RangeError'
-        ? new RangeError(reply.error.message)
-        : new Error(reply.error.message);
-    throw error;
+    // The append itself failed in the writer (a partition that does not exist): the caller's error, as an
+    // append here would have thrown it (a RangeError as such, a matview error with its code and flag).
+    const { name, message, code, retriable } = reply.error;
+    if (code !== undefined) {
+      const error = new MatviewError(code, message, { retriable: retriable === true });
+      error.name = name;
+      throw error;
+    }
+    throw name === 'RangeError' ? new RangeError(message) : new Error(message);
   }
 
   destroy(): void {

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WriterLink, writerAddress } from '../../src/feed/changelog-writer-link.js';
 import type { FeedRecord } from '../../src/feed/types.js';
-import { ChangelogForwardError } from '../../src/errors.js';
+import { ChangelogForwardError, InvariantError, StoreWriteError, isMatviewError } from '../../src/errors.js';
 import { useEmbeddedLogs } from '../utils/embedded-logs.js';
 import { eventually } from '../utils/server.js';
 import { tempDir as tmpDir } from '../utils/tmp.js';
@@ -258,6 +258,52 @@ describe('the writer link on its own', () => {
     expect(order).toEqual(['a writes', 'a writes', 'c writes']);
     expect(c.isWriter).toBe(true);
     await Promise.all([b.close(), c.close()]);
+  });
+
+  it("gives a sender the writer's error: a RangeError as such, a matview error's name, code and retriable flag", async () => {
+    const dir = tempDir();
+    const address = join(dir, 'w.sock');
+    const errors: Error[] = [
+      new StoreWriteError('the disk is full', { retriable: true }),
+      new InvariantError('a broken invariant'),
+      new RangeError('Partition 9 does not exist'),
+      new TypeError('anything else'),
+    ];
+    let next = 0;
+    const a = link(dir, address, () =>
+      next === 0 ? (next++, Promise.resolve()) : Promise.reject(errors[next++ - 1]!),
+    );
+    const b = link(dir, address, () => Promise.reject(new Error('b never writes here')));
+    await a.append('users', [record('a')]);
+    const seen = [];
+    for (let i = 0; i < errors.length; i++) {
+      const error = (await b.append('users', [record(`b-${i}`)]).catch((e: unknown) => e)) as Error;
+      seen.push({
+        name: error.name,
+        message: error.message,
+        ...(isMatviewError(error) ? { code: error.code, retriable: error.retriable } : {}),
+        range: error instanceof RangeError,
+      });
+    }
+    expect(seen).toEqual([
+      {
+        name: 'StoreWriteError',
+        message: 'the disk is full',
+        code: 'MV_ERR_STORE_WRITE',
+        retriable: true,
+        range: false,
+      },
+      {
+        name: 'InvariantError',
+        message: new InvariantError('a broken invariant').message,
+        code: 'MV_ERR_INVARIANT',
+        retriable: false,
+        range: false,
+      },
+      { name: 'RangeError', message: 'Partition 9 does not exist', range: true },
+      { name: 'Error', message: 'anything else', range: false },
+    ]);
+    await Promise.all([a.close(), b.close()]);
   });
 
   it('closes though a peer keeps its connection open', async () => {
