@@ -101,6 +101,11 @@ class LmdbKv implements KvSpace<unknown> {
   }
 }
 
+/** How to store bytes already encoded into `space`, when it is an LMDB space (undefined otherwise). */
+export function encodedPut(space: KvSpace<unknown>): ((key: string, bytes: Buffer) => void) | undefined {
+  return space instanceof LmdbKv ? (key, bytes) => void space.db.put(key, bytes) : undefined;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 /** An ordered set of keys in LMDB (UTF-8 byte order = Unicode code point order). */

@@ -22,7 +22,7 @@ import type { Database } from 'lmdb';
 import type { Registry } from '../views/registry.js';
 import type { KvSpace, ValueCodec, ViewModule } from '../views/types.js';
 import type { ViewVersion } from '../views/user-information.js';
-import type { Generation } from './generation.js';
+import { encodedPut, type Generation } from './generation.js';
 
 interface Versioned {
   readonly version: ViewVersion;
@@ -184,15 +184,24 @@ export function keepingUnchangedVersions(
   const same = view.versioned?.[space];
   if (same === undefined) return rebuilt;
   const codec = codecOf(view, space);
+  // With both, each value is encoded once and nothing is decoded: the bytes compared are the bytes stored.
+  const putBytes = encodedPut(rebuilt);
+  const withVersionOf = codec.withVersionOf;
   return {
     get: (key) => rebuilt.get(key),
     put(key, value) {
       const before = old.getBinary(key);
-      const kept =
-        before !== undefined && same(before, codec.encode(value as Versioned))
-          ? { ...(value as Versioned), version: codec.decode(before).version }
-          : value;
-      rebuilt.put(key, kept);
+      if (before === undefined) {
+        rebuilt.put(key, value);
+        return;
+      }
+      const bytes = codec.encode(value as Versioned);
+      const keep = same(before, bytes);
+      if (putBytes !== undefined && withVersionOf !== undefined) {
+        putBytes(key, keep ? withVersionOf(bytes, before) : bytes);
+        return;
+      }
+      rebuilt.put(key, keep ? { ...(value as Versioned), version: codec.decode(before).version } : value);
     },
     remove: (key) => rebuilt.remove(key),
     entries: () => rebuilt.entries(),

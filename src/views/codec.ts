@@ -73,6 +73,12 @@ export function uncachedEncoding<T>(write: () => T): T {
   }
 }
 
+/** The stored view `bytes` with the version of the stored view `old` (both as `encodeView` writes them). */
+export function withVersionOf(bytes: Buffer, old: Buffer): Buffer {
+  const rest = 4 + bytes.readUInt32LE(0);
+  return Buffer.concat([bytes.subarray(0, rest), old.subarray(4 + old.readUInt32LE(0))]);
+}
+
 /** Seed 002's JSON object (no version), as a view onto `bytes`. */
 export function restJsonOf(bytes: Buffer): Buffer {
   return bytes.subarray(4, 4 + bytes.readUInt32LE(0));

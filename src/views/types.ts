@@ -69,6 +69,12 @@ export interface IndexSpace {
 export interface ValueCodec<V> {
   encode(value: V): Buffer;
   decode(bytes: Buffer): V;
+  /**
+   * For a versioned space (`ViewModule.versioned`): the bytes of the value `bytes` encodes, carrying instead
+   * the version of the value `old` encodes, without decoding either. Optional: without it, a rebuild that
+   * keeps a version decodes the old value and encodes the kept one (versions.ts).
+   */
+  withVersionOf?(bytes: Buffer, old: Buffer): Buffer;
 }
 
 export type SpaceSpec =

@@ -14,7 +14,7 @@
  * created and deleted in one commit, or a tweet moved away and another moved in, leaves it alone.
  */
 import { InvariantError } from '../errors.js';
-import { decodeView, encodeViewOnce, restJsonOf } from './codec.js';
+import { decodeView, encodeViewOnce, restJsonOf, withVersionOf } from './codec.js';
 import { ROW_FIELDS, type FollowRow, type LikeRow, type Profile, type Row, type TweetRow } from './source.js';
 import type { Applied, ApplyInput, CommitInfo, KvSpace, Spaces, ValueCodec, ViewModule } from './types.js';
 
@@ -113,7 +113,11 @@ export const countsCodec: ValueCodec<Counts> = {
 };
 
 /** The stored view bytes (codec.ts); the in-memory spaces keep the decoded view. */
-export const viewCodec: ValueCodec<UserInformation> = { encode: encodeViewOnce, decode: decodeView };
+export const viewCodec: ValueCodec<UserInformation> = {
+  encode: encodeViewOnce,
+  decode: decodeView,
+  withVersionOf,
+};
 
 /** Builds the served view (field order = seed 002's JSON, then version). */
 export function buildView(

@@ -5,7 +5,10 @@ import {
   encodeViewOnce,
   restJsonOf,
   uncachedEncoding,
+  withVersionOf,
 } from '../../src/views/codec.js';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
+import { serializableUsers } from '../utils/testkit.js';
 import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
 
 const view: UserInformation = {
@@ -57,5 +60,29 @@ describe('stored view codec', () => {
 
   it('should decode to the same view, multi-byte characters included', () => {
     expect(decodeView(encodeView(view))).toEqual(view);
+  });
+});
+
+describe('withVersionOf', () => {
+  it("should give the bytes encodeView writes for one view carrying another's version", () => {
+    const users = [view, ...serializableUsers(prng(5))];
+    const versions = [
+      view.version,
+      {
+        ...view.version,
+        eventTime: '2026-02-03T04:05:06.789Z',
+        source: { topic: 'u', partition: 0, offset: '0' },
+      },
+    ];
+    let checked = 0;
+    for (const a of users)
+      for (const version of versions) {
+        const b = { ...users[(checked * 7) % users.length]!, version };
+        const expected = encodeView({ ...a, version: b.version });
+        expect(withVersionOf(encodeView(a), encodeView(b)).equals(expected)).toBe(true);
+        expect(decodeView(withVersionOf(encodeView(a), encodeView(b)))).toEqual({ ...a, version: b.version });
+        checked++;
+      }
+    expect(checked).toBe(users.length * versions.length);
   });
 });
