@@ -4,7 +4,7 @@
  * transactions (a swap), so each read sees one complete generation.
  */
 import type { Database } from 'lmdb';
-import { restJsonOf, decodeUnversioned, decodeView } from '../views/codec.js';
+import { restJsonOf, decodeUnversioned, decodeView, versionStart } from '../views/codec.js';
 import { TOP_USERS, topOf, type Ranking } from '../views/top-users.js';
 import { TOTALS, TOTALS_KEY, totals as totalsView, type TotalsValue } from '../views/totals.js';
 import type { IndexSpace, SpaceSpec } from '../views/types.js';
@@ -109,7 +109,7 @@ export class StoreReads implements UserReader, DashboardReader {
    * the rest when it is plain digits at or above the swap floor, else from the view decoded as `getUser` does.
    */
   private sequenceOf(bytes: Buffer, userId: string): string {
-    const start = 4 + bytes.readUInt32LE(0);
+    const start = versionStart(bytes);
     const at = start + SEQUENCE_PREFIX.length;
     const end = bytes.indexOf(0x22 /* " */, at);
     // A uint64 is at most 20 digits.

@@ -73,24 +73,28 @@ export function uncachedEncoding<T>(write: () => T): T {
   }
 }
 
+/** Where a stored view's version JSON starts: after the length and the REST JSON (the layout above). */
+export function versionStart(bytes: Buffer): number {
+  return 4 + bytes.readUInt32LE(0);
+}
+
 /** The stored view `bytes` with the version of the stored view `old` (both as `encodeView` writes them). */
 export function withVersionOf(bytes: Buffer, old: Buffer): Buffer {
-  const rest = 4 + bytes.readUInt32LE(0);
-  return Buffer.concat([bytes.subarray(0, rest), old.subarray(4 + old.readUInt32LE(0))]);
+  return Buffer.concat([bytes.subarray(0, versionStart(bytes)), old.subarray(versionStart(old))]);
 }
 
 /** Seed 002's JSON object (no version), as a view onto `bytes`. */
 export function restJsonOf(bytes: Buffer): Buffer {
-  return bytes.subarray(4, 4 + bytes.readUInt32LE(0));
+  return bytes.subarray(4, versionStart(bytes));
 }
 
 /** Profile and counts of a stored view, without parsing its version. */
 export function decodeUnversioned(bytes: Buffer): Profile & Counts {
-  return JSON.parse(bytes.toString('utf8', 4, 4 + bytes.readUInt32LE(0))) as Profile & Counts;
+  return JSON.parse(bytes.toString('utf8', 4, versionStart(bytes))) as Profile & Counts;
 }
 
 export function decodeView(bytes: Buffer): UserInformation {
-  const end = 4 + bytes.readUInt32LE(0);
+  const end = versionStart(bytes);
   // The parsed object is fresh and ours: add the version to it rather than copying 13 fields into a new one.
   const view = JSON.parse(bytes.toString('utf8', 4, end)) as {
     -readonly [K in keyof UserInformation]?: UserInformation[K];
