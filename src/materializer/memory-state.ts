@@ -114,9 +114,17 @@ export class MemoryIndex implements IndexSpace {
 
   /** Compares key `i` of `block` with the probe (`key`, whose heads are in `probe`). */
   private compareAt(block: Block, i: number, key: string): number {
-    const { heads } = block;
+    return this.compareHeads(block.heads, i * HEADS, block, i, key);
+  }
+
+  /** Compares the last key of `block` with the probe, reading its heads from `block.last`. */
+  private compareLast(block: Block, key: string): number {
+    return this.compareHeads(block.last, 0, block, block.keys.length - 1, key);
+  }
+
+  /** Compares key `i` of `block`, whose heads are `heads` from `at`, with the probe. */
+  private compareHeads(heads: Float64Array, at: number, block: Block, i: number, key: string): number {
     const probe = this.probe;
-    const at = i * HEADS;
     for (let h = 0; h < HEADS; h++) {
       const d = heads[at + h]! - probe[h]!;
       if (d !== 0) return d;
@@ -124,19 +132,6 @@ export class MemoryIndex implements IndexSpace {
     // Equal heads: a probe shorter than the units they hold ends where the key does, so it is the key.
     if (key.length < 3 * HEADS) return 0;
     const k = block.keys[i]!;
-    return k === key ? 0 : compareCodePoints(k, key);
-  }
-
-  /** Compares the last key of `block` with the probe, as `compareAt` does. */
-  private compareLast(block: Block, key: string): number {
-    const { last } = block;
-    const probe = this.probe;
-    for (let h = 0; h < HEADS; h++) {
-      const d = last[h]! - probe[h]!;
-      if (d !== 0) return d;
-    }
-    if (key.length < 3 * HEADS) return 0;
-    const k = block.keys[block.keys.length - 1]!;
     return k === key ? 0 : compareCodePoints(k, key);
   }
 
