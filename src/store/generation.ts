@@ -149,8 +149,20 @@ const TABLE_RANGES: Readonly<Record<Table, { start: Buffer; end: Buffer }>> = Ob
   follows: tableRange('follows'),
   likes: tableRange('likes'),
 });
-/** Typed for lmdb-js' range options (its string-keyed databases take raw bytes too: string-keys.ts). */
-const rawKey = (bytes: Buffer): string => bytes as unknown as string;
+/**
+ * lmdb-js range options over the rows of `table`, from its first row or from row `after` (which the range
+ * then holds first, when stored). The bounds are raw bytes, which our key encoder writes as they are
+ * (string-keys.ts); lmdb-js' typings say string.
+ */
+function tableRows(table: Table, after?: string): { start: string; end: string } {
+  const { start, end } = TABLE_RANGES[table];
+  return {
+    start: after === undefined ? (start as unknown as string) : rowKey(table, after),
+    end: end as unknown as string,
+  };
+}
+/** The key of a row, from its stored key `<table>\0<key>`. */
+const keyOfRow = (table: Table, stored: string): string => stored.slice(table.length + 1);
 
 /** The source rows of a generation. */
 export class LmdbRows implements RowStore {
@@ -163,9 +175,7 @@ export class LmdbRows implements RowStore {
     return bytes === undefined ? undefined : decodeRow(table, this.fields[table], bytes);
   }
   *keys(table: Table): Iterable<string> {
-    const { start, end } = TABLE_RANGES[table];
-    const skip = table.length + 1;
-    for (const key of this.db.getKeys({ start: rawKey(start), end: rawKey(end) })) yield key.slice(skip);
+    for (const key of this.db.getKeys(tableRows(table))) yield keyOfRow(table, key);
   }
   put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void {
     void this.db.put(rowKey(table, key), encodeRow(this.fields[table], row, partition, offset, eventTime));
@@ -175,10 +185,8 @@ export class LmdbRows implements RowStore {
   }
   /** Every stored row of a table, with its origin, in the store's key order. */
   *all(table: Table): Iterable<[string, StoredRow]> {
-    const { start, end } = TABLE_RANGES[table];
-    const skip = table.length + 1;
-    for (const { key, value } of this.db.getRange({ start: rawKey(start), end: rawKey(end) }))
-      yield [key.slice(skip), decodeStoredRow(table, this.fields[table], value)];
+    for (const { key, value } of this.db.getRange(tableRows(table)))
+      yield [keyOfRow(table, key), decodeStoredRow(table, this.fields[table], value)];
   }
   /**
    * Whether stored row `key` of `table` is at or before `boundary` in the store's key order (LMDB's, through
@@ -201,12 +209,9 @@ export class LmdbRows implements RowStore {
    * store's key order, read completely before returning, so the caller may write between pages.
    */
   page(table: Table, after: string | undefined, limit: number): [string, StoredRow][] {
-    const range = TABLE_RANGES[table];
-    const skip = table.length + 1;
     const out: [string, StoredRow][] = [];
-    const start = after === undefined ? rawKey(range.start) : rowKey(table, after);
-    for (const { key, value } of this.db.getRange({ start, end: rawKey(range.end), limit: limit + 1 })) {
-      const k = key.slice(skip);
+    for (const { key, value } of this.db.getRange({ ...tableRows(table, after), limit: limit + 1 })) {
+      const k = keyOfRow(table, key);
       if (k === after) continue;
       out.push([k, decodeStoredRow(table, this.fields[table], value)]);
       if (out.length >= limit) break;
@@ -241,10 +246,7 @@ export class Generation implements GenerationState {
       info.rowFields,
     );
     this.offsets = env.openDB<string, string>(
-      stringKeyed({
-        name: offsetsDbName(info.id),
-        encoding: 'string',
-      }),
+      stringKeyed({ name: offsetsDbName(info.id), encoding: 'string' }),
     );
     // Every space now, not at first use: lmdb-js renews a thread's read snapshot when it opens a database,
     // which in the middle of a multi-read request (or `matview verify`) would mix two snapshots.
@@ -312,10 +314,7 @@ export class Generation implements GenerationState {
   /** The LMDB database of one space of one build of `view` (served or not). */
   buildDb(view: string, build: number, space: string): Database<Buffer, string> {
     return this.env.openDB<Buffer, string>(
-      stringKeyed({
-        name: spaceDbName(this.id, view, build, space),
-        encoding: 'binary',
-      }),
+      stringKeyed({ name: spaceDbName(this.id, view, build, space), encoding: 'binary' }),
     );
   }
 
@@ -324,10 +323,7 @@ export class Generation implements GenerationState {
     const out: Record<string, KvSpace<unknown> | IndexSpace> = {};
     for (const [name, spec] of Object.entries(view.spaces) as [string, SpaceSpec][]) {
       const db = this.env.openDB<Buffer, string>(
-        stringKeyed({
-          name: spaceDbName(this.id, view.name, build, name),
-          encoding: 'binary',
-        }),
+        stringKeyed({ name: spaceDbName(this.id, view.name, build, name), encoding: 'binary' }),
       );
       out[name] = spec.kind === 'kv' ? new LmdbKv(db, spec.codec) : new LmdbIndex(db);
     }

@@ -113,12 +113,7 @@ export class PublishedIndex {
     private readonly meta: Database<string, string>,
     readonly topic: string,
   ) {
-    this.db = env.openDB<Buffer, string>(
-      stringKeyed({
-        name: dbName(topic),
-        encoding: 'binary',
-      }),
-    );
+    this.db = env.openDB<Buffer, string>(stringKeyed({ name: dbName(topic), encoding: 'binary' }));
     this.outbox = viewOutboxOf(env);
   }
 
