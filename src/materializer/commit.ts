@@ -70,34 +70,31 @@ export function commitPlan(registry: Registry): CommitPlan {
   return { registry, equal: rowEqualities(registry.storedFields) };
 }
 
-/** Applies `input` to `state` as commit `sequence`. Throws only on a broken invariant (nothing is kept then). */
+/**
+ * Applies `input` to `state` as commit `sequence`. Throws only on a broken invariant (nothing is kept then).
+ * `rowsOnly`: steps 1, 2 and 4 only, no view applies (a rebuild's shadow that replays its rows first and
+ * builds its views from them afterwards: shadow-chunks.ts); the rows and positions stored are the same.
+ */
 export function commitBatch(
   state: GenerationState,
   plan: CommitPlan,
   input: CommitInput,
   sequence: bigint,
   appliedAt: number,
+  rowsOnly = false,
 ): CommitOutcome {
   checkContinuity(state, input.positions);
   const { changes } = input;
   const { accepted, reached } = acceptedRecords(state, changes);
   const tx = resolve(changes, accepted, state.rows, plan.equal);
-  const commit: CommitInfo = {
-    sequence,
-    sequenceText: sequence.toString(),
-    appliedAt: new Date(appliedAt).toISOString(),
-    records: originsOf(changes),
-  };
-  const events = new Map<string, ReadonlyMap<string, unknown>>();
-  const downstream = new Map<string, unknown>();
-  for (const view of plan.registry.views) {
-    const applied = view.apply(
-      { transitions: tx, commit, rows: state.rows, upstream: (name) => downstream.get(name) },
-      state.spaces(view.name),
-    );
-    if (applied.event !== undefined && applied.event.size > 0) events.set(view.name, applied.event);
-    if (applied.downstream !== undefined) downstream.set(view.name, applied.downstream);
-  }
+  const events = rowsOnly
+    ? new Map<string, ReadonlyMap<string, unknown>>()
+    : applyViews(state, plan, tx, {
+        sequence,
+        sequenceText: sequence.toString(),
+        appliedAt: new Date(appliedAt).toISOString(),
+        records: originsOf(changes),
+      });
   writeRows(state, tx, changes);
   advancePositions(state, input.positions);
   advancePositions(state, reached);
@@ -108,6 +105,26 @@ export function commitBatch(
     noops: tx.noops,
     transitions: tx.length,
   };
+}
+
+/** Step 3: every view, in dependency order, applies the transitions; what each changed, per view. */
+function applyViews(
+  state: GenerationState,
+  plan: CommitPlan,
+  tx: ReturnType<typeof resolve>,
+  commit: CommitInfo,
+): CommitOutcome['events'] {
+  const events = new Map<string, ReadonlyMap<string, unknown>>();
+  const downstream = new Map<string, unknown>();
+  for (const view of plan.registry.views) {
+    const applied = view.apply(
+      { transitions: tx, commit, rows: state.rows, upstream: (name) => downstream.get(name) },
+      state.spaces(view.name),
+    );
+    if (applied.event !== undefined && applied.event.size > 0) events.set(view.name, applied.event);
+    if (applied.downstream !== undefined) downstream.set(view.name, applied.downstream);
+  }
+  return events;
 }
 
 /** The columns that say where a commit's records are (changelog records and a replica's view values alike). */

@@ -20,6 +20,7 @@ import {
   dropGenerationDbs,
   generationOfDb,
   newGenerationInfo,
+  withViewsPending,
   viewBuildOfDb,
   type GenerationInfo,
   type ViewBuild,
@@ -82,11 +83,15 @@ export class Generations {
    * Starts (or resumes) a shadow generation built with the code's views. An existing shadow built with the
    * same views is resumed where it stands (not for an offset reset); another one is dropped first.
    * `inTransaction` runs in the same transaction (clearing the pending rebuild request, so a request is
-   * served by exactly one rebuild).
+   * served by exactly one rebuild). `rowsFirst`: a new shadow starts with its views marked behind its rows
+   * (`viewsPending`), so that its feed stores rows only until its views are built from them (shadow-chunks.ts).
+   * `resume`: the rebuild that began the shadow goes on (after its views were built from its rows), so it is
+   * resumed whatever the reason.
    */
   async beginShadow(
     reason: string,
     inTransaction: () => void,
+    options: { readonly rowsFirst?: boolean; readonly resume?: boolean } = {},
   ): Promise<{ generation: Generation; resumed: boolean }> {
     const { meta, registry } = this.o;
     // One generation retires at a time: a rebuild right after a swap waits for its reconciliation.
@@ -97,7 +102,11 @@ export class Generations {
       existing !== undefined &&
       JSON.stringify(versionsOf(existing.info)) === JSON.stringify(versionsOf(fresh)) &&
       JSON.stringify(existing.info.rowFields) === JSON.stringify(fresh.rowFields);
-    if (existing !== undefined && sameViews && reason !== 'offset-out-of-range') {
+    if (
+      existing !== undefined &&
+      sameViews &&
+      (reason !== 'offset-out-of-range' || options.resume === true)
+    ) {
       await this.commit('clear the rebuild request', inTransaction);
       return { generation: existing, resumed: true };
     }
@@ -105,7 +114,10 @@ export class Generations {
     let info: GenerationInfo | undefined;
     await this.commit('begin a shadow generation', () => {
       const id = Number(meta.get('nextGeneration') ?? '1');
-      info = newGenerationInfo(id, registry, 'building', reason);
+      info = withViewsPending(
+        newGenerationInfo(id, registry, 'building', reason),
+        options.rowsFirst === true,
+      );
       meta.put('nextGeneration', String(id + 1));
       meta.put(genKey(id), JSON.stringify(info));
       meta.put('shadowGeneration', String(id));

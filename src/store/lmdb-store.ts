@@ -181,6 +181,8 @@ export class LmdbStore implements ViewReader {
   private readonly handles: GenerationHandles;
   /** A rebuild's chunks when commits run on this thread (the writer thread has its own). */
   private readonly chunks: ShadowChunks;
+  /** A rebuild's shadow commits go through chunks (REBUILD_CHUNK_RECORDS > 0), wherever commits run. */
+  private readonly chunked: boolean;
   private nextRequest = 0;
 
   constructor(options: StoreOptions) {
@@ -240,6 +242,7 @@ export class LmdbStore implements ViewReader {
     const rebuildChunkRecords =
       options.rebuildChunkRecords ?? defaultRebuildChunkRecords(options.writerThread === true);
     const timing = options.rebuildChunkTiming ?? {};
+    this.chunked = rebuildChunkRecords > 0;
     this.writer =
       options.writerThread === true
         ? new WriterThread(
@@ -596,17 +599,47 @@ export class LmdbStore implements ViewReader {
    * whose stored views were left behind its stored rows (`viewsPending`: the process ended between its
    * chunks, shadow-chunks.ts) gets every view rebuilt from those rows first (`viewsRebuiltFrom`: the rows
    * replayed); `topicOf` names each table's topic, which the rebuilt values' versions carry.
+   *
+   * `rowsFirst` (a rebuild from the changelogs, when its commits go through chunks): the shadow's feed stores
+   * rows and positions only, and its views are built from those rows once (`buildShadowViews`, before the
+   * swap), instead of moving every touched user's views and rank keys commit after commit. A new shadow starts
+   * so (`viewsPending`); a resumed one whose views are behind its rows stays so, its views not rebuilt here.
+   * `rowsOnly` says which: the swap refuses the shadow until `buildShadowViews`. `resume`: the shadow is
+   * resumed whatever `reason` (generations.ts).
    */
   async beginShadow(
     reason: string,
     topicOf?: (table: Table) => string,
-  ): Promise<{ generation: Generation; resumed: boolean; viewsRebuiltFrom?: number }> {
-    const begun = await this.generations.beginShadow(reason, () => this.requests.clearLegacyRequestIn());
+    options: { readonly rowsFirst?: boolean; readonly resume?: boolean } = {},
+  ): Promise<{ generation: Generation; resumed: boolean; rowsOnly: boolean; viewsRebuiltFrom?: number }> {
+    const rowsFirst = options.rowsFirst === true && this.chunked;
+    const begun = await this.generations.beginShadow(reason, () => this.requests.clearLegacyRequestIn(), {
+      rowsFirst,
+      ...(options.resume === undefined ? {} : { resume: options.resume }),
+    });
     // After the shadow's commit: a crash between the two leaves the request, and the next start resumes
     // this shadow for it.
     await this.requests.clearRebuildRequest();
     const { generation } = begun;
-    if (!begun.resumed || generation.info.viewsPending !== true) return begun;
+    const pending = (readGenerationInfo(this.meta, generation.id) ?? generation.info).viewsPending === true;
+    if (!pending || rowsFirst) return { ...begun, rowsOnly: pending };
+    const rows = await this.buildShadowViews(generation, topicOf);
+    return { ...begun, rowsOnly: false, ...(rows === undefined ? {} : { viewsRebuiltFrom: rows }) };
+  }
+
+  /**
+   * Builds every view of the shadow `generation` from its stored rows when they are behind them
+   * (`viewsPending`: a `rowsFirst` shadow, or one whose process ended between its chunks), into new builds
+   * switched in one transaction that clears the mark (a crash meanwhile leaves it, and the next call does it
+   * again); the rows replayed, or undefined when its views were not behind. The rebuild's chunk waiting is
+   * written first. Nothing may commit into the shadow meanwhile: its feed is stopped (src/wiring/rebuild.ts).
+   */
+  async buildShadowViews(
+    generation: Generation,
+    topicOf?: (table: Table) => string,
+  ): Promise<number | undefined> {
+    await this.writeChunk();
+    if (readGenerationInfo(this.meta, generation.id)?.viewsPending !== true) return undefined;
     if (topicOf === undefined)
       throw new Error(
         `shadow generation ${generation.id} needs its views rebuilt from its rows: beginShadow needs topicOf`,
@@ -619,7 +652,7 @@ export class LmdbStore implements ViewReader {
       shadow: true,
     });
     await this.generations.dropBuilds(generation, before, result.rebuilt);
-    return { ...begun, viewsRebuiltFrom: result.rows };
+    return result.rows;
   }
 
   /** Drops the shadow generation (a rebuild that is no longer wanted). */

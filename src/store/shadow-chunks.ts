@@ -18,6 +18,18 @@
  * buffered: 3M records over 1M users (the `rebuild` bench's workload) 21.3k records/s against 10.9k, 27 s
  * of its 141 s in the final write of the views.
  *
+ * Rows first. A rebuild from the changelogs (src/wiring/rebuild.ts) begins its shadow marked `viewsPending`
+ * (LmdbStore.beginShadow with `rowsFirst`), and while the stored mark is set and nothing of the shadow's views
+ * is buffered here, its commits store rows and positions only (`commitBatch`'s `rowsOnly`): no view applies,
+ * no view or rank key moves. Once the shadow reached the end offsets its rebuild started from, its feed
+ * stops, its views are built from its rows (view-rebuild.ts: users rows last, so each user's view and rank
+ * keys once, with its final counts) in one switch that clears the mark, and the rebuild goes on from the
+ * stored positions with views applied commit by commit, buffered across chunks as described above, until
+ * the swap. Applying every commit's view changes (the views' apply with its rank moves, then their writes)
+ * was 56 % of a profiled replay of 2M records over 1M users; the build from the rows touches each user once.
+ * A crash in either phase resumes it: rows only while the mark is set (the build runs again from every
+ * stored row), views after.
+ *
  * When a chunk is written:
  * - when it holds `maxRecords` records (REBUILD_CHUNK_RECORDS);
  * - when no batch for the shadow came for `idleMs` (IDLE_WRITE_MS) after the last one, and when its first
@@ -36,13 +48,14 @@
  * - Crashes: a chunk not yet written is lost with the process, and so are its positions: the generation
  *   stays at its last written chunk, a prefix of the feed, and the rebuild resumes from the positions stored
  *   with it. A stop writes the chunk and the views; one that outlasts SHUTDOWN_TIMEOUT_MS ends like a crash.
- * - Views behind rows: a chunk written without the views buffered before it marks the generation
- *   `viewsPending` in the same transaction, and one written with them clears it (with the last slice of
- *   them, when they are written in slices). A crash (or a stop that did
- *   not write them) leaves the stored views behind the stored rows; the rebuild's next start sees the mark
- *   and rebuilds every view of the shadow from its stored rows (view-rebuild.ts, into new builds switched in
- *   one transaction: a crash meanwhile leaves the mark, and the next start does it again) before its feed
- *   resumes (LmdbStore.beginShadow). A swap refuses a generation so marked.
+ * - Views behind rows: a chunk written without the views buffered before it (or with none: rows only) marks
+ *   the generation `viewsPending` in the same transaction, and one written with them clears it (with the
+ *   last slice of them, when they are written in slices). A crash (or a stop that did not write them)
+ *   leaves the stored views behind the stored rows, and the shadow's next commits store rows only until its
+ *   views are built from its rows (view-rebuild.ts, into new builds switched in one transaction: a crash
+ *   meanwhile leaves the mark, and the build runs again): a rebuild from the changelogs does that once it
+ *   reached its targets; any other caller of LmdbStore.beginShadow has it done before its feed resumes. A
+ *   swap refuses a generation so marked.
  * - Failures: a write that fails writes nothing and keeps the chunk, whole, to be written again (its batch,
  *   if it was written on one's path, fails: a store write error stops the rebuild's feed, and the next start
  *   resumes it). A commit body that throws halfway leaves part of its commit in the chunk: the chunk is
@@ -156,6 +169,8 @@ export const RETRY_WRITE_MS = 1_000;
 
 interface Chunk {
   readonly buffer: BufferedGeneration;
+  /** Its generation replays rows only (`viewsPending` as stored, nothing of its views buffered). */
+  readonly rowsOnly: boolean;
   readonly deadLetters: OutboxEntry[];
   /** When its first batch was applied (ms since the epoch). */
   readonly since: number;
@@ -248,7 +263,8 @@ export class ShadowChunks {
       this.discard();
       return lateRebuildCommit(meta, into, input, batches);
     }
-    if (readGenerationInfo(meta, into) === undefined) {
+    const info = readGenerationInfo(meta, into);
+    if (info === undefined) {
       this.discard();
       throw new StoreWriteError(`the store has no generation ${into}`);
     }
@@ -258,15 +274,21 @@ export class ShadowChunks {
     // LmdbStore.beginShadow): what is buffered belongs to the run that ended, whose feed stopped; the resumed
     // run reads again from the stored positions.
     if (this.views !== undefined && this.views.buffer.builds !== builds) this.discard();
-    this.views ??= {
-      id: into,
-      buffer: new BufferedViews(generation, viewsEmpty(generation, plan), builds),
-    };
+    // Stored views behind the stored rows and none buffered: its views are built from its rows before the
+    // swap (LmdbStore.buildShadowViews), so until then its commits store rows and positions only.
+    const rowsOnly = info.viewsPending === true && this.views?.id !== into;
+    if (this.chunk !== undefined && this.chunk.rowsOnly !== rowsOnly) await this.writeNow(false);
+    if (!rowsOnly)
+      this.views ??= {
+        id: into,
+        buffer: new BufferedViews(generation, viewsEmpty(generation, plan), builds),
+      };
     // An input past a gap is refused before any of it is in a chunk (commitBatch would refuse it too, but a
     // throw from there leaves the chunk not knowing what it holds).
     checkContinuity(this.chunk?.buffer ?? generation, input.positions);
     const chunk = (this.chunk ??= {
-      buffer: new BufferedGeneration(generation, into, this.views.buffer),
+      buffer: new BufferedGeneration(generation, into, rowsOnly ? undefined : this.views?.buffer),
+      rowsOnly,
       deadLetters: [],
       since: appliedAt,
       records: 0,
@@ -274,7 +296,7 @@ export class ShadowChunks {
     const sequence = committed + 1n;
     let outcome: ReturnType<typeof commitBatch>;
     try {
-      outcome = commitBatch(chunk.buffer, plan, input, sequence, appliedAt);
+      outcome = commitBatch(chunk.buffer, plan, input, sequence, appliedAt, rowsOnly);
     } catch (e) {
       // Part of this commit may be in the chunk: the chunk is lost.
       this.lose(into, e);
@@ -350,7 +372,8 @@ export class ShadowChunks {
         markViewsPending(
           meta,
           into,
-          views !== undefined && views.buffer.entries > 0 && (!withViews || slices),
+          chunk?.rowsOnly === true ||
+            (views !== undefined && views.buffer.entries > 0 && (!withViews || slices)),
         );
         if (chunk !== undefined && chunk.deadLetters.length > 0)
           writeOutbox(outboxes.deadLetters, sequence, chunk.deadLetters);

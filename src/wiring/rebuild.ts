@@ -5,11 +5,16 @@
  * 1. `start(reason)`: the store begins (or resumes) a shadow generation; a second source reads every
  *    topic from the shadow's stored positions (earliest for a new shadow) through a `rebuild` ingest
  *    handler.
- * 2. Once the shadow reached the end offsets seen when the rebuild started, a handoff begins: the live
+ * 2. A rebuild from the changelogs replays rows first (`rowsOnly`): its commits store the shadow's rows and
+ *    positions, not its views. Once the shadow reached the end offsets seen when the rebuild started, its
+ *    consumer stops, its views are built from its rows (LmdbStore.buildShadowViews: each user's view and rank
+ *    keys once, not once per commit that touched it), and the rebuild starts again from the stored
+ *    positions with views applied commit by commit (a crash anywhere in between resumes the same way).
+ * 3. Once the shadow reached the end offsets seen when the rebuild (re)started, a handoff begins: the live
  *    feed is held (HandoffGate) after its batch in flight, the current end offsets are fetched, and the
  *    store swaps generations in one transaction as soon as the shadow reached them. The hold is bounded
  *    (`handoffTimeoutMs`); a handoff that runs out releases the live feed and is tried again.
- * 3. After the swap the shadow's consumer stops; the live consumer carries on in the new generation (its
+ * 4. After the swap the shadow's consumer stops; the live consumer carries on in the new generation (its
  *    positions are at or behind the shadow's, so what it reads again is skipped as already applied).
  * The rebuild's own consumer failing for good is fatal for the process: a restart resumes the shadow
  * from its stored positions.
@@ -81,6 +86,8 @@ interface Running {
   readonly opened: RebuildSource;
   readonly timer: NodeJS.Timeout;
   readonly appliedBefore: number;
+  /** Its commits store rows only: its views are built from them once it reached `targets`. */
+  readonly rowsOnly: boolean;
   /** The rebuild's source stopping (once). */
   sourceStopped?: Promise<void>;
 }
@@ -127,14 +134,15 @@ export class RebuildController {
     return this.starting;
   }
 
-  private async begin(reason: string): Promise<void> {
+  /** `resume`: the run that began the shadow goes on (its views were built from its rows). */
+  private async begin(reason: string, resume = false): Promise<void> {
     const { store, metrics } = this.options;
-    const topicOfTable = new Map([...this.options.tables].map(([topic, table]) => [table, topic]));
-    const { generation, resumed, viewsRebuiltFrom } = await store.beginShadow(reason, (table) => {
-      const topic = topicOfTable.get(table);
-      if (topic === undefined) throw new Error(`no topic is read for table "${table}"`);
-      return topic;
-    });
+    const { generation, resumed, rowsOnly, viewsRebuiltFrom } = await store.beginShadow(
+      reason,
+      this.topicOf,
+      // A replica's shadow is fed view values, not rows.
+      { rowsFirst: this.options.handlerFor === undefined, resume },
+    );
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
     // Where this run's batches took each partition: stored, or still in the shadow's chunk
@@ -172,6 +180,7 @@ export class RebuildController {
       opened,
       timer,
       appliedBefore: (await metrics.rebuildRecordsApplied.get()).values[0]?.value ?? 0,
+      rowsOnly,
     };
     metrics.rebuildInProgress.set(1);
     this.log.info(
@@ -181,6 +190,7 @@ export class RebuildController {
         activeGeneration: store.activeGeneration().id,
         reason,
         resumed,
+        rowsOnly,
         // Rows its views were rebuilt from: the process that filled it ended between its chunks.
         ...(viewsRebuiltFrom === undefined ? {} : { viewsRebuiltFrom }),
         targetRecords: targets.reduce((n, t) => n + BigInt(t.next), 0n).toString(),
@@ -217,10 +227,51 @@ export class RebuildController {
     const run = this.current;
     if (run === undefined || this.handoff !== undefined || this.stopped) return;
     if (!this.reached(run.generation, run.targets)) return;
+    if (run.rowsOnly) {
+      this.current = undefined;
+      clearInterval(run.timer);
+      this.starting = this.buildViews(run).finally(() => {
+        this.starting = undefined;
+      });
+      return;
+    }
     this.handoff = this.attemptSwap(run).finally(() => {
       this.handoff = undefined;
     });
   }
+
+  /**
+   * A shadow that replayed its rows up to its targets: its consumer stops (nothing may commit into it while its
+   * views are built from its rows), its views are built, and the rebuild starts again where the shadow stands,
+   * now applying views commit by commit.
+   */
+  private async buildViews(run: Running): Promise<void> {
+    const { store, metrics } = this.options;
+    const started = Date.now();
+    this.log.info(
+      { generation: run.generation.id, reason: run.reason },
+      'rebuild replayed its rows; building its views from them',
+    );
+    try {
+      await this.release(run);
+      const rows = await store.buildShadowViews(run.generation, this.topicOf);
+      this.log.info(
+        { generation: run.generation.id, rows: rows ?? 0, durationMs: Date.now() - started },
+        'rebuild built its views from its rows',
+      );
+      if (!this.stopped) await this.begin(run.reason, true);
+    } catch (err) {
+      this.log.error({ err, generation: run.generation.id }, 'rebuild failed');
+      this.options.onFatal(err instanceof Error ? err : new Error(String(err)));
+    }
+    if (this.current === undefined) metrics.rebuildInProgress.set(0);
+  }
+
+  /** The topic of each table, which the versions of views built from the rows carry. */
+  private readonly topicOf = (table: Table): string => {
+    for (const [topic, t] of this.options.tables) if (t === table) return topic;
+    throw new Error(`no topic is read for table "${table}"`);
+  };
 
   private reached(generation: Generation, targets: readonly PartitionPosition[]): boolean {
     return targets.every((t) => {

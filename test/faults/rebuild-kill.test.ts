@@ -11,11 +11,15 @@
  * a rebuild of 300k records then writes ~60 chunks, so the kills land between and inside them, and what a
  * restart finds stored is at least what the killed incarnation applied minus one chunk and one commit.
  *
- * A chunk writes rows and positions; the views stay in memory until the swap (or until they fill
- * VIEW_REBUILD_BUFFER_ENTRIES). Incarnations alternate between the shipped buffer, which never fills here,
- * so each one killed leaves its shadow's views behind its rows and the next start must rebuild them from
- * the rows (its "rebuild started" line says from how many), and a buffer of 3,000 entries, which most chunks
- * fill, so kills also land while the views are written with a chunk.
+ * A rebuild from the changelogs replays rows first: a chunk writes rows and positions, and the shadow's views
+ * are built from its rows once it reached the end offsets seen when it (re)started (src/wiring/rebuild.ts,
+ * LmdbStore.buildShadowViews), then it goes on with views applied commit by commit until the swap. The first
+ * KILLS kills land in the rows' replay: each restart resumes it, rows only ("rebuild started" says
+ * `rowsOnly`), its views not rebuilt at the start. One more kill lands while the views are built from the
+ * rows (after the "building its views" line, at a random instant within the build's first second): the
+ * next start finds them still behind the rows (the switch to the new builds is one transaction) or built.
+ * Incarnations alternate between the shipped VIEW_REBUILD_BUFFER_ENTRIES, which the build from 2,000 users'
+ * rows never fills, and 3,000 entries, which it fills many times, so that kill also lands between writes.
  *
  * Knobs: FAULT_REBUILD_KILLS (default 3), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
@@ -62,7 +66,7 @@ async function logged(child: ChildServer, msg: string, timeoutMs: number) {
 }
 
 describe('SIGKILL inside a rebuild', () => {
-  it(`should resume from the last written chunk after each of ${KILLS} kills and swap in the exact view (seed ${SEED})`, async () => {
+  it(`should resume from the last written chunk after each of ${KILLS} kills in the rows' replay and one in the views' build, and swap in the exact view (seed ${SEED})`, async () => {
     console.log(`rebuild-kill: FAULT_SEED=${SEED} FAULT_REBUILD_KILLS=${KILLS}`);
     const topics = freshTopics();
     const dataDir = tempDir();
@@ -91,24 +95,22 @@ describe('SIGKILL inside a rebuild', () => {
 
     const starts: {
       resumed: unknown;
+      rowsOnly: unknown;
       viewsRebuiltFrom: unknown;
       stored: bigint;
       target: bigint;
       killedAfterApplied?: number;
     }[] = [];
+    const startOf = (started: Record<string, unknown>) => ({
+      resumed: started['resumed'],
+      rowsOnly: started['rowsOnly'],
+      viewsRebuiltFrom: started['viewsRebuiltFrom'],
+      stored: BigInt(String(started['storedRecords'])),
+      target: BigInt(String(started['targetRecords'])),
+    });
     let child = first;
-    for (let i = 0; i <= KILLS; i++) {
-      const started = await logged(child, 'rebuild started', 60_000);
-      const start = {
-        resumed: started['resumed'],
-        viewsRebuiltFrom: started['viewsRebuiltFrom'],
-        stored: BigInt(String(started['storedRecords'])),
-        target: BigInt(String(started['targetRecords'])),
-      };
-      if (i === KILLS) {
-        starts.push(start);
-        break;
-      }
+    for (let i = 0; i < KILLS; i++) {
+      const start = startOf(await logged(child, 'rebuild started', 60_000));
       let applied = 0;
       await eventually(
         async () => {
@@ -130,18 +132,42 @@ describe('SIGKILL inside a rebuild', () => {
     }
     console.log('rebuild-kill: rebuild starts', starts);
 
-    // Every restart resumed the shadow (not a new one) where a written chunk had left it: past what the
-    // incarnation before had stored, by at least what it applied less one chunk and one commit.
-    expect(starts.map((s) => s.resumed)).toEqual([false, ...Array<boolean>(KILLS).fill(true)]);
-    // After an incarnation with the shipped buffer, the views were rebuilt from every stored row.
-    for (let i = 1; i < starts.length; i += 2) expect(starts[i]!.viewsRebuiltFrom).toBeGreaterThan(0);
-    for (let i = 1; i < starts.length; i++) {
-      const gained = starts[i]!.stored - starts[i - 1]!.stored;
+    // Every restart resumed the shadow (not a new one) where a written chunk had left it, rows only: past
+    // what the incarnation before had stored, by at least what it applied less one chunk and one commit.
+    expect(starts.map((s) => s.resumed)).toEqual([false, ...Array<boolean>(KILLS - 1).fill(true)]);
+    for (const s of starts) expect(s).toMatchObject({ rowsOnly: true, viewsRebuiltFrom: undefined });
+    const resumed = startOf(await logged(child, 'rebuild started', 60_000));
+    expect(resumed).toMatchObject({ resumed: true, rowsOnly: true });
+    for (const [i, s] of [...starts, resumed].entries()) {
+      if (i === 0) continue;
+      const gained = s.stored - starts[i - 1]!.stored;
       expect(gained).toBeGreaterThanOrEqual(BigInt(APPLIED_BEFORE_KILL - 2 * CHUNK));
-      expect(starts[i]!.stored).toBeLessThan(starts[i]!.target);
+      expect(s.stored).toBeLessThan(s.target);
     }
 
-    await logged(child, 'rebuild finished', 120_000);
+    // The last kill: while the views are built from the rows (within ms of the line that says it begins; a
+    // build from these rows takes about a second with 3,000 entries buffered).
+    const deadline = Date.now() + 120_000;
+    while (!child.logs().some((l) => l.msg === 'rebuild replayed its rows; building its views from them')) {
+      expect(Date.now(), 'the rebuild to build its views from its rows').toBeLessThan(deadline);
+      await sleep(5);
+    }
+    expect(describeExit(await child.kill())).toBe('signal SIGKILL');
+    const built = child.logs().find((l) => l.msg === 'rebuild built its views from its rows');
+    console.log(`rebuild-kill: killed ${built ? 'after' : 'while'} the views were built from the rows`);
+    child = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(KILLS + 1) });
+    await child.listening;
+    if (built === undefined) {
+      // Not swapped in (that comes after the line): resumed, with its views built again from every stored
+      // row when the kill came before the switch to the new builds (one transaction).
+      const last = startOf(await logged(child, 'rebuild started', 60_000));
+      expect(last.resumed).toBe(true);
+      if (last.rowsOnly === true)
+        expect(
+          (await logged(child, 'rebuild built its views from its rows', 120_000))['rows'],
+        ).toBeGreaterThan(0);
+      await logged(child, 'rebuild finished', 120_000);
+    }
     await waitCaughtUp(child.url(), kafka.brokers, topics);
     const reference = computeReference(await readTopics(kafka.brokers, topics));
     expect(reference.recordCount).toBeGreaterThanOrEqual(RECORDS);

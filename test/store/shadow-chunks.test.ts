@@ -232,6 +232,77 @@ describe("a rebuild's views left behind its rows", () => {
   });
 });
 
+describe.each([{ writerThread: false }, { writerThread: true }])(
+  'a rebuild that replays its rows first (%o)',
+  (mode) => {
+    const topicOf = (table: string) => `${table}-topic`;
+    const at = (next: string) => [
+      { topic: 'tweets', partition: 0, next },
+      { topic: 'users', partition: 0, next },
+    ];
+
+    it('should store rows only, build its views from them once, then apply views commit by commit and swap in what batch-by-batch commits store', async () => {
+      const expected = await feedCommitted();
+      const options = { ...mode, path: tempDir(), rebuildChunkRecords: 2 };
+      let store = openStore(options);
+      const begun = await store.beginShadow('requested', topicOf, { rowsFirst: true });
+      expect(begun).toMatchObject({ resumed: false, rowsOnly: true });
+      expect(storedShadow(store, begun.generation, 'u1').info?.viewsPending).toBe(true);
+      for (const input of feed.slice(0, 20)) await store.applyBatch(input, begun.generation);
+      expect(store.position('tweets', 0, begun.generation)).toBe('20');
+      // Rows and positions stored, no view: the swap refuses it.
+      expect(storedShadow(store, begun.generation, 'u1')).toMatchObject({
+        info: { viewsPending: true },
+        view: undefined,
+      });
+      expect(await store.trySwap(begun.generation, at('20'))).toEqual({ swapped: false, behind: [] });
+      await store.close();
+
+      // Resumed (a restart): still rows only, its views not rebuilt at the start.
+      store = openStore(options);
+      const resumed = await store.beginShadow('requested', topicOf, { rowsFirst: true });
+      expect(resumed).toEqual({ generation: resumed.generation, resumed: true, rowsOnly: true });
+      expect(resumed.generation.id).toBe(begun.generation.id);
+      expect(storedShadow(store, resumed.generation, 'u1').view).toBeUndefined();
+
+      // 20 tweets and 4 users rows; u1's last users row is offset 17, after its five tweets.
+      expect(await store.buildShadowViews(resumed.generation, topicOf)).toBe(24);
+      expect(storedShadow(store, resumed.generation, 'u1')).toMatchObject({
+        info: { views: resumed.generation.info.views },
+        view: {
+          userId: 'u1',
+          username: 'n17',
+          tweetCount: 5,
+          version: { source: { topic: 'users-topic', partition: 0, offset: '17' } },
+        },
+      });
+      expect(storedShadow(store, resumed.generation, 'u1').info?.viewsPending).toBeUndefined();
+      // Not behind its rows any more: nothing to build.
+      expect(await store.buildShadowViews(resumed.generation, topicOf)).toBeUndefined();
+
+      // The rest with views applied commit by commit (the views buffered across chunks, written with the swap).
+      const again = await store.beginShadow('requested', topicOf, { rowsFirst: true, resume: true });
+      expect(again).toMatchObject({ resumed: true, rowsOnly: false });
+      for (const input of feed.slice(20)) await store.applyBatch(input, again.generation);
+      expect((await store.trySwap(again.generation, FEED_END)).swapped).toBe(true);
+      expect(servedOf(store)).toEqual(expected);
+      await store.close();
+    });
+
+    it('should apply views commit by commit when its commits do not go through chunks (REBUILD_CHUNK_RECORDS=0)', async () => {
+      const store = openStore({ ...mode, path: tempDir(), rebuildChunkRecords: 0 });
+      const begun = await store.beginShadow('requested', topicOf, { rowsFirst: true });
+      expect(begun).toMatchObject({ resumed: false, rowsOnly: false });
+      for (const input of feed.slice(0, 2)) await store.applyBatch(input, begun.generation);
+      expect(storedShadow(store, begun.generation, 'u1')).toMatchObject({
+        view: { userId: 'u1', username: 'n1', tweetCount: 1 },
+      });
+      expect(storedShadow(store, begun.generation, 'u1').info?.viewsPending).toBeUndefined();
+      await store.close();
+    });
+  },
+);
+
 describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks, idle (%o)', (mode) => {
   it('should write a chunk on its own once no batch came for a while, and when the store closes', async () => {
     const path = tempDir();
