@@ -70,9 +70,9 @@ export interface ViewRebuildOptions {
   readonly onProgress?: (rows: number) => void;
   /**
    * The generation is a rebuild's shadow (its views are rebuilt because a crash left them behind its rows):
-   * nobody reads it, so no value keeps an old version (the swap's reconciliation sets them: versions.ts) and
-   * the switch takes no commit sequence (the values carry the next one, as a shadow's chunks do); it clears
-   * the generation's `viewsPending`.
+   * nobody reads it, so no value keeps an old version (the swap's reconciliation sets them: versions.ts), the
+   * values carry the next sequence and the switch takes it without a commit event, as a shadow's chunks do;
+   * it clears the generation's `viewsPending`.
    */
   readonly shadow?: boolean;
 }
@@ -195,7 +195,13 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
     // A shadow abandoned meanwhile stays gone.
     if (options.shadow === true && meta.get(genKey(info.id)) === undefined) return;
     meta.put(genKey(info.id), JSON.stringify(next));
-    if (options.shadow === true) return;
+    if (options.shadow === true) {
+      // Taken unless a live commit took it meanwhile (the sequence never steps back), as a shadow's chunk
+      // takes the next one: the swap's is then above every sequence its values carry, which is how the
+      // swap tells them from values written after it (versions.ts).
+      if (BigInt(meta.get('sequence') ?? '0') < sequence) meta.put('sequence', sequence.toString());
+      return;
+    }
     meta.put('sequence', sequence.toString());
     // A rebuilt UserInformation may lack users the old build had.
     if (plan.rebuild.some((v) => v.name === USER_INFORMATION))

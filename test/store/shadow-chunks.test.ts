@@ -289,6 +289,29 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
       await store.close();
     });
 
+    it('should give the values it built from the rows that equal the old ones their old versions, swapped in with no commit after the build', async () => {
+      const store = openStore({ ...mode, path: tempDir(), rebuildChunkRecords: 2 });
+      for (const input of feed) await store.applyBatch(input);
+      const old = FEED_USERS.map((id) => store.getUser(id)!.version);
+      const swapEvents: string[][] = [];
+      store.onCommit((event) =>
+        swapEvents.push([
+          ...((event.views.get(USER_INFORMATION) ?? new Map()) as Map<string, unknown>).keys(),
+        ]),
+      );
+      const { generation } = await store.beginShadow('requested', topicOf, { rowsFirst: true });
+      for (const input of feed) await store.applyBatch(input, generation);
+      await store.buildShadowViews(generation, topicOf);
+      // Nothing commits between the build and the swap: the swap's sequence is still above the build's values'.
+      const swap = await store.trySwap(generation, FEED_END);
+      expect(swap.swapped).toBe(true);
+      expect(swapEvents).toEqual([[]]);
+      expect(FEED_USERS.map((id) => store.getUser(id)!.version)).toEqual(old);
+      await store.reconciled();
+      expect(FEED_USERS.map((id) => store.getUser(id)!.version)).toEqual(old);
+      await store.close();
+    });
+
     it('should apply views commit by commit when its commits do not go through chunks (REBUILD_CHUNK_RECORDS=0)', async () => {
       const store = openStore({ ...mode, path: tempDir(), rebuildChunkRecords: 0 });
       const begun = await store.beginShadow('requested', topicOf, { rowsFirst: true });
