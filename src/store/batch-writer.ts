@@ -13,6 +13,7 @@ import { outboxOf } from './outbox.js';
 import { packViews, transferablesOf } from './packed-views.js';
 import { viewOutboxOf } from './published.js';
 import { commitOrBuffer, ShadowChunks } from './shadow-chunks.js';
+import { buildShadowViews } from './view-rebuild.js';
 import {
   commitInTransaction,
   GenerationHandles,
@@ -101,6 +102,38 @@ port.on('message', (request: WriterRequest) => {
     chunks.write().then(
       () => reply({ kind: 'chunk-written', id }),
       (e: unknown) => reply({ kind: 'chunk-written', id, failed: messageOf(e) }),
+    );
+    return;
+  }
+  if (request.kind === 'build-shadow-views') {
+    const { id, topics } = request;
+    buildShadowViews(chunks, {
+      env,
+      meta,
+      registry,
+      generation: generations.get(request.generation),
+      topicOf: (table) => {
+        const topic = topics[table];
+        if (topic === undefined) throw new Error(`no topic is read for table "${table}"`);
+        return topic;
+      },
+      ...(viewBufferEntries === undefined ? {} : { bufferEntries: viewBufferEntries }),
+    }).then(
+      (result) =>
+        reply({
+          kind: 'views-built',
+          id,
+          ...(result === undefined
+            ? {}
+            : { built: { rows: result.rows, rebuilt: result.rebuilt, replaced: [...result.replaced] } }),
+        }),
+      (e: unknown) =>
+        reply({
+          kind: 'views-built',
+          id,
+          failed: messageOf(e),
+          ...(isMatviewError(e) ? { code: e.code } : {}),
+        }),
     );
     return;
   }

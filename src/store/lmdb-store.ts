@@ -28,7 +28,7 @@ import {
 import type { PartitionPosition } from '../feed/types.js';
 import { commitPlan, type CommitPlan } from '../materializer/commit.js';
 import { createRegistry, VIEWS, type Registry } from '../views/registry.js';
-import type { Table } from '../views/source.js';
+import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
 import type { Counts, Profile, UserInformation } from '../views/user-information.js';
 import type { TotalsValue } from '../views/totals.js';
@@ -36,13 +36,18 @@ import type { Ranking } from '../views/top-users.js';
 import { CommitQueues, defaultMaxRecordsPerCommit } from './commit-queue.js';
 import { dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
 import type { Generation } from './generation.js';
-import { STORE_FORMAT, type GenerationInfo } from './generation.js';
+import { STORE_FORMAT, type GenerationInfo, type ViewBuild } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
 import { PublishedIndex, viewOutboxOf, type ViewOutbox } from './published.js';
 import { StoreReads } from './reads.js';
 import { StoreRequests, type StoreRole } from './requests.js';
 import type { CommitEvent, CommitListener, ViewReader } from './types.js';
-import { rebuildViewsFromRows, type ViewRebuildOptions, type ViewRebuildResult } from './view-rebuild.js';
+import {
+  buildShadowViews,
+  rebuildViewsFromRows,
+  type ViewRebuildOptions,
+  type ViewRebuildResult,
+} from './view-rebuild.js';
 import {
   committedActiveGeneration,
   genKey,
@@ -64,7 +69,7 @@ import {
   type OutboxEntry,
   type OutboxKey,
 } from './outbox.js';
-import { WriterThread } from './writer-thread.js';
+import { WriterThread, type BuiltViews } from './writer-thread.js';
 import {
   commitOrBuffer,
   defaultRebuildChunkRecords,
@@ -632,27 +637,66 @@ export class LmdbStore implements ViewReader {
    * (`viewsPending`: a `rowsFirst` shadow, or one whose process ended between its chunks), into new builds
    * switched in one transaction that clears the mark (a crash meanwhile leaves it, and the next call does it
    * again); the rows replayed, or undefined when its views were not behind. The rebuild's chunk waiting is
-   * written first. Nothing may commit into the shadow meanwhile: its feed is stopped (src/wiring/rebuild.ts).
+   * written first, and the build runs where the commits run (on the writer thread, so this thread keeps
+   * serving). Nothing may commit into the shadow meanwhile: its feed is stopped (src/wiring/rebuild.ts).
    */
   async buildShadowViews(
     generation: Generation,
     topicOf?: (table: Table) => string,
   ): Promise<number | undefined> {
-    await this.writeChunk();
-    if (readGenerationInfo(this.meta, generation.id)?.viewsPending !== true) return undefined;
+    this.env.resetReadTxn();
+    // Not behind as stored: a chunk waiting holds its views too (rows only keeps the mark set from the start).
+    if (readGenerationInfo(this.meta, generation.id)?.viewsPending !== true) {
+      await this.writeChunk();
+      return undefined;
+    }
     if (topicOf === undefined)
       throw new Error(
         `shadow generation ${generation.id} needs its views rebuilt from its rows: beginShadow needs topicOf`,
       );
-    const before = new Map(Object.entries(generation.info.views));
-    const result = await this.rebuildViews({
+    const built = await this.buildOnCommitThread(generation, topicOf);
+    this.env.resetReadTxn();
+    generation.info = readGenerationInfo(this.meta, generation.id) ?? generation.info;
+    if (built === undefined) return undefined;
+    const replaced = new Map<string, ViewBuild>();
+    for (const [name, build] of built.replaced) if (build !== undefined) replaced.set(name, build);
+    await this.generations.dropBuilds(generation, replaced, built.rebuilt);
+    return built.rows;
+  }
+
+  /** `buildShadowViews`' build, on the writer thread or, without one, here. */
+  private async buildOnCommitThread(
+    generation: Generation,
+    topicOf: (table: Table) => string,
+  ): Promise<BuiltViews | undefined> {
+    if (this.writer !== undefined) {
+      const topics: Partial<Record<Table, string>> = {};
+      for (const table of TABLES) {
+        try {
+          topics[table] = topicOf(table);
+        } catch {
+          // No topic for it: a row of it found by the build fails it there, with that message.
+        }
+      }
+      return this.writer.buildShadowViews(generation.id, topics);
+    }
+    const result = await buildShadowViews(this.chunks, {
+      env: this.env,
+      meta: this.meta,
+      registry: this.registry,
       generation,
-      views: this.registry.views.map((v) => v.name),
       topicOf,
-      shadow: true,
+      ...(this.viewRebuildBufferEntries === undefined
+        ? {}
+        : { bufferEntries: this.viewRebuildBufferEntries }),
+    }).catch(async (e: unknown) => {
+      if (isMatviewError(e)) throw e;
+      throw new StoreWriteError(
+        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`,
+        { cause: e },
+      );
     });
-    await this.generations.dropBuilds(generation, before, result.rebuilt);
-    return result.rows;
+    return result === undefined ? undefined : { ...result, replaced: [...result.replaced] };
   }
 
   /** Drops the shadow generation (a rebuild that is no longer wanted). */

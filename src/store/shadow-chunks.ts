@@ -343,6 +343,19 @@ export class ShadowChunks {
   }
 
   /**
+   * Writes the chunk and views waiting, then runs `build` (a shadow's views built from its rows,
+   * LmdbStore.buildShadowViews) before any later batch of a shadow applies: the build reads the rows it
+   * replays in several transactions, which no batch of its shadow may change meanwhile.
+   */
+  buildViews<T>(build: () => Promise<T>): Promise<T> {
+    clearTimeout(this.idle);
+    return this.exclusive(async () => {
+      await this.writeNow(true);
+      return build();
+    });
+  }
+
+  /**
    * Writes the chunk waiting (its rows, positions and dead letters) and, `withViews`, the views buffered
    * across chunks. The generation's `viewsPending` says whether views stay buffered behind the rows written.
    */

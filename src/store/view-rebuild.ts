@@ -45,7 +45,8 @@ import {
 import type { StoredRow } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
 import { BufferedViews, writeSlice } from './buffered-generation.js';
-import { genKey, USER_VIEWS_REMOVED_KEY } from './write.js';
+import { genKey, readGenerationInfo, USER_VIEWS_REMOVED_KEY } from './write.js';
+import type { ShadowChunks } from './shadow-chunks.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
 export interface ViewRebuildOptions {
@@ -66,6 +67,8 @@ export interface ViewRebuildOptions {
    * the first write appends; each later one merges into what is written.
    */
   readonly bufferEntries?: number;
+  /** Entries written by one transaction at most (default WRITE_SLICE). */
+  readonly writeSlice?: number;
   /** Progress, after each chunk. */
   readonly onProgress?: (rows: number) => void;
   /**
@@ -91,8 +94,9 @@ export interface ViewRebuildResult {
 /**
  * Rows applied as one commit by default: a quarter of `bufferEntries`, within these bounds. A commit builds
  * each user it touches once, so bigger pages build fewer views and move fewer rank keys per row (200k users,
- * 1.8M rows, everything buffered: 20k rows per page 65 s, 200k 56 s, 1M 37 s); a page's rows are held in
- * memory while it applies.
+ * 1.8M rows, everything buffered: 20k rows per page 65 s, 200k 56 s, 1M 37 s, with the users rows replayed
+ * first; replayed last, page size matters little: SHADOW_BUILD_PAGE_ROWS); a page's rows are held in memory
+ * while it applies.
  */
 const MIN_CHUNK_ROWS = 10_000;
 const MAX_CHUNK_ROWS = 1_000_000;
@@ -165,7 +169,7 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   const appliedAt = new Date().toISOString();
   const order = registry.views.filter((v) => spaces.has(v.name));
 
-  const buffer = new BuildBuffer(env, spaces, bufferEntries);
+  const buffer = new BuildBuffer(env, spaces, Math.min(options.writeSlice ?? WRITE_SLICE, bufferEntries));
   let replayed = 0;
   for (const { table, page, rows } of replayPages(generation.rows, chunkRows)) {
     const commit: CommitInfo = {
@@ -178,6 +182,9 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
     replayed += page.length;
     if (buffer.entries >= bufferEntries) await buffer.write();
     options.onProgress?.(replayed);
+    // A turn of this thread's event loop between pages: the replay is otherwise one synchronous run (at 1M
+    // users, tens of seconds), and what shares the thread (live commits, reads) waits one page at most.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   await buffer.write();
 
@@ -213,6 +220,44 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
 }
 
 /**
+ * Rows per page of a shadow's views built from its rows (`buildShadowViews`), which runs beside live commits:
+ * a page applies in one synchronous run (a users page builds a view per row, ~20 µs a user at 1M users), which
+ * is how long a live commit may wait. 1M users, 2M rows (a scratch driver timing the thread's longest turn):
+ * pages of 20k rows 38.6 and 48.1 s, longest turn 1.4 s; of 50k 41.2-42.7 s, 2.1-2.2 s; of 1M 43.6 s, the
+ * whole replay in one turn before pages yielded (28 s).
+ */
+export const SHADOW_BUILD_PAGE_ROWS = 20_000;
+
+/**
+ * Entries per write transaction of a shadow's views built from its rows (beside live commits, like a shadow's
+ * chunks' VIEWS_WRITE_SLICE): a slice of 250k entries took 1.3-2.2 s there, one of 50k a fifth of that.
+ */
+export const SHADOW_BUILD_WRITE_SLICE = 50_000;
+
+/**
+ * Every view of a rebuild's shadow built from its stored rows, when they are behind them (`viewsPending`),
+ * after the chunk waiting is written and before any later batch of a shadow applies (`chunks`, those of the
+ * thread that commits: LmdbStore.buildShadowViews), in pages of SHADOW_BUILD_PAGE_ROWS; undefined when they
+ * were not behind.
+ */
+export function buildShadowViews(
+  chunks: Pick<ShadowChunks, 'buildViews'>,
+  options: Omit<ViewRebuildOptions, 'views' | 'shadow'>,
+): Promise<ViewRebuildResult | undefined> {
+  return chunks.buildViews(async () => {
+    options.env.resetReadTxn();
+    if (readGenerationInfo(options.meta, options.generation.id)?.viewsPending !== true) return undefined;
+    return rebuildViewsFromRows({
+      chunkRows: SHADOW_BUILD_PAGE_ROWS,
+      writeSlice: SHADOW_BUILD_WRITE_SLICE,
+      ...options,
+      views: options.registry.views.map((v) => v.name),
+      shadow: true,
+    });
+  });
+}
+
+/**
  * The new builds' spaces, buffered: the replay applies to memory (reads see the build's written entries with
  * the buffered changes on top), and `write` stores what is buffered, each space in key order. Nothing reads a new build before the switch, so nothing misses what waits here; a crash leaves
  * unreferenced builds, as before.
@@ -224,7 +269,8 @@ class BuildBuffer {
   constructor(
     private readonly env: RootDatabase,
     private readonly stored: ReadonlyMap<string, Spaces>,
-    private readonly bufferEntries: number,
+    /** Entries per write transaction at most. */
+    private readonly slice: number,
   ) {
     this.buffer = this.empty();
   }
@@ -239,7 +285,8 @@ class BuildBuffer {
     return this.buffer.entries;
   }
   /**
-   * Writes what is buffered in transactions of at most WRITE_SLICE entries (and at most a buffer's worth).
+   * Writes what is buffered in transactions of at most `slice` entries (WRITE_SLICE, and at most a buffer's
+   * worth).
    * Nothing reads the new builds before the switch, and a crash leaves them unreferenced (dropped at the
    * next start), so the write need not be one transaction: short ones let other commits in between (the
    * writer thread's live commits while a resumed shadow's views are rebuilt), and LMDB writes a slice's
@@ -249,8 +296,8 @@ class BuildBuffer {
   async write(): Promise<void> {
     if (this.entries === 0) return;
     const steps = this.buffer.writes();
-    const slice = Math.min(WRITE_SLICE, this.bufferEntries);
-    for (let done = false; !done;) done = await atomicTransaction(this.env, () => writeSlice(steps, slice));
+    for (let done = false; !done;)
+      done = await atomicTransaction(this.env, () => writeSlice(steps, this.slice));
     this.written = true;
     this.buffer = this.empty();
   }

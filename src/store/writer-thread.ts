@@ -6,8 +6,10 @@
  * into its next transaction together. Everything else stays where it was: the caller still decodes records
  * and publishes the commit event (in commit order: replies arrive in the order the worker's commits
  * resolved; the changed user views come packed and are decoded when asked for, packed-views.ts), and the
- * rare writes (swap, shadow, owner, view rebuilds) run on the caller's thread, where
- * LMDB serializes them with the worker's transactions.
+ * rare writes (swap, shadow, owner, view rebuilds at start) run on the caller's thread, where
+ * LMDB serializes them with the worker's transactions. A rebuild's shadow has its views built from its
+ * rows here, beside its chunks (`buildShadowViews`): at a million users that build takes tens of seconds,
+ * which the event loop that answers reads must not spend (live commits wait one of its pages at most).
  *
  * The worker resolves "the active generation" from the committed meta inside its transaction, so a batch
  * committed after a swap lands in the new generation, as it does on one thread. When a reply arrives the
@@ -24,6 +26,8 @@ import { USER_INFORMATION } from '../views/user-information.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
 import type { StoreInput, WrittenCommit } from './write.js';
+import type { ViewBuild } from './generation.js';
+import type { Table } from '../views/source.js';
 
 /** What the worker is started with. */
 export interface WriterData {
@@ -51,6 +55,16 @@ export type WriterRequest =
     }
   /** Write the rebuild's chunk waiting, if any (shadow-chunks.ts), and say so with `chunk-written`. */
   | { readonly kind: 'write-chunk'; readonly id: number }
+  /**
+   * Build a shadow's views from its rows here, where its chunks are (view-rebuild.ts `buildShadowViews`), and
+   * say so with `views-built`. `topics`: each table's topic, which the built values' versions name.
+   */
+  | {
+      readonly kind: 'build-shadow-views';
+      readonly id: number;
+      readonly generation: number;
+      readonly topics: Partial<Record<Table, string>>;
+    }
   /** Refuse the batches waiting and every later one (a stop): see `CommitQueue.refuseWaiting`. */
   | { readonly kind: 'refuse' }
   | { readonly kind: 'close' };
@@ -62,6 +76,15 @@ export type WriterReply =
       readonly id: number;
       /** Why the write failed, if it did. */
       readonly failed?: string;
+    }
+  | {
+      readonly kind: 'views-built';
+      readonly id: number;
+      /** What was built; absent when the shadow's views were not behind its rows, or when it failed. */
+      readonly built?: BuiltViews;
+      /** Why the build failed, if it did, and the MatviewError code thrown, if one was. */
+      readonly failed?: string;
+      readonly code?: string;
     }
   /** A chunk written on its own (idle, or at close) failed: kept and tried again, or left to the next start. */
   | { readonly kind: 'chunk-write-failed'; readonly message: string }
@@ -83,6 +106,14 @@ export type WriterReply =
       readonly refused?: true;
     };
 
+/** A shadow's views built from its rows, as the writer thread reports it (ViewRebuildResult, cloneable). */
+export interface BuiltViews {
+  readonly rows: number;
+  readonly rebuilt: readonly string[];
+  /** The builds replaced, to be dropped. */
+  readonly replaced: readonly (readonly [string, ViewBuild | undefined])[];
+}
+
 const STORE_WRITE_CODE = new StoreWriteError('').code;
 
 interface Pending {
@@ -94,6 +125,10 @@ export class WriterThread {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly chunkWrites = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly viewBuilds = new Map<
+    number,
+    { resolve: (built: BuiltViews | undefined) => void; reject: (e: Error) => void }
+  >();
   /** Shadow generations the running worker applied batches to: it may hold an unwritten chunk of them. */
   private readonly shadows = new Set<number>();
   /**
@@ -163,6 +198,26 @@ export class WriterThread {
     });
   }
 
+  /**
+   * Builds the views of shadow `generation` from its rows on the worker, after its chunk waiting, when they are
+   * behind them (view-rebuild.ts `buildShadowViews`): its live commits go on between the build's pages and
+   * writes, and this thread keeps serving.
+   */
+  buildShadowViews(
+    generation: number,
+    topics: Partial<Record<Table, string>>,
+  ): Promise<BuiltViews | undefined> {
+    if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
+    const worker = (this.worker ??= this.spawn());
+    const id = this.nextId++;
+    return new Promise<BuiltViews | undefined>((resolve, reject) => {
+      worker.ref();
+      this.viewBuilds.set(id, { resolve, reject });
+      const request: WriterRequest = { kind: 'build-shadow-views', id, generation, topics };
+      worker.postMessage(request);
+    });
+  }
+
   /** Lets the worker finish what it was sent (a rebuild's chunk waiting is written), close its handle and exit. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
@@ -189,8 +244,14 @@ export class WriterThread {
       this.onCommitted();
       if (!('kind' in reply)) this.settleCommit(reply);
       else if (reply.kind === 'chunk-written') this.settleChunkWrite(reply);
+      else if (reply.kind === 'views-built') this.settleViewBuild(reply);
       else this.onChunkWriteError(new StoreWriteError(reply.message));
-      if (this.pending.size === 0 && this.chunkWrites.size === 0 && this.closing === undefined)
+      if (
+        this.pending.size === 0 &&
+        this.chunkWrites.size === 0 &&
+        this.viewBuilds.size === 0 &&
+        this.closing === undefined
+      )
         worker.unref();
     });
     worker.on('error', (error) => {
@@ -241,9 +302,23 @@ export class WriterThread {
     else waiting?.reject(new StoreWriteError(reply.failed));
   }
 
+  private settleViewBuild(reply: Extract<WriterReply, { kind: 'views-built' }>): void {
+    const waiting = this.viewBuilds.get(reply.id);
+    this.viewBuilds.delete(reply.id);
+    if (reply.failed === undefined) waiting?.resolve(reply.built);
+    else
+      waiting?.reject(
+        reply.code === undefined || reply.code === STORE_WRITE_CODE
+          ? new StoreWriteError(`LMDB write failed, the view rebuild did not finish: ${reply.failed}`)
+          : new MatviewError(reply.code, reply.failed),
+      );
+  }
+
   private failAll(error: StoreWriteError): void {
     for (const w of this.chunkWrites.values()) w.reject(error);
     this.chunkWrites.clear();
+    for (const w of this.viewBuilds.values()) w.reject(error);
+    this.viewBuilds.clear();
     if (this.pending.size === 0) return;
     // Whether those batches committed is unknown here: the caller renews its snapshot, and the feed
     // re-reads from the stored offsets (a committed batch is then skipped as already applied).
