@@ -76,6 +76,9 @@ const queue = new CommitQueues<{ readonly ids: number[]; readonly result: Writte
 
 const reply = (message: WriterReply): void => port.postMessage(message);
 
+/** A shadow's views being built here are to stop at their next page (`abort-shadow-build`: a stop). */
+let abortBuild = false;
+
 port.on('message', (request: WriterRequest) => {
   if (request.kind === 'close') {
     port.removeAllListeners('message');
@@ -105,13 +108,19 @@ port.on('message', (request: WriterRequest) => {
     );
     return;
   }
+  if (request.kind === 'abort-shadow-build') {
+    abortBuild = true;
+    return;
+  }
   if (request.kind === 'build-shadow-views') {
     const { id, topics } = request;
+    abortBuild = false;
     buildShadowViews(chunks, {
       env,
       meta,
       registry,
-      generation: generations.get(request.generation),
+      generation: () => generations.get(request.generation),
+      stopped: () => abortBuild,
       topicOf: (table) => {
         const topic = topics[table];
         if (topic === undefined) throw new Error(`no topic is read for table "${table}"`);

@@ -43,10 +43,11 @@ export interface GenerationInfo {
    */
   readonly reconciled?: boolean;
   /**
-   * A shadow whose stored rows and positions are ahead of its stored views: a rebuild's chunks write the rows
-   * and keep the views in memory until the shadow is swapped in (shadow-chunks.ts). Left set by a crash (or
-   * a rebuild that stopped without writing them), the views are rebuilt from the stored rows when the
-   * rebuild resumes.
+   * A shadow whose stored rows and positions are ahead of its stored views: a rebuild from the changelogs
+   * begins with it set and stores rows only until its views are built from its rows, and after that its
+   * chunks write the rows and keep the views in memory until the shadow is swapped in (shadow-chunks.ts).
+   * Left set by a crash (or a rebuild that stopped without writing them), the views are built from the
+   * stored rows once the resumed rebuild reaches its targets (or when it resumes, for other callers).
    */
   readonly viewsPending?: boolean;
 }

@@ -188,6 +188,8 @@ export class LmdbStore implements ViewReader {
   private readonly chunks: ShadowChunks;
   /** A rebuild's shadow commits go through chunks (REBUILD_CHUNK_RECORDS > 0), wherever commits run. */
   private readonly chunked: boolean;
+  /** `abortShadowBuild` was called since the last build on this thread began. */
+  private shadowBuildAborted = false;
   private nextRequest = 0;
 
   constructor(options: StoreOptions) {
@@ -664,6 +666,15 @@ export class LmdbStore implements ViewReader {
     return built.rows;
   }
 
+  /**
+   * Stops a `buildShadowViews` in progress at its next page (a stop): it rejects, nothing is switched, and the
+   * shadow's views stay behind its rows, built again when its rebuild next reaches its targets.
+   */
+  abortShadowBuild(): void {
+    this.shadowBuildAborted = true;
+    this.writer?.abortShadowBuild();
+  }
+
   /** `buildShadowViews`' build, on the writer thread or, without one, here. */
   private async buildOnCommitThread(
     generation: Generation,
@@ -680,11 +691,13 @@ export class LmdbStore implements ViewReader {
       }
       return this.writer.buildShadowViews(generation.id, topics);
     }
+    this.shadowBuildAborted = false;
     const result = await buildShadowViews(this.chunks, {
       env: this.env,
       meta: this.meta,
       registry: this.registry,
-      generation,
+      generation: () => generation,
+      stopped: () => this.shadowBuildAborted,
       topicOf,
       ...(this.viewRebuildBufferEntries === undefined
         ? {}

@@ -18,7 +18,9 @@
  * unless it is equal to the value it replaces, whose version it then keeps (versions.ts).
  *
  * Runs while nothing else commits (at start, before the feed); a crash in between leaves the old builds
- * serving and unreferenced new databases that the next start drops.
+ * serving and unreferenced new databases that the next start drops. A rebuild's shadow, which nobody reads,
+ * has its views built the same way beside live commits (`buildShadowViews`, on the writer thread): only its
+ * own batches must not commit meanwhile.
  */
 import { getHeapStatistics } from 'node:v8';
 import type { Database, RootDatabase } from 'lmdb';
@@ -48,6 +50,7 @@ import { BufferedViews, writeSlice } from './buffered-generation.js';
 import { genKey, readGenerationInfo, USER_VIEWS_REMOVED_KEY } from './write.js';
 import type { ShadowChunks } from './shadow-chunks.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
+import { StoreWriteError } from '../errors.js';
 
 export interface ViewRebuildOptions {
   readonly env: RootDatabase;
@@ -69,6 +72,11 @@ export interface ViewRebuildOptions {
   readonly bufferEntries?: number;
   /** Entries written by one transaction at most (default WRITE_SLICE). */
   readonly writeSlice?: number;
+  /**
+   * Checked before each page: true stops the rebuild there with a StoreWriteError (a stop; nothing is
+   * switched, and the builds written so far are left to `collectGarbage`).
+   */
+  readonly stopped?: () => boolean;
   /** Progress, after each chunk. */
   readonly onProgress?: (rows: number) => void;
   /**
@@ -172,6 +180,8 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
   const buffer = new BuildBuffer(env, spaces, Math.min(options.writeSlice ?? WRITE_SLICE, bufferEntries));
   let replayed = 0;
   for (const { table, page, rows } of replayPages(generation.rows, chunkRows)) {
+    if (options.stopped?.() === true)
+      throw new StoreWriteError('stopped before the views were built: the next start builds them again');
     const commit: CommitInfo = {
       sequence,
       sequenceText: sequence.toString(),
@@ -242,15 +252,20 @@ export const SHADOW_BUILD_WRITE_SLICE = 50_000;
  */
 export function buildShadowViews(
   chunks: Pick<ShadowChunks, 'buildViews'>,
-  options: Omit<ViewRebuildOptions, 'views' | 'shadow'>,
+  options: Omit<ViewRebuildOptions, 'views' | 'shadow' | 'generation'> & {
+    /** The shadow (looked up once its chunk is written). */
+    readonly generation: () => Generation;
+  },
 ): Promise<ViewRebuildResult | undefined> {
   return chunks.buildViews(async () => {
     options.env.resetReadTxn();
-    if (readGenerationInfo(options.meta, options.generation.id)?.viewsPending !== true) return undefined;
+    const generation = options.generation();
+    if (readGenerationInfo(options.meta, generation.id)?.viewsPending !== true) return undefined;
     return rebuildViewsFromRows({
       chunkRows: SHADOW_BUILD_PAGE_ROWS,
       writeSlice: SHADOW_BUILD_WRITE_SLICE,
       ...options,
+      generation,
       views: options.registry.views.map((v) => v.name),
       shadow: true,
     });

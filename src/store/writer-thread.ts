@@ -65,6 +65,8 @@ export type WriterRequest =
       readonly generation: number;
       readonly topics: Partial<Record<Table, string>>;
     }
+  /** Stop the shadow's views being built at their next page (a stop): its build rejects, nothing is switched. */
+  | { readonly kind: 'abort-shadow-build' }
   /** Refuse the batches waiting and every later one (a stop): see `CommitQueue.refuseWaiting`. */
   | { readonly kind: 'refuse' }
   | { readonly kind: 'close' };
@@ -216,6 +218,12 @@ export class WriterThread {
       const request: WriterRequest = { kind: 'build-shadow-views', id, generation, topics };
       worker.postMessage(request);
     });
+  }
+
+  /** Stops a `buildShadowViews` in progress at its next page (it rejects with StoreStoppingError). */
+  abortShadowBuild(): void {
+    const request: WriterRequest = { kind: 'abort-shadow-build' };
+    this.worker?.postMessage(request);
   }
 
   /** Lets the worker finish what it was sent (a rebuild's chunk waiting is written), close its handle and exit. */

@@ -78,6 +78,9 @@ export interface RebuildControllerOptions {
 
 export type RebuildState = 'idle' | 'building' | 'handoff';
 
+/** Tries to go on after a shadow's views were built (1 s, 2 s, 4 s apart) before the failure is fatal. */
+const BEGIN_ATTEMPTS_AFTER_BUILD = 4;
+
 interface Running {
   readonly generation: Generation;
   readonly reason: string;
@@ -98,6 +101,8 @@ export class RebuildController {
   private handoff: Promise<void> | undefined;
   private progressWaiters: (() => void)[] = [];
   private stopped = false;
+  /** The shadow's views are being built from its rows (`buildViews`). */
+  private building = false;
   private readonly handoffTimeoutMs: number;
   private readonly checkIntervalMs: number;
   private readonly log: Logger;
@@ -134,14 +139,20 @@ export class RebuildController {
     return this.starting;
   }
 
-  /** `resume`: the run that began the shadow goes on (its views were built from its rows). */
-  private async begin(reason: string, resume = false): Promise<void> {
+  /**
+   * `after`: the run that began the shadow goes on after its views were built from its rows (when it
+   * started, and the rebuild's records applied before it: its totals count from there).
+   */
+  private async begin(
+    reason: string,
+    after?: { readonly startedAt: number; readonly appliedBefore: number },
+  ): Promise<void> {
     const { store, metrics } = this.options;
     const { generation, resumed, rowsOnly, viewsRebuiltFrom } = await store.beginShadow(
       reason,
       this.topicOf,
       // A replica's shadow is fed view values, not rows.
-      { rowsFirst: this.options.handlerFor === undefined, resume },
+      { rowsFirst: this.options.handlerFor === undefined, resume: after !== undefined },
     );
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
@@ -175,11 +186,12 @@ export class RebuildController {
     this.current = {
       generation,
       reason,
-      startedAt: Date.now(),
+      startedAt: after?.startedAt ?? Date.now(),
       targets,
       opened,
       timer,
-      appliedBefore: (await metrics.rebuildRecordsApplied.get()).values[0]?.value ?? 0,
+      appliedBefore:
+        after?.appliedBefore ?? (await metrics.rebuildRecordsApplied.get()).values[0]?.value ?? 0,
       rowsOnly,
     };
     metrics.rebuildInProgress.set(1);
@@ -191,6 +203,8 @@ export class RebuildController {
         reason,
         resumed,
         rowsOnly,
+        // After its views were built from its rows: the same rebuild goes on, applying views.
+        ...(after === undefined ? {} : { phase: 'views' }),
         // Rows its views were rebuilt from: the process that filled it ended between its chunks.
         ...(viewsRebuiltFrom === undefined ? {} : { viewsRebuiltFrom }),
         targetRecords: targets.reduce((n, t) => n + BigInt(t.next), 0n).toString(),
@@ -247,24 +261,46 @@ export class RebuildController {
    */
   private async buildViews(run: Running): Promise<void> {
     const { store, metrics } = this.options;
-    const started = Date.now();
-    this.log.info(
-      { generation: run.generation.id, reason: run.reason },
-      'rebuild replayed its rows; building its views from them',
-    );
     try {
       await this.release(run);
-      const rows = await store.buildShadowViews(run.generation, this.topicOf);
+      if (this.stopped) return;
+      const started = Date.now();
+      this.log.info(
+        { generation: run.generation.id, reason: run.reason },
+        'rebuild replayed its rows; building its views from them',
+      );
+      this.building = true;
+      const rows = await store.buildShadowViews(run.generation, this.topicOf).finally(() => {
+        this.building = false;
+      });
       this.log.info(
         { generation: run.generation.id, rows: rows ?? 0, durationMs: Date.now() - started },
         'rebuild built its views from its rows',
       );
-      if (!this.stopped) await this.begin(run.reason, true);
+      // Its end offsets or its source may fail for a moment (a broker away): tried again before giving up.
+      for (let attempt = 1; !this.stopped; attempt++) {
+        try {
+          await this.begin(run.reason, { startedAt: run.startedAt, appliedBefore: run.appliedBefore });
+          break;
+        } catch (err) {
+          if (attempt >= BEGIN_ATTEMPTS_AFTER_BUILD) throw err;
+          this.log.warn({ err, attempt }, 'rebuild could not go on after building its views; trying again');
+          await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
+        }
+      }
     } catch (err) {
-      this.log.error({ err, generation: run.generation.id }, 'rebuild failed');
-      this.options.onFatal(err instanceof Error ? err : new Error(String(err)));
+      if (this.stopped)
+        this.log.info(
+          { generation: run.generation.id },
+          'rebuild stopped while building its views from its rows; the next start builds them again',
+        );
+      else {
+        this.log.error({ err, generation: run.generation.id }, 'rebuild failed');
+        this.options.onFatal(err instanceof Error ? err : new Error(String(err)));
+      }
+    } finally {
+      if (this.current === undefined) metrics.rebuildInProgress.set(0);
     }
-    if (this.current === undefined) metrics.rebuildInProgress.set(0);
   }
 
   /** The topic of each table, which the versions of views built from the rows carry. */
@@ -388,6 +424,8 @@ export class RebuildController {
   /** Stops the rebuild's consumer (shutdown). The shadow stays in the store and is resumed on the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // A build of the shadow's views stops at its next page (the next start builds them again).
+    if (this.building) this.options.store.abortShadowBuild();
     await this.starting?.catch(() => undefined);
     for (const w of this.progressWaiters.splice(0)) w();
     await this.handoff;

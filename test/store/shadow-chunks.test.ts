@@ -312,6 +312,32 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
       await store.close();
     });
 
+    it('should stop building its views at a stop, leave them behind its rows, and build them whole the next time', async () => {
+      const store = openStore({ ...mode, path: tempDir() });
+      const { generation } = await store.beginShadow('requested', topicOf, { rowsFirst: true });
+      // 60k tweets rows of 100 users: pages of SHADOW_BUILD_PAGE_ROWS (20k), so the build has pages left.
+      const rows = 60_000;
+      const tweets = Array.from({ length: rows }, (_, i) => tweet(`t${i}`, `u${i % 100}`, i));
+      await store.applyBatch(commitInput(tweets), generation);
+      await store.applyBatch(
+        commitInput(Array.from({ length: 100 }, (_, i) => change('users', `u${i}`, user(`n${i}`), i))),
+        generation,
+      );
+      const building = store.buildShadowViews(generation, topicOf);
+      store.abortShadowBuild();
+      await expect(building).rejects.toThrow('stopped before the views were built');
+      expect(storedShadow(store, generation, 'u1')).toMatchObject({
+        info: { viewsPending: true },
+        view: undefined,
+      });
+      expect(await store.buildShadowViews(generation, topicOf)).toBe(rows + 100);
+      expect(storedShadow(store, generation, 'u1')).toMatchObject({
+        view: { userId: 'u1', username: 'n1', tweetCount: rows / 100 },
+      });
+      expect(storedShadow(store, generation, 'u1').info?.viewsPending).toBeUndefined();
+      await store.close();
+    });
+
     it('should apply views commit by commit when its commits do not go through chunks (REBUILD_CHUNK_RECORDS=0)', async () => {
       const store = openStore({ ...mode, path: tempDir(), rebuildChunkRecords: 0 });
       const begun = await store.beginShadow('requested', topicOf, { rowsFirst: true });
