@@ -578,7 +578,7 @@ export class LmdbStore implements ViewReader {
 
   /** `rebuildViewsFromRows` on this store, its failures as matview errors. */
   private async rebuildViews(
-    options: Pick<ViewRebuildOptions, 'generation' | 'views' | 'topicOf' | 'onProgress' | 'shadow'>,
+    options: Pick<ViewRebuildOptions, 'generation' | 'views' | 'topicOf' | 'onProgress'>,
   ): Promise<ViewRebuildResult> {
     try {
       return await rebuildViewsFromRows({

@@ -193,7 +193,7 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
     if (buffer.entries >= bufferEntries) await buffer.write();
     options.onProgress?.(replayed);
     // A turn of this thread's event loop between pages: the replay is otherwise one synchronous run (at 1M
-    // users, tens of seconds), and what shares the thread (live commits, reads) waits one page at most.
+    // users, tens of seconds); what shares the thread (live commits, reads) waits for pages, not the whole.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   await buffer.write();

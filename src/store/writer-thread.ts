@@ -9,7 +9,7 @@
  * rare writes (swap, shadow, owner, view rebuilds at start) run on the caller's thread, where
  * LMDB serializes them with the worker's transactions. A rebuild's shadow has its views built from its
  * rows here, beside its chunks (`buildShadowViews`): at a million users that build takes tens of seconds,
- * which the event loop that answers reads must not spend (live commits wait one of its pages at most).
+ * which the event loop that answers reads must not spend (live commits wait for a page or a few of it).
  *
  * The worker resolves "the active generation" from the committed meta inside its transaction, so a batch
  * committed after a swap lands in the new generation, as it does on one thread. When a reply arrives the
