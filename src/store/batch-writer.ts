@@ -76,6 +76,9 @@ const queue = new CommitQueues<{ readonly ids: number[]; readonly result: Writte
 
 const reply = (message: WriterReply): void => port.postMessage(message);
 
+/** Longest a shadow's build waits between its pages for the live commits in flight. */
+const LIVE_TURN_MS = 200;
+
 /** A shadow's views being built here are to stop at their next page (`abort-shadow-build`: a stop). */
 let abortBuild = false;
 
@@ -121,6 +124,10 @@ port.on('message', (request: WriterRequest) => {
       registry,
       generation: () => generations.get(request.generation),
       stopped: () => abortBuild,
+      // A live commit that arrived during a page goes through all of its steps (each an event-loop turn)
+      // before the next page, within a bound: a feed that commits without pause does not starve the build.
+      betweenPages: () =>
+        Promise.race([queue.liveIdle(), new Promise<void>((resolve) => setTimeout(resolve, LIVE_TURN_MS))]),
       topicOf: (table) => {
         const topic = topics[table];
         if (topic === undefined) throw new Error(`no topic is read for table "${table}"`);

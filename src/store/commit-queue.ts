@@ -57,6 +57,7 @@ interface Waiting<R, I extends BatchInput> {
 export class CommitQueue<R, I extends BatchInput = BatchInput> {
   private readonly waiting: Waiting<R, I>[] = [];
   private running = false;
+  private readonly idleWaiters: (() => void)[] = [];
   /** Set once the queue refuses requests (a stop): the error each refused request gets. */
   private refusal: (() => Error) | undefined;
 
@@ -89,6 +90,12 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
   refuseWaiting(error: () => Error): void {
     this.refusal = error;
     for (const w of this.waiting.splice(0)) w.reject(error());
+  }
+
+  /** Resolves once no commit runs and none waits (at once when idle). */
+  idle(): Promise<void> {
+    if (!this.running && this.waiting.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Requests waiting for the commit in flight. */
@@ -134,6 +141,7 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
       }
     } finally {
       this.running = false;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 
@@ -198,5 +206,10 @@ export class CommitQueues<R, I extends BatchInput = BatchInput> {
 
   waitingFor(target: 'active' | number): number {
     return this.of(target).waitingFor(target);
+  }
+
+  /** Resolves once no live commit runs and none waits. */
+  liveIdle(): Promise<void> {
+    return this.live.idle();
   }
 }

@@ -77,6 +77,11 @@ export interface ViewRebuildOptions {
    * switched, and the builds written so far are left to `collectGarbage`).
    */
   readonly stopped?: () => boolean;
+  /**
+   * Awaited after each page, after a turn of the event loop (a shadow's build on the writer thread lets the
+   * live commit that arrived meanwhile finish first: `buildShadowViews`).
+   */
+  readonly betweenPages?: () => Promise<void>;
   /** Progress, after each chunk. */
   readonly onProgress?: (rows: number) => void;
   /**
@@ -195,6 +200,7 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
     // A turn of this thread's event loop between pages: the replay is otherwise one synchronous run (at 1M
     // users, tens of seconds); what shares the thread (live commits, reads) waits for pages, not the whole.
     await new Promise<void>((resolve) => setImmediate(resolve));
+    await options.betweenPages?.();
   }
   await buffer.write();
 
@@ -230,19 +236,22 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
 }
 
 /**
- * Rows per page of a shadow's views built from its rows (`buildShadowViews`), which runs beside live commits:
- * a page applies in one synchronous run (a users page builds a view per row, ~20 µs a user at 1M users), which
- * is how long a live commit may wait. 1M users, 2M rows (a scratch driver timing the thread's longest turn):
- * pages of 20k rows 38.6 and 48.1 s, longest turn 1.4 s; of 50k 41.2-42.7 s, 2.1-2.2 s; of 1M 43.6 s, the
- * whole replay in one turn before pages yielded (28 s).
+ * Rows per page of a shadow's views built from its rows (`buildShadowViews`), which runs beside live commits
+ * on the writer thread: a page applies in one synchronous run (a users page builds a view per row, ~20 µs a
+ * user), and a live commit that arrives meanwhile waits for it (then goes through before the next page:
+ * `betweenPages`). 1M users, 2M rows, no live commits: pages of 20k rows 38.6 and 48.1 s, of 50k 41.2-42.7
+ * s, of 1M 43.6 s. 300k users, 930k rows, a live commit every 10 ms (a scratch driver, one run each, write
+ * slices of 50k unless said): pages of 20k without waiting for the live commits 12.4 s, live commits p50
+ * 237 ms, max 1.4 s; waiting for them, 20k 14.8 s, 151 ms, 0.77 s; 10k 16.0 s, 86 ms, 0.75 s; 5k 18.4 s,
+ * 57 ms, 0.73 s; 10k with slices of 10k 17.0 s, 73 ms, 0.52 s.
  */
-export const SHADOW_BUILD_PAGE_ROWS = 20_000;
+export const SHADOW_BUILD_PAGE_ROWS = 10_000;
 
 /**
- * Entries per write transaction of a shadow's views built from its rows (beside live commits, like a shadow's
- * chunks' VIEWS_WRITE_SLICE): a slice of 250k entries took 1.3-2.2 s there, one of 50k a fifth of that.
+ * Entries per write transaction of a shadow's views built from its rows (beside live commits, which wait for
+ * a slice): see SHADOW_BUILD_PAGE_ROWS for what it cost and saved.
  */
-export const SHADOW_BUILD_WRITE_SLICE = 50_000;
+export const SHADOW_BUILD_WRITE_SLICE = 10_000;
 
 /**
  * Every view of a rebuild's shadow built from its stored rows, when they are behind them (`viewsPending`),
