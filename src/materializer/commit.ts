@@ -18,7 +18,7 @@
  */
 import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
-import type { CommitInfo, Spaces } from '../views/types.js';
+import type { ApplyInput, Spaces, ViewModule } from '../views/types.js';
 import { BatchOutOfOrderError } from '../errors.js';
 import { offsetBefore, originsOf, type CommitInput, type PartitionPosition } from './change-batch.js';
 import { resolve, rowEqualities, type RowEquality, type RowSource } from './resolve.js';
@@ -89,11 +89,15 @@ export function commitBatch(
   const tx = resolve(changes, accepted, state.rows, plan.equal);
   const events = rowsOnly
     ? new Map<string, ReadonlyMap<string, unknown>>()
-    : applyViews(state, plan, tx, {
-        sequence,
-        sequenceText: sequence.toString(),
-        appliedAt: new Date(appliedAt).toISOString(),
-        records: originsOf(changes),
+    : applyViews(plan.registry.views, (view) => state.spaces(view), {
+        transitions: tx,
+        rows: state.rows,
+        commit: {
+          sequence,
+          sequenceText: sequence.toString(),
+          appliedAt: new Date(appliedAt).toISOString(),
+          records: originsOf(changes),
+        },
       });
   writeRows(state, tx, changes);
   advancePositions(state, input.positions);
@@ -107,20 +111,20 @@ export function commitBatch(
   };
 }
 
-/** Step 3: every view, in dependency order, applies the transitions; what each changed, per view. */
-function applyViews(
-  state: GenerationState,
-  plan: CommitPlan,
-  tx: ReturnType<typeof resolve>,
-  commit: CommitInfo,
-): CommitOutcome['events'] {
-  const events = new Map<string, ReadonlyMap<string, unknown>>();
-  const downstream = new Map<string, unknown>();
-  for (const view of plan.registry.views) {
-    const applied = view.apply(
-      { transitions: tx, commit, rows: state.rows, upstream: (name) => downstream.get(name) },
-      state.spaces(view.name),
-    );
+/**
+ * Step 3: each of `views`, in dependency order, applies `input` to its spaces (`spacesOf`); what each changed
+ * goes into `events`, per view, and what each passes downstream reaches the views after it (`downstream` may
+ * already hold what the caller's own steps passed). Also a replica's commit and a replay of stored rows.
+ */
+export function applyViews(
+  views: readonly ViewModule[],
+  spacesOf: (view: string) => Spaces,
+  input: Omit<ApplyInput, 'upstream'>,
+  events = new Map<string, ReadonlyMap<string, unknown>>(),
+  downstream = new Map<string, unknown>(),
+): Map<string, ReadonlyMap<string, unknown>> {
+  for (const view of views) {
+    const applied = view.apply({ ...input, upstream: (name) => downstream.get(name) }, spacesOf(view.name));
     if (applied.event !== undefined && applied.event.size > 0) events.set(view.name, applied.event);
     if (applied.downstream !== undefined) downstream.set(view.name, applied.downstream);
   }

@@ -33,6 +33,7 @@ import type { ReplicaColumns, ReplicaInput } from './change-batch.js';
 import {
   acceptedRecords,
   advancePositions,
+  applyViews,
   checkContinuity,
   type CommitOutcome,
   type CommitPlan,
@@ -136,16 +137,13 @@ export function commitReplica(
     appliedAt: new Date(appliedAt).toISOString(),
     records: originsOfReplica(c),
   };
-  const downstream = new Map<string, unknown>(moves.length === 0 ? [] : [[USER_INFORMATION, moves]]);
-  for (const view of plan.registry.views) {
-    if (REPLICATED_VIEWS.includes(view.name)) continue;
-    const applied = view.apply(
-      { transitions: NO_TRANSITIONS, commit, rows: NO_ROWS, upstream: (name) => downstream.get(name) },
-      state.spaces(view.name),
-    );
-    if (applied.event !== undefined && applied.event.size > 0) events.set(view.name, applied.event);
-    if (applied.downstream !== undefined) downstream.set(view.name, applied.downstream);
-  }
+  applyViews(
+    plan.registry.views.filter((view) => !REPLICATED_VIEWS.includes(view.name)),
+    (view) => state.spaces(view),
+    { transitions: NO_TRANSITIONS, commit, rows: NO_ROWS },
+    events,
+    new Map<string, unknown>(moves.length === 0 ? [] : [[USER_INFORMATION, moves]]),
+  );
 
   advancePositions(state, input.positions);
   advancePositions(state, reached);

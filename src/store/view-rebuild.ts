@@ -50,6 +50,7 @@ import { BufferedViews, writeSlice } from './buffered-generation.js';
 import { genKey, readGenerationInfo, USER_VIEWS_REMOVED_KEY } from './write.js';
 import type { ShadowChunks } from './shadow-chunks.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
+import { applyViews } from '../materializer/commit.js';
 import { StoreWriteError } from '../errors.js';
 
 export interface ViewRebuildOptions {
@@ -412,14 +413,7 @@ export function applyRows(
     after: page.map(([, stored]) => stored.row),
     last: page.map((_, i) => i),
   };
-  const downstream = new Map<string, unknown>();
-  for (const v of views) {
-    const applied = v.apply(
-      { transitions: tx, commit, rows, upstream: (name) => downstream.get(name) },
-      spacesOf(v.name),
-    );
-    if (applied.downstream !== undefined) downstream.set(v.name, applied.downstream);
-  }
+  applyViews(views, spacesOf, { transitions: tx, commit, rows });
 }
 
 /** A build number above every existing one of this view in this generation. */
