@@ -74,6 +74,16 @@ export async function batchError(error: unknown): Promise<unknown> {
   return isMatviewError(error) ? error : new StoreWriteError(await batchFailure(error), { cause: error });
 }
 
+/** A failed view rebuild as it reaches callers, as `batchError` does for a batch. */
+export async function viewRebuildError(error: unknown): Promise<unknown> {
+  return isMatviewError(error)
+    ? error
+    : new StoreWriteError(
+        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(error)}`,
+        { cause: error },
+      );
+}
+
 /**
  * Runs one write transaction; a failed commit becomes a StoreWriteError naming `what` and the real cause (and
  * lmdb-js' `commitError` promise is consumed, so it cannot surface as an unhandled rejection). A matview error

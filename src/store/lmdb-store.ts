@@ -17,14 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Database, RootDatabase } from 'lmdb';
-import {
-  DataDirError,
-  commitFailure,
-  StoreMissingError,
-  StoreStoppingError,
-  StoreWriteError,
-  isMatviewError,
-} from '../errors.js';
+import { DataDirError, StoreMissingError, StoreStoppingError } from '../errors.js';
 import type { PartitionPosition } from '../feed/types.js';
 import { commitPlan, type CommitPlan } from '../materializer/commit.js';
 import { createRegistry, VIEWS, type Registry } from '../views/registry.js';
@@ -34,7 +27,7 @@ import type { Counts, Profile, UserInformation } from '../views/user-information
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
 import { CommitQueues, defaultMaxRecordsPerCommit } from './commit-queue.js';
-import { dataFileOf, isLmdbDataFile, metaOf, openEnvironment } from './environment.js';
+import { dataFileOf, isLmdbDataFile, metaOf, openEnvironment, viewRebuildError } from './environment.js';
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo, type ViewBuild } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
@@ -591,11 +584,7 @@ export class LmdbStore implements ViewReader {
           : { bufferEntries: this.viewRebuildBufferEntries }),
       });
     } catch (e) {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(
-        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`,
-        { cause: e },
-      );
+      throw await viewRebuildError(e);
     }
   }
 
@@ -703,11 +692,7 @@ export class LmdbStore implements ViewReader {
         ? {}
         : { bufferEntries: this.viewRebuildBufferEntries }),
     }).catch(async (e: unknown) => {
-      if (isMatviewError(e)) throw e;
-      throw new StoreWriteError(
-        `LMDB write failed, the view rebuild did not finish: ${await commitFailure(e)}`,
-        { cause: e },
-      );
+      throw await viewRebuildError(e);
     });
     return result === undefined ? undefined : { ...result, replaced: [...result.replaced] };
   }
