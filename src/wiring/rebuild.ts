@@ -101,8 +101,6 @@ export class RebuildController {
   private handoff: Promise<void> | undefined;
   private progressWaiters: (() => void)[] = [];
   private stopped = false;
-  /** The shadow's views are being built from its rows (`buildViews`). */
-  private building = false;
   private readonly handoffTimeoutMs: number;
   private readonly checkIntervalMs: number;
   private readonly log: Logger;
@@ -269,10 +267,7 @@ export class RebuildController {
         { generation: run.generation.id, reason: run.reason },
         'rebuild replayed its rows; building its views from them',
       );
-      this.building = true;
-      const rows = await store.buildShadowViews(run.generation, this.topicOf).finally(() => {
-        this.building = false;
-      });
+      const rows = await store.buildShadowViews(run.generation, this.topicOf);
       this.log.info(
         { generation: run.generation.id, rows: rows ?? 0, durationMs: Date.now() - started },
         'rebuild built its views from its rows',
@@ -424,8 +419,9 @@ export class RebuildController {
   /** Stops the rebuild's consumer (shutdown). The shadow stays in the store and is resumed on the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
-    // A build of the shadow's views stops at its next page (the next start builds them again).
-    if (this.building) this.options.store.abortShadowBuild();
+    // A build of the shadow's views in progress stops at its next page (the next start builds them again);
+    // without one this changes nothing (a build clears it as it begins).
+    this.options.store.abortShadowBuild();
     await this.starting?.catch(() => undefined);
     for (const w of this.progressWaiters.splice(0)) w();
     await this.handoff;
