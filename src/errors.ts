@@ -219,6 +219,23 @@ export class GroupSharedError extends MatviewError {
   }
 }
 
+/**
+ * A process could not open an LMDB environment (the store, the embedded changelog) that another process
+ * writes: the writer did not let it in (lmdb-open-gate.ts) within the time allowed, or refused its token.
+ */
+export class OpenGateError extends MatviewError {
+  constructor(
+    readonly path: string,
+    reason: string,
+    options?: MatviewErrorOptions,
+  ) {
+    super('MV_ERR_OPEN_GATE', `Cannot open "${path}" next to the process writing it: ${reason}`, {
+      retriable: true,
+      ...options,
+    });
+  }
+}
+
 /** A CLI tool was pointed at a directory that holds no matview store. */
 export class StoreMissingError extends MatviewError {
   constructor(

@@ -13,13 +13,13 @@ export const LMDB_OPEN_OPTIONS = {
   // lmdb-js' default on Linux, and unsafe with more than one process: while one process commits, another
   // that opens the environment (a CLI next to the server: verify, snapshot, rebuild; a demo appending to
   // the embedded changelog), even read-only, makes the first lose whole commits it already reported done,
-  // and sometimes crash (SIGSEGV). Measured with lmdb 3.5.6: most runs of a writer with six processes
-  // opening next to it lost commits; none without it (test/store/other-processes.test.ts). Two processes
-  // that both write still lose one, rarely, under load, with it off too, so no environment has two writing
-  // processes: the store has one writer thread, the embedded changelog one writing process
-  // (changelog-writer-link.ts). Off, a commit syncs to disk before the next one starts instead of while it
-  // runs: the same ingest rate here; `user(id)` p99 while a fresh server catches up went from ~100 to ~190
-  // ms in the bench's catchup scenario (200k records, two runs each), not in a simpler reader (README).
+  // and sometimes crash (SIGSEGV): with it, lmdb-js rolls back to the previous snapshot when a process
+  // opens the environment first. Measured with lmdb 3.5.6: most runs of a writer with six processes
+  // opening next to it lost commits. Off, a commit can still be lost, far more rarely, by the LMDB bug
+  // ITS#9496 that lmdb-js' copy of LMDB still has: the open gate (lmdb-open-gate.ts) is what keeps a
+  // read-only open from doing that. Off, a commit syncs to disk before the next one starts instead of while
+  // it runs: the same ingest rate here; `user(id)` p99 while a fresh server catches up went from ~100 to
+  // ~190 ms in the bench's catchup scenario (200k records, two runs each), not in a simpler reader (README).
   overlappingSync: false,
 } as const;
 

@@ -23,7 +23,7 @@ export async function runRebuild(config: Config, args: readonly string[], print:
   const timeoutMs = millis('rebuild', 'timeout-ms', values['timeout-ms'], 10 * 60_000);
   const store = openStore({
     path: storePathOf(config.dataDir),
-    create: false,
+    readOnly: true,
   });
   try {
     const from = store.storedActiveGeneration();

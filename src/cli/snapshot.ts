@@ -48,7 +48,7 @@ export async function runSnapshot(config: Config, args: readonly string[], print
     throw new SnapshotError(`${file} already exists; pass --force to replace it`);
   }
   const staging = `${file}.tmp-${process.pid}`;
-  const store = open(storePathOf(config.dataDir));
+  const store = openStore({ path: storePathOf(config.dataDir), readOnly: true });
   try {
     rmSync(staging, { recursive: true, force: true });
     try {

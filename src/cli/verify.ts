@@ -14,7 +14,7 @@ const MAX_LISTED = 100;
 
 export async function runVerify(config: Config, args: readonly string[], print: Print): Promise<ExitCode> {
   const { values } = parse('verify', args, { shadow: { type: 'boolean' } }, 0);
-  const store = openStore({ path: storePathOf(config.dataDir), create: false });
+  const store = openStore({ path: storePathOf(config.dataDir), readOnly: true });
   try {
     const generation = values.shadow === true ? store.shadowGeneration() : store.activeGeneration();
     if (generation === undefined) {

@@ -25,7 +25,10 @@
  * server), sends its appends there. lmdb-js lost a whole committed append now and then when two processes
  * wrote one environment (1 of 122 loaded runs of the test "never loses or reuses an offset", with
  * overlappingSync off and the no-overwrite put); its synchronous transactions crashed instead. Consumers in
- * any process read the log directly and see other processes' appends within `pollIntervalMs`.
+ * any process read the log directly and see other processes' appends within `pollIntervalMs`. Likely the
+ * same cause as the store's (LMDB's ITS#9496, lmdb-open-gate.ts): a process opening the log while the writer
+ * commits can still make it lose that append. The store's open gate does not cover the log yet: its other
+ * processes open it read-write, since any of them may become the writer.
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';

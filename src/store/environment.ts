@@ -10,6 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreWriteError, commitFailure, isMatviewError } from '../errors.js';
+import { enterOpenGate } from '../lmdb-open-gate.js';
 import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
 
 /**
@@ -47,15 +48,29 @@ export function isLmdbDataFile(file: string): boolean {
  * path, and LMDB serializes their write transactions). Always a directory (data.mdb + lock.mdb): lmdb-js
  * would treat a path with a dot (`view.restore-1`) as a file.
  */
-export function openEnvironment(path: string, mapSize: number | undefined): RootDatabase {
-  return open({
-    path,
-    noSubdir: false,
-    maxDbs: MAX_DBS,
-    mapSize: mapSize ?? 1024 * 1024 * 1024,
-    ...LMDB_OPEN_OPTIONS,
-  });
+export function openEnvironment(
+  path: string,
+  mapSize: number | undefined,
+  access: 'read' | 'write' = 'write',
+): RootDatabase {
+  if (access === 'write') return open({ path, ...environmentOptions(mapSize) });
+  // A read-only open goes through the open gate of the process that writes the store, if one does
+  // (lmdb-open-gate.ts): opening next to it unprotected can make it lose a commit.
+  const leave = enterOpenGate(path);
+  try {
+    return open({ path, ...environmentOptions(mapSize), readOnly: true });
+  } finally {
+    leave?.();
+  }
 }
+
+/** lmdb-js `open` options of a store's environment (but its path). */
+export const environmentOptions = (mapSize: number | undefined) => ({
+  noSubdir: false,
+  maxDbs: MAX_DBS,
+  mapSize: mapSize ?? 1024 * 1024 * 1024,
+  ...LMDB_OPEN_OPTIONS,
+});
 
 export const metaOf = (env: RootDatabase): Database<string, string> =>
   env.openDB<string, string>({ name: 'meta', encoding: 'string' });

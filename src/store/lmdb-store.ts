@@ -27,7 +27,15 @@ import type { Counts, Profile, UserInformation } from '../views/user-information
 import type { TotalsValue } from '../views/totals.js';
 import type { Ranking } from '../views/top-users.js';
 import { CommitQueues, defaultMaxRecordsPerCommit } from './commit-queue.js';
-import { dataFileOf, isLmdbDataFile, metaOf, openEnvironment, viewRebuildError } from './environment.js';
+import {
+  dataFileOf,
+  environmentOptions,
+  isLmdbDataFile,
+  metaOf,
+  openEnvironment,
+  viewRebuildError,
+} from './environment.js';
+import { serveOpenGate, type OpenGate } from '../lmdb-open-gate.js';
 import type { Generation } from './generation.js';
 import { STORE_FORMAT, type GenerationInfo, type ViewBuild } from './generation.js';
 import { Generations, type SwapResult } from './generations.js';
@@ -87,6 +95,12 @@ export interface StoreOptions {
    * throws {@link StoreMissingError} when `path` holds no store. Default true.
    */
   readonly create?: boolean;
+  /**
+   * Open read-only (implies `create: false`), through the open gate of the process writing the store, if
+   * one does (lmdb-open-gate.ts): CLI tools that read a running server's store (verify, snapshot, rebuild).
+   * Opened otherwise next to a writing process, the store could make it lose a commit. Default false.
+   */
+  readonly readOnly?: boolean;
   /**
    * Called when a commit listener throws (the commit itself stands and other listeners still run), or when the
    * background reconciliation of a swap fails (it is tried again at the next start).
@@ -160,6 +174,7 @@ export class LmdbStore implements ViewReader {
   readonly upgradedFrom: number | undefined;
   readonly reads: StoreReads;
   private readonly env: RootDatabase;
+  private readonly gate: OpenGate | undefined;
   private readonly meta: Database<string, string>;
   private readonly outbox: Outbox;
   private readonly viewOutbox: ViewOutbox;
@@ -196,7 +211,8 @@ export class LmdbStore implements ViewReader {
       throw new Error('a store with other views than the registry VIEWS must run with writerThread: false');
     this.registry = createRegistry(views);
     this.plan = commitPlan(this.registry);
-    const create = options.create ?? true;
+    const readOnly = options.readOnly ?? false;
+    const create = !readOnly && (options.create ?? true);
     const dataFile = dataFileOf(options.path);
     const exists = existsSync(dataFile);
     if (!create && !exists) throw new StoreMissingError(options.path);
@@ -204,12 +220,20 @@ export class LmdbStore implements ViewReader {
     if (exists && !isLmdbDataFile(dataFile))
       throw new DataDirError(options.path, 'data.mdb is not an LMDB file (damaged, or not a matview store)');
     mkdirSync(options.path, { recursive: true });
-    this.env = openEnvironment(options.path, options.mapSize);
+    this.env = openEnvironment(options.path, options.mapSize, readOnly ? 'read' : 'write');
+    // A store that writes lets other processes open it safely (lmdb-open-gate.ts).
+    this.gate = create
+      ? serveOpenGate(options.path, {
+          openOptions: environmentOptions(options.mapSize),
+          onError: this.onListenerError,
+        })
+      : undefined;
     this.meta = metaOf(this.env);
     this.outbox = outboxOf(this.env);
     this.viewOutbox = viewOutboxOf(this.env);
     this.upgradedFrom = create ? this.initialize() : undefined;
     if (this.meta.get('instanceId') === undefined || this.activeInfo() === undefined) {
+      void this.gate?.close();
       void this.env.close();
       throw new StoreMissingError(options.path);
     }
@@ -790,6 +814,7 @@ export class LmdbStore implements ViewReader {
     // next start resumes it); the writer thread writes its own when it closes.
     await this.chunks.write().catch(this.onChunkWriteError);
     await this.writer?.close();
+    await this.gate?.close();
     await this.env.close();
   }
 }

@@ -6,7 +6,9 @@
  * it leaves a file next to the store ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the
  * server reads every second and removes once a rebuild serves it. Two processes writing one environment
  * lost commits under lmdb-js' overlappingSync (now off: `LMDB_OPEN_OPTIONS`); one writer keeps the server's
- * commits clear of whatever else another process's write transaction can do to them.
+ * commits clear of whatever else another process's write transaction can do to them. The CLI opens the
+ * store read-only, through the server's open gate (lmdb-open-gate.ts): an LMDB bug makes a process that
+ * opens an environment while another commits lose that commit.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,0 +1,157 @@
+/**
+ * The open gate (src/lmdb-open-gate.ts): a process opening a store another process writes waits until the
+ * writer holds its commits, opens, and lets them go. Openers run in child processes (as the CLI does): in
+ * the writer's own thread an open would wait for an answer that thread cannot give.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { enterOpenGate, openGateFileOf, serveOpenGate } from '../../src/lmdb-open-gate.js';
+import { OpenGateError } from '../../src/errors.js';
+import { environmentOptions } from '../../src/store/environment.js';
+import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
+import { commitInput, profile } from '../utils/changes.js';
+import { tempDir } from '../utils/tmp.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A child that enters the gate of `dir`, says how it went, and leaves when told to (a line on stdin). */
+function opener(dir: string): { child: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
+  const script = join(tempDir(), 'enter.mts');
+  writeFileSync(
+    script,
+    `import { createInterface } from 'node:readline';
+import { enterOpenGate } from ${JSON.stringify(resolve('src/lmdb-open-gate.ts'))};
+import { openStore } from ${JSON.stringify(resolve('src/store/lmdb-store.ts'))};
+let leave;
+try {
+  leave = enterOpenGate(process.argv[2]);
+  console.log(leave === undefined ? 'no gate' : 'entered');
+} catch (e) {
+  console.log(e.code + ': ' + e.message);
+  process.exit(0);
+}
+const lines = createInterface({ input: process.stdin });
+for await (const _ of lines) break;
+leave?.();
+const store = openStore({ path: process.argv[2], readOnly: true });
+console.log('opened at sequence ' + store.sequence());
+await store.close();
+process.exit(0);
+`,
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', script, dir]);
+  cleanups.push(() => void child.kill());
+  const lines: string[] = [];
+  const waiting: ((l: string) => void)[] = [];
+  let buffer = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk;
+    let i;
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      const l = buffer.slice(0, i);
+      buffer = buffer.slice(i + 1);
+      const w = waiting.shift();
+      if (w) w(l);
+      else lines.push(l);
+    }
+  });
+  return {
+    child,
+    line: () => {
+      const l = lines.shift();
+      return l !== undefined ? Promise.resolve(l) : new Promise((r) => waiting.push(r));
+    },
+  };
+}
+
+async function gateUp(dir: string): Promise<void> {
+  while (!existsSync(openGateFileOf(dir))) await new Promise((r) => setTimeout(r, 10));
+}
+
+async function writingStore(): Promise<{ store: LmdbStore; path: string }> {
+  const path = join(tempDir(), 'view');
+  const store = openStore({ path, writerThread: true });
+  cleanups.push(() => store.close());
+  await store.applyBatch(commitInput([{ table: 'users', key: 'u0', row: profile('user0'), offset: 0 }]));
+  await gateUp(path);
+  return { store, path };
+}
+
+const commit = (store: LmdbStore, n: number) =>
+  store.applyBatch(commitInput([{ table: 'users', key: `u${n}`, row: profile(`user${n}`), offset: n }]));
+
+describe('the open gate of a store that commits', () => {
+  it('holds the writer’s commits while another process opens, and lets them go when it has', async () => {
+    const { store, path } = await writingStore();
+    const other = opener(path);
+    expect(await other.line()).toBe('entered');
+    let committed = false;
+    const pending = commit(store, 1).then(() => (committed = true));
+    // The commit waits for LMDB's write lock, which the gate holds for the opener until it leaves.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(committed).toBe(false);
+    other.child.stdin.write('go\n');
+    await pending;
+    expect(store.sequence()).toBe(2n);
+    expect(await other.line()).toMatch(/^opened at sequence [12]$/);
+  });
+
+  it('writes its file while the store is open and removes it at close; a closed writer’s openers open directly', async () => {
+    const path = join(tempDir(), 'view');
+    const store = openStore({ path });
+    await gateUp(path);
+    const [address, token] = readFileSync(openGateFileOf(path), 'utf8').split('\n');
+    expect(address).toMatch(
+      process.platform === 'linux' ? /^\0matview-open-gate-[0-9a-f]{24}$/ : /open-gate/,
+    );
+    expect(token).toMatch(/^[0-9a-f]{32}$/);
+    await store.close();
+    expect(existsSync(openGateFileOf(path))).toBe(false);
+    // A file left by a writer that died: nobody listens at its address.
+    writeFileSync(openGateFileOf(path), `${address}\n${token}\n`);
+    expect(enterOpenGate(path)).toBeUndefined();
+  });
+
+  it('refuses an opener without the writer’s token', async () => {
+    const { path } = await writingStore();
+    const file = openGateFileOf(path);
+    const [address] = readFileSync(file, 'utf8').split('\n');
+    writeFileSync(file, `${address}\n${'0'.repeat(32)}\n`);
+    const other = opener(path);
+    expect(await other.line()).toBe(
+      `MV_ERR_OPEN_GATE: Cannot open "${path}" next to the process writing it: the process writing it refused the token in ${file}`,
+    );
+  });
+
+  it('lets its commits go after maxHoldMs when an opener does not leave', async () => {
+    const { store, path } = await writingStore();
+    // A second gate on the same environment, with a short hold: its file replaces the store's.
+    const before = readFileSync(openGateFileOf(path), 'utf8');
+    const gate = serveOpenGate(path, { openOptions: environmentOptions(undefined), maxHoldMs: 200 });
+    cleanups.push(() => gate.close());
+    while (readFileSync(openGateFileOf(path), 'utf8') === before) await new Promise((r) => setTimeout(r, 10));
+    const other = opener(path);
+    expect(await other.line()).toBe('entered');
+    await commit(store, 1);
+    expect(store.sequence()).toBe(2n);
+  });
+
+  it('fails an opener the writer does not answer within its timeout, and never opens meanwhile', async () => {
+    const dir = tempDir();
+    const address = process.platform === 'win32' ? '\\\\.\\pipe\\mv-silent' : join(dir, 'silent.sock');
+    const silent: Server = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(address, r));
+    cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
+    writeFileSync(openGateFileOf(dir), `${address}\n${'1'.repeat(32)}\n`);
+    expect(() => enterOpenGate(dir, 300)).toThrow(OpenGateError);
+    expect(() => enterOpenGate(dir, 300)).toThrow(
+      'the process writing it did not let this one open it within 300 ms',
+    );
+  });
+});
