@@ -62,7 +62,12 @@ const addressFor = (id: string, platform: NodeJS.Platform): string => {
 
 export interface OpenGateOptions {
   /** What the writer's lock-holding thread passes to lmdb-js `open` (the writer's own options). */
-  readonly openOptions: Record<string, unknown>;
+  readonly openOptions?: Record<string, unknown>;
+  /**
+   * Instead of LMDB's write lock: stops this process's writes (after the one in progress) until the returned
+   * function is called. For openers that open read-write, which takes the write lock itself.
+   */
+  readonly hold?: () => Promise<() => void>;
   readonly maxHoldMs?: number;
   /** Called when holding the lock for an opener fails (the opener then waits for its timeout). */
   readonly onError?: (error: unknown) => void;
@@ -155,7 +160,7 @@ class Gate implements OpenGate {
       }
       this.queue = this.queue.then(async () => {
         if (gone || this.closed) return;
-        const release = await this.hold();
+        const release = await (this.o.hold ?? (() => this.holdWriteLock()))();
         if (gone || this.closed) return release();
         socket.write('held\n');
         this.releaseHeld = release;
@@ -171,7 +176,7 @@ class Gate implements OpenGate {
   }
 
   /** Takes the environment's write lock on a thread of its own; resolves with what releases it. */
-  private hold(): Promise<() => void> {
+  private holdWriteLock(): Promise<() => void> {
     const flag = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(HOLDER, {
       eval: true,
@@ -232,7 +237,7 @@ socket.on('data', (chunk) => {
 socket.on('error', () => settle(2));
 socket.on('close', () => settle(2));
 parentPort.on('message', () => {
-  socket.end();
+  socket.destroy();
   parentPort.close();
 });
 `;

@@ -83,6 +83,8 @@ export interface WriterLinkOptions {
   /** How long a client waits for the writer's answer to one request (ms). */
   readonly timeoutMs: number;
   readonly logger: Logger;
+  /** Called once when this handle becomes the writer. */
+  readonly onWriter?: () => void;
 }
 
 interface WireMessage {
@@ -256,6 +258,7 @@ export class WriterLink {
     }
     this.server = server;
     this.o.logger.info({ dir: this.o.dir, pid: process.pid }, 'this process writes the embedded changelog');
+    this.o.onWriter?.();
     return true;
   }
 

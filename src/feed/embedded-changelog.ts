@@ -25,10 +25,11 @@
  * server), sends its appends there. lmdb-js lost a whole committed append now and then when two processes
  * wrote one environment (1 of 122 loaded runs of the test "never loses or reuses an offset", with
  * overlappingSync off and the no-overwrite put); its synchronous transactions crashed instead. Consumers in
- * any process read the log directly and see other processes' appends within `pollIntervalMs`. Likely the
- * same cause as the store's (LMDB's ITS#9496, lmdb-open-gate.ts): a process opening the log while the writer
- * commits can still make it lose that append. The store's open gate does not cover the log yet: its other
- * processes open it read-write, since any of them may become the writer.
+ * any process read the log directly and see other processes' appends within `pollIntervalMs`. The likely
+ * cause is the store's (LMDB's ITS#9496, lmdb-open-gate.ts): a process opening the log while the writer
+ * commits made it lose that append. So the writer serves an open gate, whose hold stops its appends (after
+ * the one in progress) rather than taking LMDB's write lock, because the other processes open the log
+ * read-write (any of them may become the writer), which takes that lock.
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
@@ -46,6 +47,7 @@ import type {
   OutgoingMessage,
   PartitionPosition,
 } from './types.js';
+import { enterOpenGate, serveOpenGate, type OpenGate } from '../lmdb-open-gate.js';
 import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
 import { WriterLink } from './changelog-writer-link.js';
 
@@ -135,15 +137,22 @@ export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): 
   } catch (error) {
     throw new DataDirError(options.dir, (error as Error).message, { cause: error });
   }
-  let env: RootDatabase;
+  // Through the open gate of the process writing the log, if one does (lmdb-open-gate.ts): it stops its
+  // appends until this process has opened the log, its databases included (their open writes).
+  const leave = enterOpenGate(options.dir);
   try {
-    env = open({ path: options.dir, maxDbs: 4, ...LMDB_OPEN_OPTIONS });
-  } catch (error) {
-    throw new DataDirError(options.dir, `cannot open the embedded changelog: ${(error as Error).message}`, {
-      cause: error,
-    });
+    let env: RootDatabase;
+    try {
+      env = open({ path: options.dir, maxDbs: 4, ...LMDB_OPEN_OPTIONS });
+    } catch (error) {
+      throw new DataDirError(options.dir, `cannot open the embedded changelog: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return new Changelog(env, { ...options, partitions });
+  } finally {
+    leave?.();
   }
-  return new Changelog(env, { ...options, partitions });
 }
 
 class Changelog implements EmbeddedChangelog {
@@ -166,6 +175,12 @@ class Changelog implements EmbeddedChangelog {
 
   /** Appends run one after another so offsets are assigned in commit order and a failed commit leaves no gap. */
   private writeChain: Promise<unknown> = Promise.resolve();
+  /** The write transactions in progress. */
+  private readonly writing = new Set<Promise<unknown>>();
+  /** Set while another process opens the log (the open gate): writes wait for it. */
+  private writesHeld: Promise<void> | undefined;
+  /** Served from when this handle becomes the log's writer. */
+  private gate: OpenGate | undefined;
   /** Appends here when this handle writes the log, else sends them to the process (or handle) that does. */
   private readonly link: WriterLink;
   private readonly waiters = new Set<Waiter>();
@@ -197,6 +212,12 @@ class Changelog implements EmbeddedChangelog {
       serveAppend: (topic, messages) => this.enqueue(topic, messages),
       timeoutMs: options.forwardTimeoutMs ?? 30_000,
       logger: this.logger,
+      onWriter: () => {
+        this.gate = serveOpenGate(this.dir, {
+          hold: () => this.holdWrites(),
+          onError: (error) => this.logger.error({ err: error }, 'embedded changelog open gate failed'),
+        });
+      },
     });
     this.logger.info(
       { dir: this.dir, topics: Object.fromEntries(this.topics().map((t) => [t, this.recordCount(t)])) },
@@ -236,6 +257,7 @@ class Changelog implements EmbeddedChangelog {
     await this.writeChain;
     await this.link.close();
     await this.writeChain;
+    await this.gate?.close();
     await this.env.close();
     this.logger.debug({ dir: this.dir }, 'embedded changelog closed');
   }
@@ -288,12 +310,29 @@ class Changelog implements EmbeddedChangelog {
    * `action` itself (a partition that does not exist) passes as it is.
    */
   private async write<T>(action: () => T): Promise<T> {
+    while (this.writesHeld !== undefined) await this.writesHeld;
+    const writing = atomicTransaction(this.env, action);
+    this.writing.add(writing);
     try {
-      return await atomicTransaction(this.env, action);
+      return await writing;
     } catch (e) {
       if (!isCommitFailure(e)) throw e;
       throw new Error(`the embedded changelog could not be written: ${await commitFailure(e)}`, { cause: e });
+    } finally {
+      this.writing.delete(writing);
     }
+  }
+
+  /** The open gate's hold: no write starts, and the one in progress has ended, until the release. */
+  private async holdWrites(): Promise<() => void> {
+    while (this.writesHeld !== undefined) await this.writesHeld;
+    let release = (): void => undefined;
+    this.writesHeld = new Promise<void>((resolve) => (release = resolve));
+    await Promise.allSettled([...this.writing]);
+    return () => {
+      this.writesHeld = undefined;
+      release();
+    };
   }
 
   // ---------------------------------------------------------------------------------------------- source

@@ -5,11 +5,13 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { enterOpenGate, openGateFileOf, serveOpenGate } from '../../src/lmdb-open-gate.js';
 import { OpenGateError } from '../../src/errors.js';
+import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
+import { silentLogger } from '../../src/ops/logger.js';
 import { environmentOptions } from '../../src/store/environment.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { commitInput, profile } from '../utils/changes.js';
@@ -21,7 +23,10 @@ afterAll(async () => {
 });
 
 /** A child that enters the gate of `dir`, says how it went, and leaves when told to (a line on stdin). */
-function opener(dir: string): { child: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
+function opener(
+  dir: string,
+  then: 'store' | 'nothing' = 'store',
+): { child: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
   const script = join(tempDir(), 'enter.mts');
   writeFileSync(
     script,
@@ -39,13 +44,15 @@ try {
 const lines = createInterface({ input: process.stdin });
 for await (const _ of lines) break;
 leave?.();
-const store = openStore({ path: process.argv[2], readOnly: true });
-console.log('opened at sequence ' + store.sequence());
-await store.close();
+if (process.argv[3] === 'store') {
+  const store = openStore({ path: process.argv[2], readOnly: true });
+  console.log('opened at sequence ' + store.sequence());
+  await store.close();
+} else console.log('left');
 process.exit(0);
 `,
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', script, dir]);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, dir, then]);
   cleanups.push(() => void child.kill());
   const lines: string[] = [];
   const waiting: ((l: string) => void)[] = [];
@@ -145,13 +152,42 @@ describe('the open gate of a store that commits', () => {
   it('fails an opener the writer does not answer within its timeout, and never opens meanwhile', async () => {
     const dir = tempDir();
     const address = process.platform === 'win32' ? '\\\\.\\pipe\\mv-silent' : join(dir, 'silent.sock');
-    const silent: Server = createServer(() => undefined);
+    const connections: Socket[] = [];
+    const silent: Server = createServer((socket) => void connections.push(socket));
     await new Promise<void>((r) => silent.listen(address, r));
-    cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          silent.close(() => r());
+          for (const c of connections) c.destroy();
+        }),
+    );
     writeFileSync(openGateFileOf(dir), `${address}\n${'1'.repeat(32)}\n`);
     expect(() => enterOpenGate(dir, 300)).toThrow(OpenGateError);
     expect(() => enterOpenGate(dir, 300)).toThrow(
       'the process writing it did not let this one open it within 300 ms',
     );
+  });
+});
+
+describe('the open gate of an embedded changelog', () => {
+  it('holds the writer’s appends while another process opens the log, and lets them go when it has', async () => {
+    const dir = tempDir();
+    const log = await openEmbeddedChangelog({ dir, logger: silentLogger });
+    cleanups.push(() => log.close());
+    await log.send('users', [{ key: 'u0', value: 'v0' }]);
+    expect(log.isWriter).toBe(true);
+    await gateUp(dir);
+    const other = opener(dir, 'nothing');
+    expect(await other.line()).toBe('entered');
+    let appended = false;
+    const pending = log.send('users', [{ key: 'u1', value: 'v1' }]).then(() => (appended = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(appended).toBe(false);
+    other.child.stdin.write('go\n');
+    await pending;
+    expect(await other.line()).toBe('left');
+    await log.close();
+    expect(existsSync(openGateFileOf(dir))).toBe(false);
   });
 });
