@@ -204,7 +204,7 @@ export interface ServerProcess {
 }
 
 /** V8 flags matview ships with (the Docker image's NODE_OPTIONS and `npm start`). */
-export const SHIPPED_NODE_ARGS: readonly string[] = ['--max-semi-space-size=64'];
+export const SHIPPED_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16'];
 
 /** `node bin/matview.js serve` (as an operator runs it, with SHIPPED_NODE_ARGS) with the given environment; port 0. */
 export async function startMatviewProcess(

@@ -39,7 +39,7 @@ export interface ChildServerOptions {
   readonly topics?: TestTopics;
   /** Any further configuration (README "Configuration"); wins over the defaults below. */
   readonly env?: Readonly<Record<string, string>>;
-  /** Node flags before `bin/matview.js` (e.g. `--max-semi-space-size=64`, `--cpu-prof`). */
+  /** Node flags before `bin/matview.js` (e.g. `--max-semi-space-size=16`, `--cpu-prof`). */
   readonly nodeArgs?: readonly string[];
 }
 

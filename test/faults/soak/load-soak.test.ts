@@ -107,7 +107,7 @@ describe('load soak', () => {
       },
       // The flags matview ships with (npm start, Docker), plus e.g. "--cpu-prof --cpu-prof-dir=…" to profile.
       nodeArgs: [
-        '--max-semi-space-size=64',
+        '--max-semi-space-size=16',
         ...(process.env['SOAK_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
       ],
     });
