@@ -68,6 +68,12 @@ export interface OpenGateOptions {
    * function is called. For openers that open read-write, which takes the write lock itself.
    */
   readonly hold?: () => Promise<() => void>;
+  /**
+   * How long the lock-holding thread waits for this thread to tell the opener it holds the lock before it
+   * gives the lock up and this thread takes it again (ms): this thread may itself be waiting for the lock
+   * (lmdb-js' `openDB` takes it, even for a database that exists) and cannot answer meanwhile.
+   */
+  readonly announceMs?: number;
   readonly maxHoldMs?: number;
   /** Called when holding the lock for an opener fails (the opener then waits for its timeout). */
   readonly onError?: (error: unknown) => void;
@@ -87,21 +93,57 @@ export function serveOpenGate(dir: string, options: OpenGateOptions): OpenGate {
   return new Gate(dir, options);
 }
 
-/** Worker of the writer: holds a write transaction open until its flag is set or `maxHoldMs` passed. */
+/** How long the lock-holding thread waits for the gate's thread to answer the opener (ms), by default. */
+export const DEFAULT_OPEN_GATE_ANNOUNCE_MS = 1_000;
+
+/** `state[0]` of a hold: the holder waits, the gate's thread answered the opener, gave up, released. */
+const enum Hold {
+  Waiting = 0,
+  Announced = 1,
+  Abandoned = 2,
+  Released = 3,
+}
+
+/**
+ * Worker of the writer: holds a write transaction open. Until the gate's thread has told the opener (or for
+ * \`announceMs\`: then it gives up, so a gate thread that waits for the lock itself is not stalled for
+ * long), then until released, the opener's done file appears (written without the gate's thread, which may
+ * be busy), or \`maxHoldMs\` passed.
+ */
 const HOLDER = `
 const { workerData, parentPort } = require('node:worker_threads');
+const { existsSync, rmSync } = require('node:fs');
 const { open } = require(workerData.lmdb);
 const env = open({ ...workerData.openOptions, path: workerData.path });
-const flag = new Int32Array(workerData.flag);
+const state = new Int32Array(workerData.state);
 try {
   env.transactionSync(() => {
     parentPort.postMessage('held');
-    Atomics.wait(flag, 0, 0, workerData.maxHoldMs);
+    const start = Date.now();
+    while (Atomics.load(state, 0) === ${Hold.Waiting}) {
+      if (Date.now() - start < workerData.announceMs) Atomics.wait(state, 0, ${Hold.Waiting}, 20);
+      else if (Atomics.compareExchange(state, 0, ${Hold.Waiting}, ${Hold.Abandoned}) === ${Hold.Waiting}) return;
+    }
+    const announced = Date.now();
+    while (
+      Atomics.load(state, 0) === ${Hold.Announced} &&
+      Date.now() - announced < workerData.maxHoldMs &&
+      !existsSync(workerData.doneFile)
+    )
+      Atomics.wait(state, 0, ${Hold.Announced}, 2);
   });
 } finally {
+  rmSync(workerData.doneFile, { force: true });
   Promise.resolve(env.close()).finally(() => parentPort.close());
 }
 `;
+
+/** A hold of the gate: what the opener is told, and what ends it. */
+interface Held {
+  /** The file (in the environment's directory) the opener writes once it has opened, if the hold reads it. */
+  readonly doneFile?: string;
+  release(): void;
+}
 
 class Gate implements OpenGate {
   private readonly file: string;
@@ -160,13 +202,14 @@ class Gate implements OpenGate {
       }
       this.queue = this.queue.then(async () => {
         if (gone || this.closed) return;
-        const release = await (this.o.hold ?? (() => this.holdWriteLock()))();
-        if (gone || this.closed) return release();
-        socket.write('held\n');
-        this.releaseHeld = release;
+        const held: Held =
+          this.o.hold === undefined ? await this.holdWriteLock() : { release: await this.o.hold() };
+        if (gone || this.closed) return held.release();
+        socket.write(held.doneFile === undefined ? 'held\n' : `held ${held.doneFile}\n`);
+        this.releaseHeld = () => held.release();
         await left;
         this.releaseHeld = undefined;
-        release();
+        held.release();
       });
       this.queue = this.queue.catch((error: unknown) => {
         this.o.onError?.(error);
@@ -175,28 +218,43 @@ class Gate implements OpenGate {
     });
   }
 
-  /** Takes the environment's write lock on a thread of its own; resolves with what releases it. */
-  private holdWriteLock(): Promise<() => void> {
-    const flag = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(HOLDER, {
-      eval: true,
-      workerData: {
-        lmdb: createRequire(import.meta.url).resolve('lmdb'),
-        path: this.dir,
-        openOptions: this.o.openOptions,
-        flag: flag.buffer,
-        maxHoldMs: this.o.maxHoldMs ?? DEFAULT_OPEN_GATE_MAX_HOLD_MS,
-      },
-    });
-    const release = (): void => {
-      Atomics.store(flag, 0, 1);
-      Atomics.notify(flag, 0);
-    };
-    return new Promise((resolve, reject) => {
-      worker.once('message', () => resolve(release));
-      worker.once('error', reject);
-      worker.once('exit', () => reject(new Error('the open gate lock thread ended before it held the lock')));
-    });
+  /**
+   * Takes the environment's write lock on a thread of its own; resolves once this thread may tell the opener
+   * (the holder has not given the lock up meanwhile: else it takes it again).
+   */
+  private async holdWriteLock(): Promise<Held> {
+    for (;;) {
+      const state = new Int32Array(new SharedArrayBuffer(4));
+      const doneFile = `open-gate.${randomBytes(8).toString('hex')}.done`;
+      const worker = new Worker(HOLDER, {
+        eval: true,
+        workerData: {
+          lmdb: createRequire(import.meta.url).resolve('lmdb'),
+          path: this.dir,
+          openOptions: this.o.openOptions,
+          state: state.buffer,
+          doneFile: join(this.dir, doneFile),
+          announceMs: this.o.announceMs ?? DEFAULT_OPEN_GATE_ANNOUNCE_MS,
+          maxHoldMs: this.o.maxHoldMs ?? DEFAULT_OPEN_GATE_MAX_HOLD_MS,
+        },
+      });
+      await new Promise<void>((resolve, reject) => {
+        worker.once('message', () => resolve());
+        worker.once('error', reject);
+        worker.once('exit', () =>
+          reject(new Error('the open gate lock thread ended before it held the lock')),
+        );
+      });
+      if (Atomics.compareExchange(state, 0, Hold.Waiting, Hold.Announced) === Hold.Waiting) {
+        return {
+          doneFile,
+          release: () => {
+            Atomics.store(state, 0, Hold.Released);
+            Atomics.notify(state, 0);
+          },
+        };
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -228,15 +286,27 @@ const settle = (value) => {
 const socket = createConnection(workerData.address, () => socket.write(workerData.token + '\\n'));
 let reply = '';
 socket.setEncoding('utf8');
+let doneFile;
 socket.on('data', (chunk) => {
   reply += chunk;
-  if (reply.startsWith('held\\n')) settle(1);
-  else if (reply.startsWith('denied\\n')) settle(3);
+  if (!reply.includes('\\n')) return;
+  const line = reply.slice(0, reply.indexOf('\\n'));
+  if (line === 'held' || line.startsWith('held ')) {
+    const name = line.slice(5);
+    if (/^open-gate\\.[0-9a-f]{16}\\.done$/.test(name)) doneFile = require('node:path').join(workerData.dir, name);
+    settle(1);
+  } else if (line === 'denied') settle(3);
 });
 // Refused or gone before it answered: no writer is there (a stale file, a writer that closed).
 socket.on('error', () => settle(2));
 socket.on('close', () => settle(2));
+// Left: the done file tells the writer's lock-holding thread directly (its gate thread may be busy).
 parentPort.on('message', () => {
+  if (doneFile !== undefined) {
+    try {
+      require('node:fs').writeFileSync(doneFile, '');
+    } catch {}
+  }
   socket.destroy();
   parentPort.close();
 });
@@ -263,7 +333,7 @@ export function enterOpenGate(
   }
   if (address === undefined || token === undefined || address === '' || token === '') return undefined;
   const state = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(OPENER, { eval: true, workerData: { address, token, state: state.buffer } });
+  const worker = new Worker(OPENER, { eval: true, workerData: { address, token, dir, state: state.buffer } });
   worker.unref();
   const leave = (): void => worker.postMessage('leave');
   if (Atomics.wait(state, 0, 0, timeoutMs) === 'timed-out') {
