@@ -14,15 +14,22 @@
  * So the process that writes an environment serves a gate, and every process opening one that has a gate
  * goes through it:
  *
- * - The writer listens on a local socket (an abstract Unix socket on Linux, a named pipe on Windows, a socket
- *   file in the temporary directory elsewhere: the first two vanish with the process, crashed or not) and
- *   writes its address and a random token to `open-gate` in the environment's directory (mode 0600: the
- *   same user, as for the environment's own files).
+ * - The writer writes its socket's address, a random token, its pid and host to `open-gate` in the
+ *   environment's directory (mode 0600: the same user, as for the environment's own files) before its first
+ *   commit, then listens there: an abstract Unix socket on Linux, a named pipe on Windows (both vanish with
+ *   the process, crashed or not), a socket file in the temporary directory elsewhere.
  * - An opener that finds the file connects and sends the token; the writer takes LMDB's write lock (a write
  *   transaction that writes nothing, on a thread of its own: the writer's reads and its event loop go on; its
- *   commits wait) and answers `held`; the opener opens, then disconnects, which releases the lock. A writer
- *   that is gone (a stale file: nobody listens) or closes meanwhile lets the opener open directly: nobody
- *   commits then. The writer releases the lock after `maxHoldMs` whatever the opener does.
+ *   commits wait) and answers `held` with the name of a done file; the opener opens, writes the done file
+ *   and disconnects, either of which releases the lock (the done file without the writer's event loop, which
+ *   may itself be waiting for the lock: lmdb-js' `openDB` takes it). A gate whose thread does not claim the
+ *   hold within `announceMs` gives the lock up and takes it again, so it never answers `held` for a lock it
+ *   gave up. The writer releases it `maxHoldMs` after answering whatever the opener does.
+ * - Nobody answers: when the file names a process that is gone (or on another host), the file is stale and
+ *   the opener opens directly, as nobody commits; when that process is alive (starting, closing, or its file
+ *   just replaced by a later writer's), the opener reads the file again until `timeoutMs`. A writer that
+ *   closes answers `closing` to the openers waiting (they read the file again), and one that fails to hold
+ *   answers `failed`: the opener fails with {@link OpenGateError} rather than open unprotected.
  * - The opener waits synchronously (opening is synchronous): a worker thread talks to the gate while the
  *   opening thread blocks on an `Atomics.wait`. An opener left waiting longer than `timeoutMs` (the writer
  *   busy with one very long commit, or not answering) fails with {@link OpenGateError}; it never opens
@@ -34,7 +41,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { OpenGateError } from './errors.js';
@@ -44,6 +51,10 @@ export const openGateFileOf = (dir: string): string => join(dir, 'open-gate');
 
 /** How long an opener waits for the writer to let it in (ms), by default. */
 export const DEFAULT_OPEN_GATE_TIMEOUT_MS = 60_000;
+/** Pause between two attempts of an opener whose writer did not answer (starting, closing). */
+const RETRY_PAUSE_MS = 20;
+/** How long a connection may take to send its token. */
+const TOKEN_TIMEOUT_MS = 10_000;
 /** How long a writer holds its write lock for one opener at most (ms), by default. */
 export const DEFAULT_OPEN_GATE_MAX_HOLD_MS = 10_000;
 
@@ -52,7 +63,7 @@ export const DEFAULT_OPEN_GATE_MAX_HOLD_MS = 10_000;
  * environment it has open and does not run LMDB's open (nor could this thread answer its own gate while it
  * waits for it).
  */
-const servedHere = new Set<string>();
+const servedHere = new Map<string, number>();
 
 const addressFor = (id: string, platform: NodeJS.Platform): string => {
   if (platform === 'linux') return `\0matview-open-gate-${id}`;
@@ -162,25 +173,25 @@ class Gate implements OpenGate {
   ) {
     this.file = openGateFileOf(dir);
     this.realDir = realpathSync(dir);
-    servedHere.add(this.realDir);
+    servedHere.set(this.realDir, (servedHere.get(this.realDir) ?? 0) + 1);
     const address = addressFor(randomBytes(12).toString('hex'), process.platform);
+    // The file before the socket listens, before this process's first commit: an opener that comes before
+    // the socket listens finds this process alive and tries again (enterOpenGate).
+    const aside = `${this.file}.${process.pid}.tmp`;
+    writeFileSync(aside, `${address}\n${this.token}\n${process.pid}\n${hostname()}\n`, { mode: 0o600 });
+    renameSync(aside, this.file);
     this.server = createServer((socket) => this.serve(socket));
     this.server.on('error', (error) => o.onError?.(error));
-    this.server.listen(address, () => {
-      if (this.closed) return;
-      const aside = `${this.file}.${process.pid}.tmp`;
-      try {
-        writeFileSync(aside, `${address}\n${this.token}\n`, { mode: 0o600 });
-        renameSync(aside, this.file);
-      } catch (error) {
-        o.onError?.(error);
-      }
-    });
+    this.server.listen(address);
     this.server.unref();
   }
 
   private serve(socket: Socket): void {
     this.sockets.add(socket);
+    // A peer that does not send its token soon is not an opener.
+    socket.setTimeout(TOKEN_TIMEOUT_MS, () => {
+      if (!line.endsWith('\n')) socket.destroy();
+    });
     let line = '';
     let gone = false;
     let onGone = (): void => undefined;
@@ -195,6 +206,7 @@ class Gate implements OpenGate {
     socket.on('data', (chunk: string) => {
       if (line.endsWith('\n')) return;
       line += chunk;
+      if (line.length > 200) return void socket.destroy();
       if (!line.endsWith('\n')) return;
       if (line.trim() !== this.token) {
         socket.end('denied\n');
@@ -207,13 +219,23 @@ class Gate implements OpenGate {
         if (gone || this.closed) return held.release();
         socket.write(held.doneFile === undefined ? 'held\n' : `held ${held.doneFile}\n`);
         this.releaseHeld = () => held.release();
-        await left;
+        // Whatever the opener does, for maxHoldMs at most (the lock holder has its own limit too).
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          left,
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, this.o.maxHoldMs ?? DEFAULT_OPEN_GATE_MAX_HOLD_MS);
+          }),
+        ]);
+        clearTimeout(timer);
         this.releaseHeld = undefined;
         held.release();
+        if (held.doneFile !== undefined) rmSync(join(this.dir, held.doneFile), { force: true });
       });
       this.queue = this.queue.catch((error: unknown) => {
         this.o.onError?.(error);
-        socket.destroy();
+        // The opener must not take this for a writer that is gone.
+        socket.end('failed\n');
       });
     });
   }
@@ -260,20 +282,26 @@ class Gate implements OpenGate {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    servedHere.delete(this.realDir);
+    const served = (servedHere.get(this.realDir) ?? 1) - 1;
+    if (served > 0) servedHere.set(this.realDir, served);
+    else servedHere.delete(this.realDir);
     try {
       if (readFileSync(this.file, 'utf8').split('\n')[1] === this.token) rmSync(this.file, { force: true });
     } catch {
       // Not written yet, or replaced by a later writer's: nothing of ours to remove.
     }
     this.releaseHeld?.();
-    for (const socket of this.sockets) socket.destroy();
+    // Openers waiting read the gate file again: a writer after this one has its own.
+    for (const socket of this.sockets) socket.end('closing\n');
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.queue;
   }
 }
 
-/** Opener's worker: talks to the gate; `state[0]`: 0 waiting, 1 held, 2 no writer, 3 denied. */
+/**
+ * Opener's worker: talks to the gate; `state[0]`: 0 waiting, 1 held, 2 gone or not there, 3 denied, 4 the
+ * writer is closing, 5 the writer failed to hold.
+ */
 const OPENER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const { createConnection } = require('node:net');
@@ -296,6 +324,8 @@ socket.on('data', (chunk) => {
     if (/^open-gate\\.[0-9a-f]{16}\\.done$/.test(name)) doneFile = require('node:path').join(workerData.dir, name);
     settle(1);
   } else if (line === 'denied') settle(3);
+  else if (line === 'closing') settle(4);
+  else settle(5);
 });
 // Refused or gone before it answered: no writer is there (a stale file, a writer that closed).
 socket.on('error', () => settle(2));
@@ -321,36 +351,70 @@ export function enterOpenGate(
   timeoutMs: number = DEFAULT_OPEN_GATE_TIMEOUT_MS,
 ): (() => void) | undefined {
   const file = openGateFileOf(dir);
-  if (!existsSync(file) || servedHere.has(realpathSync(dir))) return undefined;
-  let address: string | undefined;
-  let token: string | undefined;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!existsSync(file) || servedHere.has(realpathSync(dir))) return undefined;
+    let fields: string[];
+    try {
+      fields = readFileSync(file, 'utf8').split('\n');
+    } catch (error) {
+      // Removed since (its writer closed): no gate.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new OpenGateError(dir, `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    }
+    const [address, token, pid, host] = fields;
+    if (!address || !token) return undefined;
+    const left = Math.max(1, deadline - Date.now());
+    const state = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(OPENER, {
+      eval: true,
+      workerData: { address, token, dir, state: state.buffer },
+    });
+    worker.on('error', () => undefined);
+    worker.unref();
+    const leave = (): void => worker.postMessage('leave');
+    if (Atomics.wait(state, 0, 0, left) === 'timed-out') {
+      leave();
+      throw new OpenGateError(
+        dir,
+        `the process writing it did not let this one open it within ${timeoutMs} ms`,
+      );
+    }
+    const outcome = Atomics.load(state, 0);
+    if (outcome === 1) return leave;
+    leave();
+    if (outcome === 5)
+      throw new OpenGateError(dir, `the process writing it could not hold its commits for this open`);
+    // Nobody answered: a writer that is gone left the file (open directly), or one that is starting or
+    // closing (or whose file a later writer replaced) is there: read the file again.
+    const stale = outcome === 2 && !writerAlive(pid, host) && readFileOr(file) === fields.join('\n');
+    if (stale) return undefined;
+    if (outcome === 3 && readFileOr(file) === fields.join('\n'))
+      throw new OpenGateError(dir, `the process writing it refused the token in ${file}`);
+    if (Date.now() >= deadline)
+      throw new OpenGateError(
+        dir,
+        `the process writing it did not let this one open it within ${timeoutMs} ms`,
+      );
+    Atomics.wait(state, 0, state[0]!, RETRY_PAUSE_MS);
+  }
+}
+
+/** Whether the process a gate file names may still be running (another host's cannot be told: no). */
+function writerAlive(pid: string | undefined, host: string | undefined): boolean {
+  if (pid === undefined || host !== hostname() || !/^\d+$/.test(pid)) return false;
   try {
-    [address, token] = readFileSync(file, 'utf8').split('\n');
+    process.kill(Number(pid), 0);
+    return true;
   } catch (error) {
-    // Removed since (its writer closed): no gate.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new OpenGateError(dir, `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  if (address === undefined || token === undefined || address === '' || token === '') return undefined;
-  const state = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(OPENER, { eval: true, workerData: { address, token, dir, state: state.buffer } });
-  worker.unref();
-  const leave = (): void => worker.postMessage('leave');
-  if (Atomics.wait(state, 0, 0, timeoutMs) === 'timed-out') {
-    leave();
-    throw new OpenGateError(
-      dir,
-      `the process writing it did not let this one open it within ${timeoutMs} ms`,
-    );
-  }
-  const outcome = Atomics.load(state, 0);
-  if (outcome === 3) {
-    leave();
-    throw new OpenGateError(dir, `the process writing it refused the token in ${file}`);
-  }
-  if (outcome === 2) {
-    leave();
+}
+
+const readFileOr = (file: string): string | undefined => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
     return undefined;
   }
-  return leave;
-}
+};

@@ -213,10 +213,13 @@ class Changelog implements EmbeddedChangelog {
       timeoutMs: options.forwardTimeoutMs ?? 30_000,
       logger: this.logger,
       onWriter: () => {
-        this.gate = serveOpenGate(this.dir, {
-          hold: () => this.holdWrites(),
-          onError: (error) => this.logger.error({ err: error }, 'embedded changelog open gate failed'),
-        });
+        const onError = (error: unknown): void =>
+          this.logger.error({ err: error }, 'embedded changelog open gate failed');
+        try {
+          this.gate = serveOpenGate(this.dir, { hold: () => this.holdWrites(), onError });
+        } catch (error) {
+          onError(error);
+        }
       },
     });
     this.logger.info(

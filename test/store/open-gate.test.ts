@@ -6,6 +6,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { enterOpenGate, openGateFileOf, serveOpenGate } from '../../src/lmdb-open-gate.js';
@@ -166,6 +167,38 @@ describe('the open gate of a store that commits', () => {
     expect(() => enterOpenGate(dir, 300)).toThrow(OpenGateError);
     expect(() => enterOpenGate(dir, 300)).toThrow(
       'the process writing it did not let this one open it within 300 ms',
+    );
+  });
+});
+
+describe('an opener whose writer is not answering yet, or cannot hold', () => {
+  it('waits for a writer that is alive but not listening yet, and enters its gate once it is', async () => {
+    const { store, path } = await writingStore();
+    await store.close();
+    // A writer starting: its file is there, its process (this one) alive, nobody listens yet.
+    writeFileSync(
+      openGateFileOf(path),
+      `${'\0'}matview-open-gate-000000000000000000000000\n${'2'.repeat(32)}\n${process.pid}\n${hostname()}\n`,
+    );
+    const other = opener(path);
+    await new Promise((r) => setTimeout(r, 300));
+    const reopened = openStore({ path });
+    cleanups.push(() => reopened.close());
+    expect(await other.line()).toBe('entered');
+    other.child.stdin.write('go\n');
+    expect(await other.line()).toBe('opened at sequence 1');
+  });
+
+  it('fails an opener when the writer cannot hold its commits, rather than letting it open', async () => {
+    const dir = tempDir();
+    const gate = serveOpenGate(dir, {
+      hold: () => Promise.reject(new Error('no lock today')),
+      onError: () => undefined,
+    });
+    cleanups.push(() => gate.close());
+    const other = opener(dir);
+    expect(await other.line()).toBe(
+      `MV_ERR_OPEN_GATE: Cannot open "${dir}" next to the process writing it: the process writing it could not hold its commits for this open`,
     );
   });
 });
