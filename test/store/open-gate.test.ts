@@ -26,7 +26,7 @@ afterAll(async () => {
 /** A child that enters the gate of `dir`, says how it went, and leaves when told to (a line on stdin). */
 function opener(
   dir: string,
-  then: 'store' | 'nothing' = 'store',
+  then: 'store' | 'nothing' | 'watch' = 'store',
 ): { child: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
   const script = join(tempDir(), 'enter.mts');
   writeFileSync(
@@ -45,7 +45,15 @@ try {
 const lines = createInterface({ input: process.stdin });
 for await (const _ of lines) break;
 leave?.();
-if (process.argv[3] === 'store') {
+if (process.argv[3] === 'watch') {
+  // When the writer's done file (written by the gate's worker as it leaves) has come and gone.
+  const { readdirSync } = await import('node:fs');
+  const done = () => readdirSync(process.argv[2]).some((f) => /^open-gate\\..*\\.done$/.test(f));
+  const start = Date.now();
+  while (!done() && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 2));
+  while (done()) await new Promise((r) => setTimeout(r, 2));
+  console.log('released at ' + Date.now());
+} else if (process.argv[3] === 'store') {
   const store = openStore({ path: process.argv[2], readOnly: true });
   console.log('opened at sequence ' + store.sequence());
   await store.close();
@@ -108,6 +116,19 @@ describe('the open gate of a store that commits', () => {
     await pending;
     expect(store.sequence()).toBe(2n);
     expect(await other.line()).toMatch(/^opened at sequence [12]$/);
+  });
+
+  it('lets its commits go when the opener has opened, even while the gate’s thread is blocked', async () => {
+    const { path } = await writingStore();
+    const other = opener(path, 'watch');
+    expect(await other.line()).toBe('entered');
+    await new Promise<void>((r) => other.child.stdin.write('go\n', () => r()));
+    // This thread serves the gate; blocked, it cannot see the opener disconnect. The lock holder reads the
+    // opener's done file instead, releases the lock and removes the file meanwhile.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    const unblockedAt = Date.now();
+    const released = Number((await other.line()).replace('released at ', ''));
+    expect(released).toBeLessThan(unblockedAt);
   });
 
   it('writes its file while the store is open and removes it at close; a closed writer’s openers open directly', async () => {
