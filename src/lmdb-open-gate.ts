@@ -38,15 +38,16 @@
  * A tool that is not matview (mdb_stat, mdb_copy) opening a running matview's environment can still do this.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { OpenGateError } from './errors.js';
+import { localSocketAddress, processAlive } from './local-ipc.js';
 
-/** The gate's file in an environment's directory: `<address>\n<token>\n`. */
+/** The gate's file in an environment's directory: `<address>\n<token>\n<pid>\n<host>\n`. */
 export const openGateFileOf = (dir: string): string => join(dir, 'open-gate');
 
 /** How long an opener waits for the writer to let it in (ms), by default. */
@@ -65,12 +66,6 @@ export const DEFAULT_OPEN_GATE_MAX_HOLD_MS = 10_000;
  */
 const servedHere = new Map<string, number>();
 
-const addressFor = (id: string, platform: NodeJS.Platform): string => {
-  if (platform === 'linux') return `\0matview-open-gate-${id}`;
-  if (platform === 'win32') return `\\\\.\\pipe\\matview-open-gate-${id}`;
-  return join(tmpdir(), `matview-open-gate-${id}.sock`);
-};
-
 export interface OpenGateOptions {
   /** What the writer's lock-holding thread passes to lmdb-js `open` (the writer's own options). */
   readonly openOptions?: Record<string, unknown>;
@@ -86,7 +81,7 @@ export interface OpenGateOptions {
    */
   readonly announceMs?: number;
   readonly maxHoldMs?: number;
-  /** Called when holding the lock for an opener fails (the opener then waits for its timeout). */
+  /** Called when holding the lock for an opener fails (the opener is told, and fails), or the socket does. */
   readonly onError?: (error: unknown) => void;
 }
 
@@ -97,8 +92,8 @@ export interface OpenGate {
 }
 
 /**
- * Starts the gate of the environment at `dir`, which this process writes. Openers that come before it
- * listens open directly, as they did before this process opened the environment.
+ * Starts the gate of the environment at `dir`, which this process writes: its file is written before this
+ * returns, so call it before the first commit.
  */
 export function serveOpenGate(dir: string, options: OpenGateOptions): OpenGate {
   return new Gate(dir, options);
@@ -174,7 +169,7 @@ class Gate implements OpenGate {
     this.file = openGateFileOf(dir);
     this.realDir = realpathSync(dir);
     servedHere.set(this.realDir, (servedHere.get(this.realDir) ?? 0) + 1);
-    const address = addressFor(randomBytes(12).toString('hex'), process.platform);
+    const address = localSocketAddress(`matview-open-gate-${randomBytes(12).toString('hex')}`);
     // The file before the socket listens, before this process's first commit: an opener that comes before
     // the socket listens finds this process alive and tries again (enterOpenGate).
     const aside = `${this.file}.${process.pid}.tmp`;
@@ -298,16 +293,24 @@ class Gate implements OpenGate {
   }
 }
 
-/**
- * Opener's worker: talks to the gate; `state[0]`: 0 waiting, 1 held, 2 gone or not there, 3 denied, 4 the
- * writer is closing, 5 the writer failed to hold.
- */
+/** What an opener's worker found (`state[0]`). */
+const enum Entry {
+  Waiting = 0,
+  Held = 1,
+  /** Refused or gone before it answered: nobody listens there. */
+  NoAnswer = 2,
+  Denied = 3,
+  Closing = 4,
+  Failed = 5,
+}
+
+/** Opener's worker: talks to the gate, says what it found in `state[0]` ({@link Entry}). */
 const OPENER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const { createConnection } = require('node:net');
 const state = new Int32Array(workerData.state);
 const settle = (value) => {
-  if (Atomics.load(state, 0) !== 0) return;
+  if (Atomics.load(state, 0) !== ${Entry.Waiting}) return;
   Atomics.store(state, 0, value);
   Atomics.notify(state, 0);
 };
@@ -322,14 +325,13 @@ socket.on('data', (chunk) => {
   if (line === 'held' || line.startsWith('held ')) {
     const name = line.slice(5);
     if (/^open-gate\\.[0-9a-f]{16}\\.done$/.test(name)) doneFile = require('node:path').join(workerData.dir, name);
-    settle(1);
-  } else if (line === 'denied') settle(3);
-  else if (line === 'closing') settle(4);
-  else settle(5);
+    settle(${Entry.Held});
+  } else if (line === 'denied') settle(${Entry.Denied});
+  else if (line === 'closing') settle(${Entry.Closing});
+  else settle(${Entry.Failed});
 });
-// Refused or gone before it answered: no writer is there (a stale file, a writer that closed).
-socket.on('error', () => settle(2));
-socket.on('close', () => settle(2));
+socket.on('error', () => settle(${Entry.NoAnswer}));
+socket.on('close', () => settle(${Entry.NoAnswer}));
 // Left: the done file tells the writer's lock-holding thread directly (its gate thread may be busy).
 parentPort.on('message', () => {
   if (doneFile !== undefined) {
@@ -352,19 +354,14 @@ export function enterOpenGate(
 ): (() => void) | undefined {
   const file = openGateFileOf(dir);
   const deadline = Date.now() + timeoutMs;
+  const timedOut = () =>
+    new OpenGateError(dir, `the process writing it did not let this one open it within ${timeoutMs} ms`);
   for (;;) {
-    if (!existsSync(file) || servedHere.has(realpathSync(dir))) return undefined;
-    let fields: string[];
-    try {
-      fields = readFileSync(file, 'utf8').split('\n');
-    } catch (error) {
-      // Removed since (its writer closed): no gate.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new OpenGateError(dir, `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-    }
-    const [address, token, pid, host] = fields;
+    const content = readFileOr(file);
+    // No file, or removed since (its writer closed): no gate.
+    if (content === undefined || servedHere.has(realpathSync(dir))) return undefined;
+    const [address, token, pid, host] = content.split('\n');
     if (!address || !token) return undefined;
-    const left = Math.max(1, deadline - Date.now());
     const state = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(OPENER, {
       eval: true,
@@ -373,48 +370,46 @@ export function enterOpenGate(
     worker.on('error', () => undefined);
     worker.unref();
     const leave = (): void => worker.postMessage('leave');
-    if (Atomics.wait(state, 0, 0, left) === 'timed-out') {
-      leave();
-      throw new OpenGateError(
-        dir,
-        `the process writing it did not let this one open it within ${timeoutMs} ms`,
-      );
-    }
-    const outcome = Atomics.load(state, 0);
-    if (outcome === 1) return leave;
+    const waited = Atomics.wait(state, 0, Entry.Waiting, Math.max(1, deadline - Date.now()));
+    const entry = Atomics.load(state, 0) as Entry;
+    if (entry === Entry.Held) return leave;
     leave();
-    if (outcome === 5)
+    if (waited === 'timed-out') throw timedOut();
+    if (entry === Entry.Failed)
       throw new OpenGateError(dir, `the process writing it could not hold its commits for this open`);
     // Nobody answered: a writer that is gone left the file (open directly), or one that is starting or
     // closing (or whose file a later writer replaced) is there: read the file again.
-    const stale = outcome === 2 && !writerAlive(pid, host) && readFileOr(file) === fields.join('\n');
-    if (stale) return undefined;
-    if (outcome === 3 && readFileOr(file) === fields.join('\n'))
+    const unchanged = readFileOr(file) === content;
+    if (entry === Entry.NoAnswer && unchanged && !writerAlive(pid, host)) return undefined;
+    if (entry === Entry.Denied && unchanged)
       throw new OpenGateError(dir, `the process writing it refused the token in ${file}`);
-    if (Date.now() >= deadline)
-      throw new OpenGateError(
-        dir,
-        `the process writing it did not let this one open it within ${timeoutMs} ms`,
-      );
-    Atomics.wait(state, 0, state[0]!, RETRY_PAUSE_MS);
+    if (Date.now() >= deadline) throw timedOut();
+    Atomics.wait(state, 0, entry, RETRY_PAUSE_MS);
+  }
+}
+
+/** Opens the environment at `dir` with `open`, through its writer's gate if one is there ({@link enterOpenGate}). */
+export function openThroughGate<T>(dir: string, open: () => T): T {
+  const leave = enterOpenGate(dir);
+  try {
+    return open();
+  } finally {
+    leave?.();
   }
 }
 
 /** Whether the process a gate file names may still be running (another host's cannot be told: no). */
 function writerAlive(pid: string | undefined, host: string | undefined): boolean {
-  if (pid === undefined || host !== hostname() || !/^\d+$/.test(pid)) return false;
-  try {
-    process.kill(Number(pid), 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pid !== undefined && host === hostname() && /^\d+$/.test(pid) && processAlive(Number(pid));
 }
 
 const readFileOr = (file: string): string | undefined => {
   try {
     return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new OpenGateError(dirname(file), `cannot read ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 };

@@ -30,9 +30,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChangelogForwardError, InvariantError, MatviewError, isMatviewError } from '../errors.js';
+import { localSocketAddress } from '../local-ipc.js';
 import type { Logger } from '../ops/logger.js';
 import type { OutgoingMessage } from './types.js';
 
@@ -43,9 +43,7 @@ import type { OutgoingMessage } from './types.js';
  */
 export function writerAddress(dir: string, platform: NodeJS.Platform = process.platform): string {
   const id = createHash('sha256').update(logId(dir)).digest('hex').slice(0, 32);
-  if (platform === 'linux') return `\0matview-changelog-${id}`;
-  if (platform === 'win32') return `\\\\.\\pipe\\matview-changelog-${id}`;
-  return join(tmpdir(), `matview-changelog-${id}.sock`);
+  return localSocketAddress(`matview-changelog-${id}`, platform);
 }
 
 /**

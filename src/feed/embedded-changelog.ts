@@ -47,7 +47,7 @@ import type {
   OutgoingMessage,
   PartitionPosition,
 } from './types.js';
-import { enterOpenGate, serveOpenGate, type OpenGate } from '../lmdb-open-gate.js';
+import { openThroughGate, serveOpenGate, type OpenGate } from '../lmdb-open-gate.js';
 import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
 import { WriterLink } from './changelog-writer-link.js';
 
@@ -139,8 +139,7 @@ export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): 
   }
   // Through the open gate of the process writing the log, if one does (lmdb-open-gate.ts): it stops its
   // appends until this process has opened the log, its databases included (their open writes).
-  const leave = enterOpenGate(options.dir);
-  try {
+  return openThroughGate(options.dir, () => {
     let env: RootDatabase;
     try {
       env = open({ path: options.dir, maxDbs: 4, ...LMDB_OPEN_OPTIONS });
@@ -150,9 +149,7 @@ export async function openEmbeddedChangelog(options: EmbeddedChangelogOptions): 
       });
     }
     return new Changelog(env, { ...options, partitions });
-  } finally {
-    leave?.();
-  }
+  });
 }
 
 class Changelog implements EmbeddedChangelog {

@@ -10,7 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { StoreWriteError, commitFailure, isMatviewError } from '../errors.js';
-import { enterOpenGate } from '../lmdb-open-gate.js';
+import { openThroughGate } from '../lmdb-open-gate.js';
 import { atomicTransaction, LMDB_OPEN_OPTIONS } from '../lmdb-transaction.js';
 
 /**
@@ -56,12 +56,7 @@ export function openEnvironment(
   if (access === 'write') return open({ path, ...environmentOptions(mapSize) });
   // A read-only open goes through the open gate of the process that writes the store, if one does
   // (lmdb-open-gate.ts): opening next to it unprotected can make it lose a commit.
-  const leave = enterOpenGate(path);
-  try {
-    return open({ path, ...environmentOptions(mapSize), readOnly: true });
-  } finally {
-    leave?.();
-  }
+  return openThroughGate(path, () => open({ path, ...environmentOptions(mapSize), readOnly: true }));
 }
 
 /** lmdb-js `open` options of a store's environment (but its path). */

@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
+import { processAlive } from '../local-ipc.js';
 import { writeTransaction } from './environment.js';
 
 /** The process serving a store (`meta.owner`), so CLI tools can tell whether a server is running. */
@@ -120,13 +121,7 @@ export class StoreRequests {
     const raw = this.meta.get('owner');
     if (raw === undefined) return undefined;
     const owner = JSON.parse(raw) as StoreOwner;
-    if (owner.hostname !== hostname()) return owner;
-    try {
-      process.kill(owner.pid, 0);
-      return owner;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM' ? owner : undefined;
-    }
+    return owner.hostname !== hostname() || processAlive(owner.pid) ? owner : undefined;
   }
 
   /**
