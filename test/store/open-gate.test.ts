@@ -34,9 +34,15 @@ function opener(
     `import { createInterface } from 'node:readline';
 import { enterOpenGate } from ${JSON.stringify(resolve('src/lmdb-open-gate.ts'))};
 import { openStore } from ${JSON.stringify(resolve('src/store/lmdb-store.ts'))};
+import { environmentOptions } from ${JSON.stringify(resolve('src/store/environment.ts'))};
+import { open } from ${JSON.stringify(resolve('node_modules/lmdb/node-index.js'))};
 let leave;
+let watched;
 try {
   leave = enterOpenGate(process.argv[2]);
+  // Opened inside the gate, to see the writer's commits from here once it has left.
+  if (process.argv[3] === 'watch')
+    watched = open({ path: process.argv[2], ...environmentOptions(undefined), readOnly: true }).openDB({ name: 'meta', encoding: 'string' });
   console.log(leave === undefined ? 'no gate' : 'entered');
 } catch (e) {
   console.log(e.code + ': ' + e.message);
@@ -45,14 +51,12 @@ try {
 const lines = createInterface({ input: process.stdin });
 for await (const _ of lines) break;
 leave?.();
-if (process.argv[3] === 'watch') {
-  // When the writer's done file (written by the gate's worker as it leaves) has come and gone.
-  const { readdirSync } = await import('node:fs');
-  const done = () => readdirSync(process.argv[2]).some((f) => /^open-gate\\..*\\.done$/.test(f));
-  const start = Date.now();
-  while (!done() && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 2));
-  while (done()) await new Promise((r) => setTimeout(r, 2));
-  console.log('released at ' + Date.now());
+if (watched !== undefined) {
+  // Until the writer's commit that waited for this opener is stored (a fresh read each turn).
+  while (Number(watched.get('sequence') ?? 0) < 2) await new Promise((r) => setTimeout(r, 2));
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(process.argv[2] + '.committed', '');
+  console.log('committed');
 } else if (process.argv[3] === 'store') {
   const store = openStore({ path: process.argv[2], readOnly: true });
   console.log('opened at sequence ' + store.sequence());
@@ -119,17 +123,27 @@ describe('the open gate of a store that commits', () => {
   });
 
   it('lets its commits go when the opener has opened, even while the gate’s thread is blocked', async () => {
-    const { path } = await writingStore();
+    const { store, path } = await writingStore();
+    // A gate of its own that holds longer than this test waits, so only the done file can end its hold.
+    const before = readFileSync(openGateFileOf(path), 'utf8');
+    const gate = serveOpenGate(path, { openOptions: environmentOptions(undefined), maxHoldMs: 300_000 });
+    cleanups.push(() => gate.close());
+    while (readFileSync(openGateFileOf(path), 'utf8') === before) await new Promise((r) => setTimeout(r, 10));
     const other = opener(path, 'watch');
     expect(await other.line()).toBe('entered');
+    // Posted to the writer thread at once; it waits for the lock the gate holds for the opener.
+    const pending = commit(store, 1);
     await new Promise<void>((r) => other.child.stdin.write('go\n', () => r()));
-    // This thread serves the gate; blocked, it cannot see the opener disconnect. The lock holder reads the
-    // opener's done file instead, releases the lock and removes the file meanwhile.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
-    const unblockedAt = Date.now();
-    const released = Number((await other.line()).replace('released at ', ''));
-    expect(released).toBeLessThan(unblockedAt);
-  });
+    // This thread serves the gate and does not return to its event loop until the opener has seen that
+    // commit stored: so the lock was let go by the opener's done file, not by this thread seeing it leave.
+    const committed = `${path}.committed`;
+    const bound = Date.now() + 60_000;
+    while (!existsSync(committed) && Date.now() < bound)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    expect(existsSync(committed)).toBe(true);
+    await pending;
+    expect(await other.line()).toBe('committed');
+  }, 120_000);
 
   it('writes its file while the store is open and removes it at close; a closed writer’s openers open directly', async () => {
     const path = join(tempDir(), 'view');
