@@ -40,7 +40,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -396,6 +396,53 @@ export function openThroughGate<T>(dir: string, open: () => T): T {
   } finally {
     leave?.();
   }
+}
+
+/** How long {@link liveWriterOf} tries to reach a gate whose process is alive but does not listen (yet). */
+export const LIVE_WRITER_PROBE_MS = 2_000;
+
+/** The process writing an environment, as {@link liveWriterOf} found it. */
+export interface LiveWriter {
+  readonly pid: number;
+  readonly host: string;
+}
+
+/**
+ * The other process of this host that writes the environment at `dir` now, if one does: its gate file names
+ * a process that is alive and whose gate answers a connection (a pid the kernel reused for another program
+ * answers nothing there; a writer that is still starting gets `probeMs` to listen). Undefined when no gate
+ * is there, its file is stale, it names this process or another host (which cannot be asked: LMDB is not
+ * shared across hosts anyway), or this process serves it. Nothing is opened or held: the connection ends before it sends
+ * a token, which the gate takes for a peer that is not an opener.
+ */
+export async function liveWriterOf(
+  dir: string,
+  probeMs: number = LIVE_WRITER_PROBE_MS,
+): Promise<LiveWriter | undefined> {
+  const deadline = Date.now() + probeMs;
+  for (;;) {
+    const content = readFileOr(openGateFileOf(dir));
+    if (content === undefined || servedHere.has(realpathSync(dir))) return undefined;
+    const [address, , pid, host] = content.split('\n');
+    // This process's own pid: a file left by a killed server whose pid this one got (pid 1 in a container).
+    if (!address || !writerAlive(pid, host) || Number(pid) === process.pid) return undefined;
+    if (await answers(address)) return { pid: Number(pid), host: host! };
+    // Alive but not listening: a writer still starting (its file comes before its socket), or the pid is
+    // another program's now (then it never answers).
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+  }
+}
+
+/** Whether something listens at the local socket `address` (connects, then hangs up at once). */
+function answers(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(address, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
 }
 
 /** Whether the process a gate file names may still be running (another host's cannot be told: no). */

@@ -14,7 +14,8 @@ import { toOutboxEntry } from '../feed/dead-letter.js';
 import { ensureDeadLetterTopics } from '../feed/dead-letter-topics.js';
 import { startDemoGenerator, type DemoGenerator } from '../demo/generator.js';
 import { openEmbeddedChangelog } from '../feed/embedded-changelog.js';
-import { isKafkaUnavailable, isMatviewError } from '../errors.js';
+import { DataDirError, isKafkaUnavailable, isMatviewError } from '../errors.js';
+import { liveWriterOf } from '../lmdb-open-gate.js';
 import { classifyKafkaError, type KafkaFailureCause } from '../feed/kafka-errors.js';
 import type { KafkaClientOptions } from '../feed/kafka-client.js';
 import { createKafkaSource, retryBackoffMs } from '../feed/kafka-source.js';
@@ -87,8 +88,17 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<Running> {
   const dataDir = ensureDataDir(config.dataDir);
+  const storePath = storePathOf(dataDir);
+  // One server per DATA_DIR: a second one would write the same store (and its open alone can make the
+  // first lose a commit: src/lmdb-open-gate.ts). The first one's open gate tells it is there.
+  const writer = await liveWriterOf(storePath);
+  if (writer !== undefined)
+    throw new DataDirError(
+      dataDir,
+      `process ${writer.pid} of this host writes its view store (another matview serve on this DATA_DIR?): stop it, or give this server a DATA_DIR of its own`,
+    );
   const store = openStore({
-    path: storePathOf(dataDir),
+    path: storePath,
     mapSize: config.lmdbMapSizeBytes,
     writerThread: config.writerThread,
     maxRecordsPerCommit: config.maxRecordsPerCommit,

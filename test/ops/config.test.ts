@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/ops/logger.js';
 import { storePathOf } from '../../src/store/data-dir.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { startServer } from '../../src/wiring/runtime.js';
+import { startChildServer } from '../utils/child-server.js';
 import { tempDir } from '../utils/tmp.js';
 
 describe('loadConfig', () => {
@@ -198,6 +199,25 @@ describe('matview serve that cannot start', () => {
     const store = openStore({ path: storePathOf(dataDir), create: false });
     expect(store.liveOwner()).toBeUndefined();
     await store.close();
+  });
+
+  it('should refuse a DATA_DIR another live matview serve writes, and start on it once that one is gone', async () => {
+    const dataDir = tempDir();
+    const first = await startChildServer({ dataDir });
+    const config = loadConfig({ DEMO: 'false', HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir });
+    const error = await startServer(config, silentLogger).then(
+      (running) => running.close().then(() => undefined),
+      (e: unknown) => e,
+    );
+    expect((error as { code?: unknown }).code).toBe('MV_ERR_DATA_DIR');
+    expect((error as Error).message).toContain(`process ${first.pid} of this host writes its view store`);
+    // Refused before it opened anything: the first one goes on serving.
+    const live = await fetch(`${first.url()}/health/live`);
+    expect(live.status).toBe(200);
+    // Killed, it leaves its gate file behind; nobody answers there, so the next server starts.
+    await first.kill();
+    const second = await startServer(config, silentLogger);
+    await second.close();
   });
 
   it('should exit 1 with one line naming the address', async () => {

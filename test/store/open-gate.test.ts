@@ -3,13 +3,15 @@
  * writer holds its commits, opens, and lets them go. Openers run in child processes (as the CLI does): in
  * the writer's own thread an open would wait for an answer that thread cannot give.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { enterOpenGate, openGateFileOf, serveOpenGate } from '../../src/lmdb-open-gate.js';
+import { enterOpenGate, liveWriterOf, openGateFileOf, serveOpenGate } from '../../src/lmdb-open-gate.js';
+import { localSocketAddress } from '../../src/local-ipc.js';
 import { OpenGateError } from '../../src/errors.js';
 import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
 import { silentLogger } from '../../src/ops/logger.js';
@@ -235,6 +237,49 @@ describe('an opener whose writer is not answering yet, or cannot hold', () => {
     expect(await other.line()).toBe(
       `MV_ERR_OPEN_GATE: Cannot open "${dir}" next to the process writing it: the process writing it could not hold its commits for this open`,
     );
+  });
+});
+
+describe('the live writer of a store (liveWriterOf: one matview serve per DATA_DIR)', () => {
+  const gateFile = (dir: string, address: string, pid: number): void =>
+    writeFileSync(openGateFileOf(dir), `${address}\n${'3'.repeat(32)}\n${pid}\n${hostname()}\n`);
+  const freshAddress = (): string =>
+    localSocketAddress(`matview-test-gate-${randomBytes(8).toString('hex')}`);
+
+  it('names the process whose gate answers, waiting for one still starting; a live pid nobody answers for is nobody', async () => {
+    const dir = tempDir();
+    const address = freshAddress();
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+    cleanups.push(() => void other.kill());
+    const pid = other.pid!;
+    // A live process and nothing listens there: a pid the kernel gave another program since.
+    gateFile(dir, address, pid);
+    expect(await liveWriterOf(dir, 200)).toBeUndefined();
+    // A writer still starting (its file comes before its socket): found once it listens.
+    const server = createServer((socket) => socket.destroy());
+    cleanups.push(() => void server.close());
+    const found = liveWriterOf(dir, 10_000);
+    setTimeout(() => server.listen(address), 300);
+    expect(await found).toEqual({ pid, host: hostname() });
+  });
+
+  it('is nobody without a gate file, when the file’s process is gone or is this one, or when this process serves the gate', async () => {
+    const dir = tempDir();
+    expect(await liveWriterOf(dir)).toBeUndefined();
+    // Something listens, but the process the file names has exited (a SIGKILLed server's file).
+    const address = freshAddress();
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((r) => server.listen(address, r));
+    cleanups.push(() => void server.close());
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    gateFile(dir, address, gone);
+    expect(await liveWriterOf(dir, 200)).toBeUndefined();
+    // Its pid is this process's now (a container's pid 1 after a restart): not another writer.
+    gateFile(dir, address, process.pid);
+    expect(await liveWriterOf(dir, 200)).toBeUndefined();
+    const gate = serveOpenGate(dir, {});
+    cleanups.push(() => gate.close());
+    expect(await liveWriterOf(dir, 200)).toBeUndefined();
   });
 });
 
