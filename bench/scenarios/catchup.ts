@@ -18,10 +18,12 @@
 import { startKafka, type KafkaHandle } from '../../test/utils/kafka-mock.js';
 import {
   distribution,
+  median,
   prng,
   round,
   sleep,
   zipf,
+  type Distribution,
   type Scenario,
   type ScenarioContext,
 } from '../lib/common.js';
@@ -190,12 +192,19 @@ async function storeSize(ctx: ScenarioContext, w: Workload, c: CatchUp, dataDir:
   }
 }
 
+/** p99 of `user(id)` between the first commit and ready, and idle after, on one fresh server. */
+interface ReadsWhileCatchingUp {
+  readonly during: Distribution;
+  readonly idle: Distribution;
+}
+
 async function readsWhileCatchingUp(
   ctx: ScenarioContext,
   w: Workload,
   dataDir: string,
   ceiling: Ceilings,
-): Promise<void> {
+  run: string,
+): Promise<ReadsWhileCatchingUp> {
   const draw = zipf(w.reference.users, 0.99, prng(7));
   const requests = Array.from({ length: 20_000 }, () => post(String(draw())));
   let reads: Awaited<ReturnType<typeof runOpenLoop>> | undefined;
@@ -214,7 +223,7 @@ async function readsWhileCatchingUp(
     total: idleSeconds * READ_RATE,
     pacing: 'timer',
   });
-  await expectExactAfter(ctx, w, c.server.url, 'catch-up with reads');
+  await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${run}`);
   await c.server.stop();
   if (reads === undefined) throw new Error('no reads ran');
   // Reads by due time: before the first commit (the server started, joined the group, fetched, applied its
@@ -229,7 +238,7 @@ async function readsWhileCatchingUp(
     });
     return { d: distribution(latencies), errors };
   };
-  catchUpRow(ctx, w, `matview serve with ${READ_RATE} user(id)/s, spawn → ready`, c, ceiling);
+  catchUpRow(ctx, w, `matview serve with ${READ_RATE} user(id)/s, spawn → ready${run}`, c, ceiling);
   const before = window(c.listeningAt, c.firstCommitAt);
   const during = window(c.firstCommitAt, c.readyAt);
   const after = { d: distribution(idle.latencies), errors: idle.errors };
@@ -239,7 +248,7 @@ async function readsWhileCatchingUp(
     ['user(id) idle, from 1 s after ready', after],
   ] as const) {
     ctx.row(
-      `${w.label}: ${name}, ${READ_RATE}/s offered`,
+      `${w.label}: ${name}, ${READ_RATE}/s offered${run}`,
       {
         reads: d.count,
         'p50 ms': round(d.p50, 2),
@@ -251,17 +260,7 @@ async function readsWhileCatchingUp(
       'reads while catching up',
     );
   }
-  const ratio = during.d.p99 / after.d.p99;
-  const enough = during.d.count >= 1_000;
-  ctx.check(
-    'user(id) p99 while catching up <= 2x its idle p99',
-    `${during.d.p99.toFixed(2)} ms vs ${after.d.p99.toFixed(2)} ms idle (${ratio.toFixed(2)}x), ${during.d.count} reads while catching up`,
-    enough ? ratio <= 2 : null,
-  );
-  if (!enough)
-    ctx.note(
-      `catchup: only ${during.d.count} reads fell between the first commit and ready: too few for a p99 (raise BENCH_CATCHUP_RECORDS)`,
-    );
+  return { during: during.d, idle: after.d };
 }
 
 export const catchup: Scenario = {
@@ -272,6 +271,14 @@ export const catchup: Scenario = {
     const records = ctx.quick ? 60_000 : Number(process.env['BENCH_CATCHUP_RECORDS'] ?? 446_000);
     const users = Number(process.env['BENCH_CATCHUP_USERS'] ?? Math.round(records / 20));
     const smallRecords = ctx.quick ? 10_000 : Number(process.env['BENCH_CATCHUP_SMALL_RECORDS'] ?? 100_000);
+    const runs = ctx.quick ? 1 : Math.max(1, Number(process.env['BENCH_CATCHUP_RUNS'] ?? 3));
+    /** A run's label suffix (none when there is one run). */
+    const runLabel = (i: number): string => (runs === 1 ? '' : `, run ${i} of ${runs}`);
+    /** ` (median of n; min-max)` when there are several runs. */
+    const spread = (xs: readonly number[], unit: string, digits: number): string =>
+      xs.length === 1
+        ? ''
+        : ` (median of ${xs.length} runs; ${round(Math.min(...xs), digits)}-${round(Math.max(...xs), digits)} ${unit})`;
     warmBundle();
     const kafka = await startKafka();
     ctx.defer(() => kafka.stop());
@@ -281,18 +288,40 @@ export const catchup: Scenario = {
 
     const big = await produce(ctx, kafka, { tag: 'big batches', records, users, batching: BIG_BATCHES });
     const bigCeiling = await ceilings(ctx, big);
-    const coldDir = `${ctx.tmp}/big-cold`;
-    const cold = await catchUp(ctx, big, coldDir);
-    const rate = catchUpRow(ctx, big, 'matview serve, spawn → ready', cold, bigCeiling);
-    await expectExactAfter(ctx, big, cold.server.url, 'catch-up');
-    await storeSize(ctx, big, cold, coldDir);
-    await cold.server.stop();
+    // Several fresh servers: one catch-up's rate moves a lot from run to run on this box (the writer thread,
+    // the event loop, the mock broker and the bench share 2 cores: 41k to 60k records/s for one build, and
+    // p99 while catching up 54 to 254 ms); the checks take the median.
+    const rates: number[] = [];
+    for (let i = 1; i <= runs; i++) {
+      const coldDir = `${ctx.tmp}/big-cold-${i}`;
+      const cold = await catchUp(ctx, big, coldDir);
+      rates.push(catchUpRow(ctx, big, `matview serve, spawn → ready${runLabel(i)}`, cold, bigCeiling));
+      await expectExactAfter(ctx, big, cold.server.url, `catch-up${runLabel(i)}`);
+      if (i === 1) await storeSize(ctx, big, cold, coldDir);
+      await cold.server.stop();
+    }
+    const rate = median(rates);
     ctx.check(
       'catch-up (fresh matview serve, spawn → ready, big batches) >= 100k records/s',
-      `${round(rate, 0)} records/s, ${(rate / bigCeiling.group.recordsPerSecond).toFixed(3)}x the kafkajs consumer group`,
+      `${round(rate, 0)} records/s${spread(rates, 'records/s', 0)}, ${(rate / bigCeiling.group.recordsPerSecond).toFixed(3)}x the kafkajs consumer group`,
       rate >= 100_000,
     );
-    await readsWhileCatchingUp(ctx, big, `${ctx.tmp}/big-reads`, bigCeiling);
+    const reads: ReadsWhileCatchingUp[] = [];
+    for (let i = 1; i <= runs; i++)
+      reads.push(await readsWhileCatchingUp(ctx, big, `${ctx.tmp}/big-reads-${i}`, bigCeiling, runLabel(i)));
+    const ratios = reads.map((r) => r.during.p99 / r.idle.p99);
+    const ratio = median(ratios);
+    const fewest = Math.min(...reads.map((r) => r.during.count));
+    const enough = fewest >= 1_000;
+    ctx.check(
+      'user(id) p99 while catching up <= 2x its idle p99',
+      `${ratio.toFixed(2)}x${spread(ratios, 'x', 2)}; p99 ${reads.map((r) => `${r.during.p99.toFixed(1)} vs ${r.idle.p99.toFixed(1)} ms idle`).join(', ')}; at least ${fewest} reads while catching up`,
+      enough ? ratio <= 2 : null,
+    );
+    if (!enough)
+      ctx.note(
+        `catchup: only ${fewest} reads fell between the first commit and ready in a run: too few for a p99 (raise BENCH_CATCHUP_RECORDS)`,
+      );
 
     const small = await produce(ctx, kafka, {
       tag: 'small batches',
