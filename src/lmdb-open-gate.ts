@@ -81,6 +81,12 @@ export interface OpenGateOptions {
    */
   readonly announceMs?: number;
   readonly maxHoldMs?: number;
+  /**
+   * Called on the gate's thread when a lock-holding thread says it holds the lock, before the gate claims the
+   * hold; `givenUp` tells whether that thread has given the lock up since (tests: a gate thread kept busy
+   * there past `announceMs`).
+   */
+  readonly onLockHeld?: (givenUp: () => boolean) => void;
   /** Called when holding the lock for an opener fails (the opener is told, and fails), or the socket does. */
   readonly onError?: (error: unknown) => void;
 }
@@ -262,6 +268,7 @@ class Gate implements OpenGate {
           reject(new Error('the open gate lock thread ended before it held the lock')),
         );
       });
+      this.o.onLockHeld?.(() => Atomics.load(state, 0) === Hold.Abandoned);
       if (Atomics.compareExchange(state, 0, Hold.Waiting, Hold.Announced) === Hold.Waiting) {
         return {
           doneFile,

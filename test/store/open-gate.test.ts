@@ -147,6 +147,37 @@ describe('the open gate of a store that commits', () => {
     expect(await other.line()).toBe('committed');
   }, 120_000);
 
+  it('takes the lock again when its thread claims a hold after the holder gave it up, and only then lets the opener in', async () => {
+    const { store, path } = await writingStore();
+    // A gate of its own whose thread is busy once, right when the first holder holds the lock, until that
+    // holder has given the lock up (announceMs): the gate must then not tell the opener it holds it.
+    const before = readFileSync(openGateFileOf(path), 'utf8');
+    let holders = 0;
+    const gate = serveOpenGate(path, {
+      openOptions: environmentOptions(undefined),
+      announceMs: 100,
+      onLockHeld: (givenUp) => {
+        if (++holders > 1) return;
+        const bound = Date.now() + 60_000;
+        while (!givenUp() && Date.now() < bound)
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      },
+    });
+    cleanups.push(() => gate.close());
+    while (readFileSync(openGateFileOf(path), 'utf8') === before) await new Promise((r) => setTimeout(r, 10));
+    const other = opener(path);
+    expect(await other.line()).toBe('entered');
+    expect(holders).toBe(2);
+    let committed = false;
+    const pending = commit(store, 1).then(() => (committed = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(committed).toBe(false);
+    other.child.stdin.write('go\n');
+    await pending;
+    expect(store.sequence()).toBe(2n);
+    expect(await other.line()).toMatch(/^opened at sequence [12]$/);
+  });
+
   it('writes its file while the store is open and removes it at close; a closed writer’s openers open directly', async () => {
     const path = join(tempDir(), 'view');
     const store = openStore({ path });
