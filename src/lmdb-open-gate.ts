@@ -364,11 +364,10 @@ export function enterOpenGate(
   const timedOut = () =>
     new OpenGateError(dir, `the process writing it did not let this one open it within ${timeoutMs} ms`);
   for (;;) {
-    const content = readFileOr(file);
     // No file, or removed since (its writer closed): no gate.
-    if (content === undefined || servedHere.has(realpathSync(dir))) return undefined;
-    const [address, token, pid, host] = content.split('\n');
-    if (!address || !token) return undefined;
+    const gate = readGateFile(dir);
+    if (gate === undefined) return undefined;
+    const { content, address, token, pid, host } = gate;
     const state = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(OPENER, {
       eval: true,
@@ -419,8 +418,8 @@ export interface LiveWriter {
  * a process that is alive and whose gate answers a connection (a pid the kernel reused for another program
  * answers nothing there; a writer that is still starting gets `probeMs` to listen). Undefined when no gate
  * is there, its file is stale, it names this process or another host (which cannot be asked: LMDB is not
- * shared across hosts anyway), or this process serves it. Nothing is opened or held: the connection ends before it sends
- * a token, which the gate takes for a peer that is not an opener.
+ * shared across hosts anyway), or this process serves it. Nothing is opened or held: the connection ends
+ * before it sends a token, which the gate takes for a peer that is not an opener.
  */
 export async function liveWriterOf(
   dir: string,
@@ -428,17 +427,38 @@ export async function liveWriterOf(
 ): Promise<LiveWriter | undefined> {
   const deadline = Date.now() + probeMs;
   for (;;) {
-    const content = readFileOr(openGateFileOf(dir));
-    if (content === undefined || servedHere.has(realpathSync(dir))) return undefined;
-    const [address, , pid, host] = content.split('\n');
+    const gate = readGateFile(dir);
+    if (gate === undefined) return undefined;
+    const { address, pid, host } = gate;
     // This process's own pid: a file left by a killed server whose pid this one got (pid 1 in a container).
-    if (!address || !writerAlive(pid, host) || Number(pid) === process.pid) return undefined;
+    if (!writerAlive(pid, host) || Number(pid) === process.pid) return undefined;
     if (await answers(address)) return { pid: Number(pid), host: host! };
     // Alive but not listening: a writer still starting (its file comes before its socket), or the pid is
     // another program's now (then it never answers).
     if (Date.now() >= deadline) return undefined;
     await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
   }
+}
+
+/** A gate file as its writer wrote it (`content`, to tell whether it was replaced since), split. */
+interface GateFile {
+  readonly content: string;
+  readonly address: string;
+  readonly token: string;
+  readonly pid: string | undefined;
+  readonly host: string | undefined;
+}
+
+/**
+ * The gate file of the environment at `dir`, when there is one this process does not serve itself and it
+ * names an address and a token.
+ */
+function readGateFile(dir: string): GateFile | undefined {
+  const content = readFileOr(openGateFileOf(dir));
+  if (content === undefined || servedHere.has(realpathSync(dir))) return undefined;
+  const [address, token, pid, host] = content.split('\n');
+  if (!address || !token) return undefined;
+  return { content, address, token, pid, host };
 }
 
 /** Whether something listens at the local socket `address` (connects, then hangs up at once). */

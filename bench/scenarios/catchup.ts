@@ -192,7 +192,7 @@ async function storeSize(ctx: ScenarioContext, w: Workload, c: CatchUp, dataDir:
   }
 }
 
-/** p99 of `user(id)` between the first commit and ready, and idle after, on one fresh server. */
+/** `user(id)` latencies between the first commit and ready, and idle after, on one fresh server. */
 interface ReadsWhileCatchingUp {
   readonly during: Distribution;
   readonly idle: Distribution;

@@ -10,7 +10,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { enterOpenGate, liveWriterOf, openGateFileOf, serveOpenGate } from '../../src/lmdb-open-gate.js';
+import {
+  enterOpenGate,
+  liveWriterOf,
+  openGateFileOf,
+  serveOpenGate,
+  type OpenGateOptions,
+} from '../../src/lmdb-open-gate.js';
 import { localSocketAddress } from '../../src/local-ipc.js';
 import { OpenGateError } from '../../src/errors.js';
 import { openEmbeddedChangelog } from '../../src/feed/embedded-changelog.js';
@@ -108,29 +114,49 @@ async function writingStore(): Promise<{ store: LmdbStore; path: string }> {
 const commit = (store: LmdbStore, n: number) =>
   store.applyBatch(commitInput([{ table: 'users', key: `u${n}`, row: profile(`user${n}`), offset: n }]));
 
+/**
+ * A second gate on the environment at `path`, with `options`: its file (written before serveOpenGate
+ * returns) replaces the store's, so openers come to this one.
+ */
+function ownGate(path: string, options: Omit<OpenGateOptions, 'openOptions'>): void {
+  const gate = serveOpenGate(path, { openOptions: environmentOptions(undefined), ...options });
+  cleanups.push(() => gate.close());
+}
+
+/** A commit of `store` waits while `other` is inside the gate, and completes once it has left. */
+async function expectCommitHeldWhileInside(
+  store: LmdbStore,
+  other: ReturnType<typeof opener>,
+): Promise<void> {
+  let committed = false;
+  const pending = commit(store, 1).then(() => (committed = true));
+  // The commit waits for LMDB's write lock, which the gate holds for the opener until it leaves.
+  await new Promise((r) => setTimeout(r, 300));
+  expect(committed).toBe(false);
+  other.child.stdin.write('go\n');
+  await pending;
+  expect(store.sequence()).toBe(2n);
+  expect(await other.line()).toMatch(/^opened at sequence [12]$/);
+}
+
+/** Blocks this thread, its event loop included, until `done()` or 60 s. */
+function blockUntil(done: () => boolean): void {
+  const bound = Date.now() + 60_000;
+  while (!done() && Date.now() < bound) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+}
+
 describe('the open gate of a store that commits', () => {
   it('holds the writer’s commits while another process opens, and lets them go when it has', async () => {
     const { store, path } = await writingStore();
     const other = opener(path);
     expect(await other.line()).toBe('entered');
-    let committed = false;
-    const pending = commit(store, 1).then(() => (committed = true));
-    // The commit waits for LMDB's write lock, which the gate holds for the opener until it leaves.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(committed).toBe(false);
-    other.child.stdin.write('go\n');
-    await pending;
-    expect(store.sequence()).toBe(2n);
-    expect(await other.line()).toMatch(/^opened at sequence [12]$/);
+    await expectCommitHeldWhileInside(store, other);
   });
 
   it('lets its commits go when the opener has opened, even while the gate’s thread is blocked', async () => {
     const { store, path } = await writingStore();
     // A gate of its own that holds longer than this test waits, so only the done file can end its hold.
-    const before = readFileSync(openGateFileOf(path), 'utf8');
-    const gate = serveOpenGate(path, { openOptions: environmentOptions(undefined), maxHoldMs: 300_000 });
-    cleanups.push(() => gate.close());
-    while (readFileSync(openGateFileOf(path), 'utf8') === before) await new Promise((r) => setTimeout(r, 10));
+    ownGate(path, { maxHoldMs: 300_000 });
     const other = opener(path, 'watch');
     expect(await other.line()).toBe('entered');
     // Posted to the writer thread at once; it waits for the lock the gate holds for the opener.
@@ -139,9 +165,7 @@ describe('the open gate of a store that commits', () => {
     // This thread serves the gate and does not return to its event loop until the opener has seen that
     // commit stored: so the lock was let go by the opener's done file, not by this thread seeing it leave.
     const committed = `${path}.committed`;
-    const bound = Date.now() + 60_000;
-    while (!existsSync(committed) && Date.now() < bound)
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    blockUntil(() => existsSync(committed));
     expect(existsSync(committed)).toBe(true);
     await pending;
     expect(await other.line()).toBe('committed');
@@ -151,31 +175,17 @@ describe('the open gate of a store that commits', () => {
     const { store, path } = await writingStore();
     // A gate of its own whose thread is busy once, right when the first holder holds the lock, until that
     // holder has given the lock up (announceMs): the gate must then not tell the opener it holds it.
-    const before = readFileSync(openGateFileOf(path), 'utf8');
     let holders = 0;
-    const gate = serveOpenGate(path, {
-      openOptions: environmentOptions(undefined),
+    ownGate(path, {
       announceMs: 100,
       onLockHeld: (givenUp) => {
-        if (++holders > 1) return;
-        const bound = Date.now() + 60_000;
-        while (!givenUp() && Date.now() < bound)
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        if (++holders === 1) blockUntil(givenUp);
       },
     });
-    cleanups.push(() => gate.close());
-    while (readFileSync(openGateFileOf(path), 'utf8') === before) await new Promise((r) => setTimeout(r, 10));
     const other = opener(path);
     expect(await other.line()).toBe('entered');
     expect(holders).toBe(2);
-    let committed = false;
-    const pending = commit(store, 1).then(() => (committed = true));
-    await new Promise((r) => setTimeout(r, 300));
-    expect(committed).toBe(false);
-    other.child.stdin.write('go\n');
-    await pending;
-    expect(store.sequence()).toBe(2n);
-    expect(await other.line()).toMatch(/^opened at sequence [12]$/);
+    await expectCommitHeldWhileInside(store, other);
   });
 
   it('writes its file while the store is open and removes it at close; a closed writer’s openers open directly', async () => {
@@ -207,11 +217,8 @@ describe('the open gate of a store that commits', () => {
 
   it('lets its commits go after maxHoldMs when an opener does not leave', async () => {
     const { store, path } = await writingStore();
-    // A second gate on the same environment, with a short hold: its file replaces the store's.
-    const before = readFileSync(openGateFileOf(path), 'utf8');
-    const gate = serveOpenGate(path, { openOptions: environmentOptions(undefined), maxHoldMs: 200 });
-    cleanups.push(() => gate.close());
-    while (readFileSync(openGateFileOf(path), 'utf8') === before) await new Promise((r) => setTimeout(r, 10));
+    // A second gate on the same environment, with a short hold.
+    ownGate(path, { maxHoldMs: 200 });
     const other = opener(path);
     expect(await other.line()).toBe('entered');
     await commit(store, 1);
