@@ -2,6 +2,8 @@
  * Coordination between matview processes on one host: where a process listens for the others, and whether
  * a process another one recorded is still there.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,6 +16,42 @@ export function localSocketAddress(name: string, platform: NodeJS.Platform = pro
   if (platform === 'linux') return `\0${name}`;
   if (platform === 'win32') return `\\\\.\\pipe\\${name}`;
   return join(tmpdir(), `${name}.sock`);
+}
+
+/** Whether a crashed process can leave `address` behind (a socket file), to be removed before claiming it. */
+export const isSocketFile = (address: string): boolean =>
+  !address.startsWith('\0') && !address.startsWith('\\\\');
+
+/**
+ * A local socket's address for the directory `dir`: named after a random id kept in `dir/<idFile>` (created
+ * by the first process that asks), so two directories never share a name, whatever their paths (two
+ * containers on one network, each with its own volume at /data), and one directory has one name, whatever
+ * path reaches it. The file appears whole (written aside, then hard-linked into place, which fails if it
+ * exists): the first process's id wins and nobody reads half.
+ */
+export function directorySocketAddress(
+  dir: string,
+  idFile: string,
+  prefix: string,
+  platform: NodeJS.Platform = process.platform,
+): string {
+  const file = join(dir, idFile);
+  if (!existsSync(file)) {
+    const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeFileSync(aside, randomBytes(16).toString('hex'), { mode: 0o644 });
+    try {
+      linkSync(aside, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      unlinkSync(aside);
+    }
+  }
+  const id = readFileSync(file, 'utf8').trim();
+  return localSocketAddress(
+    `${prefix}-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`,
+    platform,
+  );
 }
 
 /** Whether process `pid` of this host is running (EPERM: running as another user). */

@@ -18,7 +18,7 @@ import { constants, copyFileSync, existsSync, renameSync, rmSync, statSync } fro
 import { dirname, resolve } from 'node:path';
 import { SnapshotError, isMatviewError } from '../errors.js';
 import type { Config } from '../ops/config.js';
-import { ensureDataDir, storePathOf } from '../store/data-dir.js';
+import { claimDataDir, ensureDataDir, storePathOf } from '../store/data-dir.js';
 import { dataFileOf, openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { ExitCode, parse, type Print } from './args.js';
 
@@ -80,9 +80,32 @@ export async function runRestore(config: Config, args: readonly string[], print:
   const move = values.move === true;
   const file = resolve(positionals[0]!);
   if (!existsSync(file) || !statSync(file).isFile()) throw new SnapshotError(`${file} is not a file`);
-  const target = storePathOf(ensureDataDir(config.dataDir));
+  const dataDir = ensureDataDir(config.dataDir);
+  // No server may start on DATA_DIR while the store is replaced, and none may be running (store/data-dir.ts).
+  const claim = await claimDataDir(dataDir, 'restore');
+  try {
+    return await restoreInto(
+      storePathOf(dataDir),
+      file,
+      { move, force: values.force === true },
+      config,
+      print,
+    );
+  } finally {
+    await claim.release();
+  }
+}
+
+/** `restore` once DATA_DIR is claimed: `file` into the store at `target`. */
+async function restoreInto(
+  target: string,
+  file: string,
+  { move, force }: { readonly move: boolean; readonly force: boolean },
+  config: Config,
+  print: Print,
+): Promise<ExitCode> {
   if (existsSync(dataFileOf(target))) {
-    if (values.force !== true) {
+    if (!force) {
       throw new SnapshotError(
         `${target} already holds a store; pass --force to replace it with the snapshot`,
       );

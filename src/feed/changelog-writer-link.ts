@@ -27,47 +27,19 @@
  *   {@link ChangelogForwardError} and the caller may send again (the demo generator does: a row written
  *   twice is the same row). The next send claims the socket if the writer is gone.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ChangelogForwardError, InvariantError, MatviewError, isMatviewError } from '../errors.js';
-import { localSocketAddress } from '../local-ipc.js';
+import { directorySocketAddress, isSocketFile } from '../local-ipc.js';
 import type { Logger } from '../ops/logger.js';
 import type { OutgoingMessage } from './types.js';
 
-/**
- * Where the writer of the changelog in `dir` listens (see the module comment): named after the log's id,
- * a random id kept in `dir/log.id` (created by the first process that opens the log), so two logs never
- * share a name, whatever their paths (two containers on one network, each with its own volume at /data).
- */
+/** Where the writer of the changelog in `dir` listens (see the module comment): named after the log's id (`dir/log.id`). */
 export function writerAddress(dir: string, platform: NodeJS.Platform = process.platform): string {
-  const id = createHash('sha256').update(logId(dir)).digest('hex').slice(0, 32);
-  return localSocketAddress(`matview-changelog-${id}`, platform);
+  return directorySocketAddress(dir, 'log.id', 'matview-changelog', platform);
 }
-
-/**
- * The log's id: read from `dir/log.id`, or created there. The file appears whole (written aside, then
- * hard-linked into place, which fails if it exists): the first process's id wins and nobody reads half.
- */
-function logId(dir: string): string {
-  const file = join(dir, 'log.id');
-  if (!existsSync(file)) {
-    const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    writeFileSync(aside, randomBytes(16).toString('hex'), { mode: 0o644 });
-    try {
-      linkSync(aside, file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    } finally {
-      unlinkSync(aside);
-    }
-  }
-  return readFileSync(file, 'utf8').trim();
-}
-
-/** Whether a crashed writer can leave `address` behind (a socket file), to be removed before claiming it. */
-const isSocketFile = (address: string): boolean => !address.startsWith('\0') && !address.startsWith('\\\\');
 
 export interface WriterLinkOptions {
   /** The changelog's directory: holds `writer.token`. */

@@ -3,9 +3,11 @@
  * can find the store without loading the API: `DATA_DIR/view` is the view store (an LMDB environment),
  * `DATA_DIR/changelog` the embedded changelog.
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DataDirError } from '../errors.js';
+import { directorySocketAddress, isSocketFile } from '../local-ipc.js';
 
 /** Where the view store lives inside DATA_DIR. */
 export const storePathOf = (dataDir: string): string => join(resolve(dataDir), 'view');
@@ -26,3 +28,106 @@ export function ensureDataDir(dir: string): string {
   return abs;
 }
 
+
+/** What the process holding a DATA_DIR does with it (its claim tells whoever asks). */
+export type DataDirRole = 'serve' | 'restore';
+
+/** A DATA_DIR this process holds: no other matview serve or restore of this host starts on it meanwhile. */
+export interface DataDirClaim {
+  /** Lets the next process claim it (a process that ends, however, releases it too). */
+  release(): Promise<void>;
+}
+
+/** The file in DATA_DIR naming its claim socket (see {@link claimDataDir}). */
+export const DATA_DIR_ID_FILE = 'data-dir.id';
+
+/** How long a claim waits for the holder's answer. */
+const ASK_TIMEOUT_MS = 2_000;
+/** Attempts to claim a socket that is taken but where nobody answers (its holder ending), 20 ms apart. */
+const CLAIM_ATTEMPTS = 100;
+const CLAIM_PAUSE_MS = 20;
+
+const DOING: Readonly<Record<DataDirRole, string>> = {
+  serve: 'writes its view store (another matview serve on this DATA_DIR?)',
+  restore: 'is restoring a snapshot into it (matview restore)',
+};
+const ADVICE: Readonly<Record<DataDirRole, string>> = {
+  serve: 'stop it, or give this server a DATA_DIR of its own',
+  restore: 'stop it before restoring',
+};
+
+/** Why `role` cannot have a DATA_DIR that process `pid` holds as `holder`. */
+export const heldBy = (pid: number, holder: DataDirRole, role: DataDirRole): string =>
+  `process ${pid} of this host ${DOING[holder]}: ${ADVICE[role]}`;
+
+/**
+ * Claims the data directory `dir` for this process, or throws {@link DataDirError} naming the process that
+ * holds it. One process per DATA_DIR: a second server would write the same LMDB store, and its open alone
+ * can make the first lose a commit (src/lmdb-open-gate.ts).
+ *
+ * The claim is a local socket named after `dir` (`dir/data-dir.id`, local-ipc.ts `directorySocketAddress`),
+ * listened on for as long as it is held: binding it is atomic, so of two processes started in the same
+ * millisecond exactly one gets it, and on Linux (an abstract socket) and Windows (a named pipe) the kernel
+ * frees it when its process ends, killed or not, so nothing stale is ever left to clean up. Its holder
+ * answers a connection with its pid and role. Where the socket is a file (macOS, BSD), a file nobody answers
+ * at is removed and claimed again: two processes doing that at once can both win there. Abstract sockets are
+ * per network namespace: two containers sharing a volume but not a network do not see each other's claim
+ * (the open gate's live-writer check, `liveWriterOf`, still sees a server in the same pid namespace).
+ */
+export async function claimDataDir(dir: string, role: DataDirRole): Promise<DataDirClaim> {
+  const address = directorySocketAddress(dir, DATA_DIR_ID_FILE, 'matview-data-dir');
+  for (let attempt = 1; ; attempt++) {
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.end(`${process.pid}\n${role}\n`);
+    });
+    const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen(address, () => resolve(undefined));
+    });
+    if (failed === undefined) {
+      // The claim alone never keeps the process running.
+      server.unref();
+      let released: Promise<void> | undefined;
+      return {
+        release: () => (released ??= new Promise<void>((resolve) => server.close(() => resolve()))),
+      };
+    }
+    if (failed.code !== 'EADDRINUSE')
+      throw new DataDirError(dir, `could not claim it (local socket ${address}): ${failed.message}`, {
+        cause: failed,
+      });
+    const holder = await askHolder(address);
+    if (holder !== undefined) throw new DataDirError(dir, heldBy(holder.pid, holder.role, role));
+    // Taken, yet nobody answers: its holder is ending, or (a socket file) a crashed process left it.
+    if (isSocketFile(address)) rmSync(address, { force: true });
+    if (attempt >= CLAIM_ATTEMPTS)
+      throw new DataDirError(dir, `its claim (local socket ${address}) is taken, but nobody answers there`);
+    await new Promise((resolve) => setTimeout(resolve, CLAIM_PAUSE_MS));
+  }
+}
+
+/** The pid and role the holder of the claim at `address` answers, or undefined when nobody answers. */
+function askHolder(address: string): Promise<{ pid: number; role: DataDirRole } | undefined> {
+  return new Promise((resolve) => {
+    let text = '';
+    const socket = createConnection(address);
+    const done = (answer: { pid: number; role: DataDirRole } | undefined): void => {
+      socket.destroy();
+      clearTimeout(timer);
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(undefined), ASK_TIMEOUT_MS);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => {
+      const [pid, role] = text.split('\n');
+      done(
+        pid !== undefined && /^\d+$/.test(pid) && (role === 'serve' || role === 'restore')
+          ? { pid: Number(pid), role }
+          : undefined,
+      );
+    });
+    socket.on('error', () => done(undefined));
+  });
+}

@@ -31,7 +31,7 @@ import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
 import type { Generation } from '../store/generation.js';
 import { kafkaClientOptions, type Config } from '../ops/config.js';
-import { ensureDataDir, storePathOf } from '../store/data-dir.js';
+import { claimDataDir, ensureDataDir, heldBy, storePathOf, type DataDirClaim } from '../store/data-dir.js';
 import { FeedTracker } from './feed-tracker.js';
 import { HandoffGate } from './handoff-gate.js';
 import type { Logger } from '../ops/logger.js';
@@ -90,36 +90,35 @@ export async function startServer(
   const dataDir = ensureDataDir(config.dataDir);
   const storePath = storePathOf(dataDir);
   // One server per DATA_DIR: a second one would write the same store (and its open alone can make the
-  // first lose a commit: src/lmdb-open-gate.ts). The first one's open gate tells it is there.
-  const writer = await liveWriterOf(storePath);
-  if (writer !== undefined)
-    throw new DataDirError(
-      dataDir,
-      `process ${writer.pid} of this host writes its view store (another matview serve on this DATA_DIR?): stop it, or give this server a DATA_DIR of its own`,
-    );
-  const store = openStore({
-    path: storePath,
-    mapSize: config.lmdbMapSizeBytes,
-    writerThread: config.writerThread,
-    maxRecordsPerCommit: config.maxRecordsPerCommit,
-    rebuildChunkRecords: config.rebuildChunkRecords,
-    viewRebuildBufferEntries: config.viewRebuildBufferEntries,
-    ...(options.views === undefined ? {} : { views: options.views }),
-    onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
-    onChunkWriteError: (err) =>
-      logger.error(
-        { err },
-        'writing a rebuild chunk failed: it is kept and tried again (after a restart, the rebuild resumes from its last written chunk)',
-      ),
-  });
+  // first lose a commit: src/lmdb-open-gate.ts). The claim refuses a second one of this host, even one
+  // started in the same millisecond; a server of a matview without the claim still has its open gate.
+  const claim = await claimDataDir(dataDir, 'serve');
   const opened = new StartCleanup(logger);
-  opened.add(() => store.close());
+  opened.add(() => claim.release());
   try {
-    return await startOn(store, dataDir, config, logger, options, opened);
+    const writer = await liveWriterOf(storePath);
+    if (writer !== undefined) throw new DataDirError(dataDir, heldBy(writer.pid, 'serve', 'serve'));
+    const store = openStore({
+      path: storePath,
+      mapSize: config.lmdbMapSizeBytes,
+      writerThread: config.writerThread,
+      maxRecordsPerCommit: config.maxRecordsPerCommit,
+      rebuildChunkRecords: config.rebuildChunkRecords,
+      viewRebuildBufferEntries: config.viewRebuildBufferEntries,
+      ...(options.views === undefined ? {} : { views: options.views }),
+      onListenerError: (err) => logger.error({ err }, 'commit listener failed'),
+      onChunkWriteError: (err) =>
+        logger.error(
+          { err },
+          'writing a rebuild chunk failed: it is kept and tried again (after a restart, the rebuild resumes from its last written chunk)',
+        ),
+    });
+    opened.add(() => store.close());
+    return await startOn(store, dataDir, config, logger, options, opened, claim);
   } catch (e) {
     // Whatever step failed (the role check, a log that cannot open, the port taken, the feed's first
     // answer), close what is open: the writer thread may still be loading LMDB, and a process that exits
-    // meanwhile aborts in the native module instead of exiting with its one-line error.
+    // meanwhile aborts in the native module instead of exiting with its one-line error. The claim goes last.
     await opened.closeAll();
     throw e;
   }
@@ -164,6 +163,7 @@ async function startOn(
   logger: Logger,
   options: StartOptions,
   opened: StartCleanup,
+  claim: DataDirClaim,
 ): Promise<Running> {
   const metrics = createMetrics();
   if (store.upgradedFrom !== undefined)
@@ -373,6 +373,7 @@ async function startOn(
       await closeExtra();
       await store.releaseOwner();
       await store.close();
+      await claim.release();
       logger.info('matview stopped');
     })());
   opened.handOver(close);

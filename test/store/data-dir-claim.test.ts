@@ -1,0 +1,123 @@
+/**
+ * One process per DATA_DIR (src/store/data-dir.ts `claimDataDir`): a claim is a local socket named after the
+ * directory, so a second claim of this host is refused with the first one's pid and role, whatever path
+ * reaches the directory, even when both start at once; a released or killed holder leaves nothing behind.
+ */
+import { spawn } from 'node:child_process';
+import { symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { claimDataDir, heldBy, type DataDirClaim } from '../../src/store/data-dir.js';
+import { loadConfig } from '../../src/ops/config.js';
+import { silentLogger } from '../../src/ops/logger.js';
+import { startServer } from '../../src/wiring/runtime.js';
+import { runCli } from '../cli/run-cli.js';
+import { tempDir } from '../utils/tmp.js';
+
+const held: DataDirClaim[] = [];
+afterEach(async () => {
+  for (const claim of held.splice(0)) await claim.release();
+});
+
+async function claim(dir: string, role: 'serve' | 'restore' = 'serve'): Promise<DataDirClaim> {
+  const c = await claimDataDir(dir, role);
+  held.push(c);
+  return c;
+}
+
+/** The error a claim of `dir` fails with (undefined: it did not fail). */
+async function refusal(dir: string, role: 'serve' | 'restore' = 'serve'): Promise<Error | undefined> {
+  return claim(dir, role).then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+}
+
+describe('claiming a DATA_DIR', () => {
+  it('should refuse a second claim of the same directory, by any path, naming the holder, until it is released', async () => {
+    const dir = tempDir();
+    const first = await claim(dir);
+    const again = await refusal(dir);
+    expect((again as { code?: unknown }).code).toBe('MV_ERR_DATA_DIR');
+    expect(again!.message).toBe(
+      `DATA_DIR "${dir}" is not usable: process ${process.pid} of this host writes its view store (another matview serve on this DATA_DIR?): stop it, or give this server a DATA_DIR of its own`,
+    );
+    const link = join(tempDir(), 'same-dir');
+    symlinkSync(dir, link);
+    expect((await refusal(link, 'restore'))?.message).toContain(heldBy(process.pid, 'serve', 'restore'));
+    // Another directory is another claim.
+    await claim(tempDir());
+    await first.release();
+    await claim(link, 'restore');
+    expect((await refusal(dir))?.message).toContain(heldBy(process.pid, 'restore', 'serve'));
+  });
+
+  it('should give a directory to exactly one of two claims made at once', async () => {
+    const dir = tempDir();
+    const results = await Promise.allSettled([claimDataDir(dir, 'serve'), claimDataDir(dir, 'serve')]);
+    for (const r of results) if (r.status === 'fulfilled') held.push(r.value);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+  });
+
+  it("should be free again as soon as its holder is killed, and name another process's pid while it lives", async () => {
+    const dir = tempDir();
+    // A holder in its own process: the claim through the same module, kept until the process is killed.
+    const holder = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        `import('./src/store/data-dir.ts').then(async (m) => { await m.claimDataDir(${JSON.stringify(dir)}, 'restore'); console.log('claimed'); setInterval(() => {}, 1000); })`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => d.toString().includes('claimed') && resolve());
+        holder.on('exit', (code) => reject(new Error(`the holder exited (${code}) before it claimed`)));
+      });
+      expect((await refusal(dir))?.message).toContain(heldBy(holder.pid!, 'restore', 'serve'));
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    await claim(dir);
+  });
+});
+
+describe('matview serve and matview restore on a claimed DATA_DIR', () => {
+  it('should start exactly one of two servers started at once on one DATA_DIR', async () => {
+    const config = loadConfig({ DEMO: 'false', HOST: '127.0.0.1', PORT: '0', DATA_DIR: tempDir() });
+    const results = await Promise.allSettled([
+      startServer(config, silentLogger),
+      startServer(config, silentLogger),
+    ]);
+    const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    for (const running of started) await running.close();
+    expect(started).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected');
+    expect((refused?.reason as { code?: unknown }).code).toBe('MV_ERR_DATA_DIR');
+    // The one that served released it when it closed.
+    await claim(config.dataDir);
+  });
+
+  it('should refuse a restore into the DATA_DIR of a running server, before it touches the store', async () => {
+    const dataDir = tempDir();
+    const running = await startServer(
+      loadConfig({ DEMO: 'false', HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir }),
+      silentLogger,
+    );
+    try {
+      const file = join(tempDir(), 'snapshot.mdb');
+      writeFileSync(file, 'not looked at');
+      const r = await runCli(['restore', file, '--force'], { DATA_DIR: dataDir });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        `matview: DATA_DIR "${dataDir}" is not usable: ${heldBy(process.pid, 'serve', 'restore')}`,
+      );
+    } finally {
+      await running.close();
+    }
+  });
+});
