@@ -3,7 +3,7 @@
  * a process another one recorded is still there.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,9 +24,10 @@ export const isSocketFile = (address: string): boolean =>
 
 /**
  * A local socket's address for the directory `dir`: named after a random id kept in `dir/<idFile>` (created
- * by the first process that asks), so two directories never share a name, whatever their paths (two
- * containers on one network, each with its own volume at /data), and one directory has one name, whatever
- * path reaches it. The file appears whole (written aside, then hard-linked into place, which fails if it
+ * by the first process that asks) and the directory's device and inode, so two directories never share a
+ * name, whatever their paths (two containers on one network, each with its own volume at /data; a copy of
+ * a directory, id file included), and one directory has one name, whatever path reaches it (a symbolic
+ * link, a bind mount). The file appears whole (written aside, then hard-linked into place, which fails if it
  * exists): the first process's id wins and nobody reads half.
  */
 export function directorySocketAddress(
@@ -47,7 +48,8 @@ export function directorySocketAddress(
       unlinkSync(aside);
     }
   }
-  const id = readFileSync(file, 'utf8').trim();
+  const { dev, ino } = statSync(dir);
+  const id = `${readFileSync(file, 'utf8').trim()}:${dev}:${ino}`;
   return localSocketAddress(
     `${prefix}-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`,
     platform,

@@ -4,10 +4,15 @@
  * reaches the directory, even when both start at once; a released or killed holder leaves nothing behind.
  */
 import { spawn } from 'node:child_process';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { claimDataDir, heldBy, type DataDirClaim } from '../../src/store/data-dir.js';
+import {
+  claimDataDir,
+  DATA_DIR_ID_FILE,
+  heldBy,
+  type DataDirClaim,
+} from '../../src/store/data-dir.js';
 import { loadConfig } from '../../src/ops/config.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/wiring/runtime.js';
@@ -50,6 +55,17 @@ describe('claiming a DATA_DIR', () => {
     await first.release();
     await claim(link, 'restore');
     expect((await refusal(dir))?.message).toContain(heldBy(process.pid, 'restore', 'serve'));
+  });
+
+  it('should let a copy of a claimed directory (its id file included) be claimed on its own', async () => {
+    const dir = tempDir();
+    await claim(dir);
+    const copy = join(tempDir(), 'copy');
+    cpSync(dir, copy, { recursive: true });
+    expect(readFileSync(join(copy, DATA_DIR_ID_FILE), 'utf8')).toBe(
+      readFileSync(join(dir, DATA_DIR_ID_FILE), 'utf8'),
+    );
+    await claim(copy);
   });
 
   it('should give a directory to exactly one of two claims made at once', async () => {
