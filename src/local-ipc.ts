@@ -24,17 +24,18 @@ export const isSocketFile = (address: string): boolean =>
 
 /**
  * A local socket's address for the directory `dir`: named after a random id kept in `dir/<idFile>` (created
- * by the first process that asks) and the directory's device and inode, so two directories never share a
- * name, whatever their paths (two containers on one network, each with its own volume at /data; a copy of
- * a directory, id file included), and one directory has one name, whatever path reaches it (a symbolic
- * link, a bind mount). The file appears whole (written aside, then hard-linked into place, which fails if it
- * exists): the first process's id wins and nobody reads half.
+ * by the first process that asks), so two directories never share a name, whatever their paths (two
+ * containers on one network, each with its own volume at /data). With `inode`, the directory's device and
+ * inode are part of the name too: a copy of the directory (its id file included) then has a name of its
+ * own, and one directory keeps one name whatever path reaches it (a symbolic link, a bind mount). The file
+ * appears whole (written aside, then hard-linked into place, which fails if it exists): the first process's
+ * id wins and nobody reads half.
  */
 export function directorySocketAddress(
   dir: string,
   idFile: string,
   prefix: string,
-  platform: NodeJS.Platform = process.platform,
+  { inode = false, platform = process.platform }: { inode?: boolean; platform?: NodeJS.Platform } = {},
 ): string {
   const file = join(dir, idFile);
   if (!existsSync(file)) {
@@ -48,8 +49,11 @@ export function directorySocketAddress(
       unlinkSync(aside);
     }
   }
-  const { dev, ino } = statSync(dir);
-  const id = `${readFileSync(file, 'utf8').trim()}:${dev}:${ino}`;
+  let id = readFileSync(file, 'utf8').trim();
+  if (inode) {
+    const { dev, ino } = statSync(dir);
+    id += `:${dev}:${ino}`;
+  }
   return localSocketAddress(
     `${prefix}-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`,
     platform,

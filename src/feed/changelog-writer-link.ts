@@ -6,7 +6,7 @@
  * the first one that needs to claims the writer's socket; every other process (and every other handle in
  * the same process) sends its appends there, and the writer appends them as its own.
  *
- * - The socket: on Linux an abstract Unix socket named after the changelog's real path (the kernel frees
+ * - The socket: on Linux an abstract Unix socket named after the changelog's id (the kernel frees
  *   it when the process ends, crashed or not, so a dead writer never blocks anyone); on Windows a named
  *   pipe (freed the same way); elsewhere a socket file in the temporary directory, which a crash leaves
  *   behind: a file nobody answers on is removed and claimed again. Abstract sockets belong to a network
@@ -36,9 +36,14 @@ import { directorySocketAddress, isSocketFile } from '../local-ipc.js';
 import type { Logger } from '../ops/logger.js';
 import type { OutgoingMessage } from './types.js';
 
-/** Where the writer of the changelog in `dir` listens (see the module comment): named after the log's id (`dir/log.id`). */
+/**
+ * Where the writer of the changelog in `dir` listens (see the module comment): named after the log's id
+ * (`dir/log.id`). Not after its inode as well, unlike a DATA_DIR's claim: a writer and a client of two
+ * matview versions must keep finding each other. So the processes of a copied changelog directory (id file
+ * included) find each other's writer: delete the copy's `log.id` before running both at once.
+ */
 export function writerAddress(dir: string, platform: NodeJS.Platform = process.platform): string {
-  return directorySocketAddress(dir, 'log.id', 'matview-changelog', platform);
+  return directorySocketAddress(dir, 'log.id', 'matview-changelog', { platform });
 }
 
 export interface WriterLinkOptions {

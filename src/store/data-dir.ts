@@ -4,7 +4,7 @@
  * `DATA_DIR/changelog` the embedded changelog.
  */
 import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DataDirError } from '../errors.js';
 import { directorySocketAddress, isSocketFile } from '../local-ipc.js';
@@ -41,10 +41,10 @@ export interface DataDirClaim {
 /** The file in DATA_DIR naming its claim socket (see {@link claimDataDir}). */
 export const DATA_DIR_ID_FILE = 'data-dir.id';
 
-/** How long a claim waits for the holder's answer. */
+/** How long a claim waits for the holder's answer (and a holder for the asker to hang up). */
 const ASK_TIMEOUT_MS = 2_000;
-/** Attempts to claim a socket that is taken but where nobody answers (its holder ending), 20 ms apart. */
-const CLAIM_ATTEMPTS = 100;
+/** How long a claim retries a socket that is taken but refuses connections (its holder ending). */
+const CLAIM_RETRY_MS = 2_000;
 const CLAIM_PAUSE_MS = 20;
 
 const DOING: Readonly<Record<DataDirRole, string>> = {
@@ -60,25 +60,39 @@ const ADVICE: Readonly<Record<DataDirRole, string>> = {
 export const heldBy = (pid: number, holder: DataDirRole, role: DataDirRole): string =>
   `process ${pid} of this host ${DOING[holder]}: ${ADVICE[role]}`;
 
+/** The local socket a claim of `dir` listens on. */
+export const claimAddress = (dir: string): string =>
+  directorySocketAddress(dir, DATA_DIR_ID_FILE, 'matview-data-dir', { inode: true });
+
 /**
  * Claims the data directory `dir` for this process, or throws {@link DataDirError} naming the process that
  * holds it. One process per DATA_DIR: a second server would write the same LMDB store, and its open alone
  * can make the first lose a commit (src/lmdb-open-gate.ts).
  *
- * The claim is a local socket named after `dir` (`dir/data-dir.id`, local-ipc.ts `directorySocketAddress`),
- * listened on for as long as it is held: binding it is atomic, so of two processes started in the same
- * millisecond exactly one gets it, and on Linux (an abstract socket) and Windows (a named pipe) the kernel
- * frees it when its process ends, killed or not, so nothing stale is ever left to clean up. Its holder
- * answers a connection with its pid and role. Where the socket is a file (macOS, BSD), a file nobody answers
- * at is removed and claimed again: two processes doing that at once can both win there. Abstract sockets are
- * per network namespace: two containers sharing a volume but not a network do not see each other's claim
- * (the open gate's live-writer check, `liveWriterOf`, still sees a server in the same pid namespace).
+ * The claim is a local socket named after `dir` ({@link claimAddress}: an id kept in `dir/data-dir.id`, the
+ * directory's device and inode), listened on for as long as it is held: binding it is atomic, so of two
+ * processes started in the same millisecond exactly one gets it; on Linux (an abstract socket) and Windows
+ * (a named pipe) the kernel frees it when its process ends, killed or not, so nothing stale is left behind.
+ * Its holder answers a connection with its pid and role. A socket that is taken but refuses connections
+ * (its holder ending) is tried again for up to 2 s; one that takes the connection but does not answer within
+ * 2 s (a busy or a foreign holder) counts as held. Where the socket is a file (macOS, BSD: in the temporary
+ * directory, so processes with different TMPDIRs do not see each other's), a file that refuses connections
+ * is one a crashed process left: it is removed and claimed, and two processes doing that at once can both
+ * win. Abstract sockets are per network namespace: two containers sharing a volume but not a network do not
+ * see each other's claim (the open gate's live-writer check, `liveWriterOf`, still sees a server in the same
+ * pid namespace).
  */
 export async function claimDataDir(dir: string, role: DataDirRole): Promise<DataDirClaim> {
-  const address = directorySocketAddress(dir, DATA_DIR_ID_FILE, 'matview-data-dir');
-  for (let attempt = 1; ; attempt++) {
+  const address = claimAddress(dir);
+  const deadline = Date.now() + CLAIM_RETRY_MS;
+  for (;;) {
+    const askers = new Set<Socket>();
     const server = createServer((socket) => {
+      askers.add(socket);
+      socket.on('close', () => askers.delete(socket));
       socket.on('error', () => undefined);
+      // An asker that never hangs up is hung up on: it must not hold the release back.
+      socket.setTimeout(ASK_TIMEOUT_MS, () => socket.destroy());
       socket.end(`${process.pid}\n${role}\n`);
     });
     const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
@@ -90,7 +104,11 @@ export async function claimDataDir(dir: string, role: DataDirRole): Promise<Data
       server.unref();
       let released: Promise<void> | undefined;
       return {
-        release: () => (released ??= new Promise<void>((resolve) => server.close(() => resolve()))),
+        release: () =>
+          (released ??= new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            for (const socket of askers) socket.destroy();
+          })),
       };
     }
     if (failed.code !== 'EADDRINUSE')
@@ -98,26 +116,38 @@ export async function claimDataDir(dir: string, role: DataDirRole): Promise<Data
         cause: failed,
       });
     const holder = await askHolder(address);
-    if (holder !== undefined) throw new DataDirError(dir, heldBy(holder.pid, holder.role, role));
-    // Taken, yet nobody answers: its holder is ending, or (a socket file) a crashed process left it.
+    if (holder === 'silent')
+      throw new DataDirError(
+        dir,
+        `another process of this host holds it, but its claim (local socket ${address}) did not say which within ${ASK_TIMEOUT_MS} ms: ${ADVICE[role]}`,
+      );
+    if (holder !== 'refused') throw new DataDirError(dir, heldBy(holder.pid, holder.role, role));
+    // Taken, yet it refuses connections: its holder is ending, or (a socket file) a crashed process left it.
     if (isSocketFile(address)) rmSync(address, { force: true });
-    if (attempt >= CLAIM_ATTEMPTS)
-      throw new DataDirError(dir, `its claim (local socket ${address}) is taken, but nobody answers there`);
+    if (Date.now() >= deadline)
+      throw new DataDirError(
+        dir,
+        `its claim (local socket ${address}) is taken but refuses connections: ${ADVICE[role]}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, CLAIM_PAUSE_MS));
   }
 }
 
-/** The pid and role the holder of the claim at `address` answers, or undefined when nobody answers. */
-function askHolder(address: string): Promise<{ pid: number; role: DataDirRole } | undefined> {
+/**
+ * What the holder of the claim at `address` answers: its pid and role; `silent` when it takes the connection
+ * but says nothing valid in time; `refused` when nothing accepts the connection.
+ */
+function askHolder(address: string): Promise<{ pid: number; role: DataDirRole } | 'silent' | 'refused'> {
   return new Promise((resolve) => {
     let text = '';
-    const socket = createConnection(address);
-    const done = (answer: { pid: number; role: DataDirRole } | undefined): void => {
+    let connected = false;
+    const socket = createConnection(address, () => (connected = true));
+    const done = (answer: { pid: number; role: DataDirRole } | 'silent' | 'refused'): void => {
       socket.destroy();
       clearTimeout(timer);
       resolve(answer);
     };
-    const timer = setTimeout(() => done(undefined), ASK_TIMEOUT_MS);
+    const timer = setTimeout(() => done(connected ? 'silent' : 'refused'), ASK_TIMEOUT_MS);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => (text += chunk));
     socket.on('end', () => {
@@ -125,9 +155,9 @@ function askHolder(address: string): Promise<{ pid: number; role: DataDirRole } 
       done(
         pid !== undefined && /^\d+$/.test(pid) && (role === 'serve' || role === 'restore')
           ? { pid: Number(pid), role }
-          : undefined,
+          : 'silent',
       );
     });
-    socket.on('error', () => done(undefined));
+    socket.on('error', () => done(connected ? 'silent' : 'refused'));
   });
 }

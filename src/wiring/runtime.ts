@@ -373,6 +373,8 @@ async function startOn(
       await closeExtra();
       await store.releaseOwner();
       await store.close();
+      // Only once the store is closed: a close step that failed keeps DATA_DIR claimed (the store may still be
+      // open in this process), until the process ends.
       await claim.release();
       logger.info('matview stopped');
     })());

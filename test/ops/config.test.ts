@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/ops/config.js';
 import { silentLogger } from '../../src/ops/logger.js';
-import { storePathOf } from '../../src/store/data-dir.js';
+import { claimDataDir, storePathOf } from '../../src/store/data-dir.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { startServer } from '../../src/wiring/runtime.js';
 import { startChildServer } from '../utils/child-server.js';
@@ -181,6 +181,7 @@ describe('matview serve that cannot start', () => {
       const store = openStore({ path: storePathOf(dataDir), create: false });
       expect(store.liveOwner()).toBeUndefined();
       await store.close();
+      await (await claimDataDir(dataDir, 'serve')).release();
     } finally {
       blocker.close();
     }
@@ -199,6 +200,7 @@ describe('matview serve that cannot start', () => {
     const store = openStore({ path: storePathOf(dataDir), create: false });
     expect(store.liveOwner()).toBeUndefined();
     await store.close();
+    await (await claimDataDir(dataDir, 'serve')).release();
   });
 
   it('should refuse a DATA_DIR another live matview serve writes, and start on it once that one is gone', async () => {

@@ -5,9 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  claimAddress,
   claimDataDir,
   DATA_DIR_ID_FILE,
   heldBy,
@@ -66,6 +68,41 @@ describe('claiming a DATA_DIR', () => {
       readFileSync(join(dir, DATA_DIR_ID_FILE), 'utf8'),
     );
     await claim(copy);
+  });
+
+  it('should count a claim socket that takes the connection but never answers as held, and leave it alone', async () => {
+    const dir = tempDir();
+    const address = claimAddress(dir);
+    const taken = new Set<Socket>();
+    const silent = createServer((socket) => taken.add(socket));
+    await new Promise<void>((resolve) => silent.listen(address, resolve));
+    try {
+      const error = await refusal(dir);
+      expect((error as { code?: unknown }).code).toBe('MV_ERR_DATA_DIR');
+      expect(error!.message).toBe(
+        `DATA_DIR "${dir}" is not usable: another process of this host holds it, but its claim (local socket ${address}) did not say which within 2000 ms: stop it, or give this server a DATA_DIR of its own`,
+      );
+      expect(silent.listening).toBe(true);
+    } finally {
+      for (const socket of taken) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it('should release a claim while an asker keeps its connection open', async () => {
+    const dir = tempDir();
+    const first = await claimDataDir(dir, 'serve');
+    const asker = createConnection({ path: claimAddress(dir), allowHalfOpen: true });
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      asker.on('data', (d: Buffer) => (text += d.toString()));
+      asker.on('end', () => resolve(text));
+    });
+    expect(answer).toBe(`${process.pid}\nserve\n`);
+    // The asker never ends its side: the release must not wait for it (it would hang here).
+    await first.release();
+    asker.destroy();
+    await claim(dir);
   });
 
   it('should give a directory to exactly one of two claims made at once', async () => {
