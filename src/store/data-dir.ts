@@ -28,7 +28,6 @@ export function ensureDataDir(dir: string): string {
   return abs;
 }
 
-
 /** What the process holding a DATA_DIR does with it (its claim tells whoever asks). */
 export type DataDirRole = 'serve' | 'restore';
 
