@@ -4,17 +4,19 @@
  * Readers ask for the first `limit <= K` keys, which the prefix always holds.
  *
  * Invariant (I): the stored keys are exactly the first M keys, in key order, of the full ranking (every ranked
- * user's key). A commit reads the stored keys into memory, applies its moves here and writes the difference:
+ * user's key). So a ranked user's key is stored exactly when it sorts at or before the last stored key: a
+ * move needs no lookup to know. Each move keeps I:
  * - a user whose old key is stored loses it;
  * - a user's new key is stored when the prefix held every ranked user before this move (then it still does),
  *   or when the key sorts before the prefix's last key (every key before that is stored, by I);
  * - past CAP keys, the last is dropped.
- * Each step keeps I. A user that moves out of the prefix shrinks it; once it holds fewer than K keys while
- * other users are ranked, it is refilled from every ranked user's count (`refill`: the one full scan, at most
- * once per CAP - K users moving out).
+ * A user that moves out of the prefix shrinks it; once it holds fewer than K keys while other users are
+ * ranked, it is refilled from every ranked user's count (`refill`: the one full scan, at most once per
+ * CAP - K users moving out).
  *
  * Most moves of a large ranking are one comparison with the last key: no index write at all, where the full
- * index deletes and writes a key per changed count.
+ * index deletes and writes a key per changed count. The keys live in a {@link PrefixStore} (a ranking's part
+ * of the index, with its length kept beside it; a sorted array in the tests).
  */
 import { compareCodePoints } from '../materializer/memory-state.js';
 
@@ -27,25 +29,29 @@ export interface RankPrefixOptions {
   readonly keyOf: (count: number, userId: string) => string;
 }
 
-export class RankPrefix {
-  /** Stored keys, in key order. */
-  private readonly keys: string[];
+/** Where one ranking's prefix is stored: its keys, in key order (UTF-8 byte order). */
+export interface PrefixStore {
+  /** Keys stored. */
+  readonly length: number;
+  /** The last stored key, or undefined when none is. */
+  last(): string | undefined;
+  add(key: string): void;
+  remove(key: string): void;
+  /** Replaces every stored key with `keys` (in key order). */
+  replace(keys: readonly string[]): void;
+}
 
-  /**
-   * `stored`: the stored keys, in key order (what the index holds under this ranking); `ranked`: how many
-   * users are ranked.
-   */
+export class RankPrefix {
+  /** The store's last key, as last read or kept up to date here (undefined: none stored). */
+  private lastKey: string | undefined;
+
+  /** `ranked`: how many users are ranked, before any move. */
   constructor(
-    stored: readonly string[],
+    private readonly store: PrefixStore,
     private ranked: number,
     private readonly options: RankPrefixOptions,
   ) {
-    this.keys = [...stored];
-  }
-
-  /** The stored keys, in key order. */
-  get stored(): readonly string[] {
-    return this.keys;
+    this.lastKey = store.last();
   }
 
   /** Users ranked after the moves applied so far. */
@@ -55,26 +61,34 @@ export class RankPrefix {
 
   /** A user's count moved from `before` to `after` (null: not ranked). */
   move(userId: string, before: number | null, after: number | null): void {
-    const { keys } = this;
+    const { store } = this;
     if (before !== null) {
-      const at = this.find(this.options.keyOf(before, userId));
-      if (at >= 0) keys.splice(at, 1);
+      const key = this.options.keyOf(before, userId);
+      // Stored exactly when it sorts at or before the last stored key (I).
+      if (this.lastKey !== undefined && compareCodePoints(key, this.lastKey) <= 0) {
+        store.remove(key);
+        if (key === this.lastKey) this.lastKey = store.last();
+      }
       this.ranked--;
     }
     if (after === null) return;
     // Every ranked user but this one is stored: its key joins, wherever it sorts.
-    const complete = keys.length === this.ranked;
+    const complete = store.length === this.ranked;
     this.ranked++;
     const key = this.options.keyOf(after, userId);
-    const at = this.insertionPoint(key);
-    if (!complete && at >= keys.length) return;
-    keys.splice(at, 0, key);
-    if (keys.length > this.options.cap) keys.pop();
+    const last = this.lastKey === undefined ? 1 : compareCodePoints(key, this.lastKey);
+    if (!complete && last > 0) return;
+    store.add(key);
+    if (last > 0) this.lastKey = key;
+    if (store.length > this.options.cap) {
+      store.remove(this.lastKey!);
+      this.lastKey = store.last();
+    }
   }
 
   /** Whether the prefix must be refilled before it is read: fewer than K keys while more users are ranked. */
   needsRefill(): boolean {
-    return this.keys.length < this.options.k && this.keys.length < this.ranked;
+    return this.store.length < this.options.k && this.store.length < this.ranked;
   }
 
   /** Rebuilds the prefix from every ranked user's count (`all`: exactly the ranked users). */
@@ -87,36 +101,8 @@ export class RankPrefix {
     }
     keys.sort(compareCodePoints);
     keys.length = Math.min(keys.length, this.options.cap);
-    this.keys.splice(0, this.keys.length, ...keys);
+    this.store.replace(keys);
+    this.lastKey = keys[keys.length - 1];
     this.ranked = ranked;
-  }
-
-  /** What to write: the keys of `stored` no longer held, and the keys held that `stored` lacks. */
-  difference(stored: readonly string[]): { readonly removed: string[]; readonly added: string[] } {
-    const now = new Set(this.keys);
-    const before = new Set(stored);
-    return {
-      removed: stored.filter((key) => !now.has(key)),
-      added: this.keys.filter((key) => !before.has(key)),
-    };
-  }
-
-  /** Index of `key` in the stored keys, or -1. */
-  private find(key: string): number {
-    const at = this.insertionPoint(key);
-    return at < this.keys.length && this.keys[at] === key ? at : -1;
-  }
-
-  /** Index of the first stored key at or after `key`. */
-  private insertionPoint(key: string): number {
-    const { keys } = this;
-    let lo = 0;
-    let hi = keys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareCodePoints(keys[mid]!, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 }
