@@ -249,6 +249,37 @@ export class MemoryIndex implements IndexSpace {
     return out;
   }
 
+  last(prefix: string, before?: string): string | undefined {
+    // Keys before the prefix, then the prefix's keys before `before`: the answer is the last key of that run
+    // (the rest of the index sorts after it), if it starts with the prefix.
+    const inRun = (key: string): boolean =>
+      key.startsWith(prefix)
+        ? before === undefined || compareCodePoints(key, before) < 0
+        : compareCodePoints(key, prefix) < 0;
+    const { blocks } = this;
+    let lo = 0;
+    let hi = blocks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const { keys } = blocks[mid]!;
+      if (inRun(keys[keys.length - 1]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    // Blocks before `lo` lie in the run; in block `lo`, find its first key outside it.
+    const block = blocks[lo];
+    let i = 0;
+    if (block !== undefined) {
+      let end = block.keys.length;
+      while (i < end) {
+        const mid = (i + end) >>> 1;
+        if (inRun(block.keys[mid]!)) i = mid + 1;
+        else end = mid;
+      }
+    }
+    const key = i > 0 ? block!.keys[i - 1] : lo > 0 ? blocks[lo - 1]!.keys.at(-1) : undefined;
+    return key?.startsWith(prefix) ? key : undefined;
+  }
+
   all(): Iterable<string> {
     return this.blocks.flatMap((block) => block.keys);
   }

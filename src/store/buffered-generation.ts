@@ -141,6 +141,14 @@ export class BufferedIndex implements IndexSpace {
     }
     return out;
   }
+  last(prefix: string, before?: string): string | undefined {
+    let stored = this.base.last(prefix, before);
+    while (stored !== undefined && this.removed.has(stored)) stored = this.base.last(prefix, stored);
+    const added = this.added.last(prefix, before);
+    if (stored === undefined) return added;
+    if (added === undefined) return stored;
+    return compareCodePoints(added, stored) > 0 ? added : stored;
+  }
   *all(): Iterable<string> {
     const keys = new Set<string>();
     for (const k of this.base.all()) if (!this.removed.has(k)) keys.add(k);

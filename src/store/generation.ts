@@ -10,9 +10,18 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { GenerationState, RowStore } from '../materializer/commit.js';
+import { compareCodePoints } from '../materializer/memory-state.js';
 import type { Registry } from '../views/registry.js';
 import { TABLES, type Row, type Table } from '../views/source.js';
-import type { IndexSpace, KvSpace, SpaceSpec, Spaces, ValueCodec, ViewModule } from '../views/types.js';
+import {
+  prefixEnd,
+  type IndexSpace,
+  type KvSpace,
+  type SpaceSpec,
+  type Spaces,
+  type ValueCodec,
+  type ViewModule,
+} from '../views/types.js';
 import { decodeRow, decodeStoredRow, encodeRow, type StoredRow } from './row-codec.js';
 import { stringKeyed } from './string-keys.js';
 
@@ -125,6 +134,16 @@ class LmdbIndex implements IndexSpace {
       out.push(key);
     }
     return out;
+  }
+  last(prefix: string, before?: string): string | undefined {
+    if (before !== undefined && compareCodePoints(before, prefix) <= 0) return undefined;
+    const end = before !== undefined && before.startsWith(prefix) ? before : prefixEnd(prefix);
+    // Backwards from `end`: a key equal to it (the range may include its start) is skipped.
+    for (const key of this.db.getKeys({ start: end, reverse: true, limit: 2 })) {
+      if (compareCodePoints(key, end) >= 0) continue;
+      return key.startsWith(prefix) ? key : undefined;
+    }
+    return undefined;
   }
   all(): Iterable<string> {
     return this.db.getKeys();

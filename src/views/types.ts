@@ -61,6 +61,12 @@ export interface IndexSpace {
   remove(key: string): void;
   /** Keys starting with `prefix`, in order, at most `limit` of them. */
   first(prefix: string, limit: number): string[];
+  /**
+   * The last key starting with `prefix` (and sorting before `before`, when given), or undefined. Unless
+   * `before` starts with `prefix`, the prefix's last character is below U+D800 ({@link prefixEnd}: how LMDB
+   * finds where the prefix's keys end).
+   */
+  last(prefix: string, before?: string): string | undefined;
   /** Every key, in order (verification and rebuilds only). */
   all(): Iterable<string>;
 }
@@ -144,3 +150,14 @@ export interface ViewModule {
 
 /** A view's spaces as `apply` sees them (typed by the view itself). */
 export type Spaces = Readonly<Record<string, KvSpace<unknown> | IndexSpace>>;
+
+/**
+ * The least string after every string that starts with `prefix`, in code point order: its last character
+ * incremented. For a last character below U+D800 only (a rank key's ranking digit), where code point order and
+ * UTF-16 order agree on it and its successor.
+ */
+export function prefixEnd(prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (!(last < 0xd7ff)) throw new RangeError(`no prefix end for ${JSON.stringify(prefix)}`);
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}

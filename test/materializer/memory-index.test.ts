@@ -23,6 +23,11 @@ class SortedArray {
   first(prefix: string, limit: number): string[] {
     return this.keys.filter((k) => compareCodePoints(k, prefix) >= 0 && k.startsWith(prefix)).slice(0, limit);
   }
+  last(prefix: string, before?: string): string | undefined {
+    return this.keys
+      .filter((k) => k.startsWith(prefix) && (before === undefined || compareCodePoints(k, before) < 0))
+      .at(-1);
+  }
 }
 
 /**
@@ -53,6 +58,15 @@ function check(
     expect(index.first(prefix, limit)).toEqual(reference.first(prefix, limit));
   }
   expect(index.first('', 10)).toEqual(reference.keys.slice(0, 10));
+  for (let q = 0; q < 5; q++) {
+    const prefix = nextKey().slice(0, 1 + Math.floor(random() * 14));
+    const before = random() < 0.5 ? undefined : nextKey();
+    expect({ prefix, before, last: index.last(prefix, before) }).toEqual({
+      prefix,
+      before,
+      last: reference.last(prefix, before),
+    });
+  }
 }
 
 describe('MemoryIndex', () => {
