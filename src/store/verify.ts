@@ -109,6 +109,14 @@ function compareView(
   expected: Spaces,
   stored: Spaces,
 ): { keys: number; differences: Difference[] } {
+  if (view.compareSpaces !== undefined) {
+    const { keys, problems } = view.compareSpaces(expected, stored);
+    const differences = [...problems]
+      .filter(([, p]) => p.length > 0)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, p]) => ({ view: view.name, key, problems: p }));
+    return { keys, differences };
+  }
   const byKey = new Map<string, string[]>();
   const note = (key: string, problems: readonly string[]) => {
     if (problems.length === 0) return;

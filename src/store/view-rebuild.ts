@@ -128,10 +128,11 @@ const BUFFERED_ENTRY_BYTES = 200;
 
 /**
  * `bufferEntries` by default: what a third of this process' heap limit holds (7.2M entries with V8's 4.3 GB
- * limit here, about 1.2M users' views, counts and rank keys), so a server started with a smaller heap
- * (`--max-old-space-size`, a container's memory) buffers less instead of running out of memory. A third
- * rather than a quarter (5.4M) so that 1M users' views fit in one write: a rebuild of 3M records over 1M
- * users that wrote them twice took 202 s, once 137 s.
+ * limit here: about 2.4M users' views and counts, now that the rankings keep prefixes of at most 1,000 keys),
+ * so a server started with a smaller heap (`--max-old-space-size`, a container's memory) buffers less instead
+ * of running out of memory. A third rather than a quarter (5.4M) so that 1M users' views fit in one write
+ * (measured with every user's rank keys buffered too): a rebuild of 3M records over 1M users that wrote them
+ * twice took 202 s, once 137 s.
  */
 export function defaultViewRebuildBufferEntries(): number {
   return Math.max(10_000, Math.floor(getHeapStatistics().heap_size_limit / 3 / BUFFERED_ENTRY_BYTES));

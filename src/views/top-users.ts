@@ -3,18 +3,24 @@
  * row ordered by that count descending, then by userId ascending (Unicode code point order): the SQL
  * `SELECT userId FROM <view> WHERE <users row exists> ORDER BY <count> DESC, userId ASC LIMIT n`.
  *
- * Kept incrementally as an ordered index, one entry per ranked user and ranking:
- * `<ranking digit><ffffffff - count, 8 hex digits><userId>`. Keys sort by ranking, then count descending,
- * then userId, so the top n of a ranking is the first n keys under its digit: O(n) to read, and a commit
- * moves only the entries of the users whose counts or users row it changed (UserInformation's `downstream`),
- * never a scan.
+ * Kept incrementally as an ordered index of keys `<ranking digit><ffffffff - count, 8 hex digits><userId>`,
+ * which sort by ranking, then count descending, then userId, so the top n of a ranking is the first n keys
+ * under its digit: O(n) to read. Since version 2 the index holds only a prefix of each ranking, its first
+ * MAX_TOP_LIMIT to RANK_PREFIX_CAP keys (rank-prefix.ts): a commit writes a key only for the users it moves
+ * inside a prefix, where every changed count of every ranked user used to delete and write one. Beside it,
+ * `counts` holds every ranked user's counts (what an emptied prefix is refilled from, the one scan, at most
+ * once per RANK_PREFIX_CAP - MAX_TOP_LIMIT users moving out) and `meta` the number of ranked users and the
+ * length of each prefix. The moves come from UserInformation's `downstream`: the users whose counts or users
+ * row the commit changed.
  *
  * Its event names each ranking whose first MAX_TOP_LIMIT entries changed in the commit (member or order),
  * with the new list of ids; subscribers asking for fewer entries compare their own prefix, and the users'
  * own changes reach them through UserInformation's events.
  */
-import type { Applied, ApplyInput, IndexSpace, Spaces, ViewModule } from './types.js';
-import { USER_INFORMATION, type Counts, type UserMove } from './user-information.js';
+import { compareCodePoints } from '../materializer/memory-state.js';
+import { RankPrefix, type PrefixStore } from './rank-prefix.js';
+import type { Applied, ApplyInput, IndexSpace, KvSpace, Spaces, ValueCodec, ViewModule } from './types.js';
+import { countsCodec, USER_INFORMATION, type Counts, type UserMove } from './user-information.js';
 
 export const RANKINGS = ['FOLLOWERS', 'TWEETS', 'LIKES', 'FOLLOWING'] as const;
 export type Ranking = (typeof RANKINGS)[number];
@@ -31,7 +37,11 @@ export const RANKED_BY: Readonly<Record<Ranking, keyof Counts>> = Object.freeze(
 export const MAX_TOP_LIMIT = 100;
 
 export const TOP_USERS = 'top-users';
-export const TOP_USERS_VERSION = 1;
+/** 2: each ranking stored as a prefix (rank-prefix.ts) with the ranked users' counts beside it. */
+export const TOP_USERS_VERSION = 2;
+
+/** Keys each ranking's prefix holds at most (at least MAX_TOP_LIMIT while more users are ranked). */
+export const RANK_PREFIX_CAP = 1_000;
 
 const DIGIT: Readonly<Record<Ranking, string>> = { FOLLOWERS: '0', TWEETS: '1', LIKES: '2', FOLLOWING: '3' };
 const MAX_U32 = 0xffffffff;
@@ -79,28 +89,140 @@ export function topOf(index: IndexSpace, ranking: Ranking, limit: number): strin
 const sameIds = (a: readonly string[], b: readonly string[]): boolean =>
   a.length === b.length && a.every((id, i) => id === b[i]);
 
+/** The meta space's keys: how many users are ranked, and how many keys each ranking's prefix holds. */
+const RANKED = 'ranked';
+const lengthKey = (ranking: Ranking): string => `length:${DIGIT[ranking]}`;
+
+/** A count as 4 bytes (uint32 LE). */
+const uint32Codec: ValueCodec<number> = {
+  encode(n) {
+    const out = Buffer.allocUnsafe(4);
+    out.writeUInt32LE(n, 0);
+    return out;
+  },
+  decode: (b) => b.readUInt32LE(0),
+};
+
+/** One ranking's prefix in the `rank` index, its length kept by the caller. */
+class IndexPrefix implements PrefixStore {
+  constructor(
+    private readonly index: IndexSpace,
+    private readonly digit: string,
+    public length: number,
+  ) {}
+  last(): string | undefined {
+    return this.index.last(this.digit);
+  }
+  add(key: string): void {
+    this.index.add(key);
+    this.length++;
+  }
+  remove(key: string): void {
+    this.index.remove(key);
+    this.length--;
+  }
+  replace(keys: readonly string[]): void {
+    for (const key of this.index.first(this.digit, Number.MAX_SAFE_INTEGER)) this.index.remove(key);
+    for (const key of keys) this.index.add(key);
+    this.length = keys.length;
+  }
+}
+
+/** Every ranked user's count of `field`, from the `counts` space (a refill). */
+function* countsOf(counts: KvSpace<Counts>, field: keyof Counts): Iterable<readonly [string, number]> {
+  for (const [userId, c] of counts.entries()) yield [userId, c[field]];
+}
+
 function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
   const moves = input.upstream(USER_INFORMATION) as readonly UserMove[] | undefined;
   if (moves === undefined || moves.length === 0) return {};
   const index = spaces['rank'] as IndexSpace;
+  const counts = spaces['counts'] as KvSpace<Counts>;
+  const meta = spaces['meta'] as KvSpace<number>;
+  for (const { userId, after } of moves) {
+    if (after === null) counts.remove(userId);
+    else counts.put(userId, after);
+  }
+  const ranked = meta.get(RANKED) ?? 0;
+  let rankedAfter = ranked;
   let event: Map<string, string[]> | undefined;
   for (const ranking of RANKINGS) {
     const field = RANKED_BY[ranking];
-    let touched = false;
+    const length = meta.get(lengthKey(ranking)) ?? 0;
+    const store = new IndexPrefix(index, DIGIT[ranking], length);
+    const prefix = new RankPrefix(store, ranked, {
+      k: MAX_TOP_LIMIT,
+      cap: RANK_PREFIX_CAP,
+      keyOf: (count, userId) => rankKey(ranking, count, userId),
+    });
     let top: string[] | undefined;
     for (const { userId, before, after } of moves) {
       if (before !== null && after !== null && before[field] === after[field]) continue;
       // Read the list before the first change of this ranking in this commit.
       top ??= topOf(index, ranking, MAX_TOP_LIMIT);
-      if (before !== null) index.remove(rankKey(ranking, before[field], userId));
-      if (after !== null) index.add(rankKey(ranking, after[field], userId));
-      touched = true;
+      prefix.move(userId, before === null ? null : before[field], after === null ? null : after[field]);
     }
-    if (!touched) continue;
+    if (prefix.needsRefill()) prefix.refill(countsOf(counts, field));
+    rankedAfter = prefix.rankedUsers;
+    if (store.length !== length) meta.put(lengthKey(ranking), store.length);
+    if (top === undefined) continue;
     const now = topOf(index, ranking, MAX_TOP_LIMIT);
-    if (!sameIds(top!, now)) (event ??= new Map()).set(ranking, now);
+    if (!sameIds(top, now)) (event ??= new Map()).set(ranking, now);
   }
+  if (rankedAfter !== ranked) meta.put(RANKED, rankedAfter);
   return event === undefined ? {} : { event };
+}
+
+/**
+ * `matview verify`: the ranked users' counts and their number must equal the recomputed ones; each ranking's
+ * stored prefix must be the first keys of the full ranking those counts give (its length is history: any
+ * from MAX_TOP_LIMIT to RANK_PREFIX_CAP, all of them when fewer are ranked), and its recorded length its own.
+ */
+function compareTopUsers(
+  expected: Spaces,
+  stored: Spaces,
+): { keys: number; problems: Map<string, string[]> } {
+  const problems = new Map<string, string[]>();
+  const note = (key: string, problem: string): void => {
+    problems.set(key, [...(problems.get(key) ?? []), problem]);
+  };
+  const want = expected['counts'] as KvSpace<Counts>;
+  const have = stored['counts'] as KvSpace<Counts>;
+  const users = new Set<string>();
+  for (const [u] of want.entries()) users.add(u);
+  for (const [u] of have.entries()) users.add(u);
+  for (const u of users) {
+    const e = want.get(u);
+    const a = have.get(u);
+    if (e === undefined) note(u, 'counts: stored for a user the rows do not rank');
+    else if (a === undefined) note(u, 'counts: missing for a ranked user');
+    else
+      for (const f of Object.keys(RANKED_BY) as Ranking[])
+        if (e[RANKED_BY[f]] !== a[RANKED_BY[f]])
+          note(u, `counts: ${RANKED_BY[f]} is ${a[RANKED_BY[f]]}, rows say ${e[RANKED_BY[f]]}`);
+  }
+  const meta = stored['meta'] as KvSpace<number>;
+  const ranked = meta.get(RANKED) ?? 0;
+  const rankedByRows = [...want.entries()].length;
+  if (ranked !== rankedByRows) note(RANKED, `meta: ${ranked} users ranked, rows say ${rankedByRows}`);
+  const index = stored['rank'] as IndexSpace;
+  // The counts, the ranked number and one length per ranking, then every stored rank key.
+  let keys = users.size + 1 + RANKINGS.length;
+  for (const ranking of RANKINGS) {
+    const field = RANKED_BY[ranking];
+    const full = [...want.entries()].map(([u, c]) => rankKey(ranking, c[field], u)).sort(compareCodePoints);
+    const prefix = index.first(DIGIT[ranking], Number.MAX_SAFE_INTEGER);
+    keys += prefix.length;
+    const at = prefix.findIndex((key, i) => key !== full[i]);
+    if (at !== -1)
+      note(prefix[at]!, `rank: ${ranking} holds this key where the rows give ${full[at] ?? 'none'}`);
+    if (prefix.length < Math.min(MAX_TOP_LIMIT, full.length) || prefix.length > RANK_PREFIX_CAP)
+      note(lengthKey(ranking), `rank: ${ranking} holds ${prefix.length} keys of ${full.length}`);
+    const length = meta.get(lengthKey(ranking)) ?? 0;
+    if (length !== prefix.length)
+      note(lengthKey(ranking), `meta: says ${length} keys, ${ranking} holds ${prefix.length}`);
+  }
+  return { keys, problems };
 }
 
 export const topUsers: ViewModule = {
@@ -109,8 +231,13 @@ export const topUsers: ViewModule = {
   // It reads UserInformation's moves, not rows.
   reads: {},
   dependsOn: [USER_INFORMATION],
-  spaces: { rank: { kind: 'index' } },
+  spaces: {
+    rank: { kind: 'index' },
+    counts: { kind: 'kv', codec: countsCodec as ValueCodec<unknown> },
+    meta: { kind: 'kv', codec: uint32Codec as ValueCodec<unknown> },
+  },
   apply: applyTopUsers,
+  compareSpaces: compareTopUsers,
   swapEvent(before, after) {
     const event = new Map<string, string[]>();
     for (const ranking of RANKINGS) {

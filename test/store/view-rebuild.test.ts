@@ -89,7 +89,7 @@ describe('a view version bump', () => {
     expect(store.userViewsRemovedAt()).toBe(0n);
     expect({ stale: store.staleViews(), versions: store.viewVersions() }).toEqual({
       stale: [],
-      versions: { 'user-information': 1, 'top-users': 2, totals: 1 },
+      versions: { 'user-information': 1, 'top-users': 3, totals: 1 },
     });
     expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
     await store.close();
@@ -99,7 +99,15 @@ describe('a view version bump', () => {
       (n) => before.get(n) !== after.get(n),
     );
     // Only the ranking's databases (old build dropped, new one written) and meta (generation info, sequence).
-    expect(changed.sort()).toEqual(['g1/top-users#1/rank', 'g1/top-users#2/rank', 'meta']);
+    expect(changed.sort()).toEqual([
+      'g1/top-users#1/counts',
+      'g1/top-users#1/meta',
+      'g1/top-users#1/rank',
+      'g1/top-users#2/counts',
+      'g1/top-users#2/meta',
+      'g1/top-users#2/rank',
+      'meta',
+    ]);
     expect(after.has('g1/top-users#1/rank')).toBe(false);
   });
 
@@ -185,6 +193,8 @@ describe('a view rebuilt from the rows in memory', () => {
     // A write after each table's page: the later pages move rank keys and counts already written.
     const paged = await rebuilt(source, 1);
     expect([...whole.keys()].sort()).toEqual([
+      'g1/top-users#2/counts',
+      'g1/top-users#2/meta',
       'g1/top-users#2/rank',
       'g1/user-information#2/counts',
       'g1/user-information#2/views',

@@ -1,0 +1,120 @@
+/**
+ * TopUsers with its rankings kept as prefixes (rank-prefix.ts), at a size where that matters: more ranked users
+ * than RANK_PREFIX_CAP, tweets created and deleted so that users move up and down, out of a prefix, and
+ * prefixes run short and are refilled. Through the commit body over the in-memory state, against the rankings
+ * computed from scratch after every commit; and `matview verify`'s comparison (`compareSpaces`) of that state
+ * with one built in a single commit, whose prefixes have other lengths, finds nothing until a key is broken.
+ */
+import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
+import { commitBatch, commitPlan } from '../../src/materializer/commit.js';
+import { compareCodePoints, MemoryState } from '../../src/materializer/memory-state.js';
+import { createRegistry } from '../../src/views/registry.js';
+import { MAX_TOP_LIMIT, RANK_PREFIX_CAP, rankKey, topOf, topUsers } from '../../src/views/top-users.js';
+import type { IndexSpace, KvSpace } from '../../src/views/types.js';
+import { commitInput, profile, tweet, type TestRecord } from '../utils/changes.js';
+
+const USERS = RANK_PREFIX_CAP + 500;
+
+/** The first `limit` users by tweets (desc), then userId, among `tweets` (every user ranked). */
+function topByTweets(tweets: ReadonlyMap<string, number>, limit: number): string[] {
+  return [...tweets]
+    .sort(([a, x], [b, y]) => y - x || compareCodePoints(a, b))
+    .slice(0, limit)
+    .map(([u]) => u);
+}
+
+describe('TopUsers kept as prefixes', () => {
+  it('should serve the exact rankings after every commit while users move in and out of the prefix', () => {
+    const registry = createRegistry();
+    const plan = commitPlan(registry);
+    const state = new MemoryState(registry);
+    const random = prng(7);
+    const all: TestRecord[] = [];
+    let offset = 0;
+    const users = Array.from({ length: USERS }, (_, i) => `u${String(i).padStart(4, '0')}`);
+    const tweets = new Map(users.map((u) => [u, 0]));
+    const owner = new Map<string, string>();
+    let next = 0;
+    const apply = (records: TestRecord[], sequence: number): void => {
+      all.push(...records);
+      commitBatch(state, plan, commitInput(records), BigInt(sequence), 0);
+    };
+    apply(
+      users.map((u) => ({ table: 'users', key: u, row: profile(u), offset: offset++ })),
+      1,
+    );
+    const rank = state.spaces('top-users')['rank'] as IndexSpace;
+    let shortPrefixes = 0;
+    for (let commit = 2; commit < 160; commit++) {
+      const records: TestRecord[] = [];
+      for (let n = 0; n < 200; n++) {
+        // Creations favour a moving set of users (so a top forms and changes); deletions hit anyone.
+        if (owner.size > 0 && random() < 0.45) {
+          const keys = [...owner.keys()];
+          const key = keys[Math.floor(random() * keys.length)]!;
+          const u = owner.get(key)!;
+          owner.delete(key);
+          tweets.set(u, tweets.get(u)! - 1);
+          records.push({ table: 'tweets', key, row: null, offset: offset++ });
+        } else {
+          const base = (commit * 37) % USERS;
+          const u = users[(base + Math.floor(random() * random() * USERS)) % USERS]!;
+          const key = `t${next++}`;
+          owner.set(key, u);
+          tweets.set(u, tweets.get(u)! + 1);
+          records.push({ table: 'tweets', key, row: tweet(u), offset: offset++ });
+        }
+      }
+      apply(records, commit);
+      expect({ commit, top: topOf(rank, 'TWEETS', MAX_TOP_LIMIT) }).toEqual({
+        commit,
+        top: topByTweets(tweets, MAX_TOP_LIMIT),
+      });
+      const held = rank.first('1', Number.MAX_SAFE_INTEGER).length;
+      expect(held).toBeLessThanOrEqual(RANK_PREFIX_CAP);
+      expect(held).toBeGreaterThanOrEqual(MAX_TOP_LIMIT);
+      if (held < RANK_PREFIX_CAP) shortPrefixes++;
+    }
+    // Users moved out of the prefix (it ran short of CAP) in most commits: the path that matters was taken.
+    expect(shortPrefixes).toBeGreaterThan(50);
+
+    // Every user of the prefix loses all its tweets in one commit: the prefix empties and is refilled from
+    // the ranked users' counts (it would hold fewer than MAX_TOP_LIMIT keys otherwise), twice.
+    for (let commit = 160; commit < 162; commit++) {
+      const members = new Set(rank.first('1', RANK_PREFIX_CAP).map((key) => key.slice(9)));
+      const records: TestRecord[] = [];
+      for (const [key, u] of [...owner])
+        if (members.has(u)) {
+          owner.delete(key);
+          tweets.set(u, tweets.get(u)! - 1);
+          records.push({ table: 'tweets', key, row: null, offset: offset++ });
+        }
+      apply(records, commit);
+      expect({ commit, top: topOf(rank, 'TWEETS', MAX_TOP_LIMIT) }).toEqual({
+        commit,
+        top: topByTweets(tweets, MAX_TOP_LIMIT),
+      });
+      const held = rank.first('1', Number.MAX_SAFE_INTEGER).length;
+      expect(held).toBeGreaterThanOrEqual(MAX_TOP_LIMIT);
+    }
+
+    // The same records in one commit: other prefix lengths, the same rankings, and verify sees no problem.
+    const once = new MemoryState(registry);
+    commitBatch(once, plan, commitInput(all), 1n, 0);
+    const spaces = state.spaces('top-users');
+    expect(topUsers.compareSpaces!(once.spaces('top-users'), spaces).problems).toEqual(new Map());
+    // A key the rows do not give in the prefix, and a count out of step: both named.
+    const second = rank.first('1', 2)[1]!;
+    rank.remove(second);
+    rank.add(rankKey('TWEETS', 999_999, 'nobody'));
+    (spaces['counts'] as KvSpace<unknown>).put('u0001', {
+      tweetCount: 12_345,
+      followingCount: 0,
+      followerCount: 0,
+      likeCount: 0,
+    });
+    const { problems } = topUsers.compareSpaces!(once.spaces('top-users'), spaces);
+    expect([...problems.keys()].sort()).toEqual([rankKey('TWEETS', 999_999, 'nobody'), 'u0001'].sort());
+  });
+});
