@@ -109,19 +109,25 @@ function compareView(
   expected: Spaces,
   stored: Spaces,
 ): { keys: number; differences: Difference[] } {
-  if (view.compareSpaces !== undefined) {
-    const { keys, problems } = view.compareSpaces(expected, stored);
-    const differences = [...problems]
-      .filter(([, p]) => p.length > 0)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, p]) => ({ view: view.name, key, problems: p }));
-    return { keys, differences };
-  }
   const byKey = new Map<string, string[]>();
   const note = (key: string, problems: readonly string[]) => {
     if (problems.length === 0) return;
     byKey.set(key, [...(byKey.get(key) ?? []), ...problems]);
   };
+  const keys = view.compareSpaces?.(expected, stored, note) ?? compareKeyByKey(view, expected, stored, note);
+  const differences = [...byKey.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, problems]) => ({ view: view.name, key, problems }));
+  return { keys, differences };
+}
+
+/** Compares every space of `view` key by key, `note`s what differs; returns the keys checked. */
+function compareKeyByKey(
+  view: ViewModule,
+  expected: Spaces,
+  stored: Spaces,
+  note: (key: string, problems: readonly string[]) => void,
+): number {
   const seen = new Set<string>();
   for (const [name, spec] of Object.entries(view.spaces)) {
     if (spec.kind === 'index') {
@@ -144,10 +150,7 @@ function compareView(
       note(key, view.differences?.(name, e, a) ?? genericDifferences(name, e, a));
     }
   }
-  const differences = [...byKey.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, problems]) => ({ view: view.name, key, problems }));
-  return { keys: seen.size, differences };
+  return seen.size;
 }
 
 function genericDifferences(space: string, expected: unknown, actual: unknown): string[] {

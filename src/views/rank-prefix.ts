@@ -1,7 +1,7 @@
 /**
- * A ranking kept as a prefix (issue 17; not wired into TopUsers yet): instead of one index key per ranked
- * user, only the first M keys of the ranking are stored, with K <= M <= CAP unless every ranked user fits.
- * Readers ask for the first `limit <= K` keys, which the prefix always holds.
+ * A ranking kept as a prefix (issue 17; TopUsers' rankings since its version 2): instead of one index key
+ * per ranked user, only the first M keys of the ranking are stored, with K <= M <= CAP unless every ranked
+ * user fits. Readers ask for the first `limit <= K` keys, which the prefix always holds.
  *
  * Invariant (I): the stored keys are exactly the first M keys, in key order, of the full ranking (every ranked
  * user's key). So a ranked user's key is stored exactly when it sorts at or before the last stored key: a

@@ -20,7 +20,13 @@
 import { compareCodePoints } from '../materializer/memory-state.js';
 import { RankPrefix, type PrefixStore } from './rank-prefix.js';
 import type { Applied, ApplyInput, IndexSpace, KvSpace, Spaces, ValueCodec, ViewModule } from './types.js';
-import { countsCodec, USER_INFORMATION, type Counts, type UserMove } from './user-information.js';
+import {
+  COUNT_FIELDS,
+  countsCodec,
+  USER_INFORMATION,
+  type Counts,
+  type UserMove,
+} from './user-information.js';
 
 export const RANKINGS = ['FOLLOWERS', 'TWEETS', 'LIKES', 'FOLLOWING'] as const;
 export type Ranking = (typeof RANKINGS)[number];
@@ -177,52 +183,49 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
  * `matview verify`: the ranked users' counts and their number must equal the recomputed ones; each ranking's
  * stored prefix must be the first keys of the full ranking those counts give (its length is history: any
  * from MAX_TOP_LIMIT to RANK_PREFIX_CAP, all of them when fewer are ranked), and its recorded length its own.
+ * Returns the keys checked: the counts, the ranked number, one length per ranking and every stored rank key.
  */
 function compareTopUsers(
   expected: Spaces,
   stored: Spaces,
-): { keys: number; problems: Map<string, string[]> } {
-  const problems = new Map<string, string[]>();
-  const note = (key: string, problem: string): void => {
-    problems.set(key, [...(problems.get(key) ?? []), problem]);
-  };
-  const want = expected['counts'] as KvSpace<Counts>;
+  note: (key: string, problems: readonly string[]) => void,
+): number {
+  const want = [...(expected['counts'] as KvSpace<Counts>).entries()];
   const have = stored['counts'] as KvSpace<Counts>;
-  const users = new Set<string>();
-  for (const [u] of want.entries()) users.add(u);
+  const users = new Set(want.map(([u]) => u));
   for (const [u] of have.entries()) users.add(u);
+  const wanted = new Map(want);
   for (const u of users) {
-    const e = want.get(u);
+    const e = wanted.get(u);
     const a = have.get(u);
-    if (e === undefined) note(u, 'counts: stored for a user the rows do not rank');
-    else if (a === undefined) note(u, 'counts: missing for a ranked user');
+    if (e === undefined) note(u, ['counts: stored for a user the rows do not rank']);
+    else if (a === undefined) note(u, ['counts: missing for a ranked user']);
     else
-      for (const f of Object.keys(RANKED_BY) as Ranking[])
-        if (e[RANKED_BY[f]] !== a[RANKED_BY[f]])
-          note(u, `counts: ${RANKED_BY[f]} is ${a[RANKED_BY[f]]}, rows say ${e[RANKED_BY[f]]}`);
+      note(
+        u,
+        COUNT_FIELDS.filter((f) => e[f] !== a[f]).map((f) => `counts: ${f} is ${a[f]}, rows say ${e[f]}`),
+      );
   }
   const meta = stored['meta'] as KvSpace<number>;
   const ranked = meta.get(RANKED) ?? 0;
-  const rankedByRows = [...want.entries()].length;
-  if (ranked !== rankedByRows) note(RANKED, `meta: ${ranked} users ranked, rows say ${rankedByRows}`);
+  if (ranked !== want.length) note(RANKED, [`meta: ${ranked} users ranked, rows say ${want.length}`]);
   const index = stored['rank'] as IndexSpace;
-  // The counts, the ranked number and one length per ranking, then every stored rank key.
   let keys = users.size + 1 + RANKINGS.length;
   for (const ranking of RANKINGS) {
     const field = RANKED_BY[ranking];
-    const full = [...want.entries()].map(([u, c]) => rankKey(ranking, c[field], u)).sort(compareCodePoints);
+    const full = want.map(([u, c]) => rankKey(ranking, c[field], u)).sort(compareCodePoints);
     const prefix = index.first(DIGIT[ranking], Number.MAX_SAFE_INTEGER);
     keys += prefix.length;
     const at = prefix.findIndex((key, i) => key !== full[i]);
     if (at !== -1)
-      note(prefix[at]!, `rank: ${ranking} holds this key where the rows give ${full[at] ?? 'none'}`);
+      note(prefix[at]!, [`rank: ${ranking} holds this key where the rows give ${full[at] ?? 'none'}`]);
     if (prefix.length < Math.min(MAX_TOP_LIMIT, full.length) || prefix.length > RANK_PREFIX_CAP)
-      note(lengthKey(ranking), `rank: ${ranking} holds ${prefix.length} keys of ${full.length}`);
+      note(lengthKey(ranking), [`rank: ${ranking} holds ${prefix.length} keys of ${full.length}`]);
     const length = meta.get(lengthKey(ranking)) ?? 0;
     if (length !== prefix.length)
-      note(lengthKey(ranking), `meta: says ${length} keys, ${ranking} holds ${prefix.length}`);
+      note(lengthKey(ranking), [`meta: says ${length} keys, ${ranking} holds ${prefix.length}`]);
   }
-  return { keys, problems };
+  return keys;
 }
 
 export const topUsers: ViewModule = {

@@ -148,13 +148,15 @@ export interface ViewModule {
   differences?(space: string, expected: unknown, actual: unknown): string[];
   /**
    * `matview verify`, for a view whose stored spaces may rightly differ from recomputed ones (a ranking kept
-   * as a prefix of history-dependent length): checks the stored spaces against the recomputed ones itself and
-   * says what is wrong, per key, and how many keys it checked. Without it, every space is compared key by key.
+   * as a prefix of history-dependent length): checks the stored spaces against the recomputed ones itself,
+   * `note`s what is wrong with each key, and returns how many keys it checked. Without it, every space is
+   * compared key by key.
    */
   compareSpaces?(
     expected: Spaces,
     stored: Spaces,
-  ): { readonly keys: number; readonly problems: ReadonlyMap<string, readonly string[]> };
+    note: (key: string, problems: readonly string[]) => void,
+  ): number;
 }
 
 /** A view's spaces as `apply` sees them (typed by the view itself). */
