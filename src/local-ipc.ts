@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +17,19 @@ export function localSocketAddress(name: string, platform: NodeJS.Platform = pro
   if (platform === 'linux') return `\0${name}`;
   if (platform === 'win32') return `\\\\.\\pipe\\${name}`;
   return join(tmpdir(), `${name}.sock`);
+}
+
+/**
+ * Listens with `server` on the local socket `address`: true once it listens, false when another socket holds
+ * the address (EADDRINUSE); any other failure is thrown.
+ */
+export function listenLocal(server: Server, address: string): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'EADDRINUSE' ? resolve(false) : reject(error),
+    );
+    server.listen(address, () => resolve(true));
+  });
 }
 
 /** Whether a crashed process can leave `address` behind (a socket file), to be removed before claiming it. */

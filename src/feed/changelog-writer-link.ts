@@ -32,7 +32,7 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ChangelogForwardError, InvariantError, MatviewError, isMatviewError } from '../errors.js';
-import { directorySocketAddress, isSocketFile } from '../local-ipc.js';
+import { directorySocketAddress, isSocketFile, listenLocal } from '../local-ipc.js';
 import type { Logger } from '../ops/logger.js';
 import type { OutgoingMessage } from './types.js';
 
@@ -210,13 +210,7 @@ export class WriterLink {
 
   private async tryListen(): Promise<boolean> {
     const server = createServer((socket) => this.serve(socket));
-    const listening = await new Promise<boolean>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) =>
-        error.code === 'EADDRINUSE' ? resolve(false) : reject(error),
-      );
-      server.listen(this.address, () => resolve(true));
-    });
-    if (!listening) return false;
+    if (!(await listenLocal(server, this.address))) return false;
     server.on('error', (error) =>
       this.o.logger.error({ err: error }, 'embedded changelog writer socket failed'),
     );

@@ -7,7 +7,7 @@ import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DataDirError } from '../errors.js';
-import { directorySocketAddress, isSocketFile } from '../local-ipc.js';
+import { directorySocketAddress, isSocketFile, listenLocal } from '../local-ipc.js';
 
 /** Where the view store lives inside DATA_DIR. */
 export const storePathOf = (dataDir: string): string => join(resolve(dataDir), 'view');
@@ -94,11 +94,15 @@ export async function claimDataDir(dir: string, role: DataDirRole): Promise<Data
       socket.setTimeout(ASK_TIMEOUT_MS, () => socket.destroy());
       socket.end(`${process.pid}\n${role}\n`);
     });
-    const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-      server.once('error', resolve);
-      server.listen(address, () => resolve(undefined));
-    });
-    if (failed === undefined) {
+    let listening: boolean;
+    try {
+      listening = await listenLocal(server, address);
+    } catch (e) {
+      throw new DataDirError(dir, `could not claim it (local socket ${address}): ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    if (listening) {
       // The claim alone never keeps the process running.
       server.unref();
       let released: Promise<void> | undefined;
@@ -110,10 +114,6 @@ export async function claimDataDir(dir: string, role: DataDirRole): Promise<Data
           })),
       };
     }
-    if (failed.code !== 'EADDRINUSE')
-      throw new DataDirError(dir, `could not claim it (local socket ${address}): ${failed.message}`, {
-        cause: failed,
-      });
     const holder = await askHolder(address);
     if (holder === 'silent')
       throw new DataDirError(
