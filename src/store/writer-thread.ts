@@ -23,8 +23,11 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreStoppingError, StoreWriteError } from '../errors.js';
 import { USER_INFORMATION } from '../views/user-information.js';
+import { isReplicaInput, type CommitInput } from '../materializer/change-batch.js';
+import { packChanges, packedChangesTransferables, type PackedChanges } from './packed-changes.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
+import type { OutboxEntry } from './outbox.js';
 import type { StoreInput, WrittenCommit } from './write.js';
 import type { ViewBuild } from './generation.js';
 import type { Table } from '../views/source.js';
@@ -44,12 +47,18 @@ export interface WriterData {
   readonly viewWriteSlice?: number;
 }
 
+/** A changelog input as it crosses to the worker: its records packed (packed-changes.ts), the rest as it is. */
+export type PackedStoreInput = Omit<CommitInput, 'changes'> & {
+  readonly deadLetters?: readonly OutboxEntry[];
+  readonly packed: PackedChanges;
+};
+
 /** Caller → worker. */
 export type WriterRequest =
   | {
       readonly kind: 'apply';
       readonly id: number;
-      readonly input: StoreInput;
+      readonly input: StoreInput | PackedStoreInput;
       /** A generation id, or the one active when the transaction runs. */
       readonly target: 'active' | number;
     }
@@ -174,8 +183,15 @@ export class WriterThread {
     return new Promise<WrittenCommit>((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      const request: WriterRequest = { kind: 'apply', id, input, target };
-      worker.postMessage(request);
+      const packed = isReplicaInput(input) ? undefined : packChanges(input.changes);
+      if (packed === undefined) {
+        const request: WriterRequest = { kind: 'apply', id, input, target };
+        worker.postMessage(request);
+        return;
+      }
+      const { changes: _packed, ...rest } = input as CommitInput & StoreInput;
+      const request: WriterRequest = { kind: 'apply', id, input: { ...rest, packed }, target };
+      worker.postMessage(request, packedChangesTransferables(packed));
     });
   }
 

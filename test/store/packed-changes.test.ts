@@ -1,0 +1,174 @@
+/**
+ * A commit input's records packed for the writer thread (src/store/packed-changes.ts) come out as they went
+ * in: random columns of every kind of record (rows with null and absent fields, deletes, truncates), strings
+ * from the whole of UTF-16 (Latin-1, wide characters, lone surrogates, empty), many topics, any int32
+ * partition and any event time, through a real transfer. What the layout cannot carry is refused, so the
+ * caller sends the columns as they are.
+ */
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
+import { TRUNCATE, type ChangeColumns } from '../../src/materializer/change-batch.js';
+import {
+  packChanges,
+  packedChangesTransferables,
+  unpackChanges,
+  type PackedChanges,
+} from '../../src/store/packed-changes.js';
+import { ROW_FIELDS, TABLES, type Row, type Table } from '../../src/views/source.js';
+
+/** Characters from every range the layout treats apart. */
+const ALPHABET = [
+  'a',
+  'Z',
+  '0',
+  ' ',
+  '"',
+  '\\',
+  '\u0000',
+  'é',
+  '\u00ff',
+  'ż',
+  '€',
+  '中',
+  '\ud83d\ude00',
+  '\ud800',
+  '\udfff',
+];
+
+function randomString(next: () => number, max = 12): string {
+  const n = Math.floor(next() * (max + 1));
+  let s = '';
+  for (let i = 0; i < n; i++) s += ALPHABET[Math.floor(next() * ALPHABET.length)]!;
+  return s;
+}
+
+function randomRow(next: () => number, table: Table): Row | null | typeof TRUNCATE {
+  const r = next();
+  if (r < 0.1) return null;
+  if (r < 0.13) return TRUNCATE;
+  const row: Record<string, string | null> = { table };
+  for (const f of ROW_FIELDS[table]) {
+    const v = next();
+    if (v < 0.2) row[f] = null;
+    else if (v < 0.3)
+      continue; // absent
+    else row[f] = randomString(next);
+  }
+  return row as unknown as Row;
+}
+
+function randomColumns(seed: number, n: number): ChangeColumns {
+  const next = prng(seed);
+  const c: ChangeColumns = {
+    table: [],
+    key: [],
+    row: [],
+    topic: [],
+    partition: [],
+    offset: [],
+    eventTime: [],
+  };
+  const topics = Array.from({ length: 1 + Math.floor(next() * 5) }, () => randomString(next, 20));
+  const times = [Number.NaN, 0, -1, 1.5, 8.64e15, Date.UTC(2026, 11, 5)];
+  for (let i = 0; i < n; i++) {
+    const table = TABLES[Math.floor(next() * TABLES.length)]!;
+    c.table.push(table);
+    c.key.push(randomString(next, 30));
+    c.row.push(randomRow(next, table));
+    c.topic.push(topics[Math.floor(next() * topics.length)]!);
+    c.partition.push(next() < 0.1 ? 2 ** 31 - 1 : Math.floor(next() * 64));
+    c.offset.push(String(Math.floor(next() * 2 ** 53)));
+    c.eventTime.push(next() < 0.3 ? times[Math.floor(next() * times.length)]! : Math.floor(next() * 2e12));
+  }
+  return c;
+}
+
+/** Across a port, transferred as the writer thread receives it. */
+function acrossAPort(packed: PackedChanges): PackedChanges {
+  const { port1, port2 } = new MessageChannel();
+  try {
+    port1.postMessage(packed, packedChangesTransferables(packed));
+    expect(packed.bytes.byteLength).toBe(0); // transferred, not copied
+    return receiveMessageOnPort(port2)!.message as PackedChanges;
+  } finally {
+    port1.close();
+    port2.close();
+  }
+}
+
+describe('packed changes', () => {
+  it('come out equal to the columns packed, null and absent fields apart, every string exact', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const columns = randomColumns(seed, 1 + (seed % 50) * 7);
+      const expected = structuredClone(columns);
+      const packed = packChanges(columns);
+      expect(packed).toBeDefined();
+      const out = unpackChanges(acrossAPort(packed!));
+      // toStrictEqual: a field absent in one and null (or undefined) in the other differs.
+      expect(out).toStrictEqual(expected);
+      expect(Object.is(out.eventTime[0], expected.eventTime[0])).toBe(true);
+    }
+  });
+
+  it('carries strings longer than the first buffer and no records at all', () => {
+    const long = 'x'.repeat(100_000) + '\ud800' + 'é'.repeat(70_000);
+    const columns: ChangeColumns = {
+      table: ['users'],
+      key: [long],
+      row: [
+        {
+          table: 'users',
+          username: long,
+          name: null,
+          description: long,
+          location: null,
+          webPageUrl: null,
+          joinedDate: null,
+          profileImageUrl: null,
+          backgroundImageUrl: null,
+        },
+      ],
+      topic: ['users'],
+      partition: [0],
+      offset: ['0'],
+      eventTime: [1],
+    };
+    expect(unpackChanges(packChanges(columns)!)).toStrictEqual(structuredClone(columns));
+    const empty: ChangeColumns = {
+      table: [],
+      key: [],
+      row: [],
+      topic: [],
+      partition: [],
+      offset: [],
+      eventTime: [],
+    };
+    expect(unpackChanges(packChanges(empty)!)).toStrictEqual(empty);
+  });
+
+  it('refuses what the layout cannot carry', () => {
+    const base = (): ChangeColumns => ({
+      table: ['tweets'],
+      key: ['t1'],
+      row: [{ table: 'tweets', userId: 'u1', text: 'hi', createdAt: null }],
+      topic: ['tweets'],
+      partition: [3],
+      offset: ['7'],
+      eventTime: [1],
+    });
+    expect(packChanges(base())).toBeDefined();
+    const numberField = base();
+    (numberField.row[0] as unknown as Record<string, unknown>)['text'] = 42;
+    expect(packChanges(numberField)).toBeUndefined();
+    const otherTable = base();
+    (otherTable.row[0] as unknown as Record<string, unknown>)['table'] = 'likes';
+    expect(packChanges(otherTable)).toBeUndefined();
+    const unknownTable = base();
+    (unknownTable.table as string[])[0] = 'retweets';
+    expect(packChanges(unknownTable)).toBeUndefined();
+    const bigPartition = base();
+    bigPartition.partition[0] = 2 ** 31;
+    expect(packChanges(bigPartition)).toBeUndefined();
+  });
+});
