@@ -66,7 +66,8 @@ export interface FetchedMessage {
   readonly timestamp: string;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
-  readonly headers?: Record<string, Buffer | Buffer[] | undefined>;
+  /** A header a producer sent without a value (Java's `new RecordHeader(key, null)`) is null. */
+  readonly headers?: Record<string, Buffer | null | (Buffer | null)[] | undefined>;
   readonly isControlRecord?: boolean;
 }
 

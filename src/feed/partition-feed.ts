@@ -253,7 +253,9 @@ function toHeaders(headers: FetchedMessage['headers']): Headers {
   for (const [name, value] of Object.entries(headers)) {
     // A repeated header key keeps its last value, like Java's `Headers.lastHeader(key)`.
     const last = Array.isArray(value) ? value[value.length - 1] : value;
-    out[name] = last === undefined ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
+    // A header without a value (null) is there with none.
+    out[name] =
+      last === undefined || last === null ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
   }
   return out;
 }

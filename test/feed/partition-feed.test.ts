@@ -378,3 +378,21 @@ describe('PartitionFeed', () => {
     });
   });
 });
+
+describe('toFeedBatch', () => {
+  it('gives a header sent without a value (null) as present and undefined, and a repeated one its last value', () => {
+    const headers = {
+      none: null,
+      repeated: [Buffer.from('a'), Buffer.from('b')],
+      lastNone: [Buffer.from('a'), null],
+      one: Buffer.from('x'),
+    };
+    const batch = toFeedBatch('t', 0, [{ ...message(0), headers }], '1');
+    const got = batch.records[0]!.headers;
+    expect(Object.keys(got).sort()).toEqual(['lastNone', 'none', 'one', 'repeated']);
+    expect(got['none']).toBeUndefined();
+    expect(got['lastNone']).toBeUndefined();
+    expect(got['repeated']).toEqual(Buffer.from('b'));
+    expect(got['one']).toEqual(Buffer.from('x'));
+  });
+});

@@ -9,8 +9,11 @@ export interface KcatRecord {
   readonly key: string;
   /** null: a tombstone (kcat `-Z` turns the empty value into NULL). */
   readonly value: string | null;
-  /** kcat's `-H` applies to every record of one invocation, so records are grouped by headers. */
-  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * kcat's `-H` applies to every record of one invocation, so records are grouped by headers. null: the
+   * header without a value (`-H name`, which librdkafka sends as a NULL value).
+   */
+  readonly headers?: Readonly<Record<string, string | null>>;
 }
 
 export interface KcatProduceOptions {
@@ -67,7 +70,8 @@ function runKcat(
   args.push('-D', ESCAPED_MESSAGE_DELIMITER, '-Z');
   if (options.compression !== undefined) args.push('-z', options.compression);
   if (options.partition !== undefined) args.push('-p', String(options.partition));
-  for (const [name, value] of Object.entries(records[0]?.headers ?? {})) args.push('-H', `${name}=${value}`);
+  for (const [name, value] of Object.entries(records[0]?.headers ?? {}))
+    args.push('-H', value === null ? name : `${name}=${value}`);
   // Make sure the records are really batched together (and so compressed together).
   args.push('-X', 'linger.ms=50');
   const input = records.map((r) => `${r.key}${KEY_DELIMITER}${r.value ?? ''}`).join(MESSAGE_DELIMITER);
