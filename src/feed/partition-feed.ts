@@ -241,23 +241,42 @@ export function batchBytes(batch: FeedBatch): number {
   let bytes = 0;
   for (const r of batch.records) {
     bytes += 64 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    for (const [name, value] of Object.entries(r.headers)) bytes += name.length + (value?.length ?? 0);
+    // `for in`, not Object.entries: no array per record.
+    for (const name in r.headers) bytes += name.length + (r.headers[name]?.length ?? 0);
   }
   return bytes;
 }
 
+/**
+ * The headers of every record that has none: one object, not one per record (a prefetch holds hundreds of
+ * thousands of records while a catch-up runs, and the collector walks each object they keep).
+ */
+const NO_HEADERS: Headers = Object.freeze({});
+
 /** kafkajs header values are Buffers, or arrays of them when a key repeats. */
 function toHeaders(headers: FetchedMessage['headers']): Headers {
-  const out: Record<string, Buffer | undefined> = {};
-  if (headers === undefined) return out;
-  for (const [name, value] of Object.entries(headers)) {
+  if (headers === undefined) return NO_HEADERS;
+  let out: Record<string, Buffer | undefined> | undefined;
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name];
+    out ??= {};
     // A repeated header key keeps its last value, like Java's `Headers.lastHeader(key)`.
     const last = Array.isArray(value) ? value[value.length - 1] : value;
     // A header without a value (null) is there with none.
-    out[name] =
+    const header =
       last === undefined || last === null ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
+    // An own property whatever the name: `out['__proto__'] = ...` would set the object's prototype.
+    if (name === '__proto__')
+      Object.defineProperty(out, name, {
+        value: header,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else out[name] = header;
   }
-  return out;
+  return out ?? NO_HEADERS;
 }
 
 /**

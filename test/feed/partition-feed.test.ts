@@ -395,4 +395,14 @@ describe('toFeedBatch', () => {
     expect(got['repeated']).toEqual(Buffer.from('b'));
     expect(got['one']).toEqual(Buffer.from('x'));
   });
+
+  it("keeps a header named __proto__ as a header, not as the headers' prototype", () => {
+    const headers = {};
+    Object.defineProperty(headers, '__proto__', { value: Buffer.from('p'), enumerable: true });
+    const got = toFeedBatch('t', 0, [{ ...message(0), headers }, message(1)], '2').records;
+    expect(Object.getPrototypeOf(got[0]!.headers)).toBe(Object.prototype);
+    expect(Object.keys(got[0]!.headers)).toEqual(['__proto__']);
+    expect(Object.getOwnPropertyDescriptor(got[0]!.headers, '__proto__')?.value).toEqual(Buffer.from('p'));
+    expect(got[1]!.headers).toEqual({});
+  });
 });
