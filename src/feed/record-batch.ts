@@ -26,6 +26,21 @@ const errors = require('kafkajs/src/errors.js') as {
   KafkaJSInvalidLongError: new (message: string) => Error;
 };
 
+/** A record batch's bytes after its length field, before its records (epoch, magic, CRC, ..., count). */
+const BATCH_HEADER_BYTES = 49;
+
+/**
+ * Bytes that cannot be a record batch (a length too small for its header, a record past its batch's end):
+ * the fetch fails, as it does with kafkajs (which throws reading past its slices), instead of decoding
+ * garbage or looping on the same offset.
+ */
+export class CorruptBatchError extends Error {
+  constructor(what: string) {
+    super(`corrupt record batch in a Fetch response: ${what}`);
+    this.name = 'CorruptBatchError';
+  }
+}
+
 const TIMESTAMP_TYPE_FLAG_MASK = 0x8;
 const TRANSACTIONAL_FLAG_MASK = 0x10;
 const CONTROL_FLAG_MASK = 0x20;
@@ -133,20 +148,23 @@ function readInt64(): { text: string; value: number | bigint } {
 function sum(base: number | bigint, delta: number | bigint): string {
   if (typeof base === 'number' && typeof delta === 'number') {
     const s = base + delta;
-    if (Number.isSafeInteger(s)) return decimal(s);
+    if (Number.isSafeInteger(s)) return String(s);
   }
   return (BigInt(base) + BigInt(delta)).toString();
 }
 
-/** The records of a batch mostly share their timestamp: the last number formatted, and its text. */
-let lastNumber = Number.NaN;
-let lastText = '';
-function decimal(n: number): string {
-  if (n !== lastNumber) {
-    lastNumber = n;
-    lastText = String(n);
+/** The records of a batch mostly share their timestamp: the last one formatted, and its text. */
+let lastTimestamp = Number.NaN;
+let lastTimestampText = '';
+function timestampOf(base: number | bigint, delta: number | bigint): string {
+  if (typeof base === 'number' && typeof delta === 'number' && base + delta === lastTimestamp)
+    return lastTimestampText;
+  const text = sum(base, delta);
+  if (typeof base === 'number' && typeof delta === 'number') {
+    lastTimestamp = base + delta;
+    lastTimestampText = text;
   }
-  return lastText;
+  return text;
 }
 
 /** The header reduce of kafkajs' record decoder: a repeated key collects its values in an array. */
@@ -188,7 +206,7 @@ function readRecord(end: number, context: Context): DecodedRecord {
   const timestamp =
     batch.timestampType === LOG_APPEND_TIME && batch.maxTimestamp
       ? batch.maxTimestamp
-      : sum(context.firstTimestamp, timestampDelta);
+      : timestampOf(context.firstTimestamp, timestampDelta);
   const offset = sum(context.firstOffset, readVarInt());
   const key = readVarIntBytes();
   const value = readVarIntBytes();
@@ -212,8 +230,10 @@ function readRecords(count: number, context: Context): DecodedRecord[] {
   const records = new Array<DecodedRecord>(count);
   for (let i = 0; i < count; i++) {
     const length = readVarInt();
-    const start = at;
-    records[i] = readRecord(length === -1 ? start : start + length, context);
+    // kafkajs reads a record within its own slice, and throws where that is impossible.
+    if (length < 0 || at + length > buf.length)
+      throw new CorruptBatchError(`a record of ${length} bytes at byte ${at} of ${buf.length}`);
+    records[i] = readRecord(at + length, context);
   }
   return records;
 }
@@ -234,11 +254,15 @@ export async function decodeRecordBatch(
     const length = buf.readInt32BE(at);
     at += 4;
     const end = at + length;
+    // Shorter than a batch's header: corrupt (kafkajs fails reading past its slice), never partial.
+    if (length < BATCH_HEADER_BYTES) throw new CorruptBatchError(`a record batch of ${length} bytes`);
     const remaining = Math.max(0, Math.min(buffer.length, end) - at);
     if (remaining < length)
       throw new errors.KafkaJSPartialMessageError(
         `Tried to decode a partial record batch: remainingBytes(${remaining}) < recordBatchLength(${length})`,
       );
+    // Nothing of this batch is read past its end.
+    buf = buffer.subarray(0, end);
     const partitionLeaderEpoch = buf.readInt32BE(at);
     const magicByte = buf.readInt8(at + 4);
     // at + 5: the CRC, which kafkajs does not check either.
@@ -273,7 +297,7 @@ export async function decodeRecordBatch(
       return { records, next: end };
     }
     if (count <= 0) return { records: [], next: end };
-    const compressed = buffer.subarray(at, end);
+    const compressed = buf.subarray(at, end);
     const decompressed = await codec.decompress(compressed);
     buf = decompressed;
     at = 0;
