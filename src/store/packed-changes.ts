@@ -108,7 +108,11 @@ export function packChanges(c: ChangeColumns): PackedChanges | undefined {
     const t = c.table[i]!;
     const ti = TABLE_INDEX.get(t);
     const p = c.partition[i]!;
-    if (ti === undefined || (p | 0) !== p) return undefined;
+    const key = c.key[i];
+    const offset = c.offset[i];
+    const time = c.eventTime[i];
+    if (ti === undefined || (p | 0) !== p || Object.is(p, -0)) return undefined;
+    if (typeof key !== 'string' || typeof offset !== 'string' || typeof time !== 'number') return undefined;
     table[i] = ti;
     const name = c.topic[i]!;
     let tp = topicIndex.get(name);
@@ -119,9 +123,9 @@ export function packChanges(c: ChangeColumns): PackedChanges | undefined {
     }
     topic[i] = tp;
     partition[i] = p;
-    eventTime[i] = c.eventTime[i]!;
-    w.string(c.key[i]!);
-    w.string(c.offset[i]!);
+    eventTime[i] = time;
+    w.string(key);
+    w.string(offset);
     const row = c.row[i]!;
     if (row === null) {
       w.byte(DELETE);

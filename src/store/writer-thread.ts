@@ -178,12 +178,13 @@ export class WriterThread {
         );
       this.shadows.add(target);
     }
+    // Packed before anything is registered: what cannot be packed goes as it is.
+    const packed = isReplicaInput(input) ? undefined : packChanges(input.changes);
     const worker = (this.worker ??= this.spawn());
     const id = this.nextId++;
     return new Promise<WrittenCommit>((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      const packed = isReplicaInput(input) ? undefined : packChanges(input.changes);
       if (packed === undefined) {
         const request: WriterRequest = { kind: 'apply', id, input, target };
         worker.postMessage(request);

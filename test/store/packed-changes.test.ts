@@ -167,6 +167,15 @@ describe('packed changes', () => {
     const unknownTable = base();
     (unknownTable.table as string[])[0] = 'retweets';
     expect(packChanges(unknownTable)).toBeUndefined();
+    const numberKey = base();
+    (numberKey.key as unknown[])[0] = 7;
+    expect(packChanges(numberKey)).toBeUndefined();
+    const numberOffset = base();
+    (numberOffset.offset as unknown[])[0] = 7;
+    expect(packChanges(numberOffset)).toBeUndefined();
+    const textTime = base();
+    (textTime.eventTime as unknown[])[0] = '1';
+    expect(packChanges(textTime)).toBeUndefined();
     const bigPartition = base();
     bigPartition.partition[0] = 2 ** 31;
     expect(packChanges(bigPartition)).toBeUndefined();
