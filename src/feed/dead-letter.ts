@@ -5,6 +5,7 @@
  * record (src/pipeline/ingest.ts), and src/pipeline/dead-letter-drainer.ts writes it to the topic over any
  * ChangelogWriter (Kafka or the embedded log).
  */
+import { setHeader } from './headers.js';
 import type { FeedRecord, OutgoingMessage } from './types.js';
 
 /** Header names added to every dead-lettered record. Fixed: operators' tooling filters on them. */
@@ -38,7 +39,9 @@ const MAX_MESSAGE_CHARS = 2_000;
 export function toDeadLetterMessage(entry: DeadLetterEntry): OutgoingMessage {
   const { record } = entry;
   const headers: Record<string, Buffer | string> = {};
-  for (const [name, value] of Object.entries(record.headers)) if (value !== undefined) headers[name] = value;
+  // A header without a value is left out: kafkajs' producer writes no NULL header value.
+  for (const [name, value] of Object.entries(record.headers))
+    if (value !== undefined) setHeader(headers, name, value);
   headers[DeadLetterHeader.SourceTopic] = record.topic;
   headers[DeadLetterHeader.SourcePartition] = String(record.partition);
   headers[DeadLetterHeader.SourceOffset] = record.offset;

@@ -35,6 +35,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { commitFailure, DataDirError, FeedCrashError, InvariantError, isCommitFailure } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
+import { setHeader } from './headers.js';
 import { partitionForKey, toPositive } from './partitioner.js';
 import type {
   ChangelogWriter,
@@ -659,7 +660,7 @@ function decodeRecord(topic: string, partition: number, offset: number, data: Ui
     at += 2;
     const name = buf.toString('utf8', at, at + nameLength);
     at += nameLength;
-    headers[name] = readBytes() ?? Buffer.alloc(0);
+    setHeader(headers, name, readBytes() ?? Buffer.alloc(0));
   }
   return { topic, partition, offset: String(offset), timestamp: String(timestamp), key, value, headers };
 }

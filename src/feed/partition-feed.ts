@@ -28,6 +28,7 @@
  * store's positions), so nothing is applied twice. A fetch that was in flight during such a reset (or an
  * OFFSET_OUT_OF_RANGE reset) is recognised by its epoch and its records are dropped.
  */
+import { setHeader } from './headers.js';
 import type { FeedBatch, FeedRecord, Headers } from './types.js';
 import { createBatch, type FetchedMessage, type FetchedPartition } from './kafkajs-internals.js';
 
@@ -266,15 +267,7 @@ function toHeaders(headers: FetchedMessage['headers']): Headers {
     // A header without a value (null) is there with none.
     const header =
       last === undefined || last === null ? undefined : Buffer.isBuffer(last) ? last : Buffer.from(last);
-    // An own property whatever the name: `out['__proto__'] = ...` would set the object's prototype.
-    if (name === '__proto__')
-      Object.defineProperty(out, name, {
-        value: header,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    else out[name] = header;
+    setHeader(out, name, header);
   }
   return out ?? NO_HEADERS;
 }

@@ -43,6 +43,17 @@ describe('toOutboxEntry', () => {
     });
   });
 
+  it('should copy a header named __proto__ as a header', () => {
+    const headers = {};
+    Object.defineProperty(headers, '__proto__', { value: Buffer.from('p'), enumerable: true });
+    const { message: m } = toOutboxEntry(
+      { record: record({ headers }), code: RecordErrorCode.JsonInvalid, message: 'x' },
+      '.dlq',
+    );
+    expect(Object.getPrototypeOf(m.headers)).toBe(Object.prototype);
+    expect(text(Object.getOwnPropertyDescriptor(m.headers, '__proto__')?.value as Buffer)).toBe('p');
+  });
+
   it('should keep null and empty keys/values as they were', () => {
     const messages = [
       { record: record({ key: null, value: null }), code: RecordErrorCode.KeyInvalid, message: 'no key' },

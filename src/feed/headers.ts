@@ -1,0 +1,12 @@
+/**
+ * Header maps built from names a producer chose. `headers[name] = value` is wrong for one name:
+ * `__proto__` would set the object's prototype instead of adding a header (and every later lookup would
+ * fall through to the value's own properties). Every header map the feed builds goes through here.
+ */
+
+/** Sets `name` as an own enumerable property of `target`, whatever the name. */
+export function setHeader<T>(target: Record<string, T>, name: string, value: T): void {
+  if (name === '__proto__')
+    Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
+  else target[name] = value;
+}
