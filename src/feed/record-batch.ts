@@ -153,18 +153,24 @@ function sum(base: number | bigint, delta: number | bigint): string {
   return (BigInt(base) + BigInt(delta)).toString();
 }
 
-/** The records of a batch mostly share their timestamp: the last one formatted, and its text. */
+/**
+ * The records of a batch mostly share their timestamp: the last one formatted, and its text. Only exact sums
+ * are kept: beyond 2^53 two different sums can round to the same number.
+ */
 let lastTimestamp = Number.NaN;
 let lastTimestampText = '';
 function timestampOf(base: number | bigint, delta: number | bigint): string {
-  if (typeof base === 'number' && typeof delta === 'number' && base + delta === lastTimestamp)
-    return lastTimestampText;
-  const text = sum(base, delta);
   if (typeof base === 'number' && typeof delta === 'number') {
-    lastTimestamp = base + delta;
-    lastTimestampText = text;
+    const t = base + delta;
+    if (Number.isSafeInteger(t)) {
+      if (t !== lastTimestamp) {
+        lastTimestamp = t;
+        lastTimestampText = String(t);
+      }
+      return lastTimestampText;
+    }
   }
-  return text;
+  return sum(base, delta);
 }
 
 /** The header reduce of kafkajs' record decoder: a repeated key collects its values in an array. */

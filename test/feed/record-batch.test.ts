@@ -155,6 +155,20 @@ describe('record batch decoding', () => {
     expect(records).toBeGreaterThan(1000);
   });
 
+  it('gives each record its exact timestamp beyond 2^53, where sums round', async () => {
+    const written = await encodeBatch({
+      firstTimestamp: LongClass.fromString('9007199254740991'),
+      lastOffsetDelta: 2,
+      records: [1, 2, 3].map((timestampDelta, offsetDelta) =>
+        encodeRecord({ offsetDelta, timestampDelta, key: null, value: null }),
+      ),
+    });
+    const buffer = Buffer.from(written.buffer);
+    const ours = (await decodeRecordBatch(buffer, 0)).records.map((r) => r.timestamp);
+    expect(ours).toEqual(['9007199254740992', '9007199254740993', '9007199254740994']);
+    expect(ours).toEqual((await withKafkajs(buffer)).map((r) => (r as { timestamp: string }).timestamp));
+  });
+
   it('refuses a batch or a record whose length cannot be right, instead of decoding garbage', async () => {
     const written = await randomBatch(prng(3));
     for (const length of [-12, -1, 0, 48]) {
