@@ -16,6 +16,7 @@
  * results.
  */
 import { createRequire } from 'node:module';
+import { setHeader } from './headers.js';
 
 const require = createRequire(import.meta.url);
 const { lookupCodecByAttributes } = require('kafkajs/src/protocol/message/compression/index.js') as {
@@ -185,14 +186,7 @@ function readHeaders(): Record<string, Buffer | null | (Buffer | null)[]> {
     const next =
       before === undefined ? value : Array.isArray(before) ? before.concat([value]) : [before, value];
     // kafkajs builds each step with a spread and a computed key: an own property whatever the key.
-    if (key === '__proto__')
-      Object.defineProperty(headers, key, {
-        value: next,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    else headers[key] = next;
+    setHeader(headers, key, next);
   }
   return headers;
 }
