@@ -27,7 +27,6 @@ import { isReplicaInput, type CommitInput } from '../materializer/change-batch.j
 import { packChanges, packedChangesTransferables, type PackedChanges } from './packed-changes.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
-import type { OutboxEntry } from './outbox.js';
 import type { StoreInput, WrittenCommit } from './write.js';
 import type { ViewBuild } from './generation.js';
 import type { Table } from '../views/source.js';
@@ -48,8 +47,7 @@ export interface WriterData {
 }
 
 /** A changelog input as it crosses to the worker: its records packed (packed-changes.ts), the rest as it is. */
-export type PackedStoreInput = Omit<CommitInput, 'changes'> & {
-  readonly deadLetters?: readonly OutboxEntry[];
+export type PackedStoreInput = Omit<Extract<StoreInput, CommitInput>, 'changes'> & {
   readonly packed: PackedChanges;
 };
 
@@ -179,20 +177,23 @@ export class WriterThread {
       this.shadows.add(target);
     }
     // Packed before anything is registered: what cannot be packed goes as it is.
-    const packed = isReplicaInput(input) ? undefined : packChanges(input.changes);
+    let sent: StoreInput | PackedStoreInput = input;
+    let transfer: ArrayBuffer[] = [];
+    if (!isReplicaInput(input)) {
+      const { changes, ...rest } = input;
+      const packed = packChanges(changes);
+      if (packed !== undefined) {
+        sent = { ...rest, packed };
+        transfer = packedChangesTransferables(packed);
+      }
+    }
     const worker = (this.worker ??= this.spawn());
     const id = this.nextId++;
     return new Promise<WrittenCommit>((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      if (packed === undefined) {
-        const request: WriterRequest = { kind: 'apply', id, input, target };
-        worker.postMessage(request);
-        return;
-      }
-      const { changes: _packed, ...rest } = input as CommitInput & StoreInput;
-      const request: WriterRequest = { kind: 'apply', id, input: { ...rest, packed }, target };
-      worker.postMessage(request, packedChangesTransferables(packed));
+      const request: WriterRequest = { kind: 'apply', id, input: sent, target };
+      worker.postMessage(request, transfer);
     });
   }
 

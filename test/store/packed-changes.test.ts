@@ -8,7 +8,7 @@
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
-import { TRUNCATE, type ChangeColumns } from '../../src/materializer/change-batch.js';
+import { ChangeBatch, TRUNCATE, type ChangeColumns } from '../../src/materializer/change-batch.js';
 import {
   packChanges,
   packedChangesTransferables,
@@ -60,15 +60,7 @@ function randomRow(next: () => number, table: Table): Row | null | typeof TRUNCA
 
 function randomColumns(seed: number, n: number): ChangeColumns {
   const next = prng(seed);
-  const c: ChangeColumns = {
-    table: [],
-    key: [],
-    row: [],
-    topic: [],
-    partition: [],
-    offset: [],
-    eventTime: [],
-  };
+  const c = new ChangeBatch().columns();
   const topics = Array.from({ length: 1 + Math.floor(next() * 5) }, () => randomString(next, 20));
   const times = [Number.NaN, 0, -1, 1.5, 8.64e15, Date.UTC(2026, 11, 5)];
   for (let i = 0; i < n; i++) {
@@ -135,15 +127,7 @@ describe('packed changes', () => {
       eventTime: [1],
     };
     expect(unpackChanges(packChanges(columns)!)).toStrictEqual(structuredClone(columns));
-    const empty: ChangeColumns = {
-      table: [],
-      key: [],
-      row: [],
-      topic: [],
-      partition: [],
-      offset: [],
-      eventTime: [],
-    };
+    const empty = new ChangeBatch().columns();
     expect(unpackChanges(packChanges(empty)!)).toStrictEqual(empty);
   });
 
