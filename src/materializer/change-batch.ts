@@ -123,6 +123,14 @@ export class ReplicaBatch implements ReplicaColumns {
 }
 
 export class ChangeBatch implements ChangeColumns {
+  /** A batch holding `c`'s records (copied). */
+  static of(c: ChangeColumns): ChangeBatch {
+    const b = new ChangeBatch();
+    for (let i = 0; i < c.key.length; i++)
+      b.push(c.table[i]!, c.key[i]!, c.row[i]!, c.topic[i]!, c.partition[i]!, c.offset[i]!, c.eventTime[i]!);
+    return b;
+  }
+
   readonly table: Table[] = [];
   readonly key: string[] = [];
   readonly row: (Row | null | typeof TRUNCATE)[] = [];
@@ -151,6 +159,11 @@ export class ChangeBatch implements ChangeColumns {
     this.partition.push(partition);
     this.offset.push(offset);
     this.eventTime.push(eventTime);
+  }
+
+  /** The commit input of these records, reaching `positions`. */
+  input(positions: readonly PartitionPosition[]): CommitInput {
+    return { changes: this.columns(), positions };
   }
 
   /** Plain columns (structured-cloneable). */

@@ -35,6 +35,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { BatchOutOfOrderError, StoreStoppingError } from '../errors.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { Generation } from '../store/generation.js';
+import type { PackedCommitInput } from '../store/packed-changes.js';
 import type { BatchResult, BatchTarget, LmdbStore, OutboxEntry } from '../store/lmdb-store.js';
 
 export interface DeadLetter {
@@ -167,7 +168,7 @@ class SubmissionOrder {
 export function handlerSteps<B extends { readonly length: number }>(
   options: HandlerOptions,
   make: () => B,
-  input: (chunk: B, positions: Positions) => BatchInput,
+  input: (chunk: B, positions: Positions) => BatchInput | PackedCommitInput,
 ) {
   const { store, deadLetters, metrics, logger, onApplied } = options;
   const rebuild = options.role === 'rebuild';

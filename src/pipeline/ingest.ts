@@ -14,6 +14,7 @@ import type { FeedHandler, FeedRecord } from '../feed/types.js';
 import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
+import { PackingChangeBatch } from '../store/packed-changes.js';
 import type { Table } from '../views/source.js';
 import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
@@ -32,8 +33,10 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     options.decoders ?? new Map([...tables].map(([topic, table]) => [topic, jsonDecoder(table)] as const));
   const steps = handlerSteps(
     options,
-    () => new ChangeBatch(),
-    (changes, positions) => ({ changes: changes.columns(), positions }),
+    // Packed as decoded when the store's commits cross to its writer thread (packed-changes.ts).
+    (): ChangeBatch | PackingChangeBatch =>
+      options.store.packsChanges ? new PackingChangeBatch() : new ChangeBatch(),
+    (changes, positions) => changes.input(positions),
   );
   const { rebuild } = steps;
 

@@ -10,7 +10,6 @@ import { USER_INFORMATION, type UserInformation } from '../views/user-informatio
 import { CommitQueues } from './commit-queue.js';
 import { metaOf, openEnvironment } from './environment.js';
 import { outboxOf } from './outbox.js';
-import { unpackChanges } from './packed-changes.js';
 import { packViews, transferablesOf } from './packed-views.js';
 import { viewOutboxOf } from './published.js';
 import { commitOrBuffer, ShadowChunks } from './shadow-chunks.js';
@@ -19,11 +18,12 @@ import {
   commitInTransaction,
   GenerationHandles,
   mergeInputs,
+  unpackStoreInput,
   type CommitContext,
   type StoreInput,
   type WrittenCommit,
 } from './write.js';
-import type { PackedStoreInput, WriterData, WriterReply, WriterRequest } from './writer-thread.js';
+import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
@@ -76,11 +76,6 @@ const queue = new CommitQueues<{ readonly ids: number[]; readonly result: Writte
 );
 
 const reply = (message: WriterReply): void => port.postMessage(message);
-
-/** A changelog input as the caller sent it: its records unpacked (packed-changes.ts). */
-function unpacked({ packed, ...rest }: PackedStoreInput): StoreInput {
-  return { ...rest, changes: unpackChanges(packed) };
-}
 
 /** Longest a shadow's build waits between its pages for the live commits in flight. */
 const LIVE_TURN_MS = 200;
@@ -160,7 +155,7 @@ port.on('message', (request: WriterRequest) => {
     return;
   }
   const { id, target } = request;
-  const input = 'packed' in request.input ? unpacked(request.input) : request.input;
+  const input = 'packed' in request.input ? unpackStoreInput(request.input) : request.input;
   queue.submit({ input, target, id }).then(
     ({ ids, result }) => {
       // Every request of a commit settles with the same result: the first one replies for all of them.

@@ -57,7 +57,9 @@ import {
   readGenerationInfo,
   USER_VIEWS_REMOVED_KEY,
   commitInTransaction,
+  unpackStoreInput,
   type CommitContext,
+  type PackedStoreInput,
   type StoreInput,
   type WrittenCommit,
 } from './write.js';
@@ -512,17 +514,30 @@ export class LmdbStore implements ViewReader {
   // ---- writes ----
 
   /**
+   * Whether commits cross to the writer thread, where a changelog input goes packed: the ingest then packs
+   * each record as it decodes it (packed-changes.ts `PackingChangeBatch`). A packed input is accepted either
+   * way (unpacked when commits run on this thread).
+   */
+  get packsChanges(): boolean {
+    return this.writer !== undefined;
+  }
+
+  /**
    * Commits a batch into `target` (default: whichever generation is active when the transaction runs),
    * possibly together with batches submitted at the same time. Commit listeners are notified (in commit
    * order, once per commit) only when the target was the active generation. Resolves once durable.
    */
-  async applyBatch(input: StoreInput, target: BatchTarget = 'active'): Promise<BatchResult> {
+  async applyBatch(
+    input: StoreInput | PackedStoreInput,
+    target: BatchTarget = 'active',
+  ): Promise<BatchResult> {
     const into = target === 'active' ? 'active' : target.id;
     let written: WrittenCommit;
     if (this.writer !== undefined) {
       written = await this.writer.apply(input, into);
     } else {
-      written = await this.queue!.submit({ input, target: into, id: this.nextRequest++ });
+      const plain = 'packed' in input ? unpackStoreInput(input) : input;
+      written = await this.queue!.submit({ input: plain, target: into, id: this.nextRequest++ });
     }
     if (written.sequence > this.seq) this.seq = written.sequence;
     if (written.visible && written.sequence > this.published) {

@@ -18,7 +18,13 @@
  * every field, 2 truncate, 3 row with absent fields), then per contract field a string, NULL or ABSENT. A
  * string is a u32 LE header (byte length × 2, + 1 when UTF-16) and its bytes.
  */
-import { TRUNCATE, type ChangeColumns } from '../materializer/change-batch.js';
+import {
+  ChangeBatch,
+  TRUNCATE,
+  type ChangeColumns,
+  type CommitInput,
+  type PartitionPosition,
+} from '../materializer/change-batch.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../views/source.js';
 
 export interface PackedChanges {
@@ -106,63 +112,189 @@ class Writer {
   }
 }
 
+/** Typed columns of `capacity` records, or `from`'s records in a larger one. */
+const grown = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(
+  make: new (n: number) => T,
+  capacity: number,
+  from?: T,
+): T => {
+  const out = new make(capacity);
+  if (from !== undefined) out.set(from);
+  return out;
+};
+
+/**
+ * Packs records one at a time (`push`), into columns and a byte buffer that grow as they fill: the ingest
+ * packs each record as it decodes it (`PackingChangeBatch`), so a decoded row lives for one record, not
+ * until its commit is handed over.
+ */
+export class ChangesPacker {
+  private n = 0;
+  private capacity: number;
+  private table: Uint8Array;
+  private topic: Uint32Array;
+  private partition: Int32Array;
+  private eventTime: Float64Array;
+  private readonly topics: string[] = [];
+  private readonly topicIndex = new Map<string, number>();
+  private readonly w: Writer;
+
+  /** `expected`: records it will probably hold (what its first buffers are sized for). */
+  constructor(expected = 0) {
+    this.capacity = Math.max(16, expected);
+    this.table = grown(Uint8Array, this.capacity);
+    this.topic = grown(Uint32Array, this.capacity);
+    this.partition = grown(Int32Array, this.capacity);
+    this.eventTime = grown(Float64Array, this.capacity);
+    this.w = new Writer(expected * RECORD_BYTES_GUESS);
+  }
+
+  get length(): number {
+    return this.n;
+  }
+
+  /**
+   * Packs one record (ChangeBatch's `push`). False, and nothing of it kept, when the layout does not carry it
+   * (a field that is not a string, null or absent, say): the caller keeps it some other way.
+   */
+  push(
+    t: Table,
+    key: string,
+    row: Row | null | typeof TRUNCATE,
+    topicName: string,
+    p: number,
+    offset: string,
+    time: number,
+  ): boolean {
+    const ti = TABLE_INDEX.get(t);
+    if (ti === undefined || (p | 0) !== p || Object.is(p, -0)) return false;
+    if (typeof key !== 'string' || typeof offset !== 'string' || typeof time !== 'number') return false;
+    if (row !== null && row !== TRUNCATE && (typeof row !== 'object' || row.table !== t)) return false;
+    const w = this.w;
+    const mark = w.at;
+    w.string(key);
+    w.string(offset);
+    if (row === null) w.byte(DELETE);
+    else if (row === TRUNCATE) w.byte(TRUNCATED);
+    else {
+      const values = row as unknown as Record<string, unknown>;
+      const kindAt = w.at;
+      w.byte(FULL_ROW);
+      for (const f of ROW_FIELDS[t]) {
+        const v = values[f];
+        if (typeof v === 'string') w.string(v);
+        else if (v === null) w.u32(NULL);
+        else if (v === undefined) {
+          w.buf[kindAt] = PARTIAL_ROW;
+          w.u32(ABSENT);
+        } else {
+          w.at = mark;
+          return false;
+        }
+      }
+    }
+    let tp = this.topicIndex.get(topicName);
+    if (tp === undefined) {
+      tp = this.topics.length;
+      this.topicIndex.set(topicName, tp);
+      this.topics.push(topicName);
+    }
+    if (this.n === this.capacity) this.grow();
+    const i = this.n++;
+    this.table[i] = ti;
+    this.topic[i] = tp;
+    this.partition[i] = p;
+    this.eventTime[i] = time;
+    return true;
+  }
+
+  private grow(): void {
+    this.capacity *= 2;
+    this.table = grown(Uint8Array, this.capacity, this.table);
+    this.topic = grown(Uint32Array, this.capacity, this.topic);
+    this.partition = grown(Int32Array, this.capacity, this.partition);
+    this.eventTime = grown(Float64Array, this.capacity, this.eventTime);
+  }
+
+  /** What it packed (views of its buffers: push nothing more). */
+  finish(): PackedChanges {
+    const n = this.n;
+    return {
+      table: this.table.subarray(0, n),
+      topics: this.topics,
+      topic: this.topic.subarray(0, n),
+      partition: this.partition.subarray(0, n),
+      eventTime: this.eventTime.subarray(0, n),
+      bytes: new Uint8Array(this.w.buf.buffer, 0, this.w.at),
+    };
+  }
+}
+
 /** Packs `c`; undefined when something in it is not what the layout carries (send `c` as it is then). */
 export function packChanges(c: ChangeColumns): PackedChanges | undefined {
   const n = c.key.length;
-  const table = new Uint8Array(n);
-  const topic = new Uint32Array(n);
-  const partition = new Int32Array(n);
-  const eventTime = new Float64Array(n);
-  const topics: string[] = [];
-  const topicIndex = new Map<string, number>();
-  const w = new Writer(n * RECORD_BYTES_GUESS);
+  const packer = new ChangesPacker(n);
   for (let i = 0; i < n; i++) {
-    const t = c.table[i]!;
-    const ti = TABLE_INDEX.get(t);
-    const p = c.partition[i]!;
-    const key = c.key[i];
-    const offset = c.offset[i];
-    const time = c.eventTime[i];
-    if (ti === undefined || (p | 0) !== p || Object.is(p, -0)) return undefined;
-    if (typeof key !== 'string' || typeof offset !== 'string' || typeof time !== 'number') return undefined;
-    table[i] = ti;
-    const name = c.topic[i]!;
-    let tp = topicIndex.get(name);
-    if (tp === undefined) {
-      tp = topics.length;
-      topicIndex.set(name, tp);
-      topics.push(name);
-    }
-    topic[i] = tp;
-    partition[i] = p;
-    eventTime[i] = time;
-    w.string(key);
-    w.string(offset);
-    const row = c.row[i]!;
-    if (row === null) {
-      w.byte(DELETE);
-      continue;
-    }
-    if (row === TRUNCATE) {
-      w.byte(TRUNCATED);
-      continue;
-    }
-    if (typeof row !== 'object' || row.table !== t) return undefined;
-    const values = row as unknown as Record<string, unknown>;
-    const kindAt = w.at;
-    w.byte(FULL_ROW);
-    for (const f of ROW_FIELDS[t]) {
-      const v = values[f];
-      if (typeof v === 'string') w.string(v);
-      else if (v === null) w.u32(NULL);
-      else if (v === undefined) {
-        w.buf[kindAt] = PARTIAL_ROW;
-        w.u32(ABSENT);
-      } else return undefined;
-    }
+    const packed = packer.push(
+      c.table[i]!,
+      c.key[i]!,
+      c.row[i]!,
+      c.topic[i]!,
+      c.partition[i]!,
+      c.offset[i]!,
+      c.eventTime[i]!,
+    );
+    if (!packed) return undefined;
   }
-  const bytes = new Uint8Array(w.buf.buffer, 0, w.at);
-  return { table, topics, topic, partition, eventTime, bytes };
+  return packer.finish();
+}
+
+/** A changelog commit input with its records packed: what the ingest hands a store with a writer thread. */
+export interface PackedCommitInput {
+  readonly packed: PackedChanges;
+  readonly positions: readonly PartitionPosition[];
+}
+
+/**
+ * ChangeBatch's twin for a store whose commits cross to the writer thread (`LmdbStore.packsChanges`): each
+ * record is packed as the ingest decodes it, in the ingest's turns, instead of the whole commit at once when
+ * it is handed over. Two things of a catch-up's event loop go with that: a task of up to ~40 ms that packed
+ * a partition's whole prefetch while no read was answered, and the decoded rows that lived from their decoding
+ * to that task, which each young-generation collection in between copied (its cost grows with what survives).
+ * A record the layout does not carry turns it into a ChangeBatch from then on, with what it packed so far
+ * unpacked first (equal columns: test/store/packed-changes.test.ts), and its input is the plain columns.
+ */
+export class PackingChangeBatch {
+  private packer: ChangesPacker | undefined = new ChangesPacker();
+  private plain: ChangeBatch | undefined;
+
+  get length(): number {
+    return this.packer !== undefined ? this.packer.length : this.plain!.length;
+  }
+
+  push(
+    table: Table,
+    key: string,
+    row: Row | null | typeof TRUNCATE,
+    topic: string,
+    partition: number,
+    offset: string,
+    eventTime: number,
+  ): void {
+    if (this.packer !== undefined) {
+      if (this.packer.push(table, key, row, topic, partition, offset, eventTime)) return;
+      this.plain = ChangeBatch.of(unpackChanges(this.packer.finish()));
+      this.packer = undefined;
+    }
+    this.plain!.push(table, key, row, topic, partition, offset, eventTime);
+  }
+
+  /** The commit input of what was pushed (push nothing more). */
+  input(positions: readonly PartitionPosition[]): PackedCommitInput | CommitInput {
+    return this.packer !== undefined
+      ? { packed: this.packer.finish(), positions }
+      : this.plain!.input(positions);
+  }
 }
 
 /** What `postMessage` must transfer rather than copy. */

@@ -19,6 +19,7 @@ import { USER_INFORMATION } from '../views/user-information.js';
 import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
 import { writeViewOutbox, type ViewOutbox } from './published.js';
+import { unpackChanges, type PackedCommitInput } from './packed-changes.js';
 import type { UserInformation } from '../views/user-information.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
@@ -33,6 +34,14 @@ export type StoreInput = BatchInput & {
    */
   readonly deadLetters?: readonly OutboxEntry[];
 };
+
+/** A changelog input with its records packed (packed-changes.ts), as it crosses to the writer thread. */
+export type PackedStoreInput = PackedCommitInput & Pick<StoreInput, 'deadLetters'>;
+
+/** A packed input as the caller built it: its records unpacked. */
+export function unpackStoreInput({ packed, ...rest }: PackedStoreInput): StoreInput {
+  return { ...rest, changes: unpackChanges(packed) };
+}
 
 /** Several inputs as one, in order (the group commit). A store is fed one kind of input, never both. */
 export function mergeInputs(inputs: readonly StoreInput[]): StoreInput {

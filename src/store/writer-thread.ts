@@ -23,11 +23,11 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreStoppingError, StoreWriteError } from '../errors.js';
 import { USER_INFORMATION } from '../views/user-information.js';
-import { isReplicaInput, type CommitInput } from '../materializer/change-batch.js';
-import { packChanges, packedChangesTransferables, type PackedChanges } from './packed-changes.js';
+import { isReplicaInput } from '../materializer/change-batch.js';
+import { packChanges, packedChangesTransferables } from './packed-changes.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
-import type { StoreInput, WrittenCommit } from './write.js';
+import type { PackedStoreInput, StoreInput, WrittenCommit } from './write.js';
 import type { ViewBuild } from './generation.js';
 import type { Table } from '../views/source.js';
 
@@ -45,11 +45,6 @@ export interface WriterData {
   /** Entries of those views written by one transaction at most (default VIEWS_WRITE_SLICE). */
   readonly viewWriteSlice?: number;
 }
-
-/** A changelog input as it crosses to the worker: its records packed (packed-changes.ts), the rest as it is. */
-export type PackedStoreInput = Omit<Extract<StoreInput, CommitInput>, 'changes'> & {
-  readonly packed: PackedChanges;
-};
 
 /** Caller → worker. */
 export type WriterRequest =
@@ -164,7 +159,7 @@ export class WriterThread {
    * Commits `input` on the worker (possibly together with other batches). Rejects with a StoreWriteError
    * when it did not commit.
    */
-  apply(input: StoreInput, target: 'active' | number): Promise<WrittenCommit> {
+  apply(input: StoreInput | PackedStoreInput, target: 'active' | number): Promise<WrittenCommit> {
     if (this.refusing) return Promise.reject(new StoreStoppingError());
     if (this.closing !== undefined) return Promise.reject(new StoreWriteError('the store is closing'));
     if (target !== 'active') {
@@ -176,10 +171,11 @@ export class WriterThread {
         );
       this.shadows.add(target);
     }
-    // Packed before anything is registered: what cannot be packed goes as it is.
+    // Packed before anything is registered (unless the caller packed it): what cannot be packed goes as it is.
     let sent: StoreInput | PackedStoreInput = input;
     let transfer: ArrayBuffer[] = [];
-    if (!isReplicaInput(input)) {
+    if ('packed' in input) transfer = packedChangesTransferables(input.packed);
+    else if (!isReplicaInput(input)) {
       const { changes, ...rest } = input;
       const packed = packChanges(changes);
       if (packed !== undefined) {

@@ -1,5 +1,5 @@
+import { afterEach, describe, expect, it } from 'vitest';
 import { recordsOf } from '../../src/materializer/change-batch.js';
-import { describe, expect, it } from 'vitest';
 import { RecordErrorCode } from '../../src/errors.js';
 import type { FeedBatch, FeedRecord } from '../../src/feed/types.js';
 import { silentLogger } from '../../src/ops/logger.js';
@@ -42,11 +42,23 @@ function batch(
   };
 }
 
-function setup(maxRecordsPerCommit?: number) {
+/** Stores opened by `setup`, closed after each test (a writer thread's worker with them). */
+const opened: LmdbStore[] = [];
+afterEach(async () => {
+  for (const store of opened.splice(0)) await store.close();
+});
+
+/**
+ * With `writerThread`, the store's commits run on its writer thread, and the ingest packs each record as it
+ * decodes it (packed-changes.ts `PackingChangeBatch`); without, it hands over plain columns.
+ */
+function setup(maxRecordsPerCommit: number | undefined, writerThread: boolean) {
   const store = openStore({
     path: tempDir(),
+    writerThread,
     ...(maxRecordsPerCommit === undefined ? {} : { maxRecordsPerCommit }),
   });
+  opened.push(store);
   const metrics = createMetrics({ defaultMetrics: false });
   const handler = createIngestHandler({
     store,
@@ -71,9 +83,9 @@ function outbox(store: LmdbStore): { topic: string; offset: string; code: string
   );
 }
 
-describe('ingest', () => {
+describe.each([false, true])('ingest (writer thread: %s)', (writerThread) => {
   it('should keep every kind of invalid record for the dead-letter topic and apply the records after it', async () => {
-    const { store, handler } = setup();
+    const { store, handler } = setup(undefined, writerThread);
     await handler(batch('users', [['u1', JSON.stringify({ userId: 'u1', username: 'ok' })]]));
     await handler(
       batch('tweets', [
@@ -128,7 +140,7 @@ describe('ingest', () => {
   });
 
   it('should skip records below the stored offset so a redelivered batch counts nothing twice', async () => {
-    const { store, metrics, handler } = setup();
+    const { store, metrics, handler } = setup(undefined, writerThread);
     const b = batch('tweets', [
       ['t1', JSON.stringify({ userId: 'u1' })],
       ['t2', JSON.stringify({ userId: 'u1' })],
@@ -152,7 +164,7 @@ describe('ingest', () => {
   });
 
   it('should move the position past records the source skipped (transaction markers), with or without records left', async () => {
-    const { store, handler } = setup();
+    const { store, handler } = setup(undefined, writerThread);
     await handler({ ...batch('tweets', [['t0', JSON.stringify({ userId: 'u1' })]]), nextOffset: '2' });
     expect(store.position('tweets', 0)).toBe('2');
     await handler({ ...batch('tweets', []), nextOffset: '5' });
@@ -167,7 +179,7 @@ describe('ingest', () => {
   });
 
   it('should store no dead letter twice when a batch is delivered again', async () => {
-    const { store, handler } = setup();
+    const { store, handler } = setup(undefined, writerThread);
     const b = batch('tweets', [
       ['t1', JSON.stringify({ userId: 'u1' })],
       ['t2', 'garbage'],
@@ -194,9 +206,10 @@ describe('ingest', () => {
     /** Spies on applyBatch: records handed over per call, and records per commit. */
     function watch(store: ReturnType<typeof setup>['store'], failCall?: number) {
       const apply = store.applyBatch.bind(store);
-      const seen = { calls: [] as number[], commits: new Map<bigint, number>() };
+      const seen = { calls: [] as number[], packed: [] as boolean[], commits: new Map<bigint, number>() };
       store.applyBatch = async (input, target) => {
-        seen.calls.push(recordsOf(input));
+        seen.packed.push('packed' in input);
+        seen.calls.push('packed' in input ? input.packed.table.length : recordsOf(input));
         if (seen.calls.length === failCall) throw new Error('disk on fire');
         const result = await apply(input, target);
         seen.commits.set(result.sequence, result.accepted + result.skipped);
@@ -210,17 +223,19 @@ describe('ingest', () => {
       Array.from({ length: 7 }, (_, i) => counts(store).get(`u${i}`)?.tweetCount ?? 0);
 
     it('should apply a batch bigger than the limit in chunks, storing the offset after each', async () => {
-      const { store, handler } = setup(100);
+      const { store, handler } = setup(100, writerThread);
       const seen = watch(store);
       await handler(tweets(230));
       expect(seen.calls).toEqual([100, 100, 30]);
+      // Packed as decoded exactly when the commits cross to the writer thread.
+      expect(seen.packed).toEqual([writerThread, writerThread, writerThread]);
       expect(store.position('tweets', 0)).toBe('230');
       expect(tweetCounts(store).reduce((a, b) => a + b, 0)).toBe(230);
       await store.close();
     });
 
     it('should commit batches of several partitions together, never more than the limit in one commit', async () => {
-      const { store, handler } = setup(100);
+      const { store, handler } = setup(100, writerThread);
       const seen = watch(store);
       await Promise.all([0, 1, 2, 3].map((p) => handler(tweets(45, p))));
       // The first commits alone; the three that waited for it fit two to a commit.
@@ -231,7 +246,7 @@ describe('ingest', () => {
     });
 
     it('should keep the chunks committed before a failed one and apply the rest exactly once on redelivery', async () => {
-      const { store, handler } = setup(100);
+      const { store, handler } = setup(100, writerThread);
       const seen = watch(store, 3);
       const b = tweets(230);
       await expect(handler(b)).rejects.toThrow('disk on fire');
@@ -249,7 +264,7 @@ describe('ingest', () => {
     });
 
     it('should commit each dead letter with the chunk that passes it, so a failed chunk stores neither and a redelivery stores each once', async () => {
-      const { store, handler } = setup(2); // chunks of 2 valid records
+      const { store, handler } = setup(2, writerThread); // chunks of 2 valid records
       const seen = watch(store, 2);
       const b = batch('tweets', [
         ['t1', JSON.stringify({ userId: 'u1' })],
@@ -275,7 +290,7 @@ describe('ingest', () => {
     });
 
     it('should store the offset of trailing invalid records with the last chunk', async () => {
-      const { store, handler } = setup(4);
+      const { store, handler } = setup(4, writerThread);
       const b = batch('tweets', [
         ['t1', JSON.stringify({ userId: 'u1' })],
         ['t2', JSON.stringify({ userId: 'u1' })],

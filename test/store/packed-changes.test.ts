@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { ChangeBatch, TRUNCATE, type ChangeColumns } from '../../src/materializer/change-batch.js';
 import {
+  ChangesPacker,
+  PackingChangeBatch,
   packChanges,
   packedChangesTransferables,
   unpackChanges,
@@ -163,5 +165,56 @@ describe('packed changes', () => {
     const bigPartition = base();
     bigPartition.partition[0] = 2 ** 31;
     expect(packChanges(bigPartition)).toBeUndefined();
+  });
+
+  /** Pushes record `i` of `c` into anything with ChangeBatch's `push`. */
+  const pushAt = (to: Pick<ChangeBatch, 'push'>, c: ChangeColumns, i: number): void =>
+    to.push(c.table[i]!, c.key[i]!, c.row[i]!, c.topic[i]!, c.partition[i]!, c.offset[i]!, c.eventTime[i]!);
+  const positions = [{ topic: 'tweets', partition: 0, next: '9' }];
+
+  it('packs record by record into the same bytes as packing the columns at once, growing from nothing', () => {
+    for (let seed = 1; seed <= 100; seed++) {
+      const columns = randomColumns(seed, seed * 13);
+      const expected = structuredClone(columns);
+      const batch = new PackingChangeBatch();
+      for (let i = 0; i < columns.key.length; i++) pushAt(batch, columns, i);
+      expect(batch.length).toBe(columns.key.length);
+      const input = batch.input(positions);
+      if (!('packed' in input)) throw new Error('expected a packed input');
+      expect(input.positions).toBe(positions);
+      const atOnce = packChanges(columns)!;
+      // Buffer#equals: vitest's toEqual walks a buffer element by element (seconds for these).
+      expect(Buffer.from(input.packed.bytes).equals(Buffer.from(atOnce.bytes))).toBe(true);
+      expect(unpackChanges(acrossAPort(input.packed))).toStrictEqual(expected);
+    }
+  });
+
+  it('keeps nothing of a record it refuses, and packs the next ones', () => {
+    const columns = randomColumns(7, 3);
+    const packer = new ChangesPacker();
+    pushAt(packer, columns, 0);
+    const refused = { table: 'tweets', userId: 'u1', text: 42, createdAt: null } as unknown as Row;
+    expect(packer.push('tweets', 'long key '.repeat(20), refused, 'tweets', 0, '5', 1)).toBe(false);
+    expect(packer.push('tweets', 't', { table: 'likes' } as unknown as Row, 'tweets', 0, '5', 1)).toBe(false);
+    pushAt(packer, columns, 1);
+    pushAt(packer, columns, 2);
+    expect(packer.length).toBe(3);
+    expect(unpackChanges(packer.finish())).toStrictEqual(structuredClone(columns));
+  });
+
+  it('turns into plain columns at the first record it cannot pack, every record kept in order', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const columns = randomColumns(seed, 40);
+      const at = seed % 40;
+      const odd = { table: columns.table[at]!, ...{ userId: 7, username: 7, followerId: 7 } };
+      (columns.row as unknown[])[at] = odd;
+      const expected = structuredClone(columns);
+      const batch = new PackingChangeBatch();
+      for (let i = 0; i < columns.key.length; i++) pushAt(batch, columns, i);
+      expect(batch.length).toBe(40);
+      const input = batch.input(positions);
+      if (!('changes' in input)) throw new Error('expected plain columns');
+      expect(input.changes).toStrictEqual(expected);
+    }
   });
 });
