@@ -20,6 +20,7 @@ import {
   mergeInputs,
   unpackStoreInput,
   type CommitContext,
+  type PackedStoreInput,
   type StoreInput,
   type WrittenCommit,
 } from './write.js';
@@ -58,9 +59,19 @@ const chunks = new ShadowChunks({
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
 
-// Live and shadow commits queue apart (commit-queue.ts `CommitQueues`).
-const queue = new CommitQueues<{ readonly ids: number[]; readonly result: WrittenCommit }, StoreInput>(
-  async (input, target, ids) => {
+/** An input as its caller built it (packed ones are unpacked). */
+const plain = (input: StoreInput | PackedStoreInput): StoreInput =>
+  'packed' in input ? unpackStoreInput(input) : input;
+
+// Live and shadow commits queue apart (commit-queue.ts `CommitQueues`). Inputs wait packed, as they came, and
+// are unpacked by the commit that takes them: unpacked on arrival, a catch-up's rows waited for the commit in
+// flight as objects, and each young-generation collection of this thread meanwhile copied them.
+const queue = new CommitQueues<
+  { readonly ids: number[]; readonly result: WrittenCommit },
+  StoreInput | PackedStoreInput
+>(
+  async (packedOrNot, target, ids) => {
+    const input = plain(packedOrNot);
     const result = await commitOrBuffer(
       chunks,
       input,
@@ -72,7 +83,7 @@ const queue = new CommitQueues<{ readonly ids: number[]; readonly result: Writte
     return { ids, result };
   },
   maxRecordsPerCommit,
-  mergeInputs,
+  (inputs) => mergeInputs(inputs.map(plain)),
 );
 
 const reply = (message: WriterReply): void => port.postMessage(message);
@@ -155,8 +166,7 @@ port.on('message', (request: WriterRequest) => {
     return;
   }
   const { id, target } = request;
-  const input = 'packed' in request.input ? unpackStoreInput(request.input) : request.input;
-  queue.submit({ input, target, id }).then(
+  queue.submit({ input: request.input, target, id }).then(
     ({ ids, result }) => {
       // Every request of a commit settles with the same result: the first one replies for all of them.
       if (ids[0] !== id) return;

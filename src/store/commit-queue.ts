@@ -14,7 +14,8 @@
  * source); a batch that continues from a failed one is refused then (commit.ts `checkContinuity`). A stop
  * refuses what waits (`refuseWaiting`): it waits for the commit in progress (one per queue) only.
  */
-import { recordsOf, type BatchInput } from '../materializer/change-batch.js';
+import type { BatchInput } from '../materializer/change-batch.js';
+import { recordsIn, type PackedCommitInput } from './packed-changes.js';
 
 /**
  * Records merged into one commit at most, by default, when commits run on the writer thread
@@ -40,7 +41,7 @@ export const DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP = 50_000;
 export const defaultMaxRecordsPerCommit = (writerThread: boolean): number =>
   writerThread ? DEFAULT_MAX_RECORDS_PER_COMMIT : DEFAULT_MAX_RECORDS_PER_COMMIT_ON_EVENT_LOOP;
 
-export interface CommitRequest<I extends BatchInput = BatchInput> {
+export interface CommitRequest<I extends BatchInput | PackedCommitInput = BatchInput> {
   readonly input: I;
   /** A generation id, or the one active when the transaction runs. */
   readonly target: 'active' | number;
@@ -48,13 +49,13 @@ export interface CommitRequest<I extends BatchInput = BatchInput> {
   readonly id: number;
 }
 
-interface Waiting<R, I extends BatchInput> {
+interface Waiting<R, I extends BatchInput | PackedCommitInput> {
   readonly request: CommitRequest<I>;
   readonly resolve: (result: R) => void;
   readonly reject: (error: unknown) => void;
 }
 
-export class CommitQueue<R, I extends BatchInput = BatchInput> {
+export class CommitQueue<R, I extends BatchInput | PackedCommitInput = BatchInput> {
   private readonly waiting: Waiting<R, I>[] = [];
   private running = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -153,7 +154,7 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
     let records = 0;
     for (let i = 0; i < this.waiting.length;) {
       const w = this.waiting[i]!;
-      const n = recordsOf(w.request.input);
+      const n = recordsIn(w.request.input);
       if (w.request.target !== target) {
         i++;
         continue;
@@ -177,7 +178,7 @@ export class CommitQueue<R, I extends BatchInput = BatchInput> {
  * commit against a shadow's: they write different generations, each partition's batches stay in order in
  * their own queue, and the swap resolves which generation is active inside its own transaction (write.ts).
  */
-export class CommitQueues<R, I extends BatchInput = BatchInput> {
+export class CommitQueues<R, I extends BatchInput | PackedCommitInput = BatchInput> {
   private readonly live: CommitQueue<R, I>;
   private readonly shadows: CommitQueue<R, I>;
 

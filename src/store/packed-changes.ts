@@ -21,6 +21,8 @@
 import {
   ChangeBatch,
   TRUNCATE,
+  recordsOf,
+  type BatchInput,
   type ChangeColumns,
   type CommitInput,
   type PartitionPosition,
@@ -254,6 +256,10 @@ export interface PackedCommitInput {
   readonly packed: PackedChanges;
   readonly positions: readonly PartitionPosition[];
 }
+
+/** Records an input carries, packed or not (the group commit's budget counts them). */
+export const recordsIn = (input: BatchInput | PackedCommitInput): number =>
+  'packed' in input ? input.packed.table.length : recordsOf(input);
 
 /**
  * ChangeBatch's twin for a store whose commits cross to the writer thread (`LmdbStore.packsChanges`): each
