@@ -64,6 +64,8 @@ const latin1Slice: (b: Buffer, start: number, end: number) => string =
   typeof proto.latin1Slice === 'function'
     ? (b, start, end) => (b as unknown as Required<Latin1>).latin1Slice(start, end)
     : (b, start, end) => b.toString('latin1', start, end);
+/** Strings up to this long are copied unit by unit (`Writer.string`). */
+const SHORT_STRING = 48;
 /** A character outside Latin-1: the string goes as UTF-16. */
 const WIDE = /[\u0100-\uffff]/;
 const TABLE_INDEX: ReadonlyMap<string, number> = new Map(TABLES.map((t, i) => [t, i]));
@@ -106,7 +108,28 @@ class Writer {
   }
 
   string(s: string): void {
-    this.ensure(4 + s.length * 2);
+    const length = s.length;
+    this.ensure(4 + length * 2);
+    if (length <= SHORT_STRING) {
+      // Copied here: for short strings (keys, offsets, ids) the regex and the native call cost more.
+      const buf = this.buf;
+      const start = this.at + 4;
+      let i = 0;
+      for (; i < length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0xff) break;
+        buf[start + i] = c;
+      }
+      if (i === length) {
+        const header = length * 2;
+        buf[start - 4] = header & 0xff;
+        buf[start - 3] = (header >>> 8) & 0xff;
+        buf[start - 2] = (header >>> 16) & 0xff;
+        buf[start - 1] = header >>> 24;
+        this.at = start + length;
+        return;
+      }
+    }
     const wide = WIDE.test(s);
     const n = wide ? this.buf.write(s, this.at + 4, 'utf16le') : latin1Write(this.buf, s, this.at + 4);
     this.buf.writeUInt32LE(n * 2 + (wide ? 1 : 0), this.at);
