@@ -14,6 +14,11 @@
  * columns as they are); nothing else does, and nothing on the writer thread reads anything else: views
  * declare the fields they read among them (`ViewModule.reads`), and so do the stored rows.
  *
+ * Records are packed one by one as the ingest decodes them (`PackingChangeBatch`, when the store's commits
+ * run on the writer thread), or all at once when a commit is handed over with plain columns (`packChanges`,
+ * from `WriterThread.apply`): the same bytes either way. The writer thread keeps an input packed until the
+ * commit that takes it unpacks it (batch-writer.ts).
+ *
  * Layout of `bytes`, per record: key, offset (strings), then the row: one kind byte (0 delete, 1 row with
  * every field, 2 truncate, 3 row with absent fields), then per contract field a string, NULL or ABSENT. A
  * string is a u32 LE header (byte length × 2, + 1 when UTF-16) and its bytes.
