@@ -18,7 +18,7 @@ import {
   commitInTransaction,
   GenerationHandles,
   mergeInputs,
-  unpackStoreInput,
+  plainStoreInput,
   type CommitContext,
   type PackedStoreInput,
   type StoreInput,
@@ -59,10 +59,6 @@ const chunks = new ShadowChunks({
 /** How long `close` waits for lmdb-js to close the handle before the thread exits without it. */
 const CLOSE_GRACE_MS = 1_000;
 
-/** An input as its caller built it (packed ones are unpacked). */
-const plain = (input: StoreInput | PackedStoreInput): StoreInput =>
-  'packed' in input ? unpackStoreInput(input) : input;
-
 // Live and shadow commits queue apart (commit-queue.ts `CommitQueues`). Inputs wait packed, as they came, and
 // are unpacked by the commit that takes them: unpacked on arrival, a catch-up's rows waited for the commit in
 // flight as objects, and each young-generation collection of this thread meanwhile copied them.
@@ -71,7 +67,7 @@ const queue = new CommitQueues<
   StoreInput | PackedStoreInput
 >(
   async (packedOrNot, target, ids) => {
-    const input = plain(packedOrNot);
+    const input = plainStoreInput(packedOrNot);
     const result = await commitOrBuffer(
       chunks,
       input,
@@ -83,7 +79,7 @@ const queue = new CommitQueues<
     return { ids, result };
   },
   maxRecordsPerCommit,
-  (inputs) => mergeInputs(inputs.map(plain)),
+  (inputs) => mergeInputs(inputs.map(plainStoreInput)),
 );
 
 const reply = (message: WriterReply): void => port.postMessage(message);

@@ -57,7 +57,7 @@ import {
   readGenerationInfo,
   USER_VIEWS_REMOVED_KEY,
   commitInTransaction,
-  unpackStoreInput,
+  plainStoreInput,
   type CommitContext,
   type PackedStoreInput,
   type StoreInput,
@@ -536,8 +536,11 @@ export class LmdbStore implements ViewReader {
     if (this.writer !== undefined) {
       written = await this.writer.apply(input, into);
     } else {
-      const plain = 'packed' in input ? unpackStoreInput(input) : input;
-      written = await this.queue!.submit({ input: plain, target: into, id: this.nextRequest++ });
+      written = await this.queue!.submit({
+        input: plainStoreInput(input),
+        target: into,
+        id: this.nextRequest++,
+      });
     }
     if (written.sequence > this.seq) this.seq = written.sequence;
     if (written.visible && written.sequence > this.published) {

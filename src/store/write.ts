@@ -38,8 +38,10 @@ export type StoreInput = BatchInput & {
 /** A changelog input with its records packed (packed-changes.ts), as it crosses to the writer thread. */
 export type PackedStoreInput = PackedCommitInput & Pick<StoreInput, 'deadLetters'>;
 
-/** A packed input as the caller built it: its records unpacked. */
-export function unpackStoreInput({ packed, ...rest }: PackedStoreInput): StoreInput {
+/** An input as the caller built it: a packed one's records unpacked, any other as it is. */
+export function plainStoreInput(input: StoreInput | PackedStoreInput): StoreInput {
+  if (!('packed' in input)) return input;
+  const { packed, ...rest } = input;
   return { ...rest, changes: unpackChanges(packed) };
 }
 
