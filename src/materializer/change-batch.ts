@@ -123,21 +123,24 @@ export class ReplicaBatch implements ReplicaColumns {
 }
 
 export class ChangeBatch implements ChangeColumns {
-  /** A batch holding `c`'s records (copied). */
-  static of(c: ChangeColumns): ChangeBatch {
-    const b = new ChangeBatch();
-    for (let i = 0; i < c.key.length; i++)
-      b.push(c.table[i]!, c.key[i]!, c.row[i]!, c.topic[i]!, c.partition[i]!, c.offset[i]!, c.eventTime[i]!);
-    return b;
-  }
+  readonly table: Table[];
+  readonly key: string[];
+  readonly row: (Row | null | typeof TRUNCATE)[];
+  readonly topic: string[];
+  readonly partition: number[];
+  readonly offset: string[];
+  readonly eventTime: number[];
 
-  readonly table: Table[] = [];
-  readonly key: string[] = [];
-  readonly row: (Row | null | typeof TRUNCATE)[] = [];
-  readonly topic: string[] = [];
-  readonly partition: number[] = [];
-  readonly offset: string[] = [];
-  readonly eventTime: number[] = [];
+  /** Empty, or going on from `from`'s records (its column arrays are taken over, not copied). */
+  constructor(from?: ChangeColumns) {
+    this.table = from?.table ?? [];
+    this.key = from?.key ?? [];
+    this.row = from?.row ?? [];
+    this.topic = from?.topic ?? [];
+    this.partition = from?.partition ?? [];
+    this.offset = from?.offset ?? [];
+    this.eventTime = from?.eventTime ?? [];
+  }
 
   get length(): number {
     return this.key.length;

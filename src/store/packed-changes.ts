@@ -317,7 +317,7 @@ export class PackingChangeBatch {
   ): void {
     if (this.packer !== undefined) {
       if (this.packer.push(table, key, row, topic, partition, offset, eventTime)) return;
-      this.plain = ChangeBatch.of(unpackChanges(this.packer.finish()));
+      this.plain = new ChangeBatch(unpackChanges(this.packer.finish()));
       this.packer = undefined;
     }
     this.plain!.push(table, key, row, topic, partition, offset, eventTime);
