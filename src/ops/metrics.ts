@@ -4,6 +4,57 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** prom-client 15's state of a histogram's label set (lib/histogram.js `createBaseValues`). */
+interface HistogramState {
+  sum: number;
+  count: number;
+  readonly bucketValues: Record<number, number>;
+}
+
+/**
+ * A histogram without labels that also takes many observations in one call (`observeAll`). prom-client's
+ * `observe` allocates a labels object, a closure and a pair per value: the live feed observes the age of
+ * every record it applies, and in a catch-up those calls allocated ~125 bytes per record, a tenth of what
+ * the event loop allocated (a sampled heap profile of the catch-up bench: 56 of 601 MB), all of it for the
+ * young-generation collector to sweep while reads wait. `observeAll` leaves the histogram exactly as one
+ * `observe` per value would, in the same order (test/ops/metrics.test.ts compares the exposition text).
+ */
+export class BatchHistogram extends Histogram {
+  /** `observe(v)` for each `v` of `values`, in order. Throws, before observing any, on a value that is not finite. */
+  observeAll(values: readonly number[]): void {
+    for (const v of values)
+      if (!Number.isFinite(v)) throw new TypeError(`Value is not a valid number: ${String(v)}`);
+    const internals = this as unknown as {
+      readonly hashMap: Record<string, HistogramState | undefined>;
+      readonly upperBounds: readonly number[];
+    };
+    // A histogram without labels keeps its state under the empty hash (prom-client's `hashObject({})`).
+    let state = internals.hashMap[''];
+    let at = 0;
+    if (state === undefined) {
+      // The first observation creates the state as prom-client does (after a `reset()`).
+      if (values.length === 0) return;
+      this.observe(values[0]!);
+      state = internals.hashMap[''];
+      at = 1;
+      if (state === undefined) throw new Error('prom-client histogram keeps no state under the empty hash');
+    }
+    const bounds = internals.upperBounds;
+    const buckets = state.bucketValues;
+    for (; at < values.length; at++) {
+      const v = values[at]!;
+      state.sum += v;
+      state.count += 1;
+      // prom-client's `findBound`: the first upper bound at or above the value; above them all, none.
+      for (let b = 0; b < bounds.length; b++)
+        if (v <= bounds[b]!) {
+          buckets[bounds[b]!]! += 1;
+          break;
+        }
+    }
+  }
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics ?? true)
@@ -41,7 +92,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
-    eventAgeSeconds: new Histogram({
+    eventAgeSeconds: new BatchHistogram({
       name: 'matview_event_age_seconds',
       help: 'Apply time minus event time (source commit time, else Kafka timestamp) of each applied record (freshness)',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
