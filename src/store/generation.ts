@@ -22,7 +22,7 @@ import {
   type ValueCodec,
   type ViewModule,
 } from '../views/types.js';
-import { decodeRow, decodeStoredRow, encodeRow, type StoredRow } from './row-codec.js';
+import { decodeRow, decodeStoredRow, encodeRowTransient, type StoredRow } from './row-codec.js';
 import { stringKeyed } from './string-keys.js';
 
 /** The store layout these names and encodings belong to (meta `generation:<id>`.format). */
@@ -198,7 +198,11 @@ export class LmdbRows implements RowStore {
     for (const key of this.db.getKeys(tableRows(table))) yield keyOfRow(table, key);
   }
   put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void {
-    void this.db.put(rowKey(table, key), encodeRow(this.fields[table], row, partition, offset, eventTime));
+    // Written at once (in the commit's transaction), so the encoded bytes may live in a reused buffer.
+    this.db.putSync(
+      rowKey(table, key),
+      encodeRowTransient(this.fields[table], row, partition, offset, eventTime),
+    );
   }
   remove(table: Table, key: string): void {
     void this.db.remove(rowKey(table, key));

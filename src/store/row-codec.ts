@@ -18,38 +18,62 @@ export interface StoredRow {
   readonly origin: RowOrigin;
 }
 
-export function encodeRow(
+/**
+ * The stored form of a row, in a buffer that the next call overwrites: for a put that LMDB copies before the
+ * next row is encoded (`putSync`, which writes within the commit's transaction at once). A commit stores
+ * every row it changes, up to hundreds of thousands in a catch-up's commit: one buffer instead of one
+ * allocation per row, and no pass that measures the fields first.
+ */
+export function encodeRowTransient(
   fields: readonly string[],
   row: Row,
   partition: number,
   offset: string,
   eventTime: number,
 ): Buffer {
-  let size = 4 + 1 + offset.length + 8;
-  const values: (string | null)[] = [];
-  for (const f of fields) {
-    const v = fieldOf(row, f);
-    values.push(v);
-    size += 4 + (v === null ? 0 : Buffer.byteLength(v));
-  }
-  const out = Buffer.allocUnsafe(size);
+  // At most 3 UTF-8 bytes per UTF-16 unit: the buffer is big enough before anything is written.
+  let bound = 4 + 1 + offset.length + 8;
+  for (const f of fields) bound += 4 + 3 * (fieldOf(row, f)?.length ?? 0);
+  if (bound > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 2 * scratch.length));
+  const out = scratch;
   out.writeUInt32LE(partition, 0);
   out[4] = offset.length;
   out.write(offset, 5, 'latin1');
   let at = 5 + offset.length;
   out.writeDoubleLE(eventTime, at);
   at += 8;
-  for (const v of values) {
+  for (const f of fields) {
+    const v = fieldOf(row, f);
     if (v === null) {
       out.writeUInt32LE(NULL, at);
       at += 4;
       continue;
     }
-    const n = out.write(v, at + 4, 'utf8');
+    const n = writeUtf8(out, v, at + 4);
     out.writeUInt32LE(n, at);
     at += 4 + n;
   }
-  return out;
+  return out.subarray(0, at);
+}
+
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+/** Strings up to this long are copied unit by unit while they are ASCII (ids, keys, offsets, short names). */
+const SHORT_STRING = 48;
+
+/** Writes `s` as UTF-8 at `at` (room checked by the caller); returns the bytes written. */
+function writeUtf8(out: Buffer, s: string, at: number): number {
+  const n = s.length;
+  if (n <= SHORT_STRING) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[at + i] = c;
+    }
+    if (i === n) return n;
+  }
+  return out.write(s, at, 'utf8');
 }
 
 /** Decodes the fields only (the hot path: a row's previous value). */
