@@ -174,10 +174,16 @@ function timestampOf(base: number | bigint, delta: number | bigint): string {
   return sum(base, delta);
 }
 
+/**
+ * The headers of every record that has none: one frozen object, not one per record (nothing downstream
+ * writes to a fetched record's headers; partition-feed.ts copies those it delivers).
+ */
+const NO_HEADERS: Record<string, Buffer | null | (Buffer | null)[]> = Object.freeze({});
+
 /** The header reduce of kafkajs' record decoder: a repeated key collects its values in an array. */
 function readHeaders(): Record<string, Buffer | null | (Buffer | null)[]> {
   const count = readVarInt();
-  if (count <= 0) return {};
+  if (count <= 0) return NO_HEADERS;
   const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
   for (let i = 0; i < count; i++) {
     const key = String(readVarIntString());
