@@ -4,7 +4,7 @@
  */
 import { RecordErrorCode } from '../errors.js';
 import { normalizeDateTime } from './dates.js';
-import { KEY_FIELD, type Profile, type Row, type Table } from './source.js';
+import { KEY_FIELD, type Row, type Table } from './source.js';
 
 export const MAX_KEY_BYTES = 512;
 
@@ -13,15 +13,6 @@ export type Decoded =
   | { readonly ok: false; readonly code: RecordErrorCode; readonly message: string };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-const PROFILE_OPTIONAL = [
-  'name',
-  'description',
-  'location',
-  'webPageUrl',
-  'profileImageUrl',
-  'backgroundImageUrl',
-] as const;
 
 /** Thrown by the checks below and turned into an invalid verdict by the decoders (never escapes them). */
 export class Invalid {
@@ -121,10 +112,18 @@ function rowOf(table: Table, key: string, o: Record<string, unknown>): Row {
         fail(RecordErrorCode.FieldMissing, 'required field "username" is missing');
       if (typeof username !== 'string')
         fail(RecordErrorCode.FieldType, `field "username" must be a string, got ${describe(username)}`);
-      const profile: Record<string, string | null> = { username };
-      for (const f of PROFILE_OPTIONAL) profile[f] = optionalString(o, f);
-      profile['joinedDate'] = optionalDate(o, 'joinedDate');
-      return { table, ...(profile as unknown as Profile) };
+      // One literal, its fields checked in this order (the first invalid one is the error).
+      return {
+        table,
+        username,
+        name: optionalString(o, 'name'),
+        description: optionalString(o, 'description'),
+        location: optionalString(o, 'location'),
+        webPageUrl: optionalString(o, 'webPageUrl'),
+        profileImageUrl: optionalString(o, 'profileImageUrl'),
+        backgroundImageUrl: optionalString(o, 'backgroundImageUrl'),
+        joinedDate: optionalDate(o, 'joinedDate'),
+      };
     }
     case 'tweets': {
       const userId = requiredId(o, 'userId');
