@@ -44,6 +44,10 @@ export function rowEqualities(
 /**
  * Resolves the records `accepted` lists (indices into `changes`, in order) against the stored rows.
  * Transitions come out in order of first touch.
+ *
+ * Three passes: each record's slot (a (table, key) in order of first touch), then the stored row of every
+ * slot, read in key order, then the records applied in order. Read in order of first touch, a catch-up
+ * commit's 100k+ rows each went to a random page of the rows' B-tree.
  */
 export function resolve(
   changes: ChangeColumns,
@@ -59,43 +63,62 @@ export function resolve(
   };
   const table: Table[] = [];
   const key: string[] = [];
-  const before: (Row | null)[] = [];
-  const after: (Row | null)[] = [];
-  const last: number[] = [];
-  let noops = 0;
-
   const slotOf = (t: Table, k: string): number => {
     const bySlot = slots[t];
     let s = bySlot.get(k);
     if (s === undefined) {
       s = key.length;
       bySlot.set(k, s);
-      const stored = rows.row(t, k) ?? null;
       table.push(t);
       key.push(k);
-      before.push(stored);
-      after.push(stored);
-      last.push(-1);
     }
     return s;
   };
 
+  // 1. Each record's slot (-1: a truncate, which gives its table's stored keys their slots where it stands).
+  const slotAt = new Array<number>(accepted.length);
   for (let n = 0; n < accepted.length; n++) {
     const i = accepted[n]!;
     const t = changes.table[i]!;
-    const value = changes.row[i]!;
-    if (value === TRUNCATE) {
+    if (changes.row[i] === TRUNCATE) {
       for (const k of rows.keys(t)) slotOf(t, k);
-      for (const s of slots[t].values()) {
-        if (after[s] === null) continue;
-        after[s] = null;
-        last[s] = i;
+      slotAt[n] = -1;
+    } else slotAt[n] = slotOf(t, changes.key[i]!);
+  }
+
+  // 2. The stored rows, in key order.
+  const count = key.length;
+  const order = Array.from({ length: count }, (_, s) => s);
+  if (count > 1)
+    order.sort((a, b) => {
+      const ta = table[a]!;
+      const tb = table[b]!;
+      if (ta !== tb) return ta < tb ? -1 : 1;
+      return key[a]! < key[b]! ? -1 : 1;
+    });
+  const before = new Array<Row | null>(count);
+  for (const s of order) before[s] = rows.row(table[s]!, key[s]!) ?? null;
+  const after = before.slice();
+  const last = new Array<number>(count).fill(-1);
+
+  // 3. The records, in order.
+  let noops = 0;
+  for (let n = 0; n < accepted.length; n++) {
+    const i = accepted[n]!;
+    const s = slotAt[n]!;
+    if (s < 0) {
+      // Every slot of its table: those first touched after it are no stored row (the stored ones got their
+      // slots at the truncate) and no record before it touched them, so they are empty here and stay alone.
+      for (const x of slots[changes.table[i]!].values()) {
+        if (after[x] === null) continue;
+        after[x] = null;
+        last[x] = i;
       }
       continue;
     }
-    const s = slotOf(t, changes.key[i]!);
+    const value = changes.row[i] as Row | null;
     const current = after[s]!;
-    if (value === null ? current === null : current !== null && equal[t](current, value)) {
+    if (value === null ? current === null : current !== null && equal[table[s]!](current, value)) {
       noops++;
       continue;
     }
@@ -105,7 +128,7 @@ export function resolve(
 
   // Keep the slots whose row really moved; compact the columns in place.
   let n = 0;
-  for (let s = 0; s < key.length; s++) {
+  for (let s = 0; s < count; s++) {
     const b = before[s]!;
     const a = after[s]!;
     if (last[s] === -1) continue;
