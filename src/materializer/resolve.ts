@@ -1,6 +1,6 @@
 /**
- * Net row transitions of one commit: each (table, key) the commit's records touch is looked up once (the
- * first touch reads the stored row; later records of the same key only replace the pending "after"), and
+ * Net row transitions of one commit: each (table, key) the commit's records touch is looked up once (all of
+ * them read in key order before any record applies; the records then only replace the pending "after"), and
  * ends up as at most one transition from the row before the commit to the row after it. Rows equal in every
  * stored field are no transition at all, so a row created and deleted in one commit, or an update of a
  * field no view reads, moves nothing downstream.
