@@ -37,6 +37,14 @@ export function normalizeDateTime(input: string): string | undefined {
     const ms = Date.parse(input);
     return !Number.isNaN(ms) && new Date(ms).toISOString() === input ? input : undefined;
   }
+  return parseDateTime(input);
+}
+
+/**
+ * The general parse behind `normalizeDateTime`: every accepted form taken apart. Exported so a test can check
+ * the shortcut against it.
+ */
+export function parseDateTime(input: string): string | undefined {
   let y: string, mo: string, d: string, h: string, mi: string, s: string, frac: string, zone: string;
   const iso = ISO.exec(input);
   if (iso) {
