@@ -8,6 +8,7 @@ import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { ChangeBatch, TRUNCATE } from '../../src/materializer/change-batch.js';
 import { resolve, rowEqualities, type RowSource } from '../../src/materializer/resolve.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../../src/views/source.js';
+import { follow, like, profile, tweet } from '../utils/changes.js';
 
 const equal = rowEqualities(ROW_FIELDS);
 
@@ -30,20 +31,12 @@ function store(rows: Map<string, Row>): RowSource & { reads: string[] } {
 
 const rowOf = (table: Table, v: number): Row =>
   table === 'users'
-    ? ({
-        table,
-        username: `n${v}`,
-        name: null,
-        description: null,
-        location: null,
-        webPageUrl: null,
-        joinedDate: null,
-        profileImageUrl: null,
-        backgroundImageUrl: null,
-      } as Row)
+    ? profile(`n${v}`)
     : table === 'follows'
-      ? ({ table, followerId: `u${v}`, followeeId: 'u0', createdAt: null } as Row)
-      : ({ table, userId: `u${v}`, text: null, createdAt: null, tweetId: 't0' } as unknown as Row);
+      ? follow(`u${v}`, 'u0')
+      : table === 'tweets'
+        ? tweet(`u${v}`)
+        : like(`u${v}`, 't0');
 
 /** The transitions of applying the records one by one, in order of first touch (a truncate touches its table's stored keys). */
 function sequentialModel(
