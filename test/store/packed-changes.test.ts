@@ -18,25 +18,7 @@ import {
   type PackedChanges,
 } from '../../src/store/packed-changes.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../../src/views/source.js';
-
-/** Characters from every range the layout treats apart. */
-const ALPHABET = [
-  'a',
-  'Z',
-  '0',
-  ' ',
-  '"',
-  '\\',
-  '\u0000',
-  'é',
-  '\u00ff',
-  'ż',
-  '€',
-  '中',
-  '\ud83d\ude00',
-  '\ud800',
-  '\udfff',
-];
+import { ALPHABET } from '../utils/alphabet.js';
 
 function randomString(next: () => number, max = 12): string {
   const n = Math.floor(next() * (max + 1));

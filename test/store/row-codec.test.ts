@@ -13,24 +13,7 @@ import { decodeStoredRow, encodeRowTransient } from '../../src/store/row-codec.j
 import { stringKeyed } from '../../src/store/string-keys.js';
 import { fieldOf, ROW_FIELDS, TABLES, type Row, type Table } from '../../src/views/source.js';
 import { tempDir } from '../utils/tmp.js';
-
-const ALPHABET = [
-  'a',
-  'Z',
-  '0',
-  ' ',
-  '"',
-  '\u0000',
-  '\u007f',
-  'é',
-  '\u00ff',
-  'ż',
-  '€',
-  '中',
-  '\ud83d\ude00',
-  '\ud800',
-  '\udfff',
-];
+import { ALPHABET } from '../utils/alphabet.js';
 
 /** The format as written before rows were encoded into a reused buffer: measured first, then written. */
 function referenceEncoding(
