@@ -131,6 +131,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'LMDB write transactions committed',
       registers,
     }),
+    storeCommitRecords: new Histogram({
+      name: 'matview_store_commit_records',
+      help: 'Records per store commit, every batch merged into it (large while catching up, one batch once caught up)',
+      buckets: [1, 10, 100, 1000, 10000, 100000, 250000],
+      registers,
+    }),
+    storeCommitSeconds: new Histogram({
+      name: 'matview_store_commit_seconds',
+      help: 'Time of one store commit where it runs, from its start to durable',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     storeErrors: new Counter({ name: 'matview_store_errors_total', help: 'LMDB write failures', registers }),
     ready: new Gauge({
       name: 'matview_ready',

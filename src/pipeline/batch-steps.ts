@@ -221,6 +221,8 @@ export function handlerSteps<B extends { readonly length: number }>(
       if (result.sequence > counted) {
         counted = result.sequence;
         metrics.storeCommits.inc();
+        metrics.storeCommitRecords.observe(result.accepted + result.skipped);
+        metrics.storeCommitSeconds.observe(result.seconds);
       }
       return result;
     } catch (e) {

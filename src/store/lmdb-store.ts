@@ -160,6 +160,8 @@ export interface BatchResult {
   readonly noops: number;
   /** Feed batches the commit carried. */
   readonly batches: number;
+  /** How long the commit took where it ran, from its start to durable (write.ts `WrittenCommit`). */
+  readonly seconds: number;
 }
 
 /** Where a batch goes: the active generation (resolved at commit time) or a given one (a shadow). */
@@ -557,6 +559,7 @@ export class LmdbStore implements ViewReader {
       skipped: written.skipped,
       noops: written.noops,
       batches: written.batches,
+      seconds: written.seconds,
     };
   }
 

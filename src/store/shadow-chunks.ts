@@ -92,6 +92,7 @@ import {
   readGenerationInfo,
   type CommitContext,
   type StoreInput,
+  type CommitBody,
   type WrittenCommit,
 } from './write.js';
 
@@ -239,12 +240,12 @@ export class ShadowChunks {
    * Applies one (group) commit of the shadow generation `into` to the chunk, writing the chunk when it is
    * full. Resolves with what the commit did; it is durable once the chunk is written.
    */
-  apply(input: StoreInput, into: number, batches: number): Promise<WrittenCommit> {
+  apply(input: StoreInput, into: number, batches: number): Promise<CommitBody> {
     clearTimeout(this.idle);
     return this.exclusive(() => this.applyNow(input, into, batches));
   }
 
-  private async applyNow(input: StoreInput, into: number, batches: number): Promise<WrittenCommit> {
+  private async applyNow(input: StoreInput, into: number, batches: number): Promise<CommitBody> {
     if (isReplicaInput(input)) throw new Error("a replica's view values do not go through a rebuild's chunk");
     const lost = this.lost.get(into);
     if (lost !== undefined)
@@ -474,6 +475,7 @@ function viewsEmpty(generation: Generation, plan: CommitPlan): boolean {
  * One commit of a commit queue (the writer thread's, or the store's own with the writer thread off): a
  * shadow's changelog batches go through `chunks`, and once no further batch for that shadow is waiting
  * (`waitingFor`) the chunk's idle write is scheduled; everything else commits at once through `commit`.
+ * The result says how long it took (`seconds`).
  */
 export async function commitOrBuffer(
   chunks: ShadowChunks,
@@ -481,13 +483,18 @@ export async function commitOrBuffer(
   target: 'active' | number,
   batches: number,
   waitingFor: (target: number) => number,
-  commit: () => Promise<WrittenCommit>,
+  commit: () => Promise<CommitBody>,
 ): Promise<WrittenCommit> {
-  if (!chunks.buffers(input, target)) return commit();
+  const started = performance.now();
+  const timed = (body: CommitBody): WrittenCommit => ({
+    ...body,
+    seconds: (performance.now() - started) / 1000,
+  });
+  if (!chunks.buffers(input, target)) return timed(await commit());
   try {
     const result = await chunks.apply(input, target, batches);
     if (waitingFor(target) === 0) chunks.scheduleIdleWrite();
-    return result;
+    return timed(result);
   } catch (e) {
     throw await batchError(e);
   }

@@ -94,7 +94,16 @@ export interface WrittenCommit {
   readonly noops: number;
   /** Feed batches merged into this commit. */
   readonly batches: number;
+  /**
+   * How long the commit took where it ran (the writer thread, or the event loop with it off), from its start
+   * to durable: waiting for LMDB's write lock, the commit body, and LMDB's own commit. A rebuild's buffered
+   * commit: applying it to its chunk (shadow-chunks.ts).
+   */
+  readonly seconds: number;
 }
+
+/** A commit as its body reports it: `commitOrBuffer` (shadow-chunks.ts) times it. */
+export type CommitBody = Omit<WrittenCommit, 'seconds'>;
 
 /** The store's two outboxes: dead letters (outbox.ts) and, while it publishes a view topic, view changes. */
 export interface Outboxes {
@@ -120,8 +129,8 @@ export async function commitInTransaction(
   input: StoreInput,
   target: 'active' | number,
   batches: number,
-): Promise<WrittenCommit> {
-  let result: WrittenCommit | undefined;
+): Promise<CommitBody> {
+  let result: CommitBody | undefined;
   try {
     await atomicTransaction(c.env, () => {
       result = writeCommit(c.meta, c.outboxes, c.handles, c.plan, input, target, batches);
@@ -150,7 +159,7 @@ export function writeCommit(
   input: StoreInput,
   target: 'active' | number,
   batches: number,
-): WrittenCommit {
+): CommitBody {
   const active = committedActiveGeneration(meta);
   const into = target === 'active' ? active : target;
   if (target !== 'active' && into === active) return lateRebuildCommit(meta, into, input, batches);
@@ -204,7 +213,7 @@ export function lateRebuildCommit(
   into: number,
   input: StoreInput,
   batches: number,
-): WrittenCommit {
+): CommitBody {
   return {
     sequence: BigInt(meta.get('sequence') ?? '0'),
     appliedAt: Date.now(),

@@ -130,6 +130,15 @@ describe('/metrics', () => {
     expect(after.sum('matview_store_commits_total')).toBeGreaterThan(
       before.sum('matview_store_commits_total'),
     );
+    // One observation of each per commit; the commits' records are the valid records (the invalid one went to
+    // the dead letters, with the offset that passes it).
+    const commits = after.sum('matview_store_commits_total');
+    expect({
+      recordsCount: after.sum('matview_store_commit_records_count'),
+      records: after.sum('matview_store_commit_records_sum') - before.sum('matview_store_commit_records_sum'),
+      secondsCount: after.sum('matview_store_commit_seconds_count'),
+      timed: after.sum('matview_store_commit_seconds_sum') > before.sum('matview_store_commit_seconds_sum'),
+    }).toEqual({ recordsCount: commits, records: valid, secondsCount: commits, timed: true });
     expect(after.sum('matview_feed_last_progress_timestamp_seconds')).toBeGreaterThan(
       before.sum('matview_feed_last_progress_timestamp_seconds'),
     );
