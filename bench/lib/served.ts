@@ -145,6 +145,45 @@ export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
   return out;
 }
 
+/** A histogram of the server's `/metrics` without labels: cumulative counts by upper bound, and its sum. */
+export interface ScrapedHistogram {
+  readonly buckets: readonly (readonly [le: number, count: number])[];
+  readonly count: number;
+  readonly sum: number;
+}
+
+/** The histogram `name` (no labels but `le`) of the server's `/metrics`. */
+export async function scrapeHistogram(url: string, name: string): Promise<ScrapedHistogram> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const buckets: [number, number][] = [];
+  let count = 0;
+  let sum = 0;
+  for (const m of text.matchAll(/^([a-z_]+)(?:\{le="([^"]+)"\})? (\S+)$/gm)) {
+    const [, sample, le, value] = m;
+    if (sample === `${name}_bucket` && le !== undefined) buckets.push([Number(le), Number(value)]);
+    else if (sample === `${name}_count`) count = Number(value);
+    else if (sample === `${name}_sum`) sum = Number(value);
+  }
+  return { buckets, count, sum };
+}
+
+/**
+ * What was observed between two scrapes of one histogram: the count, the mean, and for a quantile `q` the
+ * upper bound of the bucket it falls in (Infinity past the last bound).
+ */
+export function observedBetween(
+  before: ScrapedHistogram,
+  after: ScrapedHistogram,
+): { count: number; mean: number; atMost: (q: number) => number } {
+  const count = after.count - before.count;
+  const inBucket = after.buckets.map(([le, n], i) => [le, n - (before.buckets[i]?.[1] ?? 0)] as const);
+  return {
+    count,
+    mean: count === 0 ? NaN : (after.sum - before.sum) / count,
+    atMost: (q) => inBucket.find(([, n]) => n >= q * count)?.[0] ?? Infinity,
+  };
+}
+
 /** Bytes of the files under `dir`: their sizes, and the disk blocks allocated to them (what `du` counts). */
 export function diskUsage(dir: string): { apparent: number; allocated: number } {
   let apparent = 0;

@@ -10,11 +10,18 @@
  * group in its own process reads the same topic with the same fetch wait; its produce → receive latency is
  * what the client and the mock broker cost, and matview's latency minus it is ours.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startKafka } from '../../test/utils/kafka-mock.js';
 import { distribution, round, sleep, waitFor, type Scenario } from '../lib/common.js';
 import { startLatencyProbe } from '../lib/consumers.js';
 import { endOffsets, freshTopics, produceWorkload, quietKafka, startMatviewProcess } from '../lib/records.js';
-import { inheritedSettings, sourceEnv, waitApplied } from '../lib/served.js';
+import {
+  inheritedSettings,
+  observedBetween,
+  scrapeHistogram,
+  sourceEnv,
+  waitApplied,
+} from '../lib/served.js';
 import { LiveSocket, type Arrival } from '../../test/utils/live-socket.js';
 import { waitReady } from './fanout.js';
 
@@ -31,6 +38,10 @@ const PHASES = [
   { rate: 1000, batching: 'big batches', sendEveryMs: 50 },
   { rate: 5000, batching: 'big batches', sendEveryMs: 50 },
 ] as const;
+
+/** The server's per-commit metrics (docs/metrics.md): how much of "ours" is the commit itself. */
+const COMMIT_SECONDS = 'matview_store_commit_seconds';
+const COMMIT_RECORDS = 'matview_store_commit_records';
 
 const QUERY =
   'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime } } } }';
@@ -78,6 +89,11 @@ export const freshness: Scenario = {
     for (const { rate, batching, sendEveryMs } of PHASES) {
       arrivals.length = 0;
       await floor.take();
+      const commitsBefore = await scrapeHistogram(server.url, COMMIT_SECONDS);
+      const recordsBefore = await scrapeHistogram(server.url, COMMIT_RECORDS);
+      // This process produces and receives the events: how late its own event loop ran is in every arrival.
+      const clientDelay = monitorEventLoopDelay({ resolution: 1 });
+      clientDelay.enable();
       recording = true;
       const start = performance.now();
       let sent = 0;
@@ -109,6 +125,7 @@ export const freshness: Scenario = {
         await sleep(sendEveryMs);
       }
       await Promise.all(sends);
+      clientDelay.disable();
       const sentAt = performance.now();
       const applied = await waitApplied(
         server.url,
@@ -130,6 +147,8 @@ export const freshness: Scenario = {
         if (inPhase(t)) latencies.push(a.at - t);
       }
       const d = distribution(latencies);
+      const commits = observedBetween(commitsBefore, await scrapeHistogram(server.url, COMMIT_SECONDS));
+      const perCommit = observedBetween(recordsBefore, await scrapeHistogram(server.url, COMMIT_RECORDS));
       const received = await floor.take();
       const f = distribution(received.latencies.filter((_, i) => inPhase(received.timestamps[i]!)));
       const achieved = sent / seconds;
@@ -149,6 +168,11 @@ export const freshness: Scenario = {
         'ours p50 ms': round(d.p50 - f.p50, 1),
         'ours p95 ms': round(d.p95 - f.p95, 1),
         'ours p99 ms': round(d.p99 - f.p99, 1),
+        commits: commits.count,
+        'records/commit': round(perCommit.mean, 0),
+        'commit mean ms': round(commits.mean * 1000, 1),
+        'commit p99 <= ms': round(commits.atMost(0.99) * 1000, 1),
+        'client loop delay p99 ms': round(clientDelay.percentile(99) / 1e6, 1),
       });
       if (rate === 5000)
         ctx.check(
@@ -160,6 +184,9 @@ export const freshness: Scenario = {
     }
     ctx.note(
       `freshness: matview serve with ${inheritedSettings()} (the writer thread is on unless WRITER_THREAD=false) and KAFKA_FETCH_MAX_WAIT_MS=${FETCH_WAIT_MS}; the kcat mock broker does not wake a waiting fetch when records arrive, so the fetch wait bounds the extra wait (a real broker answers at once); Kafka timestamps have 1 ms resolution`,
+    );
+    ctx.note(
+      `freshness: commits = the server's store commits during the phase (matview_store_commit_seconds and _records, scraped before and after): their mean time, and the upper bound of the histogram bucket their p99 falls in; a record waits for its own commit and, when it arrives during one, for the end of that one`,
     );
     ctx.note(
       `freshness: floor = a bare kafkajs consumer group (own process, eachBatch, same ${FETCH_WAIT_MS} ms fetch wait) on the same topic during the same phase: receive time − Kafka timestamp of every record; ours = matview's percentile − the floor's (a difference of percentiles, not a percentile of differences; matview's events are conflated per user, the floor counts every record)`,
