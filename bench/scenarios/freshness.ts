@@ -42,6 +42,8 @@ const PHASES = [
 /** The server's per-commit metrics (docs/metrics.md): how much of "ours" is the commit itself. */
 const COMMIT_SECONDS = 'matview_store_commit_seconds';
 const COMMIT_RECORDS = 'matview_store_commit_records';
+/** A batch from its handler's start to its commit's result: decoding, the wait behind other commits, its own. */
+const BATCH_APPLY_SECONDS = 'matview_batch_apply_seconds';
 
 const QUERY =
   'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime } } } }';
@@ -91,6 +93,7 @@ export const freshness: Scenario = {
       await floor.take();
       const commitsBefore = await scrapeHistogram(server.url, COMMIT_SECONDS);
       const recordsBefore = await scrapeHistogram(server.url, COMMIT_RECORDS);
+      const applyBefore = await scrapeHistogram(server.url, BATCH_APPLY_SECONDS);
       // This process produces and receives the events: how late its own event loop ran is in every arrival.
       const clientDelay = monitorEventLoopDelay({ resolution: 1 });
       clientDelay.enable();
@@ -149,6 +152,7 @@ export const freshness: Scenario = {
       const d = distribution(latencies);
       const commits = observedBetween(commitsBefore, await scrapeHistogram(server.url, COMMIT_SECONDS));
       const perCommit = observedBetween(recordsBefore, await scrapeHistogram(server.url, COMMIT_RECORDS));
+      const applies = observedBetween(applyBefore, await scrapeHistogram(server.url, BATCH_APPLY_SECONDS));
       const received = await floor.take();
       const f = distribution(received.latencies.filter((_, i) => inPhase(received.timestamps[i]!)));
       const achieved = sent / seconds;
@@ -172,6 +176,7 @@ export const freshness: Scenario = {
         'records/commit': round(perCommit.mean, 0),
         'commit mean ms': round(commits.mean * 1000, 1),
         'commit p99 <= ms': round(commits.atMost(0.99) * 1000, 1),
+        'batch apply mean ms': round(applies.mean * 1000, 1),
         'client loop delay p99 ms': round(clientDelay.percentile(99) / 1e6, 1),
       });
       if (rate === 5000)
@@ -186,7 +191,7 @@ export const freshness: Scenario = {
       `freshness: matview serve with ${inheritedSettings()} (the writer thread is on unless WRITER_THREAD=false) and KAFKA_FETCH_MAX_WAIT_MS=${FETCH_WAIT_MS}; the kcat mock broker does not wake a waiting fetch when records arrive, so the fetch wait bounds the extra wait (a real broker answers at once); Kafka timestamps have 1 ms resolution`,
     );
     ctx.note(
-      `freshness: commits = the server's store commits during the phase (matview_store_commit_seconds and _records, scraped before and after): their mean time, and the upper bound of the histogram bucket their p99 falls in; a record waits for its own commit and, when it arrives during one, for the end of that one`,
+      `freshness: commits = the server's store commits during the phase (matview_store_commit_seconds and _records, scraped before and after): their mean time, and the upper bound of the histogram bucket their p99 falls in; a record waits for its own commit and, when it arrives during one, for the end of that one; batch apply = matview_batch_apply_seconds' mean over the phase, a batch from its handler's start to its commit's result (decoding, the wait behind other commits, its own commit)`,
     );
     ctx.note(
       `freshness: floor = a bare kafkajs consumer group (own process, eachBatch, same ${FETCH_WAIT_MS} ms fetch wait) on the same topic during the same phase: receive time − Kafka timestamp of every record; ours = matview's percentile − the floor's (a difference of percentiles, not a percentile of differences; matview's events are conflated per user, the floor counts every record)`,
