@@ -90,9 +90,9 @@ import {
   genKey,
   lateRebuildCommit,
   readGenerationInfo,
+  type CommitBody,
   type CommitContext,
   type StoreInput,
-  type CommitBody,
   type WrittenCommit,
 } from './write.js';
 

@@ -97,7 +97,8 @@ export interface WrittenCommit {
   /**
    * How long the commit took where it ran (the writer thread, or the event loop with it off), from its start
    * to durable: waiting for LMDB's write lock, the commit body, and LMDB's own commit. A rebuild's buffered
-   * commit: applying it to its chunk (shadow-chunks.ts).
+   * commit: waiting for a write of its chunk in progress, and applying it to the chunk (shadow-chunks.ts),
+   * which is written later.
    */
   readonly seconds: number;
 }
