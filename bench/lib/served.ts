@@ -152,19 +152,26 @@ export interface ScrapedHistogram {
   readonly sum: number;
 }
 
-/** The histogram `name` (no labels but `le`) of the server's `/metrics`. */
-export async function scrapeHistogram(url: string, name: string): Promise<ScrapedHistogram> {
+/** The histograms `names` (no labels but `le`) of one scrape of the server's `/metrics`. */
+export async function scrapeHistograms<N extends string>(
+  url: string,
+  names: readonly N[],
+): Promise<Record<N, ScrapedHistogram>> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const buckets: [number, number][] = [];
-  let count = 0;
-  let sum = 0;
-  for (const m of text.matchAll(/^([a-z_]+)(?:\{le="([^"]+)"\})? (\S+)$/gm)) {
-    const [, sample, le, value] = m;
-    if (sample === `${name}_bucket` && le !== undefined) buckets.push([Number(le), Number(value)]);
-    else if (sample === `${name}_count`) count = Number(value);
-    else if (sample === `${name}_sum`) sum = Number(value);
+  const out = {} as Record<N, ScrapedHistogram>;
+  for (const name of names) {
+    const buckets: [number, number][] = [];
+    let count = 0;
+    let sum = 0;
+    for (const m of text.matchAll(/^([a-z_]+)(?:\{le="([^"]+)"\})? (\S+)$/gm)) {
+      const [, sample, le, value] = m;
+      if (sample === `${name}_bucket` && le !== undefined) buckets.push([Number(le), Number(value)]);
+      else if (sample === `${name}_count`) count = Number(value);
+      else if (sample === `${name}_sum`) sum = Number(value);
+    }
+    out[name] = { buckets, count, sum };
   }
-  return { buckets, count, sum };
+  return out;
 }
 
 /**

@@ -18,7 +18,7 @@ import { endOffsets, freshTopics, produceWorkload, quietKafka, startMatviewProce
 import {
   inheritedSettings,
   observedBetween,
-  scrapeHistogram,
+  scrapeHistograms,
   sourceEnv,
   waitApplied,
 } from '../lib/served.js';
@@ -39,11 +39,15 @@ const PHASES = [
   { rate: 5000, batching: 'big batches', sendEveryMs: 50 },
 ] as const;
 
-/** The server's per-commit metrics (docs/metrics.md): how much of "ours" is the commit itself. */
-const COMMIT_SECONDS = 'matview_store_commit_seconds';
-const COMMIT_RECORDS = 'matview_store_commit_records';
-/** A batch from its handler's start to its commit's result: decoding, the wait behind other commits, its own. */
-const BATCH_APPLY_SECONDS = 'matview_batch_apply_seconds';
+/**
+ * The server's histograms (docs/metrics.md) that say how much of "ours" is the commit itself, and a batch from
+ * its handler's start to its commit's result (decoding, the wait behind other commits, its own).
+ */
+const HISTOGRAMS = [
+  'matview_store_commit_seconds',
+  'matview_store_commit_records',
+  'matview_batch_apply_seconds',
+] as const;
 
 const QUERY =
   'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime } } } }';
@@ -91,9 +95,7 @@ export const freshness: Scenario = {
     for (const { rate, batching, sendEveryMs } of PHASES) {
       arrivals.length = 0;
       await floor.take();
-      const commitsBefore = await scrapeHistogram(server.url, COMMIT_SECONDS);
-      const recordsBefore = await scrapeHistogram(server.url, COMMIT_RECORDS);
-      const applyBefore = await scrapeHistogram(server.url, BATCH_APPLY_SECONDS);
+      const before = await scrapeHistograms(server.url, HISTOGRAMS);
       // This process produces and receives the events: how late its own event loop ran is in every arrival.
       const clientDelay = monitorEventLoopDelay({ resolution: 1 });
       clientDelay.enable();
@@ -150,9 +152,11 @@ export const freshness: Scenario = {
         if (inPhase(t)) latencies.push(a.at - t);
       }
       const d = distribution(latencies);
-      const commits = observedBetween(commitsBefore, await scrapeHistogram(server.url, COMMIT_SECONDS));
-      const perCommit = observedBetween(recordsBefore, await scrapeHistogram(server.url, COMMIT_RECORDS));
-      const applies = observedBetween(applyBefore, await scrapeHistogram(server.url, BATCH_APPLY_SECONDS));
+      const after = await scrapeHistograms(server.url, HISTOGRAMS);
+      const between = (name: (typeof HISTOGRAMS)[number]) => observedBetween(before[name], after[name]);
+      const commits = between('matview_store_commit_seconds');
+      const perCommit = between('matview_store_commit_records');
+      const applies = between('matview_batch_apply_seconds');
       const received = await floor.take();
       const f = distribution(received.latencies.filter((_, i) => inPhase(received.timestamps[i]!)));
       const achieved = sent / seconds;
