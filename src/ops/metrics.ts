@@ -133,7 +133,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     storeCommitRecords: new Histogram({
       name: 'matview_store_commit_records',
-      help: 'Records per store commit, every batch merged into it (large while catching up, one batch once caught up)',
+      help: 'Records per store commit, every batch merged into it (large while catching up, small once caught up)',
       buckets: [1, 10, 100, 1000, 10000, 100000, 250000],
       registers,
     }),
