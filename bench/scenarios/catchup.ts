@@ -70,6 +70,11 @@ interface CatchUp extends Started {
   readonly readyAt: number;
   /** Store commits (matview_store_commits_total) when it was ready: how far group commit merged the batches. */
   readonly commits: number;
+  /**
+   * Seconds spent in those commits (matview_store_commit_seconds' sum; they run one at a time): against the time
+   * from the first commit to ready, how long the store had nothing to commit.
+   */
+  readonly committing: number;
 }
 
 const seconds = (fromMs: number, toMs: number) => (toMs - fromMs) / 1000;
@@ -140,8 +145,14 @@ async function catchUp(
   await watched;
   if (watch.readyAt === undefined || watch.firstCommitAt === undefined)
     throw new Error(`${w.label}: matview serve not ready in time`);
-  const commits = (await scrapeMetrics(started.server.url)).get('matview_store_commits_total') ?? NaN;
-  return { ...started, firstCommitAt: watch.firstCommitAt, readyAt: watch.readyAt, commits };
+  const metrics = await scrapeMetrics(started.server.url);
+  return {
+    ...started,
+    firstCommitAt: watch.firstCommitAt,
+    readyAt: watch.readyAt,
+    commits: metrics.get('matview_store_commits_total') ?? NaN,
+    committing: metrics.get('matview_store_commit_seconds_sum') ?? NaN,
+  };
 }
 
 const expectExactAfter = (ctx: ScenarioContext, w: Workload, url: string, when: string) =>
@@ -163,6 +174,7 @@ function catchUpRow(ctx: ScenarioContext, w: Workload, name: string, c: CatchUp,
       'records/s 1st commit → ready': round(records / seconds(c.firstCommitAt, c.readyAt), 0),
       commits: c.commits,
       'records/commit': round(records / c.commits, 0),
+      'committing s': round(c.committing, 2),
     },
     CATCH_UP,
   );
