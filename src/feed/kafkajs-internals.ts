@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import type { Broker, Cluster, ISocketFactory, LogEntry, RetryOptions, SASLOptions } from 'kafkajs';
 import type { DecodeTurns } from './loop-turns.js';
-import { decodeRecordBatch } from './record-batch.js';
+import { decodeFetchedBatch, decodeRecordBatch, type FetchedRecord } from './record-batch.js';
 
 const require = createRequire(import.meta.url);
 
@@ -78,6 +78,10 @@ export interface FetchedPartition {
   readonly errorCode: number;
   readonly highWatermark: string;
   readonly abortedTransactions?: readonly { producerId: string; firstOffset: string }[];
+  /**
+   * kafkajs' records; from `decodeFetchV11` without aborted transactions, the feed's records already
+   * (record-batch.ts FetchedRecord, which has the members read here).
+   */
   readonly messages: readonly FetchedMessage[];
 }
 
@@ -250,22 +254,35 @@ export async function decodeFetchV11(raw: Buffer, turns: DecodeTurns): Promise<F
     await turns.next();
     sliceStart = performance.now();
   };
-  const responses = await readArrayInOrder(decoder, async (d) => ({
-    topicName: d.readString(),
-    partitions: await readArrayInOrder(d, async (p) => ({
-      partition: p.readInt32(),
-      errorCode: p.readInt16(),
-      highWatermark: p.readInt64().toString(),
-      lastStableOffset: p.readInt64().toString(),
-      lastStartOffset: p.readInt64().toString(),
-      abortedTransactions: p.readArray((a) => ({
+  const responses = await readArrayInOrder(decoder, async (d) => {
+    const topicName = d.readString();
+    const partitions = await readArrayInOrder(d, async (p) => {
+      const partition = p.readInt32();
+      const errorCode = p.readInt16();
+      const highWatermark = p.readInt64().toString();
+      const lastStableOffset = p.readInt64().toString();
+      const lastStartOffset = p.readInt64().toString();
+      const abortedTransactions = p.readArray((a) => ({
         producerId: a.readInt64().toString(),
         firstOffset: a.readInt64().toString(),
-      })),
-      preferredReadReplica: p.readInt32(),
-      messages: await decodeMessages(p, turn),
-    })),
-  }));
+      }));
+      const preferredReadReplica = p.readInt32();
+      // Records of aborted transactions are dropped by kafkajs' Batch, which needs kafkajs' record shape.
+      const fetched = abortedTransactions.length === 0 ? { topic: topicName, partition } : undefined;
+      const messages = await decodeMessages(p, turn, fetched);
+      return {
+        partition,
+        errorCode,
+        highWatermark,
+        lastStableOffset,
+        lastStartOffset,
+        abortedTransactions,
+        preferredReadReplica,
+        messages,
+      };
+    });
+    return { topicName, partitions };
+  });
   return { throttleTime: 0, clientSideThrottleTime, errorCode, sessionId, responses } as FetchResponse;
 }
 
@@ -283,26 +300,36 @@ async function readArrayInOrder<T>(
 
 /**
  * `v4/decodeMessages.js`, with `turn()` before each record batch, and each record batch decoded by
- * record-batch.ts (kafkajs' result, fewer allocations).
+ * record-batch.ts: as the feed's records of `fetched` (FetchedRecord, one object per record) when given,
+ * else kafkajs' result with fewer allocations.
  */
-async function decodeMessages(decoder: KafkajsDecoder, turn: () => Promise<void>): Promise<FetchedMessage[]> {
+async function decodeMessages(
+  decoder: KafkajsDecoder,
+  turn: () => Promise<void>,
+  fetched?: { readonly topic: string; readonly partition: number },
+): Promise<FetchedMessage[]> {
   const messagesSize = decoder.readInt32();
   if (messagesSize <= 0 || !decoder.canReadBytes(messagesSize)) return [];
   const messagesBuffer = decoder.readBytes(messagesSize);
   const magicByte = messagesBuffer.subarray(MAGIC_OFFSET).readInt8(0);
   if (magicByte !== MAGIC_BYTE) return decodeMessageSet(new DecoderClass(messagesBuffer), messagesSize);
-  const records: FetchedMessage[] = [];
+  const records: FetchedRecord[] = [];
+  const decoded: FetchedMessage[] = [];
   for (let at = 0; messagesBuffer.length - at >= RECORD_BATCH_OVERHEAD;) {
     await turn();
     try {
-      const batch = await decodeRecordBatch(messagesBuffer, at);
-      for (const record of batch.records) records.push(record);
-      at = batch.next;
+      if (fetched !== undefined)
+        at = await decodeFetchedBatch(messagesBuffer, at, fetched.topic, fetched.partition, records);
+      else {
+        const batch = await decodeRecordBatch(messagesBuffer, at);
+        for (const record of batch.records) decoded.push(record);
+        at = batch.next;
+      }
     } catch (e) {
       // The tail of a partition's data can be a partial record batch (how maxBytes works).
       if ((e as Error).name === 'KafkaJSPartialMessageError') break;
       throw e;
     }
   }
-  return records;
+  return fetched !== undefined ? records : decoded;
 }

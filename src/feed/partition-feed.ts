@@ -31,6 +31,7 @@
 import { setHeader } from './headers.js';
 import type { FeedBatch, FeedRecord, Headers } from './types.js';
 import { createBatch, type FetchedMessage, type FetchedPartition } from './kafkajs-internals.js';
+import { FetchedRecord } from './record-batch.js';
 
 /** A fetch handed out by `beginFetch`: its start offset and the epoch it belongs to. */
 export interface FetchTicket {
@@ -241,7 +242,8 @@ export function mergeBatches(batches: readonly FeedBatch[]): FeedBatch {
 export function batchBytes(batch: FeedBatch): number {
   let bytes = 0;
   for (const r of batch.records) {
-    bytes += 64 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    // A FetchedRecord's size, without the views of its key and value that reading them makes.
+    bytes += 64 + (r instanceof FetchedRecord ? r.size : (r.key?.length ?? 0) + (r.value?.length ?? 0));
     // `for in`, not Object.entries: no array per record.
     for (const name in r.headers) bytes += name.length + (r.headers[name]?.length ?? 0);
   }
@@ -336,7 +338,8 @@ function filtered(
     if (offsetBelow(m.offset, from)) continue;
     lastWithin = m.offset;
     if (m.isControlRecord) continue;
-    records.push(feedRecordOf(topic, data.partition, m));
+    // Decoded as the feed's record already (kafkajs-internals.ts, for fetches without aborted transactions).
+    records.push(m instanceof FetchedRecord ? m : feedRecordOf(topic, data.partition, m));
   }
   const next =
     data.messages.length === 0

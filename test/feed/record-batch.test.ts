@@ -5,12 +5,22 @@
  * beyond 2^53 and at the int64 limits, compressed and not, transactional, control and log-append-time
  * batches (flags set in the written batch), several batches back to back and a batch cut short. Both
  * results must be deeply equal, field for field.
+ *
+ * And the records a fetch delivers (`decodeFetchedBatch`, FetchedRecord) against kafkajs' records put
+ * through the feed's conversion (`toFeedBatch`), on the same batches.
  */
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { registerCodecs } from '../../src/feed/codecs.js';
-import { CorruptBatchError, decodeRecordBatch } from '../../src/feed/record-batch.js';
+import { toFeedBatch } from '../../src/feed/partition-feed.js';
+import {
+  CorruptBatchError,
+  decodeFetchedBatch,
+  decodeRecordBatch,
+  FetchedRecord,
+} from '../../src/feed/record-batch.js';
+import type { FeedRecord } from '../../src/feed/types.js';
 
 const require = createRequire(import.meta.url);
 type Long = { readonly __long: true };
@@ -136,23 +146,99 @@ async function withOurs(buffer: Buffer): Promise<unknown[]> {
   return out;
 }
 
+/** Every batch in `buffer` as the feed's records of t[4], with each one's control flag. */
+async function fetchedWithOurs(buffer: Buffer): Promise<unknown[]> {
+  const out: FetchedRecord[] = [];
+  for (let at = 0; at + 49 <= buffer.length;) {
+    try {
+      at = await decodeFetchedBatch(buffer, at, 't', 4, out);
+    } catch (e) {
+      if ((e as Error).name === 'KafkaJSPartialMessageError') break;
+      throw e;
+    }
+  }
+  return out.map((r) => {
+    expect(r).toBeInstanceOf(FetchedRecord);
+    return { ...plain(r), isControlRecord: r.isControlRecord };
+  });
+}
+
+/** kafkajs' records of `buffer` through the feed's conversion of a kafkajs record. */
+async function fetchedWithKafkajs(buffer: Buffer): Promise<unknown[]> {
+  const records = (await withKafkajs(buffer)) as { isControlRecord: boolean }[];
+  return toFeedBatch('t', 4, records as never, '0').records.map((r, i) => ({
+    ...plain(r),
+    isControlRecord: records[i]!.isControlRecord,
+  }));
+}
+
+/** A record's fields as plain data (a FetchedRecord reads its key and value when asked). */
+const plain = (r: FeedRecord) => ({
+  topic: r.topic,
+  partition: r.partition,
+  offset: r.offset,
+  timestamp: r.timestamp,
+  key: r.key,
+  value: r.value,
+  headers: r.headers,
+});
+
+/** Random batches back to back, the last one possibly cut short (a fetch's byte limit), per seed. */
+async function randomFetch(seed: number): Promise<Buffer> {
+  const next = prng(seed);
+  const batches = await Promise.all(
+    Array.from({ length: 1 + Math.floor(next() * 3) }, () => randomBatch(next)),
+  );
+  const buffer = Buffer.concat(batches);
+  return next() < 0.3 ? buffer.subarray(0, buffer.length - 1 - Math.floor(next() * 20)) : buffer;
+}
+
 describe('record batch decoding', () => {
   it('gives what kafkajs gives, field for field', async () => {
     let records = 0;
     for (let seed = 1; seed <= 150; seed++) {
-      const next = prng(seed);
-      const batches = await Promise.all(
-        Array.from({ length: 1 + Math.floor(next() * 3) }, () => randomBatch(next)),
-      );
-      let buffer = Buffer.concat(batches);
-      // A fetch's byte limit can cut the last batch short.
-      if (next() < 0.3) buffer = buffer.subarray(0, buffer.length - 1 - Math.floor(next() * 20));
+      const buffer = await randomFetch(seed);
       const expected = await withKafkajs(buffer);
       const actual = await withOurs(buffer);
       expect(actual).toStrictEqual(expected);
       records += expected.length;
     }
     expect(records).toBeGreaterThan(1000);
+  });
+
+  it("gives the feed's records, as kafkajs' records converted by the feed", async () => {
+    let records = 0;
+    let withHeaders = 0;
+    for (let seed = 1; seed <= 150; seed++) {
+      const buffer = await randomFetch(seed);
+      const expected = await fetchedWithKafkajs(buffer);
+      const actual = await fetchedWithOurs(buffer);
+      expect(actual).toStrictEqual(expected);
+      records += expected.length;
+      withHeaders += expected.filter((r) => Object.keys((r as FeedRecord).headers).length > 0).length;
+    }
+    expect(records).toBeGreaterThan(1000);
+    expect(withHeaders).toBeGreaterThan(100);
+  });
+
+  it("gives a fetched record's key and value views of its batch's bytes, and their size", async () => {
+    const written = await encodeBatch({
+      lastOffsetDelta: 2,
+      records: [
+        encodeRecord({ offsetDelta: 0, key: Buffer.from('k0'), value: Buffer.from('value 0') }),
+        encodeRecord({ offsetDelta: 1, key: null, value: Buffer.alloc(0) }),
+        encodeRecord({ offsetDelta: 2, key: Buffer.alloc(0), value: null }),
+      ],
+    });
+    const out: FetchedRecord[] = [];
+    const buffer = Buffer.from(written.buffer);
+    await decodeFetchedBatch(buffer, 0, 't', 0, out);
+    expect(out.map((r) => [r.key?.toString() ?? null, r.value?.toString() ?? null, r.size])).toEqual([
+      ['k0', 'value 0', 9],
+      [null, '', 0],
+      ['', null, 0],
+    ]);
+    expect(out[0]!.value!.buffer).toBe(buffer.buffer);
   });
 
   it('gives each record its exact timestamp beyond 2^53, where sums round', async () => {
@@ -198,5 +284,7 @@ describe('record batch decoding', () => {
     const expected = await Promise.all(buffers.map(withKafkajs));
     const actual = await Promise.all(buffers.map(withOurs));
     expect(actual).toStrictEqual(expected);
+    const fetched = await Promise.all(buffers.map(fetchedWithOurs));
+    expect(fetched).toStrictEqual(await Promise.all(buffers.map(fetchedWithKafkajs)));
   });
 });
