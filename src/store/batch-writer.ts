@@ -17,7 +17,7 @@ import { buildShadowViews } from './view-rebuild.js';
 import {
   commitInTransaction,
   GenerationHandles,
-  mergeInputs,
+  mergeMaybePacked,
   plainStoreInput,
   type CommitContext,
   type PackedStoreInput,
@@ -61,7 +61,8 @@ const CLOSE_GRACE_MS = 1_000;
 
 // Live and shadow commits queue apart (commit-queue.ts `CommitQueues`). Inputs wait packed, as they came, and
 // are unpacked by the commit that takes them: unpacked on arrival, a catch-up's rows waited for the commit in
-// flight as objects, and each young-generation collection of this thread meanwhile copied them.
+// flight as objects, and each young-generation collection of this thread meanwhile copied them. The inputs a
+// commit merges are merged packed and unpacked once (write.ts `mergeMaybePacked`).
 const queue = new CommitQueues<
   { readonly ids: number[]; readonly result: WrittenCommit },
   StoreInput | PackedStoreInput
@@ -79,7 +80,7 @@ const queue = new CommitQueues<
     return { ids, result };
   },
   maxRecordsPerCommit,
-  (inputs) => mergeInputs(inputs.map(plainStoreInput)),
+  mergeMaybePacked,
 );
 
 const reply = (message: WriterReply): void => port.postMessage(message);

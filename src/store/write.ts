@@ -19,7 +19,7 @@ import { USER_INFORMATION } from '../views/user-information.js';
 import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
 import { writeViewOutbox, type ViewOutbox } from './published.js';
-import { unpackChanges, type PackedCommitInput } from './packed-changes.js';
+import { mergePackedChanges, unpackChanges, type PackedCommitInput } from './packed-changes.js';
 import type { UserInformation } from '../views/user-information.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
@@ -43,6 +43,23 @@ export function plainStoreInput(input: StoreInput | PackedStoreInput): StoreInpu
   if (!('packed' in input)) return input;
   const { packed, ...rest } = input;
   return { ...rest, changes: unpackChanges(packed) };
+}
+
+/**
+ * Several inputs as one, in order (the group commit), packed when every one of them is (packed-changes.ts
+ * `mergePackedChanges`: the merged records are unpacked once, by the commit), else as plain columns.
+ */
+export function mergeMaybePacked(
+  inputs: readonly (StoreInput | PackedStoreInput)[],
+): StoreInput | PackedStoreInput {
+  if (!inputs.every((i): i is PackedStoreInput => 'packed' in i))
+    return mergeInputs(inputs.map(plainStoreInput));
+  const deadLetters = inputs.flatMap((i) => i.deadLetters ?? []);
+  const merged: PackedStoreInput = {
+    packed: mergePackedChanges(inputs.map((i) => i.packed)),
+    positions: inputs.flatMap((i) => i.positions),
+  };
+  return deadLetters.length === 0 ? merged : { ...merged, deadLetters };
 }
 
 /** Several inputs as one, in order (the group commit). A store is fed one kind of input, never both. */

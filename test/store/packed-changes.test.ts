@@ -9,14 +9,18 @@ import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { ChangeBatch, TRUNCATE, type ChangeColumns } from '../../src/materializer/change-batch.js';
+import { concatInputs } from '../../src/materializer/change-batch.js';
 import {
   ChangesPacker,
+  mergePackedChanges,
   PackingChangeBatch,
   packChanges,
   packedChangesTransferables,
   unpackChanges,
   type PackedChanges,
 } from '../../src/store/packed-changes.js';
+import type { OutboxEntry } from '../../src/store/outbox.js';
+import { mergeMaybePacked, plainStoreInput, type PackedStoreInput } from '../../src/store/write.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../../src/views/source.js';
 import { ALPHABET } from '../utils/alphabet.js';
 
@@ -198,5 +202,46 @@ describe('packed changes', () => {
       if (!('changes' in input)) throw new Error('expected plain columns');
       expect(input.changes).toStrictEqual(expected);
     }
+  });
+
+  it('merge end to end into the records of each, in order, their topics numbered again', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      // Inputs whose topics overlap in different orders, an empty one among them.
+      const parts = Array.from({ length: 1 + (seed % 6) }, (_, i) =>
+        randomColumns(seed * 10 + i, i === 2 ? 0 : 1 + ((seed + i) % 30)),
+      );
+      const expected = concatInputs(parts.map((changes) => ({ changes, positions: [] })));
+      if (!('changes' in expected)) throw new Error('expected changelog columns');
+      const packed = parts.map((c) => acrossAPort(packChanges(structuredClone(c))!));
+      const merged = mergePackedChanges(packed);
+      expect(unpackChanges(acrossAPort(merged))).toStrictEqual(structuredClone(expected.changes));
+      expect(new Set(merged.topics).size).toBe(merged.topics.length);
+    }
+  });
+
+  it('are merged packed by the group commit only when every input is, with their positions and dead letters', () => {
+    const position = (next: string) => ({ topic: 't', partition: 0, next });
+    const letter = (key: string): OutboxEntry => ({ topic: 'dlq', message: { key, value: null } });
+    const a = randomColumns(1, 5);
+    const b = randomColumns(2, 7);
+    const inputs: PackedStoreInput[] = [
+      { packed: packChanges(structuredClone(a))!, positions: [position('5')] },
+      { packed: packChanges(structuredClone(b))!, positions: [position('9')], deadLetters: [letter('x')] },
+    ];
+    const merged = mergeMaybePacked(inputs);
+    if (!('packed' in merged)) throw new Error('expected a packed input');
+    expect(merged.positions).toEqual([position('5'), position('9')]);
+    expect(merged.deadLetters).toEqual([letter('x')]);
+    const plain = plainStoreInput(merged);
+    const expected = concatInputs([
+      { changes: structuredClone(a), positions: [] },
+      { changes: structuredClone(b), positions: [] },
+    ]);
+    expect('changes' in plain && plain.changes).toStrictEqual('changes' in expected && expected.changes);
+    // One input as plain columns: merged as plain columns, the same records.
+    const mixed = mergeMaybePacked([inputs[0]!, { changes: structuredClone(b), positions: [position('9')] }]);
+    expect('packed' in mixed).toBe(false);
+    expect('changes' in mixed && mixed.changes).toStrictEqual('changes' in expected && expected.changes);
+    expect(mixed.positions).toEqual([position('5'), position('9')]);
   });
 });
