@@ -145,24 +145,8 @@ export interface StoreOptions {
   readonly viewWriteSlice?: number;
 }
 
-export interface BatchResult {
-  readonly sequence: bigint;
-  readonly appliedAt: number;
-  /** Generation the batch was written to. */
-  readonly generation: number;
-  /** True when that generation was the active one (readers and subscribers see the batch). */
-  readonly visible: boolean;
-  /** Users whose visible view changed in the commit. */
-  readonly changed: number;
-  /** Records of the commit (all merged batches) applied, skipped as already applied, changing nothing. */
-  readonly accepted: number;
-  readonly skipped: number;
-  readonly noops: number;
-  /** Feed batches the commit carried. */
-  readonly batches: number;
-  /** How long the commit took where it ran, from its start to durable (write.ts `WrittenCommit`). */
-  readonly seconds: number;
-}
+/** What a batch's commit did (write.ts `WrittenCommit` without its events, which go to the commit listeners). */
+export type BatchResult = Omit<WrittenCommit, 'events'>;
 
 /** Where a batch goes: the active generation (resolved at commit time) or a given one (a shadow). */
 export type BatchTarget = 'active' | Generation;
