@@ -35,7 +35,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     options,
     // Packed as decoded when the store's commits cross to its writer thread (packed-changes.ts).
     (): ChangeBatch | PackingChangeBatch =>
-      options.store.packsChanges ? new PackingChangeBatch() : new ChangeBatch(),
+      options.store.packsChanges ? new PackingChangeBatch(options.store.packedFields) : new ChangeBatch(),
     (changes, positions) => changes.input(positions),
   );
   const { rebuild } = steps;

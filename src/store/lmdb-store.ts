@@ -21,7 +21,8 @@ import { DataDirError, StoreMissingError, StoreStoppingError } from '../errors.j
 import type { PartitionPosition } from '../feed/types.js';
 import { commitPlan, type CommitPlan } from '../materializer/commit.js';
 import { createRegistry, VIEWS, type Registry } from '../views/registry.js';
-import { TABLES, type Table } from '../views/source.js';
+import { ROW_FIELDS, TABLES, type Table } from '../views/source.js';
+import type { CrossingFields } from './packed-changes.js';
 import type { ViewModule } from '../views/types.js';
 import type { Counts, Profile, UserInformation } from '../views/user-information.js';
 import type { TotalsValue } from '../views/totals.js';
@@ -244,6 +245,16 @@ export class LmdbStore implements ViewReader {
       ...(options.reconcileChunk === undefined ? {} : { reconcileChunk: options.reconcileChunk }),
       onReconcileError: this.onListenerError,
     });
+    const kept = [this.generations.active, this.generations.shadow, this.generations.retiring].flatMap((g) =>
+      g === undefined ? [] : [g.info.rowFields],
+    );
+    const packed = {} as Record<Table, readonly string[]>;
+    for (const t of TABLES)
+      packed[t] = ROW_FIELDS[t].filter(
+        (f: string) =>
+          this.registry.storedFields[t].includes(f) || kept.some((fields) => fields[t].includes(f)),
+      );
+    this.packedFields = packed;
     this.reads = new StoreReads(
       () => this.generations.active,
       () => this.generations.retiring,
@@ -271,6 +282,7 @@ export class LmdbStore implements ViewReader {
             },
             () => this.env.resetReadTxn(),
             this.onChunkWriteError,
+            this.packedFields,
           )
         : undefined;
     const context: CommitContext = {
@@ -507,6 +519,14 @@ export class LmdbStore implements ViewReader {
   get packsChanges(): boolean {
     return this.writer !== undefined;
   }
+
+  /**
+   * Per table, the fields of a changelog row that cross to the writer thread packed (packed-changes.ts): those
+   * a registered view reads, and those a generation open at start keeps (the active one may come from code
+   * whose views read more, and keeps storing them; every generation made later keeps what the views read).
+   * A commit reads nothing else of a row.
+   */
+  readonly packedFields: CrossingFields;
 
   /**
    * Commits a batch into `target` (default: whichever generation is active when the transaction runs),

@@ -9,10 +9,13 @@
  *
  * The unpacked columns are equal to the packed ones (test/store/packed-changes.test.ts): every string
  * exactly (one-byte strings as Latin-1, others as UTF-16, so lone surrogates survive), null and absent
- * fields kept apart, truncates and deletes as they were. A row's contract fields (ROW_FIELDS) cross, each a
- * string, null or absent (`packChanges` returns undefined for any other value, and the caller sends the
- * columns as they are); nothing else does, and nothing on the writer thread reads anything else: views
- * declare the fields they read among them (`ViewModule.reads`), and so do the stored rows.
+ * fields kept apart, truncates and deletes as they were. Of a row's contract fields (ROW_FIELDS), those the
+ * packer is given cross (`CrossingFields`: the store's, every field a view reads or a generation it writes
+ * keeps), each a string, null or absent (`packChanges` returns undefined for any other value, and the caller
+ * sends the columns as they are); nothing else does, and nothing on the writer thread reads anything else:
+ * views declare the fields they read (`ViewModule.reads`), and the stored rows keep those. A field that does
+ * not cross is undefined in the unpacked row. A tweet's text, a like's tweetId and every createdAt are
+ * neither packed on the event loop nor unpacked on the writer thread.
  *
  * Records are packed one by one as the ingest decodes them (`PackingChangeBatch`, when the store's commits
  * run on the writer thread), or all at once when a commit is handed over with plain columns (`packChanges`,
@@ -20,8 +23,9 @@
  * commit that takes it unpacks it (batch-writer.ts).
  *
  * Layout of `bytes`, per record: key, offset (strings), then the row: one kind byte (0 delete, 1 row with
- * every field, 2 truncate, 3 row with absent fields), then per contract field a string, NULL or ABSENT. A
- * string is a u32 LE header (byte length × 2, + 1 when UTF-16) and its bytes.
+ * every crossing field, 2 truncate, 3 row with absent fields), then per crossing field (contract order) a
+ * string, NULL or ABSENT. A string is a u32 LE header (byte length × 2, + 1 when UTF-16) and its bytes. Which
+ * fields cross travels with the columns (`fields`).
  */
 import {
   ChangeBatch,
@@ -44,6 +48,21 @@ export interface PackedChanges {
   readonly eventTime: Float64Array;
   /** Keys, offsets and rows (layout above). */
   readonly bytes: Uint8Array;
+  /** Per table (TABLES order), the fields that cross: bit i is ROW_FIELDS[table][i]. */
+  readonly fields: readonly number[];
+}
+
+/** Per table, the fields of its rows a packed input carries (contract names; any order). */
+export type CrossingFields = Readonly<Record<Table, readonly string[]>>;
+
+/** Every contract field of every table: what crosses unless the packer is told less. */
+export const ALL_FIELDS: CrossingFields = ROW_FIELDS;
+
+/** The `fields` masks of `crossing`. */
+export function fieldMasks(crossing: CrossingFields): number[] {
+  return TABLES.map((t) =>
+    ROW_FIELDS[t].reduce((mask, f, i) => (crossing[t].includes(f) ? mask | (1 << i) : mask), 0),
+  );
 }
 
 const NULL = 0xffffffff;
@@ -168,9 +187,14 @@ export class ChangesPacker {
   private readonly topics: string[] = [];
   private readonly topicIndex = new Map<string, number>();
   private readonly w: Writer;
+  private readonly fields: readonly number[];
 
-  /** `expected`: records it will probably hold (what its first buffers are sized for). */
-  constructor(expected = 0) {
+  /**
+   * `expected`: records it will probably hold (what its first buffers are sized for); `crossing`: the fields
+   * it packs.
+   */
+  constructor(expected = 0, crossing: CrossingFields = ALL_FIELDS) {
+    this.fields = fieldMasks(crossing);
     this.capacity = Math.max(16, expected);
     this.table = grown(Uint8Array, this.capacity);
     this.topic = grown(Uint32Array, this.capacity);
@@ -210,8 +234,11 @@ export class ChangesPacker {
       const values = row as unknown as Record<string, unknown>;
       const kindAt = w.at;
       w.byte(FULL_ROW);
-      for (const f of ROW_FIELDS[t]) {
-        const v = values[f];
+      const fields = ROW_FIELDS[t];
+      const mask = this.fields[ti]!;
+      for (let f = 0; f < fields.length; f++) {
+        if ((mask & (1 << f)) === 0) continue;
+        const v = values[fields[f]!];
         if (typeof v === 'string') w.string(v);
         else if (v === null) w.u32(NULL);
         else if (v === undefined) {
@@ -256,14 +283,21 @@ export class ChangesPacker {
       partition: this.partition.subarray(0, n),
       eventTime: this.eventTime.subarray(0, n),
       bytes: new Uint8Array(this.w.buf.buffer, 0, this.w.at),
+      fields: this.fields,
     };
   }
 }
 
-/** Packs `c`; undefined when something in it is not what the layout carries (send `c` as it is then). */
-export function packChanges(c: ChangeColumns): PackedChanges | undefined {
+/**
+ * Packs `c` (the `crossing` fields of its rows); undefined when something in it is not what the layout
+ * carries (send `c` as it is then).
+ */
+export function packChanges(
+  c: ChangeColumns,
+  crossing: CrossingFields = ALL_FIELDS,
+): PackedChanges | undefined {
   const n = c.key.length;
-  const packer = new ChangesPacker(n);
+  const packer = new ChangesPacker(n, crossing);
   for (let i = 0; i < n; i++) {
     const packed = packer.push(
       c.table[i]!,
@@ -287,6 +321,9 @@ export function packChanges(c: ChangeColumns): PackedChanges | undefined {
  */
 export function mergePackedChanges(list: readonly PackedChanges[]): PackedChanges {
   if (list.length === 1) return list[0]!;
+  const fields = list[0]!.fields;
+  if (list.some((p) => p.fields.some((mask, t) => mask !== fields[t])))
+    throw new Error('packed inputs that carry different fields cannot be merged packed');
   let n = 0;
   let size = 0;
   for (const p of list) {
@@ -321,7 +358,7 @@ export function mergePackedChanges(list: readonly PackedChanges[]): PackedChange
     at += count;
     byteAt += p.bytes.length;
   }
-  return { table, topics, topic, partition, eventTime, bytes };
+  return { table, topics, topic, partition, eventTime, bytes, fields };
 }
 
 /** A changelog commit input with its records packed: what the ingest hands a store with a writer thread. */
@@ -344,8 +381,13 @@ export const recordsIn = (input: BatchInput | PackedCommitInput): number =>
  * unpacked first (equal columns: test/store/packed-changes.test.ts), and its input is the plain columns.
  */
 export class PackingChangeBatch {
-  private packer: ChangesPacker | undefined = new ChangesPacker();
+  private packer: ChangesPacker | undefined;
   private plain: ChangeBatch | undefined;
+
+  /** `crossing`: the fields it packs (the store's `packedFields`). */
+  constructor(crossing: CrossingFields = ALL_FIELDS) {
+    this.packer = new ChangesPacker(0, crossing);
+  }
 
   get length(): number {
     return this.packer !== undefined ? this.packer.length : this.plain!.length;
@@ -398,6 +440,9 @@ function readString(): string {
   return s;
 }
 
+/** The fields of the row being read that crossed (`PackedChanges.fields` of its table). */
+let crossing = 0;
+
 /** A field of a row with every field: a string or null. */
 function readValue(): string | null {
   if (bytes.readUInt32LE(at) === NULL) {
@@ -407,36 +452,47 @@ function readValue(): string | null {
   return readString();
 }
 
-/** Object literals of one shape per table, in ROW_FIELDS order (the decoders' rows hold the same fields). */
+/** Field `bit` of a row with every crossing field: its value, or undefined when it did not cross. */
+function field(bit: number): string | null {
+  return crossing & bit ? readValue() : (undefined as unknown as null);
+}
+
+/**
+ * Object literals of one shape per table, in ROW_FIELDS order (the decoders' rows hold the same fields), a
+ * field that did not cross undefined.
+ */
 function readFullRow(t: Table): Row {
   switch (t) {
     case 'users':
       return {
         table: t,
-        username: readValue()!,
-        name: readValue(),
-        description: readValue(),
-        location: readValue(),
-        webPageUrl: readValue(),
-        joinedDate: readValue(),
-        profileImageUrl: readValue(),
-        backgroundImageUrl: readValue(),
+        username: field(1)!,
+        name: field(2),
+        description: field(4),
+        location: field(8),
+        webPageUrl: field(16),
+        joinedDate: field(32),
+        profileImageUrl: field(64),
+        backgroundImageUrl: field(128),
       };
     case 'tweets':
-      return { table: t, userId: readValue()!, text: readValue(), createdAt: readValue() };
+      return { table: t, userId: field(1)!, text: field(2), createdAt: field(4) };
     case 'follows':
-      return { table: t, followerId: readValue()!, followeeId: readValue()!, createdAt: readValue() };
+      return { table: t, followerId: field(1)!, followeeId: field(2)!, createdAt: field(4) };
     case 'likes':
-      return { table: t, userId: readValue()!, tweetId: readValue()!, createdAt: readValue() };
+      return { table: t, userId: field(1)!, tweetId: field(2)!, createdAt: field(4) };
   }
 }
 
+/** A row with absent fields: the crossing fields it has, nothing else. */
 function readPartialRow(t: Table): Row {
   const out: Record<string, string | null> = { table: t };
-  for (const f of ROW_FIELDS[t]) {
+  const fields = ROW_FIELDS[t];
+  for (let f = 0; f < fields.length; f++) {
+    if ((crossing & (1 << f)) === 0) continue;
     const header = bytes.readUInt32LE(at);
     if (header === ABSENT) at += 4;
-    else out[f] = readValue();
+    else out[fields[f]!] = readValue();
   }
   return out as unknown as Row;
 }
@@ -456,6 +512,7 @@ export function unpackChanges(p: PackedChanges): ChangeColumns {
   try {
     for (let i = 0; i < n; i++) {
       const t = TABLES[p.table[i]!]!;
+      crossing = p.fields[p.table[i]!]!;
       table[i] = t;
       topic[i] = p.topics[p.topic[i]!]!;
       partition[i] = p.partition[i]!;

@@ -46,14 +46,20 @@ export function plainStoreInput(input: StoreInput | PackedStoreInput): StoreInpu
 }
 
 /**
- * Several inputs as one, in order (the group commit), packed when every one of them is (packed-changes.ts
- * `mergePackedChanges`: the merged records are unpacked once, by the commit), else as plain columns.
+ * Several inputs as one, in order (the group commit), packed when every one of them is, with the same fields
+ * (packed-changes.ts `mergePackedChanges`: the merged records are unpacked once, by the commit), else as
+ * plain columns.
  */
 export function mergeMaybePacked(
   inputs: readonly (StoreInput | PackedStoreInput)[],
 ): StoreInput | PackedStoreInput {
-  if (!inputs.every((i): i is PackedStoreInput => 'packed' in i))
-    return mergeInputs(inputs.map(plainStoreInput));
+  const first = inputs[0];
+  const packedAlike = (i: StoreInput | PackedStoreInput): i is PackedStoreInput =>
+    'packed' in i &&
+    first !== undefined &&
+    'packed' in first &&
+    i.packed.fields.every((mask, t) => mask === first.packed.fields[t]);
+  if (!inputs.every(packedAlike)) return mergeInputs(inputs.map(plainStoreInput));
   const deadLetters = inputs.flatMap((i) => i.deadLetters ?? []);
   const merged: PackedStoreInput = {
     packed: mergePackedChanges(inputs.map((i) => i.packed)),

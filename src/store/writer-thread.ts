@@ -24,7 +24,12 @@ import { Worker } from 'node:worker_threads';
 import { MatviewError, StoreStoppingError, StoreWriteError } from '../errors.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { isReplicaInput } from '../materializer/change-batch.js';
-import { packChanges, packedChangesTransferables } from './packed-changes.js';
+import {
+  ALL_FIELDS,
+  packChanges,
+  packedChangesTransferables,
+  type CrossingFields,
+} from './packed-changes.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
 import type { PackedStoreInput, StoreInput, WrittenCommit } from './write.js';
@@ -146,10 +151,12 @@ export class WriterThread {
   private refusing = false;
 
   /** `onCommitted` runs before a reply settles its promise (the caller renews its read snapshot there). */
+  /** `crossing`: the fields of a plain input's rows packed for the writer thread (the store's `packedFields`). */
   constructor(
     private readonly data: WriterData,
     private readonly onCommitted: () => void,
     private readonly onChunkWriteError: (error: unknown) => void,
+    private readonly crossing: CrossingFields = ALL_FIELDS,
   ) {
     // Started now, so it has loaded by the first batch.
     this.worker = this.spawn();
@@ -177,7 +184,7 @@ export class WriterThread {
     if ('packed' in input) transfer = packedChangesTransferables(input.packed);
     else if (!isReplicaInput(input)) {
       const { changes, ...rest } = input;
-      const packed = packChanges(changes);
+      const packed = packChanges(changes, this.crossing);
       if (packed !== undefined) {
         sent = { ...rest, packed };
         transfer = packedChangesTransferables(packed);

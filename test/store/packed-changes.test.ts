@@ -17,10 +17,15 @@ import {
   packChanges,
   packedChangesTransferables,
   unpackChanges,
+  type CrossingFields,
   type PackedChanges,
 } from '../../src/store/packed-changes.js';
 import type { OutboxEntry } from '../../src/store/outbox.js';
+import { openStore } from '../../src/store/lmdb-store.js';
 import { mergeMaybePacked, plainStoreInput, type PackedStoreInput } from '../../src/store/write.js';
+import { VIEWS } from '../../src/views/registry.js';
+import type { ViewModule } from '../../src/views/types.js';
+import { tempDir } from '../utils/tmp.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../../src/views/source.js';
 import { ALPHABET } from '../utils/alphabet.js';
 
@@ -243,5 +248,80 @@ describe('packed changes', () => {
     expect('packed' in mixed).toBe(false);
     expect('changes' in mixed && mixed.changes).toStrictEqual('changes' in expected && expected.changes);
     expect(mixed.positions).toEqual([position('5'), position('9')]);
+  });
+
+  it('carry only the fields they are given, each exactly, the others undefined', () => {
+    for (let seed = 1; seed <= 60; seed++) {
+      const next = prng(1000 + seed);
+      // A random subset of each table's fields crosses (none, some, all).
+      const crossing = Object.fromEntries(
+        TABLES.map((t) => [t, ROW_FIELDS[t].filter(() => next() < 0.5)]),
+      ) as unknown as CrossingFields;
+      const columns = randomColumns(seed, 1 + (seed % 40) * 5);
+      const expected = structuredClone(columns);
+      const out = unpackChanges(acrossAPort(packChanges(columns, crossing)!));
+      expect({ ...out, row: [] }).toStrictEqual({ ...expected, row: [] });
+      for (let i = 0; i < expected.row.length; i++) {
+        const want = expected.row[i]!;
+        const got = out.row[i]!;
+        if (want === null || want === TRUNCATE) {
+          expect(got).toBe(want);
+          continue;
+        }
+        const table = expected.table[i]!;
+        const w = want as unknown as Record<string, unknown>;
+        const g = got as unknown as Record<string, unknown>;
+        expect(g['table']).toBe(table);
+        for (const f of ROW_FIELDS[table]) {
+          if (crossing[table].includes(f)) {
+            // Absent stays absent, null null, a string the same string.
+            expect(Object.hasOwn(g, f) && g[f] !== undefined).toBe(Object.hasOwn(w, f));
+            if (Object.hasOwn(w, f)) expect(g[f]).toBe(w[f]);
+          } else expect(g[f]).toBeUndefined();
+        }
+      }
+    }
+  });
+
+  it('merge as plain columns when they carry different fields', () => {
+    const a = randomColumns(3, 6);
+    const b = randomColumns(4, 6);
+    const some: CrossingFields = { users: ['username'], tweets: ['userId'], follows: [], likes: ['userId'] };
+    const merged = mergeMaybePacked([
+      { packed: packChanges(structuredClone(a))!, positions: [] },
+      { packed: packChanges(structuredClone(b), some)!, positions: [] },
+    ]);
+    expect('packed' in merged).toBe(false);
+    expect(() =>
+      mergePackedChanges([packChanges(structuredClone(a))!, packChanges(structuredClone(b), some)!]),
+    ).toThrow(/different fields/);
+  });
+});
+
+describe("a store's packed fields", () => {
+  it('are the fields its views read, and those its active generation keeps besides', async () => {
+    const path = tempDir();
+    const fresh = openStore({ path });
+    expect(fresh.packedFields).toEqual(fresh.registry.storedFields);
+    expect(fresh.packedFields.tweets).toEqual(['userId']);
+    await fresh.close();
+    // A generation made by code whose views also read likes.tweetId keeps storing it after that view is gone.
+    const readsMore: ViewModule = {
+      name: 'reads-tweet-ids',
+      version: 1,
+      reads: { likes: ['tweetId'] },
+      dependsOn: [],
+      spaces: {},
+      apply: () => ({}),
+    };
+    const other = tempDir();
+    const wider = openStore({ path: other, views: [...VIEWS, readsMore] });
+    expect(wider.activeGeneration().info.rowFields.likes).toEqual(['userId', 'tweetId']);
+    await wider.close();
+    const narrower = openStore({ path: other });
+    expect(narrower.registry.storedFields.likes).toEqual(['userId']);
+    expect(narrower.packedFields.likes).toEqual(['userId', 'tweetId']);
+    expect(narrower.packedFields.tweets).toEqual(['userId']);
+    await narrower.close();
   });
 });
