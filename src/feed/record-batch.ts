@@ -353,6 +353,16 @@ export async function decodeRecordBatch(
  * of it those. A key or value asked for is a short-lived view: the handler decodes it and lets it go.
  */
 export class FetchedRecord implements FeedRecord {
+  // Private (#): a spread, a log line or a structured clone of a record sees its contract fields only, not
+  // the batch's bytes (its key and value, getters, are not own properties either: read them to copy them).
+  readonly #bytes: Buffer;
+  readonly #keyAt: number;
+  /** -1: no key (null). */
+  readonly #keyLength: number;
+  readonly #valueAt: number;
+  /** -1: no value (null). */
+  readonly #valueLength: number;
+
   constructor(
     readonly topic: string,
     readonly partition: number,
@@ -361,26 +371,32 @@ export class FetchedRecord implements FeedRecord {
     readonly headers: Headers,
     /** A control record (a transaction marker): read, never delivered. */
     readonly isControlRecord: boolean,
-    private readonly bytes: Buffer,
-    private readonly keyAt: number,
-    /** -1: no key (null). */
-    private readonly keyLength: number,
-    private readonly valueAt: number,
-    /** -1: no value (null). */
-    private readonly valueLength: number,
-  ) {}
+    bytes: Buffer,
+    keyAt: number,
+    keyLength: number,
+    valueAt: number,
+    valueLength: number,
+  ) {
+    this.#bytes = bytes;
+    this.#keyAt = keyAt;
+    this.#keyLength = keyLength;
+    this.#valueAt = valueAt;
+    this.#valueLength = valueLength;
+  }
 
   get key(): Buffer | null {
-    return this.keyLength < 0 ? null : this.bytes.subarray(this.keyAt, this.keyAt + this.keyLength);
+    return this.#keyLength < 0 ? null : this.#bytes.subarray(this.#keyAt, this.#keyAt + this.#keyLength);
   }
 
   get value(): Buffer | null {
-    return this.valueLength < 0 ? null : this.bytes.subarray(this.valueAt, this.valueAt + this.valueLength);
+    return this.#valueLength < 0
+      ? null
+      : this.#bytes.subarray(this.#valueAt, this.#valueAt + this.#valueLength);
   }
 
   /** Bytes of its key and value, without making views of them. */
   get size(): number {
-    return Math.max(0, this.keyLength) + Math.max(0, this.valueLength);
+    return Math.max(0, this.#keyLength) + Math.max(0, this.#valueLength);
   }
 }
 
@@ -402,9 +418,13 @@ function readFeedHeaders(): Headers {
 /** The headers of every fetched record that has none. */
 const NO_FEED_HEADERS: Headers = Object.freeze({});
 
-/** Skips a varint-prefixed byte string; returns its length (-1: null), leaving its start at `at - length`. */
-function skipVarIntBytes(): number {
+/**
+ * Skips a varint-prefixed byte string within the record ending at `end`; returns its length (-1: null),
+ * leaving its start at `at - length`.
+ */
+function skipVarIntBytes(end: number): number {
   const n = readVarInt();
+  if (n < -1 || at + n > end) throw new CorruptBatchError(`a key or value of ${n} bytes at byte ${at}`);
   if (n > 0) at += n;
   return n;
 }
@@ -430,9 +450,9 @@ function readFetchedRecords(
     const timestampDelta = readVarLong();
     const timestamp = logAppend ? batch.maxTimestamp : timestampOf(context.firstTimestamp, timestampDelta);
     const offset = sum(context.firstOffset, readVarInt());
-    const keyLength = skipVarIntBytes();
+    const keyLength = skipVarIntBytes(end);
     const keyAt = at - Math.max(0, keyLength);
-    const valueLength = skipVarIntBytes();
+    const valueLength = skipVarIntBytes(end);
     const valueAt = at - Math.max(0, valueLength);
     const headers = readFeedHeaders();
     at = end;

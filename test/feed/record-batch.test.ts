@@ -71,7 +71,7 @@ function headers(next: () => number): Record<string, Buffer | Buffer[]> {
   const n = next() < 0.5 ? 0 : Math.floor(next() * 4);
   for (let i = 0; i < n; i++) {
     const key = keys[Math.floor(next() * keys.length)]!;
-    // kafkajs' encoder writes no null header value.
+    // kafkajs' encoder writes no null header value (a test below patches one in).
     const value =
       next() < 0.3
         ? Array.from({ length: 2 + Math.floor(next() * 3) }, () => headerValue(next))
@@ -221,6 +221,41 @@ describe('record batch decoding', () => {
     expect(withHeaders).toBeGreaterThan(100);
   });
 
+  it('gives a header without a value as there with none, and a repeated header its last value', async () => {
+    const written = await encodeBatch({
+      lastOffsetDelta: 0,
+      records: [
+        encodeRecord({
+          key: Buffer.from('k'),
+          value: Buffer.from('v'),
+          headers: {
+            first: Buffer.from('1'),
+            novalue: Buffer.alloc(0),
+            twice: [Buffer.from('a'), Buffer.from('b')],
+          },
+        }),
+      ],
+    });
+    // kafkajs writes no null header value: its empty one (length 0) becomes null (length -1), same size.
+    const buffer = Buffer.from(written.buffer);
+    const name = Buffer.concat([
+      Buffer.from([2 * 'novalue'.length]),
+      Buffer.from('novalue'),
+      Buffer.from([0]),
+    ]);
+    const at = buffer.indexOf(name);
+    expect(at).toBeGreaterThan(0);
+    buffer[at + name.length - 1] = 0x01; // zigzag varint -1
+    expect(await withKafkajs(buffer)).toMatchObject([{ headers: { novalue: null } }]);
+    const fetched = await fetchedWithOurs(buffer);
+    expect(fetched).toStrictEqual(await fetchedWithKafkajs(buffer));
+    expect((fetched[0] as FeedRecord).headers).toStrictEqual({
+      first: Buffer.from('1'),
+      novalue: undefined,
+      twice: Buffer.from('b'),
+    });
+  });
+
   it("gives a fetched record's key and value views of its batch's bytes, and their size", async () => {
     const written = await encodeBatch({
       lastOffsetDelta: 2,
@@ -231,14 +266,23 @@ describe('record batch decoding', () => {
       ],
     });
     const out: FetchedRecord[] = [];
-    const buffer = Buffer.from(written.buffer);
+    // Its own memory (not Buffer's shared pool), so that a copy would not share it.
+    const buffer = Buffer.allocUnsafeSlow(written.buffer.length);
+    written.buffer.copy(buffer);
     await decodeFetchedBatch(buffer, 0, 't', 0, out);
     expect(out.map((r) => [r.key?.toString() ?? null, r.value?.toString() ?? null, r.size])).toEqual([
       ['k0', 'value 0', 9],
       [null, '', 0],
       ['', null, 0],
     ]);
-    expect(out[0]!.value!.buffer).toBe(buffer.buffer);
+    const value = out[0]!.value!;
+    expect(value.buffer).toBe(buffer.buffer);
+    expect(
+      buffer
+        .subarray(value.byteOffset - buffer.byteOffset)
+        .subarray(0, 7)
+        .toString(),
+    ).toBe('value 0');
   });
 
   it('gives each record its exact timestamp beyond 2^53, where sums round', async () => {
@@ -276,6 +320,21 @@ describe('record batch decoding', () => {
     await expect(decodeRecordBatch(one, 0)).rejects.toBeInstanceOf(CorruptBatchError);
     one.writeUInt8(0x01, 61); // zigzag -1
     await expect(decodeRecordBatch(one, 0)).rejects.toBeInstanceOf(CorruptBatchError);
+    // A fetched record's key whose length runs past its record, or is below -1 (null).
+    for (const keyLength of [0x7e, 0x03]) {
+      const bad = Buffer.from(
+        (
+          await encodeBatch({
+            records: [encodeRecord({ key: Buffer.from('k'), value: Buffer.from('v') })],
+            lastOffsetDelta: 0,
+          })
+        ).buffer,
+      );
+      // Record length, attributes, timestamp delta and offset delta (one byte each), then the key's length.
+      expect(bad.readUInt8(65)).toBe(0x02);
+      bad.writeUInt8(keyLength, 65);
+      await expect(decodeFetchedBatch(bad, 0, 't', 0, [])).rejects.toBeInstanceOf(CorruptBatchError);
+    }
   });
 
   it('decodes batches concurrently, one waiting for its decompression', async () => {
