@@ -69,12 +69,14 @@ export function avroDecoder(
   };
 
   const keyOf = (record: FeedRecord): KeyResult | Extract<Decoded, { ok: false }> | undefined => {
-    if (record.key === null || record.key.length === 0) return undefined;
-    const id = wireSchemaId(record.key);
-    if (id === undefined) return keyOfText(record.key, ctx.mapping.keyColumn);
+    // Read once: a fetched record makes a new view of its bytes at each read (src/feed/record-batch.ts).
+    const bytes = record.key;
+    if (bytes === null || bytes.length === 0) return undefined;
+    const id = wireSchemaId(bytes);
+    if (id === undefined) return keyOfText(bytes, ctx.mapping.keyColumn);
     const entry = entryOf(id, 'key');
     if (!('type' in entry)) return entry;
-    const decoded = decodeFramed(entry, record.key, 'key');
+    const decoded = decodeFramed(entry, bytes, 'key');
     if (!('value' in decoded)) return decoded;
     const key = keyOfValue(decoded.value, ctx.mapping.keyColumn);
     return key.ok ? key : { ...key, schemaId: id };
@@ -96,8 +98,9 @@ export function avroDecoder(
       const k = keyOf(record);
       // A key that cannot be read fails the record, with the key schema's id when it had one.
       if (k !== undefined && !k.ok) return k;
-      if (record.value === null || record.value.length === 0) return tombstone(k, undefined);
-      const id = wireSchemaId(record.value);
+      const value = record.value;
+      if (value === null || value.length === 0) return tombstone(k, undefined);
+      const id = wireSchemaId(value);
       if (id === undefined)
         return invalid(
           RecordErrorCode.AvroInvalid,
@@ -106,7 +109,7 @@ export function avroDecoder(
         );
       const entry = entryOf(id, 'value');
       if (!('type' in entry)) return entry;
-      const decoded = decodeFramed(entry, record.value, 'value');
+      const decoded = decodeFramed(entry, value, 'value');
       if (!('value' in decoded)) return decoded;
       if (!isObject(decoded.value))
         return invalid(RecordErrorCode.NotObject, `value of schema ${id} is not an Avro record`, id);

@@ -20,16 +20,19 @@ export const isConverterWrapper = (o: Readonly<Record<string, unknown>>): boolea
   'schema' in o && 'payload' in o && Object.keys(o).length === 2;
 
 export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
-  const keyOf = (record: FeedRecord) =>
-    record.key === null || record.key.length === 0 ? undefined : keyOfText(record.key, ctx.mapping.keyColumn);
+  // Key and value read once each: a fetched record makes a new view of its bytes at each read
+  // (src/feed/record-batch.ts).
+  const keyOf = (bytes: Buffer | null) =>
+    bytes === null || bytes.length === 0 ? undefined : keyOfText(bytes, ctx.mapping.keyColumn);
   return {
     format: 'debezium-json',
     decode(record: FeedRecord): Decoded {
-      const key = keyOf(record);
-      if (record.value === null || record.value.length === 0) return tombstone(key, undefined);
+      const key = keyOf(record.key);
+      const bytes = record.value;
+      if (bytes === null || bytes.length === 0) return tombstone(key, undefined);
       let parsed: unknown;
       try {
-        parsed = parseLosslessJson(utf8.decode(record.value));
+        parsed = parseLosslessJson(utf8.decode(bytes));
       } catch (e) {
         return invalid(
           RecordErrorCode.JsonInvalid,
