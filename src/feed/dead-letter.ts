@@ -54,7 +54,14 @@ export function toDeadLetterMessage(entry: DeadLetterEntry): OutgoingMessage {
   // No explicit partition: the DLQ topic may have a different partition count than the source,
   // so the key hash chooses (records with the same key stay together and in order); the source
   // partition travels in a header.
-  return { key: record.key, value: record.value, headers };
+  // Copies: a fetched record's key and value are views of its whole Fetch response (or decompressed batch),
+  // which would otherwise be kept with the outbox entry and copied whole to the writer thread.
+  const { key, value } = record;
+  return {
+    key: key === null ? null : Buffer.from(key),
+    value: value === null ? null : Buffer.from(value),
+    headers,
+  };
 }
 
 /** Where a record's dead letter goes: `<record.topic><suffix>` (suffix from config DLQ_SUFFIX, e.g. `.dlq`). */

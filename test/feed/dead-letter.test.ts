@@ -20,6 +20,21 @@ const record = (over: Partial<FeedRecord> = {}): FeedRecord => ({
 
 const text = (v: string | Buffer | undefined) => (v === undefined ? undefined : v.toString());
 
+describe('a dead letter of a fetched record', () => {
+  it("should hold its own copy of the key and value, not the fetch's bytes they are a view of", () => {
+    const fetched = Buffer.allocUnsafeSlow(64 * 1024).fill(0x61);
+    const key = fetched.subarray(10, 12);
+    const value = fetched.subarray(100, 109);
+    const { message: m } = toOutboxEntry(
+      { record: record({ key, value }), code: RecordErrorCode.JsonInvalid, message: 'bad' },
+      '.dlq',
+    );
+    expect(m.key).toEqual(key);
+    expect(m.value).toEqual(value);
+    for (const copy of [m.key, m.value] as Buffer[]) expect(copy.buffer).not.toBe(fetched.buffer);
+  });
+});
+
 describe('toOutboxEntry', () => {
   it('should copy key, value and headers and add the source and error headers', () => {
     const r = record();
@@ -28,9 +43,9 @@ describe('toOutboxEntry', () => {
       '.dlq',
     );
     expect(topic).toBe('tweets.dlq');
-    // The very same bytes, not a re-encoding.
-    expect(m.key).toBe(r.key);
-    expect(m.value).toBe(r.value);
+    // The same bytes, not a re-encoding, copied out of the fetched bytes they are a view of.
+    expect(m.key).toEqual(r.key);
+    expect(m.value).toEqual(r.value);
     expect(m.partition).toBeUndefined();
     const headers = Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, text(v)]));
     expect(headers).toEqual({
