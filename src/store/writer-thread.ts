@@ -150,8 +150,10 @@ export class WriterThread {
   private closing: Promise<void> | undefined;
   private refusing = false;
 
-  /** `onCommitted` runs before a reply settles its promise (the caller renews its read snapshot there). */
-  /** `crossing`: the fields of a plain input's rows packed for the writer thread (the store's `packedFields`). */
+  /**
+   * `onCommitted` runs before a reply settles its promise (the caller renews its read snapshot there);
+   * `crossing`: the fields of a plain input's rows packed for the writer thread (the store's `packedFields`).
+   */
   constructor(
     private readonly data: WriterData,
     private readonly onCommitted: () => void,
