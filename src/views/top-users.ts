@@ -109,25 +109,52 @@ const uint32Codec: ValueCodec<number> = {
   decode: (b) => b.readUInt32LE(0),
 };
 
-/** One ranking's prefix in the `rank` index, its length kept by the caller. */
+/**
+ * One ranking's prefix in the `rank` index, its length kept by the caller. Once `watch` is given the first
+ * MAX_TOP_LIMIT keys, it notes whether a write may have changed them (`touched`): a key removed at or before
+ * the last of them, one added before it, anything while they were all the ranking had, or a refill. Until
+ * then the first MAX_TOP_LIMIT keys are what they were: every one of them is still there, and nothing sorts
+ * in between.
+ */
 class IndexPrefix implements PrefixStore {
+  /** The first MAX_TOP_LIMIT keys when watching began (undefined: not watching). */
+  private top: readonly string[] | undefined;
+  touched = false;
+
   constructor(
     private readonly index: IndexSpace,
     private readonly digit: string,
     public length: number,
   ) {}
+  /** Starts noting writes that may change `top` (the first MAX_TOP_LIMIT keys now). */
+  watch(top: readonly string[]): void {
+    this.top = top;
+  }
+  private note(key: string, removed: boolean): void {
+    const top = this.top;
+    if (top === undefined || this.touched) return;
+    if (top.length < MAX_TOP_LIMIT) {
+      this.touched = true;
+      return;
+    }
+    const order = compareCodePoints(key, top[top.length - 1]!);
+    if (order < 0 || (removed && order === 0)) this.touched = true;
+  }
   last(): string | undefined {
     return this.index.last(this.digit);
   }
   add(key: string): void {
+    this.note(key, false);
     this.index.add(key);
     this.length++;
   }
   remove(key: string): void {
+    this.note(key, true);
     this.index.remove(key);
     this.length--;
   }
   replace(keys: readonly string[]): void {
+    if (this.top !== undefined) this.touched = true;
     for (const key of this.index.first(this.digit, Number.MAX_SAFE_INTEGER)) this.index.remove(key);
     for (const key of keys) this.index.add(key);
     this.length = keys.length;
@@ -161,19 +188,20 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
       cap: RANK_PREFIX_CAP,
       keyOf: (count, userId) => rankKey(ranking, count, userId),
     });
+    /** The first MAX_TOP_LIMIT keys before the first change of this ranking in this commit. */
     let top: string[] | undefined;
     for (const { userId, before, after } of moves) {
       if (before !== null && after !== null && before[field] === after[field]) continue;
-      // Read the list before the first change of this ranking in this commit.
-      top ??= topOf(index, ranking, MAX_TOP_LIMIT);
+      if (top === undefined) store.watch((top = index.first(DIGIT[ranking], MAX_TOP_LIMIT)));
       prefix.move(userId, before === null ? null : before[field], after === null ? null : after[field]);
     }
     if (prefix.needsRefill()) prefix.refill(countsOf(counts, field));
     rankedAfter = prefix.rankedUsers;
     if (store.length !== length) meta.put(lengthKey(ranking), store.length);
-    if (top === undefined) continue;
+    // Read again only when a write may have changed the list (most moves of a large ranking are past it).
+    if (top === undefined || !store.touched) continue;
     const now = topOf(index, ranking, MAX_TOP_LIMIT);
-    if (!sameIds(top, now)) (event ??= new Map()).set(ranking, now);
+    if (!sameIds(top.map(userOfRankKey), now)) (event ??= new Map()).set(ranking, now);
   }
   if (rankedAfter !== ranked) meta.put(RANKED, rankedAfter);
   return event === undefined ? {} : { event };

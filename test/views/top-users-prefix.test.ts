@@ -43,9 +43,9 @@ describe('TopUsers kept as prefixes', () => {
     const tweets = new Map(users.map((u) => [u, 0]));
     const owner = new Map<string, string>();
     let next = 0;
-    const apply = (records: TestRecord[], sequence: number): void => {
+    const apply = (records: TestRecord[], sequence: number) => {
       all.push(...records);
-      commitBatch(state, plan, commitInput(records), BigInt(sequence), 0);
+      return commitBatch(state, plan, commitInput(records), BigInt(sequence), 0);
     };
     apply(
       users.map((u) => ({ table: 'users', key: u, row: profile(u), offset: offset++ })),
@@ -59,11 +59,18 @@ describe('TopUsers kept as prefixes', () => {
       return { table: 'tweets', key, row: null, offset: offset++ };
     };
     /** Commits `records`, checks the ranking against one from scratch; returns the keys its prefix holds. */
+    let changedTops = 0;
     const commitAndCheck = (records: TestRecord[], commit: number): number => {
-      apply(records, commit);
-      expect({ commit, top: topOf(rank, 'TWEETS', MAX_TOP_LIMIT) }).toEqual({
+      const before = topOf(rank, 'TWEETS', MAX_TOP_LIMIT);
+      const outcome = apply(records, commit);
+      const after = topOf(rank, 'TWEETS', MAX_TOP_LIMIT);
+      expect({ commit, top: after }).toEqual({ commit, top: topByTweets(tweets, MAX_TOP_LIMIT) });
+      // The event names the ranking with its new list exactly when its first MAX_TOP_LIMIT changed.
+      const changed = before.some((id, i) => id !== after[i]) || before.length !== after.length;
+      if (changed) changedTops++;
+      expect({ commit, event: outcome.events.get('top-users')?.get('TWEETS') }).toEqual({
         commit,
-        top: topByTweets(tweets, MAX_TOP_LIMIT),
+        event: changed ? after : undefined,
       });
       const held = rank.first('1', Number.MAX_SAFE_INTEGER).length;
       expect(held).toBeLessThanOrEqual(RANK_PREFIX_CAP);
@@ -91,10 +98,35 @@ describe('TopUsers kept as prefixes', () => {
     }
     // Users moved out of the prefix (it ran short of CAP) in most commits: the path that matters was taken.
     expect(shortPrefixes).toBeGreaterThan(50);
+    expect(changedTops).toBeGreaterThan(10);
+
+    // Commits that move users ranked past the first MAX_TOP_LIMIT only (some inside the prefix, some past
+    // it): the index is written, the list stays as it was, and no event names it.
+    const changedBefore = changedTops;
+    for (let commit = 160; commit < 170; commit++) {
+      const order = topByTweets(tweets, USERS);
+      const moved = [...order.slice(400, 410), ...order.slice(order.length - 10)];
+      const records = moved.map((u): TestRecord => {
+        const key = `t${next++}`;
+        owner.set(key, u);
+        tweets.set(u, tweets.get(u)! + 1);
+        return { table: 'tweets', key, row: tweet(u), offset: offset++ };
+      });
+      commitAndCheck(records, commit);
+    }
+    expect(changedTops - changedBefore).toBe(0);
+
+    // The user last in the list loses every tweet, and nothing else moves: its key, the list's last one, is
+    // the only write that changes the list (the next user takes its place).
+    const last = topByTweets(tweets, MAX_TOP_LIMIT)[MAX_TOP_LIMIT - 1]!;
+    const lost = [...owner].filter(([, u]) => u === last).map(([key]) => deleteTweet(key));
+    expect(lost.length).toBeGreaterThan(0);
+    commitAndCheck(lost, 170);
+    expect(changedTops - changedBefore).toBe(1);
 
     // Every user of the prefix loses all its tweets in one commit: the prefix empties and is refilled from
     // the ranked users' counts (it would hold fewer than MAX_TOP_LIMIT keys otherwise), twice.
-    for (let commit = 160; commit < 162; commit++) {
+    for (let commit = 171; commit < 173; commit++) {
       const members = new Set(rank.first('1', RANK_PREFIX_CAP).map(userOfRankKey));
       const emptied = [...owner].filter(([, u]) => members.has(u)).map(([key]) => deleteTweet(key));
       commitAndCheck(emptied, commit);
@@ -124,5 +156,32 @@ describe('TopUsers kept as prefixes', () => {
       likeCount: 0,
     });
     expect(wrong()).toEqual([rankKey('TWEETS', 999_999, 'nobody'), 'u0001'].sort());
+  });
+
+  it('should name a ranking of fewer than MAX_TOP_LIMIT users in the event when a user joins at its end', () => {
+    const registry = createRegistry();
+    const plan = commitPlan(registry);
+    const state = new MemoryState(registry);
+    let offset = 0;
+    const commit = (records: Omit<TestRecord, 'offset'>[], sequence: number) =>
+      commitBatch(
+        state,
+        plan,
+        commitInput(records.map((r) => ({ ...r, offset: offset++ }))),
+        BigInt(sequence),
+        0,
+      ).events.get('top-users');
+    commit(
+      ['u1', 'u2', 'u3'].map((u) => ({ table: 'users', key: u, row: profile(u) })),
+      1,
+    );
+    expect(commit([{ table: 'tweets', key: 't1', row: tweet('u2') }], 2)?.get('TWEETS')).toEqual([
+      'u2',
+      'u1',
+      'u3',
+    ]);
+    // u9 has no tweet: its key sorts after every key the ranking holds, and still joins the list.
+    const joined = commit([{ table: 'users', key: 'u9', row: profile('u9') }], 3);
+    expect(joined?.get('TWEETS')).toEqual(['u2', 'u1', 'u3', 'u9']);
   });
 });
