@@ -553,18 +553,8 @@ export class LmdbStore implements ViewReader {
       this.published = written.sequence;
       this.publish({ sequence: written.sequence, views: written.events });
     }
-    return {
-      sequence: written.sequence,
-      appliedAt: written.appliedAt,
-      generation: written.generation,
-      visible: written.visible,
-      changed: written.changed,
-      accepted: written.accepted,
-      skipped: written.skipped,
-      noops: written.noops,
-      batches: written.batches,
-      seconds: written.seconds,
-    };
+    const { events: _published, ...result } = written;
+    return result;
   }
 
   /**

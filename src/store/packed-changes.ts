@@ -58,6 +58,10 @@ export type CrossingFields = Readonly<Record<Table, readonly string[]>>;
 /** Every contract field of every table: what crosses unless the packer is told less. */
 export const ALL_FIELDS: CrossingFields = ROW_FIELDS;
 
+/** Whether two packed inputs carry the same fields of every table (their records can be merged packed). */
+export const sameFields = (a: PackedChanges, b: PackedChanges): boolean =>
+  a.fields.every((mask, t) => mask === b.fields[t]);
+
 /** The `fields` masks of `crossing`. */
 export function fieldMasks(crossing: CrossingFields): number[] {
   return TABLES.map((t) =>
@@ -161,6 +165,23 @@ class Writer {
   }
 }
 
+/** The distinct topics of packed records, each numbered by its first appearance (`PackedChanges.topic`). */
+class TopicNumbers {
+  readonly names: string[] = [];
+  private readonly index = new Map<string, number>();
+
+  /** `name`'s number, given now if it has none. */
+  of(name: string): number {
+    let n = this.index.get(name);
+    if (n === undefined) {
+      n = this.names.length;
+      this.index.set(name, n);
+      this.names.push(name);
+    }
+    return n;
+  }
+}
+
 /** Typed columns of `capacity` records, or `from`'s records in a larger one. */
 const grown = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(
   make: new (n: number) => T,
@@ -184,8 +205,7 @@ export class ChangesPacker {
   private topic: Uint32Array;
   private partition: Int32Array;
   private eventTime: Float64Array;
-  private readonly topics: string[] = [];
-  private readonly topicIndex = new Map<string, number>();
+  private readonly topics = new TopicNumbers();
   private readonly w: Writer;
   private readonly fields: readonly number[];
 
@@ -250,12 +270,7 @@ export class ChangesPacker {
         }
       }
     }
-    let tp = this.topicIndex.get(topicName);
-    if (tp === undefined) {
-      tp = this.topics.length;
-      this.topicIndex.set(topicName, tp);
-      this.topics.push(topicName);
-    }
+    const tp = this.topics.of(topicName);
     if (this.n === this.capacity) this.grow();
     const i = this.n++;
     this.table[i] = ti;
@@ -278,7 +293,7 @@ export class ChangesPacker {
     const n = this.n;
     return {
       table: this.table.subarray(0, n),
-      topics: this.topics,
+      topics: this.topics.names,
       topic: this.topic.subarray(0, n),
       partition: this.partition.subarray(0, n),
       eventTime: this.eventTime.subarray(0, n),
@@ -321,8 +336,8 @@ export function packChanges(
  */
 export function mergePackedChanges(list: readonly PackedChanges[]): PackedChanges {
   if (list.length === 1) return list[0]!;
-  const fields = list[0]!.fields;
-  if (list.some((p) => p.fields.some((mask, t) => mask !== fields[t])))
+  const first = list[0]!;
+  if (!list.every((p) => sameFields(p, first)))
     throw new Error('packed inputs that carry different fields cannot be merged packed');
   let n = 0;
   let size = 0;
@@ -335,8 +350,7 @@ export function mergePackedChanges(list: readonly PackedChanges[]): PackedChange
   const partition = new Int32Array(n);
   const eventTime = new Float64Array(n);
   const bytes = new Uint8Array(size);
-  const topics: string[] = [];
-  const topicIndex = new Map<string, number>();
+  const topics = new TopicNumbers();
   let at = 0;
   let byteAt = 0;
   for (const p of list) {
@@ -345,20 +359,12 @@ export function mergePackedChanges(list: readonly PackedChanges[]): PackedChange
     partition.set(p.partition, at);
     eventTime.set(p.eventTime, at);
     bytes.set(p.bytes, byteAt);
-    const renumbered = p.topics.map((name) => {
-      let index = topicIndex.get(name);
-      if (index === undefined) {
-        index = topics.length;
-        topicIndex.set(name, index);
-        topics.push(name);
-      }
-      return index;
-    });
+    const renumbered = p.topics.map((name) => topics.of(name));
     for (let i = 0; i < count; i++) topic[at + i] = renumbered[p.topic[i]!]!;
     at += count;
     byteAt += p.bytes.length;
   }
-  return { table, topics, topic, partition, eventTime, bytes, fields };
+  return { table, topics: topics.names, topic, partition, eventTime, bytes, fields: first.fields };
 }
 
 /** A changelog commit input with its records packed: what the ingest hands a store with a writer thread. */

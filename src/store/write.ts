@@ -19,7 +19,7 @@ import { USER_INFORMATION } from '../views/user-information.js';
 import { Generation, type GenerationInfo } from './generation.js';
 import { writeOutbox, type Outbox, type OutboxEntry } from './outbox.js';
 import { writeViewOutbox, type ViewOutbox } from './published.js';
-import { mergePackedChanges, unpackChanges, type PackedCommitInput } from './packed-changes.js';
+import { mergePackedChanges, sameFields, unpackChanges, type PackedCommitInput } from './packed-changes.js';
 import type { UserInformation } from '../views/user-information.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
 
@@ -55,10 +55,7 @@ export function mergeMaybePacked(
 ): StoreInput | PackedStoreInput {
   const first = inputs[0];
   const packedAlike = (i: StoreInput | PackedStoreInput): i is PackedStoreInput =>
-    'packed' in i &&
-    first !== undefined &&
-    'packed' in first &&
-    i.packed.fields.every((mask, t) => mask === first.packed.fields[t]);
+    'packed' in i && first !== undefined && 'packed' in first && sameFields(i.packed, first.packed);
   if (!inputs.every(packedAlike)) return mergeInputs(inputs.map(plainStoreInput));
   const deadLetters = inputs.flatMap((i) => i.deadLetters ?? []);
   const merged: PackedStoreInput = {
