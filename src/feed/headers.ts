@@ -10,3 +10,10 @@ export function setHeader<T>(target: Record<string, T>, name: string, value: T):
     Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
   else target[name] = value;
 }
+
+/**
+ * The headers of every record that has none, in any of the feed's header shapes: one frozen object, not one
+ * per record (a prefetch holds hundreds of thousands of records while a catch-up runs, and the collector
+ * walks each object they keep). Nothing writes to a record's headers.
+ */
+export const NO_HEADERS: Readonly<Record<string, never>> = Object.freeze({});

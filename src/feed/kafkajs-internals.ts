@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import type { Broker, Cluster, ISocketFactory, LogEntry, RetryOptions, SASLOptions } from 'kafkajs';
 import type { DecodeTurns } from './loop-turns.js';
-import { decodeFetchedBatch, decodeRecordBatch, type FetchedRecord } from './record-batch.js';
+import { decodeFetchedBatch, decodeRecordBatch } from './record-batch.js';
 
 const require = createRequire(import.meta.url);
 
@@ -313,8 +313,7 @@ async function decodeMessages(
   const messagesBuffer = decoder.readBytes(messagesSize);
   const magicByte = messagesBuffer.subarray(MAGIC_OFFSET).readInt8(0);
   if (magicByte !== MAGIC_BYTE) return decodeMessageSet(new DecoderClass(messagesBuffer), messagesSize);
-  const records: FetchedRecord[] = [];
-  const decoded: FetchedMessage[] = [];
+  const records: FetchedMessage[] = [];
   for (let at = 0; messagesBuffer.length - at >= RECORD_BATCH_OVERHEAD;) {
     await turn();
     try {
@@ -322,7 +321,7 @@ async function decodeMessages(
         at = await decodeFetchedBatch(messagesBuffer, at, fetched.topic, fetched.partition, records);
       else {
         const batch = await decodeRecordBatch(messagesBuffer, at);
-        for (const record of batch.records) decoded.push(record);
+        for (const record of batch.records) records.push(record);
         at = batch.next;
       }
     } catch (e) {
@@ -331,5 +330,5 @@ async function decodeMessages(
       throw e;
     }
   }
-  return fetched !== undefined ? records : decoded;
+  return records;
 }

@@ -28,7 +28,7 @@
  * store's positions), so nothing is applied twice. A fetch that was in flight during such a reset (or an
  * OFFSET_OUT_OF_RANGE reset) is recognised by its epoch and its records are dropped.
  */
-import { setHeader } from './headers.js';
+import { NO_HEADERS, setHeader } from './headers.js';
 import type { FeedBatch, FeedRecord, Headers } from './types.js';
 import { createBatch, type FetchedMessage, type FetchedPartition } from './kafkajs-internals.js';
 import { FetchedRecord } from './record-batch.js';
@@ -249,12 +249,6 @@ export function batchBytes(batch: FeedBatch): number {
   }
   return bytes;
 }
-
-/**
- * The headers of every record that has none: one object, not one per record (a prefetch holds hundreds of
- * thousands of records while a catch-up runs, and the collector walks each object they keep).
- */
-const NO_HEADERS: Headers = Object.freeze({});
 
 /** kafkajs header values are Buffers, or arrays of them when a key repeats. */
 function toHeaders(headers: FetchedMessage['headers']): Headers {

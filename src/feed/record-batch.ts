@@ -16,7 +16,7 @@
  * results.
  */
 import { createRequire } from 'node:module';
-import { setHeader } from './headers.js';
+import { NO_HEADERS, setHeader } from './headers.js';
 import type { FeedRecord, Headers } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -174,12 +174,6 @@ function timestampOf(base: number | bigint, delta: number | bigint): string {
   }
   return sum(base, delta);
 }
-
-/**
- * The headers of every record that has none: one frozen object, not one per record (nothing downstream
- * writes to a fetched record's headers; partition-feed.ts copies those it delivers).
- */
-const NO_HEADERS: Record<string, Buffer | null | (Buffer | null)[]> = Object.freeze({});
 
 /** The header reduce of kafkajs' record decoder: a repeated key collects its values in an array. */
 function readHeaders(): Record<string, Buffer | null | (Buffer | null)[]> {
@@ -406,7 +400,7 @@ export class FetchedRecord implements FeedRecord {
  */
 function readFeedHeaders(): Headers {
   const count = readVarInt();
-  if (count <= 0) return NO_FEED_HEADERS;
+  if (count <= 0) return NO_HEADERS;
   const headers: Record<string, Buffer | undefined> = {};
   for (let i = 0; i < count; i++) {
     const key = String(readVarIntString());
@@ -414,9 +408,6 @@ function readFeedHeaders(): Headers {
   }
   return headers;
 }
-
-/** The headers of every fetched record that has none. */
-const NO_FEED_HEADERS: Headers = Object.freeze({});
 
 /**
  * Skips a varint-prefixed byte string within the record ending at `end`; returns its length (-1: null),
@@ -435,7 +426,7 @@ function readFetchedRecords(
   partition: number,
   count: number,
   context: Context,
-  out: FetchedRecord[],
+  out: { push(record: FetchedRecord): unknown },
 ): void {
   const { batch } = context;
   const control = batch.isControlBatch;
@@ -486,7 +477,7 @@ export async function decodeFetchedBatch(
   offset: number,
   topic: string,
   partition: number,
-  out: FetchedRecord[],
+  out: { push(record: FetchedRecord): unknown },
 ): Promise<number> {
   try {
     const opened = openBatch(buffer, offset);
