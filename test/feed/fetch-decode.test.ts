@@ -20,8 +20,8 @@ import {
 import type { DecodeTurns } from '../../src/feed/loop-turns.js';
 import { toFeedBatch } from '../../src/feed/partition-feed.js';
 import { FetchedRecord } from '../../src/feed/record-batch.js';
-import type { FeedRecord } from '../../src/feed/types.js';
 import { silentLogger } from '../../src/ops/logger.js';
+import { plainRecord } from '../utils/feed-records.js';
 import { produce, uniqueTopic, useKafka } from '../utils/kafka-mock.js';
 import { kcatProduce } from '../utils/kcat.js';
 
@@ -121,18 +121,6 @@ function countingTurns(sliceMs: number) {
 const messagesOf = (response: FetchResponse) =>
   response.responses.flatMap((t) => t.partitions.flatMap((p) => p.messages));
 
-/** A record's fields as plain data (a FetchedRecord reads its key and value from its batch's bytes). */
-const plain = (r: FeedRecord, isControlRecord: boolean | undefined) => ({
-  topic: r.topic,
-  partition: r.partition,
-  offset: r.offset,
-  timestamp: r.timestamp,
-  key: r.key,
-  value: r.value,
-  headers: r.headers,
-  isControlRecord: isControlRecord ?? false,
-});
-
 /**
  * The response with each partition's records as the feed gets them: ours as decoded (every one a
  * FetchedRecord), kafkajs' through the feed's conversion of a kafkajs record (`toFeedBatch`).
@@ -146,10 +134,10 @@ const delivered = (response: FetchResponse, decodedByUs: boolean) => ({
       messages: decodedByUs
         ? p.messages.map((m) => {
             expect(m).toBeInstanceOf(FetchedRecord);
-            return plain(m as FetchedRecord, m.isControlRecord);
+            return plainRecord(m as FetchedRecord, m.isControlRecord);
           })
         : toFeedBatch(t.topicName, p.partition, p.messages, p.highWatermark).records.map((r, i) =>
-            plain(r, p.messages[i]!.isControlRecord),
+            plainRecord(r, p.messages[i]!.isControlRecord),
           ),
     })),
   })),

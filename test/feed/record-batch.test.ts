@@ -21,6 +21,7 @@ import {
   FetchedRecord,
 } from '../../src/feed/record-batch.js';
 import type { FeedRecord } from '../../src/feed/types.js';
+import { plainRecord } from '../utils/feed-records.js';
 
 const require = createRequire(import.meta.url);
 type Long = { readonly __long: true };
@@ -159,29 +160,17 @@ async function fetchedWithOurs(buffer: Buffer): Promise<unknown[]> {
   }
   return out.map((r) => {
     expect(r).toBeInstanceOf(FetchedRecord);
-    return { ...plain(r), isControlRecord: r.isControlRecord };
+    return plainRecord(r, r.isControlRecord);
   });
 }
 
 /** kafkajs' records of `buffer` through the feed's conversion of a kafkajs record. */
 async function fetchedWithKafkajs(buffer: Buffer): Promise<unknown[]> {
   const records = (await withKafkajs(buffer)) as { isControlRecord: boolean }[];
-  return toFeedBatch('t', 4, records as never, '0').records.map((r, i) => ({
-    ...plain(r),
-    isControlRecord: records[i]!.isControlRecord,
-  }));
+  return toFeedBatch('t', 4, records as never, '0').records.map((r, i) =>
+    plainRecord(r, records[i]!.isControlRecord),
+  );
 }
-
-/** A record's fields as plain data (a FetchedRecord reads its key and value when asked). */
-const plain = (r: FeedRecord) => ({
-  topic: r.topic,
-  partition: r.partition,
-  offset: r.offset,
-  timestamp: r.timestamp,
-  key: r.key,
-  value: r.value,
-  headers: r.headers,
-});
 
 /** Random batches back to back, the last one possibly cut short (a fetch's byte limit), per seed. */
 async function randomFetch(seed: number): Promise<Buffer> {
