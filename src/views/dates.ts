@@ -31,13 +31,36 @@ const CANONICAL = /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Returns the ISO-8601 UTC form, or undefined when the string is not a valid date-time. */
 export function normalizeDateTime(input: string): string | undefined {
   // Already in the form returned (what matview's own producers and most JSON encoders write): valid exactly
-  // when it reads back as itself. Date.parse rolls 2008-02-30 over to March, and 24:00 to the next day.
-  // No captures, no parts, no second Date: this runs for every users row of a catch-up.
-  if (input.length === 24 && CANONICAL.test(input)) {
-    const ms = Date.parse(input);
-    return !Number.isNaN(ms) && new Date(ms).toISOString() === input ? input : undefined;
-  }
+  // when it reads back as itself (Date.parse rolls 2008-02-30 over to March, and 24:00 to the next day), which
+  // is when its fields are within the calendar's bounds. No captures, no parts, no Date: this runs for every
+  // users row and every createdAt of a catch-up.
+  if (input.length === 24 && CANONICAL.test(input)) return inCalendar(input) ? input : undefined;
   return parseDateTime(input);
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The decimal number written by the digits of `s` from `from` to `to`. */
+function digits(s: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n = n * 10 + s.charCodeAt(i) - 0x30;
+  return n;
+}
+
+/**
+ * Whether a string of the returned form (CANONICAL) names a real instant: a month of the year, a day of that
+ * month (proleptic Gregorian leap years, as Date's), an hour below 24, a minute and a second below 60. Exactly
+ * when `Date.parse` reads it back as itself (test/views/dates.test.ts), in a twentieth of the time: the Date
+ * and its `toISOString` were 0.9 µs of every users row and every createdAt of a catch-up.
+ */
+function inCalendar(s: string): boolean {
+  const year = digits(s, 0, 4);
+  const month = digits(s, 5, 7);
+  const day = digits(s, 8, 10);
+  if (month < 1 || month > 12 || day < 1) return false;
+  if (digits(s, 11, 13) > 23 || digits(s, 14, 16) > 59 || digits(s, 17, 19) > 59) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!);
 }
 
 /**
