@@ -7,6 +7,7 @@ import type { Decoded, FormatDecoder } from './types.js';
 export function jsonDecoder(table: Table): FormatDecoder {
   return {
     format: 'json',
+    plainJson: table,
     decode: (record: FeedRecord): Decoded => decodeRecord(table, record.key, record.value),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { RecordErrorCode } from '../errors.js';
 import type { FeedRecord } from '../feed/types.js';
-import type { Row } from '../views/source.js';
+import type { Row, Table } from '../views/source.js';
 
 export const FORMATS = ['json', 'debezium-json', 'avro', 'debezium-avro'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -40,4 +40,9 @@ export interface FormatDecoder {
   prepare?(records: readonly FeedRecord[]): Promise<void>;
   /** Synchronous and pure given what `prepare` loaded. */
   decode(record: FeedRecord): Decoded;
+  /**
+   * The `json` format: the contract table whose plain records the ingest may pack straight from their bytes
+   * (json-scan.ts), without `decode`, when the store's commits run on its writer thread. Absent elsewhere.
+   */
+  readonly plainJson?: Table;
 }

@@ -15,6 +15,7 @@ import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import { PackingChangeBatch } from '../store/packed-changes.js';
+import { JsonRowScan } from '../formats/json-scan.js';
 import type { Table } from '../views/source.js';
 import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
@@ -39,6 +40,8 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     (changes, positions) => changes.input(positions),
   );
   const { rebuild } = steps;
+  /** Per table read in the `json` format: its plain records' scanner (json-scan.ts). */
+  const scans = new Map<Table, JsonRowScan>();
 
   return steps.handler(async (batch) => {
     const table = tables.get(batch.topic);
@@ -57,9 +60,32 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     let newestEventMs: number | undefined;
     /** Each valid change's event time (the age metric): the chunks are not kept until their commit. */
     const eventTimes: number[] = [];
+    const plain = decoder.plainJson;
+    const scan =
+      plain === undefined
+        ? undefined
+        : (scans.get(plain) ?? scans.set(plain, new JsonRowScan(plain)).get(plain)!);
     for (let i = 0; i < fresh.length; i++) {
       if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
+      if (scan !== undefined) {
+        // A plain record of the contract: packed from its bytes, as decoding it would have packed it.
+        const changes = chunks.current;
+        const eventTime = Number(record.timestamp);
+        const { key, value } = record;
+        const row = value === null || value.length === 0 ? null : value;
+        if (
+          changes instanceof PackingChangeBatch &&
+          key !== null &&
+          scan.scan(key, row) &&
+          changes.pushScanned(scan, key, row, record.topic, record.partition, record.offset, eventTime)
+        ) {
+          eventTimes.push(eventTime);
+          valid++;
+          chunks.added(record.offset);
+          continue;
+        }
+      }
       const decoded = decoder.decode(record);
       if (!decoded.ok) {
         invalid.push({

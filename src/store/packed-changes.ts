@@ -52,6 +52,24 @@ export interface PackedChanges {
   readonly fields: readonly number[];
 }
 
+/**
+ * A record's row as found in its bytes, without being decoded (the `json` format's plain records:
+ * src/formats/json-scan.ts `JsonRowScan`), for `ChangesPacker.pushScanned`.
+ */
+export interface ScannedRow {
+  readonly table: Table;
+  /** The row's fields are the first this many slots, in ROW_FIELDS order. */
+  readonly rowFields: number;
+  /** Per field: where its string's bytes start in the value; below 0: null or absent. */
+  readonly start: Int32Array;
+  /** Per field: where its string's bytes end. */
+  readonly end: Int32Array;
+  /** Per field: 1 when its string is ASCII without escapes (its bytes are its characters). */
+  readonly plain: Uint8Array;
+  /** Per field: the value the row holds instead of its bytes (a date-time normalized), if any. */
+  readonly dates: readonly (string | undefined)[];
+}
+
 /** Per table, the fields of its rows a packed input carries (contract names; any order). */
 export type CrossingFields = Readonly<Record<Table, readonly string[]>>;
 
@@ -133,6 +151,23 @@ class Writer {
   byte(v: number): void {
     this.ensure(1);
     this.buf[this.at++] = v;
+  }
+
+  /** The string whose characters are `src`'s bytes from `from` to `to` (ASCII, as `json-scan.ts` found them). */
+  bytesOf(src: Uint8Array, from: number, to: number): void {
+    const length = to - from;
+    this.ensure(4 + length);
+    const buf = this.buf;
+    const start = this.at + 4;
+    const header = length * 2;
+    buf[start - 4] = header & 0xff;
+    buf[start - 3] = (header >>> 8) & 0xff;
+    buf[start - 2] = (header >>> 16) & 0xff;
+    buf[start - 1] = header >>> 24;
+    // Short ones (ids, keys) copied here: a view and a native copy cost more.
+    if (length <= SHORT_STRING) for (let i = 0; i < length; i++) buf[start + i] = src[from + i]!;
+    else buf.set(src.subarray(from, to), start);
+    this.at = start + length;
   }
 
   string(s: string): void {
@@ -270,6 +305,53 @@ export class ChangesPacker {
         }
       }
     }
+    this.add(ti, topicName, p, time);
+    return true;
+  }
+
+  /**
+   * Packs the record `scan` has just accepted (json-scan.ts; its key's bytes `key`, its value's `value`), or its
+   * delete (`value` null): the bytes `push` writes for the row `decodeRecord` makes of it. False, and nothing
+   * of it kept, when a crossing field is not plain (non-ASCII, or escaped): the caller decodes it then.
+   */
+  pushScanned(
+    scan: ScannedRow,
+    key: Uint8Array,
+    value: Uint8Array | null,
+    topicName: string,
+    p: number,
+    offset: string,
+    time: number,
+  ): boolean {
+    const ti = TABLE_INDEX.get(scan.table)!;
+    if ((p | 0) !== p || Object.is(p, -0)) return false;
+    const w = this.w;
+    const mark = w.at;
+    w.bytesOf(key, 0, key.length);
+    w.string(offset);
+    if (value === null) w.byte(DELETE);
+    else {
+      w.byte(FULL_ROW);
+      const mask = this.fields[ti]!;
+      const { start, end, plain, dates } = scan;
+      for (let f = 0; f < scan.rowFields; f++) {
+        if ((mask & (1 << f)) === 0) continue;
+        const at = start[f]!;
+        const date = dates[f];
+        if (at < 0) w.u32(NULL);
+        else if (date !== undefined) w.string(date);
+        else if (plain[f] === 1) w.bytesOf(value, at, end[f]!);
+        else {
+          w.at = mark;
+          return false;
+        }
+      }
+    }
+    this.add(ti, topicName, p, time);
+    return true;
+  }
+
+  private add(ti: number, topicName: string, p: number, time: number): void {
     const tp = this.topics.of(topicName);
     if (this.n === this.capacity) this.grow();
     const i = this.n++;
@@ -277,7 +359,6 @@ export class ChangesPacker {
     this.topic[i] = tp;
     this.partition[i] = p;
     this.eventTime[i] = time;
-    return true;
   }
 
   private grow(): void {
@@ -414,6 +495,22 @@ export class PackingChangeBatch {
       this.packer = undefined;
     }
     this.plain!.push(table, key, row, topic, partition, offset, eventTime);
+  }
+
+  /**
+   * A record whose row was found in its bytes (`ChangesPacker.pushScanned`): true when packed, false when it
+   * is to be decoded and pushed (nothing of it was kept).
+   */
+  pushScanned(
+    scan: ScannedRow,
+    key: Uint8Array,
+    value: Uint8Array | null,
+    topic: string,
+    partition: number,
+    offset: string,
+    eventTime: number,
+  ): boolean {
+    return this.packer?.pushScanned(scan, key, value, topic, partition, offset, eventTime) ?? false;
   }
 
   /** The commit input of what was pushed (push nothing more). */
