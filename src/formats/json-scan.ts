@@ -2,9 +2,9 @@
  * The `json` format's plain records, read from their bytes (json.ts): a record whose key is ASCII and whose
  * value is a flat JSON object is checked against the contract here, byte by byte, without a string or an
  * object made for it, and its fields are handed on as byte ranges (packed-changes.ts `pushScanned` copies
- * them for the writer thread). Anything else is left to `decodeRecord` (views/decode.ts), which says what is
- * wrong with it: an escape or a non-ASCII character in a field whose value matters, a nested object or array,
- * a repeated contract field, any error.
+ * them for the writer thread; a string with escapes or non-ASCII characters is read on its own). Anything else
+ * is left to `decodeRecord` (views/decode.ts), which says what is wrong with it: an escape or a non-ASCII
+ * character in the key, an id or a date, a nested object or array, a repeated contract field, any error.
  *
  * What it accepts, `decodeRecord` accepts with the same row (test/formats/json-scan.test.ts: random records,
  * valid and not, both ways, compared as packed bytes); every plain record of the contract is accepted.
@@ -29,6 +29,11 @@ const PLUS = 0x2b;
 const DOT = 0x2e;
 const ZERO = 0x30;
 const NINE = 0x39;
+
+/** A string field's form (`JsonRowScan.plain`). */
+export const ESCAPED = 0;
+export const PLAIN = 1;
+export const WIDE = 2;
 
 /** A field's slot when it is not a string: absent from the object, or null. */
 export const ABSENT_FIELD = -2;
@@ -92,10 +97,16 @@ export class JsonRowScan {
   readonly start: Int32Array;
   /** Per field: where its string's bytes end. */
   readonly end: Int32Array;
-  /** Per field: its string is ASCII without escapes (its bytes are its characters). */
+  /**
+   * Per field: its string's form, PLAIN (ASCII without escapes: its bytes are its characters), WIDE (UTF-8
+   * without escapes) or ESCAPED (`text` reads the last two).
+   */
   readonly plain: Uint8Array;
   /** Per date field: the value normalized (views/dates.ts), which the row holds instead of its bytes. */
   readonly dates: (string | undefined)[];
+
+  /** The value last scanned. */
+  private value: Buffer = Buffer.alloc(0);
 
   constructor(readonly table: Table) {
     this.names = NAMES[table];
@@ -119,6 +130,7 @@ export class JsonRowScan {
   scan(key: Buffer, value: Buffer | null): boolean {
     if (!plainKey(key)) return false;
     if (value === null) return true;
+    this.value = value;
     const { names, keyField } = this.names;
     const { start, end, plain } = this;
     start.fill(ABSENT_FIELD);
@@ -193,7 +205,7 @@ export class JsonRowScan {
           if (field >= 0) {
             start[field] = at;
             end[field] = i;
-            plain[field] = escaped || wide ? 0 : 1;
+            plain[field] = escaped ? ESCAPED : wide ? WIDE : PLAIN;
           }
           i++;
         } else if (c === 0x6e) {
@@ -229,13 +241,24 @@ export class JsonRowScan {
     return this.valid(key, value, keyField);
   }
 
+  /**
+   * The string of field `f` of the value last scanned, whatever its form: what JSON.parse of the value holds
+   * there (a WIDE one's bytes are valid UTF-8, and an ESCAPED one's literal has been checked).
+   */
+  text(f: number): string {
+    const { value, start, end } = this;
+    if (this.plain[f] === ESCAPED)
+      return JSON.parse(value.toString('utf8', start[f]! - 1, end[f]! + 1)) as string;
+    return value.toString(this.plain[f] === PLAIN ? 'latin1' : 'utf8', start[f], end[f]);
+  }
+
   /** The contract's checks on the fields found (views/decode.ts `rowOf`); false where it would refuse. */
   private valid(key: Buffer, value: Buffer, keyField: number): boolean {
     const { start, end, plain, dates } = this;
     const { required, id, date } = this.names;
     const own = start[keyField]!;
     if (own >= 0) {
-      if (plain[keyField] !== 1 || end[keyField]! - own !== key.length) return false;
+      if (plain[keyField] !== PLAIN || end[keyField]! - own !== key.length) return false;
       for (let i = 0; i < key.length; i++) if (value[own + i] !== key[i]) return false;
     }
     for (let f = 0; f < keyField; f++) {
@@ -243,14 +266,14 @@ export class JsonRowScan {
       if (required[f] && at < 0) return false;
       if (id[f]) {
         // Plain, so that its length in bytes is its length.
-        if (plain[f] !== 1) return false;
+        if (plain[f] !== PLAIN) return false;
         const length = end[f]! - at;
         if (length === 0 || length > MAX_KEY_BYTES) return false;
       }
       if (date[f]) {
         dates[f] = undefined;
         if (at < 0) continue;
-        if (plain[f] !== 1) return false;
+        if (plain[f] !== PLAIN) return false;
         const iso = normalizeDateTime(value.toString('latin1', at, end[f]));
         if (iso === undefined) return false;
         dates[f] = iso;

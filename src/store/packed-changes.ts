@@ -68,6 +68,8 @@ export interface ScannedRow {
   readonly plain: Uint8Array;
   /** Per field: the value the row holds instead of its bytes (a date-time normalized), if any. */
   readonly dates: readonly (string | undefined)[];
+  /** The string of field `f` (read on its own: for a field that is not plain). */
+  text(f: number): string;
 }
 
 /** Per table, the fields of its rows a packed input carries (contract names; any order). */
@@ -312,7 +314,7 @@ export class ChangesPacker {
   /**
    * Packs the record `scan` has just accepted (json-scan.ts; its key's bytes `key`, its value's `value`), or its
    * delete (`value` null): the bytes `push` writes for the row `decodeRecord` makes of it. False, and nothing
-   * of it kept, when a crossing field is not plain (non-ASCII, or escaped): the caller decodes it then.
+   * of it kept, where `push` refuses the record too (a partition that is not an int32).
    */
   pushScanned(
     scan: ScannedRow,
@@ -326,7 +328,6 @@ export class ChangesPacker {
     const ti = TABLE_INDEX.get(scan.table)!;
     if ((p | 0) !== p || Object.is(p, -0)) return false;
     const w = this.w;
-    const mark = w.at;
     w.bytesOf(key, 0, key.length);
     w.string(offset);
     if (value === null) w.byte(DELETE);
@@ -341,10 +342,7 @@ export class ChangesPacker {
         if (at < 0) w.u32(NULL);
         else if (date !== undefined) w.string(date);
         else if (plain[f] === 1) w.bytesOf(value, at, end[f]!);
-        else {
-          w.at = mark;
-          return false;
-        }
+        else w.string(scan.text(f));
       }
     }
     this.add(ti, topicName, p, time);
