@@ -60,11 +60,10 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     let newestEventMs: number | undefined;
     /** Each valid change's event time (the age metric): the chunks are not kept until their commit. */
     const eventTimes: number[] = [];
-    const plain = decoder.plainJson;
     const scan =
-      plain === undefined
+      decoder.plainJson !== table
         ? undefined
-        : (scans.get(plain) ?? scans.set(plain, new JsonRowScan(plain)).get(plain)!);
+        : (scans.get(table) ?? scans.set(table, new JsonRowScan(table)).get(table)!);
     for (let i = 0; i < fresh.length; i++) {
       if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;

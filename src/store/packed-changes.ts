@@ -314,7 +314,8 @@ export class ChangesPacker {
   /**
    * Packs the record `scan` has just accepted (json-scan.ts; its key's bytes `key`, its value's `value`), or its
    * delete (`value` null): the bytes `push` writes for the row `decodeRecord` makes of it. False, and nothing
-   * of it kept, where `push` refuses the record too (a partition that is not an int32).
+   * of it kept, where `push` refuses the record too (a partition that is not an int32), or where reading a
+   * string throws.
    */
   pushScanned(
     scan: ScannedRow,
@@ -328,22 +329,29 @@ export class ChangesPacker {
     const ti = TABLE_INDEX.get(scan.table)!;
     if ((p | 0) !== p || Object.is(p, -0)) return false;
     const w = this.w;
-    w.bytesOf(key, 0, key.length);
-    w.string(offset);
-    if (value === null) w.byte(DELETE);
-    else {
-      w.byte(FULL_ROW);
-      const mask = this.fields[ti]!;
-      const { start, end, plain, dates } = scan;
-      for (let f = 0; f < scan.rowFields; f++) {
-        if ((mask & (1 << f)) === 0) continue;
-        const at = start[f]!;
-        const date = dates[f];
-        if (at < 0) w.u32(NULL);
-        else if (date !== undefined) w.string(date);
-        else if (plain[f] === 1) w.bytesOf(value, at, end[f]!);
-        else w.string(scan.text(f));
+    const mark = w.at;
+    try {
+      w.bytesOf(key, 0, key.length);
+      w.string(offset);
+      if (value === null) w.byte(DELETE);
+      else {
+        w.byte(FULL_ROW);
+        const mask = this.fields[ti]!;
+        const { start, end, plain, dates } = scan;
+        for (let f = 0; f < scan.rowFields; f++) {
+          if ((mask & (1 << f)) === 0) continue;
+          const at = start[f]!;
+          const date = dates[f];
+          if (at < 0) w.u32(NULL);
+          else if (date !== undefined) w.string(date);
+          else if (plain[f] === 1) w.bytesOf(value, at, end[f]!);
+          else w.string(scan.text(f));
+        }
       }
+    } catch {
+      // A string the scan took that its own reading refuses (none is known): the decoder has the last word.
+      w.at = mark;
+      return false;
     }
     this.add(ti, topicName, p, time);
     return true;
