@@ -30,7 +30,7 @@ const DOT = 0x2e;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-/** A string field's form (`JsonRowScan.plain`). */
+/** A string field's form (`JsonRowScan.form`). */
 export const ESCAPED = 0;
 export const PLAIN = 1;
 export const WIDE = 2;
@@ -101,7 +101,7 @@ export class JsonRowScan {
    * Per field: its string's form, PLAIN (ASCII without escapes: its bytes are its characters), WIDE (UTF-8
    * without escapes) or ESCAPED (`text` reads the last two).
    */
-  readonly plain: Uint8Array;
+  readonly form: Uint8Array;
   /** Per date field: the value normalized (views/dates.ts), which the row holds instead of its bytes. */
   readonly dates: (string | undefined)[];
 
@@ -113,7 +113,7 @@ export class JsonRowScan {
     const n = this.names.names.length;
     this.start = new Int32Array(n);
     this.end = new Int32Array(n);
-    this.plain = new Uint8Array(n);
+    this.form = new Uint8Array(n);
     this.dates = new Array<string | undefined>(n).fill(undefined);
   }
 
@@ -124,7 +124,7 @@ export class JsonRowScan {
 
   /**
    * True when the record is a plain delete (`value` null: its value is null or empty) or a plain upsert of a
-   * valid row (`value` a flat JSON object), whose fields are then in `start`, `end`, `plain` and `dates`.
+   * valid row (`value` a flat JSON object), whose fields are then in `start`, `end`, `form` and `dates`.
    * False: decode it (it may still be valid).
    */
   scan(key: Buffer, value: Buffer | null): boolean {
@@ -132,7 +132,7 @@ export class JsonRowScan {
     if (value === null) return true;
     this.value = value;
     const { names, keyField } = this.names;
-    const { start, end, plain } = this;
+    const { start, end, form } = this;
     start.fill(ABSENT_FIELD);
     let nonAscii = false;
     const n = value.length;
@@ -205,7 +205,7 @@ export class JsonRowScan {
           if (field >= 0) {
             start[field] = at;
             end[field] = i;
-            plain[field] = escaped ? ESCAPED : wide ? WIDE : PLAIN;
+            form[field] = escaped ? ESCAPED : wide ? WIDE : PLAIN;
           }
           i++;
         } else if (c === 0x6e) {
@@ -247,18 +247,18 @@ export class JsonRowScan {
    */
   text(f: number): string {
     const { value, start, end } = this;
-    if (this.plain[f] === ESCAPED)
+    if (this.form[f] === ESCAPED)
       return JSON.parse(value.toString('utf8', start[f]! - 1, end[f]! + 1)) as string;
-    return value.toString(this.plain[f] === PLAIN ? 'latin1' : 'utf8', start[f], end[f]);
+    return value.toString(this.form[f] === PLAIN ? 'latin1' : 'utf8', start[f], end[f]);
   }
 
   /** The contract's checks on the fields found (views/decode.ts `rowOf`); false where it would refuse. */
   private valid(key: Buffer, value: Buffer, keyField: number): boolean {
-    const { start, end, plain, dates } = this;
+    const { start, end, form, dates } = this;
     const { required, id, date } = this.names;
     const own = start[keyField]!;
     if (own >= 0) {
-      if (plain[keyField] !== PLAIN || end[keyField]! - own !== key.length) return false;
+      if (form[keyField] !== PLAIN || end[keyField]! - own !== key.length) return false;
       for (let i = 0; i < key.length; i++) if (value[own + i] !== key[i]) return false;
     }
     for (let f = 0; f < keyField; f++) {
@@ -266,14 +266,14 @@ export class JsonRowScan {
       if (required[f] && at < 0) return false;
       if (id[f]) {
         // Plain, so that its length in bytes is its length.
-        if (plain[f] !== PLAIN) return false;
+        if (form[f] !== PLAIN) return false;
         const length = end[f]! - at;
         if (length === 0 || length > MAX_KEY_BYTES) return false;
       }
       if (date[f]) {
         dates[f] = undefined;
         if (at < 0) continue;
-        if (plain[f] !== PLAIN) return false;
+        if (form[f] !== PLAIN) return false;
         const iso = normalizeDateTime(value.toString('latin1', at, end[f]));
         if (iso === undefined) return false;
         dates[f] = iso;

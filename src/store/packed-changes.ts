@@ -64,13 +64,16 @@ export interface ScannedRow {
   readonly start: Int32Array;
   /** Per field: where its string's bytes end. */
   readonly end: Int32Array;
-  /** Per field: 1 when its string is ASCII without escapes (its bytes are its characters). */
-  readonly plain: Uint8Array;
+  /** Per field: its string's form, PLAIN_FORM when ASCII without escapes (its bytes are its characters). */
+  readonly form: Uint8Array;
   /** Per field: the value the row holds instead of its bytes (a date-time normalized), if any. */
   readonly dates: readonly (string | undefined)[];
   /** The string of field `f` (read on its own: for a field that is not plain). */
   text(f: number): string;
 }
+
+/** `ScannedRow.form` of a string whose bytes are its characters (json-scan.ts PLAIN). */
+export const PLAIN_FORM = 1;
 
 /** Per table, the fields of its rows a packed input carries (contract names; any order). */
 export type CrossingFields = Readonly<Record<Table, readonly string[]>>;
@@ -337,14 +340,14 @@ export class ChangesPacker {
       else {
         w.byte(FULL_ROW);
         const mask = this.fields[ti]!;
-        const { start, end, plain, dates } = scan;
+        const { start, end, form, dates } = scan;
         for (let f = 0; f < scan.rowFields; f++) {
           if ((mask & (1 << f)) === 0) continue;
           const at = start[f]!;
           const date = dates[f];
           if (at < 0) w.u32(NULL);
           else if (date !== undefined) w.string(date);
-          else if (plain[f] === 1) w.bytesOf(value, at, end[f]!);
+          else if (form[f] === PLAIN_FORM) w.bytesOf(value, at, end[f]!);
           else w.string(scan.text(f));
         }
       }

@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { JsonRowScan, PLAIN } from '../../src/formats/json-scan.js';
+import { PLAIN_FORM } from '../../src/store/packed-changes.js';
 import {
   ALL_FIELDS,
   ChangesPacker,
@@ -69,7 +70,7 @@ function both(table: Table, key: Buffer | null, value: Buffer | null, crossing: 
         crossing[table].includes(f) &&
         scan.start[i]! >= 0 &&
         scan.dates[i] === undefined &&
-        scan.plain[i] !== PLAIN,
+        scan.form[i] !== PLAIN,
     );
   return { slow, fast, readText };
 }
@@ -333,6 +334,10 @@ describe('json-scan: plain records read from their bytes', () => {
       }
     });
   }
+
+  it("names a plain string's form as the packer does (the packer copies its bytes)", () => {
+    expect(PLAIN).toBe(PLAIN_FORM);
+  });
 
   it('reads a string with escapes or non-ASCII characters on its own, where it is not an id, a date or the key', () => {
     const key = Buffer.from('t1');
