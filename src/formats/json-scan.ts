@@ -31,13 +31,13 @@ const ZERO = 0x30;
 const NINE = 0x39;
 
 /** A string field's form (`JsonRowScan.form`). */
-export const ESCAPED = 0;
+const ESCAPED = 0;
 export const PLAIN = 1;
-export const WIDE = 2;
+const WIDE = 2;
 
 /** A field's slot when it is not a string: absent from the object, or null. */
-export const ABSENT_FIELD = -2;
-export const NULL_FIELD = -1;
+const ABSENT_FIELD = -2;
+const NULL_FIELD = -1;
 
 /** Field names of one table, as bytes: the row's (ROW_FIELDS order), then the key field. */
 interface TableNames {
@@ -73,8 +73,13 @@ const NAMES: Readonly<Record<Table, TableNames>> = {
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 const isDigit = (c: number): boolean => c >= ZERO && c <= NINE;
-const isHex = (c: number): boolean =>
-  (c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+
+/** Past the JSON whitespace at `i` in `b`. */
+function skipSpace(b: Uint8Array, i: number): number {
+  while (i < b.length && isSpace(b[i]!)) i++;
+  return i;
+}
 
 /** `word`'s bytes at `at` in `b`. */
 function matches(b: Uint8Array, at: number, word: Uint8Array): boolean {
@@ -137,10 +142,10 @@ export class JsonRowScan {
     let nonAscii = false;
     const n = value.length;
     let i = 0;
-    while (i < n && isSpace(value[i]!)) i++;
+    i = skipSpace(value, i);
     if (value[i] !== OPEN) return false;
     i++;
-    while (i < n && isSpace(value[i]!)) i++;
+    i = skipSpace(value, i);
     if (value[i] === CLOSE) i++;
     else
       for (;;) {
@@ -164,10 +169,10 @@ export class JsonRowScan {
         }
         // A contract field given twice: JSON.parse keeps the last one; the decoder says what that is.
         if (field >= 0 && start[field] !== ABSENT_FIELD) return false;
-        while (i < n && isSpace(value[i]!)) i++;
+        i = skipSpace(value, i);
         if (value[i] !== COLON) return false;
         i++;
-        while (i < n && isSpace(value[i]!)) i++;
+        i = skipSpace(value, i);
         const c = value[i];
         if (c === QUOTE) {
           const at = ++i;
@@ -225,7 +230,7 @@ export class JsonRowScan {
           i = skipNumber(value, i);
           if (i < 0) return false;
         } else return false; // an object or an array (left to JSON.parse), or not JSON
-        while (i < n && isSpace(value[i]!)) i++;
+        i = skipSpace(value, i);
         const next = value[i];
         if (next === CLOSE) {
           i++;
@@ -233,9 +238,9 @@ export class JsonRowScan {
         }
         if (next !== COMMA) return false;
         i++;
-        while (i < n && isSpace(value[i]!)) i++;
+        i = skipSpace(value, i);
       }
-    while (i < n && isSpace(value[i]!)) i++;
+    i = skipSpace(value, i);
     if (i !== n) return false;
     if (nonAscii && !isUtf8(value)) return false;
     return this.valid(key, value, keyField);

@@ -28,6 +28,25 @@ export interface IngestOptions extends HandlerOptions {
   readonly decoders?: ReadonlyMap<string, FormatDecoder>;
 }
 
+/**
+ * A plain record of a `json` topic packed from its bytes (json-scan.ts), as decoding it would have packed it:
+ * its event time (the Kafka timestamp), or undefined when it is to be decoded (nothing of it was kept).
+ */
+function packedFromBytes(
+  scan: JsonRowScan,
+  record: FeedRecord,
+  changes: ChangeBatch | PackingChangeBatch,
+): number | undefined {
+  const { key, value } = record;
+  if (!(changes instanceof PackingChangeBatch) || key === null) return undefined;
+  const row = value === null || value.length === 0 ? null : value;
+  if (!scan.scan(key, row)) return undefined;
+  const eventTime = Number(record.timestamp);
+  return changes.pushScanned(scan, key, row, record.topic, record.partition, record.offset, eventTime)
+    ? eventTime
+    : undefined;
+}
+
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { tables, metrics, logger, onApplied } = options;
   const decoders =
@@ -67,57 +86,42 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     for (let i = 0; i < fresh.length; i++) {
       if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
-      if (scan !== undefined) {
-        // A plain record of the contract: packed from its bytes, as decoding it would have packed it.
-        const changes = chunks.current;
-        const eventTime = Number(record.timestamp);
-        const { key, value } = record;
-        const row = value === null || value.length === 0 ? null : value;
-        if (
-          changes instanceof PackingChangeBatch &&
-          key !== null &&
-          scan.scan(key, row) &&
-          changes.pushScanned(scan, key, row, record.topic, record.partition, record.offset, eventTime)
-        ) {
-          eventTimes.push(eventTime);
-          valid++;
-          chunks.added(record.offset);
+      let eventTime = scan === undefined ? undefined : packedFromBytes(scan, record, chunks.current);
+      if (eventTime === undefined) {
+        const decoded = decoder.decode(record);
+        if (!decoded.ok) {
+          invalid.push({
+            record,
+            code: decoded.code,
+            message: decoded.message,
+            ...(decoded.schemaId === undefined ? {} : { schemaId: decoded.schemaId }),
+          });
           continue;
         }
+        // Freshness from the source's commit time when the format has it (seed 004), else the Kafka timestamp.
+        if (
+          decoded.eventTime !== undefined &&
+          (newestEventMs === undefined || decoded.eventTime > newestEventMs)
+        )
+          newestEventMs = decoded.eventTime;
+        eventTime = decoded.eventTime ?? Number(record.timestamp);
+        const changes = chunks.current;
+        if ('truncate' in decoded) {
+          changes.push(table, '', TRUNCATE, record.topic, record.partition, record.offset, eventTime);
+          truncates.push(record);
+        } else {
+          changes.push(
+            table,
+            decoded.key,
+            decoded.row,
+            record.topic,
+            record.partition,
+            record.offset,
+            eventTime,
+          );
+        }
       }
-      const decoded = decoder.decode(record);
-      if (!decoded.ok) {
-        invalid.push({
-          record,
-          code: decoded.code,
-          message: decoded.message,
-          ...(decoded.schemaId === undefined ? {} : { schemaId: decoded.schemaId }),
-        });
-        continue;
-      }
-      // Freshness from the source's commit time when the format has it (seed 004), else the Kafka timestamp.
-      if (
-        decoded.eventTime !== undefined &&
-        (newestEventMs === undefined || decoded.eventTime > newestEventMs)
-      )
-        newestEventMs = decoded.eventTime;
-      const eventTime = decoded.eventTime ?? Number(record.timestamp);
       eventTimes.push(eventTime);
-      const changes = chunks.current;
-      if ('truncate' in decoded) {
-        changes.push(table, '', TRUNCATE, record.topic, record.partition, record.offset, eventTime);
-        truncates.push(record);
-      } else {
-        changes.push(
-          table,
-          decoded.key,
-          decoded.row,
-          record.topic,
-          record.partition,
-          record.offset,
-          eventTime,
-        );
-      }
       valid++;
       chunks.added(record.offset);
     }

@@ -158,17 +158,23 @@ class Writer {
     this.buf[this.at++] = v;
   }
 
+  /** At `at`, the header of a one-byte string of `length` characters (byte by byte: no native call). */
+  private latin1Header(length: number): void {
+    const { buf, at } = this;
+    const header = length * 2;
+    buf[at] = header & 0xff;
+    buf[at + 1] = (header >>> 8) & 0xff;
+    buf[at + 2] = (header >>> 16) & 0xff;
+    buf[at + 3] = header >>> 24;
+  }
+
   /** The string whose characters are `src`'s bytes from `from` to `to` (ASCII, as `json-scan.ts` found them). */
   bytesOf(src: Uint8Array, from: number, to: number): void {
     const length = to - from;
     this.ensure(4 + length);
     const buf = this.buf;
     const start = this.at + 4;
-    const header = length * 2;
-    buf[start - 4] = header & 0xff;
-    buf[start - 3] = (header >>> 8) & 0xff;
-    buf[start - 2] = (header >>> 16) & 0xff;
-    buf[start - 1] = header >>> 24;
+    this.latin1Header(length);
     // Short ones (ids, keys) copied here: a view and a native copy cost more.
     if (length <= SHORT_STRING) for (let i = 0; i < length; i++) buf[start + i] = src[from + i]!;
     else buf.set(src.subarray(from, to), start);
@@ -189,11 +195,7 @@ class Writer {
         buf[start + i] = c;
       }
       if (i === length) {
-        const header = length * 2;
-        buf[start - 4] = header & 0xff;
-        buf[start - 3] = (header >>> 8) & 0xff;
-        buf[start - 2] = (header >>> 16) & 0xff;
-        buf[start - 1] = header >>> 24;
+        this.latin1Header(length);
         this.at = start + length;
         return;
       }
@@ -221,6 +223,9 @@ class TopicNumbers {
     return n;
   }
 }
+
+/** What an Int32Array column keeps as it is (not -0). */
+const isInt32 = (p: number): boolean => (p | 0) === p && !Object.is(p, -0);
 
 /** Typed columns of `capacity` records, or `from`'s records in a larger one. */
 const grown = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(
@@ -281,7 +286,7 @@ export class ChangesPacker {
     time: number,
   ): boolean {
     const ti = TABLE_INDEX.get(t);
-    if (ti === undefined || (p | 0) !== p || Object.is(p, -0)) return false;
+    if (ti === undefined || !isInt32(p)) return false;
     if (typeof key !== 'string' || typeof offset !== 'string' || typeof time !== 'number') return false;
     if (row !== null && row !== TRUNCATE && (typeof row !== 'object' || row.table !== t)) return false;
     const w = this.w;
@@ -330,7 +335,7 @@ export class ChangesPacker {
     time: number,
   ): boolean {
     const ti = TABLE_INDEX.get(scan.table)!;
-    if ((p | 0) !== p || Object.is(p, -0)) return false;
+    if (!isInt32(p)) return false;
     const w = this.w;
     const mark = w.at;
     try {
