@@ -8,7 +8,8 @@ import { RecordErrorCode } from '../errors.js';
 import type { FeedRecord } from '../feed/types.js';
 import { decodeChange, invalid, tombstone, type ChangeContext } from './change.js';
 import { isEnvelope, isObject } from './envelope.js';
-import { keyOfText } from './keys.js';
+import { ConverterSchemas, type Schema } from './converter-wrapper.js';
+import { keyOfText, type KeyResult } from './keys.js';
 import { parseLosslessJson } from './lossless-json.js';
 import { connectRowSchema, type RowSchema } from './row-schema.js';
 import type { Decoded, FormatDecoder } from './types.js';
@@ -22,14 +23,43 @@ export const isConverterWrapper = (o: Readonly<Record<string, unknown>>): boolea
 export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
   // Key and value read once each: a fetched record makes a new view of its bytes at each read
   // (src/feed/record-batch.ts).
+  const keySchemas = new ConverterSchemas();
   const keyOf = (bytes: Buffer | null) =>
-    bytes === null || bytes.length === 0 ? undefined : keyOfText(bytes, ctx.mapping.keyColumn);
+    bytes === null || bytes.length === 0 ? undefined : keyOfText(bytes, ctx.mapping.keyColumn, keySchemas);
+  const schemas = new ConverterSchemas();
+  /** The connector schema of each remembered converter schema, for an envelope payload and for a row. */
+  const rowSchemas = new WeakMap<Schema, [RowSchema | undefined, RowSchema | undefined]>();
+  const rowSchemaOf = (schema: Schema, envelope: boolean): RowSchema | undefined => {
+    let both = rowSchemas.get(schema);
+    if (both === undefined) {
+      both = [connectRowSchema(schema.value, true), connectRowSchema(schema.value, false)];
+      rowSchemas.set(schema, both);
+    }
+    return both[envelope ? 0 : 1];
+  };
+  /** The steps after the converter's wrapper was taken off (`schema`: its value, read by `schemaOf`). */
+  const fromWrapper = (
+    key: KeyResult | undefined,
+    payload: unknown,
+    schemaOf: (envelope: boolean) => RowSchema | undefined,
+  ): Decoded => {
+    if (payload === null) return tombstone(key, undefined);
+    if (!isObject(payload))
+      return invalid(RecordErrorCode.NotObject, 'the converter payload must be a JSON object', undefined);
+    return decodeChange(ctx, key, payload, schemaOf(ctx.envelopes && isEnvelope(payload)), undefined);
+  };
   return {
     format: 'debezium-json',
     decode(record: FeedRecord): Decoded {
       const key = keyOf(record.key);
       const bytes = record.value;
       if (bytes === null || bytes.length === 0) return tombstone(key, undefined);
+      const split = schemas.split(bytes);
+      if (split !== undefined) {
+        const payload = schemas.payload(bytes, split);
+        if (payload !== undefined)
+          return fromWrapper(key, payload, (envelope) => rowSchemaOf(split.schema, envelope));
+      }
       let parsed: unknown;
       try {
         parsed = parseLosslessJson(utf8.decode(bytes));
@@ -42,17 +72,10 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
       }
       if (!isObject(parsed))
         return invalid(RecordErrorCode.NotObject, 'value must be a JSON object', undefined);
-      let value = parsed;
-      let schema: RowSchema | undefined;
-      if (isConverterWrapper(parsed)) {
-        const payload = parsed['payload'];
-        if (payload === null) return tombstone(key, undefined);
-        if (!isObject(payload))
-          return invalid(RecordErrorCode.NotObject, 'the converter payload must be a JSON object', undefined);
-        value = payload;
-        schema = connectRowSchema(parsed['schema'], ctx.envelopes && isEnvelope(payload));
-      }
-      return decodeChange(ctx, key, value, schema, undefined);
+      if (!isConverterWrapper(parsed)) return decodeChange(ctx, key, parsed, undefined, undefined);
+      schemas.learn(bytes);
+      const schema = parsed['schema'];
+      return fromWrapper(key, parsed['payload'], (envelope) => connectRowSchema(schema, envelope));
     },
   };
 }

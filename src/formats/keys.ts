@@ -11,6 +11,7 @@
  */
 import { RecordErrorCode } from '../errors.js';
 import { MAX_KEY_BYTES } from '../views/decode.js';
+import type { ConverterSchemas } from './converter-wrapper.js';
 import { parseLosslessJson } from './lossless-json.js';
 import { idString } from './mapping.js';
 
@@ -51,9 +52,15 @@ export function keyOfValue(value: unknown, keyColumn: string): KeyResult {
 /**
  * The key of a JSON-converter or string key. A key that is a JSON object or string is read as JSON (and
  * unwrapped from the converter's schema/payload); any other key is its own UTF-8 text, so `1004` and
- * `007` stay exactly what was written.
+ * `007` stay exactly what was written. `schemas`: the converter schemas this topic's keys carried
+ * (converter-wrapper.ts), when the caller keeps them; a key with a remembered one is read from its payload.
  */
-export function keyOfText(bytes: Buffer, keyColumn: string): KeyResult {
+export function keyOfText(bytes: Buffer, keyColumn: string, schemas?: ConverterSchemas): KeyResult {
+  const split = schemas?.split(bytes);
+  if (split !== undefined) {
+    const payload = schemas!.payload(bytes, split);
+    if (payload !== undefined) return keyOfValue(payload, keyColumn);
+  }
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -70,7 +77,10 @@ export function keyOfText(bytes: Buffer, keyColumn: string): KeyResult {
   }
   if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
     const o = parsed as Record<string, unknown>;
-    if (Object.keys(o).length === 2 && 'schema' in o && 'payload' in o) parsed = o['payload'];
+    if (Object.keys(o).length === 2 && 'schema' in o && 'payload' in o) {
+      parsed = o['payload'];
+      schemas?.learn(bytes);
+    }
   }
   return keyOfValue(parsed, keyColumn);
 }
