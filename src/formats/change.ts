@@ -14,7 +14,7 @@
  */
 import { RecordErrorCode } from '../errors.js';
 import { contractRow } from '../views/decode.js';
-import type { Table } from '../views/source.js';
+import type { Row, Table } from '../views/source.js';
 import { readChangeEvent, readFlattened } from './envelope.js';
 import { keyOfValue, type KeyResult } from './keys.js';
 import { MappingError, toContractObject, type TableMapping } from './mapping.js';
@@ -37,8 +37,9 @@ export function invalid(
   return schemaId === undefined ? { ok: false, code, message } : { ok: false, code, message, schemaId };
 }
 
-const withTime = <T extends object>(d: T, eventTime: number | undefined): T =>
-  eventTime === undefined ? d : { ...d, eventTime };
+/** A row or a delete (`row` null), with its event time when there is one (a literal: no spread per record). */
+const change = (key: string, row: Row | null, eventTime: number | undefined): Decoded =>
+  eventTime === undefined ? { ok: true, key, row } : { ok: true, key, row, eventTime };
 
 /** A null value: deletes the row of the key (a tombstone after a Debezium delete is then a no-op). */
 export function tombstone(key: KeyResult | undefined, schemaId: number | undefined): Decoded {
@@ -58,7 +59,10 @@ export function decodeChange(
 ): Decoded {
   const event = ctx.envelopes ? readChangeEvent(value) : readFlattened(value);
   if (event.kind === 'invalid') return invalid(event.code, event.message, schemaId);
-  if (event.kind === 'truncate') return withTime({ ok: true, truncate: true } as const, event.eventTime);
+  if (event.kind === 'truncate')
+    return event.eventTime === undefined
+      ? { ok: true, truncate: true }
+      : { ok: true, truncate: true, eventTime: event.eventTime };
   if (event.kind === 'upsert' && schema !== undefined) {
     const missing = missingRequiredColumn(ctx.mapping, schema);
     if (missing !== undefined)
@@ -82,7 +86,7 @@ export function decodeChange(
     k = keyOfValue(row, ctx.mapping.keyColumn);
   }
   if (!k.ok) return invalid(k.code, k.message, schemaId);
-  if (event.kind === 'delete') return withTime({ ok: true, key: k.key, row: null } as const, event.eventTime);
+  if (event.kind === 'delete') return change(k.key, null, event.eventTime);
   let object: Record<string, unknown>;
   try {
     object = toContractObject(ctx.mapping, event.row, (column) => schema?.columns.get(column));
@@ -92,5 +96,5 @@ export function decodeChange(
   }
   const row = contractRow(ctx.table, k.key, object);
   if (!row.ok) return invalid(row.code, row.message, schemaId);
-  return withTime({ ok: true, key: k.key, row: row.row } as const, event.eventTime);
+  return change(k.key, row.row, event.eventTime);
 }

@@ -47,6 +47,18 @@ const MS_PER_DAY = 86_400_000;
 /** ECMAScript's time range: ±100,000,000 days around the epoch. */
 const MAX_MS = 8.64e15;
 
+const MS_PER: Record<Exclude<TimeUnit, 'days'>, number> = { millis: 1, micros: 1_000, nanos: 1_000_000 };
+
+/**
+ * Floor division of a safe integer by a positive one, exact. `a / b` is correctly rounded, so its truncation
+ * is the floor or one more (a negative quotient, or one rounded up to an integer); the remainder, exact here
+ * (products of these divisors below 2^56 are doubles), says which.
+ */
+const floorDivSafe = (a: number, b: number): number => {
+  const q = Math.trunc(a / b);
+  return a - q * b < 0 ? q - 1 : q;
+};
+
 /** Floor division for bigints (BigInt `/` truncates toward zero). */
 const floorDiv = (a: bigint, b: bigint): bigint => {
   const q = a / b;
@@ -67,7 +79,8 @@ export function toIsoDateTime(
   if (typeof value === 'number' && !Number.isSafeInteger(value)) return undefined;
   let ms: number;
   if (unit === 'days') ms = Number(value) * MS_PER_DAY;
-  else ms = Number(floorDiv(BigInt(value), PER_MS[unit]));
+  else if (typeof value === 'number') ms = floorDivSafe(value, MS_PER[unit]);
+  else ms = Number(floorDiv(value, PER_MS[unit]));
   if (!(Math.abs(ms) <= MAX_MS)) return undefined;
   return new Date(ms).toISOString();
 }
