@@ -3,6 +3,8 @@
  * - end to end: a mixed workload is produced into the librdkafka mock cluster first; then `startServer`
  *   (the runtime of `matview serve`, in this process) consumes it, and we time until the stored positions
  *   reach the end offsets: fetch, decode, materialize, LMDB commit with offsets, commit listeners.
+ * - decoding alone (bench/lib/decode-alone.ts): per format, the event loop's work from a record's bytes to its
+ *   packed form;
  * - the materializer alone: the commit body (resolve + every registered view) over in-memory batches of
  *   decoded records, with the state in memory (src/materializer/memory-state.ts): no LMDB, no Kafka.
  */
@@ -15,6 +17,7 @@ import { silentLogger } from '../../src/ops/logger.js';
 import { startServer } from '../../src/wiring/runtime.js';
 import { prng, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { changes, endOffsets, freshTopics, produceWorkload } from '../lib/records.js';
+import { decodeAlone } from '../lib/decode-alone.js';
 
 async function endToEnd(ctx: ScenarioContext, records: number, users: number): Promise<number> {
   const kafka = await startKafka();
@@ -114,10 +117,12 @@ function materializerAlone(ctx: ScenarioContext, records: number, users: number)
 
 export const ingest: Scenario = {
   name: 'ingest',
-  description: 'records/s from Kafka (kcat mock) into LMDB end to end, and the materializer alone',
+  description:
+    'records/s from Kafka (kcat mock) into LMDB end to end, decoding alone per format, and the materializer alone',
   async run(ctx) {
     const records = ctx.quick ? 100_000 : Number(process.env['BENCH_INGEST_RECORDS'] ?? 2_000_000);
     const users = ctx.quick ? 10_000 : 100_000;
+    decodeAlone(ctx, ctx.quick ? 20_000 : 100_000);
     const alone = materializerAlone(ctx, ctx.quick ? 200_000 : 2_000_000, users);
     ctx.check('materializer alone >= 1M records/s', `${round(alone, 0)} records/s`, alone >= 1_000_000);
     if (records < 2_000_000)

@@ -1,0 +1,176 @@
+/**
+ * What the event loop spends per record between a fetched record and its packed form for the writer thread,
+ * per format: the ingest's own steps (src/pipeline/ingest.ts) on records already in memory, no Kafka, no
+ * store. The catch-up changelog's records (bench/lib/changelog.ts), as the `json` format reads them and as
+ * Debezium's Postgres connector writes the same rows through Kafka Connect's JsonConverter, with its schemas
+ * (`schemas.enable=true`, the converter's default) and without.
+ */
+import { Buffer } from 'node:buffer';
+import type { FeedRecord } from '../../src/feed/types.js';
+import { JsonRowScan } from '../../src/formats/json-scan.js';
+import { jsonDecoder } from '../../src/formats/json.js';
+import { createDecoders } from '../../src/formats/index.js';
+import type { FormatDecoder } from '../../src/formats/types.js';
+import { TRUNCATE } from '../../src/materializer/change-batch.js';
+import { ALL_FIELDS, PackingChangeBatch } from '../../src/store/packed-changes.js';
+import type { Table } from '../../src/views/source.js';
+import { event, tombstone, type EventOptions } from '../../test/formats/fixtures/debezium.js';
+import { deploySources, withUnits } from '../../test/formats/helpers.js';
+import { changelog, Reference } from './changelog.js';
+import { round, type ScenarioContext } from './common.js';
+
+const TOPICS: Record<Table, string> = {
+  users: 'users',
+  tweets: 'tweets',
+  follows: 'follows',
+  likes: 'likes',
+};
+const TIME = 1_700_000_000_000;
+const ROUNDS = 7;
+
+/** A feed record of `topic` (the offset and timestamp as the feed hands them over). */
+const feedRecord = (topic: string, i: number, key: string | null, value: string | null): FeedRecord => ({
+  topic,
+  partition: 0,
+  offset: String(i),
+  timestamp: String(TIME),
+  key: key === null ? null : Buffer.from(key),
+  value: value === null ? null : Buffer.from(value),
+  headers: {},
+});
+
+/** The changelog record's row as the Postgres connector's columns (deploy/debezium/seed.sql). */
+function sourceRow(table: Table, id: number, json: Record<string, string | null>, i: number) {
+  const createdAt = (TIME + i) * 1000; // timestamp: µs (io.debezium.time.MicroTimestamp)
+  switch (table) {
+    case 'users':
+      return {
+        id,
+        username: json['username']!,
+        name: json['name']!,
+        description: json['description']!,
+        location: json['location']!,
+        url: json['webPageUrl']!,
+        profile_image_url: json['profileImageUrl']!,
+        background_image_url: json['backgroundImageUrl']!,
+        created_at: json['joinedDate']!,
+      };
+    case 'tweets':
+      return { id, user_id: Number(json['userId']), text: json['text']!, created_at: createdAt };
+    case 'follows':
+      return {
+        id,
+        follower_id: Number(json['followerId']),
+        followee_id: Number(json['followeeId']),
+        created_at: createdAt,
+      };
+    case 'likes':
+      return { id, user_id: Number(json['userId']), tweet_id: 1, created_at: createdAt };
+  }
+}
+
+interface Workload {
+  readonly label: string;
+  readonly decoders: ReadonlyMap<string, FormatDecoder>;
+  readonly records: readonly FeedRecord[];
+  /** The `json` format's plain records read from their bytes, as the ingest does. */
+  readonly scan: boolean;
+}
+
+function workloads(count: number): Workload[] {
+  const json: FeedRecord[] = [];
+  const withSchemas: FeedRecord[] = [];
+  const without: FeedRecord[] = [];
+  const topics = new Map<string, Table>(Object.entries(TOPICS).map(([t, topic]) => [topic, t as Table]));
+  const sources = deploySources();
+  const pgTopics = Object.fromEntries(
+    Object.keys(TOPICS).map((t) => [t, sources.topics[t as Table].topic]),
+  ) as Record<Table, string>;
+  let i = 0;
+  for (const r of changelog(TOPICS, count, Math.ceil(count / 20), 3, new Reference(Math.ceil(count / 20)))) {
+    const table = topics.get(r.topic)!;
+    json.push(feedRecord(r.topic, i, r.key, r.value));
+    const id = Number(r.key.replace(/^[tfl]/, ''));
+    for (const schemas of [true, false]) {
+      const o: EventOptions = { connector: 'postgresql', schemas, tsMs: TIME + i };
+      const m =
+        r.value === null
+          ? tombstone(table, id, o)
+          : event(
+              table,
+              'c',
+              null,
+              sourceRow(table, id, JSON.parse(r.value) as Record<string, string>, i),
+              o,
+            );
+      (schemas ? withSchemas : without).push(feedRecord(pgTopics[table], i, m.key, m.value));
+    }
+    i++;
+  }
+  const jsonDecoders = new Map(Object.entries(TOPICS).map(([t, topic]) => [topic, jsonDecoder(t as Table)]));
+  const debezium = createDecoders(sources, pgTopics);
+  // Without the converter's schema the timestamps' unit comes from the sources file.
+  const schemaless = createDecoders(deploySources(withUnits('postgresql')), pgTopics);
+  return [
+    { label: 'json, plain records read from their bytes', decoders: jsonDecoders, records: json, scan: true },
+    { label: 'json, through the decoder', decoders: jsonDecoders, records: json, scan: false },
+    {
+      label: 'debezium-json, with the converter schemas',
+      decoders: debezium,
+      records: withSchemas,
+      scan: false,
+    },
+    { label: 'debezium-json, without schemas', decoders: schemaless, records: without, scan: false },
+  ];
+}
+
+/** One pass over `w`'s records: decoded (or scanned) and packed. Returns the records packed. */
+function pass(w: Workload, tables: ReadonlyMap<string, Table>, scans: Map<Table, JsonRowScan>): number {
+  const changes = new PackingChangeBatch(ALL_FIELDS);
+  for (const record of w.records) {
+    const table = tables.get(record.topic)!;
+    if (w.scan && record.key !== null) {
+      const scan = scans.get(table) ?? scans.set(table, new JsonRowScan(table)).get(table)!;
+      const value = record.value === null || record.value.length === 0 ? null : record.value;
+      if (
+        scan.scan(record.key, value) &&
+        changes.pushScanned(scan, record.key, value, record.topic, 0, record.offset, TIME)
+      )
+        continue;
+    }
+    const d = w.decoders.get(record.topic)!.decode(record);
+    if (!d.ok) throw new Error(`${w.label}: record ${record.offset} refused: ${d.message}`);
+    if ('truncate' in d) changes.push(table, '', TRUNCATE, record.topic, 0, record.offset, TIME);
+    else changes.push(table, d.key, d.row, record.topic, 0, record.offset, d.eventTime ?? TIME);
+  }
+  return changes.length;
+}
+
+export function decodeAlone(ctx: ScenarioContext, count: number): void {
+  const tables = new Map<string, Table>();
+  const sources = deploySources();
+  for (const t of Object.keys(TOPICS) as Table[]) {
+    tables.set(TOPICS[t], t);
+    tables.set(sources.topics[t].topic, t);
+  }
+  for (const w of workloads(count)) {
+    const scans = new Map<Table, JsonRowScan>();
+    const bytes = w.records.reduce((n, r) => n + (r.key?.length ?? 0) + (r.value?.length ?? 0), 0);
+    let best = Infinity;
+    for (let round = 0; round < ROUNDS; round++) {
+      const t0 = performance.now();
+      const packed = pass(w, tables, scans);
+      best = Math.min(best, performance.now() - t0);
+      if (packed !== w.records.length) throw new Error(`${w.label}: ${packed} of ${w.records.length} packed`);
+    }
+    ctx.row(`decode alone: ${w.label}`, {
+      records: w.records.length,
+      'bytes/record': round(bytes / w.records.length, 0),
+      'µs/record': round((best * 1000) / w.records.length, 2),
+      'records/s': round((w.records.length / best) * 1000, 0),
+    });
+  }
+  ctx.note(
+    `ingest, decode alone: the event loop's work per record from its bytes to its packed form (decode or scan, then pack for the writer thread), on ${count} records of the catch-up changelog in memory, best of ${ROUNDS} passes; Debezium as the Postgres connector writes the same rows (envelope, ids as numbers, timestamps in µs)`,
+  );
+}
