@@ -85,12 +85,13 @@ export function avroDecoder(
   return {
     format: ctx.envelopes ? 'debezium-avro' : 'avro',
     async prepare(records) {
-      const ids: number[] = [];
+      // A set: a batch's records mostly share one or two ids.
+      const ids = new Set<number>();
       for (const r of records) {
         const k = wireSchemaId(r.key);
         const v = wireSchemaId(r.value);
-        if (k !== undefined) ids.push(k);
-        if (v !== undefined) ids.push(v);
+        if (k !== undefined) ids.add(k);
+        if (v !== undefined) ids.add(v);
       }
       await schemas.load(ids);
     },

@@ -6,13 +6,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RecordErrorCode, SchemaRegistryError } from '../../src/errors.js';
-import { AvroSchemas } from '../../src/formats/avro.js';
+import { AvroSchemas, avroType, readLong } from '../../src/formats/avro.js';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { createDecoders } from '../../src/formats/index.js';
 import { createSchemaRegistryClient } from '../../src/formats/registry-client.js';
 import type { FormatDecoder } from '../../src/formats/types.js';
 import { TABLES, type Table } from '../../src/views/source.js';
 import { startRegistry, type RegistryDouble } from '../utils/schema-registry.js';
-import { encode, envelopeSchema, keySchema, toAvro, valueSchema, type AvroSchema } from './fixtures/avro.js';
+import {
+  encode,
+  envelopeSchema,
+  keySchema,
+  LONG,
+  toAvro,
+  valueSchema,
+  type AvroSchema,
+} from './fixtures/avro.js';
 import { sourceBlock } from './fixtures/debezium.js';
 import { BIG, expectedViews, story } from './fixtures/story.js';
 import { deploySources, materializeAll, record, restViews } from './helpers.js';
@@ -40,6 +49,37 @@ const decodersFor = (format: 'avro' | 'debezium-avro', attempts = 4) => {
   });
   return { sources, decoders, attempts };
 };
+
+describe('EXACT_LONG: Avro longs read exactly, numbers while safe', () => {
+  const exact = avroType('long');
+  const expected = (v: bigint): number | bigint =>
+    v >= -BigInt(Number.MAX_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+
+  it('should read every int64 as avsc wrote it, and write what avsc reads back', () => {
+    const random = prng(3);
+    const values: bigint[] = [];
+    for (const e of [0n, 1n, 63n, 64n, 2n ** 48n, 2n ** 52n, 2n ** 53n, 2n ** 56n, 2n ** 62n, 2n ** 63n])
+      for (const d of [-1n, 0n, 1n]) values.push(e + d, -(e + d));
+    for (let i = 0; i < 5_000; i++) {
+      const bits = BigInt(Math.floor(random() * 64));
+      const n = BigInt(Math.floor(random() * 2 ** 32)) * 2n ** 32n + BigInt(Math.floor(random() * 2 ** 32));
+      values.push(BigInt.asIntN(64, n >> (63n - bits)));
+    }
+    for (const v of values.map((x) => BigInt.asIntN(64, x))) {
+      const bytes = LONG.toBuffer(v);
+      expect(exact.fromBuffer(bytes), String(v)).toStrictEqual(expected(v));
+      expect(exact.toBuffer(expected(v)), String(v)).toEqual(bytes);
+    }
+  });
+
+  it('should drop the bits past 64 of a varint longer than any writer emits', () => {
+    // 11 bytes: zigzag 1 (the value -1), then continuation bytes that would add bits 70 and up.
+    const bytes = Buffer.from([0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+    expect(readLong(bytes)).toBe(-1);
+    expect(readLong(Buffer.from([0x02]))).toBe(1);
+    expect(readLong(Buffer.from([0x03]))).toBe(-2);
+  });
+});
 
 describe('debezium-avro: the deploy/debezium story', () => {
   it.each([true, false])(
