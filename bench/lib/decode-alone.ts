@@ -3,7 +3,8 @@
  * per format: the ingest's own steps (src/pipeline/ingest.ts) on records already in memory, no Kafka, no
  * store. The catch-up changelog's records (bench/lib/changelog.ts), as the `json` format reads them and as
  * Debezium's Postgres connector writes the same rows through Kafka Connect's JsonConverter, with its schemas
- * (`schemas.enable=true`, the converter's default) and without.
+ * (`schemas.enable=true`, the converter's default) and without, and through Confluent's AvroConverter (a
+ * schema registry stand-in in this process; each schema fetched once, before the passes).
  */
 import { Buffer } from 'node:buffer';
 import type { FeedRecord } from '../../src/feed/types.js';
@@ -15,7 +16,10 @@ import { TRUNCATE } from '../../src/materializer/change-batch.js';
 import { ALL_FIELDS, PackingChangeBatch } from '../../src/store/packed-changes.js';
 import type { Table } from '../../src/views/source.js';
 import { event, tombstone, type EventOptions } from '../../test/formats/fixtures/debezium.js';
+import { toAvro } from '../../test/formats/fixtures/avro.js';
 import { deploySources, withUnits } from '../../test/formats/helpers.js';
+import { startRegistry, type RegistryDouble } from '../../test/utils/schema-registry.js';
+import { createSchemaRegistryClient } from '../../src/formats/registry-client.js';
 import { changelog, Reference } from './changelog.js';
 import { round, type ScenarioContext } from './common.js';
 
@@ -77,10 +81,11 @@ interface Workload {
   readonly scan: boolean;
 }
 
-function workloads(count: number): Workload[] {
+function workloads(count: number, registry: RegistryDouble): Workload[] {
   const json: FeedRecord[] = [];
   const withSchemas: FeedRecord[] = [];
   const without: FeedRecord[] = [];
+  const avro: FeedRecord[] = [];
   const topics = new Map<string, Table>(Object.entries(TOPICS).map(([t, topic]) => [topic, t as Table]));
   const sources = deploySources();
   const pgTopics = Object.fromEntries(
@@ -104,6 +109,10 @@ function workloads(count: number): Workload[] {
               o,
             );
       (schemas ? withSchemas : without).push(feedRecord(pgTopics[table], i, m.key, m.value));
+      if (!schemas) {
+        const a = toAvro(registry, table, m, true);
+        avro.push({ ...feedRecord(pgTopics[table], i, null, null), key: a.key as Buffer, value: a.value });
+      }
     }
     i++;
   }
@@ -111,6 +120,14 @@ function workloads(count: number): Workload[] {
   const debezium = createDecoders(sources, pgTopics);
   // Without the converter's schema the timestamps' unit comes from the sources file.
   const schemaless = createDecoders(deploySources(withUnits('postgresql')), pgTopics);
+  const avroSources = deploySources((json) => {
+    json.format = 'debezium-avro';
+    json.schemaRegistryUrl = registry.url;
+  });
+  const client = createSchemaRegistryClient({ urls: [registry.url] });
+  const debeziumAvro = createDecoders(avroSources, pgTopics, {
+    registry: { lookup: (id) => client.lookup(id) },
+  });
   return [
     { label: 'json, plain records read from their bytes', decoders: jsonDecoders, records: json, scan: true },
     { label: 'json, through the decoder', decoders: jsonDecoders, records: json, scan: false },
@@ -121,11 +138,21 @@ function workloads(count: number): Workload[] {
       scan: false,
     },
     { label: 'debezium-json, without schemas', decoders: schemaless, records: without, scan: false },
+    { label: 'debezium-avro, Avro keys and values', decoders: debeziumAvro, records: avro, scan: false },
   ];
 }
 
-/** One pass over `w`'s records: decoded (or scanned) and packed. Returns the records packed. */
-function pass(w: Workload, tables: ReadonlyMap<string, Table>, scans: Map<Table, JsonRowScan>): number {
+/**
+ * One pass over `w`'s records: each topic's `prepare` (the registry's schemas, fetched by the first pass), then
+ * each record decoded (or scanned) and packed. Returns the records packed.
+ */
+async function pass(
+  w: Workload,
+  tables: ReadonlyMap<string, Table>,
+  scans: Map<Table, JsonRowScan>,
+): Promise<number> {
+  for (const [topic, decoder] of w.decoders)
+    await decoder.prepare?.(w.records.filter((r) => r.topic === topic));
   const changes = new PackingChangeBatch(ALL_FIELDS);
   for (const record of w.records) {
     const table = tables.get(record.topic)!;
@@ -146,20 +173,22 @@ function pass(w: Workload, tables: ReadonlyMap<string, Table>, scans: Map<Table,
   return changes.length;
 }
 
-export function decodeAlone(ctx: ScenarioContext, count: number): void {
+export async function decodeAlone(ctx: ScenarioContext, count: number): Promise<void> {
+  const registry = await startRegistry();
+  ctx.defer(() => registry.close());
   const tables = new Map<string, Table>();
   const sources = deploySources();
   for (const t of Object.keys(TOPICS) as Table[]) {
     tables.set(TOPICS[t], t);
     tables.set(sources.topics[t].topic, t);
   }
-  for (const w of workloads(count)) {
+  for (const w of workloads(count, registry)) {
     const scans = new Map<Table, JsonRowScan>();
     const bytes = w.records.reduce((n, r) => n + (r.key?.length ?? 0) + (r.value?.length ?? 0), 0);
     let best = Infinity;
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now();
-      const packed = pass(w, tables, scans);
+      const packed = await pass(w, tables, scans);
       best = Math.min(best, performance.now() - t0);
       if (packed !== w.records.length) throw new Error(`${w.label}: ${packed} of ${w.records.length} packed`);
     }

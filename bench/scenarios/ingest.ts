@@ -122,7 +122,7 @@ export const ingest: Scenario = {
   async run(ctx) {
     const records = ctx.quick ? 100_000 : Number(process.env['BENCH_INGEST_RECORDS'] ?? 2_000_000);
     const users = ctx.quick ? 10_000 : 100_000;
-    decodeAlone(ctx, ctx.quick ? 20_000 : 100_000);
+    await decodeAlone(ctx, ctx.quick ? 20_000 : 100_000);
     const alone = materializerAlone(ctx, ctx.quick ? 200_000 : 2_000_000, users);
     ctx.check('materializer alone >= 1M records/s', `${round(alone, 0)} records/s`, alone >= 1_000_000);
     if (records < 2_000_000)
