@@ -200,19 +200,28 @@ export function* changelog(
 }
 
 /**
- * Produces the workload with the given batching (gzip-compressed batches with `gzip`); returns its reference,
+ * Produces the workload with the given batching (gzip-compressed batches with `gzip`, shaped by `as`); returns its reference,
  * how long producing took and the partitions written. Fails if the topics do not hold every record produced:
  * the mock cluster drops a partition's oldest record batches beyond 5 MB or 100,000 batches.
  */
 export async function produceChangelog(
   brokers: readonly string[],
   topics: Topics,
-  options: { records: number; users: number; seed: number; batching: Batching; gzip: boolean },
+  options: {
+    records: number;
+    users: number;
+    seed: number;
+    batching: Batching;
+    gzip: boolean;
+    /** The records as another writer shapes them (debezium.ts `asDebezium`); the reference is the same. */
+    as?: (records: Iterable<ChangelogRecord>) => Iterable<ChangelogRecord>;
+  },
 ): Promise<{ reference: Reference; produceMs: number; partitions: number }> {
   const reference = new Reference(options.users);
+  const records = changelog(topics, options.records, options.users, options.seed, reference);
   const produceMs = await produceRecords(
     brokers,
-    changelog(topics, options.records, options.users, options.seed, reference),
+    options.as === undefined ? records : options.as(records),
     options.batching.perSend,
     { gzip: options.gzip },
   );

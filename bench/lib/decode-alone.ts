@@ -15,12 +15,12 @@ import type { FormatDecoder } from '../../src/formats/types.js';
 import { TRUNCATE } from '../../src/materializer/change-batch.js';
 import { ALL_FIELDS, PackingChangeBatch } from '../../src/store/packed-changes.js';
 import type { Table } from '../../src/views/source.js';
-import { event, tombstone, type EventOptions } from '../../test/formats/fixtures/debezium.js';
 import { toAvro } from '../../test/formats/fixtures/avro.js';
 import { deploySources, withUnits } from '../../test/formats/helpers.js';
 import { startRegistry, type RegistryDouble } from '../../test/utils/schema-registry.js';
 import { createSchemaRegistryClient } from '../../src/formats/registry-client.js';
 import { changelog, Reference } from './changelog.js';
+import { debeziumMessage } from './debezium.js';
 import { round, type ScenarioContext } from './common.js';
 
 const TOPICS: Record<Table, string> = {
@@ -42,36 +42,6 @@ const feedRecord = (topic: string, i: number, key: string | null, value: string 
   value: value === null ? null : Buffer.from(value),
   headers: {},
 });
-
-/** The changelog record's row as the Postgres connector's columns (deploy/debezium/seed.sql). */
-function sourceRow(table: Table, id: number, json: Record<string, string | null>, i: number) {
-  const createdAt = (TIME + i) * 1000; // timestamp: µs (io.debezium.time.MicroTimestamp)
-  switch (table) {
-    case 'users':
-      return {
-        id,
-        username: json['username']!,
-        name: json['name']!,
-        description: json['description']!,
-        location: json['location']!,
-        url: json['webPageUrl']!,
-        profile_image_url: json['profileImageUrl']!,
-        background_image_url: json['backgroundImageUrl']!,
-        created_at: json['joinedDate']!,
-      };
-    case 'tweets':
-      return { id, user_id: Number(json['userId']), text: json['text']!, created_at: createdAt };
-    case 'follows':
-      return {
-        id,
-        follower_id: Number(json['followerId']),
-        followee_id: Number(json['followeeId']),
-        created_at: createdAt,
-      };
-    case 'likes':
-      return { id, user_id: Number(json['userId']), tweet_id: 1, created_at: createdAt };
-  }
-}
 
 interface Workload {
   readonly label: string;
@@ -95,19 +65,8 @@ function workloads(count: number, registry: RegistryDouble): Workload[] {
   for (const r of changelog(TOPICS, count, Math.ceil(count / 20), 3, new Reference(Math.ceil(count / 20)))) {
     const table = topics.get(r.topic)!;
     json.push(feedRecord(r.topic, i, r.key, r.value));
-    const id = Number(r.key.replace(/^[tfl]/, ''));
     for (const schemas of [true, false]) {
-      const o: EventOptions = { connector: 'postgresql', schemas, tsMs: TIME + i };
-      const m =
-        r.value === null
-          ? tombstone(table, id, o)
-          : event(
-              table,
-              'c',
-              null,
-              sourceRow(table, id, JSON.parse(r.value) as Record<string, string>, i),
-              o,
-            );
+      const m = debeziumMessage(table, r, i, schemas);
       (schemas ? withSchemas : without).push(feedRecord(pgTopics[table], i, m.key, m.value));
       if (!schemas) {
         const a = toAvro(registry, table, m, true);

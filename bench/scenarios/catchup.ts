@@ -11,6 +11,8 @@
  * - a fresh `matview serve` (spawned as users run it, shipped defaults, fetch wait included) timed from the
  *   spawn to ready (`feedStatus.ready`, what `/health/ready` answers), then every user compared with the
  *   reference the bench computed from the records it produced; the scenario fails if one differs;
+ * - big batches again, as Debezium's Postgres connector writes the same rows with the JsonConverter's schemas
+ *   (bench/lib/debezium.ts; gzip-compressed, so that they fit in the mock): the ceilings and one fresh server;
  * - big batches only: the store's size after the catch-up (`matview_lmdb_size_bytes` and the data directory
  *   on disk) per record, per source row and per user; and `user(id)` latency at a fixed offered rate on a
  *   second fresh server, while it catches up and then idle, same server.
@@ -37,6 +39,7 @@ import {
   type Reference,
 } from '../lib/changelog.js';
 import { drainRate, type Drained } from '../lib/consumers.js';
+import { asDebezium, writeDebeziumSources } from '../lib/debezium.js';
 import { runOpenLoop } from '../lib/load.js';
 import { freshTopics, type Topics } from '../lib/records.js';
 import {
@@ -63,6 +66,14 @@ interface Workload {
   readonly brokers: readonly string[];
   readonly topics: Topics;
   readonly reference: Reference;
+  /** A sources file naming the topics and their format (SOURCES_FILE), instead of TOPIC_* with `json`. */
+  readonly sourcesFile?: string;
+}
+
+/** What a server of workload `w` is started with. */
+function serverEnv(w: Workload, dataDir: string): Record<string, string> {
+  if (w.sourcesFile === undefined) return sourceEnv(w.brokers, w.topics, dataDir);
+  return { KAFKA_BROKERS: w.brokers.join(','), DATA_DIR: dataDir, SOURCES_FILE: w.sourcesFile };
 }
 
 interface CatchUp extends Started {
@@ -82,22 +93,35 @@ const seconds = (fromMs: number, toMs: number) => (toMs - fromMs) / 1000;
 async function produce(
   ctx: ScenarioContext,
   kafka: KafkaHandle,
-  options: { tag: string; records: number; users: number; batching: Batching },
+  options: { tag: string; records: number; users: number; batching: Batching; debezium?: boolean },
 ): Promise<Workload> {
   const topics = freshTopics(`catchup-${options.tag.split(' ')[0]}`);
-  const compression = compressionFromEnv();
+  // Debezium's records with the converter's schemas are ~2.4 KB: only gzip-compressed do 446k of them fit in
+  // the mock's 5 MB per partition.
+  const compression =
+    options.debezium === true ? { gzip: true, label: 'gzip-compressed' } : compressionFromEnv();
   const { reference, produceMs, partitions } = await produceChangelog(kafka.brokers, topics, {
     records: options.records,
     users: options.users,
     seed: 17,
     batching: options.batching,
     gzip: compression.gzip,
+    ...(options.debezium === true ? { as: (records) => asDebezium(records, topics, true) } : {}),
   });
   ctx.note(
-    `catchup, ${options.batching.label}, ${compression.label}: ${options.records} records over ${options.users} users ` +
+    `catchup, ${options.tag}, ${options.batching.label}, ${compression.label}: ${options.records} records over ${options.users} users ` +
       `(${reference.keys} source rows) on ${partitions} partitions, produced in ${(produceMs / 1000).toFixed(1)} s`,
   );
-  return { label: options.tag, batching: options.batching, brokers: kafka.brokers, topics, reference };
+  const sourcesFile =
+    options.debezium === true ? writeDebeziumSources(`${ctx.tmp}/debezium-sources.json`, topics) : undefined;
+  return {
+    label: options.tag,
+    batching: options.batching,
+    brokers: kafka.brokers,
+    topics,
+    reference,
+    ...(sourcesFile === undefined ? {} : { sourcesFile }),
+  };
 }
 
 interface Ceilings {
@@ -136,7 +160,7 @@ async function catchUp(
   dataDir: string,
   during?: (started: Started, isReady: () => boolean) => Promise<void>,
 ): Promise<CatchUp> {
-  const started = await spawnServer(sourceEnv(w.brokers, w.topics, dataDir));
+  const started = await spawnServer(serverEnv(w, dataDir));
   ctx.defer(() => started.server.stop());
   const watch = watchCatchUp(started.server.url, Math.max(300_000, w.reference.records));
   let watching = true;
@@ -334,6 +358,21 @@ export const catchup: Scenario = {
       ctx.note(
         `catchup: only ${fewest} reads fell between the first commit and ready in a run: too few for a p99 (raise BENCH_CATCHUP_RECORDS)`,
       );
+
+    // The same changelog as Debezium's Postgres connector writes it (JsonConverter with its schemas, Kafka
+    // Connect's default): the decoding is the format's, the rest is the same.
+    const debezium = await produce(ctx, kafka, {
+      tag: 'big batches, debezium-json',
+      records,
+      users,
+      batching: BIG_BATCHES,
+      debezium: true,
+    });
+    const debeziumCeiling = await ceilings(ctx, debezium);
+    const debeziumRun = await catchUp(ctx, debezium, `${ctx.tmp}/debezium`);
+    catchUpRow(ctx, debezium, 'matview serve, spawn → ready', debeziumRun, debeziumCeiling);
+    await expectExactAfter(ctx, debezium, debeziumRun.server.url, 'catch-up');
+    await debeziumRun.server.stop();
 
     const small = await produce(ctx, kafka, {
       tag: 'small batches',
