@@ -3,10 +3,15 @@
  * Java/xerial snappy framing. End-to-end decoding of what librdkafka writes (`kcat -z`) is in
  * kafka-source.test.ts.
  */
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as prng } from '../../src/demo/generator.js';
 import {
   CompressionUnsupportedError,
+  gzipCodec,
+  inflatedSizeHint,
   lz4Codec,
   registerCodecs,
   snappyCodec,
@@ -21,6 +26,7 @@ const JSON_ROW = `{"userId":"u1","text":"${'ab'.repeat(40)}"}`;
 describe('registerCodecs', () => {
   it('should make kafkajs resolve all four codecs, and be idempotent', () => {
     const table = () => [
+      CompressionCodecs[CompressionTypes.GZIP],
       CompressionCodecs[CompressionTypes.Snappy],
       CompressionCodecs[CompressionTypes.LZ4],
       CompressionCodecs[CompressionTypes.ZSTD],
@@ -30,7 +36,72 @@ describe('registerCodecs', () => {
     registerCodecs();
     const second = table();
     expect(second).toEqual(first);
-    expect(second.map((factory) => factory() as unknown)).toEqual([snappyCodec, lz4Codec, zstdCodec]);
+    expect(second.map((factory) => factory() as unknown)).toEqual([
+      gzipCodec,
+      snappyCodec,
+      lz4Codec,
+      zstdCodec,
+    ]);
+  });
+});
+
+describe('gzip (one output buffer per batch)', () => {
+  const unzip = promisify(zlib.unzip);
+  const random = prng(11);
+  /** Text that compresses like records do, `n` bytes. */
+  const text = (n: number): Buffer => {
+    const words = ['"userId":', '"u42"', ',"text":"', 'hello', ' world', '},{', '1700000000000'];
+    const parts: string[] = [];
+    let length = 0;
+    while (length < n) {
+      const w =
+        random() < 0.2
+          ? String.fromCharCode(33 + Math.floor(random() * 90))
+          : words[Math.floor(random() * words.length)]!;
+      parts.push(w);
+      length += w.length;
+    }
+    return Buffer.from(parts.join('').slice(0, n));
+  };
+
+  it('should decompress what zlib compressed: one member, several, zlib format, any size', async () => {
+    for (const n of [0, 1, 100, 16 * 1024, 16 * 1024 + 1, 300_000, 2_000_000]) {
+      const raw = text(n);
+      const member = zlib.gzipSync(raw);
+      expect(inflatedSizeHint(member), `${n}`).toBe(Math.max(zlib.constants.Z_MIN_CHUNK, n + 1));
+      expect((await gzipCodec.decompress(member)).equals(raw), `${n}`).toBe(true);
+      const two = Buffer.concat([member, zlib.gzipSync(raw.subarray(0, n >> 1))]);
+      expect((await gzipCodec.decompress(two)).equals(Buffer.concat([raw, raw.subarray(0, n >> 1)]))).toBe(
+        true,
+      );
+      const deflated = zlib.deflateSync(raw);
+      expect(inflatedSizeHint(deflated)).toBe(zlib.constants.Z_DEFAULT_CHUNK);
+      expect((await gzipCodec.decompress(deflated)).equals(raw)).toBe(true);
+    }
+  });
+
+  it("should refuse a damaged batch as kafkajs' gzip does", async () => {
+    const member = zlib.gzipSync(text(50_000));
+    const wrongSize = Buffer.from(member);
+    wrongSize.writeUInt32LE(7, wrongSize.length - 4);
+    const hugeSize = Buffer.from(member);
+    hugeSize.writeUInt32LE(0xffffffff, hugeSize.length - 4);
+    expect(inflatedSizeHint(hugeSize)).toBe(64 * 1024 * 1024);
+    const flipped = Buffer.from(member);
+    flipped[member.length >> 1]! ^= 0xff;
+    for (const damaged of [wrongSize, hugeSize, flipped, member.subarray(0, member.length - 9)]) {
+      const expected = await unzip(damaged).then(
+        () => 'decompressed',
+        (e: Error) => e.message,
+      );
+      expect(expected).not.toBe('decompressed');
+      await expect(gzipCodec.decompress(damaged)).rejects.toThrow(expected);
+    }
+  });
+
+  it('should compress what zlib decompresses', async () => {
+    const raw = text(10_000);
+    expect(zlib.gunzipSync(await gzipCodec.compress({ buffer: raw })).equals(raw)).toBe(true);
   });
 });
 
