@@ -66,8 +66,9 @@ export function endOfValue(bytes: Uint8Array, at: number): number {
   return -1;
 }
 
-const startsWith = (bytes: Uint8Array, at: number, part: Uint8Array): boolean =>
-  bytes.length - at >= part.length && Buffer.compare(bytes.subarray(at, at + part.length), part) === 0;
+/** Whether `bytes` holds `part` at `at` (compared in place: no view made per call). */
+const startsWith = (bytes: Uint8Array, at: number, part: Buffer): boolean =>
+  bytes.length - at >= part.length && part.compare(bytes, at, at + part.length) === 0;
 
 export class ConverterSchemas {
   /** Most recently seen first. */
