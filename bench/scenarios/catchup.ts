@@ -109,7 +109,7 @@ async function produce(
     ...(options.debezium === true ? { as: (records) => asDebezium(records, topics, true) } : {}),
   });
   ctx.note(
-    `catchup, ${options.tag}, ${options.batching.label}, ${compression.label}: ${options.records} records over ${options.users} users ` +
+    `catchup, ${options.debezium === true ? 'debezium-json, ' : ''}${options.batching.label}, ${compression.label}: ${options.records} records over ${options.users} users ` +
       `(${reference.keys} source rows) on ${partitions} partitions, produced in ${(produceMs / 1000).toFixed(1)} s`,
   );
   const sourcesFile =

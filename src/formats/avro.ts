@@ -58,7 +58,7 @@ export function readLong(bytes: Uint8Array): number | bigint {
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** `n`'s zigzag varint. */
-export function writeLong(n: number | bigint): Buffer {
+function writeLong(n: number | bigint): Buffer {
   let z = BigInt.asUintN(64, (BigInt(n) << 1n) ^ (BigInt(n) >> 63n));
   const out: number[] = [];
   while (z >= 0x80n) {
