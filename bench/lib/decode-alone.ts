@@ -4,7 +4,8 @@
  * store. The catch-up changelog's records (bench/lib/changelog.ts), as the `json` format reads them and as
  * Debezium's Postgres connector writes the same rows through Kafka Connect's JsonConverter, with its schemas
  * (`schemas.enable=true`, the converter's default) and without, and through Confluent's AvroConverter (a
- * schema registry stand-in in this process; each schema fetched once, before the passes).
+ * schema registry stand-in in this process; each schema fetched once, before the passes). Packed with every
+ * contract field (`ALL_FIELDS`): a store packs only the fields its views read, a little less.
  */
 import { Buffer } from 'node:buffer';
 import type { FeedRecord } from '../../src/feed/types.js';

@@ -37,7 +37,7 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
     }
     return both[envelope ? 0 : 1];
   };
-  /** The steps after the converter's wrapper was taken off (`schema`: its value, read by `schemaOf`). */
+  /** The steps after the converter's wrapper was taken off; `schemaOf`: the connector schema it carried. */
   const fromWrapper = (
     key: KeyResult | undefined,
     payload: unknown,

@@ -50,9 +50,9 @@ const MAX_MS = 8.64e15;
 const MS_PER: Record<Exclude<TimeUnit, 'days'>, number> = { millis: 1, micros: 1_000, nanos: 1_000_000 };
 
 /**
- * Floor division of a safe integer by a positive one, exact. `a / b` is correctly rounded, so its truncation
- * is the floor or one more (a negative quotient, or one rounded up to an integer); the remainder, exact here
- * (products of these divisors below 2^56 are doubles), says which.
+ * Floor division of a safe integer by one of MS_PER's divisors, exact. `a / b` is correctly rounded, so its
+ * truncation is the floor or one more (a negative quotient, or one rounded up to an integer); the remainder
+ * says which, and is exact: `q * b` is a multiple of 8 (or b is 1) below 2^56, so a double holds it.
  */
 const floorDivSafe = (a: number, b: number): number => {
   const q = Math.trunc(a / b);
