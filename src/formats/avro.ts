@@ -54,9 +54,11 @@ export function readLong(bytes: Uint8Array): number | bigint {
   let z = 0n;
   for (let i = bytes.length - 1; i >= 0; i--) z = (z << 7n) | BigInt(bytes[i]! & 0x7f);
   z = BigInt.asUintN(64, z);
-  const n = (z >> 1n) ^ -(z & 1n);
-  return n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n;
+  return exact((z >> 1n) ^ -(z & 1n));
 }
+
+/** `n` as a number while it is a safe integer, else as it is. */
+const exact = (n: bigint): number | bigint => (n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n);
 
 /** `n`'s zigzag varint. */
 function writeLong(n: number | bigint): Buffer {
@@ -85,7 +87,7 @@ export const EXACT_LONG = avro.types.LongType.__with(
     toBuffer: (n: number | bigint) => writeLong(n),
     fromJSON: (v: unknown) => {
       const n = typeof v === 'string' ? BigInt(v) : (v as number | bigint);
-      return typeof n === 'bigint' && n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n;
+      return typeof n === 'bigint' ? exact(n) : n;
     },
     toJSON: (n: number | bigint) => Number(n),
     isValid: isLongValue,

@@ -15,6 +15,7 @@
  * A schema is remembered from the second record that carries it (`learn` after the general path): a
  * stream whose schema changes at every record costs a byte scan per record, not a parse of each schema.
  */
+import { BACKSLASH, CLOSE, CLOSE_ARRAY, OPEN, OPEN_ARRAY, QUOTE, isSpace, matches } from './json-bytes.js';
 import { parseLosslessJson, type JsonValue } from './lossless-json.js';
 
 const HEAD = Buffer.from('{"schema":');
@@ -22,11 +23,6 @@ const SEPARATOR = Buffer.from(',"payload":');
 /** Schemas remembered per topic: a table's current schema and a few before it (a rolling connector upgrade). */
 const REMEMBERED = 4;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const CLOSE = 0x7d;
-const isSpace = (b: number): boolean => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 
 export interface Schema {
   /** The schema's text, as the records carry it. */
@@ -49,7 +45,7 @@ export interface Split {
  */
 export function endOfValue(bytes: Uint8Array, at: number): number {
   const open = bytes[at];
-  if (open !== 0x7b && open !== 0x5b) return -1;
+  if (open !== OPEN && open !== OPEN_ARRAY) return -1;
   let depth = 0;
   for (let i = at; i < bytes.length; i++) {
     const b = bytes[i]!;
@@ -57,18 +53,14 @@ export function endOfValue(bytes: Uint8Array, at: number): number {
       for (i++; i < bytes.length && bytes[i] !== QUOTE; i++) if (bytes[i] === BACKSLASH) i++;
       continue;
     }
-    if (b === 0x7b || b === 0x5b) depth++;
-    else if (b === CLOSE || b === 0x5d) {
+    if (b === OPEN || b === OPEN_ARRAY) depth++;
+    else if (b === CLOSE || b === CLOSE_ARRAY) {
       depth--;
       if (depth === 0) return i + 1;
     }
   }
   return -1;
 }
-
-/** Whether `bytes` holds `part` at `at` (compared in place: no view made per call). */
-const startsWith = (bytes: Uint8Array, at: number, part: Buffer): boolean =>
-  bytes.length - at >= part.length && part.compare(bytes, at, at + part.length) === 0;
 
 export class ConverterSchemas {
   /** Most recently seen first. */
@@ -78,15 +70,15 @@ export class ConverterSchemas {
 
   /** `record` split at a remembered schema, or undefined (the caller takes its general path). */
   split(record: Uint8Array): Split | undefined {
-    if (!startsWith(record, 0, HEAD)) return undefined;
-    const schema = this.known.find((s) => startsWith(record, HEAD.length, s.text));
-    if (schema === undefined) return undefined;
+    if (!matches(record, 0, HEAD)) return undefined;
+    const index = this.known.findIndex((s) => matches(record, HEAD.length, s.text));
+    if (index < 0) return undefined;
+    const schema = this.known[index]!;
     const from = HEAD.length + schema.text.length;
-    if (!startsWith(record, from, SEPARATOR)) return undefined;
+    if (!matches(record, from, SEPARATOR)) return undefined;
     let to = record.length;
     while (to > 0 && isSpace(record[to - 1]!)) to--;
     if (to === 0 || record[to - 1] !== CLOSE) return undefined;
-    const index = this.known.indexOf(schema);
     if (index > 0) {
       this.known.splice(index, 1);
       this.known.unshift(schema);
@@ -111,9 +103,9 @@ export class ConverterSchemas {
    * record before also carried it, and if that text is, by itself, one JSON value.
    */
   learn(record: Uint8Array): void {
-    if (!startsWith(record, 0, HEAD)) return;
+    if (!matches(record, 0, HEAD)) return;
     const end = endOfValue(record, HEAD.length);
-    if (end < 0 || !startsWith(record, end, SEPARATOR)) return;
+    if (end < 0 || !matches(record, end, SEPARATOR)) return;
     const text = record.subarray(HEAD.length, end);
     const seen = this.candidate;
     if (seen === undefined || Buffer.compare(seen, text) !== 0) {

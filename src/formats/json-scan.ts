@@ -16,14 +16,9 @@ import { isUtf8 } from 'node:buffer';
 import { normalizeDateTime } from '../views/dates.js';
 import { MAX_KEY_BYTES } from '../views/decode.js';
 import { KEY_FIELD, ROW_FIELDS, type Table } from '../views/source.js';
+import { BACKSLASH, CLOSE, COLON, COMMA, OPEN, QUOTE, matches, skipSpace } from './json-bytes.js';
 import { CONTRACT_FIELDS } from './mapping.js';
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN = 0x7b;
-const CLOSE = 0x7d;
 const MINUS = 0x2d;
 const PLUS = 0x2b;
 const DOT = 0x2e;
@@ -41,7 +36,7 @@ const NULL_FIELD = -1;
 
 /** Field names of one table, as bytes: the row's (ROW_FIELDS order), then the key field. */
 interface TableNames {
-  readonly names: readonly Uint8Array[];
+  readonly names: readonly Buffer[];
   /** Index of the key field in `names`. */
   readonly keyField: number;
   /** Per row field (mapping.ts CONTRACT_FIELDS): required (never null or absent). */
@@ -71,22 +66,8 @@ const NAMES: Readonly<Record<Table, TableNames>> = {
   likes: namesOf('likes'),
 };
 
-const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 const isDigit = (c: number): boolean => c >= ZERO && c <= NINE;
 const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-
-/** Past the JSON whitespace at `i` in `b`. */
-function skipSpace(b: Uint8Array, i: number): number {
-  while (i < b.length && isSpace(b[i]!)) i++;
-  return i;
-}
-
-/** `word`'s bytes at `at` in `b`. */
-function matches(b: Uint8Array, at: number, word: Uint8Array): boolean {
-  if (at + word.length > b.length) return false;
-  for (let i = 0; i < word.length; i++) if (b[at + i] !== word[i]) return false;
-  return true;
-}
 
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
@@ -263,8 +244,8 @@ export class JsonRowScan {
     const { required, id, date } = this.names;
     const own = start[keyField]!;
     if (own >= 0) {
-      if (form[keyField] !== PLAIN || end[keyField]! - own !== key.length) return false;
-      for (let i = 0; i < key.length; i++) if (value[own + i] !== key[i]) return false;
+      if (form[keyField] !== PLAIN || end[keyField]! - own !== key.length || !matches(value, own, key))
+        return false;
     }
     for (let f = 0; f < keyField; f++) {
       const at = start[f]!;
