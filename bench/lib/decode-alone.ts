@@ -17,6 +17,7 @@ import { TRUNCATE } from '../../src/materializer/change-batch.js';
 import { ALL_FIELDS, PackingChangeBatch } from '../../src/store/packed-changes.js';
 import type { Table } from '../../src/views/source.js';
 import { toAvro } from '../../test/formats/fixtures/avro.js';
+import type { Sources } from '../../src/formats/sources.js';
 import { deploySources, withUnits } from '../../test/formats/helpers.js';
 import { startRegistry, type RegistryDouble } from '../../test/utils/schema-registry.js';
 import { createSchemaRegistryClient } from '../../src/formats/registry-client.js';
@@ -52,19 +53,22 @@ interface Workload {
   readonly scan: boolean;
 }
 
-function workloads(count: number, registry: RegistryDouble): Workload[] {
+function workloads(
+  count: number,
+  registry: RegistryDouble,
+  sources: Sources,
+  tables: ReadonlyMap<string, Table>,
+): Workload[] {
   const json: FeedRecord[] = [];
   const withSchemas: FeedRecord[] = [];
   const without: FeedRecord[] = [];
   const avro: FeedRecord[] = [];
-  const topics = new Map<string, Table>(Object.entries(TOPICS).map(([t, topic]) => [topic, t as Table]));
-  const sources = deploySources();
   const pgTopics = Object.fromEntries(
     Object.keys(TOPICS).map((t) => [t, sources.topics[t as Table].topic]),
   ) as Record<Table, string>;
   let i = 0;
   for (const r of changelog(TOPICS, count, Math.ceil(count / 20), 3, new Reference(Math.ceil(count / 20)))) {
-    const table = topics.get(r.topic)!;
+    const table = tables.get(r.topic)!;
     json.push(feedRecord(r.topic, i, r.key, r.value));
     for (const schemas of [true, false]) {
       const m = debeziumMessage(table, r, i, schemas);
@@ -142,7 +146,7 @@ export async function decodeAlone(ctx: ScenarioContext, count: number): Promise<
     tables.set(TOPICS[t], t);
     tables.set(sources.topics[t].topic, t);
   }
-  for (const w of workloads(count, registry)) {
+  for (const w of workloads(count, registry, sources, tables)) {
     const scans = new Map<Table, JsonRowScan>();
     const bytes = w.records.reduce((n, r) => n + (r.key?.length ?? 0) + (r.value?.length ?? 0), 0);
     let best = Infinity;

@@ -90,11 +90,16 @@ interface CatchUp extends Started {
 
 const seconds = (fromMs: number, toMs: number) => (toMs - fromMs) / 1000;
 
-async function produce(
-  ctx: ScenarioContext,
-  kafka: KafkaHandle,
-  options: { tag: string; records: number; users: number; batching: Batching; debezium?: boolean },
-): Promise<Workload> {
+interface ProduceOptions {
+  readonly tag: string;
+  readonly records: number;
+  readonly users: number;
+  readonly batching: Batching;
+  /** The changelog as Debezium writes it (bench/lib/debezium.ts), gzip-compressed. */
+  readonly debezium?: boolean;
+}
+
+async function produce(ctx: ScenarioContext, kafka: KafkaHandle, options: ProduceOptions): Promise<Workload> {
   const topics = freshTopics(`catchup-${options.tag.split(' ')[0]}`);
   // Debezium's records with the converter's schemas are ~2.4 KB: only gzip-compressed do 446k of them fit in
   // the mock's 5 MB per partition.
@@ -181,6 +186,21 @@ async function catchUp(
 
 const expectExactAfter = (ctx: ScenarioContext, w: Workload, url: string, when: string) =>
   expectExact(ctx, url, w.reference, `${w.label}: exact after ${when} (every user equal to the reference)`);
+
+/** A workload produced, its ceilings, and one fresh server catching up on it in `dataDir`, checked exact. */
+async function singleCatchUp(
+  ctx: ScenarioContext,
+  kafka: KafkaHandle,
+  options: ProduceOptions,
+  dataDir: string,
+): Promise<void> {
+  const w = await produce(ctx, kafka, options);
+  const ceiling = await ceilings(ctx, w);
+  const run = await catchUp(ctx, w, dataDir);
+  catchUpRow(ctx, w, 'matview serve, spawn → ready', run, ceiling);
+  await expectExactAfter(ctx, w, run.server.url, 'catch-up');
+  await run.server.stop();
+}
 
 function catchUpRow(ctx: ScenarioContext, w: Workload, name: string, c: CatchUp, ceiling: Ceilings): number {
   const records = w.reference.records;
@@ -361,30 +381,22 @@ export const catchup: Scenario = {
 
     // The same changelog as Debezium's Postgres connector writes it (JsonConverter with its schemas, Kafka
     // Connect's default): the decoding is the format's, the rest is the same.
-    const debezium = await produce(ctx, kafka, {
+    const debezium = {
       tag: 'big batches, debezium-json',
       records,
       users,
       batching: BIG_BATCHES,
       debezium: true,
-    });
-    const debeziumCeiling = await ceilings(ctx, debezium);
-    const debeziumRun = await catchUp(ctx, debezium, `${ctx.tmp}/debezium`);
-    catchUpRow(ctx, debezium, 'matview serve, spawn → ready', debeziumRun, debeziumCeiling);
-    await expectExactAfter(ctx, debezium, debeziumRun.server.url, 'catch-up');
-    await debeziumRun.server.stop();
+    };
+    await singleCatchUp(ctx, kafka, debezium, `${ctx.tmp}/debezium`);
 
-    const small = await produce(ctx, kafka, {
+    const small = {
       tag: 'small batches',
       records: smallRecords,
       users: Math.max(1, Math.round(smallRecords / 20)),
       batching: SMALL_BATCHES,
-    });
-    const smallCeiling = await ceilings(ctx, small);
-    const smallRun = await catchUp(ctx, small, `${ctx.tmp}/small`);
-    catchUpRow(ctx, small, 'matview serve, spawn → ready', smallRun, smallCeiling);
-    await expectExactAfter(ctx, small, smallRun.server.url, 'catch-up');
-    await smallRun.server.stop();
+    };
+    await singleCatchUp(ctx, kafka, small, `${ctx.tmp}/small`);
     if (records !== 446_000)
       ctx.note(`catchup: big batches at ${records} records (BENCH_CATCHUP_RECORDS), not 446,000`);
   },
