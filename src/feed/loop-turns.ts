@@ -8,9 +8,14 @@
  * How long a handler decodes in one turn of the event loop, in ms. A partition that is behind hands over its
  * whole prefetch at once, and the handlers of all partitions run on the one event loop that also serves
  * reads: decoding without turns, a read arriving during a catch-up waits for every handler's batch (hundreds
- * of ms). Shorter slices serve reads sooner and decode less per second (each turn also polls I/O).
+ * of ms). Shorter slices serve reads sooner and decode less per second (each turn also polls I/O). A turn of
+ * the loop also runs the Fetch responses that arrived (each decodes for a slice before its first turn) and
+ * what the batches settled call, so a read waits for several slices: at 5 ms, `user(id)` p99 while the
+ * catch-up bench caught up was 77-303 ms (median 110, 6 runs), at 2 ms (and a batch's merge and its metrics
+ * no longer one long task each: partition-feed.ts `mergeBatches`, metrics.ts `observeAll`) 35-64 ms (median
+ * 48, 9 runs), at the same catch-up rate (medians 87k and 91k records/s: the writer thread sets it).
  */
-export const DECODE_SLICE_MS = 5;
+export const DECODE_SLICE_MS = 2;
 
 /** Records decoded between two looks at the clock. */
 export const DECODE_CHECK_EVERY = 64;

@@ -231,7 +231,10 @@ export class PartitionFeed {
 export function mergeBatches(batches: readonly FeedBatch[]): FeedBatch {
   if (batches.length === 1) return batches[0]!;
   const last = batches[batches.length - 1]!;
-  const records = batches.flatMap((b) => b.records);
+  // A loop, not flatMap: a partition far behind merges ~16k records here, in one task of the event loop,
+  // and flatMap's generic path took ~5-10 ms of it.
+  const records: FeedRecord[] = [];
+  for (const b of batches) for (const r of b.records) records.push(r);
   const { topic, partition, highWatermark, nextOffset } = last;
   return nextOffset === undefined
     ? { topic, partition, records, highWatermark }

@@ -40,18 +40,26 @@ export class BatchHistogram extends Histogram {
       if (state === undefined) throw new Error('prom-client histogram keeps no state under the empty hash');
     }
     const bounds = internals.upperBounds;
-    const buckets = state.bucketValues;
+    // Counted per bound here, then added to prom-client's buckets once per bound: its buckets are keyed by the
+    // bound as a property name, and a number key is turned into a string at each access (a catch-up batch of
+    // tens of thousands of records spent ~10-30 ms of one task in those lookups). The sum is added value by
+    // value, in order, so it is the same double as `observe` leaves.
+    const counts = new Array<number>(bounds.length).fill(0);
+    let sum = state.sum;
     for (; at < values.length; at++) {
       const v = values[at]!;
-      state.sum += v;
+      sum += v;
       state.count += 1;
       // prom-client's `findBound`: the first upper bound at or above the value; above them all, none.
       for (let b = 0; b < bounds.length; b++)
         if (v <= bounds[b]!) {
-          buckets[bounds[b]!]! += 1;
+          counts[b]! += 1;
           break;
         }
     }
+    state.sum = sum;
+    const buckets = state.bucketValues;
+    for (let b = 0; b < bounds.length; b++) if (counts[b]! > 0) buckets[bounds[b]!]! += counts[b]!;
   }
 }
 
