@@ -139,6 +139,7 @@ const schema = z.object({
     .optional(),
   VIEW_REBUILD_BUFFER_ENTRIES: positiveInt.max(100_000_000, 'must be <= 100000000').optional(),
   WRITER_THREAD: bool.default(true),
+  WRITER_THREAD_NICE: nonNegative.int('must be an integer').max(19, 'must be <= 19').default(0),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
   TOPIC_FOLLOWS: topic.default('follows'),
@@ -272,6 +273,8 @@ export interface Config {
   readonly viewRebuildBufferEntries: number;
   /** Materialize and commit batches on a worker thread (src/store/writer-thread.ts). */
   readonly writerThread: boolean;
+  /** Nice steps the writer thread runs below the event loop's CPU priority (src/store/thread-priority.ts). */
+  readonly writerThreadNice: number;
   readonly topics: Topics;
   /**
    * `SOURCES_FILE` (default unset): the sources file (src/formats/sources.ts), validated at start: each table's
@@ -504,6 +507,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS ?? defaultRebuildChunkRecords(e.WRITER_THREAD),
     viewRebuildBufferEntries: e.VIEW_REBUILD_BUFFER_ENTRIES ?? defaultViewRebuildBufferEntries(),
     writerThread: e.WRITER_THREAD,
+    writerThreadNice: e.WRITER_THREAD_NICE,
     topics,
     sources,
     schemaRegistry: registrySettings(e),

@@ -25,6 +25,7 @@ import {
   type WrittenCommit,
 } from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
+import { lowerThreadPriority } from './thread-priority.js';
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
@@ -36,7 +37,13 @@ const {
   rebuildChunkTiming,
   viewBufferEntries,
   viewWriteSlice,
+  niceIncrement,
 } = workerData as WriterData;
+// Before anything else, so that the commits run at it from the first one.
+port.postMessage({
+  kind: 'priority',
+  priority: lowerThreadPriority(niceIncrement ?? 0),
+} satisfies WriterReply);
 const env = openEnvironment(path, mapSize);
 const meta = metaOf(env);
 const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };

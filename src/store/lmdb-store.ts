@@ -74,6 +74,7 @@ import {
   type OutboxKey,
 } from './outbox.js';
 import { WriterThread, type BuiltViews } from './writer-thread.js';
+import type { ThreadPriority } from './thread-priority.js';
 import {
   commitOrBuffer,
   defaultRebuildChunkRecords,
@@ -122,6 +123,13 @@ export interface StoreOptions {
    * Default false (CLI tools, unit tests); `matview serve` turns it on (WRITER_THREAD).
    */
   readonly writerThread?: boolean;
+  /**
+   * Nice steps the writer thread lowers its CPU priority by, below the process's (thread-priority.ts;
+   * WRITER_THREAD_NICE). Default 0: unchanged.
+   */
+  readonly writerThreadNice?: number;
+  /** Called with what the writer thread did to its CPU priority, each time one starts. */
+  readonly onWriterPriority?: (priority: ThreadPriority) => void;
   /** The views to maintain (default: the registry's VIEWS). Other views need `writerThread: false`. */
   readonly views?: readonly ViewModule[];
   /** Records merged into one commit at most (default: {@link defaultMaxRecordsPerCommit}). */
@@ -279,10 +287,12 @@ export class LmdbStore implements ViewReader {
                 ? {}
                 : { viewBufferEntries: options.viewRebuildBufferEntries }),
               ...(options.viewWriteSlice === undefined ? {} : { viewWriteSlice: options.viewWriteSlice }),
+              niceIncrement: options.writerThreadNice ?? 0,
             },
             () => this.env.resetReadTxn(),
             this.onChunkWriteError,
             this.packedFields,
+            options.onWriterPriority,
           )
         : undefined;
     const context: CommitContext = {

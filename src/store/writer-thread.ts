@@ -32,6 +32,7 @@ import {
 } from './packed-changes.js';
 import { PackedViewMap, type PackedViews } from './packed-views.js';
 import type { RebuildChunkTiming } from './shadow-chunks.js';
+import type { ThreadPriority } from './thread-priority.js';
 import type { PackedStoreInput, StoreInput, WrittenCommit } from './write.js';
 import type { ViewBuild } from './generation.js';
 import type { Table } from '../views/source.js';
@@ -49,6 +50,11 @@ export interface WriterData {
   readonly viewBufferEntries?: number;
   /** Entries of those views written by one transaction at most (default VIEWS_WRITE_SLICE). */
   readonly viewWriteSlice?: number;
+  /**
+   * Nice steps the worker lowers its own CPU priority by, below the process's (WRITER_THREAD_NICE,
+   * thread-priority.ts); 0 or absent: unchanged.
+   */
+  readonly niceIncrement?: number;
 }
 
 /** Caller → worker. */
@@ -97,6 +103,8 @@ export type WriterReply =
     }
   /** A chunk written on its own (idle, or at close) failed: kept and tried again, or left to the next start. */
   | { readonly kind: 'chunk-write-failed'; readonly message: string }
+  /** Sent once the worker started: what lowering its priority did (`niceIncrement`). */
+  | { readonly kind: 'priority'; readonly priority: ThreadPriority }
   | {
       readonly ids: readonly number[];
       readonly ok: true;
@@ -152,13 +160,15 @@ export class WriterThread {
 
   /**
    * `onCommitted` runs before a reply settles its promise (the caller renews its read snapshot there);
-   * `crossing`: the fields of a plain input's rows packed for the writer thread (the store's `packedFields`).
+   * `crossing`: the fields of a plain input's rows packed for the writer thread (the store's `packedFields`);
+   * `onPriority`: what each worker started did to its CPU priority (`niceIncrement`).
    */
   constructor(
     private readonly data: WriterData,
     private readonly onCommitted: () => void,
     private readonly onChunkWriteError: (error: unknown) => void,
     private readonly crossing: CrossingFields = ALL_FIELDS,
+    private readonly onPriority: (priority: ThreadPriority) => void = () => undefined,
   ) {
     // Started now, so it has loaded by the first batch.
     this.worker = this.spawn();
@@ -271,6 +281,10 @@ export class WriterThread {
         : new Worker(entry.bootstrap, { ...options, eval: true });
     worker.unref(); // referenced only while a batch is in flight (or while closing)
     worker.on('message', (reply: WriterReply) => {
+      if ('kind' in reply && reply.kind === 'priority') {
+        this.onPriority(reply.priority);
+        return;
+      }
       // Before settling either way: the commit is readable here once this thread renews its snapshot.
       this.onCommitted();
       if (!('kind' in reply)) this.settleCommit(reply);

@@ -102,6 +102,15 @@ export async function startServer(
       path: storePath,
       mapSize: config.lmdbMapSizeBytes,
       writerThread: config.writerThread,
+      writerThreadNice: config.writerThreadNice,
+      onWriterPriority: (priority) => {
+        if ('failed' in priority)
+          logger.warn(
+            { err: priority.failed, increment: config.writerThreadNice },
+            "could not lower the writer thread's CPU priority (WRITER_THREAD_NICE): it runs at the event loop's",
+          );
+        else if ('nice' in priority) logger.debug(priority, "writer thread's CPU priority lowered");
+      },
       maxRecordsPerCommit: config.maxRecordsPerCommit,
       rebuildChunkRecords: config.rebuildChunkRecords,
       viewRebuildBufferEntries: config.viewRebuildBufferEntries,
