@@ -21,9 +21,11 @@ interface HistogramState {
  */
 export class BatchHistogram extends Histogram {
   /** `observe(v)` for each `v` of `values`, in order. Throws, before observing any, on a value that is not finite. */
-  observeAll(values: readonly number[]): void {
-    for (const v of values)
+  observeAll(values: ArrayLike<number>): void {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
       if (!Number.isFinite(v)) throw new TypeError(`Value is not a valid number: ${String(v)}`);
+    }
     const internals = this as unknown as {
       readonly hashMap: Record<string, HistogramState | undefined>;
       readonly upperBounds: readonly number[];
