@@ -47,7 +47,14 @@ import {
 } from './kafkajs-internals.js';
 import { turnsOf, type DecodeTurns } from './loop-turns.js';
 import { PartitionFeed, fetchedBatch, type FetchTicket, type TakenBatch } from './partition-feed.js';
-import type { FeedSource, FeedStartOptions, FeedState, FeedStatus, PartitionPosition } from './types.js';
+import type {
+  FeedRecord,
+  FeedSource,
+  FeedStartOptions,
+  FeedState,
+  FeedStatus,
+  PartitionPosition,
+} from './types.js';
 
 export { createKafkaClient, kafkaLogCreator, type KafkaClientOptions } from './kafka-client.js';
 export { toFeedBatch } from './partition-feed.js';
@@ -571,8 +578,18 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
     const start = startOptions;
     if (start === undefined) return;
     const { batch } = taken;
+    /**
+     * The handler decoded the batch and holds `heldBytes` for it: its records go (the Fetch response they are
+     * views of is freed with the last of them), and the partition may hand out its next batch sooner.
+     */
+    const decoded = (heldBytes: number): void => {
+      if (!p.release(taken, heldBytes)) return;
+      (batch.records as FeedRecord[]).length = 0;
+      // After the handler's call returns to its own await, not inside it.
+      setImmediate(() => deliver(p));
+    };
     try {
-      await start.handler(batch);
+      await start.handler(batch, decoded);
     } catch (error) {
       p.settle(taken, false, Date.now());
       // Stopping: the store refuses what it has not started to commit (read again at the next start).

@@ -19,7 +19,10 @@
  * its p99). A batch taken while a batch of the same epoch is out says where it continues from
  * (`continuesFrom`: where that one ends); the handler hands it to the store after that one, and the store
  * applies it only once that one is applied (src/pipeline/batch-steps.ts, 4.). So a partition holds at most
- * `maxPrefetchBytes` waiting plus one fetch, and about as much again out.
+ * `maxPrefetchBytes` waiting plus one fetch, and about as much again out. A batch out counts its records'
+ * bytes until its handler has decoded them and let them go (`release`: FeedHandler's `decoded`), then what
+ * the handler holds for it until its commit (its packed records, far smaller), and at most MAX_BATCHES_OUT
+ * are out at once.
  *
  * Re-reads: when the handler rejects a batch, nothing of it counts. What was fetched after it is dropped
  * and the partition is fetched again from `appliedUpTo`, the offset after the last batch the handler
@@ -45,7 +48,7 @@ export interface TakenBatch {
   /** Offset after the batch's last record. */
   readonly next: bigint;
   readonly epoch: number;
-  /** Record bytes it holds (`batchBytes`). */
+  /** Record bytes it holds (`batchBytes`) when taken. */
   readonly bytes: number;
 }
 
@@ -60,6 +63,13 @@ interface Prefetched {
  * the default 4 MiB, about 1,000 records of the bench's changelog, a fetch's worth when far behind).
  */
 export const PIPELINE_SHARE = 1 / 16;
+
+/**
+ * Batches of one partition out at once at most: with their records let go (`release`), batches out count
+ * for what their handlers hold (packed records, ~65 bytes each against ~2.4 KB of a Debezium envelope),
+ * and this keeps the handler calls waiting for their commits few.
+ */
+export const MAX_BATCHES_OUT = 16;
 
 /** Backoff after consecutive failures of one partition: 200 ms doubling to 10 s. */
 export const partitionBackoffMs = (failures: number): number =>
@@ -78,8 +88,13 @@ export class PartitionFeed {
   private waitingBytes = 0;
   private epoch = 0;
   private fetching = false;
-  /** Batches handed out and not settled, and their bytes. */
-  private out = 0;
+  /**
+   * Batches handed out and not settled, each with the bytes it counts for: its records', until its handler let
+   * them go (`release`), then what the handler said it holds for it.
+   */
+  private readonly outstanding = new Map<TakenBatch, number>();
+  /** Those that were released. */
+  private readonly released = new WeakSet<TakenBatch>();
   private outBytes = 0;
   /** Of those, the ones taken in the current epoch, and where the last one taken in it ends. */
   private outInEpoch = 0;
@@ -113,7 +128,7 @@ export class PartitionFeed {
 
   /** Whether a batch of it is out (taken, not settled). */
   get handling(): boolean {
-    return this.out > 0;
+    return this.outstanding.size > 0;
   }
 
   /** May a fetch for this partition be sent at `now`? */
@@ -159,9 +174,11 @@ export class PartitionFeed {
    */
   ready(): boolean {
     if (this.waiting.length === 0) return false;
-    if (this.out === 0) return true;
+    if (this.outstanding.size === 0) return true;
     return (
-      this.outBytes < this.maxPrefetchBytes && this.waitingBytes >= this.maxPrefetchBytes * PIPELINE_SHARE
+      this.outstanding.size < MAX_BATCHES_OUT &&
+      this.outBytes < this.maxPrefetchBytes &&
+      this.waitingBytes >= this.maxPrefetchBytes * PIPELINE_SHARE
     );
   }
 
@@ -181,11 +198,26 @@ export class PartitionFeed {
     // Taken while one of this epoch is out: it continues where the last one taken ends.
     const batch = this.outInEpoch > 0 ? { ...merged, continuesFrom: this.lastTakenNext.toString() } : merged;
     const next = taken[taken.length - 1]!.next;
-    this.out++;
+    const out: TakenBatch = { batch, next, epoch: this.epoch, bytes };
+    this.outstanding.set(out, bytes);
     this.outBytes += bytes;
     this.outInEpoch++;
     this.lastTakenNext = next;
-    return { batch, next, epoch: this.epoch, bytes };
+    return out;
+  }
+
+  /**
+   * The handler of `taken` let its records go and holds `heldBytes` for it until it settles (FeedHandler's
+   * `decoded`): those count for it from now on, instead of its records' bytes, so that more may be taken.
+   * False, changing nothing, when it is not out or was released already.
+   */
+  release(taken: TakenBatch, heldBytes: number): boolean {
+    const counted = this.outstanding.get(taken);
+    if (counted === undefined || this.released.has(taken)) return false;
+    this.released.add(taken);
+    this.outstanding.set(taken, heldBytes);
+    this.outBytes += heldBytes - counted;
+    return true;
   }
 
   /**
@@ -194,8 +226,10 @@ export class PartitionFeed {
    * before a reset (one handed out after a batch that was rejected, say) changes nothing.
    */
   settle(taken: TakenBatch, accepted: boolean, now: number): void {
-    this.out--;
-    this.outBytes -= taken.bytes;
+    const counted = this.outstanding.get(taken);
+    if (counted === undefined) return;
+    this.outstanding.delete(taken);
+    this.outBytes -= counted;
     if (taken.epoch !== this.epoch) return;
     this.outInEpoch--;
     if (accepted) {

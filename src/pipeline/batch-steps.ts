@@ -28,7 +28,7 @@
  * dead letters (those records were kept already) and counts into the rebuild metrics, leaving the freshness
  * and per-topic metrics to the live feed.
  */
-import { compareOffsets, type FeedBatch, type FeedRecord } from '../feed/types.js';
+import { compareOffsets, type FeedBatch, type FeedHandler, type FeedRecord } from '../feed/types.js';
 import type { BatchInput } from '../materializer/change-batch.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -62,9 +62,16 @@ export interface HandlerOptions {
   readonly logger: Logger;
   /**
    * Called after each batch is durable (readiness, lag). `newestEventMs`: the newest event time among the
-   * batch's changes, when its format carries one (Debezium `source.ts_ms`, a view's `version.eventTime`).
+   * batch's changes, when its format carries one (Debezium `source.ts_ms`, a view's `version.eventTime`),
+   * else the Kafka timestamp of the batch's last record (undefined: it had none). `tail`: what its last record
+   * said (the batch's records may be gone by then: FeedHandler's `decoded`).
    */
-  readonly onApplied?: (batch: FeedBatch, result: BatchResult | undefined, newestEventMs?: number) => void;
+  readonly onApplied?: (
+    batch: FeedBatch,
+    result: BatchResult | undefined,
+    newestEventMs: number | undefined,
+    tail: BatchTail,
+  ) => void;
   /** `rebuild`: feed `generation` (a shadow) without dead letters; default `live`: the active generation. */
   readonly role?: 'live' | 'rebuild';
   /** The shadow generation a `rebuild` handler writes to. */
@@ -92,6 +99,20 @@ export class Chunks<B extends { readonly length: number }> {
     this.current = make();
   }
 
+  /**
+   * Bytes the chunks hold, by `size` of each (undefined when `size` gives undefined for one: it cannot say).
+   */
+  bytes(size: (chunk: B) => number | undefined): number | undefined {
+    let total = 0;
+    for (const { batch } of this.full) {
+      const n = size(batch);
+      if (n === undefined) return undefined;
+      total += n;
+    }
+    const n = size(this.current);
+    return n === undefined ? undefined : total + n;
+  }
+
   /** Call after adding the record at `offset` to `current`. */
   added(offset: string): void {
     if (this.current.length < this.size) return;
@@ -115,8 +136,10 @@ export class Chunks<B extends { readonly length: number }> {
 /** What a handler's batch brings to its end (`finish`). */
 export interface BatchEnd<B extends { readonly length: number }> {
   readonly chunks: Chunks<B>;
-  /** The batch's last fresh record (undefined: none was fresh). */
-  readonly last: FeedRecord | undefined;
+  /** The offset of the batch's last fresh record (undefined: none was fresh). */
+  readonly lastOffset: string | undefined;
+  /** What the batch's last record said, fresh or not (`tailOf`, read before the records went). */
+  readonly tail: BatchTail;
   readonly invalid: readonly DeadLetter[];
   readonly valid: number;
   readonly newestEventMs: number | undefined;
@@ -143,6 +166,22 @@ export function observeApplied(
     if (Number.isFinite(t)) ages[n++] = Math.max(0, (appliedAt - t) / 1000);
   }
   metrics.eventAgeSeconds.observeAll(ages.subarray(0, n));
+}
+
+/**
+ * What the batch's last record says of it, read before its records may go (FeedHandler's `decoded`): its Kafka
+ * timestamp in ms, and the offset after it (both undefined: the batch has no record).
+ */
+export interface BatchTail {
+  readonly timestamp: number | undefined;
+  readonly next: string | undefined;
+}
+
+export function tailOf(batch: FeedBatch): BatchTail {
+  const tail = batch.records[batch.records.length - 1];
+  return tail === undefined
+    ? { timestamp: undefined, next: undefined }
+    : { timestamp: Number(tail.timestamp), next: (BigInt(tail.offset) + 1n).toString() };
 }
 
 /** A handler call's place among the calls of its partition (module comment, 4.). */
@@ -259,16 +298,16 @@ export function handlerSteps<B extends { readonly length: number }>(
     await turns.get(batch)?.ready;
     // The source skipped records it never delivers: the position moves past them with the last chunk.
     const skipTo = batch.nextOffset === undefined ? undefined : (BigInt(batch.nextOffset) - 1n).toString();
-    if (end.last === undefined) {
+    if (end.lastOffset === undefined) {
       const at = stored(batch);
       let moved: BatchResult | undefined;
       if (skipTo !== undefined && (at === undefined || compareOffsets(batch.nextOffset!, at) > 0))
         moved = await commit(batch, make(), skipTo, [], { first: true, last: true });
-      onApplied?.(batch, moved, newestEventMs);
+      onApplied?.(batch, moved, newestEventMs, end.tail);
       return undefined;
     }
     const reach =
-      skipTo !== undefined && compareOffsets(skipTo, end.last.offset) > 0 ? skipTo : end.last.offset;
+      skipTo !== undefined && compareOffsets(skipTo, end.lastOffset) > 0 ? skipTo : end.lastOffset;
     const done = end.chunks.finish(reach);
     if (invalid.length > 0 && rebuild)
       logger.debug(
@@ -315,7 +354,7 @@ export function handlerSteps<B extends { readonly length: number }>(
     if (result === undefined) return undefined;
     if (rebuild) {
       metrics.rebuildRecordsApplied.inc(end.valid);
-      onApplied?.(batch, result, newestEventMs);
+      onApplied?.(batch, result, newestEventMs, end.tail);
       return undefined;
     }
     return { result };
@@ -327,12 +366,12 @@ export function handlerSteps<B extends { readonly length: number }>(
      * The feed handler around `body` (which ends with `finish`): the call takes its turn among its partition's
      * calls at once, in the order the source calls it, and gives it up when it ends, whatever happened.
      */
-    handler(body: (batch: FeedBatch) => Promise<void>): (batch: FeedBatch) => Promise<void> {
-      return async (batch) => {
+    handler(body: FeedHandler): FeedHandler {
+      return async (batch, decoded) => {
         const turn = order.take(batch);
         turns.set(batch, turn);
         try {
-          await body(batch);
+          await body(batch, decoded);
         } finally {
           turn.pass();
         }

@@ -17,7 +17,7 @@ import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import { PackingChangeBatch } from '../store/packed-changes.js';
 import { JsonRowScan } from '../formats/json-scan.js';
 import type { Table } from '../views/source.js';
-import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import { handlerSteps, tailOf, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 
@@ -47,6 +47,10 @@ function packedFromBytes(
     : undefined;
 }
 
+/** Bytes a chunk's packed records take (undefined: it holds decoded rows, not packed ones). */
+const packedBytesOf = (chunk: ChangeBatch | PackingChangeBatch): number | undefined =>
+  chunk instanceof PackingChangeBatch ? chunk.packedBytes : undefined;
+
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { tables, metrics, logger, onApplied } = options;
   const decoders =
@@ -62,15 +66,16 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
   /** Per table read in the `json` format: its plain records' scanner (json-scan.ts). */
   const scans = new Map<Table, JsonRowScan>();
 
-  return steps.handler(async (batch) => {
+  return steps.handler(async (batch, decoded) => {
     const table = tables.get(batch.topic);
     const decoder = decoders.get(batch.topic);
     if (table === undefined || decoder === undefined)
       throw new Error(`ingest got a batch of unknown topic "${batch.topic}"`);
     const started = performance.now();
+    const tail = tailOf(batch);
     const fresh = steps.fresh(batch);
     const skipped = batch.records.length - fresh.length;
-    const last: FeedRecord | undefined = fresh[fresh.length - 1];
+    const lastOffset = fresh[fresh.length - 1]?.offset;
     if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
     const chunks = steps.chunks();
     const invalid: DeadLetter[] = [];
@@ -126,7 +131,19 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
       chunks.added(record.offset);
     }
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
-    const committed = await steps.finish(batch, { chunks, last, invalid, valid, newestEventMs });
+    // Every record is packed (or kept as invalid): the source may let the batch's records go, and count the
+    // packed bytes for it until its commit instead of the records' (FeedHandler). Not when a chunk holds
+    // decoded rows (the store does not pack, or a row would not pack): those are not counted in bytes here.
+    const held = decoded === undefined ? undefined : chunks.bytes(packedBytesOf);
+    if (held !== undefined) decoded!(held);
+    const committed = await steps.finish(batch, {
+      chunks,
+      lastOffset,
+      tail,
+      invalid,
+      valid,
+      newestEventMs: newestEventMs ?? tail.timestamp,
+    });
     if (committed === undefined) return;
     const { result } = committed;
     for (const r of truncates)
@@ -135,6 +152,6 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         'source table truncated: every row of the table was deleted',
       );
     observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
-    onApplied?.(batch, result, newestEventMs);
+    onApplied?.(batch, result, newestEventMs ?? tail.timestamp, tail);
   });
 }

@@ -10,11 +10,11 @@
  * upstream watch turns it into readiness).
  */
 import { decodeTurns } from '../feed/loop-turns.js';
-import type { FeedHandler, FeedRecord } from '../feed/types.js';
+import type { FeedHandler } from '../feed/types.js';
 import { ReplicaBatch } from '../materializer/change-batch.js';
 import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
-import { handlerSteps, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import { handlerSteps, tailOf, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export interface ViewIngestOptions extends HandlerOptions {
   /** The view topic (VIEW_TOPIC_IN). */
@@ -35,9 +35,10 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
   return steps.handler(async (batch) => {
     if (batch.topic !== topic) throw new Error(`view ingest got a batch of another topic "${batch.topic}"`);
     const started = performance.now();
+    const tail = tailOf(batch);
     const fresh = steps.fresh(batch);
     const skipped = batch.records.length - fresh.length;
-    const last: FeedRecord | undefined = fresh[fresh.length - 1];
+    const lastOffset = fresh[fresh.length - 1]?.offset;
     const chunks = steps.chunks();
     const invalid: DeadLetter[] = [];
     const eventTimes: number[] = [];
@@ -77,15 +78,16 @@ export function createViewIngestHandler(options: ViewIngestOptions): FeedHandler
       if (skipped > 0) metrics.recordsSkipped.inc({ topic }, skipped);
       for (const [view, n] of ignored) metrics.viewTopicRecordsIgnored.inc({ view }, n);
     }
-    const newestEventMs = eventTimes.reduce<number | undefined>(
-      (newest, t) => (newest === undefined || t > newest ? t : newest),
-      undefined,
-    );
-    const committed = await steps.finish(batch, { chunks, last, invalid, valid, newestEventMs });
+    const newestEventMs =
+      eventTimes.reduce<number | undefined>(
+        (newest, t) => (newest === undefined || t > newest ? t : newest),
+        undefined,
+      ) ?? tail.timestamp;
+    const committed = await steps.finish(batch, { chunks, lastOffset, tail, invalid, valid, newestEventMs });
     if (committed === undefined) return;
     const { result } = committed;
     observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
     if (status !== undefined) options.onStatus?.(status);
-    onApplied?.(batch, result, newestEventMs);
+    onApplied?.(batch, result, newestEventMs, tail);
   });
 }

@@ -268,6 +268,17 @@ export class ChangesPacker {
     this.w = new Writer(expected * RECORD_BYTES_GUESS);
   }
 
+  /** Bytes its buffers take (allocated, not only filled): what it holds until its commit. */
+  get bytes(): number {
+    return (
+      this.table.byteLength +
+      this.topic.byteLength +
+      this.partition.byteLength +
+      this.eventTime.byteLength +
+      this.w.buf.length
+    );
+  }
+
   get length(): number {
     return this.n;
   }
@@ -488,6 +499,11 @@ export class PackingChangeBatch {
   /** `crossing`: the fields it packs (the store's `packedFields`). */
   constructor(crossing: CrossingFields = ALL_FIELDS) {
     this.packer = new ChangesPacker(0, crossing);
+  }
+
+  /** Bytes of what it packed (undefined: it fell back to decoded rows). */
+  get packedBytes(): number | undefined {
+    return this.packer?.bytes;
   }
 
   get length(): number {

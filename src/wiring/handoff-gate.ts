@@ -14,11 +14,11 @@ export class HandoffGate {
 
   /** Wraps the live handler so that it waits while the gate is held and is counted while it runs. */
   wrap(handler: FeedHandler): FeedHandler {
-    return async (batch) => {
+    return async (batch, decoded) => {
       while (this.held !== undefined) await this.held;
       this.inFlight++;
       try {
-        await handler(batch);
+        await handler(batch, decoded);
       } finally {
         this.inFlight--;
         if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();

@@ -171,10 +171,8 @@ export class RebuildController {
         ...(this.options.maxRecordsPerCommit === undefined
           ? {}
           : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),
-        onApplied: (batch) => {
-          const last = batch.records[batch.records.length - 1];
-          const next =
-            batch.nextOffset ?? (last === undefined ? undefined : String(BigInt(last.offset) + 1n));
+        onApplied: (batch, _result, _newest, tail) => {
+          const next = batch.nextOffset ?? tail.next;
           if (next !== undefined) applied.set(partitionKey(batch.topic, batch.partition), next);
           this.poke();
         },

@@ -286,8 +286,7 @@ async function startOn(
   });
   opened.add(() => drainer.stop());
   const onApplied = (batch: FeedBatch, _result: unknown, newestEventMs?: number): void => {
-    const last = batch.records[batch.records.length - 1];
-    tracker.applied(batch, newestEventMs ?? (last === undefined ? undefined : Number(last.timestamp)));
+    tracker.applied(batch, newestEventMs);
     drainer.wake();
   };
   const handler = gate.wrap(

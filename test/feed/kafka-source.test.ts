@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerCodecs, type KafkaCodec } from '../../src/feed/codecs.js';
 import { createKafkaSource, toFeedBatch } from '../../src/feed/kafka-source.js';
+import { MAX_BATCHES_OUT } from '../../src/feed/partition-feed.js';
 import type {
   FeedBatch,
   FeedHandler,
@@ -628,6 +629,46 @@ describe('Kafka source', () => {
     release();
     await eventually('all 21 records', () => c.records().length === 21);
     expect(c.records().map((r) => r.offset)).toEqual(Array.from({ length: 21 }, (_, i) => String(i)));
+    await source.stop();
+  });
+
+  it('should let go of a decoded batch and count what its handler holds, so that more batches go out', async () => {
+    // The handler reads its batch, says it holds nothing of it (FeedHandler's `decoded`), and waits: the records
+    // are gone from the batch, and the partition keeps handing batches out past what the bound allows for
+    // records out (MAX_BATCHES_OUT at most), each continuing where the one before it ends.
+    const topic = uniqueTopic('feed-decoded');
+    const value = 'x'.repeat(200);
+    await produce(kafka.brokers, topic, [{ key: 'k0', value, partition: 0 }]);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const handed: { offsets: string[]; batch: FeedBatch }[] = [];
+    const applied: string[] = [];
+    const handler: FeedHandler = async (batch, decoded) => {
+      const offsets = batch.records.map((r) => r.offset);
+      handed.push({ offsets, batch });
+      decoded?.(0);
+      await gate;
+      applied.push(...offsets);
+    };
+    const prefetchBytes = 1024;
+    const source = newSource(undefined, { prefetchBytes });
+    await source.start(startOptions([topic], handler));
+    await eventually('the first batch handed out', () => handed.length === 1);
+    for (let i = 1; i <= 20; i++)
+      await produce(kafka.brokers, topic, [{ key: `k${i}`, value, partition: 0 }]);
+    const record = 64 + 3 + value.length;
+    await eventually('batches out past the bound', () => handed.length === MAX_BATCHES_OUT, 20_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(handed).toHaveLength(MAX_BATCHES_OUT);
+    const outRecords = handed.reduce((n, h) => n + h.offsets.length, 0);
+    expect(outRecords * record).toBeGreaterThan(2 * prefetchBytes);
+    expect(handed.every((h) => h.batch.records.length === 0)).toBe(true);
+    expect(handed.map((h) => h.batch.continuesFrom)).toEqual(
+      handed.map((_, i) => (i === 0 ? undefined : String(Number(handed[i - 1]!.offsets.at(-1)) + 1))),
+    );
+    release();
+    await eventually('all 21 records', () => applied.length === 21);
+    expect(applied).toEqual(Array.from({ length: 21 }, (_, i) => String(i)));
     await source.stop();
   });
 

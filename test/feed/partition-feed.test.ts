@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import {
+  MAX_BATCHES_OUT,
   PIPELINE_SHARE,
   PartitionFeed,
   batchBytes,
@@ -106,6 +107,51 @@ describe('PartitionFeed', () => {
     p.settle(a, true, 0);
     const c = p.take()!;
     expect([a, b, c].map((t) => t.batch.continuesFrom)).toEqual([undefined, '1', '2']);
+  });
+
+  it('should count a batch whose records were let go by what its handler holds, until it settles', () => {
+    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
+    const p = new PartitionFeed('t', 0, 0n, 2 * one);
+    p.leader = 1;
+    const fetch = (count: number) => fetchInto(p, count);
+    fetch(2);
+    const a = p.take()!; // two records out: at the bound
+    fetch(1);
+    expect(p.take()).toBeUndefined();
+    // Its handler decoded it and holds a tenth of its bytes: the bound has room again.
+    expect(p.release(a, Math.floor(one / 5))).toBe(true);
+    expect(p.release(a, 0)).toBe(false); // once
+    const b = p.take()!;
+    expect(b.batch.continuesFrom).toBe('2');
+    fetch(1);
+    // a (a fifth of a record) and b (one record) are out: under the bound, one more goes.
+    const c = p.take()!;
+    fetch(1);
+    expect(p.take()).toBeUndefined();
+    // Settled, a frees what it held, not its records' bytes: b and c still fill the bound.
+    p.settle(a, true, 0);
+    expect(p.take()).toBeUndefined();
+    expect(p.release(a, 0)).toBe(false); // settled
+    p.settle(b, true, 0);
+    expect(p.take()!.batch.records.map((r) => r.offset)).toEqual(['4']);
+    expect(c.batch.records.map((r) => r.offset)).toEqual(['3']);
+  });
+
+  it('should hand out at most MAX_BATCHES_OUT batches at once, whatever they hold', () => {
+    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
+    const p = new PartitionFeed('t', 0, 0n, 16 * one); // a share of one record
+    p.leader = 1;
+    const out: TakenBatch[] = [];
+    for (let i = 0; i < MAX_BATCHES_OUT + 3; i++) {
+      fetchInto(p, 1);
+      const taken = p.take();
+      if (taken === undefined) break;
+      p.release(taken, 0);
+      out.push(taken);
+    }
+    expect(out).toHaveLength(MAX_BATCHES_OUT);
+    p.settle(out[0]!, true, 0);
+    expect(p.take()).toBeDefined();
   });
 
   it('should keep small fetches waiting while a batch is out, and hand them out together after it', () => {
@@ -261,6 +307,9 @@ describe('PartitionFeed', () => {
       const applied: string[] = [];
       let inFlight: FetchTicket | undefined;
       const out: TakenBatch[] = [];
+      /** What each batch out counts for (its records' bytes, or what its handler held once released). */
+      const counted = new Map<TakenBatch, number>();
+      const released = new Set<TakenBatch>();
       let outBytes = 0;
       let now = 0;
       for (let step = 0; step < 3_000 && applied.length < length; step++) {
@@ -279,18 +328,32 @@ describe('PartitionFeed', () => {
           const waiting = p.prefetchedBytes;
           const taken = p.take();
           if (taken === undefined) continue;
-          // Another goes out only while those out hold less than the bound, and once a share of it waits.
+          // Another goes out only while those out hold less than the bound, and once a share of it waits, and
+          // while fewer than MAX_BATCHES_OUT are out.
           if (out.length > 0) {
             expect(before).toBeLessThan(bound);
             expect(waiting).toBeGreaterThanOrEqual(bound * PIPELINE_SHARE);
+            expect(out.length).toBeLessThan(MAX_BATCHES_OUT);
           }
           out.push(taken);
+          counted.set(taken, taken.bytes);
           outBytes += taken.bytes;
           expect(p.take()).toBeUndefined(); // it took everything waiting
+        } else if (roll < 0.82 && out.length > 0) {
+          // A handler decoded its batch and lets its records go, holding less (FeedHandler's `decoded`).
+          const taken = out[Math.floor(rnd() * out.length)]!;
+          const held = Math.floor(rnd() * taken.bytes);
+          const first = !released.has(taken);
+          expect(p.release(taken, held)).toBe(first);
+          if (first) {
+            released.add(taken);
+            outBytes += held - counted.get(taken)!;
+            counted.set(taken, held);
+          }
         } else if (roll < 0.95 && out.length > 0) {
           // The store commits the oldest batch out, or fails it.
           const taken = out.shift()!;
-          outBytes -= taken.bytes;
+          outBytes -= counted.get(taken)!;
           const from = taken.batch.continuesFrom;
           const ok = (from === undefined || position >= BigInt(from)) && rnd() < 0.8;
           if (ok) {
@@ -301,7 +364,7 @@ describe('PartitionFeed', () => {
         } else if (out.length > 0) {
           // A batch fails before it reaches the store (its decoding did), whichever is out.
           const [taken] = out.splice(Math.floor(rnd() * out.length), 1);
-          outBytes -= taken!.bytes;
+          outBytes -= counted.get(taken!)!;
           p.settle(taken!, false, now);
         }
       }

@@ -163,6 +163,50 @@ describe.each([false, true])('ingest (writer thread: %s)', (writerThread) => {
     await store.close();
   });
 
+  it("should say when its batch is decoded, with the packed bytes it holds, and read none of the batch's records after", async () => {
+    const store = openStore({ path: tempDir(), writerThread });
+    opened.push(store);
+    const applied: unknown[] = [];
+    const handler = createIngestHandler({
+      store,
+      tables,
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: silentLogger,
+      deadLetters: { outboxEntry: (entry) => toOutboxEntry(entry, '.dlq') },
+      onApplied: (_batch, _result, newestEventMs, tail) => applied.push({ newestEventMs, tail }),
+    });
+    const b = batch('tweets', [
+      ['t1', JSON.stringify({ userId: 'u1' })],
+      ['t2', '{not json'],
+      ['t3', JSON.stringify({ userId: 'u1' })],
+    ]);
+    const held: number[] = [];
+    // As the Kafka source does: the records go once the handler says it decoded them.
+    await handler(b, (bytes) => {
+      held.push(bytes);
+      (b.records as FeedRecord[]).length = 0;
+    });
+    // Decoded rows are not packed without the writer thread: nothing is said then, and the records stay.
+    expect({ calls: held.length, positive: held.every((n) => n > 0) }).toEqual({
+      calls: writerThread ? 1 : 0,
+      positive: true,
+    });
+    expect({
+      tweets: (store.activeGeneration().spaces('user-information')['counts'] as KvSpace<Counts>).get('u1')
+        ?.tweetCount,
+      position: store.position('tweets', 0),
+      deadLetters: outbox(store),
+    }).toEqual({
+      tweets: 2,
+      position: '3',
+      deadLetters: [{ topic: 'tweets.dlq', offset: '1', code: RecordErrorCode.JsonInvalid }],
+    });
+    // What onApplied is told of the batch comes from before its records went.
+    expect(applied).toEqual([
+      { newestEventMs: 1_700_000_000_000, tail: { timestamp: 1_700_000_000_000, next: '3' } },
+    ]);
+  });
+
   it('should move the position past records the source skipped (transaction markers), with or without records left', async () => {
     const { store, handler } = setup(undefined, writerThread);
     await handler({ ...batch('tweets', [['t0', JSON.stringify({ userId: 'u1' })]]), nextOffset: '2' });
