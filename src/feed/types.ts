@@ -52,12 +52,12 @@ export interface PartitionPosition {
  * Applies a batch durably. Resolves only after the batch's effects and its offsets are committed;
  * a rejection means nothing of the batch was committed and the source must deliver it again.
  *
- * `decoded`, when the source passes it: the handler may call it once, before it settles, when it has read
- * all it needs of `batch.records` and keeps no record of them (what it decoded is its own), with the bytes it
- * still holds for the batch until its commit (its packed records). From then on `batch.records` is empty (the
- * source lets the records go), and a source that bounds what it fetches ahead counts those bytes for the
- * batch instead of its records': a partition far behind in records far bigger than what they decode into
- * (Debezium's envelopes) gets more of them into one commit.
+ * `decoded`, when the source passes it: the handler may call it once, before it settles, when it no longer
+ * reads `batch.records` (what it decoded is its own; it may keep the few records it still needs, its invalid
+ * ones for the dead-letter topic), with the bytes it holds for the batch until its commit (its packed
+ * records). From then on `batch.records` is empty (the source lets the records go), and a source that bounds
+ * what it fetches ahead counts those bytes for the batch instead of its records': a partition far behind in
+ * records far bigger than what they decode into (Debezium's envelopes) gets more of them into one commit.
  */
 export type FeedHandler = (batch: FeedBatch, decoded?: (heldBytes: number) => void) => Promise<void>;
 

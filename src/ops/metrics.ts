@@ -43,9 +43,9 @@ export class BatchHistogram extends Histogram {
     }
     const bounds = internals.upperBounds;
     // Counted per bound here, then added to prom-client's buckets once per bound: its buckets are keyed by the
-    // bound as a property name, and a number key is turned into a string at each access (a catch-up batch of
-    // tens of thousands of records spent ~10-30 ms of one task in those lookups). The sum is added value by
-    // value, in order, so it is the same double as `observe` leaves.
+    // bound as a property name, and a number key is turned into a string at each access (16k values: 2.5 ms
+    // before, 1.1 ms, warm; a catch-up's batches hold up to tens of thousands, in one task of the event loop).
+    // The sum is added value by value, in order, so it is the same double as `observe` leaves.
     const counts = new Array<number>(bounds.length).fill(0);
     let sum = state.sum;
     for (; at < values.length; at++) {

@@ -17,7 +17,7 @@ import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import { PackingChangeBatch } from '../store/packed-changes.js';
 import { JsonRowScan } from '../formats/json-scan.js';
 import type { Table } from '../views/source.js';
-import { handlerSteps, tailOf, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import { handlerSteps, observeApplied, tailOf, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 
@@ -135,7 +135,7 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     // packed bytes for it until its commit instead of the records' (FeedHandler). Not when a chunk holds
     // decoded rows (the store does not pack, or a row would not pack): those are not counted in bytes here.
     const held = decoded === undefined ? undefined : chunks.bytes(packedBytesOf);
-    if (held !== undefined) decoded!(held);
+    if (held !== undefined) decoded?.(held);
     const committed = await steps.finish(batch, {
       chunks,
       lastOffset,

@@ -14,7 +14,7 @@ import type { FeedHandler } from '../feed/types.js';
 import { ReplicaBatch } from '../materializer/change-batch.js';
 import { TOTALS_KEY } from '../views/totals.js';
 import { decodeViewRecord, type ProducerStatus } from '../views/view-record.js';
-import { handlerSteps, tailOf, observeApplied, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import { handlerSteps, observeApplied, tailOf, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
 export interface ViewIngestOptions extends HandlerOptions {
   /** The view topic (VIEW_TOPIC_IN). */
