@@ -46,6 +46,15 @@ const RECORDS = 300_000;
 const CHUNK = 5_000;
 /** Applied by an incarnation before it is killed: at least this minus a chunk and a commit is stored. */
 const APPLIED_BEFORE_KILL = 30_000;
+/**
+ * An incarnation is killed once it applied a random count from APPLIED_BEFORE_KILL to this much more, then
+ * within KILL_JITTER_MS: a random instant of its chunk cycle (a chunk of 5,000 records takes tens of ms). By
+ * count, not by time: the rebuild applies ~200k records/s on the CI box, and a kill up to 400 ms after the
+ * threshold let three incarnations store all 300k records before the last kill, whose start then found no
+ * replay left to resume.
+ */
+const KILL_SPREAD = 15_000;
+const KILL_JITTER_MS = 50;
 
 const kafka = useKafka();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -112,16 +121,17 @@ describe('SIGKILL inside a rebuild', () => {
     let child = first;
     for (let i = 0; i < KILLS; i++) {
       const start = startOf(await logged(child, 'rebuild started', 60_000));
+      const killAt = APPLIED_BEFORE_KILL + Math.floor(random() * KILL_SPREAD);
       let applied = 0;
       await eventually(
         async () => {
           applied = await metric(child, 'matview_rebuild_records_applied_total');
-          return applied >= APPLIED_BEFORE_KILL ? true : undefined;
+          return applied >= killAt ? true : undefined;
         },
         60_000,
-        `incarnation ${i} to apply ${APPLIED_BEFORE_KILL} records of the rebuild`,
+        `incarnation ${i} to apply ${killAt} records of the rebuild`,
       );
-      await sleep(random() * 400);
+      await sleep(random() * KILL_JITTER_MS);
       expect(
         child.alive(),
         `incarnation ${i} died on its own:\n${JSON.stringify(child.logs().slice(-20))}`,
