@@ -134,15 +134,19 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     // Every record is packed (or kept as invalid): the source may let the batch's records go, and count the
     // packed bytes for it until its commit instead of the records' (FeedHandler). Not when a chunk holds
     // decoded rows (the store does not pack, or a row would not pack): those are not counted in bytes here.
-    const held = decoded === undefined ? undefined : chunks.bytes(packedBytesOf);
-    if (held !== undefined) decoded?.(held);
+    if (decoded !== undefined) {
+      const held = chunks.bytes(packedBytesOf);
+      if (held !== undefined) decoded(held);
+    }
+    // Without an event time in the format, the batch's last Kafka timestamp (read before its records went).
+    const newest = newestEventMs ?? tail.timestamp;
     const committed = await steps.finish(batch, {
       chunks,
       lastOffset,
       tail,
       invalid,
       valid,
-      newestEventMs: newestEventMs ?? tail.timestamp,
+      newestEventMs: newest,
     });
     if (committed === undefined) return;
     const { result } = committed;
@@ -152,6 +156,6 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
         'source table truncated: every row of the table was deleted',
       );
     observeApplied(metrics, batch, { valid, invalid: invalid.length }, started, result.appliedAt, eventTimes);
-    onApplied?.(batch, result, newestEventMs ?? tail.timestamp, tail);
+    onApplied?.(batch, result, newest, tail);
   });
 }

@@ -28,7 +28,7 @@ export type ThreadPriority =
 export const MAX_NICE = 19;
 
 /** The calling thread's kernel id (Linux: `/proc/thread-self` links to `<pid>/task/<tid>`), if it has one. */
-export function currentThreadId(): number | undefined {
+function currentThreadId(): number | undefined {
   if (process.platform !== 'linux') return undefined;
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
   return Number.isSafeInteger(tid) && tid > 0 ? tid : undefined;

@@ -43,11 +43,20 @@ function fetchInto(p: PartitionFeed, count: number): boolean {
   return p.endFetch(ticket, batch, next);
 }
 
+/** Bytes one record of `fetchFrom` counts for (`batchBytes`). */
+const ONE_RECORD = batchBytes(fetchFrom(100, 0n, 1).batch);
+
+/** Partition 0 of `t` from offset 0, with a leader, its bound `records` records of `fetchFrom`. */
+function feedOf(records: number): PartitionFeed {
+  const p = new PartitionFeed('t', 0, 0n, records * ONE_RECORD);
+  p.leader = 1;
+  return p;
+}
+
 describe('PartitionFeed', () => {
   it('should hand out everything fetched as one batch, in order, and move the re-read position on acceptance', () => {
     // A bound of 16 records: one record waiting is worth handing out while a batch is out (PIPELINE_SHARE).
-    const p = new PartitionFeed('t', 0, 0n, 16 * batchBytes(fetchFrom(100, 0n, 1).batch));
-    p.leader = 1;
+    const p = feedOf(16);
     const fetch = (from: number, count: number) => {
       const ticket = p.beginFetch();
       expect(ticket.offset).toBe(BigInt(from));
@@ -93,9 +102,7 @@ describe('PartitionFeed', () => {
   });
 
   it('should hand out another batch only while the batches out hold less than the bound', () => {
-    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
-    const p = new PartitionFeed('t', 0, 0n, 2 * one);
-    p.leader = 1;
+    const p = feedOf(2);
     const fetch = (count: number) => fetchInto(p, count);
     fetch(1);
     const a = p.take()!; // one record out: under the bound
@@ -110,16 +117,14 @@ describe('PartitionFeed', () => {
   });
 
   it('should count a batch whose records were let go by what its handler holds, until it settles', () => {
-    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
-    const p = new PartitionFeed('t', 0, 0n, 2 * one);
-    p.leader = 1;
+    const p = feedOf(2);
     const fetch = (count: number) => fetchInto(p, count);
     fetch(2);
     const a = p.take()!; // two records out: at the bound
     fetch(1);
     expect(p.take()).toBeUndefined();
     // Its handler decoded it and holds a tenth of its bytes: the bound has room again.
-    expect(p.release(a, Math.floor(one / 5))).toBe(true);
+    expect(p.release(a, Math.floor(ONE_RECORD / 5))).toBe(true);
     expect(p.release(a, 0)).toBe(false); // once
     const b = p.take()!;
     expect(b.batch.continuesFrom).toBe('2');
@@ -138,9 +143,7 @@ describe('PartitionFeed', () => {
   });
 
   it('should hand out at most MAX_BATCHES_OUT batches at once, whatever they hold', () => {
-    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
-    const p = new PartitionFeed('t', 0, 0n, 16 * one); // a share of one record
-    p.leader = 1;
+    const p = feedOf(16); // a share of one record
     const out: TakenBatch[] = [];
     for (let i = 0; i < MAX_BATCHES_OUT + 3; i++) {
       fetchInto(p, 1);
@@ -155,9 +158,7 @@ describe('PartitionFeed', () => {
   });
 
   it('should keep small fetches waiting while a batch is out, and hand them out together after it', () => {
-    const one = batchBytes(fetchFrom(100, 0n, 1).batch);
-    const p = new PartitionFeed('t', 0, 0n, 64 * one); // a share of 4 records
-    p.leader = 1;
+    const p = feedOf(64); // a share of 4 records
     const fetch = (count: number) => fetchInto(p, count);
     fetch(1);
     const first = p.take()!;
@@ -179,8 +180,7 @@ describe('PartitionFeed', () => {
   });
 
   it('should forget the batches out after a rejected one: the next one taken continues from nothing', () => {
-    const p = new PartitionFeed('t', 0, 0n, 16 * batchBytes(fetchFrom(100, 0n, 1).batch));
-    p.leader = 1;
+    const p = feedOf(16);
     const fetch = (count: number) => fetchInto(p, count);
     fetch(2);
     const a = p.take()!;
