@@ -50,6 +50,26 @@ describe('parseLosslessJson', () => {
     expect(parseLosslessJson('12345678901234567.5')).toBe(JSON.parse('12345678901234567.5'));
   });
 
+  it('should find an unsafe integer wherever its digit run stands among shorter ones', () => {
+    // The pre-scan looks for digit runs of 16 or more from their first digit: runs just below, a run inside a
+    // fraction, a run of exactly 16 on either side of 2^53 - 1, and the unsafe one last or first.
+    for (const [big, want] of [
+      ['9007199254740993', 9007199254740993n],
+      ['12345678901234567890', 12345678901234567890n],
+      ['-9223372036854775808', -9223372036854775808n],
+    ] as const) {
+      const text = `{"ts":1700000000123,"lsn":123456789012345,"f":0.12345678901234567,"safe":9007199254740991,"id":${big}}`;
+      expect(parseLosslessJson(text)).toEqual({
+        ts: 1700000000123,
+        lsn: 123456789012345,
+        f: Number('0.12345678901234567'),
+        safe: 9007199254740991,
+        id: want,
+      });
+      expect(parseLosslessJson(`[${big},1234567890123456,12345]`)).toEqual([want, 1234567890123456, 12345]);
+    }
+  });
+
   it.each([
     '{12345678901234567890:1}',
     '[-01234567890123456789]',
