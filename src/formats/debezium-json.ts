@@ -9,6 +9,7 @@ import type { FeedRecord } from '../feed/types.js';
 import { decodeChange, invalid, tombstone, type ChangeContext } from './change.js';
 import { isEnvelope, isObject } from './envelope.js';
 import { ConverterSchemas, type Schema } from './converter-wrapper.js';
+import { DebeziumScan } from './debezium-scan.js';
 import { keyOfText, type KeyResult } from './keys.js';
 import { parseLosslessJson } from './lossless-json.js';
 import { connectRowSchema, type RowSchema } from './row-schema.js';
@@ -20,13 +21,24 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export const isConverterWrapper = (o: Readonly<Record<string, unknown>>): boolean =>
   'schema' in o && 'payload' in o && Object.keys(o).length === 2;
 
+const SCHEMA_HEAD = Buffer.from('{"schema":');
+
+/** The converter's wrapper as it writes it (a schema not remembered yet): not worth a scan as an envelope. */
+const startsWithSchema = (bytes: Buffer): boolean =>
+  bytes.length >= SCHEMA_HEAD.length && SCHEMA_HEAD.compare(bytes, 0, SCHEMA_HEAD.length) === 0;
+
 export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
   // Key and value read once each: a fetched record makes a new view of its bytes at each read
   // (src/feed/record-batch.ts).
   const keySchemas = new ConverterSchemas();
+  const keyScan = new DebeziumScan([ctx.mapping.keyColumn]);
   const keyOf = (bytes: Buffer | null) =>
-    bytes === null || bytes.length === 0 ? undefined : keyOfText(bytes, ctx.mapping.keyColumn, keySchemas);
+    bytes === null || bytes.length === 0
+      ? undefined
+      : keyOfText(bytes, ctx.mapping.keyColumn, keySchemas, keyScan);
   const schemas = new ConverterSchemas();
+  // Envelopes read from their bytes (debezium-scan.ts), the general path below for anything else.
+  const scan = ctx.envelopes ? new DebeziumScan(ctx.mapping.fields.map((f) => f.column)) : undefined;
   /** The connector schema of each remembered converter schema, for an envelope payload and for a row. */
   const rowSchemas = new WeakMap<Schema, [RowSchema | undefined, RowSchema | undefined]>();
   const rowSchemaOf = (schema: Schema, envelope: boolean): RowSchema | undefined => {
@@ -56,9 +68,17 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
       if (bytes === null || bytes.length === 0) return tombstone(key, undefined);
       const split = schemas.split(bytes);
       if (split !== undefined) {
+        const reduced = scan?.envelope(bytes, split.from, split.to);
+        if (reduced !== undefined)
+          return fromWrapper(key, reduced, (envelope) => rowSchemaOf(split.schema, envelope));
         const payload = schemas.payload(bytes, split);
         if (payload !== undefined)
           return fromWrapper(key, payload, (envelope) => rowSchemaOf(split.schema, envelope));
+      }
+      // Without the converter's schema (schemas.enable=false): the value is the envelope.
+      if (scan !== undefined && !startsWithSchema(bytes)) {
+        const reduced = scan.envelope(bytes, 0, bytes.length);
+        if (reduced !== undefined) return decodeChange(ctx, key, reduced, undefined, undefined);
       }
       let parsed: unknown;
       try {

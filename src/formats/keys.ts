@@ -12,6 +12,7 @@
 import { RecordErrorCode } from '../errors.js';
 import { MAX_KEY_BYTES } from '../views/decode.js';
 import type { ConverterSchemas } from './converter-wrapper.js';
+import type { DebeziumScan } from './debezium-scan.js';
 import { parseLosslessJson } from './lossless-json.js';
 import { idString } from './mapping.js';
 
@@ -53,11 +54,19 @@ export function keyOfValue(value: unknown, keyColumn: string): KeyResult {
  * The key of a JSON-converter or string key. A key that is a JSON object or string is read as JSON (and
  * unwrapped from the converter's schema/payload); any other key is its own UTF-8 text, so `1004` and
  * `007` stay exactly what was written. `schemas`: the converter schemas this topic's keys carried
- * (converter-wrapper.ts), when the caller keeps them; a key with a remembered one is read from its payload.
+ * (converter-wrapper.ts), when the caller keeps them; a key with a remembered one is read from its payload,
+ * by `scan` (debezium-scan.ts, wanting `keyColumn`) when it is a flat struct holding the key column.
  */
-export function keyOfText(bytes: Buffer, keyColumn: string, schemas?: ConverterSchemas): KeyResult {
+export function keyOfText(
+  bytes: Buffer,
+  keyColumn: string,
+  schemas?: ConverterSchemas,
+  scan?: DebeziumScan,
+): KeyResult {
   const split = schemas?.split(bytes);
   if (split !== undefined) {
+    const struct = scan?.row(bytes, split.from, split.to);
+    if (struct !== undefined && Object.hasOwn(struct, keyColumn)) return keyOfValue(struct, keyColumn);
     const payload = schemas!.payload(bytes, split);
     if (payload !== undefined) return keyOfValue(payload, keyColumn);
   }

@@ -37,6 +37,7 @@ import {
   type PartitionPosition,
 } from '../materializer/change-batch.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../views/source.js';
+import { latin1Slice, latin1Write } from '../latin1.js';
 
 export interface PackedChanges {
   /** Index into TABLES, per record. */
@@ -98,23 +99,6 @@ const DELETE = 0;
 const FULL_ROW = 1;
 const TRUNCATED = 2;
 const PARTIAL_ROW = 3;
-/**
- * Buffer's own Latin-1 copy methods (what `write(s, at, 'latin1')` and `toString('latin1', ...)` call after
- * dispatching on the encoding name), where the runtime has them.
- */
-type Latin1 = {
-  latin1Write?: (s: string, at: number) => number;
-  latin1Slice?: (start: number, end: number) => string;
-};
-const proto = Buffer.prototype as unknown as Latin1;
-const latin1Write: (b: Buffer, s: string, at: number) => number =
-  typeof proto.latin1Write === 'function'
-    ? (b, s, at) => (b as unknown as Required<Latin1>).latin1Write(s, at)
-    : (b, s, at) => b.write(s, at, 'latin1');
-const latin1Slice: (b: Buffer, start: number, end: number) => string =
-  typeof proto.latin1Slice === 'function'
-    ? (b, start, end) => (b as unknown as Required<Latin1>).latin1Slice(start, end)
-    : (b, start, end) => b.toString('latin1', start, end);
 /** Strings up to this long are copied unit by unit (`Writer.string`). */
 const SHORT_STRING = 48;
 /** A character outside Latin-1: the string goes as UTF-16. */
