@@ -14,7 +14,7 @@
  * Precision: matview's dates have milliseconds (as `normalizeDateTime`); finer digits are truncated
  * toward the past, so -1 µs is 1969-12-31T23:59:59.999Z.
  */
-import { normalizeDateTime } from '../views/dates.js';
+import { isoOfMs, normalizeDateTime } from '../views/dates.js';
 
 /** How a number in a date-time column counts time since 1970-01-01T00:00:00Z. */
 export const TIME_UNITS = ['days', 'millis', 'micros', 'nanos'] as const;
@@ -82,5 +82,5 @@ export function toIsoDateTime(
   else if (typeof value === 'number') ms = floorDivSafe(value, MS_PER[unit]);
   else ms = Number(floorDiv(value, PER_MS[unit]));
   if (!(Math.abs(ms) <= MAX_MS)) return undefined;
-  return new Date(ms).toISOString();
+  return isoOfMs(ms);
 }

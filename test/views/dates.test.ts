@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
-import { normalizeDateTime, parseDateTime as reference } from '../../src/views/dates.js';
+import { isoOfMs, normalizeDateTime, parseDateTime as reference } from '../../src/views/dates.js';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
@@ -55,5 +55,32 @@ describe('normalizeDateTime', () => {
     ];
     for (const [input, want] of cases)
       expect({ input, got: normalizeDateTime(input) }).toEqual({ input, got: want });
+  });
+});
+
+describe('isoOfMs', () => {
+  it('should format as Date#toISOString across the time range, around day boundaries and in runs of one day', () => {
+    const random = prng(29);
+    const day = 86_400_000;
+    const values = [
+      0,
+      -0,
+      -1,
+      1,
+      day - 1,
+      day,
+      -day,
+      -day - 1,
+      8.64e15,
+      -8.64e15,
+      253402300799999,
+      253402300800000,
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      const ms = Math.floor((random() * 2 - 1) * 8.64e15);
+      // A random instant, then instants of its own day and the next (the cached date part reused, then not).
+      values.push(ms, ms + Math.floor(random() * 1000), Math.floor(ms / day) * day + day - 1, ms + day);
+    }
+    for (const ms of values) expect(isoOfMs(ms), String(ms)).toBe(new Date(ms).toISOString());
   });
 });
