@@ -51,3 +51,46 @@ export function lowerThreadPriority(increment: number): ThreadPriority {
     return { failed: e instanceof Error ? e.message : String(e) };
   }
 }
+
+/** What to tell the operator about WRITER_THREAD_NICE, at start: a level and a message, or nothing. */
+export interface PriorityNotice {
+  readonly level: 'warn' | 'debug';
+  readonly message: string;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The notice for `increment` (WRITER_THREAD_NICE): a warning when it asks for something that does not happen
+ * (no writer thread to lower, a platform where a nice value is the whole process's, a failure), a debug line
+ * when it was applied. `priority`: what the writer thread reported (undefined without a writer thread).
+ */
+export function priorityNotice(
+  increment: number,
+  writerThread: boolean,
+  priority: ThreadPriority | undefined,
+): PriorityNotice | undefined {
+  if (increment === 0) return undefined;
+  if (!writerThread)
+    return {
+      level: 'warn',
+      message:
+        'WRITER_THREAD_NICE has no effect with WRITER_THREAD=false: commits run on the event loop, which keeps the process priority',
+      fields: { increment },
+    };
+  if (priority === undefined || 'skipped' in priority) {
+    if (priority?.skipped !== 'platform') return undefined;
+    return {
+      level: 'warn',
+      message: `WRITER_THREAD_NICE is not applied on ${process.platform}: a nice value there is the whole process's, so the writer thread runs at the event loop's priority`,
+      fields: { increment, platform: process.platform },
+    };
+  }
+  if ('failed' in priority)
+    return {
+      level: 'warn',
+      message:
+        "could not lower the writer thread's CPU priority (WRITER_THREAD_NICE): it runs at the event loop's",
+      fields: { err: priority.failed, increment },
+    };
+  return { level: 'debug', message: "writer thread's CPU priority lowered", fields: { ...priority } };
+}

@@ -47,6 +47,7 @@ import {
   type OutOfRange,
 } from './offset-ranges.js';
 import { RebuildController, type RebuildSource } from './rebuild.js';
+import { priorityNotice, type ThreadPriority } from '../store/thread-priority.js';
 import { checkCompaction, claimRole, replicaIngest, startPublishing, type Publishing } from './view-topic.js';
 
 export { ensureDataDir, storePathOf };
@@ -98,19 +99,18 @@ export async function startServer(
   try {
     const writer = await liveWriterOf(storePath);
     if (writer !== undefined) throw new DataDirError(dataDir, heldBy(writer.pid, 'serve', 'serve'));
+    const notePriority = (priority: ThreadPriority | undefined): void => {
+      const notice = priorityNotice(config.writerThreadNice, config.writerThread, priority);
+      if (notice !== undefined) logger[notice.level](notice.fields, notice.message);
+    };
+    // Without a writer thread nothing reports a priority: said here.
+    if (!config.writerThread) notePriority(undefined);
     const store = openStore({
       path: storePath,
       mapSize: config.lmdbMapSizeBytes,
       writerThread: config.writerThread,
       writerThreadNice: config.writerThreadNice,
-      onWriterPriority: (priority) => {
-        if ('failed' in priority)
-          logger.warn(
-            { err: priority.failed, increment: config.writerThreadNice },
-            "could not lower the writer thread's CPU priority (WRITER_THREAD_NICE): it runs at the event loop's",
-          );
-        else if ('nice' in priority) logger.debug(priority, "writer thread's CPU priority lowered");
-      },
+      onWriterPriority: (priority) => notePriority(priority),
       maxRecordsPerCommit: config.maxRecordsPerCommit,
       rebuildChunkRecords: config.rebuildChunkRecords,
       viewRebuildBufferEntries: config.viewRebuildBufferEntries,

@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { MAX_NICE, type ThreadPriority } from '../../src/store/thread-priority.js';
+import { MAX_NICE, priorityNotice, type ThreadPriority } from '../../src/store/thread-priority.js';
 import { tempDir } from '../utils/tmp.js';
 
 /** Nice value of every thread of this process, by thread id. */
@@ -66,5 +66,32 @@ describe.runIf(process.platform === 'linux')('the writer thread CPU priority (WR
     const started = [...nice].filter(([tid]) => !before.has(tid));
     expect(started.length).toBeGreaterThan(0);
     for (const [, value] of started) expect(value).toBe(base);
+  });
+});
+
+describe('what start says about WRITER_THREAD_NICE', () => {
+  it('should warn when the increment asked for is not applied, and say at debug level when it is', () => {
+    expect(priorityNotice(0, true, { skipped: 'zero' })).toBeUndefined();
+    expect(priorityNotice(0, false, undefined)).toBeUndefined();
+    expect(priorityNotice(5, false, undefined)).toEqual({
+      level: 'warn',
+      message: expect.stringContaining('no effect with WRITER_THREAD=false') as string,
+      fields: { increment: 5 },
+    });
+    expect(priorityNotice(5, true, { skipped: 'platform' })).toEqual({
+      level: 'warn',
+      message: expect.stringContaining(`not applied on ${process.platform}`) as string,
+      fields: { increment: 5, platform: process.platform },
+    });
+    expect(priorityNotice(5, true, { failed: 'EACCES' })).toEqual({
+      level: 'warn',
+      message: expect.stringContaining("could not lower the writer thread's CPU priority") as string,
+      fields: { err: 'EACCES', increment: 5 },
+    });
+    expect(priorityNotice(5, true, { nice: 5, tid: 42 })).toEqual({
+      level: 'debug',
+      message: "writer thread's CPU priority lowered",
+      fields: { nice: 5, tid: 42 },
+    });
   });
 });
