@@ -24,6 +24,9 @@ const SEPARATOR = Buffer.from(',"payload":');
 const REMEMBERED = 4;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Whether `record` starts as the converter writes its wrapper, `{"schema":` (its schema remembered or not). */
+export const startsAsWrapper = (record: Uint8Array): boolean => matches(record, 0, HEAD);
+
 export interface Schema {
   /** The schema's text, as the records carry it. */
   readonly text: Buffer;
@@ -70,7 +73,7 @@ export class ConverterSchemas {
 
   /** `record` split at a remembered schema, or undefined (the caller takes its general path). */
   split(record: Uint8Array): Split | undefined {
-    if (!matches(record, 0, HEAD)) return undefined;
+    if (!startsAsWrapper(record)) return undefined;
     const index = this.known.findIndex((s) => matches(record, HEAD.length, s.text));
     if (index < 0) return undefined;
     const schema = this.known[index]!;
@@ -103,7 +106,7 @@ export class ConverterSchemas {
    * record before also carried it, and if that text is, by itself, one JSON value.
    */
   learn(record: Uint8Array): void {
-    if (!matches(record, 0, HEAD)) return;
+    if (!startsAsWrapper(record)) return;
     const end = endOfValue(record, HEAD.length);
     if (end < 0 || !matches(record, end, SEPARATOR)) return;
     const text = record.subarray(HEAD.length, end);

@@ -8,7 +8,7 @@ import { RecordErrorCode } from '../errors.js';
 import type { FeedRecord } from '../feed/types.js';
 import { decodeChange, invalid, tombstone, type ChangeContext } from './change.js';
 import { isEnvelope, isObject } from './envelope.js';
-import { ConverterSchemas, type Schema } from './converter-wrapper.js';
+import { ConverterSchemas, startsAsWrapper, type Schema } from './converter-wrapper.js';
 import { DebeziumScan } from './debezium-scan.js';
 import { keyOfText, type KeyResult } from './keys.js';
 import { parseLosslessJson } from './lossless-json.js';
@@ -20,12 +20,6 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** `{"schema": …, "payload": …}` and nothing else: the JsonConverter's wrapper. */
 export const isConverterWrapper = (o: Readonly<Record<string, unknown>>): boolean =>
   'schema' in o && 'payload' in o && Object.keys(o).length === 2;
-
-const SCHEMA_HEAD = Buffer.from('{"schema":');
-
-/** The converter's wrapper as it writes it (a schema not remembered yet): not worth a scan as an envelope. */
-const startsWithSchema = (bytes: Buffer): boolean =>
-  bytes.length >= SCHEMA_HEAD.length && SCHEMA_HEAD.compare(bytes, 0, SCHEMA_HEAD.length) === 0;
 
 export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
   // Key and value read once each: a fetched record makes a new view of its bytes at each read
@@ -75,8 +69,9 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
         if (payload !== undefined)
           return fromWrapper(key, payload, (envelope) => rowSchemaOf(split.schema, envelope));
       }
-      // Without the converter's schema (schemas.enable=false): the value is the envelope.
-      if (scan !== undefined && !startsWithSchema(bytes)) {
+      // Without the converter's schema (schemas.enable=false): the value is the envelope. A wrapper whose
+      // schema is not remembered yet is not worth a scan as one.
+      if (scan !== undefined && !startsAsWrapper(bytes)) {
         const reduced = scan.envelope(bytes, 0, bytes.length);
         if (reduced !== undefined) return decodeChange(ctx, key, reduced, undefined, undefined);
       }

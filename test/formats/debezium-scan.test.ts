@@ -60,12 +60,9 @@ function generator(random: () => number) {
     depth < 3 && random() < 0.15
       ? random() < 0.5
         ? `[${space()}${Array.from({ length: n(3) }, () => value(depth + 1)).join(`${space()},${space()}`)}]`
-        : object(
-            Array.from({ length: n(3) }, (_, i) => [`k${i}`, value(depth + 1)]),
-            depth + 1,
-          )
+        : object(Array.from({ length: n(3) }, (_, i) => [`k${i}`, value(depth + 1)]))
       : scalar();
-  const object = (members: readonly (readonly [string, string])[], _depth = 0): string =>
+  const object = (members: readonly (readonly [string, string])[]): string =>
     `{${space()}${members.map(([k, v]) => `${JSON.stringify(k)}${space()}:${space()}${v}`).join(`${space()},${space()}`)}${space()}}`;
   const row = (): string => {
     const members: [string, string][] = [];
@@ -102,7 +99,7 @@ function generator(random: () => number) {
     if (random() < 0.05) members.push([pickOne(['op', 'after', 'source']), scalar()]); // given twice
     return object(members.sort(() => random() - 0.5));
   };
-  return { envelope, n };
+  return { envelope };
 }
 
 /** A text broken or changed the way a bad producer (or a truncated read) would. */
