@@ -27,6 +27,7 @@ import { createDecoders, needsRegistry, registryClient } from '../formats/index.
 import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
 import { createIngestHandler, type DeadLetter } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
+import { priorityNotice, type ThreadPriority } from '../store/thread-priority.js';
 import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
 import type { Generation } from '../store/generation.js';
@@ -47,7 +48,6 @@ import {
   type OutOfRange,
 } from './offset-ranges.js';
 import { RebuildController, type RebuildSource } from './rebuild.js';
-import { priorityNotice, type ThreadPriority } from '../store/thread-priority.js';
 import { checkCompaction, claimRole, replicaIngest, startPublishing, type Publishing } from './view-topic.js';
 
 export { ensureDataDir, storePathOf };
