@@ -27,29 +27,26 @@ import {
   CLOSE_ARRAY,
   COLON,
   COMMA,
+  FALSE,
+  MINUS,
+  NULL,
   OPEN,
   OPEN_ARRAY,
   QUOTE,
+  TRUE,
+  ZERO,
+  isDigit,
+  matches,
+  skipEscape,
+  skipNumber,
   skipSpace,
 } from './json-bytes.js';
-
-const MINUS = 0x2d;
-const PLUS = 0x2b;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
-const LOWER_E = 0x65;
-const UPPER_E = 0x45;
-const LOWER_U = 0x75;
 
 /** Nesting of skipped values at most (a Debezium payload nests 2 deep); deeper goes to the general path. */
 const MAX_DEPTH = 32;
 
 /** What the skips below return where the text is not JSON (or ends before `end`). */
 const FAILED = -1;
-
-const isDigit = (c: number): boolean => c >= ZERO && c <= NINE;
-const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 
 /** Set by `skipString`: the string it passed had an escape. */
 let escaped = false;
@@ -72,53 +69,10 @@ function skipString(b: Uint8Array, i: number, end: number): number {
       continue;
     }
     escaped = true;
-    const e = b[i + 1];
-    if (e === LOWER_U) {
-      for (let h = 2; h < 6; h++) if (i + h >= end || !isHex(b[i + h]!)) return FAILED;
-      i += 6;
-    } else if (
-      e === QUOTE ||
-      e === BACKSLASH ||
-      e === 0x2f ||
-      e === 0x62 ||
-      e === 0x66 ||
-      e === 0x6e ||
-      e === 0x72 ||
-      e === 0x74
-    )
-      i += 2;
-    else return FAILED;
+    i = skipEscape(b, i, end);
+    if (i === FAILED) return FAILED;
   }
   return FAILED;
-}
-
-/** Past the JSON number at `i` (RFC 8259: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?), or FAILED. */
-function skipNumber(b: Uint8Array, i: number, end: number): number {
-  if (i < end && b[i] === MINUS) i++;
-  if (i >= end) return FAILED;
-  const first = b[i]!;
-  if (first === ZERO) i++;
-  else if (first > ZERO && first <= NINE) while (i < end && isDigit(b[i]!)) i++;
-  else return FAILED;
-  if (i < end && b[i] === DOT) {
-    i++;
-    if (i >= end || !isDigit(b[i]!)) return FAILED;
-    while (i < end && isDigit(b[i]!)) i++;
-  }
-  if (i < end && (b[i] === LOWER_E || b[i] === UPPER_E)) {
-    i++;
-    if (i < end && (b[i] === PLUS || b[i] === MINUS)) i++;
-    if (i >= end || !isDigit(b[i]!)) return FAILED;
-    while (i < end && isDigit(b[i]!)) i++;
-  }
-  return i;
-}
-
-/** `word` (ASCII) at `i`. */
-function isWord(b: Uint8Array, i: number, end: number, word: string): boolean {
-  if (i + word.length > end) return false;
-  for (let k = 0; k < word.length; k++) if (b[i + k] !== word.charCodeAt(k)) return false;
-  return true;
 }
 
 /** Past the JSON value at `i` (`i` at its first byte), checked all through, or FAILED. */
@@ -127,9 +81,9 @@ function skipValue(b: Uint8Array, i: number, end: number, depth: number): number
   const c = b[i]!;
   if (c === QUOTE) return skipString(b, i, end);
   if (c === MINUS || isDigit(c)) return skipNumber(b, i, end);
-  if (c === 0x74) return isWord(b, i, end, 'true') ? i + 4 : FAILED;
-  if (c === 0x66) return isWord(b, i, end, 'false') ? i + 5 : FAILED;
-  if (c === 0x6e) return isWord(b, i, end, 'null') ? i + 4 : FAILED;
+  if (c === 0x74) return matches(b, i, TRUE, end) ? i + 4 : FAILED;
+  if (c === 0x66) return matches(b, i, FALSE, end) ? i + 5 : FAILED;
+  if (c === 0x6e) return matches(b, i, NULL, end) ? i + 4 : FAILED;
   if (depth >= MAX_DEPTH || (c !== OPEN && c !== OPEN_ARRAY)) return FAILED;
   const object = c === OPEN;
   const close = object ? CLOSE : CLOSE_ARRAY;

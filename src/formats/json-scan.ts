@@ -16,14 +16,24 @@ import { isUtf8 } from 'node:buffer';
 import { normalizeDateTime } from '../views/dates.js';
 import { MAX_KEY_BYTES } from '../views/decode.js';
 import { KEY_FIELD, ROW_FIELDS, type Table } from '../views/source.js';
-import { BACKSLASH, CLOSE, COLON, COMMA, OPEN, QUOTE, matches, skipSpace } from './json-bytes.js';
+import {
+  BACKSLASH,
+  CLOSE,
+  COLON,
+  COMMA,
+  FALSE,
+  MINUS,
+  NULL,
+  OPEN,
+  QUOTE,
+  TRUE,
+  isDigit,
+  matches,
+  skipEscape,
+  skipNumber,
+  skipSpace,
+} from './json-bytes.js';
 import { CONTRACT_FIELDS } from './mapping.js';
-
-const MINUS = 0x2d;
-const PLUS = 0x2b;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
 
 /** A string field's form (`JsonRowScan.form`). */
 const ESCAPED = 0;
@@ -65,13 +75,6 @@ const NAMES: Readonly<Record<Table, TableNames>> = {
   follows: namesOf('follows'),
   likes: namesOf('likes'),
 };
-
-const isDigit = (c: number): boolean => c >= ZERO && c <= NINE;
-const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-
-const TRUE = Buffer.from('true');
-const FALSE = Buffer.from('false');
-const NULL = Buffer.from('null');
 
 /**
  * One table's plain records, scanned one at a time (`scan`); what the last scan found stays readable until
@@ -165,23 +168,8 @@ export class JsonRowScan {
             if (d === QUOTE) break;
             if (d === BACKSLASH) {
               escaped = true;
-              const e = value[i + 1];
-              if (e === 0x75) {
-                // \uXXXX
-                for (let h = 2; h < 6; h++) if (!isHex(value[i + h] ?? 0)) return false;
-                i += 6;
-              } else if (
-                e === QUOTE ||
-                e === BACKSLASH ||
-                e === 0x2f ||
-                e === 0x62 ||
-                e === 0x66 ||
-                e === 0x6e ||
-                e === 0x72 ||
-                e === 0x74
-              )
-                i += 2;
-              else return false;
+              i = skipEscape(value, i);
+              if (i < 0) return false;
               continue;
             }
             if (d >= 0x80) wide = true;
@@ -275,25 +263,4 @@ export function plainKey(key: Uint8Array): boolean {
   if (n === 0 || n > MAX_KEY_BYTES) return false;
   for (let i = 0; i < n; i++) if (key[i]! >= 0x80) return false;
   return true;
-}
-
-/** Past the JSON number at `i` (RFC 8259: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?), or -1. */
-function skipNumber(b: Uint8Array, i: number): number {
-  if (b[i] === MINUS) i++;
-  const first = b[i];
-  if (first === ZERO) i++;
-  else if (first !== undefined && first > ZERO && first <= NINE) while (isDigit(b[i] ?? 0)) i++;
-  else return -1;
-  if (b[i] === DOT) {
-    i++;
-    if (!isDigit(b[i] ?? 0)) return -1;
-    while (isDigit(b[i] ?? 0)) i++;
-  }
-  if (b[i] === 0x65 || b[i] === 0x45) {
-    i++;
-    if (b[i] === PLUS || b[i] === MINUS) i++;
-    if (!isDigit(b[i] ?? 0)) return -1;
-    while (isDigit(b[i] ?? 0)) i++;
-  }
-  return i;
 }
