@@ -25,7 +25,7 @@ import {
   type Message,
 } from './fixtures/debezium.js';
 import { BIG } from './fixtures/story.js';
-import { deploySources, record } from './helpers.js';
+import { brokenJson, deploySources, record } from './helpers.js';
 
 const bytes = (s: string): Buffer => Buffer.from(s);
 
@@ -184,19 +184,8 @@ function messages(connector: Connector, random: () => number): [Table, Message][
 
 /** `text` with one of the changes a broken or unusual producer makes. */
 function mutated(text: string, random: () => number): Buffer {
-  const b = Buffer.from(text);
-  const at = Math.floor(random() * b.length);
-  switch (Math.floor(random() * 9)) {
-    case 0:
-      return b.subarray(0, at);
-    case 1:
-      b[at] = 0xff;
-      return b;
-    case 2:
-      b[at] = [0x22, 0x7b, 0x7d, 0x2c, 0x5b, 0x5d, 0x20, 0x30][Math.floor(random() * 8)]!;
-      return b;
-    case 3:
-      return Buffer.concat([b, bytes([' ', '\n', 'x', '}', ',{}'][Math.floor(random() * 5)]!)]);
+  const kind = Math.floor(random() * 9);
+  switch (kind) {
     case 4:
       return bytes(text.replace('"payload":', '"payload": '));
     case 5:
@@ -209,9 +198,11 @@ function mutated(text: string, random: () => number): Buffer {
     case 6:
       return bytes(text.replace('"optional":false', '"optional":true'));
     case 7:
-      return bytes(`\ufeff${text}`);
-    default:
       return bytes(text.replace('"schema":', '"schema": '));
+    case 8:
+      return brokenJson(text, 4, random); // a byte-order mark
+    default:
+      return brokenJson(text, kind, random);
   }
 }
 

@@ -13,7 +13,7 @@ import { parseLosslessJson } from '../../src/formats/lossless-json.js';
 import { tableMapping } from '../../src/formats/mapping.js';
 import type { Table } from '../../src/views/source.js';
 import { event, toJson, type Connector } from './fixtures/debezium.js';
-import { deploySources } from './helpers.js';
+import { BROKEN_JSON_KINDS, brokenJson, deploySources } from './helpers.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const TWEETS = tableMapping('tweets', { tweetId: 'id', userId: 'user_id', createdAt: 'created_at' });
@@ -102,28 +102,6 @@ function generator(random: () => number) {
   return { envelope };
 }
 
-/** A text broken or changed the way a bad producer (or a truncated read) would. */
-function mutated(text: string, random: () => number): Buffer {
-  const b = Buffer.from(text);
-  const at = Math.floor(random() * b.length);
-  switch (Math.floor(random() * 6)) {
-    case 0:
-      return b.subarray(0, at);
-    case 1:
-      b[at] = 0xff;
-      return b;
-    case 2:
-      b[at] = [0x22, 0x7b, 0x7d, 0x2c, 0x5b, 0x5d, 0x20, 0x30, 0x5c, 0x0a][Math.floor(random() * 10)]!;
-      return b;
-    case 3:
-      return Buffer.concat([b, Buffer.from([' ', '\n', 'x', '}', ',{}'][Math.floor(random() * 5)]!)]);
-    case 4:
-      return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), b]);
-    default:
-      return Buffer.concat([b.subarray(0, at), Buffer.from([0xc3]), b.subarray(at)]);
-  }
-}
-
 describe('DebeziumScan', () => {
   it('should give what decodeChange reads of the parsed payload, or leave the text to the general path', () => {
     const random = prng(41);
@@ -133,7 +111,10 @@ describe('DebeziumScan', () => {
     let taken = 0;
     for (let i = 0; i < 6_000; i++) {
       const text = envelope();
-      for (const bytes of [Buffer.from(text), mutated(text, random)]) {
+      for (const bytes of [
+        Buffer.from(text),
+        brokenJson(text, Math.floor(random() * BROKEN_JSON_KINDS), random),
+      ]) {
         texts++;
         const reduced = scan.envelope(bytes, 0, bytes.length);
         if (reduced === undefined) continue;

@@ -93,3 +93,32 @@ export function restViews(state: MemoryState): Record<string, Record<string, unk
   }
   return out;
 }
+
+/** How many ways `brokenJson` has. */
+export const BROKEN_JSON_KINDS = 6;
+
+/**
+ * `text` broken the way a bad producer or a cut read breaks JSON, for the byte-level readers' property tests:
+ * `kind` 0 cut at a random byte, 1 a byte that is not UTF-8 there, 2 a structural byte (or a backslash, a line
+ * feed) in place of one, 3 junk after it, 4 a byte-order mark before it, 5 a lone UTF-8 lead byte inserted.
+ */
+export function brokenJson(text: string, kind: number, random: () => number): Buffer {
+  const b = Buffer.from(text);
+  const at = Math.floor(random() * b.length);
+  switch (kind) {
+    case 0:
+      return b.subarray(0, at);
+    case 1:
+      b[at] = 0xff;
+      return b;
+    case 2:
+      b[at] = [0x22, 0x7b, 0x7d, 0x2c, 0x5b, 0x5d, 0x20, 0x30, 0x5c, 0x0a][Math.floor(random() * 10)]!;
+      return b;
+    case 3:
+      return Buffer.concat([b, Buffer.from([' ', '\n', 'x', '}', ',{}'][Math.floor(random() * 5)]!)]);
+    case 4:
+      return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), b]);
+    default:
+      return Buffer.concat([b.subarray(0, at), Buffer.from([0xc3]), b.subarray(at)]);
+  }
+}
