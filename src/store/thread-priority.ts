@@ -77,14 +77,13 @@ export function priorityNotice(
         'WRITER_THREAD_NICE has no effect with WRITER_THREAD=false: commits run on the event loop, which keeps the process priority',
       fields: { increment },
     };
-  if (priority === undefined || 'skipped' in priority) {
-    if (priority?.skipped !== 'platform') return undefined;
+  if (priority === undefined || ('skipped' in priority && priority.skipped !== 'platform')) return undefined;
+  if ('skipped' in priority)
     return {
       level: 'warn',
       message: `WRITER_THREAD_NICE is not applied on ${process.platform}: a nice value there is the whole process's, so the writer thread runs at the event loop's priority`,
       fields: { increment, platform: process.platform },
     };
-  }
   if ('failed' in priority)
     return {
       level: 'warn',
