@@ -145,6 +145,15 @@ export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
   return out;
 }
 
+/** One scrape of the server's counter `name`: its value per label set (the labels as exposed, `a="x",b="y"`). */
+export async function scrapeCounter(url: string, name: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/gm))
+    if (m[1] === name) out.set(m[2] ?? '', Number(m[3]));
+  return out;
+}
+
 /** A histogram of the server's `/metrics` without labels: cumulative counts by upper bound, and its sum. */
 export interface ScrapedHistogram {
   readonly buckets: readonly (readonly [le: number, count: number])[];

@@ -19,6 +19,7 @@ import {
   inheritedSettings,
   observedBetween,
   scrapeHistograms,
+  scrapeCounter,
   sourceEnv,
   waitApplied,
 } from '../lib/served.js';
@@ -48,6 +49,9 @@ const HISTOGRAMS = [
   'matview_store_commit_records',
   'matview_batch_apply_seconds',
 ] as const;
+
+/** The server's count of its Fetch requests, by broker. */
+const FETCHES = 'matview_kafka_fetch_requests_total';
 
 const QUERY =
   'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime } } } }';
@@ -96,6 +100,7 @@ export const freshness: Scenario = {
       arrivals.length = 0;
       await floor.take();
       const before = await scrapeHistograms(server.url, HISTOGRAMS);
+      const fetchesBefore = await scrapeCounter(server.url, FETCHES);
       // This process produces and receives the events: how late its own event loop ran is in every arrival.
       const clientDelay = monitorEventLoopDelay({ resolution: 1 });
       clientDelay.enable();
@@ -103,6 +108,8 @@ export const freshness: Scenario = {
       const start = performance.now();
       let sent = 0;
       let sendCount = 0;
+      let batches = 0;
+      const partitions = new Set<number>();
       const sends: Promise<unknown>[] = [];
       // Records of this phase carry Kafka timestamps in [from, to]: only their events count, so a backlog left
       // by a phase the server could not keep up with is not charged to the next one.
@@ -123,7 +130,13 @@ export const freshness: Scenario = {
               timestamp: now,
             };
           });
-          sends.push(producer.send({ topic: topics.tweets, acks: 1, messages }));
+          // One entry per partition written: the record batches this send made.
+          sends.push(
+            producer.send({ topic: topics.tweets, acks: 1, messages }).then((written) => {
+              batches += written.length;
+              for (const w of written) partitions.add(w.partition);
+            }),
+          );
           sent += n;
           sendCount++;
         }
@@ -132,6 +145,14 @@ export const freshness: Scenario = {
       await Promise.all(sends);
       clientDelay.disable();
       const sentAt = performance.now();
+      const fetchesAfter = await scrapeCounter(server.url, FETCHES);
+      const sendingSeconds = (sentAt - start) / 1000;
+      // Per broker, by node id: only the leaders of the tweets topic's partitions have records to answer with.
+      const fetchRates = [...fetchesAfter]
+        .map(([labels, n]) => [labels, (n - (fetchesBefore.get(labels) ?? 0)) / sendingSeconds] as const)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([, rate]) => round(rate, 0))
+        .join(' / ');
       const applied = await waitApplied(
         server.url,
         await endOffsets(kafka.brokers, [topics.tweets]),
@@ -163,6 +184,8 @@ export const freshness: Scenario = {
       ctx.row(`${rate} records/s, ${batching}`, {
         'records/s sent': round(achieved, 0),
         'records/send': round(sent / Math.max(1, sendCount), 0),
+        'batches/s per partition': round(batches / Math.max(1, partitions.size) / sendingSeconds, 0),
+        'fetches/s by broker': fetchRates,
         events: d.count,
         'all applied s after': round(appliedAfterMs / 1000, 1),
         'p50 ms': round(d.p50, 1),
@@ -197,6 +220,9 @@ export const freshness: Scenario = {
     );
     ctx.note(
       `freshness: commits = the server's store commits during the phase (matview_store_commit_seconds and _records, scraped before and after): their mean time, and the upper bound of the histogram bucket their p99 falls in; a record waits for its own commit and, when it arrives during one, for the end of that one; batch apply = matview_batch_apply_seconds over the phase (its mean, and its p99's bucket as for the commits), a batch from its handler's start to its commit's result (decoding, the wait behind other commits, its own commit)`,
+    );
+    ctx.note(
+      `freshness: batches/s per partition = the record batches the producer wrote (one per partition a send touched) per partition and second of sending; fetches/s by broker = the server's Fetch requests per second of sending to each broker, in node id order (matview_kafka_fetch_requests_total, scraped before and after the sends; a broker that leads none of the tweets topic's partitions is asked once per fetch wait). The kcat mock answers a fetch with at most one record batch per partition (a real broker with everything waiting, up to the fetch's byte limit), and each broker gets one fetch at a time: the feed keeps up with small batches only while the leaders' fetches/s stay at or above batches/s per partition, and a backlog, once built, drains at the difference`,
     );
     ctx.note(
       `freshness: floor = a bare kafkajs consumer group (own process, eachBatch, same ${FETCH_WAIT_MS} ms fetch wait) on the same topic during the same phase: receive time − Kafka timestamp of every record; ours = matview's percentile − the floor's (a difference of percentiles, not a percentile of differences; matview's events are conflated per user, the floor counts every record)`,

@@ -97,6 +97,11 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   readonly turns?: DecodeTurns;
   /** Called for every failed attempt to reach, authenticate to or fetch from the cluster (a metric counts them). */
   readonly onFailure?: (cause: KafkaFailureCause) => void;
+  /**
+   * Called for every Fetch request sent, with the broker's node id (a metric counts them: the fetch rate says
+   * how often each broker is asked, and records applied per fetch how much each answer carries).
+   */
+  readonly onFetch?: (nodeId: number) => void;
 }
 
 /** How long `stop()` waits for the last informational offset commit. */
@@ -448,6 +453,7 @@ export function createKafkaSource(options: KafkaSourceOptions): FeedSource {
             maxBytes: prefetchBytes,
           });
         }
+        options.onFetch?.(nodeId);
         const response = await fetchLenient(
           broker,
           {

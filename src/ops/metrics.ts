@@ -125,6 +125,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['cause'] as const,
       registers,
     }),
+    kafkaFetches: new Counter({
+      name: 'matview_kafka_fetch_requests_total',
+      help: 'Fetch requests the Kafka feed sent, by broker node id',
+      labelNames: ['broker'] as const,
+      registers,
+    }),
     dlqOutboxRecords: new Gauge({
       name: 'matview_dlq_outbox_records',
       help: 'Dead-letter messages stored with their batch and not yet acknowledged by the dead-letter topic',

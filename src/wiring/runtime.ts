@@ -221,6 +221,7 @@ async function startOn(
       concurrentPartitions: kafka.concurrentPartitions,
       ...(kafka.prefetchBytes === undefined ? {} : { prefetchBytes: kafka.prefetchBytes }),
       onFailure: (cause: KafkaFailureCause) => metrics.kafkaFailures.inc({ cause }),
+      onFetch: (nodeId: number) => metrics.kafkaFetches.inc({ broker: String(nodeId) }),
     };
     source = createKafkaSource({
       ...fetching,

@@ -584,6 +584,28 @@ describe('Kafka source', () => {
     await source.stop();
   });
 
+  it('should report each Fetch request with the node id of the broker it went to: the leaders of the partitions', async () => {
+    const topic = uniqueTopic('feed-fetches');
+    for (const partition of [0, 1, 2, 3])
+      await produce(kafka.brokers, topic, [{ key: `k${partition}`, value: 'v', partition }]);
+    const admin = new kafkajs.Kafka({
+      brokers: [...kafka.brokers],
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.disconnect();
+    const leaders = new Set(topics[0]!.partitions.map((p) => p.leader));
+    const asked: number[] = [];
+    const source = newSource(undefined, { onFetch: (nodeId) => asked.push(nodeId) });
+    const { handler, records } = collector();
+    await source.start(startOptions([topic], handler));
+    await eventually('every record delivered', () => records().length === 4);
+    // Every leader was asked (its partition's record came from a fetch), and no other broker.
+    expect(new Set(asked)).toEqual(leaders);
+    await source.stop();
+  });
+
   it('should hand out and fetch the next batches of a partition while one is being applied, up to the prefetch bound', async () => {
     // The handler holds every batch; meanwhile the source hands the partition's next batches out (each says
     // where it continues from) while those out hold less than KAFKA_PREFETCH_BYTES, and keeps fetching until
