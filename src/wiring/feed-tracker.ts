@@ -25,6 +25,32 @@ import type { Metrics } from '../ops/metrics.js';
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
+/**
+ * `hw - next`, at least 0, of two offsets in decimal: as numbers while both are safe integers (every offset a
+ * topic reaches in practice; BigInt arithmetic was most of an `applied` call's cost), else as BigInts.
+ */
+function lagOf(hw: string, next: string): string {
+  const h = Number(hw);
+  const n = Number(next);
+  if (Number.isSafeInteger(h) && Number.isSafeInteger(n)) return String(h > n ? h - n : 0);
+  return (BigInt(hw) > BigInt(next) ? BigInt(hw) - BigInt(next) : 0n).toString();
+}
+
+/** Whether offset `a` is after offset `b` (both in decimal; as numbers while both are safe integers). */
+function isAfter(a: string, b: string): boolean {
+  const x = Number(a);
+  const y = Number(b);
+  return Number.isSafeInteger(x) && Number.isSafeInteger(y) ? x > y : BigInt(a) > BigInt(b);
+}
+
+/** The sum of the partitions' lags (as numbers while the sum is a safe integer, as `lagOf`). */
+function sumOfLags(partitions: readonly PartitionStatus[]): bigint {
+  let sum = 0;
+  for (const p of partitions) if (p.lag !== null) sum += Number(p.lag);
+  if (Number.isSafeInteger(sum)) return BigInt(sum);
+  return partitions.reduce((n, p) => n + (p.lag === null ? 0n : BigInt(p.lag)), 0n);
+}
+
 export interface FeedTrackerOptions {
   readonly store: LmdbStore;
   readonly source: FeedSource;
@@ -63,6 +89,15 @@ export class FeedTracker implements FeedMonitor {
    */
   private lagRead:
     { readonly sequence: bigint; readonly moves: number; readonly partitions: PartitionStatus[] } | undefined;
+  /**
+   * The stored positions by partition key, as of the commit sequence they were read at: they move only with
+   * commits. A trickle of small batches moves the high watermarks between commits, and each batch's `applied`
+   * used to read them all from the store again.
+   */
+  private positionsRead:
+    { readonly sequence: bigint; readonly next: ReadonlyMap<string, string> } | undefined;
+  /** The lag each partition's gauge was last set to: a gauge is set when its partition's lag moved. */
+  private readonly exportedLag = new Map<string, string>();
   private readonly store: LmdbStore;
   private readonly source: FeedSource;
   private readonly metrics: Metrics;
@@ -146,7 +181,7 @@ export class FeedTracker implements FeedMonitor {
   private observeHighWatermark(topic: string, partition: number, hw: string): void {
     const k = key(topic, partition);
     const prev = this.highWatermarks.get(k);
-    if (prev === undefined || BigInt(hw) > BigInt(prev)) {
+    if (prev === undefined || isAfter(hw, prev)) {
       this.highWatermarks.set(k, hw);
       this.highWatermarkMoves++;
     }
@@ -159,7 +194,7 @@ export class FeedTracker implements FeedMonitor {
       this.caughtUp = true;
       this.logger.info({ sequence: this.store.sequence().toString() }, 'caught up: ready');
     }
-    const totalLag = partitions.reduce((n, p) => n + (p.lag === null ? 0n : BigInt(p.lag)), 0n);
+    const totalLag = sumOfLags(partitions);
     this.totalLag = partitions.some((p) => p.lag !== null) ? Number(totalLag) : null;
     const state = this.source.status().state;
     const down = state === 'retrying' || state === 'crashed';
@@ -220,7 +255,7 @@ export class FeedTracker implements FeedMonitor {
     for (const t of this.targets.values()) {
       if (t.next === '0') continue;
       const next = at.get(key(t.topic, t.partition));
-      if (next === undefined || BigInt(next) < BigInt(t.next)) return false;
+      if (next === undefined || isAfter(t.next, next)) return false;
     }
     return true;
   }
@@ -246,10 +281,13 @@ export class FeedTracker implements FeedMonitor {
       this.evaluate(last.partitions);
       return;
     }
-    const partitions = this.partitions();
+    const partitions = this.partitions(sequence);
     for (const p of partitions) {
-      if (p.lag !== null)
-        this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
+      if (p.lag === null) continue;
+      const k = key(p.topic, p.partition);
+      if (this.exportedLag.get(k) === p.lag) continue;
+      this.exportedLag.set(k, p.lag);
+      this.metrics.partitionLag.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
     }
     this.lagRead = { sequence, moves: this.highWatermarkMoves, partitions };
     this.evaluate(partitions);
@@ -299,18 +337,35 @@ export class FeedTracker implements FeedMonitor {
     return this.newestEventMs === undefined ? null : Math.max(0, (this.now() - this.newestEventMs) / 1000);
   }
 
-  private partitions(): PartitionStatus[] {
+  /** Every partition's position, high watermark and lag; the positions as of commit `sequence`. */
+  private partitions(sequence: bigint = this.store.readSequence()): PartitionStatus[] {
+    const stored = this.storedPositions(sequence);
     const keys = new Set([...this.highWatermarks.keys()]);
-    const stored = new Map(this.store.positions().map((p) => [key(p.topic, p.partition), p] as const));
     for (const k of stored.keys()) keys.add(k);
     return [...keys].sort().map((k) => {
       const [topic = '', partition = '0'] = k.split('\u0000');
-      const next = stored.get(k)?.next ?? '0';
+      const next = stored.get(k) ?? '0';
       const hw = this.highWatermarks.get(k) ?? null;
-      const lag =
-        hw === null ? null : (BigInt(hw) > BigInt(next) ? BigInt(hw) - BigInt(next) : 0n).toString();
-      return { topic, partition: Number(partition), next, highWatermark: hw, lag };
+      return {
+        topic,
+        partition: Number(partition),
+        next,
+        highWatermark: hw,
+        lag: hw === null ? null : lagOf(hw, next),
+      };
     });
+  }
+
+  /**
+   * The stored next offset by partition key, read from the store once per commit (read in the same
+   * synchronous stretch as `sequence`, the commit they belong to).
+   */
+  private storedPositions(sequence: bigint): ReadonlyMap<string, string> {
+    const last = this.positionsRead;
+    if (last !== undefined && last.sequence === sequence) return last.next;
+    const next = new Map(this.store.positions().map((p) => [key(p.topic, p.partition), p.next] as const));
+    this.positionsRead = { sequence, next };
+    return next;
   }
 
   snapshot(): FeedStatusSnapshot {
