@@ -350,12 +350,13 @@ export class FetchedRecord implements FeedRecord {
   // Private (#): a spread, a log line or a structured clone of a record sees its contract fields only, not
   // the batch's bytes (its key and value, getters, are not own properties either: read them to copy them).
   readonly #bytes: Buffer;
-  readonly #keyAt: number;
-  /** -1: no key (null). */
-  readonly #keyLength: number;
-  readonly #valueAt: number;
-  /** -1: no value (null). */
-  readonly #valueLength: number;
+  /**
+   * Where its key starts in the batch's bytes: the key's length (a zigzag varint, -1 for none), its bytes,
+   * then the value the same way (checked when the batch was decoded). One position rather than the four
+   * offsets and lengths: a record waiting in the prefetch survives young-generation collections, which copy
+   * it, and three fields fewer are 88 bytes a record instead of 112.
+   */
+  readonly #at: number;
 
   constructor(
     readonly topic: string,
@@ -366,32 +367,53 @@ export class FetchedRecord implements FeedRecord {
     /** A control record (a transaction marker): read, never delivered. */
     readonly isControlRecord: boolean,
     bytes: Buffer,
-    keyAt: number,
-    keyLength: number,
-    valueAt: number,
-    valueLength: number,
+    at: number,
   ) {
     this.#bytes = bytes;
-    this.#keyAt = keyAt;
-    this.#keyLength = keyLength;
-    this.#valueAt = valueAt;
-    this.#valueLength = valueLength;
+    this.#at = at;
   }
 
   get key(): Buffer | null {
-    return this.#keyLength < 0 ? null : this.#bytes.subarray(this.#keyAt, this.#keyAt + this.#keyLength);
+    const length = varIntAt(this.#bytes, this.#at);
+    return length < 0 ? null : this.#bytes.subarray(varIntEnd, varIntEnd + length);
   }
 
   get value(): Buffer | null {
-    return this.#valueLength < 0
-      ? null
-      : this.#bytes.subarray(this.#valueAt, this.#valueAt + this.#valueLength);
+    const length = this.valueLength();
+    return length < 0 ? null : this.#bytes.subarray(varIntEnd, varIntEnd + length);
   }
 
   /** Bytes of its key and value, without making views of them. */
   get size(): number {
-    return Math.max(0, this.#keyLength) + Math.max(0, this.#valueLength);
+    const keyLength = varIntAt(this.#bytes, this.#at);
+    return Math.max(0, keyLength) + Math.max(0, this.valueLength());
   }
+
+  /** The value's length (-1: none), leaving `varIntEnd` where its bytes start. */
+  private valueLength(): number {
+    const keyLength = varIntAt(this.#bytes, this.#at);
+    return varIntAt(this.#bytes, varIntEnd + Math.max(0, keyLength));
+  }
+}
+
+/** Where the varint `varIntAt` read last ends (module-wide, like the decoder's position: no object per read). */
+let varIntEnd = 0;
+
+/**
+ * The zigzag varint at `at` of `bytes` (kafkajs `Decoder#readVarInt`'s arithmetic), read without the
+ * decoder's state; sets `varIntEnd`.
+ */
+function varIntAt(bytes: Buffer, at: number): number {
+  let byte: number;
+  let result = 0;
+  let shift = 0;
+  do {
+    byte = bytes[at++]!;
+    result += (byte & 0x7f) << shift;
+    shift += 7;
+  } while (byte >= 0x80);
+  varIntEnd = at;
+  return (result >>> 1) ^ -(result & 1);
 }
 
 /**
@@ -441,27 +463,12 @@ function readFetchedRecords(
     const timestampDelta = readVarLong();
     const timestamp = logAppend ? batch.maxTimestamp : timestampOf(context.firstTimestamp, timestampDelta);
     const offset = sum(context.firstOffset, readVarInt());
-    const keyLength = skipVarIntBytes(end);
-    const keyAt = at - Math.max(0, keyLength);
-    const valueLength = skipVarIntBytes(end);
-    const valueAt = at - Math.max(0, valueLength);
+    const keyStart = at;
+    skipVarIntBytes(end);
+    skipVarIntBytes(end);
     const headers = readFeedHeaders();
     at = end;
-    out.push(
-      new FetchedRecord(
-        topic,
-        partition,
-        offset,
-        timestamp,
-        headers,
-        control,
-        bytes,
-        keyAt,
-        keyLength,
-        valueAt,
-        valueLength,
-      ),
-    );
+    out.push(new FetchedRecord(topic, partition, offset, timestamp, headers, control, bytes, keyStart));
   }
 }
 
