@@ -148,9 +148,13 @@ export const freshness: Scenario = {
       const fetchesAfter = await scrapeCounter(server.url, FETCHES);
       const sendingSeconds = (sentAt - start) / 1000;
       // Per broker, by node id: only the leaders of the tweets topic's partitions have records to answer with.
+      const brokerOf = (labels: string) => Number(/broker="(\d+)"/.exec(labels)?.[1] ?? NaN);
       const fetchRates = [...fetchesAfter]
-        .map(([labels, n]) => [labels, (n - (fetchesBefore.get(labels) ?? 0)) / sendingSeconds] as const)
-        .sort(([a], [b]) => a.localeCompare(b))
+        .map(
+          ([labels, n]) =>
+            [brokerOf(labels), (n - (fetchesBefore.get(labels) ?? 0)) / sendingSeconds] as const,
+        )
+        .sort(([a], [b]) => a - b)
         .map(([, rate]) => round(rate, 0))
         .join(' / ');
       const applied = await waitApplied(
