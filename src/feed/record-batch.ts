@@ -383,10 +383,10 @@ export class FetchedRecord implements FeedRecord {
     return length < 0 ? null : this.#bytes.subarray(varIntEnd, varIntEnd + length);
   }
 
-  /** Bytes of its key and value, without making views of them. */
+  /** Bytes of its key and value, without making views of them (every fetched record's, at its fetch). */
   get size(): number {
-    const keyLength = varIntAt(this.#bytes, this.#at);
-    return Math.max(0, keyLength) + Math.max(0, this.valueLength());
+    const keyLength = Math.max(0, varIntAt(this.#bytes, this.#at));
+    return keyLength + Math.max(0, varIntAt(this.#bytes, varIntEnd + keyLength));
   }
 
   /** The value's length (-1: none), leaving `varIntEnd` where its bytes start. */
