@@ -432,14 +432,13 @@ function readFeedHeaders(): Headers {
 }
 
 /**
- * Skips a varint-prefixed byte string within the record ending at `end`; returns its length (-1: null),
- * leaving its start at `at - length`.
+ * Skips a varint-prefixed byte string (a key or a value; -1 for none) within the record ending at `end`, which
+ * it must not pass.
  */
-function skipVarIntBytes(end: number): number {
+function skipVarIntBytes(end: number): void {
   const n = readVarInt();
   if (n < -1 || at + n > end) throw new CorruptBatchError(`a key or value of ${n} bytes at byte ${at}`);
   if (n > 0) at += n;
-  return n;
 }
 
 /** The records of a record area as FetchedRecords (`count` of them from `at` on). */
@@ -463,6 +462,7 @@ function readFetchedRecords(
     const timestampDelta = readVarLong();
     const timestamp = logAppend ? batch.maxTimestamp : timestampOf(context.firstTimestamp, timestampDelta);
     const offset = sum(context.firstOffset, readVarInt());
+    // The key, then the value: checked here, read again from `keyStart` when the record is asked for them.
     const keyStart = at;
     skipVarIntBytes(end);
     skipVarIntBytes(end);
