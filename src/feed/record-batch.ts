@@ -83,17 +83,11 @@ export interface DecodedRecord {
 let buf: Buffer = Buffer.alloc(0);
 let at = 0;
 
-/** kafkajs `Decoder#readVarInt`, the same arithmetic (32-bit shifts, zigzag). */
+/** kafkajs `Decoder#readVarInt` (`varIntAt` at the reader's position, which moves past it). */
 function readVarInt(): number {
-  let byte: number;
-  let result = 0;
-  let shift = 0;
-  do {
-    byte = buf[at++]!;
-    result += (byte & 0x7f) << shift;
-    shift += 7;
-  } while (byte >= 0x80);
-  return (result >>> 1) ^ -(result & 1);
+  const n = varIntAt(buf, at);
+  at = varIntEnd;
+  return n;
 }
 
 /**
@@ -400,8 +394,8 @@ export class FetchedRecord implements FeedRecord {
 let varIntEnd = 0;
 
 /**
- * The zigzag varint at `at` of `bytes` (kafkajs `Decoder#readVarInt`'s arithmetic), read without the
- * decoder's state; sets `varIntEnd`.
+ * The zigzag varint at `at` of `bytes` (kafkajs `Decoder#readVarInt`'s arithmetic: 32-bit shifts, zigzag);
+ * sets `varIntEnd`. The decoder reads through it (`readVarInt`), and a record's key and value getters.
  */
 function varIntAt(bytes: Buffer, at: number): number {
   let byte: number;
