@@ -37,9 +37,11 @@ import {
   ZERO,
   isDigit,
   matches,
-  skipEscape,
+  stringEscaped,
+  stringWide,
   skipNumber,
   skipSpace,
+  skipString,
 } from './json-bytes.js';
 
 /** Nesting of skipped values at most (a Debezium payload nests 2 deep); deeper goes to the general path. */
@@ -48,38 +50,21 @@ const MAX_DEPTH = 32;
 /** What the skips below return where the text is not JSON (or ends before `end`). */
 const FAILED = -1;
 
-/** Set by `skipString`: the string it passed had an escape. */
-let escaped = false;
-/** Set by `skipString` (cleared by the caller): a string held a byte at or above 0x80 (checked as UTF-8 at the end). */
+/** Whether a string read since the scan started held a byte at or above 0x80 (checked as UTF-8 at the end). */
 let wide = false;
 
-/**
- * Past the JSON string whose opening quote is at `i` (escapes checked, no control character), or FAILED;
- * sets `escaped`, and `wide` when it holds a byte at or above 0x80.
- */
-function skipString(b: Uint8Array, i: number, end: number): number {
-  escaped = false;
-  for (i++; i < end;) {
-    const c = b[i]!;
-    if (c === QUOTE) return i + 1;
-    if (c < 0x20) return FAILED;
-    if (c !== BACKSLASH) {
-      if (c >= 0x80) wide = true;
-      i++;
-      continue;
-    }
-    escaped = true;
-    i = skipEscape(b, i, end);
-    if (i === FAILED) return FAILED;
-  }
-  return FAILED;
+/** `skipString`, noting in `wide` a string's bytes beyond ASCII. */
+function skipStringNoting(b: Uint8Array, i: number, end: number): number {
+  const after = skipString(b, i, end);
+  if (stringWide) wide = true;
+  return after;
 }
 
 /** Past the JSON value at `i` (`i` at its first byte), checked all through, or FAILED. */
 function skipValue(b: Uint8Array, i: number, end: number, depth: number): number {
   if (i >= end) return FAILED;
   const c = b[i]!;
-  if (c === QUOTE) return skipString(b, i, end);
+  if (c === QUOTE) return skipStringNoting(b, i, end);
   if (c === MINUS || isDigit(c)) return skipNumber(b, i, end);
   if (c === 0x74) return matches(b, i, TRUE, end) ? i + 4 : FAILED;
   if (c === 0x66) return matches(b, i, FALSE, end) ? i + 5 : FAILED;
@@ -92,7 +77,7 @@ function skipValue(b: Uint8Array, i: number, end: number, depth: number): number
   for (;;) {
     if (object) {
       if (i >= end || b[i] !== QUOTE) return FAILED;
-      i = skipString(b, i, end);
+      i = skipStringNoting(b, i, end);
       if (i === FAILED) return FAILED;
       i = skipSpace(b, i);
       if (i >= end || b[i] !== COLON) return FAILED;
@@ -136,15 +121,11 @@ class Reader {
     if (i >= end) return undefined;
     const c = b[i]!;
     if (c === QUOTE) {
-      const before = wide;
-      wide = false;
-      const after = skipString(b, i, end);
-      const mine = wide;
-      wide ||= before;
+      const after = skipStringNoting(b, i, end);
       if (after === FAILED) return undefined;
       this.at = after;
-      if (escaped) return JSON.parse(b.toString('utf8', i, after)) as string;
-      return mine ? b.toString('utf8', i + 1, after - 1) : latin1Slice(b, i + 1, after - 1);
+      if (stringEscaped) return JSON.parse(b.toString('utf8', i, after)) as string;
+      return stringWide ? b.toString('utf8', i + 1, after - 1) : latin1Slice(b, i + 1, after - 1);
     }
     if (c === MINUS || isDigit(c)) {
       const after = skipNumber(b, i, end);

@@ -1,7 +1,7 @@
 /**
  * JSON text as the byte-level readers see it (json-scan.ts, converter-wrapper.ts, debezium-scan.ts): the
  * structural characters, digits, literals and JSON's whitespace, bytes compared where they lie, and the
- * escapes and numbers of the grammar passed over.
+ * strings, escapes and numbers of the grammar passed over.
  */
 
 export const QUOTE = 0x22;
@@ -70,6 +70,39 @@ export function skipEscape(b: Uint8Array, i: number, end = b.length): number {
     e === 0x74
     ? i + 2
     : -1;
+}
+
+/** Whether the last string `skipString` passed over held an escape. */
+export let stringEscaped = false;
+/** Whether the last string `skipString` passed over held a byte at or above 0x80. */
+export let stringWide = false;
+
+/**
+ * Past the JSON string whose opening quote is at `i` (its escapes checked, no control character), before
+ * `end`; -1 when it is not one. Sets `stringEscaped` and `stringWide`: whether it held an escape, and a byte at or
+ * above 0x80 (whose UTF-8 the caller checks).
+ */
+export function skipString(b: Uint8Array, i: number, end = b.length): number {
+  let escaped = false;
+  let wide = false;
+  for (i++; i < end;) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      stringEscaped = escaped;
+      stringWide = wide;
+      return i + 1;
+    }
+    if (c < 0x20) return -1;
+    if (c !== BACKSLASH) {
+      if (c >= 0x80) wide = true;
+      i++;
+      continue;
+    }
+    escaped = true;
+    i = skipEscape(b, i, end);
+    if (i < 0) return -1;
+  }
+  return -1;
 }
 
 /** Past the JSON number at `i` (RFC 8259: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?), before `end`; or -1. */

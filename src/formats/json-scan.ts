@@ -29,9 +29,11 @@ import {
   TRUE,
   isDigit,
   matches,
-  skipEscape,
+  stringEscaped,
+  stringWide,
   skipNumber,
   skipSpace,
+  skipString,
 } from './json-bytes.js';
 import { CONTRACT_FIELDS } from './mapping.js';
 
@@ -159,29 +161,17 @@ export class JsonRowScan {
         i = skipSpace(value, i);
         const c = value[i];
         if (c === QUOTE) {
-          const at = ++i;
-          let escaped = false;
-          let wide = false;
-          for (;;) {
-            const d = value[i];
-            if (d === undefined || d < 0x20) return false;
-            if (d === QUOTE) break;
-            if (d === BACKSLASH) {
-              escaped = true;
-              i = skipEscape(value, i);
-              if (i < 0) return false;
-              continue;
-            }
-            if (d >= 0x80) wide = true;
-            i++;
-          }
+          const at = i + 1;
+          i = skipString(value, i);
+          if (i < 0) return false;
+          const escaped = stringEscaped;
+          const wide = stringWide;
           if (wide) nonAscii = true;
           if (field >= 0) {
             start[field] = at;
-            end[field] = i;
+            end[field] = i - 1;
             form[field] = escaped ? ESCAPED : wide ? WIDE : PLAIN;
           }
-          i++;
         } else if (c === 0x6e) {
           if (!matches(value, i, NULL)) return false;
           i += 4;
