@@ -346,7 +346,7 @@ export function filteredByKafkajs(
 }
 
 /** `a < b` for offsets as kafkajs writes them (decimal, `-` for a negative one, no leading zeros). */
-function offsetBelow(a: string, b: string): boolean {
+export function offsetBelow(a: string, b: string): boolean {
   if (a.charCodeAt(0) === 0x2d || b.charCodeAt(0) === 0x2d) return BigInt(a) < BigInt(b);
   return a.length !== b.length ? a.length < b.length : a < b;
 }

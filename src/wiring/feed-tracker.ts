@@ -16,6 +16,7 @@
  * High watermarks come from every fetched batch and from a periodic `endOffsets`, so lag is visible even
  * when the consumer fetches nothing.
  */
+import { offsetBelow } from '../feed/partition-feed.js';
 import type { FeedBatch, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { LmdbStore } from '../store/lmdb-store.js';
 import { USER_INFORMATION } from '../views/user-information.js';
@@ -34,13 +35,6 @@ function lagOf(hw: string, next: string): string {
   const n = Number(next);
   if (Number.isSafeInteger(h) && Number.isSafeInteger(n)) return String(h > n ? h - n : 0);
   return (BigInt(hw) > BigInt(next) ? BigInt(hw) - BigInt(next) : 0n).toString();
-}
-
-/** Whether offset `a` is after offset `b` (both in decimal; as numbers while both are safe integers). */
-function isAfter(a: string, b: string): boolean {
-  const x = Number(a);
-  const y = Number(b);
-  return Number.isSafeInteger(x) && Number.isSafeInteger(y) ? x > y : BigInt(a) > BigInt(b);
 }
 
 /** The sum of the partitions' lags (as numbers while the sum is a safe integer, as `lagOf`). */
@@ -181,7 +175,7 @@ export class FeedTracker implements FeedMonitor {
   private observeHighWatermark(topic: string, partition: number, hw: string): void {
     const k = key(topic, partition);
     const prev = this.highWatermarks.get(k);
-    if (prev === undefined || isAfter(hw, prev)) {
+    if (prev === undefined || offsetBelow(prev, hw)) {
       this.highWatermarks.set(k, hw);
       this.highWatermarkMoves++;
     }
@@ -255,7 +249,7 @@ export class FeedTracker implements FeedMonitor {
     for (const t of this.targets.values()) {
       if (t.next === '0') continue;
       const next = at.get(key(t.topic, t.partition));
-      if (next === undefined || isAfter(t.next, next)) return false;
+      if (next === undefined || offsetBelow(next, t.next)) return false;
     }
     return true;
   }
