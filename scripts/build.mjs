@@ -91,6 +91,8 @@ export async function build() {
     banner: { js: REQUIRE_BANNER },
     sourcemap: 'linked',
     tsconfig: join(ROOT, 'tsconfig.json'),
+    // Paths in the bundle's comments relative to the repository, from whatever directory it is built.
+    absWorkingDir: ROOT,
     logLevel: 'warning',
   });
   for (const [from, to] of ASSETS) copyFileSync(join(ROOT, from), join(staging, to));
