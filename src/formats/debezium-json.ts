@@ -9,11 +9,11 @@ import type { FeedRecord } from '../feed/types.js';
 import { decodeChange, invalid, tombstone, type ChangeContext } from './change.js';
 import { isEnvelope, isObject } from './envelope.js';
 import { ConverterSchemas, startsAsWrapper, type Schema } from './converter-wrapper.js';
-import { DebeziumScan } from './debezium-scan.js';
+import { DebeziumRowScan, DebeziumScan } from './debezium-scan.js';
 import { keyOfText, type KeyResult } from './keys.js';
 import { parseLosslessJson } from './lossless-json.js';
 import { connectRowSchema, type RowSchema } from './row-schema.js';
-import type { Decoded, FormatDecoder } from './types.js';
+import type { Decoded, FormatDecoder, ScannedSink } from './types.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -54,8 +54,41 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
       return invalid(RecordErrorCode.NotObject, 'the converter payload must be a JSON object', undefined);
     return decodeChange(ctx, key, payload, schemaOf(ctx.envelopes && isEnvelope(payload)), undefined);
   };
+  /** Envelopes packed from their bytes (debezium-scan.ts), made at the first record packed. */
+  let rowScan: DebeziumRowScan | undefined;
   return {
     format: 'debezium-json',
+    // What `decode` reads as an envelope, a tombstone or a wrapper around an envelope (its schema remembered),
+    // with a record key; anything else is decoded.
+    pack(record: FeedRecord, into: ScannedSink): number | undefined {
+      if (!ctx.envelopes) return undefined;
+      const key = keyOf(record.key);
+      if (key === undefined || !key.ok) return undefined;
+      const time = Number(record.timestamp);
+      const { topic, partition, offset } = record;
+      const bytes = record.value;
+      rowScan ??= new DebeziumRowScan(ctx.table, ctx.mapping);
+      if (bytes === null || bytes.length === 0)
+        return into.pushScanned(rowScan, key.key, null, topic, partition, offset, time) ? 0 : undefined;
+      const split = schemas.split(bytes);
+      if (split === undefined && startsAsWrapper(bytes)) return undefined;
+      const taken =
+        split === undefined
+          ? rowScan.scan(bytes, 0, bytes.length, key.key, undefined)
+          : rowScan.scan(bytes, split.from, split.to, key.key, rowSchemaOf(split.schema, true));
+      if (!taken) return undefined;
+      const own = rowScan.eventTime;
+      const packed = into.pushScanned(
+        rowScan,
+        key.key,
+        rowScan.deleted ? null : bytes,
+        topic,
+        partition,
+        offset,
+        own ?? time,
+      );
+      return packed ? (own ?? 0) : undefined;
+    },
     decode(record: FeedRecord): Decoded {
       const key = keyOf(record.key);
       const bytes = record.value;

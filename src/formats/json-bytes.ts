@@ -3,6 +3,7 @@
  * structural characters, digits, literals and JSON's whitespace, bytes compared where they lie, and the
  * strings, escapes and numbers of the grammar passed over.
  */
+import { ESCAPED_FORM, PLAIN_FORM } from '../views/scanned-row.js';
 
 export const QUOTE = 0x22;
 export const BACKSLASH = 0x5c;
@@ -125,4 +126,14 @@ export function skipNumber(b: Uint8Array, i: number, end = b.length): number {
     while (i < end && isDigit(b[i]!)) i++;
   }
   return i;
+}
+
+/**
+ * The string whose bytes run from `start` to `end` of `value` (inside its quotes), read by its form
+ * (views/scanned-row.ts): what JSON.parse of the value holds there. A WIDE one's bytes are valid UTF-8 and an
+ * ESCAPED one's literal has been checked (the scans' `text`).
+ */
+export function scannedString(value: Buffer, start: number, end: number, form: number): string {
+  if (form === ESCAPED_FORM) return JSON.parse(value.toString('utf8', start - 1, end + 1)) as string;
+  return value.toString(form === PLAIN_FORM ? 'latin1' : 'utf8', start, end);
 }

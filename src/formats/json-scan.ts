@@ -14,6 +14,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { normalizeDateTime } from '../views/dates.js';
+import { ESCAPED_FORM, PLAIN_FORM, WIDE_FORM } from '../views/scanned-row.js';
 import { MAX_KEY_BYTES } from '../views/decode.js';
 import { KEY_FIELD, ROW_FIELDS, type Table } from '../views/source.js';
 import {
@@ -34,13 +35,9 @@ import {
   skipNumber,
   skipSpace,
   skipString,
+  scannedString,
 } from './json-bytes.js';
 import { CONTRACT_FIELDS } from './mapping.js';
-
-/** A string field's form (`JsonRowScan.form`). */
-const ESCAPED = 0;
-export const PLAIN = 1;
-const WIDE = 2;
 
 /** A field's slot when it is not a string: absent from the object, or null. */
 const ABSENT_FIELD = -2;
@@ -89,8 +86,8 @@ export class JsonRowScan {
   /** Per field: where its string's bytes end. */
   readonly end: Int32Array;
   /**
-   * Per field: its string's form, PLAIN (ASCII without escapes: its bytes are its characters), WIDE (UTF-8
-   * without escapes) or ESCAPED (`text` reads the last two).
+   * Per field: its string's form (views/scanned-row.ts): PLAIN_FORM (ASCII without escapes: its bytes are its
+   * characters), WIDE_FORM (UTF-8 without escapes) or ESCAPED_FORM (`text` reads the last two).
    */
   readonly form: Uint8Array;
   /** Per date field: the value normalized (views/dates.ts), which the row holds instead of its bytes. */
@@ -170,7 +167,7 @@ export class JsonRowScan {
           if (field >= 0) {
             start[field] = at;
             end[field] = i - 1;
-            form[field] = escaped ? ESCAPED : wide ? WIDE : PLAIN;
+            form[field] = escaped ? ESCAPED_FORM : wide ? WIDE_FORM : PLAIN_FORM;
           }
         } else if (c === 0x6e) {
           if (!matches(value, i, NULL)) return false;
@@ -210,10 +207,7 @@ export class JsonRowScan {
    * there (a WIDE one's bytes are valid UTF-8, and an ESCAPED one's literal has been checked).
    */
   text(f: number): string {
-    const { value, start, end } = this;
-    if (this.form[f] === ESCAPED)
-      return JSON.parse(value.toString('utf8', start[f]! - 1, end[f]! + 1)) as string;
-    return value.toString(this.form[f] === PLAIN ? 'latin1' : 'utf8', start[f], end[f]);
+    return scannedString(this.value, this.start[f]!, this.end[f]!, this.form[f]!);
   }
 
   /** The contract's checks on the fields found (views/decode.ts `rowOf`); false where it would refuse. */
@@ -222,7 +216,7 @@ export class JsonRowScan {
     const { required, id, date } = this.names;
     const own = start[keyField]!;
     if (own >= 0) {
-      if (form[keyField] !== PLAIN || end[keyField]! - own !== key.length || !matches(value, own, key))
+      if (form[keyField] !== PLAIN_FORM || end[keyField]! - own !== key.length || !matches(value, own, key))
         return false;
     }
     for (let f = 0; f < keyField; f++) {
@@ -230,14 +224,14 @@ export class JsonRowScan {
       if (required[f] && at < 0) return false;
       if (id[f]) {
         // Plain, so that its length in bytes is its length.
-        if (form[f] !== PLAIN) return false;
+        if (form[f] !== PLAIN_FORM) return false;
         const length = end[f]! - at;
         if (length === 0 || length > MAX_KEY_BYTES) return false;
       }
       if (date[f]) {
         dates[f] = undefined;
         if (at < 0) continue;
-        if (form[f] !== PLAIN) return false;
+        if (form[f] !== PLAIN_FORM) return false;
         const iso = normalizeDateTime(value.toString('latin1', at, end[f]));
         if (iso === undefined) return false;
         dates[f] = iso;

@@ -5,7 +5,8 @@
  */
 import type { RecordErrorCode } from '../errors.js';
 import type { FeedRecord } from '../feed/types.js';
-import type { Row, Table } from '../views/source.js';
+import type { ScannedRow } from '../views/scanned-row.js';
+import type { Row } from '../views/source.js';
 
 export const FORMATS = ['json', 'debezium-json', 'avro', 'debezium-avro'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -29,6 +30,20 @@ export type Decoded =
       readonly schemaId?: number;
     };
 
+/** Where a format's byte path packs a record (packed-changes.ts `PackingChangeBatch`). */
+export interface ScannedSink {
+  /** Packs the record `scan` has just taken (true), or nothing (false: decode it). `key`: its bytes or its string. */
+  pushScanned(
+    scan: ScannedRow,
+    key: Uint8Array | string,
+    value: Uint8Array | null,
+    topic: string,
+    partition: number,
+    offset: string,
+    eventTime: number,
+  ): boolean;
+}
+
 export interface FormatDecoder {
   readonly format: Format;
   /**
@@ -41,8 +56,12 @@ export interface FormatDecoder {
   /** Synchronous and pure given what `prepare` loaded. */
   decode(record: FeedRecord): Decoded;
   /**
-   * The `json` format: the contract table whose plain records the ingest may pack straight from their bytes
-   * (json-scan.ts), without `decode`, when the store's commits run on its writer thread. Absent elsewhere.
+   * Packs `record` into `into` straight from its bytes when the format can (json-scan.ts for the `json`
+   * format's plain records, debezium-scan.ts for Debezium JSON envelopes), with the bytes `decode` then
+   * `into.push` would have packed: no row, no string, no parsed value made for it. Returns undefined when it
+   * is to be decoded (nothing of it was packed); else the change's own event time (`Decoded.eventTime`) or,
+   * when it has none, 0 (its Kafka timestamp was packed as its event time). Used by the ingest when the
+   * store's commits run on its writer thread. Absent for formats without a byte path.
    */
-  readonly plainJson?: Table;
+  pack?(record: FeedRecord, into: ScannedSink): number | undefined;
 }

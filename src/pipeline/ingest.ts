@@ -15,7 +15,6 @@ import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
 import { PackingChangeBatch } from '../store/packed-changes.js';
-import { JsonRowScan } from '../formats/json-scan.js';
 import type { Table } from '../views/source.js';
 import { handlerSteps, observeApplied, tailOf, type DeadLetter, type HandlerOptions } from './batch-steps.js';
 
@@ -26,25 +25,6 @@ export interface IngestOptions extends HandlerOptions {
   readonly tables: ReadonlyMap<string, Table>;
   /** Topic name → format decoder (src/formats). Default: the `json` format for every topic of `tables`. */
   readonly decoders?: ReadonlyMap<string, FormatDecoder>;
-}
-
-/**
- * A plain record of a `json` topic packed from its bytes (json-scan.ts), as decoding it would have packed it:
- * its event time (the Kafka timestamp), or undefined when it is to be decoded (nothing of it was kept).
- */
-function packedFromBytes(
-  scan: JsonRowScan,
-  record: FeedRecord,
-  changes: ChangeBatch | PackingChangeBatch,
-): number | undefined {
-  const { key, value } = record;
-  if (!(changes instanceof PackingChangeBatch) || key === null) return undefined;
-  const row = value === null || value.length === 0 ? null : value;
-  if (!scan.scan(key, row)) return undefined;
-  const eventTime = Number(record.timestamp);
-  return changes.pushScanned(scan, key, row, record.topic, record.partition, record.offset, eventTime)
-    ? eventTime
-    : undefined;
 }
 
 /** Bytes a chunk's packed records take (undefined: it holds decoded rows, not packed ones). */
@@ -63,8 +43,6 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     (changes, positions) => changes.input(positions),
   );
   const { rebuild } = steps;
-  /** Per table read in the `json` format: its plain records' scanner (json-scan.ts). */
-  const scans = new Map<Table, JsonRowScan>();
 
   return steps.handler(async (batch, decoded) => {
     const table = tables.get(batch.topic);
@@ -84,15 +62,20 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     let newestEventMs: number | undefined;
     /** Each valid change's event time (the age metric): the chunks are not kept until their commit. */
     const eventTimes: number[] = [];
-    const scan =
-      decoder.plainJson !== table
-        ? undefined
-        : (scans.get(table) ?? scans.set(table, new JsonRowScan(table)).get(table)!);
     for (let i = 0; i < fresh.length; i++) {
       if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
       const record = fresh[i]!;
-      let eventTime = scan === undefined ? undefined : packedFromBytes(scan, record, chunks.current);
-      if (eventTime === undefined) {
+      // Packed from its bytes when the format can (FormatDecoder `pack`), else decoded and pushed.
+      const current = chunks.current;
+      const own =
+        decoder.pack !== undefined && current instanceof PackingChangeBatch
+          ? decoder.pack(record, current)
+          : undefined;
+      let eventTime: number | undefined;
+      if (own !== undefined) {
+        if (own > 0 && (newestEventMs === undefined || own > newestEventMs)) newestEventMs = own;
+        eventTime = own > 0 ? own : Number(record.timestamp);
+      } else {
         const decoded = decoder.decode(record);
         if (!decoded.ok) {
           invalid.push({

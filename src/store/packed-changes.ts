@@ -36,6 +36,7 @@ import {
   type CommitInput,
   type PartitionPosition,
 } from '../materializer/change-batch.js';
+import { PLAIN_FORM, type ScannedRow } from '../views/scanned-row.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../views/source.js';
 import { latin1Slice, latin1Write } from '../latin1.js';
 
@@ -52,29 +53,6 @@ export interface PackedChanges {
   /** Per table (TABLES order), the fields that cross: bit i is ROW_FIELDS[table][i]. */
   readonly fields: readonly number[];
 }
-
-/**
- * A record's row as found in its bytes, without being decoded (the `json` format's plain records:
- * src/formats/json-scan.ts `JsonRowScan`), for `ChangesPacker.pushScanned`.
- */
-export interface ScannedRow {
-  readonly table: Table;
-  /** The row's fields are the first this many slots, in ROW_FIELDS order. */
-  readonly rowFields: number;
-  /** Per field: where its string's bytes start in the value; below 0: null or absent. */
-  readonly start: Int32Array;
-  /** Per field: where its string's bytes end. */
-  readonly end: Int32Array;
-  /** Per field: its string's form, PLAIN_FORM when ASCII without escapes (its bytes are its characters). */
-  readonly form: Uint8Array;
-  /** Per field: the value the row holds instead of its bytes (a date-time normalized), if any. */
-  readonly dates: readonly (string | undefined)[];
-  /** The string of field `f` (read on its own: for a field that is not plain). */
-  text(f: number): string;
-}
-
-/** `ScannedRow.form` of a string whose bytes are its characters (json-scan.ts PLAIN). */
-export const PLAIN_FORM = 1;
 
 /** Per table, the fields of its rows a packed input carries (contract names; any order). */
 export type CrossingFields = Readonly<Record<Table, readonly string[]>>;
@@ -315,14 +293,15 @@ export class ChangesPacker {
   }
 
   /**
-   * Packs the record `scan` has just accepted (json-scan.ts; its key's bytes `key`, its value's `value`), or its
-   * delete (`value` null): the bytes `push` writes for the row `decodeRecord` makes of it. False, and nothing
+   * Packs the record `scan` has just accepted (json-scan.ts, debezium-scan.ts; its key `key`, as its bytes or as
+   * the string its format decodes it into, its value's bytes `value`), or its delete (`value` null): the bytes
+   * `push` writes for the row the format's decoder makes of it. False, and nothing
    * of it kept, where `push` refuses the record too (a partition that is not an int32), or where reading a
    * string throws.
    */
   pushScanned(
     scan: ScannedRow,
-    key: Uint8Array,
+    key: Uint8Array | string,
     value: Uint8Array | null,
     topicName: string,
     p: number,
@@ -334,7 +313,8 @@ export class ChangesPacker {
     const w = this.w;
     const mark = w.at;
     try {
-      w.bytesOf(key, 0, key.length);
+      if (typeof key === 'string') w.string(key);
+      else w.bytesOf(key, 0, key.length);
       w.string(offset);
       if (value === null) w.byte(DELETE);
       else {
@@ -517,7 +497,7 @@ export class PackingChangeBatch {
    */
   pushScanned(
     scan: ScannedRow,
-    key: Uint8Array,
+    key: Uint8Array | string,
     value: Uint8Array | null,
     topic: string,
     partition: number,
