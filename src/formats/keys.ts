@@ -55,7 +55,8 @@ export function keyOfValue(value: unknown, keyColumn: string): KeyResult {
  * unwrapped from the converter's schema/payload); any other key is its own UTF-8 text, so `1004` and
  * `007` stay exactly what was written. `schemas`: the converter schemas this topic's keys carried
  * (converter-wrapper.ts), when the caller keeps them; a key with a remembered one is read from its payload,
- * by `scan` (debezium-scan.ts, wanting `keyColumn`) when it is a flat struct holding the key column.
+ * by `scan` (debezium-scan.ts, wanting `keyColumn`) when it is a flat struct holding the key column, and so is
+ * a key that is such a struct itself.
  */
 export function keyOfText(
   bytes: Buffer,
@@ -69,6 +70,11 @@ export function keyOfText(
     if (struct !== undefined && Object.hasOwn(struct, keyColumn)) return keyOfValue(struct, keyColumn);
     const payload = schemas!.payload(bytes, split);
     if (payload !== undefined) return keyOfValue(payload, keyColumn);
+  } else if (scan !== undefined && keyColumn !== 'schema' && keyColumn !== 'payload') {
+    // A struct without the converter's wrapper (`{"id":1004}`): the same read from its bytes. (A struct of
+    // just `schema` and `payload` is a wrapper whose schema is not remembered: read below.)
+    const struct = scan.row(bytes, 0, bytes.length);
+    if (struct !== undefined && Object.hasOwn(struct, keyColumn)) return keyOfValue(struct, keyColumn);
   }
   let text: string;
   try {

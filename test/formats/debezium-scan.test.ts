@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { decodeChange } from '../../src/formats/change.js';
+import { ConverterSchemas } from '../../src/formats/converter-wrapper.js';
 import { DebeziumScan } from '../../src/formats/debezium-scan.js';
+import { keyOfText } from '../../src/formats/keys.js';
 import { isEnvelope, isObject } from '../../src/formats/envelope.js';
 import { parseLosslessJson } from '../../src/formats/lossless-json.js';
 import { tableMapping } from '../../src/formats/mapping.js';
@@ -99,7 +101,7 @@ function generator(random: () => number) {
     if (random() < 0.05) members.push([pickOne(['op', 'after', 'source']), scalar()]); // given twice
     return object(members.sort(() => random() - 0.5));
   };
-  return { envelope };
+  return { envelope, scalar };
 }
 
 describe('DebeziumScan', () => {
@@ -195,5 +197,47 @@ describe('DebeziumScan', () => {
     expect(key('{"other":1}')).toEqual({});
     for (const text of ['1004', '"u-42"', '{"id":1,"id":2}', '{"id":{"a":1}}', '{"id":1', '{"id":01}'])
       expect(key(text), text).toBeUndefined();
+  });
+
+  it('should read a key as keyOfText reads its parsed text, with or without the converter wrapper', () => {
+    const random = prng(43);
+    const { scalar } = generator(random);
+    const pickOne = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const struct = (): string =>
+      pickOne([
+        () => `{"id":${scalar()}}`,
+        () => ` { "id" : ${scalar()} , "tenant": [1, {"a": null}] } `,
+        () => `{"id":${scalar()},"id":${scalar()}}`,
+        () => `{"other":${scalar()}}`,
+        () => `{"schema":{"type":"int64"},"payload":${scalar()}}`,
+        () => `{"i\\u0064":${scalar()}}`,
+        () => `{"id":{"a":1}}`,
+      ])();
+    const schemas = new ConverterSchemas();
+    const scan = new DebeziumScan(['id']);
+    let structs = 0;
+    for (let i = 0; i < 4_000; i++) {
+      const inner = struct();
+      const text = pickOne([
+        () => inner,
+        () => `{"schema":{"type":"struct","fields":[{"type":"int64","field":"id"}]},"payload":${inner}}`,
+        () => scalar(),
+      ])();
+      const bytes =
+        random() < 0.1
+          ? brokenJson(text, Math.floor(random() * BROKEN_JSON_KINDS), random)
+          : Buffer.from(text);
+      const read = keyOfText(bytes, 'id', schemas, scan);
+      expect(read, bytes.toString()).toEqual(keyOfText(bytes, 'id'));
+      if (read.ok && bytes.toString().trimStart().startsWith('{')) structs++;
+    }
+    expect(structs).toBeGreaterThan(1_000);
+    // A key column named like the wrapper's members: a struct of just those two is a wrapper to the parse.
+    for (const column of ['schema', 'payload']) {
+      const bytes = Buffer.from('{"schema":1,"payload":2}');
+      expect(keyOfText(bytes, column, new ConverterSchemas(), new DebeziumScan([column]))).toEqual(
+        keyOfText(bytes, column),
+      );
+    }
   });
 });
