@@ -18,6 +18,9 @@
  * deeper than MAX_DEPTH.
  *
  * test/formats/debezium-scan.test.ts: random payloads and their corruptions, reduced against parsed.
+ *
+ * `DebeziumRowScan` (below) goes further for the records the ingest packs for the writer thread: no reduced
+ * payload at all, the row found as byte ranges and checked by the mapping and the contract where it lies.
  */
 import { isUtf8 } from 'node:buffer';
 import { latin1Slice } from '../latin1.js';
