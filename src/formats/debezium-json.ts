@@ -76,17 +76,19 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
         split === undefined
           ? rowScan.scan(bytes, 0, bytes.length, key.key, undefined)
           : rowScan.scan(bytes, split.from, split.to, key.key, rowSchemaOf(split.schema, true));
-      if (!taken) return undefined;
       const own = rowScan.eventTime;
-      const packed = into.pushScanned(
-        rowScan,
-        key.key,
-        rowScan.deleted ? null : bytes,
-        topic,
-        partition,
-        offset,
-        own ?? time,
-      );
+      const packed =
+        taken &&
+        into.pushScanned(
+          rowScan,
+          key.key,
+          rowScan.deleted ? null : bytes,
+          topic,
+          partition,
+          offset,
+          own ?? time,
+        );
+      rowScan.release();
       return packed ? (own ?? 0) : undefined;
     },
     decode(record: FeedRecord): Decoded {

@@ -56,6 +56,8 @@ import {
   scannedString,
 } from './json-bytes.js';
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** Nesting of skipped values at most (a Debezium payload nests 2 deep); deeper goes to the general path. */
 const MAX_DEPTH = 32;
 
@@ -136,7 +138,7 @@ const ENVELOPE = 1;
  * kept; the others are skipped. Holds the bytes being read and where the last value read ended.
  */
 class Reader {
-  b: Buffer = Buffer.alloc(0);
+  b: Buffer = NO_BYTES;
   end = 0;
   /** Where the last value read ended. */
   at = 0;
@@ -300,9 +302,13 @@ export class DebeziumScan {
     if (!this.usable) return undefined;
     const r = this.start(bytes, to);
     const out = r.object(skipSpace(bytes, from), TOP_BYTES, TOP, 0, ENVELOPE);
-    if (out === undefined || !('op' in out)) return undefined;
-    if (!('before' in out || 'after' in out || 'source' in out)) return undefined;
-    return this.finished(from, to) ? out : undefined;
+    const taken =
+      out !== undefined &&
+      'op' in out &&
+      ('before' in out || 'after' in out || 'source' in out) &&
+      this.finished(from, to);
+    r.b = NO_BYTES; // its values are copies: let the record's bytes go (JsonRowScan `release`)
+    return taken ? out : undefined;
   }
 
   /** A flat object's wanted members (a key's payload), or undefined (the caller parses it). */
@@ -310,7 +316,9 @@ export class DebeziumScan {
     if (!this.usable) return undefined;
     const r = this.start(bytes, to);
     const out = r.object(skipSpace(bytes, from), this.columnBytes, this.columns, 0, SCALARS);
-    return out !== undefined && this.finished(from, to) ? out : undefined;
+    const taken = out !== undefined && this.finished(from, to);
+    r.b = NO_BYTES;
+    return taken ? out : undefined;
   }
 
   private start(bytes: Buffer, to: number): Reader {
@@ -407,7 +415,8 @@ export class DebeziumRowScan implements ScannedRow {
   private readonly valueForm: Uint8Array;
   private readonly fields: readonly RowField[];
   private readonly keyColumn: number;
-  private value: Buffer = Buffer.alloc(0);
+  /** The value last scanned (until `release`). */
+  private value: Buffer = NO_BYTES;
 
   constructor(
     readonly table: Table,
@@ -502,6 +511,11 @@ export class DebeziumRowScan implements ScannedRow {
     if ((op !== OP_CREATE && op !== OP_UPDATE && op !== OP_READ) || !afterRow) return false;
     this.deleted = false;
     return this.checked(key, schema);
+  }
+
+  /** Lets go of the value last scanned once its fields are read (JsonRowScan `release`). */
+  release(): void {
+    this.value = NO_BYTES;
   }
 
   /** The string of row field `f` of the row last scanned, whatever its form. */

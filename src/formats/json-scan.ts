@@ -39,6 +39,8 @@ import {
 } from './json-bytes.js';
 import { CONTRACT_FIELDS } from './mapping.js';
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** A field's slot when it is not a string: absent from the object, or null. */
 const ABSENT_FIELD = -2;
 const NULL_FIELD = -1;
@@ -93,8 +95,8 @@ export class JsonRowScan {
   /** Per date field: the value normalized (views/dates.ts), which the row holds instead of its bytes. */
   readonly dates: (string | undefined)[];
 
-  /** The value last scanned. */
-  private value: Buffer = Buffer.alloc(0);
+  /** The value last scanned (until `release`). */
+  private value: Buffer = NO_BYTES;
 
   constructor(readonly table: Table) {
     this.names = NAMES[table];
@@ -200,6 +202,15 @@ export class JsonRowScan {
     if (i !== n) return false;
     if (nonAscii && !isUtf8(value)) return false;
     return this.valid(key, value, keyField);
+  }
+
+  /**
+   * Lets go of the value last scanned once its fields are read. A fetched record's value is a view of its
+   * Fetch response, so holding it holds the whole response (tens of MB while catching up), until the next
+   * record of the table, and for good on a table that goes quiet.
+   */
+  release(): void {
+    this.value = NO_BYTES;
   }
 
   /**

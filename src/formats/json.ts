@@ -17,11 +17,12 @@ export function jsonDecoder(table: Table): FormatDecoder {
       if (key === null) return undefined;
       const row = value === null || value.length === 0 ? null : value;
       scan ??= new JsonRowScan(table);
-      if (!scan.scan(key, row)) return undefined;
       const time = Number(record.timestamp);
-      return into.pushScanned(scan, key, row, record.topic, record.partition, record.offset, time)
-        ? 0
-        : undefined;
+      const packed =
+        scan.scan(key, row) &&
+        into.pushScanned(scan, key, row, record.topic, record.partition, record.offset, time);
+      scan.release();
+      return packed ? 0 : undefined;
     },
   };
 }
