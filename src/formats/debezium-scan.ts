@@ -12,7 +12,7 @@
  * `row` does the same for a flat object (a converter's key payload, `{"id":1004}`).
  *
  * Anything it does not take is left to the caller's general path (undefined), which decides and reports as
- * before: text that is not JSON or not UTF-8, a member name with an escape or outside ASCII, a wanted
+ * before: text that is not JSON or not UTF-8, a member name with an escape (`memberAt`), a wanted
  * member given twice (JSON.parse keeps the last), a wanted value that is an object or an array, no string
  * `op` or none of `before`/`after`/`source` (a flattened row: `readFlattened` reads every member), nesting
  * deeper than MAX_DEPTH.
@@ -107,6 +107,57 @@ function skipValue(b: Uint8Array, i: number, end: number, depth: number): number
   }
 }
 
+/** Where the name of the member `memberAt` read last ends (its closing quote). */
+let nameEnd = 0;
+/** Where the object `nextMember` found closed ends (past its `}`). */
+let objectEnd = 0;
+/** What `firstMember` and `nextMember` return at the end of the object. */
+const CLOSED = -2;
+
+/**
+ * The object member whose name's opening quote should be at `i`: where its value starts (past the colon and
+ * whitespace), its name from `i + 1` to `nameEnd`; FAILED where there is none (FAILED given, no colon, a name
+ * with an escape, which may spell a wanted one, or a control character). A name beyond ASCII is noted in
+ * `wide` (its UTF-8 is checked at the end) and is never a wanted one, whose names are ASCII.
+ */
+function memberAt(b: Buffer, i: number, end: number): number {
+  if (i < 0 || i >= end || b[i] !== QUOTE) return FAILED;
+  for (i++; ; i++) {
+    if (i >= end) return FAILED;
+    const c = b[i]!;
+    if (c === QUOTE) break;
+    if (c === BACKSLASH || c < 0x20) return FAILED;
+    if (c >= 0x80) wide = true;
+  }
+  nameEnd = i;
+  i = skipSpace(b, i + 1);
+  if (i >= end || b[i] !== COLON) return FAILED;
+  return skipSpace(b, i + 1);
+}
+
+/** The first member of the object whose `{` is at `i`, or CLOSED (an empty object, ending at `objectEnd`). */
+function firstMember(b: Buffer, i: number, end: number): number {
+  i = skipSpace(b, i + 1);
+  if (i >= end || b[i] !== CLOSE) return i;
+  objectEnd = i + 1;
+  return CLOSED;
+}
+
+/**
+ * After a member's value, which ends at `i` (FAILED passes through): the next member, or CLOSED where the
+ * object ends (at `objectEnd`), or FAILED.
+ */
+function nextMember(b: Buffer, i: number, end: number): number {
+  if (i === FAILED) return FAILED;
+  i = skipSpace(b, i);
+  if (i >= end) return FAILED;
+  if (b[i] === CLOSE) {
+    objectEnd = i + 1;
+    return CLOSED;
+  }
+  return b[i] === COMMA ? skipSpace(b, i + 1) : FAILED;
+}
+
 /**
  * The number whose JSON text runs from `i` to `after` (checked), as the lossless parse gives it: a number, or
  * a bigint for an integer literal beyond ±2^53 - 1.
@@ -191,47 +242,23 @@ class Reader {
     if (i >= end || b[i] !== OPEN) return undefined;
     const out: Record<string, unknown> = {};
     let seen = 0;
-    i = skipSpace(b, i + 1);
-    if (i < end && b[i] === CLOSE) {
-      this.at = i + 1;
-      return out;
-    }
-    for (;;) {
-      if (i >= end || b[i] !== QUOTE) return undefined;
-      const nameAt = i + 1;
-      let nameEnd = nameAt;
-      for (;;) {
-        if (nameEnd >= end) return undefined;
-        const c = b[nameEnd]!;
-        if (c === QUOTE) break;
-        if (c === BACKSLASH || c < 0x20 || c >= 0x80) return undefined;
-        nameEnd++;
-      }
-      const w = lookUp(b, nameAt, nameEnd, wanted);
-      i = skipSpace(b, nameEnd + 1);
-      if (i >= end || b[i] !== COLON) return undefined;
-      i = skipSpace(b, i + 1);
-      if (w < 0) {
-        i = skipValue(b, i, end, depth + 1);
-        if (i === FAILED) return undefined;
-      } else {
+    for (i = firstMember(b, i, end); i !== CLOSED; i = nextMember(b, i, end)) {
+      const at = memberAt(b, i, end);
+      if (at === FAILED) return undefined;
+      const w = lookUp(b, i + 1, nameEnd, wanted);
+      if (w < 0) i = skipValue(b, at, end, depth + 1);
+      else {
         // Given twice: JSON.parse keeps the last, the general path says what that is.
         if ((seen & (1 << w)) !== 0) return undefined;
         seen |= 1 << w;
-        const value = kind === SCALARS ? this.scalar(i) : this.envelopeMember(w, i);
+        const value = kind === SCALARS ? this.scalar(at) : this.envelopeMember(w, at);
         if (value === undefined) return undefined;
         out[names[w]!] = value;
         i = this.at;
       }
-      i = skipSpace(b, i);
-      if (i >= end) return undefined;
-      if (b[i] === CLOSE) {
-        this.at = i + 1;
-        return out;
-      }
-      if (b[i] !== COMMA) return undefined;
-      i = skipSpace(b, i + 1);
     }
+    this.at = objectEnd;
+    return out;
   }
 
   /** Member `w` of TOP at `i`: `op` a string; `before`, `after` and `source` null or an object. */
@@ -339,21 +366,6 @@ export class DebeziumScan {
     if (skipSpace(r.b, r.at) < to) return false;
     return !wide || isUtf8(r.b.subarray(from, to));
   }
-}
-
-/**
- * Where the member name whose opening quote is at `i` ends (its closing quote), or FAILED for a name with an
- * escape (it may spell a wanted one) or a control character. A name beyond ASCII is noted in `wide` (its UTF-8
- * is checked at the end) and is never a wanted one, whose names are ASCII.
- */
-function memberName(b: Buffer, i: number, end: number): number {
-  for (i++; i < end; i++) {
-    const c = b[i]!;
-    if (c === QUOTE) return i;
-    if (c === BACKSLASH || c < 0x20) return FAILED;
-    if (c >= 0x80) wide = true;
-  }
-  return FAILED;
 }
 
 /** What a mapped column holds in the `after` row last scanned (DebeziumRowScan). */
@@ -464,15 +476,11 @@ export class DebeziumRowScan implements ScannedRow {
     let seen = 0;
     let op = 0;
     let afterRow = false;
-    i = skipSpace(b, i + 1);
-    for (;;) {
-      if (i >= to || b[i] !== QUOTE) return false; // `{}` too: not an envelope
-      const nameEnd = memberName(b, i, to);
-      if (nameEnd === FAILED) return false;
+    for (i = firstMember(b, i, to); i !== CLOSED; i = nextMember(b, i, to)) {
+      const at = memberAt(b, i, to);
+      if (at === FAILED) return false;
       const w = lookUp(b, i + 1, nameEnd, TOP_BYTES);
-      i = skipSpace(b, nameEnd + 1);
-      if (i >= to || b[i] !== COLON) return false;
-      i = skipSpace(b, i + 1);
+      i = at;
       if (w >= 0) {
         // Given twice: JSON.parse keeps the last, the decoder says what that is.
         if ((seen & (1 << w)) !== 0) return false;
@@ -493,16 +501,10 @@ export class DebeziumRowScan implements ScannedRow {
       } else {
         i = skipValue(b, i, to, 1); // `before` (never read with a record key), a null `after`, the rest
       }
-      if (i === FAILED) return false;
-      i = skipSpace(b, i);
-      if (i >= to) return false;
-      if (b[i] === CLOSE) break;
-      if (b[i] !== COMMA) return false;
-      i = skipSpace(b, i + 1);
     }
     // An envelope (envelope.ts `isEnvelope`): `op` and one of `before`, `after` and `source`.
     if ((seen & (1 << OP)) === 0 || (seen & ~(1 << OP)) === 0) return false;
-    if (skipSpace(b, i + 1) < to) return false;
+    if (skipSpace(b, objectEnd) < to) return false;
     if (wide && !isUtf8(b.subarray(from, to))) return false;
     if (op === OP_DELETE) {
       this.deleted = true;
@@ -527,21 +529,15 @@ export class DebeziumRowScan implements ScannedRow {
   private row(b: Buffer, i: number, end: number): number {
     const { kind, valueStart, valueEnd, valueForm } = this;
     kind.fill(MISSING);
-    i = skipSpace(b, i + 1);
-    if (i < end && b[i] === CLOSE) return i + 1;
-    for (;;) {
-      if (i >= end || b[i] !== QUOTE) return FAILED;
-      const nameEnd = memberName(b, i, end);
-      if (nameEnd === FAILED) return FAILED;
+    for (i = firstMember(b, i, end); i !== CLOSED; i = nextMember(b, i, end)) {
+      const at = memberAt(b, i, end);
+      if (at === FAILED) return FAILED;
       const w = lookUp(b, i + 1, nameEnd, this.columnBytes);
-      i = skipSpace(b, nameEnd + 1);
-      if (i >= end || b[i] !== COLON) return FAILED;
-      i = skipSpace(b, i + 1);
+      i = at;
       if (w < 0) i = skipValue(b, i, end, 2);
       else {
         // Given twice, the last counts, as in the parsed row (JSON.parse keeps the last).
         const c = b[i];
-        const at = i;
         if (c === QUOTE) {
           i = skipStringNoting(b, i, end);
           if (i === FAILED) return FAILED;
@@ -564,43 +560,22 @@ export class DebeziumRowScan implements ScannedRow {
           kind[w] = c === 0x6e ? NULL_VALUE : OTHER;
         }
       }
-      if (i === FAILED) return FAILED;
-      i = skipSpace(b, i);
-      if (i >= end) return FAILED;
-      if (b[i] === CLOSE) return i + 1;
-      if (b[i] !== COMMA) return FAILED;
-      i = skipSpace(b, i + 1);
     }
+    return objectEnd;
   }
 
   /** The `source` block at `i`: its `ts_ms` as the commit time. Past it, or FAILED. */
   private source(b: Buffer, i: number, end: number): number {
-    i = skipSpace(b, i + 1);
-    if (i < end && b[i] === CLOSE) return i + 1;
-    for (;;) {
-      if (i >= end || b[i] !== QUOTE) return FAILED;
-      const nameEnd = memberName(b, i, end);
-      if (nameEnd === FAILED) return FAILED;
+    for (i = firstMember(b, i, end); i !== CLOSED; i = nextMember(b, i, end)) {
+      const at = memberAt(b, i, end);
+      if (at === FAILED) return FAILED;
       const tsMs = lookUp(b, i + 1, nameEnd, SOURCE_BYTES) === 0;
-      i = skipSpace(b, nameEnd + 1);
-      if (i >= end || b[i] !== COLON) return FAILED;
-      i = skipSpace(b, i + 1);
-      if (tsMs) {
-        // Given twice, the last counts, as in the parsed source.
-        const at = i;
-        const c = b[i];
-        i = skipValue(b, i, end, 2);
-        if (i === FAILED) return FAILED;
-        this.eventTime =
-          c === MINUS || (c !== undefined && isDigit(c)) ? commitTime(numberOf(b, at, i)) : undefined;
-      } else i = skipValue(b, i, end, 2);
-      if (i === FAILED) return FAILED;
-      i = skipSpace(b, i);
-      if (i >= end) return FAILED;
-      if (b[i] === CLOSE) return i + 1;
-      if (b[i] !== COMMA) return FAILED;
-      i = skipSpace(b, i + 1);
+      i = skipValue(b, at, end, 2);
+      // Given twice, the last counts, as in the parsed source.
+      if (tsMs && i !== FAILED)
+        this.eventTime = b[at] === MINUS || isDigit(b[at]!) ? commitTime(numberOf(b, at, i)) : undefined;
     }
+    return objectEnd;
   }
 
   /**
