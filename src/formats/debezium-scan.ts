@@ -305,6 +305,20 @@ const SOURCE_BYTES = ascii(SOURCE_FIELDS);
 /** Whether `name` can be a wanted member here: ASCII, and not one that an object literal treats apart. */
 const takeable = (name: string): boolean => name !== '__proto__' && /^[\x20-\x7f]+$/.test(name);
 
+/**
+ * Mapped columns as the scans want them: distinct, as bytes (`lookUp`), and whether they can be wanted members
+ * at all (`takeable`, and at most 30: Reader.object keeps a bit per wanted member); when not, the scans take
+ * nothing and every record goes to the general path.
+ */
+function wantedColumns(columns: readonly string[]): {
+  names: string[];
+  bytes: Uint8Array[];
+  usable: boolean;
+} {
+  const names = [...new Set(columns)];
+  return { names, bytes: ascii(names), usable: names.length <= 30 && names.every(takeable) };
+}
+
 /** The Debezium values of one table (its mapped columns), read from bytes. */
 export class DebeziumScan {
   private readonly reader: Reader;
@@ -314,11 +328,11 @@ export class DebeziumScan {
   readonly usable: boolean;
 
   constructor(columns: readonly string[]) {
-    this.columns = [...new Set(columns)];
-    this.columnBytes = ascii(this.columns);
+    const wanted = wantedColumns(columns);
+    this.columns = wanted.names;
+    this.columnBytes = wanted.bytes;
+    this.usable = wanted.usable;
     this.reader = new Reader(this.columnBytes, this.columns);
-    // A bit per wanted member (Reader.object).
-    this.usable = this.columns.length <= 30 && this.columns.every(takeable);
   }
 
   /**
@@ -434,9 +448,10 @@ export class DebeziumRowScan implements ScannedRow {
     readonly table: Table,
     private readonly mapping: TableMapping,
   ) {
-    this.columns = [...new Set(mapping.fields.map((f) => f.column))];
-    this.columnBytes = ascii(this.columns);
-    this.usable = this.columns.length <= 30 && this.columns.every(takeable);
+    const wanted = wantedColumns(mapping.fields.map((f) => f.column));
+    this.columns = wanted.names;
+    this.columnBytes = wanted.bytes;
+    this.usable = wanted.usable;
     const n = this.columns.length;
     this.kind = new Uint8Array(n);
     this.valueStart = new Int32Array(n);
