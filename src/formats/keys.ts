@@ -65,16 +65,19 @@ export function keyOfText(
   scan?: DebeziumScan,
 ): KeyResult {
   const split = schemas?.split(bytes);
+  // A struct holding the key column, read from its bytes: a remembered wrapper's payload, or the key itself
+  // (`{"id":1004}`; but a struct of just `schema` and `payload` is a wrapper whose schema is not remembered,
+  // read below).
+  const struct =
+    split !== undefined
+      ? scan?.row(bytes, split.from, split.to)
+      : keyColumn !== 'schema' && keyColumn !== 'payload'
+        ? scan?.row(bytes, 0, bytes.length)
+        : undefined;
+  if (struct !== undefined && Object.hasOwn(struct, keyColumn)) return keyOfValue(struct, keyColumn);
   if (split !== undefined) {
-    const struct = scan?.row(bytes, split.from, split.to);
-    if (struct !== undefined && Object.hasOwn(struct, keyColumn)) return keyOfValue(struct, keyColumn);
     const payload = schemas!.payload(bytes, split);
     if (payload !== undefined) return keyOfValue(payload, keyColumn);
-  } else if (scan !== undefined && keyColumn !== 'schema' && keyColumn !== 'payload') {
-    // A struct without the converter's wrapper (`{"id":1004}`): the same read from its bytes. (A struct of
-    // just `schema` and `payload` is a wrapper whose schema is not remembered: read below.)
-    const struct = scan.row(bytes, 0, bytes.length);
-    if (struct !== undefined && Object.hasOwn(struct, keyColumn)) return keyOfValue(struct, keyColumn);
   }
   let text: string;
   try {
