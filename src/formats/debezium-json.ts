@@ -13,7 +13,8 @@ import { DebeziumRowScan, DebeziumScan } from './debezium-scan.js';
 import { keyOfText, type KeyResult } from './keys.js';
 import { parseLosslessJson } from './lossless-json.js';
 import { connectRowSchema, type RowSchema } from './row-schema.js';
-import type { Decoded, FormatDecoder, ScannedSink } from './types.js';
+import type { ScannedSink } from '../views/scanned-row.js';
+import type { Decoded, FormatDecoder } from './types.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

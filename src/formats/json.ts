@@ -3,7 +3,8 @@ import type { FeedRecord } from '../feed/types.js';
 import { decodeRecord } from '../views/decode.js';
 import type { Table } from '../views/source.js';
 import { JsonRowScan } from './json-scan.js';
-import type { Decoded, FormatDecoder, ScannedSink } from './types.js';
+import type { ScannedSink } from '../views/scanned-row.js';
+import type { Decoded, FormatDecoder } from './types.js';
 
 export function jsonDecoder(table: Table): FormatDecoder {
   // Made at the first record packed from its bytes (the store's commits may not run on a writer thread).

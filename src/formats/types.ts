@@ -5,7 +5,7 @@
  */
 import type { RecordErrorCode } from '../errors.js';
 import type { FeedRecord } from '../feed/types.js';
-import type { ScannedRow } from '../views/scanned-row.js';
+import type { ScannedSink } from '../views/scanned-row.js';
 import type { Row } from '../views/source.js';
 
 export const FORMATS = ['json', 'debezium-json', 'avro', 'debezium-avro'] as const;
@@ -29,20 +29,6 @@ export type Decoded =
       /** The Confluent schema id of the part that failed, when it had one (DLQ header `matview.schema.id`). */
       readonly schemaId?: number;
     };
-
-/** Where a format's byte path packs a record (packed-changes.ts `PackingChangeBatch`). */
-export interface ScannedSink {
-  /** Packs the record `scan` has just taken (true), or nothing (false: decode it). `key`: its bytes or its string. */
-  pushScanned(
-    scan: ScannedRow,
-    key: Uint8Array | string,
-    value: Uint8Array | null,
-    topic: string,
-    partition: number,
-    offset: string,
-    eventTime: number,
-  ): boolean;
-}
 
 export interface FormatDecoder {
   readonly format: Format;

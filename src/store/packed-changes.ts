@@ -36,7 +36,7 @@ import {
   type CommitInput,
   type PartitionPosition,
 } from '../materializer/change-batch.js';
-import { PLAIN_FORM, type ScannedRow } from '../views/scanned-row.js';
+import { PLAIN_FORM, type ScannedRow, type ScannedSink } from '../views/scanned-row.js';
 import { ROW_FIELDS, TABLES, type Row, type Table } from '../views/source.js';
 import { latin1Slice, latin1Write } from '../latin1.js';
 
@@ -456,7 +456,7 @@ export const recordsIn = (input: BatchInput | PackedCommitInput): number =>
  * A record the layout does not carry turns it into a ChangeBatch from then on, with what it packed so far
  * unpacked first (equal columns: test/store/packed-changes.test.ts), and its input is the plain columns.
  */
-export class PackingChangeBatch {
+export class PackingChangeBatch implements ScannedSink {
   private packer: ChangesPacker | undefined;
   private plain: ChangeBatch | undefined;
 

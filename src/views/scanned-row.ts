@@ -2,7 +2,8 @@
  * A contract row as found in a record's bytes, without being decoded: what a format's byte path finds
  * (src/formats/json-scan.ts `JsonRowScan` for the `json` format's plain records, debezium-scan.ts
  * `DebeziumRowScan` for Debezium envelopes) and the store's packer copies for the writer thread
- * (src/store/packed-changes.ts `pushScanned`). Here, between the two, as neither layer imports the other.
+ * (src/store/packed-changes.ts `pushScanned`, `ScannedSink`). Here, between the two, as neither layer imports
+ * the other.
  */
 import type { Table } from './source.js';
 
@@ -27,4 +28,18 @@ export interface ScannedRow {
   readonly dates: readonly (string | undefined)[];
   /** The string of field `f` (read on its own: for a field that is not plain). */
   text(f: number): string;
+}
+
+/** Where a format's byte path packs a record (src/store/packed-changes.ts `PackingChangeBatch`). */
+export interface ScannedSink {
+  /** Packs the record `scan` has just taken (true), or nothing (false: decode it). `key`: its bytes or its string. */
+  pushScanned(
+    scan: ScannedRow,
+    key: Uint8Array | string,
+    value: Uint8Array | null,
+    topic: string,
+    partition: number,
+    offset: string,
+    eventTime: number,
+  ): boolean;
 }
