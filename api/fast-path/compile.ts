@@ -237,7 +237,7 @@ export function compileFastPlan(
             return data === undefined ? undefined : `${data}}\n`;
           }
         : (variables) => {
-            // Taken before the reads: the data is at least as new as what the extensions say (as-of.ts).
+            // Taken in the same synchronous stretch as the reads: the commit they see, exactly (as-of.ts).
             const tail = extensions();
             const data = body(variables);
             return data === undefined ? undefined : `${data}${tail}}\n`;

@@ -12,8 +12,14 @@ export type { DashboardReader, UserReader } from './reads.js';
 export interface ViewReader extends UserReader, DashboardReader {
   /** Stored next offset of every partition applied so far. */
   positions(): PartitionPosition[];
-  /** Sequence of the last commit (0 before the first). */
+  /** Sequence of the last commit this process published (0 before the first). */
   sequence(): bigint;
+  /**
+   * Sequence of the commit the reads see right now, read from the same snapshot: exact for the data read in
+   * the same synchronous stretch. At least `sequence()`: a commit is readable before its reply is handled,
+   * and another process (`matview rebuild`) may commit too.
+   */
+  readSequence(): bigint;
 }
 
 /** Published right after each store commit that readers can see, in commit order. */

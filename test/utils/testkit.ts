@@ -233,6 +233,11 @@ export class FakeViewReader implements ViewReader {
   sequence(): bigint {
     return this.#sequence;
   }
+
+  /** Its commits are published as they are made: the snapshot's commit is the last one. */
+  readSequence(): bigint {
+    return this.#sequence;
+  }
 }
 
 /** `FeedMonitor` whose answers tests set directly. */
@@ -338,7 +343,7 @@ export function useTestApi(options: TestApiOptions = {}): TestApi {
 export function asOfOf(t: Pick<TestApi, 'reader' | 'feed'>): {
   asOf: { sequence: string; lagRecords: number | null };
 } {
-  return { asOf: { sequence: String(t.reader.sequence()), lagRecords: t.feed.lag } };
+  return { asOf: { sequence: String(t.reader.readSequence()), lagRecords: t.feed.lag } };
 }
 
 /** Response of `gql` / `http`: status, headers and body text, with `json()` for convenience. */
