@@ -152,7 +152,7 @@ export function observeApplied(
   counts: { readonly valid: number; readonly invalid: number },
   startedMs: number,
   appliedAt: number,
-  eventTimes: readonly number[],
+  eventTimes: ArrayLike<number>,
 ): void {
   metrics.recordsApplied.inc({ topic: batch.topic }, counts.valid);
   metrics.batchSize.observe(counts.valid + counts.invalid);

@@ -10,13 +10,14 @@
  * while the instance catches up.
  */
 import { decodeTurns } from '../feed/loop-turns.js';
-import type { FeedHandler, FeedRecord } from '../feed/types.js';
+import type { FeedHandler } from '../feed/types.js';
 import { jsonDecoder } from '../formats/json.js';
 import type { FormatDecoder } from '../formats/types.js';
-import { ChangeBatch, TRUNCATE } from '../materializer/change-batch.js';
+import { ChangeBatch } from '../materializer/change-batch.js';
 import { PackingChangeBatch } from '../store/packed-changes.js';
 import type { Table } from '../views/source.js';
 import { handlerSteps, observeApplied, tailOf, type DeadLetter, type HandlerOptions } from './batch-steps.js';
+import { decodeRecords } from './decode-records.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 
@@ -55,64 +56,16 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const skipped = batch.records.length - fresh.length;
     const lastOffset = fresh[fresh.length - 1]?.offset;
     if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
-    const chunks = steps.chunks();
-    const invalid: DeadLetter[] = [];
-    const truncates: FeedRecord[] = [];
-    let valid = 0;
-    let newestEventMs: number | undefined;
-    /** Each valid change's event time (the age metric): the chunks are not kept until their commit. */
-    const eventTimes: number[] = [];
-    for (let i = 0; i < fresh.length; i++) {
-      if (decodeTurns.due(i)) await decodeTurns.next(rebuild);
-      const record = fresh[i]!;
-      // Packed from its bytes when the format can (FormatDecoder `pack`), else decoded and pushed.
-      const current = chunks.current;
-      const own =
-        decoder.pack !== undefined && current instanceof PackingChangeBatch
-          ? decoder.pack(record, current)
-          : undefined;
-      let eventTime: number | undefined;
-      if (own !== undefined) {
-        if (own > 0 && (newestEventMs === undefined || own > newestEventMs)) newestEventMs = own;
-        eventTime = own > 0 ? own : Number(record.timestamp);
-      } else {
-        const decoded = decoder.decode(record);
-        if (!decoded.ok) {
-          invalid.push({
-            record,
-            code: decoded.code,
-            message: decoded.message,
-            ...(decoded.schemaId === undefined ? {} : { schemaId: decoded.schemaId }),
-          });
-          continue;
-        }
-        // Freshness from the source's commit time when the format has it (seed 004), else the Kafka timestamp.
-        if (
-          decoded.eventTime !== undefined &&
-          (newestEventMs === undefined || decoded.eventTime > newestEventMs)
-        )
-          newestEventMs = decoded.eventTime;
-        eventTime = decoded.eventTime ?? Number(record.timestamp);
-        const changes = chunks.current;
-        if ('truncate' in decoded) {
-          changes.push(table, '', TRUNCATE, record.topic, record.partition, record.offset, eventTime);
-          truncates.push(record);
-        } else {
-          changes.push(
-            table,
-            decoded.key,
-            decoded.row,
-            record.topic,
-            record.partition,
-            record.offset,
-            eventTime,
-          );
-        }
-      }
-      eventTimes.push(eventTime);
-      valid++;
-      chunks.added(record.offset);
-    }
+    const decodedRecords = await decodeRecords(fresh, table, decoder, steps.chunks(), {
+      due: (i) => decodeTurns.due(i),
+      next: () => decodeTurns.next(rebuild),
+    });
+    const { chunks, valid, eventTimes, newestEventMs } = decodedRecords;
+    const invalid: DeadLetter[] = decodedRecords.invalid.map(({ index, ...why }) => ({
+      record: fresh[index]!,
+      ...why,
+    }));
+    const truncates = decodedRecords.truncates.map((i) => fresh[i]!);
     if (skipped > 0 && !rebuild) metrics.recordsSkipped.inc({ topic: batch.topic }, skipped);
     // Every record is packed (or kept as invalid): the source may let the batch's records go, and count the
     // packed bytes for it until its commit instead of the records' (FeedHandler). Not when a chunk holds
