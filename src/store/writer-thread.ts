@@ -16,12 +16,9 @@
  * caller renews its read snapshot (lmdb-js keeps a thread's read transaction until told otherwise), so the
  * commit is readable before its event is published.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { MatviewError, StoreStoppingError, StoreWriteError } from '../errors.js';
+import { startWorker } from '../worker-entry.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { isReplicaInput } from '../materializer/change-batch.js';
 import {
@@ -273,12 +270,9 @@ export class WriterThread {
   }
 
   private spawn(): Worker {
-    const entry = writerEntry();
-    const options = { workerData: this.data satisfies WriterData };
-    const worker =
-      'url' in entry
-        ? new Worker(entry.url, options)
-        : new Worker(entry.bootstrap, { ...options, eval: true });
+    const worker = startWorker(import.meta.url, './batch-writer.ts', 'batch-writer', {
+      workerData: this.data satisfies WriterData,
+    });
     worker.unref(); // referenced only while a batch is in flight (or while closing)
     worker.on('message', (reply: WriterReply) => {
       if ('kind' in reply && reply.kind === 'priority') {
@@ -371,25 +365,4 @@ export class WriterThread {
     for (const waiting of this.pending.values()) waiting.reject(error);
     this.pending.clear();
   }
-}
-
-/**
- * How to start the worker: from the bundle (`dist/batch-writer.mjs` next to `dist/matview.mjs`, see
- * scripts/build.mjs), or from the TypeScript source through tsx's loader (tests, `tsx`, the CLI's fallback).
- */
-function writerEntry(): { url: URL } | { bootstrap: string } {
-  const here = import.meta.url;
-  if (here.endsWith('.mjs')) return { url: new URL('./batch-writer.mjs', here) };
-  const source = new URL('./batch-writer.ts', here).href;
-  // Loader hooks are per thread in Node 20: the worker registers tsx itself, then imports the source.
-  const manifest = createRequire(here).resolve('tsx/package.json');
-  const exportsOf = (JSON.parse(readFileSync(manifest, 'utf8')) as TsxManifest).exports;
-  const api = pathToFileURL(join(dirname(manifest), exportsOf['./esm/api'].import.default)).href;
-  return {
-    bootstrap: `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); });`,
-  };
-}
-
-interface TsxManifest {
-  readonly exports: { readonly './esm/api': { readonly import: { readonly default: string } } };
 }
