@@ -1,5 +1,6 @@
-// Bundles matview's TypeScript sources into dist/matview.mjs, and the store's writer thread into
-// dist/batch-writer.mjs (src/store/writer-thread.ts starts it from there), with esbuild, the compiler tsx runs
+// Bundles matview's TypeScript sources into dist/matview.mjs, the store's writer thread into
+// dist/batch-writer.mjs (src/store/writer-thread.ts starts it from there) and the decode thread into
+// dist/record-decoder.mjs (src/pipeline/decode-thread.ts), with esbuild, the compiler tsx runs
 // on every import. Loading one bundle instead of ~150 modules through tsx's loader hooks takes a process from
 // ~2.1 s to ~1.0 s to start, which is what restarts, restores and CLI tools wait for. The npm packages are
 // bundled too (but EXTERNAL): Node's loader spent a third of a start resolving, reading and wrapping ~570 of
@@ -80,6 +81,7 @@ export async function build() {
     entryPoints: {
       matview: join(ROOT, 'src/cli/main.ts'),
       'batch-writer': join(ROOT, 'src/store/batch-writer.ts'),
+      'record-decoder': join(ROOT, 'src/pipeline/record-decoder.ts'),
     },
     outdir: staging,
     outExtension: { '.js': '.mjs' },
@@ -97,8 +99,14 @@ export async function build() {
   });
   for (const [from, to] of ASSETS) copyFileSync(join(ROOT, from), join(staging, to));
   for (const [, to] of ASSETS) renameSync(join(staging, to), join(ROOT, 'dist', to));
-  // The worker first: the main bundle (renamed last, it is what `isFresh` checks) starts it.
-  for (const file of ['batch-writer.mjs.map', 'batch-writer.mjs', 'matview.mjs.map'])
+  // The workers first: the main bundle (renamed last, it is what `isFresh` checks) starts them.
+  for (const file of [
+    'batch-writer.mjs.map',
+    'batch-writer.mjs',
+    'record-decoder.mjs.map',
+    'record-decoder.mjs',
+    'matview.mjs.map',
+  ])
     renameSync(join(staging, file), join(ROOT, 'dist', file));
   renameSync(join(staging, 'matview.mjs'), BUNDLE);
   rmSync(staging, { recursive: true, force: true });

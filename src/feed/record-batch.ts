@@ -383,6 +383,20 @@ export class FetchedRecord implements FeedRecord {
     return keyLength + Math.max(0, varIntAt(this.#bytes, varIntEnd + keyLength));
   }
 
+  /**
+   * The bytes its key and value are in, shared with the records fetched with it (a view of its Fetch
+   * response), and where in them they start: the key's length (a zigzag varint, -1 for none), its bytes, then
+   * the value the same way. src/pipeline/record-wire.ts copies those bytes once for all the records in them.
+   */
+  get keyValueBytes(): Buffer {
+    return this.#bytes;
+  }
+
+  /** See `keyValueBytes`. */
+  get keyValueAt(): number {
+    return this.#at;
+  }
+
   /** The value's length (-1: none), leaving `varIntEnd` where its bytes start. */
   private valueLength(): number {
     const keyLength = varIntAt(this.#bytes, this.#at);

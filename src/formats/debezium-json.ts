@@ -59,6 +59,10 @@ export function debeziumJsonDecoder(ctx: ChangeContext): FormatDecoder {
   let rowScan: DebeziumRowScan | undefined;
   return {
     format: 'debezium-json',
+    thread: {
+      format: 'debezium-json',
+      context: { table: ctx.table, mapping: ctx.mapping, envelopes: ctx.envelopes },
+    },
     // What `decode` reads as an envelope, a tombstone or a wrapper around an envelope (its schema remembered),
     // with a record key; anything else is decoded.
     pack(record: FeedRecord, into: ScannedSink): number | undefined {

@@ -15,9 +15,9 @@ import {
   type SchemaSource,
 } from './registry-client.js';
 import type { Sources } from './sources.js';
-import type { FormatDecoder } from './types.js';
+import type { DecoderSpec, FormatDecoder } from './types.js';
 
-export type { Decoded, Format, FormatDecoder } from './types.js';
+export type { Decoded, DecoderSpec, Format, FormatDecoder } from './types.js';
 
 /** Registry credentials and TLS (SCHEMA_REGISTRY_* variables); the URLs are in the sources file. */
 export interface RegistrySettings {
@@ -72,6 +72,11 @@ export function createDecoders(
     }
   }
   return decoders;
+}
+
+/** The decoder `spec` describes (FormatDecoder `thread`), made in another thread. */
+export function decoderOf(spec: DecoderSpec): FormatDecoder {
+  return spec.format === 'json' ? jsonDecoder(spec.table) : debeziumJsonDecoder(spec.context);
 }
 
 /** True when a topic of the sources file reads Avro (so a registry client is needed). */

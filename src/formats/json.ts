@@ -11,6 +11,7 @@ export function jsonDecoder(table: Table): FormatDecoder {
   let scan: JsonRowScan | undefined;
   return {
     format: 'json',
+    thread: { format: 'json', table },
     decode: (record: FeedRecord): Decoded => decodeRecord(table, record.key, record.value),
     // A plain record read from its bytes (json-scan.ts); its event time is its Kafka timestamp.
     pack(record: FeedRecord, into: ScannedSink): number | undefined {

@@ -6,7 +6,8 @@
 import type { RecordErrorCode } from '../errors.js';
 import type { FeedRecord } from '../feed/types.js';
 import type { ScannedSink } from '../views/scanned-row.js';
-import type { Row } from '../views/source.js';
+import type { Row, Table } from '../views/source.js';
+import type { ChangeContext } from './change.js';
 
 export const FORMATS = ['json', 'debezium-json', 'avro', 'debezium-avro'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -30,8 +31,22 @@ export type Decoded =
       readonly schemaId?: number;
     };
 
+/**
+ * What another thread needs to make the same decoder (src/pipeline/decode-thread.ts, formats/index.ts
+ * `decoderOf`): plain data.
+ */
+export type DecoderSpec =
+  | { readonly format: 'json'; readonly table: Table }
+  | { readonly format: 'debezium-json'; readonly context: ChangeContext };
+
 export interface FormatDecoder {
   readonly format: Format;
+  /**
+   * Set for formats that may decode in the decode thread: their decoding reads only a record's key, value,
+   * offset and timestamp (no header) and needs nothing loaded first (no `prepare`), and what it gives does
+   * not depend on the records it saw before (a cache may make it faster, never different).
+   */
+  readonly thread?: DecoderSpec;
   /**
    * Loads what the records need before decoding (unknown schema ids, from the registry). A registry that
    * cannot answer is retried briefly, then this rejects with a retriable SchemaRegistryError: the batch is

@@ -4,6 +4,7 @@
  * the value it had and what is allowed (fastify `initial-config-validation.js`, kafkajs messages).
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { KafkaClientOptions } from '../feed/kafka-client.js';
@@ -63,6 +64,14 @@ const callbackPrefixes = z
     'must be a comma-separated list of http(s) URL prefixes of the router\'s callback endpoint, e.g. "http://router:4000/callback/" (no user:password@, query or fragment)',
   );
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+/**
+ * Cores a box needs for `DECODE_THREAD=auto` to start the decode thread (src/pipeline/decode-thread.ts). It is a
+ * third busy thread beside the event loop and the writer thread while an instance catches up: on the 2-core
+ * bench box (shared with the mock broker and the bench's client) it took cores from the event loop rather
+ * than work off it (the figures are in decode-thread.ts), so there it stays off unless asked for.
+ */
+export const DECODE_THREAD_AUTO_CORES = 4;
 const tokenList = z
   .string()
   .transform((s) => s.split(',').map((t) => t.trim()))
@@ -139,6 +148,7 @@ const schema = z.object({
     .optional(),
   VIEW_REBUILD_BUFFER_ENTRIES: positiveInt.max(100_000_000, 'must be <= 100000000').optional(),
   WRITER_THREAD: bool.default(true),
+  DECODE_THREAD: z.enum(['auto', 'true', 'false', '1', '0']).default('auto'),
   WRITER_THREAD_NICE: nonNegative.int('must be an integer').max(19, 'must be <= 19').default(0),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
@@ -275,6 +285,11 @@ export interface Config {
   readonly writerThread: boolean;
   /** Nice steps the writer thread runs below the event loop's CPU priority (src/store/thread-priority.ts). */
   readonly writerThreadNice: number;
+  /**
+   * Decode large batches on a worker thread (src/pipeline/decode-thread.ts); only with the writer thread.
+   * `DECODE_THREAD=auto` (the default): when the box has at least DECODE_THREAD_AUTO_CORES cores.
+   */
+  readonly decodeThread: boolean;
   readonly topics: Topics;
   /**
    * `SOURCES_FILE` (default unset): the sources file (src/formats/sources.ts), validated at start: each table's
@@ -508,6 +523,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     viewRebuildBufferEntries: e.VIEW_REBUILD_BUFFER_ENTRIES ?? defaultViewRebuildBufferEntries(),
     writerThread: e.WRITER_THREAD,
     writerThreadNice: e.WRITER_THREAD_NICE,
+    decodeThread:
+      e.DECODE_THREAD === 'auto'
+        ? availableParallelism() >= DECODE_THREAD_AUTO_CORES
+        : e.DECODE_THREAD === 'true' || e.DECODE_THREAD === '1',
     topics,
     sources,
     schemaRegistry: registrySettings(e),

@@ -90,6 +90,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['topic'] as const,
       registers,
     }),
+    recordsDecodedOffLoop: new Counter({
+      name: 'matview_decode_thread_records_total',
+      help: 'Records decoded on the decode thread (DECODE_THREAD) rather than on the event loop',
+      labelNames: ['topic'] as const,
+      registers,
+    }),
     batchSize: new Histogram({
       name: 'matview_batch_records',
       help: 'Records per applied batch',

@@ -100,6 +100,27 @@ export class Chunks<B extends { readonly length: number }> {
   }
 
   /**
+   * Chunks that continue `full` and `current` (another thread's, rebuilt here: decode-thread.ts), as if they
+   * had been filled here.
+   */
+  static resumed<B extends { readonly length: number }>(
+    make: () => B,
+    size: number,
+    full: readonly { batch: B; lastOffset: string }[],
+    current: B,
+  ): Chunks<B> {
+    const chunks = new Chunks(make, size);
+    chunks.full.push(...full);
+    chunks.current = current;
+    return chunks;
+  }
+
+  /** The chunks as they stand, full ones with their last offsets and the one being filled (to cross threads). */
+  parts(): { readonly full: readonly { batch: B; lastOffset: string }[]; readonly current: B } {
+    return { full: this.full, current: this.current };
+  }
+
+  /**
    * Bytes the chunks hold, by `size` of each (undefined when `size` gives undefined for one: it cannot say).
    */
   bytes(size: (chunk: B) => number | undefined): number | undefined {
@@ -395,6 +416,8 @@ export function handlerSteps<B extends { readonly length: number }>(
     },
     /** Empty chunks for one batch. */
     chunks: () => new Chunks(make, size),
+    /** Records per chunk at most. */
+    size,
     finish,
   };
 }

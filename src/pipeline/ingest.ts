@@ -16,8 +16,17 @@ import type { FormatDecoder } from '../formats/types.js';
 import { ChangeBatch } from '../materializer/change-batch.js';
 import { PackingChangeBatch } from '../store/packed-changes.js';
 import type { Table } from '../views/source.js';
-import { handlerSteps, observeApplied, tailOf, type DeadLetter, type HandlerOptions } from './batch-steps.js';
-import { decodeRecords } from './decode-records.js';
+import {
+  Chunks,
+  handlerSteps,
+  observeApplied,
+  tailOf,
+  type DeadLetter,
+  type HandlerOptions,
+} from './batch-steps.js';
+import { decodeRecords, type DecodedRecords } from './decode-records.js';
+import type { DecodedChunk } from './decode-thread.js';
+import { DECODE_THREAD_MIN_RECORDS, type DecodeThread } from './decode-thread.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 
@@ -26,23 +35,25 @@ export interface IngestOptions extends HandlerOptions {
   readonly tables: ReadonlyMap<string, Table>;
   /** Topic name → format decoder (src/formats). Default: the `json` format for every topic of `tables`. */
   readonly decoders?: ReadonlyMap<string, FormatDecoder>;
+  /** Where large batches of formats that may go there are decoded (decode-thread.ts); without it, here. */
+  readonly decodeThread?: DecodeThread;
 }
 
+type Chunk = ChangeBatch | PackingChangeBatch | DecodedChunk;
+
 /** Bytes a chunk's packed records take (undefined: it holds decoded rows, not packed ones). */
-const packedBytesOf = (chunk: ChangeBatch | PackingChangeBatch): number | undefined =>
-  chunk instanceof PackingChangeBatch ? chunk.packedBytes : undefined;
+const packedBytesOf = (chunk: Chunk): number | undefined =>
+  chunk instanceof ChangeBatch ? undefined : chunk.packedBytes;
 
 export function createIngestHandler(options: IngestOptions): FeedHandler {
   const { tables, metrics, logger, onApplied } = options;
   const decoders =
     options.decoders ?? new Map([...tables].map(([topic, table]) => [topic, jsonDecoder(table)] as const));
-  const steps = handlerSteps(
-    options,
-    // Packed as decoded when the store's commits cross to its writer thread (packed-changes.ts).
-    (): ChangeBatch | PackingChangeBatch =>
-      options.store.packsChanges ? new PackingChangeBatch(options.store.packedFields) : new ChangeBatch(),
-    (changes, positions) => changes.input(positions),
-  );
+  const { store, decodeThread } = options;
+  // Packed as decoded when the store's commits cross to its writer thread (packed-changes.ts).
+  const make = (): ChangeBatch | PackingChangeBatch =>
+    store.packsChanges ? new PackingChangeBatch(store.packedFields) : new ChangeBatch();
+  const steps = handlerSteps<Chunk>(options, make, (changes, positions) => changes.input(positions));
   const { rebuild } = steps;
 
   return steps.handler(async (batch, decoded) => {
@@ -56,10 +67,26 @@ export function createIngestHandler(options: IngestOptions): FeedHandler {
     const skipped = batch.records.length - fresh.length;
     const lastOffset = fresh[fresh.length - 1]?.offset;
     if (decoder.prepare !== undefined && fresh.length > 0) await decoder.prepare(fresh);
-    const decodedRecords = await decodeRecords(fresh, table, decoder, steps.chunks(), {
-      due: (i) => decodeTurns.due(i),
-      next: () => decodeTurns.next(rebuild),
-    });
+    let decodedRecords: DecodedRecords<Chunk>;
+    if (
+      decodeThread !== undefined &&
+      decoder.thread !== undefined &&
+      store.packsChanges &&
+      fresh.length >= DECODE_THREAD_MIN_RECORDS
+    ) {
+      decodedRecords = await decodeThread.decode(
+        fresh,
+        table,
+        decoder.thread,
+        steps.size,
+        store.packedFields,
+      );
+      metrics.recordsDecodedOffLoop.inc({ topic: batch.topic }, fresh.length);
+    } else
+      decodedRecords = await decodeRecords(fresh, table, decoder, new Chunks(make, steps.size), {
+        due: (i) => decodeTurns.due(i),
+        next: () => decodeTurns.next(rebuild),
+      });
     const { chunks, valid, eventTimes, newestEventMs } = decodedRecords;
     const invalid: DeadLetter[] = decodedRecords.invalid.map(({ index, ...why }) => ({
       record: fresh[index]!,

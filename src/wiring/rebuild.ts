@@ -21,6 +21,7 @@
  */
 import type { FeedHandler, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { FormatDecoder } from '../formats/types.js';
+import type { DecodeThread } from '../pipeline/decode-thread.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
 import type { Generation } from '../store/generation.js';
 import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
@@ -44,6 +45,8 @@ export interface RebuildControllerOptions {
   readonly tables: ReadonlyMap<string, Table>;
   /** Topic name → format decoder (the live feed's: they share the schema cache). Default: `json`. */
   readonly decoders?: ReadonlyMap<string, FormatDecoder>;
+  /** Where the replay's large batches decode (src/pipeline/decode-thread.ts); without it, on the event loop. */
+  readonly decodeThread?: DecodeThread;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Opens a fresh source for a shadow (its own consumer group, or its own handle on the embedded log). */
@@ -163,6 +166,7 @@ export class RebuildController {
         store,
         tables: this.options.tables,
         ...(this.options.decoders === undefined ? {} : { decoders: this.options.decoders }),
+        ...(this.options.decodeThread === undefined ? {} : { decodeThread: this.options.decodeThread }),
         metrics,
         logger: this.log,
         role: 'rebuild',

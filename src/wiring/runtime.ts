@@ -25,6 +25,7 @@ import type { ChangelogWriter, FeedBatch, FeedSource, PartitionPosition } from '
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createDecoders, needsRegistry, registryClient } from '../formats/index.js';
 import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
+import { DecodeThread } from '../pipeline/decode-thread.js';
 import { createIngestHandler, type DeadLetter } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
 import { priorityNotice, type ThreadPriority } from '../store/thread-priority.js';
@@ -290,6 +291,13 @@ async function startOn(
     tracker.applied(batch, newestEventMs);
     drainer.wake();
   };
+  // Large batches of the formats that may go there decode on their own thread (needs the packed changes the
+  // writer thread takes).
+  const decodeThread =
+    config.decodeThread && config.writerThread
+      ? new DecodeThread({ niceIncrement: config.writerThreadNice })
+      : undefined;
+  if (decodeThread !== undefined) opened.add(() => decodeThread.close());
   const handler = gate.wrap(
     replica !== undefined
       ? replica.live(onApplied)
@@ -302,6 +310,7 @@ async function startOn(
           deadLetters,
           maxRecordsPerCommit: config.maxRecordsPerCommit,
           onApplied,
+          ...(decodeThread === undefined ? {} : { decodeThread }),
         }),
   );
   // The view topic out (started below): a swap's capture runs inside the swap's hold of the live feed.
@@ -311,6 +320,7 @@ async function startOn(
     topics,
     tables,
     decoders,
+    ...(decodeThread === undefined ? {} : { decodeThread }),
     metrics,
     logger,
     gate,
@@ -372,6 +382,7 @@ async function startOn(
       // (before the feed stops, so that the feed sees a refusal as part of stopping, not as a failure).
       store.stopCommitting();
       await source.stop();
+      await decodeThread?.close();
       await drainer.stop();
       // After the feed: every commit is in; publish what is left (bounded), before the store closes.
       await publishing?.close(Math.floor(config.shutdownTimeoutMs / 2));

@@ -32,6 +32,10 @@ describe('the bundle', () => {
       });
     }
     expect(imported(writer, 'lmdb')).toBe(true);
+    // The decode thread's bundle: kafkajs' record types only, no LMDB handle of its own.
+    const decoder = readFileSync(`${root}dist/record-decoder.mjs`, 'utf8');
+    expect(decoder).toContain('record-decoder.ts');
+    expect(imported(decoder, 'lmdb')).toBe(false);
     expect(inlined(writer, 'lmdb') || inlined(writer, 'ordered-binary')).toBe(false);
     // The rest is bundled: one copy of graphql, whatever imports it.
     expect(inlined(main, 'graphql')).toBe(true);
