@@ -407,11 +407,15 @@ export class FetchedRecord implements FeedRecord {
 /** Where the varint `varIntAt` read last ends (module-wide, like the decoder's position: no object per read). */
 let varIntEnd = 0;
 
+/** Where the varint `varIntAt` read last ends. */
+export const varIntEndOfLast = (): number => varIntEnd;
+
 /**
  * The zigzag varint at `at` of `bytes` (kafkajs `Decoder#readVarInt`'s arithmetic: 32-bit shifts, zigzag);
- * sets `varIntEnd`. The decoder reads through it (`readVarInt`), and a record's key and value getters.
+ * sets `varIntEnd`. The decoder reads through it (`readVarInt`), a record's key and value getters, and the
+ * decode thread its records (src/pipeline/record-wire.ts).
  */
-function varIntAt(bytes: Buffer, at: number): number {
+export function varIntAt(bytes: Uint8Array, at: number): number {
   let byte: number;
   let result = 0;
   let shift = 0;

@@ -7,7 +7,7 @@
  * is its position in them. Offsets and timestamps cross as numbers while they are exact. Headers do not
  * cross: a format whose decoding reads them is not decoded there (FormatDecoder `thread`).
  */
-import { FetchedRecord } from '../feed/record-batch.js';
+import { FetchedRecord, varIntAt, varIntEndOfLast } from '../feed/record-batch.js';
 import { NO_HEADERS } from '../feed/headers.js';
 import type { FeedRecord } from '../feed/types.js';
 
@@ -127,31 +127,18 @@ export function toWire(records: readonly FeedRecord[], topic: string, partition:
   };
 }
 
-/** The zigzag varint at `at`; `varIntEnd` is where it ends. */
-let varIntEnd = 0;
-function readVarInt(bytes: Uint8Array, at: number): number {
-  let byte: number;
-  let result = 0;
-  let shift = 0;
-  do {
-    byte = bytes[at++]!;
-    result += (byte & 0x7f) << shift;
-    shift += 7;
-  } while (byte >= 0x80);
-  varIntEnd = at;
-  return (result >>> 1) ^ -(result & 1);
-}
-
 /** The records of `wire`, as the decoders read them (keys and values are views of its bytes). */
 export function fromWire(wire: WireRecords): FeedRecord[] {
   const { topic, partition, starts, offsets, timestamps } = wire;
   const bytes = Buffer.from(wire.bytes.buffer, wire.bytes.byteOffset, wire.bytes.byteLength);
   const out = new Array<FeedRecord>(starts.length);
   for (let i = 0; i < starts.length; i++) {
-    const keyLength = readVarInt(bytes, starts[i]!);
-    const key = keyLength < 0 ? null : bytes.subarray(varIntEnd, varIntEnd + keyLength);
-    const valueLength = readVarInt(bytes, varIntEnd + Math.max(0, keyLength));
-    const value = valueLength < 0 ? null : bytes.subarray(varIntEnd, varIntEnd + valueLength);
+    const keyLength = varIntAt(bytes, starts[i]!);
+    const keyAt = varIntEndOfLast();
+    const key = keyLength < 0 ? null : bytes.subarray(keyAt, keyAt + keyLength);
+    const valueLength = varIntAt(bytes, keyAt + Math.max(0, keyLength));
+    const valueAt = varIntEndOfLast();
+    const value = valueLength < 0 ? null : bytes.subarray(valueAt, valueAt + valueLength);
     const offset = offsets instanceof Float64Array ? String(offsets[i]) : offsets[i]!;
     out[i] = { topic, partition, offset, timestamp: String(timestamps[i]), key, value, headers: NO_HEADERS };
   }
