@@ -13,10 +13,14 @@
  *   reference the bench computed from the records it produced; the scenario fails if one differs;
  * - big batches again, as Debezium's Postgres connector writes the same rows with the JsonConverter's schemas
  *   (bench/lib/debezium.ts; gzip-compressed, so that they fit in the mock): the ceilings and one fresh server;
+ * - big batches, json and Debezium, again with the decode thread forced on (DECODE_THREAD=true; the default,
+ *   `auto`, leaves it off below 4 cores): the same rows, not checked;
  * - big batches only: the store's size after the catch-up (`matview_lmdb_size_bytes` and the data directory
  *   on disk) per record, per source row and per user; and `user(id)` latency at a fixed offered rate on a
  *   second fresh server, while it catches up and then idle, same server.
  */
+import { availableParallelism } from 'node:os';
+import { DECODE_THREAD_AUTO_CORES } from '../../src/ops/config.js';
 import { startKafka, type KafkaHandle } from '../../test/utils/kafka-mock.js';
 import {
   distribution,
@@ -164,8 +168,9 @@ async function catchUp(
   w: Workload,
   dataDir: string,
   during?: (started: Started, isReady: () => boolean) => Promise<void>,
+  env: Readonly<Record<string, string>> = {},
 ): Promise<CatchUp> {
-  const started = await spawnServer(serverEnv(w, dataDir));
+  const started = await spawnServer({ ...serverEnv(w, dataDir), ...env });
   ctx.defer(() => started.server.stop());
   const watch = watchCatchUp(started.server.url, Math.max(300_000, w.reference.records));
   let watching = true;
@@ -193,14 +198,36 @@ async function singleCatchUp(
   kafka: KafkaHandle,
   options: ProduceOptions,
   dataDir: string,
+  variants: readonly Variant[] = [],
 ): Promise<void> {
   const w = await produce(ctx, kafka, options);
   const ceiling = await ceilings(ctx, w);
-  const run = await catchUp(ctx, w, dataDir);
-  catchUpRow(ctx, w, 'matview serve, spawn → ready', run, ceiling);
-  await expectExactAfter(ctx, w, run.server.url, 'catch-up');
-  await run.server.stop();
+  for (const v of [DEFAULTS, ...variants]) {
+    const run = await catchUp(ctx, w, `${dataDir}${v.dir}`, undefined, v.env);
+    catchUpRow(ctx, w, `matview serve${v.label}, spawn → ready`, run, ceiling);
+    await expectExactAfter(ctx, w, run.server.url, `catch-up${v.label}`);
+    await run.server.stop();
+  }
 }
+
+/** A setting the scenario also runs a server with, next to the shipped defaults. */
+interface Variant {
+  readonly label: string;
+  readonly dir: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+const DEFAULTS: Variant = { label: '', dir: '', env: {} };
+
+/**
+ * The decode thread forced on (src/pipeline/decode-thread.ts): `auto` starts it only with 4 cores or more, so
+ * on the 2-core bench box the default rows are without it; these say what it does here.
+ */
+const DECODE_THREAD_ON: Variant = {
+  label: ' (DECODE_THREAD=true)',
+  dir: '-decode-thread',
+  env: { DECODE_THREAD: 'true' },
+};
 
 function catchUpRow(ctx: ScenarioContext, w: Workload, name: string, c: CatchUp, ceiling: Ceilings): number {
   const records = w.reference.records;
@@ -260,17 +287,24 @@ async function readsWhileCatchingUp(
   dataDir: string,
   ceiling: Ceilings,
   run: string,
+  variant: Variant = DEFAULTS,
 ): Promise<ReadsWhileCatchingUp> {
   const draw = zipf(w.reference.users, 0.99, prng(7));
   const requests = Array.from({ length: 20_000 }, () => post(String(draw())));
   let reads: Awaited<ReturnType<typeof runOpenLoop>> | undefined;
-  const c = await catchUp(ctx, w, dataDir, async (started, isReady) => {
-    reads = await runOpenLoop(started.server.url, requests, {
-      rate: READ_RATE,
-      until: isReady,
-      pacing: 'timer',
-    });
-  });
+  const c = await catchUp(
+    ctx,
+    w,
+    dataDir,
+    async (started, isReady) => {
+      reads = await runOpenLoop(started.server.url, requests, {
+        rate: READ_RATE,
+        until: isReady,
+        pacing: 'timer',
+      });
+    },
+    variant.env,
+  );
   // Idle from a second after ready, so nothing the catch-up left running flatters the idle figure.
   await sleep(Math.max(0, c.readyAt + 1_000 - performance.now()));
   const idleSeconds = ctx.quick ? 3 : 10;
@@ -279,7 +313,7 @@ async function readsWhileCatchingUp(
     total: idleSeconds * READ_RATE,
     pacing: 'timer',
   });
-  await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${run}`);
+  await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${variant.label}${run}`);
   await c.server.stop();
   if (reads === undefined) throw new Error('no reads ran');
   // Reads by due time: before the first commit (the server started, joined the group, fetched, applied its
@@ -294,7 +328,13 @@ async function readsWhileCatchingUp(
     });
     return { d: distribution(latencies), errors };
   };
-  catchUpRow(ctx, w, `matview serve with ${READ_RATE} user(id)/s, spawn → ready${run}`, c, ceiling);
+  catchUpRow(
+    ctx,
+    w,
+    `matview serve${variant.label} with ${READ_RATE} user(id)/s, spawn → ready${run}`,
+    c,
+    ceiling,
+  );
   const before = window(c.listeningAt, c.firstCommitAt);
   const during = window(c.firstCommitAt, c.readyAt);
   const after = { d: distribution(idle.latencies), errors: idle.errors };
@@ -304,7 +344,7 @@ async function readsWhileCatchingUp(
     ['user(id) idle, from 1 s after ready', after],
   ] as const) {
     ctx.row(
-      `${w.label}: ${name}, ${READ_RATE}/s offered${run}`,
+      `${w.label}${variant.label}: ${name}, ${READ_RATE}/s offered${run}`,
       {
         reads: d.count,
         'p50 ms': round(d.p50, 2),
@@ -378,6 +418,39 @@ export const catchup: Scenario = {
       ctx.note(
         `catchup: only ${fewest} reads fell between the first commit and ready in a run: too few for a p99 (raise BENCH_CATCHUP_RECORDS)`,
       );
+    // The decode thread forced on, as many runs (not checked: the checks are the shipped defaults').
+    const offLoop: number[] = [];
+    const offLoopReads: ReadsWhileCatchingUp[] = [];
+    for (let i = 1; i <= runs; i++) {
+      const dir = `${ctx.tmp}/big-cold-decode-thread-${i}`;
+      const cold = await catchUp(ctx, big, dir, undefined, DECODE_THREAD_ON.env);
+      offLoop.push(
+        catchUpRow(
+          ctx,
+          big,
+          `matview serve${DECODE_THREAD_ON.label}, spawn → ready${runLabel(i)}`,
+          cold,
+          bigCeiling,
+        ),
+      );
+      await expectExactAfter(ctx, big, cold.server.url, `catch-up${DECODE_THREAD_ON.label}${runLabel(i)}`);
+      await cold.server.stop();
+      offLoopReads.push(
+        await readsWhileCatchingUp(
+          ctx,
+          big,
+          `${ctx.tmp}/big-reads-decode-thread-${i}`,
+          bigCeiling,
+          runLabel(i),
+          DECODE_THREAD_ON,
+        ),
+      );
+    }
+    ctx.note(
+      `catchup: with DECODE_THREAD=true (the default \`auto\` starts it with ${DECODE_THREAD_AUTO_CORES} cores or more; this box has ${availableParallelism()}): ` +
+        `catch-up ${round(median(offLoop), 0)} records/s${spread(offLoop, 'records/s', 0)} against ${round(rate, 0)}; ` +
+        `user(id) p99 while catching up ${offLoopReads.map((r) => r.during.p99.toFixed(1)).join(', ')} ms against ${reads.map((r) => r.during.p99.toFixed(1)).join(', ')}`,
+    );
 
     // The same changelog as Debezium's Postgres connector writes it (JsonConverter with its schemas, Kafka
     // Connect's default): the decoding is the format's, the rest is the same.
@@ -388,7 +461,7 @@ export const catchup: Scenario = {
       batching: BIG_BATCHES,
       debezium: true,
     };
-    await singleCatchUp(ctx, kafka, debezium, `${ctx.tmp}/debezium`);
+    await singleCatchUp(ctx, kafka, debezium, `${ctx.tmp}/debezium`, [DECODE_THREAD_ON]);
 
     const small = {
       tag: 'small batches',
