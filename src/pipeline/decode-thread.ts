@@ -82,8 +82,6 @@ export type DecodeReply =
       readonly eventTimes: Float64Array;
       readonly valid: number;
       readonly newestEventMs: number | undefined;
-      /** The thread's own: what it transfers (not sent). */
-      readonly transfer?: ArrayBuffer[];
     }
   | { readonly kind: 'failed'; readonly id: number; readonly message: string };
 
@@ -103,7 +101,8 @@ export class DecodedChunk {
   input(positions: readonly PartitionPosition[]): PackedCommitInput | CommitInput {
     const { packed, plain } = this.data;
     if (packed !== undefined) return { packed, positions };
-    return { changes: plain!, positions };
+    if (plain !== undefined) return { changes: plain, positions };
+    throw new Error('a chunk the decode thread did not fill has no input');
   }
 }
 

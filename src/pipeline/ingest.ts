@@ -7,7 +7,8 @@
  * go to the store, which commits them together with whatever other batches arrived meanwhile (group commit:
  * large commits while catching up, one batch per commit once caught up). A large batch decodes in slices that
  * take turns of the event loop with every other handler's (src/feed/loop-turns.ts), so reads are served
- * while the instance catches up.
+ * while the instance catches up; with the decode thread (decode-thread.ts, DECODE_THREAD), a large batch of a
+ * format that may go there is decoded there instead, whole.
  */
 import { decodeTurns } from '../feed/loop-turns.js';
 import type { FeedHandler } from '../feed/types.js';
@@ -25,8 +26,7 @@ import {
   type HandlerOptions,
 } from './batch-steps.js';
 import { decodeRecords, type DecodedRecords } from './decode-records.js';
-import type { DecodedChunk } from './decode-thread.js';
-import { DECODE_THREAD_MIN_RECORDS, type DecodeThread } from './decode-thread.js';
+import { DECODE_THREAD_MIN_RECORDS, type DecodedChunk, type DecodeThread } from './decode-thread.js';
 
 export type { DeadLetter, DeadLetterRouting } from './batch-steps.js';
 

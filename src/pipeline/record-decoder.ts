@@ -24,7 +24,8 @@ port.postMessage({
 /** One decoder per spec: a decoder's caches (a Debezium converter's schemas) serve every batch of its topic. */
 const decoders = new Map<string, FormatDecoder>();
 
-async function decode(request: DecodeRequest): Promise<DecodeReply> {
+/** The reply to `request`, and the buffers it transfers. */
+async function decode(request: DecodeRequest): Promise<{ reply: DecodeReply; transfer: ArrayBuffer[] }> {
   const specText = JSON.stringify(request.spec);
   let decoder = decoders.get(specText);
   if (decoder === undefined) decoders.set(specText, (decoder = decoderOf(request.spec)));
@@ -42,7 +43,7 @@ async function decode(request: DecodeRequest): Promise<DecodeReply> {
     }
     return { plain: input.changes, length: batch.length, packedBytes, lastOffset };
   };
-  return {
+  const reply: DecodeReply = {
     kind: 'decoded',
     id: request.id,
     full: full.map((c) => chunk(c.batch, c.lastOffset)),
@@ -52,16 +53,13 @@ async function decode(request: DecodeRequest): Promise<DecodeReply> {
     eventTimes: out.eventTimes,
     valid: out.valid,
     newestEventMs: out.newestEventMs,
-    transfer,
   };
+  return { reply, transfer };
 }
 
 port.on('message', (request: DecodeRequest) => {
   decode(request).then(
-    (reply) => {
-      const { transfer, ...rest } = reply as Extract<DecodeReply, { kind: 'decoded' }>;
-      port.postMessage(rest, transfer ?? []);
-    },
+    ({ reply, transfer }) => port.postMessage(reply, transfer),
     (error: unknown) =>
       port.postMessage({
         kind: 'failed',
