@@ -292,9 +292,9 @@ async function startOn(
     drainer.wake();
   };
   // Large batches of the formats that may go there decode on their own thread (needs the packed changes the
-  // writer thread takes).
+  // writer thread takes). A replica decodes none: its records are views, stored as they come.
   const decodeThread =
-    config.decodeThread && config.writerThread
+    config.decodeThread && config.writerThread && replica === undefined
       ? new DecodeThread({ niceIncrement: config.writerThreadNice })
       : undefined;
   if (decodeThread !== undefined) opened.add(() => decodeThread.close());
