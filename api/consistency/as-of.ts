@@ -6,7 +6,7 @@
  *
  * - `sequence`: `ViewReader.readSequence()`, the commit of the read snapshot, taken just before the data is
  *   read. Where both are read in one synchronous stretch they come from the same snapshot and the sequence is
- *   exactly the commit the data is at: the fast path, and every answer after a `minOffsets` wait. Apollo takes
+ *   exactly the commit the data is at: every answer of the fast path (after a `minOffsets` wait too). Apollo takes
  *   it when the request starts and reads the data in later turns, which may see a newer snapshot: there the data
  *   is at least as new as the sequence says, never older. (`sequence()`, the last commit this process
  *   published, lags the snapshot whenever a commit is readable before its reply is handled, or another process
