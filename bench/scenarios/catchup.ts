@@ -387,24 +387,45 @@ export const catchup: Scenario = {
     // Several fresh servers: one catch-up's rate moves a lot from run to run on this box (the writer thread,
     // the event loop, the mock broker and the bench share 2 cores: 41k to 60k records/s for one build, and
     // p99 while catching up 54 to 254 ms); the checks take the median.
-    const rates: number[] = [];
-    for (let i = 1; i <= runs; i++) {
-      const coldDir = `${ctx.tmp}/big-cold-${i}`;
-      const cold = await catchUp(ctx, big, coldDir);
-      rates.push(catchUpRow(ctx, big, `matview serve, spawn → ready${runLabel(i)}`, cold, bigCeiling));
-      await expectExactAfter(ctx, big, cold.server.url, `catch-up${runLabel(i)}`);
-      if (i === 1) await storeSize(ctx, big, cold, coldDir);
-      await cold.server.stop();
-    }
+    /** `runs` fresh servers catching up with `v`'s settings, each checked exact: their rates. */
+    const coldRuns = async (v: Variant): Promise<number[]> => {
+      const rates: number[] = [];
+      for (let i = 1; i <= runs; i++) {
+        const coldDir = `${ctx.tmp}/big-cold${v.dir}-${i}`;
+        const cold = await catchUp(ctx, big, coldDir, undefined, v.env);
+        rates.push(
+          catchUpRow(ctx, big, `matview serve${v.label}, spawn → ready${runLabel(i)}`, cold, bigCeiling),
+        );
+        await expectExactAfter(ctx, big, cold.server.url, `catch-up${v.label}${runLabel(i)}`);
+        if (i === 1 && v === DEFAULTS) await storeSize(ctx, big, cold, coldDir);
+        await cold.server.stop();
+      }
+      return rates;
+    };
+    /** `runs` fresh servers with `v`'s settings answering reads while they catch up. */
+    const readsRuns = async (v: Variant): Promise<ReadsWhileCatchingUp[]> => {
+      const out: ReadsWhileCatchingUp[] = [];
+      for (let i = 1; i <= runs; i++)
+        out.push(
+          await readsWhileCatchingUp(
+            ctx,
+            big,
+            `${ctx.tmp}/big-reads${v.dir}-${i}`,
+            bigCeiling,
+            runLabel(i),
+            v,
+          ),
+        );
+      return out;
+    };
+    const rates = await coldRuns(DEFAULTS);
     const rate = median(rates);
     ctx.check(
       'catch-up (fresh matview serve, spawn → ready, big batches) >= 100k records/s',
       `${round(rate, 0)} records/s${spread(rates, 'records/s', 0)}, ${(rate / bigCeiling.group.recordsPerSecond).toFixed(3)}x the kafkajs consumer group`,
       rate >= 100_000,
     );
-    const reads: ReadsWhileCatchingUp[] = [];
-    for (let i = 1; i <= runs; i++)
-      reads.push(await readsWhileCatchingUp(ctx, big, `${ctx.tmp}/big-reads-${i}`, bigCeiling, runLabel(i)));
+    const reads = await readsRuns(DEFAULTS);
     const ratios = reads.map((r) => r.during.p99 / r.idle.p99);
     const ratio = median(ratios);
     const fewest = Math.min(...reads.map((r) => r.during.count));
@@ -419,33 +440,8 @@ export const catchup: Scenario = {
         `catchup: only ${fewest} reads fell between the first commit and ready in a run: too few for a p99 (raise BENCH_CATCHUP_RECORDS)`,
       );
     // The decode thread forced on, as many runs (not checked: the checks are the shipped defaults').
-    const offLoop: number[] = [];
-    const offLoopReads: ReadsWhileCatchingUp[] = [];
-    for (let i = 1; i <= runs; i++) {
-      const dir = `${ctx.tmp}/big-cold-decode-thread-${i}`;
-      const cold = await catchUp(ctx, big, dir, undefined, DECODE_THREAD_ON.env);
-      offLoop.push(
-        catchUpRow(
-          ctx,
-          big,
-          `matview serve${DECODE_THREAD_ON.label}, spawn → ready${runLabel(i)}`,
-          cold,
-          bigCeiling,
-        ),
-      );
-      await expectExactAfter(ctx, big, cold.server.url, `catch-up${DECODE_THREAD_ON.label}${runLabel(i)}`);
-      await cold.server.stop();
-      offLoopReads.push(
-        await readsWhileCatchingUp(
-          ctx,
-          big,
-          `${ctx.tmp}/big-reads-decode-thread-${i}`,
-          bigCeiling,
-          runLabel(i),
-          DECODE_THREAD_ON,
-        ),
-      );
-    }
+    const offLoop = await coldRuns(DECODE_THREAD_ON);
+    const offLoopReads = await readsRuns(DECODE_THREAD_ON);
     ctx.note(
       `catchup: with DECODE_THREAD=true (the default \`auto\` starts it with ${DECODE_THREAD_AUTO_CORES} cores or more; this box has ${availableParallelism()}): ` +
         `catch-up ${round(median(offLoop), 0)} records/s${spread(offLoop, 'records/s', 0)} against ${round(rate, 0)}; ` +
