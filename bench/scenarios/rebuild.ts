@@ -16,7 +16,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { REBUILD_WAIT_POLL_MS } from '../../src/cli/rebuild.js';
 import { openStore } from '../../src/store/lmdb-store.js';
+import { REBUILD_REQUEST_CHECK_MS } from '../../src/store/requests.js';
 import { defaultViewRebuildBufferEntries } from '../../src/store/view-rebuild.js';
 import { VIEWS } from '../../src/views/registry.js';
 import { USER_INFORMATION } from '../../src/views/user-information.js';
@@ -288,7 +290,7 @@ export const rebuild: Scenario = {
       servedRate >= 200_000,
     );
     ctx.note(
-      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every 200 ms; the server picks the request up within a second); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
+      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every ${REBUILD_WAIT_POLL_MS} ms; the server looks for the request every ${REBUILD_REQUEST_CHECK_MS} ms); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
     );
     if (records < 10_000_000)
       ctx.note(`rebuild: scaled down from 10M to ${records} records (BENCH_REBUILD_RECORDS)`);

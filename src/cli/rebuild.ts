@@ -2,16 +2,18 @@
  * `matview rebuild [--wait] [--timeout-ms N]`: asks for the view to be rebuilt from the feed (into a shadow
  * generation, swapped in when caught up, the current view serving meanwhile). The request is a file next to
  * the store (store/requests.ts: this command writes nothing into the store); the server running on DATA_DIR
- * picks it up within a second, and a stopped one at its next start. With `--wait` the command returns when
+ * picks it up within REBUILD_REQUEST_CHECK_MS (100 ms), and a stopped one at its next start. With `--wait` the command returns when
  * the new generation is active (a server must be running).
  * Exit 0: requested (and, with --wait, swapped in); 1: no store, no server to wait for, or timed out.
  */
 import type { Config } from '../ops/config.js';
 import { storePathOf } from '../store/data-dir.js';
 import { openStore } from '../store/lmdb-store.js';
+import { REBUILD_REQUEST_CHECK_MS } from '../store/requests.js';
 import { ExitCode, millis, parse, type Print } from './args.js';
 
-const POLL_MS = 200;
+/** How often `--wait` reads the store's active generation (one meta read). */
+export const REBUILD_WAIT_POLL_MS = 50;
 
 export async function runRebuild(config: Config, args: readonly string[], print: Print): Promise<ExitCode> {
   const { values } = parse(
@@ -40,13 +42,13 @@ export async function runRebuild(config: Config, args: readonly string[], print:
       return ExitCode.Ok;
     }
     print(
-      `rebuild: requested; the server (pid ${owner.pid}) starts it within a second and keeps serving generation ${from} meanwhile`,
+      `rebuild: requested; the server (pid ${owner.pid}) starts it within ${REBUILD_REQUEST_CHECK_MS} ms and keeps serving generation ${from} meanwhile`,
     );
     if (values.wait !== true) return ExitCode.Ok;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       // Between event turns lmdb-js renews its read snapshot, so each poll sees the server's commits.
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      await new Promise((r) => setTimeout(r, REBUILD_WAIT_POLL_MS));
       const now = store.storedActiveGeneration();
       if (now !== from) {
         print(`rebuild: done: generation ${now} is active (was ${from})`);

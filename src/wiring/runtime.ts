@@ -5,7 +5,8 @@
  *
  * Before consuming it checks the stored positions against what the topics still hold (OFFSET_RESET_POLICY)
  * and starts an online rebuild when the active generation's view version differs from the code's, when a
- * rebuild was left half done, or when `matview rebuild` asked for one (polled every second).
+ * rebuild was left half done, or when `matview rebuild` asked for one (looked for every
+ * REBUILD_REQUEST_CHECK_MS).
  */
 import { join } from 'node:path';
 import { createApiServer } from '../../api/server.js';
@@ -28,6 +29,7 @@ import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
 import { DecodeThread } from '../pipeline/decode-thread.js';
 import { createIngestHandler, type DeadLetter } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
+import { REBUILD_REQUEST_CHECK_MS } from '../store/requests.js';
 import { priorityNotice, type ThreadPriority } from '../store/thread-priority.js';
 import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
@@ -545,19 +547,28 @@ async function startOn(
   if (reason !== undefined) await rebuild.start(reason);
   else if (store.shadowGeneration() !== undefined) await store.abandonShadow();
 
-  const refresh = setInterval(() => {
-    tracker.refreshMetrics();
-    if (store.rebuildRequest() === undefined) return;
+  const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
+  /** The request the rebuild under way was started for (it clears it once its shadow begins). */
+  let startedFor: string | undefined;
+  /** No new start before this (ms since the epoch): a start that failed is tried again a second later. */
+  let retryAt = 0;
+  const requests = setInterval(() => {
+    const request = store.rebuildRequest();
+    if (request === undefined) return;
     if (rebuild.state() === 'idle') {
-      rebuild
-        .start('requested')
-        .catch((err: unknown) => logger.error({ err }, 'requested rebuild could not start'));
+      if (Date.now() < retryAt) return;
+      startedFor = request.requestedAt;
+      rebuild.start('requested').catch((err: unknown) => {
+        retryAt = Date.now() + 1000;
+        logger.error({ err }, 'requested rebuild could not start');
+      });
     } else {
       // The rebuild under way reads the whole feed again anyway: it serves this request too.
-      logger.info('rebuild requested while one is in progress; the current one serves it');
+      if (request.requestedAt !== startedFor)
+        logger.info('rebuild requested while one is in progress; the current one serves it');
       void store.clearRebuildRequest();
     }
-  }, 1000);
+  }, REBUILD_REQUEST_CHECK_MS);
   const lagRefresh = setInterval(() => void tracker.refreshHighWatermarks(), config.ops.lagRefreshMs);
   if (kafkaClient !== undefined) {
     // Managed clusters usually disable auto-creation: create missing dead-letter topics now, or say how.
@@ -572,7 +583,7 @@ async function startOn(
       });
     check(1);
   }
-  for (const timer of [refresh, lagRefresh]) {
+  for (const timer of [refresh, requests, lagRefresh]) {
     timer.unref();
     timers.push(timer);
   }
