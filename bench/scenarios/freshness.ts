@@ -54,7 +54,13 @@ const HISTOGRAMS = [
 const FETCHES = 'matview_kafka_fetch_requests_total';
 
 const QUERY =
-  'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime } } } }';
+  'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime appliedAt } } } }';
+
+/** The time (ms since the epoch) of an ISO field of an event's JSON, NaN when it has none. */
+function timeOf(data: string, field: 'eventTime' | 'appliedAt'): number {
+  const m = new RegExp(`"${field}":"([^"]+)"`).exec(data);
+  return m?.[1] === undefined ? NaN : Date.parse(m[1]);
+}
 
 export const freshness: Scenario = {
   name: 'freshness',
@@ -99,7 +105,7 @@ export const freshness: Scenario = {
     for (const { rate, batching, sendEveryMs } of PHASES) {
       arrivals.length = 0;
       await floor.take();
-      const before = await scrapeHistograms(server.url, HISTOGRAMS);
+      const histogramsBefore = await scrapeHistograms(server.url, HISTOGRAMS);
       const fetchesBefore = await scrapeCounter(server.url, FETCHES);
       // This process produces and receives the events: how late its own event loop ran is in every arrival.
       const clientDelay = monitorEventLoopDelay({ resolution: 1 });
@@ -171,14 +177,23 @@ export const freshness: Scenario = {
       recording = false;
       const inPhase = (t: number) => t >= from && t <= to;
       const latencies: number[] = [];
+      /** Each event split at its commit's start (`version.appliedAt`): the record's way there, and on from there. */
+      const toCommit: number[] = [];
+      const fromCommit: number[] = [];
       for (const a of arrivals) {
-        const m = /"eventTime":"([^"]+)"/.exec(a.data);
-        const t = m?.[1] === undefined ? NaN : Date.parse(m[1]);
-        if (inPhase(t)) latencies.push(a.at - t);
+        const t = timeOf(a.data, 'eventTime');
+        if (!inPhase(t)) continue;
+        latencies.push(a.at - t);
+        const applied = timeOf(a.data, 'appliedAt');
+        toCommit.push(applied - t);
+        fromCommit.push(a.at - applied);
       }
       const d = distribution(latencies);
+      const before = distribution(toCommit);
+      const onward = distribution(fromCommit);
       const after = await scrapeHistograms(server.url, HISTOGRAMS);
-      const between = (name: (typeof HISTOGRAMS)[number]) => observedBetween(before[name], after[name]);
+      const between = (name: (typeof HISTOGRAMS)[number]) =>
+        observedBetween(histogramsBefore[name], after[name]);
       const commits = between('matview_store_commit_seconds');
       const perCommit = between('matview_store_commit_records');
       const applies = between('matview_batch_apply_seconds');
@@ -203,6 +218,10 @@ export const freshness: Scenario = {
         'ours p50 ms': round(d.p50 - f.p50, 1),
         'ours p95 ms': round(d.p95 - f.p95, 1),
         'ours p99 ms': round(d.p99 - f.p99, 1),
+        'to commit p50 ms': round(before.p50, 1),
+        'to commit p99 ms': round(before.p99, 1),
+        'commit → client p50 ms': round(onward.p50, 1),
+        'commit → client p99 ms': round(onward.p99, 1),
         commits: commits.count,
         'records/commit': round(perCommit.mean, 0),
         'commit mean ms': round(commits.mean * 1000, 1),
@@ -227,6 +246,9 @@ export const freshness: Scenario = {
     );
     ctx.note(
       `freshness: batches/s per partition = the record batches the producer wrote (one per partition a send touched) per partition and second of sending; fetches/s by broker = the server's Fetch requests per second of sending to each broker, in node id order (matview_kafka_fetch_requests_total, scraped before and after the sends; a broker that leads none of the tweets topic's partitions is asked once per fetch wait). The kcat mock answers a fetch with at most one record batch per partition (a real broker with everything waiting, up to the fetch's byte limit), and each broker gets one fetch at a time: the feed keeps up with small batches only while the leaders' fetches/s stay at or above batches/s per partition, and a backlog, once built, drains at the difference`,
+    );
+    ctx.note(
+      `freshness: each event split at its commit's start, \`version.appliedAt\` (the server's clock when its commit began, after LMDB's write lock; ms resolution, like the Kafka timestamp; one host, one clock): to commit = appliedAt − eventTime (the producer's send, the fetch wait, decoding, the wait behind the commit in flight), commit → client = arrival − appliedAt (the commit itself with its sync to disk, its result back on the event loop, the push over graphql-ws, this client's own delay); percentiles of each part, which do not add up to the total's`,
     );
     ctx.note(
       `freshness: floor = a bare kafkajs consumer group (own process, eachBatch, same ${FETCH_WAIT_MS} ms fetch wait) on the same topic during the same phase: receive time − Kafka timestamp of every record; ours = matview's percentile − the floor's (a difference of percentiles, not a percentile of differences; matview's events are conflated per user, the floor counts every record)`,
