@@ -110,15 +110,18 @@ const uint32Codec: ValueCodec<number> = {
 };
 
 /**
- * One ranking's prefix in the `rank` index, its length kept by the caller. Once `watch` is given the first
- * MAX_TOP_LIMIT keys, it notes whether a write may have changed them (`touched`): a key removed at or before
- * the last of them, one added before it, anything while they were all the ranking had, or a refill. Until
- * then the first MAX_TOP_LIMIT keys are what they were: every one of them is still there, and nothing sorts
- * in between.
+ * One ranking's prefix in the `rank` index, its length kept by the caller. Once watching (`watch`), it reads
+ * the first MAX_TOP_LIMIT keys before its first write (`top`) and notes whether a write may have changed them
+ * (`touched`): a key removed at or before the last of them, one added before it, anything while they were all
+ * the ranking had, or a refill. Until then the first MAX_TOP_LIMIT keys are what they were: every one of them
+ * is still there, and nothing sorts in between. Read at the first write rather than at `watch`: the index is
+ * the same then (nothing wrote this ranking's keys in between), and most moves of a large ranking write
+ * nothing (they sort past the prefix), so most commits do not read the list at all.
  */
 class IndexPrefix implements PrefixStore {
-  /** The first MAX_TOP_LIMIT keys when watching began (undefined: not watching). */
-  private top: readonly string[] | undefined;
+  /** The first MAX_TOP_LIMIT keys before the first write since watching began (undefined: none yet). */
+  top: readonly string[] | undefined;
+  private watching = false;
   touched = false;
 
   constructor(
@@ -126,13 +129,19 @@ class IndexPrefix implements PrefixStore {
     private readonly digit: string,
     public length: number,
   ) {}
-  /** Starts noting writes that may change `top` (the first MAX_TOP_LIMIT keys now). */
-  watch(top: readonly string[]): void {
-    this.top = top;
+  /** Starts noting writes that may change the first MAX_TOP_LIMIT keys. */
+  watch(): void {
+    this.watching = true;
+  }
+  /** The first MAX_TOP_LIMIT keys before this write (undefined: not watching). */
+  private before(): readonly string[] | undefined {
+    if (!this.watching) return undefined;
+    return (this.top ??= this.index.first(this.digit, MAX_TOP_LIMIT));
   }
   private note(key: string, removed: boolean): void {
-    const top = this.top;
-    if (top === undefined || this.touched) return;
+    if (this.touched) return;
+    const top = this.before();
+    if (top === undefined) return;
     if (top.length < MAX_TOP_LIMIT) {
       this.touched = true;
       return;
@@ -154,7 +163,7 @@ class IndexPrefix implements PrefixStore {
     this.length--;
   }
   replace(keys: readonly string[]): void {
-    if (this.top !== undefined) this.touched = true;
+    if (this.before() !== undefined) this.touched = true;
     for (const key of this.index.first(this.digit, Number.MAX_SAFE_INTEGER)) this.index.remove(key);
     for (const key of keys) this.index.add(key);
     this.length = keys.length;
@@ -188,17 +197,16 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
       cap: RANK_PREFIX_CAP,
       keyOf: (count, userId) => rankKey(ranking, count, userId),
     });
-    /** The first MAX_TOP_LIMIT keys before the first change of this ranking in this commit. */
-    let top: string[] | undefined;
     for (const { userId, before, after } of moves) {
       if (before !== null && after !== null && before[field] === after[field]) continue;
-      if (top === undefined) store.watch((top = index.first(DIGIT[ranking], MAX_TOP_LIMIT)));
+      store.watch();
       prefix.move(userId, before === null ? null : before[field], after === null ? null : after[field]);
     }
     if (prefix.needsRefill()) prefix.refill(countsOf(counts, field));
     rankedAfter = prefix.rankedUsers;
     if (store.length !== length) meta.put(lengthKey(ranking), store.length);
     // Read again only when a write may have changed the list (most moves of a large ranking are past it).
+    const { top } = store;
     if (top === undefined || !store.touched) continue;
     const now = topOf(index, ranking, MAX_TOP_LIMIT);
     if (!sameIds(top.map(userOfRankKey), now)) (event ??= new Map()).set(ranking, now);

@@ -184,4 +184,60 @@ describe('TopUsers kept as prefixes', () => {
     const joined = commit([{ table: 'users', key: 'u9', row: profile('u9') }], 3);
     expect(joined?.get('TWEETS')).toEqual(['u2', 'u1', 'u3', 'u9']);
   });
+
+  it('should read a ranking only when a commit moves it, and its top only when a move writes its prefix', () => {
+    const registry = createRegistry();
+    const plan = commitPlan(registry);
+    const state = new MemoryState(registry);
+    let offset = 0;
+    const commit = (records: Omit<TestRecord, 'offset'>[], sequence: number) =>
+      commitBatch(
+        state,
+        plan,
+        commitInput(records.map((r) => ({ ...r, offset: offset++ }))),
+        BigInt(sequence),
+        0,
+      ).events.get('top-users');
+    const users = Array.from({ length: USERS }, (_, i) => `u${String(i).padStart(4, '0')}`);
+    commit(
+      users.map((u) => ({ table: 'users', key: u, row: profile(u) })),
+      1,
+    );
+    // Two tweets each for the first RANK_PREFIX_CAP users: the TWEETS prefix holds them, and a user with none
+    // that gets one sorts past its last key.
+    let next = 0;
+    commit(
+      users.slice(0, RANK_PREFIX_CAP).flatMap((u) => [
+        { table: 'tweets' as const, key: `t${next++}`, row: tweet(u) },
+        { table: 'tweets' as const, key: `t${next++}`, row: tweet(u) },
+      ]),
+      2,
+    );
+    // Count the reads of the rank index from here on: `last` (a ranking's last stored key), `first` (a list).
+    const rank = state.spaces('top-users')['rank'] as IndexSpace;
+    const reads = { last: [] as string[], first: [] as string[] };
+    const { last, first } = rank;
+    rank.last = (prefix, before) => (reads.last.push(prefix), last.call(rank, prefix, before));
+    rank.first = (prefix, limit) => (reads.first.push(prefix), first.call(rank, prefix, limit));
+
+    // New tweets of users past the prefix: only TWEETS moves (its last key read once), nothing is written,
+    // and its top is not read.
+    const event = commit(
+      users.slice(RANK_PREFIX_CAP, RANK_PREFIX_CAP + 20).map((u) => ({
+        table: 'tweets' as const,
+        key: `t${next++}`,
+        row: tweet(u),
+      })),
+      3,
+    );
+    expect(event).toBeUndefined();
+    expect(reads).toEqual({ last: ['1'], first: [] });
+
+    // A third tweet for a user of the prefix moves it to the top: the top is read before that write, then
+    // again for the event.
+    reads.last.length = reads.first.length = 0;
+    const top = commit([{ table: 'tweets', key: `t${next++}`, row: tweet(users[500]!) }], 4);
+    expect((top?.get('TWEETS') as string[] | undefined)?.slice(0, 2)).toEqual([users[500], users[0]]);
+    expect(reads).toEqual({ last: ['1'], first: ['1', '1'] });
+  });
 });
