@@ -31,6 +31,23 @@ function topByTweets(tweets: ReadonlyMap<string, number>, limit: number): string
     .map(([u]) => u);
 }
 
+/** A fresh in-memory state, and a commit into it (offsets numbered in order) that returns TopUsers' event. */
+function fresh() {
+  const registry = createRegistry();
+  const plan = commitPlan(registry);
+  const state = new MemoryState(registry);
+  let offset = 0;
+  const commit = (records: Omit<TestRecord, 'offset'>[], sequence: number) =>
+    commitBatch(
+      state,
+      plan,
+      commitInput(records.map((r) => ({ ...r, offset: offset++ }))),
+      BigInt(sequence),
+      0,
+    ).events.get('top-users');
+  return { state, commit };
+}
+
 describe('TopUsers kept as prefixes', () => {
   it('should serve the exact rankings after every commit while users move in and out of the prefix', () => {
     const registry = createRegistry();
@@ -159,18 +176,7 @@ describe('TopUsers kept as prefixes', () => {
   });
 
   it('should name a ranking of fewer than MAX_TOP_LIMIT users in the event when a user joins at its end', () => {
-    const registry = createRegistry();
-    const plan = commitPlan(registry);
-    const state = new MemoryState(registry);
-    let offset = 0;
-    const commit = (records: Omit<TestRecord, 'offset'>[], sequence: number) =>
-      commitBatch(
-        state,
-        plan,
-        commitInput(records.map((r) => ({ ...r, offset: offset++ }))),
-        BigInt(sequence),
-        0,
-      ).events.get('top-users');
+    const { commit } = fresh();
     commit(
       ['u1', 'u2', 'u3'].map((u) => ({ table: 'users', key: u, row: profile(u) })),
       1,
@@ -186,18 +192,7 @@ describe('TopUsers kept as prefixes', () => {
   });
 
   it('should read a ranking only when a commit moves it, and its top only when a move writes its prefix', () => {
-    const registry = createRegistry();
-    const plan = commitPlan(registry);
-    const state = new MemoryState(registry);
-    let offset = 0;
-    const commit = (records: Omit<TestRecord, 'offset'>[], sequence: number) =>
-      commitBatch(
-        state,
-        plan,
-        commitInput(records.map((r) => ({ ...r, offset: offset++ }))),
-        BigInt(sequence),
-        0,
-      ).events.get('top-users');
+    const { state, commit } = fresh();
     const users = Array.from({ length: USERS }, (_, i) => `u${String(i).padStart(4, '0')}`);
     commit(
       users.map((u) => ({ table: 'users', key: u, row: profile(u) })),
