@@ -2,8 +2,8 @@
  * `matview rebuild [--wait] [--timeout-ms N]`: asks for the view to be rebuilt from the feed (into a shadow
  * generation, swapped in when caught up, the current view serving meanwhile). The request is a file next to
  * the store (store/requests.ts: this command writes nothing into the store); the server running on DATA_DIR
- * picks it up within REBUILD_REQUEST_CHECK_MS (100 ms), and a stopped one at its next start. With `--wait` the command returns when
- * the new generation is active (a server must be running).
+ * picks it up within REBUILD_REQUEST_CHECK_MS (100 ms), and a stopped one at its next start. With `--wait`
+ * the command returns when the new generation is active (a server must be running).
  * Exit 0: requested (and, with --wait, swapped in); 1: no store, no server to wait for, or timed out.
  */
 import type { Config } from '../ops/config.js';

@@ -4,11 +4,11 @@
  *
  * Only the serving process writes the store while it runs: `matview rebuild` does not write a meta record,
  * it leaves a file next to the store ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the
- * server looks for every {@link REBUILD_REQUEST_CHECK_MS} and removes once a rebuild serves it. Two processes writing one environment
- * lost commits under lmdb-js' overlappingSync (now off: `LMDB_OPEN_OPTIONS`); one writer keeps the server's
- * commits clear of whatever else another process's write transaction can do to them. The CLI opens the
- * store read-only, through the server's open gate (lmdb-open-gate.ts): an LMDB bug makes a process that
- * opens an environment while another commits lose that commit.
+ * server looks for every {@link REBUILD_REQUEST_CHECK_MS} and removes once a rebuild serves it. Two processes
+ * writing one environment lost commits under lmdb-js' overlappingSync (now off: `LMDB_OPEN_OPTIONS`); one
+ * writer keeps the server's commits clear of whatever else another process's write transaction can do to
+ * them. The CLI opens the store read-only, through the server's open gate (lmdb-open-gate.ts): an LMDB bug
+ * makes a process that opens an environment while another commits lose that commit.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -94,8 +94,9 @@ export class StoreRequests {
   }
 
   /**
-   * The pending rebuild request, if any (made by any process). Never throws (the server asks every REBUILD_REQUEST_CHECK_MS):
-   * a request file that cannot be read or parsed is still a request, its reason saying so.
+   * The pending rebuild request, if any (made by any process). Never throws (the server asks every
+   * REBUILD_REQUEST_CHECK_MS): a request file that cannot be read or parsed is still a request, its reason
+   * saying so.
    */
   rebuildRequest(): RebuildRequest | undefined {
     let raw: string;

@@ -15,7 +15,10 @@ import { RebuildController } from '../../src/wiring/rebuild.js';
 import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
-/** A source with no records whose `start` returns once it is stopped, and whose `stop` returns once `held` is released. */
+/**
+ * A source with no records whose `start` returns once it is stopped, and whose `stop` returns once `held` is
+ * released.
+ */
 function heldSource(held: Promise<void>): FeedSource {
   let stopped: () => void = () => undefined;
   const stop = new Promise<void>((resolve) => (stopped = resolve));
