@@ -1,18 +1,12 @@
 /**
  * The `matview` command. Every subcommand validates its configuration first and fails with one
- * readable line (no stack trace) on bad input.
+ * readable line (no stack trace) on bad input. Each command's module is imported when it runs: an operator
+ * command does not load the server, the API and the Kafka client (scripts/build.mjs).
  */
 import 'reflect-metadata';
 import { isMatviewError } from '../errors.js';
 import { loadConfig } from '../ops/config.js';
-import { createLogger } from '../ops/logger.js';
-import { startServer } from '../wiring/runtime.js';
 import { ExitCode, UsageError, type Print } from './args.js';
-import { runDemo } from './demo.js';
-import { runRebuild } from './rebuild.js';
-import { runRestore, runSnapshot } from './snapshot.js';
-import { runTopics } from './topics.js';
-import { runVerify } from './verify.js';
 
 const USAGE = `Usage: matview <command>
 
@@ -42,6 +36,10 @@ async function tool(
 
 async function serve(): Promise<void> {
   const config = loadConfig();
+  const [{ createLogger }, { startServer }] = await Promise.all([
+    import('../ops/logger.js'),
+    import('../wiring/runtime.js'),
+  ]);
   const logger = createLogger(config.logLevel);
   const running = await startServer(config, logger);
   let stopping = false;
@@ -73,17 +71,17 @@ async function main(argv: string[]): Promise<void> {
     case 'serve':
       return serve();
     case 'demo':
-      return runDemo(loadConfig(), rest);
+      return (await import('./demo.js')).runDemo(loadConfig(), rest);
     case 'rebuild':
-      return tool(runRebuild, rest);
+      return tool((await import('./rebuild.js')).runRebuild, rest);
     case 'verify':
-      return tool(runVerify, rest);
+      return tool((await import('./verify.js')).runVerify, rest);
     case 'snapshot':
-      return tool(runSnapshot, rest);
+      return tool((await import('./snapshot.js')).runSnapshot, rest);
     case 'restore':
-      return tool(runRestore, rest);
+      return tool((await import('./snapshot.js')).runRestore, rest);
     case 'topics':
-      return tool(runTopics, rest);
+      return tool((await import('./topics.js')).runTopics, rest);
     case 'print-schema': {
       const { printSchemaSdl } = await import('../../api/schema/print.js');
       process.stdout.write(printSchemaSdl());
