@@ -105,7 +105,7 @@ export const freshness: Scenario = {
     for (const { rate, batching, sendEveryMs } of PHASES) {
       arrivals.length = 0;
       await floor.take();
-      const histogramsBefore = await scrapeHistograms(server.url, HISTOGRAMS);
+      const before = await scrapeHistograms(server.url, HISTOGRAMS);
       const fetchesBefore = await scrapeCounter(server.url, FETCHES);
       // This process produces and receives the events: how late its own event loop ran is in every arrival.
       const clientDelay = monitorEventLoopDelay({ resolution: 1 });
@@ -177,7 +177,7 @@ export const freshness: Scenario = {
       recording = false;
       const inPhase = (t: number) => t >= from && t <= to;
       const latencies: number[] = [];
-      /** Each event split at its commit's start (`version.appliedAt`): the record's way there, and on from there. */
+      /** Each event split at its commit's start (`version.appliedAt`): its way there, and on from it. */
       const toCommit: number[] = [];
       const fromCommit: number[] = [];
       for (const a of arrivals) {
@@ -189,11 +189,10 @@ export const freshness: Scenario = {
         fromCommit.push(a.at - applied);
       }
       const d = distribution(latencies);
-      const before = distribution(toCommit);
+      const there = distribution(toCommit);
       const onward = distribution(fromCommit);
       const after = await scrapeHistograms(server.url, HISTOGRAMS);
-      const between = (name: (typeof HISTOGRAMS)[number]) =>
-        observedBetween(histogramsBefore[name], after[name]);
+      const between = (name: (typeof HISTOGRAMS)[number]) => observedBetween(before[name], after[name]);
       const commits = between('matview_store_commit_seconds');
       const perCommit = between('matview_store_commit_records');
       const applies = between('matview_batch_apply_seconds');
@@ -218,8 +217,8 @@ export const freshness: Scenario = {
         'ours p50 ms': round(d.p50 - f.p50, 1),
         'ours p95 ms': round(d.p95 - f.p95, 1),
         'ours p99 ms': round(d.p99 - f.p99, 1),
-        'to commit p50 ms': round(before.p50, 1),
-        'to commit p99 ms': round(before.p99, 1),
+        'to commit p50 ms': round(there.p50, 1),
+        'to commit p99 ms': round(there.p99, 1),
         'commit → client p50 ms': round(onward.p50, 1),
         'commit → client p99 ms': round(onward.p99, 1),
         commits: commits.count,
