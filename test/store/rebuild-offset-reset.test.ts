@@ -6,11 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { FeedBatch, FeedSource, FeedStartOptions } from '../../src/feed/types.js';
-import { createMetrics } from '../../src/ops/metrics.js';
-import { silentLogger } from '../../src/ops/logger.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { HandoffGate } from '../../src/wiring/handoff-gate.js';
-import { RebuildController } from '../../src/wiring/rebuild.js';
+import { tweetsRebuild } from '../utils/rebuild-controller.js';
 import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -45,15 +42,9 @@ function fakeSource(outOfRange: { topic: string; partition: number }): FeedSourc
 async function rebuildWith(outOfRange: { topic: string; partition: number }) {
   const store = openStore({ path: tempDir(), writerThread: false });
   const fatal: Error[] = [];
-  const controller = new RebuildController({
-    store,
-    topics: ['tweets'],
-    tables: new Map([['tweets', 'tweets']]),
-    metrics: createMetrics({ defaultMetrics: false }),
-    logger: silentLogger,
+  const controller = tweetsRebuild(store, {
     openSource: () => Promise.resolve({ source: fakeSource(outOfRange), close: () => Promise.resolve() }),
     endOffsets: () => Promise.resolve([{ topic: 'tweets', partition: 0, next: '10' }]),
-    gate: new HandoffGate(),
     onFatal: (e) => fatal.push(e),
   });
   await controller.start('requested');

@@ -7,11 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { FeedSource } from '../../src/feed/types.js';
-import { createMetrics } from '../../src/ops/metrics.js';
-import { silentLogger } from '../../src/ops/logger.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { HandoffGate } from '../../src/wiring/handoff-gate.js';
-import { RebuildController } from '../../src/wiring/rebuild.js';
+import { tweetsRebuild } from '../utils/rebuild-controller.js';
 import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -50,17 +47,11 @@ describe('a rebuild whose shadow is at its targets before its consumer started',
     const held = new Promise<void>((resolve) => (release = resolve));
     const sources = [heldSource(held), quietSource];
     const fatal: Error[] = [];
-    const controller = new RebuildController({
-      store,
-      topics: ['tweets'],
-      tables: new Map([['tweets', 'tweets']]),
-      metrics: createMetrics({ defaultMetrics: false }),
-      logger: silentLogger,
+    const controller = tweetsRebuild(store, {
       openSource: () =>
         Promise.resolve({ source: sources.shift() ?? quietSource, close: () => Promise.resolve() }),
       // Empty topics: a new shadow is at its targets from the start.
       endOffsets: () => Promise.resolve([]),
-      gate: new HandoffGate(),
       checkIntervalMs: 5,
       onFatal: (e) => fatal.push(e),
     });
