@@ -22,16 +22,11 @@ import {
 } from '../../src/feed/record-batch.js';
 import type { FeedRecord } from '../../src/feed/types.js';
 import { plainRecord } from '../utils/feed-records.js';
+import { encodeBatch, encodeRecord } from '../utils/kafkajs-encoders.js';
 
 const require = createRequire(import.meta.url);
 type Long = { readonly __long: true };
 const LongClass = require('kafkajs/src/utils/long.js') as { fromString(s: string): Long };
-const { RecordBatch: encodeBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as {
-  RecordBatch: (options: object) => Promise<{ buffer: Buffer }>;
-};
-const encodeRecord = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (
-  options: object,
-) => unknown;
 const Decoder = require('kafkajs/src/protocol/decoder.js') as new (buffer: Buffer) => unknown;
 const kafkajsDecode = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (
   decoder: unknown,

@@ -6,7 +6,6 @@
  * cross as their bytes (record-wire.ts), from plain records and from fetched ones (views of a Kafka record
  * batch). A thread that dies fails the batch it held, and the next batch starts another.
  */
-import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { decodeFetchedBatch, type FetchedRecord } from '../../src/feed/record-batch.js';
@@ -22,14 +21,7 @@ import { ALL_FIELDS, PackingChangeBatch, type CrossingFields } from '../../src/s
 import { createRegistry } from '../../src/views/registry.js';
 import type { Table } from '../../src/views/source.js';
 import { debeziumRecords, MAPPINGS, TIME } from '../formats/fixtures/debezium-records.js';
-
-const require = createRequire(import.meta.url);
-const { RecordBatch: encodeBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as {
-  RecordBatch: (options: object) => Promise<{ buffer: Buffer }>;
-};
-const encodeRecord = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (
-  options: object,
-) => unknown;
+import { encodeBatch, encodeRecord } from '../utils/kafkajs-encoders.js';
 
 const TOPIC = 'changelog';
 /** What the store packs for the built-in views (lmdb-store.ts `packedFields`): some fields do not cross. */
