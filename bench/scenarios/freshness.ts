@@ -56,9 +56,15 @@ const FETCHES = 'matview_kafka_fetch_requests_total';
 const QUERY =
   'subscription Fresh($id: ID!) { userChanged(id: $id) { userId kind user { userId tweetCount version { sequence eventTime appliedAt } } } }';
 
+/** The ISO time fields of an event's `version` the scenario reads. */
+const TIME_FIELDS = {
+  eventTime: /"eventTime":"([^"]+)"/,
+  appliedAt: /"appliedAt":"([^"]+)"/,
+} as const;
+
 /** The time (ms since the epoch) of an ISO field of an event's JSON, NaN when it has none. */
-function timeOf(data: string, field: 'eventTime' | 'appliedAt'): number {
-  const m = new RegExp(`"${field}":"([^"]+)"`).exec(data);
+function timeOf(data: string, field: keyof typeof TIME_FIELDS): number {
+  const m = TIME_FIELDS[field].exec(data);
   return m?.[1] === undefined ? NaN : Date.parse(m[1]);
 }
 
