@@ -146,6 +146,7 @@ const schema = z.object({
     .int('must be an integer')
     .max(10_000_000, 'must be <= 10000000')
     .optional(),
+  REBUILD_ROWS_FIRST: z.enum(['auto', 'true', 'false', '1', '0']).default('auto'),
   VIEW_REBUILD_BUFFER_ENTRIES: positiveInt.max(100_000_000, 'must be <= 100000000').optional(),
   WRITER_THREAD: bool.default(true),
   DECODE_THREAD: z.enum(['auto', 'true', 'false', '1', '0']).default('auto'),
@@ -276,6 +277,12 @@ export interface Config {
   readonly maxRecordsPerCommit: number;
   /** Records per chunk of a rebuild's shadow generation at most (src/store/shadow-chunks.ts); 0: no chunks. */
   readonly rebuildChunkRecords: number;
+  /**
+   * Whether a rebuild from the changelogs replays its rows before it builds its views from them
+   * (src/wiring/rebuild.ts); `auto` (the default): when the live view is large against a commit
+   * (`rowsFirstPays`).
+   */
+  readonly rebuildRowsFirst: boolean | 'auto';
   /**
    * Entries a view rebuilt from the stored rows buffers in memory between writes (src/store/view-rebuild.ts);
    * default: what a third of the heap limit holds.
@@ -520,6 +527,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
     rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS ?? defaultRebuildChunkRecords(e.WRITER_THREAD),
+    rebuildRowsFirst:
+      e.REBUILD_ROWS_FIRST === 'auto'
+        ? 'auto'
+        : e.REBUILD_ROWS_FIRST === 'true' || e.REBUILD_ROWS_FIRST === '1',
     viewRebuildBufferEntries: e.VIEW_REBUILD_BUFFER_ENTRIES ?? defaultViewRebuildBufferEntries(),
     writerThread: e.WRITER_THREAD,
     writerThreadNice: e.WRITER_THREAD_NICE,

@@ -486,6 +486,26 @@ export class LmdbStore implements ViewReader {
     return stale.length === 0 && dropped ? [] : stale;
   }
 
+  /**
+   * Entries of the active generation's largest key-value view space: the most values one view keeps (the
+   * users' views in the shipped registry), over the views it holds at their registered version (their spaces
+   * are open already). A rebuild weighs it against its commits' size to choose how to replay
+   * (src/wiring/rebuild.ts, `rowsFirstPays`).
+   */
+  largestViewSpace(): number {
+    const active = this.generations.active;
+    let most = 0;
+    for (const view of this.registry.views) {
+      if (active.info.views[view.name]?.version !== view.version) continue;
+      for (const [space, spec] of Object.entries(view.spaces)) {
+        if (spec.kind !== 'kv') continue;
+        const stats = active.db(view.name, space).getStats() as { entryCount?: number };
+        most = Math.max(most, stats.entryCount ?? 0);
+      }
+    }
+    return most;
+  }
+
   /** Bytes of the environment in use (pages up to the last used one), for `matview_lmdb_size_bytes`. */
   sizeBytes(): number {
     const stats = this.env.getStats() as { pageSize?: number; lastPageNumber?: number };
@@ -645,10 +665,11 @@ export class LmdbStore implements ViewReader {
    * chunks, shadow-chunks.ts) gets every view rebuilt from those rows first (`viewsRebuiltFrom`: the rows
    * replayed); `topicOf` names each table's topic, which the rebuilt values' versions carry.
    *
-   * `rowsFirst` (a rebuild from the changelogs, when its commits go through chunks): the shadow's feed stores
-   * rows and positions only, and its views are built from those rows once (`buildShadowViews`, before the
-   * swap), instead of moving every touched user's views and rank keys commit after commit. A new shadow starts
-   * so (`viewsPending`); a resumed one whose views are behind its rows stays so, its views not rebuilt here.
+   * `rowsFirst` (a rebuild from the changelogs of a large view, when its commits go through chunks: the
+   * controller decides, src/wiring/rebuild.ts): the shadow's feed stores rows and positions only, and its
+   * views are built from those rows once (`buildShadowViews`, before the swap), instead of moving every
+   * touched user's views and rank keys commit after commit. A new shadow starts so (`viewsPending`); a
+   * resumed one whose views are behind its rows stays so, its views not rebuilt here.
    * `rowsOnly` says which: the swap refuses the shadow until `buildShadowViews`. `resume`: the shadow is
    * resumed whatever `reason` (generations.ts).
    */

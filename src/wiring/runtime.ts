@@ -327,6 +327,7 @@ async function startOn(
     logger,
     gate,
     maxRecordsPerCommit: config.maxRecordsPerCommit,
+    rowsFirst: config.rebuildRowsFirst,
     openSource: openRebuildSource,
     endOffsets: () => source.endOffsets(topics),
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),

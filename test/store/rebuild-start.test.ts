@@ -53,6 +53,9 @@ describe('a rebuild whose shadow is at its targets before its consumer started',
       // Empty topics: a new shadow is at its targets from the start.
       endOffsets: () => Promise.resolve([]),
       checkIntervalMs: 5,
+      // What the race needs: a shadow whose views are built from its rows (an empty store's rebuild applies
+      // views commit by commit by default).
+      rowsFirst: true,
       onFatal: (e) => fatal.push(e),
     });
     const before = store.activeGeneration().id;

@@ -11,7 +11,7 @@ import { RebuildController, type RebuildControllerOptions } from '../../src/wiri
 export function tweetsRebuild(
   store: LmdbStore,
   options: Pick<RebuildControllerOptions, 'openSource' | 'endOffsets' | 'onFatal'> &
-    Partial<Pick<RebuildControllerOptions, 'checkIntervalMs'>>,
+    Partial<Pick<RebuildControllerOptions, 'checkIntervalMs' | 'rowsFirst' | 'maxRecordsPerCommit'>>,
 ): RebuildController {
   return new RebuildController({
     store,
