@@ -11,8 +11,9 @@
  * a rebuild of 300k records then writes ~60 chunks, so the kills land between and inside them, and what a
  * restart finds stored is at least what the killed incarnation applied minus one chunk and one commit.
  *
- * A rebuild from the changelogs replays rows first: a chunk writes rows and positions, and the shadow's views
- * are built from its rows once it reached the end offsets seen when it (re)started (src/wiring/rebuild.ts,
+ * A rebuild of a large view replays rows first (REBUILD_ROWS_FIRST=auto; 2,000 users against commits of
+ * 5,000 records is large): a chunk writes rows and positions, and the shadow's views are built from its rows
+ * once it reached the end offsets seen when it (re)started (src/wiring/rebuild.ts,
  * LmdbStore.buildShadowViews), then it goes on with views applied commit by commit until the swap. The first
  * KILLS kills land in the rows' replay: each restart resumes it, rows only ("rebuild started" says
  * `rowsOnly`), its views not rebuilt at the start. One more kill lands while the views are built from the
@@ -21,6 +22,11 @@
  * transaction) or built.
  * Incarnations alternate between the shipped VIEW_REBUILD_BUFFER_ENTRIES, which the build from 2,000 users'
  * rows never fills, and 3,000 entries, which it fills many times, so that kill also lands between writes.
+ *
+ * A rebuild of a small view (400 users) applies views commit by commit from the start: a chunk writes rows
+ * and positions, the views stay in memory across chunks (written beside a chunk when they fill
+ * VIEW_REBUILD_BUFFER_ENTRIES), so a restart after a kill finds them behind the rows and builds them from
+ * the rows first (`viewsRebuiltFrom`), then goes on.
  *
  * Knobs: FAULT_REBUILD_KILLS (default 3), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
@@ -75,86 +81,141 @@ async function logged(child: ChildServer, msg: string, timeoutMs: number) {
   }
 }
 
+/** Where a rebuild (re)started, from its "rebuild started" line. */
+interface Start {
+  resumed: unknown;
+  rowsOnly: unknown;
+  viewsRebuiltFrom: unknown;
+  stored: bigint;
+  target: bigint;
+  killedAfterApplied?: number;
+}
+
+const startOf = (started: Record<string, unknown>): Start => ({
+  resumed: started['resumed'],
+  rowsOnly: started['rowsOnly'],
+  viewsRebuiltFrom: started['viewsRebuiltFrom'],
+  stored: BigInt(String(started['storedRecords'])),
+  target: BigInt(String(started['targetRecords'])),
+});
+
+const base = { REBUILD_CHUNK_RECORDS: String(CHUNK), MAX_RECORDS_PER_COMMIT: String(CHUNK) };
+const envOf = (incarnation: number) =>
+  incarnation % 2 === 0 ? base : { ...base, VIEW_REBUILD_BUFFER_ENTRIES: '3000' };
+
+/**
+ * RECORDS records over `users` users produced, a server caught up on them, and `matview rebuild` asked of it:
+ * then KILLS incarnations killed in the replay, each after it applied APPLIED_BEFORE_KILL to KILL_SPREAD more
+ * records of it. The starts of the killed ones, and the incarnation running after the last kill.
+ */
+async function killInReplay(
+  topics: ReturnType<typeof freshTopics>,
+  dataDir: string,
+  users: number,
+  random: () => number,
+): Promise<{ starts: Start[]; child: ChildServer }> {
+  const producing = produceContinuously(kafka.brokers, topics, changeStream(SEED, users), {
+    perChunk: 5_000,
+    pauseMs: 0,
+    maxRecords: RECORDS,
+    maxMs: 120_000,
+  });
+  await eventually(
+    () => Promise.resolve(producing.produced() >= RECORDS ? true : undefined),
+    120_000,
+    `${RECORDS} records produced`,
+  );
+  await producing.stop();
+
+  const first = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(0) });
+  await first.listening;
+  await waitCaughtUp(first.url(), kafka.brokers, topics);
+  const requested = await runCli(['rebuild'], { DATA_DIR: dataDir });
+  expect(requested.code).toBe(0);
+
+  const starts: Start[] = [];
+  let child = first;
+  for (let i = 0; i < KILLS; i++) {
+    const start = startOf(await logged(child, 'rebuild started', 60_000));
+    const killAt = APPLIED_BEFORE_KILL + Math.floor(random() * KILL_SPREAD);
+    let applied = 0;
+    await eventually(
+      async () => {
+        applied = await metric(child, 'matview_rebuild_records_applied_total');
+        return applied >= killAt ? true : undefined;
+      },
+      60_000,
+      `incarnation ${i} to apply ${killAt} records of the rebuild`,
+    );
+    await sleep(random() * KILL_JITTER_MS);
+    expect(
+      child.alive(),
+      `incarnation ${i} died on its own:\n${JSON.stringify(child.logs().slice(-20))}`,
+    ).toBe(true);
+    expect(describeExit(await child.kill())).toBe('signal SIGKILL');
+    starts.push({ ...start, killedAfterApplied: applied });
+    child = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(i + 1) });
+    await child.listening;
+  }
+  console.log('rebuild-kill: rebuild starts', starts);
+  // Every restart resumed the shadow (not a new one).
+  expect(starts.map((s) => s.resumed)).toEqual([false, ...Array<boolean>(KILLS - 1).fill(true)]);
+  return { starts, child };
+}
+
+/**
+ * Each start after a kill stood where a written chunk had left the shadow: past what the incarnation before
+ * had stored, by at least what it applied less one chunk and one commit, and short of its targets.
+ */
+function expectResumedFromChunks(starts: readonly Start[]): void {
+  for (const [i, s] of starts.entries()) {
+    if (i === 0) continue;
+    const gained = s.stored - starts[i - 1]!.stored;
+    expect(gained).toBeGreaterThanOrEqual(BigInt(APPLIED_BEFORE_KILL - 2 * CHUNK));
+    expect(s.stored).toBeLessThan(s.target);
+  }
+}
+
+/** The rebuilt generation swapped in, and the served view, rankings, totals and stored view exact. */
+async function expectSwappedInExact(
+  child: ChildServer,
+  topics: ReturnType<typeof freshTopics>,
+  dataDir: string,
+): Promise<void> {
+  // Swapped in, by this incarnation or maybe by the one before.
+  await eventually(
+    async () =>
+      (await metric(child, 'matview_view_generation')) > 1 &&
+      (await metric(child, 'matview_rebuild_in_progress')) === 0
+        ? true
+        : undefined,
+    120_000,
+    'the rebuilt generation to be swapped in',
+  );
+  await waitCaughtUp(child.url(), kafka.brokers, topics);
+  const reference = computeReference(await readTopics(kafka.brokers, topics));
+  expect(reference.recordCount).toBeGreaterThanOrEqual(RECORDS);
+  await expectServedViewEquals(child.url(), reference);
+  await expectServedDashboardEquals(child.url(), reference);
+  expect(describeExit(await child.terminate())).toBe('code 0');
+  await expectStoreEquals(dataDir, topics, reference);
+}
+
 describe('SIGKILL inside a rebuild', () => {
   it(`should resume from the last written chunk after each of ${KILLS} kills in the rows' replay and one in the views' build, and swap in the exact view (seed ${SEED})`, async () => {
     console.log(`rebuild-kill: FAULT_SEED=${SEED} FAULT_REBUILD_KILLS=${KILLS}`);
     const topics = freshTopics();
     const dataDir = tempDir();
-    const random = prng(SEED);
-    const base = { REBUILD_CHUNK_RECORDS: String(CHUNK), MAX_RECORDS_PER_COMMIT: String(CHUNK) };
-    const envOf = (incarnation: number) =>
-      incarnation % 2 === 0 ? base : { ...base, VIEW_REBUILD_BUFFER_ENTRIES: '3000' };
-    const producing = produceContinuously(kafka.brokers, topics, changeStream(SEED, 2_000), {
-      perChunk: 5_000,
-      pauseMs: 0,
-      maxRecords: RECORDS,
-      maxMs: 120_000,
-    });
-    await eventually(
-      () => Promise.resolve(producing.produced() >= RECORDS ? true : undefined),
-      120_000,
-      `${RECORDS} records produced`,
-    );
-    await producing.stop();
+    // 2,000 users against commits of 5,000 records: REBUILD_ROWS_FIRST=auto replays rows first.
+    const killed = await killInReplay(topics, dataDir, 2_000, prng(SEED));
+    const { starts } = killed;
+    let child = killed.child;
 
-    const first = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(0) });
-    await first.listening;
-    await waitCaughtUp(first.url(), kafka.brokers, topics);
-    const requested = await runCli(['rebuild'], { DATA_DIR: dataDir });
-    expect(requested.code).toBe(0);
-
-    const starts: {
-      resumed: unknown;
-      rowsOnly: unknown;
-      viewsRebuiltFrom: unknown;
-      stored: bigint;
-      target: bigint;
-      killedAfterApplied?: number;
-    }[] = [];
-    const startOf = (started: Record<string, unknown>) => ({
-      resumed: started['resumed'],
-      rowsOnly: started['rowsOnly'],
-      viewsRebuiltFrom: started['viewsRebuiltFrom'],
-      stored: BigInt(String(started['storedRecords'])),
-      target: BigInt(String(started['targetRecords'])),
-    });
-    let child = first;
-    for (let i = 0; i < KILLS; i++) {
-      const start = startOf(await logged(child, 'rebuild started', 60_000));
-      const killAt = APPLIED_BEFORE_KILL + Math.floor(random() * KILL_SPREAD);
-      let applied = 0;
-      await eventually(
-        async () => {
-          applied = await metric(child, 'matview_rebuild_records_applied_total');
-          return applied >= killAt ? true : undefined;
-        },
-        60_000,
-        `incarnation ${i} to apply ${killAt} records of the rebuild`,
-      );
-      await sleep(random() * KILL_JITTER_MS);
-      expect(
-        child.alive(),
-        `incarnation ${i} died on its own:\n${JSON.stringify(child.logs().slice(-20))}`,
-      ).toBe(true);
-      expect(describeExit(await child.kill())).toBe('signal SIGKILL');
-      starts.push({ ...start, killedAfterApplied: applied });
-      child = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(i + 1) });
-      await child.listening;
-    }
-    console.log('rebuild-kill: rebuild starts', starts);
-
-    // Every restart resumed the shadow (not a new one) where a written chunk had left it, rows only: past
-    // what the incarnation before had stored, by at least what it applied less one chunk and one commit.
-    expect(starts.map((s) => s.resumed)).toEqual([false, ...Array<boolean>(KILLS - 1).fill(true)]);
+    // Rows only at every start, its views not rebuilt there.
     for (const s of starts) expect(s).toMatchObject({ rowsOnly: true, viewsRebuiltFrom: undefined });
     const resumed = startOf(await logged(child, 'rebuild started', 60_000));
     expect(resumed).toMatchObject({ resumed: true, rowsOnly: true });
-    for (const [i, s] of [...starts, resumed].entries()) {
-      if (i === 0) continue;
-      const gained = s.stored - starts[i - 1]!.stored;
-      expect(gained).toBeGreaterThanOrEqual(BigInt(APPLIED_BEFORE_KILL - 2 * CHUNK));
-      expect(s.stored).toBeLessThan(s.target);
-    }
+    expectResumedFromChunks([...starts, resumed]);
 
     // The last kill: while the views are built from the rows (within ms of the line that says it begins; a
     // build from these rows takes about a second with 3,000 entries buffered).
@@ -178,22 +239,24 @@ describe('SIGKILL inside a rebuild', () => {
           (await logged(child, 'rebuild built its views from its rows', 120_000))['rows'],
         ).toBeGreaterThan(0);
     }
-    // Swapped in, by this incarnation or (killed after the build) maybe by the one before.
-    await eventually(
-      async () =>
-        (await metric(child, 'matview_view_generation')) > 1 &&
-        (await metric(child, 'matview_rebuild_in_progress')) === 0
-          ? true
-          : undefined,
-      120_000,
-      'the rebuilt generation to be swapped in',
-    );
-    await waitCaughtUp(child.url(), kafka.brokers, topics);
-    const reference = computeReference(await readTopics(kafka.brokers, topics));
-    expect(reference.recordCount).toBeGreaterThanOrEqual(RECORDS);
-    await expectServedViewEquals(child.url(), reference);
-    await expectServedDashboardEquals(child.url(), reference);
-    expect(describeExit(await child.terminate())).toBe('code 0');
-    await expectStoreEquals(dataDir, topics, reference);
+    await expectSwappedInExact(child, topics, dataDir);
+  }, 400_000);
+
+  it(`should resume from the last written chunk after each of ${KILLS} kills in a replay applying views commit by commit, its views built from its rows where a start finds them behind, and swap in the exact view (seed ${SEED})`, async () => {
+    console.log(`rebuild-kill: FAULT_SEED=${SEED} FAULT_REBUILD_KILLS=${KILLS}`);
+    const topics = freshTopics();
+    const dataDir = tempDir();
+    // 400 users against commits of 5,000 records: REBUILD_ROWS_FIRST=auto applies views commit by commit.
+    const { starts, child } = await killInReplay(topics, dataDir, 400, prng(SEED + 1));
+    const resumed = startOf(await logged(child, 'rebuild started', 60_000));
+    expect(resumed).toMatchObject({ resumed: true, rowsOnly: false });
+    for (const s of starts) expect(s.rowsOnly).toBe(false);
+    // A chunk stores rows and positions, the shipped VIEW_REBUILD_BUFFER_ENTRIES keeps the views in memory: a
+    // restart after such an incarnation finds them behind its rows and builds them from those first. (With
+    // 3,000 entries the views are written beside the chunk whenever they fill it, so they may not be behind.)
+    for (const [i, s] of [...starts, resumed].entries())
+      if (i > 0 && envOf(i - 1) === base) expect(s.viewsRebuiltFrom).toBeGreaterThan(0);
+    expectResumedFromChunks([...starts, resumed]);
+    await expectSwappedInExact(child, topics, dataDir);
   }, 400_000);
 });
