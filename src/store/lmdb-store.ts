@@ -487,12 +487,15 @@ export class LmdbStore implements ViewReader {
   }
 
   /**
-   * Entries of the active generation's largest key-value view space: the most values one view keeps (the
-   * users' views in the shipped registry), over the views it holds at their registered version (their spaces
-   * are open already). A rebuild weighs it against its commits' size to choose how to replay
+   * About how many entries the largest view of the active generation holds: its largest key-value view
+   * space (the users' views in the shipped registry) over the views it holds at their registered version
+   * (their spaces are open already), and at least its `users` rows. A view held at another version is not
+   * opened here (a rebuild for fields the stored rows lack comes with one); the shipped views are per user,
+   * which its users' rows stand for. The rows are counted (by LMDB, ~30 ms per million) only when the views
+   * hold fewer than `enough`. A rebuild weighs it against its commits' size to choose how to replay
    * (src/wiring/rebuild.ts, `rowsFirstPays`).
    */
-  largestViewSpace(): number {
+  largestView(enough = Number.POSITIVE_INFINITY): number {
     const active = this.generations.active;
     let most = 0;
     for (const view of this.registry.views) {
@@ -503,7 +506,7 @@ export class LmdbStore implements ViewReader {
         most = Math.max(most, stats.entryCount ?? 0);
       }
     }
-    return most;
+    return most >= enough ? most : Math.max(most, active.rows.count('users'));
   }
 
   /** Bytes of the environment in use (pages up to the last used one), for `matview_lmdb_size_bytes`. */

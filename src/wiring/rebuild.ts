@@ -98,7 +98,7 @@ export const ROWS_FIRST_RECORDS_PER_ENTRY = 8;
 
 /**
  * Whether a rebuild replays its rows first (`REBUILD_ROWS_FIRST=auto`), from the entries of the live
- * generation's largest view space (LmdbStore.largestViewSpace: about what the shadow's will hold) and the
+ * generation's largest view (LmdbStore.largestView: about what the shadow's will hold) and the
  * records a commit takes at most: rows first when there is an entry for every ROWS_FIRST_RECORDS_PER_ENTRY
  * records of a commit or more. Views applied commit by commit build each key a commit touches once per commit
  * (at most every entry, per commit); rows first builds each once, but reads every row back to do it, after
@@ -287,10 +287,9 @@ export class RebuildController {
     if (this.options.handlerFor !== undefined) return false;
     const setting = this.options.rowsFirst ?? 'auto';
     if (setting !== 'auto') return setting;
-    return rowsFirstPays(
-      this.options.store.largestViewSpace(),
-      this.options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT,
-    );
+    const perCommit = this.options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
+    const enough = Math.ceil(perCommit / ROWS_FIRST_RECORDS_PER_ENTRY);
+    return rowsFirstPays(this.options.store.largestView(enough), perCommit);
   }
 
   /** After each shadow batch and on a timer: wake a waiting handoff, or start one once caught up. */

@@ -8,8 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import type { FeedSource } from '../../src/feed/types.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
+import { VIEWS } from '../../src/views/registry.js';
 import { ROWS_FIRST_RECORDS_PER_ENTRY, type RebuildControllerOptions } from '../../src/wiring/rebuild.js';
-import { commitInput, tweetRecord } from '../utils/changes.js';
+import type { Row, Table } from '../../src/views/source.js';
+import { commitInput, profile, sequential, tweet, tweetRecord } from '../utils/changes.js';
 import { tweetsRebuild } from '../utils/rebuild-controller.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -60,13 +62,34 @@ describe('a rebuild replaying its rows first', () => {
     expect(ROWS_FIRST_RECORDS_PER_ENTRY).toBe(8);
     const store = await storeWithUsers(5);
     // The users' views are the largest space (the counts as many, the totals one).
-    expect(store.largestViewSpace()).toBe(5);
+    expect(store.largestView()).toBe(5);
     await store.close();
     expect(await beginsRowsFirst(5, { maxRecordsPerCommit: 40 })).toBe(true);
     expect(await beginsRowsFirst(5, { maxRecordsPerCommit: 41 })).toBe(false);
     // The shipped commit size (250k): an empty store, or a small one, applies views commit by commit.
     expect(await beginsRowsFirst(0, {})).toBe(false);
     expect(await beginsRowsFirst(5, {})).toBe(false);
+  });
+
+  it("should count the users' rows when the views are held at another version", async () => {
+    // 7 users rows, 3 of them with a tweet; then the per-user views' versions bumped (a rebuild for fields the
+    // stored rows lack comes with that): their builds are not opened, the users' rows stand for them.
+    const path = tempDir();
+    const store = openStore({ path, writerThread: false });
+    const entries: [Table, string, Row][] = [
+      ...Array.from({ length: 7 }, (_, i): [Table, string, Row] => ['users', `u${i}`, profile(`n${i}`)]),
+      ...Array.from({ length: 3 }, (_, i): [Table, string, Row] => ['tweets', `t${i}`, tweet(`u${i}`)]),
+    ];
+    await store.applyBatch(commitInput(sequential(entries)));
+    expect(store.largestView()).toBe(7);
+    await store.close();
+    const bumped = VIEWS.map((v) => (v.name === 'totals' ? v : { ...v, version: v.version + 1 }));
+    const reopened = openStore({ path, writerThread: false, views: bumped });
+    expect(reopened.largestView()).toBe(7);
+    // The rows are counted only when the views at their version hold fewer entries than asked (the totals: 1).
+    expect(reopened.largestView(2)).toBe(7);
+    expect(reopened.largestView(1)).toBe(1);
+    await reopened.close();
   });
 
   it('should always or never when REBUILD_ROWS_FIRST says so', async () => {
