@@ -192,10 +192,11 @@ export class RebuildController {
     after?: { readonly startedAt: number; readonly appliedBefore: number },
   ): Promise<void> {
     const { store, metrics } = this.options;
+    const replay = this.replayChoice();
     const { generation, resumed, rowsOnly, viewsRebuiltFrom } = await store.beginShadow(
       reason,
       this.topicOf,
-      { rowsFirst: this.rowsFirst(), resume: after !== undefined },
+      { rowsFirst: replay.rowsFirst, resume: after !== undefined },
     );
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
@@ -245,6 +246,9 @@ export class RebuildController {
         reason,
         resumed,
         rowsOnly,
+        // What REBUILD_ROWS_FIRST=auto weighed (a new shadow replays rows first when `rowsFirst`).
+        ...(replay.viewEntries === undefined ? {} : { viewEntries: replay.viewEntries }),
+        rowsFirst: replay.rowsFirst,
         // After its views were built from its rows: the same rebuild goes on, applying views.
         ...(after === undefined ? {} : { phase: 'views' }),
         // Rows its views were rebuilt from: the process that filled it ended between its chunks.
@@ -281,15 +285,18 @@ export class RebuildController {
     setImmediate(() => this.poke());
   }
 
-  /** Whether a new shadow replays its rows first (`rowsFirstPays`). */
-  private rowsFirst(): boolean {
+  /**
+   * Whether a new shadow replays its rows first (`rowsFirstPays`), and the live view's entries it weighed
+   * (REBUILD_ROWS_FIRST=auto).
+   */
+  private replayChoice(): { rowsFirst: boolean; viewEntries?: number } {
     // A replica's shadow is fed view values, not rows.
-    if (this.options.handlerFor !== undefined) return false;
+    if (this.options.handlerFor !== undefined) return { rowsFirst: false };
     const setting = this.options.rowsFirst ?? 'auto';
-    if (setting !== 'auto') return setting;
+    if (setting !== 'auto') return { rowsFirst: setting };
     const perCommit = this.options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
-    const enough = Math.ceil(perCommit / ROWS_FIRST_RECORDS_PER_ENTRY);
-    return rowsFirstPays(this.options.store.largestView(enough), perCommit);
+    const viewEntries = this.options.store.largestView(Math.ceil(perCommit / ROWS_FIRST_RECORDS_PER_ENTRY));
+    return { rowsFirst: rowsFirstPays(viewEntries, perCommit), viewEntries };
   }
 
   /** After each shadow batch and on a timer: wake a waiting handoff, or start one once caught up. */

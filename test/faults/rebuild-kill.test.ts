@@ -84,6 +84,9 @@ async function logged(child: ChildServer, msg: string, timeoutMs: number) {
 /** Where a rebuild (re)started, from its "rebuild started" line. */
 interface Start {
   resumed: unknown;
+  /** What REBUILD_ROWS_FIRST=auto chose for a new shadow, and the live view's entries it weighed. */
+  rowsFirst: unknown;
+  viewEntries: unknown;
   rowsOnly: unknown;
   viewsRebuiltFrom: unknown;
   stored: bigint;
@@ -93,6 +96,8 @@ interface Start {
 
 const startOf = (started: Record<string, unknown>): Start => ({
   resumed: started['resumed'],
+  rowsFirst: started['rowsFirst'],
+  viewEntries: started['viewEntries'],
   rowsOnly: started['rowsOnly'],
   viewsRebuiltFrom: started['viewsRebuiltFrom'],
   stored: BigInt(String(started['storedRecords'])),
@@ -211,6 +216,9 @@ describe('SIGKILL inside a rebuild', () => {
     const { starts } = killed;
     let child = killed.child;
 
+    // The first start weighed the live view (2,000 users, at least one per 8 records of a commit: 625).
+    expect(starts[0]).toMatchObject({ rowsFirst: true });
+    expect(starts[0]!.viewEntries).toBeGreaterThanOrEqual(625);
     // Rows only at every start, its views not rebuilt there.
     for (const s of starts) expect(s).toMatchObject({ rowsOnly: true, viewsRebuiltFrom: undefined });
     const resumed = startOf(await logged(child, 'rebuild started', 60_000));
@@ -250,6 +258,10 @@ describe('SIGKILL inside a rebuild', () => {
     const { starts, child } = await killInReplay(topics, dataDir, 400, prng(SEED + 1));
     const resumed = startOf(await logged(child, 'rebuild started', 60_000));
     expect(resumed).toMatchObject({ resumed: true, rowsOnly: false });
+    // The first start weighed the live view: 400 users at most, fewer than one per 8 records of a commit.
+    expect(starts[0]).toMatchObject({ rowsFirst: false });
+    expect(starts[0]!.viewEntries).toBeGreaterThan(0);
+    expect(starts[0]!.viewEntries).toBeLessThanOrEqual(400);
     for (const s of starts) expect(s.rowsOnly).toBe(false);
     // A chunk stores rows and positions, the shipped VIEW_REBUILD_BUFFER_ENTRIES keeps the views in memory: a
     // restart after such an incarnation finds them behind its rows and builds them from those first. (With
