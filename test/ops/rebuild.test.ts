@@ -85,6 +85,18 @@ async function produceRange(
   );
 }
 
+/** Fresh topics holding the users' profiles, then records [0, `records`) (produceRange). */
+async function topicsWith(records: number): Promise<ReturnType<typeof freshTopics>> {
+  const topics = freshTopics();
+  await produce(
+    kafka.brokers,
+    topics.users,
+    USERS.map((u) => ({ key: u, value: json({ username: u }) })),
+  );
+  await produceRange(kafka.brokers, topics, 0, records);
+  return topics;
+}
+
 const counts = (r: Read[]) =>
   r.map(({ userId, tweetCount, followerCount }) => ({ userId, tweetCount, followerCount }));
 
@@ -115,14 +127,8 @@ describe('rebuilds on a running server', () => {
   ])(
     'should keep answering the old view during a rebuild from the feed ($path), then swap to the new one atomically',
     async ({ env }) => {
-      const topics = freshTopics();
+      const topics = await topicsWith(2000);
       const dataDir = tempDir();
-      await produce(
-        kafka.brokers,
-        topics.users,
-        USERS.map((u) => ({ key: u, value: json({ username: u }) })),
-      );
-      await produceRange(kafka.brokers, topics, 0, 2000);
 
       const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir });
       servers.push(v1);
@@ -255,14 +261,8 @@ describe('rebuilds on a running server', () => {
   );
 
   it('should rebuild a view whose version was bumped from the stored rows before consuming, and go on', async () => {
-    const topics = freshTopics();
+    const topics = await topicsWith(200);
     const dataDir = tempDir();
-    await produce(
-      kafka.brokers,
-      topics.users,
-      USERS.map((u) => ({ key: u, value: json({ username: u }) })),
-    );
-    await produceRange(kafka.brokers, topics, 0, 200);
     const v1 = await startOpsServer({ brokers: kafka.brokers, topics, dataDir });
     servers.push(v1);
     await countsReach(v1.url, 200, 45_000, 'the first view');

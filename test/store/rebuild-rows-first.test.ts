@@ -6,23 +6,13 @@
  * builds them meanwhile.
  */
 import { describe, expect, it } from 'vitest';
-import type { FeedSource } from '../../src/feed/types.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { VIEWS } from '../../src/views/registry.js';
 import { ROWS_FIRST_RECORDS_PER_ENTRY, type RebuildControllerOptions } from '../../src/wiring/rebuild.js';
 import type { Row, Table } from '../../src/views/source.js';
 import { commitInput, profile, sequential, tweet, tweetRecord } from '../utils/changes.js';
-import { tweetsRebuild } from '../utils/rebuild-controller.js';
+import { quietSource, tweetsRebuild } from '../utils/rebuild-controller.js';
 import { tempDir } from '../utils/tmp.js';
-
-/** A source that delivers nothing until stopped. */
-const silentSource: FeedSource = {
-  kind: 'embedded',
-  start: () => Promise.resolve(),
-  endOffsets: () => Promise.resolve([]),
-  status: () => ({ state: 'running' }) as ReturnType<FeedSource['status']>,
-  stop: () => Promise.resolve(),
-};
 
 /** A store whose active generation holds the views of `users` users (a tweet each). */
 async function storeWithUsers(users: number): Promise<LmdbStore> {
@@ -43,7 +33,7 @@ async function beginsRowsFirst(
   const store = await storeWithUsers(users);
   const fatal: Error[] = [];
   const controller = tweetsRebuild(store, {
-    openSource: () => Promise.resolve({ source: silentSource, close: () => Promise.resolve() }),
+    openSource: () => Promise.resolve({ source: quietSource, close: () => Promise.resolve() }),
     // Beyond what the store holds: the shadow stays short of its targets.
     endOffsets: () => Promise.resolve([{ topic: 'tweets', partition: 0, next: '1000000' }]),
     onFatal: (e) => fatal.push(e),

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FeedSource } from '../../src/feed/types.js';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { tweetsRebuild } from '../utils/rebuild-controller.js';
+import { quietSource, tweetsRebuild } from '../utils/rebuild-controller.js';
 import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -30,15 +30,6 @@ function heldSource(held: Promise<void>): FeedSource {
     },
   };
 }
-
-/** A source with no records that starts and stops at once. */
-const quietSource: FeedSource = {
-  kind: 'embedded',
-  start: () => Promise.resolve(),
-  endOffsets: () => Promise.resolve([]),
-  status: () => ({ state: 'running' }) as ReturnType<FeedSource['status']>,
-  stop: () => Promise.resolve(),
-};
 
 describe('a rebuild whose shadow is at its targets before its consumer started', () => {
   it('should not look idle while it builds the views its check began', async () => {

@@ -2,6 +2,7 @@
  * A RebuildController for tests that drive one with sources of their own: the `tweets` topic into the
  * `tweets` table, silent logs, metrics of its own, a handoff gate nobody else holds.
  */
+import type { FeedSource } from '../../src/feed/types.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import type { LmdbStore } from '../../src/store/lmdb-store.js';
@@ -23,3 +24,12 @@ export function tweetsRebuild(
     ...options,
   });
 }
+
+/** A source with no records that starts and stops at once. */
+export const quietSource: FeedSource = {
+  kind: 'embedded',
+  start: () => Promise.resolve(),
+  endOffsets: () => Promise.resolve([]),
+  status: () => ({ state: 'running' }) as ReturnType<FeedSource['status']>,
+  stop: () => Promise.resolve(),
+};
