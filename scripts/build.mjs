@@ -24,7 +24,8 @@ const INPUTS = ['src', 'api', 'package.json', 'package-lock.json', 'tsconfig.jso
  * - native addons and what loads them: lmdb, lz4-napi;
  * - packages whose one instance others share: ordered-binary (lmdb configures its own instance at load, and
  *   src/store/string-keys.ts must write keys exactly as lmdb does), kafkajs (src/feed/kafkajs-internals.ts
- *   requires its internal files by path, which must be the same copy as its public API) and its codec plugin;
+ *   requires its internal files by path, which must be the same copy as its public API; required when used,
+ *   src/feed/kafkajs-module.ts, so that operator commands do not load it) and its codec plugin;
  * - pino, whose transports load their own files by path;
  * - class-validator, an optional peer of type-graphql that matview does not install (never loaded);
  * - build tools the sources never import at run time.

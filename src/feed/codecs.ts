@@ -10,13 +10,11 @@
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import kafkajs from 'kafkajs';
+import { kafkajs } from './kafkajs-module.js';
 import { decompressFrame, compressFrame } from 'lz4-napi';
 import { decompress as zstdDecompress } from 'fzstd';
 import { MatviewError } from '../errors.js';
 
-// kafkajs is CommonJS and Node's cjs-module-lexer does not see `CompressionCodecs` as a named
-// export (its index.js builds the exports object with a spread), so go through the default export.
 const { CompressionCodecs, CompressionTypes } = kafkajs;
 
 /** The shape kafkajs expects from a codec (kafkajs `src/protocol/message/compression/gzip.js`). */

@@ -3,7 +3,7 @@
  * codecs and logging are the same for the consumer (kafka-source.ts), the dead-letter producer
  * (kafka-writer.ts), the admin client (offset ranges, topic checks) and the CLI.
  */
-import kafkajs from 'kafkajs';
+import { kafkajs } from './kafkajs-module.js';
 import type {
   KafkaConfig,
   Kafka as KafkaClient,

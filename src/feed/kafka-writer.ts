@@ -2,7 +2,7 @@
  * ChangelogWriter over a kafkajs producer: used for the dead-letter topics, the demo generator
  * when pointed at a real cluster, and tests.
  */
-import kafkajs from 'kafkajs';
+import { kafkajs } from './kafkajs-module.js';
 import type { Message, Producer } from 'kafkajs';
 import { InvariantError } from '../errors.js';
 import { createKafkaClient, type KafkaClientOptions } from './kafka-client.js';

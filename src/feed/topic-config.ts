@@ -7,7 +7,7 @@
  * librdkafka's mock cluster (which names a controller it does not list), cannot answer: the caller then says
  * it could not check, rather than guessing.
  */
-import kafkajs from 'kafkajs';
+import { kafkajs } from './kafkajs-module.js';
 import { createKafkaClient, type KafkaClientOptions } from './kafka-source.js';
 
 const { ConfigResourceTypes } = kafkajs;
