@@ -108,7 +108,7 @@ export const ROWS_FIRST_RECORDS_PER_ENTRY = 8;
  * catch-up workload (20 records per user), commits of 250k: 446k records over 22.3k users 3.3-4.2 s with
  * views commit by commit against 4.1-5.2 s rows first (6 alternated pairs); 900k records over 45k users
  * (gzip) 9.0 s against 7.8 s; 1.5M over 75k (gzip) 16.5 s against 13.6 s: the turn lies between 1 entry per
- * 11 records of a commit and 1 per 5.5.
+ * 11 records of a commit and 1 per 5.5. At 1 per 8 (640k records over 32k users, gzip) both took 5.5-6.0 s.
  */
 export function rowsFirstPays(entries: number, maxRecordsPerCommit: number): boolean {
   return entries * ROWS_FIRST_RECORDS_PER_ENTRY >= maxRecordsPerCommit;
