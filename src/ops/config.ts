@@ -64,6 +64,10 @@ const callbackPrefixes = z
     'must be a comma-separated list of http(s) URL prefixes of the router\'s callback endpoint, e.g. "http://router:4000/callback/" (no user:password@, query or fragment)',
   );
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+/** `auto`, or a boolean as `bool` reads one. */
+const autoOrBool = z
+  .enum(['auto', 'true', 'false', '1', '0'])
+  .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : v === 'true' || v === '1'));
 
 /**
  * Cores a box needs for `DECODE_THREAD=auto` to start the decode thread (src/pipeline/decode-thread.ts). It is a
@@ -146,10 +150,10 @@ const schema = z.object({
     .int('must be an integer')
     .max(10_000_000, 'must be <= 10000000')
     .optional(),
-  REBUILD_ROWS_FIRST: z.enum(['auto', 'true', 'false', '1', '0']).default('auto'),
+  REBUILD_ROWS_FIRST: autoOrBool.default('auto'),
   VIEW_REBUILD_BUFFER_ENTRIES: positiveInt.max(100_000_000, 'must be <= 100000000').optional(),
   WRITER_THREAD: bool.default(true),
-  DECODE_THREAD: z.enum(['auto', 'true', 'false', '1', '0']).default('auto'),
+  DECODE_THREAD: autoOrBool.default('auto'),
   WRITER_THREAD_NICE: nonNegative.int('must be an integer').max(19, 'must be <= 19').default(0),
   TOPIC_USERS: topic.default('users'),
   TOPIC_TWEETS: topic.default('tweets'),
@@ -527,17 +531,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lmdbMapSizeBytes: e.LMDB_MAP_SIZE_MB * 1024 * 1024,
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
     rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS ?? defaultRebuildChunkRecords(e.WRITER_THREAD),
-    rebuildRowsFirst:
-      e.REBUILD_ROWS_FIRST === 'auto'
-        ? 'auto'
-        : e.REBUILD_ROWS_FIRST === 'true' || e.REBUILD_ROWS_FIRST === '1',
+    rebuildRowsFirst: e.REBUILD_ROWS_FIRST,
     viewRebuildBufferEntries: e.VIEW_REBUILD_BUFFER_ENTRIES ?? defaultViewRebuildBufferEntries(),
     writerThread: e.WRITER_THREAD,
     writerThreadNice: e.WRITER_THREAD_NICE,
     decodeThread:
-      e.DECODE_THREAD === 'auto'
-        ? availableParallelism() >= DECODE_THREAD_AUTO_CORES
-        : e.DECODE_THREAD === 'true' || e.DECODE_THREAD === '1',
+      e.DECODE_THREAD === 'auto' ? availableParallelism() >= DECODE_THREAD_AUTO_CORES : e.DECODE_THREAD,
     topics,
     sources,
     schemaRegistry: registrySettings(e),
