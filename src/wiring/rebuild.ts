@@ -22,10 +22,10 @@
  * from its stored positions.
  */
 import type { FeedHandler, FeedSource, PartitionPosition } from '../feed/types.js';
-import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { FormatDecoder } from '../formats/types.js';
 import type { DecodeThread } from '../pipeline/decode-thread.js';
 import { createIngestHandler } from '../pipeline/ingest.js';
+import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { Generation } from '../store/generation.js';
 import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
 import type { Table } from '../views/source.js';
