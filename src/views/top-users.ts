@@ -7,7 +7,8 @@
  * which sort by ranking, then count descending, then userId, so the top n of a ranking is the first n keys
  * under its digit: O(n) to read. Since version 2 the index holds only a prefix of each ranking, its first
  * MAX_TOP_LIMIT to RANK_PREFIX_CAP keys (rank-prefix.ts): a commit writes a key only for the users it moves
- * inside a prefix, where every changed count of every ranked user used to delete and write one. Beside it,
+ * inside a prefix, where every changed count of every ranked user used to delete and write one; a commit that
+ * moves many users of a ranking (a catch-up's) moves its prefix in memory and writes the difference. Beside it,
  * `counts` holds every ranked user's counts (what an emptied prefix is refilled from, the one scan, at most
  * once per RANK_PREFIX_CAP - MAX_TOP_LIMIT users moving out) and `meta` the number of ranked users and the
  * length of each prefix. The moves come from UserInformation's `downstream`: the users whose counts or users
@@ -110,6 +111,17 @@ const uint32Codec: ValueCodec<number> = {
 };
 
 /**
+ * One ranking's prefix as a commit moves it: the moves themselves go through RankPrefix, which sees the prefix
+ * through PrefixStore; `topChange` then names the ranking's new first MAX_TOP_LIMIT users when they changed.
+ */
+interface RankingStore extends PrefixStore {
+  /** Starts noting writes that may change the first MAX_TOP_LIMIT keys (called before each move). */
+  watch(): void;
+  /** After the commit's moves: the new first MAX_TOP_LIMIT userIds when they changed, else undefined. */
+  topChange(): string[] | undefined;
+}
+
+/**
  * One ranking's prefix in the `rank` index, its length kept by the caller. Once watching (`watch`), it reads
  * the first MAX_TOP_LIMIT keys before its first write (`top`) and notes whether a write may have changed them
  * (`touched`): a key removed at or before the last of them, one added before it, anything while they were all
@@ -118,7 +130,7 @@ const uint32Codec: ValueCodec<number> = {
  * the same then (nothing wrote this ranking's keys in between), and most moves of a large ranking write
  * nothing (they sort past the prefix), so most commits do not read the list at all.
  */
-class IndexPrefix implements PrefixStore {
+class IndexPrefix implements RankingStore {
   /** The first MAX_TOP_LIMIT keys before the first write since watching began (undefined: none yet). */
   top: readonly string[] | undefined;
   private watching = false;
@@ -168,7 +180,92 @@ class IndexPrefix implements PrefixStore {
     for (const key of keys) this.index.add(key);
     this.length = keys.length;
   }
+  topChange(): string[] | undefined {
+    // Read again only when a write may have changed the list (most moves of a large ranking are past it).
+    const { top } = this;
+    if (top === undefined || !this.touched) return undefined;
+    const now = this.index.first(this.digit, MAX_TOP_LIMIT).map(userOfRankKey);
+    return sameIds(top.map(userOfRankKey), now) ? undefined : now;
+  }
 }
+
+/**
+ * One ranking's prefix read whole into memory when a commit moves many of its users (`bufferMoves`), moved
+ * there, and written back as the difference: each of those moves that lands inside the prefix costs the
+ * index an add, a remove past CAP and a lookup of the new last key where this costs a search of at most
+ * RANK_PREFIX_CAP keys in an array. The keys stored in the end are the same (RankPrefix decides every move
+ * from the length and the last key, which the array answers as the index would). On the catch-up's commits
+ * (446k records over 22.3k users, in process, LMDB), 5.6 against 5.9 µs per record (medians of 8 alternated
+ * runs).
+ */
+class BufferedPrefix implements RankingStore {
+  /** The keys as stored, in key order. */
+  private readonly stored: readonly string[];
+  /** The keys as the moves leave them, in key order. */
+  private keys: string[];
+
+  constructor(
+    private readonly index: IndexSpace,
+    digit: string,
+  ) {
+    this.stored = index.first(digit, Number.MAX_SAFE_INTEGER);
+    this.keys = this.stored.slice();
+  }
+  get length(): number {
+    return this.keys.length;
+  }
+  watch(): void {}
+  last(): string | undefined {
+    return this.keys[this.keys.length - 1];
+  }
+  add(key: string): void {
+    this.keys.splice(searchKeys(this.keys, key), 0, key);
+  }
+  remove(key: string): void {
+    const at = searchKeys(this.keys, key);
+    if (this.keys[at] === key) this.keys.splice(at, 1);
+  }
+  replace(keys: readonly string[]): void {
+    this.keys = keys.slice();
+  }
+  /** Writes the difference to the index, then compares the lists. */
+  topChange(): string[] | undefined {
+    const { stored, keys, index } = this;
+    let i = 0;
+    let j = 0;
+    while (i < stored.length || j < keys.length) {
+      const order =
+        i === stored.length ? 1 : j === keys.length ? -1 : compareCodePoints(stored[i]!, keys[j]!);
+      if (order < 0) index.remove(stored[i++]!);
+      else if (order > 0) index.add(keys[j++]!);
+      else {
+        i++;
+        j++;
+      }
+    }
+    const before = stored.slice(0, MAX_TOP_LIMIT).map(userOfRankKey);
+    const now = keys.slice(0, MAX_TOP_LIMIT).map(userOfRankKey);
+    return sameIds(before, now) ? undefined : now;
+  }
+}
+
+/** Where `key` is in `keys` (in key order), or where it would go. */
+function searchKeys(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareCodePoints(keys[mid]!, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Whether a commit that moves `moves` users of a ranking whose prefix holds `length` keys moves them in memory
+ * (BufferedPrefix): when reading the prefix costs at most four keys per move.
+ */
+export const bufferMoves = (moves: number, length: number): boolean => moves > 0 && 4 * moves >= length;
 
 /** Every ranked user's count of `field`, from the `counts` space (a refill). */
 function* countsOf(counts: KvSpace<Counts>, field: keyof Counts): Iterable<readonly [string, number]> {
@@ -191,25 +288,32 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
   for (const ranking of RANKINGS) {
     const field = RANKED_BY[ranking];
     const length = meta.get(lengthKey(ranking)) ?? 0;
-    const store = new IndexPrefix(index, DIGIT[ranking], length);
+    const moved = (m: UserMove): boolean =>
+      m.before === null || m.after === null || m.before[field] !== m.after[field];
+    let movesHere = 0;
+    for (const m of moves) if (moved(m)) movesHere++;
+    const store: RankingStore = bufferMoves(movesHere, length)
+      ? new BufferedPrefix(index, DIGIT[ranking])
+      : new IndexPrefix(index, DIGIT[ranking], length);
     const prefix = new RankPrefix(store, ranked, {
       k: MAX_TOP_LIMIT,
       cap: RANK_PREFIX_CAP,
       keyOf: (count, userId) => rankKey(ranking, count, userId),
     });
-    for (const { userId, before, after } of moves) {
-      if (before !== null && after !== null && before[field] === after[field]) continue;
+    for (const m of moves) {
+      if (!moved(m)) continue;
       store.watch();
-      prefix.move(userId, before === null ? null : before[field], after === null ? null : after[field]);
+      prefix.move(
+        m.userId,
+        m.before === null ? null : m.before[field],
+        m.after === null ? null : m.after[field],
+      );
     }
     if (prefix.needsRefill()) prefix.refill(countsOf(counts, field));
     rankedAfter = prefix.rankedUsers;
+    const now = store.topChange();
     if (store.length !== length) meta.put(lengthKey(ranking), store.length);
-    // Read again only when a write may have changed the list (most moves of a large ranking are past it).
-    const { top } = store;
-    if (top === undefined || !store.touched) continue;
-    const now = topOf(index, ranking, MAX_TOP_LIMIT);
-    if (!sameIds(top.map(userOfRankKey), now)) (event ??= new Map()).set(ranking, now);
+    if (now !== undefined) (event ??= new Map()).set(ranking, now);
   }
   if (rankedAfter !== ranked) meta.put(RANKED, rankedAfter);
   return event === undefined ? {} : { event };

@@ -4,6 +4,8 @@
  * prefixes run short and are refilled. Through the commit body over the in-memory state, against the rankings
  * computed from scratch after every commit; and `matview verify`'s comparison (`compareSpaces`) of that state
  * with one built in a single commit, whose prefixes have other lengths, finds nothing until a key is broken.
+ * Its commits move a ranking's prefix in the index (few moves) and in memory (many: `bufferMoves`); two tests
+ * pin each path down by the reads and writes of the index.
  */
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
@@ -12,6 +14,7 @@ import { compareCodePoints, MemoryState } from '../../src/materializer/memory-st
 import { createRegistry } from '../../src/views/registry.js';
 import {
   MAX_TOP_LIMIT,
+  bufferMoves,
   RANK_PREFIX_CAP,
   rankKey,
   topOf,
@@ -46,6 +49,40 @@ function fresh() {
       0,
     ).events.get('top-users');
   return { state, commit };
+}
+
+/**
+ * USERS users, the first RANK_PREFIX_CAP of them with two tweets each (the TWEETS prefix holds them, and a user
+ * with fewer sorts past its last key), and from then on every read and write of the rank index noted.
+ */
+function twoTweetsEach() {
+  const { state, commit } = fresh();
+  const users = Array.from({ length: USERS }, (_, i) => `u${String(i).padStart(4, '0')}`);
+  commit(
+    users.map((u) => ({ table: 'users', key: u, row: profile(u) })),
+    1,
+  );
+  let next = 0;
+  const tweets = (owners: readonly string[]) =>
+    owners.map((u) => ({ table: 'tweets' as const, key: `t${next++}`, row: tweet(u) }));
+  commit(tweets(users.slice(0, RANK_PREFIX_CAP).flatMap((u) => [u, u])), 2);
+  // Reads: `last` (a ranking's last stored key), `first` (a list, with its limit); writes: adds and removes.
+  const rank = state.spaces('top-users')['rank'] as IndexSpace;
+  const reads = { last: [] as string[], first: [] as string[] };
+  const writes = { add: 0, remove: 0 };
+  const { last, first, add, remove } = rank;
+  rank.last = (prefix, before) => (reads.last.push(prefix), last.call(rank, prefix, before));
+  rank.first = (prefix, limit) => (
+    reads.first.push(limit === MAX_TOP_LIMIT ? prefix : `${prefix} all`),
+    first.call(rank, prefix, limit)
+  );
+  rank.add = (key) => (writes.add++, add.call(rank, key));
+  rank.remove = (key) => (writes.remove++, remove.call(rank, key));
+  const forget = () => {
+    reads.last.length = reads.first.length = 0;
+    writes.add = writes.remove = 0;
+  };
+  return { commit, users, tweets, rank, reads, writes, forget };
 }
 
 describe('TopUsers kept as prefixes', () => {
@@ -192,47 +229,55 @@ describe('TopUsers kept as prefixes', () => {
   });
 
   it('should read a ranking only when a commit moves it, and its top only when a move writes its prefix', () => {
-    const { state, commit } = fresh();
-    const users = Array.from({ length: USERS }, (_, i) => `u${String(i).padStart(4, '0')}`);
-    commit(
-      users.map((u) => ({ table: 'users', key: u, row: profile(u) })),
-      1,
-    );
-    // Two tweets each for the first RANK_PREFIX_CAP users: the TWEETS prefix holds them, and a user with none
-    // that gets one sorts past its last key.
-    let next = 0;
-    commit(
-      users.slice(0, RANK_PREFIX_CAP).flatMap((u) => [
-        { table: 'tweets' as const, key: `t${next++}`, row: tweet(u) },
-        { table: 'tweets' as const, key: `t${next++}`, row: tweet(u) },
-      ]),
-      2,
-    );
-    // Count the reads of the rank index from here on: `last` (a ranking's last stored key), `first` (a list).
-    const rank = state.spaces('top-users')['rank'] as IndexSpace;
-    const reads = { last: [] as string[], first: [] as string[] };
-    const { last, first } = rank;
-    rank.last = (prefix, before) => (reads.last.push(prefix), last.call(rank, prefix, before));
-    rank.first = (prefix, limit) => (reads.first.push(prefix), first.call(rank, prefix, limit));
-
+    const { commit, users, tweets, reads, writes, forget } = twoTweetsEach();
     // New tweets of users past the prefix: only TWEETS moves (its last key read once), nothing is written,
     // and its top is not read.
-    const event = commit(
-      users.slice(RANK_PREFIX_CAP, RANK_PREFIX_CAP + 20).map((u) => ({
-        table: 'tweets' as const,
-        key: `t${next++}`,
-        row: tweet(u),
-      })),
-      3,
-    );
+    const event = commit(tweets(users.slice(RANK_PREFIX_CAP, RANK_PREFIX_CAP + 20)), 3);
     expect(event).toBeUndefined();
-    expect(reads).toEqual({ last: ['1'], first: [] });
+    expect({ reads, writes }).toEqual({ reads: { last: ['1'], first: [] }, writes: { add: 0, remove: 0 } });
 
     // A third tweet for a user of the prefix moves it to the top: the top is read before that write, then
     // again for the event.
-    reads.last.length = reads.first.length = 0;
-    const top = commit([{ table: 'tweets', key: `t${next++}`, row: tweet(users[500]!) }], 4);
+    forget();
+    const top = commit(tweets([users[500]!]), 4);
     expect((top?.get('TWEETS') as string[] | undefined)?.slice(0, 2)).toEqual([users[500], users[0]]);
-    expect(reads).toEqual({ last: ['1'], first: ['1', '1'] });
+    expect({ reads, writes }).toEqual({
+      reads: { last: ['1'], first: ['1', '1'] },
+      writes: { add: 1, remove: 1 },
+    });
+  });
+
+  it('should move a ranking in memory when a commit moves many of its users, and write only the difference', () => {
+    const { commit, users, tweets, rank, reads, writes, forget } = twoTweetsEach();
+    const held = rank.first('1', Number.MAX_SAFE_INTEGER).length;
+    expect(held).toBeGreaterThan(RANK_PREFIX_CAP - 300);
+    forget();
+    // 300 users past the prefix get three tweets each: all of them go to the top, in userId order, and push
+    // the prefix's last keys out past CAP. One read of the whole prefix, no lookup of its last key; each key
+    // that joined written once, each that left removed once.
+    const movers = users.slice(RANK_PREFIX_CAP, RANK_PREFIX_CAP + 300);
+    expect(bufferMoves(movers.length, RANK_PREFIX_CAP)).toBe(true);
+    const top = commit(tweets(movers.flatMap((u) => [u, u, u])), 3);
+    expect({ reads, writes }).toEqual({
+      reads: { last: [], first: ['1 all'] },
+      writes: { add: 300, remove: held + 300 - RANK_PREFIX_CAP },
+    });
+    const expected = [...movers, ...users.slice(0, RANK_PREFIX_CAP - 300)];
+    expect(top?.get('TWEETS')).toEqual(expected.slice(0, MAX_TOP_LIMIT));
+    expect(rank.first('1', Number.MAX_SAFE_INTEGER).map(userOfRankKey)).toEqual(expected);
+
+    // Moves of users past the prefix that stay past it: 200 users without a tweet get one, and 60 of the users
+    // pushed out lose one of their two (t<2i> is the first tweet of users[i]). One read, nothing written.
+    forget();
+    const dropped = users
+      .slice(RANK_PREFIX_CAP - 100, RANK_PREFIX_CAP - 40)
+      .map((u) => ({ table: 'tweets' as const, key: `t${2 * users.indexOf(u)}`, row: null }));
+    const quiet = commit([...tweets(users.slice(RANK_PREFIX_CAP + 300)), ...dropped], 4);
+    expect(quiet).toBeUndefined();
+    expect({ reads, writes }).toEqual({
+      reads: { last: [], first: ['1 all'] },
+      writes: { add: 0, remove: 0 },
+    });
+    expect(rank.first('1', Number.MAX_SAFE_INTEGER).map(userOfRankKey)).toEqual(expected);
   });
 });
