@@ -178,22 +178,13 @@ export function acceptedRecords(
   return { accepted, reached };
 }
 
+/** Step 4's rows, in the transitions' order: key order (resolve.ts). */
 function writeRows(
   state: GenerationState,
   tx: ReturnType<typeof resolve>,
   changes: CommitInput['changes'],
 ): void {
-  const order = Array.from({ length: tx.length }, (_, i) => i);
-  if (tx.length > 1)
-    order.sort((a, b) => {
-      const ta = tx.table[a]!;
-      const tb = tx.table[b]!;
-      if (ta !== tb) return ta < tb ? -1 : 1;
-      const ka = tx.key[a]!;
-      const kb = tx.key[b]!;
-      return ka < kb ? -1 : ka > kb ? 1 : 0;
-    });
-  for (const i of order) {
+  for (let i = 0; i < tx.length; i++) {
     const row = tx.after[i]!;
     if (row === null) {
       state.rows.remove(tx.table[i]!, tx.key[i]!);

@@ -43,7 +43,8 @@ export function rowEqualities(
 
 /**
  * Resolves the records `accepted` lists (indices into `changes`, in order) against the stored rows.
- * Transitions come out in order of first touch.
+ * Transitions come out in key order: by table, then by key (UTF-16 order, which is LMDB's UTF-8 byte order
+ * but for keys with characters past U+FFFF, where only the locality of the writes depends on it).
  *
  * Three passes: each record's slot (a (table, key) in order of first touch), then the stored row of every
  * slot, read in key order, then the records applied in order. Read in order of first touch, a catch-up
@@ -126,20 +127,24 @@ export function resolve(
     last[s] = i;
   }
 
-  // Keep the slots whose row really moved; compact the columns in place.
-  let n = 0;
-  for (let s = 0; s < count; s++) {
+  // Keep the slots whose row really moved, in key order (the order the commit writes them in).
+  const tx = {
+    table: [] as Table[],
+    key: [] as string[],
+    before: [] as (Row | null)[],
+    after: [] as (Row | null)[],
+    last: [] as number[],
+  };
+  for (const s of order) {
     const b = before[s]!;
     const a = after[s]!;
     if (last[s] === -1) continue;
     if (b === null ? a === null : a !== null && equal[table[s]!](b, a)) continue;
-    table[n] = table[s]!;
-    key[n] = key[s]!;
-    before[n] = b;
-    after[n] = a;
-    last[n] = last[s]!;
-    n++;
+    tx.table.push(table[s]!);
+    tx.key.push(key[s]!);
+    tx.before.push(b);
+    tx.after.push(a);
+    tx.last.push(last[s]!);
   }
-  table.length = key.length = before.length = after.length = last.length = n;
-  return { length: n, table, key, before, after, last, noops };
+  return { length: tx.last.length, ...tx, noops };
 }
