@@ -243,6 +243,11 @@ export class LmdbRows implements RowStore {
     return out;
   }
 
+  /** Whether no row of any table is stored (LMDB's entry count). */
+  empty(): boolean {
+    return ((this.db.getStats() as { entryCount?: number }).entryCount ?? 0) === 0;
+  }
+
   /** Stored rows of a table, counted by LMDB. */
   count(table: Table): number {
     return this.db.getKeysCount(tableRows(table));

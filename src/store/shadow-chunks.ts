@@ -288,7 +288,12 @@ export class ShadowChunks {
     // throw from there leaves the chunk not knowing what it holds).
     checkContinuity(this.chunk?.buffer ?? generation, input.positions);
     const chunk = (this.chunk ??= {
-      buffer: new BufferedGeneration(generation, into, rowsOnly ? undefined : this.views?.buffer),
+      buffer: new BufferedGeneration(
+        generation,
+        into,
+        rowsOnly ? undefined : this.views?.buffer,
+        generation.rows.empty(),
+      ),
       rowsOnly,
       deadLetters: [],
       since: appliedAt,

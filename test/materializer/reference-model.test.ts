@@ -14,7 +14,7 @@ import { createDecoders } from '../../src/formats/index.js';
 import { parseSources } from '../../src/formats/sources.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import { createRegistry } from '../../src/views/registry.js';
-import type { Table } from '../../src/views/source.js';
+import { TABLES, type Table } from '../../src/views/source.js';
 import { RANKINGS, topOf } from '../../src/views/top-users.js';
 import type { TotalsValue } from '../../src/views/totals.js';
 import type { IndexSpace, KvSpace } from '../../src/views/types.js';
@@ -304,15 +304,20 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
     };
   }
 
+  /** Whether `state` stores no row: a chunk over it need not look its rows up (as a new shadow's first). */
+  const noRows = (state: MemoryState): boolean => TABLES.every((t) => [...state.rows.keys(t)].length === 0);
+
   it('should serve through the chunk, report, and store exactly what committing batch by batch does, however the chunks are cut and whether they write their views', () => {
     let writes = 0;
     let rowWrites = 0;
+    let overNoRows = 0;
     for (let seed = 1; seed <= 300; seed++) {
       const { deliveries } = randomChangelog(seed);
       const ids = expected(deliveries).ids;
       const direct = new MemoryState(registry);
       const stored = new MemoryState(registry);
-      let chunk = new BufferedGeneration(stored, 1);
+      let chunk = new BufferedGeneration(stored, 1, undefined, true);
+      overNoRows++;
       const rnd = prng(seed * 31);
       let sequence = 0n;
       for (let i = 0; i < deliveries.length;) {
@@ -331,20 +336,23 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
         const cut = rnd();
         if (cut < 0.2) {
           chunk.writeTo();
-          chunk = new BufferedGeneration(stored, 1);
+          chunk = new BufferedGeneration(stored, 1, undefined, noRows(stored));
           writes++;
         } else if (cut < 0.4) {
           // A rebuild's chunk: rows and positions written, the views carried on to the next chunk.
           chunk.writeRowsTo();
-          chunk = new BufferedGeneration(stored, 1, chunk.views);
+          chunk = new BufferedGeneration(stored, 1, chunk.views, noRows(stored));
           rowWrites++;
         }
+        if (cut < 0.4 && noRows(stored)) overNoRows++;
       }
       chunk.writeTo();
       expect({ seed, ...contents(stored) }).toEqual({ seed, ...contents(direct) });
     }
     expect(writes).toBeGreaterThan(1000);
     expect(rowWrites).toBeGreaterThan(1000);
+    // Chunks that began over no stored row (every seed's first, and some after deletes and truncates).
+    expect(overNoRows).toBeGreaterThan(300);
   });
 });
 
