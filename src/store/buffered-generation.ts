@@ -40,6 +40,15 @@ function sortedKeys(pending: ReadonlyMap<string, unknown>): string[] {
   return [...pending.keys()].sort(compareCodePoints);
 }
 
+/**
+ * The keys of `pending` in the order they are written: UTF-16 order, which is LMDB's but for keys with
+ * characters past U+FFFF, where only the locality of the writes depends on it. The built-in comparison: a
+ * chunk's 250k row keys sorted and looked up in 110-150 ms against 170-220 with `compareCodePoints`.
+ */
+function writeOrder(pending: ReadonlyMap<string, unknown>): string[] {
+  return [...pending.keys()].sort();
+}
+
 class BufferedKv implements KvSpace<unknown> {
   readonly pending = new Map<string, unknown>();
   /** `baseEmpty`: the stored space holds nothing, so a removal only drops what is buffered. */
@@ -81,7 +90,7 @@ class BufferedKv implements KvSpace<unknown> {
   }
   /** `write`, one key per step. */
   *writes(): Generator<void, void, void> {
-    for (const k of sortedKeys(this.pending)) {
+    for (const k of writeOrder(this.pending)) {
       const v = this.pending.get(k);
       if (v === GONE) this.base.remove(k);
       else this.base.put(k, v);
@@ -232,7 +241,7 @@ class BufferedRows implements RowStore {
     // Tables in the order their stored keys sort (`<table>\0<key>`).
     for (const table of [...TABLES].sort()) {
       const pending = this.pending[table];
-      for (const k of sortedKeys(pending)) {
+      for (const k of writeOrder(pending)) {
         const p = pending.get(k)!;
         if (p === GONE) this.base.remove(table, k);
         else this.base.put(table, k, p.row, p.partition, p.offset, p.eventTime);
