@@ -2,7 +2,8 @@
  * `matview rebuild [--wait] [--timeout-ms N]`: asks for the view to be rebuilt from the feed (into a shadow
  * generation, swapped in when caught up, the current view serving meanwhile). The request is a file next to
  * the store (store/requests.ts: this command writes nothing into the store); the server running on DATA_DIR
- * picks it up within REBUILD_REQUEST_CHECK_MS (100 ms), and a stopped one at its next start. With `--wait`
+ * picks it up as the file appears (within REBUILD_REQUEST_CHECK_MS, 100 ms, where the file system does not
+ * report it: store/requests.ts `watchRebuildRequests`), and a stopped one at its next start. With `--wait`
  * the command returns when the new generation is active (a server must be running).
  * Exit 0: requested (and, with --wait, swapped in); 1: no store, no server to wait for, or timed out.
  */

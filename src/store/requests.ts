@@ -4,14 +4,15 @@
  *
  * Only the serving process writes the store while it runs: `matview rebuild` does not write a meta record,
  * it leaves a file next to the store ({@link REBUILD_REQUEST_FILE}), written whole by a rename, which the
- * server looks for every {@link REBUILD_REQUEST_CHECK_MS} and removes once a rebuild serves it. Two processes
+ * server notices as it appears (`watchRebuildRequests`) or at its next look, every
+ * {@link REBUILD_REQUEST_CHECK_MS}, and removes once a rebuild serves it. Two processes
  * writing one environment lost commits under lmdb-js' overlappingSync (now off: `LMDB_OPEN_OPTIONS`); one
  * writer keeps the server's commits clear of whatever else another process's write transaction can do to
  * them. The CLI opens the store read-only, through the server's open gate (lmdb-open-gate.ts): an LMDB bug
  * makes a process that opens an environment while another commits lose that commit.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
@@ -42,11 +43,31 @@ export interface RebuildRequest {
 export const REBUILD_REQUEST_FILE = 'rebuild-request.json';
 
 /**
- * How often a serving process looks for a rebuild request (ms): what `matview rebuild` waits before its
- * rebuild starts. A look that finds no file costs ~12 µs (a failed read); it was every second, which was up
- * to a second of the command's wait (`matview rebuild --wait` took 4.8-6.0 s over 446k records).
+ * How often a serving process looks for a rebuild request (ms): the most `matview rebuild` waits before its
+ * rebuild starts where the file system does not report the request's file (`watchRebuildRequests`). A look
+ * that finds no file costs ~12 µs (a failed read); it was every second, which was up to a second of the
+ * command's wait (`matview rebuild --wait` took 4.8-6.0 s over 446k records).
  */
 export const REBUILD_REQUEST_CHECK_MS = 100;
+
+/**
+ * Calls `onChange` whenever the rebuild request file of the store in directory `dir` is created, replaced or
+ * removed, as the file system reports it (inotify on Linux, through `fs.watch`): a server starts a requested
+ * rebuild at once rather than at its next look. The looks stay (every REBUILD_REQUEST_CHECK_MS): some file
+ * systems report nothing (network ones), and a watch can fail at any time, which ends it quietly. Undefined
+ * when the directory cannot be watched. Does not keep the process alive.
+ */
+export function watchRebuildRequests(dir: string, onChange: () => void): FSWatcher | undefined {
+  try {
+    const watcher = watch(dir, { persistent: false }, (_event, name) => {
+      if (name === REBUILD_REQUEST_FILE) onChange();
+    });
+    watcher.on('error', () => watcher.close());
+    return watcher;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Where an earlier matview kept the request: a meta record, still honoured and cleared. */
 const LEGACY_REQUEST_KEY = 'rebuildRequested';

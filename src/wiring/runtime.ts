@@ -5,9 +5,10 @@
  *
  * Before consuming it checks the stored positions against what the topics still hold (OFFSET_RESET_POLICY)
  * and starts an online rebuild when the active generation's view version differs from the code's, when a
- * rebuild was left half done, or when `matview rebuild` asked for one (looked for every
- * REBUILD_REQUEST_CHECK_MS).
+ * rebuild was left half done, or when `matview rebuild` asked for one (its request file taken up as it
+ * appears, and looked for every REBUILD_REQUEST_CHECK_MS).
  */
+import type { FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { createApiServer } from '../../api/server.js';
 import { attachLiveWebSocket, type LiveWebSocket } from '../../api/ws.js';
@@ -29,7 +30,7 @@ import { startDeadLetterDrainer } from '../pipeline/dead-letter-drainer.js';
 import { DecodeThread } from '../pipeline/decode-thread.js';
 import { createIngestHandler, type DeadLetter } from '../pipeline/ingest.js';
 import { openStore, type LmdbStore } from '../store/lmdb-store.js';
-import { REBUILD_REQUEST_CHECK_MS } from '../store/requests.js';
+import { REBUILD_REQUEST_CHECK_MS, watchRebuildRequests } from '../store/requests.js';
 import { priorityNotice, type ThreadPriority } from '../store/thread-priority.js';
 import { TABLES, type Table } from '../views/source.js';
 import type { ViewModule } from '../views/types.js';
@@ -84,6 +85,11 @@ export interface StartOptions {
   readonly views?: readonly ViewModule[];
   /** Awaited before each rebuild handoff; tests use it to read while a complete shadow waits to be swapped. */
   readonly beforeSwap?: (generation: Generation) => Promise<void>;
+  /**
+   * How often the server looks for a rebuild request file (default REBUILD_REQUEST_CHECK_MS); tests set it
+   * past their timeout to show that a request is taken up as its file appears.
+   */
+  readonly rebuildRequestCheckMs?: number;
 }
 
 export async function startServer(
@@ -376,9 +382,12 @@ async function startOn(
   api.onClose(() => websocket.close());
   let closing: Promise<void> | undefined;
   const timers: NodeJS.Timeout[] = [];
+  /** File system watches (the rebuild request's file), closed with the timers. */
+  const watches: FSWatcher[] = [];
   const close = () =>
     (closing ??= (async () => {
       for (const timer of timers) clearInterval(timer);
+      for (const watcher of watches) watcher.close();
       await rebuild.stop();
       await demo?.stop();
       // The commit in progress finishes; what waits behind it is refused and read again at the next start
@@ -553,7 +562,7 @@ async function startOn(
   let startedFor: string | undefined;
   /** No new start before this (ms since the epoch): a start that failed is tried again a second later. */
   let retryAt = 0;
-  const requests = setInterval(() => {
+  const checkRequests = (): void => {
     const request = store.rebuildRequest();
     if (request === undefined) return;
     if (rebuild.state() === 'idle') {
@@ -563,13 +572,17 @@ async function startOn(
         retryAt = Date.now() + 1000;
         logger.error({ err }, 'requested rebuild could not start');
       });
-    } else {
-      // The rebuild under way reads the whole feed again anyway: it serves this request too.
-      if (request.requestedAt !== startedFor)
-        logger.info('rebuild requested while one is in progress; the current one serves it');
+    } else if (request.requestedAt !== startedFor) {
+      // The rebuild under way reads the whole feed again anyway: it serves this request too. (The request it
+      // was started for it clears itself once its shadow begins: kept until then, a start that fails is
+      // tried again.)
+      logger.info('rebuild requested while one is in progress; the current one serves it');
       void store.clearRebuildRequest();
     }
-  }, REBUILD_REQUEST_CHECK_MS);
+  };
+  const requests = setInterval(checkRequests, options.rebuildRequestCheckMs ?? REBUILD_REQUEST_CHECK_MS);
+  const requestWatch = watchRebuildRequests(storePathOf(dataDir), checkRequests);
+  if (requestWatch !== undefined) watches.push(requestWatch);
   const lagRefresh = setInterval(() => void tracker.refreshHighWatermarks(), config.ops.lagRefreshMs);
   if (kafkaClient !== undefined) {
     // Managed clusters usually disable auto-creation: create missing dead-letter topics now, or say how.
