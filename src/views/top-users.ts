@@ -272,27 +272,42 @@ function* countsOf(counts: KvSpace<Counts>, field: keyof Counts): Iterable<reado
   for (const [userId, c] of counts.entries()) yield [userId, c[field]];
 }
 
+/** The rankings (bit i: RANKINGS[i], whose count is RANKED_BY's) whose count differs between `a` and `b`. */
+function changedRankings(a: Counts, b: Counts): number {
+  return (
+    (a.followerCount !== b.followerCount ? 1 : 0) |
+    (a.tweetCount !== b.tweetCount ? 2 : 0) |
+    (a.likeCount !== b.likeCount ? 4 : 0) |
+    (a.followingCount !== b.followingCount ? 8 : 0)
+  );
+}
+
 function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
   const moves = input.upstream(USER_INFORMATION) as readonly UserMove[] | undefined;
   if (moves === undefined || moves.length === 0) return {};
   const index = spaces['rank'] as IndexSpace;
   const counts = spaces['counts'] as KvSpace<Counts>;
   const meta = spaces['meta'] as KvSpace<number>;
-  for (const { userId, after } of moves) {
+  // Which rankings each move moves (bit i: RANKINGS[i]), and how many moves each ranking has: the counts read
+  // once per move, by name.
+  const moved = new Uint8Array(moves.length);
+  const movesOf = [0, 0, 0, 0];
+  for (let i = 0; i < moves.length; i++) {
+    const { userId, before, after } = moves[i]!;
     if (after === null) counts.remove(userId);
     else counts.put(userId, after);
+    const bits = before === null || after === null ? 0b1111 : changedRankings(before, after);
+    moved[i] = bits;
+    for (let r = 0; r < RANKINGS.length; r++) if ((bits & (1 << r)) !== 0) movesOf[r]!++;
   }
   const ranked = meta.get(RANKED) ?? 0;
   let rankedAfter = ranked;
   let event: Map<string, string[]> | undefined;
-  for (const ranking of RANKINGS) {
+  for (let r = 0; r < RANKINGS.length; r++) {
+    const ranking = RANKINGS[r]!;
     const field = RANKED_BY[ranking];
     const length = meta.get(lengthKey(ranking)) ?? 0;
-    const moved = (m: UserMove): boolean =>
-      m.before === null || m.after === null || m.before[field] !== m.after[field];
-    let movesHere = 0;
-    for (const m of moves) if (moved(m)) movesHere++;
-    const store: RankingStore = bufferMoves(movesHere, length)
+    const store: RankingStore = bufferMoves(movesOf[r]!, length)
       ? new BufferedPrefix(index, DIGIT[ranking])
       : new IndexPrefix(index, DIGIT[ranking], length);
     const prefix = new RankPrefix(store, ranked, {
@@ -300,8 +315,10 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
       cap: RANK_PREFIX_CAP,
       keyOf: (count, userId) => rankKey(ranking, count, userId),
     });
-    for (const m of moves) {
-      if (!moved(m)) continue;
+    const bit = 1 << r;
+    for (let i = 0; i < moves.length; i++) {
+      if ((moved[i]! & bit) === 0) continue;
+      const m = moves[i]!;
       store.watch();
       prefix.move(
         m.userId,
