@@ -92,6 +92,7 @@ export function generationOfDb(name: string): number | undefined {
 
 /** A key-value space of a view in LMDB: string keys, values through the view's codec. */
 class LmdbKv implements KvSpace<unknown> {
+  readonly writesThrough = true;
   constructor(
     readonly db: Database<Buffer, string>,
     private readonly codec: ValueCodec<unknown>,

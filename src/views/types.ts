@@ -53,6 +53,12 @@ export interface KvSpace<V> {
   remove(key: string): void;
   /** Every entry, in key order (verification and rebuilds only: never on the commit path). */
   entries(): Iterable<[string, V]>;
+  /**
+   * True when a put or removal goes to the stored database at once (LMDB): a view that writes many keys in
+   * one commit writes them in key order there, so that they fall page after page. Absent on spaces that keep
+   * their writes in memory (the in-memory state; a rebuild's buffer, which writes them in key order itself).
+   */
+  readonly writesThrough?: boolean;
 }
 
 /** An ordered set of string keys (an index), compared by Unicode code point (UTF-8 byte order). */
