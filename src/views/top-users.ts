@@ -112,13 +112,17 @@ const uint32Codec: ValueCodec<number> = {
 
 /**
  * One ranking's prefix as a commit moves it: the moves themselves go through RankPrefix, which sees the prefix
- * through PrefixStore; `topChange` then names the ranking's new first MAX_TOP_LIMIT users when they changed.
+ * through PrefixStore; `finish` then ends them and names the ranking's new first MAX_TOP_LIMIT users when
+ * they changed.
  */
 interface RankingStore extends PrefixStore {
   /** Starts noting writes that may change the first MAX_TOP_LIMIT keys (called before each move). */
   watch(): void;
-  /** After the commit's moves: the new first MAX_TOP_LIMIT userIds when they changed, else undefined. */
-  topChange(): string[] | undefined;
+  /**
+   * After the commit's moves, whatever they left unwritten written (a buffered prefix's difference); the new
+   * first MAX_TOP_LIMIT userIds when they changed, else undefined.
+   */
+  finish(): string[] | undefined;
 }
 
 /**
@@ -180,7 +184,7 @@ class IndexPrefix implements RankingStore {
     for (const key of keys) this.index.add(key);
     this.length = keys.length;
   }
-  topChange(): string[] | undefined {
+  finish(): string[] | undefined {
     // Read again only when a write may have changed the list (most moves of a large ranking are past it).
     const { top } = this;
     if (top === undefined || !this.touched) return undefined;
@@ -229,7 +233,7 @@ class BufferedPrefix implements RankingStore {
     this.keys = keys.slice();
   }
   /** Writes the difference to the index, then compares the lists. */
-  topChange(): string[] | undefined {
+  finish(): string[] | undefined {
     const { stored, keys, index } = this;
     let i = 0;
     let j = 0;
@@ -328,7 +332,7 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
     }
     if (prefix.needsRefill()) prefix.refill(countsOf(counts, field));
     rankedAfter = prefix.rankedUsers;
-    const now = store.topChange();
+    const now = store.finish();
     if (store.length !== length) meta.put(lengthKey(ranking), store.length);
     if (now !== undefined) (event ??= new Map()).set(ranking, now);
   }
