@@ -290,7 +290,7 @@ export const rebuild: Scenario = {
       servedRate >= 200_000,
     );
     ctx.note(
-      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every ${REBUILD_WAIT_POLL_MS} ms; the server looks for the request every ${REBUILD_REQUEST_CHECK_MS} ms); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
+      `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every ${REBUILD_WAIT_POLL_MS} ms; the server takes the request up as its file appears, and looks for it every ${REBUILD_REQUEST_CHECK_MS} ms); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
     );
     if (records < 10_000_000)
       ctx.note(`rebuild: scaled down from 10M to ${records} records (BENCH_REBUILD_RECORDS)`);
