@@ -256,7 +256,7 @@ describe('TopUsers kept as prefixes', () => {
     // the prefix's last keys out past CAP. One read of the whole prefix, no lookup of its last key; each key
     // that joined written once, each that left removed once.
     const movers = users.slice(RANK_PREFIX_CAP, RANK_PREFIX_CAP + 300);
-    expect(bufferMoves(movers.length, RANK_PREFIX_CAP)).toBe(true);
+    expect(bufferMoves(movers.length, held)).toBe(true);
     const top = commit(tweets(movers.flatMap((u) => [u, u, u])), 3);
     expect({ reads, writes }).toEqual({
       reads: { last: [], first: ['1 all'] },
