@@ -67,6 +67,10 @@ export const environmentOptions = (mapSize: number | undefined) => ({
   ...LMDB_OPEN_OPTIONS,
 });
 
+/** Entries of one database, as LMDB counts them (its stats; lmdb-js' typings leave them untyped). */
+export const entryCount = (db: Pick<Database, 'getStats'>): number =>
+  (db.getStats() as { entryCount?: number }).entryCount ?? 0;
+
 export const metaOf = (env: RootDatabase): Database<string, string> =>
   env.openDB<string, string>({ name: 'meta', encoding: 'string' });
 

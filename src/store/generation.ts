@@ -22,6 +22,7 @@ import {
   type ValueCodec,
   type ViewModule,
 } from '../views/types.js';
+import { entryCount } from './environment.js';
 import { decodeRow, decodeStoredRow, encodeRowTransient, type StoredRow } from './row-codec.js';
 import { stringKeyed } from './string-keys.js';
 
@@ -246,7 +247,7 @@ export class LmdbRows implements RowStore {
 
   /** Whether no row of any table is stored (LMDB's entry count). */
   empty(): boolean {
-    return ((this.db.getStats() as { entryCount?: number }).entryCount ?? 0) === 0;
+    return entryCount(this.db) === 0;
   }
 
   /** Stored rows of a table, counted by LMDB. */

@@ -30,6 +30,7 @@ import type { Ranking } from '../views/top-users.js';
 import { CommitQueues, defaultMaxRecordsPerCommit } from './commit-queue.js';
 import {
   dataFileOf,
+  entryCount,
   environmentOptions,
   isLmdbDataFile,
   metaOf,
@@ -502,8 +503,7 @@ export class LmdbStore implements ViewReader {
       if (active.info.views[view.name]?.version !== view.version) continue;
       for (const [space, spec] of Object.entries(view.spaces)) {
         if (spec.kind !== 'kv') continue;
-        const stats = active.db(view.name, space).getStats() as { entryCount?: number };
-        most = Math.max(most, stats.entryCount ?? 0);
+        most = Math.max(most, entryCount(active.db(view.name, space)));
       }
     }
     return most >= enough ? most : Math.max(most, active.rows.count('users'));

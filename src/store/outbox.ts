@@ -11,6 +11,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { OutgoingMessage } from '../feed/types.js';
+import { entryCount } from './environment.js';
 
 /** A dead-letter message waiting to be sent to `topic`. */
 export interface OutboxEntry {
@@ -65,5 +66,4 @@ export function outboxEntries(
 }
 
 /** Messages waiting, over every topic. */
-export const outboxSize = (outbox: Outbox): number =>
-  (outbox.getStats() as { entryCount?: number }).entryCount ?? 0;
+export const outboxSize = (outbox: Outbox): number => entryCount(outbox);

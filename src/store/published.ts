@@ -24,7 +24,7 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { UserInformation } from '../views/user-information.js';
 import { encodeUserValue } from '../views/view-record.js';
-import { writeTransaction } from './environment.js';
+import { entryCount, writeTransaction } from './environment.js';
 import { keysAfter } from './reads.js';
 import { stringKeyed } from './string-keys.js';
 
@@ -247,7 +247,7 @@ export class PublishedIndex {
 
   /** Changes waiting in the outbox. */
   outboxSize(): number {
-    return (this.outbox.getStats() as { entryCount?: number }).entryCount ?? 0;
+    return entryCount(this.outbox);
   }
 
   /** Records acknowledged publications in one transaction (`Acknowledged`). */

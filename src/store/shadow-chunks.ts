@@ -78,7 +78,7 @@ import { isReplicaInput, recordsOf } from '../materializer/change-batch.js';
 import { USER_INFORMATION } from '../views/user-information.js';
 import { checkContinuity, commitBatch } from '../materializer/commit.js';
 import { StoreWriteError, messageOf } from '../errors.js';
-import { batchError, writeTransaction } from './environment.js';
+import { batchError, entryCount, writeTransaction } from './environment.js';
 import type { Database } from 'lmdb';
 import type { CommitPlan } from '../materializer/commit.js';
 import { BufferedGeneration, BufferedViews, writeSlice } from './buffered-generation.js';
@@ -470,8 +470,7 @@ function markViewsPending(meta: Database<string, string>, id: number, pending: b
 function viewsEmpty(generation: Generation, plan: CommitPlan): boolean {
   for (const view of plan.registry.views)
     for (const space of Object.keys(view.spaces)) {
-      const stats = generation.db(view.name, space).getStats() as { entryCount?: number };
-      if ((stats.entryCount ?? 0) > 0) return false;
+      if (entryCount(generation.db(view.name, space)) > 0) return false;
     }
   return true;
 }
