@@ -26,6 +26,7 @@ import {
 } from './write.js';
 import type { WriterData, WriterReply, WriterRequest } from './writer-thread.js';
 import { lowerThreadPriority } from './thread-priority.js';
+import { KnownRows } from './row-key-filter.js';
 
 const port = parentPort;
 if (port === null) throw new Error('batch-writer.ts runs as a worker thread (src/store/writer-thread.ts)');
@@ -51,7 +52,14 @@ const outboxes = { deadLetters: outboxOf(env), views: viewOutboxOf(env) };
 const registry = createRegistry();
 const plan = commitPlan(registry);
 const generations = new GenerationHandles(env, meta, registry);
-const context: CommitContext = { env, meta, outboxes, handles: generations, plan };
+const context: CommitContext = {
+  env,
+  meta,
+  outboxes,
+  handles: generations,
+  plan,
+  knownRows: new KnownRows(),
+};
 const reportChunkWriteError = (e: unknown): void =>
   reply({ kind: 'chunk-write-failed', message: messageOf(e) });
 const chunks = new ShadowChunks({

@@ -212,8 +212,7 @@ class BufferedRows implements RowStore {
   /**
    * `known`: every key the stored rows hold went through it, and nothing else writes them while this buffers
    * (a rebuild's shadow: shadow-chunks.ts); each key this buffer puts goes through it too. A row it rules out
-   * is not looked up (most rows a replay meets are new, and a lookup of each is ~0.8 µs), and a removal of
-   * it only drops what is buffered.
+   * is not looked up: most rows a replay meets are new, and a lookup of each is ~0.8 µs.
    */
   constructor(
     private readonly base: RowStore,
@@ -237,8 +236,7 @@ class BufferedRows implements RowStore {
     this.pending[table].set(key, { row, partition, offset, eventTime });
   }
   remove(table: Table, key: string): void {
-    if (this.known?.mayHold(table, key) === false) this.pending[table].delete(key);
-    else this.pending[table].set(key, GONE);
+    this.pending[table].set(key, GONE);
   }
   write(): void {
     // Tables in the order their stored keys sort (`<table>\0<key>`).

@@ -76,6 +76,7 @@ import {
 } from './outbox.js';
 import { WriterThread, type BuiltViews } from './writer-thread.js';
 import type { ThreadPriority } from './thread-priority.js';
+import { KnownRows } from './row-key-filter.js';
 import {
   commitOrBuffer,
   defaultRebuildChunkRecords,
@@ -302,6 +303,7 @@ export class LmdbStore implements ViewReader {
       outboxes: { deadLetters: this.outbox, views: this.viewOutbox },
       handles: this.handles,
       plan: this.plan,
+      knownRows: new KnownRows(),
     };
     this.chunks = new ShadowChunks({
       ...context,

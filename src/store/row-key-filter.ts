@@ -1,8 +1,8 @@
 /**
- * The keys a rebuild's shadow stores rows under, as a Bloom filter: `mayHold` is false only for a key that was
- * never added, so a row it rules out need not be looked up. Most records a rebuild replays create their row
- * (every record of a compacted topic does, each key's first record of any topic does), and looking up a row
- * that is not stored costs LMDB a descent of its B-tree. Replaying 3M records over 300k users into a shadow
+ * The keys a generation stores rows under, as a Bloom filter: `mayHold` is false only for a key that was
+ * never added, so a row it rules out need not be looked up. Most records a rebuild or a fresh store's
+ * catch-up replays create their row (every record of a compacted topic does, each key's first record of any
+ * topic does), and looking up a row that is not stored costs LMDB a descent of its B-tree. Replaying 3M records over 300k users into a shadow
  * (the `rebuild` bench's workload, in process, profiled): those lookups took 2.3 s of the 22 s the rows took,
  * and with the filter the lookups left (rows stored by earlier chunks) 0.5 s and the filter's checks 0.05 s.
  *
@@ -13,10 +13,12 @@
  * About 1 % false positives per segment at its capacity (4 bits of 512 per key, 16 bits per key): a false
  * positive only costs the lookup.
  *
- * Sound only while every key the rows hold went through `add`: the caller creates it over rows that are
- * empty and adds each key it stores (shadow-chunks.ts); removals are not taken out.
+ * Sound only while every key the rows hold went through `add`: it is made for rows that are empty, and every
+ * key stored from then on is added (`KnownRows`, below, for one committing context: its commits through
+ * `FilteredRows` in write.ts, its rebuild's chunks in shadow-chunks.ts); removals are not taken out.
  */
-import { TABLES, type Table } from '../views/source.js';
+import type { GenerationState, RowStore } from '../materializer/commit.js';
+import { TABLES, type Row, type Table } from '../views/source.js';
 
 /** Keys the first segment holds (1 MB of bits); each next one holds twice as many. */
 export const SEGMENT_KEYS = 1 << 19;
@@ -127,4 +129,68 @@ export class RowKeyFilter {
     for (let i = this.segments.length - 1; i >= 0; i--) if (probe(this.segments[i]!, false)) return true;
     return false;
   }
+}
+
+/** Generations a context remembers at most: the active one and a rebuild's shadow. */
+const KEPT_GENERATIONS = 2;
+
+/**
+ * The row-key filters of the generations one committing context writes (the writer thread's, or the store's
+ * with it off: every row a process writes goes through one of them, its commits and its rebuild's chunks).
+ * A generation gets one when a commit or a chunk first finds its rows empty (a fresh store's, a new
+ * shadow's), from which on every row put into it goes through the filter; one whose rows were not empty
+ * when first seen here (a store opened over rows, a shadow resumed by a new process) has none, and its rows
+ * are looked up. Only the two generations last written are remembered; one forgotten is seen again as new
+ * (with no filter unless its rows are empty by then).
+ */
+export class KnownRows {
+  /** Per generation, its filter or null (none); most recently used last. */
+  private readonly seen = new Map<number, RowKeyFilter | null>();
+
+  /** Generation `id`'s filter, if it has one; `rows`: its rows, asked whether they are empty when it is new. */
+  of(id: number, rows: { empty(): boolean }): RowKeyFilter | undefined {
+    let filter = this.seen.get(id);
+    if (filter !== undefined) this.seen.delete(id);
+    else filter = rows.empty() ? new RowKeyFilter() : null;
+    this.seen.set(id, filter);
+    for (const old of this.seen.keys()) {
+      if (this.seen.size <= KEPT_GENERATIONS) break;
+      this.seen.delete(old);
+    }
+    return filter ?? undefined;
+  }
+}
+
+/**
+ * `rows` behind `known` (KnownRows' filter of their generation): a row it rules out is not looked up, and
+ * every row put goes through it. (A row is removed only where a commit found it.)
+ */
+export class FilteredRows implements RowStore {
+  constructor(
+    private readonly rows: RowStore,
+    private readonly known: RowKeyFilter,
+  ) {}
+  row(table: Table, key: string): Row | undefined {
+    return this.known.mayHold(table, key) ? this.rows.row(table, key) : undefined;
+  }
+  keys(table: Table): Iterable<string> {
+    return this.rows.keys(table);
+  }
+  put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void {
+    this.known.add(table, key);
+    this.rows.put(table, key, row, partition, offset, eventTime);
+  }
+  remove(table: Table, key: string): void {
+    this.rows.remove(table, key);
+  }
+}
+
+/** `generation` with its rows behind `known` (FilteredRows), for one commit. */
+export function withKnownRows(generation: GenerationState, known: RowKeyFilter): GenerationState {
+  return {
+    rows: new FilteredRows(generation.rows, known),
+    position: (topic, partition) => generation.position(topic, partition),
+    setPosition: (topic, partition, next) => generation.setPosition(topic, partition, next),
+    spaces: (view) => generation.spaces(view),
+  };
 }

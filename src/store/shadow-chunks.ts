@@ -84,7 +84,6 @@ import type { CommitPlan } from '../materializer/commit.js';
 import { BufferedGeneration, BufferedViews, writeSlice } from './buffered-generation.js';
 import { withViewsPending, type Generation } from './generation.js';
 import { defaultViewRebuildBufferEntries } from './view-rebuild.js';
-import { RowKeyFilter } from './row-key-filter.js';
 import { writeOutbox, type OutboxEntry } from './outbox.js';
 import {
   committedActiveGeneration,
@@ -204,13 +203,6 @@ export class ShadowChunks {
 
   private readonly viewWriteSlice: number;
 
-  /**
-   * The keys of the shadow's stored rows (row-key-filter.ts), when it was created over no stored row: the
-   * chunks of that shadow put every row it stores through it, and nothing else writes them while it is a
-   * shadow this buffers for (a swap or an abandon goes through `discard`).
-   */
-  private knownRows: { readonly id: number; readonly filter: RowKeyFilter } | undefined;
-
   constructor(private readonly o: ShadowChunksOptions) {
     this.viewBufferEntries = o.viewBufferEntries ?? defaultViewRebuildBufferEntries();
     this.viewWriteSlice = o.viewWriteSlice ?? VIEWS_WRITE_SLICE;
@@ -300,7 +292,8 @@ export class ShadowChunks {
         generation,
         into,
         rowsOnly ? undefined : this.views?.buffer,
-        this.knownRowsOf(into, generation),
+        // Rows a filter of the shadow's keys rules out are not looked up (row-key-filter.ts).
+        this.o.knownRows.of(into, generation.rows),
       ),
       rowsOnly,
       deadLetters: [],
@@ -335,17 +328,6 @@ export class ShadowChunks {
       noops: outcome.noops,
       batches,
     };
-  }
-
-  /**
-   * The filter of `into`'s row keys for its next chunk: the one its earlier chunks filled, or a new one when
-   * it stores no row (a new shadow's first chunk; a shadow resumed by a new process stores rows, so it has
-   * none and its rows are looked up).
-   */
-  private knownRowsOf(into: number, generation: Generation): RowKeyFilter | undefined {
-    if (this.knownRows?.id !== into)
-      this.knownRows = generation.rows.empty() ? { id: into, filter: new RowKeyFilter() } : undefined;
-    return this.knownRows?.filter;
   }
 
   /** Whether the views buffered across chunks are to be written with the next chunk. */
@@ -464,7 +446,6 @@ export class ShadowChunks {
   private lose(into: number, error: unknown): void {
     if (this.chunk?.buffer.id === into) this.chunk = undefined;
     if (this.views?.id === into) this.views = undefined;
-    if (this.knownRows?.id === into) this.knownRows = undefined;
     this.lost.set(into, messageOf(error));
   }
 
@@ -476,7 +457,6 @@ export class ShadowChunks {
     clearTimeout(this.idle);
     this.chunk = undefined;
     this.views = undefined;
-    this.knownRows = undefined;
   }
 }
 

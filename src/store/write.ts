@@ -22,6 +22,7 @@ import { writeViewOutbox, type ViewOutbox } from './published.js';
 import { mergePackedChanges, sameFields, unpackChanges, type PackedCommitInput } from './packed-changes.js';
 import type { UserInformation } from '../views/user-information.js';
 import { atomicTransaction } from '../lmdb-transaction.js';
+import { withKnownRows, type KnownRows } from './row-key-filter.js';
 
 /**
  * What the store commits: changelog records (or a replica's view values) with their positions, and the dead
@@ -139,6 +140,8 @@ export interface CommitContext {
   readonly outboxes: Outboxes;
   readonly handles: GenerationHandles;
   readonly plan: CommitPlan;
+  /** The filters of the row keys its generations hold, where they are known (row-key-filter.ts). */
+  readonly knownRows: KnownRows;
 }
 
 /**
@@ -154,7 +157,7 @@ export async function commitInTransaction(
   let result: CommitBody | undefined;
   try {
     await atomicTransaction(c.env, () => {
-      result = writeCommit(c.meta, c.outboxes, c.handles, c.plan, input, target, batches);
+      result = writeCommit(c.meta, c.outboxes, c.handles, c.plan, input, target, batches, c.knownRows);
     });
   } catch (e) {
     throw await batchError(e);
@@ -171,6 +174,8 @@ export async function commitInTransaction(
  * (replicate.ts), so the live hub's ordering by commit sequence holds with the materializer's versions.
  * `target` is resolved here, inside the transaction, where commits serialize with a swap on the main thread:
  * a rebuild's commit into a generation that is active by now writes nothing (`lateRebuildCommit`).
+ * `knownRows`: the committing context's filters of its generations' row keys; rows a filter rules out are
+ * not looked up.
  */
 export function writeCommit(
   meta: Database<string, string>,
@@ -180,6 +185,7 @@ export function writeCommit(
   input: StoreInput,
   target: 'active' | number,
   batches: number,
+  knownRows?: KnownRows,
 ): CommitBody {
   const active = committedActiveGeneration(meta);
   const into = target === 'active' ? active : target;
@@ -195,7 +201,9 @@ export function writeCommit(
     outcome = commitReplica(generation, plan, input, sequence, appliedAt);
   } else {
     sequence = previous + 1n;
-    outcome = commitBatch(generation, plan, input, sequence, appliedAt);
+    const known = knownRows?.of(generation.id, generation.rows);
+    const state = known === undefined ? generation : withKnownRows(generation, known);
+    outcome = commitBatch(state, plan, input, sequence, appliedAt);
   }
   if (input.deadLetters !== undefined && input.deadLetters.length > 0)
     writeOutbox(outboxes.deadLetters, sequence, input.deadLetters);
