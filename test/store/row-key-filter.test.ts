@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
-import { KnownRows, MAX_KEYS, RowKeyFilter, SEGMENT_KEYS } from '../../src/store/row-key-filter.js';
+import { KnownRows, MAX_SEGMENTS, RowKeyFilter, SEGMENT_KEYS } from '../../src/store/row-key-filter.js';
 import { TABLES } from '../../src/views/source.js';
 import {
   OVER_STORED_ROWS,
@@ -18,9 +18,9 @@ import { tempDir } from '../utils/tmp.js';
 
 describe('RowKeyFilter (src/store/row-key-filter.ts)', () => {
   it('should hold every key added, across its segments, and rule out most keys never added', () => {
-    const filter = new RowKeyFilter();
-    // The first two segments full (SEGMENT_KEYS, then twice as many), an eighth of the third.
-    const n = 3.5 * SEGMENT_KEYS;
+    // Segments of 1,024, 2,048 and 4,096 keys: the first two full, an eighth of the third.
+    const filter = new RowKeyFilter(1_024);
+    const n = 3.5 * 1_024;
     for (let i = 0; i < n; i++) filter.add(TABLES[i % 4]!, `k${i}`);
     expect(filter.added).toBe(n);
     let missed = 0;
@@ -53,13 +53,29 @@ describe('RowKeyFilter (src/store/row-key-filter.ts)', () => {
       expect({ table, key, may: filter.mayHold(table, key) }).toEqual({ table, key, may: false });
   });
 
-  it('should hold everything once more than MAX_KEYS were added, and stop growing', () => {
-    const filter = new RowKeyFilter();
+  it('should hold everything once more keys were added than its segments hold, and stop growing', () => {
+    const filter = new RowKeyFilter(32, 2);
+    expect(filter.maxKeys).toBe(96);
+    for (let i = 0; i < 96; i++) filter.add('users', `u${i}`);
+    expect(filter.saturated).toBe(false);
     expect(filter.mayHold('users', 'u')).toBe(false);
-    for (let i = 0; i <= MAX_KEYS; i++) filter.add('users', 'same');
+    filter.add('users', 'u96');
     expect(filter.saturated).toBe(true);
     expect(filter.mayHold('users', 'u')).toBe(true);
     expect(filter.mayHold('likes', 'anything')).toBe(true);
+  });
+
+  it('should hold 29M keys by default, in segments a lookup finds in its blocks', () => {
+    expect(new RowKeyFilter().maxKeys).toBe(SEGMENT_KEYS * (2 ** MAX_SEGMENTS - 1));
+    expect(SEGMENT_KEYS * (2 ** MAX_SEGMENTS - 1)).toBe(29_360_128);
+    for (const [first, segments] of [
+      [48, 3],
+      [16, 3],
+      [2 ** 27, 3],
+    ] as const)
+      expect(() => new RowKeyFilter(first, segments)).toThrow(
+        `no row key filter of ${segments} segments from ${first} keys`,
+      );
   });
 });
 
