@@ -6,7 +6,7 @@
  * test/materializer/reference-model.test.ts.
  */
 import type { Worker } from 'node:worker_threads';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { MemoryIndex } from '../../src/materializer/memory-state.js';
 import { BufferedIndex } from '../../src/store/buffered-generation.js';
@@ -14,7 +14,8 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { Generation } from '../../src/store/generation.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { readGenerationInfo } from '../../src/store/write.js';
-import { USER_INFORMATION } from '../../src/views/user-information.js';
+import { USER_INFORMATION, type UserInformation } from '../../src/views/user-information.js';
+import type { GenerationState } from '../../src/materializer/commit.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
 import type { Generations } from '../../src/store/generations.js';
 import { VIEWS } from '../../src/views/registry.js';
@@ -112,6 +113,18 @@ function servedOf(store: LmdbStore) {
   };
 }
 
+/**
+ * Waits until `generation` stores the tweets position `next`: a full chunk's write commits while the batches
+ * after it apply, so the batch that filled it resolves before it is stored.
+ */
+async function storedThrough(store: LmdbStore, generation: Generation, next: string): Promise<void> {
+  await eventually(
+    () => Promise.resolve(store.position('tweets', 0, generation) === next ? true : undefined),
+    10_000,
+    `the shadow's chunk through tweets offset ${next} to be written`,
+  );
+}
+
 /** What `feed` gives committed batch by batch into an active generation. */
 async function feedCommitted() {
   const store = openStore({ path: tempDir(), writerThread: false });
@@ -181,7 +194,8 @@ describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks
       });
       const { generation } = await store.beginShadow('requested');
       for (const input of feed) await store.applyBatch(input, generation);
-      expect(store.position('tweets', 0, generation)).toBe('30');
+      // The last chunk commits while the next batch could apply (none comes): stored soon after.
+      await storedThrough(store, generation, '30');
       const before = storedShadow(store, generation, 'u1');
       if (viewRebuildBufferEntries === undefined) {
         expect(before.info?.viewsPending).toBe(true);
@@ -257,7 +271,7 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
       expect(begun).toMatchObject({ resumed: false, rowsOnly: true });
       expect(storedShadow(store, begun.generation, 'u1').info?.viewsPending).toBe(true);
       for (const input of feed.slice(0, 20)) await store.applyBatch(input, begun.generation);
-      expect(store.position('tweets', 0, begun.generation)).toBe('20');
+      await storedThrough(store, begun.generation, '20');
       // Rows and positions stored, no view: the swap refuses it.
       expect(storedShadow(store, begun.generation, 'u1')).toMatchObject({
         info: { viewsPending: true },
@@ -386,7 +400,11 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
       // The writer thread looks its rows up in its own copy of the module.
       if (!mode.writerThread) {
         expect(lookedUp).toContain('users/u0');
-        expect(lookedUp.filter((k) => k.startsWith('tweets/'))).toEqual(STORED_TWEETS_LOOKED_UP);
+        // Those stored by an earlier batch, each once at most: one that the chunk before holds while it
+        // commits is found there (its write overlaps the next chunk's batches), not in LMDB.
+        const tweets = lookedUp.filter((k) => k.startsWith('tweets/'));
+        expect(tweets.filter((k) => !STORED_TWEETS_LOOKED_UP.includes(k))).toEqual([]);
+        expect(new Set(tweets).size).toBe(tweets.length);
       }
 
       // Stopped after three chunks, resumed by another process over the rows they stored.
@@ -405,6 +423,73 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
     });
   },
 );
+
+describe('a rebuild chunk that commits while the next batches apply', () => {
+  /**
+   * A store (writer thread off) whose rebuild writes a chunk every batch of OVER_STORED_ROWS, the write of
+   * the second chunk (t0 and t1 of u0) held until what `hold` returns settles.
+   */
+  async function heldSecondChunk(hold: () => Promise<void>) {
+    const errors: unknown[] = [];
+    const path = tempDir();
+    const store = openStore({
+      path,
+      writerThread: false,
+      rebuildChunkRecords: 2,
+      onChunkWriteError: (e) => errors.push(e),
+    });
+    const { generation } = await store.beginShadow('requested');
+    await store.applyBatch(OVER_STORED_ROWS[0]!, generation);
+    const env = (store as unknown as { env: RootDatabase }).env;
+    const transaction = env.transaction.bind(env);
+    vi.spyOn(env, 'transaction').mockImplementationOnce((write) => hold().then(() => transaction(write)));
+    // Resolves once applied: its chunk (full) is written while the next batches apply.
+    await store.applyBatch(OVER_STORED_ROWS[1]!, generation);
+    return { store, generation, errors, path };
+  }
+
+  /** The chunk the store's rebuild is filling (internals: the writer thread is off). */
+  const filling = (store: LmdbStore) =>
+    (chunksOf(store) as unknown as { chunk?: { records: number; buffer: GenerationState } }).chunk;
+
+  it('should apply the next batch over it before it is stored, and store what batch-by-batch commits store', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { store, generation, path } = await heldSecondChunk(() => held);
+    // The third batch moves t1, which only the held chunk holds, and fills a chunk, whose write waits for it.
+    const third = store.applyBatch(OVER_STORED_ROWS[2]!, generation);
+    await eventually(
+      () => Promise.resolve(filling(store)?.records === 2 ? true : undefined),
+      10_000,
+      'the third batch to apply',
+    );
+    expect(store.position('tweets', 0, generation)).toBeUndefined();
+    // It found t1 of u0 in the held chunk: u0 kept t0 only.
+    const views = filling(store)!.buffer.spaces(USER_INFORMATION)['views'] as KvSpace<UserInformation>;
+    expect([views.get('u0')?.tweetCount, views.get('u1')?.tweetCount]).toEqual([1, 2]);
+    release();
+    await third;
+    for (const input of OVER_STORED_ROWS.slice(3)) await store.applyBatch(input, generation);
+    expect((await store.trySwap(generation, OVER_STORED_ROWS_END)).swapped).toBe(true);
+    await store.close();
+    expect(await servedOverStoredRows({ path, writerThread: false })).toMatchObject(OVER_STORED_ROWS_SERVED);
+  });
+
+  it('should, when it fails, be reported, fail the batch that waits for it and refuse the later ones, and leave the shadow at the chunk before', async () => {
+    const { store, generation, errors } = await heldSecondChunk(() => Promise.reject(new Error('I/O error')));
+    const failed = 'LMDB write failed (rebuild chunk): I/O error';
+    await expect(store.applyBatch(OVER_STORED_ROWS[2]!, generation)).rejects.toThrow(failed);
+    await expect(store.applyBatch(OVER_STORED_ROWS[3]!, generation)).rejects.toThrow(
+      /an earlier chunk of this rebuild was lost/,
+    );
+    expect(errors.map((e) => (e as Error).message)).toEqual([failed]);
+    expect([store.position('users', 0, generation), store.position('tweets', 0, generation)]).toEqual([
+      '2',
+      undefined,
+    ]);
+    await store.close();
+  });
+});
 
 describe.each([{ writerThread: false }, { writerThread: true }])('rebuild chunks, idle (%o)', (mode) => {
   it('should write a chunk on its own once no batch came for a while, and when the store closes', async () => {
@@ -717,8 +802,9 @@ describe("a rebuild's many buffered views", () => {
 
     let full = false;
     const errors: unknown[] = [];
+    const path = tempDir();
     const store = openStore({
-      path: tempDir(),
+      path,
       writerThread: false,
       rebuildChunkRecords: 2,
       viewWriteSlice: 3,
