@@ -14,8 +14,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { Generation } from '../../src/store/generation.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { readGenerationInfo } from '../../src/store/write.js';
-import { USER_INFORMATION, type UserInformation } from '../../src/views/user-information.js';
-import type { GenerationState } from '../../src/materializer/commit.js';
+import { USER_INFORMATION } from '../../src/views/user-information.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
 import type { Generations } from '../../src/store/generations.js';
 import { VIEWS } from '../../src/views/registry.js';
@@ -425,11 +424,12 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
 );
 
 describe('a rebuild chunk that commits while the next batches apply', () => {
+  type Transaction = RootDatabase['transaction'];
   /**
    * A store (writer thread off) whose rebuild writes a chunk every batch of OVER_STORED_ROWS, the write of
-   * the second chunk (t0 and t1 of u0) held until what `hold` returns settles.
+   * the second chunk (t0 and t1 of u0) going through `writeSecond` (given lmdb-js' own transaction).
    */
-  async function heldSecondChunk(hold: () => Promise<void>) {
+  async function secondChunkThrough(writeSecond: (transaction: Transaction) => Transaction) {
     const errors: unknown[] = [];
     const path = tempDir();
     const store = openStore({
@@ -441,32 +441,32 @@ describe('a rebuild chunk that commits while the next batches apply', () => {
     const { generation } = await store.beginShadow('requested');
     await store.applyBatch(OVER_STORED_ROWS[0]!, generation);
     const env = (store as unknown as { env: RootDatabase }).env;
-    const transaction = env.transaction.bind(env);
-    vi.spyOn(env, 'transaction').mockImplementationOnce((write) => hold().then(() => transaction(write)));
-    // Resolves once applied: its chunk (full) is written while the next batches apply.
+    vi.spyOn(env, 'transaction').mockImplementationOnce(writeSecond(env.transaction.bind(env)));
+    // Resolves once its chunk (full) has written its rows in its transaction, which commits meanwhile.
     await store.applyBatch(OVER_STORED_ROWS[1]!, generation);
     return { store, generation, errors, path };
   }
 
-  /** The chunk the store's rebuild is filling (internals: the writer thread is off). */
-  const filling = (store: LmdbStore) =>
-    (chunksOf(store) as unknown as { chunk?: { records: number; buffer: GenerationState } }).chunk;
-
-  it('should apply the next batch over it before it is stored, and store what batch-by-batch commits store', async () => {
+  it('should have the next batch read the shadow through it until its write settled, and store what batch-by-batch commits store', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const { store, generation, path } = await heldSecondChunk(() => held);
-    // The third batch moves t1, which only the held chunk holds, and fills a chunk, whose write waits for it.
-    const third = store.applyBatch(OVER_STORED_ROWS[2]!, generation);
-    await eventually(
-      () => Promise.resolve(filling(store)?.records === 2 ? true : undefined),
-      10_000,
-      'the third batch to apply',
-    );
-    expect(store.position('tweets', 0, generation)).toBeUndefined();
-    // It found t1 of u0 in the held chunk: u0 kept t0 only.
-    const views = filling(store)!.buffer.spaces(USER_INFORMATION)['views'] as KvSpace<UserInformation>;
-    expect([views.get('u0')?.tweetCount, views.get('u1')?.tweetCount]).toEqual([1, 2]);
+    // The write runs, and what it returns settles once `held` does: in flight as the store sees it.
+    const { store, generation, path } = await secondChunkThrough((transaction) => (write) => {
+      const done = transaction(write);
+      return held.then(() => done);
+    });
+    // The third batch moves t1, stored by the held chunk: found in the chunk, not looked up in LMDB.
+    let third: Promise<unknown> | undefined;
+    const lookedUp = await rowLookups(async () => {
+      third = store.applyBatch(OVER_STORED_ROWS[2]!, generation);
+      const chunk = () => (chunksOf(store) as unknown as { chunk?: { records: number } }).chunk;
+      await eventually(
+        () => Promise.resolve(chunk()?.records === 2 ? true : undefined),
+        10_000,
+        'the third batch to apply',
+      );
+    });
+    expect(lookedUp.filter((k) => k.startsWith('tweets/'))).toEqual([]);
     release();
     await third;
     for (const input of OVER_STORED_ROWS.slice(3)) await store.applyBatch(input, generation);
@@ -475,13 +475,15 @@ describe('a rebuild chunk that commits while the next batches apply', () => {
     expect(await servedOverStoredRows({ path, writerThread: false })).toMatchObject(OVER_STORED_ROWS_SERVED);
   });
 
-  it('should, when it fails, be reported, fail the batch that waits for it and refuse the later ones, and leave the shadow at the chunk before', async () => {
-    const { store, generation, errors } = await heldSecondChunk(() => Promise.reject(new Error('I/O error')));
-    const failed = 'LMDB write failed (rebuild chunk): I/O error';
-    await expect(store.applyBatch(OVER_STORED_ROWS[2]!, generation)).rejects.toThrow(failed);
-    await expect(store.applyBatch(OVER_STORED_ROWS[3]!, generation)).rejects.toThrow(
-      /an earlier chunk of this rebuild was lost/,
+  it('should, when it fails, be reported, and leave the shadow at the chunk before, refusing its later batches', async () => {
+    const { store, generation, errors } = await secondChunkThrough(
+      () => () => Promise.reject(new Error('I/O error')),
     );
+    const failed = 'LMDB write failed (rebuild chunk): I/O error';
+    for (const input of OVER_STORED_ROWS.slice(2))
+      await expect(store.applyBatch(input, generation)).rejects.toThrow(
+        `an earlier chunk of this rebuild was lost (${failed})`,
+      );
     expect(errors.map((e) => (e as Error).message)).toEqual([failed]);
     expect([store.position('users', 0, generation), store.position('tweets', 0, generation)]).toEqual([
       '2',
