@@ -12,7 +12,7 @@ import { MemoryIndex } from '../../src/materializer/memory-state.js';
 import { BufferedIndex } from '../../src/store/buffered-generation.js';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Generation } from '../../src/store/generation.js';
-import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
+import { openStore, type LmdbStore, type StoreOptions } from '../../src/store/lmdb-store.js';
 import { readGenerationInfo } from '../../src/store/write.js';
 import { USER_INFORMATION } from '../../src/views/user-information.js';
 import type { ShadowChunks } from '../../src/store/shadow-chunks.js';
@@ -423,6 +423,23 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
   },
 );
 
+/**
+ * A store in a new directory, with the writer thread off, whose rebuild writes a chunk every two records;
+ * every chunk write that fails on its own is collected in `errors`.
+ */
+function chunkEveryTwoRecords(options: Partial<StoreOptions> = {}) {
+  const errors: unknown[] = [];
+  const path = tempDir();
+  const store = openStore({
+    ...options,
+    path,
+    writerThread: false,
+    rebuildChunkRecords: 2,
+    onChunkWriteError: (e) => errors.push(e),
+  });
+  return { store, errors, path };
+}
+
 describe('a rebuild chunk that commits while the next batches apply', () => {
   type Transaction = RootDatabase['transaction'];
   /**
@@ -430,14 +447,7 @@ describe('a rebuild chunk that commits while the next batches apply', () => {
    * the second chunk (t0 and t1 of u0) going through `writeSecond` (given lmdb-js' own transaction).
    */
   async function secondChunkThrough(writeSecond: (transaction: Transaction) => Transaction) {
-    const errors: unknown[] = [];
-    const path = tempDir();
-    const store = openStore({
-      path,
-      writerThread: false,
-      rebuildChunkRecords: 2,
-      onChunkWriteError: (e) => errors.push(e),
-    });
+    const { store, errors, path } = chunkEveryTwoRecords();
     const { generation } = await store.beginShadow('requested');
     await store.applyBatch(OVER_STORED_ROWS[0]!, generation);
     const env = (store as unknown as { env: RootDatabase }).env;
@@ -803,17 +813,11 @@ describe("a rebuild's many buffered views", () => {
     expect(expected.users[1]).toMatchObject({ userId: 'u1', tweetCount: 5 });
 
     let full = false;
-    const errors: unknown[] = [];
-    const path = tempDir();
-    const store = openStore({
-      path,
-      writerThread: false,
-      rebuildChunkRecords: 2,
+    const { store, errors } = chunkEveryTwoRecords({
       viewWriteSlice: 3,
       rebuildChunkTiming: { idleMs: 3_600_000 },
       // The full-disk view's values are the last written: the slices before its first one succeed.
       views: [...VIEWS, fullDiskView(() => full)],
-      onChunkWriteError: (e) => errors.push(e),
     });
     const { generation } = await store.beginShadow('requested');
     for (const input of feed) await store.applyBatch(input, generation);
