@@ -66,9 +66,10 @@
  * - Failures: a write that fails writes nothing and keeps the chunk, whole, to be written again (its batch,
  *   if it was written on one's path, fails: a store write error stops the rebuild's feed, and the next start
  *   resumes it). One that fails while the next batches apply over it is reported (`onWriteError`), and it
- *   and the chunk applied over it are lost (below): the batch that waits for it fails, later ones are refused. A commit body that throws halfway leaves part of its commit in the chunk: the chunk is
- *   dropped and the shadow's later batches are refused (`lost`), since the feed moved past the batches
- *   resolved into it. The writer thread's caller does the same for a worker that ended (writer-thread.ts).
+ *   and the chunk applied over it are lost, as below: the batch that waits for it fails, later ones are
+ *   refused. A commit body that throws halfway leaves part of its commit in the chunk: the chunk is dropped
+ *   and the shadow's later batches are refused (`lost`), since the feed moved past the batches resolved
+ *   into it. The writer thread's caller does the same for a worker that ended (writer-thread.ts).
  * - Offsets out of range: the rebuild fails when a partition it applied anything of goes out of range, stored
  *   or still in the chunk (src/wiring/rebuild.ts), so a reset cannot leave a hole behind a chunk.
  * - Swaps: the shadow's positions are stored only with a chunk, so a swap, which needs them at the live end,
