@@ -321,6 +321,7 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
     let rowWrites = 0;
     let lookups = 0;
     let ruledOut = 0;
+    let grown = 0;
     for (let seed = 1; seed <= 300; seed++) {
       const { deliveries } = randomChangelog(seed);
       const ids = expected(deliveries).ids;
@@ -328,7 +329,8 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
       const stored = new MemoryState(registry);
       const counter = countingLookups(stored);
       // As a shadow's chunks (shadow-chunks.ts): one filter of the stored row keys, from no stored row on.
-      const known = new RowKeyFilter();
+      // Small segments, so that it grows within a changelog.
+      const known = new RowKeyFilter(64);
       const mayHold = known.mayHold.bind(known);
       known.mayHold = (table, key) => {
         const may = mayHold(table, key);
@@ -366,6 +368,8 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
       chunk.writeTo();
       expect({ seed, ...contents(stored) }).toEqual({ seed, ...contents(direct) });
       lookups += counter.lookups;
+      // Past its first segment's 64 keys, it grew a second.
+      if (known.added > 64) grown++;
     }
     expect(writes).toBeGreaterThan(1000);
     expect(rowWrites).toBeGreaterThan(1000);
@@ -373,6 +377,7 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
     // and the few it cannot tell from them).
     expect(ruledOut).toBeGreaterThan(10_000);
     expect(lookups).toBeGreaterThan(1_000);
+    expect(grown).toBeGreaterThan(100);
   });
 });
 
