@@ -65,7 +65,7 @@ describe('RowKeyFilter (src/store/row-key-filter.ts)', () => {
     expect(filter.mayHold('likes', 'anything')).toBe(true);
   });
 
-  it('should hold 29M keys by default, in segments a lookup finds in its blocks', () => {
+  it('should hold 29M keys by default, and refuse sizes that are not a power of two or that its hash cannot index', () => {
     expect(new RowKeyFilter().maxKeys).toBe(SEGMENT_KEYS * (2 ** MAX_SEGMENTS - 1));
     expect(SEGMENT_KEYS * (2 ** MAX_SEGMENTS - 1)).toBe(29_360_128);
     for (const [first, segments] of [
