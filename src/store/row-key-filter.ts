@@ -2,16 +2,17 @@
  * The keys a generation stores rows under, as a Bloom filter: `mayHold` is false only for a key that was
  * never added, so a row it rules out need not be looked up. Most records a rebuild or a fresh store's
  * catch-up replays create their row (every record of a compacted topic does, each key's first record of any
- * topic does), and looking up a row that is not stored costs LMDB a descent of its B-tree. Replaying 3M records over 300k users into a shadow
- * (the `rebuild` bench's workload, in process, profiled): those lookups took 2.3 s of the 22 s the rows took,
- * and with the filter the lookups left (rows stored by earlier chunks) 0.5 s and the filter's checks 0.05 s.
+ * topic does), and looking up a row that is not stored costs LMDB a descent of its B-tree. Replaying 3M
+ * records over 300k users into a shadow (the `rebuild` bench's workload, in process, profiled): those
+ * lookups took 2.3 s of the 22 s the rows took, and with the filter the lookups left (rows stored by earlier
+ * chunks) 0.5 s and the filter's checks 0.05 s.
  *
  * Blocked (Putze, Sanders, Singler 2007): the bits of one key are in one block of 512 bits, a cache line,
  * so a lookup reads one line per segment. It grows by segments, each twice the one before (a key is added to
- * the newest, looked for in all), from SEGMENT_KEYS keys to at most MAX_KEYS; past that it holds everything
- * (`mayHold` true: rows are looked up as without it), so its memory stays within MAX_KEYS × 2 bytes (63 MB).
- * About 1 % false positives per segment at its capacity (4 bits of 512 per key, 16 bits per key): a false
- * positive only costs the lookup.
+ * the newest, looked for in all), from SEGMENT_KEYS keys, MAX_SEGMENTS of them at most; past the keys they
+ * hold it holds everything (`mayHold` true: rows are looked up as without it), so its memory stays within
+ * 2 bytes per key it can hold (56 MB by default). About 1 % false positives per segment at its capacity
+ * (4 bits of 512 per key, 16 bits per key): a false positive only costs the lookup.
  *
  * Sound only while every key the rows hold went through `add`: it is made for rows that are empty, and every
  * key stored from then on is added (`KnownRows`, below, for one committing context: its commits through
@@ -80,7 +81,8 @@ function hash(table: Table, key: string): void {
 /** Whether the key last hashed has its four bits set in `s` (`set`: sets them first). */
 function probe(s: Segment, set: boolean): boolean {
   const base = (h1 & s.mask) * BLOCK_WORDS;
-  // Four bit positions in the block: 9 bits each, three from h2, one from h1's top bits (above any block index).
+  // Four bit positions in the block, 9 bits each: three from h2, one from h1's top bits (above any block
+  // index: the constructor keeps segments to at most 2^23 blocks).
   const p0 = h2 & 511;
   const p1 = (h2 >>> 9) & 511;
   const p2 = (h2 >>> 18) & 511;
