@@ -6,7 +6,8 @@ import type { RootDatabase } from 'lmdb';
 
 /** lmdb-js `open` options both environments need, whatever else each sets. */
 export const LMDB_OPEN_OPTIONS = {
-  // Every write is an explicit transaction (`atomicTransaction`). With event-turn batching lmdb-js adds an
+  // Every write is an explicit transaction (`atomicTransaction`, or a `batch` whose promise the writer awaits:
+  // a view rebuild's buffered entries, view-rebuild.ts). With event-turn batching lmdb-js adds an
   // internal commit promise per event turn that nobody can handle: a failed commit (disk full, I/O error)
   // became an unhandled rejection that killed the process instead of a clear error.
   eventTurnBatching: false,

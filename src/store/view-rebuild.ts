@@ -318,12 +318,31 @@ class BuildBuffer {
    * writer thread's live commits while a resumed shadow's views are rebuilt), and LMDB writes a slice's
    * pages faster than one transaction of millions of entries (3M puts in key order: 3.8 s in slices of
    * 250k, 5.8 s in one).
+   *
+   * Each slice is an lmdb-js `batch`: this thread encodes its entries and queues them, and lmdb-js' own
+   * thread puts them into LMDB and commits, while this one encodes the next slice (a transaction callback
+   * would run the puts here, and leave this thread idle while each slice commits). Two slices are queued at
+   * most, so a slow disk holds back the encoding rather than filling memory. A slice that fails to commit
+   * fails the write once the slices before it are written (what was queued after it may still be written:
+   * unreferenced builds, as after a crash); one whose encoding throws is committed as far as it got, which
+   * is the same. 300k users' views, counts and rank keys (904k entries in slices of 10k, a shadow's): 2.2-3.2
+   * s against 3.3-4.5 s (three alternated runs each), the thread idle 0.05 s of it against 1.1 s.
    */
   async write(): Promise<void> {
     if (this.entries === 0) return;
     const steps = this.buffer.writes();
-    for (let done = false; !done;)
-      done = await atomicTransaction(this.env, () => writeSlice(steps, this.slice));
+    let previous: Promise<unknown> | undefined;
+    for (let done = false; !done;) {
+      const slice = this.env.batch(() => {
+        done = writeSlice(steps, this.slice);
+      });
+      // Awaited below, after the slice before it: handled from now on, so that a failure is not reported as
+      // unhandled meanwhile.
+      slice.catch(() => undefined);
+      if (previous !== undefined) await previous;
+      previous = slice;
+    }
+    await previous;
     this.written = true;
     this.buffer = this.empty();
   }

@@ -4,8 +4,8 @@
  * what they were.
  */
 import { cpSync } from 'node:fs';
-import { open } from 'lmdb';
-import { describe, expect, it } from 'vitest';
+import { open, type RootDatabase } from 'lmdb';
+import { describe, expect, it, vi } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { userChanges, type CommitEvent } from '../../src/store/types.js';
 import { verifyGeneration } from '../../src/store/verify.js';
@@ -201,6 +201,67 @@ describe('a view rebuilt from the rows in memory', () => {
     ]);
     expect(whole.get('g1/top-users#2/rank')!.split(',').length).toBeGreaterThan(100);
     expect(paged).toEqual(whole);
+  });
+
+  describe('its write, a slice of entries at a time', () => {
+    type Slice = RootDatabase['batch'];
+    /**
+     * `busy()`'s store with UserInformation bumped, its rebuild writing every entry as a slice of its own:
+     * each slice (an lmdb-js `batch`) goes through `through`, given the real `batch`, the slice's action and
+     * the call's number from 1.
+     */
+    async function sliced(through: (batch: Slice, action: () => unknown, call: number) => Promise<boolean>) {
+      const path = tempDir();
+      cpSync(await busy(), path, { recursive: true });
+      const store = openStore({ path, views: bump('user-information'), viewRebuildBufferEntries: 1 });
+      const env = (store as unknown as { env: RootDatabase }).env;
+      const batch = env.batch.bind(env);
+      let calls = 0;
+      vi.spyOn(env, 'batch').mockImplementation((action) => through(batch, action, ++calls));
+      return { store, path, calls: () => calls };
+    }
+
+    it('should queue the next slice while one commits, two at most, and switch once every one is written', async () => {
+      let queued = 0;
+      let most = 0;
+      const { store, calls } = await sliced(async (batch, action) => {
+        most = Math.max(most, ++queued);
+        const written = await batch(action);
+        // A turn of the event loop after its commit: the next slice had its chance to queue meanwhile.
+        await new Promise<void>((r) => setImmediate(r));
+        queued--;
+        return written;
+      });
+      const result = await store.rebuildStaleViews(topicOf);
+      expect({ rebuilt: result?.rebuilt, queued, most }).toEqual({
+        rebuilt: ['user-information', 'top-users'],
+        queued: 0,
+        most: 2,
+      });
+      expect(calls()).toBeGreaterThan(100);
+      expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
+      await store.close();
+    });
+
+    it('should fail the rebuild when a slice fails to commit, queue nothing after it, and leave the old build serving', async () => {
+      const { store, path, calls } = await sliced(async (batch, action, call) => {
+        const written = await batch(action);
+        if (call === 3) throw new Error('MDB_MAP_FULL: Environment mapsize limit reached');
+        return written;
+      });
+      const before = { stale: store.staleViews(), u1: store.getUser('u1'), u2: store.getUser('u2') };
+      expect(before.stale).toEqual(['user-information']);
+      await expect(store.rebuildStaleViews(topicOf)).rejects.toThrow('MDB_MAP_FULL');
+      // The fourth slice was queued while the third committed; none after the failure.
+      expect(calls()).toBe(4);
+      expect({ stale: store.staleViews(), u1: store.getUser('u1'), u2: store.getUser('u2') }).toEqual(before);
+      await store.close();
+      // The next start rebuilds it whole.
+      const again = openStore({ path, views: bump('user-information') });
+      expect((await again.rebuildStaleViews(topicOf))?.rebuilt).toEqual(['user-information', 'top-users']);
+      expect(verifyGeneration(again.registry, again.activeGeneration()).differences).toEqual([]);
+      await again.close();
+    });
   });
 });
 
