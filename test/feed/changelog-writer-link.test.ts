@@ -142,9 +142,19 @@ describe('the embedded changelog has one writing process', () => {
     const log = await openLog(dir, address === undefined ? {} : { writerAddress: address });
     for (let i = 0; i < 5; i++) await log.send('users', [record(`before-${i}`)]);
     expect(log.isWriter).toBe(false);
+    const link = (log as unknown as { link: { client?: { closed: boolean } } }).link;
+    expect(link.client?.closed).toBe(false);
 
     await holder.kill();
     if (socketFile) expect(existsSync(address!)).toBe(true);
+    // Between appends: this handle saw the connection end before its next append. The holder's exit can be
+    // seen here before its socket's end is; an append sent in between may have been taken by a writer dying
+    // with it, for all this handle knows, and says so (the test after this one).
+    await eventually(
+      () => (link.client?.closed === false ? undefined : true),
+      10_000,
+      'the connection to end',
+    );
     for (let i = 0; i < 5; i++) await log.send('users', [record(`after-${i}`)]);
     expect(log.isWriter).toBe(true);
 
