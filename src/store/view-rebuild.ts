@@ -325,8 +325,10 @@ class BuildBuffer {
    * most, so a slow disk holds back the encoding rather than filling memory. A slice that fails to commit
    * fails the write once the slices before it are written (what was queued after it may still be written:
    * unreferenced builds, as after a crash); one whose encoding throws is committed as far as it got, which
-   * is the same. 300k users' views, counts and rank keys (904k entries in slices of 10k, a shadow's): 2.2-3.2
-   * s against 3.3-4.5 s (three alternated runs each), the thread idle 0.05 s of it against 1.1 s.
+   * is the same. 300k users' views, counts and rank keys (904k entries in slices of 10k, a shadow's, in
+   * process): 2.2-3.2 s against 3.3-4.5 s (three alternated runs each), the thread idle 0.05 s of it against
+   * 1.1 s. 1M users' (3.0M entries, on the writer thread): 21.2 and 23.4 s against 39.5 and 36.3 s; there
+   * lmdb-js' thread is the slower one, and this one waits for it (idle ~14 s of the write, profiled).
    */
   async write(): Promise<void> {
     if (this.entries === 0) return;
