@@ -425,7 +425,7 @@ export class ShadowChunks {
     });
     if (overlapped && chunk !== undefined && !withViews) {
       const settled = written.then(() => {
-        if (stale && this.views?.id === into) this.views = undefined;
+        if (stale) this.forgetViewsOf(into);
       });
       this.inFlight = inFlightWrite(into, chunk.buffer, settled, (e) => {
         // The batches applied over it are in the chunk after it: both go, and the shadow's later batches are
@@ -448,8 +448,15 @@ export class ShadowChunks {
       throw e;
     }
     if (!stale && slices) stale = await this.writeViews(into, views.buffer, isStale);
-    // Active (swapped in: the live feed applies those records) or gone: nothing more is buffered for it.
-    if (stale && this.views?.id === into) this.views = undefined;
+    if (stale) this.forgetViewsOf(into);
+  }
+
+  /**
+   * Drops the views buffered for generation `into`: it was found active (swapped in: the live feed applies
+   * those records) or gone when its chunk was written, or it lost a chunk (`lose`).
+   */
+  private forgetViewsOf(into: number): void {
+    if (this.views?.id === into) this.views = undefined;
   }
 
   /** Waits for the chunk write in flight, if any; rejects with its error when it failed (once). */
@@ -496,7 +503,7 @@ export class ShadowChunks {
 
   private lose(into: number, error: unknown): void {
     if (this.chunk?.buffer.id === into) this.chunk = undefined;
-    if (this.views?.id === into) this.views = undefined;
+    this.forgetViewsOf(into);
     this.lost.set(into, messageOf(error));
   }
 
