@@ -190,7 +190,9 @@ export function keepingUnchangedVersions(
   return {
     get: (key) => rebuilt.get(key),
     put(key, value) {
-      const before = old.getBinary(key);
+      // lmdb-js' reused read buffer, not a copy: used before any other read (a copy per value was 2.4 s of
+      // 1M users' views rebuilt, profiled).
+      const before = old.getBinaryFast(key);
       if (before === undefined) {
         rebuilt.put(key, value);
         return;
