@@ -23,7 +23,7 @@ import {
   type ViewModule,
 } from '../views/types.js';
 import { entryCount } from './environment.js';
-import { decodeRow, decodeStoredRow, encodeRowTransient, type StoredRow } from './row-codec.js';
+import { decodeRow, decodeStoredRow, encodeRowTransient, RowColumns, type StoredRow } from './row-codec.js';
 import { stringKeyed } from './string-keys.js';
 
 /** The store layout these names and encodings belong to (meta `generation:<id>`.format). */
@@ -234,12 +234,12 @@ export class LmdbRows implements RowStore {
    * Up to `limit` stored rows of a table after key `after` (exclusive; undefined: from the first), in the
    * store's key order, read completely before returning, so the caller may write between pages.
    */
-  page(table: Table, after: string | undefined, limit: number): [string, StoredRow][] {
-    const out: [string, StoredRow][] = [];
+  page(table: Table, after: string | undefined, limit: number): RowColumns {
+    const out = new RowColumns(table, this.fields[table]);
     for (const { key, value } of this.db.getRange({ ...tableRows(table, after), limit: limit + 1 })) {
       const k = keyOfRow(table, key);
       if (k === after) continue;
-      out.push([k, decodeStoredRow(table, this.fields[table], value)]);
+      out.push(k, value);
       if (out.length >= limit) break;
     }
     return out;

@@ -104,3 +104,34 @@ export function decodeStoredRow(table: Table, fields: readonly string[], bytes: 
     },
   };
 }
+
+/**
+ * Stored rows of one table in columns, as a replay reads them (`LmdbRows.page`): row `i` is `rows[i]`, stored
+ * under `keys[i]`, set last by the record at `offset[i]` of `partition[i]` with `eventTime[i]`. No object
+ * per row beyond the row itself, where a page of pairs made a pair, a StoredRow and an origin per row: a
+ * version bump's rebuild of 9.1M rows over 1M users took 73.3, 78.6, 82.4 and 82.2 s against 89.6, 86.1,
+ * 80.6 and 93.9 s (alternated, in process).
+ */
+export class RowColumns {
+  readonly keys: string[] = [];
+  readonly rows: Row[] = [];
+  readonly partition: number[] = [];
+  readonly offset: string[] = [];
+  readonly eventTime: number[] = [];
+  constructor(
+    readonly table: Table,
+    private readonly fields: readonly string[],
+  ) {}
+  get length(): number {
+    return this.keys.length;
+  }
+  /** Appends the row stored under `key` as `bytes`. */
+  push(key: string, bytes: Buffer): void {
+    const offsetLength = bytes[4]!;
+    this.keys.push(key);
+    this.rows.push(decodeRow(this.table, this.fields, bytes));
+    this.partition.push(bytes.readUInt32LE(0));
+    this.offset.push(bytes.toString('latin1', 5, 5 + offsetLength));
+    this.eventTime.push(bytes.readDoubleLE(5 + offsetLength));
+  }
+}

@@ -46,7 +46,7 @@ import {
   type LmdbRows,
   type ViewBuild,
 } from './generation.js';
-import type { StoredRow } from './row-codec.js';
+import type { RowColumns } from './row-codec.js';
 import { keepingUnchangedVersions } from './versions.js';
 import { BufferedViews, writeSlice } from './buffered-generation.js';
 import { genKey, readGenerationInfo, USER_VIEWS_REMOVED_KEY } from './write.js';
@@ -193,7 +193,7 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
       const replay = v.replay?.();
       if (replay === undefined) return v;
       replays.set(v.name, replay);
-      return { ...v, apply: (input, spaces) => replay.apply(input, spaces) };
+      return { ...v, apply: (input, of) => replay.apply(input, of) };
     });
 
   const buffer = new BuildBuffer(env, spaces, Math.min(options.writeSlice ?? WRITE_SLICE, bufferEntries));
@@ -403,14 +403,14 @@ class ReplayedRows implements RowReader {
 export function* replayPages(
   stored: LmdbRows,
   pageRows: number,
-): Generator<{ table: Table; page: [string, StoredRow][]; rows: RowReader }, void, void> {
+): Generator<{ table: Table; page: RowColumns; rows: RowReader }, void, void> {
   const rows = new ReplayedRows(stored);
   for (const table of REPLAY_ORDER) {
     let after: string | undefined;
     for (;;) {
       const page = stored.page(table, after, pageRows);
       if (page.length === 0) break;
-      after = page[page.length - 1]![0];
+      after = page.keys[page.length - 1]!;
       yield { table, page, rows };
       rows.applied(table, after);
     }
@@ -420,14 +420,14 @@ export function* replayPages(
 /** The origins of replayed rows: each row's newest record, read from the topic its table comes from. */
 export function originsOfRows(
   table: Table,
-  page: readonly (readonly [string, StoredRow])[],
+  page: RowColumns,
   topicOf: (table: Table) => string,
 ): RecordOrigins {
   return {
     topic: () => topicOf(table),
-    partition: (i) => page[i]![1].origin.partition,
-    offset: (i) => page[i]![1].origin.offset,
-    eventTime: (i) => page[i]![1].origin.eventTime,
+    partition: (i) => page.partition[i]!,
+    offset: (i) => page.offset[i]!,
+    eventTime: (i) => page.eventTime[i]!,
   };
 }
 
@@ -437,16 +437,17 @@ export function applyRows(
   spacesOf: (view: string) => Spaces,
   rows: RowReader,
   table: Table,
-  page: readonly (readonly [string, StoredRow])[],
+  page: RowColumns,
   commit: CommitInfo,
 ): void {
+  const n = page.length;
   const tx: Transitions = {
-    length: page.length,
-    table: page.map(() => table),
-    key: page.map(([key]) => key),
-    before: page.map(() => null),
-    after: page.map(([, stored]) => stored.row),
-    last: page.map((_, i) => i),
+    length: n,
+    table: new Array<Table>(n).fill(table),
+    key: page.keys,
+    before: new Array<null>(n).fill(null),
+    after: page.rows,
+    last: Array.from({ length: n }, (_, i) => i),
   };
   applyViews(views, spacesOf, { transitions: tx, commit, rows });
 }

@@ -317,7 +317,7 @@ describe('the replay of the stored rows', () => {
               k,
               seen.some(([st, sk]) => st === t && sk === k),
             ]);
-        for (const [k] of page) seen.push([table, k]);
+        for (const k of page.keys) seen.push([table, k]);
       }
       expect(tables).toEqual(REPLAY_ORDER);
       expect(REPLAY_ORDER.at(-1)).toBe('users');
