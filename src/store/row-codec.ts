@@ -93,15 +93,15 @@ export function decodeRow(table: Table, fields: readonly string[], bytes: Buffer
   return out as unknown as Row;
 }
 
+/** The origin's fields of a stored row (the layout above), read where they are. */
+const partitionOf = (bytes: Buffer): number => bytes.readUInt32LE(0);
+const offsetOf = (bytes: Buffer): string => bytes.toString('latin1', 5, 5 + bytes[4]!);
+const eventTimeOf = (bytes: Buffer): number => bytes.readDoubleLE(5 + bytes[4]!);
+
 export function decodeStoredRow(table: Table, fields: readonly string[], bytes: Buffer): StoredRow {
-  const offsetLength = bytes[4]!;
   return {
     row: decodeRow(table, fields, bytes),
-    origin: {
-      partition: bytes.readUInt32LE(0),
-      offset: bytes.toString('latin1', 5, 5 + offsetLength),
-      eventTime: bytes.readDoubleLE(5 + offsetLength),
-    },
+    origin: { partition: partitionOf(bytes), offset: offsetOf(bytes), eventTime: eventTimeOf(bytes) },
   };
 }
 
@@ -127,11 +127,10 @@ export class RowColumns {
   }
   /** Appends the row stored under `key` as `bytes`. */
   push(key: string, bytes: Buffer): void {
-    const offsetLength = bytes[4]!;
     this.keys.push(key);
     this.rows.push(decodeRow(this.table, this.fields, bytes));
-    this.partition.push(bytes.readUInt32LE(0));
-    this.offset.push(bytes.toString('latin1', 5, 5 + offsetLength));
-    this.eventTime.push(bytes.readDoubleLE(5 + offsetLength));
+    this.partition.push(partitionOf(bytes));
+    this.offset.push(offsetOf(bytes));
+    this.eventTime.push(eventTimeOf(bytes));
   }
 }
