@@ -45,15 +45,15 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
   const stored = new Map(registry.views.map((v) => [v.name, generation.spaces(v.name)]));
   const expected = memorySpaces(registry);
   const rows = { users: 0, tweets: 0, follows: 0, likes: 0 } satisfies Record<Table, number>;
-  const commit = (table: Table, page: Parameters<typeof originsOfRows>[1]): CommitInfo => ({
+  const commit = (page: Parameters<typeof originsOfRows>[0]): CommitInfo => ({
     sequence: 0n,
     sequenceText: '0',
     appliedAt: new Date(0).toISOString(),
-    records: originsOfRows(table, page, () => table),
+    records: originsOfRows(page, (table) => table),
   });
-  for (const { table, page, rows: before } of replayPages(generation.rows, PAGE)) {
-    rows[table] += page.length;
-    applyRows(registry.views, (v) => expected.get(v)!, before, table, page, commit(table, page));
+  for (const { page, rows: before } of replayPages(generation.rows, PAGE)) {
+    rows[page.table] += page.length;
+    applyRows(registry.views, (v) => expected.get(v)!, before, page, commit(page));
   }
   const differences: Difference[] = [];
   const keys: Record<string, number> = {};

@@ -198,16 +198,16 @@ export async function rebuildViewsFromRows(options: ViewRebuildOptions): Promise
 
   const buffer = new BuildBuffer(env, spaces, Math.min(options.writeSlice ?? WRITE_SLICE, bufferEntries));
   let replayed = 0;
-  for (const { table, page, rows } of replayPages(generation.rows, chunkRows)) {
+  for (const { page, rows } of replayPages(generation.rows, chunkRows)) {
     if (options.stopped?.() === true)
       throw new StoreWriteError('stopped before the views were built: the next start builds them again');
     const commit: CommitInfo = {
       sequence,
       sequenceText: sequence.toString(),
       appliedAt,
-      records: originsOfRows(table, page, options.topicOf),
+      records: originsOfRows(page, options.topicOf),
     };
-    applyRows(order, (v) => buffer.spaces(v), rows, table, page, commit);
+    applyRows(order, (v) => buffer.spaces(v), rows, page, commit);
     replayed += page.length;
     if (buffer.entries >= bufferEntries) await buffer.write();
     options.onProgress?.(replayed);
@@ -403,7 +403,7 @@ class ReplayedRows implements RowReader {
 export function* replayPages(
   stored: LmdbRows,
   pageRows: number,
-): Generator<{ table: Table; page: RowColumns; rows: RowReader }, void, void> {
+): Generator<{ page: RowColumns; rows: RowReader }, void, void> {
   const rows = new ReplayedRows(stored);
   for (const table of REPLAY_ORDER) {
     let after: string | undefined;
@@ -411,20 +411,17 @@ export function* replayPages(
       const page = stored.page(table, after, pageRows);
       if (page.length === 0) break;
       after = page.keys[page.length - 1]!;
-      yield { table, page, rows };
+      yield { page, rows };
       rows.applied(table, after);
     }
   }
 }
 
 /** The origins of replayed rows: each row's newest record, read from the topic its table comes from. */
-export function originsOfRows(
-  table: Table,
-  page: RowColumns,
-  topicOf: (table: Table) => string,
-): RecordOrigins {
+export function originsOfRows(page: RowColumns, topicOf: (table: Table) => string): RecordOrigins {
+  const topic = topicOf(page.table);
   return {
-    topic: () => topicOf(table),
+    topic: () => topic,
     partition: (i) => page.partition[i]!,
     offset: (i) => page.offset[i]!,
     eventTime: (i) => page.eventTime[i]!,
@@ -436,14 +433,13 @@ export function applyRows(
   views: readonly ViewModule[],
   spacesOf: (view: string) => Spaces,
   rows: RowReader,
-  table: Table,
   page: RowColumns,
   commit: CommitInfo,
 ): void {
   const n = page.length;
   const tx: Transitions = {
     length: n,
-    table: new Array<Table>(n).fill(table),
+    table: new Array<Table>(n).fill(page.table),
     key: page.keys,
     before: new Array<null>(n).fill(null),
     after: page.rows,

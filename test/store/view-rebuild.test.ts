@@ -306,7 +306,8 @@ describe('the replay of the stored rows', () => {
       );
       const seen: [Table, string][] = [];
       const tables: Table[] = [];
-      for (const { table, page, rows } of replayPages(store.activeGeneration().rows, pageRows)) {
+      for (const { page, rows } of replayPages(store.activeGeneration().rows, pageRows)) {
+        const { table } = page;
         expect(page.length).toBeLessThanOrEqual(pageRows);
         if (tables.at(-1) !== table) tables.push(table);
         // Every stored row is present exactly when an earlier page replayed it.
