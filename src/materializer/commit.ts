@@ -20,7 +20,14 @@ import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
 import type { ApplyInput, Spaces, ViewModule } from '../views/types.js';
 import { BatchOutOfOrderError } from '../errors.js';
-import { offsetBefore, originsOf, type CommitInput, type PartitionPosition } from './change-batch.js';
+import {
+  TRUNCATE,
+  offsetBefore,
+  originsOf,
+  type ChangeColumns,
+  type CommitInput,
+  type PartitionPosition,
+} from './change-batch.js';
 import { resolve, rowEqualities, type RowEquality, type RowSource } from './resolve.js';
 
 /** Where a stored row came from: the newest record that set it. */
@@ -35,6 +42,16 @@ export interface RowStore extends RowSource {
   /** Stores `row` with its origin (the partition, offset and event time of the record that set it). */
   put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void;
   remove(table: Table, key: string): void;
+  /**
+   * Steps 2 and 4 in one pass, for a commit that applies no view (`rowsOnly`), where a store can do them
+   * cheaper than resolving and then writing the transitions: stores what they would store (each row and its
+   * origin) and returns the noops they would count. `accepted` holds no truncate.
+   */
+  applyRecords?(
+    changes: ChangeColumns,
+    accepted: readonly number[],
+    equal: Readonly<Record<Table, RowEquality>>,
+  ): number;
 }
 
 /** One generation's state as a commit sees it. */
@@ -56,8 +73,6 @@ export interface CommitOutcome {
   readonly skipped: number;
   /** Accepted records that changed no row. */
   readonly noops: number;
-  /** Rows that changed. */
-  readonly transitions: number;
 }
 
 /** What one registry needs prepared for commits (built once). */
@@ -74,6 +89,8 @@ export function commitPlan(registry: Registry): CommitPlan {
  * Applies `input` to `state` as commit `sequence`. Throws only on a broken invariant (nothing is kept then).
  * `rowsOnly`: steps 1, 2 and 4 only, no view applies (a rebuild's shadow that replays its rows first and
  * builds its views from them afterwards: shadow-chunks.ts); the rows and positions stored are the same.
+ * Rows that take a commit's records in one pass (`RowStore.applyRecords`: a rebuild's buffered chunk) do
+ * steps 2 and 4 there, but for a commit with a truncate.
  */
 export function commitBatch(
   state: GenerationState,
@@ -86,6 +103,13 @@ export function commitBatch(
   checkContinuity(state, input.positions);
   const { changes } = input;
   const { accepted, reached } = acceptedRecords(state, changes);
+  const skipped = changes.key.length - accepted.length;
+  if (rowsOnly && state.rows.applyRecords !== undefined && !truncates(changes, accepted)) {
+    const noops = state.rows.applyRecords(changes, accepted, plan.equal);
+    advancePositions(state, input.positions);
+    advancePositions(state, reached);
+    return { events: new Map(), accepted: accepted.length, skipped, noops };
+  }
   const tx = resolve(changes, accepted, state.rows, plan.equal);
   const events = rowsOnly
     ? new Map<string, ReadonlyMap<string, unknown>>()
@@ -105,10 +129,15 @@ export function commitBatch(
   return {
     events,
     accepted: accepted.length,
-    skipped: changes.key.length - accepted.length,
+    skipped,
     noops: tx.noops,
-    transitions: tx.length,
   };
+}
+
+/** Whether a truncate is among the `accepted` records. */
+function truncates(changes: ChangeColumns, accepted: readonly number[]): boolean {
+  for (const i of accepted) if (changes.row[i] === TRUNCATE) return true;
+  return false;
 }
 
 /**

@@ -152,7 +152,6 @@ export function commitReplica(
     accepted: accepted.length,
     skipped: c.key.length - accepted.length,
     noops: accepted.length - changed,
-    transitions: changed,
   };
 }
 
