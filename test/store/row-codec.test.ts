@@ -3,7 +3,8 @@
  * (`encodeRowTransient`), so two things are checked: the bytes are those the format has always had (a
  * store written before reads the same), over random rows whose strings come from every range (ASCII up to
  * and past the short-string copy, Latin-1, wide characters, astral pairs, lone surrogates, empty); and rows
- * stored by `LmdbRows` many to a transaction, and some outside any, read back as they were written.
+ * stored by `LmdbRows` many to a transaction, and some outside any, read back as they were written, one by
+ * one and in pages.
  */
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
@@ -118,6 +119,29 @@ describe('row codec', () => {
     for (const w of outside) rows.put(w.table, w.key, w.row, 3, w.offset, 1_700_000_000_000);
     await env.flushed;
     for (const w of written) expect(rows.row(w.table, w.key)).toEqual(readBack(w.table, w.row));
+    // In pages of 7 after the last key of the page before, as a replay reads them: every row of each table
+    // once, in the store's order, with its origin, as `all` reads them one by one.
+    for (const table of TABLES) {
+      const paged: unknown[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = rows.page(table, after, 7);
+        expect(page.table).toBe(table);
+        for (let i = 0; i < page.length; i++)
+          paged.push([
+            page.keys[i],
+            {
+              row: page.rows[i],
+              origin: { partition: page.partition[i], offset: page.offset[i], eventTime: page.eventTime[i] },
+            },
+          ]);
+        if (page.length < 7) break;
+        after = page.keys[page.length - 1];
+      }
+      const all = [...rows.all(table)];
+      expect(all).toHaveLength(written.filter((w) => w.table === table).length);
+      expect(paged).toEqual(all);
+    }
     await env.close();
   });
 });
