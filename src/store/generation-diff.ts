@@ -46,8 +46,9 @@ export class GenerationDiff extends LazyUserViews {
   }
 
   has(userId: string): boolean {
-    const a = this.a.getBinary(userId);
     const b = this.b.getBinary(userId);
+    // In lmdb-js' reused buffer (no copy), valid until the next read: compared at once.
+    const a = this.a.getBinaryFast(userId);
     if (a === undefined || b === undefined) return a !== b;
     return !sameView(a, b);
   }
@@ -67,10 +68,11 @@ export class GenerationDiff extends LazyUserViews {
   }
 
   *keys(): MapIterator<string> {
-    // The users with a view now (read with their view: one lookup each, in the old generation), then the
-    // users without one now that had one. No set of every user seen: a swap can name millions.
+    // The users with a view now (read with their view: one lookup each, in the old generation, its value
+    // in lmdb-js' reused buffer, compared before the next read), then the users without one now that had
+    // one. No set of every user seen: a swap can name millions.
     for (const { key: userId, value } of this.b.getRange()) {
-      const before = this.a.getBinary(userId);
+      const before = this.a.getBinaryFast(userId);
       if (before === undefined || !sameView(before, value)) yield userId;
     }
     for (const userId of this.a.getKeys()) if (!this.b.doesExist(userId)) yield userId;
