@@ -29,20 +29,28 @@ import { follow, like, profile, tweet } from '../utils/changes.js';
 
 type Insert = readonly [Table, string, Row];
 
+/**
+ * User `u`'s id, in one of the forms the replay keeps apart (id-slots.ts): users 3k, 3k + 1 and 3k + 2 are
+ * "k" (an integer written canonically), "0k" (the same digits after a zero) and "uk" (any other string).
+ */
+const userId = (u: number): string => {
+  const k = Math.floor(u / 3);
+  return [String(k), `0${k}`, `u${k}`][u % 3]!;
+};
+
 /** Stored rows: users rows for some ids, rows of the other tables naming those ids and ids with no users row. */
 function storedRows(seed: number): Insert[] {
   const random = prng(seed);
   const users = 1 + Math.floor(random() * 30);
-  const id = () => `u${Math.floor(random() * users * 1.3)}`;
+  const id = () => userId(Math.floor(random() * users * 1.3));
   const rows: Insert[] = [];
   for (let u = 0; u < users; u++)
-    if (random() < 0.8) rows.push(['users', `u${u}`, profile(`name${u}`, { location: `l${seed}` })]);
+    if (random() < 0.8) rows.push(['users', userId(u), profile(`name${u}`, { location: `l${seed}` })]);
   const n = Math.floor(random() * 300);
   for (let i = 0; i < n; i++) {
     const r = random();
     if (r < 0.35) rows.push(['tweets', `t${i}`, tweet(id())]);
-    else if (r < 0.7)
-      rows.push(['follows', `f${i}`, random() < 0.1 ? follow('u0', 'u0') : follow(id(), id())]);
+    else if (r < 0.7) rows.push(['follows', `f${i}`, random() < 0.1 ? follow('0', '0') : follow(id(), id())]);
     else rows.push(['likes', `l${i}`, like(id())]);
   }
   return rows;
