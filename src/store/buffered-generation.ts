@@ -30,7 +30,7 @@ import type { RowEquality } from '../materializer/resolve.js';
 import { InvariantError } from '../errors.js';
 import type { RowKeyFilter } from './row-key-filter.js';
 
-/** A key removed by a buffered commit (a KV value, a row). */
+/** A KV value removed by a buffered commit (a removed row is a PendingRow whose row is null). */
 const GONE = Symbol('gone');
 
 /** Runs every step of `steps`. */
@@ -290,7 +290,7 @@ class BufferedRows implements RowStore {
       const i = accepted[n]!;
       const table = changes.table[i]!;
       const key = changes.key[i]!;
-      const value = changes.row[i]!;
+      const value = changes.row[i] as Row | null | typeof TRUNCATE;
       if (value === TRUNCATE) throw new InvariantError('applyRecords takes no truncate');
       const same = equal[table];
       const pending = this.pending[table];
@@ -308,7 +308,7 @@ class BufferedRows implements RowStore {
       if (!touched) {
         starts.push(entry);
         startRows.push(current);
-      } else if (sameRow(same, value, startRows[first]!)) {
+      } else if (sameRow(same, value, startRows[first] as Row | null)) {
         // Back to the row before the commit: no transition, and the entry before it back (or none).
         const start = starts[first];
         if (start === undefined) pending.delete(key);

@@ -6,8 +6,8 @@
  * no leading zero: the ids of tables keyed by a number, what Debezium writes for them) go by their value into
  * an open-addressed table of [value, integer] pairs, one probe in one array: ~0.27 µs with the digits read
  * (a scratch benchmark: 6M lookups over 1M ids), and that rebuild's lookups 4.1 s against 15.7 s (profiled,
- * the bench's workload: user ids "0" to "999999"). Every other id goes to a Map. The canonical form is one string per value, so the two never hold one id
- * twice, and an id is looked up where it was added.
+ * the bench's workload: user ids "0" to "999999"). Every other id goes to a Map. The canonical form is one
+ * string per value, so the two never hold one id twice, and an id is looked up where it was added.
  */
 
 /** Digits at most: below 2^53, every such integer is exact in a double. */
