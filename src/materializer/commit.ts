@@ -103,17 +103,14 @@ export function commitBatch(
   checkContinuity(state, input.positions);
   const { changes } = input;
   const { accepted, reached } = acceptedRecords(state, changes);
-  const skipped = changes.key.length - accepted.length;
-  if (rowsOnly && state.rows.applyRecords !== undefined && !truncates(changes, accepted)) {
-    const noops = state.rows.applyRecords(changes, accepted, plan.equal);
-    advancePositions(state, input.positions);
-    advancePositions(state, reached);
-    return { events: new Map(), accepted: accepted.length, skipped, noops };
-  }
-  const tx = resolve(changes, accepted, state.rows, plan.equal);
-  const events = rowsOnly
-    ? new Map<string, ReadonlyMap<string, unknown>>()
-    : applyViews(plan.registry.views, (view) => state.spaces(view), {
+  let events = new Map<string, ReadonlyMap<string, unknown>>();
+  let noops: number;
+  if (rowsOnly && state.rows.applyRecords !== undefined && !truncates(changes, accepted))
+    noops = state.rows.applyRecords(changes, accepted, plan.equal);
+  else {
+    const tx = resolve(changes, accepted, state.rows, plan.equal);
+    if (!rowsOnly)
+      events = applyViews(plan.registry.views, (view) => state.spaces(view), {
         transitions: tx,
         rows: state.rows,
         commit: {
@@ -123,15 +120,12 @@ export function commitBatch(
           records: originsOf(changes),
         },
       });
-  writeRows(state, tx, changes);
+    writeRows(state, tx, changes);
+    noops = tx.noops;
+  }
   advancePositions(state, input.positions);
   advancePositions(state, reached);
-  return {
-    events,
-    accepted: accepted.length,
-    skipped,
-    noops: tx.noops,
-  };
+  return { events, accepted: accepted.length, skipped: changes.key.length - accepted.length, noops };
 }
 
 /** Whether a truncate is among the `accepted` records. */

@@ -26,6 +26,10 @@ export interface Resolved extends Transitions {
 /** Compares two rows of one table in the given stored fields. */
 export type RowEquality = (a: Row, b: Row) => boolean;
 
+/** Whether two rows of one table (or their absence, null) are the same row in every stored field. */
+export const sameRow = (equal: RowEquality, a: Row | null, b: Row | null): boolean =>
+  a === null ? b === null : b !== null && equal(a, b);
+
 /** One equality per table over the fields the store keeps (registry `storedFields`). */
 export function rowEqualities(
   storedFields: Readonly<Record<Table, readonly string[]>>,
@@ -119,7 +123,7 @@ export function resolve(
     }
     const value = changes.row[i] as Row | null;
     const current = after[s]!;
-    if (value === null ? current === null : current !== null && equal[table[s]!](current, value)) {
+    if (sameRow(equal[table[s]!], value, current)) {
       noops++;
       continue;
     }
@@ -139,7 +143,7 @@ export function resolve(
     const b = before[s]!;
     const a = after[s]!;
     if (last[s] === -1) continue;
-    if (b === null ? a === null : a !== null && equal[table[s]!](b, a)) continue;
+    if (sameRow(equal[table[s]!], b, a)) continue;
     tx.table.push(table[s]!);
     tx.key.push(key[s]!);
     tx.before.push(b);

@@ -26,7 +26,7 @@ import type { IndexSpace, KvSpace, Spaces } from '../views/types.js';
 import { MemoryIndex, compareCodePoints } from '../materializer/memory-state.js';
 import type { GenerationState, RowStore } from '../materializer/commit.js';
 import { TRUNCATE, type ChangeColumns } from '../materializer/change-batch.js';
-import type { RowEquality } from '../materializer/resolve.js';
+import { sameRow, type RowEquality } from '../materializer/resolve.js';
 import { InvariantError } from '../errors.js';
 import type { RowKeyFilter } from './row-key-filter.js';
 
@@ -215,10 +215,6 @@ interface PendingRow {
 /** A row removed by `remove`. */
 const REMOVED: PendingRow = { row: null, partition: -1, offset: '', eventTime: 0, commit: 0, first: 0 };
 
-/** Whether two rows of `table` (or their absence, null) are the same row in every stored field. */
-const sameRow = (equal: RowEquality, a: Row | null, b: Row | null): boolean =>
-  a === null ? b === null : b !== null && equal(a, b);
-
 class BufferedRows implements RowStore {
   readonly pending: Record<Table, Map<string, PendingRow>> = {
     users: new Map(),
@@ -240,11 +236,7 @@ class BufferedRows implements RowStore {
   row(table: Table, key: string): Row | undefined {
     const p = this.pending[table].get(key);
     if (p !== undefined) return p.row ?? undefined;
-    return this.stored(table, key) ?? undefined;
-  }
-  /** The stored row (null: none), unless the filter rules it out. */
-  private stored(table: Table, key: string): Row | null {
-    return this.known?.mayHold(table, key) === false ? null : (this.base.row(table, key) ?? null);
+    return this.known?.mayHold(table, key) === false ? undefined : this.base.row(table, key);
   }
   keys(table: Table): Iterable<string> {
     const keys = new Set(this.known?.added === 0 ? [] : this.base.keys(table));
