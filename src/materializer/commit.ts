@@ -43,6 +43,11 @@ export interface RowStore extends RowSource {
   put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void;
   remove(table: Table, key: string): void;
   /**
+   * `put` of a row already in the stored form of this store's fields, with its origin (src/store/row-codec.ts),
+   * where a store keeps rows that way: a buffer that holds them so writes the bytes as they are.
+   */
+  putStored?(table: Table, key: string, bytes: Buffer): void;
+  /**
    * Steps 2 and 4 in one pass, for a commit that applies no view (`rowsOnly`), where a store can do them
    * cheaper than resolving and then writing the transitions: stores what they would store (each row and its
    * origin) and returns the noops they would count. `accepted` holds no truncate.

@@ -206,6 +206,9 @@ export class LmdbRows implements RowStore {
       encodeRowTransient(this.fields[table], row, partition, offset, eventTime),
     );
   }
+  putStored(table: Table, key: string, bytes: Buffer): void {
+    this.db.putSync(rowKey(table, key), bytes);
+  }
   remove(table: Table, key: string): void {
     void this.db.remove(rowKey(table, key));
   }

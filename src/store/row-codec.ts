@@ -31,15 +31,36 @@ export function encodeRowTransient(
   offset: string,
   eventTime: number,
 ): Buffer {
-  // At most 3 UTF-8 bytes per UTF-16 unit: the buffer is big enough before anything is written.
+  const bound = storedRowBound(fields, row, offset);
+  if (bound > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 2 * scratch.length));
+  return scratch.subarray(0, writeStoredRow(scratch, 0, fields, row, partition, offset, eventTime));
+}
+
+/** Bytes the stored form of `row` set by a record at `offset` takes at most (what `writeStoredRow` needs). */
+export function storedRowBound(fields: readonly string[], row: Row, offset: string): number {
+  // At most 3 UTF-8 bytes per UTF-16 unit.
   let bound = 4 + 1 + offset.length + 8;
   for (const f of fields) bound += 4 + 3 * (fieldOf(row, f)?.length ?? 0);
-  if (bound > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 2 * scratch.length));
-  const out = scratch;
-  out.writeUInt32LE(partition, 0);
-  out[4] = offset.length;
-  out.write(offset, 5, 'latin1');
-  let at = 5 + offset.length;
+  return bound;
+}
+
+/**
+ * Writes the stored form of `row` and its origin at `at` of `out`, which has `storedRowBound` bytes of room
+ * there; returns where it ends.
+ */
+export function writeStoredRow(
+  out: Buffer,
+  at: number,
+  fields: readonly string[],
+  row: Row,
+  partition: number,
+  offset: string,
+  eventTime: number,
+): number {
+  out.writeUInt32LE(partition, at);
+  out[at + 4] = offset.length;
+  out.write(offset, at + 5, 'latin1');
+  at += 5 + offset.length;
   out.writeDoubleLE(eventTime, at);
   at += 8;
   for (const f of fields) {
@@ -53,7 +74,7 @@ export function encodeRowTransient(
     out.writeUInt32LE(n, at);
     at += 4 + n;
   }
-  return out.subarray(0, at);
+  return at;
 }
 
 let scratch = Buffer.allocUnsafeSlow(4096);

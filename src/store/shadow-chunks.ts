@@ -308,6 +308,7 @@ export class ShadowChunks {
       buffer: new BufferedGeneration(
         stored,
         into,
+        info.rowFields,
         rowsOnly ? undefined : this.views?.buffer,
         // Rows a filter of the shadow's keys rules out are not looked up (row-key-filter.ts).
         this.o.knownRows.of(into, generation.rows),
@@ -562,6 +563,7 @@ function overInFlight(generation: Generation, write: InFlightWrite): GenerationS
     keys: (table) => reads().rows.keys(table),
     put: (table, key, row, partition, offset, eventTime) =>
       generation.rows.put(table, key, row, partition, offset, eventTime),
+    putStored: (table, key, bytes) => generation.rows.putStored(table, key, bytes),
     remove: (table, key) => generation.rows.remove(table, key),
   };
   return {

@@ -15,7 +15,7 @@ import { createDecoders } from '../../src/formats/index.js';
 import { parseSources } from '../../src/formats/sources.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import { createRegistry } from '../../src/views/registry.js';
-import type { Table } from '../../src/views/source.js';
+import { TABLES, fieldOf, type Row, type Table } from '../../src/views/source.js';
 import { RANKINGS, topOf } from '../../src/views/top-users.js';
 import type { TotalsValue } from '../../src/views/totals.js';
 import type { IndexSpace, KvSpace } from '../../src/views/types.js';
@@ -277,6 +277,9 @@ describe('commit body against the reference model', () => {
 
 describe('a rebuild chunk (src/store/buffered-generation.ts) against committing batch by batch', () => {
   /** Every entry of a state: rows, positions, each view's spaces (KV values, index keys), in key order. */
+  const kept = (table: Table, row: Row) =>
+    Object.fromEntries([['table', table], ...registry.storedFields[table].map((f) => [f, fieldOf(row, f)])]);
+
   function contents(state: MemoryState) {
     const views = [...state.views].map(([view, spaces]) => [
       view,
@@ -287,9 +290,12 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
         ]),
       ),
     ]);
-    const rows = Object.entries(state.rows.tables).map(([t, m]) => [
+    // Each row as a store keeps it: its stored fields (a chunk's buffer holds rows in that form).
+    const rows = TABLES.map((t) => [
       t,
-      [...m].sort(([a], [b]) => compareCodePoints(a, b)),
+      [...state.rows.tables[t]]
+        .map(([key, row]) => [key, kept(t, row)] as const)
+        .sort(([a], [b]) => compareCodePoints(a, b)),
     ]);
     return { rows, positions: [...state.positions].sort(), views };
   }
@@ -337,7 +343,7 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
         if (!may) ruledOut++;
         return may;
       };
-      let chunk = new BufferedGeneration(stored, 1, undefined, known);
+      let chunk = new BufferedGeneration(stored, 1, registry.storedFields, undefined, known);
       const rnd = prng(seed * 31);
       let sequence = 0n;
       for (let i = 0; i < deliveries.length;) {
@@ -356,12 +362,12 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
         const cut = rnd();
         if (cut < 0.2) {
           chunk.writeTo();
-          chunk = new BufferedGeneration(stored, 1, undefined, known);
+          chunk = new BufferedGeneration(stored, 1, registry.storedFields, undefined, known);
           writes++;
         } else if (cut < 0.4) {
           // A rebuild's chunk: rows and positions written, the views carried on to the next chunk.
           chunk.writeRowsTo();
-          chunk = new BufferedGeneration(stored, 1, chunk.views, known);
+          chunk = new BufferedGeneration(stored, 1, registry.storedFields, chunk.views, known);
           rowWrites++;
         }
       }

@@ -13,7 +13,7 @@ import { MemoryState } from '../../src/materializer/memory-state.js';
 import { BufferedGeneration } from '../../src/store/buffered-generation.js';
 import { RowKeyFilter } from '../../src/store/row-key-filter.js';
 import { createRegistry } from '../../src/views/registry.js';
-import { TABLES, type Row, type Table } from '../../src/views/source.js';
+import { TABLES, fieldOf, type Row, type Table } from '../../src/views/source.js';
 import { commitInput, follow, like, profile, tweet, type TestRecord } from '../utils/changes.js';
 
 const registry = createRegistry();
@@ -28,6 +28,13 @@ const rowOf = (table: Table, v: number, note: number): Row =>
       : table === 'tweets'
         ? { table: 'tweets', userId: `u${v}`, text: `text ${note}` }
         : like(`u${v}`, `t${note}`);
+
+/** A row as the buffer keeps it: its stored fields. */
+const storedForm = (row: Row) =>
+  Object.fromEntries([
+    ['table', row.table],
+    ...registry.storedFields[row.table].map((f) => [f, fieldOf(row, f)]),
+  ]);
 
 /** The same buffer, seen through a state whose rows resolve and write transition by transition. */
 function transitionByTransition(buffer: BufferedGeneration): GenerationState {
@@ -49,12 +56,14 @@ function transitionByTransition(buffer: BufferedGeneration): GenerationState {
 /** What a buffer holds: per table and key, the row and its origin, or null (removed). */
 function held(buffer: BufferedGeneration) {
   return TABLES.map((table) =>
-    [...buffer.rows.pending[table]]
-      .map(([key, p]) => ({
+    [...buffer.rows.held(table)]
+      .map(([key, stored]) => ({
         table,
         key,
-        row: p.row,
-        ...(p.row === null ? {} : { origin: [p.partition, p.offset, p.eventTime] }),
+        row: stored?.row ?? null,
+        ...(stored === null
+          ? {}
+          : { origin: [stored.origin.partition, stored.origin.offset, stored.origin.eventTime] }),
       }))
       .sort((a, b) => (a.key < b.key ? -1 : 1)),
   );
@@ -84,8 +93,8 @@ describe("a buffered generation's rows in a rows-only commit", () => {
       }
       const filtered = next() < 0.5;
       const [d, g] = [storedAlike(rows, filtered), storedAlike(rows, filtered)];
-      const direct = new BufferedGeneration(d.state, 1, undefined, d.filter);
-      const general = new BufferedGeneration(g.state, 1, undefined, g.filter);
+      const direct = new BufferedGeneration(d.state, 1, registry.storedFields, undefined, d.filter);
+      const general = new BufferedGeneration(g.state, 1, registry.storedFields, undefined, g.filter);
       const offsets = new Map<string, number>();
       for (let c = 0; c < 1 + Math.floor(next() * 5); c++) {
         const records: TestRecord[] = Array.from({ length: 1 + Math.floor(next() * 20) }, (_, i) => {
@@ -122,7 +131,7 @@ describe("a buffered generation's rows in a rows-only commit", () => {
   it('should keep the entry from before a commit that brings a row back, its origin with it', () => {
     for (const filtered of [false, true]) {
       const { state, filter } = storedAlike([['tweets', 'stored', tweet('u1')]], filtered);
-      const buffer = new BufferedGeneration(state, 1, undefined, filter);
+      const buffer = new BufferedGeneration(state, 1, registry.storedFields, undefined, filter);
       const at = (offset: number) => ({ partition: 0, offset, eventTime: offset * 10 });
       commitBatch(
         buffer,
@@ -157,9 +166,60 @@ describe("a buffered generation's rows in a rows-only commit", () => {
       );
       expect(noops).toBe(1);
       expect(held(buffer).flat()).toEqual([
-        { table: 'tweets', key: 'k', row: tweet('u1'), origin: [0, '0', 0] },
-        { table: 'likes', key: 'l', row: like('u2'), origin: [0, '9', 90] },
+        { table: 'tweets', key: 'k', row: storedForm(tweet('u1')), origin: [0, '0', 0] },
+        { table: 'likes', key: 'l', row: storedForm(like('u2')), origin: [0, '9', 90] },
       ]);
     }
+  });
+
+  it('should hold rows over many slabs, one bigger than a slab, and thousands of entries, each as it was put', () => {
+    // Slabs are 4 MiB: descriptions of 300k to 400k characters (some not ASCII: up to 3 bytes each) fill
+    // several, and one of 5M characters needs a slab of its own.
+    const description = (n: number) =>
+      (n % 3 === 0 ? 'é' : 'a').repeat(n === 7 ? 5_000_000 : 300_000 + n * 2_000);
+    const records: TestRecord[] = Array.from({ length: 40 }, (_, n) => ({
+      table: 'users',
+      key: `u${n % 30}`,
+      row: profile(`n${n}`, { description: description(n) }),
+      partition: 0,
+      offset: n,
+      eventTime: n,
+    }));
+    const { state } = storedAlike([], false);
+    const buffer = new BufferedGeneration(state, 1, registry.storedFields, undefined, undefined);
+    commitBatch(buffer, plan, commitInput(records.slice(0, 25)), 1n, 0, true);
+    commitBatch(buffer, plan, commitInput(records.slice(25)), 2n, 0, true);
+    // More entries than the buffer starts with room for (1,024).
+    const tweets = Array.from({ length: 3_000 }, (_, n) => ({
+      table: 'tweets' as const,
+      key: `t${n}`,
+      row: tweet(`u${n}`),
+      partition: 1,
+      offset: n,
+      eventTime: n,
+    }));
+    commitBatch(buffer, plan, commitInput(tweets), 3n, 0, true);
+    // The last record of each key: u0-u9 from the second commit, u10-u29 from the first.
+    const last = (k: number) => (k < 10 ? 30 + k : k);
+    const want = Array.from({ length: 30 }, (_, k) => ({
+      table: 'users',
+      key: `u${k}`,
+      row: storedForm(records[last(k)]!.row as Row),
+      origin: [0, String(last(k)), last(k)],
+    })).sort((a, b) => (a.key < b.key ? -1 : 1));
+    expect(held(buffer)[0]).toEqual(want);
+    expect(held(buffer)[1]).toEqual(
+      tweets
+        .map(({ key, row, offset }) => ({
+          table: 'tweets',
+          key,
+          row: storedForm(row),
+          origin: [1, String(offset), offset],
+        }))
+        .sort((a, b) => (a.key < b.key ? -1 : 1)),
+    );
+    for (const { key, row } of want) expect(buffer.rows.row('users', key)).toEqual(row);
+    buffer.writeRowsTo();
+    expect([...state.rows.tables.users].sort()).toEqual(want.map(({ key, row }) => [key, row]));
   });
 });
