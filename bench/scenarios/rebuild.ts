@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { REBUILD_WAIT_POLL_MS } from '../../src/cli/rebuild.js';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { REBUILD_REQUEST_CHECK_MS } from '../../src/store/requests.js';
+import { DEFAULT_REBUILD_CHUNK_RECORDS } from '../../src/store/shadow-chunks.js';
 import { defaultViewRebuildBufferEntries } from '../../src/store/view-rebuild.js';
 import { VIEWS } from '../../src/views/registry.js';
 import { USER_INFORMATION } from '../../src/views/user-information.js';
@@ -301,7 +302,7 @@ export const rebuild: Scenario = {
       "rebuild: view rebuild from the stored rows: the replayed store reopened with UserInformation's version bumped, as `matview serve` finds it after a deploy that changed the view; timed over `rebuildStaleViews` (the replay, the writes, the switch, the events for subscribers and the drop of the old builds); rows/s over the stored rows (one per source key)",
     );
     ctx.note(
-      'rebuild: measured as a replay of decoded records through materialize + applyBatch into a fresh store\'s shadow generation, rows first (chunks of REBUILD_CHUNK_RECORDS, default 250k; "rows s"), then its views built from those rows ("views s"), until it is swapped in, 16 batches of 10,000 in flight (what `matview rebuild` does with 16 partitions), without the Kafka fetch and decode (the records are generated on the main thread meanwhile, and that time counts); workload: users first, then 40% tweets, 30% follows, 20% likes, 10% profile edits',
+      `rebuild: measured as a replay of decoded records through materialize + applyBatch into a fresh store's shadow generation, rows first (chunks of REBUILD_CHUNK_RECORDS, default ${DEFAULT_REBUILD_CHUNK_RECORDS.toLocaleString('en')}; "rows s"), then its views built from those rows ("views s"), until it is swapped in, 16 batches of 10,000 in flight (what \`matview rebuild\` does with 16 partitions), without the Kafka fetch and decode (the records are generated on the main thread meanwhile, and that time counts); workload: users first, then 40% tweets, 30% follows, 20% likes, 10% profile edits`,
     );
   },
 };

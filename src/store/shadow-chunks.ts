@@ -106,12 +106,15 @@ import {
 } from './write.js';
 
 /**
- * Records per chunk of a rebuild by default (REBUILD_CHUNK_RECORDS). 2M records over 1M users into a shadow
- * on the writer thread: 15.7k records/s batch by batch, 20-23k in chunks of 250k, 23.6k in chunks of 1M
- * (which hold four times the memory and take four times as long to write: a stop waits for that write).
- * Writing a chunk of 250k there took 8-15 s.
+ * Records per chunk of a rebuild by default (REBUILD_CHUNK_RECORDS); a chunk older than MAX_CHUNK_AGE_MS is
+ * written before it is full. Since a chunk keeps its rows as bytes (buffered-generation.ts), the rows of the
+ * `rebuild` bench's replay (10M records over 1M users, writer thread, rows only, alternated) took 65.7, 64.1,
+ * 65.7 and 66.2 s in chunks of 1M (peak RSS 2.6-2.8 GB) against 79.8, 70.6 and 86.6 s in chunks of 250k
+ * (2.3-2.4 GB); in chunks of 2M, 72.0 s. A chunk of 1M there wrote its rows in up to 2.9 s and committed in
+ * up to 6.7 s (a stop waits for that write). Before (a row object per buffered row), 2M records into a shadow
+ * on the writer thread: 15.7k records/s batch by batch, 20-23k in chunks of 250k, 23.6k in chunks of 1M.
  */
-export const DEFAULT_REBUILD_CHUNK_RECORDS = 250_000;
+export const DEFAULT_REBUILD_CHUNK_RECORDS = 1_000_000;
 
 /**
  * The default with the writer thread off (WRITER_THREAD=false): the chunk is written on the event loop, which
@@ -160,7 +163,7 @@ export const IDLE_WRITE_MS = 100;
  * A chunk is written once its first batch is this old, whatever comes after: a rebuild that caught up with a
  * feed whose batches come less than IDLE_WRITE_MS apart still stores its progress, so the swap (which needs
  * the stored positions at the live end) waits seconds, not a whole chunk. Far behind on 1M users, a chunk of
- * 250k records takes about this long to apply, so the age rarely cuts one short there.
+ * 1M records takes about 6 s to apply, so the age cuts most of them short there, to ~750k records.
  */
 export const MAX_CHUNK_AGE_MS = 5_000;
 
