@@ -31,6 +31,7 @@ import { sameRow, type RowEquality } from '../materializer/resolve.js';
 import { InvariantError } from '../errors.js';
 import { decodeRow, decodeStoredRow, storedRowBound, writeStoredRow, type StoredRow } from './row-codec.js';
 import type { RowKeyFilter } from './row-key-filter.js';
+import { KeyIndex } from './key-index.js';
 
 /** A KV value removed by a buffered commit. */
 const GONE = Symbol('gone');
@@ -224,11 +225,11 @@ const REMOVED = -1;
  */
 class BufferedRows implements RowStore {
   /** Per table, each buffered key's latest entry (put or removed). */
-  readonly pending: Record<Table, Map<string, number>> = {
-    users: new Map(),
-    tweets: new Map(),
-    follows: new Map(),
-    likes: new Map(),
+  private readonly pending: Record<Table, KeyIndex> = {
+    users: new KeyIndex(),
+    tweets: new KeyIndex(),
+    follows: new KeyIndex(),
+    likes: new KeyIndex(),
   };
   private entries = new Int32Array(STRIDE * 1024);
   private count = 0;
@@ -314,7 +315,7 @@ class BufferedRows implements RowStore {
   }
   keys(table: Table): Iterable<string> {
     const keys = new Set(this.known?.added === 0 ? [] : this.base.keys(table));
-    for (const [k, id] of this.pending[table]) {
+    for (const [k, id] of this.pending[table].entries()) {
       if (this.entries[id * STRIDE + LENGTH] === REMOVED) keys.delete(k);
       else keys.add(k);
     }
@@ -330,7 +331,7 @@ class BufferedRows implements RowStore {
 
   /** Each buffered key of `table` with its row and origin as stored (null: removed), in no order. */
   *held(table: Table): Iterable<[string, StoredRow | null]> {
-    for (const [key, id] of this.pending[table]) {
+    for (const [key, id] of this.pending[table].entries()) {
       const bytes = this.bytes(id);
       yield [key, bytes === undefined ? null : decodeStoredRow(table, this.fields[table], bytes)];
     }
@@ -412,7 +413,8 @@ class BufferedRows implements RowStore {
     // Tables in the order their stored keys sort (`<table>\0<key>`).
     for (const table of [...TABLES].sort()) {
       const pending = this.pending[table];
-      for (const k of writeOrder(pending)) {
+      // In UTF-16 order, as `writeOrder`.
+      for (const k of pending.liveKeys().sort()) {
         const bytes = this.bytes(pending.get(k)!);
         if (bytes === undefined) base.remove(table, k);
         else if (base.putStored !== undefined) base.putStored(table, k, bytes);
