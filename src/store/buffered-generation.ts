@@ -338,10 +338,10 @@ class BufferedRows implements RowStore {
   }
 
   /**
-   * RowStore `applyRecords`: at most one Map read and one write per record (no read for a key the filter
-   * rules out), where resolving (a slot per key in a Map of the commit's own, the slots sorted, each row
-   * read, the transitions kept) and then `put` or `remove` per transition made two of each, a sort and the
-   * arrays in between. The rows of the `rebuild` bench's replay (10M records over 1M users, on the writer
+   * RowStore `applyRecords`: at most one read of the key index and one write per record (no read for a key
+   * the filter rules out), where resolving (a slot per key in a Map of the commit's own, the slots sorted,
+   * each row read, the transitions kept) and then `put` or `remove` per transition made two of each, a sort
+   * and the arrays in between. The rows of the `rebuild` bench's replay (10M records over 1M users, on the writer
    * thread, rows only): 76.8, 93.6 and 82.2 s against 98.5, 101.8, 93.5 and 86.5 s (alternated); profiled
    * at 3M records, the commits' part of the writer thread 6.8 s against 10.2 s.
    *
@@ -370,7 +370,7 @@ class BufferedRows implements RowStore {
       const same = equal[table];
       const pending = this.pending[table];
       // A key the filter rules out is neither stored nor buffered (every key put here goes through it, and a
-      // key is removed only where it was found): most keys of a replay, which are new, cost no Map read.
+      // key is removed only where it was found): most keys of a replay, which are new, cost no index read.
       const ruledOut = this.known?.mayHold(table, key) === false;
       const id = ruledOut ? undefined : pending.get(key);
       const touched = id !== undefined && this.entries[id * STRIDE + COMMIT] === commit;
