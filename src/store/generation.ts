@@ -190,7 +190,8 @@ const keyOfRow = (table: Table, stored: string): string => stored.slice(table.le
 export class LmdbRows implements RowStore {
   constructor(
     readonly db: Database<Buffer, string>,
-    private readonly fields: Readonly<Record<Table, readonly string[]>>,
+    /** The fields its rows keep, per table (the generation's `rowFields`): what `putStored` bytes hold. */
+    readonly fields: Readonly<Record<Table, readonly string[]>>,
   ) {}
   row(table: Table, key: string): Row | undefined {
     const bytes = this.db.getBinaryFast(rowKey(table, key));
