@@ -199,7 +199,8 @@ describe("a buffered generation's rows in a rows-only commit", () => {
       eventTime: n,
     }));
     commitBatch(buffer, plan, commitInput(tweets), 3n, 0, true);
-    // The last record of each key: u0-u9 from the second commit, u10-u29 from the first.
+    // The last record of each key: u0-u9 (records 30-39) and u25-u29 from the second commit, u10-u24 from
+    // the first.
     const last = (k: number) => (k < 10 ? 30 + k : k);
     const want = Array.from({ length: 30 }, (_, k) => ({
       table: 'users',
