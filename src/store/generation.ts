@@ -202,10 +202,7 @@ export class LmdbRows implements RowStore {
   }
   put(table: Table, key: string, row: Row, partition: number, offset: string, eventTime: number): void {
     // Written at once (in the commit's transaction), so the encoded bytes may live in a reused buffer.
-    this.db.putSync(
-      rowKey(table, key),
-      encodeRowTransient(this.fields[table], row, partition, offset, eventTime),
-    );
+    this.putStored(table, key, encodeRowTransient(this.fields[table], row, partition, offset, eventTime));
   }
   putStored(table: Table, key: string, bytes: Buffer): void {
     this.db.putSync(rowKey(table, key), bytes);

@@ -14,6 +14,7 @@
  * Keys are compared by content. A deleted key keeps its number, its value set to `NONE`, and is skipped;
  * set again, it gets it back.
  */
+import { mix } from './row-key-filter.js';
 
 /** The value of a key deleted (or never set): what `get` answers undefined for. */
 const NONE = -1;
@@ -25,11 +26,7 @@ const NONE = -1;
 export function hashOf(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) | 0;
+  return mix(h);
 }
 
 export class KeyIndex {

@@ -52,8 +52,8 @@ function segment(keys: number): Segment {
   return { words: new Uint32Array(blocks * BLOCK_WORDS), mask: blocks - 1, capacity: keys, added: 0 };
 }
 
-/** murmur3's finalizer: every input bit moves every output bit. */
-function mix(h: number): number {
+/** murmur3's finalizer: every input bit moves every output bit (also key-index.ts'). */
+export function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
