@@ -15,11 +15,11 @@ import { createDecoders } from '../../src/formats/index.js';
 import { parseSources } from '../../src/formats/sources.js';
 import { decodeRecord } from '../../src/views/decode.js';
 import { createRegistry } from '../../src/views/registry.js';
-import { TABLES, fieldOf, type Row, type Table } from '../../src/views/source.js';
+import { TABLES, type Table } from '../../src/views/source.js';
 import { RANKINGS, topOf } from '../../src/views/top-users.js';
 import type { TotalsValue } from '../../src/views/totals.js';
 import type { IndexSpace, KvSpace } from '../../src/views/types.js';
-import { commitInput, type TestRecord } from '../utils/changes.js';
+import { commitInput, storedForm, type TestRecord } from '../utils/changes.js';
 import { computeReference, type RefRecord } from '../utils/reference.js';
 
 const PARTITIONS = 3;
@@ -277,9 +277,6 @@ describe('commit body against the reference model', () => {
 
 describe('a rebuild chunk (src/store/buffered-generation.ts) against committing batch by batch', () => {
   /** Every entry of a state: rows, positions, each view's spaces (KV values, index keys), in key order. */
-  const kept = (table: Table, row: Row) =>
-    Object.fromEntries([['table', table], ...registry.storedFields[table].map((f) => [f, fieldOf(row, f)])]);
-
   function contents(state: MemoryState) {
     const views = [...state.views].map(([view, spaces]) => [
       view,
@@ -294,7 +291,7 @@ describe('a rebuild chunk (src/store/buffered-generation.ts) against committing 
     const rows = TABLES.map((t) => [
       t,
       [...state.rows.tables[t]]
-        .map(([key, row]) => [key, kept(t, row)] as const)
+        .map(([key, row]) => [key, storedForm(registry.storedFields, row)] as const)
         .sort(([a], [b]) => compareCodePoints(a, b)),
     ]);
     return { rows, positions: [...state.positions].sort(), views };

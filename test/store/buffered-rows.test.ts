@@ -13,8 +13,8 @@ import { MemoryState } from '../../src/materializer/memory-state.js';
 import { BufferedGeneration } from '../../src/store/buffered-generation.js';
 import { RowKeyFilter } from '../../src/store/row-key-filter.js';
 import { createRegistry } from '../../src/views/registry.js';
-import { TABLES, fieldOf, type Row, type Table } from '../../src/views/source.js';
-import { commitInput, follow, like, profile, tweet, type TestRecord } from '../utils/changes.js';
+import { TABLES, type Row, type Table } from '../../src/views/source.js';
+import { commitInput, follow, like, profile, storedForm, tweet, type TestRecord } from '../utils/changes.js';
 
 const registry = createRegistry();
 const plan = commitPlan(registry);
@@ -30,11 +30,7 @@ const rowOf = (table: Table, v: number, note: number): Row =>
         : like(`u${v}`, `t${note}`);
 
 /** A row as the buffer keeps it: its stored fields. */
-const storedForm = (row: Row) =>
-  Object.fromEntries([
-    ['table', row.table],
-    ...registry.storedFields[row.table].map((f) => [f, fieldOf(row, f)]),
-  ]);
+const kept = (row: Row) => storedForm(registry.storedFields, row);
 
 /** The same buffer, seen through a state whose rows resolve and write transition by transition. */
 function transitionByTransition(buffer: BufferedGeneration): GenerationState {
@@ -166,8 +162,8 @@ describe("a buffered generation's rows in a rows-only commit", () => {
       );
       expect(noops).toBe(1);
       expect(held(buffer).flat()).toEqual([
-        { table: 'tweets', key: 'k', row: storedForm(tweet('u1')), origin: [0, '0', 0] },
-        { table: 'likes', key: 'l', row: storedForm(like('u2')), origin: [0, '9', 90] },
+        { table: 'tweets', key: 'k', row: kept(tweet('u1')), origin: [0, '0', 0] },
+        { table: 'likes', key: 'l', row: kept(like('u2')), origin: [0, '9', 90] },
       ]);
     }
   });
@@ -205,7 +201,7 @@ describe("a buffered generation's rows in a rows-only commit", () => {
     const want = Array.from({ length: 30 }, (_, k) => ({
       table: 'users',
       key: `u${k}`,
-      row: storedForm(records[last(k)]!.row as Row),
+      row: kept(records[last(k)]!.row as Row),
       origin: [0, String(last(k)), last(k)],
     })).sort((a, b) => (a.key < b.key ? -1 : 1));
     expect(held(buffer)[0]).toEqual(want);
@@ -214,7 +210,7 @@ describe("a buffered generation's rows in a rows-only commit", () => {
         .map(({ key, row, offset }) => ({
           table: 'tweets',
           key,
-          row: storedForm(row),
+          row: kept(row),
           origin: [1, String(offset), offset],
         }))
         .sort((a, b) => (a.key < b.key ? -1 : 1)),

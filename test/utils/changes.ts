@@ -5,7 +5,7 @@
 import type { TRUNCATE } from '../../src/materializer/change-batch.js';
 import { ChangeBatch, type CommitInput } from '../../src/materializer/change-batch.js';
 import type { PartitionPosition } from '../../src/feed/types.js';
-import type { Profile, Row, Table } from '../../src/views/source.js';
+import { fieldOf, type Profile, type Row, type Table } from '../../src/views/source.js';
 
 export interface TestRecord {
   readonly table: Table;
@@ -61,6 +61,13 @@ export const profile = (username: string, extra: Partial<Profile> = {}): Row => 
   backgroundImageUrl: null,
   ...extra,
 });
+/**
+ * A row as a store keeps it: its table and the fields `storedFields` names for it (a registry's), each its
+ * value or null; what an LMDB row, or a rebuild chunk's buffered one, reads back.
+ */
+export const storedForm = (storedFields: Readonly<Record<Table, readonly string[]>>, row: Row) =>
+  Object.fromEntries([['table', row.table], ...storedFields[row.table].map((f) => [f, fieldOf(row, f)])]);
+
 export const tweet = (userId: string): Row => ({ table: 'tweets', userId });
 export const follow = (followerId: string, followeeId: string): Row => ({
   table: 'follows',
