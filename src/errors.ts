@@ -88,10 +88,32 @@ export class SchemaRegistryError extends MatviewError {
   }
 }
 
-/** LMDB refused a write (map full, disk error). Nothing after the last commit was applied. */
+/**
+ * What lmdb-js 3.5.6 says when the check it runs before a commit finds its list of free pages inconsistent
+ * (pages listed twice): it refuses that commit (MDB_BAD_TXN) and every later one of the store. An lmdb-js
+ * fault, open upstream (HarperFast/harper#685, #686), reproduced here on a store after a 10M-record rebuild
+ * (README "Operations"). Its other messages for the same fault name the free-space record it could not
+ * delete.
+ */
+const LMDB_FREE_LIST_FAULT = /freelist entry \d+ had bad\/duplicate entries|free-space record/;
+
+/** What an operator can do about a store whose free-page list lmdb-js refuses (README "Operations"). */
+export const FREE_LIST_ADVICE =
+  "lmdb-js found the store's list of free pages inconsistent and refuses to commit into it; the data " +
+  'committed so far stays readable. Write a compacted copy, which has no such list, and install it: ' +
+  '`matview snapshot <file>`, stop the server, `matview restore <file> --force`, start it again';
+
+/**
+ * LMDB refused a write (map full, disk error, or lmdb-js' fault with its free pages: FREE_LIST_ADVICE is
+ * added to the message). Nothing after the last commit was applied.
+ */
 export class StoreWriteError extends MatviewError {
   constructor(message: string, options?: MatviewErrorOptions) {
-    super('MV_ERR_STORE_WRITE', message, options);
+    super(
+      'MV_ERR_STORE_WRITE',
+      LMDB_FREE_LIST_FAULT.test(message) ? `${message} (${FREE_LIST_ADVICE})` : message,
+      options,
+    );
   }
 }
 

@@ -42,4 +42,20 @@ describe('error catalogue', () => {
     expect(errors.isRetriable(new errors.StoreWriteError('x'))).toBe(false);
     expect(() => errors.invariant(false, 'counts are never negative')).toThrow(/This is likely a bug/);
   });
+
+  it('should tell how to recover a store whose free pages lmdb-js refuses, and only then', () => {
+    // As lmdb-js 3.5.6 rejected a view build's write slice on a store a 10M-record rebuild had filled.
+    const refused =
+      'LMDB write failed, the view rebuild did not finish: MDB_BAD_TXN: Transaction must abort, has a ' +
+      'child, or is invalid: freelist entry 126 had bad/duplicate entries, error code 0\n';
+    const undeletable =
+      'Commit failed: MDB_NOTFOUND: No matching key/data pair found: Attempting to delete free-space record';
+    const full =
+      'LMDB write failed, nothing of the batch was applied: MDB_MAP_FULL: Environment mapsize limit reached';
+    expect([refused, undeletable, full].map((m) => new errors.StoreWriteError(m).message)).toEqual([
+      `${refused} (${errors.FREE_LIST_ADVICE})`,
+      `${undeletable} (${errors.FREE_LIST_ADVICE})`,
+      full,
+    ]);
+  });
 });
