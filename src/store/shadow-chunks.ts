@@ -110,11 +110,14 @@ import {
  * written before it is full. Since a chunk keeps its rows as bytes (buffered-generation.ts), the rows of the
  * `rebuild` bench's replay (10M records over 1M users, writer thread, rows only, alternated) took 65.7, 64.1,
  * 65.7 and 66.2 s in chunks of 1M (peak RSS 2.6-2.8 GB) against 79.8, 70.6 and 86.6 s in chunks of 250k
- * (2.3-2.4 GB); in chunks of 2M, 72.0 s. A chunk of 1M there wrote its rows in up to 2.9 s and committed in
- * up to 6.7 s (a stop waits for that write). Before (a row object per buffered row), 2M records into a shadow
- * on the writer thread: 15.7k records/s batch by batch, 20-23k in chunks of 250k, 23.6k in chunks of 1M.
+ * (2.3-2.4 GB); in chunks of 2M, 72.0 s. Chunks of 1M were the default for a day, and are not: of six stores
+ * filled so (that replay), three were stores lmdb-js 3.5.6 refused to write once reopened, its list of free
+ * pages found inconsistent (README "Operations"; a chunk's transaction frees about a page per record it
+ * rewrites, up to the whole store), against none of five filled in chunks of 250k. Before (a row object per
+ * buffered row), 2M records into a shadow on the writer thread: 15.7k records/s batch by batch, 20-23k in
+ * chunks of 250k, 23.6k in chunks of 1M.
  */
-export const DEFAULT_REBUILD_CHUNK_RECORDS = 1_000_000;
+export const DEFAULT_REBUILD_CHUNK_RECORDS = 250_000;
 
 /**
  * The default with the writer thread off (WRITER_THREAD=false): the chunk is written on the event loop, which
