@@ -56,6 +56,16 @@ function writeOrder(pending: ReadonlyMap<string, unknown>): string[] {
   return [...pending.keys()].sort();
 }
 
+/** Whether the keys of `pending`, in the order they were put, are in `writeOrder`'s. */
+function inWriteOrder(pending: ReadonlyMap<string, unknown>): boolean {
+  let previous: string | undefined;
+  for (const k of pending.keys()) {
+    if (previous !== undefined && !(previous < k)) return false;
+    previous = k;
+  }
+  return true;
+}
+
 class BufferedKv implements KvSpace<unknown> {
   readonly pending = new Map<string, unknown>();
   /** `baseEmpty`: the stored space holds nothing, so a removal only drops what is buffered. */
@@ -95,10 +105,25 @@ class BufferedKv implements KvSpace<unknown> {
   write(): void {
     drain(this.writes());
   }
-  /** `write`, one key per step. */
+  /**
+   * `write`, one key per step. Keys put in write order already (a rebuild's views and counts, put as the
+   * users rows are replayed in key order) go in the order they were put, read along the Map's entries: the
+   * sorted keys' lookups, each a cache miss in a Map of a million, were 2.7 s of a rebuild's views built
+   * from 9.1M rows over 1M users (profiled on the writer thread), and a pass in that order ~15-60 ms against
+   * 230-300 ms per 1M keys (a scratch benchmark).
+   */
   *writes(): Generator<void, void, void> {
-    for (const k of writeOrder(this.pending)) {
-      const v = this.pending.get(k);
+    const { pending } = this;
+    if (inWriteOrder(pending)) {
+      for (const [k, v] of pending) {
+        if (v === GONE) this.base.remove(k);
+        else this.base.put(k, v);
+        yield;
+      }
+      return;
+    }
+    for (const k of writeOrder(pending)) {
+      const v = pending.get(k);
       if (v === GONE) this.base.remove(k);
       else this.base.put(k, v);
       yield;

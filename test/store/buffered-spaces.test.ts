@@ -64,4 +64,16 @@ describe('a buffered KV space written to the stored one', () => {
       ]),
     ).toEqual(expected);
   });
+
+  it('should write keys buffered in key order but the last in key order', () => {
+    expect(
+      written([
+        ['b', 1],
+        ['c', null],
+        ['e', 5],
+        ['f', 6],
+        ['d', 3],
+      ]),
+    ).toEqual(expected);
+  });
 });
