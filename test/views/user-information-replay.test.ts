@@ -38,15 +38,18 @@ const userId = (u: number): string => {
   return [String(k), `0${k}`, `u${k}`][u % 3]!;
 };
 
-/** Stored rows: users rows for some ids, rows of the other tables naming those ids and ids with no users row. */
-function storedRows(seed: number): Insert[] {
+/**
+ * Stored rows: users rows for some of up to `maxUsers` ids, rows of the other tables naming those ids and ids
+ * with no users row.
+ */
+function storedRows(seed: number, maxUsers = 30): Insert[] {
   const random = prng(seed);
-  const users = 1 + Math.floor(random() * 30);
+  const users = 1 + Math.floor(random() * maxUsers);
   const id = () => userId(Math.floor(random() * users * 1.3));
   const rows: Insert[] = [];
   for (let u = 0; u < users; u++)
     if (random() < 0.8) rows.push(['users', userId(u), profile(`name${u}`, { location: `l${seed}` })]);
-  const n = Math.floor(random() * 300);
+  const n = Math.floor(random() * 10 * maxUsers);
   for (let i = 0; i < n; i++) {
     const r = random();
     if (r < 0.35) rows.push(['tweets', `t${i}`, tweet(id())]);
@@ -174,6 +177,24 @@ describe("UserInformation's replay of the stored rows against its apply", () => 
       expect(moved).toBeGreaterThan(2_000);
       if (storeOrder) expect(movedWithView).toBe(0);
       else expect(movedWithView).toBeGreaterThan(2_000);
+    },
+  );
+
+  it.each([true, false])(
+    'should return the same as apply for users past the records it starts with (store order: %s)',
+    (storeOrder) => {
+      // More users than the replay's first records (1,024), which it grows to twice their number.
+      for (let seed = 1; seed <= 3; seed++) {
+        const rows = storedRows(seed, 5_000);
+        expect(new Set(rows.filter(([t]) => t === 'users').map(([, key]) => key)).size).toBeGreaterThan(
+          1_024,
+        );
+        const pages = pagesOf(rows, seed, storeOrder);
+        const reference = replay(pages, false);
+        const fast = replay(pages, true);
+        expect([seed, fast.pages]).toEqual([seed, reference.pages]);
+        expect([seed, fast.spaces]).toEqual([seed, reference.spaces]);
+      }
     },
   );
 
