@@ -23,7 +23,14 @@ import {
   type ViewModule,
 } from '../views/types.js';
 import { entryCount } from './environment.js';
-import { decodeRow, decodeStoredRow, encodeRowTransient, RowColumns, type StoredRow } from './row-codec.js';
+import {
+  decodeRow,
+  decodeStoredRow,
+  encodeRowTransient,
+  PageDecoder,
+  RowColumns,
+  type StoredRow,
+} from './row-codec.js';
 import { stringKeyed } from './string-keys.js';
 
 /** The store layout these names and encodings belong to (meta `generation:<id>`.format). */
@@ -188,11 +195,21 @@ const keyOfRow = (table: Table, stored: string): string => stored.slice(table.le
 
 /** The source rows of a generation. */
 export class LmdbRows implements RowStore {
+  private readonly decoder = new PageDecoder();
+  /** The same database, read through `decoder` (`page`). */
+  private readonly paged: Database<null, string>;
   constructor(
     readonly db: Database<Buffer, string>,
     /** The fields its rows keep, per table (the generation's `rowFields`): what `putStored` bytes hold. */
     readonly fields: Readonly<Record<Table, readonly string[]>>,
-  ) {}
+    /**
+     * Opens the same database again with `decoder` as its encoder. Now, not at the first page: lmdb-js renews
+     * the thread's read snapshot when it opens a database (see Generation's constructor).
+     */
+    openPaged: (decoder: PageDecoder) => Database<null, string>,
+  ) {
+    this.paged = openPaged(this.decoder);
+  }
   row(table: Table, key: string): Row | undefined {
     const bytes = this.db.getBinaryFast(rowKey(table, key));
     return bytes === undefined ? undefined : decodeRow(table, this.fields[table], bytes);
@@ -237,11 +254,19 @@ export class LmdbRows implements RowStore {
    */
   page(table: Table, after: string | undefined, limit: number): RowColumns {
     const out = new RowColumns(table, this.fields[table]);
-    for (const { key, value } of this.db.getRange({ ...tableRows(table, after), limit: limit + 1 })) {
-      const k = keyOfRow(table, key);
-      if (k === after) continue;
-      out.push(k, value);
-      if (out.length >= limit) break;
+    this.decoder.into = out;
+    try {
+      // Each value goes into `out` as it is read (PageDecoder), then its key. A rebuild's views built from
+      // 9.1M rows over 1M users (writer thread, profiled): its pages read in 6.35 s against 9.73 s with a
+      // Buffer per row; timed whole, 38.1-48.1 s against 42.0-58.2 s (four alternated runs each).
+      for (const { key } of this.paged.getRange({
+        ...tableRows(table, after),
+        exclusiveStart: after !== undefined,
+        limit,
+      }))
+        out.keys.push(keyOfRow(table, key));
+    } finally {
+      this.decoder.into = undefined;
     }
     return out;
   }
@@ -274,6 +299,7 @@ export class Generation implements GenerationState {
     this.rows = new LmdbRows(
       env.openDB<Buffer, string>(stringKeyed({ name: rowsDbName(info.id), encoding: 'binary' })),
       info.rowFields,
+      (encoder) => env.openDB<null, string>(stringKeyed({ name: rowsDbName(info.id), encoder })),
     );
     this.offsets = env.openDB<string, string>(
       stringKeyed({ name: offsetsDbName(info.id), encoding: 'string' }),

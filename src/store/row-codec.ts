@@ -146,12 +146,33 @@ export class RowColumns {
   get length(): number {
     return this.keys.length;
   }
-  /** Appends the row stored under `key` as `bytes`. */
-  push(key: string, bytes: Buffer): void {
-    this.keys.push(key);
+  /**
+   * Appends a row's stored form, `bytes`, without its key (the caller pushes it next, to `keys`). `bytes` may be
+   * lmdb-js' reused read buffer: what is kept is copied out.
+   */
+  pushStored(bytes: Buffer): void {
     this.rows.push(decodeRow(this.table, this.fields, bytes));
     this.partition.push(partitionOf(bytes));
     this.offset.push(offsetOf(bytes));
     this.eventTime.push(eventTimeOf(bytes));
+  }
+}
+
+/**
+ * lmdb-js' decoder of a rows database opened to read pages (`LmdbRows.page`): each value read goes into the
+ * page being read (`into`) straight from lmdb-js' reused read buffer, where the `binary` encoding copies it
+ * into a Buffer of its own first (an ArrayBuffer per row, millions in a rebuild's replay).
+ */
+export class PageDecoder {
+  /** lmdb-js passes its reused buffer (the decoder copies what it keeps). */
+  readonly needsStableBuffer = false;
+  /** The page being read. */
+  into: RowColumns | undefined;
+  encode(): never {
+    throw new Error('a page reader does not write');
+  }
+  decode(bytes: Buffer): null {
+    this.into!.pushStored(bytes);
+    return null;
   }
 }

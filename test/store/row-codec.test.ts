@@ -105,6 +105,7 @@ describe('row codec', () => {
     const rows = new LmdbRows(
       env.openDB<Buffer, string>(stringKeyed({ name: 'rows', encoding: 'binary' })),
       ROW_FIELDS,
+      (encoder) => env.openDB<null, string>(stringKeyed({ name: 'rows', encoder })),
     );
     const next = prng(5);
     const written = Array.from({ length: 2_000 }, (_, i) => {
