@@ -183,7 +183,7 @@ describe("UserInformation's replay of the stored rows against its apply", () => 
   it.each([true, false])(
     'should return the same as apply for users past the records it starts with (store order: %s)',
     (storeOrder) => {
-      // More users than the replay's first records (1,024), which it grows to twice their number.
+      // More users than the replay's arrays start with room for (1,024): they grow, each to twice its size.
       for (let seed = 1; seed <= 3; seed++) {
         const rows = storedRows(seed, 5_000);
         expect(new Set(rows.filter(([t]) => t === 'users').map(([, key]) => key)).size).toBeGreaterThan(
