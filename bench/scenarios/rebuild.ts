@@ -9,6 +9,8 @@
  *   LMDB transaction, offsets included: src/store/shadow-chunks.ts), 16 batches in flight as the feed's
  *   partitions have them, then its views built from those rows (`buildShadowViews`): the store side,
  *   without the Kafka fetch (scenario 2 measures the feed end to end).
+ * - live commits on the rebuilt store: more records of the same workload applied to its active generation,
+ *   as a feed that is behind hands them over: ingest at 1M users.
  * - ready from a snapshot: the 1M-user view is snapshotted (LMDB compacting copy, what `matview snapshot`
  *   does), then `matview restore <file>` (a copy) or `matview restore --move <file>` and `matview serve`
  *   run as an operator would; we time until /health/ready answers 200.
@@ -117,6 +119,60 @@ async function viewRebuild(ctx: ScenarioContext, users: number): Promise<number>
       seconds: round(seconds, 1),
       'rows/s': round(rate, 0),
       'buffer entries': defaultViewRebuildBufferEntries(),
+      'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
+    },
+    'rebuild',
+  );
+  await store.close();
+  return rate;
+}
+
+/** Records the live step applies on top of the rebuilt store (BENCH_REBUILD_LIVE_RECORDS). */
+const LIVE_RECORDS = 200_000;
+
+/**
+ * The store `replay` filled, opened as `matview serve` opens it (writer thread), then more of the same workload
+ * applied to its active generation as the feed hands it over (16 batches of 10,000 in flight, merged by the
+ * group commit): what ingest costs once the store holds `users` users, where every commit touches users spread
+ * over the whole of its views and counts (the catch-up scenario's store has 22.3k). Returns records/s.
+ */
+async function liveOnRebuilt(
+  ctx: ScenarioContext,
+  from: number,
+  records: number,
+  users: number,
+): Promise<number> {
+  const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, writerThread: true });
+  ctx.defer(() => store.close());
+  const random = prng(23);
+  const BATCH = 10_000;
+  const IN_FLIGHT = 16;
+  const commits = new Set<bigint>();
+  const t0 = performance.now();
+  const pending = new Set<Promise<unknown>>();
+  for (let at = from; at < from + records; at += BATCH) {
+    const batch = changes(at, Math.min(from + records, at + BATCH), users, random);
+    const applied: Promise<unknown> = store.applyBatch(batch).then((r) => {
+      commits.add(r.sequence);
+      pending.delete(applied);
+    });
+    pending.add(applied);
+    while (pending.size >= IN_FLIGHT) await Promise.race(pending);
+  }
+  await Promise.all(pending);
+  const seconds = (performance.now() - t0) / 1000;
+  const rate = records / seconds;
+  ctx.row(
+    `live commits on the rebuilt ${users}-user store`,
+    {
+      records,
+      users,
+      batch: BATCH,
+      'in flight': IN_FLIGHT,
+      seconds: round(seconds, 1),
+      'records/s': round(rate, 0),
+      commits: commits.size,
+      'records/commit': round(records / commits.size, 0),
       'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
     },
     'rebuild',
@@ -297,7 +353,12 @@ export const rebuild: Scenario = {
       ctx.note(`rebuild: scaled down from 10M to ${records} records (BENCH_REBUILD_RECORDS)`);
     const rate = await replay(ctx, records, users);
     ctx.check('rebuild >= 200k records/s', `${round(rate, 0)} records/s`, rate >= 200_000);
+    const live = ctx.quick ? 20_000 : Number(process.env['BENCH_REBUILD_LIVE_RECORDS'] ?? LIVE_RECORDS);
+    await liveOnRebuilt(ctx, records, live, users);
     await viewRebuild(ctx, users);
+    ctx.note(
+      `rebuild: live commits on the rebuilt store: ${live.toLocaleString('en')} more records of the same workload (offsets after the replay's) applied to the store the replay left (before the view rebuild, which then rebuilds over them too), reopened with the writer thread as \`matview serve\` runs, 16 batches of 10,000 in flight and merged by the group commit (MAX_RECORDS_PER_COMMIT); each commit's users are spread over all ${users.toLocaleString('en')}, so nearly every one is another page of the views and of both counts databases`,
+    );
     ctx.note(
       "rebuild: view rebuild from the stored rows: the replayed store reopened with UserInformation's version bumped, as `matview serve` finds it after a deploy that changed the view; timed over `rebuildStaleViews` (the replay, the writes, the switch, the events for subscribers and the drop of the old builds); rows/s over the stored rows (one per source key)",
     );
