@@ -19,7 +19,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { REBUILD_WAIT_POLL_MS } from '../../src/cli/rebuild.js';
-import { openStore } from '../../src/store/lmdb-store.js';
+import { openStore, type BatchTarget, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { REBUILD_REQUEST_CHECK_MS } from '../../src/store/requests.js';
 import { DEFAULT_REBUILD_CHUNK_RECORDS } from '../../src/store/shadow-chunks.js';
 import { defaultViewRebuildBufferEntries } from '../../src/store/view-rebuild.js';
@@ -40,6 +40,55 @@ import {
 } from '../lib/served.js';
 import { waitReady } from './fanout.js';
 
+/** Records per batch and batches waiting for the store at once, as the feed hands them over. */
+const BATCH = 10_000;
+const IN_FLIGHT = 16;
+
+/**
+ * Applies records `from` to `to` of the workload to `target` as the feed hands them over: up to IN_FLIGHT
+ * batches wait for the store at once (one per partition, KAFKA_CONCURRENT_PARTITIONS), and the store merges
+ * those waiting into one commit (group commit). Each batch is generated here, while the writer thread commits
+ * earlier ones (as the feed decodes): counted. `progress` gets the records handed over so far, every 10 s.
+ * Returns the sequences of the commits they went into.
+ */
+async function applyAsFed(
+  store: LmdbStore,
+  range: { readonly from: number; readonly to: number; readonly users: number; readonly seed: number },
+  target: BatchTarget,
+  progress?: (records: number) => void,
+): Promise<Set<bigint>> {
+  const { from, to, users } = range;
+  const random = prng(range.seed);
+  const commits = new Set<bigint>();
+  const pending = new Set<Promise<unknown>>();
+  let last = performance.now();
+  for (let at = from; at < to; at += BATCH) {
+    const batch = changes(at, Math.min(to, at + BATCH), users, random);
+    const applied: Promise<unknown> = store.applyBatch(batch, target).then((r) => {
+      commits.add(r.sequence);
+      pending.delete(applied);
+    });
+    pending.add(applied);
+    while (pending.size >= IN_FLIGHT) await Promise.race(pending);
+    if (progress !== undefined && performance.now() - last > 10_000) {
+      last = performance.now();
+      progress(at + batch.changes.key.length - from);
+    }
+  }
+  await Promise.all(pending);
+  return commits;
+}
+
+/** A row's columns for records applied by {@link applyAsFed} in `seconds`. */
+const fedColumns = (records: number, users: number, seconds: number) => ({
+  records,
+  users,
+  batch: BATCH,
+  'in flight': IN_FLIGHT,
+  seconds: round(seconds, 1),
+  'records/s': round(records / seconds, 0),
+});
+
 async function replay(ctx: ScenarioContext, records: number, users: number): Promise<number> {
   // On the writer thread, as `matview serve` commits.
   const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, writerThread: true });
@@ -47,28 +96,10 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
   // Into a shadow generation, as `matview rebuild` fills one (in chunks: src/store/shadow-chunks.ts): rows
   // first, then its views built from them (src/wiring/rebuild.ts).
   const { generation } = await store.beginShadow('requested', (table) => table, { rowsFirst: true });
-  const random = prng(17);
-  const BATCH = 10_000;
-  const IN_FLIGHT = 16;
   const t0 = performance.now();
-  let last = t0;
-  // As the feed hands them over: up to IN_FLIGHT batches wait for the store at once (one per partition,
-  // KAFKA_CONCURRENT_PARTITIONS), and the store merges those waiting into one commit (group commit).
-  const pending = new Set<Promise<unknown>>();
-  for (let from = 0; from < records; from += BATCH) {
-    // Generated here, while the writer thread commits earlier batches (as the feed decodes): counted.
-    const batch = changes(from, Math.min(records, from + BATCH), users, random);
-    const applied: Promise<unknown> = store.applyBatch(batch, generation).then(() => pending.delete(applied));
-    pending.add(applied);
-    while (pending.size >= IN_FLIGHT) await Promise.race(pending);
-    if (performance.now() - last > 10_000) {
-      last = performance.now();
-      ctx.log(
-        `  rebuild: ${from + batch.changes.key.length} records, ${(((from + batch.changes.key.length) / (last - t0)) * 1000).toFixed(0)} records/s`,
-      );
-    }
-  }
-  await Promise.all(pending);
+  await applyAsFed(store, { from: 0, to: records, users, seed: 17 }, generation, (n) =>
+    ctx.log(`  rebuild: ${n} records, ${((n / (performance.now() - t0)) * 1000).toFixed(0)} records/s`),
+  );
   const rowsSeconds = (performance.now() - t0) / 1000;
   // The rows replayed (the last chunk written first), its views built from them, as a rebuild does once it
   // reached its targets; then until the rebuilt generation is active.
@@ -81,12 +112,7 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
   ctx.row(
     'rebuild: replay through materialize + applyBatch',
     {
-      records,
-      users,
-      batch: BATCH,
-      'in flight': IN_FLIGHT,
-      seconds: round(seconds, 1),
-      'records/s': round(rate, 0),
+      ...fedColumns(records, users, seconds),
       'rows s': round(rowsSeconds, 1),
       'views s': round(viewsSeconds, 1),
       'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
@@ -144,33 +170,14 @@ async function liveOnRebuilt(
 ): Promise<number> {
   const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, writerThread: true });
   ctx.defer(() => store.close());
-  const random = prng(23);
-  const BATCH = 10_000;
-  const IN_FLIGHT = 16;
-  const commits = new Set<bigint>();
   const t0 = performance.now();
-  const pending = new Set<Promise<unknown>>();
-  for (let at = from; at < from + records; at += BATCH) {
-    const batch = changes(at, Math.min(from + records, at + BATCH), users, random);
-    const applied: Promise<unknown> = store.applyBatch(batch).then((r) => {
-      commits.add(r.sequence);
-      pending.delete(applied);
-    });
-    pending.add(applied);
-    while (pending.size >= IN_FLIGHT) await Promise.race(pending);
-  }
-  await Promise.all(pending);
+  const commits = await applyAsFed(store, { from, to: from + records, users, seed: 23 }, 'active');
   const seconds = (performance.now() - t0) / 1000;
   const rate = records / seconds;
   ctx.row(
     `live commits on the rebuilt ${users}-user store`,
     {
-      records,
-      users,
-      batch: BATCH,
-      'in flight': IN_FLIGHT,
-      seconds: round(seconds, 1),
-      'records/s': round(rate, 0),
+      ...fedColumns(records, users, seconds),
       commits: commits.size,
       'records/commit': round(records / commits.size, 0),
       'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
