@@ -114,20 +114,21 @@ class BufferedKv implements KvSpace<unknown> {
    */
   *writes(): Generator<void, void, void> {
     const { pending } = this;
-    if (inWriteOrder(pending)) {
+    if (inWriteOrder(pending))
       for (const [k, v] of pending) {
-        if (v === GONE) this.base.remove(k);
-        else this.base.put(k, v);
+        this.writeOne(k, v);
         yield;
       }
-      return;
-    }
-    for (const k of writeOrder(pending)) {
-      const v = pending.get(k);
-      if (v === GONE) this.base.remove(k);
-      else this.base.put(k, v);
-      yield;
-    }
+    else
+      for (const k of writeOrder(pending)) {
+        this.writeOne(k, pending.get(k));
+        yield;
+      }
+  }
+  /** Writes one buffered key (`GONE`: its removal) to the stored space. */
+  private writeOne(key: string, value: unknown): void {
+    if (value === GONE) this.base.remove(key);
+    else this.base.put(key, value);
   }
 }
 
