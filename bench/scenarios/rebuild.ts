@@ -19,7 +19,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { REBUILD_WAIT_POLL_MS } from '../../src/cli/rebuild.js';
-import { openStore, type BatchTarget, type LmdbStore } from '../../src/store/lmdb-store.js';
+import {
+  openStore,
+  type BatchTarget,
+  type LmdbStore,
+  type StoreOptions,
+} from '../../src/store/lmdb-store.js';
 import { REBUILD_REQUEST_CHECK_MS } from '../../src/store/requests.js';
 import { DEFAULT_REBUILD_CHUNK_RECORDS } from '../../src/store/shadow-chunks.js';
 import { defaultViewRebuildBufferEntries } from '../../src/store/view-rebuild.js';
@@ -89,10 +94,22 @@ const fedColumns = (records: number, users: number, seconds: number) => ({
   'records/s': round(records / seconds, 0),
 });
 
+/**
+ * The store `replay` fills and the steps after it reopen, opened with `options` (closed when the scenario ends,
+ * if a step did not close it).
+ */
+function replayedStore(ctx: ScenarioContext, options: Omit<StoreOptions, 'path' | 'mapSize'>): LmdbStore {
+  const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, ...options });
+  ctx.defer(() => store.close());
+  return store;
+}
+
+/** A store's size for a row's `store MB`. */
+const storeMB = (store: LmdbStore): number => round(store.sizeBytes() / 1024 ** 2, 0);
+
 async function replay(ctx: ScenarioContext, records: number, users: number): Promise<number> {
   // On the writer thread, as `matview serve` commits.
-  const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, writerThread: true });
-  ctx.defer(() => store.close());
+  const store = replayedStore(ctx, { writerThread: true });
   // Into a shadow generation, as `matview rebuild` fills one (in chunks: src/store/shadow-chunks.ts): rows
   // first, then its views built from them (src/wiring/rebuild.ts).
   const { generation } = await store.beginShadow('requested', (table) => table, { rowsFirst: true });
@@ -115,7 +132,7 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
       ...fedColumns(records, users, seconds),
       'rows s': round(rowsSeconds, 1),
       'views s': round(viewsSeconds, 1),
-      'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
+      'store MB': storeMB(store),
     },
     'rebuild',
   );
@@ -130,8 +147,7 @@ async function replay(ctx: ScenarioContext, records: number, users: number): Pro
  */
 async function viewRebuild(ctx: ScenarioContext, users: number): Promise<number> {
   const views = VIEWS.map((v) => (v.name === USER_INFORMATION ? { ...v, version: v.version + 1 } : v));
-  const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, views });
-  ctx.defer(() => store.close());
+  const store = replayedStore(ctx, { views });
   const t0 = performance.now();
   const result = await store.rebuildStaleViews((table) => table);
   const seconds = (performance.now() - t0) / 1000;
@@ -145,7 +161,7 @@ async function viewRebuild(ctx: ScenarioContext, users: number): Promise<number>
       seconds: round(seconds, 1),
       'rows/s': round(rate, 0),
       'buffer entries': defaultViewRebuildBufferEntries(),
-      'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
+      'store MB': storeMB(store),
     },
     'rebuild',
   );
@@ -168,8 +184,7 @@ async function liveOnRebuilt(
   records: number,
   users: number,
 ): Promise<void> {
-  const store = openStore({ path: join(ctx.tmp, 'rebuild'), mapSize: 32 * 1024 ** 3, writerThread: true });
-  ctx.defer(() => store.close());
+  const store = replayedStore(ctx, { writerThread: true });
   const t0 = performance.now();
   const commits = await applyAsFed(store, { from, to: from + records, users, seed: 23 }, 'active');
   const seconds = (performance.now() - t0) / 1000;
@@ -179,7 +194,7 @@ async function liveOnRebuilt(
       ...fedColumns(records, users, seconds),
       commits: commits.size,
       'records/commit': round(records / commits.size, 0),
-      'store MB': round(store.sizeBytes() / 1024 ** 2, 0),
+      'store MB': storeMB(store),
     },
     'rebuild',
   );
