@@ -19,7 +19,7 @@
 import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
 import type { ApplyInput, Spaces, ViewModule } from '../views/types.js';
-import { BatchOutOfOrderError } from '../errors.js';
+import { BatchOutOfOrderError, InvariantError } from '../errors.js';
 import {
   TRUNCATE,
   offsetBefore,
@@ -147,12 +147,22 @@ function truncates(changes: ChangeColumns, accepted: readonly number[]): boolean
 export function applyViews(
   views: readonly ViewModule[],
   spacesOf: (view: string) => Spaces,
-  input: Omit<ApplyInput, 'upstream'>,
+  input: Omit<ApplyInput, 'upstream' | 'upstreamSpaces'>,
   events = new Map<string, ReadonlyMap<string, unknown>>(),
   downstream = new Map<string, unknown>(),
 ): Map<string, ReadonlyMap<string, unknown>> {
   for (const view of views) {
-    const applied = view.apply({ ...input, upstream: (name) => downstream.get(name) }, spacesOf(view.name));
+    const upstreamSpaces = (name: string): Spaces => {
+      if (!view.dependsOn.includes(name))
+        throw new InvariantError(
+          `view ${view.name} reads the spaces of ${name}, which it does not depend on`,
+        );
+      return spacesOf(name);
+    };
+    const applied = view.apply(
+      { ...input, upstream: (name) => downstream.get(name), upstreamSpaces },
+      spacesOf(view.name),
+    );
     if (applied.event !== undefined && applied.event.size > 0) events.set(view.name, applied.event);
     if (applied.downstream !== undefined) downstream.set(view.name, applied.downstream);
   }

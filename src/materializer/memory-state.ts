@@ -38,6 +38,9 @@ export class MemoryKv<V> implements KvSpace<V> {
   entries(): Iterable<[string, V]> {
     return [...this.map.entries()].sort(([a], [b]) => compareCodePoints(a, b));
   }
+  keys(): Iterable<string> {
+    return this.map.keys();
+  }
 }
 
 /** Keys per block of a {@link MemoryIndex} at most, by default; a full block splits in two halves. */

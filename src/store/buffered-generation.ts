@@ -102,6 +102,12 @@ class BufferedKv implements KvSpace<unknown> {
     }
     for (const k of sortedKeys(merged)) yield [k, merged.get(k)];
   }
+  /** The stored keys not buffered, then the buffered ones not removed. */
+  *keys(): Iterable<string> {
+    const { pending } = this;
+    for (const k of this.base.keys()) if (!pending.has(k)) yield k;
+    for (const [k, v] of pending) if (v !== GONE) yield k;
+  }
   write(): void {
     drain(this.writes());
   }

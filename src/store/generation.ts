@@ -118,6 +118,9 @@ class LmdbKv implements KvSpace<unknown> {
   *entries(): Iterable<[string, unknown]> {
     for (const { key, value } of this.db.getRange()) yield [key, this.codec.decode(value)];
   }
+  keys(): Iterable<string> {
+    return this.db.getKeys();
+  }
 }
 
 /** How to store bytes already encoded into `space`, when it is an LMDB space (undefined otherwise). */

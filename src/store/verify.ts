@@ -58,7 +58,7 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
   const differences: Difference[] = [];
   const keys: Record<string, number> = {};
   for (const view of registry.views) {
-    const found = compareView(view, expected.get(view.name)!, stored.get(view.name)!);
+    const found = compareView(view, (v) => expected.get(v)!, stored.get(view.name)!);
     keys[view.name] = found.keys;
     differences.push(...found.differences);
   }
@@ -92,7 +92,7 @@ export function verifyReplicaGeneration(registry: Registry, generation: Generati
   const differences: Difference[] = [];
   const keys: Record<string, number> = {};
   for (const view of registry.views) {
-    const found = compareView(view, expected.spaces(view.name), stored.get(view.name)!);
+    const found = compareView(view, (v) => expected.spaces(v), stored.get(view.name)!);
     keys[view.name] = found.keys;
     differences.push(...found.differences);
   }
@@ -104,9 +104,10 @@ export function verifyReplicaGeneration(registry: Registry, generation: Generati
   };
 }
 
+/** `expected`: every view's recomputed spaces (a view's own, and those of the views it depends on). */
 function compareView(
   view: ViewModule,
-  expected: Spaces,
+  expected: (view: string) => Spaces,
   stored: Spaces,
 ): { keys: number; differences: Difference[] } {
   const byKey = new Map<string, string[]>();
@@ -114,7 +115,8 @@ function compareView(
     if (problems.length === 0) return;
     byKey.set(key, [...(byKey.get(key) ?? []), ...problems]);
   };
-  const keys = view.compareSpaces?.(expected, stored, note) ?? compareKeyByKey(view, expected, stored, note);
+  const own = expected(view.name);
+  const keys = view.compareSpaces?.(own, stored, note, expected) ?? compareKeyByKey(view, own, stored, note);
   const differences = [...byKey.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, problems]) => ({ view: view.name, key, problems }));

@@ -207,5 +207,6 @@ export function keepingUnchangedVersions(
     },
     remove: (key) => rebuilt.remove(key),
     entries: () => rebuilt.entries(),
+    keys: () => rebuilt.keys(),
   };
 }

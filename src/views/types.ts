@@ -54,6 +54,11 @@ export interface KvSpace<V> {
   /** Every entry, in key order (verification and rebuilds only: never on the commit path). */
   entries(): Iterable<[string, V]>;
   /**
+   * Every key, in no promised order, without decoding a value (a ranking's refill, which sorts what it
+   * makes of them: a rare full scan, never on every commit).
+   */
+  keys(): Iterable<string>;
+  /**
    * True when a put or removal goes to the stored database at once (LMDB): a view that writes many keys in
    * one commit writes them in key order there, so that they fall page after page. Absent on spaces that keep
    * their writes in memory (the in-memory state; a rebuild's buffer, which writes them in key order itself).
@@ -105,6 +110,12 @@ export interface ApplyInput {
   readonly rows: RowReader;
   /** What a view listed in `dependsOn` passed downstream in this same commit (undefined: it did not change). */
   upstream(view: string): unknown;
+  /**
+   * The spaces of a view listed in `dependsOn` as this commit left them (it applied first), to read only:
+   * a view derived from another reads what that one already stores instead of keeping a copy (TopUsers'
+   * refill reads UserInformation's views and counts). Throws for any other view.
+   */
+  upstreamSpaces(view: string): Spaces;
 }
 
 /** What one commit did to a view. */
@@ -160,13 +171,15 @@ export interface ViewModule {
   /**
    * `matview verify`, for a view whose stored spaces may rightly differ from recomputed ones (a ranking kept
    * as a prefix of history-dependent length): checks the stored spaces against the recomputed ones itself,
-   * `note`s what is wrong with each key, and returns how many keys it checked. Without it, every space is
-   * compared key by key.
+   * `note`s what is wrong with each key, and returns how many keys it checked. `upstream` gives the
+   * recomputed spaces of a view listed in `dependsOn` (whose stored spaces that view's own check compares).
+   * Without it, every space is compared key by key.
    */
   compareSpaces?(
     expected: Spaces,
     stored: Spaces,
     note: (key: string, problems: readonly string[]) => void,
+    upstream: (view: string) => Spaces,
   ): number;
 }
 
@@ -175,8 +188,9 @@ export interface ViewModule {
  * `replayPages`: every stored row once, each page a commit that reads exactly the rows of the pages before
  * it), into spaces that start empty and that nothing else writes meanwhile. `apply` returns for each page
  * what the view's own `apply` returns for it, and after `finish` the spaces hold exactly what `apply` would
- * have left in them; in between they may lack what the replay keeps in memory (what only the view itself
- * reads back). A view's reference-model test holds the two paths equal.
+ * have left in them; in between they may lack what the replay keeps in memory, but only what no dependent
+ * view reads through `upstreamSpaces` (the view says which). A view's reference-model test holds the two
+ * paths equal.
  */
 export interface RowReplay {
   apply(input: ApplyInput, spaces: Spaces): Applied;

@@ -151,7 +151,6 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
         'view-outbox',
         'g2/offsets',
         'g2/rows',
-        'g2/top-users#1/counts',
         'g2/top-users#1/meta',
         'g2/top-users#1/rank',
         'g2/totals#1/totals',

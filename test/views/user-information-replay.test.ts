@@ -2,8 +2,9 @@
  * UserInformation's replay path (RowReplay: a view rebuilt from the stored rows, store/view-rebuild.ts)
  * against its `apply`, the reference: the same stored rows replayed as inserts, page after page, through
  * each. Every page must return the same event and pass the same moves downstream, in the same order (the
- * rankings and the totals are fed from them), and once the replay has finished every space of every view
- * must hold the same entries. The rows are replayed in the store's order (the users rows last, pages of one
+ * rankings and the totals are fed from them), leave what a dependent view reads of UserInformation's spaces
+ * the same (which users have a view, and their counts: TopUsers' refill), and once the replay has finished
+ * every space of every view must hold the same entries. The rows are replayed in the store's order (the users rows last, pages of one
  * table) and in random orders (users rows early, pages mixing tables), where a page moves the counts of
  * users that already have a view.
  */
@@ -113,8 +114,15 @@ function commitOf(page: readonly Insert[], n: number): { transitions: Transition
 }
 
 interface Outcome {
-  /** Per page: UserInformation's event and moves, and every view's events. */
-  readonly pages: { applied: Applied; events: Map<string, ReadonlyMap<string, unknown>> }[];
+  /**
+   * Per page: UserInformation's event and moves, every view's events, and what a dependent view reads of
+   * UserInformation's spaces after it.
+   */
+  readonly pages: {
+    applied: Applied;
+    events: Map<string, ReadonlyMap<string, unknown>>;
+    upstream: [string, unknown][];
+  }[];
   /** Every space of every view, as entries in key order. */
   readonly spaces: Record<string, unknown[]>;
 }
@@ -137,11 +145,17 @@ function replay(pages: readonly Insert[][], replayed: boolean): Outcome {
   pages.forEach((page, n) => {
     applied = {};
     const events = applyViews(views, (v) => spaces.get(v)!, { ...commitOf(page, n + 1), rows });
-    out.push({ applied, events });
+    out.push({ applied, events, upstream: readByDependents(spaces.get(USER_INFORMATION)!) });
     rows.add(page);
   });
   path?.finish(spaces.get(USER_INFORMATION)!);
   return { pages: out, spaces: dump(spaces) };
+}
+
+/** What TopUsers reads of UserInformation's spaces (its refill): every user with a view, with its counts. */
+function readByDependents(spaces: Spaces): [string, unknown][] {
+  const counts = spaces['counts'] as KvSpace<unknown>;
+  return [...(spaces['views'] as KvSpace<unknown>).keys()].sort().map((u) => [u, counts.get(u)]);
 }
 
 function dump(spaces: ReadonlyMap<string, Spaces>): Record<string, unknown[]> {
@@ -205,7 +219,13 @@ describe("UserInformation's replay of the stored rows against its apply", () => 
     const update = { ...transitions, before: [tweet('u2')] };
     expect(() =>
       userInformation.replay!().apply(
-        { transitions: update, commit, rows: new Replayed(), upstream: () => undefined },
+        {
+          transitions: update,
+          commit,
+          rows: new Replayed(),
+          upstream: () => undefined,
+          upstreamSpaces: () => ({}),
+        },
         spaces,
       ),
     ).toThrow('a replay of the stored rows inserts each row once');
