@@ -9,8 +9,8 @@
  *    its producer's commit order (docs/view-topic.md). A value equal to the one held (a repeat, allowed after
  *    a producer's crash) writes nothing and notifies nobody.
  * 3. UserInformation: the view is stored as it came, `version` included, so every replica reports the
- *    producer's sequences; the `counts` space follows the served counts (a replica knows no counts of users
- *    without a users row: they are not in the topic); a tombstone removes both.
+ *    producer's sequences; a tombstone removes it. Its `counts` space stays empty: it holds the counts of
+ *    users without a users row, which are not in the topic (a user's counts are in its view).
  * 4. The totals are stored as the status record carries them.
  * 5. Every other registered view derives from these (the rankings from UserInformation's moves, as on the
  *    materializer) and is applied with no row transitions: a view that reads rows cannot run on a replica.
@@ -97,7 +97,6 @@ export function commitReplica(
   const moves: UserMove[] = [];
   const ui = state.spaces(USER_INFORMATION);
   const views = ui['views'] as KvSpace<UserInformation>;
-  const counts = ui['counts'] as KvSpace<Counts>;
   const users = new Map<string, UserInformation | null>();
   for (const [userId, i] of lastUser) {
     const next = c.value[i] as UserInformation | null;
@@ -105,12 +104,9 @@ export function commitReplica(
     if (next === null) {
       if (held === undefined) continue;
       views.remove(userId);
-      counts.remove(userId);
     } else {
       if (held !== undefined && sameView(held, next)) continue;
       views.put(userId, next);
-      if (COUNT_FIELDS.every((f) => next[f] === 0)) counts.remove(userId);
-      else counts.put(userId, countsOf(next));
     }
     users.set(userId, next);
     const before = held === undefined ? null : countsOf(held);

@@ -121,6 +121,10 @@ class LmdbKv implements KvSpace<unknown> {
   keys(): Iterable<string> {
     return this.db.getKeys();
   }
+  readStored<T>(key: string, read: (bytes: Buffer) => T): T | undefined {
+    const bytes = this.db.getBinaryFast(key);
+    return bytes === undefined ? undefined : read(bytes);
+  }
 }
 
 /** How to store bytes already encoded into `space`, when it is an LMDB space (undefined otherwise). */

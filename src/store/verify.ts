@@ -67,7 +67,7 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
 
 /**
  * A replica's generation (VIEW_TOPIC_IN) has no rows: its UserInformation views and totals are the view topic's.
- * What can drift is what it derives from them: the `counts` space and the rankings. They are recomputed by
+ * What can drift is what it derives from them: the rankings (and its `counts` space, which must stay empty). They are recomputed by
  * replaying the stored views through the replica's own commit body (src/materializer/replicate.ts).
  */
 export function verifyReplicaGeneration(registry: Registry, generation: Generation): VerifyReport {

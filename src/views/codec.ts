@@ -88,6 +88,37 @@ export function restJsonOf(bytes: Buffer): Buffer {
   return bytes.subarray(4, versionStart(bytes));
 }
 
+const COMMA = 0x2c;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+
+/**
+ * The four counts of a stored view, read backwards from the end of its REST JSON, where `encodeView` writes
+ * them last, as integers (`…,"tweetCount":1,"followingCount":2,"followerCount":3,"likeCount":4}`): no JSON
+ * parse, nothing but the result allocated. UserInformation reads a user's counts this way at every commit
+ * that moves it (since its version 2 they are stored in the view alone).
+ */
+export function countsOfStoredView(bytes: Buffer): Counts {
+  // The last digit of likeCount, before the closing brace.
+  let at = versionStart(bytes) - 2;
+  const previous = (): number => {
+    let n = 0;
+    let scale = 1;
+    for (let c = bytes[at]!; c >= DIGIT_0 && c <= DIGIT_9; c = bytes[--at]!) {
+      n += (c - DIGIT_0) * scale;
+      scale *= 10;
+    }
+    // At the colon after the field's name: back to the comma before the name, then the digit before it.
+    at = bytes.lastIndexOf(COMMA, at) - 1;
+    return n;
+  };
+  const likeCount = previous();
+  const followerCount = previous();
+  const followingCount = previous();
+  const tweetCount = previous();
+  return { tweetCount, followingCount, followerCount, likeCount };
+}
+
 /** Profile and counts of a stored view, without parsing its version. */
 export function decodeUnversioned(bytes: Buffer): Profile & Counts {
   return JSON.parse(bytes.toString('utf8', 4, versionStart(bytes))) as Profile & Counts;

@@ -12,8 +12,8 @@
  * `meta` holds the number of ranked users and the length of each prefix. The moves come from
  * UserInformation's `downstream`: the users whose counts or users row the commit changed. An emptied prefix
  * is refilled (the one scan, at most once per RANK_PREFIX_CAP - MAX_TOP_LIMIT users moving out) from
- * UserInformation's own spaces: its `views` name the ranked users (those with a users row), its `counts`
- * their counts (none stored: all zero). Version 2 kept its own copy of the ranked users' counts for that:
+ * UserInformation's `views`: the ranked users are those with a users row, so with a view, and each view holds
+ * its user's counts. Version 2 kept its own copy of the ranked users' counts for that:
  * at 1M users, a third of the pages a commit of 10k records wrote (README "Benchmarks").
  *
  * Its event names each ranking whose first MAX_TOP_LIMIT entries changed in the commit (member or order),
@@ -23,7 +23,13 @@
 import { compareCodePoints } from '../materializer/memory-state.js';
 import { RankPrefix, type PrefixStore } from './rank-prefix.js';
 import type { Applied, ApplyInput, IndexSpace, KvSpace, Spaces, ValueCodec, ViewModule } from './types.js';
-import { USER_INFORMATION, type Counts, type UserMove } from './user-information.js';
+import {
+  countsOfView,
+  USER_INFORMATION,
+  type Counts,
+  type UserInformation,
+  type UserMove,
+} from './user-information.js';
 
 export const RANKINGS = ['FOLLOWERS', 'TWEETS', 'LIKES', 'FOLLOWING'] as const;
 export type Ranking = (typeof RANKINGS)[number];
@@ -42,7 +48,7 @@ export const MAX_TOP_LIMIT = 100;
 export const TOP_USERS = 'top-users';
 /**
  * 2: each ranking stored as a prefix (rank-prefix.ts) with the ranked users' counts beside it. 3: without
- * those counts (refilled from UserInformation's).
+ * those counts (refilled from UserInformation's views).
  */
 export const TOP_USERS_VERSION = 3;
 
@@ -272,12 +278,11 @@ export const bufferMoves = (moves: number, length: number): boolean => moves > 0
 
 /**
  * Every ranked user's count of `field`, from UserInformation's spaces (a refill, or `matview verify`'s
- * recomputed spaces): each user with a view is ranked, with its stored counts, or zero when it has none.
+ * recomputed spaces): each user with a view is ranked, with the counts in its view.
  */
 function* rankedCounts(userInformation: Spaces, field: keyof Counts): Iterable<readonly [string, number]> {
-  const views = userInformation['views'] as KvSpace<unknown>;
-  const counts = userInformation['counts'] as KvSpace<Counts>;
-  for (const userId of views.keys()) yield [userId, counts.get(userId)?.[field] ?? 0];
+  const views = userInformation['views'] as KvSpace<UserInformation>;
+  for (const userId of views.keys()) yield [userId, countsOfView(views, userId)[field]];
 }
 
 /** The rankings (bit i: RANKINGS[i], whose count is RANKED_BY's) whose count differs between `a` and `b`. */
@@ -345,7 +350,7 @@ function applyTopUsers(input: ApplyInput, spaces: Spaces): Applied {
  * `matview verify`: the number of ranked users must equal the recomputed one (UserInformation's recomputed
  * views); each ranking's stored prefix must be the first keys of the full ranking their recomputed counts give
  * (its length is history: any from MAX_TOP_LIMIT to RANK_PREFIX_CAP, all of them when fewer are ranked), and
- * its recorded length its own. UserInformation's own check compares its stored counts, which a refill reads.
+ * its recorded length its own. UserInformation's own check compares its stored views, which a refill reads.
  * Returns the keys checked: the ranked number, one length per ranking and every stored rank key.
  */
 function compareTopUsers(
@@ -383,7 +388,7 @@ function compareTopUsers(
 export const topUsers: ViewModule = {
   name: TOP_USERS,
   version: TOP_USERS_VERSION,
-  // It reads UserInformation's moves and, to refill a prefix, its views and counts (`upstreamSpaces`): no rows.
+  // It reads UserInformation's moves and, to refill a prefix, its views (`upstreamSpaces`): no rows.
   reads: {},
   dependsOn: [USER_INFORMATION],
   spaces: {

@@ -59,6 +59,13 @@ export interface KvSpace<V> {
    */
   keys(): Iterable<string>;
   /**
+   * The stored bytes of the value of `key` handed to `read` (undefined when there is none), without
+   * decoding it: for a view that needs a small part of a large value (the counts in UserInformation's stored
+   * view). `read` must not keep the buffer (LMDB reuses it). Only on spaces that store encoded values (LMDB);
+   * on the others, read with `get`.
+   */
+  readStored?<T>(key: string, read: (bytes: Buffer) => T): T | undefined;
+  /**
    * True when a put or removal goes to the stored database at once (LMDB): a view that writes many keys in
    * one commit writes them in key order there, so that they fall page after page. Absent on spaces that keep
    * their writes in memory (the in-memory state; a rebuild's buffer, which writes them in key order itself).

@@ -3,10 +3,13 @@
  * row plus four counts, each equal to `SELECT COUNT(*)` over the current rows of one table.
  *
  * Spaces:
- * - `counts`: userId → the four counts, for every user some row counts (a user's counts exist before its
- *   users row does, and survive its deletion); removed when all four fall to zero.
  * - `views`: userId → the served view (codec.ts: seed 002's JSON ready to send, then the version), present
- *   only while the users row exists.
+ *   only while the users row exists. Its counts are where a user with a users row keeps them.
+ * - `counts`: userId → the four counts of a user some row counts that has no users row (a user's counts
+ *   exist before its users row does, and survive its deletion: they move out of the view and back); absent
+ *   while all four are zero. Until version 2 it held every user's counts, the visible users' beside their
+ *   views: at 1M users a commit of 10k records then rewrote most of its 7.9k pages besides a page of the views
+ *   per user it touched, where a user's counts now cost nothing but its view's page (README "Benchmarks").
  *
  * Every count moves with row transitions (the old row's contribution out, the new row's in), so the view is
  * a function of the current rows whatever the order, replays and redeliveries of the records. A user is
@@ -14,7 +17,7 @@
  * created and deleted in one commit, or a tweet moved away and another moved in, leaves it alone.
  */
 import { InvariantError } from '../errors.js';
-import { decodeView, encodeViewOnce, restJsonOf, withVersionOf } from './codec.js';
+import { countsOfStoredView, decodeView, encodeViewOnce, restJsonOf, withVersionOf } from './codec.js';
 import { IdSlots } from './id-slots.js';
 import { ROW_FIELDS, type FollowRow, type LikeRow, type Profile, type Row, type TweetRow } from './source.js';
 import type {
@@ -87,8 +90,11 @@ export const REST_FIELDS = [
   ...COUNT_FIELDS,
 ] as const satisfies readonly (keyof UserInformation)[];
 
-/** Bump when the view's definition or stored form changes: this view alone is rebuilt from the rows. */
-export const USER_INFORMATION_VERSION = 1;
+/**
+ * Bump when the view's definition or stored form changes: this view alone is rebuilt from the rows. 2: the
+ * counts of a user with a users row stored in its view alone (the module comment).
+ */
+export const USER_INFORMATION_VERSION = 2;
 
 export const USER_INFORMATION = 'user-information';
 
@@ -214,6 +220,28 @@ class Touched {
   }
 }
 
+/**
+ * The counts of a user that has a view: read from the view's stored bytes where the space stores bytes
+ * (LMDB: no JSON parse, codec.ts), else from the view. Throws when it has none (a users row without a view
+ * is a broken invariant).
+ */
+export function countsOfView(views: KvSpace<UserInformation>, userId: string): Counts {
+  if (views.readStored !== undefined) {
+    const counts = views.readStored(userId, countsOfStoredView);
+    if (counts !== undefined) return counts;
+  } else {
+    const view = views.get(userId);
+    if (view !== undefined)
+      return {
+        tweetCount: view.tweetCount,
+        followingCount: view.followingCount,
+        followerCount: view.followerCount,
+        likeCount: view.likeCount,
+      };
+  }
+  throw new InvariantError(`user ${userId} has a users row but no view`);
+}
+
 const add = (column: number[], s: number, by: number): void => {
   column[s] = column[s]! + by;
 };
@@ -276,7 +304,12 @@ function applyUserInformation(input: ApplyInput, spaces: Spaces): Applied {
     const moved = t.tweets[s] !== 0 || t.following[s] !== 0 || t.followers[s] !== 0 || t.likes[s] !== 0;
     // Moves that cancel out (a follow created and deleted in one commit) leave the user as it was.
     if (!moved && profileAt === -1) continue;
-    const old = counts.get(userId) ?? ZERO_COUNTS;
+    const profileBefore =
+      profileAt === -1 ? profileOf(rows.row('users', userId)) : profileOf(tx.before[profileAt]!);
+    const profileAfter = profileAt === -1 ? profileBefore : profileOf(tx.after[profileAt]!);
+    // A user with a users row has its counts in its view, the others in `counts` (absent: all zero).
+    const stored = profileBefore !== null ? countsOfView(views, userId) : counts.get(userId);
+    const old = stored ?? ZERO_COUNTS;
     const next: Counts = moved
       ? {
           tweetCount: old.tweetCount + t.tweets[s]!,
@@ -285,23 +318,28 @@ function applyUserInformation(input: ApplyInput, spaces: Spaces): Applied {
           likeCount: old.likeCount + t.likes[s]!,
         }
       : old;
-    if (moved) {
-      if (next.tweetCount < 0 || next.followingCount < 0 || next.followerCount < 0 || next.likeCount < 0)
-        throw new InvariantError(`a count of user ${userId} would become negative`);
-      if (next.tweetCount + next.followingCount + next.followerCount + next.likeCount === 0)
-        counts.remove(userId);
-      else counts.put(userId, next);
-    }
-    const profileBefore =
-      profileAt === -1 ? profileOf(rows.row('users', userId)) : profileOf(tx.before[profileAt]!);
-    const profileAfter = profileAt === -1 ? profileBefore : profileOf(tx.after[profileAt]!);
+    if (
+      moved &&
+      (next.tweetCount < 0 || next.followingCount < 0 || next.followerCount < 0 || next.likeCount < 0)
+    )
+      throw new InvariantError(`a count of user ${userId} would become negative`);
     if (profileAfter !== null) {
       const view = buildView(userId, profileAfter, next, versionOf(commit, t.last[s]!));
       views.put(userId, view);
       (event ??= new Map()).set(userId, view);
-    } else if (profileBefore !== null) {
-      views.remove(userId);
-      (event ??= new Map()).set(userId, null);
+      // Its counts move into the view.
+      if (profileBefore === null && stored !== undefined) counts.remove(userId);
+    } else {
+      if (profileBefore !== null) {
+        views.remove(userId);
+        (event ??= new Map()).set(userId, null);
+      }
+      // Its counts (out of the view it had, or moved) are kept in `counts`, unless all zero.
+      if (profileBefore !== null || moved) {
+        if (next.tweetCount + next.followingCount + next.followerCount + next.likeCount === 0) {
+          if (stored !== undefined && profileBefore === null) counts.remove(userId);
+        } else counts.put(userId, next);
+      }
     }
     noteMove(moves, userId, moved, profileBefore === null ? null : old, profileAfter === null ? null : next);
   }
@@ -343,10 +381,9 @@ const LIKES = 3;
  * touches a user, reads its counts, makes a Counts object and puts it in the space for each row that counts
  * for it, this looks the user up once in one Map and adds 1 in an array. The replay inserts the users rows
  * last (REPLAY_ORDER), so until then no user has a view and a page of other rows moves nothing but the
- * arrays; a users row then builds the view from the counts at hand and puts the counts with it, and
- * `finish` puts those of the users with no users row. So after every page the views, and the counts of the
- * users that have one, are what `apply` leaves: what a dependent view reads (TopUsers' refill; types.ts,
- * RowReplay). What `apply` returns (the views' events, the moves
+ * arrays; a users row then builds the view from the counts at hand, and `finish` puts the counts of the
+ * users with no users row. So after every page the views are what `apply` leaves, which is what a dependent
+ * view reads (TopUsers' refill; types.ts, RowReplay). What `apply` returns (the views' events, the moves
  * passed downstream to the rankings) is the same, page by page, in the same order; the reference-model test
  * in test/views/user-information-replay.test.ts holds it. 9.1M rows over 1M users rebuilt (a version bump,
  * in process, profiled once each): the pages' apply 26.3 s against 34.8 s, UserInformation's part 21.2 s
@@ -424,7 +461,6 @@ class UserInformationReplay implements RowReplay {
   }
 
   apply(input: ApplyInput, spaces: Spaces): Applied {
-    const counts = spaces['counts'] as KvSpace<Counts>;
     const views = spaces['views'] as KvSpace<UserInformation>;
     const { transitions: tx, commit, rows } = input;
     this.page++;
@@ -485,9 +521,6 @@ class UserInformationReplay implements RowReplay {
         const view = buildView(userId, profileAfter, next, versionOf(commit, this.last[s]!));
         views.put(userId, view);
         (event ??= new Map()).set(userId, view);
-        // A user with a view has its counts written with it (the users rows come last: as the buffer fills),
-        // the others at `finish`.
-        if ((moved || profileBefore === null) && this.counted(s)) counts.put(userId, next);
       }
       this.visible[s] = profileAfter === null ? 0 : 1;
       noteMove(
@@ -501,7 +534,7 @@ class UserInformationReplay implements RowReplay {
     return appliedOf(event, moves);
   }
 
-  /** The counts of the users with no users row: those of the others went with their views. */
+  /** The counts of the users with no users row: those of the others are in their views. */
   finish(spaces: Spaces): void {
     const counts = spaces['counts'] as KvSpace<Counts>;
     for (let s = 0; s < this.ids.length; s++)
@@ -536,6 +569,10 @@ export const userInformation: ViewModule = {
   versioned: { views: (a, b) => restJsonOf(a).equals(restJsonOf(b)) },
   differences(space, expected, actual) {
     if (space === 'counts') {
+      if (expected === undefined && actual !== undefined)
+        return [
+          'has a counts entry the rows do not give (a user keeps its counts in its view while it has a users row, and none while all are zero)',
+        ];
       const want = (expected as Counts | undefined) ?? ZERO_COUNTS;
       const have = (actual as Counts | undefined) ?? ZERO_COUNTS;
       return COUNT_FIELDS.filter((f) => want[f] !== have[f]).map(

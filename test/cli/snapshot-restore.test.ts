@@ -76,7 +76,7 @@ describe('snapshot and restore', () => {
     const snap = await runCli(['snapshot', file], { DATA_DIR: a.config.dataDir });
     expect({ code: snap.code, stderr: snap.stderr }).toEqual({ code: 0, stderr: '' });
     expect(snap.stdout).toMatch(
-      /^snapshot: wrote .*matview\.snapshot \(\d+ bytes\): generation 1, views user-information@1 top-users@3 totals@1, sequence \d+, instance /,
+      /^snapshot: wrote .*matview\.snapshot \(\d+ bytes\): generation 1, views user-information@2 top-users@3 totals@1, sequence \d+, instance /,
     );
     expect(existsSync(`${file}.tmp-${process.pid}`)).toBe(false);
     // Refuses to overwrite without --force.

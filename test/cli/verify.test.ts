@@ -48,6 +48,8 @@ async function healthyStore(): Promise<string> {
       change('tweets', 't2', { table: 'tweets', userId: 'bob' }),
       change('follows', 'f2', null),
       change('users', 'ghost', user('ghost')),
+      // A user with no users row: UserInformation keeps its counts in the counts space.
+      change('tweets', 't4', { table: 'tweets', userId: 'dave' }),
     ]),
   );
   await store.close();
@@ -61,7 +63,7 @@ describe('matview verify', () => {
     expect({ code: ok.code, stdout: ok.stdout, stderr: ok.stderr }).toEqual({
       code: 0,
       stdout:
-        'verify: OK: every view matches its rows; generation 1; views: user-information 4 keys, top-users 21 keys, totals 1 keys; rows: 4 users, 3 tweets, 1 follows, 1 likes\n',
+        'verify: OK: every view matches its rows; generation 1; views: user-information 5 keys, top-users 21 keys, totals 1 keys; rows: 4 users, 4 tweets, 1 follows, 1 likes\n',
       stderr: '',
     });
 
@@ -77,7 +79,7 @@ describe('matview verify', () => {
       code: 1,
       lines: [
         'user-information bob: view tweetCount is 3, rows say 2',
-        'verify: FAILED: 1 keys differ from the rows; generation 1; views: user-information 4 keys, top-users 21 keys, totals 1 keys; rows: 4 users, 3 tweets, 1 follows, 1 likes',
+        'verify: FAILED: 1 keys differ from the rows; generation 1; views: user-information 5 keys, top-users 21 keys, totals 1 keys; rows: 4 users, 4 tweets, 1 follows, 1 likes',
       ],
     });
   });
@@ -86,17 +88,20 @@ describe('matview verify', () => {
     const dataDir = await healthyStore();
     const env = open({ path: join(dataDir, 'view'), maxDbs: 128 });
     const counts = env.openDB<Buffer, string>({ name: COUNTS_DB, encoding: 'binary' });
-    const alice = countsCodec.decode(counts.getBinary('alice')!);
-    await counts.put('alice', countsCodec.encode({ ...alice, followerCount: 7 }));
+    const dave = countsCodec.decode(counts.getBinary('dave')!);
+    await counts.put('dave', countsCodec.encode({ ...dave, followerCount: 7 }));
+    // alice has a users row: her counts are in her view, and an entry in the counts space is wrong.
+    await counts.put('alice', countsCodec.encode({ ...dave, tweetCount: 2 }));
     await env.openDB<Buffer, string>({ name: VIEWS_DB, encoding: 'binary' }).remove('carol');
     await env.close();
 
     const bad = await runCli(['verify'], { DATA_DIR: dataDir });
-    expect({ code: bad.code, lines: bad.stdout.trim().split('\n').slice(0, 2) }).toEqual({
+    expect({ code: bad.code, lines: bad.stdout.trim().split('\n').slice(0, 3) }).toEqual({
       code: 1,
       lines: [
-        'user-information alice: stored followerCount is 7, rows say 1',
+        'user-information alice: has a counts entry the rows do not give (a user keeps its counts in its view while it has a users row, and none while all are zero)',
         'user-information carol: has a users row but no view',
+        'user-information dave: stored followerCount is 7, rows say 0',
       ],
     });
   });
@@ -116,17 +121,16 @@ describe('matview verify', () => {
         'verify: OK: every view matches the views of view topic "views"; generation 1; views: user-information 3 keys, top-users 17 keys, totals 0 keys\n',
     });
 
+    // A replica keeps no counts space entries (its users' counts are in their views).
     const env = open({ path: join(dataDir, 'view'), maxDbs: 128 });
     const counts = env.openDB<Buffer, string>({ name: COUNTS_DB, encoding: 'binary' });
-    await counts.put(
-      '1',
-      countsCodec.encode({ ...countsCodec.decode(counts.getBinary('1')!), likeCount: 0 }),
-    );
+    await counts.put('1', countsCodec.encode(makeUser(1)));
     await env.close();
     const bad = await runCli(['verify'], { DATA_DIR: dataDir });
     expect({ code: bad.code, first: bad.stdout.split('\n')[0] }).toEqual({
       code: 1,
-      first: `user-information 1: stored likeCount is 0, rows say ${makeUser(1).likeCount}`,
+      first:
+        'user-information 1: has a counts entry the rows do not give (a user keeps its counts in its view while it has a users row, and none while all are zero)',
     });
   });
 

@@ -9,8 +9,9 @@ import { commitBatch, commitPlan, type CommitOutcome } from '../../src/materiali
 import { MemoryState } from '../../src/materializer/memory-state.js';
 import { createRegistry } from '../../src/views/registry.js';
 import type { Row, Table } from '../../src/views/source.js';
-import type { Counts, UserInformation } from '../../src/views/user-information.js';
+import type { UserInformation } from '../../src/views/user-information.js';
 import { commitInput, profile, type TestRecord } from '../utils/changes.js';
+import { userCounts } from '../utils/store-state.js';
 
 const registry = createRegistry();
 const plan = commitPlan(registry);
@@ -37,7 +38,7 @@ const tweet = (key: string, userId: string, offset: number, partition = 0) =>
 let seq = 0n;
 const apply = (s: MemoryState, ...records: TestRecord[]): CommitOutcome =>
   commitBatch(s, plan, commitInput(records), ++seq, 0);
-const counts = (s: MemoryState, id: string) => s.kv<Counts>('user-information', 'counts').get(id);
+const counts = (s: MemoryState, id: string) => userCounts(s.spaces('user-information'), id);
 const views = (s: MemoryState) => s.kv<UserInformation>('user-information', 'views');
 const event = (o: CommitOutcome, id: string) =>
   (o.events.get('user-information') as Map<string, UserInformation | null> | undefined)?.get(id);

@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { VIEWS } from '../../src/views/registry.js';
 import { TOP_USERS_VERSION } from '../../src/views/top-users.js';
+import { USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
 import {
   computeReference,
   expectServedDashboardEquals,
@@ -284,7 +285,7 @@ describe('rebuilds on a running server', () => {
     // version (no empty pushes), and nothing was consumed before the rebuild.
     expect(rebuilt.data!.users).toEqual(before.data!.users);
     expect(v2.running.store.viewVersions()).toEqual({
-      'user-information': 2,
+      'user-information': USER_INFORMATION_VERSION + 1,
       'top-users': TOP_USERS_VERSION,
       totals: 1,
     });

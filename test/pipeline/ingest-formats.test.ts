@@ -12,8 +12,7 @@ import { createSchemaRegistryClient } from '../../src/formats/registry-client.js
 import { silentLogger } from '../../src/ops/logger.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { createIngestHandler, type DeadLetter } from '../../src/pipeline/ingest.js';
-import type { KvSpace } from '../../src/views/types.js';
-import type { Counts } from '../../src/views/user-information.js';
+import { userCounts } from '../utils/store-state.js';
 import { toOutboxEntry } from '../../src/feed/dead-letter.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { TABLES, type Table } from '../../src/views/source.js';
@@ -85,7 +84,7 @@ const o: EventOptions = { connector: 'postgresql', schemas: true, tsMs: 1_600_00
 const like = (id: number, userId: number) => ({ id, user_id: userId, tweet_id: 1, created_at: 1n });
 const userRow = (id: number) => ({ id, username: `u${id}`, created_at: '2020-01-01T00:00:00Z' });
 const counts = (store: LmdbStore, id: string) =>
-  (store.activeGeneration().spaces('user-information')['counts'] as KvSpace<Counts>).get(id)?.likeCount ?? 0;
+  userCounts(store.activeGeneration().spaces('user-information'), id)?.likeCount ?? 0;
 
 describe.each([false, true])('ingest of Debezium topics (writer thread: %s)', (writerThread) => {
   it('should empty the table on a truncate, in the transaction that stores its offset, and count what follows', async () => {

@@ -10,8 +10,7 @@ import { jsonDecoder } from '../../src/formats/json.js';
 import type { FormatDecoder } from '../../src/formats/types.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import type { Table } from '../../src/views/source.js';
-import type { KvSpace } from '../../src/views/types.js';
-import type { Counts } from '../../src/views/user-information.js';
+import { userCounts } from '../utils/store-state.js';
 import { tempDir } from '../utils/tmp.js';
 
 const tables = new Map<string, Table>([
@@ -192,8 +191,7 @@ describe.each([false, true])('ingest (writer thread: %s)', (writerThread) => {
       positive: true,
     });
     expect({
-      tweets: (store.activeGeneration().spaces('user-information')['counts'] as KvSpace<Counts>).get('u1')
-        ?.tweetCount,
+      tweets: userCounts(store.activeGeneration().spaces('user-information'), 'u1')?.tweetCount,
       position: store.position('tweets', 0),
       deadLetters: outbox(store),
     }).toEqual({
@@ -261,8 +259,9 @@ describe.each([false, true])('ingest (writer thread: %s)', (writerThread) => {
       };
       return seen;
     }
-    const counts = (store: ReturnType<typeof setup>['store']) =>
-      store.activeGeneration().spaces('user-information')['counts'] as KvSpace<Counts>;
+    const counts = (store: ReturnType<typeof setup>['store']) => ({
+      get: (id: string) => userCounts(store.activeGeneration().spaces('user-information'), id),
+    });
     const tweetCounts = (store: ReturnType<typeof setup>['store']) =>
       Array.from({ length: 7 }, (_, i) => counts(store).get(`u${i}`)?.tweetCount ?? 0);
 
@@ -352,8 +351,9 @@ describe.each([false, true])('ingest (writer thread: %s)', (writerThread) => {
 });
 
 describe('ingest of pipelined batches', () => {
-  const counts = (store: LmdbStore) =>
-    store.activeGeneration().spaces('user-information')['counts'] as KvSpace<Counts>;
+  const counts = (store: LmdbStore) => ({
+    get: (id: string) => userCounts(store.activeGeneration().spaces('user-information'), id),
+  });
   /**
    * A handler whose tweets decoder waits in `prepare` for the first batch starting at offset 0 until
    * `release`, then fails it if so told (a registry outage, say).

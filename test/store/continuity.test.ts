@@ -12,8 +12,8 @@ import { checkContinuity, commitBatch, commitPlan } from '../../src/materializer
 import { MemoryState } from '../../src/materializer/memory-state.js';
 import { openStore, type LmdbStore } from '../../src/store/lmdb-store.js';
 import { createRegistry } from '../../src/views/registry.js';
-import type { KvSpace } from '../../src/views/types.js';
-import { USER_INFORMATION, type Counts } from '../../src/views/user-information.js';
+import { USER_INFORMATION } from '../../src/views/user-information.js';
+import { userCounts } from '../utils/store-state.js';
 import { commitInput, tweetRecord } from '../utils/changes.js';
 import { tempDir } from '../utils/tmp.js';
 
@@ -29,7 +29,7 @@ function tweets(from: number, to: number, continues?: string) {
 
 /** u1's tweets as the active generation counts them, and whether row `key` of tweets is stored. */
 const tweetsOf = (store: LmdbStore): number | undefined =>
-  (store.activeGeneration().spaces(USER_INFORMATION)['counts'] as KvSpace<Counts>).get('u1')?.tweetCount;
+  userCounts(store.activeGeneration().spaces(USER_INFORMATION), 'u1')?.tweetCount;
 const stored = (store: LmdbStore, key: string): boolean =>
   store.activeGeneration().rows.row('tweets', key) !== undefined;
 

@@ -14,6 +14,7 @@ import { VIEWS } from '../../src/views/registry.js';
 import { TABLES, type Table } from '../../src/views/source.js';
 import { encodeView } from '../../src/views/codec.js';
 import { RANKINGS, TOP_USERS_VERSION } from '../../src/views/top-users.js';
+import { USER_INFORMATION_VERSION } from '../../src/views/user-information.js';
 import { commitInput, follow, like, profile, sequential, tweet } from '../utils/changes.js';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { tempDir } from '../utils/tmp.js';
@@ -89,7 +90,11 @@ describe('a view version bump', () => {
     expect(store.userViewsRemovedAt()).toBe(0n);
     expect({ stale: store.staleViews(), versions: store.viewVersions() }).toEqual({
       stale: [],
-      versions: { 'user-information': 1, 'top-users': TOP_USERS_VERSION + 1, totals: 1 },
+      versions: {
+        'user-information': USER_INFORMATION_VERSION,
+        'top-users': TOP_USERS_VERSION + 1,
+        totals: 1,
+      },
     });
     expect(verifyGeneration(store.registry, store.activeGeneration()).differences).toEqual([]);
     await store.close();

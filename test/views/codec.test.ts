@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  countsOfStoredView,
   decodeView,
   encodeView,
   encodeViewOnce,
@@ -60,6 +61,36 @@ describe('stored view codec', () => {
 
   it('should decode to the same view, multi-byte characters included', () => {
     expect(decodeView(encodeView(view))).toEqual(view);
+  });
+});
+
+describe('countsOfStoredView', () => {
+  it("should read the four counts a stored view's JSON ends with, whatever its strings hold", () => {
+    const random = prng(11);
+    /** Text that looks like the end of a view's JSON: digits, commas, colons, quotes, escapes, multi-byte. */
+    const tricky = ['', '1', ',"likeCount":9}', '\\"', '3,4:5', '🚀"x":2', 'ü,', '\u0000'];
+    const pick = <T>(of: readonly T[]): T => of[Math.floor(random() * of.length)]!;
+    const count = (): number =>
+      pick([0, 1, 9, 10, 99, 1_000, 2 ** 31, 2 ** 32 - 1, Math.floor(random() * 1e6)]);
+    const users = [view, ...serializableUsers(random)];
+    for (let i = 0; i < 2_000; i++)
+      users.push({
+        ...pick(users),
+        userId: `u${pick(tricky)}${i}`,
+        description: pick([null, pick(tricky), `${pick(tricky)}${pick(tricky)}`]),
+        backgroundImageUrl: pick([null, pick(tricky)]),
+        tweetCount: count(),
+        followingCount: count(),
+        followerCount: count(),
+        likeCount: count(),
+      });
+    for (const u of users)
+      expect(countsOfStoredView(encodeView(u))).toEqual({
+        tweetCount: u.tweetCount,
+        followingCount: u.followingCount,
+        followerCount: u.followerCount,
+        likeCount: u.likeCount,
+      });
   });
 });
 

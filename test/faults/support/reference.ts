@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { FeedRecord } from '../../../src/feed/types.js';
 import { openStore } from '../../../src/store/lmdb-store.js';
-import type { KvSpace } from '../../../src/views/types.js';
+import { allUserCounts } from '../../utils/store-state.js';
 import { consumeUpTo } from '../../utils/kafka-mock.js';
 import {
   PROFILE,
@@ -198,8 +198,8 @@ export async function expectStoreEquals(
   try {
     const zero: RefCounts = { tweetCount: 0, followingCount: 0, followerCount: 0, likeCount: 0 };
     const stored = new Map<string, RefCounts>();
-    const counts = store.activeGeneration().spaces('user-information')['counts'] as KvSpace<RefCounts>;
-    for (const [id, c] of counts.entries()) stored.set(id, { ...c });
+    for (const [id, c] of allUserCounts(store.activeGeneration().spaces('user-information')))
+      stored.set(id, c);
     const diff: string[] = [];
     for (const id of new Set([...stored.keys(), ...reference.counts.keys()])) {
       const got = stored.get(id) ?? zero;
