@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { openStore } from '../../src/store/lmdb-store.js';
 import { encodeView } from '../../src/views/codec.js';
+import { VIEWS } from '../../src/views/registry.js';
 import { REST_FIELDS } from '../../src/views/user-information.js';
 import { countsOf, followerCounts, profileOf, viewOf, HEAVY_USER } from './dataset.js';
 import { killOnExit, sleep, waitFor } from './common.js';
@@ -36,7 +37,10 @@ export async function freePort(): Promise<number> {
 
 /** Builds (once, cached in `cache`) the LMDB store of n users; returns its path. */
 export async function buildView(cache: string, n: number, log: (m: string) => void): Promise<string> {
-  const path = join(cache, `view-v${DATASET_VERSION}-${n}`);
+  // The registered views' versions name the cached store too: a server opening a store whose view versions
+  // it does not serve rebuilds those views from the stored rows, and this store has none (views only).
+  const versions = VIEWS.map((v) => `${v.name}@${v.version}`).join('-');
+  const path = join(cache, `view-v${DATASET_VERSION}-${versions}-${n}`);
   if (existsSync(join(path, 'complete'))) return path;
   const started = Date.now();
   execFileSync('rm', ['-rf', path]);
