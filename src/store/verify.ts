@@ -67,8 +67,9 @@ export function verifyGeneration(registry: Registry, generation: Generation): Ve
 
 /**
  * A replica's generation (VIEW_TOPIC_IN) has no rows: its UserInformation views and totals are the view topic's.
- * What can drift is what it derives from them: the rankings (and its `counts` space, which must stay empty). They are recomputed by
- * replaying the stored views through the replica's own commit body (src/materializer/replicate.ts).
+ * What can drift is what it derives from them: the rankings (and its `counts` space, which must stay empty).
+ * They are recomputed by replaying the stored views through the replica's own commit body
+ * (src/materializer/replicate.ts).
  */
 export function verifyReplicaGeneration(registry: Registry, generation: Generation): VerifyReport {
   const stored = new Map(registry.views.map((v) => [v.name, generation.spaces(v.name)]));

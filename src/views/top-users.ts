@@ -13,8 +13,8 @@
  * UserInformation's `downstream`: the users whose counts or users row the commit changed. An emptied prefix
  * is refilled (the one scan, at most once per RANK_PREFIX_CAP - MAX_TOP_LIMIT users moving out) from
  * UserInformation's `views`: the ranked users are those with a users row, so with a view, and each view holds
- * its user's counts. Version 2 kept its own copy of the ranked users' counts for that:
- * at 1M users, a third of the pages a commit of 10k records wrote (README "Benchmarks").
+ * its user's counts. Version 2 kept its own copy of the ranked users' counts for that: at 1M users, a third of
+ * the pages a commit of 10k records wrote (README "Benchmarks").
  *
  * Its event names each ranking whose first MAX_TOP_LIMIT entries changed in the commit (member or order),
  * with the new list of ids; subscribers asking for fewer entries compare their own prefix, and the users'

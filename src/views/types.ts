@@ -120,7 +120,7 @@ export interface ApplyInput {
   /**
    * The spaces of a view listed in `dependsOn` as this commit left them (it applied first), to read only:
    * a view derived from another reads what that one already stores instead of keeping a copy (TopUsers'
-   * refill reads UserInformation's views and counts). Throws for any other view.
+   * refill reads UserInformation's views, which hold the counts). Throws for any other view.
    */
   upstreamSpaces(view: string): Spaces;
 }

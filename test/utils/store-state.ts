@@ -28,7 +28,7 @@ export function storeState(store: LmdbStore): unknown {
   );
 }
 
-const ZERO = (c: Counts): boolean =>
+const allZero = (c: Counts): boolean =>
   c.tweetCount === 0 && c.followingCount === 0 && c.followerCount === 0 && c.likeCount === 0;
 
 const countsOnly = (c: Counts): Counts => ({
@@ -45,7 +45,7 @@ const countsOnly = (c: Counts): Counts => ({
  */
 export function userCounts(ui: Spaces, userId: string): Counts | undefined {
   const view = (ui['views'] as KvSpace<UserInformation>).get(userId);
-  if (view !== undefined) return ZERO(view) ? undefined : countsOnly(view);
+  if (view !== undefined) return allZero(view) ? undefined : countsOnly(view);
   return (ui['counts'] as KvSpace<Counts>).get(userId);
 }
 
@@ -53,7 +53,7 @@ export function userCounts(ui: Spaces, userId: string): Counts | undefined {
 export function allUserCounts(ui: Spaces): Map<string, Counts> {
   const out = new Map<string, Counts>();
   for (const [id, view] of (ui['views'] as KvSpace<UserInformation>).entries())
-    if (!ZERO(view)) out.set(id, countsOnly(view));
+    if (!allZero(view)) out.set(id, countsOnly(view));
   for (const [id, counts] of (ui['counts'] as KvSpace<Counts>).entries()) {
     if (out.has(id)) throw new Error(`user ${id} has counts both in its view and in the counts space`);
     out.set(id, counts);
