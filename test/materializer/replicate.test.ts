@@ -1,8 +1,8 @@
 /**
  * Issue 19, the replica's commit body (src/materializer/replicate.ts): a materializer's commit events,
  * written as view topic records (src/views/view-record.ts) and read back, rebuild on a replica exactly what the
- * materializer serves: every user's view with its version, the counts of every visible user, the rankings
- * and the totals, whatever the delivery does (partitions interleaved, batches merged, records delivered
+ * materializer serves: every user's view with its version (and in it the user's counts), the rankings and
+ * the totals, whatever the delivery does (partitions interleaved, batches merged, records delivered
  * twice, values repeated after a producer's crash).
  */
 import { describe, expect, it } from 'vitest';
