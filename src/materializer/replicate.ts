@@ -22,9 +22,9 @@ import { TOTALS, TOTALS_KEY, type TotalsValue } from '../views/totals.js';
 import type { CommitInfo, KvSpace, RecordOrigins, RowReader, Transitions } from '../views/types.js';
 import {
   COUNT_FIELDS,
+  countsOf,
   REST_FIELDS,
   USER_INFORMATION,
-  type Counts,
   type UserInformation,
   type UserMove,
   type ViewVersion,
@@ -150,13 +150,6 @@ export function commitReplica(
     noops: accepted.length - changed,
   };
 }
-
-const countsOf = (v: Counts): Counts => ({
-  tweetCount: v.tweetCount,
-  followingCount: v.followingCount,
-  followerCount: v.followerCount,
-  likeCount: v.likeCount,
-});
 
 const sameVersion = (a: ViewVersion, b: ViewVersion): boolean =>
   a.sequence === b.sequence &&

@@ -231,16 +231,18 @@ export function countsOfView(views: KvSpace<UserInformation>, userId: string): C
     if (counts !== undefined) return counts;
   } else {
     const view = views.get(userId);
-    if (view !== undefined)
-      return {
-        tweetCount: view.tweetCount,
-        followingCount: view.followingCount,
-        followerCount: view.followerCount,
-        likeCount: view.likeCount,
-      };
+    if (view !== undefined) return countsOf(view);
   }
   throw new InvariantError(`user ${userId} has a users row but no view`);
 }
+
+/** The four counts of a view (or anything that has them), as a Counts object of their own. */
+export const countsOf = (v: Counts): Counts => ({
+  tweetCount: v.tweetCount,
+  followingCount: v.followingCount,
+  followerCount: v.followerCount,
+  likeCount: v.likeCount,
+});
 
 const add = (column: number[], s: number, by: number): void => {
   column[s] = column[s]! + by;

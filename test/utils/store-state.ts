@@ -2,7 +2,7 @@
 import type { LmdbStore } from '../../src/store/lmdb-store.js';
 import { TABLES } from '../../src/views/source.js';
 import type { IndexSpace, KvSpace, Spaces } from '../../src/views/types.js';
-import type { Counts, UserInformation } from '../../src/views/user-information.js';
+import { countsOf, type Counts, type UserInformation } from '../../src/views/user-information.js';
 
 export function storeState(store: LmdbStore): unknown {
   const generation = store.activeGeneration();
@@ -31,13 +31,6 @@ export function storeState(store: LmdbStore): unknown {
 const allZero = (c: Counts): boolean =>
   c.tweetCount === 0 && c.followingCount === 0 && c.followerCount === 0 && c.likeCount === 0;
 
-const countsOnly = (c: Counts): Counts => ({
-  tweetCount: c.tweetCount,
-  followingCount: c.followingCount,
-  followerCount: c.followerCount,
-  likeCount: c.likeCount,
-});
-
 /**
  * The counts UserInformation keeps for `userId` (its spaces: `ui`), wherever it keeps them: in the user's view
  * while it has one, else in `counts`. Undefined when all four are zero, as the `counts` space had it before
@@ -45,7 +38,7 @@ const countsOnly = (c: Counts): Counts => ({
  */
 export function userCounts(ui: Spaces, userId: string): Counts | undefined {
   const view = (ui['views'] as KvSpace<UserInformation>).get(userId);
-  if (view !== undefined) return allZero(view) ? undefined : countsOnly(view);
+  if (view !== undefined) return allZero(view) ? undefined : countsOf(view);
   return (ui['counts'] as KvSpace<Counts>).get(userId);
 }
 
@@ -53,7 +46,7 @@ export function userCounts(ui: Spaces, userId: string): Counts | undefined {
 export function allUserCounts(ui: Spaces): Map<string, Counts> {
   const out = new Map<string, Counts>();
   for (const [id, view] of (ui['views'] as KvSpace<UserInformation>).entries())
-    if (!allZero(view)) out.set(id, countsOnly(view));
+    if (!allZero(view)) out.set(id, countsOf(view));
   for (const [id, counts] of (ui['counts'] as KvSpace<Counts>).entries()) {
     if (out.has(id)) throw new Error(`user ${id} has counts both in its view and in the counts space`);
     out.set(id, counts);
