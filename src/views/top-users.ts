@@ -277,12 +277,17 @@ function searchKeys(keys: readonly string[], key: string): number {
 export const bufferMoves = (moves: number, length: number): boolean => moves > 0 && 4 * moves >= length;
 
 /**
- * Every ranked user's count of `field`, from UserInformation's spaces (a refill, or `matview verify`'s
- * recomputed spaces): each user with a view is ranked, with the counts in its view.
+ * Every ranked user with its counts, from UserInformation's spaces (a refill, or `matview verify`'s recomputed
+ * spaces): each user with a view is ranked, with the counts in its view.
  */
-function* rankedCounts(userInformation: Spaces, field: keyof Counts): Iterable<readonly [string, number]> {
+function* rankedUsers(userInformation: Spaces): Iterable<readonly [string, Counts]> {
   const views = userInformation['views'] as KvSpace<UserInformation>;
-  for (const userId of views.keys()) yield [userId, countsOfView(views, userId)[field]];
+  for (const userId of views.keys()) yield [userId, countsOfView(views, userId)];
+}
+
+/** Every ranked user's count of `field` (a refill). */
+function* rankedCounts(userInformation: Spaces, field: keyof Counts): Iterable<readonly [string, number]> {
+  for (const [userId, counts] of rankedUsers(userInformation)) yield [userId, counts[field]];
 }
 
 /** The rankings (bit i: RANKINGS[i], whose count is RANKED_BY's) whose count differs between `a` and `b`. */
@@ -359,16 +364,13 @@ function compareTopUsers(
   note: (key: string, problems: readonly string[]) => void,
   upstream: (view: string) => Spaces,
 ): number {
-  const recomputed = upstream(USER_INFORMATION);
+  const want = [...rankedUsers(upstream(USER_INFORMATION))];
   const meta = stored['meta'] as KvSpace<number>;
   const index = stored['rank'] as IndexSpace;
   let keys = 1 + RANKINGS.length;
-  let rankedUsers = 0;
   for (const ranking of RANKINGS) {
-    const full = [...rankedCounts(recomputed, RANKED_BY[ranking])]
-      .map(([u, count]) => rankKey(ranking, count, u))
-      .sort(compareCodePoints);
-    rankedUsers = full.length;
+    const field = RANKED_BY[ranking];
+    const full = want.map(([u, c]) => rankKey(ranking, c[field], u)).sort(compareCodePoints);
     const prefix = index.first(DIGIT[ranking], Number.MAX_SAFE_INTEGER);
     keys += prefix.length;
     const at = prefix.findIndex((key, i) => key !== full[i]);
@@ -381,7 +383,7 @@ function compareTopUsers(
       note(lengthKey(ranking), [`meta: says ${length} keys, ${ranking} holds ${prefix.length}`]);
   }
   const ranked = meta.get(RANKED) ?? 0;
-  if (ranked !== rankedUsers) note(RANKED, [`meta: ${ranked} users ranked, rows say ${rankedUsers}`]);
+  if (ranked !== want.length) note(RANKED, [`meta: ${ranked} users ranked, rows say ${want.length}`]);
   return keys;
 }
 
