@@ -176,7 +176,7 @@ const LIVE_RECORDS = 200_000;
  * The store `replay` filled, opened as `matview serve` opens it (writer thread), then more of the same workload
  * applied to its active generation as the feed hands it over (16 batches of 10,000 in flight, merged by the
  * group commit): what ingest costs once the store holds `users` users, where every commit touches users spread
- * over the whole of its views and counts (the catch-up scenario's store has 22.3k).
+ * over the whole of its views (the catch-up scenario's store has 22.3k).
  */
 async function liveOnRebuilt(
   ctx: ScenarioContext,
@@ -377,7 +377,7 @@ export const rebuild: Scenario = {
     await liveOnRebuilt(ctx, records, live, users);
     await viewRebuild(ctx, users);
     ctx.note(
-      `rebuild: live commits on the rebuilt store: ${live.toLocaleString('en')} more records of the same workload (offsets after the replay's) applied to the store the replay left (before the view rebuild, which then rebuilds over them too), reopened with the writer thread as \`matview serve\` runs, 16 batches of 10,000 in flight and merged by the group commit (MAX_RECORDS_PER_COMMIT); each commit's users are spread over all ${users.toLocaleString('en')}, so nearly every one is another page of the views, and a commit rewrites most pages of both counts databases (UserInformation's and TopUsers')`,
+      `rebuild: live commits on the rebuilt store: ${live.toLocaleString('en')} more records of the same workload (offsets after the replay's) applied to the store the replay left (before the view rebuild, which then rebuilds over them too), reopened with the writer thread as \`matview serve\` runs, 16 batches of 10,000 in flight and merged by the group commit (MAX_RECORDS_PER_COMMIT); each commit's users are spread over all ${users.toLocaleString('en')}, so nearly every one is another page of the views (which hold the users' counts since UserInformation 2)`,
     );
     ctx.note(
       "rebuild: view rebuild from the stored rows: the replayed store reopened with UserInformation's version bumped, as `matview serve` finds it after a deploy that changed the view; timed over `rebuildStaleViews` (the replay, the writes, the switch, the events for subscribers and the drop of the old builds); rows/s over the stored rows (one per source key)",
