@@ -151,6 +151,7 @@ const schema = z.object({
     .max(10_000_000, 'must be <= 10000000')
     .optional(),
   REBUILD_ROWS_FIRST: autoOrBool.default('auto'),
+  COLD_START_BULK_LOAD: autoOrBool.default('auto'),
   VIEW_REBUILD_BUFFER_ENTRIES: positiveInt.max(100_000_000, 'must be <= 100000000').optional(),
   WRITER_THREAD: bool.default(true),
   DECODE_THREAD: autoOrBool.default('auto'),
@@ -287,6 +288,12 @@ export interface Config {
    * (`rowsFirstPays`).
    */
   readonly rebuildRowsFirst: boolean | 'auto';
+  /**
+   * Whether a store that never applied a record loads the topics' history as a rebuild before the live feed
+   * starts (src/wiring/cold-start.ts); `auto` (the default): when the history holds at least
+   * `maxRecordsPerCommit` records.
+   */
+  readonly coldStartBulkLoad: boolean | 'auto';
   /**
    * Entries a view rebuilt from the stored rows buffers in memory between writes (src/store/view-rebuild.ts);
    * default: what a third of the heap limit holds.
@@ -532,6 +539,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxRecordsPerCommit: e.MAX_RECORDS_PER_COMMIT ?? defaultMaxRecordsPerCommit(e.WRITER_THREAD),
     rebuildChunkRecords: e.REBUILD_CHUNK_RECORDS ?? defaultRebuildChunkRecords(e.WRITER_THREAD),
     rebuildRowsFirst: e.REBUILD_ROWS_FIRST,
+    coldStartBulkLoad: e.COLD_START_BULK_LOAD,
     viewRebuildBufferEntries: e.VIEW_REBUILD_BUFFER_ENTRIES ?? defaultViewRebuildBufferEntries(),
     writerThread: e.WRITER_THREAD,
     writerThreadNice: e.WRITER_THREAD_NICE,

@@ -330,7 +330,9 @@ export function handlerSteps<B extends { readonly length: number }>(
     const reach =
       skipTo !== undefined && compareOffsets(skipTo, end.lastOffset) > 0 ? skipTo : end.lastOffset;
     const done = end.chunks.finish(reach);
-    if (invalid.length > 0 && rebuild)
+    // A rebuild's handler has no routing but a cold start's bulk load's (src/wiring/cold-start.ts): the live
+    // feed kept those records already.
+    if (invalid.length > 0 && deadLetters === undefined)
       logger.debug(
         { topic: batch.topic, partition: batch.partition, invalid: invalid.length },
         'rebuild skipped invalid records',
@@ -341,7 +343,7 @@ export function handlerSteps<B extends { readonly length: number }>(
     for (const [n, c] of done.entries()) {
       let deadTo = deadFrom;
       while (
-        !rebuild &&
+        deadLetters !== undefined &&
         deadTo < invalid.length &&
         compareOffsets(invalid[deadTo]!.record.offset, c.lastOffset) <= 0
       )

@@ -108,6 +108,8 @@ export class FeedTracker implements FeedMonitor {
   private lagging = false;
   private stalled = false;
   private blockedBy: string | undefined;
+  /** A cold start's bulk load runs (`blockForBulkLoad`): no live feed yet, so no stall either. */
+  private bulkLoading = false;
   /** Total lag as of the last evaluation; null while no partition's high watermark is known. */
   private totalLag: number | null = null;
   /** Since when the source has been retrying (broker unreachable), undefined while it answers. */
@@ -156,8 +158,20 @@ export class FeedTracker implements FeedMonitor {
     this.evaluate();
   }
 
+  /**
+   * `block`, for a cold start's bulk load (src/wiring/cold-start.ts): the live feed starts only once it has
+   * swapped in, so the records waiting for the active generation are not a stall until then (the load's
+   * own consumer failing for good is fatal, and its views built from its rows run for minutes at a million
+   * users without a batch).
+   */
+  blockForBulkLoad(reason: string): void {
+    this.bulkLoading = true;
+    this.block(reason);
+  }
+
   unblock(): void {
     this.blockedBy = undefined;
+    this.bulkLoading = false;
     this.evaluate();
   }
 
@@ -227,6 +241,7 @@ export class FeedTracker implements FeedMonitor {
     if (totalLag > 0n && !down) this.waitingSince ??= now;
     else this.waitingSince = undefined;
     const stalled =
+      !this.bulkLoading &&
       this.waitingSince !== undefined &&
       now - Math.max(this.lastProgressAt, this.waitingSince) > this.options.stallMs;
     if (stalled !== this.stalled) {

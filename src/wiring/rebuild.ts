@@ -24,7 +24,7 @@
 import type { FeedHandler, FeedSource, PartitionPosition } from '../feed/types.js';
 import type { FormatDecoder } from '../formats/types.js';
 import type { DecodeThread } from '../pipeline/decode-thread.js';
-import { createIngestHandler } from '../pipeline/ingest.js';
+import { createIngestHandler, type DeadLetterRouting } from '../pipeline/ingest.js';
 import { DEFAULT_MAX_RECORDS_PER_COMMIT } from '../store/commit-queue.js';
 import type { Generation } from '../store/generation.js';
 import type { LmdbStore, SwapResult } from '../store/lmdb-store.js';
@@ -89,6 +89,25 @@ export interface RebuildControllerOptions {
   readonly handlerFor?: (generation: Generation, onApplied: () => void, logger: Logger) => FeedHandler;
   /** The rebuild's consumer failed for good. */
   readonly onFatal: (error: Error) => void;
+  /**
+   * Where a cold start's bulk load sends the records it cannot decode (the live feed's routing): no live feed
+   * reads what it applies. Other rebuilds never write the DLQ (the live feed already kept those records).
+   */
+  readonly deadLetters?: DeadLetterRouting;
+}
+
+/**
+ * A rebuild that is the store's first load (`start`'s `bulkLoad`, a cold start: src/wiring/cold-start.ts):
+ * nothing was applied before it and no live feed runs until it swaps in.
+ */
+export interface BulkLoad {
+  /**
+   * About how many entries its view will hold (the records of the users topic): REBUILD_ROWS_FIRST=auto
+   * weighs these, as the live view it would weigh has none.
+   */
+  readonly expectedViewEntries: number;
+  /** Records the topics hold (logged with the start). */
+  readonly records: number;
 }
 
 export type RebuildState = 'idle' | 'building' | 'handoff';
@@ -137,6 +156,8 @@ export class RebuildController {
   private handoff: Promise<void> | undefined;
   private progressWaiters: (() => void)[] = [];
   private stopped = false;
+  /** Set while the rebuild under way is a cold start's bulk load. */
+  private bulkLoad: BulkLoad | undefined;
   private readonly handoffTimeoutMs: number;
   private readonly checkIntervalMs: number;
   private readonly log: Logger;
@@ -159,14 +180,16 @@ export class RebuildController {
 
   /**
    * Starts a rebuild (or resumes the store's shadow of the same version). Resolves once the shadow's
-   * consumer runs; a rebuild already under way is kept (the call is a no-op).
+   * consumer runs; a rebuild already under way is kept (the call is a no-op). `bulkLoad`: it is the store's
+   * first load (its dead letters are routed, its replay weighs the entries expected).
    */
-  start(reason: string): Promise<void> {
+  start(reason: string, bulkLoad?: BulkLoad): Promise<void> {
     if (this.stopped) return Promise.resolve();
     if (this.current !== undefined || this.starting !== undefined) {
       this.log.info({ reason, generation: this.current?.generation.id }, 'rebuild already in progress');
       return this.starting ?? Promise.resolve();
     }
+    this.bulkLoad = bulkLoad;
     return this.startAs(this.begin(reason));
   }
 
@@ -214,7 +237,11 @@ export class RebuildController {
         logger: this.log,
         role: 'rebuild',
         generation,
-        // No dead-letter routing: a rebuild never writes the DLQ, the live feed already kept those records.
+        // No dead-letter routing but a bulk load's: a rebuild never writes the DLQ, the live feed already
+        // kept those records; a bulk load's records are read by no live feed.
+        ...(this.bulkLoad === undefined || this.options.deadLetters === undefined
+          ? {}
+          : { deadLetters: this.options.deadLetters }),
         ...(this.options.maxRecordsPerCommit === undefined
           ? {}
           : { maxRecordsPerCommit: this.options.maxRecordsPerCommit }),
@@ -249,6 +276,8 @@ export class RebuildController {
         // What REBUILD_ROWS_FIRST=auto weighed (a new shadow replays rows first when `rowsFirst`).
         ...(replay.viewEntries === undefined ? {} : { viewEntries: replay.viewEntries }),
         rowsFirst: replay.rowsFirst,
+        // A cold start's load of the whole history (src/wiring/cold-start.ts).
+        ...(this.bulkLoad === undefined ? {} : { bulkLoad: this.bulkLoad }),
         // After its views were built from its rows: the same rebuild goes on, applying views.
         ...(after === undefined ? {} : { phase: 'views' }),
         // Rows its views were rebuilt from: the process that filled it ended between its chunks.
@@ -295,7 +324,9 @@ export class RebuildController {
     const setting = this.options.rowsFirst ?? 'auto';
     if (setting !== 'auto') return { rowsFirst: setting };
     const perCommit = this.options.maxRecordsPerCommit ?? DEFAULT_MAX_RECORDS_PER_COMMIT;
-    const viewEntries = this.options.store.largestView(Math.ceil(perCommit / ROWS_FIRST_RECORDS_PER_ENTRY));
+    const viewEntries =
+      this.bulkLoad?.expectedViewEntries ??
+      this.options.store.largestView(Math.ceil(perCommit / ROWS_FIRST_RECORDS_PER_ENTRY));
     return { rowsFirst: rowsFirstPays(viewEntries, perCommit), viewEntries };
   }
 
@@ -428,6 +459,7 @@ export class RebuildController {
   private swapped(run: Running, result: SwapResult): void {
     const { metrics } = this.options;
     this.current = undefined;
+    this.bulkLoad = undefined;
     clearInterval(run.timer);
     metrics.rebuildInProgress.set(0);
     metrics.swaps.inc({ reason: run.reason });
@@ -473,6 +505,7 @@ export class RebuildController {
     const run = this.current;
     if (run === undefined || this.stopped) return;
     this.current = undefined;
+    this.bulkLoad = undefined;
     clearInterval(run.timer);
     this.options.metrics.rebuildInProgress.set(0);
     this.log.error({ err: error, generation: run.generation.id }, 'rebuild failed');

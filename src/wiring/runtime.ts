@@ -51,7 +51,8 @@ import {
   type OffsetRangeReader,
   type OutOfRange,
 } from './offset-ranges.js';
-import { RebuildController, type RebuildSource } from './rebuild.js';
+import { coldStartBulkLoad } from './cold-start.js';
+import { RebuildController, type BulkLoad, type RebuildSource } from './rebuild.js';
 import { checkCompaction, claimRole, replicaIngest, startPublishing, type Publishing } from './view-topic.js';
 
 export { ensureDataDir, storePathOf };
@@ -323,6 +324,8 @@ async function startOn(
   );
   // The view topic out (started below): a swap's capture runs inside the swap's hold of the live feed.
   let publishing: Publishing | undefined;
+  /** Starts the live feed once a cold start's bulk load has swapped in (set below when there is one). */
+  let afterBulkLoad: (() => void) | undefined;
   const rebuild = new RebuildController({
     store,
     topics,
@@ -342,7 +345,11 @@ async function startOn(
     onSwapped: () => {
       tracker.unblock();
       tracker.refreshMetrics();
+      const startLive = afterBulkLoad;
+      afterBulkLoad = undefined;
+      startLive?.();
     },
+    deadLetters,
     onFatal: (err) => {
       logger.fatal({ err }, 'rebuild feed crashed');
       resolveFatal(err);
@@ -489,41 +496,76 @@ async function startOn(
       'views rebuilt from the stored rows',
     );
   }
-  await source.start({
-    topics,
-    // A broken position is not used: the live feed reads such a partition from the earliest offset; the
-    // commit skips what is below the old generation's stored position, until the rebuild swaps.
-    resumeFrom: (topic, partition) =>
-      brokenKeys.has(`${topic}\u0000${partition}`) ? undefined : store.position(topic, partition),
-    handler,
-    onFatal: (err) => {
-      logger.fatal({ err }, 'feed crashed');
-      resolveFatal(err);
-    },
-    onOffsetOutOfRange: (topic, partition) => {
-      const stored = store.position(topic, partition);
-      // No stored position (or one already known broken): reading from the earliest offset is what was asked.
-      if (stored === undefined || brokenKeys.has(`${topic}\u0000${partition}`)) return;
-      const err = offsetResetError(topic, partition, stored);
-      if (config.ops.offsetResetPolicy === 'fail') {
-        logger.fatal(
-          { err, topic, partition, stored },
-          'stored position out of range (OFFSET_RESET_POLICY=fail)',
-        );
-        resolveFatal(err);
-        return;
+  // A store that never applied a record, facing a long history, loads it as a rebuild before the live feed
+  // starts (cold-start.ts). Not a replica (its history is its view topic, one value per user).
+  let bulkLoad: BulkLoad | undefined;
+  if (replica === undefined && !unreachable && config.coldStartBulkLoad !== false) {
+    const storedPositions = store.positions().length;
+    if (storedPositions === 0) {
+      try {
+        bulkLoad = coldStartBulkLoad({
+          setting: config.coldStartBulkLoad,
+          storedPositions,
+          ranges: await ranges(topics),
+          usersTopic: config.topics.users,
+          maxRecordsPerCommit: config.maxRecordsPerCommit,
+        });
+      } catch (err) {
+        logger.warn({ err }, 'could not read the offset ranges at start: catching up commit by commit');
       }
-      logger.warn(
-        { topic, partition, stored, policy: 'rebuild' },
-        'stored position out of range while running; rebuilding the view',
-      );
-      tracker.block('rebuilding the view: a stored position went out of range (OFFSET_RESET_POLICY=rebuild)');
-      rebuild.start('offset-out-of-range').catch((e: unknown) => {
-        logger.fatal({ err: e }, 'rebuild after an offset reset could not start');
-        resolveFatal(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+  const startLive = () =>
+    source.start({
+      topics,
+      // A broken position is not used: the live feed reads such a partition from the earliest offset; the
+      // commit skips what is below the old generation's stored position, until the rebuild swaps.
+      resumeFrom: (topic, partition) =>
+        brokenKeys.has(`${topic}\u0000${partition}`) ? undefined : store.position(topic, partition),
+      handler,
+      onFatal: (err) => {
+        logger.fatal({ err }, 'feed crashed');
+        resolveFatal(err);
+      },
+      onOffsetOutOfRange: (topic, partition) => {
+        const stored = store.position(topic, partition);
+        // No stored position (or one already known broken): reading from the earliest offset is what was asked.
+        if (stored === undefined || brokenKeys.has(`${topic}\u0000${partition}`)) return;
+        const err = offsetResetError(topic, partition, stored);
+        if (config.ops.offsetResetPolicy === 'fail') {
+          logger.fatal(
+            { err, topic, partition, stored },
+            'stored position out of range (OFFSET_RESET_POLICY=fail)',
+          );
+          resolveFatal(err);
+          return;
+        }
+        logger.warn(
+          { topic, partition, stored, policy: 'rebuild' },
+          'stored position out of range while running; rebuilding the view',
+        );
+        tracker.block(
+          'rebuilding the view: a stored position went out of range (OFFSET_RESET_POLICY=rebuild)',
+        );
+        rebuild.start('offset-out-of-range').catch((e: unknown) => {
+          logger.fatal({ err: e }, 'rebuild after an offset reset could not start');
+          resolveFatal(e instanceof Error ? e : new Error(String(e)));
+        });
+      },
+    });
+  if (bulkLoad === undefined) await startLive();
+  else {
+    tracker.blockForBulkLoad(
+      `loading the topics' history into a new store (${bulkLoad.records} records) as a rebuild, before the live feed starts`,
+    );
+    afterBulkLoad = () => {
+      if (closing !== undefined) return;
+      startLive().catch((err: unknown) => {
+        logger.fatal({ err }, 'the live feed could not start after the bulk load');
+        resolveFatal(err instanceof Error ? err : new Error(String(err)));
       });
-    },
-  });
+    };
+  }
   logger.info(
     {
       port,
@@ -536,6 +578,7 @@ async function startOn(
       ...(config.viewTopic.out === undefined ? {} : { viewTopicOut: config.viewTopic.out }),
       generation: store.activeGeneration().id,
       views: store.viewVersions(),
+      ...(bulkLoad === undefined ? {} : { bulkLoad }),
     },
     'matview started',
   );
@@ -554,7 +597,9 @@ async function startOn(
               : undefined;
   if (reason === 'offset-out-of-range')
     tracker.block('rebuilding the view: stored positions were out of range (OFFSET_RESET_POLICY=rebuild)');
-  if (reason !== undefined) await rebuild.start(reason);
+  // A bulk load resumes the shadow a crash left (a store that applied nothing serves none of it).
+  if (bulkLoad !== undefined) await rebuild.start('cold-start', bulkLoad);
+  else if (reason !== undefined) await rebuild.start(reason);
   else if (store.shadowGeneration() !== undefined) await store.abandonShadow();
 
   const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
