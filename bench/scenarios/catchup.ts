@@ -10,14 +10,18 @@
  *   each in its own process, reading from the earliest to the end offsets;
  * - a fresh `matview serve` (spawned as users run it, shipped defaults, fetch wait included) timed from the
  *   spawn to ready (`feedStatus.ready`, what `/health/ready` answers), then every user compared with the
- *   reference the bench computed from the records it produced; the scenario fails if one differs;
+ *   reference the bench computed from the records it produced; the scenario fails if one differs. With the
+ *   shipped COLD_START_BULK_LOAD=auto, a history of at least a commit (MAX_RECORDS_PER_COMMIT, 250k) is
+ *   loaded as a rebuild before the live feed starts (src/wiring/cold-start.ts): the big batches are;
  * - big batches again, as Debezium's Postgres connector writes the same rows with the JsonConverter's schemas
  *   (bench/lib/debezium.ts; gzip-compressed, so that they fit in the mock): the ceilings and one fresh server;
  * - big batches, json and Debezium, again with the decode thread forced on (DECODE_THREAD=true; the default,
  *   `auto`, leaves it off below 4 cores): the same rows, not checked;
  * - big batches only: the store's size after the catch-up (`matview_lmdb_size_bytes` and the data directory
  *   on disk) per record, per source row and per user; and `user(id)` latency at a fixed offered rate on a
- *   second fresh server, while it catches up and then idle, same server.
+ *   second fresh server, while it catches up and then idle, same server. That server catches up commit by
+ *   commit (COLD_START_BULK_LOAD=false, READS_WHILE_CATCHING_UP): what a restarted instance with a store does
+ *   (a fresh one loading in bulk serves nothing until its load swaps in).
  */
 import { availableParallelism } from 'node:os';
 import { DECODE_THREAD_AUTO_CORES } from '../../src/ops/config.js';
@@ -62,6 +66,15 @@ import { post } from './read.js';
 const SHIPPED_FETCH_WAIT_MS = 100;
 /** Offered `user(id)` rate while catching up and idle (seed 002's SLA load, as in the read scenario). */
 const READ_RATE = 1_000;
+/**
+ * What the reads-while-catching-up servers add to their variant: they catch up commit by commit into the view
+ * they serve, as an instance restarted on its store does. With the shipped COLD_START_BULK_LOAD=auto a fresh
+ * store facing this history loads it as a rebuild and serves nothing (every user null) until it swaps in.
+ */
+const READS_WHILE_CATCHING_UP = {
+  label: ' (COLD_START_BULK_LOAD=false)',
+  env: { COLD_START_BULK_LOAD: 'false' },
+};
 const CATCH_UP = 'catch-up';
 
 interface Workload {
@@ -303,8 +316,9 @@ async function readsWhileCatchingUp(
         pacing: 'timer',
       });
     },
-    variant.env,
+    { ...READS_WHILE_CATCHING_UP.env, ...variant.env },
   );
+  const label = `${variant.label}${READS_WHILE_CATCHING_UP.label}`;
   // Idle from a second after ready, so nothing the catch-up left running flatters the idle figure.
   await sleep(Math.max(0, c.readyAt + 1_000 - performance.now()));
   const idleSeconds = ctx.quick ? 3 : 10;
@@ -313,7 +327,7 @@ async function readsWhileCatchingUp(
     total: idleSeconds * READ_RATE,
     pacing: 'timer',
   });
-  await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${variant.label}${run}`);
+  await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${label}${run}`);
   await c.server.stop();
   if (reads === undefined) throw new Error('no reads ran');
   // Reads by due time: before the first commit (the server started, joined the group, fetched, applied its
@@ -328,13 +342,7 @@ async function readsWhileCatchingUp(
     });
     return { d: distribution(latencies), errors };
   };
-  catchUpRow(
-    ctx,
-    w,
-    `matview serve${variant.label} with ${READ_RATE} user(id)/s, spawn → ready${run}`,
-    c,
-    ceiling,
-  );
+  catchUpRow(ctx, w, `matview serve${label} with ${READ_RATE} user(id)/s, spawn → ready${run}`, c, ceiling);
   const before = window(c.listeningAt, c.firstCommitAt);
   const during = window(c.firstCommitAt, c.readyAt);
   const after = { d: distribution(idle.latencies), errors: idle.errors };
@@ -344,7 +352,7 @@ async function readsWhileCatchingUp(
     ['user(id) idle, from 1 s after ready', after],
   ] as const) {
     ctx.row(
-      `${w.label}${variant.label}: ${name}, ${READ_RATE}/s offered${run}`,
+      `${w.label}${label}: ${name}, ${READ_RATE}/s offered${run}`,
       {
         reads: d.count,
         'p50 ms': round(d.p50, 2),

@@ -9,7 +9,7 @@
  * commit of a catch-up rewrites most of its pages anyway, but as it grows past ~100k users the pages a
  * commit touches are spread over all of it, and the catch-up slows down with every user it adds. Measured
  * on the bench box (the rebuild scenario's workload: users first, then tweets, follows, likes and profile
- * edits; batches of 10k records, 16 in flight, the writer thread; the store alone, `.prof/cold.ts`), into
+ * edits; batches of 10k records, 16 in flight, the writer thread; the store alone, a scratch driver with the rebuild scenario's feed loop), into
  * the served generation against the bulk load's shadow, swap included:
  *
  * | records over users | served generation | bulk load |

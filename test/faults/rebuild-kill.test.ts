@@ -28,6 +28,11 @@
  * VIEW_REBUILD_BUFFER_ENTRIES), so a restart after a kill finds them behind the rows and builds them from
  * the rows first (`viewsRebuiltFrom`), then goes on.
  *
+ * A cold start is killed the same way: an empty store facing the 300k records loads them as a rebuild before
+ * its live feed starts (COLD_START_BULK_LOAD=auto: they are more than a commit of 5,000; src/wiring/
+ * cold-start.ts), and every restart finds its store still empty and resumes that load. (The first server of
+ * the other two tests does the same before `matview rebuild` asks it for theirs.)
+ *
  * Knobs: FAULT_REBUILD_KILLS (default 3), FAULT_SEED (default: random, printed so a failure can be replayed).
  */
 import { describe, expect, it } from 'vitest';
@@ -72,10 +77,22 @@ async function metric(child: ChildServer, name: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** The child's `msg` line, once it logged it (its last lines in the error if it does not). */
-async function logged(child: ChildServer, msg: string, timeoutMs: number) {
+/**
+ * The child's `msg` line (the first that `which` takes, if given), once it logged it (its last lines in the
+ * error if it does not).
+ */
+async function logged(
+  child: ChildServer,
+  msg: string,
+  timeoutMs: number,
+  which: (line: Record<string, unknown>) => boolean = () => true,
+) {
   try {
-    return await eventually(() => Promise.resolve(child.logs().find((l) => l.msg === msg)), timeoutMs, msg);
+    return await eventually(
+      () => Promise.resolve(child.logs().find((l) => l.msg === msg && which(l))),
+      timeoutMs,
+      msg,
+    );
   } catch (e) {
     throw new Error(`${String(e)}; last lines: ${JSON.stringify(child.logs().slice(-15))}`, { cause: e });
   }
@@ -83,6 +100,7 @@ async function logged(child: ChildServer, msg: string, timeoutMs: number) {
 
 /** Where a rebuild (re)started, from its "rebuild started" line. */
 interface Start {
+  reason: unknown;
   resumed: unknown;
   /** What REBUILD_ROWS_FIRST=auto chose for a new shadow, and the live view's entries it weighed. */
   rowsFirst: unknown;
@@ -95,6 +113,7 @@ interface Start {
 }
 
 const startOf = (started: Record<string, unknown>): Start => ({
+  reason: started['reason'],
   resumed: started['resumed'],
   rowsFirst: started['rowsFirst'],
   viewEntries: started['viewEntries'],
@@ -109,15 +128,18 @@ const envOf = (incarnation: number) =>
   incarnation % 2 === 0 ? base : { ...base, VIEW_REBUILD_BUFFER_ENTRIES: '3000' };
 
 /**
- * RECORDS records over `users` users produced, a server caught up on them, and `matview rebuild` asked of it:
- * then KILLS incarnations killed in the replay, each after it applied APPLIED_BEFORE_KILL to KILL_SPREAD more
- * records of it. The starts of the killed ones, and the incarnation running after the last kill.
+ * RECORDS records over `users` users produced, a server caught up on them, and `matview rebuild` asked of it
+ * (`cold`: a server started on an empty store instead, whose cold start loads them as a rebuild:
+ * src/wiring/cold-start.ts): then KILLS incarnations killed in the replay, each after it applied
+ * APPLIED_BEFORE_KILL to KILL_SPREAD more records of it. The starts of the killed ones, and the incarnation
+ * running after the last kill.
  */
 async function killInReplay(
   topics: ReturnType<typeof freshTopics>,
   dataDir: string,
   users: number,
   random: () => number,
+  cold = false,
 ): Promise<{ starts: Start[]; child: ChildServer }> {
   const producing = produceContinuously(kafka.brokers, topics, changeStream(SEED, users), {
     perChunk: 5_000,
@@ -134,19 +156,27 @@ async function killInReplay(
 
   const first = spawnChildServer({ dataDir, brokers: kafka.brokers, topics, env: envOf(0) });
   await first.listening;
-  await waitCaughtUp(first.url(), kafka.brokers, topics);
-  const requested = await runCli(['rebuild'], { DATA_DIR: dataDir });
-  expect(requested.code).toBe(0);
+  if (!cold) {
+    await waitCaughtUp(first.url(), kafka.brokers, topics);
+    const requested = await runCli(['rebuild'], { DATA_DIR: dataDir });
+    expect(requested.code).toBe(0);
+  }
 
   const starts: Start[] = [];
   let child = first;
   for (let i = 0; i < KILLS; i++) {
-    const start = startOf(await logged(child, 'rebuild started', 60_000));
+    // The first server's store was empty: its cold start loaded the records as a rebuild of its own
+    // (COLD_START_BULK_LOAD=auto, src/wiring/cold-start.ts) before `matview rebuild` asked for this one.
+    const start = startOf(
+      await logged(child, 'rebuild started', 60_000, (l) => cold || l['reason'] !== 'cold-start'),
+    );
+    // Counted from this rebuild's start (the first server's cold start counted its records too).
+    const before = await metric(child, 'matview_rebuild_records_applied_total');
     const killAt = APPLIED_BEFORE_KILL + Math.floor(random() * KILL_SPREAD);
     let applied = 0;
     await eventually(
       async () => {
-        applied = await metric(child, 'matview_rebuild_records_applied_total');
+        applied = (await metric(child, 'matview_rebuild_records_applied_total')) - before;
         return applied >= killAt ? true : undefined;
       },
       60_000,
@@ -268,6 +298,20 @@ describe('SIGKILL inside a rebuild', () => {
     // 3,000 entries the views are written beside the chunk whenever they fill it, so they may not be behind.)
     for (const [i, s] of [...starts, resumed].entries())
       if (i > 0 && envOf(i - 1) === base) expect(s.viewsRebuiltFrom).toBeGreaterThan(0);
+    expectResumedFromChunks([...starts, resumed]);
+    await expectSwappedInExact(child, topics, dataDir);
+  }, 400_000);
+
+  it(`should resume a cold start's bulk load from the last written chunk after each of ${KILLS} kills, and swap in the exact view (seed ${SEED})`, async () => {
+    console.log(`rebuild-kill: FAULT_SEED=${SEED} FAULT_REBUILD_KILLS=${KILLS}`);
+    const topics = freshTopics();
+    const dataDir = tempDir();
+    // An empty store facing 300k records (at least a commit of 5,000: COLD_START_BULK_LOAD=auto loads them as
+    // a rebuild, and every restart finds its store still empty, its live feed never started).
+    const { starts, child } = await killInReplay(topics, dataDir, 2_000, prng(SEED + 2), true);
+    const resumed = startOf(await logged(child, 'rebuild started', 60_000));
+    for (const s of [...starts, resumed]) expect(s.reason).toBe('cold-start');
+    expect(resumed).toMatchObject({ resumed: true });
     expectResumedFromChunks([...starts, resumed]);
     await expectSwappedInExact(child, topics, dataDir);
   }, 400_000);
