@@ -17,9 +17,16 @@ import {
   waitCaughtUp,
 } from '../faults/support/reference.js';
 import { consumeAll, produce, useKafka } from '../utils/kafka-mock.js';
-import { eventually, freshTopics } from '../utils/server.js';
+import { eventually } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
-import { scrape, startOpsServer, type OpsServer } from './helpers.js';
+import {
+  produceRange as produceUsersRange,
+  scrape,
+  startOpsServer,
+  topicsWith,
+  type OpsServer,
+  type Topics,
+} from './helpers.js';
 
 const kafka = useKafka();
 const servers: OpsServer[] = [];
@@ -30,29 +37,14 @@ afterAll(async () => {
   for (const s of servers) await s.close();
 });
 
-const json = (o: object) => JSON.stringify(o);
 const USERS = Array.from({ length: 20 }, (_, i) => `c${i}`);
 
-/** Tweets and follows [from, to): tweet i is user i % 20's; in follow i user i % 20 follows (i + 7) % 20. */
-async function produceRange(topics: ReturnType<typeof freshTopics>, from: number, to: number) {
-  const ids = Array.from({ length: to - from }, (_, k) => from + k);
-  await produce(
-    kafka.brokers,
-    topics.tweets,
-    ids.map((i) => ({ key: `t${i}`, value: json({ userId: USERS[i % 20] }) })),
-  );
-  await produce(
-    kafka.brokers,
-    topics.follows,
-    ids.map((i) => ({
-      key: `f${i}`,
-      value: json({ followerId: USERS[i % 20], followeeId: USERS[(i + 7) % 20] }),
-    })),
-  );
-}
+/** Tweets and follows [from, to) among USERS (helpers.ts). */
+const produceRange = (topics: Topics, from: number, to: number) =>
+  produceUsersRange(kafka.brokers, topics, USERS, from, to);
 
 /** The reference over the topics read back, the invalid tweet left out (it goes to the DLQ). */
-async function reference(topics: ReturnType<typeof freshTopics>) {
+async function reference(topics: Topics) {
   return computeReference(
     await readTopics(kafka.brokers, topics),
     (_table, r) => r.key?.toString() !== 'bad-json',
@@ -67,13 +59,7 @@ describe('a cold start as a bulk load', () => {
   ])(
     'should load the history into a shadow, start the live feed after the swap, and route the history dead letters ($path)',
     async ({ env }) => {
-      const topics = freshTopics();
-      await produce(
-        kafka.brokers,
-        topics.users,
-        USERS.map((u) => ({ key: u, value: json({ username: u }) })),
-      );
-      await produceRange(topics, 0, 1000);
+      const topics = await topicsWith(kafka.brokers, USERS, 1000);
       await produce(kafka.brokers, topics.tweets, [
         { key: 'bad-json', value: '{"userId": "c1",', partition: 0 },
       ]);
@@ -147,13 +133,7 @@ describe('a cold start as a bulk load', () => {
   );
 
   it('should catch up commit by commit on the shipped default when the history is below a commit', async () => {
-    const topics = freshTopics();
-    await produce(
-      kafka.brokers,
-      topics.users,
-      USERS.map((u) => ({ key: u, value: json({ username: u }) })),
-    );
-    await produceRange(topics, 0, 100);
+    const topics = await topicsWith(kafka.brokers, USERS, 100);
     const server = await startOpsServer({ brokers: kafka.brokers, topics, dataDir: tempDir() });
     servers.push(server);
     await waitCaughtUp(server.url, kafka.brokers, topics);

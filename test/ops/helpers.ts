@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { produce } from '../utils/kafka-mock.js';
+import { freshTopics } from '../utils/server.js';
 
 export type { TestServer as OpsServer } from '../utils/server.js';
 /** The ops tests share the integration tests' server: same configuration, StartOptions passed through. */
@@ -70,4 +72,52 @@ export function documentedMetrics(): { name: string; type: string; labels: strin
     type: m[2]!,
     labels: [...m[3]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1]!),
   }));
+}
+
+/** A test's fresh topics (`freshTopics`). */
+export type Topics = ReturnType<typeof freshTopics>;
+const json = (o: object) => JSON.stringify(o);
+
+/**
+ * Tweets and follows [from, to) among `users`: tweet i is user i % n's; in follow i, user i % n follows user
+ * (i + 3) % n (n = `users.length`).
+ */
+export async function produceRange(
+  brokers: readonly string[],
+  topics: Topics,
+  users: readonly string[],
+  from: number,
+  to: number,
+): Promise<void> {
+  const n = users.length;
+  const ids = Array.from({ length: to - from }, (_, k) => from + k);
+  await produce(
+    brokers,
+    topics.tweets,
+    ids.map((i) => ({ key: `t${i}`, value: json({ userId: users[i % n] }) })),
+  );
+  await produce(
+    brokers,
+    topics.follows,
+    ids.map((i) => ({
+      key: `f${i}`,
+      value: json({ followerId: users[i % n], followeeId: users[(i + 3) % n] }),
+    })),
+  );
+}
+
+/** Fresh topics holding `users`' profiles (username = id), then records [0, `records`) of `produceRange`. */
+export async function topicsWith(
+  brokers: readonly string[],
+  users: readonly string[],
+  records: number,
+): Promise<Topics> {
+  const topics = freshTopics();
+  await produce(
+    brokers,
+    topics.users,
+    users.map((u) => ({ key: u, value: json({ username: u }) })),
+  );
+  await produceRange(brokers, topics, users, 0, records);
+  return topics;
 }

@@ -25,10 +25,17 @@ import {
   waitCaughtUp,
 } from '../faults/support/reference.js';
 import { lastOf, orderProblem, record, USERS_CHANGED, wsClient, type Recording } from '../live/helpers.js';
-import { produce, useKafka } from '../utils/kafka-mock.js';
-import { eventually, freshTopics, graphql } from '../utils/server.js';
+import { useKafka } from '../utils/kafka-mock.js';
+import { eventually, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
-import { scrape, startOpsServer, type OpsServer } from './helpers.js';
+import {
+  produceRange as produceUsersRange,
+  scrape,
+  startOpsServer,
+  topicsWith as topicsWithUsers,
+  type OpsServer,
+  type Topics,
+} from './helpers.js';
 
 const kafka = useKafka();
 const servers: OpsServer[] = [];
@@ -36,7 +43,6 @@ afterAll(async () => {
   for (const s of servers) await s.close();
 });
 
-const json = (o: object) => JSON.stringify(o);
 const USERS = Array.from({ length: 20 }, (_, i) => `v${i}`);
 const QUERY = `query Read($ids: [ID!]!) { users(ids: $ids) { userId tweetCount followerCount version { sequence } } }`;
 
@@ -53,7 +59,7 @@ const totalsOf = (r: Recording) =>
   r.events as unknown as readonly { tweets: number; version: { sequence: string } }[];
 
 /** The served rankings and totals equal the reference model over the topics read back (issue 16). */
-async function expectDashboardEqualsTopics(url: string, topics: ReturnType<typeof freshTopics>) {
+async function expectDashboardEqualsTopics(url: string, topics: Topics) {
   await waitCaughtUp(url, kafka.brokers, topics);
   await expectServedDashboardEquals(url, computeReference(await readTopics(kafka.brokers, topics)));
 }
@@ -64,40 +70,12 @@ function deferred<T = void>() {
   return { promise, resolve };
 }
 
-/** tweets [from, to): tweet i belongs to user i % 20; follows i: user i % 20 follows user (i + 3) % 20. */
-async function produceRange(
-  brokers: readonly string[],
-  topics: ReturnType<typeof freshTopics>,
-  from: number,
-  to: number,
-) {
-  const ids = Array.from({ length: to - from }, (_, k) => from + k);
-  await produce(
-    brokers,
-    topics.tweets,
-    ids.map((i) => ({ key: `t${i}`, value: json({ userId: USERS[i % 20] }) })),
-  );
-  await produce(
-    brokers,
-    topics.follows,
-    ids.map((i) => ({
-      key: `f${i}`,
-      value: json({ followerId: USERS[i % 20], followeeId: USERS[(i + 3) % 20] }),
-    })),
-  );
-}
+/** Tweets and follows [from, to) among USERS (helpers.ts `produceRange`). */
+const produceRange = (brokers: readonly string[], topics: Topics, from: number, to: number) =>
+  produceUsersRange(brokers, topics, USERS, from, to);
 
-/** Fresh topics holding the users' profiles, then records [0, `records`) (produceRange). */
-async function topicsWith(records: number): Promise<ReturnType<typeof freshTopics>> {
-  const topics = freshTopics();
-  await produce(
-    kafka.brokers,
-    topics.users,
-    USERS.map((u) => ({ key: u, value: json({ username: u }) })),
-  );
-  await produceRange(kafka.brokers, topics, 0, records);
-  return topics;
-}
+/** Fresh topics holding USERS' profiles, then records [0, `records`) (produceRange). */
+const topicsWith = (records: number): Promise<Topics> => topicsWithUsers(kafka.brokers, USERS, records);
 
 const counts = (r: Read[]) =>
   r.map(({ userId, tweetCount, followerCount }) => ({ userId, tweetCount, followerCount }));
