@@ -23,11 +23,12 @@
  * records over 22.3k users at 91.6k against 75.1k records/s (medians of 6 runs), 2M over 100k users (gzip)
  * 140.3k and 145.4k against 70.1k and 64.1k.
  *
- * Nothing is served meanwhile that a catch-up would serve: a store that applied nothing answers nothing,
- * and readiness waits for the load as it waits for a catch-up (its reason says which). A crash resumes the
- * shadow from the positions of its last written chunk, as any rebuild. What differs from a rebuild: the
- * load routes its invalid records to the dead-letter topic (no live feed reads them), and `/health/live`
- * does not count the waiting records as a stall until it swaps in (see FeedTracker.blockForBulkLoad).
+ * Meanwhile the instance serves nothing (every user null), where a catch-up commit by commit served what
+ * it had applied so far; neither is ready until done (readiness gives the load as its reason). A crash
+ * resumes the shadow from the positions of its last written chunk, as any rebuild. What differs from a
+ * rebuild: the load routes its invalid records to the dead-letter topic (no live feed reads them), and
+ * `/health/live` does not count the waiting records as a stall until it swaps in
+ * (FeedTracker.blockForBulkLoad).
  */
 import type { OffsetRange } from './offset-ranges.js';
 import type { BulkLoad } from './rebuild.js';
