@@ -12,7 +12,8 @@
  *   spawn to ready (`feedStatus.ready`, what `/health/ready` answers), then every user compared with the
  *   reference the bench computed from the records it produced; the scenario fails if one differs. With the
  *   shipped COLD_START_BULK_LOAD=auto, a history of at least a commit (MAX_RECORDS_PER_COMMIT, 250k) is
- *   loaded as a rebuild before the live feed starts (src/wiring/cold-start.ts): the big batches are;
+ *   loaded as a rebuild before the live feed starts (src/wiring/cold-start.ts), as the big batches' 446k
+ *   records are (the one-record batches' 100k are caught up commit by commit);
  * - big batches again, as Debezium's Postgres connector writes the same rows with the JsonConverter's schemas
  *   (bench/lib/debezium.ts; gzip-compressed, so that they fit in the mock): the ceilings and one fresh server;
  * - big batches, json and Debezium, again with the decode thread forced on (DECODE_THREAD=true; the default,
