@@ -3,7 +3,8 @@
  * replica (VIEW_TOPIC_IN) serves it: the replica equals the reference model (CONTRACT.md §2 over the
  * changelogs read back) through `users`, REST, federation, the rankings and the totals; a subscriber on the
  * replica sees its users' changes in order and ends where a subscriber on the materializer ends; a record it
- * cannot decode goes to `<topic>.dlq`. Then a replica fed by an independent producer (this test writes the
+ * cannot decode goes to `<topic>.dlq`. A materializer whose cold start loads the history in bulk publishes
+ * what it loaded, and a replica serves it. Then a replica fed by an independent producer (this test writes the
  * view topic from the reference model, as another engine would) serves it just the same.
  *
  * The multi-process faults (SIGKILL of the materializer and of replicas, a replica started late) are in
@@ -261,6 +262,36 @@ describe('a view topic between a materializer and a replica', () => {
     expect(committed.size).toBeGreaterThan(20);
     expect(Object.fromEntries(carried)).toEqual(Object.fromEntries(committed));
   }, 240_000);
+
+  it("should publish a cold start's bulk load, so that a replica serves what the materializer loaded", async () => {
+    // The history first: the materializer's store is empty, so it loads it as a rebuild
+    // (COLD_START_BULK_LOAD, src/wiring/cold-start.ts; the setting is the point: 2,000 records are below the
+    // `auto` threshold) and publishes the loaded view when it swaps in.
+    const topics = freshTopics();
+    const producing = produceContinuously(kafka.brokers, topics, changeStream(4141, 30), {
+      perChunk: 200,
+      pauseMs: 0,
+      maxRecords: 2_000,
+      maxMs: 60_000,
+    });
+    await eventually(() => (producing.produced() >= 2_000 ? true : undefined), 60_000, 'the history');
+    await producing.stop();
+    const viewTopic = uniqueTopic('user-information');
+    const materializer = await startTestServer({
+      brokers: kafka.brokers,
+      topics,
+      env: { VIEW_TOPIC_OUT: viewTopic, COLD_START_BULK_LOAD: 'true' },
+    });
+    servers.push(materializer);
+    const reference = computeReference(await referenceRecords(topics));
+    await converged(materializer, reference, 'the materializer to equal the reference');
+    const metrics = await (await fetch(`${materializer.url}/metrics`)).text();
+    expect(metrics).toMatch(/^matview_view_swaps_total\{reason="cold-start"\} 1$/m);
+
+    const replica = await serve({ VIEW_TOPIC_IN: viewTopic });
+    await converged(replica, reference, 'the replica to equal the reference');
+    expectDashboardEquals(replica, reference);
+  }, 180_000);
 
   it('should serve a view topic written by another producer (the reference model, as any engine would)', async () => {
     const random = prng(77);
