@@ -38,8 +38,11 @@ export interface ColdStartInput {
   readonly setting: boolean | 'auto';
   /** Positions the store's active generation holds: none when it never applied a record. */
   readonly storedPositions: number;
-  /** The offsets each partition read holds now, [low, high). */
-  readonly ranges: readonly OffsetRange[];
+  /**
+   * The offsets each partition read holds now, [low, high): read only when the setting and the stored
+   * positions leave the choice to them (a round trip to the cluster).
+   */
+  readonly ranges: () => Promise<readonly OffsetRange[]>;
   /** The topic of the users table (its records estimate the view's entries). */
   readonly usersTopic: string;
   /** MAX_RECORDS_PER_COMMIT: with `auto`, a history of at least this many records is loaded in bulk. */
@@ -47,11 +50,11 @@ export interface ColdStartInput {
 }
 
 /** The bulk load a cold start makes, or undefined when it catches up commit by commit (ColdStartInput). */
-export function coldStartBulkLoad(input: ColdStartInput): BulkLoad | undefined {
+export async function coldStartBulkLoad(input: ColdStartInput): Promise<BulkLoad | undefined> {
   if (input.setting === false || input.storedPositions > 0) return undefined;
   let records = 0n;
   let users = 0n;
-  for (const r of input.ranges) {
+  for (const r of await input.ranges()) {
     const held = BigInt(r.high) - BigInt(r.low);
     if (held <= 0n) continue;
     records += held;

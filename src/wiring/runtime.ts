@@ -499,20 +499,17 @@ async function startOn(
   // A store that never applied a record, facing a long history, loads it as a rebuild before the live feed
   // starts (cold-start.ts). Not a replica (its history is its view topic, one value per user).
   let bulkLoad: BulkLoad | undefined;
-  if (replica === undefined && !unreachable && config.coldStartBulkLoad !== false) {
-    const storedPositions = store.positions().length;
-    if (storedPositions === 0) {
-      try {
-        bulkLoad = coldStartBulkLoad({
-          setting: config.coldStartBulkLoad,
-          storedPositions,
-          ranges: await ranges(topics),
-          usersTopic: config.topics.users,
-          maxRecordsPerCommit: config.maxRecordsPerCommit,
-        });
-      } catch (err) {
-        logger.warn({ err }, 'could not read the offset ranges at start: catching up commit by commit');
-      }
+  if (replica === undefined && !unreachable) {
+    try {
+      bulkLoad = await coldStartBulkLoad({
+        setting: config.coldStartBulkLoad,
+        storedPositions: store.positions().length,
+        ranges: () => ranges(topics),
+        usersTopic: config.topics.users,
+        maxRecordsPerCommit: config.maxRecordsPerCommit,
+      });
+    } catch (err) {
+      logger.warn({ err }, 'could not read the offset ranges at start: catching up commit by commit');
     }
   }
   const startLive = () =>

@@ -8,7 +8,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { RecordErrorCode } from '../../src/errors.js';
-import { coldStartBulkLoad } from '../../src/wiring/cold-start.js';
+import { coldStartBulkLoad, type ColdStartInput } from '../../src/wiring/cold-start.js';
+import type { OffsetRange } from '../../src/wiring/offset-ranges.js';
 import {
   computeReference,
   expectServedDashboardEquals,
@@ -147,7 +148,7 @@ describe('a cold start as a bulk load', () => {
 });
 
 describe('coldStartBulkLoad', () => {
-  const range = (topic: string, low: number, high: number) => ({
+  const range = (topic: string, low: number, high: number): OffsetRange => ({
     topic,
     partition: 0,
     low: String(low),
@@ -159,28 +160,41 @@ describe('coldStartBulkLoad', () => {
     usersTopic: 'users',
     maxRecordsPerCommit: 1000,
   };
+  /** Times the decision asked for the ranges (a round trip to the cluster). */
+  let reads = 0;
+  /** The decision with the cluster holding `ranges`. */
+  const decide = (input: Omit<ColdStartInput, 'ranges'> & { ranges: readonly OffsetRange[] }) =>
+    coldStartBulkLoad({
+      ...input,
+      ranges: () => {
+        reads++;
+        return Promise.resolve(input.ranges);
+      },
+    });
 
-  it('should load in bulk from `auto` when the topics hold at least a commit of records, weighing the users topic', () => {
+  it('should load in bulk from `auto` when the topics hold at least a commit of records, weighing the users topic', async () => {
     expect(
-      coldStartBulkLoad({
+      await decide({
         ...base,
         ranges: [range('users', 0, 300), range('tweets', 100, 600), range('likes', 0, 200)],
       }),
     ).toEqual({ expectedViewEntries: 300, records: 1000 });
     expect(
-      coldStartBulkLoad({ ...base, ranges: [range('users', 0, 300), range('tweets', 100, 799)] }),
+      await decide({ ...base, ranges: [range('users', 0, 300), range('tweets', 100, 799)] }),
     ).toBeUndefined();
   });
 
-  it('should never load in bulk into a store that applied records, nor with `false`, nor an empty history', () => {
+  it('should never load in bulk into a store that applied records, nor with `false` (asking the cluster nothing), nor an empty history', async () => {
     const ranges = [range('users', 0, 5000)];
-    expect(coldStartBulkLoad({ ...base, ranges, storedPositions: 1 })).toBeUndefined();
-    expect(coldStartBulkLoad({ ...base, ranges, setting: false })).toBeUndefined();
-    expect(coldStartBulkLoad({ ...base, setting: true, ranges: [range('users', 7, 7)] })).toBeUndefined();
+    const before = reads;
+    expect(await decide({ ...base, ranges, storedPositions: 1 })).toBeUndefined();
+    expect(await decide({ ...base, ranges, setting: false })).toBeUndefined();
+    expect(reads).toBe(before);
+    expect(await decide({ ...base, setting: true, ranges: [range('users', 7, 7)] })).toBeUndefined();
   });
 
-  it('should load any non-empty history in bulk with `true`', () => {
-    expect(coldStartBulkLoad({ ...base, setting: true, ranges: [range('tweets', 0, 1)] })).toEqual({
+  it('should load any non-empty history in bulk with `true`', async () => {
+    expect(await decide({ ...base, setting: true, ranges: [range('tweets', 0, 1)] })).toEqual({
       expectedViewEntries: 0,
       records: 1,
     });
