@@ -8,8 +8,9 @@
  * (lazy-user-views.ts), because a swap can change every user of the store: the cost is per watched user,
  * not per user. The other views say what changed themselves (`ViewModule.swapEvent`).
  *
- * Valid only while both generations exist: the store publishes it synchronously right after the swap
- * commits and drops the old generation once the swap is reconciled, so listeners must not keep it.
+ * Valid only while both generations (or builds) exist: the store publishes it synchronously right after the
+ * swap commits and drops the old generation once the swap is reconciled, and after a view rebuild from the
+ * rows drops the old builds as soon as the listeners returned, so listeners must not keep it.
  */
 import type { Registry } from '../views/registry.js';
 import type { KvSpace, Spaces, ViewModule } from '../views/types.js';

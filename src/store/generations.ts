@@ -262,7 +262,10 @@ export class Generations {
 
   /**
    * What subscribers see after views of `generation` were rebuilt from its rows: per rebuilt view, the keys
-   * that differ between the builds in `before` and the ones it serves now.
+   * that differ between the builds in `before` and the ones it serves now. UserInformation's part reads both
+   * builds when asked (generation-diff.ts), so the old ones must outlive the listeners that read it: a
+   * listener reads only the users it watches, where a copy of the diff compared every user of the store
+   * (5.5 s of a version bump's 57 s at 1M users, profiled).
    */
   buildEvents(
     generation: Generation,
@@ -276,8 +279,6 @@ export class Generations {
     );
     const events = swapEvents(this.o.registry, old, generation, this.o.decode);
     for (const name of [...events.keys()]) if (!rebuilt.includes(name)) events.delete(name);
-    // The lazy UserInformation diff reads both builds: materialize it before the old one is dropped.
-    for (const [name, event] of events) events.set(name, new Map(event));
     return events;
   }
 

@@ -635,6 +635,7 @@ export class LmdbStore implements ViewReader {
     });
     this.seq = result.sequence;
     this.published = result.sequence;
+    // Listeners run synchronously, while the old builds the event reads still exist (types.ts, CommitEvent).
     this.publish({
       sequence: result.sequence,
       views: this.generations.buildEvents(active, before, result.rebuilt),

@@ -25,7 +25,11 @@ export interface ViewReader extends UserReader, DashboardReader {
 /** Published right after each store commit that readers can see, in commit order. */
 export interface CommitEvent {
   readonly sequence: bigint;
-  /** Per view (registry name), the keys whose value changed in this commit: key → new value (null: gone). */
+  /**
+   * Per view (registry name), the keys whose value changed in this commit: key → new value (null: gone).
+   * A swap's and a view rebuild's UserInformation part is read lazily from the builds it compares
+   * (generation-diff.ts), which are dropped after the listeners ran: read it inside the listener, do not keep it.
+   */
   readonly views: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
 }
 
