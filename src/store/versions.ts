@@ -185,8 +185,10 @@ export function keepingUnchangedVersions(
   if (same === undefined) return rebuilt;
   const codec = codecOf(view, space);
   // With both, each value is encoded once and nothing is decoded: the bytes compared are the bytes stored.
+  // With `encodeOver` (the codec's own comparison, the same as `same`), one buffer per value, kept or not.
   const putBytes = encodedPut(rebuilt);
   const withVersionOf = codec.withVersionOf;
+  const encodeOver = codec.encodeOver;
   return {
     get: (key) => rebuilt.get(key),
     put(key, value) {
@@ -195,6 +197,10 @@ export function keepingUnchangedVersions(
       const before = old.getBinaryFast(key);
       if (before === undefined) {
         rebuilt.put(key, value);
+        return;
+      }
+      if (putBytes !== undefined && encodeOver !== undefined) {
+        putBytes(key, encodeOver(value as Versioned, before));
         return;
       }
       const bytes = codec.encode(value as Versioned);

@@ -99,6 +99,13 @@ export interface ValueCodec<V> {
    * keeps a version decodes the old value and encodes the kept one (versions.ts).
    */
   withVersionOf?(bytes: Buffer, old: Buffer): Buffer;
+  /**
+   * For a versioned space: what a view rebuild stores for `value` over the stored value `old` (its bytes,
+   * possibly lmdb-js' reused read buffer, read at once): `withVersionOf(encode(value), old)` when the view's
+   * `versioned` comparison finds the two the same, else `encode(value)`, in one new buffer. Optional: without
+   * it the rebuild encodes, compares and splices (two buffers for a kept version).
+   */
+  encodeOver?(value: V, old: Buffer): Buffer;
 }
 
 export type SpaceSpec =

@@ -17,7 +17,14 @@
  * created and deleted in one commit, or a tweet moved away and another moved in, leaves it alone.
  */
 import { InvariantError } from '../errors.js';
-import { countsOfStoredView, decodeView, encodeViewOnce, restJsonOf, withVersionOf } from './codec.js';
+import {
+  countsOfStoredView,
+  decodeView,
+  encodeViewOnce,
+  encodeViewOver,
+  restJsonOf,
+  withVersionOf,
+} from './codec.js';
 import { IdSlots } from './id-slots.js';
 import { ROW_FIELDS, type FollowRow, type LikeRow, type Profile, type Row, type TweetRow } from './source.js';
 import type {
@@ -133,6 +140,7 @@ export const viewCodec: ValueCodec<UserInformation> = {
   encode: encodeViewOnce,
   decode: decodeView,
   withVersionOf,
+  encodeOver: encodeViewOver,
 };
 
 /** Builds the served view (field order = seed 002's JSON, then version). */

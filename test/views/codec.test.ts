@@ -4,13 +4,14 @@ import {
   decodeView,
   encodeView,
   encodeViewOnce,
+  encodeViewOver,
   restJsonOf,
   uncachedEncoding,
   withVersionOf,
 } from '../../src/views/codec.js';
 import { mulberry32 as prng } from '../../src/demo/generator.js';
 import { serializableUsers } from '../utils/testkit.js';
-import { REST_FIELDS, type UserInformation } from '../../src/views/user-information.js';
+import { REST_FIELDS, userInformation, type UserInformation } from '../../src/views/user-information.js';
 
 const view: UserInformation = {
   userId: 'u-ü1',
@@ -115,5 +116,34 @@ describe('withVersionOf', () => {
         checked++;
       }
     expect(checked).toBe(users.length * versions.length);
+  });
+});
+
+describe('encodeViewOver', () => {
+  it('should give what a rebuild stored before it: the old version when the REST JSON is the same, else the view encoded', () => {
+    const users = [view, ...serializableUsers(prng(11))];
+    const same = userInformation.versioned!['views']!;
+    const other = { ...view.version, sequence: '77', source: { topic: 't', partition: 3, offset: '9' } };
+    let kept = 0;
+    let sameLength = 0;
+    let checked = 0;
+    for (const a of users) {
+      // A count of the same width changed: a REST JSON as long as the old one, and not the same.
+      const recounted = { ...a, likeCount: a.likeCount === 1 ? 2 : 1, version: other };
+      for (const b of [a, { ...a, version: other }, recounted, users[(checked * 5) % users.length]!]) {
+        const bytes = encodeView(a);
+        const old = encodeView(b);
+        const expected = same(old, bytes) ? withVersionOf(bytes, old) : bytes;
+        if (same(old, bytes)) kept++;
+        else if (restJsonOf(old).length === restJsonOf(bytes).length) sameLength++;
+        expect(encodeViewOver(a, old).equals(expected)).toBe(true);
+        checked++;
+      }
+    }
+    // Every branch ran: kept versions (the same user), and new encodings of a REST JSON as long as the old one
+    // and of another length.
+    expect(kept).toBeGreaterThanOrEqual(2 * users.length);
+    expect(sameLength).toBeGreaterThan(0);
+    expect(checked - kept - sameLength).toBeGreaterThan(0);
   });
 });
