@@ -184,10 +184,9 @@ export function keepingUnchangedVersions(
   const same = view.versioned?.[space];
   if (same === undefined) return rebuilt;
   const codec = codecOf(view, space);
-  // With both, each value is encoded once and nothing is decoded: the bytes compared are the bytes stored.
-  // With `encodeOver` (the codec's own comparison, the same as `same`), one buffer per value, kept or not.
+  // With both, each value is one buffer, kept or not, and nothing is decoded (the codec's own comparison, the
+  // same as `same`, on the bytes stored).
   const putBytes = encodedPut(rebuilt);
-  const withVersionOf = codec.withVersionOf;
   const encodeOver = codec.encodeOver;
   return {
     get: (key) => rebuilt.get(key),
@@ -203,12 +202,7 @@ export function keepingUnchangedVersions(
         putBytes(key, encodeOver(value as Versioned, before));
         return;
       }
-      const bytes = codec.encode(value as Versioned);
-      const keep = same(before, bytes);
-      if (putBytes !== undefined && withVersionOf !== undefined) {
-        putBytes(key, keep ? withVersionOf(bytes, before) : bytes);
-        return;
-      }
+      const keep = same(before, codec.encode(value as Versioned));
       rebuilt.put(key, keep ? { ...(value as Versioned), version: codec.decode(before).version } : value);
     },
     remove: (key) => rebuilt.remove(key),

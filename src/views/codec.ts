@@ -109,18 +109,6 @@ export function versionStart(bytes: Buffer): number {
   return 4 + bytes.readUInt32LE(0);
 }
 
-/** The stored view `bytes` with the version of the stored view `old` (both as `encodeView` writes them). */
-export function withVersionOf(bytes: Buffer, old: Buffer): Buffer {
-  // Two copies into one buffer (`Buffer.concat` of two slices cost 1.2 µs a value: 1.4 s of a version bump's
-  // views rebuilt for 1M users, profiled).
-  const rest = versionStart(bytes);
-  const from = versionStart(old);
-  const out = Buffer.allocUnsafe(rest + old.length - from);
-  bytes.copy(out, 0, 0, rest);
-  old.copy(out, rest, from);
-  return out;
-}
-
 /** Seed 002's JSON object (no version), as a view onto `bytes`. */
 export function restJsonOf(bytes: Buffer): Buffer {
   return bytes.subarray(4, versionStart(bytes));

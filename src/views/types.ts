@@ -94,16 +94,11 @@ export interface ValueCodec<V> {
   encode(value: V): Buffer;
   decode(bytes: Buffer): V;
   /**
-   * For a versioned space (`ViewModule.versioned`): the bytes of the value `bytes` encodes, carrying instead
-   * the version of the value `old` encodes, without decoding either. Optional: without it, a rebuild that
-   * keeps a version decodes the old value and encodes the kept one (versions.ts).
-   */
-  withVersionOf?(bytes: Buffer, old: Buffer): Buffer;
-  /**
-   * For a versioned space: what a view rebuild stores for `value` over the stored value `old` (its bytes,
-   * possibly lmdb-js' reused read buffer, read at once): `withVersionOf(encode(value), old)` when the view's
-   * `versioned` comparison finds the two the same, else `encode(value)`, in one new buffer. Optional: without
-   * it the rebuild encodes, compares and splices (two buffers for a kept version).
+   * For a versioned space (`ViewModule.versioned`): what a view rebuild stores for `value` over the stored value
+   * `old` (its bytes, possibly lmdb-js' reused read buffer, read at once): `value` encoded, carrying `old`'s
+   * version when the view's `versioned` comparison finds the two the same, in one new buffer and without
+   * decoding `old`. Optional: without it, a rebuild encodes each value to compare it, and decodes the old
+   * value to keep its version (versions.ts).
    */
   encodeOver?(value: V, old: Buffer): Buffer;
 }

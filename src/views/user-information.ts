@@ -17,14 +17,7 @@
  * created and deleted in one commit, or a tweet moved away and another moved in, leaves it alone.
  */
 import { InvariantError } from '../errors.js';
-import {
-  countsOfStoredView,
-  decodeView,
-  encodeViewOnce,
-  encodeViewOver,
-  restJsonOf,
-  withVersionOf,
-} from './codec.js';
+import { countsOfStoredView, decodeView, encodeViewOnce, encodeViewOver, restJsonOf } from './codec.js';
 import { IdSlots } from './id-slots.js';
 import { ROW_FIELDS, type FollowRow, type LikeRow, type Profile, type Row, type TweetRow } from './source.js';
 import type {
@@ -139,7 +132,6 @@ export const countsCodec: ValueCodec<Counts> = {
 export const viewCodec: ValueCodec<UserInformation> = {
   encode: encodeViewOnce,
   decode: decodeView,
-  withVersionOf,
   encodeOver: encodeViewOver,
 };
 
