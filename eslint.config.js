@@ -76,9 +76,24 @@ export default tseslint.config(
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
   {
-    // Configuration is read once, in src/ops/config.ts; everything else gets the frozen Config.
+    // Configuration is read once, in src/ops/config.ts; everything else gets the frozen Config. lmdb-js'
+    // reused read buffer is read through src/store/fast-read.ts, which gives it its exact size on every Node.
     files: ['src/**/*.ts', 'api/**/*.ts'],
-    ignores: ['src/ops/config.ts'],
+    ignores: ['src/ops/config.ts', 'src/store/fast-read.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration in src/ops/config.ts only.' },
+        {
+          property: 'getBinaryFast',
+          message:
+            "Use readFast (src/store/fast-read.ts): on Node 24 lmdb-js' reused buffer reads past the value.",
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/store/fast-read.ts'],
     rules: {
       'no-restricted-properties': [
         'error',

@@ -17,6 +17,7 @@ import type { KvSpace, Spaces, ViewModule } from '../views/types.js';
 import { USER_INFORMATION, userInformation, type UserInformation } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 import { LazyUserViews } from './lazy-user-views.js';
+import { readFast } from './fast-read.js';
 
 const sameView = userInformation.versioned!['views']!;
 
@@ -49,7 +50,7 @@ export class GenerationDiff extends LazyUserViews {
   has(userId: string): boolean {
     const b = this.b.getBinary(userId);
     // In lmdb-js' reused buffer (no copy), valid until the next read: compared at once.
-    const a = this.a.getBinaryFast(userId);
+    const a = readFast(this.a, userId);
     if (a === undefined || b === undefined) return a !== b;
     return !sameView(a, b);
   }
@@ -73,7 +74,7 @@ export class GenerationDiff extends LazyUserViews {
     // in lmdb-js' reused buffer, compared before the next read), then the users without one now that had
     // one. No set of every user seen: a swap can name millions.
     for (const { key: userId, value } of this.b.getRange()) {
-      const before = this.a.getBinaryFast(userId);
+      const before = readFast(this.a, userId);
       if (before === undefined || !sameView(before, value)) yield userId;
     }
     for (const userId of this.a.getKeys()) if (!this.b.doesExist(userId)) yield userId;

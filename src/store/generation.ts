@@ -32,6 +32,7 @@ import {
   type StoredRow,
 } from './row-codec.js';
 import { stringKeyed } from './string-keys.js';
+import { readFast } from './fast-read.js';
 
 /** The store layout these names and encodings belong to (meta `generation:<id>`.format). */
 export const STORE_FORMAT = 2;
@@ -106,7 +107,7 @@ class LmdbKv implements KvSpace<unknown> {
     private readonly codec: ValueCodec<unknown>,
   ) {}
   get(key: string): unknown {
-    const bytes = this.db.getBinaryFast(key);
+    const bytes = readFast(this.db, key);
     return bytes === undefined ? undefined : this.codec.decode(bytes);
   }
   put(key: string, value: unknown): void {
@@ -122,7 +123,7 @@ class LmdbKv implements KvSpace<unknown> {
     return this.db.getKeys();
   }
   readStored<T>(key: string, read: (bytes: Buffer) => T): T | undefined {
-    const bytes = this.db.getBinaryFast(key);
+    const bytes = readFast(this.db, key);
     return bytes === undefined ? undefined : read(bytes);
   }
 }
@@ -218,7 +219,7 @@ export class LmdbRows implements RowStore {
     this.paged = openPaged(this.decoder);
   }
   row(table: Table, key: string): Row | undefined {
-    const bytes = this.db.getBinaryFast(rowKey(table, key));
+    const bytes = readFast(this.db, rowKey(table, key));
     return bytes === undefined ? undefined : decodeRow(table, this.fields[table], bytes);
   }
   *keys(table: Table): Iterable<string> {

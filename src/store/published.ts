@@ -27,6 +27,7 @@ import { encodeUserValue } from '../views/view-record.js';
 import { entryCount, writeTransaction } from './environment.js';
 import { keysAfter } from './reads.js';
 import { stringKeyed } from './string-keys.js';
+import { readFast } from './fast-read.js';
 
 export const VIEW_TOPIC_KEY = 'viewTopic.topic';
 const MARK_KEY = 'viewTopic.mark';
@@ -173,7 +174,7 @@ export class PublishedIndex {
 
   /** The version of the value the topic holds for `userId`, undefined when it holds none. */
   held(userId: string): bigint | undefined {
-    const bytes = this.db.getBinaryFast(userId);
+    const bytes = readFast(this.db, userId);
     return bytes === undefined || bytes.length < 8 ? undefined : bytes.readBigUInt64BE(0);
   }
 

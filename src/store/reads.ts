@@ -17,6 +17,7 @@ import {
 } from '../views/user-information.js';
 import type { Generation } from './generation.js';
 import { readAcrossSwap } from './versions.js';
+import { readFast } from './fast-read.js';
 
 type KvSpec = Extract<SpaceSpec, { kind: 'kv' }>;
 
@@ -76,7 +77,7 @@ export class StoreReads implements UserReader, DashboardReader {
   }
 
   getUser(userId: string): UserInformation | undefined {
-    const bytes = this.views().getBinaryFast(userId);
+    const bytes = readFast(this.views(), userId);
     return bytes === undefined ? undefined : this.decode(bytes, userId);
   }
 
@@ -132,7 +133,7 @@ export class StoreReads implements UserReader, DashboardReader {
   getUsersUnversioned(userIds: readonly string[]): ((Profile & Counts) | undefined)[] {
     const views = this.views();
     return userIds.map((id) => {
-      const bytes = views.getBinaryFast(id);
+      const bytes = readFast(views, id);
       return bytes === undefined ? undefined : decodeUnversioned(bytes);
     });
   }

@@ -171,8 +171,9 @@ export class PageDecoder {
   encode(): never {
     throw new Error('a page reader does not write');
   }
-  decode(bytes: Buffer): null {
-    this.into!.pushStored(bytes);
+  /** `size`: the value's; `bytes` may run past it (src/store/fast-read.ts). */
+  decode(bytes: Buffer, size: number): null {
+    this.into!.pushStored(bytes.subarray(0, size));
     return null;
   }
 }

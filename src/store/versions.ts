@@ -23,6 +23,7 @@ import type { Registry } from '../views/registry.js';
 import type { KvSpace, ValueCodec, ViewModule } from '../views/types.js';
 import type { ViewVersion } from '../views/user-information.js';
 import { encodedPut, type Generation } from './generation.js';
+import { readFast } from './fast-read.js';
 
 interface Versioned {
   readonly version: ViewVersion;
@@ -193,7 +194,7 @@ export function keepingUnchangedVersions(
     put(key, value) {
       // lmdb-js' reused read buffer, not a copy: used before any other read (a copy per value was 2.4 s of
       // 1M users' views rebuilt, profiled).
-      const before = old.getBinaryFast(key);
+      const before = readFast(old, key);
       if (before === undefined) {
         rebuilt.put(key, value);
         return;

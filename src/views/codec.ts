@@ -62,9 +62,7 @@ export function encodeViewOver(view: UserInformation, old: Buffer): Buffer {
     scratch.write(rest, 0);
     if (scratch.compare(old, 4, 4 + restBytes, 0, restBytes) === 0) {
       const out = Buffer.allocUnsafe(old.length);
-      // Through a view of its length: lmdb-js' reused read buffer only says its length (`copy` would take the
-      // whole buffer under it).
-      out.set(old.subarray(0, old.length));
+      old.copy(out);
       return out;
     }
   }
