@@ -11,6 +11,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Broker, Cluster, ISocketFactory, LogEntry, RetryOptions, SASLOptions } from 'kafkajs';
+// kafkajs with its request queue fixed, before any connection of these internals is made (that module says why).
+import './kafkajs-module.js';
 import type { DecodeTurns } from './loop-turns.js';
 import { decodeFetchedBatch, decodeRecordBatch } from './record-batch.js';
 
