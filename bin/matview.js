@@ -4,8 +4,15 @@
 // if the bundle cannot be written, runs the sources through tsx with the project's tsconfig. The bundle is
 // not minified and keeps `// src/...` markers; NODE_OPTIONS=--enable-source-maps maps stack traces back to
 // the sources (dist/matview.mjs.map), at ~0.1 s of start-up.
+import module from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureBuilt } from '../scripts/build.mjs';
+
+// Node 22.1+ keeps V8's compiled code of the modules it loads on disk (in the OS temp directory), as
+// TypeScript's and npm's own commands do: `matview help` on Node 24 exited in 365 ms against 402 (medians of 6
+// alternated runs); `matview serve`'s start moved less than its spread. NODE_DISABLE_COMPILE_CACHE=1 turns it
+// off; Node 20 has no such cache.
+module.enableCompileCache?.();
 
 const bundle = await ensureBuilt();
 if (bundle !== undefined) {

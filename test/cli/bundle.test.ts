@@ -7,7 +7,8 @@
  * are initialized: an operator command such as `matview help` does not load it.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import module from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -64,5 +65,20 @@ describe('the bundle', () => {
     });
     expect(help.status).toBe(0);
     expect(help.stderr).toContain('kafkajs loaded: false');
+  });
+
+  it("keeps the compiled code in Node's compile cache, on the Node releases that have one", () => {
+    const tmp = tempDir();
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
+    delete env['NODE_COMPILE_CACHE'];
+    delete env['NODE_DISABLE_COMPILE_CACHE'];
+    const help = spawnSync(process.execPath, [`${root}bin/matview.js`, 'help'], { encoding: 'utf8', env });
+    expect(help.status).toBe(0);
+    // Node 22.1+: a directory per Node version in the temp directory; Node 20: none.
+    const hasCache = typeof (module as { enableCompileCache?: unknown }).enableCompileCache === 'function';
+    const cached = existsSync(join(tmp, 'node-compile-cache'))
+      ? readdirSync(join(tmp, 'node-compile-cache')).filter((d) => d.startsWith(`${process.version}-`))
+      : [];
+    expect(cached.length).toBe(hasCache ? 1 : 0);
   });
 });
