@@ -13,10 +13,10 @@
  * so the delay it computes is minus the clock), from its first response until it closes. An idle `matview
  * serve` on the mock cluster ran ~5,300 of these timers a second on the event loop that answers reads (the
  * process's idle CPU, 4-7 % of a core, did not move measurably without them), and Node 24 prints a
- * `TimeoutNegativeWarning` for them into the logs (kafkajs#1751). Checked
- * only when a request waits or a throttle is on: a request that cannot go out at once is queued by `push`,
- * which schedules its own check, and one that finishes goes on to check the queue, so nothing that waits is
- * left without a check.
+ * `TimeoutNegativeWarning` for them into the logs (kafkajs#1751). Now the queue is checked only while a
+ * request waits or a throttle is on: a request that cannot go out at once is queued by `push`, which
+ * schedules its own check, and one that finishes goes on to check the queue, so nothing that waits is left
+ * without a check.
  */
 import { createRequire } from 'node:module';
 import type * as Kafkajs from 'kafkajs';
