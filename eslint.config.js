@@ -16,6 +16,12 @@ const ADAPTER_LIBS = [
   'graphql-ws',
   'graphql-ws/*',
 ];
+/** Configuration is read once, in src/ops/config.ts; everything else gets the frozen Config. */
+const ENV_ONLY_IN_CONFIG = {
+  object: 'process',
+  property: 'env',
+  message: 'Read configuration in src/ops/config.ts only.',
+};
 const layer = (name) => [`**/${name}/**`, `../${name}/*`, `./${name}/*`];
 
 /**
@@ -83,7 +89,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-properties': [
         'error',
-        { object: 'process', property: 'env', message: 'Read configuration in src/ops/config.ts only.' },
+        ENV_ONLY_IN_CONFIG,
         {
           property: 'getBinaryFast',
           message:
@@ -95,10 +101,7 @@ export default tseslint.config(
   {
     files: ['src/store/fast-read.ts'],
     rules: {
-      'no-restricted-properties': [
-        'error',
-        { object: 'process', property: 'env', message: 'Read configuration in src/ops/config.ts only.' },
-      ],
+      'no-restricted-properties': ['error', ENV_ONLY_IN_CONFIG],
     },
   },
   // The design's "nevers", as import boundaries.
