@@ -3,7 +3,9 @@
  * - `matview rebuild --wait` as users run it: a `matview serve` process caught up on the catch-up workload
  *   (bench/lib/changelog.ts, big batches, mock cluster), then the command, timed until it returns (the new
  *   generation is active); the replay itself from the server's metrics (rebuild in progress → generation
- *   swapped); then every user compared with the reference (the scenario fails if one differs).
+ *   swapped); then every user compared with the reference (the scenario fails if one differs). Then
+ *   `user(id)` at 1,000/s against that server, alone and while a second `matview rebuild --wait` runs (the
+ *   server stays ready and serves the old generation meanwhile, so a load balancer keeps sending it reads).
  * - rebuild: records replayed into a fresh store's shadow generation through `LmdbStore.applyBatch` until it
  *   is swapped in, as `matview rebuild` fills one: its rows first (applied in chunks, each written by one
  *   LMDB transaction, offsets included: src/store/shadow-chunks.ts), 16 batches in flight as the feed's
@@ -31,8 +33,24 @@ import { defaultViewRebuildBufferEntries } from '../../src/store/view-rebuild.js
 import { VIEWS } from '../../src/views/registry.js';
 import { USER_INFORMATION } from '../../src/views/user-information.js';
 import { startKafka } from '../../test/utils/kafka-mock.js';
-import { BIG_BATCHES, compressionFromEnv, expectExact, produceChangelog } from '../lib/changelog.js';
-import { ROOT, round, sleep, type Scenario, type ScenarioContext } from '../lib/common.js';
+import {
+  BIG_BATCHES,
+  compressionFromEnv,
+  expectExact,
+  produceChangelog,
+  type Reference,
+} from '../lib/changelog.js';
+import {
+  ROOT,
+  distribution,
+  round,
+  sleep,
+  zipf,
+  type Distribution,
+  type Scenario,
+  type ScenarioContext,
+} from '../lib/common.js';
+import { runOpenLoop } from '../lib/load.js';
 import { buildView } from '../lib/peers.js';
 import { changes, freshTopics, prng, startMatviewProcess } from '../lib/records.js';
 import {
@@ -44,6 +62,7 @@ import {
   watchCatchUp,
 } from '../lib/served.js';
 import { waitReady } from './fanout.js';
+import { post } from './read.js';
 
 /** Records per batch and batches waiting for the store at once, as the feed hands them over. */
 const BATCH = 10_000;
@@ -259,7 +278,10 @@ interface RebuildSample {
  * `matview rebuild --wait` on a store a `matview serve` process filled from the topics: the records/s of the
  * whole command, and of the replay as the server's metrics show it.
  */
-async function servedRebuild(ctx: ScenarioContext, records: number): Promise<number> {
+async function servedRebuild(
+  ctx: ScenarioContext,
+  records: number,
+): Promise<{ rate: number; reads: ReadsDuringRebuild }> {
   const users = Math.max(1, Math.round(records / 20));
   warmBundle();
   const kafka = await startKafka();
@@ -298,21 +320,11 @@ async function servedRebuild(ctx: ScenarioContext, records: number): Promise<num
   })();
   await sleep(300);
   const before = samples[samples.length - 1]!;
-  const t0 = performance.now();
-  const cli = spawn(
-    process.execPath,
-    [`${ROOT}/bin/matview.js`, 'rebuild', '--wait', '--timeout-ms', String(timeoutMs)],
-    { env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  cli.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  cli.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
-  const wallMs = performance.now() - t0;
+  const { startedAt: t0, endedAt } = await rebuildCommand(env, timeoutMs);
+  const wallMs = endedAt - t0;
   await sleep(300);
   polling = false;
   await poller;
-  if (code !== 0) throw new Error(`matview rebuild --wait exited with ${String(code)}: ${output}`);
   const started = samples.find(
     (s) => s.at >= t0 && (s.inProgress === 1 || s.generation !== before.generation),
   );
@@ -326,6 +338,7 @@ async function servedRebuild(ctx: ScenarioContext, records: number): Promise<num
     reference,
     'exact after `matview rebuild --wait` (every user equal to the reference)',
   );
+  const reads = await readsDuringRebuild(ctx, server.url, env, reference, timeoutMs);
   await server.stop();
 
   const rate = records / (wallMs / 1000);
@@ -342,7 +355,92 @@ async function servedRebuild(ctx: ScenarioContext, records: number): Promise<num
     },
     'rebuild',
   );
-  return rate;
+  return { rate, reads };
+}
+
+/** `matview rebuild --wait` run as an operator runs it, against the server of `env`: when it ran. */
+async function rebuildCommand(
+  env: Readonly<Record<string, string>>,
+  timeoutMs: number,
+): Promise<{ startedAt: number; endedAt: number }> {
+  const startedAt = performance.now();
+  const cli = spawn(
+    process.execPath,
+    [`${ROOT}/bin/matview.js`, 'rebuild', '--wait', '--timeout-ms', String(timeoutMs)],
+    { env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  cli.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  cli.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
+  const endedAt = performance.now();
+  if (code !== 0) throw new Error(`matview rebuild --wait exited with ${String(code)}: ${output}`);
+  return { startedAt, endedAt };
+}
+
+/** Offered `user(id)` rate around a served rebuild (seed 002's SLA load, as in the catch-up scenario). */
+const READ_RATE = 1_000;
+/** Seconds of reads before the command: the first is left out (the client opens its connections then). */
+const IDLE_READ_S = 6;
+
+/** `user(id)` latencies in the seconds before a served rebuild, and while it ran. */
+interface ReadsDuringRebuild {
+  readonly idle: Distribution;
+  readonly during: Distribution;
+}
+
+/**
+ * `user(id)` at READ_RATE against a ready `matview serve`, first alone, then while `matview rebuild --wait` runs
+ * against it: the server stays ready and serves the old generation until the swap, so a load balancer keeps
+ * sending it reads, while the rebuild's feed fetches and decodes the whole history on the event loop that
+ * answers them. A second rebuild of the same store, after the timed one (its reads would slow it).
+ */
+async function readsDuringRebuild(
+  ctx: ScenarioContext,
+  url: string,
+  env: Readonly<Record<string, string>>,
+  reference: Reference,
+  timeoutMs: number,
+): Promise<ReadsDuringRebuild> {
+  const draw = zipf(reference.users, 0.99, prng(7));
+  const requests = Array.from({ length: 20_000 }, () => post(String(draw())));
+  let reading = true;
+  const started = performance.now();
+  const load = runOpenLoop(url, requests, { rate: READ_RATE, until: () => !reading, pacing: 'timer' });
+  await sleep((ctx.quick ? 3 : IDLE_READ_S) * 1000);
+  const command = await rebuildCommand(env, timeoutMs);
+  reading = false;
+  const reads = await load;
+  const window = (from: number, to: number) => {
+    const latencies: number[] = [];
+    let errors = 0;
+    reads.due.forEach((due, i) => {
+      if (due < from || due >= to) return;
+      latencies.push(reads.latencies[i]!);
+      errors += reads.failed[i]!;
+    });
+    return { d: distribution(latencies), errors };
+  };
+  const idle = window(started + 1_000, command.startedAt);
+  const during = window(command.startedAt, command.endedAt);
+  for (const [name, { d, errors }] of [
+    ['idle, before the command', idle],
+    ['while `matview rebuild --wait` runs (serving the old generation)', during],
+  ] as const)
+    ctx.row(
+      `user(id) ${name}, ${READ_RATE}/s offered`,
+      {
+        reads: d.count,
+        'p50 ms': round(d.p50, 2),
+        'p95 ms': round(d.p95, 2),
+        'p99 ms': round(d.p99, 2),
+        'max ms': round(d.max, 2),
+        errors,
+      },
+      'reads during a served rebuild',
+    );
+  await expectExact(ctx, url, reference, 'exact after a second `matview rebuild --wait` under reads');
+  return { idle: idle.d, during: during.d };
 }
 
 export const rebuild: Scenario = {
@@ -360,11 +458,17 @@ export const rebuild: Scenario = {
       Math.min(copyMs, moveMs) <= 3000,
     );
     const served = ctx.quick ? 50_000 : Number(process.env['BENCH_REBUILD_SERVED_RECORDS'] ?? 446_000);
-    const servedRate = await servedRebuild(ctx, served);
+    const { rate: servedRate, reads } = await servedRebuild(ctx, served);
     ctx.check(
       '`matview rebuild --wait` >= 200k records/s',
       `${round(servedRate, 0)} records/s over ${served} records`,
       servedRate >= 200_000,
+    );
+    const readsRatio = reads.during.p99 / reads.idle.p99;
+    ctx.check(
+      'user(id) p99 during a served `matview rebuild` <= 2x its idle p99',
+      `${readsRatio.toFixed(2)}x: p99 ${reads.during.p99.toFixed(1)} vs ${reads.idle.p99.toFixed(1)} ms idle; ${reads.during.count} reads during the rebuild`,
+      reads.during.count >= 1_000 ? readsRatio <= 2 : null,
     );
     ctx.note(
       `rebuild: \`matview rebuild --wait\` timed from the command's spawn to its exit (it polls every ${REBUILD_WAIT_POLL_MS} ms; the server takes the request up as its file appears, and looks for it every ${REBUILD_REQUEST_CHECK_MS} ms); "replay" is the server's matview_rebuild_in_progress → matview_view_generation change, sampled every 100 ms; the server runs with ${inheritedSettings()}; workload: the catch-up changelog (inserts, edits, moves, tombstones) over ${Math.round(served / 20)} users`,
