@@ -13,8 +13,9 @@ const USAGE = `Usage: matview <command>
 Commands:
   serve                     consume the changelog topics and serve the view (what \`npm start\` runs)
   demo [--kafka]            write demo users/tweets/follows/likes traffic (to KAFKA_BROKERS with --kafka)
-  rebuild [--wait] [--timeout-ms N]
+  rebuild [--wait] [--drain] [--timeout-ms N]
                             rebuild the view from the feed in a shadow, swapped in when caught up
+                            (--drain: not ready meanwhile, so load balancers send reads elsewhere)
   verify [--shadow]         recompute every view from the stored rows; exit 1 naming each user that differs
   snapshot <file> [--force] write a consistent, compacted copy of the store and its offsets (safe while serving)
   restore <file> [--force]  start DATA_DIR from a snapshot; \`serve\` then resumes from its offsets

@@ -1,6 +1,9 @@
 /**
- * `matview rebuild [--wait] [--timeout-ms N]`: asks for the view to be rebuilt from the feed (into a shadow
- * generation, swapped in when caught up, the current view serving meanwhile). The request is a file next to
+ * `matview rebuild [--wait] [--drain] [--timeout-ms N]`: asks for the view to be rebuilt from the feed (into a
+ * shadow generation, swapped in when caught up, the current view serving meanwhile). With `--drain` the server
+ * reports not ready (GET /health/ready 503) from when the rebuild starts until the swap, so that a load
+ * balancer sends reads to other replicas meanwhile: the rebuild's feed decodes the whole history on the event
+ * loop that answers them (the bench's `rebuild` scenario measures those reads). The request is a file next to
  * the store (store/requests.ts: this command writes nothing into the store); the server running on DATA_DIR
  * picks it up as the file appears (within REBUILD_REQUEST_CHECK_MS, 100 ms, where the file system does not
  * report it: store/requests.ts `watchRebuildRequests`), and a stopped one at its next start. With `--wait`
@@ -20,7 +23,7 @@ export async function runRebuild(config: Config, args: readonly string[], print:
   const { values } = parse(
     'rebuild',
     args,
-    { wait: { type: 'boolean' }, 'timeout-ms': { type: 'string' } },
+    { wait: { type: 'boolean' }, drain: { type: 'boolean' }, 'timeout-ms': { type: 'string' } },
     0,
   );
   const timeoutMs = millis('rebuild', 'timeout-ms', values['timeout-ms'], 10 * 60_000);
@@ -30,11 +33,14 @@ export async function runRebuild(config: Config, args: readonly string[], print:
   });
   try {
     const from = store.storedActiveGeneration();
-    store.requestRebuild('matview rebuild');
+    const drain = values.drain === true;
+    store.requestRebuild('matview rebuild', drain);
+    /** What readiness does meanwhile. */
+    const readiness = drain ? ', not ready until the swap (--drain)' : '';
     const owner = store.liveOwner();
     if (owner === undefined) {
       print(
-        'rebuild: requested; no server is running on DATA_DIR, the next `matview serve` rebuilds the view (serving the current one meanwhile)',
+        `rebuild: requested; no server is running on DATA_DIR, the next \`matview serve\` rebuilds the view (serving the current one meanwhile${readiness})`,
       );
       if (values.wait === true) {
         print('rebuild: --wait needs a running server');
@@ -43,7 +49,7 @@ export async function runRebuild(config: Config, args: readonly string[], print:
       return ExitCode.Ok;
     }
     print(
-      `rebuild: requested; the server (pid ${owner.pid}) starts it within ${REBUILD_REQUEST_CHECK_MS} ms and keeps serving generation ${from} meanwhile`,
+      `rebuild: requested; the server (pid ${owner.pid}) starts it within ${REBUILD_REQUEST_CHECK_MS} ms and keeps serving generation ${from} meanwhile${readiness}`,
     );
     if (values.wait !== true) return ExitCode.Ok;
     const deadline = Date.now() + timeoutMs;

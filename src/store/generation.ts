@@ -68,6 +68,11 @@ export interface GenerationInfo {
    * stored rows once the resumed rebuild reaches its targets (or when it resumes, for other callers).
    */
   readonly viewsPending?: boolean;
+  /**
+   * A shadow asked for with `matview rebuild --drain` (or one such request while it was built): its server
+   * reports not ready until it is swapped in, a restart that resumes it included. Not kept by the swap.
+   */
+  readonly drain?: boolean;
 }
 
 /** `info` with its `viewsPending` mark set or cleared. */

@@ -86,12 +86,12 @@ export class Generations {
    * served by exactly one rebuild). `rowsFirst`: a new shadow starts with its views marked behind its rows
    * (`viewsPending`), so that its feed stores rows only until its views are built from them (shadow-chunks.ts).
    * `resume`: the rebuild that began the shadow goes on (after its views were built from its rows), so it is
-   * resumed whatever the reason.
+   * resumed whatever the reason. `drain`: the shadow is marked `drain` (GenerationInfo), a resumed one too.
    */
   async beginShadow(
     reason: string,
     inTransaction: () => void,
-    options: { readonly rowsFirst?: boolean; readonly resume?: boolean } = {},
+    options: { readonly rowsFirst?: boolean; readonly resume?: boolean; readonly drain?: boolean } = {},
   ): Promise<{ generation: Generation; resumed: boolean }> {
     const { meta, registry } = this.o;
     // One generation retires at a time: a rebuild right after a swap waits for its reconciliation.
@@ -107,17 +107,21 @@ export class Generations {
       sameViews &&
       (reason !== 'offset-out-of-range' || options.resume === true)
     ) {
-      await this.commit('clear the rebuild request', inTransaction);
+      await this.commit('clear the rebuild request', () => {
+        inTransaction();
+        if (options.drain === true) this.markDrainIn(existing.id);
+      });
       return { generation: existing, resumed: true };
     }
     if (existing !== undefined) await this.abandonShadow();
     let info: GenerationInfo | undefined;
     await this.commit('begin a shadow generation', () => {
       const id = Number(meta.get('nextGeneration') ?? '1');
-      info = withViewsPending(
+      const begun = withViewsPending(
         newGenerationInfo(id, registry, 'building', reason),
         options.rowsFirst === true,
       );
+      info = options.drain === true ? { ...begun, drain: true } : begun;
       meta.put('nextGeneration', String(id + 1));
       meta.put(genKey(id), JSON.stringify(info));
       meta.put('shadowGeneration', String(id));
@@ -127,6 +131,24 @@ export class Generations {
     const generation = this.o.handles.get(info.id);
     this.shadow = generation;
     return { generation, resumed: false };
+  }
+
+  /**
+   * Marks the shadow `drain` (GenerationInfo), for a `matview rebuild --drain` that the rebuild under way
+   * serves. False when there is no shadow.
+   */
+  async drainShadow(): Promise<boolean> {
+    const shadow = this.shadow;
+    if (shadow === undefined) return false;
+    await this.commit('mark the shadow generation drained', () => this.markDrainIn(shadow.id));
+    return true;
+  }
+
+  /** Inside a write transaction: sets `drain` in generation `id`'s stored info (read there: chunks rewrite it). */
+  private markDrainIn(id: number): void {
+    const stored = readGenerationInfo(this.o.meta, id);
+    if (stored !== undefined && stored.drain !== true)
+      this.o.meta.put(genKey(id), JSON.stringify({ ...stored, drain: true }));
   }
 
   /** Drops the shadow generation (a rebuild that is no longer wanted). */
@@ -172,8 +194,10 @@ export class Generations {
         return;
       }
       const sequence = BigInt(meta.get('sequence') ?? '0') + 1n;
+      // Swapped in, it is served: `drain` no longer applies.
+      const { drain: _drain, ...served } = stored;
       const to: GenerationInfo = {
-        ...stored,
+        ...served,
         state: 'active',
         activatedSequence: sequence.toString(),
         activatedAt: new Date().toISOString(),

@@ -677,26 +677,44 @@ export class LmdbStore implements ViewReader {
    * touched user's views and rank keys commit after commit. A new shadow starts so (`viewsPending`); a
    * resumed one whose views are behind its rows stays so, its views not rebuilt here.
    * `rowsOnly` says which: the swap refuses the shadow until `buildShadowViews`. `resume`: the shadow is
-   * resumed whatever `reason` (generations.ts).
+   * resumed whatever `reason` (generations.ts). `drain` (`matview rebuild --drain`) marks the shadow so
+   * (GenerationInfo.drain); the result's `drain` says whether it is, asked now or when it began.
    */
   async beginShadow(
     reason: string,
     topicOf?: (table: Table) => string,
-    options: { readonly rowsFirst?: boolean; readonly resume?: boolean } = {},
-  ): Promise<{ generation: Generation; resumed: boolean; rowsOnly: boolean; viewsRebuiltFrom?: number }> {
+    options: { readonly rowsFirst?: boolean; readonly resume?: boolean; readonly drain?: boolean } = {},
+  ): Promise<{
+    generation: Generation;
+    resumed: boolean;
+    rowsOnly: boolean;
+    drain: boolean;
+    viewsRebuiltFrom?: number;
+  }> {
     const rowsFirst = options.rowsFirst === true && this.chunked;
     const begun = await this.generations.beginShadow(reason, () => this.requests.clearLegacyRequestIn(), {
       rowsFirst,
       ...(options.resume === undefined ? {} : { resume: options.resume }),
+      ...(options.drain === undefined ? {} : { drain: options.drain }),
     });
     // After the shadow's commit: a crash between the two leaves the request, and the next start resumes
     // this shadow for it.
     await this.requests.clearRebuildRequest();
     const { generation } = begun;
-    const pending = (readGenerationInfo(this.meta, generation.id) ?? generation.info).viewsPending === true;
-    if (!pending || rowsFirst) return { ...begun, rowsOnly: pending };
+    const stored = readGenerationInfo(this.meta, generation.id) ?? generation.info;
+    const drain = stored.drain === true;
+    const pending = stored.viewsPending === true;
+    if (!pending || rowsFirst) return { ...begun, rowsOnly: pending, drain };
     const rows = await this.buildShadowViews(generation, topicOf);
-    return { ...begun, rowsOnly: false, ...(rows === undefined ? {} : { viewsRebuiltFrom: rows }) };
+    return { ...begun, rowsOnly: false, drain, ...(rows === undefined ? {} : { viewsRebuiltFrom: rows }) };
+  }
+
+  /**
+   * Marks the shadow generation `drain` (GenerationInfo) for a `matview rebuild --drain` that the rebuild
+   * under way serves; false when there is none.
+   */
+  drainShadow(): Promise<boolean> {
+    return this.generations.drainShadow();
   }
 
   /**
@@ -804,8 +822,8 @@ export class LmdbStore implements ViewReader {
 
   // ---- operator requests and ownership (requests.ts) ----
 
-  requestRebuild(reason: string): ReturnType<StoreRequests['requestRebuild']> {
-    return this.requests.requestRebuild(reason);
+  requestRebuild(reason: string, drain = false): ReturnType<StoreRequests['requestRebuild']> {
+    return this.requests.requestRebuild(reason, drain);
   }
   clearRebuildRequest(): Promise<void> {
     return this.requests.clearRebuildRequest();

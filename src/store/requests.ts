@@ -37,6 +37,12 @@ export type StoreRole =
 export interface RebuildRequest {
   readonly requestedAt: string;
   readonly reason: string;
+  /**
+   * `matview rebuild --drain`: the server reports not ready (GET /health/ready 503) from when the rebuild
+   * starts until its view is swapped in, so that a load balancer sends the reads to other replicas meanwhile
+   * (GenerationInfo.drain keeps it across restarts).
+   */
+  readonly drain: boolean;
 }
 
 /** The rebuild request's file, in the store's directory (next to data.mdb). */
@@ -94,8 +100,8 @@ export class StoreRequests {
    * file, not the store (see the module comment): a temporary file renamed over the request, so a reader
    * sees a whole request or none.
    */
-  requestRebuild(reason: string): RebuildRequest {
-    const request: RebuildRequest = { requestedAt: new Date().toISOString(), reason };
+  requestRebuild(reason: string, drain = false): RebuildRequest {
+    const request: RebuildRequest = { requestedAt: new Date().toISOString(), reason, drain };
     const temporary = `${this.requestFile}.${process.pid}.tmp`;
     writeFileSync(temporary, JSON.stringify(request));
     renameSync(temporary, this.requestFile);
@@ -193,7 +199,8 @@ function parseRequest(raw: string): RebuildRequest {
   try {
     const parsed = JSON.parse(raw) as Partial<RebuildRequest> | null;
     if (typeof parsed?.requestedAt === 'string' && typeof parsed.reason === 'string')
-      return { requestedAt: parsed.requestedAt, reason: parsed.reason };
+      // A request an earlier matview wrote has no `drain`: it did not ask for one.
+      return { requestedAt: parsed.requestedAt, reason: parsed.reason, drain: parsed.drain === true };
     return unreadableRequest('not a rebuild request');
   } catch (error) {
     return unreadableRequest((error as Error).message);
@@ -203,4 +210,5 @@ function parseRequest(raw: string): RebuildRequest {
 const unreadableRequest = (why: string): RebuildRequest => ({
   requestedAt: new Date().toISOString(),
   reason: `${REBUILD_REQUEST_FILE} (unreadable: ${why})`,
+  drain: false,
 });

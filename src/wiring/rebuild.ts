@@ -78,6 +78,11 @@ export interface RebuildControllerOptions {
   /** Called after a swap committed. */
   readonly onSwapped?: (result: SwapResult, reason: string) => void;
   /**
+   * Called when the shadow being built is marked `drain` (`matview rebuild --drain`, asked for now or when it
+   * began: GenerationInfo.drain), each time a run of it begins: the server reports not ready until the swap.
+   */
+  readonly onDrain?: () => void;
+  /**
    * Awaited after a swap while the live feed is still held and the rebuild's own consumer has stopped:
    * nothing commits meanwhile (the view topic's capture).
    */
@@ -158,6 +163,8 @@ export class RebuildController {
   private stopped = false;
   /** Set while the rebuild under way is a cold start's bulk load. */
   private bulkLoad: BulkLoad | undefined;
+  /** The rebuild under way was asked for with `--drain` (its shadow is marked so when it begins). */
+  private drain = false;
   private readonly handoffTimeoutMs: number;
   private readonly checkIntervalMs: number;
   private readonly log: Logger;
@@ -181,15 +188,17 @@ export class RebuildController {
   /**
    * Starts a rebuild (or resumes the store's shadow of the same version). Resolves once the shadow's
    * consumer runs; a rebuild already under way is kept (the call is a no-op). `bulkLoad`: it is the store's
-   * first load (its dead letters are routed, its replay weighs the entries expected).
+   * first load (its dead letters are routed, its replay weighs the entries expected). `drain`: asked for
+   * with `matview rebuild --drain` (its shadow is marked so; `onDrain`).
    */
-  start(reason: string, bulkLoad?: BulkLoad): Promise<void> {
+  start(reason: string, bulkLoad?: BulkLoad, drain = false): Promise<void> {
     if (this.stopped) return Promise.resolve();
     if (this.current !== undefined || this.starting !== undefined) {
       this.log.info({ reason, generation: this.current?.generation.id }, 'rebuild already in progress');
       return this.starting ?? Promise.resolve();
     }
     this.bulkLoad = bulkLoad;
+    this.drain = drain;
     return this.startAs(this.begin(reason));
   }
 
@@ -216,11 +225,12 @@ export class RebuildController {
   ): Promise<void> {
     const { store, metrics } = this.options;
     const replay = this.replayChoice();
-    const { generation, resumed, rowsOnly, viewsRebuiltFrom } = await store.beginShadow(
+    const { generation, resumed, rowsOnly, drain, viewsRebuiltFrom } = await store.beginShadow(
       reason,
       this.topicOf,
-      { rowsFirst: replay.rowsFirst, resume: after !== undefined },
+      { rowsFirst: replay.rowsFirst, resume: after !== undefined, drain: this.drain },
     );
+    if (drain) this.options.onDrain?.();
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
     // Where this run's batches took each partition: stored, or still in the shadow's chunk
@@ -273,6 +283,8 @@ export class RebuildController {
         reason,
         resumed,
         rowsOnly,
+        // Not ready until the swap (`matview rebuild --drain`).
+        ...(drain ? { drain } : {}),
         // What REBUILD_ROWS_FIRST=auto weighed (a new shadow replays rows first when `rowsFirst`).
         ...(replay.viewEntries === undefined ? {} : { viewEntries: replay.viewEntries }),
         rowsFirst: replay.rowsFirst,
@@ -460,6 +472,7 @@ export class RebuildController {
     const { metrics } = this.options;
     this.current = undefined;
     this.bulkLoad = undefined;
+    this.drain = false;
     clearInterval(run.timer);
     metrics.rebuildInProgress.set(0);
     metrics.swaps.inc({ reason: run.reason });
@@ -506,6 +519,7 @@ export class RebuildController {
     if (run === undefined || this.stopped) return;
     this.current = undefined;
     this.bulkLoad = undefined;
+    this.drain = false;
     clearInterval(run.timer);
     this.options.metrics.rebuildInProgress.set(0);
     this.log.error({ err: error, generation: run.generation.id }, 'rebuild failed');

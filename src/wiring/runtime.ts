@@ -342,6 +342,7 @@ async function startOn(
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),
     ...(replica === undefined ? {} : { handlerFor: replica.rebuild }),
     afterSwap: () => publishing?.capture() ?? Promise.resolve(),
+    onDrain: () => tracker.block(DRAINING),
     onSwapped: () => {
       tracker.unblock();
       tracker.refreshMetrics();
@@ -596,7 +597,8 @@ async function startOn(
     tracker.block('rebuilding the view: stored positions were out of range (OFFSET_RESET_POLICY=rebuild)');
   // A bulk load resumes the shadow a crash left (a store that applied nothing serves none of it).
   if (bulkLoad !== undefined) await rebuild.start('cold-start', bulkLoad);
-  else if (reason !== undefined) await rebuild.start(reason);
+  else if (reason !== undefined)
+    await rebuild.start(reason, undefined, reason === 'requested' && store.rebuildRequest()?.drain === true);
   else if (store.shadowGeneration() !== undefined) await store.abandonShadow();
 
   const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
@@ -604,22 +606,36 @@ async function startOn(
   let startedFor: string | undefined;
   /** No new start before this (ms since the epoch): a start that failed is tried again a second later. */
   let retryAt = 0;
+  /** A request that the rebuild under way serves, being taken up (marked drained, then cleared). */
+  let takingUp: string | undefined;
   const checkRequests = (): void => {
     const request = store.rebuildRequest();
     if (request === undefined) return;
     if (rebuild.state() === 'idle') {
       if (Date.now() < retryAt) return;
       startedFor = request.requestedAt;
-      rebuild.start('requested').catch((err: unknown) => {
+      rebuild.start('requested', undefined, request.drain).catch((err: unknown) => {
         retryAt = Date.now() + 1000;
         logger.error({ err }, 'requested rebuild could not start');
       });
-    } else if (request.requestedAt !== startedFor) {
+    } else if (request.requestedAt !== startedFor && request.requestedAt !== takingUp) {
+      takingUp = request.requestedAt;
       // The rebuild under way reads the whole feed again anyway: it serves this request too. (The request it
       // was started for it clears itself once its shadow begins: kept until then, a start that fails is
       // tried again.)
-      logger.info('rebuild requested while one is in progress; the current one serves it');
-      void store.clearRebuildRequest();
+      logger.info(
+        { drain: request.drain },
+        'rebuild requested while one is in progress; the current one serves it',
+      );
+      // Marked before the request goes: a crash in between leaves the request for the next start.
+      void (request.drain ? store.drainShadow() : Promise.resolve(false))
+        .then((drained) => {
+          // Unless the shadow was swapped in meanwhile (the swap unblocks); a run that begins later reads the
+          // mark itself (onDrain).
+          if (drained && rebuild.generation() !== undefined) tracker.block(DRAINING);
+          return store.clearRebuildRequest();
+        })
+        .catch((err: unknown) => logger.error({ err }, 'could not take up the rebuild request'));
     }
   };
   const requests = setInterval(checkRequests, options.rebuildRequestCheckMs ?? REBUILD_REQUEST_CHECK_MS);
@@ -661,6 +677,13 @@ async function startOn(
 }
 
 /** Errors of a Kafka cluster that is down or refuses the connection (kafkajs' own, or ours about Kafka). */
+/**
+ * Readiness while a rebuild asked for with `matview rebuild --drain` runs: the server keeps answering from the
+ * current view, but tells load balancers to send reads elsewhere until the rebuilt view is swapped in.
+ */
+export const DRAINING =
+  'rebuilding the view on request with --drain: not ready until the rebuilt view is swapped in';
+
 const cannotReachKafka = (error: unknown): boolean => !isMatviewError(error) || isKafkaUnavailable(error);
 
 /**

@@ -323,6 +323,50 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await next.close();
   });
 
+  it('should keep a --drain mark on its shadow across reopening, add one to a shadow under way, and drop it at the swap', async () => {
+    const path = tempDir();
+    const store = openStore({ ...mode, path });
+    await store.applyBatch(commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]));
+    const tool = openStore({ ...mode, path, create: false });
+    expect(tool.requestRebuild('test', true)).toMatchObject({ reason: 'test', drain: true });
+    await tool.close();
+    const request = store.rebuildRequest();
+    expect(request?.drain).toBe(true);
+    const begun = await store.beginShadow('requested', undefined, { drain: request?.drain === true });
+    expect({ drain: begun.drain, request: store.rebuildRequest() }).toEqual({
+      drain: true,
+      request: undefined,
+    });
+    await store.close();
+
+    // A restart resumes it still marked, without the request (cleared when the shadow began).
+    const reopened = openStore({ ...mode, path });
+    const resumed = await reopened.beginShadow('resume');
+    expect({ resumed: resumed.resumed, drain: resumed.drain }).toEqual({ resumed: true, drain: true });
+    await reopened.applyBatch(
+      commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]),
+      resumed.generation,
+    );
+    const swap = await reopened.trySwap(resumed.generation, [{ topic: 'users', partition: 0, next: '2' }]);
+    expect({ swapped: swap.swapped, drain: reopened.activeGeneration().info.drain }).toEqual({
+      swapped: true,
+      drain: undefined,
+    });
+
+    // A shadow begun without it takes the mark from a later `--drain` request that it serves.
+    const plain = await reopened.beginShadow('requested');
+    expect({ drain: plain.drain, marked: await reopened.drainShadow() }).toEqual({
+      drain: false,
+      marked: true,
+    });
+    await reopened.close();
+    const again = openStore({ ...mode, path });
+    expect((await again.beginShadow('resume')).drain).toBe(true);
+    await again.abandonShadow();
+    expect(await again.drainShadow()).toBe(false);
+    await again.close();
+  });
+
   it('should honour and clear a rebuild request an earlier matview recorded in the meta records', async () => {
     const path = tempDir();
     await openStore({ ...mode, path }).close();
@@ -334,7 +378,11 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     );
     await env.close();
     const server = openStore({ ...mode, path });
-    expect(server.rebuildRequest()).toEqual({ requestedAt: '2026-01-01T00:00:00.000Z', reason: 'old' });
+    expect(server.rebuildRequest()).toEqual({
+      requestedAt: '2026-01-01T00:00:00.000Z',
+      reason: 'old',
+      drain: false,
+    });
     await server.beginShadow('requested');
     expect(server.rebuildRequest()).toBeUndefined();
     await server.close();

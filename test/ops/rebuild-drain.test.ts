@@ -1,0 +1,134 @@
+/**
+ * `matview rebuild --drain`: a requested rebuild keeps the server ready (it serves the current view meanwhile),
+ * unless asked with `--drain`, which makes GET /health/ready answer 503 from when the rebuild starts until its
+ * view is swapped in, so that a load balancer sends reads elsewhere while the rebuild's feed decodes the
+ * history on the event loop that answers them; reads are still answered. The swap hook holds each rebuild's
+ * complete shadow, so "during the rebuild" is a state the test controls. (The mark on the shadow across a
+ * restart: test/store/generations.test.ts.) On the embedded changelog: no broker needed.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { DRAINING } from '../../src/wiring/runtime.js';
+import { runCli } from '../cli/run-cli.js';
+import { eventually, freshTopics, graphql } from '../utils/server.js';
+import { scrape, startOpsServer, type OpsServer } from './helpers.js';
+
+let server: OpsServer | undefined;
+afterAll(async () => {
+  await server?.close();
+});
+
+/** A swap hook that holds the next swap until released. */
+class SwapHold {
+  private waiting: { reached: () => void; release: Promise<void> } | undefined;
+
+  /** Holds the next swap: `reached` settles when it waits, `release()` lets it go on. */
+  next(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const atSwap = new Promise<void>((r) => (reached = r));
+    this.waiting = { reached, release: new Promise<void>((r) => (release = r)) };
+    return { reached: atSwap, release };
+  }
+
+  readonly beforeSwap = async (): Promise<void> => {
+    const w = this.waiting;
+    this.waiting = undefined;
+    if (w === undefined) return;
+    w.reached();
+    await w.release;
+  };
+}
+
+const readiness = async (url: string) => {
+  const res = await fetch(`${url}/health/ready`);
+  const body = (await res.json()) as { error?: { message: string } };
+  return { status: res.status, message: body.error?.message };
+};
+
+const generation = async (url: string) => (await scrape(url)).sum('matview_view_generation');
+
+describe('matview rebuild --drain', () => {
+  it('should answer not ready from the start of a --drain rebuild until its swap, stay ready during a plain one, and drain one under way from a --drain request', async () => {
+    const hold = new SwapHold();
+    server = await startOpsServer({ topics: freshTopics() }, { beforeSwap: hold.beforeSwap });
+    const { url } = server;
+    const users = server.config.topics.users;
+    await server.running.writer.send(
+      users,
+      Array.from({ length: 20 }, (_, i) => ({ key: `d${i}`, value: JSON.stringify({ username: `d${i}` }) })),
+    );
+    await eventually(async () => ((await readiness(url)).status === 200 ? true : undefined), 30_000, 'ready');
+    const dataDir = server.config.dataDir;
+    const read = async () =>
+      (await graphql<{ user: { username: string } | null }>(url, '{ user(id: "d7") { username } }')).data;
+
+    // Without --drain: ready all along.
+    const plain = hold.next();
+    const asked = await runCli(['rebuild'], { DATA_DIR: dataDir });
+    expect({ code: asked.code, out: asked.stdout.trim() }).toEqual({
+      code: 0,
+      out: expect.stringMatching(
+        /^rebuild: requested; the server \(pid \d+\) starts it within 100 ms and keeps serving generation 1 meanwhile$/,
+      ) as unknown as string,
+    });
+    await plain.reached;
+    expect({ ready: await readiness(url), read: await read() }).toEqual({
+      ready: { status: 200, message: undefined },
+      read: { user: { username: 'd7' } },
+    });
+    plain.release();
+    await eventually(async () => ((await generation(url)) === 2 ? true : undefined), 30_000, 'swap 1');
+
+    // With --drain: not ready until the swap, reads answered meanwhile, ready again after it.
+    const drained = hold.next();
+    const drainAsked = await runCli(['rebuild', '--drain'], { DATA_DIR: dataDir });
+    expect({ code: drainAsked.code, out: drainAsked.stdout.trim() }).toEqual({
+      code: 0,
+      out: expect.stringMatching(
+        /^rebuild: requested; the server \(pid \d+\) starts it within 100 ms and keeps serving generation 2 meanwhile, not ready until the swap \(--drain\)$/,
+      ) as unknown as string,
+    });
+    await drained.reached;
+    expect({
+      ready: await readiness(url),
+      live: (await fetch(`${url}/health/live`)).status,
+      read: await read(),
+      generation: await generation(url),
+    }).toEqual({
+      ready: { status: 503, message: DRAINING },
+      live: 200,
+      read: { user: { username: 'd7' } },
+      generation: 2,
+    });
+    drained.release();
+    await eventually(async () => ((await generation(url)) === 3 ? true : undefined), 30_000, 'swap 2');
+    await eventually(
+      async () => ((await readiness(url)).status === 200 ? true : undefined),
+      30_000,
+      'ready after the drained rebuild',
+    );
+
+    // --drain asked while a plain rebuild runs: that rebuild serves it, not ready from then until its swap.
+    const joined = hold.next();
+    expect((await runCli(['rebuild'], { DATA_DIR: dataDir })).code).toBe(0);
+    await joined.reached;
+    expect((await readiness(url)).status).toBe(200);
+    expect((await runCli(['rebuild', '--drain'], { DATA_DIR: dataDir })).code).toBe(0);
+    await eventually(
+      async () => ((await readiness(url)).status === 503 ? true : undefined),
+      30_000,
+      'not ready once the rebuild under way serves the --drain request',
+    );
+    expect({ ready: await readiness(url), generation: await generation(url) }).toEqual({
+      ready: { status: 503, message: DRAINING },
+      generation: 3,
+    });
+    joined.release();
+    await eventually(async () => ((await generation(url)) === 4 ? true : undefined), 30_000, 'swap 3');
+    await eventually(
+      async () => ((await readiness(url)).status === 200 ? true : undefined),
+      30_000,
+      'ready after the rebuild that served --drain',
+    );
+  });
+});
