@@ -282,7 +282,12 @@ describe.each([{ writerThread: false }, { writerThread: true }])(
       // Resumed (a restart): still rows only, its views not rebuilt at the start.
       store = openStore(options);
       const resumed = await store.beginShadow('requested', topicOf, { rowsFirst: true });
-      expect(resumed).toEqual({ generation: resumed.generation, resumed: true, rowsOnly: true });
+      expect(resumed).toEqual({
+        generation: resumed.generation,
+        resumed: true,
+        rowsOnly: true,
+        drain: false,
+      });
       expect(resumed.generation.id).toBe(begun.generation.id);
       expect(storedShadow(store, resumed.generation, 'u1').view).toBeUndefined();
 
