@@ -635,7 +635,11 @@ async function startOn(
           if (drained && rebuild.generation() !== undefined) tracker.block(DRAINING);
           return store.clearRebuildRequest();
         })
-        .catch((err: unknown) => logger.error({ err }, 'could not take up the rebuild request'));
+        .catch((err: unknown) => {
+          // Looked at again at the next check.
+          takingUp = undefined;
+          logger.error({ err }, 'could not take up the rebuild request');
+        });
     }
   };
   const requests = setInterval(checkRequests, options.rebuildRequestCheckMs ?? REBUILD_REQUEST_CHECK_MS);
