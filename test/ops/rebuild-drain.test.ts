@@ -91,11 +91,13 @@ describe('matview rebuild --drain', () => {
     await drained.reached;
     expect({
       ready: await readiness(url),
+      status: (await graphql(url, '{ feedStatus { ready reason } }')).data,
       live: (await fetch(`${url}/health/live`)).status,
       read: await read(),
       generation: await generation(url),
     }).toEqual({
       ready: { status: 503, message: DRAINING },
+      status: { feedStatus: { ready: false, reason: DRAINING } },
       live: 200,
       read: { user: { username: 'd7' } },
       generation: 2,
