@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import autocannon from 'autocannon';
-import { distribution, ROOT } from './common.js';
+import { distribution, round, ROOT, type Distribution } from './common.js';
 import type { ServeOptions, TargetKind } from './serve.js';
 
 export interface TargetProcess {
@@ -213,6 +213,34 @@ export async function runOpenLoop(
     seconds,
   };
 }
+
+/** An open-loop run's requests due in one window of time: their latencies, and how many failed. */
+export interface WindowReads {
+  readonly d: Distribution;
+  readonly errors: number;
+}
+
+/** The requests of `samples` due in [from, to) (performance.now() clock, ms). */
+export function dueBetween(samples: OpenLoopSamples, from: number, to: number): WindowReads {
+  const latencies: number[] = [];
+  let errors = 0;
+  samples.due.forEach((due, i) => {
+    if (due < from || due >= to) return;
+    latencies.push(samples.latencies[i]!);
+    errors += samples.failed[i]!;
+  });
+  return { d: distribution(latencies), errors };
+}
+
+/** A window's reads as the fields of a results row. */
+export const latencyFields = ({ d, errors }: WindowReads): Record<string, number> => ({
+  reads: d.count,
+  'p50 ms': round(d.p50, 2),
+  'p95 ms': round(d.p95, 2),
+  'p99 ms': round(d.p99, 2),
+  'max ms': round(d.max, 2),
+  errors,
+});
 
 /** {@link runOpenLoop} for `duration` seconds, spinning, with the target's CPU per request. */
 export async function runFixedRate(

@@ -49,7 +49,7 @@ import {
 } from '../lib/changelog.js';
 import { drainRate, type Drained } from '../lib/consumers.js';
 import { asDebezium, writeDebeziumSources } from '../lib/debezium.js';
-import { runOpenLoop } from '../lib/load.js';
+import { dueBetween, latencyFields, runOpenLoop } from '../lib/load.js';
 import { freshTopics, type Topics } from '../lib/records.js';
 import {
   diskUsage,
@@ -331,40 +331,22 @@ async function readsWhileCatchingUp(
   await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${label}${run}`);
   await c.server.stop();
   if (reads === undefined) throw new Error('no reads ran');
+  catchUpRow(ctx, w, `matview serve${label} with ${READ_RATE} user(id)/s, spawn → ready${run}`, c, ceiling);
   // Reads by due time: before the first commit (the server started, joined the group, fetched, applied its
   // first batch), between the first commit and ready (catching up), and idle after.
-  const window = (from: number, to: number) => {
-    const latencies: number[] = [];
-    let errors = 0;
-    reads!.due.forEach((due, i) => {
-      if (due < from || due >= to) return;
-      latencies.push(reads!.latencies[i]!);
-      errors += reads!.failed[i]!;
-    });
-    return { d: distribution(latencies), errors };
-  };
-  catchUpRow(ctx, w, `matview serve${label} with ${READ_RATE} user(id)/s, spawn → ready${run}`, c, ceiling);
-  const before = window(c.listeningAt, c.firstCommitAt);
-  const during = window(c.firstCommitAt, c.readyAt);
+  const before = dueBetween(reads, c.listeningAt, c.firstCommitAt);
+  const during = dueBetween(reads, c.firstCommitAt, c.readyAt);
   const after = { d: distribution(idle.latencies), errors: idle.errors };
-  for (const [name, { d, errors }] of [
+  for (const [name, window] of [
     ['user(id) listening → 1st commit', before],
     ['user(id) 1st commit → ready (catching up)', during],
     ['user(id) idle, from 1 s after ready', after],
-  ] as const) {
+  ] as const)
     ctx.row(
       `${w.label}${label}: ${name}, ${READ_RATE}/s offered${run}`,
-      {
-        reads: d.count,
-        'p50 ms': round(d.p50, 2),
-        'p95 ms': round(d.p95, 2),
-        'p99 ms': round(d.p99, 2),
-        'max ms': round(d.max, 2),
-        errors,
-      },
+      latencyFields(window),
       'reads while catching up',
     );
-  }
   return { during: during.d, idle: after.d };
 }
 

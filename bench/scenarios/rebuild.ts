@@ -42,7 +42,6 @@ import {
 } from '../lib/changelog.js';
 import {
   ROOT,
-  distribution,
   round,
   sleep,
   zipf,
@@ -50,7 +49,7 @@ import {
   type Scenario,
   type ScenarioContext,
 } from '../lib/common.js';
-import { runOpenLoop } from '../lib/load.js';
+import { dueBetween, latencyFields, runOpenLoop } from '../lib/load.js';
 import { buildView } from '../lib/peers.js';
 import { changes, freshTopics, prng, startMatviewProcess } from '../lib/records.js';
 import {
@@ -411,32 +410,15 @@ async function readsDuringRebuild(
   const command = await rebuildCommand(env, timeoutMs);
   reading = false;
   const reads = await load;
-  const window = (from: number, to: number) => {
-    const latencies: number[] = [];
-    let errors = 0;
-    reads.due.forEach((due, i) => {
-      if (due < from || due >= to) return;
-      latencies.push(reads.latencies[i]!);
-      errors += reads.failed[i]!;
-    });
-    return { d: distribution(latencies), errors };
-  };
-  const idle = window(started + 1_000, command.startedAt);
-  const during = window(command.startedAt, command.endedAt);
-  for (const [name, { d, errors }] of [
+  const idle = dueBetween(reads, started + 1_000, command.startedAt);
+  const during = dueBetween(reads, command.startedAt, command.endedAt);
+  for (const [name, window] of [
     ['idle, before the command', idle],
     ['while `matview rebuild --wait` runs (serving the old generation)', during],
   ] as const)
     ctx.row(
       `user(id) ${name}, ${READ_RATE}/s offered`,
-      {
-        reads: d.count,
-        'p50 ms': round(d.p50, 2),
-        'p95 ms': round(d.p95, 2),
-        'p99 ms': round(d.p99, 2),
-        'max ms': round(d.max, 2),
-        errors,
-      },
+      latencyFields(window),
       'reads during a served rebuild',
     );
   await expectExact(ctx, url, reference, 'exact after a second `matview rebuild --wait` under reads');
