@@ -9,12 +9,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { DRAINING } from '../../src/wiring/runtime.js';
 import { runCli } from '../cli/run-cli.js';
-import { eventually, freshTopics, graphql } from '../utils/server.js';
+import { eventually, freshTopics, graphql, type TestServerOptions } from '../utils/server.js';
+import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
 
-let server: OpsServer | undefined;
+const servers: OpsServer[] = [];
 afterAll(async () => {
-  await server?.close();
+  for (const s of servers) await s.close();
 });
 
 /** A swap hook that holds the next swap until released. */
@@ -47,17 +48,27 @@ const readiness = async (url: string) => {
 
 const generation = async (url: string) => (await scrape(url)).sum('matview_view_generation');
 
+/** A server on `options`' store, with users d0-d19 written to its embedded changelog, once ready. */
+async function readyServer(options: TestServerOptions, hold: SwapHold): Promise<OpsServer> {
+  const server = await startOpsServer(options, { beforeSwap: hold.beforeSwap });
+  servers.push(server);
+  await server.running.writer.send(
+    server.config.topics.users,
+    Array.from({ length: 20 }, (_, i) => ({ key: `d${i}`, value: JSON.stringify({ username: `d${i}` }) })),
+  );
+  await eventually(
+    async () => ((await readiness(server.url)).status === 200 ? true : undefined),
+    30_000,
+    'ready',
+  );
+  return server;
+}
+
 describe('matview rebuild --drain', () => {
   it('should answer not ready from the start of a --drain rebuild until its swap, stay ready during a plain one, and drain one under way from a --drain request', async () => {
     const hold = new SwapHold();
-    server = await startOpsServer({ topics: freshTopics() }, { beforeSwap: hold.beforeSwap });
+    const server = await readyServer({ topics: freshTopics() }, hold);
     const { url } = server;
-    const users = server.config.topics.users;
-    await server.running.writer.send(
-      users,
-      Array.from({ length: 20 }, (_, i) => ({ key: `d${i}`, value: JSON.stringify({ username: `d${i}` }) })),
-    );
-    await eventually(async () => ((await readiness(url)).status === 200 ? true : undefined), 30_000, 'ready');
     const dataDir = server.config.dataDir;
     const read = async () =>
       (await graphql<{ user: { username: string } | null }>(url, '{ user(id: "d7") { username } }')).data;
@@ -132,5 +143,32 @@ describe('matview rebuild --drain', () => {
       30_000,
       'ready after the rebuild that served --drain',
     );
+  });
+  it('should drain a rebuild asked for with --drain while no server ran, from the next start until its swap', async () => {
+    const options = { topics: freshTopics(), dataDir: tempDir() };
+    const first = await readyServer(options, new SwapHold());
+    await first.close();
+    const asked = await runCli(['rebuild', '--drain'], { DATA_DIR: options.dataDir });
+    expect({ code: asked.code, out: asked.stdout.trim() }).toEqual({
+      code: 0,
+      out: 'rebuild: requested; no server is running on DATA_DIR, the next `matview serve` rebuilds the view (serving the current one meanwhile, not ready until the swap (--drain))',
+    });
+
+    const hold = new SwapHold();
+    const held = hold.next();
+    const server = await startOpsServer(options, { beforeSwap: hold.beforeSwap });
+    servers.push(server);
+    await held.reached;
+    expect({ ready: await readiness(server.url), generation: await generation(server.url) }).toEqual({
+      ready: { status: 503, message: DRAINING },
+      generation: 1,
+    });
+    held.release();
+    await eventually(
+      async () => ((await readiness(server.url)).status === 200 ? true : undefined),
+      30_000,
+      'ready after the swap',
+    );
+    expect(await generation(server.url)).toBe(2);
   });
 });
