@@ -581,6 +581,7 @@ async function startOn(
     'matview started',
   );
 
+  const request = store.rebuildRequest();
   const reason =
     broken.length > 0
       ? 'offset-out-of-range'
@@ -588,7 +589,7 @@ async function startOn(
         ? 'view-version'
         : store.fullRebuildReason() !== undefined && replica === undefined
           ? store.fullRebuildReason()!
-          : store.rebuildRequest() !== undefined
+          : request !== undefined
             ? 'requested'
             : store.shadowGeneration() !== undefined
               ? 'resume'
@@ -598,7 +599,7 @@ async function startOn(
   // A bulk load resumes the shadow a crash left (a store that applied nothing serves none of it).
   if (bulkLoad !== undefined) await rebuild.start('cold-start', bulkLoad);
   else if (reason !== undefined)
-    await rebuild.start(reason, undefined, reason === 'requested' && store.rebuildRequest()?.drain === true);
+    await rebuild.start(reason, undefined, reason === 'requested' && request?.drain === true);
   else if (store.shadowGeneration() !== undefined) await store.abandonShadow();
 
   const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
@@ -680,7 +681,6 @@ async function startOn(
   };
 }
 
-/** Errors of a Kafka cluster that is down or refuses the connection (kafkajs' own, or ours about Kafka). */
 /**
  * Readiness while a rebuild asked for with `matview rebuild --drain` runs: the server keeps answering from the
  * current view, but tells load balancers to send reads elsewhere until the rebuilt view is swapped in.
@@ -688,6 +688,7 @@ async function startOn(
 export const DRAINING =
   'rebuilding the view on request with --drain: not ready until the rebuilt view is swapped in';
 
+/** Errors of a Kafka cluster that is down or refuses the connection (kafkajs' own, or ours about Kafka). */
 const cannotReachKafka = (error: unknown): boolean => !isMatviewError(error) || isKafkaUnavailable(error);
 
 /**
