@@ -48,6 +48,10 @@ const readiness = async (url: string) => {
 
 const generation = async (url: string) => (await scrape(url)).sum('matview_view_generation');
 
+/** Waits until `/health/ready` answers 200. */
+const untilReady = (url: string, what: string) =>
+  eventually(async () => ((await readiness(url)).status === 200 ? true : undefined), 30_000, what);
+
 /** A server on `options`' store, with users d0-d19 written to its embedded changelog, once ready. */
 async function readyServer(options: TestServerOptions, hold: SwapHold): Promise<OpsServer> {
   const server = await startOpsServer(options, { beforeSwap: hold.beforeSwap });
@@ -56,11 +60,7 @@ async function readyServer(options: TestServerOptions, hold: SwapHold): Promise<
     server.config.topics.users,
     Array.from({ length: 20 }, (_, i) => ({ key: `d${i}`, value: JSON.stringify({ username: `d${i}` }) })),
   );
-  await eventually(
-    async () => ((await readiness(server.url)).status === 200 ? true : undefined),
-    30_000,
-    'ready',
-  );
+  await untilReady(server.url, 'ready');
   return server;
 }
 
@@ -115,11 +115,7 @@ describe('matview rebuild --drain', () => {
     });
     drained.release();
     await eventually(async () => ((await generation(url)) === 3 ? true : undefined), 30_000, 'swap 2');
-    await eventually(
-      async () => ((await readiness(url)).status === 200 ? true : undefined),
-      30_000,
-      'ready after the drained rebuild',
-    );
+    await untilReady(url, 'ready after the drained rebuild');
 
     // --drain asked while a plain rebuild runs: that rebuild serves it, not ready from then until its swap.
     const joined = hold.next();
@@ -138,11 +134,7 @@ describe('matview rebuild --drain', () => {
     });
     joined.release();
     await eventually(async () => ((await generation(url)) === 4 ? true : undefined), 30_000, 'swap 3');
-    await eventually(
-      async () => ((await readiness(url)).status === 200 ? true : undefined),
-      30_000,
-      'ready after the rebuild that served --drain',
-    );
+    await untilReady(url, 'ready after the rebuild that served --drain');
   });
   it('should drain a rebuild asked for with --drain while no server ran, from the next start until its swap', async () => {
     const options = { topics: freshTopics(), dataDir: tempDir() };
@@ -164,11 +156,7 @@ describe('matview rebuild --drain', () => {
       generation: 1,
     });
     held.release();
-    await eventually(
-      async () => ((await readiness(server.url)).status === 200 ? true : undefined),
-      30_000,
-      'ready after the swap',
-    );
+    await untilReady(server.url, 'ready after the swap');
     expect(await generation(server.url)).toBe(2);
   });
 });
