@@ -5,6 +5,7 @@
  *
  *   npm run bench                     every scenario → bench/results/latest.{json,md}
  *   npm run bench -- read ingest      some of them   → bench/results/partial.{json,md} (not checked in)
+ *                                     (so does a full run in which a scenario failed)
  *   npm run bench -- --quick          smaller sizes and shorter runs (a smoke test of the harness)
  *
  * Benchmarks never run inside `npm test`.
@@ -190,6 +191,9 @@ async function main(): Promise<void> {
       console.log(`${c.met === null ? '  ?' : c.met ? ' ok' : 'MISS'}  ${c.target}: ${c.measured}`);
   }
   removeDir(tmp);
+  // A full run in which a scenario failed does not replace the checked-in results: it is written as a partial one.
+  const failed = results.filter((r) => r.error !== undefined).map((r) => r.name);
+  const complete = full && failed.length === 0;
 
   const cpu = cpus();
   const report = {
@@ -223,7 +227,7 @@ async function main(): Promise<void> {
   const md = [
     `# matview benchmark results`,
     '',
-    `${report.date}, ${report.durationSeconds} s${full ? '' : ' (partial run)'}. Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ` +
+    `${report.date}, ${report.durationSeconds} s${complete ? '' : full ? ` (every scenario, but ${failed.join(', ')} failed)` : ' (partial run)'}. Machine: ${report.machine.cpus} × ${report.machine.cpuModel}, ` +
       `${report.machine.memoryGiB} GiB, ${report.machine.os}. Load average (1/5/15 min) at start ${report.loadAverage.start}, at end ${report.loadAverage.end}.`,
     '',
     `Versions: ${Object.entries(report.versions)
@@ -256,7 +260,7 @@ async function main(): Promise<void> {
   ].join('\n');
   const outDir = join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  const base = full ? 'latest' : 'partial';
+  const base = complete ? 'latest' : 'partial';
   writeFileSync(join(outDir, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(outDir, `${base}.md`), md);
   console.log(`\nwrote bench/results/${base}.json and ${base}.md; load average ${report.loadAverage.end}`);

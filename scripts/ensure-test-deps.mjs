@@ -2,7 +2,8 @@
 /**
  * `npm pretest`: makes sure the system tools the tests drive are installed, installing them with
  * apt-get when we can (root + Debian/Ubuntu), otherwise failing with the exact command to run.
- * Silent when everything is present, so it adds nothing to a normal test run.
+ * Silent when everything is present, so it adds nothing to a normal test run. `npm prebench` runs it for
+ * kcat alone (the benchmarks' mock cluster; they install Postgres and Redis themselves).
  *
  * To add a tool, append to TOOLS: { binary, debianPackage, neededFor, skip? }.
  */
@@ -60,7 +61,17 @@ function run(command, args) {
   return result.status === 0;
 }
 
-const missing = TOOLS.filter((tool) => tool.skip?.() === undefined && !onPath(tool.binary));
+// `node scripts/ensure-test-deps.mjs kcat`: those tools only (`npm run bench` needs kcat alone).
+const only = process.argv.slice(2);
+const unknown = only.filter((b) => !TOOLS.some((t) => t.binary === b));
+if (unknown.length > 0) {
+  console.error(
+    `ensure-test-deps: no such tool: ${unknown.join(', ')} (known: ${TOOLS.map((t) => t.binary).join(', ')})`,
+  );
+  process.exit(2);
+}
+const wanted = only.length === 0 ? TOOLS : TOOLS.filter((t) => only.includes(t.binary));
+const missing = wanted.filter((tool) => tool.skip?.() === undefined && !onPath(tool.binary));
 if (missing.length === 0) process.exit(0);
 
 const packages = [...new Set(missing.map((t) => t.debianPackage))];
@@ -81,7 +92,7 @@ const lines = missing.map(
 );
 console.error(
   [
-    'Missing tools for the test suite:',
+    `Missing tools for ${only.length === 0 ? 'the test suite' : 'the benchmarks'}:`,
     ...lines,
     '',
     'Install them with:',
