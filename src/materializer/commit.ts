@@ -84,10 +84,31 @@ export interface CommitOutcome {
 export interface CommitPlan {
   readonly registry: Registry;
   readonly equal: Readonly<Record<Table, RowEquality>>;
+  /** The views a commit applies, in dependency order: the registry's, or those a generation holds (`heldViews`). */
+  readonly views: readonly ViewModule[];
 }
 
 export function commitPlan(registry: Registry): CommitPlan {
-  return { registry, equal: rowEqualities(registry.storedFields) };
+  return { registry, equal: rowEqualities(registry.storedFields), views: registry.views };
+}
+
+/**
+ * `plan` for a generation that holds `held` (its views and their versions): the registered views it holds at
+ * their registered version, and of those only the ones whose dependencies it keeps too. A generation lacks
+ * some while a rebuild from the feed fills a shadow with every view (stored rows that lack a field a view now
+ * reads): the active one keeps serving and keeps taking the live commits, which apply what it has, its other
+ * views staying as they were until the swap replaces them. The same plan when it holds them all.
+ */
+export function heldViews(
+  plan: CommitPlan,
+  held: Readonly<Record<string, { readonly version: number }>>,
+): CommitPlan {
+  const kept = new Set<string>();
+  for (const view of plan.registry.views)
+    if (held[view.name]?.version === view.version && view.dependsOn.every((d) => kept.has(d)))
+      kept.add(view.name);
+  if (kept.size === plan.views.length && plan.views.every((v) => kept.has(v.name))) return plan;
+  return { ...plan, views: plan.registry.views.filter((v) => kept.has(v.name)) };
 }
 
 /**
@@ -115,7 +136,7 @@ export function commitBatch(
   else {
     const tx = resolve(changes, accepted, state.rows, plan.equal);
     if (!rowsOnly)
-      events = applyViews(plan.registry.views, (view) => state.spaces(view), {
+      events = applyViews(plan.views, (view) => state.spaces(view), {
         transitions: tx,
         rows: state.rows,
         commit: {

@@ -6,7 +6,7 @@
  */
 import type { Registry } from '../views/registry.js';
 import type { Row, Table } from '../views/source.js';
-import type { IndexSpace, KvSpace, Spaces } from '../views/types.js';
+import type { IndexSpace, KvSpace, Spaces, ViewModule } from '../views/types.js';
 import type { GenerationState, RowStore } from './commit.js';
 
 /** String order by Unicode code point (= UTF-8 byte order), unlike `<` (UTF-16 code units). */
@@ -319,14 +319,15 @@ export class MemoryRows implements RowStore {
 
 /** Empty spaces for every view of `registry`. */
 export function memorySpaces(registry: Registry): Map<string, Spaces> {
-  const out = new Map<string, Spaces>();
-  for (const view of registry.views) {
-    const spaces: Record<string, KvSpace<unknown> | IndexSpace> = {};
-    for (const [name, spec] of Object.entries(view.spaces))
-      spaces[name] = spec.kind === 'kv' ? new MemoryKv<unknown>() : new MemoryIndex();
-    out.set(view.name, spaces);
-  }
-  return out;
+  return new Map(registry.views.map((view) => [view.name, emptySpaces(view)]));
+}
+
+/** Empty spaces of `view`, in memory. */
+export function emptySpaces(view: ViewModule): Spaces {
+  const spaces: Record<string, KvSpace<unknown> | IndexSpace> = {};
+  for (const [name, spec] of Object.entries(view.spaces))
+    spaces[name] = spec.kind === 'kv' ? new MemoryKv<unknown>() : new MemoryIndex();
+  return spaces;
 }
 
 export class MemoryState implements GenerationState {

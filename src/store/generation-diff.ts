@@ -12,6 +12,7 @@
  * swap commits and drops the old generation once the swap is reconciled, and after a view rebuild from the
  * rows drops the old builds as soon as the listeners returned, so listeners must not keep it.
  */
+import { emptySpaces } from '../materializer/memory-state.js';
 import type { Registry } from '../views/registry.js';
 import type { KvSpace, Spaces, ViewModule } from '../views/types.js';
 import { USER_INFORMATION, userInformation, type UserInformation } from '../views/user-information.js';
@@ -83,7 +84,9 @@ export class GenerationDiff extends LazyUserViews {
 
 /**
  * Every view's part of a swap's commit event: UserInformation's lazily (above), the others through their
- * module's `swapEvent`, or by comparing every entry of their KV spaces.
+ * module's `swapEvent`, or by comparing every entry of their KV spaces. A view the replaced generation did not
+ * hold (a new view whose field its rows lacked, rebuilt from the feed) is compared with empty spaces: all of
+ * it is new.
  */
 export function swapEvents(
   registry: Registry,
@@ -93,12 +96,13 @@ export function swapEvents(
 ): Map<string, ReadonlyMap<string, unknown>> {
   const events = new Map<string, ReadonlyMap<string, unknown>>();
   for (const view of registry.views) {
+    const old = before.info.views[view.name] === undefined ? emptySpaces(view) : undefined;
     const event =
       view.name === USER_INFORMATION
         ? new GenerationDiff(before, after, decode)
         : view.swapEvent !== undefined
-          ? view.swapEvent(before.spaces(view.name), after.spaces(view.name))
-          : compareKvSpaces(view, before.spaces(view.name), after.spaces(view.name));
+          ? view.swapEvent(old ?? before.spaces(view.name), after.spaces(view.name))
+          : compareKvSpaces(view, old ?? before.spaces(view.name), after.spaces(view.name));
     if (event !== undefined) events.set(view.name, event);
   }
   return events;

@@ -12,7 +12,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import { StoreWriteError } from '../errors.js';
 import { batchError } from './environment.js';
 import { concatInputs, isReplicaInput, recordsOf, type BatchInput } from '../materializer/change-batch.js';
-import { commitBatch, type CommitPlan } from '../materializer/commit.js';
+import { commitBatch, heldViews, type CommitPlan } from '../materializer/commit.js';
 import { commitReplica, replicaSequence } from '../materializer/replicate.js';
 import type { Registry } from '../views/registry.js';
 import { USER_INFORMATION } from '../views/user-information.js';
@@ -203,7 +203,7 @@ export function writeCommit(
     sequence = previous + 1n;
     const known = knownRows?.of(generation.id, generation.rows);
     const state = known === undefined ? generation : withKnownRows(generation, known);
-    outcome = commitBatch(state, plan, input, sequence, appliedAt);
+    outcome = commitBatch(state, heldViews(plan, generation.info.views), input, sequence, appliedAt);
   }
   if (input.deadLetters !== undefined && input.deadLetters.length > 0)
     writeOutbox(outboxes.deadLetters, sequence, input.deadLetters);

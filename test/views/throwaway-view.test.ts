@@ -1,6 +1,6 @@
 /**
- * Issue 16, point 1: a new view is one module plus registration. This view exists only in this test
- * (likes per tweet); nothing else in matview knows it. Registered, it is committed with every batch, kept
+ * Issue 16, point 1: a new view is one module plus registration. This view exists only in the tests
+ * (likes per tweet, test/utils/likes-per-tweet.ts); nothing in matview knows it. Registered, it is committed with every batch, kept
  * exact, verified, and published in the commit events the live hub indexes by (view, key), with no other
  * change anywhere.
  */
@@ -9,44 +9,10 @@ import { openStore } from '../../src/store/lmdb-store.js';
 import type { CommitEvent } from '../../src/store/types.js';
 import { verifyGeneration } from '../../src/store/verify.js';
 import { VIEWS } from '../../src/views/registry.js';
-import type { LikeRow } from '../../src/views/source.js';
-import type { KvSpace, ValueCodec, ViewModule } from '../../src/views/types.js';
+import type { KvSpace } from '../../src/views/types.js';
 import { commitInput, like, profile, sequential } from '../utils/changes.js';
+import { likesPerTweet } from '../utils/likes-per-tweet.js';
 import { tempDir } from '../utils/tmp.js';
-
-const number: ValueCodec<number> = {
-  encode: (n) => Buffer.from(String(n)),
-  decode: (b) => Number(b.toString()),
-};
-
-/** `SELECT tweetId, COUNT(*) FROM likes GROUP BY tweetId`. */
-const likesPerTweet: ViewModule = {
-  name: 'likes-per-tweet',
-  version: 1,
-  reads: { likes: ['tweetId'] },
-  dependsOn: [],
-  spaces: { count: { kind: 'kv', codec: number as ValueCodec<unknown> } },
-  apply({ transitions: tx }, spaces) {
-    const count = spaces['count'] as KvSpace<number>;
-    const event = new Map<string, number | null>();
-    const move = (tweetId: string | undefined, by: number) => {
-      if (tweetId === undefined) return;
-      const n = (count.get(tweetId) ?? 0) + by;
-      if (n === 0) count.remove(tweetId);
-      else count.put(tweetId, n);
-      event.set(tweetId, n === 0 ? null : n);
-    };
-    for (let i = 0; i < tx.length; i++) {
-      if (tx.table[i] !== 'likes') continue;
-      const from = (tx.before[i] as LikeRow | null)?.tweetId;
-      const to = (tx.after[i] as LikeRow | null)?.tweetId;
-      if (from === to) continue;
-      move(from, -1);
-      move(to, +1);
-    }
-    return event.size === 0 ? {} : { event };
-  },
-};
 
 describe('a view registered through the registry alone', () => {
   it('should be committed, kept exact, verified and published with every batch', async () => {
