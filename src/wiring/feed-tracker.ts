@@ -159,6 +159,14 @@ export class FeedTracker implements FeedMonitor {
   }
 
   /**
+   * `block`, unless readiness is blocked already: the reason there stays (a rebuild after an offset reset, a
+   * cold start's bulk load), as it says more than the one given here, and the same swap lifts both.
+   */
+  blockUnlessBlocked(reason: string): void {
+    if (this.blockedBy === undefined) this.block(reason);
+  }
+
+  /**
    * `block`, for a cold start's bulk load (src/wiring/cold-start.ts): the live feed starts only once it has
    * swapped in, so the records waiting for the active generation are not a stall until then (the load's
    * own consumer failing for good is fatal, and its views built from its rows run for minutes at a million

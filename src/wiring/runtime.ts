@@ -342,7 +342,7 @@ async function startOn(
     ...(options.beforeSwap === undefined ? {} : { beforeSwap: options.beforeSwap }),
     ...(replica === undefined ? {} : { handlerFor: replica.rebuild }),
     afterSwap: () => publishing?.capture() ?? Promise.resolve(),
-    onDrain: () => tracker.block(DRAINING),
+    onDrain: () => tracker.blockUnlessBlocked(DRAINING),
     onSwapped: () => {
       tracker.unblock();
       tracker.refreshMetrics();
@@ -596,10 +596,11 @@ async function startOn(
               : undefined;
   if (reason === 'offset-out-of-range')
     tracker.block('rebuilding the view: stored positions were out of range (OFFSET_RESET_POLICY=rebuild)');
-  // A bulk load resumes the shadow a crash left (a store that applied nothing serves none of it).
-  if (bulkLoad !== undefined) await rebuild.start('cold-start', bulkLoad);
-  else if (reason !== undefined)
-    await rebuild.start(reason, undefined, reason === 'requested' && request?.drain === true);
+  // A bulk load resumes the shadow a crash left (a store that applied nothing serves none of it). Whatever
+  // picks the rebuild, it serves a pending request too (its shadow's start clears it), `--drain` included.
+  const drain = request?.drain === true;
+  if (bulkLoad !== undefined) await rebuild.start('cold-start', bulkLoad, drain);
+  else if (reason !== undefined) await rebuild.start(reason, undefined, drain);
   else if (store.shadowGeneration() !== undefined) await store.abandonShadow();
 
   const refresh = setInterval(() => tracker.refreshMetrics(), 1000);
@@ -633,7 +634,7 @@ async function startOn(
         .then((drained) => {
           // Unless the shadow was swapped in meanwhile (the swap unblocks); a run that begins later reads the
           // mark itself (onDrain).
-          if (drained && rebuild.generation() !== undefined) tracker.block(DRAINING);
+          if (drained && rebuild.generation() !== undefined) tracker.blockUnlessBlocked(DRAINING);
           return store.clearRebuildRequest();
         })
         .catch((err: unknown) => {

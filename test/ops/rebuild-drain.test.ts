@@ -3,12 +3,16 @@
  * unless asked with `--drain`, which makes GET /health/ready answer 503 from when the rebuild starts until its
  * view is swapped in, so that a load balancer sends reads elsewhere while the rebuild's feed decodes the
  * history on the event loop that answers them; reads are still answered. The swap hook holds each rebuild's
- * complete shadow, so "during the rebuild" is a state the test controls. (The mark on the shadow across a
+ * complete shadow, so "during the rebuild" is a state the test controls. A pending `--drain` request drains
+ * whatever rebuild serves it: one under way, one the next start begins, for the request or another reason. (The mark on the shadow across a
  * restart: test/store/generations.test.ts.) On the embedded changelog: no broker needed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { VIEWS } from '../../src/views/registry.js';
 import { DRAINING } from '../../src/wiring/runtime.js';
 import { runCli } from '../cli/run-cli.js';
+import { likesPerTweet } from '../utils/likes-per-tweet.js';
+import { SwapHold } from '../utils/swap-hold.js';
 import { eventually, freshTopics, graphql, type TestServerOptions } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
@@ -17,28 +21,6 @@ const servers: OpsServer[] = [];
 afterAll(async () => {
   for (const s of servers) await s.close();
 });
-
-/** A swap hook that holds the next swap until released. */
-class SwapHold {
-  private waiting: { reached: () => void; release: Promise<void> } | undefined;
-
-  /** Holds the next swap: `reached` settles when it waits, `release()` lets it go on. */
-  next(): { reached: Promise<void>; release: () => void } {
-    let reached!: () => void;
-    let release!: () => void;
-    const atSwap = new Promise<void>((r) => (reached = r));
-    this.waiting = { reached, release: new Promise<void>((r) => (release = r)) };
-    return { reached: atSwap, release };
-  }
-
-  readonly beforeSwap = async (): Promise<void> => {
-    const w = this.waiting;
-    this.waiting = undefined;
-    if (w === undefined) return;
-    w.reached();
-    await w.release;
-  };
-}
 
 const readiness = async (url: string) => {
   const res = await fetch(`${url}/health/ready`);
@@ -158,5 +140,33 @@ describe('matview rebuild --drain', () => {
     held.release();
     await untilReady(server.url, 'ready after the swap');
     expect(await generation(server.url)).toBe(2);
+  });
+  it('should drain a rebuild that another reason starts while a --drain request is pending', async () => {
+    const options = { topics: freshTopics(), dataDir: tempDir() };
+    const first = await readyServer(options, new SwapHold());
+    await first.close();
+    expect((await runCli(['rebuild', '--drain'], { DATA_DIR: options.dataDir })).code).toBe(0);
+
+    // A view reading a field the stored rows lack (likes.tweetId): the start rebuilds from the feed for that,
+    // and the rebuild serves the request too.
+    const hold = new SwapHold();
+    const held = hold.next();
+    const server = await startOpsServer(
+      { ...options, env: { WRITER_THREAD: 'false' } },
+      { beforeSwap: hold.beforeSwap, views: [...VIEWS, likesPerTweet] },
+    );
+    servers.push(server);
+    await held.reached;
+    expect({ ready: await readiness(server.url), generation: await generation(server.url) }).toEqual({
+      ready: { status: 503, message: DRAINING },
+      generation: 1,
+    });
+    held.release();
+    await untilReady(server.url, 'ready after the swap');
+    const metrics = await scrape(server.url);
+    expect({
+      generation: metrics.sum('matview_view_generation'),
+      swaps: metrics.sum('matview_view_swaps_total', { reason: 'source-fields' }),
+    }).toEqual({ generation: 2, swaps: 1 });
   });
 });
