@@ -119,6 +119,9 @@ export interface OpenLoopSamples {
   readonly seconds: number;
 }
 
+/** How long the open-loop client keeps an idle socket: below the server's default keep-alive timeout. */
+const IDLE_SOCKET_MS = 4_000;
+
 /**
  * Open-loop load at a fixed rate: request i is due at start + i/rate and its latency counts from that due
  * time (so a stalled server is charged for the requests it delayed: no coordinated omission). Runs until
@@ -137,7 +140,11 @@ export async function runOpenLoop(
     sockets?: number;
   },
 ): Promise<OpenLoopSamples> {
-  const agent = new Agent({ keepAlive: true, maxSockets: options.sockets ?? 64 });
+  // Idle sockets are closed here before the server closes them (HTTP_KEEP_ALIVE_TIMEOUT_MS, 5 s by default):
+  // at the same timeout on both ends, a request sent on a socket the server is closing came back ECONNRESET
+  // (2 and 7 of ~3,100 reads during served rebuilds, whose stalls fire the server's timers late). A load
+  // balancer in front of matview needs the same order (README "Operations").
+  const agent = new Agent({ keepAlive: true, maxSockets: options.sockets ?? 64, timeout: IDLE_SOCKET_MS });
   const target = new URL(url);
   const total = options.total ?? Number.MAX_SAFE_INTEGER;
   let due = new Float64Array(Math.min(total, 1 << 16));
