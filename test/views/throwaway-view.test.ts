@@ -81,6 +81,17 @@ describe('a view registered through the registry alone', () => {
       full: 'source-fields',
       stale: ['likes-per-tweet'],
     });
+    // Meanwhile `matview verify` checks what the active generation holds and names what it does not.
+    const report = verifyGeneration(after.registry, after.activeGeneration());
+    expect({
+      differences: report.differences,
+      notHeld: report.notHeld,
+      views: Object.keys(report.keys),
+    }).toEqual({
+      differences: [],
+      notHeld: ['likes-per-tweet'],
+      views: ['user-information', 'top-users', 'totals'],
+    });
     const { generation } = await after.beginShadow('source-fields');
     expect(generation.info.rowFields.likes).toEqual(['userId', 'tweetId']);
     await after.close();
