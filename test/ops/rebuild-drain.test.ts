@@ -8,11 +8,10 @@
  * restart: test/store/generations.test.ts.) On the embedded changelog: no broker needed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { VIEWS } from '../../src/views/registry.js';
 import { DRAINING } from '../../src/wiring/runtime.js';
 import { runCli } from '../cli/run-cli.js';
-import { likesPerTweet } from '../utils/likes-per-tweet.js';
-import { SwapHold } from '../utils/swap-hold.js';
+import { WITH_LIKES_PER_TWEET } from '../utils/likes-per-tweet.js';
+import { startAtHeldSwap, SwapHold } from '../utils/swap-hold.js';
 import { eventually, freshTopics, graphql, type TestServerOptions } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
@@ -128,16 +127,12 @@ describe('matview rebuild --drain', () => {
       out: 'rebuild: requested; no server is running on DATA_DIR, the next `matview serve` rebuilds the view (serving the current one meanwhile, not ready until the swap (--drain))',
     });
 
-    const hold = new SwapHold();
-    const held = hold.next();
-    const server = await startOpsServer(options, { beforeSwap: hold.beforeSwap });
-    servers.push(server);
-    await held.reached;
+    const { server, release } = await startAtHeldSwap(options, {}, (s) => servers.push(s));
     expect({ ready: await readiness(server.url), generation: await generation(server.url) }).toEqual({
       ready: { status: 503, message: DRAINING },
       generation: 1,
     });
-    held.release();
+    release();
     await untilReady(server.url, 'ready after the swap');
     expect(await generation(server.url)).toBe(2);
   });
@@ -149,19 +144,16 @@ describe('matview rebuild --drain', () => {
 
     // A view reading a field the stored rows lack (likes.tweetId): the start rebuilds from the feed for that,
     // and the rebuild serves the request too.
-    const hold = new SwapHold();
-    const held = hold.next();
-    const server = await startOpsServer(
-      { ...options, env: { WRITER_THREAD: 'false' } },
-      { beforeSwap: hold.beforeSwap, views: [...VIEWS, likesPerTweet] },
+    const { server, release } = await startAtHeldSwap(
+      { ...options, env: WITH_LIKES_PER_TWEET.env },
+      { views: WITH_LIKES_PER_TWEET.views },
+      (s) => servers.push(s),
     );
-    servers.push(server);
-    await held.reached;
     expect({ ready: await readiness(server.url), generation: await generation(server.url) }).toEqual({
       ready: { status: 503, message: DRAINING },
       generation: 1,
     });
-    held.release();
+    release();
     await untilReady(server.url, 'ready after the swap');
     const metrics = await scrape(server.url);
     expect({

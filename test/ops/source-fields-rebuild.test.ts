@@ -6,10 +6,9 @@
  * holds the complete shadow, so "during the rebuild" is a state the test controls. On the embedded changelog.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { VIEWS } from '../../src/views/registry.js';
 import type { KvSpace } from '../../src/views/types.js';
-import { likesPerTweet } from '../utils/likes-per-tweet.js';
-import { SwapHold } from '../utils/swap-hold.js';
+import { WITH_LIKES_PER_TWEET } from '../utils/likes-per-tweet.js';
+import { startAtHeldSwap } from '../utils/swap-hold.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
@@ -20,9 +19,17 @@ afterAll(async () => {
 });
 
 const QUERY = `query($ids: [ID!]!) { users(ids: $ids) { userId likeCount } }`;
-const likeCounts = async (url: string, ids: string[]) =>
-  (await graphql<{ users: ({ userId: string; likeCount: number } | null)[] }>(url, QUERY, { ids })).data
-    ?.users;
+type LikeCount = { userId: string; likeCount: number };
+const likeCounts = async (url: string) =>
+  (await graphql<{ users: (LikeCount | null)[] }>(url, QUERY, { ids: ['a', 'b'] })).data?.users;
+
+/** Waits until users a and b have `expected`'s like counts. */
+const untilLikeCounts = (url: string, expected: readonly LikeCount[], what: string) =>
+  eventually(
+    async () => (JSON.stringify(await likeCounts(url)) === JSON.stringify(expected) ? true : undefined),
+    30_000,
+    what,
+  );
 
 describe('a view that reads a field the stored rows lack', () => {
   it('should rebuild from the feed while the active generation keeps serving and taking the live commits', async () => {
@@ -43,25 +50,14 @@ describe('a view that reads a field the stored rows lack', () => {
       { userId: 'a', likeCount: 2 },
       { userId: 'b', likeCount: 1 },
     ];
-    await eventually(
-      async () =>
-        JSON.stringify(await likeCounts(first.url, ['a', 'b'])) === JSON.stringify(applied)
-          ? true
-          : undefined,
-      30_000,
-      'the first server applied the likes',
-    );
+    await untilLikeCounts(first.url, applied, 'the first server applied the likes');
     await first.close();
 
-    const hold = new SwapHold();
-    const held = hold.next();
-    // Views other than VIEWS commit on the event loop (the writer thread registers VIEWS).
-    const server = await startOpsServer(
-      { ...options, env: { WRITER_THREAD: 'false' } },
-      { beforeSwap: hold.beforeSwap, views: [...VIEWS, likesPerTweet] },
+    const { server, release } = await startAtHeldSwap(
+      { ...options, env: WITH_LIKES_PER_TWEET.env },
+      { views: WITH_LIKES_PER_TWEET.views },
+      (s) => servers.push(s),
     );
-    servers.push(server);
-    await held.reached;
     // During the rebuild: the live feed's records reach the active generation, which serves them.
     await server.running.writer.send(topics.likes, [
       { key: 'l4', value: JSON.stringify({ userId: 'b', tweetId: 'tB' }) },
@@ -70,12 +66,9 @@ describe('a view that reads a field the stored rows lack', () => {
       { userId: 'a', likeCount: 2 },
       { userId: 'b', likeCount: 2 },
     ];
-    await eventually(
-      async () =>
-        JSON.stringify(await likeCounts(server.url, ['a', 'b'])) === JSON.stringify(during)
-          ? true
-          : undefined,
-      30_000,
+    await untilLikeCounts(
+      server.url,
+      during,
       'a live record applied to the active generation during the rebuild',
     );
     const { store } = server.running;
@@ -85,21 +78,14 @@ describe('a view that reads a field the stored rows lack', () => {
       ready: (await fetch(`${server.url}/health/ready`)).status,
     }).toEqual({ generation: 1, views: ['top-users', 'totals', 'user-information'], ready: 200 });
 
-    held.release();
+    release();
     await eventually(
       async () => (store.activeGeneration().id === 2 ? true : undefined),
       30_000,
       'the rebuilt generation swapped in',
     );
     // The record the rebuild's consumer had not read when the swap came is the live feed's, in the new generation.
-    await eventually(
-      async () =>
-        JSON.stringify(await likeCounts(server.url, ['a', 'b'])) === JSON.stringify(during)
-          ? true
-          : undefined,
-      30_000,
-      'the counts after the swap',
-    );
+    await untilLikeCounts(server.url, during, 'the counts after the swap');
     const count = store.activeGeneration().spaces('likes-per-tweet')['count'] as KvSpace<number>;
     await eventually(
       async () => (count.get('tB') === 2 ? true : undefined),

@@ -2,6 +2,7 @@
  * A view that exists only in the tests (likes per tweet): registered beside VIEWS, it reads a field no
  * shipped view reads (likes.tweetId), so a store filled without it must be rebuilt from the feed.
  */
+import { VIEWS } from '../../src/views/registry.js';
 import type { LikeRow } from '../../src/views/source.js';
 import type { KvSpace, ValueCodec, ViewModule } from '../../src/views/types.js';
 
@@ -38,3 +39,12 @@ export const likesPerTweet: ViewModule = {
     return event.size === 0 ? {} : { event };
   },
 };
+
+/**
+ * What a test server needs to serve VIEWS and likes-per-tweet: the views, and commits on the event loop (the
+ * writer thread registers VIEWS alone).
+ */
+export const WITH_LIKES_PER_TWEET = {
+  env: { WRITER_THREAD: 'false' },
+  views: [...VIEWS, likesPerTweet],
+} as const;

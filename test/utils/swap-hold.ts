@@ -2,6 +2,9 @@
  * A rebuild's swap hook (StartOptions `beforeSwap`) that holds the next swap until the test releases it, so
  * that "during the rebuild, its shadow complete" is a state the test controls.
  */
+import type { StartOptions } from '../../src/wiring/runtime.js';
+import { startTestServer, type TestServer, type TestServerOptions } from './server.js';
+
 export class SwapHold {
   private waiting: { reached: () => void; release: Promise<void> } | undefined;
 
@@ -21,4 +24,21 @@ export class SwapHold {
     w.reached();
     await w.release;
   };
+}
+
+/**
+ * Starts a server on `options`' store whose first rebuild's swap is held (the rebuild its start begins), and
+ * returns once that rebuild waits for it. `started` gets the server as soon as it runs (the caller closes it).
+ */
+export async function startAtHeldSwap(
+  options: TestServerOptions,
+  start: Omit<StartOptions, 'beforeSwap'>,
+  started: (server: TestServer) => void,
+): Promise<{ server: TestServer; release: () => void }> {
+  const hold = new SwapHold();
+  const held = hold.next();
+  const server = await startTestServer(options, { ...start, beforeSwap: hold.beforeSwap });
+  started(server);
+  await held.reached;
+  return { server, release: held.release };
 }
