@@ -41,7 +41,7 @@ export async function runVerify(config: Config, args: readonly string[], print: 
     const notHeld =
       report.notHeld.length === 0
         ? ''
-        : `; not checked, not held by this generation yet (a rebuild from the feed adds them): ${report.notHeld.join(', ')}`;
+        : `; not checked, not held by this generation at their registered version (a rebuild adds them): ${report.notHeld.join(', ')}`;
     const scope = `generation ${report.generation}; views: ${views}${replica ? '' : `; rows: ${rows}`}${notHeld}`;
     if (report.differences.length === 0) {
       print(`verify: OK: every view matches ${topicViews ?? 'its rows'}; ${scope}`);

@@ -97,7 +97,9 @@ export function commitPlan(registry: Registry): CommitPlan {
  * their registered version, and of those only the ones whose dependencies it keeps too. A generation lacks
  * some while a rebuild from the feed fills a shadow with every view (stored rows that lack a field a view now
  * reads): the active one keeps serving and keeps taking the live commits, which apply what it has, its other
- * views staying as they were until the swap replaces them. The same plan when it holds them all.
+ * views staying as they were until the swap replaces them. A view it holds at another version is left as it
+ * is too: the new code must not run over the old stored form (that rebuild, when a release also bumped a
+ * view, carries the bumped one). The same plan when it holds them all.
  */
 export function heldViews(
   plan: CommitPlan,

@@ -36,8 +36,8 @@ export interface VerifyReport {
   readonly differences: readonly Difference[];
   /**
    * Registered views the generation does not hold at their version (and those depending on them), not
-   * checked: a view its rows lack a field for, which the rebuild from the feed under way adds (commit.ts
-   * `heldViews`).
+   * checked: a view its rows lack a field for, which the rebuild from the feed under way adds, or one whose
+   * version changed, which the next start rebuilds (commit.ts `heldViews`).
    */
   readonly notHeld: readonly string[];
 }
