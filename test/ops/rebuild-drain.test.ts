@@ -4,8 +4,9 @@
  * view is swapped in, so that a load balancer sends reads elsewhere while the rebuild's feed decodes the
  * history on the event loop that answers them; reads are still answered. The swap hook holds each rebuild's
  * complete shadow, so "during the rebuild" is a state the test controls. A pending `--drain` request drains
- * whatever rebuild serves it: one under way, one the next start begins, for the request or another reason. (The mark on the shadow across a
- * restart: test/store/generations.test.ts.) On the embedded changelog: no broker needed.
+ * whatever rebuild serves it: one under way, one the next start begins, for the request or another reason.
+ * (The mark on the shadow across a restart: test/store/generations.test.ts.) On the embedded changelog: no
+ * broker needed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { DRAINING } from '../../src/wiring/runtime.js';

@@ -1,8 +1,8 @@
 /**
- * Issue 16, point 1: a new view is one module plus registration. This view exists only in the tests
- * (likes per tweet, test/utils/likes-per-tweet.ts); nothing in matview knows it. Registered, it is committed with every batch, kept
- * exact, verified, and published in the commit events the live hub indexes by (view, key), with no other
- * change anywhere.
+ * Issue 16, point 1: a new view is one module plus registration. This view exists only in the tests (likes
+ * per tweet, test/utils/likes-per-tweet.ts); nothing in matview knows it. Registered, it is committed with
+ * every batch, kept exact, verified, and published in the commit events the live hub indexes by (view, key),
+ * with no other change anywhere.
  */
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/lmdb-store.js';
