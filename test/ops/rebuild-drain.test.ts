@@ -12,13 +12,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DRAINING } from '../../src/wiring/runtime.js';
 import { runCli } from '../cli/run-cli.js';
 import { WITH_LIKES_PER_TWEET } from '../utils/likes-per-tweet.js';
-import { startAtHeldSwap, SwapHold } from '../utils/swap-hold.js';
+import { releaseHeldSwaps, startAtHeldSwap, SwapHold } from '../utils/swap-hold.js';
 import { eventually, freshTopics, graphql, type TestServerOptions } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
 
 const servers: OpsServer[] = [];
 afterAll(async () => {
+  releaseHeldSwaps();
   for (const s of servers) await s.close();
 });
 

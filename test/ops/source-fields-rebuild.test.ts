@@ -8,13 +8,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { KvSpace } from '../../src/views/types.js';
 import { WITH_LIKES_PER_TWEET } from '../utils/likes-per-tweet.js';
-import { startAtHeldSwap } from '../utils/swap-hold.js';
+import { releaseHeldSwaps, startAtHeldSwap } from '../utils/swap-hold.js';
 import { eventually, freshTopics, graphql } from '../utils/server.js';
 import { tempDir } from '../utils/tmp.js';
 import { scrape, startOpsServer, type OpsServer } from './helpers.js';
 
 const servers: OpsServer[] = [];
 afterAll(async () => {
+  releaseHeldSwaps();
   for (const s of servers) await s.close();
 });
 

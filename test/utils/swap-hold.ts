@@ -5,15 +5,32 @@
 import type { StartOptions } from '../../src/wiring/runtime.js';
 import { startTestServer, type TestServer, type TestServerOptions } from './server.js';
 
+/** Every hold's release not called yet: a test that failed while holding a swap leaves one. */
+const unreleased = new Set<() => void>();
+
+/**
+ * Lets every held swap go on. An `afterAll` that closes servers calls it first: a server's close waits for
+ * its rebuild, which waits for the swap a failed test still holds (the hook's timeout, not the failure, would
+ * end the file otherwise).
+ */
+export function releaseHeldSwaps(): void {
+  for (const release of [...unreleased]) release();
+}
+
 export class SwapHold {
   private waiting: { reached: () => void; release: Promise<void> } | undefined;
 
   /** Holds the next swap: `reached` settles when it waits, `release()` lets it go on. */
   next(): { reached: Promise<void>; release: () => void } {
     let reached!: () => void;
-    let release!: () => void;
+    let resolve!: () => void;
     const atSwap = new Promise<void>((r) => (reached = r));
-    this.waiting = { reached, release: new Promise<void>((r) => (release = r)) };
+    this.waiting = { reached, release: new Promise<void>((r) => (resolve = r)) };
+    const release = (): void => {
+      unreleased.delete(release);
+      resolve();
+    };
+    unreleased.add(release);
     return { reached: atSwap, release };
   }
 
