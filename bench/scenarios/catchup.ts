@@ -30,10 +30,8 @@ import { startKafka, type KafkaHandle } from '../../test/utils/kafka-mock.js';
 import {
   distribution,
   median,
-  prng,
   round,
   sleep,
-  zipf,
   type Distribution,
   type Scenario,
   type ScenarioContext,
@@ -61,12 +59,10 @@ import {
   watchCatchUp,
   type Started,
 } from '../lib/served.js';
-import { post } from './read.js';
+import { post, SLA_READ_RATE, zipfIds } from './read.js';
 
 /** matview's KAFKA_FETCH_MAX_WAIT_MS default: the bare consumers fetch with the same wait. */
 const SHIPPED_FETCH_WAIT_MS = 100;
-/** Offered `user(id)` rate while catching up and idle (seed 002's SLA load, as in the read scenario). */
-const READ_RATE = 1_000;
 /**
  * What the reads-while-catching-up servers add to their variant: they catch up commit by commit into the view
  * they serve, as an instance restarted on its store does. With the shipped COLD_START_BULK_LOAD=auto a fresh
@@ -303,8 +299,7 @@ async function readsWhileCatchingUp(
   run: string,
   variant: Variant = DEFAULTS,
 ): Promise<ReadsWhileCatchingUp> {
-  const draw = zipf(w.reference.users, 0.99, prng(7));
-  const requests = Array.from({ length: 20_000 }, () => post(String(draw())));
+  const requests = zipfIds(w.reference.users).map(post);
   let reads: Awaited<ReturnType<typeof runOpenLoop>> | undefined;
   const c = await catchUp(
     ctx,
@@ -312,7 +307,7 @@ async function readsWhileCatchingUp(
     dataDir,
     async (started, isReady) => {
       reads = await runOpenLoop(started.server.url, requests, {
-        rate: READ_RATE,
+        rate: SLA_READ_RATE,
         until: isReady,
         pacing: 'timer',
       });
@@ -324,14 +319,20 @@ async function readsWhileCatchingUp(
   await sleep(Math.max(0, c.readyAt + 1_000 - performance.now()));
   const idleSeconds = ctx.quick ? 3 : 10;
   const idle = await runOpenLoop(c.server.url, requests, {
-    rate: READ_RATE,
-    total: idleSeconds * READ_RATE,
+    rate: SLA_READ_RATE,
+    total: idleSeconds * SLA_READ_RATE,
     pacing: 'timer',
   });
   await expectExactAfter(ctx, w, c.server.url, `catch-up with reads${label}${run}`);
   await c.server.stop();
   if (reads === undefined) throw new Error('no reads ran');
-  catchUpRow(ctx, w, `matview serve${label} with ${READ_RATE} user(id)/s, spawn → ready${run}`, c, ceiling);
+  catchUpRow(
+    ctx,
+    w,
+    `matview serve${label} with ${SLA_READ_RATE} user(id)/s, spawn → ready${run}`,
+    c,
+    ceiling,
+  );
   // Reads by due time: before the first commit (the server started, joined the group, fetched, applied its
   // first batch), between the first commit and ready (catching up), and idle after.
   const before = dueBetween(reads, c.listeningAt, c.firstCommitAt);
@@ -343,7 +344,7 @@ async function readsWhileCatchingUp(
     ['user(id) idle, from 1 s after ready', after],
   ] as const)
     ctx.row(
-      `${w.label}${label}: ${name}, ${READ_RATE}/s offered${run}`,
+      `${w.label}${label}: ${name}, ${SLA_READ_RATE}/s offered${run}`,
       latencyFields(window),
       'reads while catching up',
     );

@@ -45,7 +45,16 @@ interface Target {
   readonly base: string;
 }
 
-/** `user(id)` with seed 002's 13 fields over GraphQL (also what the catch-up scenario reads). */
+/** The offered rate of the fixed-rate phases (seed 002's SLA load), also the catch-up and rebuild scenarios' reads. */
+export const SLA_READ_RATE = 1_000;
+
+/** The 20,000 Zipf(0.99) user ids every `user(id)` load here draws from, over the ids "0" to `users - 1`. */
+export function zipfIds(users: number): string[] {
+  const draw = zipf(users, 0.99, prng(7));
+  return Array.from({ length: 20_000 }, () => String(draw()));
+}
+
+/** `user(id)` with seed 002's 13 fields over GraphQL (also what the catch-up and rebuild scenarios read). */
 export const post = (id: string): Request => ({
   method: 'POST',
   path: '/graphql',
@@ -114,8 +123,7 @@ export const read: Scenario = {
     const targets = all.filter((t) => processes.has(t.kind));
 
     // The same 20,000 Zipf-distributed ids for everyone.
-    const draw = zipf(users, 0.99, prng(7));
-    const ids = Array.from({ length: 20_000 }, () => String(draw()));
+    const ids = zipfIds(users);
     const distinct = new Set(ids).size;
     ctx.log(`read: ${users} users, ${ids.length} Zipf(0.99) requests over ${distinct} distinct ids`);
     const requests = { GET: ids.map(get), POST: ids.map(post) };
@@ -128,10 +136,13 @@ export const read: Scenario = {
     // Fixed rate.
     const fixed = new Map<string, LoadResult>();
     for (const t of targets) {
-      const r = await runFixedRate(proc(t), requests[t.method], { duration: fixedDuration, rate: 1000 });
+      const r = await runFixedRate(proc(t), requests[t.method], {
+        duration: fixedDuration,
+        rate: SLA_READ_RATE,
+      });
       fixed.set(t.name, r);
       ctx.log(
-        `  1000 req/s ${t.name}: p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ${r.errors} errors`,
+        `  ${SLA_READ_RATE} req/s ${t.name}: p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms, ${r.errors} errors`,
       );
     }
 

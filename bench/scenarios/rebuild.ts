@@ -40,15 +40,7 @@ import {
   produceChangelog,
   type Reference,
 } from '../lib/changelog.js';
-import {
-  ROOT,
-  round,
-  sleep,
-  zipf,
-  type Distribution,
-  type Scenario,
-  type ScenarioContext,
-} from '../lib/common.js';
+import { ROOT, round, sleep, type Distribution, type Scenario, type ScenarioContext } from '../lib/common.js';
 import { dueBetween, latencyFields, runOpenLoop } from '../lib/load.js';
 import { buildView } from '../lib/peers.js';
 import { changes, freshTopics, prng, startMatviewProcess } from '../lib/records.js';
@@ -61,7 +53,7 @@ import {
   watchCatchUp,
 } from '../lib/served.js';
 import { waitReady } from './fanout.js';
-import { post } from './read.js';
+import { post, SLA_READ_RATE, zipfIds } from './read.js';
 
 /** Records per batch and batches waiting for the store at once, as the feed hands them over. */
 const BATCH = 10_000;
@@ -377,8 +369,6 @@ async function rebuildCommand(
   return { startedAt, endedAt };
 }
 
-/** Offered `user(id)` rate around a served rebuild (seed 002's SLA load, as in the catch-up scenario). */
-const READ_RATE = 1_000;
 /** Seconds of reads before the command: the first is left out (the client opens its connections then). */
 const IDLE_READ_S = 6;
 
@@ -389,7 +379,7 @@ interface ReadsDuringRebuild {
 }
 
 /**
- * `user(id)` at READ_RATE against a ready `matview serve`, first alone, then while `matview rebuild --wait` runs
+ * `user(id)` at SLA_READ_RATE against a ready `matview serve`, first alone, then while `matview rebuild --wait` runs
  * against it: the server stays ready and serves the old generation until the swap, so a load balancer keeps
  * sending it reads, while the rebuild's feed fetches and decodes the whole history on the event loop that
  * answers them. A second rebuild of the same store, after the timed one (its reads would slow it).
@@ -401,11 +391,10 @@ async function readsDuringRebuild(
   reference: Reference,
   timeoutMs: number,
 ): Promise<ReadsDuringRebuild> {
-  const draw = zipf(reference.users, 0.99, prng(7));
-  const requests = Array.from({ length: 20_000 }, () => post(String(draw())));
+  const requests = zipfIds(reference.users).map(post);
   let reading = true;
   const started = performance.now();
-  const load = runOpenLoop(url, requests, { rate: READ_RATE, until: () => !reading, pacing: 'timer' });
+  const load = runOpenLoop(url, requests, { rate: SLA_READ_RATE, until: () => !reading, pacing: 'timer' });
   await sleep((ctx.quick ? 3 : IDLE_READ_S) * 1000);
   const command = await rebuildCommand(env, timeoutMs);
   reading = false;
@@ -417,7 +406,7 @@ async function readsDuringRebuild(
     ['while `matview rebuild --wait` runs (serving the old generation)', during],
   ] as const)
     ctx.row(
-      `user(id) ${name}, ${READ_RATE}/s offered`,
+      `user(id) ${name}, ${SLA_READ_RATE}/s offered`,
       latencyFields(window),
       'reads during a served rebuild',
     );
