@@ -163,8 +163,6 @@ export class RebuildController {
   private stopped = false;
   /** Set while the rebuild under way is a cold start's bulk load. */
   private bulkLoad: BulkLoad | undefined;
-  /** The rebuild under way was asked for with `--drain` (its shadow is marked so when it begins). */
-  private drain = false;
   private readonly handoffTimeoutMs: number;
   private readonly checkIntervalMs: number;
   private readonly log: Logger;
@@ -198,8 +196,7 @@ export class RebuildController {
       return this.starting ?? Promise.resolve();
     }
     this.bulkLoad = bulkLoad;
-    this.drain = drain;
-    return this.startAs(this.begin(reason));
+    return this.startAs(this.begin(reason, undefined, drain));
   }
 
   /**
@@ -217,20 +214,23 @@ export class RebuildController {
 
   /**
    * `after`: the run that began the shadow goes on after its views were built from its rows (when it
-   * started, and the rebuild's records applied before it: its totals count from there).
+   * started, and the rebuild's records applied before it: its totals count from there). `drain`: mark the
+   * shadow so (`start`); a run that goes on reads the mark its shadow already carries.
    */
   private async begin(
     reason: string,
     after?: { readonly startedAt: number; readonly appliedBefore: number },
+    drain = false,
   ): Promise<void> {
     const { store, metrics } = this.options;
     const replay = this.replayChoice();
-    const { generation, resumed, rowsOnly, drain, viewsRebuiltFrom } = await store.beginShadow(
-      reason,
-      this.topicOf,
-      { rowsFirst: replay.rowsFirst, resume: after !== undefined, drain: this.drain },
-    );
-    if (drain) this.options.onDrain?.();
+    const begun = await store.beginShadow(reason, this.topicOf, {
+      rowsFirst: replay.rowsFirst,
+      resume: after !== undefined,
+      drain,
+    });
+    const { generation, resumed, rowsOnly, viewsRebuiltFrom } = begun;
+    if (begun.drain) this.options.onDrain?.();
     const targets = await this.options.endOffsets();
     const opened = await this.options.openSource(generation);
     // Where this run's batches took each partition: stored, or still in the shadow's chunk
@@ -284,7 +284,7 @@ export class RebuildController {
         resumed,
         rowsOnly,
         // Not ready until the swap (`matview rebuild --drain`).
-        ...(drain ? { drain } : {}),
+        ...(begun.drain ? { drain: true } : {}),
         // What REBUILD_ROWS_FIRST=auto weighed (a new shadow replays rows first when `rowsFirst`).
         ...(replay.viewEntries === undefined ? {} : { viewEntries: replay.viewEntries }),
         rowsFirst: replay.rowsFirst,
@@ -472,7 +472,6 @@ export class RebuildController {
     const { metrics } = this.options;
     this.current = undefined;
     this.bulkLoad = undefined;
-    this.drain = false;
     clearInterval(run.timer);
     metrics.rebuildInProgress.set(0);
     metrics.swaps.inc({ reason: run.reason });
@@ -519,7 +518,6 @@ export class RebuildController {
     if (run === undefined || this.stopped) return;
     this.current = undefined;
     this.bulkLoad = undefined;
-    this.drain = false;
     clearInterval(run.timer);
     this.options.metrics.rebuildInProgress.set(0);
     this.log.error({ err: error, generation: run.generation.id }, 'rebuild failed');

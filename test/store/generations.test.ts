@@ -367,6 +367,23 @@ describe.each([{ writerThread: false }, { writerThread: true }])('store generati
     await again.close();
   });
 
+  it("should keep a --drain mark given while the shadow's rows replay through the build of its views from them", async () => {
+    const path = tempDir();
+    const store = openStore({ ...mode, path });
+    await store.applyBatch(commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]));
+    const begun = await store.beginShadow('requested', (table) => table, { rowsFirst: true });
+    expect({ drain: begun.drain, marked: await store.drainShadow() }).toEqual({ drain: false, marked: true });
+    await store.applyBatch(
+      commitInput(USERS, [{ topic: 'users', partition: 0, next: '2' }]),
+      begun.generation,
+    );
+    await store.buildShadowViews(begun.generation, (table) => table);
+    await store.close();
+    const reopened = openStore({ ...mode, path });
+    expect((await reopened.beginShadow('resume')).drain).toBe(true);
+    await reopened.close();
+  });
+
   it('should honour and clear a rebuild request an earlier matview recorded in the meta records', async () => {
     const path = tempDir();
     await openStore({ ...mode, path }).close();
